@@ -441,6 +441,8 @@ static int decode_int(struct decoder *d, const cJSON *item, int64_t min, int64_t
         if (!cJSON_IsNumber(item))
                 return int_rule(d, min, max);
         v = item->valuedouble;
+        if (isfinite(v) && v == floor(v) && v > (double)max && min == 0 && max == BBT_INT_MAX)
+                return fail(d, -EINVAL, "expected integer <= %" PRId64, max);
         if (!isfinite(v) || v != floor(v) || v < (double)min || v > (double)max)
                 return int_rule(d, min, max);
         *ret = (int64_t)v;
@@ -727,6 +729,9 @@ int bbt_msg_decode(enum bbt_channel ch, const void *payload, size_t len, struct 
         path_push(&d, "%s", name);
         if (len > BBT_MSG_MAX)
                 return fail(&d, -EMSGSIZE, "payload of %zu bytes exceeds %d", len, BBT_MSG_MAX);
+        /* RFC 8259 forbids senders to add a byte order mark; cJSON would skip it. */
+        if (len >= 3 && memcmp(payload, "\xef\xbb\xbf", 3) == 0)
+                return fail(&d, -EBADMSG, "payload starts with a byte order mark");
         bad = json_text_check(payload, len, &off);
         if (bad)
                 return fail(&d, -EBADMSG, "payload %s at byte %zu", bad, off);
