@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct test_config {
@@ -499,13 +501,31 @@ TEST(error_unreadable_file)
         struct test_config cfg = { 0 };
         char err[256], expected[256];
 
-        if (geteuid() == 0)
-                bbt_test_skip("running as root: file permissions do not apply");
+        pid_t pid = 0;
+        int status;
+
         write_conf("[broker]\n");
         ASSERT_OK(chmod(conf_path, 0));
+        /* Permissions do not bind root: check as nobody, in a child, so the
+         * parent can still remove the files. */
+        if (geteuid() == 0) {
+                pid = fork();
+                ASSERT(pid >= 0);
+                if (pid > 0) {
+                        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+                        ASSERT(WIFEXITED(status));
+                        ASSERT_EQ(WEXITSTATUS(status), 0);
+                        return;
+                }
+                if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+                    setresuid(65534, 65534, 65534) < 0)
+                        _exit(3);
+        }
         ASSERT_EQ(bbt_config_load(opts, N_OPTS, conf_path, &cfg, err, sizeof(err)), -EACCES);
         snprintf(expected, sizeof(expected), "%s: Permission denied", conf_path);
         ASSERT_STR_EQ(err, expected);
+        if (pid == 0 && geteuid() != 0 && getuid() == 65534)
+                _exit(0);
 }
 
 TEST(no_partial_apply)
