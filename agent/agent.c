@@ -1,0 +1,1278 @@
+/* The bbt-agent daemon: every message is spooled, then published in seq order; commands answered; clean stop. */
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <systemd/sd-daemon.h>
+
+#include "bbt/log.h"
+#include "bbt/mqtt.h"
+#include "bbt/protocol.h"
+#include "health.h"
+#include "spool.h"
+#include "state.h"
+#include "usage_tracker.h"
+
+#define TICK_MS 100          /* pacing of backlog drain and resends */
+#define META_MS 1000         /* how often acknowledgements are saved */
+#define EXPIRE_MS 60000      /* how often expired spool segments are removed */
+#define STOP_WAIT_MS 4000    /* how long a stop waits for acknowledgements */
+#define MAX_RESEND_JOBS 8
+#define RECENT_CMD_IDS 16
+#define SEQ_BLOCK 1000
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Spool record flags: bit 0 is the MQTT retain flag (spool.h); bit 1 marks a
+ * will, stored so that no seq is ever missing: the uplink leaves the current
+ * session's will to the broker and sends earlier ones unretained. */
+#define RECORD_WILL 0x02
+
+struct inflight {
+        uint64_t seq;
+        int mid;
+        bool acked;
+};
+
+struct resend_job {
+        char id[65];
+        uint64_t from, to, next, sent;
+};
+
+struct bbt_agent {
+        uv_loop_t *loop;
+        char *config_path;
+        struct bbt_agent_config cfg;
+        char prefix[BBT_TOPIC_MAX]; /* "bbt/v1/county/school/terminal/" */
+        char cmd_topic[BBT_TOPIC_MAX];
+
+        struct bbt_mqtt *mqtt;
+        struct bbt_spool *spool;
+        struct bbt_state *state;
+        struct bbt_health health;
+        struct bbt_usage_tracker usage;
+        char hostname[65], os[129], machine_id[65];
+
+        uv_timer_t hb_timer, tick_timer, fsync_timer, usage_timer, meta_timer, stop_timer, watchdog_timer;
+        uv_signal_t sig_term, sig_int, sig_hup;
+        int open_handles;
+
+        /* fsync off the loop thread */
+        uv_work_t sync_work;
+        bool sync_running;
+        int sync_result;
+        uint64_t appended_seq, synced_seq, sync_synced;
+
+        /* the MQTT session */
+        uint32_t boot;
+        uint64_t will_seq;
+        int64_t will_ts;
+        bool connected, session_used;
+        uint64_t session_first_seq; /* retained records older than this go out unretained */
+        struct {
+                uint64_t seq;
+                int mid;
+                bool acked;
+        } early[2]; /* birth and inventory, sent ahead of the backlog */
+        size_t n_early;
+        unsigned connect_failures;
+
+        /* the uplink window, in spool order */
+        struct inflight *window;
+        size_t window_cap, window_head, window_len;
+        double tokens, resend_tokens;
+        uint64_t acked_through;
+        bool meta_dirty;
+
+        struct resend_job jobs[MAX_RESEND_JOBS];
+        size_t n_jobs;
+        char recent_ids[RECENT_CMD_IDS][65];
+        size_t recent_next;
+
+        bool spool_drop_raised;
+        uint64_t append_failures;
+        char health_error[256];
+
+        bool stopping, stopped;
+        uint64_t stop_started;
+        int shutdown_mid;
+        bool shutdown_acked;
+        struct bbt_agent_stats stats;
+};
+
+static int64_t clock_ms(clockid_t id)
+{
+        struct timespec ts;
+
+        clock_gettime(id, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_real(void)
+{
+        return clock_ms(CLOCK_REALTIME);
+}
+
+static int64_t now_mono(void)
+{
+        return clock_ms(CLOCK_MONOTONIC);
+}
+
+static void build_topic(const struct bbt_agent *a, enum bbt_channel ch, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s%s", a->prefix, bbt_channel_name(ch));
+}
+
+/* ---- producing messages ---- */
+
+static void pump(struct bbt_agent *a);
+static void request_sync(struct bbt_agent *a);
+
+/* Gives M the next seq, the time and the session, encodes it and appends it to
+ * the spool. Returns 0 with the JSON in *RET_JSON (may be NULL: then freed
+ * here), or a negative errno (logged; the message is lost and counted). */
+static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags, char **ret_json,
+                          size_t *ret_len)
+{
+        char topic[BBT_TOPIC_MAX], errtext[300];
+        struct bbt_error err;
+        uint64_t seq, dropped = 0;
+        char *json;
+        size_t len;
+        int r;
+
+        r = bbt_state_next_seq(a->state, &seq);
+        if (r < 0) {
+                bbt_log_error("cannot reserve a sequence number in %s: %s; message not sent",
+                              a->cfg.state_dir, strerror(-r));
+                a->append_failures++;
+                return r;
+        }
+        m->seq = (int64_t)seq;
+        m->ts = now_real();
+        m->boot = a->boot;
+        r = bbt_msg_encode(m, &json, &len, &err);
+        if (r < 0) {
+                bbt_log_error("internal: %s message seq %" PRIu64 " does not encode: %s",
+                              bbt_channel_name(m->channel), seq, bbt_error_format(&err, errtext, sizeof(errtext)));
+                a->append_failures++;
+                return r;
+        }
+        build_topic(a, m->channel, topic, sizeof(topic));
+        if (bbt_channel_retained(m->channel))
+                flags |= BBT_SPOOL_RETAIN;
+        r = bbt_spool_append(a->spool, seq, m->ts, flags, topic, json, len, &dropped);
+        if (r < 0) {
+                bbt_log_error("spool %s: cannot store %s seq %" PRIu64 ": %s; message lost (counted in hb spool.dropped)",
+                              a->cfg.spool_dir, bbt_channel_name(m->channel), seq, strerror(-r));
+                a->append_failures++;
+                a->stats.spool_errors++;
+                free(json);
+                return r;
+        }
+        a->stats.produced++;
+        a->appended_seq = seq;
+        if (dropped) {
+                bbt_log_warning("spool %s is full (max_size %lld bytes): dropped the %" PRIu64
+                                " oldest unsent records", a->cfg.spool_dir, a->cfg.spool_max_bytes, dropped);
+        }
+        if (a->cfg.fsync_policy == BBT_FSYNC_EACH)
+                request_sync(a);
+        if (ret_json) {
+                *ret_json = json;
+                *ret_len = len;
+        } else {
+                free(json);
+        }
+        if (dropped && !a->spool_drop_raised) {
+                struct bbt_msg alert;
+                char detail[160];
+
+                a->spool_drop_raised = true;
+                snprintf(detail, sizeof(detail), "spool full (max_size %lld bytes): %" PRIu64 " unsent records dropped",
+                         a->cfg.spool_max_bytes, dropped);
+                bbt_msg_init(&alert, BBT_CH_ALERT);
+                alert.body.alert.code = "spool_drop";
+                alert.body.alert.severity = BBT_SEVERITY_WARNING;
+                alert.body.alert.state = BBT_ALERT_RAISED;
+                alert.body.alert.detail = detail;
+                produce_record(a, &alert, 0, NULL, NULL);
+        }
+        return 0;
+}
+
+/* Produces M and lets the uplink send it. */
+static int produce(struct bbt_agent *a, struct bbt_msg *m)
+{
+        int r = produce_record(a, m, 0, NULL, NULL);
+
+        pump(a);
+        return r;
+}
+
+static void produce_alert(struct bbt_agent *a, const char *code, enum bbt_severity sev,
+                          enum bbt_alert_state state, const char *detail)
+{
+        struct bbt_msg m;
+
+        bbt_msg_init(&m, BBT_CH_ALERT);
+        m.body.alert.code = code;
+        m.body.alert.severity = sev;
+        m.body.alert.state = state;
+        m.body.alert.detail = detail;
+        produce(a, &m);
+}
+
+static void usage_emit_cb(void *userdata, const struct bbt_usage *interval)
+{
+        struct bbt_agent *a = userdata;
+        struct bbt_msg m;
+
+        bbt_msg_init(&m, BBT_CH_USAGE);
+        m.body.usage = *interval;
+        produce(a, &m);
+}
+
+static void produce_heartbeat(struct bbt_agent *a)
+{
+        struct bbt_spool_stats st;
+        struct bbt_msg m;
+        char err[256] = "";
+        int r;
+
+        bbt_msg_init(&m, BBT_CH_HB);
+        if (a->cfg.health_enabled) {
+                r = bbt_health_read(&a->health, a->cfg.root, a->cfg.spool_dir, &m.body.hb, err, sizeof(err));
+                if (r < 0 && strcmp(err, a->health_error) != 0)
+                        bbt_log_warning("health: %s (reported as 0 until it can be read)", err);
+                snprintf(a->health_error, sizeof(a->health_error), "%s", r < 0 ? err : "");
+        }
+        m.body.hb.state = bbt_usage_tracker_state(&a->usage);
+        bbt_spool_stats(a->spool, &st);
+        m.body.hb.spool_depth = (int64_t)st.depth;
+        m.body.hb.spool_dropped = (int64_t)(st.dropped + a->append_failures);
+        produce(a, &m);
+}
+
+static void read_identity(struct bbt_agent *a)
+{
+        char path[4096], line[512];
+        struct utsname u;
+        FILE *f;
+
+        if (gethostname(a->hostname, sizeof(a->hostname) - 1) < 0)
+                snprintf(a->hostname, sizeof(a->hostname), "unknown");
+        snprintf(a->os, sizeof(a->os), "Linux");
+        if (uname(&u) == 0)
+                snprintf(a->os, sizeof(a->os), "%.20s %.60s", u.sysname, u.release);
+        snprintf(path, sizeof(path), "%s/etc/os-release", a->cfg.root);
+        f = fopen(path, "re");
+        if (f) {
+                while (fgets(line, sizeof(line), f)) {
+                        if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+                                char *v = line + 12;
+
+                                v[strcspn(v, "\n")] = '\0';
+                                if (*v == '"') {
+                                        v++;
+                                        v[strcspn(v, "\"")] = '\0';
+                                }
+                                /* os is text(128): keep it short and whole characters. */
+                                snprintf(a->os, sizeof(a->os), "%.100s", v);
+                                break;
+                        }
+                }
+                fclose(f);
+        }
+        snprintf(a->machine_id, sizeof(a->machine_id), "unknown");
+        snprintf(path, sizeof(path), "%s/etc/machine-id", a->cfg.root);
+        f = fopen(path, "re");
+        if (f) {
+                if (fgets(line, sizeof(line), f)) {
+                        line[strcspn(line, "\n")] = '\0';
+                        if (*line && strlen(line) <= 64 && strspn(line, "0123456789abcdefABCDEF") == strlen(line))
+                                snprintf(a->machine_id, sizeof(a->machine_id), "%s", line);
+                }
+                fclose(f);
+        }
+}
+
+/* ---- the session: boot counter, will, birth ---- */
+
+static void will_msg(const struct bbt_agent *a, struct bbt_msg *m, enum bbt_state_reason reason)
+{
+        bbt_msg_init(m, BBT_CH_STATE);
+        m->seq = (int64_t)a->will_seq;
+        m->ts = a->will_ts;
+        m->boot = a->boot;
+        m->body.state.online = false;
+        m->body.state.reason = reason;
+}
+
+/* Starts a new session: the next boot, a will with the next seq, stored in the
+ * spool (so a resend can replay it) and handed to the connection. */
+static int new_session(struct bbt_agent *a)
+{
+        struct bbt_mqtt_will will;
+        struct bbt_msg m;
+        char topic[BBT_TOPIC_MAX], *json;
+        size_t len;
+        int r;
+
+        r = bbt_state_new_session(a->state, &a->boot);
+        if (r < 0) {
+                bbt_log_error("cannot save the boot counter in %s: %s", a->cfg.state_dir, strerror(-r));
+                return r;
+        }
+        a->stats.boot = a->boot;
+        bbt_msg_init(&m, BBT_CH_STATE);
+        m.body.state.online = false;
+        m.body.state.reason = BBT_REASON_LOST;
+        r = produce_record(a, &m, RECORD_WILL, &json, &len);
+        if (r < 0)
+                return r;
+        a->will_seq = (uint64_t)m.seq;
+        a->will_ts = m.ts;
+        a->session_used = false;
+        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
+        will = (struct bbt_mqtt_will){ .topic = topic, .payload = json, .len = len, .qos = 1, .retain = true };
+        r = a->mqtt ? bbt_mqtt_set_will(a->mqtt, &will) : 0;
+        free(json);
+        return r;
+}
+
+/* Produces a message and publishes it at once, ahead of the backlog. */
+static void produce_early(struct bbt_agent *a, struct bbt_msg *m)
+{
+        char topic[BBT_TOPIC_MAX], *json;
+        size_t len;
+        int mid, r;
+
+        if (produce_record(a, m, 0, &json, &len) < 0)
+                return;
+        build_topic(a, m->channel, topic, sizeof(topic));
+        if (a->cfg.fsync_policy == BBT_FSYNC_EACH)
+                bbt_spool_sync(a->spool, NULL); /* two small records per connection */
+        r = bbt_mqtt_publish(a->mqtt, topic, json, len, 1, bbt_channel_retained(m->channel), &mid);
+        free(json);
+        if (r < 0 || a->n_early >= 2)
+                return; /* it stays in the spool and goes out in order */
+        a->early[a->n_early].seq = (uint64_t)m->seq;
+        a->early[a->n_early].mid = mid;
+        a->early[a->n_early].acked = false;
+        a->n_early++;
+        a->stats.published++;
+}
+
+static void produce_inventory(struct bbt_agent *a, bool early)
+{
+        struct bbt_msg m;
+
+        /* The peripheral drivers fill this in; until then the list is empty. */
+        bbt_msg_init(&m, BBT_CH_INVENTORY);
+        if (early)
+                produce_early(a, &m);
+        else
+                produce(a, &m);
+}
+
+/* ---- the uplink: spool to broker, in order, within a window ---- */
+
+static void window_clear(struct bbt_agent *a)
+{
+        a->window_head = a->window_len = 0;
+}
+
+static struct inflight *window_at(struct bbt_agent *a, size_t i)
+{
+        return &a->window[(a->window_head + i) % a->window_cap];
+}
+
+static void window_push(struct bbt_agent *a, uint64_t seq, int mid, bool acked)
+{
+        struct inflight *f = window_at(a, a->window_len);
+
+        f->seq = seq;
+        f->mid = mid;
+        f->acked = acked;
+        a->window_len++;
+}
+
+/* Acknowledges the window's head while it is acknowledged. */
+static void window_advance(struct bbt_agent *a)
+{
+        uint64_t through = 0;
+        size_t n = 0;
+
+        while (a->window_len && window_at(a, 0)->acked) {
+                through = window_at(a, 0)->seq;
+                a->window_head = (a->window_head + 1) % a->window_cap;
+                a->window_len--;
+                n++;
+        }
+        if (!n)
+                return;
+        bbt_spool_ack_through(a->spool, through);
+        a->acked_through = through;
+        a->stats.acked += n;
+        a->meta_dirty = true;
+}
+
+static bool sync_gate_open(const struct bbt_agent *a)
+{
+        return a->cfg.fsync_policy != BBT_FSYNC_EACH || a->synced_seq >= a->appended_seq;
+}
+
+static void tick_timer_cb(uv_timer_t *t);
+
+static void ensure_ticking(struct bbt_agent *a)
+{
+        if (!uv_is_active((uv_handle_t *)&a->tick_timer) && !a->stopped)
+                uv_timer_start(&a->tick_timer, tick_timer_cb, TICK_MS, TICK_MS);
+}
+
+static void pump(struct bbt_agent *a)
+{
+        struct bbt_spool_record rec;
+        size_t i;
+        int mid, r;
+
+        if (!a->connected || !sync_gate_open(a))
+                return;
+        while (a->window_len < a->window_cap - 2) {
+                if (a->tokens < 1) {
+                        ensure_ticking(a);
+                        return;
+                }
+                r = bbt_spool_next(a->spool, &rec);
+                if (r == -ENOENT)
+                        return;
+                if (r < 0) {
+                        bbt_log_error("spool %s: cannot read the next record: %s", a->cfg.spool_dir, strerror(-r));
+                        return;
+                }
+                /* This session's will is the broker's to publish. A will of an
+                 * earlier session goes out like any record: the broker sent it
+                 * (the aggregator drops the copy) or lost it (this fills the gap). */
+                if ((rec.flags & RECORD_WILL) && rec.seq == a->will_seq) {
+                        window_push(a, rec.seq, -1, true);
+                        continue;
+                }
+                for (i = 0; i < a->n_early; i++)
+                        if (a->early[i].seq == rec.seq)
+                                break;
+                if (i < a->n_early) {
+                        window_push(a, rec.seq, a->early[i].mid, a->early[i].acked);
+                        continue;
+                }
+                /* A retained message from an earlier session is history: it
+                 * must not replace what the broker retains now. */
+                r = bbt_mqtt_publish(a->mqtt, rec.topic, rec.payload, rec.payload_len, 1,
+                                     (rec.flags & BBT_SPOOL_RETAIN) && rec.seq >= a->session_first_seq, &mid);
+                if (r < 0) {
+                        if (r != -ENOTCONN)
+                                bbt_log_warning("publish of seq %" PRIu64 " failed: %s", rec.seq, strerror(-r));
+                        return; /* the cursor is rewound at the next connection */
+                }
+                window_push(a, rec.seq, mid, false);
+                a->tokens -= 1;
+                a->stats.published++;
+        }
+        window_advance(a);
+}
+
+/* ---- fsync off the loop thread ---- */
+
+static void sync_work_cb(uv_work_t *req)
+{
+        struct bbt_agent *a = req->data;
+
+        a->sync_result = bbt_spool_sync(a->spool, &a->sync_synced);
+}
+
+static void sync_after_cb(uv_work_t *req, int status)
+{
+        struct bbt_agent *a = req->data;
+
+        a->sync_running = false;
+        if (status == 0 && a->sync_result == 0 && a->sync_synced > a->synced_seq)
+                a->synced_seq = a->sync_synced;
+        else if (a->sync_result < 0)
+                bbt_log_error("spool %s: fsync failed: %s", a->cfg.spool_dir, strerror(-a->sync_result));
+        if (a->stopped)
+                return;
+        if (a->synced_seq < a->appended_seq && a->cfg.fsync_policy == BBT_FSYNC_EACH)
+                request_sync(a);
+        pump(a);
+}
+
+static void request_sync(struct bbt_agent *a)
+{
+        if (a->sync_running || a->stopped)
+                return;
+        a->sync_running = true;
+        a->sync_work.data = a;
+        if (uv_queue_work(a->loop, &a->sync_work, sync_work_cb, sync_after_cb) < 0)
+                a->sync_running = false;
+}
+
+/* ---- resend ---- */
+
+static void reply(struct bbt_agent *a, const char *id, bool ok, const char *error, cJSON *result)
+{
+        struct bbt_msg m;
+
+        bbt_msg_init(&m, BBT_CH_CMD_REPLY);
+        m.body.reply.id = id;
+        m.body.reply.ok = ok;
+        m.body.reply.error = error;
+        m.body.reply.result_json = result;
+        produce(a, &m);
+        cJSON_Delete(result);
+}
+
+struct resend_ctx {
+        struct bbt_agent *a;
+        int failed;
+};
+
+static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
+{
+        struct resend_ctx *ctx = userdata;
+        int mid, r;
+
+        /* History is never retained; the will goes out like any record. */
+        r = bbt_mqtt_publish(ctx->a->mqtt, rec->topic, rec->payload, rec->payload_len, 1, false, &mid);
+        if (r < 0) {
+                ctx->failed = r;
+                return 1; /* not taken: carry on from here after reconnecting */
+        }
+        ctx->a->stats.resent++;
+        ctx->a->stats.published++;
+        return 0;
+}
+
+static void drop_job(struct bbt_agent *a)
+{
+        memmove(&a->jobs[0], &a->jobs[1], (a->n_jobs - 1) * sizeof(a->jobs[0]));
+        a->n_jobs--;
+}
+
+static void finish_job(struct bbt_agent *a, struct resend_job *job, const struct bbt_spool_range *range)
+{
+        cJSON *result = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(result, "from", (double)job->from);
+        cJSON_AddNumberToObject(result, "to", (double)job->to);
+        cJSON_AddNumberToObject(result, "sent", (double)job->sent);
+        /* Below first_retained the spool no longer holds the range; above
+         * last_seq nothing was ever produced. */
+        cJSON_AddNumberToObject(result, "first_retained", (double)range->first_available);
+        cJSON_AddNumberToObject(result, "last_seq", (double)range->last_seq);
+        bbt_log_info("resend %s: seq %" PRIu64 "..%" PRIu64 ": %" PRIu64 " records republished", job->id, job->from,
+                     job->to, job->sent);
+        reply(a, job->id, true, NULL, result);
+        drop_job(a);
+}
+
+static void run_resend(struct bbt_agent *a)
+{
+        struct resend_ctx ctx = { .a = a };
+        struct bbt_spool_range range;
+        struct resend_job *job;
+        size_t budget;
+        int r;
+
+        if (!a->n_jobs || !a->connected)
+                return;
+        job = &a->jobs[0];
+        budget = (size_t)a->resend_tokens;
+        if (!budget)
+                return;
+        r = bbt_spool_read_range(a->spool, job->next, job->to, budget, resend_record_cb, &ctx, &range);
+        if (r < 0) {
+                bbt_log_error("resend %s: cannot read the spool: %s", job->id, strerror(-r));
+                reply(a, job->id, false, "cannot read the spool", NULL);
+                drop_job(a);
+                return;
+        }
+        a->resend_tokens -= (double)range.delivered;
+        job->sent += range.delivered;
+        job->next = range.next;
+        if (range.done)
+                finish_job(a, job, &range);
+}
+
+/* ---- commands ---- */
+
+static bool seen_recently(struct bbt_agent *a, const char *id)
+{
+        size_t i;
+
+        for (i = 0; i < RECENT_CMD_IDS; i++)
+                if (strcmp(a->recent_ids[i], id) == 0)
+                        return true;
+        snprintf(a->recent_ids[a->recent_next], sizeof(a->recent_ids[0]), "%s", id);
+        a->recent_next = (a->recent_next + 1) % RECENT_CMD_IDS;
+        return false;
+}
+
+/* The id of a command that failed validation, if it has a usable one. */
+static bool salvage_id(const void *payload, size_t len, char *buf, size_t size)
+{
+        cJSON *root = cJSON_ParseWithLength(payload, len);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+        bool ok = cJSON_IsString(id) && bbt_id_valid(id->valuestring) == true;
+
+        if (ok)
+                snprintf(buf, size, "%s", id->valuestring);
+        cJSON_Delete(root);
+        return ok;
+}
+
+static void handle_cmd(struct bbt_agent *a, const void *payload, size_t len)
+{
+        char errtext[300], id[65];
+        struct bbt_error err;
+        struct bbt_msg m;
+        const struct bbt_cmd *c;
+        int r;
+
+        a->stats.cmd_received++;
+        r = bbt_msg_decode(BBT_CH_CMD, payload, len, &m, &err);
+        if (r < 0) {
+                a->stats.cmd_rejected++;
+                bbt_log_warning("%s: rejected command: %s", a->cmd_topic, bbt_error_format(&err, errtext, sizeof(errtext)));
+                if (salvage_id(payload, len, id, sizeof(id)))
+                        reply(a, id, false, errtext, NULL);
+                return;
+        }
+        c = &m.body.cmd;
+        if (seen_recently(a, c->id)) {
+                bbt_log_debug("command %s already handled; ignoring the repeat", c->id);
+                goto out;
+        }
+        bbt_log_info("command %s: %s", c->id, c->op);
+        switch (c->op_code) {
+        case BBT_OP_RESEND:
+                if (a->n_jobs == MAX_RESEND_JOBS) {
+                        reply(a, c->id, false, "busy: too many resend requests queued", NULL);
+                        break;
+                }
+                snprintf(a->jobs[a->n_jobs].id, sizeof(a->jobs[0].id), "%s", c->id);
+                a->jobs[a->n_jobs].from = (uint64_t)c->args.resend.from;
+                a->jobs[a->n_jobs].to = (uint64_t)c->args.resend.to;
+                a->jobs[a->n_jobs].next = (uint64_t)c->args.resend.from;
+                a->jobs[a->n_jobs].sent = 0;
+                a->n_jobs++;
+                ensure_ticking(a);
+                break;
+        case BBT_OP_INVENTORY:
+                produce_inventory(a, false);
+                reply(a, c->id, true, NULL, NULL);
+                break;
+        default:
+                snprintf(errtext, sizeof(errtext), "unsupported op %s", c->op);
+                reply(a, c->id, false, errtext, NULL);
+                break;
+        }
+out:
+        bbt_msg_free(&m);
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_connect(void *userdata, bool session_present)
+{
+        struct bbt_agent *a = userdata;
+        struct bbt_msg birth;
+
+        a->connected = true;
+        a->session_used = true;
+        a->connect_failures = 0;
+        bbt_log_notice("connected to %s:%lld (boot %" PRIu32 ")", a->cfg.host, a->cfg.port, a->boot);
+        window_clear(a);
+        bbt_spool_rewind(a->spool);
+        a->n_early = 0;
+        a->tokens = a->cfg.drain_rate / 10.0 > 1 ? a->cfg.drain_rate / 10.0 : 1;
+
+        bbt_msg_init(&birth, BBT_CH_STATE);
+        birth.body.state.online = true;
+        birth.body.state.version = BBT_VERSION;
+        birth.body.state.hostname = a->hostname;
+        birth.body.state.os = a->os;
+        birth.body.state.machine_id = a->machine_id;
+        a->session_first_seq = a->will_seq;
+        produce_early(a, &birth);
+        produce_inventory(a, true);
+        pump(a);
+        ensure_ticking(a);
+}
+
+static void on_disconnect(void *userdata, int error, const char *reason)
+{
+        struct bbt_agent *a = userdata;
+
+        if (a->connected && (a->stopping || error == 0)) {
+                a->connected = false;
+                bbt_log_info("disconnected from %s:%lld", a->cfg.host, a->cfg.port);
+        } else if (a->connected) {
+                a->connected = false;
+                bbt_log_warning("connection to %s:%lld lost: %s; reconnecting with backoff", a->cfg.host,
+                                a->cfg.port, reason);
+        } else if (error && (a->connect_failures++ % 10) == 0) {
+                bbt_log_warning("cannot connect to %s:%lld: %s (attempt %u; retrying with backoff)", a->cfg.host,
+                                a->cfg.port, reason, a->connect_failures);
+        }
+        window_clear(a);
+        a->n_early = 0;
+        /* A session the broker accepted is over: the next one gets a new boot
+         * and a new will. A will that never reached a broker is reused. */
+        if (a->session_used && !a->stopping)
+                new_session(a);
+}
+
+static void on_publish(void *userdata, int mid)
+{
+        struct bbt_agent *a = userdata;
+        size_t i;
+
+        if (a->stopping && mid == a->shutdown_mid)
+                a->shutdown_acked = true;
+        for (i = 0; i < a->n_early; i++)
+                if (a->early[i].mid == mid)
+                        a->early[i].acked = true;
+        for (i = 0; i < a->window_len; i++) {
+                struct inflight *f = window_at(a, i);
+
+                if (f->mid == mid && !f->acked) {
+                        f->acked = true;
+                        break;
+                }
+        }
+        window_advance(a);
+        pump(a);
+}
+
+static void on_message(void *userdata, const char *topic, const void *payload, size_t len, int qos, bool retain)
+{
+        struct bbt_agent *a = userdata;
+
+        if (strcmp(topic, a->cmd_topic) != 0 || a->stopping)
+                return;
+        handle_cmd(a, payload, len);
+}
+
+static void on_mqtt_log(void *userdata, int priority, const char *line)
+{
+        /* The agent logs what matters about the connection itself. */
+        bbt_log_debug("%s", line);
+}
+
+static int read_password(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int)size, f))
+                buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        return 0;
+}
+
+static int connect_broker(struct bbt_agent *a)
+{
+        static const struct bbt_mqtt_callbacks cbs = {
+                .on_connect = on_connect,
+                .on_disconnect = on_disconnect,
+                .on_message = on_message,
+                .on_publish = on_publish,
+                .on_log = on_mqtt_log,
+        };
+        struct bbt_mqtt_options o;
+        char password[256] = "", client_id[80];
+        int r;
+
+        bbt_mqtt_options_init(&o);
+        if (a->cfg.password_file) {
+                r = read_password(a->cfg.password_file, password, sizeof(password));
+                if (r < 0) {
+                        bbt_log_error("%s: %s", a->cfg.password_file, strerror(-r));
+                        return r;
+                }
+        }
+        snprintf(client_id, sizeof(client_id), "bbt-%s-%s-%s", a->cfg.county, a->cfg.school, a->cfg.terminal);
+        o.host = a->cfg.host;
+        o.port = (int)a->cfg.port;
+        o.client_id = client_id;
+        o.username = a->cfg.username;
+        o.password = a->cfg.password_file ? password : NULL;
+        o.tls_ca_file = a->cfg.tls_ca_file;
+        o.tls_ca_path = a->cfg.tls_ca_path;
+        o.tls_cert_file = a->cfg.tls_cert_file;
+        o.tls_key_file = a->cfg.tls_key_file;
+        o.keepalive_s = (int)(a->cfg.keepalive_ms / 1000);
+        o.clean_session = true;
+        o.backoff_min_ms = (unsigned)a->cfg.backoff_min_ms;
+        o.backoff_max_ms = (unsigned)a->cfg.backoff_max_ms;
+        r = bbt_mqtt_new(a->loop, &o, &cbs, a, &a->mqtt);
+        explicit_bzero(password, sizeof(password));
+        if (r < 0) {
+                bbt_log_error("broker settings: %s", strerror(-r));
+                return r;
+        }
+        r = bbt_mqtt_subscribe(a->mqtt, a->cmd_topic, 1);
+        if (r == 0)
+                r = a->session_used || a->will_seq == 0 ? new_session(a) : 0;
+        if (r == 0 && !a->will_seq)
+                r = -EINVAL;
+        if (r == 0) {
+                /* Hand the current will to this connection. */
+                struct bbt_msg m;
+                struct bbt_mqtt_will will;
+                char topic[BBT_TOPIC_MAX], *json;
+                size_t len;
+
+                will_msg(a, &m, BBT_REASON_LOST);
+                r = bbt_msg_encode(&m, &json, &len, NULL);
+                if (r == 0) {
+                        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
+                        will = (struct bbt_mqtt_will){ .topic = topic, .payload = json, .len = len, .qos = 1, .retain = true };
+                        r = bbt_mqtt_set_will(a->mqtt, &will);
+                        free(json);
+                }
+        }
+        if (r == 0)
+                r = bbt_mqtt_start(a->mqtt);
+        return r;
+}
+
+/* ---- timers ---- */
+
+static void hb_timer_cb(uv_timer_t *t)
+{
+        produce_heartbeat(container_of(t, struct bbt_agent, hb_timer));
+}
+
+static void usage_timer_cb(uv_timer_t *t);
+
+static void arm_usage_timer(struct bbt_agent *a)
+{
+        int64_t due = bbt_usage_tracker_next_deadline(&a->usage) - now_mono();
+
+        uv_timer_start(&a->usage_timer, usage_timer_cb, due > 0 ? (uint64_t)due : 0, 0);
+}
+
+static void usage_timer_cb(uv_timer_t *t)
+{
+        struct bbt_agent *a = container_of(t, struct bbt_agent, usage_timer);
+
+        bbt_usage_tracker_tick(&a->usage, now_mono(), now_real());
+        arm_usage_timer(a);
+}
+
+static void tick_timer_cb(uv_timer_t *t)
+{
+        struct bbt_agent *a = container_of(t, struct bbt_agent, tick_timer);
+        double per_tick = a->cfg.drain_rate * TICK_MS / 1000.0, resend_per_tick = a->cfg.resend_rate * TICK_MS / 1000.0;
+
+        /* Token buckets hold at most one tick's worth (at least one message). */
+        a->tokens += per_tick;
+        if (a->tokens > (per_tick > 1 ? per_tick : 1))
+                a->tokens = per_tick > 1 ? per_tick : 1;
+        a->resend_tokens += resend_per_tick;
+        if (a->resend_tokens > (resend_per_tick > 1 ? resend_per_tick : 1))
+                a->resend_tokens = resend_per_tick > 1 ? resend_per_tick : 1;
+        pump(a);
+        run_resend(a);
+        /* Idle: nothing pending in the window, no backlog, no resends. */
+        if (!a->n_jobs && a->window_len == 0 && a->tokens >= (per_tick > 1 ? per_tick : 1))
+                uv_timer_stop(t);
+}
+
+static void meta_timer_cb(uv_timer_t *t)
+{
+        struct bbt_agent *a = container_of(t, struct bbt_agent, meta_timer);
+        static unsigned ticks;
+        struct bbt_spool_stats st;
+
+        if (a->meta_dirty) {
+                bbt_spool_save_meta(a->spool);
+                a->meta_dirty = false;
+        }
+        bbt_spool_stats(a->spool, &st);
+        if (a->spool_drop_raised && st.depth == 0) {
+                a->spool_drop_raised = false;
+                produce_alert(a, "spool_drop", BBT_SEVERITY_WARNING, BBT_ALERT_CLEARED, "backlog delivered");
+        }
+        if (++ticks * META_MS >= EXPIRE_MS) {
+                ticks = 0;
+                bbt_spool_expire(a->spool);
+        }
+}
+
+static void fsync_timer_cb(uv_timer_t *t)
+{
+        struct bbt_agent *a = container_of(t, struct bbt_agent, fsync_timer);
+
+        if (a->appended_seq > a->synced_seq)
+                request_sync(a);
+}
+
+static void watchdog_timer_cb(uv_timer_t *t)
+{
+        sd_notify(0, "WATCHDOG=1");
+}
+
+/* ---- stop ---- */
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+        struct bbt_agent *a = h->data;
+
+        a->open_handles--;
+}
+
+static void close_handle(struct bbt_agent *a, uv_handle_t *h)
+{
+        if (!uv_is_closing(h)) {
+                h->data = a;
+                uv_close(h, handle_closed_cb);
+        }
+}
+
+static void mqtt_closed_cb(void *userdata)
+{
+        struct bbt_agent *a = userdata;
+        struct bbt_spool_stats st;
+
+        a->mqtt = NULL;
+        bbt_spool_save_meta(a->spool);
+        bbt_spool_stats(a->spool, &st);
+        bbt_log_notice("stopped: %" PRIu64 " messages produced, %" PRIu64 " acknowledged this run, %" PRIu64
+                       " waiting in the spool", a->stats.produced, a->stats.acked, st.depth);
+}
+
+static void finish_stop(struct bbt_agent *a)
+{
+        if (a->stopped)
+                return;
+        a->stopped = true;
+        uv_timer_stop(&a->stop_timer);
+        close_handle(a, (uv_handle_t *)&a->hb_timer);
+        close_handle(a, (uv_handle_t *)&a->tick_timer);
+        close_handle(a, (uv_handle_t *)&a->fsync_timer);
+        close_handle(a, (uv_handle_t *)&a->usage_timer);
+        close_handle(a, (uv_handle_t *)&a->meta_timer);
+        close_handle(a, (uv_handle_t *)&a->stop_timer);
+        close_handle(a, (uv_handle_t *)&a->watchdog_timer);
+        close_handle(a, (uv_handle_t *)&a->sig_term);
+        close_handle(a, (uv_handle_t *)&a->sig_int);
+        close_handle(a, (uv_handle_t *)&a->sig_hup);
+        bbt_mqtt_close(a->mqtt, mqtt_closed_cb);
+}
+
+static void disconnected_cb(void *userdata, int status)
+{
+        finish_stop(userdata);
+}
+
+/* Polls until the shutdown state and the window are acknowledged (or
+ * STOP_WAIT_MS has passed), then disconnects cleanly. */
+static void stop_timer_cb(uv_timer_t *t)
+{
+        struct bbt_agent *a = container_of(t, struct bbt_agent, stop_timer);
+        bool done = !a->connected || (a->shutdown_acked && a->window_len == 0);
+
+        if (!done) {
+                if (uv_now(a->loop) - a->stop_started < STOP_WAIT_MS)
+                        return;
+                bbt_log_warning("stop: the broker did not acknowledge everything within %d ms; "
+                                "the rest stays in the spool", STOP_WAIT_MS);
+        }
+        uv_timer_stop(t);
+        if (!a->connected || bbt_mqtt_disconnect(a->mqtt, disconnected_cb) < 0)
+                finish_stop(a);
+}
+
+/* Publishes the clean-stop state of the current session on its state topic:
+ * it takes the will's seq and boot, so each session ends with one offline
+ * state. Returns the mid, or -1 if it could not be handed to the connection. */
+static int publish_shutdown(struct bbt_agent *a)
+{
+        struct bbt_msg m;
+        char topic[BBT_TOPIC_MAX], *json;
+        size_t len;
+        int mid = -1;
+
+        will_msg(a, &m, BBT_REASON_SHUTDOWN);
+        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
+        if (bbt_msg_encode(&m, &json, &len, NULL) == 0) {
+                if (bbt_mqtt_publish(a->mqtt, topic, json, len, 1, true, &mid) < 0)
+                        mid = -1;
+                else
+                        a->stats.published++;
+                free(json);
+        }
+        return mid;
+}
+
+void bbt_agent_stop(struct bbt_agent *a)
+{
+        if (a->stopping)
+                return;
+        a->stopping = true;
+        sd_notify(0, "STOPPING=1");
+        bbt_log_notice("stopping");
+        uv_timer_stop(&a->hb_timer);
+        uv_timer_stop(&a->usage_timer);
+        bbt_usage_tracker_flush(&a->usage, now_mono(), now_real());
+        if (!a->connected) {
+                finish_stop(a);
+                return;
+        }
+        a->shutdown_mid = publish_shutdown(a);
+        a->shutdown_acked = a->shutdown_mid < 0;
+        a->stop_started = uv_now(a->loop);
+        uv_timer_start(&a->stop_timer, stop_timer_cb, 0, 50);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+        struct bbt_agent *a = s->data;
+
+        if (signum == SIGHUP)
+                bbt_agent_reload(a);
+        else
+                bbt_agent_stop(a);
+}
+
+/* ---- reload ---- */
+
+static bool same_str(const char *x, const char *y)
+{
+        return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+static bool connection_changed(const struct bbt_agent_config *o, const struct bbt_agent_config *n)
+{
+        return !same_str(o->county, n->county) || !same_str(o->school, n->school) ||
+               !same_str(o->terminal, n->terminal) || !same_str(o->host, n->host) || o->port != n->port ||
+               !same_str(o->username, n->username) || !same_str(o->password_file, n->password_file) ||
+               !same_str(o->tls_ca_file, n->tls_ca_file) || !same_str(o->tls_ca_path, n->tls_ca_path) ||
+               !same_str(o->tls_cert_file, n->tls_cert_file) || !same_str(o->tls_key_file, n->tls_key_file) ||
+               o->keepalive_ms != n->keepalive_ms || o->backoff_min_ms != n->backoff_min_ms ||
+               o->backoff_max_ms != n->backoff_max_ms;
+}
+
+static void set_prefix(struct bbt_agent *a)
+{
+        snprintf(a->prefix, sizeof(a->prefix), "bbt/v1/%s/%s/%s/", a->cfg.county, a->cfg.school, a->cfg.terminal);
+        build_topic(a, BBT_CH_CMD, a->cmd_topic, sizeof(a->cmd_topic));
+}
+
+static void reconnect_closed_cb(void *userdata)
+{
+        struct bbt_agent *a = userdata;
+
+        a->mqtt = NULL;
+        if (connect_broker(a) < 0)
+                bbt_log_error("reload: cannot start the new broker connection");
+}
+
+static void reconnect_disconnected_cb(void *userdata, int status)
+{
+        struct bbt_agent *a = userdata;
+
+        bbt_mqtt_close(a->mqtt, reconnect_closed_cb);
+}
+
+int bbt_agent_reload(struct bbt_agent *a)
+{
+        struct bbt_agent_config fresh, old;
+        char err[512];
+        bool reconnect;
+        int r;
+
+        sd_notify(0, "RELOADING=1");
+        r = bbt_agent_config_load(a->config_path, &fresh, err, sizeof(err));
+        if (r < 0) {
+                bbt_log_error("reload: %s; keeping the running configuration", err);
+                sd_notify(0, "READY=1");
+                return r;
+        }
+        if (!same_str(fresh.state_dir, a->cfg.state_dir) || !same_str(fresh.spool_dir, a->cfg.spool_dir) ||
+            fresh.spool_max_bytes != a->cfg.spool_max_bytes || fresh.retain_acked_ms != a->cfg.retain_acked_ms)
+                bbt_log_warning("reload: state_dir, spool dir, max_size and retain_acked take effect at the next start");
+        reconnect = connection_changed(&a->cfg, &fresh);
+        old = a->cfg;
+        a->cfg = fresh;
+        /* Settings read only at start keep their old values. */
+        a->cfg.state_dir = old.state_dir, old.state_dir = NULL;
+        a->cfg.spool_dir = old.spool_dir, old.spool_dir = NULL;
+        a->cfg.spool_max_bytes = old.spool_max_bytes;
+        a->cfg.retain_acked_ms = old.retain_acked_ms;
+        free(fresh.state_dir == a->cfg.state_dir ? NULL : fresh.state_dir);
+        free(fresh.spool_dir == a->cfg.spool_dir ? NULL : fresh.spool_dir);
+        bbt_agent_config_free(&old);
+
+        bbt_log_set_level(bbt_agent_config_log_priority(&a->cfg));
+        a->usage.idle_timeout_ms = a->cfg.idle_timeout_ms;
+        a->usage.flush_ms = a->cfg.usage_flush_ms;
+        arm_usage_timer(a);
+        uv_timer_start(&a->hb_timer, hb_timer_cb, (uint64_t)a->cfg.heartbeat_ms, (uint64_t)a->cfg.heartbeat_ms);
+        uv_timer_start(&a->fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms,
+                       (uint64_t)a->cfg.fsync_interval_ms);
+        if (reconnect) {
+                bbt_log_notice("reload: broker or identity changed; reconnecting");
+                /* End this session cleanly on its own topic, then start a new one. */
+                if (a->connected)
+                        publish_shutdown(a);
+                set_prefix(a);
+                a->session_used = true;
+                if (a->mqtt && bbt_mqtt_disconnect(a->mqtt, reconnect_disconnected_cb) < 0)
+                        bbt_mqtt_close(a->mqtt, reconnect_closed_cb);
+                else if (!a->mqtt)
+                        connect_broker(a);
+        } else {
+                bbt_log_notice("reload: configuration applied");
+        }
+        sd_notify(0, "READY=1");
+        return 0;
+}
+
+/* ---- life cycle ---- */
+
+static void spool_report_cb(void *userdata, const char *file, uint64_t offset, const char *reason)
+{
+        bbt_log_warning("spool: %s at byte %" PRIu64 ": %s; record skipped, the rest is kept", file, offset, reason);
+}
+
+int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_config *config,
+                  struct bbt_agent **ret)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state_options sto;
+        struct bbt_spool_options so;
+        struct bbt_agent *a;
+        char err[512];
+        int r;
+
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->loop = loop;
+        a->cfg = *config;
+        memset(config, 0, sizeof(*config));
+        a->config_path = strdup(config_path);
+        a->window_cap = (size_t)a->cfg.inflight + 2;
+        a->window = calloc(a->window_cap, sizeof(*a->window));
+        if (!a->config_path || !a->window) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        set_prefix(a);
+        read_identity(a);
+
+        bbt_spool_options_init(&so, a->cfg.spool_dir);
+        so.max_bytes = (uint64_t)a->cfg.spool_max_bytes;
+        so.retain_acked_ms = a->cfg.retain_acked_ms;
+        r = bbt_spool_open(&so, spool_report_cb, a, &a->spool);
+        if (r < 0) {
+                bbt_log_error("spool %s: %s", a->cfg.spool_dir, strerror(-r));
+                goto fail;
+        }
+        bbt_state_options_init(&sto);
+        sto.dir = a->cfg.state_dir;
+        sto.root = a->cfg.root;
+        sto.block = SEQ_BLOCK;
+        r = bbt_state_open(&sto, bbt_spool_last_seq(a->spool), &a->state, err, sizeof(err));
+        if (r < 0) {
+                bbt_log_error("%s", err);
+                goto fail;
+        }
+        info = bbt_state_start_info(a->state);
+        if (info->skipped)
+                bbt_log_warning("state %s: %s: seq %" PRIu64 "..%" PRIu64 " skipped (they may have been "
+                                "published before a power loss; never reused)", a->cfg.state_dir,
+                                bbt_state_start_name(info->start), info->skipped_from, info->skipped_to);
+        else
+                bbt_log_info("state %s: %s, first seq %" PRIu64, a->cfg.state_dir,
+                             bbt_state_start_name(info->start), info->first_seq);
+        *ret = a;
+        return 0;
+fail:
+        bbt_agent_free(a);
+        return r;
+}
+
+int bbt_agent_start(struct bbt_agent *a)
+{
+        uint64_t watchdog_usec = 0;
+        int r;
+
+        uv_timer_init(a->loop, &a->hb_timer);
+        uv_timer_init(a->loop, &a->tick_timer);
+        uv_timer_init(a->loop, &a->fsync_timer);
+        uv_timer_init(a->loop, &a->usage_timer);
+        uv_timer_init(a->loop, &a->meta_timer);
+        uv_timer_init(a->loop, &a->stop_timer);
+        uv_timer_init(a->loop, &a->watchdog_timer);
+        uv_signal_init(a->loop, &a->sig_term);
+        uv_signal_init(a->loop, &a->sig_int);
+        uv_signal_init(a->loop, &a->sig_hup);
+        a->open_handles = 10;
+        a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+        uv_signal_start(&a->sig_term, signal_cb, SIGTERM);
+        uv_signal_start(&a->sig_int, signal_cb, SIGINT);
+        uv_signal_start(&a->sig_hup, signal_cb, SIGHUP);
+
+        bbt_usage_tracker_init(&a->usage, a->cfg.idle_timeout_ms, a->cfg.usage_flush_ms, usage_emit_cb, a,
+                               now_mono(), now_real());
+        arm_usage_timer(a);
+        a->tokens = 1;
+
+        r = connect_broker(a);
+        if (r < 0)
+                return r;
+        produce_heartbeat(a);
+        uv_timer_start(&a->hb_timer, hb_timer_cb, (uint64_t)a->cfg.heartbeat_ms, (uint64_t)a->cfg.heartbeat_ms);
+        uv_timer_start(&a->meta_timer, meta_timer_cb, META_MS, META_MS);
+        if (a->cfg.fsync_policy == BBT_FSYNC_INTERVAL)
+                uv_timer_start(&a->fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms,
+                               (uint64_t)a->cfg.fsync_interval_ms);
+        if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
+                uv_timer_start(&a->watchdog_timer, watchdog_timer_cb, watchdog_usec / 2000, watchdog_usec / 2000);
+        sd_notifyf(0, "READY=1\nSTATUS=reporting as %s%s", a->prefix, "");
+        bbt_log_notice("started: bbt-agent %s, %s, broker %s:%lld, boot %" PRIu32, BBT_VERSION, a->prefix,
+                       a->cfg.host, a->cfg.port, a->boot);
+        return 0;
+}
+
+void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret)
+{
+        *ret = a->stats;
+}
+
+void bbt_agent_free(struct bbt_agent *a)
+{
+        if (!a)
+                return;
+        bbt_spool_close(a->spool);
+        bbt_state_close(a->state);
+        bbt_agent_config_free(&a->cfg);
+        free(a->window);
+        free(a->config_path);
+        free(a);
+}

@@ -1,0 +1,155 @@
+/* bbt-agent's option table and the checks that span several keys. */
+#include "agent_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bbt/config.h"
+#include "bbt/log.h"
+#include "bbt/protocol.h"
+
+const char *const bbt_agent_log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
+static const char *const fsync_names[] = { "each", "interval", NULL };
+
+#define OPT(sec, key, t, field, def, lo, hi, text)                                               \
+        {                                                                                        \
+                .section = sec, .name = key, .type = t,                                         \
+                .offset = offsetof(struct bbt_agent_config, field), .default_value = def,       \
+                .min = lo, .max = hi, .help = text,                                             \
+        }
+#define SECONDS(n) ((long long)(n) * 1000)
+
+/* Keep docs/agent-config.md and docs/man/bbt-agent.conf.5 in step with this table. */
+static const struct bbt_option options[] = {
+        OPT("identity", "county", BBT_OPT_STRING, county, NULL, 0, 0,
+            "County administrative division code, 6 digits (required)"),
+        OPT("identity", "school", BBT_OPT_STRING, school, NULL, 0, 0,
+            "School code, [A-Za-z0-9_-]{1,32} (required)"),
+        OPT("identity", "terminal", BBT_OPT_STRING, terminal, NULL, 0, 0,
+            "Terminal ID within the school, usually the room, [A-Za-z0-9_-]{1,32} (required)"),
+
+        OPT("broker", "host", BBT_OPT_STRING, host, "127.0.0.1", 0, 0, "MQTT broker host name or address"),
+        OPT("broker", "port", BBT_OPT_INT, port, "0", 0, 65535, "Broker port; 0: 1883, or 8883 with TLS"),
+        OPT("broker", "username", BBT_OPT_STRING, username, NULL, 0, 0, "MQTT user name; empty: anonymous"),
+        OPT("broker", "password_file", BBT_OPT_PATH, password_file, NULL, 0, 0,
+            "File holding the MQTT password (first line); keep it mode 0600"),
+        OPT("broker", "tls_ca_file", BBT_OPT_PATH, tls_ca_file, NULL, 0, 0,
+            "CA certificate (PEM) the broker's certificate must chain to; setting it turns TLS on"),
+        OPT("broker", "tls_ca_path", BBT_OPT_PATH, tls_ca_path, NULL, 0, 0,
+            "Directory of CA certificates (alternative to tls_ca_file); turns TLS on"),
+        OPT("broker", "tls_cert_file", BBT_OPT_PATH, tls_cert_file, NULL, 0, 0,
+            "Client certificate (PEM), with tls_key_file"),
+        OPT("broker", "tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0, "Client private key (PEM)"),
+        OPT("broker", "keepalive", BBT_OPT_DURATION, keepalive_ms, "60s", SECONDS(5), SECONDS(3600),
+            "MQTT keepalive"),
+        OPT("broker", "backoff_min", BBT_OPT_DURATION, backoff_min_ms, "1s", 100, SECONDS(60),
+            "First delay before reconnecting; doubles up to backoff_max, with jitter"),
+        OPT("broker", "backoff_max", BBT_OPT_DURATION, backoff_max_ms, "60s", SECONDS(1), SECONDS(3600),
+            "Longest delay between reconnect attempts"),
+
+        OPT("agent", "state_dir", BBT_OPT_PATH, state_dir, "/var/lib/bbt-agent", 0, 0,
+            "Where the seq and boot counters are kept"),
+        OPT("agent", "root", BBT_OPT_PATH, root, "/", 0, 0,
+            "Root under which /proc and /sys are read (a fixture tree in tests)"),
+        { .section = "agent", .name = "log_level", .type = BBT_OPT_ENUM,
+          .offset = offsetof(struct bbt_agent_config, log_level), .default_value = "info",
+          .enum_values = bbt_agent_log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
+        OPT("agent", "heartbeat_interval", BBT_OPT_DURATION, heartbeat_ms, "60s", 100, SECONDS(3600),
+            "How often a heartbeat (hb) is sent"),
+        OPT("agent", "usage_flush", BBT_OPT_DURATION, usage_flush_ms, "300s", 100, SECONDS(3600),
+            "Longest open usage interval: at most this much usage is lost in a crash"),
+        OPT("agent", "idle_timeout", BBT_OPT_DURATION, idle_timeout_ms, "300s", SECONDS(10), SECONDS(3600),
+            "No input for this long (and no audio) makes the terminal idle rather than active"),
+
+        OPT("spool", "dir", BBT_OPT_PATH, spool_dir, "/var/lib/bbt-agent/spool", 0, 0,
+            "Spool directory: every message is stored here before it is published"),
+        OPT("spool", "max_size", BBT_OPT_SIZE, spool_max_bytes, "64M", 64LL << 10, 16LL << 30,
+            "Largest spool; past it the oldest records are dropped, counted and alerted"),
+        { .section = "spool", .name = "fsync", .type = BBT_OPT_ENUM,
+          .offset = offsetof(struct bbt_agent_config, fsync_policy), .default_value = "interval",
+          .enum_values = fsync_names, .help = "each: fsync every record before publishing it; interval: every fsync_interval" },
+        OPT("spool", "fsync_interval", BBT_OPT_DURATION, fsync_interval_ms, "1000ms", 10, SECONDS(60),
+            "With fsync = interval, how often the spool is synced"),
+        OPT("spool", "retain_acked", BBT_OPT_DURATION, retain_acked_ms, "7d", 0, SECONDS(366LL * 86400),
+            "How long acknowledged records are kept for resend requests (within max_size)"),
+        OPT("spool", "inflight", BBT_OPT_INT, inflight, "20", 1, 1000,
+            "Messages published and not yet acknowledged at most"),
+        OPT("spool", "drain_rate", BBT_OPT_INT, drain_rate, "50", 1, 100000,
+            "Messages per second at most when sending a backlog"),
+        OPT("spool", "resend_rate", BBT_OPT_INT, resend_rate, "20", 1, 100000,
+            "Messages per second at most when answering a resend command"),
+
+        OPT("health", "enabled", BBT_OPT_BOOL, health_enabled, "yes", 0, 0,
+            "Report uptime, load, cpu, memory and disk in heartbeats"),
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static int check(const char *path, const struct bbt_agent_config *c, char *err, size_t err_size)
+{
+        const char *what = NULL, *key = NULL;
+
+        if (!c->county || !c->school || !c->terminal) {
+                key = !c->county ? "[identity] county" : !c->school ? "[identity] school" : "[identity] terminal";
+                what = "missing (required)";
+        } else if (!bbt_county_valid(c->county)) {
+                key = "[identity] county", what = "expected 6 digits";
+        } else if (!bbt_id_valid(c->school)) {
+                key = "[identity] school", what = "expected 1 to 32 of A-Z a-z 0-9 _ -";
+        } else if (!bbt_id_valid(c->terminal)) {
+                key = "[identity] terminal", what = "expected 1 to 32 of A-Z a-z 0-9 _ -";
+        } else if (!c->host || !*c->host) {
+                key = "[broker] host", what = "must not be empty";
+        } else if (!c->tls_cert_file != !c->tls_key_file) {
+                key = "[broker] tls_cert_file", what = "tls_cert_file and tls_key_file go together";
+        } else if (c->tls_cert_file && !c->tls_ca_file && !c->tls_ca_path) {
+                key = "[broker] tls_ca_file", what = "a client certificate needs tls_ca_file or tls_ca_path";
+        } else if (c->backoff_max_ms < c->backoff_min_ms) {
+                key = "[broker] backoff_max", what = "must not be less than backoff_min";
+        } else if (c->password_file && (!c->username || !*c->username)) {
+                key = "[broker] password_file", what = "needs a username";
+        }
+        if (!what)
+                return 0;
+        snprintf(err, err_size, "%s: %s: %s", path, key, what);
+        return -EINVAL;
+}
+
+int bbt_agent_config_load(const char *path, struct bbt_agent_config *ret, char *err, size_t err_size)
+{
+        struct bbt_agent_config c;
+        int r;
+
+        memset(&c, 0, sizeof(c));
+        r = bbt_config_load(options, N_OPTIONS, path, &c, err, err_size);
+        if (r < 0)
+                return r;
+        if (c.username && !*c.username) {
+                free(c.username);
+                c.username = NULL;
+        }
+        r = check(path, &c, err, err_size);
+        if (r < 0) {
+                bbt_config_free(options, N_OPTIONS, &c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void bbt_agent_config_free(struct bbt_agent_config *cfg)
+{
+        bbt_config_free(options, N_OPTIONS, cfg);
+}
+
+int bbt_agent_config_dump(const struct bbt_agent_config *cfg, FILE *out)
+{
+        return bbt_config_dump(options, N_OPTIONS, cfg, out);
+}
+
+int bbt_agent_config_log_priority(const struct bbt_agent_config *cfg)
+{
+        return BBT_LOG_ERR + cfg->log_level;
+}

@@ -1,0 +1,55 @@
+/* bbt-agent's configuration: every key, its default and range, loaded from one INI file. */
+#ifndef BBT_AGENT_CONFIG_H
+#define BBT_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define BBT_AGENT_CONFIG_PATH "/etc/bbt/agent.conf"
+
+enum bbt_fsync_policy { BBT_FSYNC_EACH, BBT_FSYNC_INTERVAL };
+
+struct bbt_agent_config {
+        /* [identity] */
+        char *county, *school, *terminal;
+        /* [broker] */
+        char *host;
+        long long port;
+        char *username, *password_file;
+        char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file;
+        long long keepalive_ms, backoff_min_ms, backoff_max_ms;
+        /* [agent] */
+        char *state_dir;
+        char *root;
+        int log_level; /* index into bbt_agent_log_levels: 0 = error .. 4 = debug */
+        long long heartbeat_ms, usage_flush_ms, idle_timeout_ms;
+        /* [spool] */
+        char *spool_dir;
+        long long spool_max_bytes;
+        int fsync_policy;
+        long long fsync_interval_ms, retain_acked_ms;
+        long long inflight, drain_rate, resend_rate;
+        /* [health] */
+        bool health_enabled;
+};
+
+extern const char *const bbt_agent_log_levels[];
+
+/* Loads PATH over the defaults into RET and checks what one key alone cannot
+ * (identity IDs, TLS pairs, backoff order). Returns 0, or a negative errno with
+ * ERR as "PATH:LINE: [section] key: reason" or "PATH: [section] key: reason".
+ * RET is untouched on failure; on success the caller frees it with
+ * bbt_agent_config_free(). */
+int bbt_agent_config_load(const char *path, struct bbt_agent_config *ret, char *err, size_t err_size);
+
+/* Frees the strings in CFG (NULL-safe). */
+void bbt_agent_config_free(struct bbt_agent_config *cfg);
+
+/* Writes the effective configuration as INI, with each key's help. */
+int bbt_agent_config_dump(const struct bbt_agent_config *cfg, FILE *out);
+
+/* The syslog priority of CFG's log_level. */
+int bbt_agent_config_log_priority(const struct bbt_agent_config *cfg);
+
+#endif

@@ -1,0 +1,660 @@
+/* The agent's persistent counters: seqs reserved in blocks ahead of use, the boot counter, a clean-stop marker. */
+
+/*
+ * DIR/state is a small text file, replaced atomically (state.tmp, fsync,
+ * rename, fsync of DIR) at every change:
+ *
+ *     # bbt-agent counters: written by bbt-agent, see docs/spool.md
+ *     version=1
+ *     clean=0            1 once bbt_state_close() has run
+ *     seq_floor=1043     clean=1: exactly the next seq; clean=0: every seq
+ *                        below it is used (this run's first seq, or past a
+ *                        seq handed out by bbt_state_next_seq_durable())
+ *     seq_ceiling=2043   every seq ever handed out is below it
+ *     boot=17            the session counter
+ *     boot_id=...        the kernel's boot id when the file was written
+ *
+ * The ceiling is raised (and written) before a seq at or above it is handed
+ * out, so after any crash every seq at or above the ceiling is unused.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATE_NAME "state"
+#define STATE_TMP_NAME "state.tmp"
+#define LOCK_NAME "state.lock"
+#define FILE_MAX 4096
+#define BOOT_ID_MAX 64
+
+struct bbt_state {
+        char *path; /* DIR/state, for messages */
+        int dirfd, lockfd;
+        uint64_t block;
+        char boot_id[BOOT_ID_MAX + 1]; /* this kernel boot's id ("" if unknown) */
+
+        uint64_t next;    /* the next seq to hand out */
+        uint64_t floor;   /* as written in the file */
+        uint64_t ceiling; /* as written in the file */
+        uint32_t boot;
+        struct bbt_state_start_info info;
+};
+
+/* What the state file holds. */
+struct state_file {
+        bool clean;
+        uint64_t floor, ceiling;
+        uint32_t boot;
+        char boot_id[BOOT_ID_MAX + 1];
+};
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!err || err_size == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+}
+
+static int write_full(int fd, const char *p, size_t len)
+{
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static int fsync_fd(int fd)
+{
+        while (fsync(fd) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return 0;
+}
+
+/* Reads FD into BUF as a C string: returns its length, -EFBIG if it does not
+ * fit in SIZE - 1 bytes (BUF then holds the start), or -errno. */
+static ssize_t read_all(int fd, char *buf, size_t size)
+{
+        size_t done = 0;
+        char extra;
+
+        for (;;) {
+                ssize_t n = done < size - 1 ? read(fd, buf + done, size - 1 - done) : read(fd, &extra, 1);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        buf[done] = '\0';
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                if (done == size - 1) {
+                        buf[done] = '\0';
+                        return -EFBIG;
+                }
+                done += (size_t)n;
+        }
+        buf[done] = '\0';
+        return (ssize_t)done;
+}
+
+static bool boot_id_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n > BOOT_ID_MAX)
+                return false;
+        return strspn(s, "0123456789abcdef-") == n;
+}
+
+/* This kernel boot's id from ROOT/proc/sys/kernel/random/boot_id, or "" if
+ * it cannot be read (then every unclean stop counts as a reboot: safe). */
+static void read_boot_id(const char *root, char out[BOOT_ID_MAX + 1])
+{
+        char path[4096], buf[BOOT_ID_MAX + 2];
+        ssize_t n;
+        int fd;
+
+        out[0] = '\0';
+        if (snprintf(path, sizeof(path), "%s/proc/sys/kernel/random/boot_id", root) >= (int)sizeof(path))
+                return;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        n = read_all(fd, buf, sizeof(buf));
+        close(fd);
+        if (n <= 0)
+                return;
+        buf[strcspn(buf, "\n")] = '\0';
+        if (boot_id_valid(buf))
+                memcpy(out, buf, strlen(buf) + 1);
+}
+
+/* Parses an unsigned decimal (digits only): 0, -EINVAL if it is not one,
+ * -ERANGE if it is above MAX. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+        unsigned long long v;
+        char *end;
+
+        if (s[0] < '0' || s[0] > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (*end != '\0')
+                return -EINVAL;
+        if (errno == ERANGE || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+/* Parses the value of KEY at PATH:LINENO, setting ERR if it is bad. */
+static int parse_key_uint(const char *path, unsigned lineno, const char *key, const char *value,
+                          uint64_t max, uint64_t *ret, char *err, size_t err_size)
+{
+        int r = parse_uint(value, max, ret);
+
+        if (r == -EINVAL)
+                set_err(err, err_size, "%s:%u: %s: expected unsigned integer", path, lineno, key);
+        else if (r == -ERANGE)
+                set_err(err, err_size, "%s:%u: %s: out of range (at most %" PRIu64 ")", path, lineno, key, max);
+        return r < 0 ? -EBADMSG : 0;
+}
+
+enum key { K_VERSION, K_CLEAN, K_FLOOR, K_CEILING, K_BOOT, K_BOOT_ID, K_COUNT };
+static const char *const key_names[K_COUNT] = {
+        [K_VERSION] = "version", [K_CLEAN] = "clean", [K_FLOOR] = "seq_floor",
+        [K_CEILING] = "seq_ceiling", [K_BOOT] = "boot", [K_BOOT_ID] = "boot_id",
+};
+
+/* Parses the state file TEXT (named PATH in messages) into *RET; returns 0 or
+ * -EBADMSG with ERR set. */
+static int parse_state(const char *path, char *text, struct state_file *ret, char *err, size_t err_size)
+{
+        bool seen[K_COUNT] = { false };
+        struct state_file f = { 0 };
+        unsigned lineno = 0;
+        char *line = text, *nl;
+        int k;
+
+        for (; *line; line = nl ? nl + 1 : line + strlen(line)) {
+                char *eq, *value;
+                uint64_t v;
+
+                nl = strchr(line, '\n');
+                if (nl)
+                        *nl = '\0';
+                lineno++;
+                if (line[0] == '\0' || line[0] == '#')
+                        continue;
+                eq = strchr(line, '=');
+                if (!eq) {
+                        set_err(err, err_size, "%s:%u: expected key=value", path, lineno);
+                        return -EBADMSG;
+                }
+                *eq = '\0';
+                value = eq + 1;
+                for (k = 0; k < K_COUNT; k++)
+                        if (strcmp(line, key_names[k]) == 0)
+                                break;
+                if (k == K_COUNT) {
+                        set_err(err, err_size, "%s:%u: %.64s: unknown key", path, lineno, line);
+                        return -EBADMSG;
+                }
+                if (seen[k]) {
+                        set_err(err, err_size, "%s:%u: %s: duplicate key", path, lineno, line);
+                        return -EBADMSG;
+                }
+                seen[k] = true;
+                switch (k) {
+                case K_VERSION:
+                        if (parse_key_uint(path, lineno, line, value, UINT64_MAX, &v, err, err_size) < 0)
+                                return -EBADMSG;
+                        if (v != 1) {
+                                set_err(err, err_size, "%s:%u: version: unsupported version %" PRIu64 " (expected 1)",
+                                        path, lineno, v);
+                                return -EBADMSG;
+                        }
+                        break;
+                case K_CLEAN:
+                        if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
+                                set_err(err, err_size, "%s:%u: clean: expected 0 or 1", path, lineno);
+                                return -EBADMSG;
+                        }
+                        f.clean = value[0] == '1';
+                        break;
+                case K_FLOOR:
+                case K_CEILING:
+                        if (parse_key_uint(path, lineno, line, value, BBT_STATE_SEQ_MAX + 1, &v, err,
+                                           err_size) < 0)
+                                return -EBADMSG;
+                        if (k == K_FLOOR)
+                                f.floor = v;
+                        else
+                                f.ceiling = v;
+                        break;
+                case K_BOOT:
+                        if (parse_key_uint(path, lineno, line, value, UINT32_MAX, &v, err, err_size) < 0)
+                                return -EBADMSG;
+                        f.boot = (uint32_t)v;
+                        break;
+                case K_BOOT_ID:
+                        if (!boot_id_valid(value)) {
+                                set_err(err, err_size, "%s:%u: boot_id: expected at most 64 of [0-9a-f-]",
+                                        path, lineno);
+                                return -EBADMSG;
+                        }
+                        memcpy(f.boot_id, value, strlen(value) + 1);
+                        break;
+                }
+        }
+        for (k = 0; k < K_COUNT; k++) {
+                if (!seen[k]) {
+                        set_err(err, err_size, "%s: missing key %s", path, key_names[k]);
+                        return -EBADMSG;
+                }
+        }
+        if (f.floor > f.ceiling) {
+                set_err(err, err_size, "%s: seq_floor %" PRIu64 " is above seq_ceiling %" PRIu64, path,
+                        f.floor, f.ceiling);
+                return -EBADMSG;
+        }
+        *ret = f;
+        return 0;
+}
+
+/* The boot counter of a malformed file, if a "boot=N" line still reads. */
+static uint32_t salvage_boot(const char *text)
+{
+        const char *p = text;
+        uint64_t v;
+
+        while ((p = strstr(p, "boot=")) != NULL) {
+                char num[16];
+                size_t n;
+
+                if (p == text || p[-1] == '\n') {
+                        n = strcspn(p + 5, "\n");
+                        if (n < sizeof(num)) {
+                                memcpy(num, p + 5, n);
+                                num[n] = '\0';
+                                if (parse_uint(num, UINT32_MAX, &v) == 0)
+                                        return (uint32_t)v;
+                        }
+                }
+                p += 5;
+        }
+        return 0;
+}
+
+/* Writes the file with these values atomically; the caller updates ST only
+ * on success. */
+static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ceiling, uint32_t boot)
+{
+        char text[512];
+        int fd, r, len;
+
+        len = snprintf(text, sizeof(text),
+                       "# bbt-agent counters: written by bbt-agent, see docs/spool.md\n"
+                       "version=1\nclean=%d\nseq_floor=%" PRIu64 "\nseq_ceiling=%" PRIu64
+                       "\nboot=%" PRIu32 "\nboot_id=%s\n",
+                       clean ? 1 : 0, floor, ceiling, boot, st->boot_id);
+        fd = openat(st->dirfd, STATE_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = write_full(fd, text, (size_t)len);
+        if (r < 0)
+                goto fail;
+        r = fsync_fd(fd);
+        if (r < 0)
+                goto fail;
+        r = close(fd) < 0 ? -errno : 0;
+        fd = -1;
+        if (r < 0)
+                goto fail_unlink;
+        if (renameat(st->dirfd, STATE_TMP_NAME, st->dirfd, STATE_NAME) < 0) {
+                r = -errno;
+                goto fail_unlink;
+        }
+        /* Only once the rename is on disk may the values be relied upon. */
+        return fsync_fd(st->dirfd);
+
+fail:
+        close(fd);
+fail_unlink:
+        unlinkat(st->dirfd, STATE_TMP_NAME, 0);
+        return r;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+        return a > b ? a : b;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+void bbt_state_options_init(struct bbt_state_options *opts)
+{
+        memset(opts, 0, sizeof(*opts));
+        opts->dir = BBT_STATE_DIR_DEFAULT;
+        opts->root = "/";
+        opts->block = BBT_STATE_BLOCK_DEFAULT;
+}
+
+/* Reads DIR/state into TEXT: 0, -ENOENT, or another -errno with ERR set. */
+static int read_state_file(struct bbt_state *st, char *text, size_t size, char *err, size_t err_size)
+{
+        ssize_t n;
+        int fd;
+
+        fd = openat(st->dirfd, STATE_NAME, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return -ENOENT;
+                set_err(err, err_size, "%s: %s", st->path, strerror(errno));
+                return -errno;
+        }
+        n = read_all(fd, text, size);
+        close(fd);
+        if (n == -EFBIG) {
+                set_err(err, err_size, "%s: longer than %d bytes", st->path, FILE_MAX - 1);
+                return -EBADMSG;
+        }
+        if (n < 0) {
+                set_err(err, err_size, "%s: %s", st->path, strerror((int)-n));
+                return (int)n;
+        }
+        if (strlen(text) != (size_t)n) {
+                set_err(err, err_size, "%s: contains a NUL byte", st->path);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int bbt_state_open(const struct bbt_state_options *opts, uint64_t spool_last_seq,
+                   struct bbt_state **ret, char *err, size_t err_size)
+{
+        struct bbt_state_options o;
+        struct bbt_state_start_info info = { 0 };
+        struct state_file f;
+        struct bbt_state *st;
+        char *text = NULL;
+        uint64_t after_spool, ceiling;
+        uint32_t salvaged_boot = 0;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        bbt_state_options_init(&o);
+        if (opts) {
+                o = *opts;
+                if (!o.dir)
+                        o.dir = BBT_STATE_DIR_DEFAULT;
+                if (!o.root)
+                        o.root = "/";
+                if (o.block == 0)
+                        o.block = BBT_STATE_BLOCK_DEFAULT;
+        }
+        if (o.recover_jump == 0)
+                o.recover_jump = 10 * (uint64_t)o.block;
+        if (spool_last_seq >= BBT_STATE_SEQ_MAX) {
+                set_err(err, err_size, "spool's last seq %" PRIu64 " leaves no seq to hand out", spool_last_seq);
+                return -ERANGE;
+        }
+        after_spool = spool_last_seq + 1;
+
+        st = calloc(1, sizeof(*st));
+        text = malloc(FILE_MAX);
+        if (!st || !text) {
+                r = -ENOMEM;
+                set_err(err, err_size, "%s", strerror(ENOMEM));
+                goto fail_free;
+        }
+        st->dirfd = st->lockfd = -1;
+        st->block = o.block;
+        if (asprintf(&st->path, "%s/%s", o.dir, STATE_NAME) < 0) {
+                st->path = NULL;
+                r = -ENOMEM;
+                set_err(err, err_size, "%s", strerror(ENOMEM));
+                goto fail_free;
+        }
+        if (mkdir(o.dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
+                goto fail_free;
+        }
+        st->dirfd = open(o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (st->dirfd < 0) {
+                r = -errno;
+                set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
+                goto fail_free;
+        }
+        st->lockfd = openat(st->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (st->lockfd < 0 || flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                set_err(err, err_size, "%s/%s: %s", o.dir, LOCK_NAME,
+                        r == -EBUSY ? "in use by another bbt-agent" : strerror(-r));
+                goto fail_close;
+        }
+        read_boot_id(o.root, st->boot_id);
+
+        r = read_state_file(st, text, FILE_MAX, err, err_size);
+        if (r == 0) {
+                salvaged_boot = salvage_boot(text);
+                r = parse_state(st->path, text, &f, err, err_size);
+        } else if (r == -EBADMSG) {
+                salvaged_boot = salvage_boot(text);
+        }
+        if (r == -ENOENT) {
+                info.start = BBT_STATE_FRESH;
+                st->next = after_spool;
+                st->boot = 0;
+                ceiling = 0;
+        } else if (r == -EBADMSG) {
+                time_t now = time(NULL);
+
+                if (!o.recover)
+                        goto fail_close;
+                if (spool_last_seq == 0) {
+                        size_t n = err ? strlen(err) : 0;
+
+                        if (err && n < err_size)
+                                set_err(err + n, err_size - n, " (cannot recover: the spool is empty)");
+                        goto fail_close;
+                }
+                /* Past anything the spool saw, by a margin for a lost tail; a
+                 * boot from the clock is above any counter an agent reaches. */
+                info.start = BBT_STATE_RECOVERED;
+                st->next = add_sat(after_spool, o.recover_jump);
+                st->boot = salvaged_boot;
+                if (now > 0 && (uint64_t)now <= UINT32_MAX && (uint32_t)now > st->boot)
+                        st->boot = (uint32_t)now;
+                info.skipped = true;
+                info.skipped_from = after_spool;
+                info.skipped_to = st->next - 1;
+                ceiling = 0;
+        } else if (r < 0) {
+                goto fail_close;
+        } else if (f.clean) {
+                info.start = BBT_STATE_CLEAN;
+                st->next = max_u64(f.floor, after_spool);
+                st->boot = f.boot;
+                ceiling = f.ceiling;
+        } else if (st->boot_id[0] && strcmp(st->boot_id, f.boot_id) == 0) {
+                info.start = BBT_STATE_CRASH_SAME_BOOT;
+                st->next = max_u64(f.floor, after_spool);
+                st->boot = f.boot;
+                ceiling = f.ceiling;
+        } else {
+                uint64_t known = max_u64(f.floor, after_spool);
+
+                info.start = BBT_STATE_CRASH_REBOOT;
+                st->next = max_u64(f.ceiling, after_spool);
+                st->boot = f.boot;
+                ceiling = f.ceiling;
+                if (st->next > known) {
+                        info.skipped = true;
+                        info.skipped_from = known;
+                        info.skipped_to = st->next - 1;
+                }
+        }
+        if (st->next > BBT_STATE_SEQ_MAX) {
+                r = -ERANGE;
+                set_err(err, err_size, "%s: seq %" PRIu64 " is past the protocol's maximum", st->path, st->next);
+                goto fail_close;
+        }
+        info.first_seq = st->next;
+        ceiling = max_u64(ceiling, add_sat(st->next, st->block));
+        r = persist(st, false, st->next, ceiling, st->boot);
+        if (r < 0) {
+                set_err(err, err_size, "%s: cannot write: %s", st->path, strerror(-r));
+                goto fail_close;
+        }
+        st->floor = st->next;
+        st->ceiling = ceiling;
+        st->info = info;
+        free(text);
+        *ret = st;
+        return 0;
+
+fail_close:
+        if (st->lockfd >= 0)
+                close(st->lockfd);
+        if (st->dirfd >= 0)
+                close(st->dirfd);
+fail_free:
+        if (st)
+                free(st->path);
+        free(st);
+        free(text);
+        return r;
+}
+
+const struct bbt_state_start_info *bbt_state_start_info(const struct bbt_state *st)
+{
+        return &st->info;
+}
+
+const char *bbt_state_start_name(enum bbt_state_start start)
+{
+        switch (start) {
+        case BBT_STATE_FRESH:
+                return "fresh";
+        case BBT_STATE_CLEAN:
+                return "clean";
+        case BBT_STATE_CRASH_SAME_BOOT:
+                return "crash-same-boot";
+        case BBT_STATE_CRASH_REBOOT:
+                return "crash-reboot";
+        case BBT_STATE_RECOVERED:
+                return "recovered";
+        }
+        return "?";
+}
+
+/* Hands out the next seq; with DURABLE, the file records it as used first. */
+static int take_seq(struct bbt_state *st, bool durable, uint64_t *ret)
+{
+        uint64_t ceiling = st->ceiling, floor = st->floor;
+        int r;
+
+        if (st->next > BBT_STATE_SEQ_MAX)
+                return -ERANGE;
+        if (st->next >= ceiling)
+                ceiling = add_sat(st->next, st->block);
+        if (durable)
+                floor = st->next + 1;
+        if (ceiling != st->ceiling || floor != st->floor) {
+                r = persist(st, false, floor, ceiling, st->boot);
+                if (r < 0)
+                        return r;
+                st->ceiling = ceiling;
+                st->floor = floor;
+        }
+        *ret = st->next++;
+        return 0;
+}
+
+int bbt_state_next_seq(struct bbt_state *st, uint64_t *ret)
+{
+        return take_seq(st, false, ret);
+}
+
+int bbt_state_next_seq_durable(struct bbt_state *st, uint64_t *ret)
+{
+        return take_seq(st, true, ret);
+}
+
+uint64_t bbt_state_peek_seq(const struct bbt_state *st)
+{
+        return st->next;
+}
+
+int bbt_state_new_session(struct bbt_state *st, uint32_t *ret_boot)
+{
+        uint32_t boot = st->boot + 1; /* wraps to 0 after 4294967295 */
+        int r;
+
+        r = persist(st, false, st->floor, st->ceiling, boot);
+        if (r < 0)
+                return r;
+        st->boot = boot;
+        *ret_boot = boot;
+        return 0;
+}
+
+uint32_t bbt_state_boot(const struct bbt_state *st)
+{
+        return st->boot;
+}
+
+uint64_t bbt_state_ceiling(const struct bbt_state *st)
+{
+        return st->ceiling;
+}
+
+int bbt_state_close(struct bbt_state *st)
+{
+        int r;
+
+        if (!st)
+                return 0;
+        /* The floor of a clean file is the exact next seq; the ceiling stays
+         * (it is at least as high). */
+        r = persist(st, true, st->next, max_u64(st->ceiling, st->next), st->boot);
+        close(st->lockfd);
+        close(st->dirfd);
+        free(st->path);
+        free(st);
+        return r;
+}

@@ -1,0 +1,489 @@
+/* The agent's persistent counters: seqs never reused across clean stops, crashes and power loss; boot; file errors. */
+/* bbt-test: label=unit timeout=30 */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "state.h"
+#include "test.h"
+
+#define BOOT_A "0f8a2b1c-1111-4a4a-9b9b-123456789abc"
+#define BOOT_B "77d1e0aa-2222-4c4c-8d8d-cba987654321"
+
+static char tmp_root[64];
+static char dir[128];  /* the state directory */
+static char root[128]; /* the fake / holding proc/sys/kernel/random/boot_id */
+static char state_path[160];
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        return remove(path);
+}
+
+static void cleanup(void)
+{
+        if (tmp_root[0])
+                nftw(tmp_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "w");
+
+        ASSERT(f);
+        fputs(text, f);
+        ASSERT_OK(fclose(f));
+}
+
+static void set_boot_id(const char *id)
+{
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/proc/sys/kernel/random/boot_id", root);
+        if (id) {
+                char line[80];
+
+                snprintf(line, sizeof(line), "%s\n", id);
+                write_file(path, line);
+        } else {
+                unlink(path);
+        }
+}
+
+static void setup(void)
+{
+        char path[256];
+
+        snprintf(tmp_root, sizeof(tmp_root), "/tmp/bbt-state-XXXXXX");
+        ASSERT(mkdtemp(tmp_root));
+        atexit(cleanup);
+        snprintf(dir, sizeof(dir), "%s/state", tmp_root);
+        snprintf(root, sizeof(root), "%s/root", tmp_root);
+        snprintf(state_path, sizeof(state_path), "%s/state", dir);
+        snprintf(path, sizeof(path), "%s/root", tmp_root);
+        ASSERT_OK(mkdir(path, 0755));
+        snprintf(path, sizeof(path), "%s/root/proc", tmp_root);
+        ASSERT_OK(mkdir(path, 0755));
+        snprintf(path, sizeof(path), "%s/root/proc/sys", tmp_root);
+        ASSERT_OK(mkdir(path, 0755));
+        snprintf(path, sizeof(path), "%s/root/proc/sys/kernel", tmp_root);
+        ASSERT_OK(mkdir(path, 0755));
+        snprintf(path, sizeof(path), "%s/root/proc/sys/kernel/random", tmp_root);
+        ASSERT_OK(mkdir(path, 0755));
+        set_boot_id(BOOT_A);
+}
+
+static int try_open(uint32_t block, uint64_t spool_last, bool recover, struct bbt_state **ret,
+                    char *err, size_t err_size)
+{
+        struct bbt_state_options opts;
+
+        bbt_state_options_init(&opts);
+        opts.dir = dir;
+        opts.root = root;
+        opts.block = block;
+        opts.recover = recover;
+        return bbt_state_open(&opts, spool_last, ret, err, err_size);
+}
+
+static struct bbt_state *open_st(uint32_t block, uint64_t spool_last)
+{
+        struct bbt_state *st = NULL;
+        char err[512] = "";
+        int r = try_open(block, spool_last, false, &st, err, sizeof(err));
+
+        if (r < 0)
+                FAIL("bbt_state_open: %s (%s)", strerror(-r), err);
+        ASSERT(st != NULL);
+        return st;
+}
+
+/* The value of KEY in the state file. */
+static uint64_t file_value(const char *key)
+{
+        char text[1024], *p;
+        size_t klen = strlen(key);
+        FILE *f = fopen(state_path, "r");
+        size_t n;
+
+        ASSERT(f);
+        n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (strncmp(p, key, klen) == 0 && p[klen] == '=')
+                        return strtoull(p + klen + 1, NULL, 10);
+        FAIL("%s not in %s: %s", key, state_path, text);
+}
+
+static uint64_t take(struct bbt_state *st)
+{
+        uint64_t seq = 0;
+
+        ASSERT_OK(bbt_state_next_seq(st, &seq));
+        return seq;
+}
+
+/* Runs an agent that opens the state, hands out N seqs (and one durable one
+ * if DURABLE) and is killed; returns the last seq it handed out. */
+static uint64_t crashed_run(uint32_t block, uint64_t spool_last, int n, bool durable)
+{
+        uint64_t last = 0;
+        int fds[2], status;
+        pid_t pid;
+
+        ASSERT_OK(pipe(fds));
+        pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+                struct bbt_state *st = NULL;
+
+                close(fds[0]);
+                if (try_open(block, spool_last, false, &st, NULL, 0) < 0)
+                        _exit(1);
+                for (int i = 0; i < n; i++)
+                        if (bbt_state_next_seq(st, &last) < 0)
+                                _exit(2);
+                if (durable && bbt_state_next_seq_durable(st, &last) < 0)
+                        _exit(3);
+                if (write(fds[1], &last, sizeof(last)) != sizeof(last))
+                        _exit(4);
+                _exit(0); /* kill -9: no bbt_state_close() */
+        }
+        close(fds[1]);
+        ASSERT_EQ(read(fds[0], &last, sizeof(last)), (ssize_t)sizeof(last));
+        close(fds[0]);
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        return last;
+}
+
+TEST(fresh_start)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state *st;
+        struct stat s;
+
+        setup();
+        st = open_st(0, 0);
+        info = bbt_state_start_info(st);
+        ASSERT_EQ(info->start, BBT_STATE_FRESH);
+        ASSERT_STR_EQ(bbt_state_start_name(info->start), "fresh");
+        ASSERT_EQ(info->first_seq, 1);
+        ASSERT(!info->skipped);
+        ASSERT_EQ(bbt_state_peek_seq(st), 1);
+        ASSERT_EQ(bbt_state_ceiling(st), 1 + BBT_STATE_BLOCK_DEFAULT);
+        ASSERT_EQ(bbt_state_boot(st), 0);
+        /* The reservation and the unclean marker are on disk before any seq. */
+        ASSERT_EQ(file_value("clean"), 0);
+        ASSERT_EQ(file_value("seq_ceiling"), 1 + BBT_STATE_BLOCK_DEFAULT);
+        ASSERT_OK(stat(dir, &s));
+        ASSERT_EQ(s.st_mode & 0777, 0700);
+        ASSERT_EQ(take(st), 1);
+        ASSERT_EQ(take(st), 2);
+        ASSERT_OK(bbt_state_close(st));
+        ASSERT_OK(bbt_state_close(NULL));
+}
+
+TEST(fresh_after_spool)
+{
+        struct bbt_state *st;
+
+        setup();
+        /* No state file but a spool (e.g. the file was deleted): continue after it. */
+        st = open_st(0, 41);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_FRESH);
+        ASSERT_EQ(take(st), 42);
+        bbt_state_close(st);
+}
+
+TEST(clean_restart_continues_exactly)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state *st;
+
+        setup();
+        st = open_st(10, 0);
+        for (int i = 1; i <= 25; i++)
+                ASSERT_EQ(take(st), i);
+        ASSERT_OK(bbt_state_close(st));
+        ASSERT_EQ(file_value("clean"), 1);
+        ASSERT_EQ(file_value("seq_floor"), 26);
+
+        /* Even across a reboot, and whatever the spool says below it. */
+        set_boot_id(BOOT_B);
+        st = open_st(10, 20);
+        info = bbt_state_start_info(st);
+        ASSERT_EQ(info->start, BBT_STATE_CLEAN);
+        ASSERT_EQ(info->first_seq, 26);
+        ASSERT(!info->skipped);
+        ASSERT_EQ(take(st), 26);
+        ASSERT_EQ(file_value("clean"), 0);
+        bbt_state_close(st);
+}
+
+TEST(unclean_same_boot_continues_after_spool)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state *st;
+        uint64_t last;
+
+        setup();
+        last = crashed_run(100, 0, 57, false);
+        ASSERT_EQ(last, 57);
+        /* The spool holds 1..55: 56 and 57 were handed out but never spooled
+         * (so never published): they may be handed out again. */
+        st = open_st(100, 55);
+        info = bbt_state_start_info(st);
+        ASSERT_EQ(info->start, BBT_STATE_CRASH_SAME_BOOT);
+        ASSERT_STR_EQ(bbt_state_start_name(info->start), "crash-same-boot");
+        ASSERT_EQ(info->first_seq, 56);
+        ASSERT(!info->skipped);
+        ASSERT_EQ(take(st), 56);
+        bbt_state_close(st);
+}
+
+TEST(unclean_same_boot_never_below_floor)
+{
+        struct bbt_state *st;
+
+        setup();
+        st = open_st(100, 0);
+        ASSERT_EQ(take(st), 1);
+        ASSERT_OK(bbt_state_close(st));
+        crashed_run(100, 0, 3, false); /* starts at 2 */
+        /* The spool was emptied meanwhile: the run's first seq still stands. */
+        st = open_st(100, 0);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CRASH_SAME_BOOT);
+        ASSERT_EQ(take(st), 2);
+        bbt_state_close(st);
+}
+
+TEST(unclean_new_boot_jumps_to_ceiling)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state *st;
+        uint64_t last;
+
+        setup();
+        last = crashed_run(100, 0, 150, false); /* 1..150: ceiling now 201 */
+        ASSERT_EQ(last, 150);
+        ASSERT_EQ(file_value("seq_ceiling"), 201);
+        /* Power loss: the spool kept only up to 140, although 141..150 may have been published. */
+        set_boot_id(BOOT_B);
+        st = open_st(100, 140);
+        info = bbt_state_start_info(st);
+        ASSERT_EQ(info->start, BBT_STATE_CRASH_REBOOT);
+        ASSERT_EQ(info->first_seq, 201);
+        ASSERT(info->skipped);
+        ASSERT_EQ(info->skipped_from, 141);
+        ASSERT_EQ(info->skipped_to, 200);
+        ASSERT_EQ(take(st), 201);
+        ASSERT_EQ(file_value("seq_ceiling"), 301);
+        bbt_state_close(st);
+}
+
+TEST(unreadable_boot_id_counts_as_reboot)
+{
+        struct bbt_state *st;
+
+        setup();
+        crashed_run(100, 0, 5, false);
+        set_boot_id(NULL);
+        st = open_st(100, 5);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CRASH_REBOOT);
+        ASSERT_EQ(take(st), 101);
+        bbt_state_close(st);
+}
+
+TEST(reservation_persisted_before_use)
+{
+        struct bbt_state *st;
+
+        setup();
+        st = open_st(10, 0);
+        for (uint64_t want = 1; want <= 35; want++) {
+                uint64_t seq = take(st);
+
+                ASSERT_EQ(seq, want);
+                /* Whatever happens now, the file already covers SEQ. */
+                ASSERT_GT(file_value("seq_ceiling"), seq);
+                ASSERT_EQ(bbt_state_ceiling(st), file_value("seq_ceiling"));
+        }
+        ASSERT_EQ(file_value("seq_ceiling"), 41);
+        bbt_state_close(st);
+}
+
+TEST(persist_failure_hands_out_nothing)
+{
+        struct bbt_state *st;
+        struct rlimit rl;
+        uint64_t seq = 12345;
+        uint32_t boot = 777;
+
+        setup();
+        signal(SIGXFSZ, SIG_IGN);
+        st = open_st(10, 0);
+        for (int i = 1; i <= 10; i++)
+                take(st);
+        /* The disk refuses the next reservation. */
+        ASSERT_OK(getrlimit(RLIMIT_FSIZE, &rl));
+        rl.rlim_cur = 0;
+        ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
+        ASSERT_EQ(bbt_state_next_seq(st, &seq), -EFBIG);
+        ASSERT_EQ(seq, 12345);
+        ASSERT_EQ(bbt_state_new_session(st, &boot), -EFBIG);
+        ASSERT_EQ(boot, 777);
+        ASSERT_EQ(bbt_state_boot(st), 0);
+        ASSERT_EQ(bbt_state_peek_seq(st), 11);
+        ASSERT_EQ(file_value("seq_ceiling"), 11);
+        rl.rlim_cur = rl.rlim_max;
+        ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
+        ASSERT_EQ(take(st), 11);
+        ASSERT_EQ(file_value("seq_ceiling"), 21);
+        bbt_state_close(st);
+}
+
+TEST(durable_seq_never_reused)
+{
+        struct bbt_state *st;
+        uint64_t will;
+
+        setup();
+        /* 1..4 spooled, 5 set as the will, then killed before spooling anything else. */
+        will = crashed_run(100, 0, 4, true);
+        ASSERT_EQ(will, 5);
+        ASSERT_EQ(file_value("seq_floor"), 6);
+        st = open_st(100, 4);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CRASH_SAME_BOOT);
+        ASSERT_EQ(take(st), 6);
+        bbt_state_close(st);
+}
+
+TEST(boot_increments)
+{
+        struct bbt_state *st;
+        uint32_t boot = 0;
+
+        setup();
+        st = open_st(0, 0);
+        ASSERT_OK(bbt_state_new_session(st, &boot));
+        ASSERT_EQ(boot, 1);
+        ASSERT_EQ(file_value("boot"), 1);
+        ASSERT_OK(bbt_state_new_session(st, &boot)); /* a reconnect */
+        ASSERT_EQ(boot, 2);
+        ASSERT_EQ(bbt_state_boot(st), 2);
+        ASSERT_OK(bbt_state_close(st));
+        st = open_st(0, 0);
+        ASSERT_EQ(bbt_state_boot(st), 2);
+        ASSERT_OK(bbt_state_new_session(st, &boot));
+        ASSERT_EQ(boot, 3);
+        bbt_state_close(st);
+        /* A crash keeps it too: it was written before it was returned. */
+        crashed_run(0, 0, 0, false);
+        st = open_st(0, 0);
+        ASSERT_EQ(bbt_state_boot(st), 3);
+        bbt_state_close(st);
+}
+
+TEST(boot_wraps)
+{
+        struct bbt_state *st;
+        uint32_t boot = 1;
+
+        setup();
+        ASSERT_OK(mkdir(dir, 0700));
+        write_file(state_path, "version=1\nclean=1\nseq_floor=7\nseq_ceiling=9\nboot=4294967295\nboot_id=\n");
+        st = open_st(0, 0);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CLEAN);
+        ASSERT_EQ(bbt_state_peek_seq(st), 7);
+        ASSERT_OK(bbt_state_new_session(st, &boot));
+        ASSERT_EQ(boot, 0);
+        bbt_state_close(st);
+}
+
+TEST(corrupt_file_errors)
+{
+        static const struct {
+                const char *text, *err;
+        } cases[] = {
+                { "version=1\nclean=0\nseq_ceiling=abc\n", ":3: seq_ceiling: expected unsigned integer" },
+                { "version=1\nclean=0\nseq_floor=-5\n", ":3: seq_floor: expected unsigned integer" },
+                { "version=1\nseq_floor=9007199254740993\n", ":2: seq_floor: out of range (at most 9007199254740992)" },
+                { "version=1\nseq_floor=12 \n", ":2: seq_floor: expected unsigned integer" },
+                { "version=2\n", ":1: version: unsupported version 2 (expected 1)" },
+                { "# c\nversion=1\nclean=yes\n", ":3: clean: expected 0 or 1" },
+                { "version=1\nboot=4294967296\n", ":2: boot: out of range (at most 4294967295)" },
+                { "version=1\nseq_floor 5\n", ":2: expected key=value" },
+                { "version=1\ncolour=blue\n", ":2: colour: unknown key" },
+                { "version=1\nversion=1\n", ":2: version: duplicate key" },
+                { "version=1\nboot_id=NOT A UUID\n", ":2: boot_id: expected at most 64 of [0-9a-f-]" },
+                { "version=1\nclean=0\nseq_floor=5\nseq_ceiling=9\nboot=1\n", ": missing key boot_id" },
+                { "version=1\nclean=0\nseq_floor=50\nseq_ceiling=9\nboot=1\nboot_id=\n",
+                  ": seq_floor 50 is above seq_ceiling 9" },
+                { "", ": missing key version" },
+        };
+
+        setup();
+        ASSERT_OK(mkdir(dir, 0700));
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct bbt_state *st = NULL;
+                char err[512] = "", want[512];
+
+                write_file(state_path, cases[i].text);
+                ASSERT_EQ(try_open(0, 100, false, &st, err, sizeof(err)), -EBADMSG);
+                ASSERT(st == NULL);
+                snprintf(want, sizeof(want), "%s%s", state_path, cases[i].err);
+                ASSERT_STR_EQ(err, want);
+        }
+}
+
+TEST(recover_from_corrupt_file)
+{
+        const struct bbt_state_start_info *info;
+        struct bbt_state *st = NULL;
+        char err[512] = "";
+
+        setup();
+        ASSERT_OK(mkdir(dir, 0700));
+        write_file(state_path, "version=1\nboot=42\nseq_ceiling=\x01\x02garbage\n");
+        /* Nothing to go by: refuse, even when asked to recover. */
+        ASSERT_EQ(try_open(10, 0, true, &st, err, sizeof(err)), -EBADMSG);
+        ASSERT_STR_CONTAINS(err, "cannot recover: the spool is empty");
+        ASSERT(st == NULL);
+
+        ASSERT_OK(try_open(10, 500, true, &st, err, sizeof(err)));
+        info = bbt_state_start_info(st);
+        ASSERT_EQ(info->start, BBT_STATE_RECOVERED);
+        ASSERT_EQ(info->first_seq, 501 + 100);
+        ASSERT(info->skipped);
+        ASSERT_EQ(info->skipped_from, 501);
+        ASSERT_EQ(info->skipped_to, 600);
+        ASSERT_GT(bbt_state_boot(st), 42); /* from the clock: above any counter reached */
+        ASSERT_EQ(take(st), 601);
+        ASSERT_OK(bbt_state_close(st));
+        /* The file is whole again. */
+        st = open_st(10, 0);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CLEAN);
+        ASSERT_EQ(take(st), 602);
+        bbt_state_close(st);
+}
+
+TEST(second_open_busy)
+{
+        struct bbt_state *st, *other = NULL;
+        char err[512] = "";
+
+        setup();
+        st = open_st(0, 0);
+        ASSERT_EQ(try_open(0, 0, false, &other, err, sizeof(err)), -EBUSY);
+        ASSERT(other == NULL);
+        ASSERT_STR_CONTAINS(err, "in use by another bbt-agent");
+        bbt_state_close(st);
+}
