@@ -300,7 +300,7 @@ static void read_identity(struct bbt_agent *a)
                 if (fgets(line, sizeof(line), f)) {
                         line[strcspn(line, "\n")] = '\0';
                         if (*line && strlen(line) <= 64 && strspn(line, "0123456789abcdefABCDEF") == strlen(line))
-                                snprintf(a->machine_id, sizeof(a->machine_id), "%s", line);
+                                snprintf(a->machine_id, sizeof(a->machine_id), "%.64s", line);
                 }
                 fclose(f);
         }
@@ -1197,8 +1197,13 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         sto.dir = a->cfg.state_dir;
         sto.root = a->cfg.root;
         sto.block = SEQ_BLOCK;
+        sto.recover = a->cfg.recover_state;
         r = bbt_state_open(&sto, bbt_spool_last_seq(a->spool), &a->state, err, sizeof(err));
-        if (r < 0) {
+        if (r == -EBADMSG) {
+                bbt_log_error("%s; refusing to start, since a wrong counter could reuse sequence numbers. "
+                              "Start once with --recover-state to continue past the spool (see bbt-agent(8))", err);
+                goto fail;
+        } else if (r < 0) {
                 bbt_log_error("%s", err);
                 goto fail;
         }

@@ -32,6 +32,8 @@ struct bbt_agent_config {
         long long inflight, drain_rate, resend_rate;
         /* [health] */
         bool health_enabled;
+        /* Not in the file: --recover-state (start past the spool if the state file is malformed). */
+        bool recover_state;
 };
 
 extern const char *const bbt_agent_log_levels[];

@@ -199,7 +199,7 @@ static void read_net(struct bbt_health *h, const char *root, struct bbt_hb *hb)
         while ((de = readdir(dir)) && n < BBT_HB_NET_MAX) {
                 if (de->d_name[0] == '.' || strcmp(de->d_name, "lo") == 0 || !ifname_ok(de->d_name))
                         continue;
-                snprintf(h->ifnames[n], sizeof(h->ifnames[n]), "%s", de->d_name);
+                snprintf(h->ifnames[n], sizeof(h->ifnames[n]), "%.15s", de->d_name);
                 n++;
         }
         closedir(dir);

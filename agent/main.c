@@ -23,6 +23,8 @@ static void usage(FILE *out)
                 "  -c, --config FILE   configuration file (default " BBT_AGENT_CONFIG_PATH ")\n"
                 "      --check-config  check the configuration, print the effective settings, exit\n"
                 "  -f, --foreground    accepted for compatibility; bbt-agent never forks\n"
+                "      --recover-state if the state file is malformed, continue after the spool's\n"
+                "                      last seq (skipping ahead) instead of refusing to start\n"
                 "  -h, --help          show this help\n"
                 "  -V, --version       show the version\n"
                 "\n"
@@ -37,6 +39,7 @@ int main(int argc, char **argv)
                 { "config", required_argument, NULL, 'c' },
                 { "check-config", no_argument, NULL, 'k' },
                 { "foreground", no_argument, NULL, 'f' },
+                { "recover-state", no_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -44,7 +47,7 @@ int main(int argc, char **argv)
         const char *config_path = BBT_AGENT_CONFIG_PATH;
         struct bbt_agent_config cfg;
         struct bbt_agent *agent = NULL;
-        bool check_only = false;
+        bool check_only = false, recover = false;
         uv_loop_t loop;
         char err[1024];
         int c, r;
@@ -58,6 +61,9 @@ int main(int argc, char **argv)
                         check_only = true;
                         break;
                 case 'f':
+                        break;
+                case 'r':
+                        recover = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -89,6 +95,7 @@ int main(int argc, char **argv)
                 return 0;
         }
         bbt_log_set_level(bbt_agent_config_log_priority(&cfg));
+        cfg.recover_state = recover;
 
         if (uv_loop_init(&loop) < 0) {
                 bbt_log_error("cannot create the event loop");

@@ -161,7 +161,7 @@ static void segment_path(bool newest, char *out, size_t size)
                 if (strlen(de->d_name) != 24 || !strstr(de->d_name, ".seg"))
                         continue;
                 if (!best[0] || (newest ? strcmp(de->d_name, best) > 0 : strcmp(de->d_name, best) < 0))
-                        snprintf(best, sizeof(best), "%s", de->d_name);
+                        snprintf(best, sizeof(best), "%.24s", de->d_name);
         }
         closedir(d);
         ASSERT(best[0]);
