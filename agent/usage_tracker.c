@@ -164,6 +164,7 @@ void bbt_usage_tracker_input(struct bbt_usage_tracker *t, enum bbt_input_class c
         case BBT_INPUT_PEN: t->pen += count; break;
         case BBT_INPUT_MOUSE: t->mouse += count; break;
         case BBT_INPUT_KEY: t->key += count; break;
+        default: break;
         }
 }
 

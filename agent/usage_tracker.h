@@ -5,9 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bbt/driver.h"
 #include "bbt/protocol.h"
-
-enum bbt_input_class { BBT_INPUT_TOUCH, BBT_INPUT_PEN, BBT_INPUT_MOUSE, BBT_INPUT_KEY };
 
 typedef void (*bbt_usage_emit_fn)(void *userdata, const struct bbt_usage *interval);
 
