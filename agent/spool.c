@@ -29,6 +29,8 @@
  */
 #include "spool.h"
 
+#include "bbt/fileio.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -249,38 +251,9 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
         return (ssize_t)done;
 }
 
-/* Writes all of BUF; returns 0 or -errno (-EIO if write() makes no progress). */
-static int write_full(int fd, const void *buf, size_t len)
-{
-        const uint8_t *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 static int truncate_fd(int fd, uint64_t size)
 {
         while (ftruncate(fd, (off_t)size) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return 0;
-}
-
-static int sync_fd(int fd, bool data_only)
-{
-        while ((data_only ? fdatasync(fd) : fsync(fd)) < 0)
                 if (errno != EINTR)
                         return -errno;
         return 0;
@@ -488,34 +461,11 @@ static bool cursor_before(const struct cursor *a, const struct cursor *b)
 static int write_meta(struct bbt_spool *sp, uint64_t acked, uint64_t dropped)
 {
         char text[128];
-        int fd, r, len;
+        int len;
 
         len = snprintf(text, sizeof(text), "version=1\nacked=%" PRIu64 "\ndropped=%" PRIu64 "\n",
                        acked, dropped);
-        fd = openat(sp->dirfd, META_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_full(fd, text, (size_t)len);
-        if (r < 0)
-                goto fail;
-        r = sync_fd(fd, true);
-        if (r < 0)
-                goto fail;
-        r = close(fd) < 0 ? -errno : 0;
-        fd = -1;
-        if (r < 0)
-                goto fail_unlink;
-        if (renameat(sp->dirfd, META_TMP_NAME, sp->dirfd, META_NAME) < 0) {
-                r = -errno;
-                goto fail_unlink;
-        }
-        return sync_fd(sp->dirfd, false);
-
-fail:
-        close(fd);
-fail_unlink:
-        unlinkat(sp->dirfd, META_TMP_NAME, 0);
-        return r;
+        return bbt_atomic_replace(sp->dirfd, META_TMP_NAME, META_NAME, text, (size_t)len);
 }
 
 int bbt_spool_save_meta(struct bbt_spool *sp)
@@ -983,7 +933,7 @@ fail_free:
 /* Closes a retired descriptor after syncing it. */
 static int retire_sync_close(int fd)
 {
-        int r = sync_fd(fd, true);
+        int r = bbt_fsync_fd(fd, true);
 
         close(fd);
         return r;
@@ -1066,7 +1016,7 @@ static int start_segment(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, size
                 return -errno;
         put_u32(sp->work_buf, FILE_MAGIC);
         put_u32(sp->work_buf + 4, FILE_VERSION);
-        r = write_full(fd, sp->work_buf, SEG_HEADER_SIZE + size);
+        r = bbt_write_full(fd, sp->work_buf, SEG_HEADER_SIZE + size);
         if (r < 0) {
                 close(fd);
                 unlinkat(sp->dirfd, name, 0);
@@ -1145,7 +1095,7 @@ int bbt_spool_append(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t 
                 if (r < 0)
                         return r;
         } else {
-                r = write_full(sp->wfd, sp->work_buf + SEG_HEADER_SIZE, size);
+                r = bbt_write_full(sp->wfd, sp->work_buf + SEG_HEADER_SIZE, size);
                 if (r < 0) {
                         /* Never leave half a record for the next append to follow. */
                         if (truncate_fd(sp->wfd, cur->bytes) < 0)
@@ -1207,7 +1157,7 @@ int bbt_spool_sync(struct bbt_spool *sp, uint64_t *ret_synced)
                         r = q;
         }
         if (dirfd >= 0) {
-                int q = sync_fd(dirfd, false);
+                int q = bbt_fsync_fd(dirfd, false);
 
                 close(dirfd);
                 if (q < 0) {

@@ -19,6 +19,8 @@
  */
 #include "state.h"
 
+#include "bbt/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -68,32 +70,6 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, err_size, fmt, ap);
         va_end(ap);
-}
-
-static int write_full(int fd, const char *p, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static int fsync_fd(int fd)
-{
-        while (fsync(fd) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        return 0;
 }
 
 /* Reads FD into BUF as a C string: returns its length, -EFBIG if it does not
@@ -319,38 +295,14 @@ static uint32_t salvage_boot(const char *text)
 static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ceiling, uint32_t boot)
 {
         char text[512];
-        int fd, r, len;
+        int len;
 
         len = snprintf(text, sizeof(text),
                        "# bbt-agent counters: written by bbt-agent, see docs/spool.md\n"
                        "version=1\nclean=%d\nseq_floor=%" PRIu64 "\nseq_ceiling=%" PRIu64
                        "\nboot=%" PRIu32 "\nboot_id=%s\n",
                        clean ? 1 : 0, floor, ceiling, boot, st->boot_id);
-        fd = openat(st->dirfd, STATE_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_full(fd, text, (size_t)len);
-        if (r < 0)
-                goto fail;
-        r = fsync_fd(fd);
-        if (r < 0)
-                goto fail;
-        r = close(fd) < 0 ? -errno : 0;
-        fd = -1;
-        if (r < 0)
-                goto fail_unlink;
-        if (renameat(st->dirfd, STATE_TMP_NAME, st->dirfd, STATE_NAME) < 0) {
-                r = -errno;
-                goto fail_unlink;
-        }
-        /* Only once the rename is on disk may the values be relied upon. */
-        return fsync_fd(st->dirfd);
-
-fail:
-        close(fd);
-fail_unlink:
-        unlinkat(st->dirfd, STATE_TMP_NAME, 0);
-        return r;
+        return bbt_atomic_replace(st->dirfd, STATE_TMP_NAME, STATE_NAME, text, (size_t)len);
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b)

@@ -1,0 +1,67 @@
+/* Durable-file helpers: full writes, fsync retried on EINTR, atomic replace through rename. */
+#include "bbt/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int bbt_write_full(int fd, const void *buf, size_t len)
+{
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+int bbt_fsync_fd(int fd, bool data_only)
+{
+        while ((data_only ? fdatasync(fd) : fsync(fd)) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return 0;
+}
+
+int bbt_atomic_replace(int dirfd, const char *tmp_name, const char *name, const void *data, size_t len)
+{
+        int fd, r;
+
+        fd = openat(dirfd, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = bbt_write_full(fd, data, len);
+        if (r < 0)
+                goto fail;
+        r = bbt_fsync_fd(fd, true);
+        if (r < 0)
+                goto fail;
+        r = close(fd) < 0 ? -errno : 0;
+        fd = -1;
+        if (r < 0)
+                goto fail_unlink;
+        if (renameat(dirfd, tmp_name, dirfd, name) < 0) {
+                r = -errno;
+                goto fail_unlink;
+        }
+        /* Only once the rename is on disk may the new contents be relied upon. */
+        return bbt_fsync_fd(dirfd, false);
+
+fail:
+        close(fd);
+fail_unlink:
+        unlinkat(dirfd, tmp_name, 0);
+        return r;
+}

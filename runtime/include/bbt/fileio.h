@@ -1,0 +1,26 @@
+/* Small durable-file helpers shared by the daemons: full writes, fsync with EINTR, atomic replace. */
+#ifndef BBT_FILEIO_H
+#define BBT_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef BBT_API
+#define BBT_API __attribute__((visibility("default")))
+#endif
+
+/* Writes all LEN bytes of BUF to FD, retrying on EINTR and short writes.
+ * Returns 0, or -errno (-EIO if write() makes no progress). */
+BBT_API int bbt_write_full(int fd, const void *buf, size_t len);
+
+/* fdatasync() (DATA_ONLY) or fsync() of FD, retried on EINTR. Returns 0 or -errno. */
+BBT_API int bbt_fsync_fd(int fd, bool data_only);
+
+/* Replaces NAME in the directory DIRFD with LEN bytes of DATA so that a crash
+ * leaves either the old or the new file: writes TMP_NAME (mode 0600), syncs
+ * it, renames it over NAME and syncs the directory. Returns 0, or -errno with
+ * TMP_NAME removed and NAME untouched. */
+BBT_API int bbt_atomic_replace(int dirfd, const char *tmp_name, const char *name, const void *data,
+                               size_t len);
+
+#endif
