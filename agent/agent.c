@@ -127,6 +127,14 @@ static int64_t now_mono(void)
         return clock_ms(CLOCK_MONOTONIC);
 }
 
+/* The port actually used: 0 in the file means the MQTT default. */
+static long long broker_port(const struct bbt_agent *a)
+{
+        if (a->cfg.port)
+                return a->cfg.port;
+        return a->cfg.tls_ca_file || a->cfg.tls_ca_path ? 8883 : 1883;
+}
+
 static void build_topic(const struct bbt_agent *a, enum bbt_channel ch, char *buf, size_t size)
 {
         snprintf(buf, size, "%s%s", a->prefix, bbt_channel_name(ch));
@@ -699,7 +707,7 @@ static void on_connect(void *userdata, bool session_present)
         a->connected = true;
         a->session_used = true;
         a->connect_failures = 0;
-        bbt_log_notice("connected to %s:%lld (boot %" PRIu32 ")", a->cfg.host, a->cfg.port, a->boot);
+        bbt_log_notice("connected to %s:%lld (boot %" PRIu32 ")", a->cfg.host, broker_port(a), a->boot);
         window_clear(a);
         bbt_spool_rewind(a->spool);
         a->n_early = 0;
@@ -724,14 +732,14 @@ static void on_disconnect(void *userdata, int error, const char *reason)
 
         if (a->connected && (a->stopping || error == 0)) {
                 a->connected = false;
-                bbt_log_info("disconnected from %s:%lld", a->cfg.host, a->cfg.port);
+                bbt_log_info("disconnected from %s:%lld", a->cfg.host, broker_port(a));
         } else if (a->connected) {
                 a->connected = false;
                 bbt_log_warning("connection to %s:%lld lost: %s; reconnecting with backoff", a->cfg.host,
-                                a->cfg.port, reason);
+                                broker_port(a), reason);
         } else if (error && (a->connect_failures++ % 10) == 0) {
                 bbt_log_warning("cannot connect to %s:%lld: %s (attempt %u; retrying with backoff)", a->cfg.host,
-                                a->cfg.port, reason, a->connect_failures);
+                                broker_port(a), reason, a->connect_failures);
         }
         window_clear(a);
         a->n_early = 0;
@@ -1113,8 +1121,10 @@ int bbt_agent_reload(struct bbt_agent *a)
                 return r;
         }
         if (!same_str(fresh.state_dir, a->cfg.state_dir) || !same_str(fresh.spool_dir, a->cfg.spool_dir) ||
-            fresh.spool_max_bytes != a->cfg.spool_max_bytes || fresh.retain_acked_ms != a->cfg.retain_acked_ms)
-                bbt_log_warning("reload: state_dir, spool dir, max_size and retain_acked take effect at the next start");
+            fresh.spool_max_bytes != a->cfg.spool_max_bytes || fresh.retain_acked_ms != a->cfg.retain_acked_ms ||
+            fresh.inflight != a->cfg.inflight)
+                bbt_log_warning("reload: state_dir, [spool] dir, max_size, retain_acked and inflight take effect "
+                                "at the next start");
         reconnect = connection_changed(&a->cfg, &fresh);
         old = a->cfg;
         a->cfg = fresh;
@@ -1123,6 +1133,7 @@ int bbt_agent_reload(struct bbt_agent *a)
         a->cfg.spool_dir = old.spool_dir, old.spool_dir = NULL;
         a->cfg.spool_max_bytes = old.spool_max_bytes;
         a->cfg.retain_acked_ms = old.retain_acked_ms;
+        a->cfg.inflight = old.inflight;
         free(fresh.state_dir == a->cfg.state_dir ? NULL : fresh.state_dir);
         free(fresh.spool_dir == a->cfg.spool_dir ? NULL : fresh.spool_dir);
         bbt_agent_config_free(&old);
@@ -1156,7 +1167,7 @@ int bbt_agent_reload(struct bbt_agent *a)
 
 static void spool_report_cb(void *userdata, const char *file, uint64_t offset, const char *reason)
 {
-        bbt_log_warning("spool: %s at byte %" PRIu64 ": %s; record skipped, the rest is kept", file, offset, reason);
+        bbt_log_warning("spool: %s at byte %" PRIu64 ": %s", file, offset, reason);
 }
 
 int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_config *config,
@@ -1261,7 +1272,7 @@ int bbt_agent_start(struct bbt_agent *a)
                 uv_timer_start(&a->watchdog_timer, watchdog_timer_cb, watchdog_usec / 2000, watchdog_usec / 2000);
         sd_notifyf(0, "READY=1\nSTATUS=reporting as %s%s", a->prefix, "");
         bbt_log_notice("started: bbt-agent %s, %s, broker %s:%lld, boot %" PRIu32, BBT_VERSION, a->prefix,
-                       a->cfg.host, a->cfg.port, a->boot);
+                       a->cfg.host, broker_port(a), a->boot);
         return 0;
 }
 

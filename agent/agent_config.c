@@ -22,7 +22,7 @@ static const char *const fsync_names[] = { "each", "interval", NULL };
         }
 #define SECONDS(n) ((long long)(n) * 1000)
 
-/* Keep docs/agent-config.md and docs/man/bbt-agent.conf.5 in step with this table. */
+/* Keep docs/agent.md and docs/man/bbt-agent.conf.5 in step with this table. */
 static const struct bbt_option options[] = {
         OPT("identity", "county", BBT_OPT_STRING, county, NULL, 0, 0,
             "County administrative division code, 6 digits (required)"),
@@ -66,7 +66,7 @@ static const struct bbt_option options[] = {
 
         OPT("spool", "dir", BBT_OPT_PATH, spool_dir, "/var/lib/bbt-agent/spool", 0, 0,
             "Spool directory: every message is stored here before it is published"),
-        OPT("spool", "max_size", BBT_OPT_SIZE, spool_max_bytes, "64M", 64LL << 10, 16LL << 30,
+        OPT("spool", "max_size", BBT_OPT_SIZE, spool_max_bytes, "64M", 128LL << 10, 16LL << 30,
             "Largest spool; past it the oldest records are dropped, counted and alerted"),
         { .section = "spool", .name = "fsync", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_agent_config, fsync_policy), .default_value = "interval",
