@@ -95,8 +95,13 @@ struct bbt_agent {
 
         struct resend_job jobs[MAX_RESEND_JOBS];
         size_t n_jobs;
-        char recent_ids[RECENT_CMD_IDS][65];
+        struct {
+                char id[65];
+                bool answered, ok;
+                char error[160];
+        } recent[RECENT_CMD_IDS]; /* commands seen lately, and how they were answered */
         size_t recent_next;
+        uint64_t prev_will_seq; /* the will of the session that ended last, 0: none */
 
         bool spool_drop_raised;
         uint64_t append_failures;
@@ -535,9 +540,27 @@ static void request_sync(struct bbt_agent *a)
 
 /* ---- resend ---- */
 
+/* The entry for command ID if it was seen lately, else -1. */
+static int recent_find(struct bbt_agent *a, const char *id)
+{
+        size_t i;
+
+        for (i = 0; i < RECENT_CMD_IDS; i++)
+                if (a->recent[i].id[0] && strcmp(a->recent[i].id, id) == 0)
+                        return (int)i;
+        return -1;
+}
+
 static void reply(struct bbt_agent *a, const char *id, bool ok, const char *error, cJSON *result)
 {
+        int i = recent_find(a, id);
         struct bbt_msg m;
+
+        if (i >= 0) {
+                a->recent[i].answered = true;
+                a->recent[i].ok = ok;
+                snprintf(a->recent[i].error, sizeof(a->recent[i].error), "%s", error ? error : "");
+        }
 
         bbt_msg_init(&m, BBT_CH_CMD_REPLY);
         m.body.reply.id = id;
@@ -558,7 +581,11 @@ static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
         struct resend_ctx *ctx = userdata;
         int mid, r;
 
-        /* History is never retained; the will goes out like any record. */
+        /* The live session's will would end the session in the eyes of a
+         * consumer: it stays the broker's to publish. Other history goes out,
+         * never retained. */
+        if (rec->seq == ctx->a->will_seq)
+                return 0;
         r = bbt_mqtt_publish(ctx->a->mqtt, rec->topic, rec->payload, rec->payload_len, 1, false, &mid);
         if (r < 0) {
                 ctx->failed = r;
@@ -622,16 +649,11 @@ static void run_resend(struct bbt_agent *a)
 
 /* ---- commands ---- */
 
-static bool seen_recently(struct bbt_agent *a, const char *id)
+static void recent_add(struct bbt_agent *a, const char *id)
 {
-        size_t i;
-
-        for (i = 0; i < RECENT_CMD_IDS; i++)
-                if (strcmp(a->recent_ids[i], id) == 0)
-                        return true;
-        snprintf(a->recent_ids[a->recent_next], sizeof(a->recent_ids[0]), "%s", id);
+        memset(&a->recent[a->recent_next], 0, sizeof(a->recent[0]));
+        snprintf(a->recent[a->recent_next].id, sizeof(a->recent[0].id), "%s", id);
         a->recent_next = (a->recent_next + 1) % RECENT_CMD_IDS;
-        return false;
 }
 
 /* The id of a command that failed validation, if it has a usable one. */
@@ -665,10 +687,16 @@ static void handle_cmd(struct bbt_agent *a, const void *payload, size_t len)
                 return;
         }
         c = &m.body.cmd;
-        if (seen_recently(a, c->id)) {
-                bbt_log_debug("command %s already handled; ignoring the repeat", c->id);
+        r = recent_find(a, c->id);
+        if (r >= 0) {
+                /* QoS 1 may deliver twice, and a reply may have been lost:
+                 * answer again, never run it again. */
+                bbt_log_debug("command %s repeated: answering again without running it", c->id);
+                if (a->recent[r].answered)
+                        reply(a, c->id, a->recent[r].ok, a->recent[r].ok ? NULL : a->recent[r].error, NULL);
                 goto out;
         }
+        recent_add(a, c->id);
         bbt_log_info("command %s: %s", c->id, c->op);
         switch (c->op_code) {
         case BBT_OP_RESEND:
@@ -697,6 +725,29 @@ out:
         bbt_msg_free(&m);
 }
 
+static int prev_will_cb(void *userdata, const struct bbt_spool_record *rec)
+{
+        struct bbt_agent *a = userdata;
+        int mid;
+
+        if (bbt_mqtt_publish(a->mqtt, rec->topic, rec->payload, rec->payload_len, 1, false, &mid) == 0)
+                a->stats.published++;
+        return 0;
+}
+
+/* The broker publishes a dropped session's will, unless it crashed first: send
+ * it once more, unretained, so its seq is never missing (the aggregator drops
+ * the copy if the broker's got through). */
+static void republish_prev_will(struct bbt_agent *a)
+{
+        struct bbt_spool_range range;
+
+        if (!a->prev_will_seq)
+                return;
+        bbt_spool_read_range(a->spool, a->prev_will_seq, a->prev_will_seq, 1, prev_will_cb, a, &range);
+        a->prev_will_seq = 0;
+}
+
 /* ---- connection callbacks ---- */
 
 static void on_connect(void *userdata, bool session_present)
@@ -722,6 +773,7 @@ static void on_connect(void *userdata, bool session_present)
         a->session_first_seq = a->will_seq;
         produce_early(a, &birth);
         produce_inventory(a, true);
+        republish_prev_will(a);
         pump(a);
         ensure_ticking(a);
 }
@@ -745,8 +797,10 @@ static void on_disconnect(void *userdata, int error, const char *reason)
         a->n_early = 0;
         /* A session the broker accepted is over: the next one gets a new boot
          * and a new will. A will that never reached a broker is reused. */
-        if (a->session_used && !a->stopping)
+        if (a->session_used && !a->stopping) {
+                a->prev_will_seq = a->will_seq;
                 new_session(a);
+        }
 }
 
 static void on_publish(void *userdata, int mid)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/timex.h>
 #include <unistd.h>
@@ -243,7 +244,15 @@ int bbt_health_read(struct bbt_health *h, const char *root, const char *spool_di
         read_cpu(h, root, &hb->cpu);
         NOTE(read_meminfo(root, &hb->mem_total, &hb->mem_available), "proc/meminfo");
         NOTE(read_fs(root, &hb->disk_root), "statvfs of the root");
-        hb->has_disk_spool = spool_dir && read_fs(spool_dir, &hb->disk_spool) == 0;
+        /* disk.spool only when the spool is on another file system than the root. */
+        hb->has_disk_spool = false;
+        if (spool_dir) {
+                struct stat st_root, st_spool;
+
+                if (stat(root, &st_root) == 0 && stat(spool_dir, &st_spool) == 0 &&
+                    st_root.st_dev != st_spool.st_dev)
+                        hb->has_disk_spool = read_fs(spool_dir, &hb->disk_spool) == 0;
+        }
         hb->has_temp = false;
         hb->temp_source = NULL;
         read_temp(h, root, hb);
