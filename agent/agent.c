@@ -17,7 +17,12 @@
 #include "bbt/log.h"
 #include "bbt/mqtt.h"
 #include "bbt/protocol.h"
+#include "audio.h"
+#include "display.h"
 #include "health.h"
+#include "input.h"
+#include "periph.h"
+#include "projector.h"
 #include "spool.h"
 #include "state.h"
 #include "usage_tracker.h"
@@ -106,6 +111,16 @@ struct bbt_agent {
         bool spool_drop_raised;
         uint64_t append_failures;
         char health_error[256];
+
+        /* hardware drivers */
+        struct bbt_driver_events driver_events;
+        struct bbt_driver *drivers[5];
+        size_t n_drivers;
+        struct bbt_driver *periph, *projector;
+        bool display_panel_on, display_projector_on;
+        bool has_projector_status;
+        struct bbt_projector_status projector_status;
+        char projector_input[17];
 
         bool stopping, stopped;
         uint64_t stop_started;
@@ -270,6 +285,10 @@ static void produce_heartbeat(struct bbt_agent *a)
                 snprintf(a->health_error, sizeof(a->health_error), "%s", r < 0 ? err : "");
         }
         m.body.hb.state = bbt_usage_tracker_state(&a->usage);
+        if (a->has_projector_status) {
+                m.body.hb.has_projector = true;
+                m.body.hb.projector = a->projector_status;
+        }
         bbt_spool_stats(a->spool, &st);
         m.body.hb.spool_depth = (int64_t)st.depth;
         m.body.hb.spool_dropped = (int64_t)(st.dropped + a->append_failures);
@@ -390,8 +409,13 @@ static void produce_inventory(struct bbt_agent *a, bool early)
 {
         struct bbt_msg m;
 
-        /* The peripheral drivers fill this in; until then the list is empty. */
         bbt_msg_init(&m, BBT_CH_INVENTORY);
+        if (a->periph) {
+                const struct bbt_dev *devs;
+
+                m.body.inventory.n_devices = bbt_periph_inventory(a->periph, &devs);
+                m.body.inventory.devices = (struct bbt_dev *)devs;
+        }
         if (early)
                 produce_early(a, &m);
         else
@@ -920,6 +944,152 @@ static int connect_broker(struct bbt_agent *a)
         return r;
 }
 
+/* ---- what the drivers observe ---- */
+
+static void ev_input(void *userdata, enum bbt_input_class cls, uint64_t count)
+{
+        struct bbt_agent *a = userdata;
+
+        bbt_usage_tracker_input(&a->usage, cls, (int64_t)count, now_mono(), now_real());
+}
+
+/* The display counts as on when the panel/monitor or the projector is on. */
+static void ev_display(void *userdata, bool on, const char *source)
+{
+        struct bbt_agent *a = userdata;
+
+        if (source && strcmp(source, "projector") == 0)
+                a->display_projector_on = on;
+        else
+                a->display_panel_on = on;
+        bbt_log_info("display %s (%s)", on ? "on" : "off", source ? source : "?");
+        bbt_usage_tracker_display(&a->usage, a->display_panel_on || a->display_projector_on, now_mono(),
+                                  now_real());
+}
+
+static void ev_audio(void *userdata, bool playing)
+{
+        struct bbt_agent *a = userdata;
+
+        bbt_usage_tracker_audio(&a->usage, playing, now_mono(), now_real());
+}
+
+static void ev_periph(void *userdata, enum bbt_periph_action action, const struct bbt_dev *dev)
+{
+        struct bbt_agent *a = userdata;
+        struct bbt_msg m;
+
+        bbt_msg_init(&m, BBT_CH_PERIPH);
+        m.body.periph.action = action;
+        m.body.periph.dev = *dev;
+        bbt_log_info("peripheral %s: %s %s", action == BBT_PERIPH_ADD ? "added" : "removed",
+                     bbt_periph_kind_name(dev->kind), dev->syspath);
+        produce(a, &m);
+}
+
+static void ev_inventory(void *userdata, const struct bbt_dev *devs, size_t n)
+{
+        produce_inventory(userdata, false);
+}
+
+static void ev_projector(void *userdata, const struct bbt_projector_status *status)
+{
+        struct bbt_agent *a = userdata;
+
+        a->projector_status = *status;
+        a->projector_status.input = NULL;
+        if (status->input) {
+                snprintf(a->projector_input, sizeof(a->projector_input), "%s", status->input);
+                a->projector_status.input = a->projector_input;
+        }
+        a->has_projector_status = true;
+}
+
+static void ev_alert(void *userdata, const char *code, enum bbt_severity severity, enum bbt_alert_state state,
+                     const char *detail)
+{
+        struct bbt_agent *a = userdata;
+
+        bbt_log_notice("alert %s %s: %s", code, state == BBT_ALERT_RAISED ? "raised" : "cleared",
+                       detail ? detail : "");
+        produce_alert(a, code, severity, state, detail);
+}
+
+/* Creates the drivers the configuration enables (not started). LOOP may be a
+ * loop that never runs, for --probe. Returns 0 or a negative errno (logged). */
+static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
+{
+        struct bbt_driver_env env = { .loop = loop, .root = a->cfg.root, .events = &a->driver_events };
+        struct bbt_driver *d;
+        int r = 0;
+
+        a->driver_events = (struct bbt_driver_events){
+                .input = ev_input, .display = ev_display, .audio = ev_audio, .periph = ev_periph,
+                .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .userdata = a,
+        };
+        if (a->cfg.input_enabled) {
+                struct bbt_input_options o = { 0 };
+
+                if ((r = bbt_input_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = d;
+        }
+        if (a->cfg.display_enabled) {
+                struct bbt_display_options o = { 0 };
+
+                if ((r = bbt_display_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = d;
+        }
+        if (a->cfg.audio_enabled) {
+                struct bbt_audio_options o = { 0 };
+
+                if ((r = bbt_audio_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = d;
+        }
+        if (a->cfg.periph_enabled) {
+                struct bbt_periph_options o = { .debounce_ms = (unsigned)a->cfg.periph_debounce_ms };
+
+                bbt_periph_expect_parse(a->cfg.periph_expect ? a->cfg.periph_expect : "", &o.expect);
+                if ((r = bbt_periph_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = a->periph = d;
+        }
+        if (a->cfg.projector_host && *a->cfg.projector_host) {
+                struct bbt_projector_options o;
+
+                bbt_projector_options_init(&o);
+                o.host = a->cfg.projector_host;
+                o.port = (uint16_t)a->cfg.projector_port;
+                o.password = a->cfg.projector_password && *a->cfg.projector_password ? a->cfg.projector_password : NULL;
+                o.poll_interval_ms = (uint32_t)a->cfg.projector_poll_ms;
+                o.timeout_ms = (uint32_t)a->cfg.projector_timeout_ms;
+                o.lamp_hours_limit = a->cfg.projector_lamp_hours_limit;
+                if ((r = bbt_projector_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = a->projector = d;
+        }
+        return 0;
+fail:
+        bbt_log_error("drivers: cannot create driver %zu: %s", a->n_drivers + 1, strerror(-r));
+        return r;
+}
+
+static void destroy_drivers(struct bbt_agent *a)
+{
+        while (a->n_drivers) {
+                struct bbt_driver *d = a->drivers[--a->n_drivers];
+
+                d->ops->destroy(d);
+        }
+        a->periph = a->projector = NULL;
+}
+
+static void driver_stopped_cb(void *userdata)
+{
+}
+
 /* ---- timers ---- */
 
 static void hb_timer_cb(uv_timer_t *t)
@@ -1032,6 +1202,8 @@ static void finish_stop(struct bbt_agent *a)
                 return;
         a->stopped = true;
         uv_timer_stop(&a->stop_timer);
+        for (size_t i = 0; i < a->n_drivers; i++)
+                a->drivers[i]->ops->stop(a->drivers[i], driver_stopped_cb, a);
         close_handle(a, (uv_handle_t *)&a->hb_timer);
         close_handle(a, (uv_handle_t *)&a->tick_timer);
         close_handle(a, (uv_handle_t *)&a->fsync_timer);
@@ -1313,6 +1485,17 @@ int bbt_agent_start(struct bbt_agent *a)
         arm_usage_timer(a);
         a->tokens = 1;
 
+        r = create_drivers(a, a->loop);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < a->n_drivers; i++) {
+                int q = a->drivers[i]->ops->start(a->drivers[i]);
+
+                if (q < 0)
+                        bbt_log_warning("driver %s: cannot start: %s; carrying on without it",
+                                        a->drivers[i]->ops->name, strerror(-q));
+        }
+
         r = connect_broker(a);
         if (r < 0)
                 return r;
@@ -1330,6 +1513,52 @@ int bbt_agent_start(struct bbt_agent *a)
         return 0;
 }
 
+int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
+{
+        struct bbt_health health = { 0 };
+        struct bbt_hb hb = { 0 };
+        struct bbt_agent *a;
+        char err[512] = "";
+        uv_loop_t loop;
+        size_t i;
+        int r;
+
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->cfg = *config; /* borrowed: not freed here */
+        r = uv_loop_init(&loop);
+        if (r < 0) {
+                free(a);
+                return r;
+        }
+        fprintf(out, "bbt-agent %s probe, root %s\n\n== health ==\n", BBT_VERSION, a->cfg.root);
+        r = bbt_health_read(&health, a->cfg.root, a->cfg.spool_dir, &hb, err, sizeof(err));
+        fprintf(out, "uptime %" PRId64 " s, load %.2f %.2f %.2f, memory %" PRId64 " of %" PRId64 " bytes available\n",
+                hb.uptime, hb.load[0], hb.load[1], hb.load[2], hb.mem_available, hb.mem_total);
+        fprintf(out, "disk /: %" PRId64 " of %" PRId64 " bytes free; clock %s\n", hb.disk_root.free,
+                hb.disk_root.total, hb.clock_synced ? "synchronised" : "NOT synchronised");
+        if (hb.has_temp)
+                fprintf(out, "hottest sensor: %.1f C (%s)\n", hb.temp_max, hb.temp_source);
+        for (i = 0; i < hb.n_net; i++)
+                fprintf(out, "network %s: %s\n", hb.net[i].ifname, hb.net[i].up ? "up" : "down");
+        if (r < 0)
+                fprintf(out, "problem: %s\n", err);
+        r = create_drivers(a, &loop);
+        for (i = 0; r == 0 && i < a->n_drivers; i++) {
+                fprintf(out, "\n== %s ==\n", a->drivers[i]->ops->name);
+                int q = a->drivers[i]->ops->probe(a->drivers[i], out);
+
+                if (q < 0)
+                        fprintf(out, "probe failed: %s\n", strerror(-q));
+        }
+        destroy_drivers(a);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_loop_close(&loop);
+        free(a);
+        return r;
+}
+
 void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret)
 {
         *ret = a->stats;
@@ -1339,6 +1568,7 @@ void bbt_agent_free(struct bbt_agent *a)
 {
         if (!a)
                 return;
+        destroy_drivers(a);
         bbt_spool_close(a->spool);
         bbt_state_close(a->state);
         bbt_agent_config_free(&a->cfg);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -41,6 +42,11 @@ void bbt_agent_stop(struct bbt_agent *a);
 /* Re-reads the configuration file, as on SIGHUP. Returns 0, or a negative
  * errno (the old configuration stays) with the reason logged. */
 int bbt_agent_reload(struct bbt_agent *a);
+
+/* Prints what each enabled driver and the health readings see now, for
+ * `bbt-agent --probe`; opens neither the spool nor the broker connection.
+ * Returns 0 or a negative errno. */
+int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out);
 
 void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret);
 

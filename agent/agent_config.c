@@ -10,6 +10,7 @@
 #include "bbt/config.h"
 #include "bbt/log.h"
 #include "bbt/protocol.h"
+#include "periph.h"
 
 const char *const bbt_agent_log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 static const char *const fsync_names[] = { "each", "interval", NULL };
@@ -84,12 +85,37 @@ static const struct bbt_option options[] = {
 
         OPT("health", "enabled", BBT_OPT_BOOL, health_enabled, "yes", 0, 0,
             "Report uptime, load, cpu, memory and disk in heartbeats"),
+
+        OPT("input", "enabled", BBT_OPT_BOOL, input_enabled, "yes", 0, 0,
+            "Count touch, pen, mouse and key interactions (counts only; needs the input group)"),
+        OPT("display", "enabled", BBT_OPT_BOOL, display_enabled, "yes", 0, 0,
+            "Follow the display's power from DRM connectors and the backlight"),
+        OPT("audio", "enabled", BBT_OPT_BOOL, audio_enabled, "yes", 0, 0,
+            "Follow audio playback from ALSA (/proc/asound)"),
+        OPT("peripherals", "enabled", BBT_OPT_BOOL, periph_enabled, "yes", 0, 0,
+            "Report peripherals (camera, microphones, speakers, touch frame, storage, displays)"),
+        OPT("peripherals", "expect", BBT_OPT_STRING, periph_expect, "", 0, 0,
+            "Kinds that must be present, e.g. \"camera, touch\"; a missing one raises periph_missing"),
+        OPT("peripherals", "debounce", BBT_OPT_DURATION, periph_debounce_ms, "2s", 100, SECONDS(60),
+            "Plug and unplug within this long count as one change"),
+        OPT("projector", "host", BBT_OPT_STRING, projector_host, "", 0, 0,
+            "Projector's address for PJLink (TCP 4352); empty: no projector"),
+        OPT("projector", "port", BBT_OPT_INT, projector_port, "4352", 1, 65535, "PJLink port"),
+        OPT("projector", "password", BBT_OPT_STRING, projector_password, "", 0, 0,
+            "PJLink password (at most 32 bytes); empty: none"),
+        OPT("projector", "poll_interval", BBT_OPT_DURATION, projector_poll_ms, "30s", SECONDS(1), SECONDS(3600),
+            "How often the projector is asked for its status"),
+        OPT("projector", "timeout", BBT_OPT_DURATION, projector_timeout_ms, "5s", 100, SECONDS(60),
+            "How long each PJLink step may take"),
+        OPT("projector", "lamp_hours_limit", BBT_OPT_INT, projector_lamp_hours_limit, "0", 0, 1000000,
+            "Raise lamp_hours when the lamp reaches this many hours; 0: never"),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 static int check(const char *path, const struct bbt_agent_config *c, char *err, size_t err_size)
 {
         const char *what = NULL, *key = NULL;
+        uint32_t expect;
 
         if (!c->county || !c->school || !c->terminal) {
                 key = !c->county ? "[identity] county" : !c->school ? "[identity] school" : "[identity] terminal";
@@ -110,6 +136,12 @@ static int check(const char *path, const struct bbt_agent_config *c, char *err, 
                 key = "[broker] backoff_max", what = "must not be less than backoff_min";
         } else if (c->password_file && (!c->username || !*c->username)) {
                 key = "[broker] password_file", what = "needs a username";
+        } else if (bbt_periph_expect_parse(c->periph_expect ? c->periph_expect : "", &expect) < 0) {
+                key = "[peripherals] expect",
+                what = "expected kinds among camera, audio_in, audio_out, touch, pen, keyboard, mouse, storage, "
+                       "display, projector, network, other";
+        } else if (c->projector_password && strlen(c->projector_password) > 32) {
+                key = "[projector] password", what = "at most 32 bytes (PJLink)";
         }
         if (!what)
                 return 0;

@@ -32,6 +32,12 @@ struct bbt_agent_config {
         long long inflight, drain_rate, resend_rate;
         /* [health] */
         bool health_enabled;
+        /* [input], [display], [audio], [peripherals], [projector] */
+        bool input_enabled, display_enabled, audio_enabled, periph_enabled;
+        char *periph_expect;
+        long long periph_debounce_ms;
+        char *projector_host, *projector_password;
+        long long projector_port, projector_poll_ms, projector_timeout_ms, projector_lamp_hours_limit;
         /* Not in the file: --recover-state (start past the spool if the state file is malformed). */
         bool recover_state;
 };

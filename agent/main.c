@@ -22,6 +22,7 @@ static void usage(FILE *out)
                 "\n"
                 "  -c, --config FILE   configuration file (default " BBT_AGENT_CONFIG_PATH ")\n"
                 "      --check-config  check the configuration, print the effective settings, exit\n"
+                "      --probe         print what each driver sees on this machine now, exit\n"
                 "  -f, --foreground    accepted for compatibility; bbt-agent never forks\n"
                 "      --recover-state if the state file is malformed, continue after the spool's\n"
                 "                      last seq (skipping ahead) instead of refusing to start\n"
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "check-config", no_argument, NULL, 'k' },
+                { "probe", no_argument, NULL, 'p' },
                 { "foreground", no_argument, NULL, 'f' },
                 { "recover-state", no_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },
@@ -47,7 +49,7 @@ int main(int argc, char **argv)
         const char *config_path = BBT_AGENT_CONFIG_PATH;
         struct bbt_agent_config cfg;
         struct bbt_agent *agent = NULL;
-        bool check_only = false, recover = false;
+        bool check_only = false, recover = false, probe = false;
         uv_loop_t loop;
         char err[1024];
         int c, r;
@@ -59,6 +61,9 @@ int main(int argc, char **argv)
                         break;
                 case 'k':
                         check_only = true;
+                        break;
+                case 'p':
+                        probe = true;
                         break;
                 case 'f':
                         break;
@@ -87,6 +92,11 @@ int main(int argc, char **argv)
         if (r < 0) {
                 bbt_log_error("%s", err);
                 return 2;
+        }
+        if (probe) {
+                r = bbt_agent_probe(&cfg, stdout);
+                bbt_agent_config_free(&cfg);
+                return r < 0 ? 1 : 0;
         }
         if (check_only) {
                 bbt_agent_config_dump(&cfg, stdout);

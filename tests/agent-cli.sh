@@ -1,0 +1,54 @@
+#!/bin/sh
+# bbt-agent's command line: --help, --version, --check-config, --probe, bad usage.
+# Usage: agent-cli.sh PATH_TO_bbt-agent
+set -u
+agent=$1
+passed=0 failed=0
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+
+expect() {
+    name=$1 want=$2 text=$3
+    shift 4
+    out=$("$@" 2>&1)
+    got=$?
+    if [ "$got" -eq "$want" ] && printf '%s' "$out" | grep -qF -- "$text"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: exit $got (want $want), output: $out (want: $text)"
+    fi
+}
+
+cat > "$t/ok.conf" <<CONF
+[identity]
+county = 510107
+school = 3151010001
+terminal = r101
+[agent]
+state_dir = $t/state
+[spool]
+dir = $t/spool
+[peripherals]
+expect = camera, touch
+CONF
+printf '[identity]\ncounty = 5101\nschool = s\nterminal = t\n' > "$t/bad-county.conf"
+printf '[identity]\ncounty = 510107\nschool = s\nterminal = t\n[agent]\nheartbeat_interval = soon\n' > "$t/bad-value.conf"
+printf '[identity]\ncounty = 510107\nschool = s\nterminal = t\n[peripherals]\nexpect = camera, toaster\n' > "$t/bad-expect.conf"
+
+expect help 0 "Usage: bbt-agent" -- "$agent" --help
+expect version 0 "protocol v1" -- "$agent" --version
+expect bad-option 2 "Usage" -- "$agent" --frobnicate
+expect extra-arg 2 "unexpected argument" -- "$agent" stray
+expect check-ok 0 "expect = camera, touch" -- "$agent" -c "$t/ok.conf" --check-config
+expect check-missing 2 "No such file or directory" -- "$agent" -c "$t/nope.conf" --check-config
+expect check-county 2 "[identity] county: expected 6 digits" -- "$agent" -c "$t/bad-county.conf" --check-config
+expect check-value 2 "bad-value.conf:6: [agent] heartbeat_interval:" -- "$agent" -c "$t/bad-value.conf" --check-config
+expect check-expect 2 "[peripherals] expect: expected kinds" -- "$agent" -c "$t/bad-expect.conf" --check-config
+expect probe 0 "== health ==" -- "$agent" -c "$t/ok.conf" --probe
+expect probe-drivers 0 "== periph ==" -- "$agent" -c "$t/ok.conf" --probe
+expect run-bad-config 2 "expected 6 digits" -- "$agent" -c "$t/bad-county.conf"
+[ -e "$t/spool" ] && { failed=$((failed + 1)); echo "FAIL probe-opens-nothing: --probe created the spool"; } || passed=$((passed + 1))
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
