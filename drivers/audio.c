@@ -292,7 +292,7 @@ static void audio_destroy(struct bbt_driver *base)
         if (!base)
                 return;
         a = container_of(base, struct audio, base);
-        free(a->root);
+        bbt_driver_release(&a->base);
         free(a);
 }
 
@@ -314,18 +314,14 @@ int bbt_audio_new(const struct bbt_driver_env *env, const struct bbt_audio_optio
         a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
-        a->root = strdup(env->root);
-        if (!a->root)
-                goto fail_root;
-        a->base.ops = &audio_ops;
-        a->base.env = *env;
-        a->base.env.root = a->root;
+        if (bbt_driver_init(&a->base, &audio_ops, env) < 0) {
+                free(a);
+                return -ENOMEM;
+        }
+        a->root = (char *)a->base.env.root;
         a->poll_ms = opts && opts->poll_ms ? opts->poll_ms : BBT_AUDIO_POLL_MS;
         a->reported = -1;
         *ret = &a->base;
         return 0;
 
-fail_root:
-        free(a);
-        return -ENOMEM;
 }

@@ -553,7 +553,7 @@ static void display_destroy(struct bbt_driver *base)
         d = container_of(base, struct display, base);
         udev_monitor_unref(d->monitor);
         udev_unref(d->udev);
-        free(d->root);
+        bbt_driver_release(&d->base);
         free(d);
 }
 
@@ -575,21 +575,17 @@ int bbt_display_new(const struct bbt_driver_env *env, const struct bbt_display_o
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
-        d->root = strdup(env->root);
-        if (!d->root)
-                goto fail_root;
-        d->base.ops = &display_ops;
-        d->base.env = *env;
-        d->base.env.root = d->root;
+        if (bbt_driver_init(&d->base, &display_ops, env) < 0) {
+                free(d);
+                return -ENOMEM;
+        }
+        d->root = (char *)d->base.env.root;
         d->safety_poll_ms = opts && opts->safety_poll_ms ? opts->safety_poll_ms : BBT_DISPLAY_SAFETY_POLL_MS;
         d->monitor_error = -ENOTCONN;
         d->reported = BBT_DISPLAY_UNKNOWN;
         *ret = &d->base;
         return 0;
 
-fail_root:
-        free(d);
-        return -ENOMEM;
 }
 
 int bbt_display_monitor_error(const struct bbt_driver *d)

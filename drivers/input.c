@@ -648,7 +648,7 @@ static void input_destroy(struct bbt_driver *d)
         }
         udev_monitor_unref(in->monitor);
         udev_unref(in->udev);
-        free(in->root);
+        bbt_driver_release(&in->base);
         free(in);
 }
 
@@ -670,14 +670,11 @@ int bbt_input_new(const struct bbt_driver_env *env, const struct bbt_input_optio
         in = calloc(1, sizeof(*in));
         if (!in)
                 return -ENOMEM;
-        in->root = strdup(env->root ? env->root : "/");
-        if (!in->root) {
+        if (bbt_driver_init(&in->base, &input_ops, env) < 0) {
                 free(in);
                 return -ENOMEM;
         }
-        in->base.ops = &input_ops;
-        in->base.env = *env;
-        in->base.env.root = in->root;
+        in->root = (char *)in->base.env.root;
         in->batch_ms = opts && opts->batch_ms ? opts->batch_ms : BBT_INPUT_BATCH_MS_DEFAULT;
         in->ops = &default_evdev_ops;
         if (opts && opts->evdev_ops) {

@@ -1064,7 +1064,7 @@ static void periph_destroy(struct bbt_driver *d)
         free(p->view);
         udev_monitor_unref(p->monitor);
         udev_unref(p->udev);
-        free(p->root);
+        bbt_driver_release(&p->base);
         free(p);
 }
 
@@ -1086,14 +1086,11 @@ int bbt_periph_new(const struct bbt_driver_env *env, const struct bbt_periph_opt
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->root = strdup(env->root ? env->root : "/");
-        if (!p->root) {
+        if (bbt_driver_init(&p->base, &periph_ops, env) < 0) {
                 free(p);
                 return -ENOMEM;
         }
-        p->base.ops = &periph_ops;
-        p->base.env = *env;
-        p->base.env.root = p->root;
+        p->root = (char *)p->base.env.root;
         p->expect = opts ? opts->expect & ((1u << BBT_KIND__COUNT) - 1) : 0;
         p->debounce_ms = opts && opts->debounce_ms ? opts->debounce_ms : BBT_PERIPH_DEBOUNCE_MS_DEFAULT;
         *ret = &p->base;

@@ -65,7 +65,15 @@ struct bbt_driver_ops {
 /* Every driver struct begins with this. */
 struct bbt_driver {
         const struct bbt_driver_ops *ops;
-        struct bbt_driver_env env;
+        struct bbt_driver_env env; /* env.root is the driver's own copy */
 };
+
+/* Sets D's OPS and a copy of ENV whose root string (NULL: "/") D owns, for a
+ * driver's constructor. Returns 0 or -ENOMEM (D then holds nothing to free). */
+BBT_API int bbt_driver_init(struct bbt_driver *d, const struct bbt_driver_ops *ops,
+                            const struct bbt_driver_env *env);
+
+/* Frees what bbt_driver_init() copied, for a driver's destroy(). NULL-safe. */
+BBT_API void bbt_driver_release(struct bbt_driver *d);
 
 #endif
