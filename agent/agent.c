@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <systemd/sd-daemon.h>
 
 #include "bbt/log.h"
 #include "bbt/mqtt.h"
+#include "bbt/notify.h"
 #include "bbt/protocol.h"
 #include "audio.h"
 #include "display.h"
@@ -1164,7 +1164,7 @@ static void fsync_timer_cb(uv_timer_t *t)
 
 static void watchdog_timer_cb(uv_timer_t *t)
 {
-        sd_notify(0, "WATCHDOG=1");
+        bbt_notify("WATCHDOG=1");
 }
 
 /* ---- stop ---- */
@@ -1267,7 +1267,7 @@ void bbt_agent_stop(struct bbt_agent *a)
         if (a->stopping)
                 return;
         a->stopping = true;
-        sd_notify(0, "STOPPING=1");
+        bbt_notify("STOPPING=1");
         bbt_log_notice("stopping");
         uv_timer_stop(&a->hb_timer);
         uv_timer_stop(&a->usage_timer);
@@ -1339,11 +1339,11 @@ int bbt_agent_reload(struct bbt_agent *a)
         bool reconnect;
         int r;
 
-        sd_notify(0, "RELOADING=1");
+        bbt_notify("RELOADING=1");
         r = bbt_agent_config_load(a->config_path, &fresh, err, sizeof(err));
         if (r < 0) {
                 bbt_log_error("reload: %s; keeping the running configuration", err);
-                sd_notify(0, "READY=1");
+                bbt_notify("READY=1");
                 return r;
         }
         if (!same_str(fresh.state_dir, a->cfg.state_dir) || !same_str(fresh.spool_dir, a->cfg.spool_dir) ||
@@ -1385,7 +1385,7 @@ int bbt_agent_reload(struct bbt_agent *a)
         } else {
                 bbt_log_notice("reload: configuration applied");
         }
-        sd_notify(0, "READY=1");
+        bbt_notify("READY=1");
         return 0;
 }
 
@@ -1505,9 +1505,15 @@ int bbt_agent_start(struct bbt_agent *a)
         if (a->cfg.fsync_policy == BBT_FSYNC_INTERVAL)
                 uv_timer_start(&a->fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms,
                                (uint64_t)a->cfg.fsync_interval_ms);
-        if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000)
+        watchdog_usec = bbt_notify_watchdog_usec();
+        if (watchdog_usec >= 2000)
                 uv_timer_start(&a->watchdog_timer, watchdog_timer_cb, watchdog_usec / 2000, watchdog_usec / 2000);
-        sd_notifyf(0, "READY=1\nSTATUS=reporting as %s%s", a->prefix, "");
+        {
+                char status[160];
+
+                snprintf(status, sizeof(status), "READY=1\nSTATUS=reporting as %s", a->prefix);
+                bbt_notify(status);
+        }
         bbt_log_notice("started: bbt-agent %s, %s, broker %s:%lld, boot %" PRIu32, BBT_VERSION, a->prefix,
                        a->cfg.host, broker_port(a), a->boot);
         return 0;
