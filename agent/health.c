@@ -130,10 +130,80 @@ static int read_fs(const char *path, struct bbt_fs_usage *ret)
         return 0;
 }
 
+/* Offers one reading in millidegrees: kept if it is plausible and the hottest so far. */
+static void offer_temp(struct bbt_health *h, struct bbt_hb *hb, long milli, const char *what, const char *name)
+{
+        if (milli < -100000 || milli > 300000)
+                return;
+        if (hb->has_temp && milli / 1000.0 <= hb->temp_max)
+                return;
+        hb->has_temp = true;
+        hb->temp_max = milli / 1000.0;
+        snprintf(h->temp_source, sizeof(h->temp_source), "%.24s (%.32s)", what, name);
+        hb->temp_source = h->temp_source;
+}
+
+static bool read_milli(const char *root, const char *rel, long *ret)
+{
+        char buf[64], *end;
+        long v;
+
+        if (read_file(root, rel, buf, sizeof(buf)) < 0)
+                return false;
+        errno = 0;
+        v = strtol(buf, &end, 10);
+        if (errno || end == buf)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* Every hwmon temperature input (temp*_input), named "hwmonN/tempK (chip)". */
+static void read_hwmon(struct bbt_health *h, const char *root, struct bbt_hb *hb)
+{
+        char dir_path[4096], rel[512], name[48], what[64];
+        struct dirent *de, *te;
+        DIR *dir, *sub;
+
+        if (snprintf(dir_path, sizeof(dir_path), "%s/sys/class/hwmon", root) >= (int)sizeof(dir_path))
+                return;
+        dir = opendir(dir_path);
+        if (!dir)
+                return;
+        while ((de = readdir(dir))) {
+                if (strncmp(de->d_name, "hwmon", 5) != 0)
+                        continue;
+                snprintf(rel, sizeof(rel), "sys/class/hwmon/%.200s/name", de->d_name);
+                if (read_file(root, rel, name, sizeof(name)) < 0)
+                        snprintf(name, sizeof(name), "?");
+                name[strcspn(name, "\n")] = '\0';
+                snprintf(rel, sizeof(rel), "%s/sys/class/hwmon/%.200s", root, de->d_name);
+                sub = opendir(rel);
+                if (!sub)
+                        continue;
+                while ((te = readdir(sub))) {
+                        size_t n = strlen(te->d_name);
+                        long milli;
+
+                        if (strncmp(te->d_name, "temp", 4) != 0 || n < 10 ||
+                            strcmp(te->d_name + n - 6, "_input") != 0)
+                                continue;
+                        snprintf(rel, sizeof(rel), "sys/class/hwmon/%.200s/%.64s", de->d_name, te->d_name);
+                        if (!read_milli(root, rel, &milli))
+                                continue;
+                        snprintf(what, sizeof(what), "%.12s/%.*s", de->d_name, (int)(n - 6 > 10 ? 10 : n - 6),
+                                 te->d_name);
+                        offer_temp(h, hb, milli, what, name);
+                }
+                closedir(sub);
+        }
+        closedir(dir);
+}
+
 /* The hottest thermal zone, in degrees Celsius, and its type as the source. */
 static void read_temp(struct bbt_health *h, const char *root, struct bbt_hb *hb)
 {
-        char dir_path[4096], rel[512], buf[64], type[48];
+        char dir_path[4096], rel[512], type[48];
         struct dirent *de;
         DIR *dir;
 
@@ -144,27 +214,17 @@ static void read_temp(struct bbt_health *h, const char *root, struct bbt_hb *hb)
                 return;
         while ((de = readdir(dir))) {
                 long milli;
-                char *end;
 
                 if (strncmp(de->d_name, "thermal_zone", 12) != 0)
                         continue;
                 snprintf(rel, sizeof(rel), "sys/class/thermal/%.200s/temp", de->d_name);
-                if (read_file(root, rel, buf, sizeof(buf)) < 0)
-                        continue;
-                errno = 0;
-                milli = strtol(buf, &end, 10);
-                if (errno || end == buf || milli < -100000 || milli > 300000)
-                        continue;
-                if (hb->has_temp && milli / 1000.0 <= hb->temp_max)
+                if (!read_milli(root, rel, &milli))
                         continue;
                 snprintf(rel, sizeof(rel), "sys/class/thermal/%.200s/type", de->d_name);
                 if (read_file(root, rel, type, sizeof(type)) < 0)
                         snprintf(type, sizeof(type), "?");
                 type[strcspn(type, "\n")] = '\0';
-                hb->has_temp = true;
-                hb->temp_max = milli / 1000.0;
-                snprintf(h->temp_source, sizeof(h->temp_source), "%.20s (%.40s)", de->d_name, type);
-                hb->temp_source = h->temp_source;
+                offer_temp(h, hb, milli, de->d_name, type);
         }
         closedir(dir);
 }
@@ -256,6 +316,7 @@ int bbt_health_read(struct bbt_health *h, const char *root, const char *spool_di
         hb->has_temp = false;
         hb->temp_source = NULL;
         read_temp(h, root, hb);
+        read_hwmon(h, root, hb);
         read_net(h, root, hb);
         r = h->clock_synced ? h->clock_synced() : clock_synced_adjtimex();
         hb->clock_synced = r > 0;

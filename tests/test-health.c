@@ -59,6 +59,9 @@ static void make_tree(void)
         put("sys/class/thermal/thermal_zone1/temp", "71500\n");
         put("sys/class/thermal/thermal_zone1/type", "x86_pkg_temp\n");
         put("sys/class/thermal/cooling_device0/type", "Fan\n");
+        put("sys/class/hwmon/hwmon2/name", "nvme\n");
+        put("sys/class/hwmon/hwmon2/temp1_input", "48850\n");
+        put("sys/class/hwmon/hwmon2/temp1_label", "Composite\n");
         put("sys/class/net/lo/operstate", "unknown\n");
         put("sys/class/net/wlan0/operstate", "down\n");
         put("sys/class/net/eth0/operstate", "up\n");
@@ -106,6 +109,24 @@ TEST(reads_fixture_tree)
         ASSERT_OK(bbt_health_read(&h, root, NULL, &hb, err, sizeof(err)));
         ASSERT_DBL_NEAR(hb.cpu, 25.0, 1e-9);
         ASSERT(!hb.has_disk_spool);
+}
+
+TEST(hwmon_hotter_than_thermal_zones)
+{
+        struct bbt_health h = { .clock_synced = synced };
+        struct bbt_hb hb = { 0 };
+        char err[256];
+
+        make_tree();
+        put("sys/class/hwmon/hwmon0/name", "coretemp\n");
+        put("sys/class/hwmon/hwmon0/temp1_input", "88000\n");
+        put("sys/class/hwmon/hwmon0/temp2_input", "garbage\n");
+        put("sys/class/hwmon/hwmon0/temp3_input", "999999\n"); /* implausible: ignored */
+        put("sys/class/hwmon/hwmon0/temp1_crit", "100000\n");  /* not a reading */
+        ASSERT_OK(bbt_health_read(&h, root, NULL, &hb, err, sizeof(err)));
+        ASSERT(hb.has_temp);
+        ASSERT_DBL_NEAR(hb.temp_max, 88.0, 1e-9);
+        ASSERT_STR_EQ(hb.temp_source, "hwmon0/temp1 (coretemp)");
 }
 
 TEST(heartbeat_from_readings_validates)
