@@ -693,6 +693,47 @@ static bool salvage_id(const void *payload, size_t len, char *buf, size_t size)
         return ok;
 }
 
+struct power_request {
+        struct bbt_agent *a;
+        char id[65];
+};
+
+static void projector_power_cb(void *userdata, int status, const char *reason)
+{
+        struct power_request *req = userdata;
+        char error[200];
+
+        if (status < 0)
+                snprintf(error, sizeof(error), "projector: %s", reason ? reason : strerror(-status));
+        if (!req->a->stopped)
+                reply(req->a, req->id, status == 0, status == 0 ? NULL : error, NULL);
+        free(req);
+}
+
+/* projector_power: answered when the projector has accepted or refused it. */
+static void start_projector_power(struct bbt_agent *a, const char *id, bool on)
+{
+        struct power_request *req;
+        int r;
+
+        if (!a->projector) {
+                reply(a, id, false, "no projector configured ([projector] host)", NULL);
+                return;
+        }
+        req = calloc(1, sizeof(*req));
+        if (!req) {
+                reply(a, id, false, "out of memory", NULL);
+                return;
+        }
+        req->a = a;
+        snprintf(req->id, sizeof(req->id), "%s", id);
+        r = bbt_projector_power(a->projector, on, projector_power_cb, req);
+        if (r < 0) {
+                reply(a, id, false, r == -EBUSY ? "busy: a projector power command is pending" : strerror(-r), NULL);
+                free(req);
+        }
+}
+
 static void handle_cmd(struct bbt_agent *a, const void *payload, size_t len)
 {
         char errtext[300], id[65];
@@ -735,6 +776,9 @@ static void handle_cmd(struct bbt_agent *a, const void *payload, size_t len)
                 a->jobs[a->n_jobs].sent = 0;
                 a->n_jobs++;
                 ensure_ticking(a);
+                break;
+        case BBT_OP_PROJECTOR_POWER:
+                start_projector_power(a, c->id, c->args.projector_power.on);
                 break;
         case BBT_OP_INVENTORY:
                 produce_inventory(a, false);

@@ -17,6 +17,7 @@
 #include "bbt/mqtt.h"
 #include "bbt/protocol.h"
 #include "broker.h"
+#include "pjlink-sim.h"
 #include "spool.h"
 #include "test.h"
 
@@ -339,6 +340,12 @@ static void write_conf(const char *path, const struct conf *c)
                 c->port, c->broker_extra ? c->broker_extra : "", state_dir, c->hb ? c->hb : "200ms",
                 c->usage_flush ? c->usage_flush : "500ms", c->agent_extra ? c->agent_extra : "", spool_dir,
                 c->spool_extra ? c->spool_extra : "");
+        /* The machine's own hardware stays out of a test unless it asks for a
+         * driver: its devices would add messages the test does not expect. */
+        if (!c->spool_extra || !strstr(c->spool_extra, "[input]"))
+                fputs("\n[input]\nenabled = no\n\n[display]\nenabled = no\n\n[audio]\nenabled = no\n", f);
+        if (!c->spool_extra || !strstr(c->spool_extra, "[peripherals]"))
+                fputs("\n[peripherals]\nenabled = no\n", f);
         if (fclose(f) != 0)
                 FAIL("write %s: %s", path, strerror(errno));
 }
@@ -966,7 +973,7 @@ static int seg_names(char names[][64], int max)
                 size_t len = strlen(de->d_name);
 
                 if (len > 4 && strcmp(de->d_name + len - 4, ".seg") == 0)
-                        snprintf(names[n++], 64, "%s", de->d_name);
+                        snprintf(names[n++], 64, "%.63s", de->d_name);
         }
         closedir(d);
         for (i = 1; i < n; i++)
@@ -2015,6 +2022,240 @@ TEST(repeated_cmd_answered_not_reexecuted)
         if (count_replies(&s, "t-rep-1") != 2)
                 FAIL("repeated cmd id t-rep-1: expected it answered again (2 replies), got %zu replies",
                      count_replies(&s, "t-rep-1"));
+
+        sub_close(&s);
+        bbt_test_loop_close(&loop);
+        bbt_test_broker_stop(&b);
+        test_passed = true;
+}
+
+/* ---- hardware drivers ---- */
+
+/* Lines for the end of the file: no local input, display or audio (the
+ * machine's own hardware must not decide the usage state). */
+#define NO_LOCAL_HW                  \
+        "\n[input]\nenabled = no\n"  \
+        "\n[display]\nenabled = no\n" \
+        "\n[audio]\nenabled = no\n"
+
+/* An hb whose projector is reachable with power *(enum bbt_power *)power. */
+static bool is_hb_projector_power(const struct rx *r, const void *power)
+{
+        struct bbt_msg m;
+        bool yes;
+
+        if (r->ch != BBT_CH_HB)
+                return false;
+        decode_rx(r, &m);
+        yes = m.body.hb.has_projector && m.body.hb.projector.reachable && m.body.hb.projector.has_power &&
+              m.body.hb.projector.power == *(const enum bbt_power *)power;
+        bbt_msg_free(&m);
+        return yes;
+}
+
+static bool is_raised(const struct rx *r, const void *code)
+{
+        return r->alert_state == BBT_ALERT_RAISED && strcmp(r->code, code) == 0;
+}
+
+static bool is_usage_state(const struct rx *r, const void *state)
+{
+        struct bbt_msg m;
+        bool yes;
+
+        decode_rx(r, &m);
+        yes = m.body.usage.state == *(const enum bbt_usage_state *)state;
+        bbt_msg_free(&m);
+        return yes;
+}
+
+/* The [projector] driver against the PJLink simulator: hb.projector, the
+ * lamp_hours and projector_error alerts, and the projector as the display
+ * that makes the terminal idle (on) or standby (off). */
+TEST(projector_drives_display_and_hb)
+{
+        static const enum bbt_power on = BBT_POWER_ON, off = BBT_POWER_OFF;
+        static const enum bbt_usage_state idle = BBT_USAGE_IDLE, standby = BBT_USAGE_STANDBY;
+        struct bbt_test_broker b = { 0 };
+        struct bbt_pjlink_sim sim;
+        struct sub s;
+        struct agent a;
+        struct conf c = { 0 };
+        struct bbt_msg m;
+        char extra[512];
+        long i;
+        size_t mark;
+
+        env_init();
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(&b, NULL);
+        bbt_pjlink_sim_init(&sim);
+        sim.power = BBT_POWER_ON;
+        sim.lamp_hours[0] = 2500;
+        memcpy(sim.erst, "000010", 7); /* filter: warning */
+        ASSERT_OK(bbt_pjlink_sim_start(&sim, &loop));
+        sub_start(&s, "sub", b.port, all_topics);
+        sub_sync(&s);
+        c.port = b.port;
+        c.hb = "300ms";
+        c.usage_flush = "1s";
+        snprintf(extra, sizeof(extra),
+                 NO_LOCAL_HW "\n[peripherals]\nenabled = no\n"
+                             "\n[projector]\nhost = 127.0.0.1\nport = %d\npoll_interval = 1s\ntimeout = 2s\n"
+                             "lamp_hours_limit = 2000\n",
+                 sim.port);
+        c.spool_extra = extra;
+        write_conf(conf_path, &c);
+        agent_start(&a);
+
+        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_hb_projector_power, &on) >= 0 &&
+                                           find_rx(&s, 0, BBT_CH_ALERT, is_raised, "lamp_hours") >= 0 &&
+                                           find_rx(&s, 0, BBT_CH_ALERT, is_raised, "projector_error") >= 0 &&
+                                           find_rx(&s, 0, BBT_CH_USAGE, is_usage_state, &idle) >= 0),
+                 15000, "received %zu messages; simulator: %u connections, %u commands, last \"%s\"", s.n,
+                 sim.connections, sim.commands, sim.last_command);
+        fprintf(stderr, "simulator: %u connections, %u commands\n", sim.connections, sim.commands);
+
+        /* hb.projector as simulated. */
+        i = find_rx(&s, 0, BBT_CH_HB, is_hb_projector_power, &on);
+        fprintf(stderr, "hb: %s\n", s.rx[i].payload);
+        decode_rx(&s.rx[i], &m);
+        if (!m.body.hb.projector.has_lamp_hours || m.body.hb.projector.lamp_hours != 2500)
+                defer_fail("hb.projector.lamp_hours: expected 2500: %s", s.rx[i].payload);
+        if (!m.body.hb.projector.has_erst || m.body.hb.projector.erst[BBT_ERST_FILTER] != BBT_ERST_WARNING)
+                defer_fail("hb.projector.erst: expected filter warning: %s", s.rx[i].payload);
+        else
+                for (int k = 0; k < BBT_ERST__COUNT; k++)
+                        if (k != BBT_ERST_FILTER && m.body.hb.projector.erst[k] != BBT_ERST_OK)
+                                defer_fail("hb.projector.erst item %d: expected ok: %s", k, s.rx[i].payload);
+        if (m.body.hb.state != BBT_USAGE_IDLE)
+                defer_fail("hb.state: expected idle with the projector on: %s", s.rx[i].payload);
+        bbt_msg_free(&m);
+
+        /* The alerts, warnings both. */
+        i = find_rx(&s, 0, BBT_CH_ALERT, is_raised, "lamp_hours");
+        fprintf(stderr, "alert: %s\n", s.rx[i].payload);
+        decode_rx(&s.rx[i], &m);
+        if (m.body.alert.severity != BBT_SEVERITY_WARNING)
+                defer_fail("lamp_hours: expected severity warning: %s", s.rx[i].payload);
+        if (!m.body.alert.detail || !strstr(m.body.alert.detail, "2500"))
+                defer_fail("lamp_hours: expected the hours (2500) in the detail: %s", s.rx[i].payload);
+        bbt_msg_free(&m);
+        i = find_rx(&s, 0, BBT_CH_ALERT, is_raised, "projector_error");
+        fprintf(stderr, "alert: %s\n", s.rx[i].payload);
+        decode_rx(&s.rx[i], &m);
+        if (m.body.alert.severity != BBT_SEVERITY_WARNING)
+                defer_fail("projector_error: expected severity warning: %s", s.rx[i].payload);
+        if (!m.body.alert.detail || !strstr(m.body.alert.detail, "filter"))
+                defer_fail("projector_error: expected the filter item in the detail: %s", s.rx[i].payload);
+        bbt_msg_free(&m);
+        i = find_rx(&s, 0, BBT_CH_USAGE, is_usage_state, &idle);
+        fprintf(stderr, "usage: %s\n", s.rx[i].payload);
+
+        /* Raised once each, not at every poll. */
+        run_for(2500);
+        {
+                size_t n_lamp = 0, n_err = 0, k;
+
+                for (k = 0; k < s.n; k++) {
+                        n_lamp += s.rx[k].ch == BBT_CH_ALERT && is_raised(&s.rx[k], "lamp_hours");
+                        n_err += s.rx[k].ch == BBT_CH_ALERT && is_raised(&s.rx[k], "projector_error");
+                }
+                if (n_lamp != 1 || n_err != 1)
+                        defer_fail("expected lamp_hours and projector_error raised once each, got %zu and %zu",
+                                   n_lamp, n_err);
+        }
+
+        /* The projector is switched off (at the projector): standby. */
+        mark = s.n;
+        sim.power = BBT_POWER_OFF;
+        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_HB, is_hb_projector_power, &off) >= 0 &&
+                                           find_rx(&s, mark, BBT_CH_USAGE, is_usage_state, &standby) >= 0),
+                 10000, "after power off: received %zu messages", s.n - mark);
+        i = find_rx(&s, mark, BBT_CH_USAGE, is_usage_state, &standby);
+        fprintf(stderr, "usage: %s\n", s.rx[i].payload);
+        /* Only idle before the standby interval, since the power went off. */
+        {
+                long k;
+
+                for (k = (long)mark; k < i; k++)
+                        if (s.rx[k].ch == BBT_CH_USAGE && !is_usage_state(&s.rx[k], &idle))
+                                defer_fail("usage before standby: expected idle: %s", s.rx[k].payload);
+        }
+
+        agent_stop(&a);
+        run_for(300);
+        check_seqs(&s, NULL, 0);
+        check_log_clean(a.log);
+        finish_deferred();
+
+        sub_close(&s);
+        bbt_pjlink_sim_stop(&sim);
+        bbt_test_loop_close(&loop);
+        bbt_test_broker_stop(&b);
+        test_passed = true;
+}
+
+static bool is_inventory_retained(const struct rx *r, const void *arg)
+{
+        return r->retain;
+}
+
+/* [peripherals] expect = pen on a machine without a pen: periph_missing. */
+TEST(periph_expect_missing_alert)
+{
+        struct bbt_test_broker b = { 0 };
+        struct sub s, ret;
+        struct agent a;
+        struct conf c = { 0 };
+        struct bbt_msg m;
+        long i;
+        size_t k;
+
+        env_init();
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(&b, NULL);
+        sub_start(&s, "sub", b.port, all_topics);
+        sub_sync(&s);
+        c.port = b.port;
+        c.hb = "1s";
+        c.spool_extra = NO_LOCAL_HW "\n[peripherals]\nenabled = yes\nexpect = pen\ndebounce = 200ms\n";
+        write_conf(conf_path, &c);
+        agent_start(&a);
+
+        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_raised, "periph_missing") >= 0 &&
+                                           count_rx(&s, 0, BBT_CH_INVENTORY) >= 1),
+                 15000, "received %zu messages", s.n);
+        i = find_rx(&s, 0, BBT_CH_ALERT, is_raised, "periph_missing");
+        fprintf(stderr, "alert: %s\n", s.rx[i].payload);
+        decode_rx(&s.rx[i], &m);
+        if (!m.body.alert.detail || !strstr(m.body.alert.detail, "pen"))
+                defer_fail("periph_missing: expected \"pen\" in the detail: %s", s.rx[i].payload);
+        bbt_msg_free(&m);
+        i = find_rx(&s, 0, BBT_CH_INVENTORY, NULL, NULL);
+        decode_rx(&s.rx[i], &m);
+        fprintf(stderr, "inventory: %zu devices\n", m.body.inventory.n_devices);
+        for (k = 0; k < m.body.inventory.n_devices; k++)
+                if (m.body.inventory.devices[k].kind == BBT_KIND_PEN)
+                        defer_fail("inventory lists a pen (%s) yet periph_missing was raised for pen",
+                                   m.body.inventory.devices[k].syspath);
+        bbt_msg_free(&m);
+
+        /* The retained inventory decodes (the subscriber decodes every message). */
+        {
+                static const char *const retained[] = { PREFIX "inventory", NULL };
+
+                sub_start(&ret, "retained", b.port, retained);
+                WAIT_FOR(find_rx(&ret, 0, BBT_CH_INVENTORY, is_inventory_retained, NULL) >= 0, 5000,
+                         "no retained inventory: %zu messages", ret.n);
+                sub_close(&ret);
+        }
+
+        agent_stop(&a);
+        run_for(300);
+        check_seqs(&s, NULL, 0);
+        check_log_clean(a.log);
+        finish_deferred();
 
         sub_close(&s);
         bbt_test_loop_close(&loop);
