@@ -2183,6 +2183,16 @@ TEST(projector_drives_display_and_hb)
                                 defer_fail("usage before standby: expected idle: %s", s.rx[k].payload);
         }
 
+        /* The aggregator switches it back on: the command reaches the projector. */
+        mark = s.n;
+        send_cmd(&s, "t-pow-1", "projector_power", "{\"on\":true}");
+        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-pow-1") >= 0), 10000,
+                 "no reply to projector_power");
+        i = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-pow-1");
+        if (!s.rx[i].ok)
+                FAIL("projector_power: expected ok true: %s", s.rx[i].payload);
+        ASSERT(sim.power != BBT_POWER_OFF);
+
         agent_stop(&a);
         run_for(300);
         check_seqs(&s, NULL, 0);
