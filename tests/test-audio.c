@@ -8,6 +8,7 @@
 
 #include "audio.h"
 #include "broker.h"
+#include "fixture-tree.h"
 #include "test.h"
 
 static char root[64];
@@ -19,63 +20,29 @@ static const char running[] = "state: RUNNING\nowner_pid   : 1234\ntrigger_time:
 static const char prepared[] = "state: PREPARED\nowner_pid   : 1234\ntrigger_time: 0.0\n";
 static const char closed[] = "closed\n";
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        return remove(path);
-}
-
-static void cleanup(void)
-{
-        if (root[0])
-                nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void make_root(void)
 {
-        snprintf(root, sizeof(root), "/tmp/bbt-audio-XXXXXX");
-        ASSERT(mkdtemp(root));
-        atexit(cleanup);
+        snprintf(root, sizeof(root), "%s", bbt_test_tree_new("audio"));
 }
 
 static void make_parents(const char *rel)
 {
-        char dir[512], *slash;
-
-        snprintf(dir, sizeof(dir), "%s/%s", root, rel);
-        for (slash = strchr(dir + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-                *slash = '\0';
-                mkdir(dir, 0755);
-                *slash = '/';
-        }
+        bbt_test_tree_mkdirs(root, rel);
 }
 
-/* Writes ROOT/REL (LEN bytes of DATA), replacing it atomically. */
 static void put_bytes(const char *rel, const char *data, size_t len)
 {
-        char path[512], tmp[520];
-        int fd;
-
-        make_parents(rel);
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ASSERT(fd >= 0);
-        ASSERT_EQ(write(fd, data, len), (ssize_t)len);
-        close(fd);
-        ASSERT_OK(rename(tmp, path) < 0 ? -errno : 0);
+        bbt_test_tree_put_bytes(root, rel, data, len);
 }
 
 static void put(const char *rel, const char *text)
 {
-        put_bytes(rel, text, strlen(text));
+        bbt_test_tree_put(root, rel, text);
 }
 
 static void remove_tree(const char *rel)
 {
-        char path[512];
-
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        ASSERT_OK(nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS));
+        bbt_test_tree_remove(root, rel);
 }
 
 /* ROOT/proc/asound/card<CARD>/pcm<PCM>p/sub<SUB>/status = TEXT. */

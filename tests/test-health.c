@@ -7,37 +7,14 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "fixture-tree.h"
 #include "test.h"
 
 static char root[64];
 
 static void put(const char *rel, const char *text)
 {
-        char path[512], dir[512], *slash;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "%s/%s", root, rel);
-        snprintf(dir, sizeof(dir), "%s", path);
-        for (slash = strchr(dir + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-                *slash = '\0';
-                mkdir(dir, 0755);
-                *slash = '/';
-        }
-        f = fopen(path, "w");
-        ASSERT(f);
-        fputs(text, f);
-        fclose(f);
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        return remove(path);
-}
-
-static void cleanup(void)
-{
-        if (root[0])
-                nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        bbt_test_tree_put(root, rel, text);
 }
 
 static int synced(void)
@@ -47,9 +24,7 @@ static int synced(void)
 
 static void make_tree(void)
 {
-        snprintf(root, sizeof(root), "/tmp/bbt-health-XXXXXX");
-        ASSERT(mkdtemp(root));
-        atexit(cleanup);
+        snprintf(root, sizeof(root), "%s", bbt_test_tree_new("health"));
         put("proc/uptime", "12345.67 23456.78\n");
         put("proc/loadavg", "0.52 0.31 0.08 1/123 4567\n");
         put("proc/stat", "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0 0 0 0\n");
@@ -164,8 +139,7 @@ TEST(missing_and_malformed_sources)
 
         /* No thermal zones, no network: those fields are simply absent. */
         put("proc/meminfo", "MemTotal: 1 kB\nMemAvailable: 1 kB\n");
-        snprintf(err, sizeof(err), "%s/sys", root);
-        ASSERT_OK(nftw(err, rm_cb, 16, FTW_DEPTH | FTW_PHYS));
+        bbt_test_tree_remove(root, "sys");
         ASSERT_OK(bbt_health_read(&h, root, root, &hb, err, sizeof(err)));
         ASSERT(!hb.has_temp);
         ASSERT_EQ(hb.n_net, 0);
