@@ -97,6 +97,7 @@ struct bbt_agent {
         double tokens, resend_tokens;
         uint64_t acked_through;
         bool meta_dirty;
+        unsigned meta_ticks; /* meta saves since the last expiry pass */
 
         struct resend_job jobs[MAX_RESEND_JOBS];
         size_t n_jobs;
@@ -352,12 +353,31 @@ static void will_msg(const struct bbt_agent *a, struct bbt_msg *m, enum bbt_stat
 
 /* Starts a new session: the next boot, a will with the next seq, stored in the
  * spool (so a resend can replay it) and handed to the connection. */
-static int new_session(struct bbt_agent *a)
+/* Hands the current session's will to the connection (if there is one yet). */
+static int hand_will(struct bbt_agent *a)
 {
         struct bbt_mqtt_will will;
         struct bbt_msg m;
         char topic[BBT_TOPIC_MAX], *json;
         size_t len;
+        int r;
+
+        if (!a->mqtt)
+                return 0;
+        will_msg(a, &m, BBT_REASON_LOST);
+        r = bbt_msg_encode(&m, &json, &len, NULL);
+        if (r < 0)
+                return r;
+        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
+        will = (struct bbt_mqtt_will){ .topic = topic, .payload = json, .len = len, .qos = 1, .retain = true };
+        r = bbt_mqtt_set_will(a->mqtt, &will);
+        free(json);
+        return r;
+}
+
+static int new_session(struct bbt_agent *a)
+{
+        struct bbt_msg m;
         int r;
 
         r = bbt_state_new_session(a->state, &a->boot);
@@ -369,17 +389,13 @@ static int new_session(struct bbt_agent *a)
         bbt_msg_init(&m, BBT_CH_STATE);
         m.body.state.online = false;
         m.body.state.reason = BBT_REASON_LOST;
-        r = produce_record(a, &m, RECORD_WILL, &json, &len);
+        r = produce_record(a, &m, RECORD_WILL, NULL, NULL);
         if (r < 0)
                 return r;
         a->will_seq = (uint64_t)m.seq;
         a->will_ts = m.ts;
         a->session_used = false;
-        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
-        will = (struct bbt_mqtt_will){ .topic = topic, .payload = json, .len = len, .qos = 1, .retain = true };
-        r = a->mqtt ? bbt_mqtt_set_will(a->mqtt, &will) : 0;
-        free(json);
-        return r;
+        return hand_will(a);
 }
 
 /* Produces a message and publishes it at once, ahead of the backlog. */
@@ -963,26 +979,10 @@ static int connect_broker(struct bbt_agent *a)
                 return r;
         }
         r = bbt_mqtt_subscribe(a->mqtt, a->cmd_topic, 1);
+        /* A new session if the last one was used (or there is none yet), else
+         * the will that never reached a broker goes to this connection. */
         if (r == 0)
-                r = a->session_used || a->will_seq == 0 ? new_session(a) : 0;
-        if (r == 0 && !a->will_seq)
-                r = -EINVAL;
-        if (r == 0) {
-                /* Hand the current will to this connection. */
-                struct bbt_msg m;
-                struct bbt_mqtt_will will;
-                char topic[BBT_TOPIC_MAX], *json;
-                size_t len;
-
-                will_msg(a, &m, BBT_REASON_LOST);
-                r = bbt_msg_encode(&m, &json, &len, NULL);
-                if (r == 0) {
-                        build_topic(a, BBT_CH_STATE, topic, sizeof(topic));
-                        will = (struct bbt_mqtt_will){ .topic = topic, .payload = json, .len = len, .qos = 1, .retain = true };
-                        r = bbt_mqtt_set_will(a->mqtt, &will);
-                        free(json);
-                }
-        }
+                r = a->session_used || a->will_seq == 0 ? new_session(a) : hand_will(a);
         if (r == 0)
                 r = bbt_mqtt_start(a->mqtt);
         return r;
@@ -1180,7 +1180,6 @@ static void tick_timer_cb(uv_timer_t *t)
 static void meta_timer_cb(uv_timer_t *t)
 {
         struct bbt_agent *a = container_of(t, struct bbt_agent, meta_timer);
-        static unsigned ticks;
         struct bbt_spool_stats st;
 
         if (a->meta_dirty) {
@@ -1192,8 +1191,8 @@ static void meta_timer_cb(uv_timer_t *t)
                 a->spool_drop_raised = false;
                 produce_alert(a, "spool_drop", BBT_SEVERITY_WARNING, BBT_ALERT_CLEARED, "backlog delivered");
         }
-        if (++ticks * META_MS >= EXPIRE_MS) {
-                ticks = 0;
+        if (++a->meta_ticks * META_MS >= EXPIRE_MS) {
+                a->meta_ticks = 0;
                 bbt_spool_expire(a->spool);
         }
 }
