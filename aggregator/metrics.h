@@ -1,0 +1,103 @@
+/* The evaluation figures of METRICS.md computed from per-terminal-day rollups: rates, idle judgement, settings. */
+#ifndef BBT_METRICS_H
+#define BBT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollup.h"
+
+/* Every threshold is a setting; reports print them at their foot. */
+struct bbt_metric_settings {
+        int used_day_min;        /* a day is "used" with active minutes >= this (10) */
+        int used_period_min;     /* a period is "used" with active minutes inside it >= this (10) */
+        int margin_min;          /* school hours = first period start − margin .. last end + margin (30) */
+        int heartbeat_s;         /* the agents' heartbeat interval, for 在线率 (60) */
+        int idle_window;         /* idle list: school days looked at (10) */
+        int idle_max_days;       /* idle: used on at most this many of them (0) */
+        int silent_days;         /* fault "silent": no message for more school days than this (3) */
+        long min_pupils;         /* 差异系数: schools with fewer pupils left out (50) */
+        int offset_min;          /* local time = UTC + this (480, Asia/Shanghai) */
+        int64_t clock_skew_limit_ms; /* fault clock_skew past this (300000) */
+};
+
+/* Fills S with the defaults above. */
+void bbt_metric_settings_default(struct bbt_metric_settings *s);
+
+/* One terminal's rollups over the range FROM..TO (inclusive days). */
+struct bbt_terminal_days {
+        const struct bbt_day_rollup *days; /* any order; rows outside FROM..TO or on non-school days are ignored */
+        size_t n_days;
+        const uint8_t *school_day;         /* school_day[d - FROM] != 0: d is a school day for its school */
+        int n_periods;                     /* periods in its school's bell schedule */
+        bool intact;                       /* no open fault at the end of the range */
+};
+
+/* Sums over a set of terminals; merge them upward terminal → school → township → county. */
+struct bbt_rates_acc {
+        int64_t terminals;
+        int64_t terminal_days;     /* Σ school days of each terminal: the denominator of 开机率/使用率 */
+        int64_t powered_days;      /* Σ powered_on */
+        int64_t used_days;         /* Σ used */
+        int64_t on_ms, active_ms, interactive_ms;
+        int64_t periods_used;      /* Σ period_used */
+        int64_t periods_scheduled; /* Σ over school days of the periods in the bell schedule */
+        int64_t hb_received;       /* heartbeats in school hours, capped per day at the expected count */
+        double hb_expected;        /* Σ on_ms / heartbeat interval */
+        int64_t intact;            /* terminals with no open fault */
+};
+
+/* The rates; a rate whose denominator is 0 is undefined (has_* false) and is
+ * reported as "—", never as 0. */
+struct bbt_rates {
+        double power_on_rate;      /* 开机率 */
+        double usage_rate;         /* 使用率 */
+        double avg_daily_hours;    /* 日均使用时长 */
+        double period_usage_rate;  /* 堂堂用率 */
+        double interactive_share;  /* 互动使用占比 */
+        double online_rate;        /* 在线率 */
+        double intact_rate;        /* 设备完好率 */
+        double weekly_lessons;     /* 周均使用节数: Σ period_used / (Σ school days / 5) */
+        bool has_days;             /* terminal_days > 0: the first four and weekly_lessons */
+        bool has_periods;          /* periods_scheduled > 0: period_usage_rate */
+        bool has_active;           /* active_ms > 0: interactive_share */
+        bool has_online;           /* hb_expected > 0: online_rate */
+        bool has_terminals;        /* terminals > 0: intact_rate */
+};
+
+/* Adds one terminal (a terminal that never reported passes no rows and still
+ * counts in every denominator). */
+void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
+                   const struct bbt_terminal_days *t);
+/* INTO += FROM. */
+void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *from);
+/* The rates of ACC. */
+void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret);
+
+/* Whether a day row is "used" / powered / its period K used, under S. */
+bool bbt_day_used(const struct bbt_metric_settings *s, const struct bbt_day_rollup *d);
+bool bbt_day_powered(const struct bbt_day_rollup *d);
+bool bbt_period_used(const struct bbt_metric_settings *s, const struct bbt_day_rollup *d, int k);
+
+enum bbt_idle_reason {
+        BBT_IDLE_NO,             /* not idle */
+        BBT_IDLE_NEVER_REPORTED, /* 从未上报: nothing ever received from it */
+        BBT_IDLE_OFFLINE,        /* 离线: nothing received during the window */
+        BBT_IDLE_NOT_POWERED,    /* 未开机: reported, but never on in school hours in the window */
+        BBT_IDLE_NOT_USED,       /* 开机未使用: on, but used on too few days */
+        BBT_IDLE__COUNT
+};
+const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese);
+
+/* The idle judgement of one terminal over the window FROM..TO (the caller picks
+ * FROM so that it holds the last idle_window school days up to TO; T's
+ * school_day is indexed from FROM). LAST_SEEN_MS is the receive time of the
+ * newest message from the terminal, 0 if none ever. Idle when the days used
+ * in the window are <= idle_max_days (METRICS.md says "fewer than", which with
+ * its default of 0 could never hold; see docs/metrics.md). RET_USED (may be
+ * NULL) gets the days used. */
+enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,
+                                    const struct bbt_terminal_days *t, int64_t last_seen_ms, int *ret_used);
+
+#endif

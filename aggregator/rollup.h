@@ -1,0 +1,58 @@
+/* Cutting usage intervals and heartbeats into per-terminal-day and per-period rollups (METRICS.md). */
+#ifndef BBT_ROLLUP_H
+#define BBT_ROLLUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bbt/protocol.h>
+
+#include "calendar.h"
+
+/* One usage interval on the school's clock: the agent's start/end after the
+ * terminal's clock-skew correction. end_ms >= start_ms. */
+struct bbt_usage_span {
+        int64_t start_ms, end_ms;
+        enum bbt_usage_state state;
+        int64_t interactive_ms; /* <= end_ms - start_ms */
+};
+
+/* What one terminal did on one local day, within its school hours: from the
+ * first period's start − margin to the last period's end + margin. */
+struct bbt_day_rollup {
+        int32_t day;                                 /* local day number (civil.h) */
+        int64_t on_ms;                               /* standby + idle + active */
+        int64_t active_ms;
+        int64_t interactive_ms;
+        int64_t period_active_ms[BBT_PERIODS_MAX];   /* active time inside period k */
+        int64_t hb_count;                            /* heartbeats stamped within school hours */
+};
+
+/* How rollups are cut: the school's bells, the margin around them, the UTC offset. */
+struct bbt_rollup_rules {
+        const struct bbt_bells *bells;
+        int margin_min;  /* METRICS.md: 30 */
+        int offset_min;  /* local time = UTC + offset */
+};
+
+/* The school-hours window of DAY as instants [*RET_START, *RET_END). */
+void bbt_rollup_window(const struct bbt_rollup_rules *r, int32_t day, int64_t *ret_start, int64_t *ret_end);
+
+/* Cuts U at local midnights, the school-hours window and period boundaries,
+ * and writes one zero-initialised-then-filled row per local day U touches into
+ * OUT (at most OUT_MAX rows, in day order; an interval spans at most two days
+ * when it obeys the protocol's one-hour limit). interactive_ms is shared out in
+ * proportion to the part of the interval inside school hours. Every row is
+ * written even when its contribution is zero. Returns the number of rows. */
+size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage_span *u, struct bbt_day_rollup *out,
+                        size_t out_max);
+
+/* Whether a heartbeat stamped TS_MS (corrected) falls within school hours; if
+ * so stores its local day in *RET_DAY. */
+bool bbt_rollup_hb(const struct bbt_rollup_rules *r, int64_t ts_ms, int32_t *ret_day);
+
+/* Adds B's counters into A (same day). */
+void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b);
+
+#endif
