@@ -26,7 +26,8 @@ struct bbt_day_rollup {
         int64_t active_ms;
         int64_t interactive_ms;
         int64_t period_active_ms[BBT_PERIODS_MAX];   /* active time inside period k */
-        int64_t hb_count;                            /* heartbeats stamped within school hours */
+        int64_t hb_count;                            /* heartbeats stamped on this day (whole day) */
+        int64_t on_all_ms;                           /* standby + idle + active over the whole day */
 };
 
 /* How rollups are cut: the school's bells, the margin around them, the UTC offset. */

@@ -1,0 +1,110 @@
+/* Ingest: validate, deduplicate on (terminal, seq), track gaps and ask for resends, sessions, clock skew, rollups. */
+#ifndef BBT_INGEST_H
+#define BBT_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calendar.h"
+#include "metrics.h"
+#include "registry.h"
+#include "store.h"
+
+/* Why a message was not stored. Counted per reason, in memory and in the store. */
+enum bbt_reject {
+        BBT_REJECT_TOPIC,       /* not bbt/v1/{county}/{school}/{terminal}/{channel} */
+        BBT_REJECT_SIZE,        /* payload over 16384 bytes */
+        BBT_REJECT_JSON,        /* not JSON, not UTF-8, not an object */
+        BBT_REJECT_VERSION,     /* "v" other than 1 */
+        BBT_REJECT_FIELD,       /* a field breaks a rule */
+        BBT_REJECT_STORE,       /* the store refused it (disk full, I/O error) */
+        BBT_REJECT__COUNT
+};
+/* "reject_topic", ...: the counter's name. */
+const char *bbt_reject_name(enum bbt_reject r);
+
+struct bbt_ingest_settings {
+        int64_t batch_size;         /* commit after this many messages (1000) */
+        int64_t gap_grace_ms;       /* a missing seq is asked for after this long (30 s) */
+        int64_t resend_timeout_ms;  /* a resend unanswered this long is asked again (60 s) */
+        int64_t resend_settle_ms;   /* after the agent's reply, wait this long for the messages (30 s) */
+        int resend_attempts;        /* asked this many times in vain: lost (5) */
+        int64_t resend_max_range;   /* seqs asked for in one command at most (5000) */
+        int64_t gap_give_up_ms;     /* a gap still open after this long is lost (8 d: the agent keeps 7 d) */
+        int skew_samples;           /* live heartbeats kept for the skew estimate (5) */
+        int64_t skew_min_ms;        /* |skew| below this is taken as 0: an NTP-synchronised clock (2 s) */
+        int64_t skew_warmup_ms;     /* heartbeats received this soon after connecting are not samples (30 s) */
+        struct bbt_metric_settings metrics;
+};
+void bbt_ingest_settings_default(struct bbt_ingest_settings *s);
+
+struct bbt_ingest_stats {
+        uint64_t received;          /* messages handed to bbt_ingest_message() */
+        uint64_t stored;            /* new messages stored */
+        uint64_t duplicates;        /* dropped as already stored */
+        uint64_t ignored;           /* commands (cmd channel) seen on the bus: not telemetry */
+        uint64_t rejected[BBT_REJECT__COUNT];
+        uint64_t stale_state;       /* offline states of an older session, ignored */
+        uint64_t gaps_opened;       /* seq ranges found missing */
+        uint64_t resends;           /* resend commands sent */
+        uint64_t recovered;         /* missing seqs that arrived later */
+        uint64_t lost;              /* seqs recorded as lost */
+        uint64_t commits, commit_failures;
+        uint64_t terminals;         /* terminals known */
+        uint64_t open_gap_seqs;     /* seqs currently missing and not yet given up */
+};
+
+/* Sends one command: TOPIC and a JSON payload. Returns 0 or a negative errno
+ * (-ENOTCONN when the broker is away: the command is asked again later). */
+typedef int (*bbt_ingest_publish_fn)(void *userdata, const char *topic, const char *payload, size_t len);
+
+struct bbt_ingest;
+
+/* Creates the ingest state over STORE (borrowed; must outlive it), loading
+ * every terminal and open gap the store holds. REG and CAL (borrowed, may be
+ * NULL: then no registry and the default calendar) link terminals to schools
+ * and bell schedules. Rebuilds the usage rollups if the bell schedules or
+ * rollup settings changed since they were computed. Returns 0 and *RET, or a
+ * negative errno with ERR saying why. */
+int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *settings,
+                   const struct bbt_registry *reg, const struct bbt_calendar *cal, bbt_ingest_publish_fn publish,
+                   void *userdata, int64_t now_ms, struct bbt_ingest **ret, char *err, size_t err_size);
+/* Commits what is pending and frees IN (NULL-safe). Returns nothing: a failed
+ * last commit is logged (the agents resend what it held). */
+void bbt_ingest_free(struct bbt_ingest *in);
+
+/* Replaces the registry and calendar (after a reload); rebuilds rollups if the
+ * bells changed. Returns 0 or a negative errno. */
+int bbt_ingest_set_registry(struct bbt_ingest *in, const struct bbt_registry *reg, const struct bbt_calendar *cal,
+                            int64_t now_ms);
+
+/* Handles one message as received from the broker at RECV_MS. Never fails: a
+ * bad message is counted, logged (rate-limited) with its topic and the field,
+ * and dropped. Commits when a batch is full. */
+void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *payload, size_t len, bool retained,
+                        int64_t recv_ms);
+
+/* Commits the open batch, if any. Returns 0 or a negative errno (the batch was
+ * rolled back and the in-memory state reloaded from the store). */
+int bbt_ingest_flush(struct bbt_ingest *in);
+
+/* Periodic work (call about once a second): asks for missing ranges whose
+ * grace period passed, repeats unanswered requests, records as lost what will
+ * not come back. */
+void bbt_ingest_tick(struct bbt_ingest *in, int64_t now_ms);
+
+/* The broker connection came up (CONNECTED) or went away: commands wait while
+ * it is away, and heartbeats delivered from the broker's queue right after a
+ * connect are not used for clock skew. */
+void bbt_ingest_set_connected(struct bbt_ingest *in, bool connected, int64_t now_ms);
+
+/* Deletes raw records and usage intervals past their retention (ms; 0 keeps). */
+int bbt_ingest_prune(struct bbt_ingest *in, int64_t raw_retention_ms, int64_t usage_retention_ms, int64_t now_ms);
+
+void bbt_ingest_get_stats(const struct bbt_ingest *in, struct bbt_ingest_stats *ret);
+
+/* Recomputes every usage rollup from the stored usage intervals. */
+int bbt_ingest_rebuild_rollups(struct bbt_ingest *in);
+
+#endif

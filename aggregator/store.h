@@ -1,0 +1,159 @@
+/* The aggregator's store: one interface over a backend (SQLite now; PostgreSQL implements the same ops). */
+#ifndef BBT_STORE_H
+#define BBT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bbt/protocol.h>
+
+#include "rollup.h"
+
+/* The schema version this build writes; older stores are migrated on open. */
+#define BBT_STORE_SCHEMA_VERSION 1
+
+enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
+
+/* One terminal as the store knows it (seen on the wire; the registry adds names). */
+struct bbt_store_terminal {
+        int64_t id;                   /* the store's key, > 0 */
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        char terminal[BBT_ID_MAX + 1];
+        int64_t first_seq;            /* the first seq of its series the store holds; -1: none yet */
+        int64_t high_seq;             /* the highest seq stored; -1: none yet */
+        int64_t received;             /* messages stored */
+        int64_t duplicates;           /* messages dropped as already stored */
+        int64_t lost;                 /* seqs recorded as lost */
+        int64_t first_seen_ms, last_seen_ms; /* receive times; 0: never */
+        int64_t last_active_ms;       /* end of the newest active interval (corrected); 0: never */
+        bool online;
+        int64_t boot;                 /* boot of the last birth accepted; -1: none */
+        int64_t online_since_ms, offline_since_ms;
+        enum bbt_offline_reason offline_reason;
+        bool skew_known;
+        int64_t skew_ms;              /* terminal clock − true time, estimated from live heartbeats */
+        int64_t spool_dropped;        /* the agent's own count of messages dropped from a full spool */
+        char version[33], hostname[65], os[129], machine_id[65];
+        char last_hb[1024];           /* a summary of the newest heartbeat, JSON; "" if none */
+        int64_t inventory_seq;        /* seq of the inventory applied; -1: none (older ones are ignored) */
+};
+
+/* A range of seqs not (yet) received. */
+enum bbt_gap_state {
+        BBT_GAP_WAITING,   /* within the grace period, or waiting to ask again */
+        BBT_GAP_REQUESTED, /* a resend command is out */
+        BBT_GAP_ANSWERED,  /* the agent replied; waiting for the resent messages to arrive */
+};
+struct bbt_store_gap {
+        int64_t from, to;            /* inclusive */
+        int64_t detected_ms;
+        enum bbt_gap_state state;
+        int attempts;                /* resend commands sent for it */
+        int64_t changed_ms;          /* when state last changed */
+        char cmd_id[65];             /* the outstanding command, "" if none */
+};
+
+struct bbt_store_fault {
+        int64_t terminal_id;
+        char code[33];
+        char source[16];             /* "agent" (an alert) or "aggregator" (derived) */
+        enum bbt_severity severity;
+        char detail[513];
+        int64_t raised_ms, cleared_ms; /* cleared_ms 0: open */
+};
+
+struct bbt_store_loss {
+        int64_t terminal_id;
+        int64_t from, to;
+        int64_t recorded_ms;
+        char reason[64];
+};
+
+/* A stored usage interval: corrected times and the agent's counters. */
+struct bbt_store_usage {
+        int64_t terminal_id, seq;
+        struct bbt_usage_span span;
+        int64_t audio_ms, touch, pen, mouse, key;
+};
+
+struct bbt_store_device {
+        int64_t terminal_id;
+        enum bbt_periph_kind kind;
+        char subsystem[33], bus[17], vendor_id[5], model_id[5];
+        char vendor[129], model[129], serial[129], syspath[257];
+};
+
+struct bbt_store;
+
+/* What a backend provides. Every function returns 0 or a negative errno; a
+ * backend keeps its own last error text for bbt_store_error(). Iterators stop
+ * early when the callback returns non-zero and return that value. */
+struct bbt_store_ops {
+        const char *name;
+        void (*close)(struct bbt_store *s);
+        int (*begin)(struct bbt_store *s);
+        int (*commit)(struct bbt_store *s);
+        int (*rollback)(struct bbt_store *s);
+        int (*meta_get)(struct bbt_store *s, const char *key, int64_t *ret);  /* -ENOENT if unset */
+        int (*meta_set)(struct bbt_store *s, const char *key, int64_t value);
+        int (*terminal_insert)(struct bbt_store *s, struct bbt_store_terminal *t); /* sets t->id */
+        int (*terminal_update)(struct bbt_store *s, const struct bbt_store_terminal *t);
+        int (*terminals_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+        int (*gaps_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
+        int (*gaps_each)(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
+                         void *u);
+        /* Returns 1 if stored, 0 if (terminal, seq) was already there. */
+        int (*raw_insert)(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
+                          int64_t recv_ms, uint32_t boot, const void *payload, size_t len);
+        int (*usage_insert)(struct bbt_store *s, const struct bbt_store_usage *u);
+        int (*usage_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
+        int (*day_add)(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
+        /* Zeroes every rollup's usage columns (not hb_count), to rebuild them from usage. */
+        int (*days_clear)(struct bbt_store *s);
+        /* Rollups with FROM <= day <= TO, ordered by terminal then day. */
+        int (*days_each)(struct bbt_store *s, int32_t from, int32_t to,
+                         int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
+        int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
+        int (*losses_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
+        /* Opens a fault unless one with the same terminal, code and source is
+         * open, or was cleared at or after f->raised_ms (a late, resent raise). */
+        int (*fault_raise)(struct bbt_store *s, const struct bbt_store_fault *f);
+        /* Clears the open fault of that terminal, code and source raised at or
+         * before CLEARED_MS, if any. */
+        int (*fault_clear)(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
+                           int64_t cleared_ms);
+        int (*faults_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
+        int (*inventory_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs,
+                                 size_t n);
+        int (*inventory_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u);
+        int (*periph_add)(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
+                          const struct bbt_store_device *d);
+        int (*counter_add)(struct bbt_store *s, const char *name, int64_t delta);
+        int (*counters_each)(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
+        /* Deletes raw records received before RAW_BEFORE_MS and usage intervals
+         * that ended before USAGE_BEFORE_MS (0: keep). */
+        int (*prune)(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms);
+};
+
+struct bbt_store {
+        const struct bbt_store_ops *ops;
+        char error[512]; /* the last error, "" if none */
+};
+
+/* Opens the store at LOCATION: a file path (SQLite, created with its schema if
+ * missing, migrated if older). READ_ONLY opens an existing store for reports.
+ * On failure ERR (may be NULL) says why. Returns 0 and *RET, -ENOENT (no such
+ * store with READ_ONLY), -EPROTO (schema newer than this build, or not a bbt
+ * store), -errno. */
+int bbt_store_open(const char *location, bool read_only, struct bbt_store **ret, char *err, size_t err_size);
+/* NULL-safe; rolls back an open transaction. */
+void bbt_store_close(struct bbt_store *s);
+/* The last error's text. */
+const char *bbt_store_error(const struct bbt_store *s);
+
+/* The SQLite backend (store_sqlite.c). */
+int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **ret, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,1048 @@
+/* The SQLite store backend: WAL, prepared statements, versioned schema with migrations. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* 'bbt1': tells a bbt store from any other SQLite file. */
+#define APPLICATION_ID 0x62627431
+
+/* Migration N brings a store from user_version N to N + 1. Never edit a
+ * shipped migration: add the next one and raise BBT_STORE_SCHEMA_VERSION. */
+static const char *const migrations[] = {
+        /* 0 → 1: the first schema. */
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE terminal(id INTEGER PRIMARY KEY, county TEXT NOT NULL, school TEXT NOT NULL,"
+        " terminal TEXT NOT NULL, first_seq INTEGER NOT NULL, high_seq INTEGER NOT NULL,"
+        " received INTEGER NOT NULL, duplicates INTEGER NOT NULL, lost INTEGER NOT NULL,"
+        " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, last_active_ms INTEGER NOT NULL,"
+        " online INTEGER NOT NULL, boot INTEGER NOT NULL, online_since_ms INTEGER NOT NULL,"
+        " offline_since_ms INTEGER NOT NULL, offline_reason INTEGER NOT NULL, skew_known INTEGER NOT NULL,"
+        " skew_ms INTEGER NOT NULL, spool_dropped INTEGER NOT NULL, version TEXT NOT NULL,"
+        " hostname TEXT NOT NULL, os TEXT NOT NULL, machine_id TEXT NOT NULL, last_hb TEXT NOT NULL,"
+        " inventory_seq INTEGER NOT NULL,"
+        " UNIQUE(county, school, terminal));"
+        "CREATE TABLE raw(terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL,"
+        " ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL, payload TEXT NOT NULL,"
+        " PRIMARY KEY(terminal_id, seq)) WITHOUT ROWID;"
+        "CREATE INDEX raw_recv ON raw(recv_ms);"
+        "CREATE TABLE usage(terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, start_ms INTEGER NOT NULL,"
+        " end_ms INTEGER NOT NULL, state INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"
+        " audio_ms INTEGER NOT NULL, touch INTEGER NOT NULL, pen INTEGER NOT NULL, mouse INTEGER NOT NULL,"
+        " key INTEGER NOT NULL, PRIMARY KEY(terminal_id, seq)) WITHOUT ROWID;"
+        "CREATE TABLE day_rollup(terminal_id INTEGER NOT NULL, day INTEGER NOT NULL, on_ms INTEGER NOT NULL,"
+        " active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL, hb_count INTEGER NOT NULL,"
+        " on_all_ms INTEGER NOT NULL,"
+        " p1 INTEGER NOT NULL, p2 INTEGER NOT NULL, p3 INTEGER NOT NULL, p4 INTEGER NOT NULL,"
+        " p5 INTEGER NOT NULL, p6 INTEGER NOT NULL, p7 INTEGER NOT NULL, p8 INTEGER NOT NULL,"
+        " p9 INTEGER NOT NULL, p10 INTEGER NOT NULL, p11 INTEGER NOT NULL, p12 INTEGER NOT NULL,"
+        " PRIMARY KEY(terminal_id, day)) WITHOUT ROWID;"
+        "CREATE TABLE gap(terminal_id INTEGER NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,"
+        " detected_ms INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+        " changed_ms INTEGER NOT NULL, cmd_id TEXT NOT NULL, PRIMARY KEY(terminal_id, from_seq)) WITHOUT ROWID;"
+        "CREATE TABLE loss(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, from_seq INTEGER NOT NULL,"
+        " to_seq INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
+        "CREATE TABLE fault(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, code TEXT NOT NULL,"
+        " source TEXT NOT NULL, severity INTEGER NOT NULL, detail TEXT NOT NULL, raised_ms INTEGER NOT NULL,"
+        " cleared_ms INTEGER NOT NULL);"
+        "CREATE INDEX fault_open ON fault(terminal_id, code, source) WHERE cleared_ms = 0;"
+        "CREATE TABLE inventory(terminal_id INTEGER NOT NULL, idx INTEGER NOT NULL, kind INTEGER NOT NULL,"
+        " subsystem TEXT NOT NULL, bus TEXT NOT NULL, vendor_id TEXT NOT NULL, model_id TEXT NOT NULL,"
+        " vendor TEXT NOT NULL, model TEXT NOT NULL, serial TEXT NOT NULL, syspath TEXT NOT NULL,"
+        " PRIMARY KEY(terminal_id, idx)) WITHOUT ROWID;"
+        "CREATE TABLE periph_event(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " ts INTEGER NOT NULL, action INTEGER NOT NULL, kind INTEGER NOT NULL, subsystem TEXT NOT NULL,"
+        " vendor TEXT NOT NULL, model TEXT NOT NULL, serial TEXT NOT NULL, syspath TEXT NOT NULL);"
+        "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+};
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+_Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+#define TERMINAL_COLS                                                                                 \
+        "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
+        " last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"             \
+        " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"  \
+        " inventory_seq"
+
+enum stmt {
+        ST_BEGIN,
+        ST_COMMIT,
+        ST_ROLLBACK,
+        ST_META_GET,
+        ST_META_SET,
+        ST_TERMINAL_INSERT,
+        ST_TERMINAL_UPDATE,
+        ST_TERMINALS,
+        ST_GAP_DELETE,
+        ST_GAP_INSERT,
+        ST_GAPS,
+        ST_RAW_INSERT,
+        ST_USAGE_INSERT,
+        ST_USAGES,
+        ST_DAY_ADD,
+        ST_DAYS_CLEAR,
+        ST_DAYS,
+        ST_LOSS_INSERT,
+        ST_LOSSES,
+        ST_FAULT_FIND,
+        ST_FAULT_INSERT,
+        ST_FAULT_CLEAR,
+        ST_FAULTS,
+        ST_INV_DELETE,
+        ST_INV_INSERT,
+        ST_INVENTORY,
+        ST_PERIPH_INSERT,
+        ST_COUNTER_ADD,
+        ST_COUNTERS,
+        ST_PRUNE_RAW,
+        ST_PRUNE_USAGE,
+        ST__COUNT
+};
+
+static const char *const sql[ST__COUNT] = {
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+        [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [ST_TERMINAL_INSERT] = "INSERT INTO terminal(" TERMINAL_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                               " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+        [ST_TERMINAL_UPDATE] = "UPDATE terminal SET county = ?1, school = ?2, terminal = ?3, first_seq = ?4,"
+                               " high_seq = ?5, received = ?6, duplicates = ?7, lost = ?8, first_seen_ms = ?9,"
+                               " last_seen_ms = ?10, last_active_ms = ?11, online = ?12, boot = ?13,"
+                               " online_since_ms = ?14, offline_since_ms = ?15, offline_reason = ?16,"
+                               " skew_known = ?17, skew_ms = ?18, spool_dropped = ?19, version = ?20,"
+                               " hostname = ?21, os = ?22, machine_id = ?23, last_hb = ?24, inventory_seq = ?25"
+                               " WHERE id = ?26",
+        [ST_TERMINALS] = "SELECT " TERMINAL_COLS ", id FROM terminal ORDER BY id",
+        [ST_GAP_DELETE] = "DELETE FROM gap WHERE terminal_id = ?1",
+        [ST_GAP_INSERT] = "INSERT INTO gap(terminal_id, from_seq, to_seq, detected_ms, state, attempts,"
+                          " changed_ms, cmd_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [ST_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id"
+                    " FROM gap ORDER BY terminal_id, from_seq",
+        [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload)"
+                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_USAGE_INSERT] = "INSERT OR IGNORE INTO usage(terminal_id, seq, start_ms, end_ms, state,"
+                            " interactive_ms, audio_ms, touch, pen, mouse, key)"
+                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [ST_USAGES] = "SELECT terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms, touch, pen,"
+                      " mouse, key FROM usage ORDER BY terminal_id, seq",
+        [ST_DAY_ADD] = "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count,"
+                       " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                       " ON CONFLICT(terminal_id, day) DO UPDATE SET on_ms = on_ms + excluded.on_ms,"
+                       " active_ms = active_ms + excluded.active_ms,"
+                       " interactive_ms = interactive_ms + excluded.interactive_ms,"
+                       " hb_count = hb_count + excluded.hb_count, p1 = p1 + excluded.p1, p2 = p2 + excluded.p2,"
+                       " p3 = p3 + excluded.p3, p4 = p4 + excluded.p4, p5 = p5 + excluded.p5,"
+                       " p6 = p6 + excluded.p6, p7 = p7 + excluded.p7, p8 = p8 + excluded.p8,"
+                       " p9 = p9 + excluded.p9, p10 = p10 + excluded.p10, p11 = p11 + excluded.p11,"
+                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms",
+        [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
+                          " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
+                          " p11 = 0, p12 = 0",
+        [ST_DAYS] = "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5,"
+                    " p6, p7, p8, p9, p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?1 AND ?2"
+                    " ORDER BY terminal_id, day",
+        [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5)",
+        [ST_LOSSES] = "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason FROM loss ORDER BY id",
+        [ST_FAULT_FIND] = "SELECT id FROM fault WHERE terminal_id = ?1 AND code = ?2 AND source = ?3"
+                          " AND (cleared_ms = 0 OR cleared_ms >= ?4)",
+        [ST_FAULT_INSERT] = "INSERT INTO fault(terminal_id, code, source, severity, detail, raised_ms, cleared_ms)"
+                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0)",
+        [ST_FAULT_CLEAR] = "UPDATE fault SET cleared_ms = ?4 WHERE terminal_id = ?1 AND code = ?2 AND source = ?3"
+                           " AND cleared_ms = 0 AND raised_ms <= ?4",
+        [ST_FAULTS] = "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"
+                      " ORDER BY terminal_id, raised_ms, id",
+        [ST_INV_DELETE] = "DELETE FROM inventory WHERE terminal_id = ?1",
+        [ST_INV_INSERT] = "INSERT INTO inventory(terminal_id, idx, kind, subsystem, bus, vendor_id, model_id,"
+                          " vendor, model, serial, syspath) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        [ST_INVENTORY] = "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial,"
+                         " syspath FROM inventory ORDER BY terminal_id, idx",
+        [ST_PERIPH_INSERT] = "INSERT INTO periph_event(terminal_id, seq, ts, action, kind, subsystem, vendor,"
+                             " model, serial, syspath) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [ST_COUNTER_ADD] = "INSERT INTO counter(name, value) VALUES(?1, ?2)"
+                           " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+        [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
+        [ST_PRUNE_RAW] = "DELETE FROM raw WHERE recv_ms < ?1",
+        [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
+};
+
+struct sqlite_store {
+        struct bbt_store base; /* first: the store is cast to and from it */
+        sqlite3 *db;
+        sqlite3_stmt *st[ST__COUNT];
+        bool in_tx;
+};
+
+static struct sqlite_store *of(struct bbt_store *s)
+{
+        return (struct sqlite_store *)s;
+}
+
+static int fail(struct sqlite_store *q, int rc, const char *what)
+{
+        snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, sqlite3_errmsg(q->db));
+        switch (rc & 0xff) {
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EPROTO;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+/* The prepared statement ID, reset and with bindings cleared; NULL on failure. */
+static sqlite3_stmt *stmt(struct sqlite_store *q, enum stmt id)
+{
+        int rc;
+
+        if (!q->st[id]) {
+                rc = sqlite3_prepare_v3(q->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL);
+                if (rc != SQLITE_OK) {
+                        fail(q, rc, "prepare");
+                        return NULL;
+                }
+        }
+        sqlite3_reset(q->st[id]);
+        sqlite3_clear_bindings(q->st[id]);
+        return q->st[id];
+}
+
+/* Steps a statement that returns no rows. */
+static int run(struct sqlite_store *q, sqlite3_stmt *s, const char *what)
+{
+        int rc = sqlite3_step(s);
+
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return fail(q, rc, what);
+        sqlite3_reset(s);
+        return 0;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+        sqlite3_bind_text(s, i, text ? text : "", -1, SQLITE_STATIC);
+}
+
+static void copy_col(sqlite3_stmt *s, int i, char *buf, size_t size)
+{
+        const unsigned char *t = sqlite3_column_text(s, i);
+
+        snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+static int sq_begin(struct bbt_store *s)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_BEGIN);
+        int r;
+
+        if (!st)
+                return -EIO;
+        r = run(q, st, "begin");
+        if (r == 0)
+                q->in_tx = true;
+        return r;
+}
+
+static int sq_commit(struct bbt_store *s)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_COMMIT);
+        int r;
+
+        if (!st)
+                return -EIO;
+        r = run(q, st, "commit");
+        if (r == 0)
+                q->in_tx = false;
+        return r;
+}
+
+static int sq_rollback(struct bbt_store *s)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st;
+
+        if (!q->in_tx)
+                return 0;
+        q->in_tx = false;
+        st = stmt(q, ST_ROLLBACK);
+        return st ? run(q, st, "rollback") : -EIO;
+}
+
+static int sq_meta_get(struct bbt_store *s, const char *key, int64_t *ret)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_META_GET);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, key);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                sqlite3_reset(st);
+                return 0;
+        }
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "meta");
+}
+
+static int sq_meta_set(struct bbt_store *s, const char *key, int64_t value)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_META_SET);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, key);
+        sqlite3_bind_int64(st, 2, value);
+        return run(q, st, "meta");
+}
+
+static void bind_terminal(sqlite3_stmt *st, const struct bbt_store_terminal *t)
+{
+        bind_text(st, 1, t->county);
+        bind_text(st, 2, t->school);
+        bind_text(st, 3, t->terminal);
+        sqlite3_bind_int64(st, 4, t->first_seq);
+        sqlite3_bind_int64(st, 5, t->high_seq);
+        sqlite3_bind_int64(st, 6, t->received);
+        sqlite3_bind_int64(st, 7, t->duplicates);
+        sqlite3_bind_int64(st, 8, t->lost);
+        sqlite3_bind_int64(st, 9, t->first_seen_ms);
+        sqlite3_bind_int64(st, 10, t->last_seen_ms);
+        sqlite3_bind_int64(st, 11, t->last_active_ms);
+        sqlite3_bind_int(st, 12, t->online);
+        sqlite3_bind_int64(st, 13, t->boot);
+        sqlite3_bind_int64(st, 14, t->online_since_ms);
+        sqlite3_bind_int64(st, 15, t->offline_since_ms);
+        sqlite3_bind_int(st, 16, (int)t->offline_reason);
+        sqlite3_bind_int(st, 17, t->skew_known);
+        sqlite3_bind_int64(st, 18, t->skew_ms);
+        sqlite3_bind_int64(st, 19, t->spool_dropped);
+        bind_text(st, 20, t->version);
+        bind_text(st, 21, t->hostname);
+        bind_text(st, 22, t->os);
+        bind_text(st, 23, t->machine_id);
+        bind_text(st, 24, t->last_hb);
+        sqlite3_bind_int64(st, 25, t->inventory_seq);
+}
+
+static int sq_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_TERMINAL_INSERT);
+        int r;
+
+        if (!st)
+                return -EIO;
+        bind_terminal(st, t);
+        r = run(q, st, "terminal");
+        if (r == 0)
+                t->id = sqlite3_last_insert_rowid(q->db);
+        return r;
+}
+
+static int sq_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_TERMINAL_UPDATE);
+
+        if (!st)
+                return -EIO;
+        bind_terminal(st, t);
+        sqlite3_bind_int64(st, 26, t->id);
+        return run(q, st, "terminal");
+}
+
+/* Steps ST row by row through ROW_CB (which reads the columns and calls the
+ * user's callback), stopping at the first non-zero result. */
+static int each(struct sqlite_store *q, sqlite3_stmt *st, const char *what,
+                int (*row_cb)(sqlite3_stmt *st, void *cb, void *u), void *cb, void *u)
+{
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = row_cb(st, cb, u);
+                if (r != 0)
+                        break;
+        }
+        sqlite3_reset(st);
+        if (r != 0)
+                return r;
+        return rc == SQLITE_DONE ? 0 : fail(q, rc, what);
+}
+
+static int terminal_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_terminal *) = (int (*)(void *, const struct bbt_store_terminal *))cb;
+        struct bbt_store_terminal t;
+
+        memset(&t, 0, sizeof(t));
+        copy_col(st, 0, t.county, sizeof(t.county));
+        copy_col(st, 1, t.school, sizeof(t.school));
+        copy_col(st, 2, t.terminal, sizeof(t.terminal));
+        t.first_seq = sqlite3_column_int64(st, 3);
+        t.high_seq = sqlite3_column_int64(st, 4);
+        t.received = sqlite3_column_int64(st, 5);
+        t.duplicates = sqlite3_column_int64(st, 6);
+        t.lost = sqlite3_column_int64(st, 7);
+        t.first_seen_ms = sqlite3_column_int64(st, 8);
+        t.last_seen_ms = sqlite3_column_int64(st, 9);
+        t.last_active_ms = sqlite3_column_int64(st, 10);
+        t.online = sqlite3_column_int(st, 11) != 0;
+        t.boot = sqlite3_column_int64(st, 12);
+        t.online_since_ms = sqlite3_column_int64(st, 13);
+        t.offline_since_ms = sqlite3_column_int64(st, 14);
+        t.offline_reason = (enum bbt_offline_reason)sqlite3_column_int(st, 15);
+        t.skew_known = sqlite3_column_int(st, 16) != 0;
+        t.skew_ms = sqlite3_column_int64(st, 17);
+        t.spool_dropped = sqlite3_column_int64(st, 18);
+        copy_col(st, 19, t.version, sizeof(t.version));
+        copy_col(st, 20, t.hostname, sizeof(t.hostname));
+        copy_col(st, 21, t.os, sizeof(t.os));
+        copy_col(st, 22, t.machine_id, sizeof(t.machine_id));
+        copy_col(st, 23, t.last_hb, sizeof(t.last_hb));
+        t.inventory_seq = sqlite3_column_int64(st, 24);
+        t.id = sqlite3_column_int64(st, 25);
+        return fn(u, &t);
+}
+
+static int sq_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_TERMINALS);
+
+        return st ? each(q, st, "terminals", terminal_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_GAP_DELETE);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        r = run(q, st, "gap");
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                st = stmt(q, ST_GAP_INSERT);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, terminal_id);
+                sqlite3_bind_int64(st, 2, gaps[i].from);
+                sqlite3_bind_int64(st, 3, gaps[i].to);
+                sqlite3_bind_int64(st, 4, gaps[i].detected_ms);
+                sqlite3_bind_int(st, 5, (int)gaps[i].state);
+                sqlite3_bind_int(st, 6, gaps[i].attempts);
+                sqlite3_bind_int64(st, 7, gaps[i].changed_ms);
+                bind_text(st, 8, gaps[i].cmd_id);
+                r = run(q, st, "gap");
+        }
+        return r;
+}
+
+static int gap_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, int64_t, const struct bbt_store_gap *) =
+                (int (*)(void *, int64_t, const struct bbt_store_gap *))cb;
+        struct bbt_store_gap g;
+
+        memset(&g, 0, sizeof(g));
+        g.from = sqlite3_column_int64(st, 1);
+        g.to = sqlite3_column_int64(st, 2);
+        g.detected_ms = sqlite3_column_int64(st, 3);
+        g.state = (enum bbt_gap_state)sqlite3_column_int(st, 4);
+        g.attempts = sqlite3_column_int(st, 5);
+        g.changed_ms = sqlite3_column_int64(st, 6);
+        copy_col(st, 7, g.cmd_id, sizeof(g.cmd_id));
+        return fn(u, sqlite3_column_int64(st, 0), &g);
+}
+
+static int sq_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
+                        void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_GAPS);
+
+        return st ? each(q, st, "gaps", gap_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
+                         int64_t recv_ms, uint32_t boot, const void *payload, size_t len)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_RAW_INSERT);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, seq);
+        sqlite3_bind_int(st, 3, (int)ch);
+        sqlite3_bind_int64(st, 4, ts);
+        sqlite3_bind_int64(st, 5, recv_ms);
+        sqlite3_bind_int64(st, 6, boot);
+        sqlite3_bind_text(st, 7, payload, (int)len, SQLITE_STATIC);
+        r = run(q, st, "raw");
+        if (r < 0)
+                return r;
+        return sqlite3_changes(q->db) > 0 ? 1 : 0;
+}
+
+static int sq_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_USAGE_INSERT);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, u->terminal_id);
+        sqlite3_bind_int64(st, 2, u->seq);
+        sqlite3_bind_int64(st, 3, u->span.start_ms);
+        sqlite3_bind_int64(st, 4, u->span.end_ms);
+        sqlite3_bind_int(st, 5, (int)u->span.state);
+        sqlite3_bind_int64(st, 6, u->span.interactive_ms);
+        sqlite3_bind_int64(st, 7, u->audio_ms);
+        sqlite3_bind_int64(st, 8, u->touch);
+        sqlite3_bind_int64(st, 9, u->pen);
+        sqlite3_bind_int64(st, 10, u->mouse);
+        sqlite3_bind_int64(st, 11, u->key);
+        return run(q, st, "usage");
+}
+
+static int usage_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_usage *) = (int (*)(void *, const struct bbt_store_usage *))cb;
+        struct bbt_store_usage x;
+
+        memset(&x, 0, sizeof(x));
+        x.terminal_id = sqlite3_column_int64(st, 0);
+        x.seq = sqlite3_column_int64(st, 1);
+        x.span.start_ms = sqlite3_column_int64(st, 2);
+        x.span.end_ms = sqlite3_column_int64(st, 3);
+        x.span.state = (enum bbt_usage_state)sqlite3_column_int(st, 4);
+        x.span.interactive_ms = sqlite3_column_int64(st, 5);
+        x.audio_ms = sqlite3_column_int64(st, 6);
+        x.touch = sqlite3_column_int64(st, 7);
+        x.pen = sqlite3_column_int64(st, 8);
+        x.mouse = sqlite3_column_int64(st, 9);
+        x.key = sqlite3_column_int64(st, 10);
+        return fn(u, &x);
+}
+
+static int sq_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_USAGES);
+
+        return st ? each(q, st, "usage", usage_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DAY_ADD);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int(st, 2, d->day);
+        sqlite3_bind_int64(st, 3, d->on_ms);
+        sqlite3_bind_int64(st, 4, d->active_ms);
+        sqlite3_bind_int64(st, 5, d->interactive_ms);
+        sqlite3_bind_int64(st, 6, d->hb_count);
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                sqlite3_bind_int64(st, 7 + k, d->period_active_ms[k]);
+        sqlite3_bind_int64(st, 19, d->on_all_ms);
+        return run(q, st, "rollup");
+}
+
+static int sq_days_clear(struct bbt_store *s)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DAYS_CLEAR);
+
+        return st ? run(q, st, "rollup") : -EIO;
+}
+
+static int day_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, int64_t, const struct bbt_day_rollup *) =
+                (int (*)(void *, int64_t, const struct bbt_day_rollup *))cb;
+        struct bbt_day_rollup d;
+
+        memset(&d, 0, sizeof(d));
+        d.day = sqlite3_column_int(st, 1);
+        d.on_ms = sqlite3_column_int64(st, 2);
+        d.active_ms = sqlite3_column_int64(st, 3);
+        d.interactive_ms = sqlite3_column_int64(st, 4);
+        d.hb_count = sqlite3_column_int64(st, 5);
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                d.period_active_ms[k] = sqlite3_column_int64(st, 6 + k);
+        d.on_all_ms = sqlite3_column_int64(st, 18);
+        return fn(u, sqlite3_column_int64(st, 0), &d);
+}
+
+static int sq_days_each(struct bbt_store *s, int32_t from, int32_t to,
+                        int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DAYS);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int(st, 1, from);
+        sqlite3_bind_int(st, 2, to);
+        return each(q, st, "rollup", day_row, (void *)cb, u);
+}
+
+static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_LOSS_INSERT);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, l->terminal_id);
+        sqlite3_bind_int64(st, 2, l->from);
+        sqlite3_bind_int64(st, 3, l->to);
+        sqlite3_bind_int64(st, 4, l->recorded_ms);
+        bind_text(st, 5, l->reason);
+        return run(q, st, "loss");
+}
+
+static int loss_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_loss *) = (int (*)(void *, const struct bbt_store_loss *))cb;
+        struct bbt_store_loss l;
+
+        memset(&l, 0, sizeof(l));
+        l.terminal_id = sqlite3_column_int64(st, 0);
+        l.from = sqlite3_column_int64(st, 1);
+        l.to = sqlite3_column_int64(st, 2);
+        l.recorded_ms = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, l.reason, sizeof(l.reason));
+        return fn(u, &l);
+}
+
+static int sq_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_LOSSES);
+
+        return st ? each(q, st, "loss", loss_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_fault_raise(struct bbt_store *s, const struct bbt_store_fault *f)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_FAULT_FIND);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, f->terminal_id);
+        bind_text(st, 2, f->code);
+        bind_text(st, 3, f->source);
+        sqlite3_bind_int64(st, 4, f->raised_ms);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+                return 0;
+        if (rc != SQLITE_DONE)
+                return fail(q, rc, "fault");
+        st = stmt(q, ST_FAULT_INSERT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, f->terminal_id);
+        bind_text(st, 2, f->code);
+        bind_text(st, 3, f->source);
+        sqlite3_bind_int(st, 4, (int)f->severity);
+        bind_text(st, 5, f->detail);
+        sqlite3_bind_int64(st, 6, f->raised_ms);
+        return run(q, st, "fault");
+}
+
+static int sq_fault_clear(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
+                          int64_t cleared_ms)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_FAULT_CLEAR);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        bind_text(st, 2, code);
+        bind_text(st, 3, source);
+        /* 0 means open: a clear at the epoch still closes it. */
+        sqlite3_bind_int64(st, 4, cleared_ms > 0 ? cleared_ms : 1);
+        return run(q, st, "fault");
+}
+
+static int fault_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_fault *) = (int (*)(void *, const struct bbt_store_fault *))cb;
+        struct bbt_store_fault f;
+
+        memset(&f, 0, sizeof(f));
+        f.terminal_id = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, f.code, sizeof(f.code));
+        copy_col(st, 2, f.source, sizeof(f.source));
+        f.severity = (enum bbt_severity)sqlite3_column_int(st, 3);
+        copy_col(st, 4, f.detail, sizeof(f.detail));
+        f.raised_ms = sqlite3_column_int64(st, 5);
+        f.cleared_ms = sqlite3_column_int64(st, 6);
+        return fn(u, &f);
+}
+
+static int sq_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_FAULTS);
+
+        return st ? each(q, st, "fault", fault_row, (void *)cb, u) : -EIO;
+}
+
+static void bind_device(sqlite3_stmt *st, int first, const struct bbt_store_device *d)
+{
+        sqlite3_bind_int(st, first, (int)d->kind);
+        bind_text(st, first + 1, d->subsystem);
+}
+
+static int sq_inventory_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs,
+                                size_t n)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_INV_DELETE);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        r = run(q, st, "inventory");
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                st = stmt(q, ST_INV_INSERT);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, terminal_id);
+                sqlite3_bind_int64(st, 2, (int64_t)i);
+                bind_device(st, 3, &devs[i]);
+                bind_text(st, 5, devs[i].bus);
+                bind_text(st, 6, devs[i].vendor_id);
+                bind_text(st, 7, devs[i].model_id);
+                bind_text(st, 8, devs[i].vendor);
+                bind_text(st, 9, devs[i].model);
+                bind_text(st, 10, devs[i].serial);
+                bind_text(st, 11, devs[i].syspath);
+                r = run(q, st, "inventory");
+        }
+        return r;
+}
+
+static int device_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_device *) = (int (*)(void *, const struct bbt_store_device *))cb;
+        struct bbt_store_device d;
+
+        memset(&d, 0, sizeof(d));
+        d.terminal_id = sqlite3_column_int64(st, 0);
+        d.kind = (enum bbt_periph_kind)sqlite3_column_int(st, 1);
+        copy_col(st, 2, d.subsystem, sizeof(d.subsystem));
+        copy_col(st, 3, d.bus, sizeof(d.bus));
+        copy_col(st, 4, d.vendor_id, sizeof(d.vendor_id));
+        copy_col(st, 5, d.model_id, sizeof(d.model_id));
+        copy_col(st, 6, d.vendor, sizeof(d.vendor));
+        copy_col(st, 7, d.model, sizeof(d.model));
+        copy_col(st, 8, d.serial, sizeof(d.serial));
+        copy_col(st, 9, d.syspath, sizeof(d.syspath));
+        return fn(u, &d);
+}
+
+static int sq_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_INVENTORY);
+
+        return st ? each(q, st, "inventory", device_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
+                         const struct bbt_store_device *d)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_PERIPH_INSERT);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, d->terminal_id);
+        sqlite3_bind_int64(st, 2, seq);
+        sqlite3_bind_int64(st, 3, ts);
+        sqlite3_bind_int(st, 4, (int)action);
+        bind_device(st, 5, d);
+        bind_text(st, 7, d->vendor);
+        bind_text(st, 8, d->model);
+        bind_text(st, 9, d->serial);
+        bind_text(st, 10, d->syspath);
+        return run(q, st, "periph");
+}
+
+static int sq_counter_add(struct bbt_store *s, const char *name, int64_t delta)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_COUNTER_ADD);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, name);
+        sqlite3_bind_int64(st, 2, delta);
+        return run(q, st, "counter");
+}
+
+static int counter_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const char *, int64_t) = (int (*)(void *, const char *, int64_t))cb;
+
+        return fn(u, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+}
+
+static int sq_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_COUNTERS);
+
+        return st ? each(q, st, "counter", counter_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st;
+        int r = 0;
+
+        if (raw_before_ms > 0) {
+                st = stmt(q, ST_PRUNE_RAW);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, raw_before_ms);
+                r = run(q, st, "prune");
+        }
+        if (r == 0 && usage_before_ms > 0) {
+                st = stmt(q, ST_PRUNE_USAGE);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, usage_before_ms);
+                r = run(q, st, "prune");
+        }
+        return r;
+}
+
+static void sq_close(struct bbt_store *s)
+{
+        struct sqlite_store *q = of(s);
+
+        if (q->in_tx)
+                sq_rollback(s);
+        for (int i = 0; i < ST__COUNT; i++)
+                sqlite3_finalize(q->st[i]);
+        sqlite3_close(q->db);
+        free(q);
+}
+
+static const struct bbt_store_ops sqlite_ops = {
+        .name = "sqlite",
+        .close = sq_close,
+        .begin = sq_begin,
+        .commit = sq_commit,
+        .rollback = sq_rollback,
+        .meta_get = sq_meta_get,
+        .meta_set = sq_meta_set,
+        .terminal_insert = sq_terminal_insert,
+        .terminal_update = sq_terminal_update,
+        .terminals_each = sq_terminals_each,
+        .gaps_replace = sq_gaps_replace,
+        .gaps_each = sq_gaps_each,
+        .raw_insert = sq_raw_insert,
+        .usage_insert = sq_usage_insert,
+        .usage_each = sq_usage_each,
+        .day_add = sq_day_add,
+        .days_clear = sq_days_clear,
+        .days_each = sq_days_each,
+        .loss_add = sq_loss_add,
+        .losses_each = sq_losses_each,
+        .fault_raise = sq_fault_raise,
+        .fault_clear = sq_fault_clear,
+        .faults_each = sq_faults_each,
+        .inventory_replace = sq_inventory_replace,
+        .inventory_each = sq_inventory_each,
+        .periph_add = sq_periph_add,
+        .counter_add = sq_counter_add,
+        .counters_each = sq_counters_each,
+        .prune = sq_prune,
+};
+
+static int pragma_int(sqlite3 *db, const char *pragma, int *ret)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db, pragma, -1, &st, NULL);
+
+        if (rc != SQLITE_OK)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int(st, 0);
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* Brings the schema up to date, each migration in its own transaction. */
+static int migrate(struct sqlite_store *q, const char *path, char *err, size_t err_size)
+{
+        int version = 0, app = 0, rc;
+        char set[64];
+
+        rc = pragma_int(q->db, "PRAGMA user_version", &version);
+        if (rc == SQLITE_OK)
+                rc = pragma_int(q->db, "PRAGMA application_id", &app);
+        if (rc != SQLITE_OK) {
+                snprintf(err, err_size, "%s: %s", path, sqlite3_errmsg(q->db));
+                return rc == SQLITE_NOTADB ? -EPROTO : -EIO;
+        }
+        if (version == 0 && app == 0) {
+                int tables = 0;
+
+                pragma_int(q->db, "SELECT count(*) FROM sqlite_master", &tables);
+                if (tables > 0) {
+                        snprintf(err, err_size, "%s: an SQLite database that is not a bbt store", path);
+                        return -EPROTO;
+                }
+        } else if (app != APPLICATION_ID) {
+                snprintf(err, err_size, "%s: an SQLite database that is not a bbt store", path);
+                return -EPROTO;
+        }
+        if (version > BBT_STORE_SCHEMA_VERSION) {
+                snprintf(err, err_size, "%s: schema version %d is newer than this build's %d; upgrade bbt", path,
+                         version, BBT_STORE_SCHEMA_VERSION);
+                return -EPROTO;
+        }
+        for (; version < BBT_STORE_SCHEMA_VERSION; version++) {
+                char *msg = NULL;
+
+                snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
+                rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(q->db, migrations[version], NULL, NULL, &msg);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(q->db, "PRAGMA application_id = 1650619441", NULL, NULL, &msg);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(q->db, set, NULL, NULL, &msg);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg);
+                if (rc != SQLITE_OK) {
+                        snprintf(err, err_size, "%s: migration to schema %d failed: %s", path, version + 1,
+                                 msg ? msg : sqlite3_errmsg(q->db));
+                        sqlite3_free(msg);
+                        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+                        return -EIO;
+                }
+        }
+        return 0;
+}
+_Static_assert(APPLICATION_ID == 1650619441, "application_id literal in migrate()");
+
+int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **ret, char *err, size_t err_size)
+{
+        struct sqlite_store *q;
+        char dummy[8];
+        int rc, r, flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+        if (!err) {
+                err = dummy;
+                err_size = sizeof(dummy);
+        }
+        if (read_only && access(path, F_OK) < 0) {
+                snprintf(err, err_size, "%s: %s", path, strerror(errno));
+                return -errno;
+        }
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->base.ops = &sqlite_ops;
+        rc = sqlite3_open_v2(path, &q->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(err, err_size, "%s: %s", path, q->db ? sqlite3_errmsg(q->db) : "cannot open");
+                r = q->db ? fail(q, rc, "open") : -ENOMEM;
+                goto fail;
+        }
+        sqlite3_extended_result_codes(q->db, 1);
+        sqlite3_busy_timeout(q->db, 5000);
+        if (!read_only) {
+                /* WAL + synchronous=NORMAL: a committed batch survives a crash
+                 * of the aggregator (kill -9); a power cut may lose the last
+                 * batches, which the agents' spools and resend bring back. */
+                rc = sqlite3_exec(q->db,
+                                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                                  " PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+                                  NULL, NULL, NULL);
+                if (rc != SQLITE_OK) {
+                        snprintf(err, err_size, "%s: %s", path, sqlite3_errmsg(q->db));
+                        r = fail(q, rc, "open");
+                        goto fail;
+                }
+                r = migrate(q, path, err, err_size);
+                if (r < 0)
+                        goto fail;
+                chmod(path, 0640);
+        } else {
+                int version = 0, app = 0;
+
+                pragma_int(q->db, "PRAGMA user_version", &version);
+                pragma_int(q->db, "PRAGMA application_id", &app);
+                if (app != APPLICATION_ID || version != BBT_STORE_SCHEMA_VERSION) {
+                        snprintf(err, err_size,
+                                 app != APPLICATION_ID ? "%s: not a bbt store"
+                                                       : "%s: schema version differs from this build's; start "
+                                                         "bbt-aggregator once to migrate it",
+                                 path);
+                        r = -EPROTO;
+                        goto fail;
+                }
+        }
+        *ret = &q->base;
+        return 0;
+fail:
+        sqlite3_close(q->db);
+        free(q);
+        return r;
+}
