@@ -1,0 +1,682 @@
+/* Report tables: CJK alignment, numbers, empty cells, CSV quoting and formula guard, exact JSON, errors. */
+/* bbt-test: label=unit timeout=10 */
+#include <errno.h>
+#include <math.h>
+
+#include <cjson/cJSON.h>
+
+#include "table.h"
+#include "test.h"
+
+#define BOM "\xef\xbb\xbf"
+
+static const struct bbt_column school_cols[] = {
+        { "school", "学校", "School", BBT_CELL_TEXT, 0 },
+        { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
+        { "usage_rate", "使用率", "Usage", BBT_CELL_RATE, 0 },
+        { "hours", "日均时长", "Hours/day", BBT_CELL_NUM, 1 },
+};
+
+static const struct bbt_column township_cols[] = {
+        { "township", "乡镇", "Township", BBT_CELL_TEXT, 0 },
+        { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
+        { "cv", "差异系数", "CV", BBT_CELL_NUM, 3 },
+};
+
+/* Renders R into a string the caller frees; fails the case if render does not return 0. */
+static char *render(const struct bbt_report *r, enum bbt_format fmt, bool chinese)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+
+        ASSERT(out);
+        ASSERT_OK(bbt_report_render(r, fmt, chinese, out));
+        ASSERT_EQ(fclose(out), 0);
+        ASSERT_EQ(strlen(text), len);
+        return text;
+}
+
+/* Renders R in FMT and compares with EXPECTED. */
+static void expect(const struct bbt_report *r, enum bbt_format fmt, bool chinese, const char *expected)
+{
+        char *text = render(r, fmt, chinese);
+
+        ASSERT_STR_EQ(text, expected);
+        free(text);
+}
+
+/* Three schools: a Chinese name, one with full-width brackets, a mixed one
+ * with empty cells; a note and two settings. */
+static struct bbt_report *schools_report(void)
+{
+        struct bbt_report *r = bbt_report_new("summary", "班班通使用情况", "Smart-board usage");
+        struct bbt_table *t;
+
+        ASSERT(r);
+        t = bbt_report_add_table(r, "schools", "各校使用情况", "Usage by school", school_cols, 4);
+        ASSERT(t);
+        ASSERT_OK(bbt_table_add_row(t));
+        bbt_table_set_text(t, 0, "城关第一小学");
+        bbt_table_set_int(t, 1, 12);
+        bbt_table_set_num(t, 2, 0.85309);
+        bbt_table_set_num(t, 3, 3.46);
+        ASSERT_OK(bbt_table_add_row(t));
+        bbt_table_set_text(t, 0, "红星小学（东校区）");
+        bbt_table_set_int(t, 1, 8);
+        bbt_table_set_num(t, 2, 1.0);
+        bbt_table_set_num(t, 3, 0.04);
+        ASSERT_OK(bbt_table_add_row(t));
+        bbt_table_set_text(t, 0, "A小学");
+        bbt_table_set_num(t, 2, 0.0);
+        bbt_table_set_num(t, 3, NAN); /* no lessons: an empty cell */
+        ASSERT_OK(bbt_report_add_note(r, "使用率＝使用课时÷总课时。", "Usage = lessons used / lessons."));
+        ASSERT_OK(bbt_report_add_setting(r, "from", "起始日期", "From", "2026-09-01"));
+        ASSERT_OK(bbt_report_add_setting(r, "min_pupils", "最少学生数", "Min. pupils", "50"));
+        return r;
+}
+
+TEST(format_parse)
+{
+        enum bbt_format f = BBT_FORMAT_TABLE;
+
+        ASSERT_OK(bbt_format_parse("csv", &f));
+        ASSERT_EQ(f, BBT_FORMAT_CSV);
+        ASSERT_OK(bbt_format_parse("json", &f));
+        ASSERT_EQ(f, BBT_FORMAT_JSON);
+        ASSERT_OK(bbt_format_parse("table", &f));
+        ASSERT_EQ(f, BBT_FORMAT_TABLE);
+        ASSERT_EQ(bbt_format_parse("CSV", &f), -EINVAL);
+        ASSERT_EQ(bbt_format_parse("", &f), -EINVAL);
+        ASSERT_EQ(bbt_format_parse(NULL, &f), -EINVAL);
+        ASSERT_EQ(f, BBT_FORMAT_TABLE);
+}
+
+/* Chinese names are two cells a character, "—" one; numbers to the right. */
+TEST(text_cjk_alignment_zh)
+{
+        struct bbt_report *r = schools_report();
+
+        expect(r, BBT_FORMAT_TABLE, true,
+               "班班通使用情况\n"
+               "\n"
+               "各校使用情况\n"
+               "学校                终端数  使用率  日均时长\n"
+               "------------------  ------  ------  --------\n"
+               "城关第一小学            12   85.3%       3.5\n"
+               "红星小学（东校区）       8  100.0%       0.0\n"
+               "A小学                    —    0.0%         —\n"
+               "\n"
+               "注：使用率＝使用课时÷总课时。\n"
+               "\n"
+               "设置\n"
+               "起始日期：2026-09-01\n"
+               "最少学生数：50\n");
+        bbt_report_free(r);
+}
+
+TEST(text_en_settings)
+{
+        struct bbt_report *r = schools_report();
+
+        expect(r, BBT_FORMAT_TABLE, false,
+               "Smart-board usage\n"
+               "\n"
+               "Usage by school\n"
+               "School              Terminals   Usage  Hours/day\n"
+               "------------------  ---------  ------  ---------\n"
+               "城关第一小学               12   85.3%        3.5\n"
+               "红星小学（东校区）          8  100.0%        0.0\n"
+               "A小学                       —    0.0%          —\n"
+               "\n"
+               "Note: Usage = lessons used / lessons.\n"
+               "\n"
+               "Settings\n"
+               "From: 2026-09-01\n"
+               "Min. pupils: 50\n");
+        bbt_report_free(r);
+}
+
+/* Other wide and zero-width characters: Hangul, full-width digits, a
+ * combining accent, CJK extension B; a newline in a name becomes a space. */
+TEST(text_width_ranges)
+{
+        static const struct bbt_column cols[] = {
+                { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
+                { "n", "数", "N", BBT_CELL_INT, 0 },
+        };
+        struct bbt_report *r = bbt_report_new("x", "标题", "Title");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+
+        ASSERT(t);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "한국어"); /* 6 cells */
+        bbt_table_set_int(t, 1, 1);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "１２３ab"); /* 8 cells */
+        bbt_table_set_int(t, 1, 2);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "e\xcc\x81t\xc3\xa9"); /* "étè" with a combining acute: 3 cells */
+        bbt_table_set_int(t, 1, 3);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "\xf0\xa0\x80\x80村\n二"); /* U+20000, 村, newline, 二: 7 cells */
+        bbt_table_set_int(t, 1, 4);
+        expect(r, BBT_FORMAT_TABLE, false,
+               "Title\n"
+               "\n"
+               "T\n"
+               "Name      N\n"
+               "--------  -\n"
+               "한국어    1\n"
+               "１２３ab  2\n"
+               "e\xcc\x81t\xc3\xa9       3\n"
+               "\xf0\xa0\x80\x80村 二   4\n");
+        bbt_report_free(r);
+}
+
+TEST(csv_zh)
+{
+        struct bbt_report *r = schools_report();
+
+        expect(r, BBT_FORMAT_CSV, true,
+               BOM "各校使用情况\r\n"
+               "学校,终端数,使用率,日均时长\r\n"
+               "城关第一小学,12,0.8531,3.5\r\n"
+               "红星小学（东校区）,8,1.0000,0.0\r\n"
+               "A小学,,0.0000,\r\n"
+               "\r\n"
+               "注：使用率＝使用课时÷总课时。\r\n"
+               "\r\n"
+               "设置,值\r\n"
+               "起始日期,2026-09-01\r\n"
+               "最少学生数,50\r\n");
+        bbt_report_free(r);
+}
+
+TEST(csv_en)
+{
+        struct bbt_report *r = schools_report();
+
+        expect(r, BBT_FORMAT_CSV, false,
+               BOM "Usage by school\r\n"
+               "School,Terminals,Usage,Hours/day\r\n"
+               "城关第一小学,12,0.8531,3.5\r\n"
+               "红星小学（东校区）,8,1.0000,0.0\r\n"
+               "A小学,,0.0000,\r\n"
+               "\r\n"
+               "Note: Usage = lessons used / lessons.\r\n"
+               "\r\n"
+               "setting,value\r\n"
+               "From,2026-09-01\r\n"
+               "Min. pupils,50\r\n");
+        bbt_report_free(r);
+}
+
+/* A name with a comma, quotes and a newline: one quoted field in CSV, a space in a table, escapes in JSON. */
+TEST(csv_quoting)
+{
+        static const struct bbt_column cols[] = {
+                { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
+                { "n", "数", "N, count", BBT_CELL_INT, 0 },
+        };
+        struct bbt_report *r = bbt_report_new("q", "标题", "Title");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "Table \"q\"", cols, 2);
+
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "Hill \"Top\", 第二小学\n分校");
+        bbt_table_set_int(t, 1, 7);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "plain");
+        bbt_table_set_int(t, 1, -3);
+        ASSERT_OK(bbt_report_add_setting(r, "where", "地区", "Where", "X县, Y镇"));
+        expect(r, BBT_FORMAT_CSV, false,
+               BOM "\"Table \"\"q\"\"\"\r\n"
+               "Name,\"N, count\"\r\n"
+               "\"Hill \"\"Top\"\", 第二小学\n分校\",7\r\n"
+               "plain,-3\r\n"
+               "\r\n"
+               "setting,value\r\n"
+               "Where,\"X县, Y镇\"\r\n");
+        expect(r, BBT_FORMAT_TABLE, false,
+               "Title\n"
+               "\n"
+               "Table \"q\"\n"
+               "Name                       N, count\n"
+               "-------------------------  --------\n"
+               "Hill \"Top\", 第二小学 分校         7\n"
+               "plain                            -3\n"
+               "\n"
+               "Settings\n"
+               "Where: X县, Y镇\n");
+        expect(r, BBT_FORMAT_JSON, false,
+               "{\"report\":\"q\",\"title\":\"Title\",\"lang\":\"en\",\"tables\":{\"t\":["
+               "{\"name\":\"Hill \\\"Top\\\", 第二小学\\n分校\",\"n\":7},{\"name\":\"plain\",\"n\":-3}]},"
+               "\"notes\":[],\"settings\":{\"where\":\"X县, Y镇\"}}\n");
+        bbt_report_free(r);
+}
+
+/* Text cells Excel would run as formulas get an apostrophe; numbers and "-12.5" do not. */
+TEST(csv_formula_guard)
+{
+        static const struct bbt_column cols[] = {
+                { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
+                { "delta", "变化", "Delta", BBT_CELL_NUM, 1 },
+        };
+        static const char *const names[] = {
+                "=HYPERLINK(\"http://x\",\"y\")", "+8613800000000", "@SUM(A1:A9)", "-1+2", "-", "\t=1",
+                "-12.5", "东-西", "a=b", "—",
+        };
+        struct bbt_report *r = bbt_report_new("g", "标题", "Title");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+        char *json;
+        size_t i;
+
+        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                bbt_table_add_row(t);
+                bbt_table_set_text(t, 0, names[i]);
+        }
+        bbt_table_set_num(t, 1, -2.25); /* a number cell is never guarded */
+        expect(r, BBT_FORMAT_CSV, false,
+               BOM "T\r\n"
+               "Name,Delta\r\n"
+               "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\r\n"
+               "'+8613800000000,\r\n"
+               "'@SUM(A1:A9),\r\n"
+               "'-1+2,\r\n"
+               "'-,\r\n"
+               "'\t=1,\r\n"
+               "-12.5,\r\n"
+               "东-西,\r\n"
+               "a=b,\r\n"
+               "—,-2.3\r\n");
+        /* Only CSV is guarded. */
+        json = render(r, BBT_FORMAT_JSON, false);
+        ASSERT_STR_CONTAINS(json, "{\"name\":\"+8613800000000\",\"delta\":null}");
+        ASSERT_STR_CONTAINS(json, "{\"name\":\"—\",\"delta\":-2.3}");
+        free(json);
+        bbt_report_free(r);
+}
+
+TEST(json_exact_and_parses)
+{
+        struct bbt_report *r = schools_report();
+        char *text = render(r, BBT_FORMAT_JSON, true);
+        const cJSON *tables, *rows, *row, *item;
+        cJSON *root;
+
+        ASSERT_STR_EQ(text,
+                      "{\"report\":\"summary\",\"title\":\"班班通使用情况\",\"lang\":\"zh\",\"tables\":{\"schools\":["
+                      "{\"school\":\"城关第一小学\",\"terminals\":12,\"usage_rate\":0.8531,\"hours\":3.5},"
+                      "{\"school\":\"红星小学（东校区）\",\"terminals\":8,\"usage_rate\":1,\"hours\":0},"
+                      "{\"school\":\"A小学\",\"terminals\":null,\"usage_rate\":0,\"hours\":null}]},"
+                      "\"notes\":[\"使用率＝使用课时÷总课时。\"],"
+                      "\"settings\":{\"from\":\"2026-09-01\",\"min_pupils\":\"50\"}}\n");
+
+        root = cJSON_Parse(text);
+        ASSERT(root);
+        ASSERT_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "lang")), "zh");
+        tables = cJSON_GetObjectItemCaseSensitive(root, "tables");
+        rows = cJSON_GetObjectItemCaseSensitive(tables, "schools");
+        ASSERT(cJSON_IsArray(rows));
+        ASSERT_EQ(cJSON_GetArraySize(rows), 3);
+        row = cJSON_GetArrayItem(rows, 0);
+        ASSERT_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "school")), "城关第一小学");
+        ASSERT_EQ(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "terminals")), 12);
+        ASSERT_DBL_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "usage_rate")), 0.8531, 0);
+        row = cJSON_GetArrayItem(rows, 2);
+        ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "terminals")));
+        ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "hours")));
+        item = cJSON_GetObjectItemCaseSensitive(root, "settings");
+        ASSERT_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "min_pupils")), "50");
+        cJSON_Delete(root);
+        free(text);
+
+        /* English: the title and notes change, keys and values do not. */
+        text = render(r, BBT_FORMAT_JSON, false);
+        ASSERT_STR_CONTAINS(text, "\"title\":\"Smart-board usage\",\"lang\":\"en\"");
+        ASSERT_STR_CONTAINS(text, "\"notes\":[\"Usage = lessons used / lessons.\"]");
+        free(text);
+        bbt_report_free(r);
+}
+
+/* Every rate k/10000 (with float noise) prints as its short decimal in JSON,
+ * never cJSON's 17-digit fallback; likewise two-decimal numbers. */
+TEST(json_numbers_print_clean)
+{
+        static const struct bbt_column cols[] = {
+                { "rate", "率", "Rate", BBT_CELL_RATE, 0 },
+                { "num", "数", "Num", BBT_CELL_NUM, 2 },
+        };
+        struct bbt_report *r = bbt_report_new("n", "数", "N");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+        char *text, *expected = NULL, buf[64];
+        size_t len = 0;
+        FILE *out = open_memstream(&expected, &len);
+        int k;
+
+        ASSERT(out);
+        fputs("{\"report\":\"n\",\"title\":\"N\",\"lang\":\"en\",\"tables\":{\"t\":[", out);
+        for (k = 0; k <= 10000; k++) {
+                double num = k * 12.34 + 0.001; /* up to 123400.00 */
+                char *end;
+
+                bbt_table_add_row(t);
+                bbt_table_set_num(t, 0, k / 10000.0 + (k % 2 ? 1e-9 : -1e-9));
+                bbt_table_set_num(t, 1, num);
+                /* The shortest form of k/10000 and of num to two places: trailing zeros dropped. */
+                fprintf(out, "%s{\"rate\":", k ? "," : "");
+                snprintf(buf, sizeof(buf), "%.4f", k / 10000.0);
+                end = buf + strlen(buf);
+                while (end[-1] == '0')
+                        *--end = '\0';
+                if (end[-1] == '.')
+                        end[-1] = '\0';
+                fprintf(out, "%s,\"num\":", buf);
+                snprintf(buf, sizeof(buf), "%.2f", num);
+                end = buf + strlen(buf);
+                while (end[-1] == '0')
+                        *--end = '\0';
+                if (end[-1] == '.')
+                        end[-1] = '\0';
+                fprintf(out, "%s}", buf);
+        }
+        fputs("]},\"notes\":[],\"settings\":{}}\n", out);
+        ASSERT_EQ(fclose(out), 0);
+        text = render(r, BBT_FORMAT_JSON, false);
+        ASSERT_STR_EQ(text, expected);
+        free(text);
+        free(expected);
+        bbt_report_free(r);
+}
+
+/* Rounding half away from zero, no "-0.0", big integers exact, set_int into a NUM column. */
+TEST(rates_and_nums)
+{
+        static const struct bbt_column cols[] = {
+                { "rate", "率", "Rate", BBT_CELL_RATE, 0 },
+                { "num", "数", "Num", BBT_CELL_NUM, 1 },
+                { "n", "计数", "Count", BBT_CELL_INT, 0 },
+        };
+        struct bbt_report *r = bbt_report_new("n", "数", "N");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 3);
+
+        bbt_table_add_row(t);
+        bbt_table_set_num(t, 0, 0.12344);
+        bbt_table_set_num(t, 1, -0.04); /* rounds to zero: no sign */
+        bbt_table_set_int(t, 2, INT64_MAX);
+        bbt_table_add_row(t);
+        bbt_table_set_num(t, 0, -0.00001);
+        bbt_table_set_int(t, 1, 42);
+        bbt_table_set_int(t, 2, INT64_MIN);
+        bbt_table_add_row(t);
+        bbt_table_set_num(t, 0, 0.9996);
+        bbt_table_set_num(t, 1, 2.25);
+        bbt_table_set_int(t, 2, 0);
+        bbt_table_add_row(t);
+        bbt_table_set_num(t, 0, INFINITY);
+        bbt_table_set_num(t, 1, 1234567.96);
+        expect(r, BBT_FORMAT_TABLE, false,
+               "N\n"
+               "\n"
+               "T\n"
+               "  Rate        Num                 Count\n"
+               "------  ---------  --------------------\n"
+               " 12.3%        0.0   9223372036854775807\n"
+               "  0.0%       42.0  -9223372036854775808\n"
+               "100.0%        2.3                     0\n"
+               "     —  1234568.0                     —\n");
+        expect(r, BBT_FORMAT_CSV, false,
+               BOM "T\r\n"
+               "Rate,Num,Count\r\n"
+               "0.1234,0.0,9223372036854775807\r\n"
+               "0.0000,42.0,-9223372036854775808\r\n"
+               "0.9996,2.3,0\r\n"
+               ",1234568.0,\r\n");
+        expect(r, BBT_FORMAT_JSON, false,
+               "{\"report\":\"n\",\"title\":\"N\",\"lang\":\"en\",\"tables\":{\"t\":["
+               "{\"rate\":0.1234,\"num\":0,\"n\":9223372036854775807},"
+               "{\"rate\":0,\"num\":42,\"n\":-9223372036854775808},"
+               "{\"rate\":0.9996,\"num\":2.3,\"n\":0},"
+               "{\"rate\":null,\"num\":1234568,\"n\":null}]},\"notes\":[],\"settings\":{}}\n");
+        bbt_report_free(r);
+}
+
+/* Two tables, in the order added, in all three formats. */
+TEST(two_tables)
+{
+        struct bbt_report *r = bbt_report_new("balance", "均衡情况", "Balance");
+        struct bbt_table *s = bbt_report_add_table(r, "schools", "学校", "Schools", school_cols, 4);
+        struct bbt_table *t = bbt_report_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
+
+        ASSERT(s && t);
+        ASSERT_OK(bbt_table_add_row(t));
+        bbt_table_set_text(t, 0, "城关镇");
+        bbt_table_set_int(t, 1, 5);
+        bbt_table_set_num(t, 2, 0.51512);
+        ASSERT_OK(bbt_table_add_row(s));
+        bbt_table_set_text(s, 0, "城关第一小学");
+        bbt_table_set_int(s, 1, 12);
+        bbt_table_set_num(s, 2, 0.5);
+        bbt_table_set_num(s, 3, 2);
+        ASSERT_OK(bbt_table_add_row(t));
+        bbt_table_set_text(t, 0, "红星乡");
+        bbt_table_set_int(t, 1, 3);
+        bbt_table_set_num(t, 2, -0.00004);
+        expect(r, BBT_FORMAT_TABLE, true,
+               "均衡情况\n"
+               "\n"
+               "学校\n"
+               "学校          终端数  使用率  日均时长\n"
+               "------------  ------  ------  --------\n"
+               "城关第一小学      12   50.0%       2.0\n"
+               "\n"
+               "乡镇\n"
+               "乡镇    学校数  差异系数\n"
+               "------  ------  --------\n"
+               "城关镇       5     0.515\n"
+               "红星乡       3     0.000\n");
+        expect(r, BBT_FORMAT_CSV, true,
+               BOM "学校\r\n"
+               "学校,终端数,使用率,日均时长\r\n"
+               "城关第一小学,12,0.5000,2.0\r\n"
+               "\r\n"
+               "乡镇\r\n"
+               "乡镇,学校数,差异系数\r\n"
+               "城关镇,5,0.515\r\n"
+               "红星乡,3,0.000\r\n");
+        expect(r, BBT_FORMAT_JSON, true,
+               "{\"report\":\"balance\",\"title\":\"均衡情况\",\"lang\":\"zh\",\"tables\":{"
+               "\"schools\":[{\"school\":\"城关第一小学\",\"terminals\":12,\"usage_rate\":0.5,\"hours\":2}],"
+               "\"townships\":[{\"township\":\"城关镇\",\"schools\":5,\"cv\":0.515},"
+               "{\"township\":\"红星乡\",\"schools\":3,\"cv\":0}]},"
+               "\"notes\":[],\"settings\":{}}\n");
+        bbt_report_free(r);
+}
+
+/* A table with no rows keeps its caption and header; JSON has an empty array. */
+TEST(zero_rows)
+{
+        struct bbt_report *r = bbt_report_new("alerts", "告警", "Alerts");
+        struct bbt_table *t = bbt_report_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
+
+        ASSERT(t);
+        ASSERT_OK(bbt_report_add_setting(r, "day", "日期", "Day", "2026-12-01"));
+        expect(r, BBT_FORMAT_TABLE, true,
+               "告警\n"
+               "\n"
+               "乡镇\n"
+               "乡镇  学校数  差异系数\n"
+               "----  ------  --------\n"
+               "（无数据）\n"
+               "\n"
+               "设置\n"
+               "日期：2026-12-01\n");
+        expect(r, BBT_FORMAT_TABLE, false,
+               "Alerts\n"
+               "\n"
+               "Townships\n"
+               "Township  Schools  CV\n"
+               "--------  -------  --\n"
+               "(no data)\n"
+               "\n"
+               "Settings\n"
+               "Day: 2026-12-01\n");
+        expect(r, BBT_FORMAT_CSV, true,
+               BOM "乡镇\r\n"
+               "乡镇,学校数,差异系数\r\n"
+               "\r\n"
+               "设置,值\r\n"
+               "日期,2026-12-01\r\n");
+        expect(r, BBT_FORMAT_JSON, false,
+               "{\"report\":\"alerts\",\"title\":\"Alerts\",\"lang\":\"en\",\"tables\":{\"townships\":[]},"
+               "\"notes\":[],\"settings\":{\"day\":\"2026-12-01\"}}\n");
+        bbt_report_free(r);
+
+        /* No tables, notes or settings at all. */
+        r = bbt_report_new("empty", "空", "Empty");
+        expect(r, BBT_FORMAT_TABLE, true, "空\n");
+        expect(r, BBT_FORMAT_CSV, true, BOM);
+        expect(r, BBT_FORMAT_JSON, true,
+               "{\"report\":\"empty\",\"title\":\"空\",\"lang\":\"zh\",\"tables\":{},\"notes\":[],\"settings\":{}}\n");
+        bbt_report_free(r);
+}
+
+/* Invalid UTF-8 becomes U+FFFD, so the JSON stays valid. */
+TEST(invalid_utf8_replaced)
+{
+        static const struct bbt_column cols[] = { { "name", "名称", "Name", BBT_CELL_TEXT, 0 } };
+        struct bbt_report *r = bbt_report_new("u", "标题", "Title");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 1);
+        char *text;
+        cJSON *root;
+
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "\xff好\xc3"); /* a stray byte and a cut sequence */
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "\xed\xa0\x80\xc0\xaf"); /* a surrogate and an overlong '/' */
+        text = render(r, BBT_FORMAT_JSON, false);
+        ASSERT_STR_CONTAINS(text, "[{\"name\":\"\xef\xbf\xbd好\xef\xbf\xbd\"},{\"name\":\""
+                                  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}]");
+        root = cJSON_Parse(text);
+        ASSERT(root);
+        cJSON_Delete(root);
+        free(text);
+        bbt_report_free(r);
+}
+
+/* A failing stream gives -EIO. */
+TEST(write_error_eio)
+{
+        struct bbt_report *r = schools_report();
+        FILE *out = fopen("/dev/full", "we");
+
+        if (!out)
+                bbt_test_skip("no /dev/full: %s", strerror(errno));
+        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_TABLE, true, out), -EIO);
+        fclose(out);
+        out = fopen("/dev/full", "we");
+        ASSERT(out);
+        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_JSON, true, out), -EIO);
+        fclose(out);
+        bbt_report_free(r);
+}
+
+/* Renders R expecting ERROR and no output at all. */
+static void expect_error(const struct bbt_report *r, int error)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+
+        ASSERT(out);
+        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_CSV, true, out), error);
+        ASSERT_EQ(fclose(out), 0);
+        ASSERT_EQ(len, 0);
+        free(text);
+}
+
+/* Mistakes while building are remembered and returned by render, which then writes nothing. */
+TEST(build_errors_remembered)
+{
+        static const struct bbt_column bad_key[] = { { "Name", "名称", "Name", BBT_CELL_TEXT, 0 } };
+        struct bbt_report *r;
+        struct bbt_table *t;
+
+        /* A cell before any row. */
+        r = bbt_report_new("e", "错", "E");
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_table_set_int(t, 1, 3);
+        expect_error(r, -EINVAL);
+        bbt_report_free(r);
+
+        /* A fraction into an INT column, text into a number column, a column out of range. */
+        r = bbt_report_new("e", "错", "E");
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_table_add_row(t);
+        bbt_table_set_num(t, 1, 0.5);
+        expect_error(r, -EINVAL);
+        bbt_report_free(r);
+        r = bbt_report_new("e", "错", "E");
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 2, "85%");
+        expect_error(r, -EINVAL);
+        bbt_report_free(r);
+        r = bbt_report_new("e", "错", "E");
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 4, "x");
+        expect_error(r, -EINVAL);
+        bbt_report_free(r);
+
+        /* Bad and repeated keys; the set functions take the NULL table. */
+        r = bbt_report_new("e", "错", "E");
+        ASSERT(!bbt_report_add_table(r, "Bad-Key", "表", "T", school_cols, 4));
+        ASSERT(!bbt_report_add_table(r, "t", "表", "T", bad_key, 1));
+        ASSERT(!bbt_report_add_table(r, "t", "表", "T", school_cols, 0));
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        ASSERT(t);
+        ASSERT(!bbt_report_add_table(r, "t", "表", "T", school_cols, 4));
+        ASSERT_EQ(bbt_table_add_row(NULL), -EINVAL);
+        bbt_table_set_text(NULL, 0, "x");
+        bbt_table_set_int(NULL, 0, 1);
+        bbt_table_set_num(NULL, 0, 1);
+        ASSERT_OK(bbt_report_add_setting(r, "k", "键", "Key", "v"));
+        ASSERT_EQ(bbt_report_add_setting(r, "k", "键", "Key", "w"), -EINVAL);
+        ASSERT_EQ(bbt_report_add_setting(r, "", "键", "Key", "w"), -EINVAL);
+        expect_error(r, -EINVAL);
+        bbt_report_free(r);
+
+        /* A cell emptied again with NULL is fine; so is replacing text. */
+        r = bbt_report_new("e", "错", "E");
+        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "first");
+        bbt_table_set_text(t, 0, "second");
+        bbt_table_set_int(t, 1, 5);
+        bbt_table_set_text(t, 1, NULL);
+        expect(r, BBT_FORMAT_CSV, false, BOM "T\r\nSchool,Terminals,Usage,Hours/day\r\nsecond,,,\r\n");
+        bbt_report_free(r);
+        bbt_report_free(NULL);
+        ASSERT_EQ(bbt_report_render(NULL, BBT_FORMAT_CSV, false, stdout), -EINVAL);
+}
+
+/* Many rows grow the cell array and free cleanly. */
+TEST(many_rows)
+{
+        struct bbt_report *r = bbt_report_new("m", "多", "Many");
+        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", township_cols, 3);
+        char name[32], *text;
+        int i;
+
+        for (i = 0; i < 5000; i++) {
+                ASSERT_OK(bbt_table_add_row(t));
+                snprintf(name, sizeof(name), "乡镇%d", i);
+                bbt_table_set_text(t, 0, name);
+                bbt_table_set_int(t, 1, i);
+        }
+        text = render(r, BBT_FORMAT_TABLE, true);
+        ASSERT_STR_CONTAINS(text, "\n乡镇4999    4999         —\n");
+        free(text);
+        bbt_report_free(r);
+}
