@@ -1,0 +1,277 @@
+/* bbt-aggregator's option table, the checks that span several keys, and loading the registry files. */
+#include "aggregator_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bbt/config.h"
+#include "bbt/log.h"
+#include "bbt/protocol.h"
+#include "civil.h"
+
+static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
+
+#define OPT(sec, key, t, field, def, lo, hi, text)                                                       \
+        {                                                                                                \
+                .section = sec, .name = key, .type = t,                                                 \
+                .offset = offsetof(struct bbt_aggregator_config, field), .default_value = def,          \
+                .min = lo, .max = hi, .help = text,                                                     \
+        }
+#define SECONDS(n) ((long long)(n) * 1000)
+#define DAYS(n) ((long long)(n) * 86400000)
+
+/* Keep docs/aggregator.md and docs/man/bbt-aggregator.conf.5 in step with this table. */
+static const struct bbt_option options[] = {
+        OPT("broker", "host", BBT_OPT_STRING, host, "127.0.0.1", 0, 0, "MQTT broker host name or address"),
+        OPT("broker", "port", BBT_OPT_INT, port, "0", 0, 65535, "Broker port; 0: 1883, or 8883 with TLS"),
+        OPT("broker", "client_id", BBT_OPT_STRING, client_id, "bbt-aggregator", 0, 0,
+            "MQTT client id; the broker keeps this session's messages while the aggregator is away"),
+        OPT("broker", "username", BBT_OPT_STRING, username, NULL, 0, 0, "MQTT user name; empty: anonymous"),
+        OPT("broker", "password_file", BBT_OPT_PATH, password_file, NULL, 0, 0,
+            "File holding the MQTT password (first line); keep it mode 0600"),
+        OPT("broker", "tls_ca_file", BBT_OPT_PATH, tls_ca_file, NULL, 0, 0,
+            "CA certificate (PEM) the broker's certificate must chain to; setting it turns TLS on"),
+        OPT("broker", "tls_ca_path", BBT_OPT_PATH, tls_ca_path, NULL, 0, 0,
+            "Directory of CA certificates (alternative to tls_ca_file); turns TLS on"),
+        OPT("broker", "tls_cert_file", BBT_OPT_PATH, tls_cert_file, NULL, 0, 0,
+            "Client certificate (PEM), with tls_key_file"),
+        OPT("broker", "tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0, "Client private key (PEM)"),
+        OPT("broker", "keepalive", BBT_OPT_DURATION, keepalive_ms, "60s", SECONDS(5), SECONDS(3600),
+            "MQTT keepalive"),
+        OPT("broker", "backoff_min", BBT_OPT_DURATION, backoff_min_ms, "1s", 100, SECONDS(60),
+            "First delay before reconnecting; doubles up to backoff_max, with jitter"),
+        OPT("broker", "backoff_max", BBT_OPT_DURATION, backoff_max_ms, "30s", SECONDS(1), SECONDS(3600),
+            "Longest delay between reconnect attempts"),
+        OPT("broker", "topic", BBT_OPT_STRING, topic, "bbt/v1/#", 0, 0,
+            "What to subscribe to, e.g. bbt/v1/510107/# for one county"),
+        OPT("broker", "share_group", BBT_OPT_STRING, share_group, "", 0, 0,
+            "Subscribe as $share/GROUP/TOPIC so that several aggregators split the load; empty: all to this one"),
+
+        OPT("store", "path", BBT_OPT_PATH, store_path, "/var/lib/bbt/aggregator.db", 0, 0,
+            "The SQLite store (created if missing)"),
+        OPT("store", "batch_size", BBT_OPT_INT, batch_size, "1000", 1, 1000000,
+            "Messages per transaction at most"),
+        OPT("store", "batch_interval", BBT_OPT_DURATION, batch_interval_ms, "200ms", 10, SECONDS(60),
+            "A transaction is committed at least this often"),
+        OPT("store", "raw_retention", BBT_OPT_DURATION, raw_retention_ms, "30d", DAYS(8), DAYS(3660),
+            "How long each raw message is kept (at least 8 d: longer than the agents keep theirs)"),
+        OPT("store", "usage_retention", BBT_OPT_DURATION, usage_retention_ms, "400d", DAYS(8), DAYS(3660),
+            "How long usage intervals are kept (rollups are rebuilt from them when the bells change)"),
+
+        OPT("registry", "schools", BBT_OPT_PATH, schools, NULL, 0, 0,
+            "Schools CSV (docs/registry.md); empty: none, terminals count under their school codes"),
+        OPT("registry", "terminals", BBT_OPT_PATH, terminals, NULL, 0, 0, "Terminals CSV (docs/registry.md)"),
+        OPT("registry", "calendar", BBT_OPT_PATH, calendar, NULL, 0, 0,
+            "School calendar CSV: terms, holidays, make-up days (docs/calendar.md); empty: every weekday"),
+        OPT("registry", "bells", BBT_OPT_PATH, bells, NULL, 0, 0,
+            "Bell schedules CSV (docs/calendar.md); empty: the built-in 8 periods"),
+
+        OPT("ingest", "gap_grace", BBT_OPT_DURATION, gap_grace_ms, "30s", 0, DAYS(1),
+            "A missing seq is asked for (resend) after this long"),
+        OPT("ingest", "resend_timeout", BBT_OPT_DURATION, resend_timeout_ms, "60s", SECONDS(1), DAYS(1),
+            "A resend the agent has not answered within this is asked again"),
+        OPT("ingest", "resend_settle", BBT_OPT_DURATION, resend_settle_ms, "30s", 0, DAYS(1),
+            "After the agent answered, how long to wait for the resent messages"),
+        OPT("ingest", "resend_attempts", BBT_OPT_INT, resend_attempts, "5", 1, 1000,
+            "Requests for one range before what is still missing is recorded as lost"),
+        OPT("ingest", "resend_max_range", BBT_OPT_INT, resend_max_range, "5000", 1, 1000000,
+            "Most seqs asked for in one command"),
+        OPT("ingest", "gap_give_up", BBT_OPT_DURATION, gap_give_up_ms, "8d", SECONDS(1), DAYS(366),
+            "A gap still open after this long is recorded as lost"),
+        OPT("ingest", "skew_samples", BBT_OPT_INT, skew_samples, "5", 1, 16,
+            "Live heartbeats the clock-skew estimate is taken from"),
+        OPT("ingest", "skew_min", BBT_OPT_DURATION, skew_min_ms, "2s", 0, SECONDS(3600),
+            "A clock off by less than this is taken as right (no correction)"),
+        OPT("ingest", "skew_warmup", BBT_OPT_DURATION, skew_warmup_ms, "30s", 0, SECONDS(3600),
+            "Heartbeats received this soon after connecting (the broker's queue) are not skew samples"),
+
+        OPT("metrics", "utc_offset", BBT_OPT_STRING, utc_offset, "+08:00", 0, 0,
+            "Local school time as an offset from UTC (Asia/Shanghai: +08:00)"),
+        OPT("metrics", "used_day_min", BBT_OPT_DURATION, used_day_ms, "10m", 0, DAYS(1),
+            "A terminal is used on a day with at least this much active time in school hours"),
+        OPT("metrics", "used_period_min", BBT_OPT_DURATION, used_period_ms, "10m", 0, SECONDS(86400),
+            "A period (节次) is used with at least this much active time inside it"),
+        OPT("metrics", "school_hours_margin", BBT_OPT_DURATION, margin_ms, "30m", 0, SECONDS(6 * 3600),
+            "School hours run from the first period's start minus this to the last period's end plus this"),
+        OPT("metrics", "heartbeat_interval", BBT_OPT_DURATION, heartbeat_ms, "60s", SECONDS(1), SECONDS(3600),
+            "The agents' heartbeat interval, for 在线率"),
+        OPT("metrics", "idle_window", BBT_OPT_INT, idle_window, "10", 1, 366,
+            "Idle list: the last this many school days are looked at"),
+        OPT("metrics", "idle_max_days", BBT_OPT_INT, idle_max_days, "0", 0, 366,
+            "Idle list: a terminal used on at most this many of them is idle"),
+        OPT("metrics", "silent_days", BBT_OPT_INT, silent_days, "3", 1, 366,
+            "Fault 'silent': nothing received for more than this many school days"),
+        OPT("metrics", "min_pupils", BBT_OPT_INT, min_pupils, "50", 0, 1000000,
+            "差异系数: schools with fewer pupils in the section are left out"),
+        OPT("metrics", "clock_skew_limit", BBT_OPT_DURATION, clock_skew_limit_ms, "5m", SECONDS(1), DAYS(1),
+            "Fault 'clock_skew' when a terminal's clock is further off than this"),
+
+        { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
+          .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
+          .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static int check(const char *path, const struct bbt_aggregator_config *c, char *err, size_t err_size)
+{
+        const char *what = NULL, *key = NULL;
+        int offset;
+
+        if (!c->host || !*c->host) {
+                key = "[broker] host", what = "must not be empty";
+        } else if (!c->client_id || !*c->client_id || strlen(c->client_id) > 64) {
+                key = "[broker] client_id", what = "expected 1 to 64 characters";
+        } else if (!c->topic || !*c->topic) {
+                key = "[broker] topic", what = "must not be empty";
+        } else if (c->share_group && strpbrk(c->share_group, "/+#")) {
+                key = "[broker] share_group", what = "must not contain / + #";
+        } else if (!c->tls_cert_file != !c->tls_key_file) {
+                key = "[broker] tls_cert_file", what = "tls_cert_file and tls_key_file go together";
+        } else if (c->tls_cert_file && !c->tls_ca_file && !c->tls_ca_path) {
+                key = "[broker] tls_ca_file", what = "a client certificate needs tls_ca_file or tls_ca_path";
+        } else if (c->backoff_max_ms < c->backoff_min_ms) {
+                key = "[broker] backoff_max", what = "must not be less than backoff_min";
+        } else if (c->password_file && (!c->username || !*c->username)) {
+                key = "[broker] password_file", what = "needs a username";
+        } else if (!c->store_path) {
+                key = "[store] path", what = "must not be empty";
+        } else if (c->terminals && !c->schools) {
+                key = "[registry] terminals", what = "needs [registry] schools";
+        } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
+                key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
+        }
+        if (!what)
+                return 0;
+        snprintf(err, err_size, "%s: %s: %s", path, key, what);
+        return -EINVAL;
+}
+
+static void drop_empty(char **s)
+{
+        if (*s && !**s) {
+                free(*s);
+                *s = NULL;
+        }
+}
+
+int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *ret, char *err, size_t err_size)
+{
+        struct bbt_aggregator_config c;
+        int r;
+
+        memset(&c, 0, sizeof(c));
+        r = bbt_config_load(options, N_OPTIONS, path, &c, err, err_size);
+        if (r < 0)
+                return r;
+        drop_empty(&c.username);
+        r = check(path, &c, err, err_size);
+        if (r < 0) {
+                bbt_config_free(options, N_OPTIONS, &c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int bbt_aggregator_config_defaults(struct bbt_aggregator_config *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        return bbt_config_defaults(options, N_OPTIONS, ret, NULL, 0);
+}
+
+int bbt_aggregator_config_set(struct bbt_aggregator_config *cfg, const char *key, const char *value, char *err,
+                              size_t err_size)
+{
+        return bbt_config_set(options, N_OPTIONS, cfg, key, value, err, err_size);
+}
+
+void bbt_aggregator_config_free(struct bbt_aggregator_config *cfg)
+{
+        bbt_config_free(options, N_OPTIONS, cfg);
+}
+
+int bbt_aggregator_config_dump(const struct bbt_aggregator_config *cfg, FILE *out)
+{
+        return bbt_config_dump(options, N_OPTIONS, cfg, out);
+}
+
+int bbt_aggregator_config_log_priority(const struct bbt_aggregator_config *cfg)
+{
+        return BBT_LOG_ERR + cfg->log_level;
+}
+
+void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struct bbt_ingest_settings *s)
+{
+        struct bbt_metric_settings *m = &s->metrics;
+        int offset = BBT_UTC_OFFSET_DEFAULT_MIN;
+
+        bbt_ingest_settings_default(s);
+        s->batch_size = c->batch_size;
+        s->gap_grace_ms = c->gap_grace_ms;
+        s->resend_timeout_ms = c->resend_timeout_ms;
+        s->resend_settle_ms = c->resend_settle_ms;
+        s->resend_attempts = (int)c->resend_attempts;
+        s->resend_max_range = c->resend_max_range;
+        s->gap_give_up_ms = c->gap_give_up_ms;
+        s->skew_samples = (int)c->skew_samples;
+        s->skew_min_ms = c->skew_min_ms;
+        s->skew_warmup_ms = c->skew_warmup_ms;
+        bbt_utc_offset_parse(c->utc_offset, &offset);
+        m->offset_min = offset;
+        m->used_day_min = (int)(c->used_day_ms / 60000);
+        m->used_period_min = (int)(c->used_period_ms / 60000);
+        m->margin_min = (int)(c->margin_ms / 60000);
+        m->heartbeat_s = (int)(c->heartbeat_ms / 1000);
+        m->idle_window = (int)c->idle_window;
+        m->idle_max_days = (int)c->idle_max_days;
+        m->silent_days = (int)c->silent_days;
+        m->min_pupils = (long)c->min_pupils;
+        m->clock_skew_limit_ms = c->clock_skew_limit_ms;
+}
+
+static void print_errors(FILE *out, const struct bbt_import_errors *e)
+{
+        for (size_t i = 0; i < e->n_kept; i++)
+                fprintf(out, "%s\n", e->msg[i]);
+        if (e->count > e->n_kept)
+                fprintf(out, "... and %zu more problems\n", e->count - e->n_kept);
+}
+
+int bbt_aggregator_load_registry(const struct bbt_aggregator_config *cfg, FILE *errs_out,
+                                 struct bbt_registry **ret_reg, struct bbt_calendar **ret_cal)
+{
+        struct bbt_registry *reg = NULL;
+        struct bbt_calendar *cal = NULL;
+        struct bbt_import_errors *errs = calloc(1, sizeof(*errs));
+        int r;
+
+        if (!errs)
+                return -ENOMEM;
+        r = bbt_registry_new(&reg);
+        if (r == 0)
+                r = bbt_calendar_new(&cal);
+        if (r == 0 && cfg->schools)
+                r = bbt_registry_load_schools(reg, cfg->schools, errs);
+        if (r == 0 && cfg->terminals)
+                r = bbt_registry_load_terminals(reg, cfg->terminals, errs);
+        if (r == 0 && cfg->calendar)
+                r = bbt_calendar_load_days(cal, cfg->calendar, errs);
+        if (r == 0 && cfg->bells)
+                r = bbt_calendar_load_bells(cal, cfg->bells, errs);
+        if (r < 0) {
+                if (errs->n_kept == 0)
+                        fprintf(errs_out, "registry: %s\n", strerror(-r));
+                print_errors(errs_out, errs);
+                bbt_registry_free(reg);
+                bbt_calendar_free(cal);
+                free(errs);
+                return r;
+        }
+        free(errs);
+        *ret_reg = reg;
+        *ret_cal = cal;
+        return 0;
+}

@@ -1,0 +1,62 @@
+/* bbt-aggregator's configuration (also read by bbt-report): every key, its default and range, from one INI file. */
+#ifndef BBT_AGGREGATOR_CONFIG_H
+#define BBT_AGGREGATOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "calendar.h"
+#include "ingest.h"
+#include "registry.h"
+
+#define BBT_AGGREGATOR_CONFIG_PATH "/etc/bbt/aggregator.conf"
+
+struct bbt_aggregator_config {
+        /* [broker] */
+        char *host;
+        long long port;
+        char *client_id, *username, *password_file;
+        char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file;
+        long long keepalive_ms, backoff_min_ms, backoff_max_ms;
+        char *topic, *share_group;
+        /* [store] */
+        char *store_path;
+        long long batch_size, batch_interval_ms, raw_retention_ms, usage_retention_ms;
+        /* [registry] */
+        char *schools, *terminals, *calendar, *bells;
+        /* [ingest] */
+        long long gap_grace_ms, resend_timeout_ms, resend_settle_ms, resend_attempts, resend_max_range;
+        long long gap_give_up_ms, skew_samples, skew_min_ms, skew_warmup_ms;
+        /* [metrics] */
+        char *utc_offset;
+        long long used_day_ms, used_period_ms, margin_ms, heartbeat_ms;
+        long long idle_window, idle_max_days, silent_days, min_pupils, clock_skew_limit_ms;
+        /* [aggregator] */
+        int log_level;
+};
+
+/* Loads PATH over the defaults into RET and checks what one key alone cannot.
+ * Returns 0, or a negative errno with ERR as "PATH:LINE: [section] key: reason".
+ * RET is untouched on failure; free it with bbt_aggregator_config_free(). */
+int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *ret, char *err, size_t err_size);
+/* The built-in defaults (no file). Returns 0 or -ENOMEM. */
+int bbt_aggregator_config_defaults(struct bbt_aggregator_config *ret);
+void bbt_aggregator_config_free(struct bbt_aggregator_config *cfg);
+int bbt_aggregator_config_dump(const struct bbt_aggregator_config *cfg, FILE *out);
+/* Sets "section.key" to VALUE as if written in the file (command-line overrides). */
+int bbt_aggregator_config_set(struct bbt_aggregator_config *cfg, const char *key, const char *value, char *err,
+                              size_t err_size);
+int bbt_aggregator_config_log_priority(const struct bbt_aggregator_config *cfg);
+
+/* The ingest and metric settings the configuration describes. */
+void bbt_aggregator_config_settings(const struct bbt_aggregator_config *cfg, struct bbt_ingest_settings *ret);
+
+/* Reads the registry and calendar files the configuration names (those left
+ * empty are skipped). On failure every problem has been written to ERRS_OUT
+ * (one line each) and nothing is returned. Returns 0 with *RET_REG and
+ * *RET_CAL (free both), or a negative errno. */
+int bbt_aggregator_load_registry(const struct bbt_aggregator_config *cfg, FILE *errs_out,
+                                 struct bbt_registry **ret_reg, struct bbt_calendar **ret_cal);
+
+#endif
