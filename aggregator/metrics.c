@@ -1,0 +1,223 @@
+/* The evaluation figures: per-terminal-day judgements, rates over terminals and days, the idle list (docs/metrics.md). */
+#include "metrics.h"
+
+#include <string.h>
+
+#include "balance.h"
+#include "civil.h"
+
+/* Days summed at a time on the stack: rows may come in any order and more
+ * than once per day, so each block of days is gathered in one pass. */
+#define DAYS_BLOCK 32
+
+void bbt_metric_settings_default(struct bbt_metric_settings *s)
+{
+        memset(s, 0, sizeof(*s));
+        s->used_day_min = 10;
+        s->used_period_min = 10;
+        s->margin_min = 30;
+        s->heartbeat_s = 60;
+        s->idle_window = 10;
+        s->idle_max_days = 0;
+        s->silent_days = 3;
+        s->min_pupils = BBT_BALANCE_MIN_PUPILS_DEFAULT;
+        s->offset_min = BBT_UTC_OFFSET_DEFAULT_MIN;
+        s->clock_skew_limit_ms = 300000;
+}
+
+bool bbt_day_powered(const struct bbt_day_rollup *d)
+{
+        return d->on_ms > 0;
+}
+
+bool bbt_day_used(const struct bbt_metric_settings *s, const struct bbt_day_rollup *d)
+{
+        return d->active_ms >= (int64_t)s->used_day_min * BBT_MS_PER_MIN;
+}
+
+bool bbt_period_used(const struct bbt_metric_settings *s, const struct bbt_day_rollup *d, int k)
+{
+        if (k < 0 || k >= BBT_PERIODS_MAX)
+                return false;
+        return d->period_active_ms[k] >= (int64_t)s->used_period_min * BBT_MS_PER_MIN;
+}
+
+static bool is_school_day(const struct bbt_terminal_days *t, int32_t from, int64_t day)
+{
+        return t->school_day && t->school_day[day - from] != 0;
+}
+
+/* Sums T's rows for the days LO..HI (HI - LO < DAYS_BLOCK, within the range
+ * starting at FROM) into SUM[day - LO]; rows on other days or on days that are
+ * not school days are left out. */
+static void gather(const struct bbt_terminal_days *t, int32_t from, int64_t lo, int64_t hi,
+                   struct bbt_day_rollup *sum)
+{
+        memset(sum, 0, sizeof(*sum) * (size_t)(hi - lo + 1));
+        for (int64_t d = lo; d <= hi; d++)
+                sum[d - lo].day = (int32_t)d;
+        for (size_t i = 0; i < t->n_days; i++) {
+                int64_t d = t->days[i].day;
+
+                if (d < lo || d > hi || !is_school_day(t, from, d))
+                        continue;
+                bbt_day_rollup_add(&sum[d - lo], &t->days[i]);
+        }
+}
+
+static int clamp_periods(int n)
+{
+        if (n < 0)
+                return 0;
+        return n < BBT_PERIODS_MAX ? n : BBT_PERIODS_MAX;
+}
+
+/* Adds one school day of one terminal (its rows already summed) into ACC. */
+static void add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rollup *d,
+                    int n_periods)
+{
+        int64_t hb_ms = (int64_t)s->heartbeat_s * 1000;
+
+        acc->terminal_days++;
+        acc->periods_scheduled += n_periods;
+        acc->powered_days += bbt_day_powered(d);
+        acc->used_days += bbt_day_used(s, d);
+        for (int k = 0; k < n_periods; k++)
+                acc->periods_used += bbt_period_used(s, d, k);
+        acc->on_ms += d->on_ms;
+        acc->active_ms += d->active_ms;
+        acc->interactive_ms += d->interactive_ms;
+        if (hb_ms > 0 && d->on_ms > 0) {
+                /* At most ceil(expected) count: a heartbeat sent twice, or one
+                 * stamped just inside the window, must not lift 在线率. */
+                int64_t cap = (d->on_ms + hb_ms - 1) / hb_ms;
+
+                acc->hb_expected += (double)d->on_ms / (double)hb_ms;
+                acc->hb_received += d->hb_count < cap ? (d->hb_count > 0 ? d->hb_count : 0) : cap;
+        }
+}
+
+void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
+                   const struct bbt_terminal_days *t)
+{
+        struct bbt_day_rollup sum[DAYS_BLOCK];
+        int n_periods = clamp_periods(t->n_periods);
+
+        acc->terminals++;
+        acc->intact += t->intact;
+        for (int64_t lo = from; lo <= to; lo += DAYS_BLOCK) {
+                int64_t hi = lo + DAYS_BLOCK - 1 < to ? lo + DAYS_BLOCK - 1 : to;
+
+                gather(t, from, lo, hi, sum);
+                for (int64_t d = lo; d <= hi; d++)
+                        if (is_school_day(t, from, d))
+                                add_day(acc, s, &sum[d - lo], n_periods);
+        }
+}
+
+void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *from)
+{
+        into->terminals += from->terminals;
+        into->terminal_days += from->terminal_days;
+        into->powered_days += from->powered_days;
+        into->used_days += from->used_days;
+        into->on_ms += from->on_ms;
+        into->active_ms += from->active_ms;
+        into->interactive_ms += from->interactive_ms;
+        into->periods_used += from->periods_used;
+        into->periods_scheduled += from->periods_scheduled;
+        into->hb_received += from->hb_received;
+        into->hb_expected += from->hb_expected;
+        into->intact += from->intact;
+}
+
+void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
+{
+        struct bbt_rates r;
+
+        memset(&r, 0, sizeof(r));
+        r.has_days = acc->terminal_days > 0;
+        r.has_periods = acc->periods_scheduled > 0;
+        r.has_active = acc->active_ms > 0;
+        r.has_online = acc->hb_expected > 0;
+        r.has_terminals = acc->terminals > 0;
+        if (r.has_days) {
+                double days = (double)acc->terminal_days;
+
+                r.power_on_rate = (double)acc->powered_days / days;
+                r.usage_rate = (double)acc->used_days / days;
+                r.avg_daily_hours = (double)acc->active_ms / 3600000.0 / days;
+                /* Σ weeks = Σ school days / 5. */
+                r.weekly_lessons = (double)acc->periods_used / (days / 5.0);
+        }
+        if (r.has_periods)
+                r.period_usage_rate = (double)acc->periods_used / (double)acc->periods_scheduled;
+        if (r.has_active)
+                r.interactive_share = (double)acc->interactive_ms / (double)acc->active_ms;
+        if (r.has_online) {
+                /* The per-day cap is ceil(expected), so the sum may pass the
+                 * expected count by a fraction: 在线率 is at most 1. */
+                r.online_rate = (double)acc->hb_received / acc->hb_expected;
+                if (r.online_rate > 1)
+                        r.online_rate = 1;
+        }
+        if (r.has_terminals)
+                r.intact_rate = (double)acc->intact / (double)acc->terminals;
+        *ret = r;
+}
+
+const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese)
+{
+        static const char *const zh[BBT_IDLE__COUNT] = {
+                [BBT_IDLE_NO] = "否",
+                [BBT_IDLE_NEVER_REPORTED] = "从未上报",
+                [BBT_IDLE_OFFLINE] = "离线",
+                [BBT_IDLE_NOT_POWERED] = "未开机",
+                [BBT_IDLE_NOT_USED] = "开机未使用",
+        };
+        static const char *const en[BBT_IDLE__COUNT] = {
+                [BBT_IDLE_NO] = "no",
+                [BBT_IDLE_NEVER_REPORTED] = "never reported",
+                [BBT_IDLE_OFFLINE] = "offline",
+                [BBT_IDLE_NOT_POWERED] = "never powered on",
+                [BBT_IDLE_NOT_USED] = "powered but not used",
+        };
+
+        if ((int)r < 0 || r >= BBT_IDLE__COUNT)
+                return "?";
+        return chinese ? zh[r] : en[r];
+}
+
+enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,
+                                    const struct bbt_terminal_days *t, int64_t last_seen_ms, int *ret_used)
+{
+        struct bbt_day_rollup sum[DAYS_BLOCK];
+        int school_days = 0, powered = 0, used = 0;
+
+        for (int64_t lo = from; lo <= to; lo += DAYS_BLOCK) {
+                int64_t hi = lo + DAYS_BLOCK - 1 < to ? lo + DAYS_BLOCK - 1 : to;
+
+                gather(t, from, lo, hi, sum);
+                for (int64_t d = lo; d <= hi; d++) {
+                        if (!is_school_day(t, from, d))
+                                continue;
+                        school_days++;
+                        powered += bbt_day_powered(&sum[d - lo]);
+                        used += bbt_day_used(s, &sum[d - lo]);
+                }
+        }
+        if (ret_used)
+                *ret_used = used;
+        if (last_seen_ms == 0)
+                return BBT_IDLE_NEVER_REPORTED;
+        /* Without a school day in the window nobody could have used it. */
+        if (school_days == 0)
+                return BBT_IDLE_NO;
+        if (bbt_day_of_ms(last_seen_ms, s->offset_min) < from)
+                return BBT_IDLE_OFFLINE;
+        if (powered == 0)
+                return BBT_IDLE_NOT_POWERED;
+        if (used <= s->idle_max_days)
+                return BBT_IDLE_NOT_USED;
+        return BBT_IDLE_NO;
+}

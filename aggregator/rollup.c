@@ -1,0 +1,164 @@
+/* Usage intervals and heartbeats cut into per-terminal-day rollups: midnight, school hours, periods (docs/metrics.md). */
+#include "rollup.h"
+
+#include <string.h>
+
+#include "civil.h"
+
+static int64_t max64(int64_t a, int64_t b)
+{
+        return a > b ? a : b;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+        return a < b ? a : b;
+}
+
+/* The length of [A0, A1) ∩ [B0, B1), 0 when they do not meet. */
+static int64_t overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1)
+{
+        int64_t lo = max64(a0, b0), hi = min64(a1, b1);
+
+        return hi > lo ? hi - lo : 0;
+}
+
+static int bells_count(const struct bbt_bells *bells)
+{
+        if (!bells || bells->n <= 0)
+                return 0;
+        return bells->n < BBT_PERIODS_MAX ? bells->n : BBT_PERIODS_MAX;
+}
+
+/* A·B/C rounded half up, for 0 <= A <= C, 0 <= B <= C, C > 0, without
+ * overflowing whatever the sizes: A·B may not fit in 64 bits (an interval of
+ * more than 35 days), so the product is built bit by bit modulo C. */
+static int64_t mul_div_round(int64_t a, int64_t b, int64_t c)
+{
+        uint64_t ua = (uint64_t)a, ub = (uint64_t)b, uc = (uint64_t)c;
+        uint64_t q = (ua / uc) * ub, ra = ua % uc, acc_q = 0, acc_r = 0;
+
+        /* acc = ra·(bits of B seen so far), kept as acc_q·C + acc_r, acc_r < C. */
+        for (int bit = 63; bit >= 0; bit--) {
+                acc_q <<= 1;
+                acc_r <<= 1; /* acc_r < C < 2^63: no wrap */
+                if (acc_r >= uc) {
+                        acc_r -= uc;
+                        acc_q++;
+                }
+                if ((ub >> bit) & 1) {
+                        acc_r += ra;
+                        if (acc_r >= uc) {
+                                acc_r -= uc;
+                                acc_q++;
+                        }
+                }
+        }
+        q += acc_q;
+        /* Half up: the remainder acc_r/C >= 1/2. */
+        if (acc_r >= uc - acc_r)
+                q++;
+        return (int64_t)q;
+}
+
+void bbt_rollup_window(const struct bbt_rollup_rules *r, int32_t day, int64_t *ret_start, int64_t *ret_end)
+{
+        int64_t midnight = bbt_day_start_ms(day, r->offset_min);
+        int n = bells_count(r->bells), first, last;
+
+        if (n == 0) {
+                /* No bells, no school hours: an empty window. */
+                *ret_start = *ret_end = midnight;
+                return;
+        }
+        first = r->bells->p[0].start_min;
+        last = r->bells->p[0].end_min;
+        for (int k = 1; k < n; k++) {
+                if (r->bells->p[k].start_min < first)
+                        first = r->bells->p[k].start_min;
+                if (r->bells->p[k].end_min > last)
+                        last = r->bells->p[k].end_min;
+        }
+        first -= r->margin_min;
+        last += r->margin_min;
+        /* School hours belong to their own day: a margin reaching past
+         * midnight stops there, so no instant is counted for two days. */
+        if (first < 0)
+                first = 0;
+        if (last > 24 * 60)
+                last = 24 * 60;
+        if (last < first)
+                last = first;
+        *ret_start = midnight + first * BBT_MS_PER_MIN;
+        *ret_end = midnight + last * BBT_MS_PER_MIN;
+}
+
+size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage_span *u, struct bbt_day_rollup *out,
+                        size_t out_max)
+{
+        int64_t start = u->start_ms, end = max64(u->end_ms, u->start_ms), len = end - start;
+        int32_t first_day = bbt_day_of_ms(start, r->offset_min);
+        int32_t last_day = len > 0 ? bbt_day_of_ms(end - 1, r->offset_min) : first_day;
+        bool active = u->state == BBT_USAGE_ACTIVE;
+        int n_bells = bells_count(r->bells);
+        /* Interactive time only exists inside active time (the agent counts it
+         * only there); anything else would let 互动使用占比 pass 1. */
+        int64_t interactive = active ? min64(max64(u->interactive_ms, 0), len) : 0;
+        int64_t inside_so_far = 0, credited_so_far = 0;
+        size_t n = 0;
+
+        for (int64_t day = first_day; day <= last_day && n < out_max; day++) {
+                struct bbt_day_rollup *row = &out[n++];
+                int64_t day0 = bbt_day_start_ms((int32_t)day, r->offset_min);
+                int64_t day1 = bbt_day_start_ms((int32_t)day + 1, r->offset_min);
+                int64_t a = max64(start, day0), b = min64(end, day1), ws, we, inside, credited;
+
+                memset(row, 0, sizeof(*row));
+                row->day = (int32_t)day;
+                bbt_rollup_window(r, (int32_t)day, &ws, &we);
+                inside = overlap(a, b, ws, we);
+                row->on_ms = inside;
+                if (active) {
+                        row->active_ms = inside;
+                        for (int k = 0; k < n_bells; k++) {
+                                int64_t p0 = day0 + r->bells->p[k].start_min * BBT_MS_PER_MIN;
+                                int64_t p1 = day0 + r->bells->p[k].end_min * BBT_MS_PER_MIN;
+
+                                /* Clipped to school hours too, for a negative margin. */
+                                row->period_active_ms[k] =
+                                        overlap(max64(a, ws), min64(b, we), p0, p1);
+                        }
+                }
+                /* Cumulative rounding: the days so far together get
+                 * round_half_up(interactive × inside_so_far / len), so the
+                 * days' shares always add up to the share of the whole. */
+                inside_so_far += inside;
+                credited = len > 0 ? mul_div_round(interactive, inside_so_far, len) : 0;
+                row->interactive_ms = credited - credited_so_far;
+                credited_so_far = credited;
+        }
+        return n;
+}
+
+bool bbt_rollup_hb(const struct bbt_rollup_rules *r, int64_t ts_ms, int32_t *ret_day)
+{
+        int32_t day = bbt_day_of_ms(ts_ms, r->offset_min);
+        int64_t ws, we;
+
+        bbt_rollup_window(r, day, &ws, &we);
+        if (ts_ms < ws || ts_ms >= we)
+                return false;
+        if (ret_day)
+                *ret_day = day;
+        return true;
+}
+
+void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b)
+{
+        a->on_ms += b->on_ms;
+        a->active_ms += b->active_ms;
+        a->interactive_ms += b->interactive_ms;
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                a->period_active_ms[k] += b->period_active_ms[k];
+        a->hb_count += b->hb_count;
+}
