@@ -87,12 +87,14 @@ static void add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings 
         acc->on_ms += d->on_ms;
         acc->active_ms += d->active_ms;
         acc->interactive_ms += d->interactive_ms;
-        if (hb_ms > 0 && d->on_ms > 0) {
-                /* At most ceil(expected) count: a heartbeat sent twice, or one
-                 * stamped just inside the window, must not lift 在线率. */
-                int64_t cap = (d->on_ms + hb_ms - 1) / hb_ms;
+        if (hb_ms > 0 && d->on_all_ms > 0) {
+                /* Heartbeats and on-time over the whole day (the agent beats
+                 * whenever it runs, school hours or not). At most
+                 * ceil(expected) count: a heartbeat sent twice, or one
+                 * stamped just after the day's last interval, must not lift 在线率. */
+                int64_t cap = (d->on_all_ms + hb_ms - 1) / hb_ms;
 
-                acc->hb_expected += (double)d->on_ms / (double)hb_ms;
+                acc->hb_expected += (double)d->on_all_ms / (double)hb_ms;
                 acc->hb_received += d->hb_count < cap ? (d->hb_count > 0 ? d->hb_count : 0) : cap;
         }
 }

@@ -118,6 +118,7 @@ size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage
                 bbt_rollup_window(r, (int32_t)day, &ws, &we);
                 inside = overlap(a, b, ws, we);
                 row->on_ms = inside;
+                row->on_all_ms = b > a ? b - a : 0;
                 if (active) {
                         row->active_ms = inside;
                         for (int k = 0; k < n_bells; k++) {
@@ -140,19 +141,6 @@ size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage
         return n;
 }
 
-bool bbt_rollup_hb(const struct bbt_rollup_rules *r, int64_t ts_ms, int32_t *ret_day)
-{
-        int32_t day = bbt_day_of_ms(ts_ms, r->offset_min);
-        int64_t ws, we;
-
-        bbt_rollup_window(r, day, &ws, &we);
-        if (ts_ms < ws || ts_ms >= we)
-                return false;
-        if (ret_day)
-                *ret_day = day;
-        return true;
-}
-
 void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b)
 {
         a->on_ms += b->on_ms;
@@ -161,4 +149,5 @@ void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 a->period_active_ms[k] += b->period_active_ms[k];
         a->hb_count += b->hb_count;
+        a->on_all_ms += b->on_all_ms;
 }

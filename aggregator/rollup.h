@@ -49,10 +49,6 @@ void bbt_rollup_window(const struct bbt_rollup_rules *r, int32_t day, int64_t *r
 size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage_span *u, struct bbt_day_rollup *out,
                         size_t out_max);
 
-/* Whether a heartbeat stamped TS_MS (corrected) falls within school hours; if
- * so stores its local day in *RET_DAY. */
-bool bbt_rollup_hb(const struct bbt_rollup_rules *r, int64_t ts_ms, int32_t *ret_day);
-
 /* Adds B's counters into A (same day). */
 void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b);
 

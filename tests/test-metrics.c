@@ -21,7 +21,7 @@ static struct bbt_metric_settings settings(void)
 static struct bbt_day_rollup row(int32_t day, int64_t on, int64_t active, int64_t interactive, int64_t hb)
 {
         struct bbt_day_rollup r = { .day = day, .on_ms = on, .active_ms = active, .interactive_ms = interactive,
-                                    .hb_count = hb };
+                                    .hb_count = hb, .on_all_ms = on };
 
         return r;
 }

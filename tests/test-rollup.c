@@ -181,6 +181,7 @@ TEST(partly_outside_school_hours)
         int64_t none[BBT_PERIODS_MAX] = { 0 };
 
         ASSERT_EQ(row.on_ms, 1200000);
+        ASSERT_EQ(row.on_all_ms, 3000000); /* the whole interval, for 在线率 */
         ASSERT_EQ(row.active_ms, 1200000);
         ASSERT_EQ(row.interactive_ms, 400000);
         assert_periods(&row, none);
@@ -194,6 +195,7 @@ TEST(partly_outside_school_hours)
         /* Wholly outside: 18:00–19:00 gives a row of zeros. */
         row = one_row(&rules, at(D, 18, 0), at(D, 19, 0), BBT_USAGE_ACTIVE, 30 * MIN, D);
         ASSERT_EQ(row.on_ms, 0);
+        ASSERT_EQ(row.on_all_ms, 3600000);
         ASSERT_EQ(row.active_ms, 0);
         ASSERT_EQ(row.interactive_ms, 0);
 }
@@ -291,25 +293,6 @@ TEST(interactive_split_rounding)
                 total += out[i].interactive_ms;
         }
         ASSERT_EQ(total, len - 1);
-}
-
-TEST(heartbeats)
-{
-        int32_t day = -1;
-
-        /* 07:30 local on D is 23:30 UTC on Aug 31: still day D. */
-        ASSERT(!bbt_rollup_hb(&rules, at(D, 7, 30) - 1, &day));
-        ASSERT_EQ(day, -1);
-        ASSERT(bbt_rollup_hb(&rules, 1788219000000LL, &day));
-        ASSERT_EQ(day, D);
-        ASSERT(bbt_rollup_hb(&rules, at(D, 12, 0), &day));
-        ASSERT_EQ(day, D);
-        ASSERT(bbt_rollup_hb(&rules, at(D, 16, 0) - 1, NULL));
-        ASSERT(!bbt_rollup_hb(&rules, at(D, 16, 0), &day));
-        ASSERT(!bbt_rollup_hb(&rules, at(D, 23, 59), &day));
-        /* 01:00 UTC on D is 09:00 local. */
-        ASSERT(bbt_rollup_hb(&rules, (int64_t)D * BBT_MS_PER_DAY + 3600000, &day));
-        ASSERT_EQ(day, D);
 }
 
 TEST(day_rollup_add)
