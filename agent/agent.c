@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bbt/fileio.h"
 #include "bbt/log.h"
 #include "bbt/mqtt.h"
 #include "bbt/notify.h"
@@ -924,19 +925,6 @@ static void on_mqtt_log(void *userdata, int priority, const char *line)
         bbt_log_debug("%s", line);
 }
 
-static int read_password(const char *path, char *buf, size_t size)
-{
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -errno;
-        if (!fgets(buf, (int)size, f))
-                buf[0] = '\0';
-        fclose(f);
-        buf[strcspn(buf, "\r\n")] = '\0';
-        return 0;
-}
-
 static int connect_broker(struct bbt_agent *a)
 {
         static const struct bbt_mqtt_callbacks cbs = {
@@ -952,7 +940,7 @@ static int connect_broker(struct bbt_agent *a)
 
         bbt_mqtt_options_init(&o);
         if (a->cfg.password_file) {
-                r = read_password(a->cfg.password_file, password, sizeof(password));
+                r = bbt_read_secret_file(a->cfg.password_file, password, sizeof(password));
                 if (r < 0) {
                         bbt_log_error("%s: %s", a->cfg.password_file, strerror(-r));
                         return r;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int bbt_write_full(int fd, const void *buf, size_t len)
@@ -64,4 +65,17 @@ fail:
 fail_unlink:
         unlinkat(dirfd, tmp_name, 0);
         return r;
+}
+
+int bbt_read_secret_file(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return -errno;
+        if (!fgets(buf, (int)size, f))
+                buf[0] = '\0';
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        return 0;
 }

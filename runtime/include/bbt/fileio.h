@@ -7,6 +7,11 @@
 
 #ifndef BBT_API
 #define BBT_API __attribute__((visibility("default")))
+/* Reads the first line of the file at PATH (a password file) into BUF (SIZE
+ * bytes, NUL-terminated, line end dropped; an empty file gives ""). Returns 0
+ * or -errno. */
+BBT_API int bbt_read_secret_file(const char *path, char *buf, size_t size);
+
 #endif
 
 /* Writes all LEN bytes of BUF to FD, retrying on EINTR and short writes.
@@ -22,5 +27,10 @@ BBT_API int bbt_fsync_fd(int fd, bool data_only);
  * TMP_NAME removed and NAME untouched. */
 BBT_API int bbt_atomic_replace(int dirfd, const char *tmp_name, const char *name, const void *data,
                                size_t len);
+
+/* Reads the first line of the file at PATH (a password file) into BUF (SIZE
+ * bytes, NUL-terminated, line end dropped; an empty file gives ""). Returns 0
+ * or -errno. */
+BBT_API int bbt_read_secret_file(const char *path, char *buf, size_t size);
 
 #endif
