@@ -517,8 +517,13 @@ static int parse_record(struct bbt_csv *csv)
                         csv->pos++;
                         continue;
                 }
-                if (!eat_newline(csv))
+                /* Not eat_newline(): the terminator may have overwritten it. */
+                if (delim == '\r' || delim == '\n') {
+                        csv->pos += delim == '\r' && b[csv->pos + 1] == '\n' ? 2 : 1;
+                        csv->line++;
+                } else {
                         csv->pos = csv->len;
+                }
                 break;
         }
         return bad ? -EINVAL : 1;
