@@ -23,7 +23,7 @@ struct bbt_bells {
 };
 
 /* The built-in schedule used where no bells file names a county or school:
- * 8 periods of 40 minutes, 08:00–11:30 and 14:00–16:50 (see docs/calendar.md). */
+ * 8 periods of 40 minutes, 08:00–11:30 and 14:00–17:10 (see docs/calendar.md). */
 const struct bbt_bells *bbt_bells_default(void);
 
 /* Calendar entries, as read from the calendar CSV (docs/calendar.md). */

@@ -1,0 +1,632 @@
+/* School calendar and bells: per-scope merged day ranges searched by bisection, CSV import, schedule hash. */
+#include "calendar.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "civil.h"
+#include "csv.h"
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#define KINDS 3
+
+static const struct bbt_bells default_bells = {
+        .n = 8,
+        .p = {
+                { 8 * 60, 8 * 60 + 40 },        /* 08:00-08:40 */
+                { 8 * 60 + 50, 9 * 60 + 30 },   /* 08:50-09:30 */
+                { 9 * 60 + 50, 10 * 60 + 30 },  /* 09:50-10:30, after the 20-minute 大课间 */
+                { 10 * 60 + 50, 11 * 60 + 30 }, /* 10:50-11:30, after 眼保健操 */
+                { 14 * 60, 14 * 60 + 40 },      /* 14:00-14:40 */
+                { 14 * 60 + 50, 15 * 60 + 30 }, /* 14:50-15:30 */
+                { 15 * 60 + 40, 16 * 60 + 20 }, /* 15:40-16:20 */
+                { 16 * 60 + 30, 17 * 60 + 10 }, /* 16:30-17:10 */
+        },
+};
+
+const struct bbt_bells *bbt_bells_default(void)
+{
+        return &default_bells;
+}
+
+struct range {
+        int32_t from, to; /* inclusive */
+};
+
+/* Sorted, merged (neither overlapping nor adjacent) day ranges. */
+struct range_set {
+        struct range *r;
+        size_t n, cap;
+};
+
+struct scope {
+        char code[BBT_ID_MAX + 1];
+        struct range_set set[KINDS]; /* by enum bbt_calendar_kind */
+        size_t pending[KINDS];       /* ranges an import is about to add */
+        bool has_bells;
+        struct bbt_bells bells;
+};
+
+struct bbt_calendar {
+        struct scope **scope; /* sorted by code */
+        size_t n, cap;
+};
+
+static bool valid_scope(const char *s)
+{
+        size_t n = 0;
+
+        for (; *s; s++, n++) {
+                char c = *s;
+
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                      c == '-'))
+                        return false;
+        }
+        return n >= 1 && n <= BBT_ID_MAX;
+}
+
+int bbt_calendar_new(struct bbt_calendar **ret)
+{
+        struct bbt_calendar *cal = calloc(1, sizeof(*cal));
+
+        if (!cal)
+                return -ENOMEM;
+        *ret = cal;
+        return 0;
+}
+
+void bbt_calendar_free(struct bbt_calendar *cal)
+{
+        if (!cal)
+                return;
+        for (size_t i = 0; i < cal->n; i++) {
+                for (int k = 0; k < KINDS; k++)
+                        free(cal->scope[i]->set[k].r);
+                free(cal->scope[i]);
+        }
+        free(cal->scope);
+        free(cal);
+}
+
+/* Index of the first scope whose code is >= CODE. */
+static size_t scope_lower_bound(const struct bbt_calendar *cal, const char *code)
+{
+        size_t lo = 0, hi = cal->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(cal->scope[mid]->code, code) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static const struct scope *scope_find(const struct bbt_calendar *cal, const char *code)
+{
+        size_t i;
+
+        if (!code || !cal->n)
+                return NULL;
+        i = scope_lower_bound(cal, code);
+        return i < cal->n && strcmp(cal->scope[i]->code, code) == 0 ? cal->scope[i] : NULL;
+}
+
+/* The scope CODE (valid), created empty if new. An empty scope changes no
+ * answer, so creating one ahead of a failing import is harmless. */
+static int scope_get(struct bbt_calendar *cal, const char *code, struct scope **ret)
+{
+        size_t i = scope_lower_bound(cal, code);
+        struct scope *s;
+
+        if (i < cal->n && strcmp(cal->scope[i]->code, code) == 0) {
+                *ret = cal->scope[i];
+                return 0;
+        }
+        if (cal->n == cal->cap) {
+                size_t ncap = cal->cap ? cal->cap * 2 : 8;
+                struct scope **ns = realloc(cal->scope, ncap * sizeof(*ns));
+
+                if (!ns)
+                        return -ENOMEM;
+                cal->scope = ns;
+                cal->cap = ncap;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        memcpy(s->code, code, strlen(code) + 1);
+        memmove(cal->scope + i + 1, cal->scope + i, (cal->n - i) * sizeof(*cal->scope));
+        cal->scope[i] = s;
+        cal->n++;
+        *ret = s;
+        return 0;
+}
+
+static int range_reserve(struct range_set *rs, size_t more)
+{
+        size_t ncap;
+        struct range *nr;
+
+        if (rs->n + more <= rs->cap)
+                return 0;
+        ncap = rs->cap ? rs->cap : 8;
+        while (ncap < rs->n + more)
+                ncap *= 2;
+        nr = realloc(rs->r, ncap * sizeof(*nr));
+        if (!nr)
+                return -ENOMEM;
+        rs->r = nr;
+        rs->cap = ncap;
+        return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+        const struct range *x = a, *y = b;
+
+        return x->from < y->from ? -1 : x->from > y->from;
+}
+
+/* Sorts and merges RS in place. */
+static void range_normalize(struct range_set *rs)
+{
+        size_t out = 0;
+
+        if (rs->n < 2)
+                return;
+        qsort(rs->r, rs->n, sizeof(*rs->r), range_cmp);
+        for (size_t i = 1; i < rs->n; i++) {
+                if ((int64_t)rs->r[i].from <= (int64_t)rs->r[out].to + 1) {
+                        if (rs->r[i].to > rs->r[out].to)
+                                rs->r[out].to = rs->r[i].to;
+                } else {
+                        rs->r[++out] = rs->r[i];
+                }
+        }
+        rs->n = out + 1;
+}
+
+static bool range_contains(const struct range_set *rs, int32_t day)
+{
+        size_t lo = 0, hi = rs->n;
+
+        /* The last range starting on or before DAY. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (rs->r[mid].from <= day)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo > 0 && day <= rs->r[lo - 1].to;
+}
+
+int bbt_calendar_add(struct bbt_calendar *cal, const char *scope, enum bbt_calendar_kind kind, int32_t from,
+                     int32_t to)
+{
+        struct scope *s;
+        struct range_set *rs;
+        int r;
+
+        if (!scope || !valid_scope(scope) || (unsigned)kind >= KINDS || to < from)
+                return -EINVAL;
+        r = scope_get(cal, scope, &s);
+        if (r < 0)
+                return r;
+        rs = &s->set[kind];
+        r = range_reserve(rs, 1);
+        if (r < 0)
+                return r;
+        rs->r[rs->n++] = (struct range){ from, to };
+        range_normalize(rs);
+        return 0;
+}
+
+static int check_bells(const struct bbt_bells *b)
+{
+        if (b->n < 1 || b->n > BBT_PERIODS_MAX)
+                return -EINVAL;
+        for (int i = 0; i < b->n; i++) {
+                if (b->p[i].start_min < 0 || b->p[i].end_min > 24 * 60 || b->p[i].start_min >= b->p[i].end_min)
+                        return -EINVAL;
+                if (i > 0 && b->p[i].start_min < b->p[i - 1].end_min)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+int bbt_calendar_set_bells(struct bbt_calendar *cal, const char *scope, const struct bbt_bells *bells)
+{
+        struct scope *s;
+        int r;
+
+        if (!scope || !valid_scope(scope) || !bells || check_bells(bells) < 0)
+                return -EINVAL;
+        r = scope_get(cal, scope, &s);
+        if (r < 0)
+                return r;
+        memset(&s->bells, 0, sizeof(s->bells));
+        s->bells.n = bells->n;
+        memcpy(s->bells.p, bells->p, (size_t)bells->n * sizeof(bells->p[0]));
+        s->has_bells = true;
+        return 0;
+}
+
+bool bbt_calendar_is_school_day(const struct bbt_calendar *cal, const char *county, const char *school,
+                                int32_t day)
+{
+        const struct scope *c = scope_find(cal, county), *s = scope_find(cal, school);
+        bool in_term, holiday = false, workday = false;
+
+        if (s && s->set[BBT_CAL_TERM].n)
+                in_term = range_contains(&s->set[BBT_CAL_TERM], day);
+        else if (c && c->set[BBT_CAL_TERM].n)
+                in_term = range_contains(&c->set[BBT_CAL_TERM], day);
+        else
+                in_term = true;
+        if (!in_term)
+                return false;
+        if (c) {
+                holiday = range_contains(&c->set[BBT_CAL_HOLIDAY], day);
+                workday = range_contains(&c->set[BBT_CAL_WORKDAY], day);
+        }
+        if (s) {
+                holiday = holiday || range_contains(&s->set[BBT_CAL_HOLIDAY], day);
+                workday = workday || range_contains(&s->set[BBT_CAL_WORKDAY], day);
+        }
+        return workday || (bbt_day_weekday(day) <= 5 && !holiday);
+}
+
+const struct bbt_bells *bbt_calendar_bells(const struct bbt_calendar *cal, const char *county, const char *school)
+{
+        const struct scope *s = scope_find(cal, school);
+
+        if (s && s->has_bells)
+                return &s->bells;
+        s = scope_find(cal, county);
+        if (s && s->has_bells)
+                return &s->bells;
+        return &default_bells;
+}
+
+static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
+{
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ p[i]) * 0x100000001b3ULL;
+        return h;
+}
+
+static uint64_t fnv_int(uint64_t h, int v)
+{
+        unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                               (unsigned char)(v >> 24) };
+
+        return fnv_bytes(h, b, sizeof(b));
+}
+
+static uint64_t hash_bells(uint64_t h, const struct bbt_bells *b)
+{
+        h = fnv_int(h, b->n);
+        for (int i = 0; i < b->n; i++) {
+                h = fnv_int(h, b->p[i].start_min);
+                h = fnv_int(h, b->p[i].end_min);
+        }
+        return h;
+}
+
+uint64_t bbt_calendar_bells_hash(const struct bbt_calendar *cal)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+
+        /* The default first, so a new built-in schedule changes the hash too;
+         * then the scopes in code order, each code with its terminator. */
+        h = hash_bells(h, &default_bells);
+        for (size_t i = 0; i < cal->n; i++) {
+                const struct scope *s = cal->scope[i];
+
+                if (!s->has_bells)
+                        continue;
+                h = fnv_bytes(h, s->code, strlen(s->code) + 1);
+                h = hash_bells(h, &s->bells);
+        }
+        return h;
+}
+
+/* ---- calendar CSV ---- */
+
+enum { DC_SCOPE, DC_KIND, DC_FROM, DC_TO, DC_NAME, DC__COUNT };
+static const struct bbt_csv_column day_columns[DC__COUNT] = {
+        [DC_SCOPE] = { "scope", { "范围", "适用范围" }, true },
+        [DC_KIND] = { "kind", { "类型" }, true },
+        [DC_FROM] = { "from", { "开始日期", "起始日期", "日期" }, true },
+        [DC_TO] = { "to", { "结束日期" }, false },
+        [DC_NAME] = { "name", { "名称", "备注" }, false },
+};
+
+static const struct {
+        const char *text;
+        enum bbt_calendar_kind kind;
+} kind_words[] = {
+        { "term", BBT_CAL_TERM },       { "学期", BBT_CAL_TERM },       { "holiday", BBT_CAL_HOLIDAY },
+        { "假期", BBT_CAL_HOLIDAY },    { "节假日", BBT_CAL_HOLIDAY },  { "放假", BBT_CAL_HOLIDAY },
+        { "寒假", BBT_CAL_HOLIDAY },    { "暑假", BBT_CAL_HOLIDAY },    { "workday", BBT_CAL_WORKDAY },
+        { "调休", BBT_CAL_WORKDAY },    { "上课", BBT_CAL_WORKDAY },    { "补课", BBT_CAL_WORKDAY },
+        { "补班", BBT_CAL_WORKDAY },
+};
+
+struct day_entry {
+        struct scope *scope;
+        char code[BBT_ID_MAX + 1];
+        enum bbt_calendar_kind kind;
+        int32_t from, to;
+};
+
+static int day_from_row(struct bbt_csv *csv, struct day_entry *e)
+{
+        const char *v;
+        size_t before = bbt_csv_errors(csv);
+        bool kind_ok = false;
+
+        memset(e, 0, sizeof(*e));
+        v = bbt_csv_get(csv, DC_SCOPE);
+        if (valid_scope(v))
+                memcpy(e->code, v, strlen(v) + 1);
+        else
+                bbt_csv_bad_value(csv, DC_SCOPE, "expected a 6-digit county code or a school code");
+        v = bbt_csv_get(csv, DC_KIND);
+        for (size_t i = 0; i < ELEMENTSOF(kind_words) && !kind_ok; i++)
+                if (strcasecmp(v, kind_words[i].text) == 0) {
+                        e->kind = kind_words[i].kind;
+                        kind_ok = true;
+                }
+        if (!kind_ok)
+                bbt_csv_bad_value(csv, DC_KIND, "expected term, holiday or workday (学期, 假期, 调休)");
+        if (bbt_day_parse(bbt_csv_get(csv, DC_FROM), &e->from) < 0) {
+                bbt_csv_bad_value(csv, DC_FROM, "expected a date YYYY-MM-DD");
+        } else if (!*bbt_csv_get(csv, DC_TO)) {
+                e->to = e->from;
+        } else if (bbt_day_parse(bbt_csv_get(csv, DC_TO), &e->to) < 0) {
+                bbt_csv_bad_value(csv, DC_TO, "expected a date YYYY-MM-DD");
+        } else if (e->to < e->from) {
+                bbt_csv_bad_value(csv, DC_TO, "before the start date");
+        }
+        return bbt_csv_errors(csv) == before ? 0 : -EINVAL;
+}
+
+int bbt_calendar_load_days(struct bbt_calendar *cal, const char *path, struct bbt_import_errors *errs)
+{
+        struct day_entry *e = NULL;
+        size_t n = 0, cap = 0;
+        struct bbt_csv *csv = NULL;
+        int r;
+
+        r = bbt_csv_open(path, day_columns, DC__COUNT, errs, &csv);
+        if (r < 0)
+                return r;
+        while ((r = bbt_csv_next(csv)) != 0) {
+                struct day_entry d;
+
+                if (r == -EINVAL)
+                        continue;
+                if (r < 0)
+                        goto out;
+                if (day_from_row(csv, &d) < 0)
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        struct day_entry *ne = realloc(e, ncap * sizeof(*ne));
+
+                        if (!ne) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        e = ne;
+                        cap = ncap;
+                }
+                e[n++] = d;
+        }
+        if (bbt_csv_errors(csv) > 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        /* All or nothing even when memory runs out: first create the scopes
+         * and reserve room for every range, then add them without allocating. */
+        for (size_t i = 0; i < n; i++) {
+                r = scope_get(cal, e[i].code, &e[i].scope);
+                if (r < 0)
+                        goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                e[i].scope->pending[e[i].kind]++;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = range_reserve(&e[i].scope->set[e[i].kind], e[i].scope->pending[e[i].kind]);
+        for (size_t i = 0; i < n; i++)
+                e[i].scope->pending[e[i].kind] = 0;
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                struct range_set *rs = &e[i].scope->set[e[i].kind];
+
+                rs->r[rs->n++] = (struct range){ e[i].from, e[i].to };
+        }
+        for (size_t i = 0; i < cal->n; i++)
+                for (int k = 0; k < KINDS; k++)
+                        range_normalize(&cal->scope[i]->set[k]);
+        r = 0;
+out:
+        free(e);
+        bbt_csv_free(csv);
+        return r;
+}
+
+/* ---- bells CSV ---- */
+
+enum { BC_SCOPE, BC_PERIOD, BC_START, BC_END, BC__COUNT };
+static const struct bbt_csv_column bell_columns[BC__COUNT] = {
+        [BC_SCOPE] = { "scope", { "范围", "适用范围" }, true },
+        [BC_PERIOD] = { "period", { "节次", "节" }, true },
+        [BC_START] = { "start", { "开始时间", "上课时间" }, true },
+        [BC_END] = { "end", { "结束时间", "下课时间" }, true },
+};
+
+struct bell_row {
+        char code[BBT_ID_MAX + 1];
+        int period;
+        struct bbt_period p;
+        unsigned line;
+};
+
+struct bell_group {
+        char code[BBT_ID_MAX + 1];
+        struct bbt_bells bells;
+        struct scope *scope;
+};
+
+static int bell_row_cmp(const void *a, const void *b)
+{
+        const struct bell_row *x = a, *y = b;
+        int c = strcmp(x->code, y->code);
+
+        if (c)
+                return c;
+        if (x->period != y->period)
+                return x->period < y->period ? -1 : 1;
+        return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int bell_from_row(struct bbt_csv *csv, struct bell_row *b)
+{
+        const char *v;
+        long period;
+        size_t before = bbt_csv_errors(csv);
+
+        memset(b, 0, sizeof(*b));
+        b->line = bbt_csv_line(csv);
+        v = bbt_csv_get(csv, BC_SCOPE);
+        if (valid_scope(v))
+                memcpy(b->code, v, strlen(v) + 1);
+        else
+                bbt_csv_bad_value(csv, BC_SCOPE, "expected a 6-digit county code or a school code");
+        if (bbt_csv_parse_count(bbt_csv_get(csv, BC_PERIOD), BBT_PERIODS_MAX, &period) < 0 || period < 1)
+                bbt_csv_bad_value(csv, BC_PERIOD, "expected a period number 1..12");
+        else
+                b->period = (int)period;
+        if (bbt_minute_parse(bbt_csv_get(csv, BC_START), &b->p.start_min) < 0)
+                bbt_csv_bad_value(csv, BC_START, "expected a time HH:MM");
+        else if (bbt_minute_parse(bbt_csv_get(csv, BC_END), &b->p.end_min) < 0)
+                bbt_csv_bad_value(csv, BC_END, "expected a time HH:MM");
+        else if (b->p.end_min <= b->p.start_min)
+                bbt_csv_bad_value(csv, BC_END, "not after the start time");
+        return bbt_csv_errors(csv) == before ? 0 : -EINVAL;
+}
+
+static void format_period(const struct bbt_period *p, char *buf, size_t size)
+{
+        snprintf(buf, size, "%02d:%02d-%02d:%02d", p->start_min / 60, p->start_min % 60, p->end_min / 60,
+                 p->end_min % 60);
+}
+
+/* Checks the rows B[0..N) of one scope (sorted by period) and builds *RET. */
+static void bells_from_rows(struct bbt_csv *csv, const struct bell_row *b, size_t n, struct bbt_bells *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        for (size_t i = 0; i < n; i++) {
+                char this[32], prev[32];
+
+                if (i > 0 && b[i].period == b[i - 1].period) {
+                        bbt_csv_error_at(csv, b[i].line, "scope %s: period %d is also on line %u", b[i].code,
+                                         b[i].period, b[i - 1].line);
+                        continue;
+                }
+                if (b[i].period != ret->n + 1) {
+                        bbt_csv_error_at(csv, b[i].line, "scope %s: period %d, but period %d is missing", b[i].code,
+                                         b[i].period, ret->n + 1);
+                        return;
+                }
+                if (ret->n > 0 && b[i].p.start_min < ret->p[ret->n - 1].end_min) {
+                        format_period(&b[i].p, this, sizeof(this));
+                        format_period(&ret->p[ret->n - 1], prev, sizeof(prev));
+                        bbt_csv_error_at(csv, b[i].line, "scope %s: period %d (%s) overlaps period %d (%s)",
+                                         b[i].code, b[i].period, this, ret->n, prev);
+                }
+                ret->p[ret->n++] = b[i].p;
+        }
+}
+
+int bbt_calendar_load_bells(struct bbt_calendar *cal, const char *path, struct bbt_import_errors *errs)
+{
+        struct bell_row *rows = NULL;
+        struct bell_group *groups = NULL;
+        size_t n = 0, cap = 0, n_groups = 0;
+        struct bbt_csv *csv = NULL;
+        int r;
+
+        r = bbt_csv_open(path, bell_columns, BC__COUNT, errs, &csv);
+        if (r < 0)
+                return r;
+        while ((r = bbt_csv_next(csv)) != 0) {
+                struct bell_row b;
+
+                if (r == -EINVAL)
+                        continue;
+                if (r < 0)
+                        goto out;
+                if (bell_from_row(csv, &b) < 0)
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        struct bell_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+                        if (!nr) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        rows = nr;
+                        cap = ncap;
+                }
+                rows[n++] = b;
+        }
+        if (n > 0)
+                qsort(rows, n, sizeof(*rows), bell_row_cmp);
+        groups = calloc(n ? n : 1, sizeof(*groups));
+        if (!groups) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0, j; i < n; i = j) {
+                for (j = i + 1; j < n && strcmp(rows[j].code, rows[i].code) == 0; j++)
+                        ;
+                memcpy(groups[n_groups].code, rows[i].code, sizeof(rows[i].code));
+                bells_from_rows(csv, rows + i, j - i, &groups[n_groups].bells);
+                n_groups++;
+        }
+        if (bbt_csv_errors(csv) > 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        /* Create every scope first, so that running out of memory adds nothing. */
+        for (size_t g = 0; g < n_groups; g++) {
+                r = scope_get(cal, groups[g].code, &groups[g].scope);
+                if (r < 0)
+                        goto out;
+        }
+        for (size_t g = 0; g < n_groups; g++) {
+                groups[g].scope->bells = groups[g].bells;
+                groups[g].scope->has_bells = true;
+        }
+out:
+        free(groups);
+        free(rows);
+        bbt_csv_free(csv);
+        return r;
+}
