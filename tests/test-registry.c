@@ -133,7 +133,6 @@ TEST(schools_bad_values)
                                     "440106,A6,己小学,小学,乡村,,\n");
 
         ASSERT_EQ(bbt_registry_load_schools(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 8);
         ASSERT_EQ(errs.n_kept, 8);
         ASSERT_STR_EQ(errs.msg[0], "schools.csv:3: column county_code (县区代码): expected a 6-digit county code, got \"44010\"");
@@ -180,7 +179,6 @@ TEST(nine_year_sections)
                                     "440106,P2,小学乙,完全小学,城区,200,200,0\n");
 
         ASSERT_EQ(bbt_registry_load_schools(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 4);
         ASSERT_STR_EQ(errs.msg[0],
                       "s.csv:2: students_primary + students_junior = 300 + 100 = 400, but students = 450");
@@ -281,7 +279,6 @@ TEST(terminals_errors)
                                     "T04,A,展台;打印机\n");
 
         ASSERT_EQ(bbt_registry_load_terminals(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 4);
         ASSERT_STR_EQ(errs.msg[0], "t.csv:3: column school_code (学校代码): no school Z in the registry");
         ASSERT_STR_EQ(errs.msg[1], "t.csv:4: column terminal_id (终端编号): terminal T01 of school A is also on line 2");
