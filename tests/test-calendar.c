@@ -1,4 +1,4 @@
-/* School calendar: terms, 国庆 holidays and 调休 workdays, school overrides, bells precedence and checks, the bells hash. */
+/* School calendar: terms, 国庆 holidays, 调休 workdays, school overrides, bells precedence and checks, bells hash. */
 /* bbt-test: label=unit timeout=20 */
 #include <errno.h>
 
