@@ -1,4 +1,4 @@
-/* CSV reader for registry and calendar imports: decoding, RFC 4180 records parsed in place, header mapping, messages. */
+/* CSV reader for registry and calendar imports: decoding, RFC 4180 records parsed in place, headers, messages. */
 #include "csv.h"
 
 #include <errno.h>
@@ -447,7 +447,8 @@ static int parse_record(struct bbt_csv *csv)
                                 char c = b[csv->pos];
 
                                 if (csv->pos >= csv->len) {
-                                        bbt_csv_error_at(csv, qline, "quoted field not closed before the end of the file");
+                                        bbt_csv_error_at(csv, qline,
+                                                         "quoted field not closed before the end of the file");
                                         csv->fatal = true;
                                         return -EINVAL;
                                 }

@@ -1,4 +1,4 @@
-/* CSV files exported from Excel: RFC 4180 records, UTF-8/BOM/GB18030 decoding, columns found by English or Chinese header. */
+/* CSV files exported from Excel: RFC 4180 records, UTF-8/BOM/GB18030, columns by English or Chinese header. */
 #ifndef BBT_CSV_H
 #define BBT_CSV_H
 

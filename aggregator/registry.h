@@ -8,8 +8,9 @@
 
 #include <bbt/protocol.h>
 
-/* Problems found while reading a CSV file. Each message is one line naming the
- * file, row (1 = the header line) and column, e.g.
+/* Problems found while reading a CSV file. Each load clears it first. Each
+ * message is one line naming the file (by its base name), row (the physical
+ * line; 1 = the header line) and column, e.g.
  * "schools.csv:7: column students (学生数): expected an integer >= 0, got \"三百\"". */
 #define BBT_IMPORT_ERRORS_KEPT 50
 struct bbt_import_errors {
@@ -55,6 +56,8 @@ struct bbt_terminal_entry {
         uint32_t expected;           /* bit (1u << enum bbt_periph_kind) per expected peripheral */
 };
 
+/* Pointers into SCHOOLS and TERMINALS (and those the lookups return) are valid
+ * until the next load into the same registry. */
 struct bbt_registry {
         size_t n_schools;
         struct bbt_school *schools;   /* in file order */

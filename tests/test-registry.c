@@ -133,10 +133,10 @@ TEST(schools_bad_values)
                                     "440106,A6,己小学,小学,乡村,,\n");
 
         ASSERT_EQ(bbt_registry_load_schools(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 8);
         ASSERT_EQ(errs.n_kept, 8);
-        ASSERT_STR_EQ(errs.msg[0], "schools.csv:3: column county_code (县区代码): expected a 6-digit county code, got \"44010\"");
+        ASSERT_STR_EQ(errs.msg[0],
+                      "schools.csv:3: column county_code (县区代码): expected a 6-digit county code, got \"44010\"");
         ASSERT_STR_EQ(errs.msg[1],
                       "schools.csv:4: column school_code (学校代码): expected 1 to 32 of A-Z a-z 0-9 _ -, got \"A 3\"");
         ASSERT_STR_EQ(errs.msg[2], "schools.csv:5: column school_name (学校名称): required but empty");
@@ -172,7 +172,8 @@ TEST(nine_year_sections)
         struct bbt_registry *reg = new_registry();
         struct bbt_import_errors errs;
         const char *path = put_text("s.csv",
-                                    "county_code,school_code,school_name,type,area,students,students_primary,students_junior\n"
+                                    "county_code,school_code,school_name,type,area,students,"
+                                    "students_primary,students_junior\n"
                                     "440106,N1,一贯制甲,九年一贯制,城区,450,300,100\n"
                                     "440106,N2,一贯制乙,nine_year,城区,450,,150\n"
                                     "440106,P1,小学甲,小学,城区,200,190,\n"
@@ -180,7 +181,6 @@ TEST(nine_year_sections)
                                     "440106,P2,小学乙,完全小学,城区,200,200,0\n");
 
         ASSERT_EQ(bbt_registry_load_schools(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 4);
         ASSERT_STR_EQ(errs.msg[0],
                       "s.csv:2: students_primary + students_junior = 300 + 100 = 400, but students = 450");
@@ -189,7 +189,8 @@ TEST(nine_year_sections)
         ASSERT_STR_EQ(errs.msg[3], "s.csv:5: column students_primary (小学部学生数): 5, but a 初中 has no primary section");
         ASSERT_EQ(reg->n_schools, 0);
 
-        path = put_text("ok.csv", "county_code,school_code,school_name,type,area,students,students_primary,students_junior\n"
+        path = put_text("ok.csv", "county_code,school_code,school_name,type,area,students,"
+                                  "students_primary,students_junior\n"
                                   "440106,N1,一贯制甲,九年一贯制学校,城区,450,300,150\n"
                                   "440106,P2,小学乙,完全小学,122,200,200,0\n");
         LOAD_OK(bbt_registry_load_schools(reg, path, &errs), errs);
@@ -281,7 +282,6 @@ TEST(terminals_errors)
                                     "T04,A,展台;打印机\n");
 
         ASSERT_EQ(bbt_registry_load_terminals(reg, path, &errs), -EINVAL);
-        dump(&errs);
         ASSERT_EQ(errs.count, 4);
         ASSERT_STR_EQ(errs.msg[0], "t.csv:3: column school_code (学校代码): no school Z in the registry");
         ASSERT_STR_EQ(errs.msg[1], "t.csv:4: column terminal_id (终端编号): terminal T01 of school A is also on line 2");
