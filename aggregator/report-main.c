@@ -1,0 +1,252 @@
+/* bbt-report: the evaluation figures from the aggregator's store, as a table, CSV for Excel, or JSON. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregator_config.h"
+#include "bbt/log.h"
+#include "civil.h"
+#include "reports.h"
+#include "store.h"
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: bbt-report REPORT [OPTION]...\n"
+                "Print the 班班通 evaluation figures from bbt-aggregator's store.\n"
+                "\n"
+                "Reports:\n"
+                "  summary     county figures overall, by township and 城区/镇区/乡村 with the gap\n"
+                "  schools     one row per school\n"
+                "  terminals   one row per terminal\n"
+                "  idle        闲置设备: terminals (almost) unused over the last school days\n"
+                "  faults      faults open at the end of the range (设备完好率)\n"
+                "  balance     校际差异系数 for primary and junior sections, with the thresholds\n"
+                "  inventory   peripherals present, and expected ones that are absent\n"
+                "  loss        delivery: messages stored, duplicates, lost, still missing, rejected\n"
+                "\n"
+                "Options:\n"
+                "  -c, --config FILE    aggregator configuration (default " BBT_AGGREGATOR_CONFIG_PATH
+                "; built-in\n"
+                "                       defaults if that file does not exist)\n"
+                "      --store PATH     the store, instead of the configuration's [store] path\n"
+                "      --county CODE    only this county (6 digits)\n"
+                "      --school CODE    only this school\n"
+                "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"
+                "      --to DATE        last day, YYYY-MM-DD (default: today)\n"
+                "  -f, --format FMT     table (default), csv (UTF-8 with BOM, for Excel), json\n"
+                "      --lang LANG      zh (default) or en\n"
+                "  -o, --output FILE    write to FILE instead of standard output\n"
+                "      --set KEY=VALUE  override a setting, e.g. metrics.used_day_min=15m\n"
+                "  -h, --help           show this help\n"
+                "  -V, --version        show the version\n"
+                "\n"
+                "Every report ends with the settings it used. Exit status: 0 success, 1 failure,\n"
+                "2 bad usage or configuration. See bbt-report(1) and docs/metrics.md.\n");
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "store", required_argument, NULL, 's' },
+                { "county", required_argument, NULL, 'C' },
+                { "school", required_argument, NULL, 'S' },
+                { "from", required_argument, NULL, 'F' },
+                { "to", required_argument, NULL, 'T' },
+                { "format", required_argument, NULL, 'f' },
+                { "lang", required_argument, NULL, 'l' },
+                { "output", required_argument, NULL, 'o' },
+                { "set", required_argument, NULL, 'x' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct bbt_report_options o = { .chinese = true, .format = BBT_FORMAT_TABLE };
+        const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
+        const char *sets[32];
+        size_t n_sets = 0;
+        struct bbt_aggregator_config cfg;
+        struct bbt_ingest_settings set;
+        struct bbt_registry *reg = NULL;
+        struct bbt_calendar *cal = NULL;
+        struct bbt_store *store = NULL;
+        FILE *out = stdout;
+        char err[1024];
+        int c, r, rc = 1;
+
+        while ((c = getopt_long(argc, argv, "c:f:o:hV", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 's':
+                        store_path = optarg;
+                        break;
+                case 'C':
+                        if (!bbt_county_valid(optarg)) {
+                                fprintf(stderr, "bbt-report: --county %s: expected 6 digits\n", optarg);
+                                return 2;
+                        }
+                        o.county = optarg;
+                        break;
+                case 'S':
+                        if (!bbt_id_valid(optarg)) {
+                                fprintf(stderr, "bbt-report: --school %s: expected 1 to 32 of A-Z a-z 0-9 _ -\n",
+                                        optarg);
+                                return 2;
+                        }
+                        o.school = optarg;
+                        break;
+                case 'F':
+                        from = optarg;
+                        break;
+                case 'T':
+                        to = optarg;
+                        break;
+                case 'f':
+                        if (bbt_format_parse(optarg, &o.format) < 0) {
+                                fprintf(stderr, "bbt-report: --format %s: expected table, csv or json\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'l':
+                        if (strcmp(optarg, "zh") != 0 && strcmp(optarg, "en") != 0) {
+                                fprintf(stderr, "bbt-report: --lang %s: expected zh or en\n", optarg);
+                                return 2;
+                        }
+                        o.chinese = strcmp(optarg, "zh") == 0;
+                        break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'x':
+                        if (n_sets == sizeof(sets) / sizeof(sets[0]) || !strchr(optarg, '=')) {
+                                fprintf(stderr, "bbt-report: --set %s: expected KEY=VALUE (at most 32)\n", optarg);
+                                return 2;
+                        }
+                        sets[n_sets++] = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("bbt-report %s (store schema %d)\n", BBT_VERSION, BBT_STORE_SCHEMA_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "bbt-report: which report? (summary, schools, terminals, idle, faults, balance, "
+                                "inventory, loss)\n");
+                usage(stderr);
+                return 2;
+        }
+        if (bbt_report_kind_parse(argv[optind], &o.kind) < 0) {
+                fprintf(stderr, "bbt-report: unknown report %s (summary, schools, terminals, idle, faults, balance, "
+                                "inventory, loss)\n",
+                        argv[optind]);
+                return 2;
+        }
+        if (optind + 1 != argc) {
+                fprintf(stderr, "bbt-report: unexpected argument %s\n", argv[optind + 1]);
+                return 2;
+        }
+        bbt_log_init("bbt-report");
+
+        if (!config_path && access(BBT_AGGREGATOR_CONFIG_PATH, F_OK) == 0)
+                config_path = BBT_AGGREGATOR_CONFIG_PATH;
+        r = config_path ? bbt_aggregator_config_load(config_path, &cfg, err, sizeof(err))
+                        : bbt_aggregator_config_defaults(&cfg);
+        if (r < 0) {
+                fprintf(stderr, "bbt-report: %s\n", config_path ? err : strerror(-r));
+                return 2;
+        }
+        for (size_t i = 0; i < n_sets; i++) {
+                char key[128];
+                const char *eq = strchr(sets[i], '=');
+
+                snprintf(key, sizeof(key), "%.*s", (int)(eq - sets[i]), sets[i]);
+                if (bbt_aggregator_config_set(&cfg, key, eq + 1, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "bbt-report: --set %s\n", err);
+                        rc = 2;
+                        goto out;
+                }
+        }
+        bbt_aggregator_config_settings(&cfg, &set);
+        o.now_ms = now_ms();
+        o.to = bbt_day_of_ms(o.now_ms, set.metrics.offset_min);
+        if (to && bbt_day_parse(to, &o.to) < 0) {
+                fprintf(stderr, "bbt-report: --to %s: expected a date YYYY-MM-DD\n", to);
+                rc = 2;
+                goto out;
+        }
+        o.from = o.to - 29;
+        if (from && bbt_day_parse(from, &o.from) < 0) {
+                fprintf(stderr, "bbt-report: --from %s: expected a date YYYY-MM-DD\n", from);
+                rc = 2;
+                goto out;
+        }
+        if (o.from > o.to) {
+                fprintf(stderr, "bbt-report: --from is after --to\n");
+                rc = 2;
+                goto out;
+        }
+        if (o.to - o.from > 3660) {
+                fprintf(stderr, "bbt-report: a range of at most ten years, please\n");
+                rc = 2;
+                goto out;
+        }
+        if (bbt_aggregator_load_registry(&cfg, stderr, &reg, &cal) < 0) {
+                rc = 2;
+                goto out;
+        }
+        o.store_label = store_path ? store_path : cfg.store_path;
+        r = bbt_store_open(o.store_label, true, &store, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "bbt-report: store: %s\n", err);
+                goto out;
+        }
+        if (output) {
+                out = fopen(output, "we");
+                if (!out) {
+                        fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
+                        out = stdout;
+                        goto out;
+                }
+        }
+        r = bbt_reports_run(&o, store, reg, cal, &set.metrics, out, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "bbt-report: %s\n", err);
+                goto out;
+        }
+        if (fflush(out) != 0 || ferror(out)) {
+                fprintf(stderr, "bbt-report: writing the report failed: %s\n", strerror(errno));
+                goto out;
+        }
+        rc = 0;
+out:
+        if (out != stdout && fclose(out) != 0 && rc == 0) {
+                fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
+                rc = 1;
+        }
+        bbt_store_close(store);
+        bbt_registry_free(reg);
+        bbt_calendar_free(cal);
+        bbt_aggregator_config_free(&cfg);
+        return rc;
+}
