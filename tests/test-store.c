@@ -1,0 +1,208 @@
+/* The SQLite store: schema creation and version checks, every operation's round trip, read-only opening. */
+/* bbt-test: label=unit timeout=30 */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "test.h"
+
+static char dir[64];
+static char path[128];
+
+static void cleanup(void)
+{
+        char cmd[160];
+
+        if (dir[0]) {
+                snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "cannot remove %s\n", dir);
+        }
+}
+
+static void setup(void)
+{
+        snprintf(dir, sizeof(dir), "/tmp/bbt-store-XXXXXX");
+        ASSERT(mkdtemp(dir) != NULL);
+        atexit(cleanup);
+        snprintf(path, sizeof(path), "%s/agg.db", dir);
+}
+
+static struct bbt_store *open_rw(void)
+{
+        struct bbt_store *s = NULL;
+        char err[256];
+
+        if (bbt_store_open(path, false, &s, err, sizeof(err)) < 0)
+                FAIL("open: %s", err);
+        return s;
+}
+
+static void exec_sql(const char *sql)
+{
+        sqlite3 *db;
+
+        ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+
+static int count_terms(void *u, const struct bbt_store_terminal *t)
+{
+        (*(int *)u)++;
+        return 0;
+}
+
+TEST(create_reopen_and_versions)
+{
+        struct bbt_store *s;
+        char err[256] = "";
+        int64_t v = 0;
+        int n = 0;
+
+        setup();
+        /* Read-only on a missing store: ENOENT, nothing created. */
+        ASSERT_EQ(bbt_store_open(path, true, &s, err, sizeof(err)), -ENOENT);
+        ASSERT(access(path, F_OK) < 0);
+        s = open_rw();
+        ASSERT_STR_EQ(s->ops->name, "sqlite");
+        ASSERT_EQ(s->ops->meta_get(s, "nothing", &v), -ENOENT);
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->meta_set(s, "boot", 7));
+        ASSERT_OK(s->ops->commit(s));
+        bbt_store_close(s);
+        /* Reopened read-only: what was committed is there. */
+        ASSERT_OK(bbt_store_open(path, true, &s, err, sizeof(err)));
+        ASSERT_OK(s->ops->meta_get(s, "boot", &v));
+        ASSERT_EQ(v, 7);
+        ASSERT_OK(s->ops->terminals_each(s, count_terms, &n));
+        ASSERT_EQ(n, 0);
+        bbt_store_close(s);
+
+        /* A newer schema is refused with a message saying so. */
+        exec_sql("PRAGMA user_version = 99");
+        ASSERT_EQ(bbt_store_open(path, false, &s, err, sizeof(err)), -EPROTO);
+        ASSERT_STR_CONTAINS(err, "schema version 99 is newer");
+        ASSERT_EQ(bbt_store_open(path, true, &s, err, sizeof(err)), -EPROTO);
+        exec_sql("PRAGMA user_version = 1");
+}
+
+TEST(foreign_database_refused)
+{
+        struct bbt_store *s;
+        char err[256] = "";
+
+        setup();
+        exec_sql("CREATE TABLE t(x)");
+        ASSERT_EQ(bbt_store_open(path, false, &s, err, sizeof(err)), -EPROTO);
+        ASSERT_STR_CONTAINS(err, "not a bbt store");
+        ASSERT_EQ(bbt_store_open("postgresql://db/bbt", false, &s, err, sizeof(err)), -EPROTONOSUPPORT);
+        ASSERT_EQ(bbt_store_open("", false, &s, err, sizeof(err)), -EINVAL);
+}
+
+static int first_terminal(void *u, const struct bbt_store_terminal *t)
+{
+        *(struct bbt_store_terminal *)u = *t;
+        return 1;
+}
+
+static int sum_days(void *u, int64_t id, const struct bbt_day_rollup *d)
+{
+        struct bbt_day_rollup *sum = u;
+
+        sum->day = d->day;
+        bbt_day_rollup_add(sum, d);
+        return 0;
+}
+
+static int count_faults(void *u, const struct bbt_store_fault *f)
+{
+        int *open = u;
+
+        open[f->cleared_ms == 0]++;
+        return 0;
+}
+
+TEST(round_trips)
+{
+        struct bbt_store *s;
+        struct bbt_store_terminal t = { .first_seq = 1, .high_seq = 9, .boot = 3, .inventory_seq = -1 }, back;
+        struct bbt_store_gap g[2] = { { .from = 3, .to = 4, .state = BBT_GAP_REQUESTED, .cmd_id = "rs-1-1" },
+                                      { .from = 7, .to = 7 } };
+        struct bbt_day_rollup d = { .day = 20000, .on_ms = 10, .active_ms = 5, .hb_count = 1, .on_all_ms = 12 };
+        struct bbt_day_rollup sum = { 0 };
+        struct bbt_store_fault f = { .code = "overheat", .source = "agent", .raised_ms = 1000 };
+        int faults[2] = { 0, 0 };
+
+        setup();
+        s = open_rw();
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "3151010001");
+        snprintf(t.terminal, sizeof(t.terminal), "r101");
+        snprintf(t.version, sizeof(t.version), "0.1.0");
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->terminal_insert(s, &t));
+        ASSERT_GT(t.id, 0);
+        t.received = 42;
+        ASSERT_OK(s->ops->terminal_update(s, &t));
+        ASSERT_OK(s->ops->gaps_replace(s, t.id, g, 2));
+        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2), 1);
+        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2), 0); /* (terminal, seq) once */
+        ASSERT_OK(s->ops->day_add(s, t.id, &d));
+        ASSERT_OK(s->ops->day_add(s, t.id, &d)); /* rollups add up */
+        f.terminal_id = t.id;
+        ASSERT_OK(s->ops->fault_raise(s, &f));
+        ASSERT_OK(s->ops->fault_raise(s, &f)); /* already open: one row */
+        ASSERT_OK(s->ops->fault_clear(s, t.id, "overheat", "agent", 2000));
+        f.raised_ms = 1500; /* a late raise, older than the clear: does not reopen */
+        ASSERT_OK(s->ops->fault_raise(s, &f));
+        ASSERT_OK(s->ops->counter_add(s, "stored", 3));
+        ASSERT_OK(s->ops->counter_add(s, "stored", 4));
+        ASSERT_OK(s->ops->commit(s));
+
+        ASSERT_EQ(s->ops->terminals_each(s, first_terminal, &back), 1);
+        ASSERT_EQ(back.id, t.id);
+        ASSERT_STR_EQ(back.terminal, "r101");
+        ASSERT_STR_EQ(back.version, "0.1.0");
+        ASSERT_EQ(back.received, 42);
+        ASSERT_EQ(back.high_seq, 9);
+        ASSERT_EQ(back.inventory_seq, -1);
+        ASSERT_OK(s->ops->days_each(s, 19999, 20001, sum_days, &sum));
+        ASSERT_EQ(sum.on_ms, 20);
+        ASSERT_EQ(sum.on_all_ms, 24);
+        ASSERT_EQ(sum.hb_count, 2);
+        ASSERT_OK(s->ops->faults_each(s, count_faults, faults));
+        ASSERT_EQ(faults[1], 0); /* none open */
+        ASSERT_EQ(faults[0], 1); /* one closed */
+        /* Usage columns zeroed for a rebuild, heartbeats kept. */
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->days_clear(s));
+        ASSERT_OK(s->ops->commit(s));
+        memset(&sum, 0, sizeof(sum));
+        ASSERT_OK(s->ops->days_each(s, 19999, 20001, sum_days, &sum));
+        ASSERT_EQ(sum.on_ms, 0);
+        ASSERT_EQ(sum.hb_count, 2);
+        bbt_store_close(s);
+}
+
+TEST(rollback_discards)
+{
+        struct bbt_store *s;
+        int64_t v;
+
+        setup();
+        s = open_rw();
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->meta_set(s, "x", 1));
+        ASSERT_OK(s->ops->rollback(s));
+        ASSERT_EQ(s->ops->meta_get(s, "x", &v), -ENOENT);
+        /* Closing with a transaction open rolls it back. */
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->meta_set(s, "x", 2));
+        bbt_store_close(s);
+        s = open_rw();
+        ASSERT_EQ(s->ops->meta_get(s, "x", &v), -ENOENT);
+        bbt_store_close(s);
+}
