@@ -337,11 +337,21 @@ static void clear_dirty(struct bbt_ingest *in)
         in->batch_n = 0;
 }
 
+/* Whether counters changed that no dirty terminal will carry to the store
+ * (rejected messages: they belong to no terminal). */
+static bool counters_pending(const struct bbt_ingest *in)
+{
+        for (int i = 0; i < BBT_REJECT__COUNT; i++)
+                if (in->counter_delta[i])
+                        return true;
+        return in->dup_delta || in->stored_delta || in->lost_delta || in->recovered_delta || in->stale_delta;
+}
+
 int bbt_ingest_flush(struct bbt_ingest *in)
 {
         int r;
 
-        if (!in->in_tx && !in->dirty)
+        if (!in->in_tx && !in->dirty && !counters_pending(in))
                 return 0;
         r = ensure_tx(in);
         if (r == 0)
