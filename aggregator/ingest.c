@@ -754,7 +754,22 @@ static void handle_alert(struct bbt_ingest *in, struct term *t, const struct bbt
                 snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
                 r = s->ops->fault_raise(s, &f);
         } else {
-                r = s->ops->fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, corrected(t, m->ts));
+                /* The raise may not have arrived yet (lost in a gap and
+                 * resent later: messages arrive out of order). Raise first
+                 * (a no-op when the fault is open, or already cleared at or
+                 * after this clear), then clear: with no raise seen, that
+                 * leaves a fault raised and cleared at the same instant, and
+                 * the late raise finds it cleared instead of opening a fault
+                 * that no clear would ever close. */
+                struct bbt_store_fault f = { .terminal_id = t->row.id, .severity = a->severity,
+                                             .raised_ms = corrected(t, m->ts) };
+
+                snprintf(f.code, sizeof(f.code), "%s", a->code);
+                snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
+                snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
+                r = s->ops->fault_raise(s, &f);
+                if (r == 0)
+                        r = s->ops->fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, f.raised_ms);
         }
         if (r < 0)
                 bbt_log_error("store: alert %s: %s", a->code, bbt_store_error(s));
