@@ -891,6 +891,12 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                                            : r == -EINVAL          ? BBT_REJECT_FIELD
                                                                    : BBT_REJECT_STORE;
 
+                /* JSON, but not an object ("[1]", "5"): the decoder calls that
+                 * a field error at the top; we count it as not a message at all. */
+                if (r == -EINVAL && strcmp(e.path, bbt_channel_name(tp.channel)) == 0 &&
+                    strcmp(e.rule, "expected object") == 0)
+                        why_code = BBT_REJECT_JSON;
+
                 reject(in, why_code, recv_ms, "%s: rejected: %s", topic, bbt_error_format(&e, etext, sizeof(etext)));
                 return;
         }
