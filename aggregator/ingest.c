@@ -925,6 +925,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                                 in->lost_delta--;
                         }
                         in->stats.recovered++;
+                        in->recovered_delta++;
                 }
                 r = stored;
         }
