@@ -563,6 +563,11 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
         if (st->online) {
                 if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot)
                         return; /* a birth of an older session, replayed */
+                /* The birth of a session whose will or clean stop came first
+                 * (the birth resent from a gap): that session is over. Every
+                 * new session has a new boot, so this birth is stale. */
+                if ((int64_t)m->boot == t->row.boot && !t->row.online && t->row.offline_reason != BBT_OFFLINE_NONE)
+                        return;
                 t->row.online = true;
                 t->row.boot = m->boot;
                 t->row.online_since_ms = recv_ms;
