@@ -1193,6 +1193,21 @@ TEST(birth_and_will)
         offline(7, 3, BBT_REASON_LOST, t0 + 8000);
         ASSERT(term_row().online);
         ASSERT_EQ(counter("stale_state"), 2);
+        /* Session 8's birth (seq 20) is lost in a gap; its will comes, then
+         * the birth, resent: the session is over, the terminal stays offline. */
+        offline(21, 8, BBT_REASON_LOST, t0 + 9000);
+        t = term_row();
+        ASSERT(!t.online);
+        ASSERT_EQ(t.boot, 8);
+        birth(20, 8, t0 + 10000);
+        t = term_row();
+        ASSERT(!t.online);
+        ASSERT_EQ(t.offline_since_ms, t0 + 9000);
+        ASSERT_EQ(t.offline_reason, BBT_OFFLINE_LOST);
+        /* The next session starts as usual. */
+        birth(22, 9, t0 + 11000);
+        ASSERT(term_row().online);
+        ASSERT_EQ(term_row().boot, 9);
 }
 
 TEST(clock_skew)
