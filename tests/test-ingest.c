@@ -83,7 +83,7 @@ static int publish_cb(void *userdata, const char *topic, const char *payload, si
 /* ---- the fixture: a temporary directory, a store, an ingest ---- */
 
 static struct {
-        const char *dir;
+        char dir[256];
         char db[512];
         struct bbt_store *store;
         struct bbt_ingest *in;
@@ -120,11 +120,24 @@ static void close_ingest(void)
  * between settings() and open_ingest(). */
 static void setup_dir(void)
 {
+        static const char *root;
+        static int n_cases;
+
         /* Rejects and resends are logged; keep the output to what matters. */
         bbt_log_set_level(BBT_LOG_ERR);
-        F.dir = bbt_test_tree_new("ingest");
+        /* One temporary tree (removed at exit), a fresh directory in it per
+         * case, so that `test-ingest` can also run every case in one process. */
+        if (!root) {
+                root = bbt_test_tree_new("ingest");
+                atexit(close_ingest); /* runs before the tree's removal */
+        }
+        close_ingest();
+        snprintf(F.dir, sizeof(F.dir), "%s/case-%d", root, n_cases++);
+        if (mkdir(F.dir, 0700) < 0)
+                FAIL("mkdir %s: %s", F.dir, strerror(errno));
         snprintf(F.db, sizeof(F.db), "%s/store.db", F.dir);
-        atexit(close_ingest);
+        F.reg = NULL;
+        F.cal = NULL;
         memset(&sent, 0, sizeof(sent));
 }
 
