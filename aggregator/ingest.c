@@ -337,11 +337,21 @@ static void clear_dirty(struct bbt_ingest *in)
         in->batch_n = 0;
 }
 
+/* Whether counters changed that no dirty terminal will carry to the store
+ * (rejected messages: they belong to no terminal). */
+static bool counters_pending(const struct bbt_ingest *in)
+{
+        for (int i = 0; i < BBT_REJECT__COUNT; i++)
+                if (in->counter_delta[i])
+                        return true;
+        return in->dup_delta || in->stored_delta || in->lost_delta || in->recovered_delta || in->stale_delta;
+}
+
 int bbt_ingest_flush(struct bbt_ingest *in)
 {
         int r;
 
-        if (!in->in_tx && !in->dirty)
+        if (!in->in_tx && !in->dirty && !counters_pending(in))
                 return 0;
         r = ensure_tx(in);
         if (r == 0)
@@ -553,6 +563,11 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
         if (st->online) {
                 if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot)
                         return; /* a birth of an older session, replayed */
+                /* The birth of a session whose will or clean stop came first
+                 * (the birth resent from a gap): that session is over. Every
+                 * new session has a new boot, so this birth is stale. */
+                if ((int64_t)m->boot == t->row.boot && !t->row.online && t->row.offline_reason != BBT_OFFLINE_NONE)
+                        return;
                 t->row.online = true;
                 t->row.boot = m->boot;
                 t->row.online_since_ms = recv_ms;
@@ -744,7 +759,22 @@ static void handle_alert(struct bbt_ingest *in, struct term *t, const struct bbt
                 snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
                 r = s->ops->fault_raise(s, &f);
         } else {
-                r = s->ops->fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, corrected(t, m->ts));
+                /* The raise may not have arrived yet (lost in a gap and
+                 * resent later: messages arrive out of order). Raise first
+                 * (a no-op when the fault is open, or already cleared at or
+                 * after this clear), then clear: with no raise seen, that
+                 * leaves a fault raised and cleared at the same instant, and
+                 * the late raise finds it cleared instead of opening a fault
+                 * that no clear would ever close. */
+                struct bbt_store_fault f = { .terminal_id = t->row.id, .severity = a->severity,
+                                             .raised_ms = corrected(t, m->ts) };
+
+                snprintf(f.code, sizeof(f.code), "%s", a->code);
+                snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
+                snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
+                r = s->ops->fault_raise(s, &f);
+                if (r == 0)
+                        r = s->ops->fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, f.raised_ms);
         }
         if (r < 0)
                 bbt_log_error("store: alert %s: %s", a->code, bbt_store_error(s));
@@ -866,6 +896,12 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                                            : r == -EINVAL          ? BBT_REJECT_FIELD
                                                                    : BBT_REJECT_STORE;
 
+                /* JSON, but not an object ("[1]", "5"): the decoder calls that
+                 * a field error at the top; we count it as not a message at all. */
+                if (r == -EINVAL && strcmp(e.path, bbt_channel_name(tp.channel)) == 0 &&
+                    strcmp(e.rule, "expected object") == 0)
+                        why_code = BBT_REJECT_JSON;
+
                 reject(in, why_code, recv_ms, "%s: rejected: %s", topic, bbt_error_format(&e, etext, sizeof(etext)));
                 return;
         }
@@ -894,6 +930,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                                 in->lost_delta--;
                         }
                         in->stats.recovered++;
+                        in->recovered_delta++;
                 }
                 r = stored;
         }
