@@ -152,9 +152,7 @@ static int64_t now_mono(void)
 /* The port actually used: 0 in the file means the MQTT default. */
 static long long broker_port(const struct bbt_agent *a)
 {
-        if (a->cfg.port)
-                return a->cfg.port;
-        return a->cfg.tls_ca_file || a->cfg.tls_ca_path ? 8883 : 1883;
+        return bbt_broker_config_port(&a->cfg.broker);
 }
 
 static void build_topic(const struct bbt_agent *a, enum bbt_channel ch, char *buf, size_t size)
@@ -843,7 +841,7 @@ static void on_connect(void *userdata, bool session_present)
         a->connected = true;
         a->session_used = true;
         a->connect_failures = 0;
-        bbt_log_notice("connected to %s:%lld (boot %" PRIu32 ")", a->cfg.host, broker_port(a), a->boot);
+        bbt_log_notice("connected to %s:%lld (boot %" PRIu32 ")", a->cfg.broker.host, broker_port(a), a->boot);
         window_clear(a);
         bbt_spool_rewind(a->spool);
         a->n_early = 0;
@@ -869,13 +867,13 @@ static void on_disconnect(void *userdata, int error, const char *reason)
 
         if (a->connected && (a->stopping || error == 0)) {
                 a->connected = false;
-                bbt_log_info("disconnected from %s:%lld", a->cfg.host, broker_port(a));
+                bbt_log_info("disconnected from %s:%lld", a->cfg.broker.host, broker_port(a));
         } else if (a->connected) {
                 a->connected = false;
-                bbt_log_warning("connection to %s:%lld lost: %s; reconnecting with backoff", a->cfg.host,
+                bbt_log_warning("connection to %s:%lld lost: %s; reconnecting with backoff", a->cfg.broker.host,
                                 broker_port(a), reason);
         } else if (error && (a->connect_failures++ % 10) == 0) {
-                bbt_log_warning("cannot connect to %s:%lld: %s (attempt %u; retrying with backoff)", a->cfg.host,
+                bbt_log_warning("cannot connect to %s:%lld: %s (attempt %u; retrying with backoff)", a->cfg.broker.host,
                                 broker_port(a), reason, a->connect_failures);
         }
         window_clear(a);
@@ -935,31 +933,18 @@ static int connect_broker(struct bbt_agent *a)
                 .on_log = on_mqtt_log,
         };
         struct bbt_mqtt_options o;
-        char password[256] = "", client_id[80];
+        char password[256] = "", client_id[80], err[300];
         int r;
 
         bbt_mqtt_options_init(&o);
-        if (a->cfg.password_file) {
-                r = bbt_read_secret_file(a->cfg.password_file, password, sizeof(password));
-                if (r < 0) {
-                        bbt_log_error("%s: %s", a->cfg.password_file, strerror(-r));
-                        return r;
-                }
+        r = bbt_broker_config_mqtt_options(&a->cfg.broker, password, sizeof(password), &o, err, sizeof(err));
+        if (r < 0) {
+                bbt_log_error("%s", err);
+                return r;
         }
         snprintf(client_id, sizeof(client_id), "bbt-%s-%s-%s", a->cfg.county, a->cfg.school, a->cfg.terminal);
-        o.host = a->cfg.host;
-        o.port = (int)a->cfg.port;
         o.client_id = client_id;
-        o.username = a->cfg.username;
-        o.password = a->cfg.password_file ? password : NULL;
-        o.tls_ca_file = a->cfg.tls_ca_file;
-        o.tls_ca_path = a->cfg.tls_ca_path;
-        o.tls_cert_file = a->cfg.tls_cert_file;
-        o.tls_key_file = a->cfg.tls_key_file;
-        o.keepalive_s = (int)(a->cfg.keepalive_ms / 1000);
         o.clean_session = true;
-        o.backoff_min_ms = (unsigned)a->cfg.backoff_min_ms;
-        o.backoff_max_ms = (unsigned)a->cfg.backoff_max_ms;
         r = bbt_mqtt_new(a->loop, &o, &cbs, a, &a->mqtt);
         explicit_bzero(password, sizeof(password));
         if (r < 0) {
@@ -1333,12 +1318,7 @@ static bool same_str(const char *x, const char *y)
 static bool connection_changed(const struct bbt_agent_config *o, const struct bbt_agent_config *n)
 {
         return !same_str(o->county, n->county) || !same_str(o->school, n->school) ||
-               !same_str(o->terminal, n->terminal) || !same_str(o->host, n->host) || o->port != n->port ||
-               !same_str(o->username, n->username) || !same_str(o->password_file, n->password_file) ||
-               !same_str(o->tls_ca_file, n->tls_ca_file) || !same_str(o->tls_ca_path, n->tls_ca_path) ||
-               !same_str(o->tls_cert_file, n->tls_cert_file) || !same_str(o->tls_key_file, n->tls_key_file) ||
-               o->keepalive_ms != n->keepalive_ms || o->backoff_min_ms != n->backoff_min_ms ||
-               o->backoff_max_ms != n->backoff_max_ms;
+               !same_str(o->terminal, n->terminal) || !bbt_broker_config_equal(&o->broker, &n->broker);
 }
 
 static void set_prefix(struct bbt_agent *a)
@@ -1546,7 +1526,7 @@ int bbt_agent_start(struct bbt_agent *a)
                 bbt_notify(status);
         }
         bbt_log_notice("started: bbt-agent %s, %s, broker %s:%lld, boot %" PRIu32, BBT_VERSION, a->prefix,
-                       a->cfg.host, broker_port(a), a->boot);
+                       a->cfg.broker.host, broker_port(a), a->boot);
         return 0;
 }
 

@@ -32,24 +32,7 @@ static const struct bbt_option options[] = {
         OPT("identity", "terminal", BBT_OPT_STRING, terminal, NULL, 0, 0,
             "Terminal ID within the school, usually the room, [A-Za-z0-9_-]{1,32} (required)"),
 
-        OPT("broker", "host", BBT_OPT_STRING, host, "127.0.0.1", 0, 0, "MQTT broker host name or address"),
-        OPT("broker", "port", BBT_OPT_INT, port, "0", 0, 65535, "Broker port; 0: 1883, or 8883 with TLS"),
-        OPT("broker", "username", BBT_OPT_STRING, username, NULL, 0, 0, "MQTT user name; empty: anonymous"),
-        OPT("broker", "password_file", BBT_OPT_PATH, password_file, NULL, 0, 0,
-            "File holding the MQTT password (first line); keep it mode 0600"),
-        OPT("broker", "tls_ca_file", BBT_OPT_PATH, tls_ca_file, NULL, 0, 0,
-            "CA certificate (PEM) the broker's certificate must chain to; setting it turns TLS on"),
-        OPT("broker", "tls_ca_path", BBT_OPT_PATH, tls_ca_path, NULL, 0, 0,
-            "Directory of CA certificates (alternative to tls_ca_file); turns TLS on"),
-        OPT("broker", "tls_cert_file", BBT_OPT_PATH, tls_cert_file, NULL, 0, 0,
-            "Client certificate (PEM), with tls_key_file"),
-        OPT("broker", "tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0, "Client private key (PEM)"),
-        OPT("broker", "keepalive", BBT_OPT_DURATION, keepalive_ms, "60s", SECONDS(5), SECONDS(3600),
-            "MQTT keepalive"),
-        OPT("broker", "backoff_min", BBT_OPT_DURATION, backoff_min_ms, "1s", 100, SECONDS(60),
-            "First delay before reconnecting; doubles up to backoff_max, with jitter"),
-        OPT("broker", "backoff_max", BBT_OPT_DURATION, backoff_max_ms, "60s", SECONDS(1), SECONDS(3600),
-            "Longest delay between reconnect attempts"),
+        BBT_BROKER_OPTIONS(struct bbt_agent_config, broker, "60s"),
 
         OPT("agent", "state_dir", BBT_OPT_PATH, state_dir, "/var/lib/bbt-agent", 0, 0,
             "Where the seq and boot counters are kept"),
@@ -112,7 +95,7 @@ static const struct bbt_option options[] = {
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static int check(const char *path, const struct bbt_agent_config *c, char *err, size_t err_size)
+static int check(const char *path, struct bbt_agent_config *c, char *err, size_t err_size)
 {
         const char *what = NULL, *key = NULL;
         uint32_t expect;
@@ -126,16 +109,8 @@ static int check(const char *path, const struct bbt_agent_config *c, char *err, 
                 key = "[identity] school", what = "expected 1 to 32 of A-Z a-z 0-9 _ -";
         } else if (!bbt_id_valid(c->terminal)) {
                 key = "[identity] terminal", what = "expected 1 to 32 of A-Z a-z 0-9 _ -";
-        } else if (!c->host || !*c->host) {
-                key = "[broker] host", what = "must not be empty";
-        } else if (!c->tls_cert_file != !c->tls_key_file) {
-                key = "[broker] tls_cert_file", what = "tls_cert_file and tls_key_file go together";
-        } else if (c->tls_cert_file && !c->tls_ca_file && !c->tls_ca_path) {
-                key = "[broker] tls_ca_file", what = "a client certificate needs tls_ca_file or tls_ca_path";
-        } else if (c->backoff_max_ms < c->backoff_min_ms) {
-                key = "[broker] backoff_max", what = "must not be less than backoff_min";
-        } else if (c->password_file && (!c->username || !*c->username)) {
-                key = "[broker] password_file", what = "needs a username";
+        } else if (bbt_broker_config_check(&c->broker, &key, &what) < 0) {
+                /* key and what are set */
         } else if (bbt_periph_expect_parse(c->periph_expect ? c->periph_expect : "", &expect) < 0) {
                 key = "[peripherals] expect",
                 what = "expected kinds among camera, audio_in, audio_out, touch, pen, keyboard, mouse, storage, "
@@ -158,10 +133,6 @@ int bbt_agent_config_load(const char *path, struct bbt_agent_config *ret, char *
         r = bbt_config_load(options, N_OPTIONS, path, &c, err, err_size);
         if (r < 0)
                 return r;
-        if (c.username && !*c.username) {
-                free(c.username);
-                c.username = NULL;
-        }
         r = check(path, &c, err, err_size);
         if (r < 0) {
                 bbt_config_free(options, N_OPTIONS, &c);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "bbt/broker_config.h"
+
 #define BBT_AGENT_CONFIG_PATH "/etc/bbt/agent.conf"
 
 enum bbt_fsync_policy { BBT_FSYNC_EACH, BBT_FSYNC_INTERVAL };
@@ -14,11 +16,7 @@ struct bbt_agent_config {
         /* [identity] */
         char *county, *school, *terminal;
         /* [broker] */
-        char *host;
-        long long port;
-        char *username, *password_file;
-        char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file;
-        long long keepalive_ms, backoff_min_ms, backoff_max_ms;
+        struct bbt_broker_config broker;
         /* [agent] */
         char *state_dir;
         char *root;

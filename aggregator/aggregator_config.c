@@ -25,26 +25,9 @@ static const char *const log_levels[] = { "error", "warning", "notice", "info", 
 
 /* Keep docs/aggregator.md and docs/man/bbt-aggregator.conf.5 in step with this table. */
 static const struct bbt_option options[] = {
-        OPT("broker", "host", BBT_OPT_STRING, host, "127.0.0.1", 0, 0, "MQTT broker host name or address"),
-        OPT("broker", "port", BBT_OPT_INT, port, "0", 0, 65535, "Broker port; 0: 1883, or 8883 with TLS"),
+        BBT_BROKER_OPTIONS(struct bbt_aggregator_config, broker, "30s"),
         OPT("broker", "client_id", BBT_OPT_STRING, client_id, "bbt-aggregator", 0, 0,
             "MQTT client id; the broker keeps this session's messages while the aggregator is away"),
-        OPT("broker", "username", BBT_OPT_STRING, username, NULL, 0, 0, "MQTT user name; empty: anonymous"),
-        OPT("broker", "password_file", BBT_OPT_PATH, password_file, NULL, 0, 0,
-            "File holding the MQTT password (first line); keep it mode 0600"),
-        OPT("broker", "tls_ca_file", BBT_OPT_PATH, tls_ca_file, NULL, 0, 0,
-            "CA certificate (PEM) the broker's certificate must chain to; setting it turns TLS on"),
-        OPT("broker", "tls_ca_path", BBT_OPT_PATH, tls_ca_path, NULL, 0, 0,
-            "Directory of CA certificates (alternative to tls_ca_file); turns TLS on"),
-        OPT("broker", "tls_cert_file", BBT_OPT_PATH, tls_cert_file, NULL, 0, 0,
-            "Client certificate (PEM), with tls_key_file"),
-        OPT("broker", "tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0, "Client private key (PEM)"),
-        OPT("broker", "keepalive", BBT_OPT_DURATION, keepalive_ms, "60s", SECONDS(5), SECONDS(3600),
-            "MQTT keepalive"),
-        OPT("broker", "backoff_min", BBT_OPT_DURATION, backoff_min_ms, "1s", 100, SECONDS(60),
-            "First delay before reconnecting; doubles up to backoff_max, with jitter"),
-        OPT("broker", "backoff_max", BBT_OPT_DURATION, backoff_max_ms, "30s", SECONDS(1), SECONDS(3600),
-            "Longest delay between reconnect attempts"),
         OPT("broker", "topic", BBT_OPT_STRING, topic, "bbt/v1/#", 0, 0,
             "What to subscribe to, e.g. bbt/v1/510107/# for one county"),
         OPT("broker", "share_group", BBT_OPT_STRING, share_group, "", 0, 0,
@@ -115,27 +98,19 @@ static const struct bbt_option options[] = {
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static int check(const char *path, const struct bbt_aggregator_config *c, char *err, size_t err_size)
+static int check(const char *path, struct bbt_aggregator_config *c, char *err, size_t err_size)
 {
         const char *what = NULL, *key = NULL;
         int offset;
 
-        if (!c->host || !*c->host) {
-                key = "[broker] host", what = "must not be empty";
+        if (bbt_broker_config_check(&c->broker, &key, &what) < 0) {
+                /* key and what are set */
         } else if (!c->client_id || !*c->client_id || strlen(c->client_id) > 64) {
                 key = "[broker] client_id", what = "expected 1 to 64 characters";
         } else if (!c->topic || !*c->topic) {
                 key = "[broker] topic", what = "must not be empty";
         } else if (c->share_group && strpbrk(c->share_group, "/+#")) {
                 key = "[broker] share_group", what = "must not contain / + #";
-        } else if (!c->tls_cert_file != !c->tls_key_file) {
-                key = "[broker] tls_cert_file", what = "tls_cert_file and tls_key_file go together";
-        } else if (c->tls_cert_file && !c->tls_ca_file && !c->tls_ca_path) {
-                key = "[broker] tls_ca_file", what = "a client certificate needs tls_ca_file or tls_ca_path";
-        } else if (c->backoff_max_ms < c->backoff_min_ms) {
-                key = "[broker] backoff_max", what = "must not be less than backoff_min";
-        } else if (c->password_file && (!c->username || !*c->username)) {
-                key = "[broker] password_file", what = "needs a username";
         } else if (!c->store_path) {
                 key = "[store] path", what = "must not be empty";
         } else if (c->terminals && !c->schools) {
@@ -149,14 +124,6 @@ static int check(const char *path, const struct bbt_aggregator_config *c, char *
         return -EINVAL;
 }
 
-static void drop_empty(char **s)
-{
-        if (*s && !**s) {
-                free(*s);
-                *s = NULL;
-        }
-}
-
 int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *ret, char *err, size_t err_size)
 {
         struct bbt_aggregator_config c;
@@ -166,7 +133,6 @@ int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *r
         r = bbt_config_load(options, N_OPTIONS, path, &c, err, err_size);
         if (r < 0)
                 return r;
-        drop_empty(&c.username);
         r = check(path, &c, err, err_size);
         if (r < 0) {
                 bbt_config_free(options, N_OPTIONS, &c);

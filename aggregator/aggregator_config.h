@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "bbt/broker_config.h"
 #include "calendar.h"
 #include "ingest.h"
 #include "registry.h"
@@ -14,12 +15,8 @@
 
 struct bbt_aggregator_config {
         /* [broker] */
-        char *host;
-        long long port;
-        char *client_id, *username, *password_file;
-        char *tls_ca_file, *tls_ca_path, *tls_cert_file, *tls_key_file;
-        long long keepalive_ms, backoff_min_ms, backoff_max_ms;
-        char *topic, *share_group;
+        struct bbt_broker_config broker;
+        char *client_id, *topic, *share_group;
         /* [store] */
         char *store_path;
         long long batch_size, batch_interval_ms, raw_retention_ms, usage_retention_ms;

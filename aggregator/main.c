@@ -10,7 +10,6 @@
 #include <uv.h>
 
 #include "aggregator_config.h"
-#include "bbt/fileio.h"
 #include "bbt/log.h"
 #include "bbt/mqtt.h"
 #include "bbt/notify.h"
@@ -225,7 +224,7 @@ static void on_connect(void *userdata, bool session_present)
 {
         struct daemon *d = userdata;
 
-        bbt_log_info("broker: connected to %s:%lld (%s session)", d->cfg.host, d->cfg.port,
+        bbt_log_info("broker: connected to %s:%lld (%s session)", d->cfg.broker.host, bbt_broker_config_port(&d->cfg.broker),
                      session_present ? "kept" : "new");
         bbt_ingest_set_connected(d->ingest, true, now_ms());
 }
@@ -267,32 +266,19 @@ static int connect_broker(struct daemon *d)
                 .on_log = on_mqtt_log,
         };
         struct bbt_mqtt_options o;
-        char password[256] = "", pattern[512];
+        char password[256] = "", pattern[512], err[300];
         int r;
 
         bbt_mqtt_options_init(&o);
-        if (d->cfg.password_file) {
-                r = bbt_read_secret_file(d->cfg.password_file, password, sizeof(password));
-                if (r < 0) {
-                        bbt_log_error("%s: %s", d->cfg.password_file, strerror(-r));
-                        return r;
-                }
+        r = bbt_broker_config_mqtt_options(&d->cfg.broker, password, sizeof(password), &o, err, sizeof(err));
+        if (r < 0) {
+                bbt_log_error("%s", err);
+                return r;
         }
-        o.host = d->cfg.host;
-        o.port = (int)d->cfg.port;
         o.client_id = d->cfg.client_id;
-        o.username = d->cfg.username;
-        o.password = d->cfg.password_file ? password : NULL;
-        o.tls_ca_file = d->cfg.tls_ca_file;
-        o.tls_ca_path = d->cfg.tls_ca_path;
-        o.tls_cert_file = d->cfg.tls_cert_file;
-        o.tls_key_file = d->cfg.tls_key_file;
-        o.keepalive_s = (int)(d->cfg.keepalive_ms / 1000);
         /* A persistent session: the broker queues what arrives while the
          * aggregator restarts (bounded by its max_queued_messages). */
         o.clean_session = false;
-        o.backoff_min_ms = (unsigned)d->cfg.backoff_min_ms;
-        o.backoff_max_ms = (unsigned)d->cfg.backoff_max_ms;
         r = bbt_mqtt_new(d->loop, &o, &cbs, d, &d->mqtt);
         explicit_bzero(password, sizeof(password));
         if (r < 0) {
@@ -308,7 +294,7 @@ static int connect_broker(struct daemon *d)
                 bbt_log_error("[broker] topic %s: %s", pattern, strerror(-r));
                 return r;
         }
-        bbt_log_info("broker: subscribing to %s on %s:%lld as %s", pattern, d->cfg.host, d->cfg.port,
+        bbt_log_info("broker: subscribing to %s on %s:%lld as %s", pattern, d->cfg.broker.host, bbt_broker_config_port(&d->cfg.broker),
                      d->cfg.client_id);
         return bbt_mqtt_start(d->mqtt);
 }
