@@ -1169,6 +1169,41 @@ TEST(gap_resend_partly_gone)
         gap_scenario(25);
 }
 
+/* A terminal that never answers: asked resend_attempts (5) times,
+ * resend_timeout (2 s) apart, then the range is recorded as lost. */
+TEST(gap_no_answer)
+{
+        struct daemon d = { 0 };
+        struct fake a;
+        char reason[64];
+
+        setup(NULL);
+        daemon_start(&d);
+        fake_start(&a, "r101");
+        a.answer_resend = false;
+        fake_birth(&a);
+        for (int i = 2; i <= 40; i++)
+                fake_hb(&a, i < 20 || i > 29);
+        WAIT_FOR(loss_rows() == 1, 30000, "no loss after %d resends", a.resends);
+        ASSERT_EQ(a.resends, 5);
+        ASSERT_EQ(a.last_from, 20);
+        ASSERT_EQ(a.last_to, 29);
+        ASSERT_EQ(db_int(-1, "SELECT from_seq FROM loss"), 20);
+        ASSERT_EQ(db_int(-1, "SELECT to_seq FROM loss"), 29);
+        ASSERT_STR_EQ(db_text(reason, sizeof(reason), "SELECT reason FROM loss"), "no answer to resend");
+        ASSERT_EQ(db_int(-1, "SELECT count(*) FROM gap"), 0);
+        ASSERT_EQ(raw_count("r101"), 30);
+        /* Arriving after all, a lost seq is stored and no longer counted lost. */
+        fake_publish(&a, 25, false);
+        WAIT_FOR(raw_count("r101") == 31, 10000, "seq 25 was not stored after its loss");
+        WAIT_FOR(db_int(-1, "SELECT lost FROM terminal WHERE terminal = 'r101'") == 9, 5000, "lost %" PRId64,
+                 db_int(-1, "SELECT lost FROM terminal WHERE terminal = 'r101'"));
+        ASSERT_EQ(counter("lost"), 9);
+        ASSERT_EQ(daemon_term(&d, 5000), 0);
+        check_sanitizers();
+        pass();
+}
+
 /* ---- 6. kill -9 while ingesting ---- */
 
 TEST(kill9_during_ingest)
