@@ -1,0 +1,66 @@
+#!/bin/sh
+# bbt-aggregator's command line: --help, --version, --check-config (good file, bad key, bad value, bad registry), bad usage.
+# Usage: aggregator-cli.sh PATH_TO_bbt-aggregator
+set -u
+aggregator=$1
+passed=0 failed=0
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+
+expect() {
+    name=$1 want=$2 text=$3
+    shift 4
+    out=$("$@" 2>&1)
+    got=$?
+    if [ "$got" -eq "$want" ] && printf '%s' "$out" | grep -qF -- "$text"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: exit $got (want $want), output: $out (want: $text)"
+    fi
+}
+
+cat > "$t/ok.conf" <<CONF
+[broker]
+host = 127.0.0.1
+port = 18830
+[store]
+path = $t/store/aggregator.db
+batch_interval = 100ms
+[ingest]
+gap_grace = 500ms
+[aggregator]
+log_level = debug
+CONF
+printf '[store]\npath = %s/x.db\n\n[broker]\nhots = 127.0.0.1\n' "$t" > "$t/bad-key.conf"
+printf '[store]\npath = %s/x.db\n[ingest]\ngap_grace = soon\n' "$t" > "$t/bad-value.conf"
+printf '[store]\npath = %s/x.db\n[broker]\nbackoff_min = 5s\nbackoff_max = 2s\n' "$t" > "$t/bad-backoff.conf"
+printf 'county_code,school_code,school_name,type,area,students\n510107,3151010001,一小,primary,urban,800\n' > "$t/schools.csv"
+printf 'county_code,school_code,school_name,type,area,students\n510107,3151010001,一小,primary,urban,800\n510107,3151010002,二小,primary,urban,many\n' > "$t/bad-schools.csv"
+printf 'school_code,terminal_id,room,expected\n3151010001,r101,一年级1班,camera\n3151010001,r102,一年级2班,\n' > "$t/terminals.csv"
+printf '[store]\npath = %s/x.db\n[registry]\nschools = %s/schools.csv\nterminals = %s/terminals.csv\n' "$t" "$t" "$t" > "$t/reg.conf"
+printf '[store]\npath = %s/x.db\n[registry]\nschools = %s/bad-schools.csv\n' "$t" "$t" > "$t/bad-reg.conf"
+
+expect help 0 "Usage: bbt-aggregator" -- "$aggregator" --help
+expect help-short 0 "--check-config" -- "$aggregator" -h
+expect version 0 "protocol v1" -- "$aggregator" --version
+expect version-short 0 "bbt-aggregator " -- "$aggregator" -V
+expect bad-option 2 "Usage" -- "$aggregator" --frobnicate
+expect extra-arg 2 "unexpected argument" -- "$aggregator" stray
+expect check-ok 0 "gap_grace = 500ms" -- "$aggregator" -c "$t/ok.conf" --check-config
+expect check-ok-summary 0 "ok (0 schools, 0 terminals)" -- "$aggregator" -c "$t/ok.conf" --check-config
+expect check-missing 2 "No such file or directory" -- "$aggregator" -c "$t/nope.conf" --check-config
+expect check-bad-key 2 "bad-key.conf:5: [broker] hots: unknown key" -- "$aggregator" -c "$t/bad-key.conf" --check-config
+expect check-bad-value 2 "bad-value.conf:4: [ingest] gap_grace:" -- "$aggregator" -c "$t/bad-value.conf" --check-config
+expect check-cross-key 2 "[broker] backoff_max: must not be less than backoff_min" -- "$aggregator" -c "$t/bad-backoff.conf" --check-config
+expect check-registry 0 "ok (1 schools, 2 terminals)" -- "$aggregator" -c "$t/reg.conf" --check-config
+expect check-bad-registry 2 "bad-schools.csv:3: column students" -- "$aggregator" -c "$t/bad-reg.conf" --check-config
+expect run-bad-key 2 "bad-key.conf:5:" -- "$aggregator" -c "$t/bad-key.conf"
+if [ -e "$t/store" ] || [ -e "$t/x.db" ]; then
+    failed=$((failed + 1)); echo "FAIL check-opens-nothing: --check-config or a bad configuration created the store"
+else
+    passed=$((passed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
