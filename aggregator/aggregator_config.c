@@ -73,9 +73,9 @@ static const struct bbt_option options[] = {
 
         OPT("metrics", "utc_offset", BBT_OPT_STRING, utc_offset, "+08:00", 0, 0,
             "Local school time as an offset from UTC (Asia/Shanghai: +08:00)"),
-        OPT("metrics", "used_day_min", BBT_OPT_DURATION, used_day_ms, "10m", 0, DAYS(1),
+        OPT("metrics", "used_day_min", BBT_OPT_DURATION, used_day_ms, "10m", SECONDS(60), DAYS(1),
             "A terminal is used on a day with at least this much active time in school hours"),
-        OPT("metrics", "used_period_min", BBT_OPT_DURATION, used_period_ms, "10m", 0, SECONDS(86400),
+        OPT("metrics", "used_period_min", BBT_OPT_DURATION, used_period_ms, "10m", SECONDS(60), SECONDS(86400),
             "A period (节次) is used with at least this much active time inside it"),
         OPT("metrics", "school_hours_margin", BBT_OPT_DURATION, margin_ms, "30m", 0, SECONDS(6 * 3600),
             "School hours run from the first period's start minus this to the last period's end plus this"),
@@ -115,6 +115,11 @@ static int check(const char *path, struct bbt_aggregator_config *c, char *err, s
                 key = "[store] path", what = "must not be empty";
         } else if (c->terminals && !c->schools) {
                 key = "[registry] terminals", what = "needs [registry] schools";
+        } else if (c->used_day_ms % 60000 || c->used_period_ms % 60000 || c->margin_ms % 60000) {
+                key = c->used_day_ms % 60000      ? "[metrics] used_day_min"
+                      : c->used_period_ms % 60000 ? "[metrics] used_period_min"
+                                                  : "[metrics] school_hours_margin";
+                what = "expected whole minutes, e.g. 10m";
         } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
         }
@@ -151,7 +156,10 @@ int bbt_aggregator_config_defaults(struct bbt_aggregator_config *ret)
 int bbt_aggregator_config_set(struct bbt_aggregator_config *cfg, const char *key, const char *value, char *err,
                               size_t err_size)
 {
-        return bbt_config_set(options, N_OPTIONS, cfg, key, value, err, err_size);
+        int r = bbt_config_set(options, N_OPTIONS, cfg, key, value, err, err_size);
+
+        /* The checks across keys hold for overrides too (the caller gives up on failure). */
+        return r < 0 ? r : check(key, cfg, err, err_size);
 }
 
 void bbt_aggregator_config_free(struct bbt_aggregator_config *cfg)

@@ -41,7 +41,9 @@ int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *r
 int bbt_aggregator_config_defaults(struct bbt_aggregator_config *ret);
 void bbt_aggregator_config_free(struct bbt_aggregator_config *cfg);
 int bbt_aggregator_config_dump(const struct bbt_aggregator_config *cfg, FILE *out);
-/* Sets "section.key" to VALUE as if written in the file (command-line overrides). */
+/* Sets "section.key" to VALUE as if written in the file (command-line overrides),
+ * then checks the whole configuration again. Returns 0 or a negative errno with
+ * ERR; on failure after the value was set, CFG holds it: discard CFG. */
 int bbt_aggregator_config_set(struct bbt_aggregator_config *cfg, const char *key, const char *value, char *err,
                               size_t err_size);
 int bbt_aggregator_config_log_priority(const struct bbt_aggregator_config *cfg);
