@@ -1372,3 +1372,64 @@ TEST(english)
         ASSERT_STR_CONTAINS(text, "From,2026-09-07\r\n");
         ASSERT(strstr(text, "开机率") == NULL);
 }
+
+/* An agent misconfigured with the neighbouring county's code publishes as
+ * 510108/5101070001/A1: a different terminal (the topic's county is part of
+ * its identity), not registered. The registered A1 of 510107 keeps its own
+ * figures, and 510107's report does not grow a second A1. */
+TEST(same_codes_other_county)
+{
+        struct feeder x = { "510108", "5101070001", "A1", 0 };
+        const cJSON *doc, *r;
+
+        build();
+        birth(&x, at(TUE, 7, 0));
+        interval(&x, at(TUE, 8, 0), at(TUE, 8, 40), BBT_USAGE_ACTIVE, 0, 40);
+        ASSERT_OK(bbt_ingest_flush(W.in));
+
+        doc = run(BBT_REPORT_TERMINALS, "510107", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "terminals"), 5);
+        r = row_at(doc, "terminals", 0);
+        STR(r, "terminal", "A1");
+        STR(r, "last_seen", "2026-09-13 10:00");
+        RATES_A1(r);
+        doc = run(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, true, NULL);
+        RATES_COUNTY(row_at(doc, "overall", 0));
+        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, true, NULL);
+        NUM(row_where(doc, "terminals", "terminal", "A1"), "received", 543);
+
+        /* Under 510108 it shows as a terminal of a school code the county's
+         * registry does not have: D's school days (Mon..Fri, 8 default
+         * periods); used Tue, 40 min, period 1. */
+        doc = run(BBT_REPORT_TERMINALS, "510108", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "terminals"), 2);
+        r = row_where(doc, "terminals", "school_code", "5101070001");
+        STR(r, "terminal", "A1");
+        STR(r, "room", "");
+        STR(r, "last_seen", "2026-09-08 08:40");
+        STR(r, "school_name", "");
+        /* 510108's days (Mon..Fri) and the default bells (8 periods; the agent's
+         * rollups were cut with them too): 5 terminal-days, 40 periods.
+         * power 1/5 = 0.2; usage 0.2; hours 40/60/5 = 0.1333 → 0.13; period
+         * 1/40 = 0.025; interactive 0/40 min = 0; online 40/40 = 1; intact 1
+         * (last seen Tue, 3 school days since: not more than 3); weekly 1. */
+        RATES(r, 0.2, 0.2, 0.13, 0.025, 0, 1, 1, 1);
+        /* Not 城关小学 of 510107: no name, type, area or pupils under 510108, and
+         * no place in 510108's areas or balance. */
+        doc = run(BBT_REPORT_SCHOOLS, "510108", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "schools"), 2);
+        r = row_where(doc, "schools", "school_code", "5101070001");
+        STR(r, "school_name", "");
+        NUM(r, "students", NONE);
+        NUM(r, "terminals", 1);
+        doc = run(BBT_REPORT_SUMMARY, "510108", NULL, MON, SUN, true, NULL);
+        r = row_at(doc, "overall", 0);
+        NUM(r, "schools", 2);
+        NUM(r, "terminals", 2);
+        r = row_where(doc, "areas", "area", "城区");
+        NUM(r, "schools", 1); /* D only */
+        NUM(r, "terminals", 1);
+        doc = run(BBT_REPORT_BALANCE, "510108", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "values"), 1);
+        STR(row_at(doc, "values", 0), "school_code", "5101080001");
+}
