@@ -178,20 +178,25 @@ static int term_add(struct ctx *c, size_t school, const char *id, const struct b
         return 0;
 }
 
+/* A terminal is county, school and terminal id, as in its topic: the same
+ * school and terminal codes under another county are another terminal. */
 static int cmp_store_terminal(const void *a, const void *b)
 {
         const struct bbt_store_terminal *x = a, *y = b;
         int r = strcmp(x->school, y->school);
 
-        return r ? r : strcmp(x->terminal, y->terminal);
+        if (!r)
+                r = strcmp(x->terminal, y->terminal);
+        return r ? r : strcmp(x->county, y->county);
 }
 
-/* The store's row for terminal ID of SCHOOL (any county), or NULL. */
-static struct bbt_store_terminal *store_find(struct ctx *c, const char *school, const char *id)
+/* The store's row for terminal ID of SCHOOL in COUNTY, or NULL. */
+static struct bbt_store_terminal *store_find(struct ctx *c, const char *county, const char *school, const char *id)
 {
         struct bbt_store_terminal key;
 
         memset(&key, 0, sizeof(key));
+        snprintf(key.county, sizeof(key.county), "%s", county);
         snprintf(key.school, sizeof(key.school), "%s", school);
         snprintf(key.terminal, sizeof(key.terminal), "%s", id);
         return bsearch(&key, c->st, c->n_st, sizeof(*c->st), cmp_store_terminal);
@@ -224,9 +229,7 @@ static int collect(struct ctx *c)
 
                 if (!s || !county_ok(c, s->county) || !school_ok(c, s->code))
                         continue;
-                st = store_find(c, e->school, e->id);
-                if (st && strcmp(st->county, s->county) != 0)
-                        st = NULL; /* the same codes in another county */
+                st = store_find(c, s->county, e->school, e->id);
                 if (st)
                         matched[st - c->st] = true;
                 r = school_add(c, s->county, s->code, s, &si);
@@ -235,11 +238,17 @@ static int collect(struct ctx *c)
         }
         for (size_t i = 0; r == 0 && i < c->n_st; i++) {
                 const struct bbt_store_terminal *st = &c->st[i];
+                const struct bbt_school *rs;
 
                 if (matched[i] || !county_ok(c, st->county) || !school_ok(c, st->school))
                         continue;
-                r = school_add(c, st->county, st->school,
-                               c->reg ? bbt_registry_school(c->reg, st->school) : NULL, &si);
+                /* The registry's school only if it is this county's: a school
+                 * code published under the wrong county must not bring that
+                 * school's name, pupils and area into another county. */
+                rs = c->reg ? bbt_registry_school(c->reg, st->school) : NULL;
+                if (rs && strcmp(rs->county, st->county) != 0)
+                        rs = NULL;
+                r = school_add(c, st->county, st->school, rs, &si);
                 if (r == 0)
                         r = term_add(c, si, st->terminal, st, NULL);
         }
