@@ -137,7 +137,12 @@ static int table_grow(struct bbt_ingest *in)
 
 static void link_registry(struct bbt_ingest *in, struct term *t)
 {
-        t->entry = in->reg ? bbt_registry_terminal(in->reg, t->row.school, t->row.terminal) : NULL;
+        const struct bbt_school *school = in->reg ? bbt_registry_school(in->reg, t->row.school) : NULL;
+
+        /* The same codes published under another county are another terminal. */
+        t->entry = school && strcmp(school->county, t->row.county) == 0
+                           ? bbt_registry_terminal(in->reg, t->row.school, t->row.terminal)
+                           : NULL;
         t->bells = in->cal ? bbt_calendar_bells(in->cal, t->row.county, t->row.school) : bbt_bells_default();
 }
 

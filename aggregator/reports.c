@@ -322,15 +322,18 @@ static bool is_silent(const struct ctx *c, const struct term_info *t)
         const struct school_info *si = &c->schools[t->school];
         int32_t last = t->st && t->st->last_seen_ms ? bbt_day_of_ms(t->st->last_seen_ms, c->s->offset_min)
                                                     : c->qfrom - 1;
+        /* Only whole days count: a range that ends now leaves today out. */
+        int32_t end = c->end_ms < bbt_day_start_ms(c->to + 1, c->s->offset_min) ? c->to - 1 : c->to;
         int days = 0;
 
-        for (int32_t d = last + 1 > c->qfrom ? last + 1 : c->qfrom; d <= c->to; d++)
+        for (int32_t d = last + 1 > c->qfrom ? last + 1 : c->qfrom; d <= end; d++)
                 days += si->school_day[d - c->qfrom];
         return days > c->s->silent_days;
 }
 
 static int compute(struct ctx *c)
 {
+        int32_t rows_from;
         int r;
 
         r = c->store->ops->faults_each(c->store, fault_open_cb, c);
@@ -342,7 +345,12 @@ static int compute(struct ctx *c)
                 t->silent = is_silent(c, t);
                 t->intact = !t->silent && t->open_faults == 0;
         }
-        r = c->store->ops->days_each(c->store, c->qfrom, c->to, day_cb, c);
+        /* Rows are needed from the range's start, or the earliest idle window's. */
+        rows_from = c->o->from;
+        for (size_t i = 0; i < c->n_schools; i++)
+                if (c->schools[i].idle_from < rows_from)
+                        rows_from = c->schools[i].idle_from;
+        r = c->store->ops->days_each(c->store, rows_from, c->to, day_cb, c);
         if (r < 0)
                 return r;
         flush_buf(c);
@@ -865,7 +873,7 @@ static int report_balance(struct ctx *c, struct bbt_report *rep)
         static const struct bbt_column cols[] = {
                 { "indicator", "指标", "Indicator", BBT_CELL_TEXT, 0 },
                 { "schools", "计入学校数", "Schools counted", BBT_CELL_INT, 0 },
-                { "left_out", "未计入(学生不足)", "Left out (few pupils)", BBT_CELL_INT, 0 },
+                { "left_out", "未计入学校数", "Schools left out", BBT_CELL_INT, 0 },
                 { "mean", "均值", "Mean", BBT_CELL_NUM, 3 },
                 { "sd", "标准差", "Std. deviation", BBT_CELL_NUM, 3 },
                 { "cv", "差异系数", "CV", BBT_CELL_NUM, 3 },
@@ -964,9 +972,12 @@ static int report_balance(struct ctx *c, struct bbt_report *rep)
                 }
         }
         bbt_report_add_note(rep,
-                            "差异系数 = 学生数加权标准差 / 学生数加权均值，小学、初中分别计算；九年一贯制学校按各学段学生数分别计入。",
+                            "差异系数 = 学生数加权标准差 / 学生数加权均值，小学、初中分别计算；九年一贯制学校按各学段学生数分别计入。"
+                            "未计入：该学段学生数不足最少学生数，或该指标在所选时段无法计算（如无上课日）的学校。",
                             "CV = pupil-weighted standard deviation / pupil-weighted mean, primary and junior apart; "
-                            "a nine-year school counts in each section with that section's pupils.");
+                            "a nine-year school counts in each section with that section's pupils. Left out: "
+                            "schools with fewer pupils in the section than the minimum, or whose indicator cannot "
+                            "be computed for the range (no school day).");
         return 0;
 }
 
