@@ -1,0 +1,507 @@
+/* report-bench: how long bbt-report summary and balance take on a county's school year.
+ *
+ * In a temporary directory it writes the registry of a county (--schools
+ * schools × --per-school terminals; 200 × 25 = 5,000 by default), a calendar
+ * (two terms in 2025-09-01..2026-07-10 with the national holidays and their
+ * make-up days: 188 school days) and a configuration naming them; then builds
+ * the store directly through the store ops: one terminal row per terminal and,
+ * for every terminal and school day, one day rollup (day_add) with seeded
+ * random but plausible values (about 92 % of terminal-days powered, 2–9 h on,
+ * a share of it active, the eight periods' active time, the heartbeats), one
+ * transaction per school; a few open faults. Then it runs, for each report,
+ * bbt-report REPORT --from --to over the year with the output to a file, once
+ * to warm the page cache and --runs times timed (CLOCK_MONOTONIC around fork,
+ * exec and wait), and prints the median, minimum and maximum, the store's
+ * size on disk, and a hyperfine command line to repeat the timing.
+ *
+ * Exit status: 0 measured (the verdict is printed), 1 something failed, 2 bad
+ * usage. SIGINT/SIGTERM/SIGHUP: the running bbt-report is stopped and the
+ * temporary directory removed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calendar.h"
+#include "civil.h"
+#include "registry.h"
+#include "store.h"
+
+#ifndef BBT_REPORT_PATH
+#define BBT_REPORT_PATH "bbt-report"
+#endif
+
+#define COUNTY "510107"
+#define OFFSET_MIN 480
+#define MIN_MS 60000LL
+#define HOUR_MS 3600000LL
+
+static struct {
+        int schools, per_school, runs;
+        unsigned seed;
+        const char *from, *to, *report;
+        bool keep;
+} opt = {
+        .schools = 200,
+        .per_school = 25,
+        .runs = 5,
+        .seed = 1,
+        .from = "2025-09-01",
+        .to = "2026-07-10",
+        .report = BBT_REPORT_PATH,
+};
+
+static volatile sig_atomic_t got_signal;
+static char tmpdir[256];
+static pid_t child = -1;
+
+static void on_signal(int sig)
+{
+        got_signal = sig;
+        if (child > 0)
+                kill(child, SIGTERM);
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+        (void)st, (void)flag, (void)f;
+        return remove(path);
+}
+
+static void cleanup(void)
+{
+        if (child > 0) {
+                kill(child, SIGTERM);
+                waitpid(child, NULL, 0);
+                child = -1;
+        }
+        if (tmpdir[0]) {
+                if (opt.keep)
+                        fprintf(stderr, "report-bench: kept %s\n", tmpdir);
+                else
+                        nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+                tmpdir[0] = '\0';
+        }
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "report-bench: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        cleanup();
+        exit(1);
+}
+
+static void check_signal(void)
+{
+        if (got_signal)
+                die("%s: stopping", strsignal(got_signal));
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned long long rng_state;
+
+static uint32_t rnd(void)
+{
+        rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+        return (uint32_t)(rng_state >> 33);
+}
+
+/* Uniform in [lo, hi]. */
+static int64_t uni(int64_t lo, int64_t hi)
+{
+        return lo + (int64_t)(((uint64_t)rnd() << 31 ^ rnd()) % (uint64_t)(hi - lo + 1));
+}
+
+static FILE *create(const char *name, char *path, size_t size)
+{
+        FILE *f;
+
+        snprintf(path, size, "%s/%s", tmpdir, name);
+        f = fopen(path, "we");
+        if (!f)
+                die("%s: %s", path, strerror(errno));
+        return f;
+}
+
+static void finish(FILE *f, const char *path)
+{
+        if (ferror(f) || fclose(f) != 0)
+                die("%s: write failed", path);
+}
+
+static const char *school_code(int s, char *buf, size_t size)
+{
+        snprintf(buf, size, "51010760%02d%02d", s / 100, s % 100);
+        return buf;
+}
+
+static void write_registry(char *schools, char *terminals, size_t size)
+{
+        static const char *const towns[] = { "城关镇", "东街街道", "西街街道", "南山镇", "北坝镇", "河口镇",
+                                              "石桥乡", "清水乡", "白云乡", "红岩乡", "青龙镇", "金沙乡" };
+        FILE *f = create("schools.csv", schools, size);
+        char code[32];
+
+        fputs("县区代码,县区,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数,教室数,小学部学生数,初中部学生数\n", f);
+        for (int s = 0; s < opt.schools; s++) {
+                unsigned ty = rnd() % 100, ar = rnd() % 100;
+                const char *type = ty < 60 ? "小学" : ty < 85 ? "初中" : "九年一贯制";
+                const char *area = ar < 30 ? "城区" : ar < 65 ? "镇区" : "乡村";
+                long students = (long)uni(150, 2500);
+
+                fprintf(f, "%s,示范县,%s,%s,示范县第%d%s,%s,%s,%ld,%d,", COUNTY, towns[s % 12],
+                        school_code(s, code, sizeof(code)), s + 1, ty < 60 ? "小学" : ty < 85 ? "中学" : "学校", type,
+                        area, students, opt.per_school);
+                if (ty >= 85)
+                        fprintf(f, "%ld,%ld\n", students * 2 / 3, students - students * 2 / 3);
+                else
+                        fputs(",\n", f);
+        }
+        finish(f, schools);
+        f = create("terminals.csv", terminals, size);
+        fputs("学校代码,终端编号,教室,应配外设\n", f);
+        for (int s = 0; s < opt.schools; s++)
+                for (int t = 0; t < opt.per_school; t++)
+                        fprintf(f, "%s,T%02d,%d年级(%d)班,展台、音箱、触摸框\n", school_code(s, code, sizeof(code)),
+                                t + 1, t / 4 + 1, t % 4 + 1);
+        finish(f, terminals);
+}
+
+static void write_calendar(char *path, size_t size)
+{
+        FILE *f = create("calendar.csv", path, size);
+
+        fputs("范围,类型,开始日期,结束日期,名称\n"
+              COUNTY ",学期,2025-09-01,2026-01-16,2025年秋季学期\n"
+              COUNTY ",节假日,2025-10-01,2025-10-08,国庆节、中秋节\n"
+              COUNTY ",调休,2025-09-28,,国庆调休\n"
+              COUNTY ",调休,2025-10-11,,国庆调休\n"
+              COUNTY ",节假日,2026-01-01,2026-01-03,元旦\n"
+              COUNTY ",学期,2026-03-02,2026-07-10,2026年春季学期\n"
+              COUNTY ",节假日,2026-04-04,2026-04-06,清明节\n"
+              COUNTY ",节假日,2026-05-01,2026-05-05,劳动节\n"
+              COUNTY ",调休,2026-05-09,,劳动节调休\n"
+              COUNTY ",节假日,2026-06-19,2026-06-21,端午节\n",
+              f);
+        finish(f, path);
+}
+
+/* One terminal's plausible day. */
+static void make_day(struct bbt_day_rollup *d, int32_t day, int quality)
+{
+        memset(d, 0, sizeof(*d));
+        d->day = day;
+        if ((int)(rnd() % 100) >= quality) {
+                d->hb_count = 0; /* not switched on */
+                return;
+        }
+        d->on_ms = uni(2 * HOUR_MS, 9 * HOUR_MS);
+        d->on_all_ms = d->on_ms + uni(0, HOUR_MS);
+        /* Some days on but hardly used (under used_day_min), most used for a while. */
+        d->active_ms = rnd() % 100 < 12 ? uni(0, 9 * MIN_MS) : d->on_ms * (int64_t)uni(10, 80) / 100;
+        d->interactive_ms = d->active_ms * (int64_t)uni(10, 50) / 100;
+        d->hb_count = d->on_all_ms / MIN_MS - uni(0, 3);
+        for (int k = 0; k < 8; k++)
+                if (rnd() % 100 < 70)
+                        d->period_active_ms[k] = uni(0, 45 * MIN_MS) * d->active_ms / d->on_ms;
+}
+
+struct built {
+        long terminal_days, school_days, faults;
+        double secs;
+};
+
+static struct built build_store(const char *path, const char *calendar_path, int32_t from, int32_t to)
+{
+        struct bbt_import_errors *errs = calloc(1, sizeof(*errs));
+        struct bbt_calendar *cal = NULL;
+        struct bbt_store *s = NULL;
+        struct built b = { 0 };
+        char err[512], code[32];
+        int64_t end_ms = ((int64_t)to * 86400 + 17 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
+        double t0 = now_s();
+        bool *school_day;
+        int r;
+
+        if (!errs || bbt_calendar_new(&cal) < 0)
+                die("out of memory");
+        if (bbt_calendar_load_days(cal, calendar_path, errs) < 0)
+                die("calendar: %s", errs->n_kept ? errs->msg[0] : "cannot load");
+        school_day = calloc((size_t)(to - from + 1), sizeof(*school_day));
+        for (int32_t d = from; d <= to; d++)
+                if ((school_day[d - from] = bbt_calendar_is_school_day(cal, COUNTY, NULL, d)))
+                        b.school_days++;
+        r = bbt_store_open(path, false, &s, err, sizeof(err));
+        if (r < 0)
+                die("store: %s", err);
+        for (int sc = 0; sc < opt.schools; sc++) {
+                int quality = 70 + (int)(rnd() % 28); /* how often this school switches on */
+
+                check_signal();
+                school_code(sc, code, sizeof(code));
+                if (s->ops->begin(s) < 0)
+                        die("store: %s", bbt_store_error(s));
+                for (int t = 0; t < opt.per_school; t++) {
+                        struct bbt_store_terminal row;
+                        int64_t seq = 0;
+
+                        memset(&row, 0, sizeof(row));
+                        snprintf(row.county, sizeof(row.county), "%s", COUNTY);
+                        snprintf(row.school, sizeof(row.school), "%s", code);
+                        snprintf(row.terminal, sizeof(row.terminal), "T%02d", t + 1);
+                        row.first_seq = 1;
+                        row.boot = 212;
+                        row.inventory_seq = 1;
+                        row.online = true;
+                        row.first_seen_ms = ((int64_t)from * 86400 + 8 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
+                        row.last_seen_ms = row.online_since_ms = end_ms - uni(0, HOUR_MS);
+                        snprintf(row.version, sizeof(row.version), "0.1.0");
+                        snprintf(row.hostname, sizeof(row.hostname), "bbt-%s-t%02d", code, t + 1);
+                        snprintf(row.os, sizeof(row.os), "Debian GNU/Linux 12 (bookworm)");
+                        snprintf(row.machine_id, sizeof(row.machine_id), "%032x", (unsigned)(sc * 100 + t));
+                        snprintf(row.last_hb, sizeof(row.last_hb), "{\"ts\":%" PRId64 ",\"state\":\"standby\"}",
+                                 row.last_seen_ms);
+                        if (s->ops->terminal_insert(s, &row) < 0)
+                                die("store: %s", bbt_store_error(s));
+                        for (int32_t d = from; d <= to; d++) {
+                                struct bbt_day_rollup dr;
+
+                                if (!school_day[d - from])
+                                        continue;
+                                make_day(&dr, d, quality);
+                                seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
+                                if (s->ops->day_add(s, row.id, &dr) < 0)
+                                        die("store: %s", bbt_store_error(s));
+                                b.terminal_days++;
+                        }
+                        row.high_seq = seq;
+                        row.received = seq;
+                        if (s->ops->terminal_update(s, &row) < 0)
+                                die("store: %s", bbt_store_error(s));
+                        if (rnd() % 100 < 3) {
+                                struct bbt_store_fault f = { .terminal_id = row.id, .severity = BBT_SEVERITY_WARNING,
+                                                             .raised_ms = end_ms - uni(HOUR_MS, 30 * 24 * HOUR_MS) };
+
+                                snprintf(f.code, sizeof(f.code), "disk_low");
+                                snprintf(f.source, sizeof(f.source), "agent");
+                                snprintf(f.detail, sizeof(f.detail), "root file system 96%% full");
+                                if (s->ops->fault_raise(s, &f) < 0)
+                                        die("store: %s", bbt_store_error(s));
+                                b.faults++;
+                        }
+                }
+                if (s->ops->commit(s) < 0)
+                        die("store: %s", bbt_store_error(s));
+        }
+        bbt_store_close(s);
+        bbt_calendar_free(cal);
+        free(school_day);
+        free(errs);
+        b.secs = now_s() - t0;
+        return b;
+}
+
+static long file_size(const char *path)
+{
+        struct stat st;
+
+        return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Runs ARGV with stdout and stderr to OUT; returns the wall time, dies on failure. */
+static double run_timed(char *const argv[], const char *out)
+{
+        double t0 = now_s(), t;
+        int status;
+
+        child = fork();
+        if (child < 0)
+                die("fork: %s", strerror(errno));
+        if (child == 0) {
+                int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+                ;
+        t = now_s() - t0;
+        child = -1;
+        check_signal();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("%s %s failed (status %d); see %s", argv[0], argv[1], status, out);
+        return t;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: report-bench [OPTION]...\n"
+                "Time bbt-report summary and balance over a school year of a generated county.\n"
+                "\n"
+                "      --schools N     schools (default 200)\n"
+                "      --per-school N  terminals per school (default 25)\n"
+                "      --from DATE     first day (default 2025-09-01)\n"
+                "      --to DATE       last day (default 2026-07-10)\n"
+                "  -r, --runs N        timed runs of each report after one warm-up (default 5, at most 64)\n"
+                "      --seed S        generator seed (default 1)\n"
+                "      --report PATH   bbt-report to run (default the one built with this)\n"
+                "  -k, --keep          keep the temporary directory (CSVs, config, store, outputs)\n"
+                "  -h, --help          show this help\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "schools", required_argument, NULL, 'S' },
+                { "per-school", required_argument, NULL, 'P' },
+                { "from", required_argument, NULL, 'F' },
+                { "to", required_argument, NULL, 'T' },
+                { "runs", required_argument, NULL, 'r' },
+                { "seed", required_argument, NULL, 's' },
+                { "report", required_argument, NULL, 'R' },
+                { "keep", no_argument, NULL, 'k' },
+                { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        static const char *const reports[] = { "summary", "balance" };
+        char schools[512], terminals[512], calendar[512], conf[512], store[512], path[600];
+        struct sigaction sa;
+        struct built b;
+        int32_t from, to;
+        long db, wal;
+        FILE *f;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "r:kh", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'S':
+                        opt.schools = atoi(optarg);
+                        break;
+                case 'P':
+                        opt.per_school = atoi(optarg);
+                        break;
+                case 'F':
+                        opt.from = optarg;
+                        break;
+                case 'T':
+                        opt.to = optarg;
+                        break;
+                case 'r':
+                        opt.runs = atoi(optarg);
+                        break;
+                case 's':
+                        opt.seed = (unsigned)strtoul(optarg, NULL, 10);
+                        break;
+                case 'R':
+                        opt.report = optarg;
+                        break;
+                case 'k':
+                        opt.keep = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc || opt.schools < 1 || opt.schools > 9999 || opt.per_school < 1 || opt.per_school > 99 ||
+            opt.runs < 1 || opt.runs > 64 || bbt_day_parse(opt.from, &from) < 0 || bbt_day_parse(opt.to, &to) < 0 ||
+            from > to || to - from > 3660) {
+                usage(stderr);
+                return 2;
+        }
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        snprintf(tmpdir, sizeof(tmpdir), "%s/report-bench.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+                tmpdir[0] = '\0';
+                die("mkdtemp: %s", strerror(errno));
+        }
+        rng_state = opt.seed;
+        write_registry(schools, terminals, sizeof(schools));
+        write_calendar(calendar, sizeof(calendar));
+        snprintf(store, sizeof(store), "%s/aggregator.db", tmpdir);
+        f = create("aggregator.conf", conf, sizeof(conf));
+        fprintf(f, "[store]\npath = %s\n[registry]\nschools = %s\nterminals = %s\ncalendar = %s\n", store, schools,
+                terminals, calendar);
+        finish(f, conf);
+
+        b = build_store(store, calendar, from, to);
+        db = file_size(store);
+        snprintf(path, sizeof(path), "%s-wal", store);
+        wal = file_size(path);
+        printf("report-bench: %d schools × %d terminals = %d terminals; %ld school days in %s..%s; "
+               "%ld terminal-days, %ld open faults; store built in %.1f s\n",
+               opt.schools, opt.per_school, opt.schools * opt.per_school, b.school_days, opt.from, opt.to,
+               b.terminal_days, b.faults, b.secs);
+        printf("store on disk: %.1f MiB (%ld bytes; WAL %ld bytes)\n", (double)(db + wal) / 1048576.0, db, wal);
+
+        for (size_t k = 0; k < sizeof(reports) / sizeof(reports[0]); k++) {
+                char from_arg[32], to_arg[32], out[600];
+                char *args[] = { (char *)opt.report, (char *)reports[k], "-c", conf, "--from", from_arg,
+                                 "--to", to_arg, NULL };
+                double t[64], med;
+
+                snprintf(from_arg, sizeof(from_arg), "%s", opt.from);
+                snprintf(to_arg, sizeof(to_arg), "%s", opt.to);
+                snprintf(out, sizeof(out), "%s/%s.txt", tmpdir, reports[k]);
+                run_timed(args, out); /* warm-up: the page cache */
+                for (int i = 0; i < opt.runs; i++)
+                        t[i] = run_timed(args, out);
+                qsort(t, (size_t)opt.runs, sizeof(*t), cmp_double);
+                med = opt.runs % 2 ? t[opt.runs / 2] : (t[opt.runs / 2 - 1] + t[opt.runs / 2]) / 2;
+                printf("bbt-report %-8s median %7.3f s  (min %.3f, max %.3f, %d runs; output %ld bytes)  "
+                       "target < 1 s: %s\n",
+                       reports[k], med, t[0], t[opt.runs - 1], opt.runs, file_size(out), med < 1 ? "PASS" : "MISS");
+        }
+        printf("to repeat with hyperfine (--keep keeps the store): hyperfine -w 1 -r %d "
+               "'%s summary -c %s --from %s --to %s'\n",
+               opt.runs, opt.report, conf, opt.from, opt.to);
+        cleanup();
+        return 0;
+}
