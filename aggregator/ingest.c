@@ -46,8 +46,18 @@ void bbt_ingest_settings_default(struct bbt_ingest_settings *s)
         bbt_metric_settings_default(&s->metrics);
 }
 
+/* What the terminal's row keeps of its newest heartbeat. */
+struct hb_summary {
+        int64_t ts, uptime, mem_available, disk_free, spool_depth, lamp_hours;
+        double cpu, temp;
+        enum bbt_usage_state state;
+        bool has_temp, has_projector, projector_reachable, clock_synced;
+};
+
 /* One terminal in memory: its store row, its gaps, what waits for the next commit. */
 struct term {
+        struct hb_summary hb;
+        bool hb_dirty;
         struct bbt_store_terminal row;
         struct bbt_store_gap *gaps; /* sorted by from, not overlapping */
         size_t n_gaps, cap_gaps;
@@ -293,6 +303,8 @@ static int ensure_tx(struct bbt_ingest *in)
         return r;
 }
 
+static void format_hb(struct term *t);
+
 static int write_dirty(struct bbt_ingest *in)
 {
         struct bbt_store *s = in->store;
@@ -303,6 +315,8 @@ static int write_dirty(struct bbt_ingest *in)
                         r = s->ops->day_add(s, t->row.id, &t->pending[i]);
                 if (r == 0 && t->gaps_dirty)
                         r = s->ops->gaps_replace(s, t->row.id, t->gaps, t->n_gaps);
+                if (t->hb_dirty)
+                        format_hb(t);
                 if (r == 0)
                         r = s->ops->terminal_update(s, &t->row);
         }
@@ -629,7 +643,6 @@ static void handle_hb(struct bbt_ingest *in, struct term *t, const struct bbt_ms
 {
         const struct bbt_hb *hb = &m->body.hb;
         struct bbt_day_rollup d;
-        char temp[96] = "", proj[96] = "";
 
         update_skew(in, t, m, retained, recv_ms);
         memset(&d, 0, sizeof(d));
@@ -640,17 +653,40 @@ static void handle_hb(struct bbt_ingest *in, struct term *t, const struct bbt_ms
         if (m->seq < t->row.high_seq)
                 return;
         t->row.spool_dropped = hb->spool_dropped;
-        if (hb->has_temp)
-                snprintf(temp, sizeof(temp), ",\"temp\":%.1f", hb->temp_max);
-        if (hb->has_projector)
+        /* Formatted when the terminal's row is written, once a batch. */
+        t->hb.ts = m->ts;
+        t->hb.state = hb->state;
+        t->hb.uptime = hb->uptime;
+        t->hb.cpu = hb->cpu;
+        t->hb.mem_available = hb->mem_available;
+        t->hb.disk_free = hb->disk_root.free;
+        t->hb.has_temp = hb->has_temp;
+        t->hb.temp = hb->temp_max;
+        t->hb.has_projector = hb->has_projector;
+        t->hb.projector_reachable = hb->projector.reachable;
+        t->hb.lamp_hours = hb->projector.has_lamp_hours ? hb->projector.lamp_hours : -1;
+        t->hb.spool_depth = hb->spool_depth;
+        t->hb.clock_synced = hb->clock_synced;
+        t->hb_dirty = true;
+}
+
+/* The newest heartbeat's summary, as JSON, into the terminal's row. */
+static void format_hb(struct term *t)
+{
+        const struct hb_summary *h = &t->hb;
+        char temp[48] = "", proj[96] = "";
+
+        if (h->has_temp)
+                snprintf(temp, sizeof(temp), ",\"temp\":%.1f", h->temp);
+        if (h->has_projector)
                 snprintf(proj, sizeof(proj), ",\"projector\":{\"reachable\":%s,\"lamp_hours\":%" PRId64 "}",
-                         hb->projector.reachable ? "true" : "false",
-                         hb->projector.has_lamp_hours ? hb->projector.lamp_hours : -1);
+                         h->projector_reachable ? "true" : "false", h->lamp_hours);
         snprintf(t->row.last_hb, sizeof(t->row.last_hb),
                  "{\"ts\":%" PRId64 ",\"state\":\"%s\",\"uptime\":%" PRId64 ",\"cpu\":%.1f,\"mem_available\":%" PRId64
                  ",\"disk_free\":%" PRId64 "%s%s,\"spool_depth\":%" PRId64 ",\"clock_synced\":%s}",
-                 m->ts, bbt_usage_state_name(hb->state), hb->uptime, hb->cpu, hb->mem_available, hb->disk_root.free,
-                 temp, proj, hb->spool_depth, hb->clock_synced ? "true" : "false");
+                 h->ts, bbt_usage_state_name(h->state), h->uptime, h->cpu, h->mem_available, h->disk_free, temp,
+                 proj, h->spool_depth, h->clock_synced ? "true" : "false");
+        t->hb_dirty = false;
 }
 
 static int add_usage_rollups(struct bbt_ingest *in, struct term *t, const struct bbt_usage_span *span)

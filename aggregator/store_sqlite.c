@@ -30,10 +30,13 @@ static const char *const migrations[] = {
         " hostname TEXT NOT NULL, os TEXT NOT NULL, machine_id TEXT NOT NULL, last_hb TEXT NOT NULL,"
         " inventory_seq INTEGER NOT NULL,"
         " UNIQUE(county, school, terminal));"
-        "CREATE TABLE raw(terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL,"
-        " ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL, payload TEXT NOT NULL,"
-        " PRIMARY KEY(terminal_id, seq)) WITHOUT ROWID;"
-        "CREATE INDEX raw_recv ON raw(recv_ms);"
+        /* Raw messages in arrival order (appending touches few pages; a table
+         * keyed by terminal and seq dirtied a page per message of a batch), with
+         * (terminal, seq) unique beside it. */
+        "CREATE TABLE raw(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
+        " payload TEXT NOT NULL);"
+        "CREATE UNIQUE INDEX raw_seq ON raw(terminal_id, seq);"
         "CREATE TABLE usage(terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, start_ms INTEGER NOT NULL,"
         " end_ms INTEGER NOT NULL, state INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"
         " audio_ms INTEGER NOT NULL, touch INTEGER NOT NULL, pen INTEGER NOT NULL, mouse INTEGER NOT NULL,"
@@ -102,6 +105,8 @@ enum stmt {
         ST_PERIPH_INSERT,
         ST_COUNTER_ADD,
         ST_COUNTERS,
+        ST_RAW_BOUNDS,
+        ST_RAW_RECV_AT,
         ST_PRUNE_RAW,
         ST_PRUNE_USAGE,
         ST__COUNT
@@ -174,7 +179,9 @@ static const char *const sql[ST__COUNT] = {
         [ST_COUNTER_ADD] = "INSERT INTO counter(name, value) VALUES(?1, ?2)"
                            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
         [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
-        [ST_PRUNE_RAW] = "DELETE FROM raw WHERE recv_ms < ?1",
+        [ST_RAW_BOUNDS] = "SELECT min(id), max(id) FROM raw",
+        [ST_RAW_RECV_AT] = "SELECT recv_ms FROM raw WHERE id >= ?1 ORDER BY id LIMIT 1",
+        [ST_PRUNE_RAW] = "DELETE FROM raw WHERE id < ?1",
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
 };
 
@@ -843,6 +850,59 @@ static int sq_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *
         return st ? each(q, st, "counter", counter_row, (void *)cb, u) : -EIO;
 }
 
+/* The receive time of the first raw row at or after row ID, or -1 past the end. */
+static int recv_at(struct sqlite_store *q, int64_t id, int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(q, ST_RAW_RECV_AT);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        *ret = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(q, rc, "prune");
+}
+
+/* Rows are in arrival order, so receive times grow with the row id (but for a
+ * wall clock stepped back): bisect for the first row received at or after
+ * BEFORE_MS instead of scanning the table. *RET: that row id (everything below
+ * it goes), 0 if none goes. */
+static int raw_first_received_after(struct sqlite_store *q, int64_t before_ms, int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(q, ST_RAW_BOUNDS);
+        int64_t lo, hi, t;
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+                sqlite3_reset(st);
+                *ret = 0;
+                return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(q, rc, "prune");
+        }
+        lo = sqlite3_column_int64(st, 0);
+        hi = sqlite3_column_int64(st, 1) + 1;
+        sqlite3_reset(st);
+        /* Invariant: rows below LO were received before BEFORE_MS; HI is past
+         * the first row received at or after it (or the end). */
+        while (lo < hi) {
+                int64_t mid = lo + (hi - lo) / 2;
+
+                r = recv_at(q, mid, &t);
+                if (r < 0)
+                        return r;
+                if (t >= 0 && t < before_ms)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret = lo;
+        return 0;
+}
+
 static int sq_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms)
 {
         struct sqlite_store *q = of(s);
@@ -850,11 +910,16 @@ static int sq_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_be
         int r = 0;
 
         if (raw_before_ms > 0) {
-                st = stmt(q, ST_PRUNE_RAW);
-                if (!st)
-                        return -EIO;
-                sqlite3_bind_int64(st, 1, raw_before_ms);
-                r = run(q, st, "prune");
+                int64_t cut;
+
+                r = raw_first_received_after(q, raw_before_ms, &cut);
+                if (r == 0 && cut > 0) {
+                        st = stmt(q, ST_PRUNE_RAW);
+                        if (!st)
+                                return -EIO;
+                        sqlite3_bind_int64(st, 1, cut);
+                        r = run(q, st, "prune");
+                }
         }
         if (r == 0 && usage_before_ms > 0) {
                 st = stmt(q, ST_PRUNE_USAGE);
@@ -1013,7 +1078,10 @@ int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **r
                  * batches, which the agents' spools and resend bring back. */
                 rc = sqlite3_exec(q->db,
                                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                                  " PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+                                  " PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;"
+                                  /* Checkpoint every 64 MiB of WAL, not every 4 MiB: a
+                                   * checkpoint after each batch wrote every page twice. */
+                                  " PRAGMA wal_autocheckpoint = 16384;",
                                   NULL, NULL, NULL);
                 if (rc != SQLITE_OK) {
                         snprintf(err, err_size, "%s: %s", path, sqlite3_errmsg(q->db));

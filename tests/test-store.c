@@ -206,3 +206,48 @@ TEST(rollback_discards)
         ASSERT_EQ(s->ops->meta_get(s, "x", &v), -ENOENT);
         bbt_store_close(s);
 }
+
+static int64_t raw_rows(void)
+{
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int64_t n = -1;
+
+        ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM raw", -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+TEST(prune_by_receive_time)
+{
+        struct bbt_store *s;
+
+        setup();
+        s = open_rw();
+        ASSERT_OK(s->ops->begin(s));
+        /* Received at 100, 110, ... 290 by two terminals in turn. */
+        for (int i = 0; i < 20; i++)
+                ASSERT_EQ(s->ops->raw_insert(s, 1 + i % 2, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2), 1);
+        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->prune(s, 0, 0)); /* keeps everything */
+        ASSERT_OK(s->ops->commit(s));
+        ASSERT_EQ(raw_rows(), 20);
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->prune(s, 155, 0)); /* 100..150 go: 6 rows */
+        ASSERT_OK(s->ops->commit(s));
+        ASSERT_EQ(raw_rows(), 14);
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->prune(s, 155, 0)); /* again: nothing more */
+        ASSERT_OK(s->ops->prune(s, 1000, 0)); /* all */
+        ASSERT_OK(s->ops->commit(s));
+        ASSERT_EQ(raw_rows(), 0);
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(s->ops->prune(s, 1000, 0)); /* an empty table */
+        ASSERT_OK(s->ops->commit(s));
+        bbt_store_close(s);
+}
