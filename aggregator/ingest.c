@@ -16,6 +16,8 @@
 #define FAULT_SOURCE_AGENT "agent"
 #define FAULT_SOURCE_AGGREGATOR "aggregator"
 #define SKEW_SAMPLES_MAX 16
+/* A terminal heard from this recently is taken to be connected. */
+#define REACHABLE_MS (5 * 60 * 1000)
 /* Rejections logged per minute at most; the rest are counted. */
 #define REJECT_LOG_PER_MIN 20
 
@@ -1107,8 +1109,11 @@ static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
                         continue;
                 }
                 /* One request at a time per terminal, and only to a terminal
-                 * that is online: the agent answers from its spool. */
-                if (g->state != BBT_GAP_WAITING || outstanding || !t->row.online)
+                 * that can answer: online, or heard from lately (its birth may
+                 * itself be in a gap). */
+                if (g->state != BBT_GAP_WAITING || outstanding ||
+                    !(t->row.online || (t->row.last_seen_ms > t->row.offline_since_ms &&
+                                        now_ms - t->row.last_seen_ms < REACHABLE_MS)))
                         continue;
                 if (now_ms - (g->attempts ? g->changed_ms : g->detected_ms) < s->gap_grace_ms)
                         continue;

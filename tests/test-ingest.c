@@ -866,7 +866,7 @@ TEST(resend_needs_online_and_connected)
 
         setup();
         open_ingest(t0);
-        /* T1 online, T2 never sent a birth. */
+        /* T1 online; T2 never sent a birth but is heard from. */
         birth(1, 1, t0);
         hbs(2, 3, t0);
         hbs(10, 10, t0 + 1000);
@@ -880,13 +880,13 @@ TEST(resend_needs_online_and_connected)
         ASSERT_EQ(R.gap[0].attempts, 0);
         bbt_ingest_set_connected(F.in, true, t0 + 41000);
         bbt_ingest_tick(F.in, t0 + 42000);
-        ASSERT_EQ(sent.n, 1);
+        ASSERT_EQ(sent.n, 2);
         ASSERT_RESEND(0, "T1", 4, 9);
-        /* T2 comes online: then it is asked too. */
+        /* Its birth may itself be missing: heard from 41 s ago is enough. */
+        ASSERT_RESEND(1, "T2", 4, 9);
         birth_to("T2", 11, 1, t0 + 43000);
         bbt_ingest_tick(F.in, t0 + 44000);
         ASSERT_EQ(sent.n, 2);
-        ASSERT_RESEND(1, "T2", 4, 9);
         /* A publish refused by the client (broker away) is asked again later. */
         offline(12, 1, BBT_REASON_LOST, t0 + 45000);
         hbs_to("T2", 20, 20, t0 + 45000);
@@ -898,6 +898,12 @@ TEST(resend_needs_online_and_connected)
         bbt_ingest_tick(F.in, t0 + 45000 + 60000 + 31000);
         ASSERT_EQ(sent.n, 3);
         ASSERT_RESEND(2, "T2", 4, 9); /* the first T2 gap timed out and is re-asked */
+        /* T3: no birth, and silent for more than 5 minutes: not asked. */
+        hbs_to("T3", 1, 3, t0);
+        hbs_to("T3", 10, 10, t0 + 1000);
+        bbt_ingest_tick(F.in, t0 + 1000 + 5 * 60000 + 1);
+        for (int i = 0; i < sent.n; i++)
+                ASSERT(strstr(sent.cmd[i].topic, "/T3/") == NULL);
 }
 
 TEST(resend_max_range_split)
