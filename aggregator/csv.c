@@ -53,6 +53,9 @@ static void utf8_cut_tail(char *s)
 }
 
 static void add_message(struct bbt_csv *csv, const char *prefix, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+static void add_message(struct bbt_csv *csv, const char *prefix, const char *fmt, va_list ap)
 {
         struct bbt_import_errors *e = csv->errs;
         char *m;
