@@ -1,0 +1,551 @@
+/* bbt-sim: a county of simulated classroom terminals, each a real MQTT client speaking protocol v1, with its ground truth. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "bbt/log.h"
+#include "bbt/mqtt.h"
+#include "bbt/protocol.h"
+#include "scenario.h"
+
+#define WINDOW 20 /* messages in flight per terminal, as the agent's default */
+
+struct client {
+        struct sim *sim;
+        struct sim_terminal *t;
+        struct bbt_mqtt *mqtt;
+        char cmd_topic[BBT_TOPIC_MAX];
+        size_t next;       /* index of the next message to publish */
+        size_t acked;      /* messages acknowledged */
+        int inflight;
+        size_t resend_from, resend_to, resend_next; /* a resend being answered (seq, inclusive) */
+        char resend_id[72];
+        bool connected, done, closing;
+};
+
+struct sim {
+        uv_loop_t loop;
+        struct sim_scenario scn;
+        struct client *clients;
+        size_t n_clients;
+        size_t connected, done, closed;
+        const char *host;
+        int port;
+        int connect_rate;   /* new connections per second */
+        size_t next_connect;
+        double linger_s;
+        uint64_t started_ms, done_ms;
+        uint64_t resends, republished;
+        uv_timer_t connect_timer, progress_timer, linger_timer;
+        uv_signal_t sigint, sigterm;
+        bool stopping, quiet;
+        int exit_code;
+};
+
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t real_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pump(struct client *c);
+static void stop_all(struct sim *s);
+
+static int publish_msg(struct client *c, size_t i)
+{
+        const struct sim_msg *m = &c->t->msgs[i];
+        char topic[BBT_TOPIC_MAX];
+        int r;
+
+        sim_topic(&c->sim->scn, c->t, m->channel, topic, sizeof(topic));
+        /* Retained where the protocol says, but never for a resend. */
+        r = bbt_mqtt_publish(c->mqtt, topic, m->json, m->len, 1, bbt_channel_retained(m->channel), NULL);
+        if (r == 0)
+                c->inflight++;
+        return r;
+}
+
+/* Appends the reply to the resend being answered and queues it. */
+static void finish_resend(struct client *c)
+{
+        struct bbt_msg m;
+        cJSON *result = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(result, "from", (double)c->resend_from);
+        cJSON_AddNumberToObject(result, "to", (double)c->resend_to);
+        cJSON_AddNumberToObject(result, "sent", (double)(c->resend_next - c->resend_from));
+        cJSON_AddNumberToObject(result, "first_retained", 1);
+        cJSON_AddNumberToObject(result, "last_seq", (double)c->t->n_msgs);
+        bbt_msg_init(&m, BBT_CH_CMD_REPLY);
+        m.ts = real_ms() + c->t->skew_ms;
+        m.boot = 1;
+        m.body.reply.id = c->resend_id;
+        m.body.reply.ok = true;
+        m.body.reply.result_json = result;
+        if (sim_append(c->t, &m) < 0)
+                fprintf(stderr, "bbt-sim: %s/%s: cannot answer resend %s\n", c->sim->scn.schools[c->t->school].code,
+                        c->t->id, c->resend_id);
+        cJSON_Delete(result);
+        c->resend_id[0] = '\0';
+        c->sim->scn.messages++;
+}
+
+static void pump(struct client *c)
+{
+        if (!c->connected || c->closing)
+                return;
+        while (c->inflight < WINDOW) {
+                if (c->resend_id[0]) {
+                        size_t seq = c->resend_next;
+
+                        if (seq > c->resend_to || seq > c->t->n_msgs) {
+                                finish_resend(c);
+                                continue;
+                        }
+                        /* Republished unretained, byte for byte. */
+                        {
+                                const struct sim_msg *m = &c->t->msgs[seq - 1];
+                                char topic[BBT_TOPIC_MAX];
+
+                                sim_topic(&c->sim->scn, c->t, m->channel, topic, sizeof(topic));
+                                if (bbt_mqtt_publish(c->mqtt, topic, m->json, m->len, 1, false, NULL) < 0)
+                                        return;
+                                c->inflight++;
+                                c->resend_next++;
+                                c->sim->republished++;
+                        }
+                        continue;
+                }
+                if (c->next >= c->t->n_msgs)
+                        break;
+                if (publish_msg(c, c->next) < 0)
+                        return;
+                c->next++;
+        }
+        if (!c->done && c->next >= c->t->n_msgs && c->inflight == 0 && !c->resend_id[0]) {
+                c->done = true;
+                c->sim->done++;
+        }
+}
+
+static void on_publish(void *userdata, int mid)
+{
+        struct client *c = userdata;
+
+        if (c->inflight > 0)
+                c->inflight--;
+        c->acked++;
+        pump(c);
+}
+
+static void on_connect(void *userdata, bool session_present)
+{
+        struct client *c = userdata;
+
+        if (!c->connected)
+                c->sim->connected++;
+        /* What was in flight when a connection dropped, libmosquitto sends
+         * again itself; whatever is lost anyway the aggregator asks for. */
+        c->connected = true;
+        pump(c);
+}
+
+static void on_disconnect(void *userdata, int error, const char *reason)
+{
+        struct client *c = userdata;
+
+        if (c->connected && !c->closing && !c->sim->quiet)
+                fprintf(stderr, "bbt-sim: %s/%s: %s\n", c->sim->scn.schools[c->t->school].code, c->t->id, reason);
+        if (c->connected)
+                c->sim->connected--;
+        c->connected = false;
+}
+
+static void on_message(void *userdata, const char *topic, const void *payload, size_t len, int qos, bool retain)
+{
+        struct client *c = userdata;
+        struct bbt_msg m;
+
+        if (strcmp(topic, c->cmd_topic) != 0 || bbt_msg_decode(BBT_CH_CMD, payload, len, &m, NULL) < 0)
+                return;
+        if (m.body.cmd.op_code == BBT_OP_RESEND && !c->resend_id[0] && m.body.cmd.args.resend.from >= 1) {
+                snprintf(c->resend_id, sizeof(c->resend_id), "%s", m.body.cmd.id);
+                c->resend_from = c->resend_next = (size_t)m.body.cmd.args.resend.from;
+                c->resend_to = (size_t)m.body.cmd.args.resend.to;
+                c->sim->resends++;
+                if (c->done) {
+                        c->done = false;
+                        c->sim->done--;
+                }
+                pump(c);
+        }
+        bbt_msg_free(&m);
+}
+
+static void on_closed(void *userdata)
+{
+        struct client *c = userdata;
+
+        c->sim->closed++;
+        if (c->sim->closed == c->sim->n_clients) {
+                uv_close((uv_handle_t *)&c->sim->connect_timer, NULL);
+                uv_close((uv_handle_t *)&c->sim->progress_timer, NULL);
+                uv_close((uv_handle_t *)&c->sim->linger_timer, NULL);
+                uv_close((uv_handle_t *)&c->sim->sigint, NULL);
+                uv_close((uv_handle_t *)&c->sim->sigterm, NULL);
+        }
+}
+
+static void on_disconnected(void *userdata, int status)
+{
+        struct client *c = userdata;
+
+        bbt_mqtt_close(c->mqtt, on_closed);
+}
+
+static int client_start(struct sim *s, struct client *c)
+{
+        static const struct bbt_mqtt_callbacks cbs = {
+                .on_connect = on_connect,
+                .on_disconnect = on_disconnect,
+                .on_message = on_message,
+                .on_publish = on_publish,
+        };
+        struct bbt_mqtt_options o;
+        char id[96];
+        int r;
+
+        bbt_mqtt_options_init(&o);
+        snprintf(id, sizeof(id), "bbt-%s-%s-%s", s->scn.o.county, s->scn.schools[c->t->school].code, c->t->id);
+        o.host = s->host;
+        o.port = s->port;
+        o.client_id = id;
+        o.clean_session = true;
+        o.backoff_min_ms = 200;
+        o.backoff_max_ms = 5000;
+        r = bbt_mqtt_new(&s->loop, &o, &cbs, c, &c->mqtt);
+        if (r == 0) {
+                sim_topic(&s->scn, c->t, BBT_CH_CMD, c->cmd_topic, sizeof(c->cmd_topic));
+                r = bbt_mqtt_subscribe(c->mqtt, c->cmd_topic, 1);
+        }
+        if (r == 0)
+                r = bbt_mqtt_start(c->mqtt);
+        return r;
+}
+
+static void on_connect_timer(uv_timer_t *h)
+{
+        struct sim *s = h->data;
+        size_t batch = (size_t)(s->connect_rate / 10 > 0 ? s->connect_rate / 10 : 1);
+
+        for (size_t i = 0; i < batch && s->next_connect < s->n_clients; i++, s->next_connect++) {
+                int r = client_start(s, &s->clients[s->next_connect]);
+
+                if (r < 0) {
+                        fprintf(stderr, "bbt-sim: cannot start a client: %s\n", strerror(-r));
+                        s->exit_code = 1;
+                        stop_all(s);
+                        return;
+                }
+        }
+        if (s->next_connect == s->n_clients)
+                uv_timer_stop(h);
+}
+
+/* Every terminal disconnects cleanly (so the broker drops no will). */
+static void stop_all(struct sim *s)
+{
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        uv_timer_stop(&s->connect_timer);
+        uv_timer_stop(&s->progress_timer);
+        uv_timer_stop(&s->linger_timer);
+        for (size_t i = 0; i < s->n_clients; i++) {
+                struct client *c = &s->clients[i];
+
+                c->closing = true;
+                if (!c->mqtt) {
+                        s->closed++;
+                        continue;
+                }
+                if (!c->connected || bbt_mqtt_disconnect(c->mqtt, on_disconnected) < 0)
+                        bbt_mqtt_close(c->mqtt, on_closed);
+        }
+        if (s->closed == s->n_clients) {
+                uv_close((uv_handle_t *)&s->connect_timer, NULL);
+                uv_close((uv_handle_t *)&s->progress_timer, NULL);
+                uv_close((uv_handle_t *)&s->linger_timer, NULL);
+                uv_close((uv_handle_t *)&s->sigint, NULL);
+                uv_close((uv_handle_t *)&s->sigterm, NULL);
+        }
+}
+
+static void on_linger(uv_timer_t *h)
+{
+        struct sim *s = h->data;
+
+        /* Still answering a resend: wait for it. */
+        if (s->done < s->n_clients)
+                return;
+        stop_all(s);
+}
+
+static void on_progress(uv_timer_t *h)
+{
+        struct sim *s = h->data;
+        uint64_t acked = 0;
+
+        for (size_t i = 0; i < s->n_clients; i++)
+                acked += s->clients[i].acked;
+        if (!s->quiet)
+                fprintf(stderr, "bbt-sim: %zu/%zu terminals connected, %" PRIu64 " messages acknowledged, %zu done\n",
+                        s->connected, s->n_clients, acked, s->done);
+        if (s->done == s->n_clients && !s->done_ms) {
+                s->done_ms = mono_ms();
+                if (!s->quiet)
+                        fprintf(stderr, "bbt-sim: everything sent in %.1f s; answering resends for %.0f s\n",
+                                (double)(s->done_ms - s->started_ms) / 1000.0, s->linger_s);
+                uv_timer_start(&s->linger_timer, on_linger, (uint64_t)(s->linger_s * 1000), 500);
+        }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+        struct sim *s = h->data;
+
+        fprintf(stderr, "bbt-sim: %s: stopping\n", strsignal(signum));
+        s->exit_code = 1;
+        stop_all(s);
+}
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: bbt-sim [OPTION]...\n"
+                "Simulate a county of 班班通 terminals over one school week, each a real MQTT client\n"
+                "speaking protocol v1, faster than real time; write the registry files and the\n"
+                "ground truth of the figures bbt-report should print.\n"
+                "\n"
+                "  -H, --host HOST          broker (default 127.0.0.1)\n"
+                "  -p, --port PORT          broker port (default 1883)\n"
+                "      --county CODE        6-digit county code (default 510199)\n"
+                "      --schools N          schools (default 20)\n"
+                "      --terminals N        terminals per school (default 30)\n"
+                "      --seed S             scenario seed (default 1)\n"
+                "      --week DATE          the Monday of the simulated week (default: last week's)\n"
+                "      --hb-interval SECS   heartbeat interval in the simulated week (default 900)\n"
+                "      --chunk SECS         usage intervals cut at least this often (default 900)\n"
+                "      --registry DIR       write schools.csv, terminals.csv, calendar.csv, bells.csv here\n"
+                "      --truth FILE         write the ground truth (bbt-report JSON shape) here\n"
+                "      --produced FILE      write the number of messages produced here when done\n"
+                "      --only-files         write the files and exit without connecting\n"
+                "      --connect-rate N     new connections per second (default 2000)\n"
+                "      --linger SECS        keep answering resend commands this long after sending (default 3)\n"
+                "  -q, --quiet              no progress lines\n"
+                "  -h, --help, -V, --version\n"
+                "\n"
+                "The week: Monday to Thursday are school days, Friday a county holiday, Saturday a\n"
+                "调休 make-up day; the second school is on holiday Tuesday to Thursday. Terminals: teachers\n"
+                "using touch, video only, rarely used, never switched on, never reporting; a few\n"
+                "with a missing document camera, a worn projector lamp, an overheat raised and\n"
+                "cleared; two of the third school run 10 minutes fast. See docs/simulator.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                { "host", required_argument, NULL, 'H' },       { "port", required_argument, NULL, 'p' },
+                { "county", required_argument, NULL, 'C' },     { "schools", required_argument, NULL, 'S' },
+                { "terminals", required_argument, NULL, 'T' },  { "seed", required_argument, NULL, 's' },
+                { "week", required_argument, NULL, 'w' },       { "hb-interval", required_argument, NULL, 'b' },
+                { "chunk", required_argument, NULL, 'k' },      { "registry", required_argument, NULL, 'r' },
+                { "truth", required_argument, NULL, 't' },      { "produced", required_argument, NULL, 'P' },
+                { "only-files", no_argument, NULL, 'O' },       { "connect-rate", required_argument, NULL, 'c' },
+                { "linger", required_argument, NULL, 'l' },     { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },             { "version", no_argument, NULL, 'V' },
+                { NULL, 0, NULL, 0 },
+        };
+        struct sim_options o = { .county = "510199", .schools = 20, .terminals_per_school = 30, .seed = 1,
+                                 .hb_interval_s = 900, .chunk_s = 900, .offset_min = 480, .history = true };
+        const char *registry = NULL, *truth = NULL, *produced = NULL, *week = NULL;
+        struct sim *s = calloc(1, sizeof(*s));
+        bool only_files = false;
+        int c, r;
+
+        if (!s)
+                return 1;
+        s->host = "127.0.0.1";
+        s->port = 1883;
+        s->connect_rate = 2000;
+        s->linger_s = 3;
+        while ((c = getopt_long(argc, argv, "H:p:qhV", longopts, NULL)) != -1) {
+                char *end = NULL;
+                long long v = 0;
+
+                if (optarg && strchr("pSTsbkcl", c)) {
+                        errno = 0;
+                        v = strtoll(optarg, &end, 10);
+                        if (errno || !end || *end || v < 0 || (c != 's' && v > 10000000)) {
+                                fprintf(stderr, "bbt-sim: %s: expected a number\n", optarg);
+                                return 2;
+                        }
+                }
+                switch (c) {
+                case 'H': s->host = optarg; break;
+                case 'p': s->port = (int)v; break;
+                case 'C':
+                        if (!bbt_county_valid(optarg)) {
+                                fprintf(stderr, "bbt-sim: --county %s: expected 6 digits\n", optarg);
+                                return 2;
+                        }
+                        o.county = optarg;
+                        break;
+                case 'S': o.schools = (size_t)v; break;
+                case 'T': o.terminals_per_school = (size_t)v; break;
+                case 's': o.seed = (uint64_t)v; break;
+                case 'w': week = optarg; break;
+                case 'b': o.hb_interval_s = (int)v; break;
+                case 'k': o.chunk_s = (int)v; break;
+                case 'r': registry = optarg; break;
+                case 't': truth = optarg; break;
+                case 'P': produced = optarg; break;
+                case 'O': only_files = true; break;
+                case 'c': s->connect_rate = (int)v; break;
+                case 'l': s->linger_s = (double)v; break;
+                case 'q': s->quiet = true; break;
+                case 'h': usage(stdout); return 0;
+                case 'V': printf("bbt-sim %s (protocol v%d)\n", BBT_VERSION, BBT_PROTOCOL_VERSION); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (optind != argc || o.schools < 1 || o.terminals_per_school < 1 || o.terminals_per_school > 999 ||
+            o.schools > 9999 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1) {
+                fprintf(stderr, "bbt-sim: bad arguments (schools 1..9999, terminals 1..999, chunk 60..3600)\n");
+                usage(stderr);
+                return 2;
+        }
+        o.now_ms = real_ms();
+        if (week) {
+                int y, m, d;
+                int32_t day;
+
+                if (sscanf(week, "%d-%d-%d", &y, &m, &d) != 3 || y < 1970 || m < 1 || m > 12 || d < 1 || d > 31) {
+                        fprintf(stderr, "bbt-sim: --week %s: expected YYYY-MM-DD\n", week);
+                        return 2;
+                }
+                y -= m <= 2;
+                {
+                        int era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+                        int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+                        int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+                        day = era * 146097 + doe - 719468;
+                }
+                if ((day + 3) % 7 != 0) {
+                        fprintf(stderr, "bbt-sim: --week %s is not a Monday\n", week);
+                        return 2;
+                }
+                o.monday = day;
+        } else {
+                int32_t today = (int32_t)((o.now_ms + (int64_t)o.offset_min * 60000) / 86400000);
+
+                o.monday = today - (today + 3) % 7 - 7; /* last week's Monday */
+        }
+        r = sim_scenario_build(&o, &s->scn);
+        if (r < 0) {
+                fprintf(stderr, "bbt-sim: cannot build the scenario: %s\n", strerror(-r));
+                return 1;
+        }
+        if (registry && (r = sim_write_registry(&s->scn, registry)) < 0) {
+                fprintf(stderr, "bbt-sim: %s: %s\n", registry, strerror(-r));
+                return 1;
+        }
+        if (truth) {
+                FILE *f = fopen(truth, "we");
+
+                if (!f || sim_write_truth(&s->scn, f) < 0 || fclose(f) != 0) {
+                        fprintf(stderr, "bbt-sim: %s: cannot write the truth\n", truth);
+                        return 1;
+                }
+        }
+        if (!s->quiet)
+                fprintf(stderr, "bbt-sim: %zu schools, %zu terminals, %" PRIu64 " messages for the week of day %d\n",
+                        s->scn.n_schools, s->scn.n_terminals, s->scn.messages, o.monday);
+        if (only_files) {
+                sim_scenario_free(&s->scn);
+                free(s);
+                return 0;
+        }
+
+        {
+                struct rlimit rl;
+
+                /* A socket per terminal. */
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
+        bbt_log_init("bbt-sim");
+        bbt_log_set_level(BBT_LOG_WARNING);
+        uv_loop_init(&s->loop);
+        for (size_t i = 0; i < s->scn.n_terminals; i++)
+                if (s->scn.terminals[i].profile != SIM_NEVER)
+                        s->n_clients++;
+        s->clients = calloc(s->n_clients ? s->n_clients : 1, sizeof(*s->clients));
+        for (size_t i = 0, j = 0; i < s->scn.n_terminals; i++)
+                if (s->scn.terminals[i].profile != SIM_NEVER) {
+                        s->clients[j].sim = s;
+                        s->clients[j].t = &s->scn.terminals[i];
+                        j++;
+                }
+        uv_timer_init(&s->loop, &s->connect_timer);
+        uv_timer_init(&s->loop, &s->progress_timer);
+        uv_timer_init(&s->loop, &s->linger_timer);
+        uv_signal_init(&s->loop, &s->sigint);
+        uv_signal_init(&s->loop, &s->sigterm);
+        s->connect_timer.data = s->progress_timer.data = s->linger_timer.data = s;
+        s->sigint.data = s->sigterm.data = s;
+        uv_signal_start(&s->sigint, on_signal, SIGINT);
+        uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+        s->started_ms = mono_ms();
+        uv_timer_start(&s->connect_timer, on_connect_timer, 0, 100);
+        uv_timer_start(&s->progress_timer, on_progress, 1000, 1000);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s->loop);
+        if (produced) {
+                FILE *f = fopen(produced, "we");
+
+                if (!f || fprintf(f, "%" PRIu64 "\n", s->scn.messages) < 0 || fclose(f) != 0)
+                        fprintf(stderr, "bbt-sim: %s: cannot write\n", produced);
+        }
+        if (!s->quiet)
+                fprintf(stderr, "bbt-sim: %" PRIu64 " messages produced, %" PRIu64 " resend requests answered (%" PRIu64
+                                " republished)\n",
+                        s->scn.messages, s->resends, s->republished);
+        r = s->exit_code;
+        sim_scenario_free(&s->scn);
+        free(s->clients);
+        free(s);
+        return r;
+}

@@ -1,0 +1,224 @@
+#!/bin/sh
+# Runs a simulated county end to end on loopback and prints its reports:
+# mosquitto (limits that do not drop QoS 1), bbt-aggregator on SQLite with the
+# county's registry, bbt-sim (a school week of simulated terminals, faster than
+# real time), optionally the real bbt-agent on this machine as one more
+# terminal, then bbt-report. With --check it compares every figure with the
+# simulator's ground truth instead and fails on any difference.
+# Everything it starts is stopped, and its directory removed, when it ends.
+#
+# Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
+#        [--terminals N] [--seed S] [--agent] [--check] [--lang zh|en] [--keep]
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+bindir=$here/../../build/run
+workdir=
+schools=20
+terminals=30
+seed=1
+agent=0
+check=0
+lang=zh
+keep=0
+timeout=180
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --bindir) bindir=$2; shift ;;
+        --workdir) workdir=$2; shift ;;
+        --schools) schools=$2; shift ;;
+        --terminals) terminals=$2; shift ;;
+        --seed) seed=$2; shift ;;
+        --agent) agent=1 ;;
+        --check) check=1 ;;
+        --lang) lang=$2; shift ;;
+        --keep) keep=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "run-county: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+sim=$bindir/tools/sim/bbt-sim
+aggregator=$bindir/aggregator/bbt-aggregator
+report=$bindir/aggregator/bbt-report
+agent_bin=$bindir/agent/bbt-agent
+for b in "$sim" "$aggregator" "$report"; do
+    [ -x "$b" ] || { echo "run-county: $b is not built (--bindir)" >&2; exit 2; }
+done
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+[ -x "$mosquitto" ] || { echo "run-county: mosquitto is not installed (scripts/install-deps)" >&2; exit 2; }
+
+if [ -z "$workdir" ]; then
+    workdir=$(mktemp -d /tmp/bbt-county.XXXXXX)
+else
+    mkdir -p "$workdir"
+fi
+pids=
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    if [ $keep -eq 0 ]; then rm -rf "$workdir"; else echo "run-county: kept $workdir" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { [ $check -eq 1 ] || printf '%s\n' "$*" >&2; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+county=510199
+# Last week, Monday to Sunday, in Beijing time.
+week=$(python3 -c 'import datetime as d; t=(d.datetime.utcnow()+d.timedelta(hours=8)).date(); m=t-d.timedelta(days=t.weekday()+7); print(m.isoformat(), (m+d.timedelta(days=6)).isoformat())')
+from=${week% *}
+to=${week#* }
+
+# The broker.
+cat > "$workdir/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 1000000
+max_inflight_messages 100
+log_dest file $workdir/mosquitto.log
+CONF
+"$mosquitto" -c "$workdir/mosquitto.conf" >/dev/null 2>&1 &
+pids="$pids $!"
+python3 - "$port" <<'PY'
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("run-county: mosquitto did not come up")
+PY
+say "== broker on 127.0.0.1:$port"
+
+# The county: registry, calendar and bells from the simulator.
+"$sim" --only-files --quiet --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
+    --week "$from" --registry "$workdir" --truth "$workdir/truth.json"
+first_school=$(sed -n '2p' "$workdir/schools.csv" | cut -d, -f4)
+if [ $agent -eq 1 ]; then
+    printf '%s,local,本机 (bbt-agent),\r\n' "$first_school" >> "$workdir/terminals.csv"
+fi
+
+# The aggregator.
+cat > "$workdir/aggregator.conf" <<CONF
+[broker]
+port = $port
+[store]
+path = $workdir/aggregator.db
+[registry]
+schools = $workdir/schools.csv
+terminals = $workdir/terminals.csv
+calendar = $workdir/calendar.csv
+bells = $workdir/bells.csv
+[ingest]
+gap_grace = 2s
+resend_timeout = 10s
+resend_settle = 5s
+# The simulator's first heartbeats are the live ones that show a skewed clock.
+skew_warmup = 0s
+[metrics]
+heartbeat_interval = 15m
+CONF
+"$aggregator" --config "$workdir/aggregator.conf" 2> "$workdir/aggregator.log" &
+pids="$pids $!"
+i=0
+until grep -q 'broker: connected' "$workdir/aggregator.log" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { cat "$workdir/aggregator.log" >&2; echo "run-county: bbt-aggregator did not connect" >&2; exit 1; }
+    sleep 0.1
+done
+say "== bbt-aggregator ingesting into $workdir/aggregator.db"
+
+# The real agent on this machine, as terminal "local" of the first school.
+if [ $agent -eq 1 ] && [ -x "$agent_bin" ]; then
+    mkdir -p "$workdir/agent/spool"
+    cat > "$workdir/agent.conf" <<CONF
+[identity]
+county = $county
+school = $first_school
+terminal = local
+[broker]
+port = $port
+[agent]
+state_dir = $workdir/agent
+heartbeat_interval = 5s
+[spool]
+dir = $workdir/agent/spool
+CONF
+    "$agent_bin" --config "$workdir/agent.conf" 2> "$workdir/agent.log" &
+    pids="$pids $!"
+    say "== bbt-agent on this machine reporting as $county/$first_school/local"
+fi
+
+say "== bbt-sim: $schools schools x $terminals terminals, the week of $from, seed $seed"
+"$sim" --quiet --port "$port" --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
+    --week "$from" --produced "$workdir/produced.txt"
+
+# Wait until every simulated message is stored and no gap is open.
+python3 - "$workdir/aggregator.db" "$(cat "$workdir/produced.txt")" "$timeout" <<'PY'
+import sqlite3, sys, time
+db, want, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.time() + limit
+while True:
+    try:
+        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        got = c.execute("SELECT coalesce(sum(received), 0) FROM terminal WHERE terminal != 'local'").fetchone()[0]
+        gaps = c.execute("SELECT count(*) FROM gap g JOIN terminal t ON t.id = g.terminal_id"
+                         " WHERE t.terminal != 'local'").fetchone()[0]
+        c.close()
+    except sqlite3.Error:
+        got, gaps = -1, -1
+    if got >= want and gaps == 0:
+        break
+    if time.time() > deadline:
+        sys.exit(f"run-county: after {limit:.0f} s the store holds {got} of {want} simulated messages, {gaps} gaps open")
+    time.sleep(0.2)
+PY
+say "== all $(cat "$workdir/produced.txt") simulated messages stored"
+
+run_report() {
+    "$report" "$1" --config "$workdir/aggregator.conf" --from "$from" --to "$to" --lang "$lang" "$@"
+}
+if [ $check -eq 1 ]; then
+    for r in summary schools terminals idle balance; do
+        "$report" $r --config "$workdir/aggregator.conf" --from "$from" --to "$to" --format json > "$workdir/$r.json"
+    done
+    status=0
+    python3 "$here/compare-truth.py" "$workdir/truth.json" "$workdir/summary.json" "$workdir/schools.json" \
+        "$workdir/terminals.json" "$workdir/idle.json" "$workdir/balance.json" || status=1
+    # Stop the daemons now, to see that they end cleanly (and, in a sanitizer
+    # build, without a report).
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    pids=
+    if grep -E 'Sanitizer|runtime error:' "$workdir/aggregator.log" >/dev/null 2>&1; then
+        cat "$workdir/aggregator.log" >&2
+        echo "run-county: bbt-aggregator's log has a sanitizer report" >&2
+        status=1
+    fi
+    if [ $status -ne 0 ]; then
+        keep=1
+        tail -20 "$workdir/aggregator.log" >&2
+    fi
+    exit $status
+fi
+for r in summary balance idle; do
+    echo
+    "$report" $r --config "$workdir/aggregator.conf" --from "$from" --to "$to" --lang "$lang"
+done
+if [ $agent -eq 1 ]; then
+    echo
+    python3 - "$workdir/aggregator.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+row = c.execute("SELECT received, online FROM terminal WHERE terminal = 'local'").fetchone()
+if row:
+    print(f"本机 bbt-agent: {row[0]} 条消息已入库, {'在线' if row[1] else '离线'}")
+else:
+    print("本机 bbt-agent: 尚未收到消息 (see agent.log)")
+PY
+fi
