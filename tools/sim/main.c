@@ -30,6 +30,9 @@ struct client {
         size_t resend_from, resend_to, resend_next; /* a resend being answered (seq, inclusive) */
         char resend_id[72];
         bool connected, done, closing;
+        /* --live: when the next heartbeat, usage interval and peripheral change are due (real ms) */
+        int64_t next_hb, next_usage, next_periph, usage_start;
+        bool periph_in;
 };
 
 struct sim {
@@ -45,7 +48,11 @@ struct sim {
         double linger_s;
         uint64_t started_ms, done_ms;
         uint64_t resends, republished;
-        uv_timer_t connect_timer, progress_timer, linger_timer;
+        double live_s;          /* --live: run this long in real time after connecting */
+        int live_hb_s, live_usage_s, live_periph_s;
+        uint64_t live_until_ms;
+        uint64_t rng;
+        uv_timer_t connect_timer, progress_timer, linger_timer, live_timer;
         uv_signal_t sigint, sigterm;
         bool stopping, quiet;
         int exit_code;
@@ -210,6 +217,7 @@ static void on_closed(void *userdata)
                 uv_close((uv_handle_t *)&c->sim->connect_timer, NULL);
                 uv_close((uv_handle_t *)&c->sim->progress_timer, NULL);
                 uv_close((uv_handle_t *)&c->sim->linger_timer, NULL);
+                uv_close((uv_handle_t *)&c->sim->live_timer, NULL);
                 uv_close((uv_handle_t *)&c->sim->sigint, NULL);
                 uv_close((uv_handle_t *)&c->sim->sigterm, NULL);
         }
@@ -280,6 +288,7 @@ static void stop_all(struct sim *s)
         uv_timer_stop(&s->connect_timer);
         uv_timer_stop(&s->progress_timer);
         uv_timer_stop(&s->linger_timer);
+        uv_timer_stop(&s->live_timer);
         for (size_t i = 0; i < s->n_clients; i++) {
                 struct client *c = &s->clients[i];
 
@@ -295,6 +304,7 @@ static void stop_all(struct sim *s)
                 uv_close((uv_handle_t *)&s->connect_timer, NULL);
                 uv_close((uv_handle_t *)&s->progress_timer, NULL);
                 uv_close((uv_handle_t *)&s->linger_timer, NULL);
+                uv_close((uv_handle_t *)&s->live_timer, NULL);
                 uv_close((uv_handle_t *)&s->sigint, NULL);
                 uv_close((uv_handle_t *)&s->sigterm, NULL);
         }
@@ -320,12 +330,105 @@ static void on_progress(uv_timer_t *h)
         if (!s->quiet)
                 fprintf(stderr, "bbt-sim: %zu/%zu terminals connected, %" PRIu64 " messages acknowledged, %zu done\n",
                         s->connected, s->n_clients, acked, s->done);
-        if (s->done == s->n_clients && !s->done_ms) {
+        if (s->done == s->n_clients && !s->done_ms && s->live_s <= 0) {
                 s->done_ms = mono_ms();
                 if (!s->quiet)
                         fprintf(stderr, "bbt-sim: everything sent in %.1f s; answering resends for %.0f s\n",
                                 (double)(s->done_ms - s->started_ms) / 1000.0, s->linger_s);
                 uv_timer_start(&s->linger_timer, on_linger, (uint64_t)(s->linger_s * 1000), 500);
+        }
+}
+
+static uint64_t rng_next(uint64_t *st)
+{
+        uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+}
+
+/* A heartbeat, usage interval or peripheral change of a live terminal, now. */
+static void live_message(struct client *c, enum bbt_channel ch, int64_t now)
+{
+        struct bbt_msg m;
+        struct bbt_dev dev = { .kind = BBT_KIND_STORAGE, .subsystem = "block", .bus = "usb", .vendor = "Kingston",
+                               .model = "DataTraveler", .syspath = "/sys/devices/pci0000:00/usb1/1-3/block/sdb" };
+        int64_t ts = now + c->t->skew_ms;
+
+        bbt_msg_init(&m, ch);
+        m.ts = ts;
+        m.boot = 1;
+        switch (ch) {
+        case BBT_CH_HB:
+                m.body.hb.uptime = 3600;
+                m.body.hb.cpu = 3.0;
+                m.body.hb.mem_total = 8LL << 30;
+                m.body.hb.mem_available = 5LL << 30;
+                m.body.hb.disk_root.total = 120LL << 30;
+                m.body.hb.disk_root.free = 80LL << 30;
+                m.body.hb.state = BBT_USAGE_ACTIVE;
+                m.body.hb.clock_synced = true;
+                break;
+        case BBT_CH_USAGE:
+                m.body.usage.start = c->usage_start + c->t->skew_ms;
+                m.body.usage.end = ts;
+                m.body.usage.state = BBT_USAGE_ACTIVE;
+                m.body.usage.touch = 20;
+                m.body.usage.interactive_ms = (ts - m.body.usage.start) / 2;
+                c->usage_start = now;
+                break;
+        default:
+                m.body.periph.action = c->periph_in ? BBT_PERIPH_REMOVE : BBT_PERIPH_ADD;
+                m.body.periph.dev = dev;
+                c->periph_in = !c->periph_in;
+                break;
+        }
+        if (sim_append(c->t, &m) == 0) {
+                c->sim->scn.messages++;
+                if (c->done) {
+                        c->done = false;
+                        c->sim->done--;
+                }
+        }
+}
+
+static void on_live(uv_timer_t *h)
+{
+        struct sim *s = h->data;
+        int64_t now = real_ms();
+
+        if (mono_ms() >= s->live_until_ms) {
+                uv_timer_stop(h);
+                s->live_s = 0;
+                uv_timer_start(&s->linger_timer, on_linger, (uint64_t)(s->linger_s * 1000), 500);
+                return;
+        }
+        for (size_t i = 0; i < s->n_clients; i++) {
+                struct client *c = &s->clients[i];
+
+                if (!c->connected)
+                        continue;
+                if (!c->next_hb) {
+                        /* Spread over the interval, so the broker sees a steady rate. */
+                        c->next_hb = now + (int64_t)(rng_next(&s->rng) % ((uint64_t)s->live_hb_s * 1000));
+                        c->next_usage = now + (int64_t)(rng_next(&s->rng) % ((uint64_t)s->live_usage_s * 1000));
+                        c->next_periph = now + (int64_t)(rng_next(&s->rng) % ((uint64_t)s->live_periph_s * 1000));
+                        c->usage_start = now;
+                }
+                if (now >= c->next_hb) {
+                        live_message(c, BBT_CH_HB, now);
+                        c->next_hb += (int64_t)s->live_hb_s * 1000;
+                }
+                if (now >= c->next_usage) {
+                        live_message(c, BBT_CH_USAGE, now);
+                        c->next_usage += (int64_t)s->live_usage_s * 1000;
+                }
+                if (now >= c->next_periph) {
+                        live_message(c, BBT_CH_PERIPH, now);
+                        c->next_periph += (int64_t)s->live_periph_s * 1000;
+                }
+                pump(c);
         }
 }
 
@@ -361,6 +464,9 @@ static void usage(FILE *out)
                 "      --only-files         write the files and exit without connecting\n"
                 "      --connect-rate N     new connections per second (default 2000)\n"
                 "      --linger SECS        keep answering resend commands this long after sending (default 3)\n"
+                "      --live SECS          no simulated week: run live this long, in real time: a heartbeat\n"
+                "                           every --live-hb (60 s), a usage interval every --live-usage\n"
+                "                           (300 s), a USB stick in or out every --live-periph (600 s)\n"
                 "  -q, --quiet              no progress lines\n"
                 "  -h, --help, -V, --version\n"
                 "\n"
@@ -382,6 +488,8 @@ int main(int argc, char **argv)
                 { "truth", required_argument, NULL, 't' },      { "produced", required_argument, NULL, 'P' },
                 { "only-files", no_argument, NULL, 'O' },       { "connect-rate", required_argument, NULL, 'c' },
                 { "linger", required_argument, NULL, 'l' },     { "quiet", no_argument, NULL, 'q' },
+                { "live", required_argument, NULL, 'L' },       { "live-hb", required_argument, NULL, 'a' },
+                { "live-usage", required_argument, NULL, 'u' }, { "live-periph", required_argument, NULL, 'e' },
                 { "help", no_argument, NULL, 'h' },             { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
@@ -398,11 +506,14 @@ int main(int argc, char **argv)
         s->port = 1883;
         s->connect_rate = 2000;
         s->linger_s = 3;
+        s->live_hb_s = 60;
+        s->live_usage_s = 300;
+        s->live_periph_s = 600;
         while ((c = getopt_long(argc, argv, "H:p:qhV", longopts, NULL)) != -1) {
                 char *end = NULL;
                 long long v = 0;
 
-                if (optarg && strchr("pSTsbkcl", c)) {
+                if (optarg && strchr("pSTsbkclLaue", c)) {
                         errno = 0;
                         v = strtoll(optarg, &end, 10);
                         if (errno || !end || *end || v < 0 || (c != 's' && v > 10000000)) {
@@ -433,13 +544,18 @@ int main(int argc, char **argv)
                 case 'c': s->connect_rate = (int)v; break;
                 case 'l': s->linger_s = (double)v; break;
                 case 'q': s->quiet = true; break;
+                case 'L': s->live_s = (double)v; o.history = false; break;
+                case 'a': s->live_hb_s = (int)v; break;
+                case 'u': s->live_usage_s = (int)v; break;
+                case 'e': s->live_periph_s = (int)v; break;
                 case 'h': usage(stdout); return 0;
                 case 'V': printf("bbt-sim %s (protocol v%d)\n", BBT_VERSION, BBT_PROTOCOL_VERSION); return 0;
                 default: usage(stderr); return 2;
                 }
         }
         if (optind != argc || o.schools < 1 || o.terminals_per_school < 1 || o.terminals_per_school > 999 ||
-            o.schools > 9999 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1) {
+            o.schools > 9999 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1 ||
+            s->live_hb_s < 1 || s->live_usage_s < 1 || s->live_usage_s > 3600 || s->live_periph_s < 1) {
                 fprintf(stderr, "bbt-sim: bad arguments (schools 1..9999, terminals 1..999, chunk 60..3600)\n");
                 usage(stderr);
                 return 2;
@@ -500,10 +616,17 @@ int main(int argc, char **argv)
         {
                 struct rlimit rl;
 
-                /* A socket per terminal. */
-                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                /* A socket per terminal: raise the limit (past the hard one when root). */
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        struct rlimit want = { s->scn.n_terminals + 1024, s->scn.n_terminals + 1024 };
+
+                        if (want.rlim_cur > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
+                                rl = want;
                         rl.rlim_cur = rl.rlim_max;
                         setrlimit(RLIMIT_NOFILE, &rl);
+                        if (rl.rlim_cur < s->scn.n_terminals + 64)
+                                fprintf(stderr, "bbt-sim: only %llu file descriptors for %zu terminals\n",
+                                        (unsigned long long)rl.rlim_cur, s->scn.n_terminals);
                 }
         }
         bbt_log_init("bbt-sim");
@@ -522,6 +645,9 @@ int main(int argc, char **argv)
         uv_timer_init(&s->loop, &s->connect_timer);
         uv_timer_init(&s->loop, &s->progress_timer);
         uv_timer_init(&s->loop, &s->linger_timer);
+        uv_timer_init(&s->loop, &s->live_timer);
+        s->live_timer.data = s;
+        s->rng = o.seed ^ 0x6c697665ull;
         uv_signal_init(&s->loop, &s->sigint);
         uv_signal_init(&s->loop, &s->sigterm);
         s->connect_timer.data = s->progress_timer.data = s->linger_timer.data = s;
@@ -531,6 +657,10 @@ int main(int argc, char **argv)
         s->started_ms = mono_ms();
         uv_timer_start(&s->connect_timer, on_connect_timer, 0, 100);
         uv_timer_start(&s->progress_timer, on_progress, 1000, 1000);
+        if (s->live_s > 0) {
+                s->live_until_ms = s->started_ms + (uint64_t)(s->live_s * 1000);
+                uv_timer_start(&s->live_timer, on_live, 100, 100);
+        }
         uv_run(&s->loop, UV_RUN_DEFAULT);
         uv_loop_close(&s->loop);
         if (produced) {
