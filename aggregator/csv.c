@@ -72,6 +72,11 @@ static void add_message(struct bbt_csv *csv, const char *prefix, const char *fmt
         if (n >= 0 && (size_t)n < sizeof(e->msg[0]))
                 vsnprintf(m + n, sizeof(e->msg[0]) - (size_t)n, fmt, ap);
         utf8_cut_tail(m);
+        /* One line each: values quoted into the message (a peripheral word, a
+         * code) may hold a line break or tab from a quoted field. */
+        for (; *m; m++)
+                if ((unsigned char)*m < 0x20 || *m == 0x7f)
+                        *m = ' ';
 }
 
 void bbt_csv_error_at(struct bbt_csv *csv, unsigned line, const char *fmt, ...)

@@ -889,7 +889,11 @@ static void dump_option(const struct bbt_option *o, const void *cfg, FILE *out)
         switch (o->type) {
         case BBT_OPT_STRING:
         case BBT_OPT_PATH:
-                if (v.str)
+                if (v.str && v.str[0] == ';')
+                        /* "key = ;x" would read back as an inline comment: only a
+                         * ';' with a blank before it starts one. */
+                        fprintf(out, "%s =%s\n", o->name, v.str);
+                else if (v.str)
                         fprintf(out, "%s = %s\n", o->name, v.str);
                 else if (o->type == BBT_OPT_PATH)
                         fprintf(out, "%s =\n", o->name);

@@ -776,6 +776,34 @@ TEST(dump_round_trip)
         bbt_config_free(opts, N_OPTS, &back);
 }
 
+/* Found by fuzz-config: "host =;" sets host to ";", but the dump wrote
+ * "host = ;", which reads back as an empty value plus an inline comment. */
+TEST(dump_round_trip_value_starting_with_semicolon)
+{
+        static const char fuzz_input[] = "#unty\n[broker]\nhost =;";
+        struct test_config cfg = { 0 }, back = { 0 };
+        char err[256], *text = NULL;
+        size_t len = 0;
+        FILE *out;
+
+        ASSERT_OK(load_text(fuzz_input, &cfg, err, sizeof(err)));
+        ASSERT_STR_EQ(cfg.host, ";");
+        out = open_memstream(&text, &len);
+        ASSERT(out != NULL);
+        ASSERT_OK(bbt_config_dump(opts, N_OPTS, &cfg, out));
+        ASSERT_OK(fclose(out));
+        ASSERT_STR_CONTAINS(text, "\nhost =;\n");
+        ASSERT_OK(bbt_config_load(opts, N_OPTS, write_conf(text), &back, err, sizeof(err)));
+        ASSERT_STR_EQ(back.host, ";");
+        bbt_config_free(opts, N_OPTS, &back);
+        bbt_config_free(opts, N_OPTS, &cfg);
+        free(text);
+
+        ASSERT_OK(load_text("[broker]\nhost =;a ;comment\n", &cfg, err, sizeof(err)));
+        ASSERT_STR_EQ(cfg.host, ";a");
+        bbt_config_free(opts, N_OPTS, &cfg);
+}
+
 TEST(dump_unset_string_reads_back_as_default)
 {
         static const struct bbt_option table[] = {

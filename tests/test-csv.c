@@ -292,6 +292,25 @@ TEST(error_list_caps_and_counts)
         bbt_csv_free(csv);
 }
 
+/* A value quoted into a message keeps the message on one line (fuzz-csv found
+ * a line break from a quoted cell inside "unknown peripheral \"...\""). */
+TEST(error_messages_are_one_line)
+{
+        struct bbt_import_errors errs;
+        struct bbt_csv *csv = open_ok(put_text("nl.csv", "school_code,school_name,note\n"
+                                                         "a,b,\"two\nlines\ttab\x7f\"\n"),
+                                      &errs);
+
+        ASSERT_EQ(bbt_csv_next(csv), 1);
+        ASSERT_STR_EQ(bbt_csv_get(csv, C_NOTE), "two\nlines\ttab\x7f");
+        bbt_csv_column_error(csv, C_NOTE, "bad note \"%s\"", bbt_csv_get(csv, C_NOTE));
+        bbt_csv_error_at(csv, 2, "%s", bbt_csv_get(csv, C_NOTE));
+        ASSERT_EQ(errs.count, 2);
+        ASSERT_STR_EQ(errs.msg[0], "nl.csv:2: column note (备注): bad note \"two lines tab \"");
+        ASSERT_STR_EQ(errs.msg[1], "nl.csv:2: two lines tab ");
+        bbt_csv_free(csv);
+}
+
 TEST(parse_count)
 {
         long v = -1;

@@ -296,6 +296,46 @@ TEST(terminals_errors)
         bbt_registry_free(reg);
 }
 
+/* Found by fuzz-csv: a quoted "expected" cell with a line break put the
+ * break into the "unknown peripheral" message, which must be one line. */
+static void assert_one_line_messages(const struct bbt_import_errors *e)
+{
+        for (size_t i = 0; i < e->n_kept; i++)
+                for (const char *c = e->msg[i]; *c; c++)
+                        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                                FAIL("control byte 0x%02x in message %zu: \"%s\"", (unsigned char)*c, i, e->msg[i]);
+}
+
+TEST(terminals_error_messages_are_one_line)
+{
+        static const char fuzz_input[] =
+                "school_code,terminal_id,room,expected\n"
+                "S-03,t1du,\"\n"
+                "2p14\"\"\"\"\"\"\"\"\"\"\"\"scho\t\"\"\"\t\t\t\t\t\t\t\t\t\t\t,\"\n"
+                "2p14\"\"\"\"\"\"\"\"\"\"\"\"\x87\x9c\x97\x90\xf6\xdd\xdd\xdd\t\t\t\t\t\t\t\t\t\t?\t\t\t\t\t\t\t\t\t\t\t\t\"\"c\t\t\"";
+        struct bbt_registry *reg = two_schools();
+        struct bbt_import_errors errs;
+
+        ASSERT_EQ(bbt_registry_load_terminals(reg, put_text("t.csv", "school_code,terminal_id,room,expected\n"
+                                                                     "A,T01,,\"展台\n打印机\"\n"
+                                                                     "A,T02,,\"camera\r\nkeyboard\tpen\"\n"),
+                                              &errs),
+                  -EINVAL);
+        ASSERT_EQ(errs.count, 2);
+        ASSERT_STR_EQ(errs.msg[0], "t.csv:2: column expected (应配外设): unknown peripheral \"展台 打印机\"");
+        ASSERT_STR_EQ(errs.msg[1], "t.csv:4: column expected (应配外设): unknown peripheral \"camera keyboard\"");
+        assert_one_line_messages(&errs);
+        ASSERT_EQ(reg->n_terminals, 0);
+
+        /* The fuzzer's input as it found it (not UTF-8, so it is read as GB18030). */
+        ASSERT_EQ(bbt_registry_load_terminals(reg, put("fuzz.csv", fuzz_input, sizeof(fuzz_input) - 1), &errs),
+                  -EINVAL);
+        ASSERT_GT(errs.n_kept, 0);
+        assert_one_line_messages(&errs);
+        ASSERT_EQ(reg->n_terminals, 0);
+        bbt_registry_free(reg);
+}
+
 TEST(many_terminals_lookup)
 {
         struct bbt_registry *reg = two_schools();
