@@ -251,12 +251,13 @@ static const struct word periph_words[] = {
         { "网卡", BBT_KIND_NETWORK },
 };
 
-/* Length of the separator at S (0 if none): ';' ',' '|' space tab, 、 ， ； and U+3000. */
+/* Length of the separator at S (0 if none): ';' ',' '|' space tab, a line break
+ * (Alt+Enter inside an Excel cell), 、 ， ； and U+3000. */
 static size_t separator_len(const char *s)
 {
         static const char *const wide[] = { "、", "，", "；", "\xe3\x80\x80" };
 
-        if (*s == ';' || *s == ',' || *s == '|' || *s == ' ' || *s == '\t')
+        if (*s == ';' || *s == ',' || *s == '|' || *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
                 return 1;
         for (size_t i = 0; i < ELEMENTSOF(wide); i++)
                 if (strncmp(s, wide[i], strlen(wide[i])) == 0)

@@ -89,8 +89,8 @@ const struct bbt_terminal_entry *bbt_registry_terminal(const struct bbt_registry
 /* Parses an expected-peripherals list: kind names of protocol.h or their
  * Chinese names (展台/实物展台 = camera, 麦克风 = audio_in, 音箱/扬声器 = audio_out,
  * 触摸框/触摸屏 = touch, 笔 = pen, 键盘, 鼠标, U盘/存储 = storage, 显示器 = display,
- * 投影仪/投影机 = projector, 网卡 = network) separated by ';', ',', '、', '|' or
- * spaces. Returns 0 and *RET, or -EINVAL with the offending word in BAD. */
+ * 投影仪/投影机 = projector, 网卡 = network) separated by ';', ',', '、', '|',
+ * spaces or line breaks. Returns 0 and *RET, or -EINVAL with the offending word in BAD. */
 int bbt_periph_kinds_parse(const char *s, uint32_t *ret, char *bad, size_t bad_size);
 
 #endif
