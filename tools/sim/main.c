@@ -76,6 +76,7 @@ static int64_t real_ms(void)
 
 static void pump(struct client *c);
 static void stop_all(struct sim *s);
+static void live_message(struct client *c, enum bbt_channel ch, int64_t now);
 
 static int publish_msg(struct client *c, size_t i)
 {
@@ -332,6 +333,12 @@ static void on_progress(uv_timer_t *h)
                         s->connected, s->n_clients, acked, s->done);
         if (s->done == s->n_clients && !s->done_ms && s->live_s <= 0) {
                 s->done_ms = mono_ms();
+                /* One live heartbeat each, as a running agent keeps sending:
+                 * it shows the aggregator any gap at the end of the week. */
+                for (size_t i = 0; i < s->n_clients; i++) {
+                        live_message(&s->clients[i], BBT_CH_HB, real_ms());
+                        pump(&s->clients[i]);
+                }
                 if (!s->quiet)
                         fprintf(stderr, "bbt-sim: everything sent in %.1f s; answering resends for %.0f s\n",
                                 (double)(s->done_ms - s->started_ms) / 1000.0, s->linger_s);

@@ -7,8 +7,13 @@
 # simulator's ground truth instead and fails on any difference.
 # Everything it starts is stopped, and its directory removed, when it ends.
 #
+# --fault broker|aggregator|sim kills that process with SIGKILL once a third of
+# the week is stored, and starts it again: with --check, every figure must still
+# match and every message be stored exactly once, with no loss.
+#
 # Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
-#        [--terminals N] [--seed S] [--agent] [--check] [--lang zh|en] [--keep]
+#        [--terminals N] [--seed S] [--agent] [--check] [--fault KIND]
+#        [--lang zh|en] [--keep]
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +26,7 @@ agent=0
 check=0
 lang=zh
 keep=0
+fault=
 timeout=180
 
 while [ $# -gt 0 ]; do
@@ -34,7 +40,8 @@ while [ $# -gt 0 ]; do
         --check) check=1 ;;
         --lang) lang=$2; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --fault) fault=$2; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "run-county: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -44,6 +51,10 @@ sim=$bindir/tools/sim/bbt-sim
 aggregator=$bindir/aggregator/bbt-aggregator
 report=$bindir/aggregator/bbt-report
 agent_bin=$bindir/agent/bbt-agent
+case $fault in
+    ''|broker|aggregator|sim) ;;
+    *) echo "run-county: --fault broker, aggregator or sim" >&2; exit 2 ;;
+esac
 for b in "$sim" "$aggregator" "$report"; do
     [ -x "$b" ] || { echo "run-county: $b is not built (--bindir)" >&2; exit 2; }
 done
@@ -82,9 +93,11 @@ max_queued_messages 1000000
 max_inflight_messages 100
 log_dest file $workdir/mosquitto.log
 CONF
-"$mosquitto" -c "$workdir/mosquitto.conf" >/dev/null 2>&1 &
-pids="$pids $!"
-python3 - "$port" <<'PY'
+start_broker() {
+    "$mosquitto" -c "$workdir/mosquitto.conf" >/dev/null 2>&1 &
+    broker_pid=$!
+    pids="$pids $broker_pid"
+    python3 - "$port" <<'PY'
 import socket, sys, time
 for _ in range(100):
     try:
@@ -93,6 +106,8 @@ for _ in range(100):
         time.sleep(0.05)
 sys.exit("run-county: mosquitto did not come up")
 PY
+}
+start_broker
 say "== broker on 127.0.0.1:$port"
 
 # The county: registry, calendar and bells from the simulator.
@@ -123,8 +138,12 @@ skew_warmup = 0s
 [metrics]
 heartbeat_interval = 15m
 CONF
-"$aggregator" --config "$workdir/aggregator.conf" 2> "$workdir/aggregator.log" &
-pids="$pids $!"
+start_aggregator() {
+    "$aggregator" --config "$workdir/aggregator.conf" 2>> "$workdir/aggregator.log" &
+    aggregator_pid=$!
+    pids="$pids $aggregator_pid"
+}
+start_aggregator
 i=0
 until grep -q 'broker: connected' "$workdir/aggregator.log" 2>/dev/null; do
     i=$((i + 1))
@@ -155,8 +174,40 @@ CONF
 fi
 
 say "== bbt-sim: $schools schools x $terminals terminals, the week of $from, seed $seed"
-"$sim" --quiet --port "$port" --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
-    --week "$from" --produced "$workdir/produced.txt"
+run_sim() {
+    "$sim" --quiet --port "$port" --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
+        --week "$from" --produced "$workdir/produced.txt" --linger "$linger"
+}
+linger=3
+if [ -z "$fault" ]; then
+    run_sim
+else
+    # Time for the resends that the fault makes necessary.
+    linger=20
+    run_sim & sim_pid=$!
+    pids="$pids $sim_pid"
+    python3 - "$workdir/aggregator.db" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"] // 3)' "$workdir/truth.json")" <<'PY'
+import sqlite3, sys, time
+db, want = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        if c.execute("SELECT coalesce(sum(received), 0) FROM terminal").fetchone()[0] >= want:
+            sys.exit(0)
+    except sqlite3.Error:
+        pass
+    time.sleep(0.05)
+sys.exit("run-county: the stream did not get a third of the way")
+PY
+    say "== fault: kill -9 $fault mid-stream"
+    case $fault in
+        broker) kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; sleep 1; start_broker ;;
+        aggregator) kill -9 "$aggregator_pid"; wait "$aggregator_pid" 2>/dev/null || true; sleep 1; start_aggregator ;;
+        sim) kill -9 "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sleep 1; run_sim & sim_pid=$!; pids="$pids $sim_pid" ;;
+    esac
+    wait "$sim_pid"
+fi
 
 # Wait until every simulated message is stored and no gap is open.
 python3 - "$workdir/aggregator.db" "$(cat "$workdir/produced.txt")" "$timeout" <<'PY'
@@ -188,6 +239,17 @@ if [ $check -eq 1 ]; then
         "$report" $r --config "$workdir/aggregator.conf" --from "$from" --to "$to" --format json > "$workdir/$r.json"
     done
     status=0
+    python3 - "$workdir/aggregator.db" <<'PY' || status=1
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+lost = c.execute("SELECT count(*) FROM loss").fetchone()[0]
+dup = c.execute("SELECT coalesce(max(value), 0) FROM counter WHERE name = 'duplicates'").fetchone()[0]
+rows = c.execute("SELECT count(*) FROM raw").fetchone()[0]
+stored = c.execute("SELECT coalesce(sum(received), 0) FROM terminal").fetchone()[0]
+print(f"run-county: {rows} messages stored once each, {dup} duplicates dropped, {lost} loss records")
+if lost or rows != stored:
+    sys.exit("run-county: messages were lost or stored twice")
+PY
     python3 "$here/compare-truth.py" "$workdir/truth.json" "$workdir/summary.json" "$workdir/schools.json" \
         "$workdir/terminals.json" "$workdir/idle.json" "$workdir/balance.json" || status=1
     # Stop the daemons now, to see that they end cleanly (and, in a sanitizer
