@@ -98,8 +98,9 @@ static const struct bbt_option options[] = {
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static int check(const char *path, struct bbt_aggregator_config *c, char *err, size_t err_size)
+static int check(const char *path, void *cfg, char *err, size_t err_size)
 {
+        struct bbt_aggregator_config *c = cfg;
         const char *what = NULL, *key = NULL;
         int offset;
 
@@ -131,20 +132,7 @@ static int check(const char *path, struct bbt_aggregator_config *c, char *err, s
 
 int bbt_aggregator_config_load(const char *path, struct bbt_aggregator_config *ret, char *err, size_t err_size)
 {
-        struct bbt_aggregator_config c;
-        int r;
-
-        memset(&c, 0, sizeof(c));
-        r = bbt_config_load(options, N_OPTIONS, path, &c, err, err_size);
-        if (r < 0)
-                return r;
-        r = check(path, &c, err, err_size);
-        if (r < 0) {
-                bbt_config_free(options, N_OPTIONS, &c);
-                return r;
-        }
-        *ret = c;
-        return 0;
+        return bbt_config_load_checked(options, N_OPTIONS, path, ret, sizeof(*ret), check, err, err_size);
 }
 
 int bbt_aggregator_config_defaults(struct bbt_aggregator_config *ret)

@@ -955,3 +955,23 @@ int bbt_config_dump(const struct bbt_option *opts, size_t n_opts, const void *cf
                 return -EIO;
         return 0;
 }
+
+int bbt_config_load_checked(const struct bbt_option *opts, size_t n_opts, const char *path, void *ret,
+                            size_t size, int (*check)(const char *path, void *cfg, char *err, size_t err_size),
+                            char *err, size_t err_size)
+{
+        void *c = calloc(1, size);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        r = bbt_config_load(opts, n_opts, path, c, err, err_size);
+        if (r == 0 && check)
+                r = check(path, c, err, err_size);
+        if (r == 0)
+                memcpy(ret, c, size);
+        else
+                bbt_config_free(opts, n_opts, c);
+        free(c);
+        return r;
+}

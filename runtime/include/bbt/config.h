@@ -57,6 +57,15 @@ BBT_API int bbt_config_defaults(const struct bbt_option *opts, size_t n_opts, vo
 BBT_API int bbt_config_load(const struct bbt_option *opts, size_t n_opts, const char *path,
                             void *ret, char *err, size_t err_size);
 
+/* bbt_config_load() into a scratch struct of SIZE bytes, then CHECK (may be
+ * NULL) for what one key alone cannot say; only when both pass is the result
+ * copied into RET. CHECK returns 0 or a negative errno with ERR filled as
+ * "PATH: [section] key: what is wrong"; it may normalise the struct. RET is
+ * untouched on failure and the scratch struct's strings are freed. */
+BBT_API int bbt_config_load_checked(const struct bbt_option *opts, size_t n_opts, const char *path, void *ret,
+                                    size_t size, int (*check)(const char *path, void *cfg, char *err, size_t err_size),
+                                    char *err, size_t err_size);
+
 /* Sets the option KEY ("section.name", or "name" for a key outside any section)
  * in CFG to VALUE, parsed and checked as in a file (e.g. a command-line
  * override). A string the field held before is freed. Returns 0, or -ENOENT
