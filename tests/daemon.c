@@ -1,0 +1,427 @@
+/* Test harness: a private temporary directory, the real daemons as child processes, their logs, and the aggregator's store read-only. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "test.h"
+
+#define MAX_CHILDREN 16
+#define MAX_HOOKS 8
+#define MAX_DUMPS 8
+
+static char tmp_dir[256];
+static pid_t owner_pid;
+static bool passed;
+static pid_t children[MAX_CHILDREN];
+static void (*hooks[MAX_HOOKS])(void);
+static size_t n_hooks;
+static char dumps[MAX_DUMPS][320];
+
+void bbt_test_sleep_ms(int ms)
+{
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+char *bbt_test_slurp(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        char *buf;
+        long size;
+
+        if (!f) {
+                buf = strdup("");
+                if (!buf)
+                        FAIL("out of memory");
+                return buf;
+        }
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        buf = malloc((size_t)(size > 0 ? size : 0) + 1);
+        if (!buf)
+                FAIL("out of memory");
+        buf[fread(buf, 1, (size_t)(size > 0 ? size : 0), f)] = '\0';
+        fclose(f);
+        return buf;
+}
+
+int bbt_test_count_in_file(const char *path, const char *needle)
+{
+        char *text = bbt_test_slurp(path), *p = text;
+        int n = 0;
+
+        while ((p = strstr(p, needle))) {
+                n++;
+                p += strlen(needle);
+        }
+        free(text);
+        return n;
+}
+
+void bbt_test_write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+
+        if (!f)
+                FAIL("open %s: %s", path, strerror(errno));
+        fputs(text, f);
+        if (fclose(f) != 0)
+                FAIL("write %s: %s", path, strerror(errno));
+}
+
+void bbt_test_dump_tail(const char *path, long max)
+{
+        char buf[4096];
+        size_t n;
+        long size;
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return;
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fprintf(stderr, "---- %s (%ld bytes%s) ----\n", path, size, size > max ? ", tail" : "");
+        fseek(f, size > max ? size - max : 0, SEEK_SET);
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                fwrite(buf, 1, n, stderr);
+        fprintf(stderr, "---- end of %s ----\n", path);
+        fclose(f);
+}
+
+/* ---- the temporary directory and cleanup ---- */
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        remove(path);
+        return 0;
+}
+
+static void reap_children(void)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++) {
+                if (children[i] <= 0)
+                        continue;
+                kill(children[i], SIGKILL);
+                while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
+                        ;
+                children[i] = 0;
+        }
+}
+
+static void cleanup_at_exit(void)
+{
+        if (getpid() != owner_pid)
+                return;
+        reap_children();
+        if (!passed || getenv("BBT_TEST_VERBOSE"))
+                for (size_t i = 0; i < MAX_DUMPS; i++)
+                        if (dumps[i][0])
+                                bbt_test_dump_tail(dumps[i], 64 * 1024);
+        while (n_hooks > 0)
+                hooks[--n_hooks]();
+        if (tmp_dir[0])
+                nftw(tmp_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+const char *bbt_test_tmp_init(const char *name)
+{
+        const char *t = getenv("TMPDIR");
+
+        owner_pid = getpid();
+        snprintf(tmp_dir, sizeof(tmp_dir), "%s/bbt-%s-test-XXXXXX", t && *t ? t : "/tmp", name);
+        if (!mkdtemp(tmp_dir))
+                FAIL("mkdtemp %s: %s", tmp_dir, strerror(errno));
+        atexit(cleanup_at_exit);
+        return tmp_dir;
+}
+
+const char *bbt_test_tmp_dir(void)
+{
+        return tmp_dir;
+}
+
+void bbt_test_at_cleanup(void (*fn)(void))
+{
+        if (n_hooks == MAX_HOOKS)
+                FAIL("too many cleanup hooks");
+        hooks[n_hooks++] = fn;
+}
+
+void bbt_test_dump_on_failure(const char *path)
+{
+        for (size_t i = 0; i < MAX_DUMPS; i++)
+                if (strcmp(dumps[i], path) == 0)
+                        return;
+        for (size_t i = 0; i < MAX_DUMPS; i++)
+                if (!dumps[i][0]) {
+                        snprintf(dumps[i], sizeof(dumps[i]), "%s", path);
+                        return;
+                }
+}
+
+void bbt_test_passed(void)
+{
+        passed = true;
+}
+
+/* ---- child processes ---- */
+
+static void child_add(pid_t pid)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (children[i] <= 0) {
+                        children[i] = pid;
+                        return;
+                }
+        kill(pid, SIGKILL);
+        FAIL("too many child processes");
+}
+
+static void child_forget(pid_t pid)
+{
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (children[i] == pid)
+                        children[i] = 0;
+}
+
+const char *bbt_test_exe(const char *dir, const char *name, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s/%s/%s", bbt_test_bindir(), dir, name);
+        if (access(buf, X_OK) < 0)
+                FAIL("%s: %s (build the %s target)", buf, strerror(errno), name);
+        return buf;
+}
+
+void bbt_test_daemon_start(struct bbt_test_daemon *d, const char *name, char *const argv[], const char *log)
+{
+        pid_t parent = getpid(), pid;
+        int null_fd, out_fd;
+        sigset_t none;
+        char mark[128];
+
+        snprintf(d->name, sizeof(d->name), "%s", name);
+        snprintf(d->log, sizeof(d->log), "%s", log);
+        bbt_test_dump_on_failure(log);
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        out_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (null_fd < 0 || out_fd < 0)
+                FAIL("open %s: %s", log, strerror(errno));
+        snprintf(mark, sizeof(mark), "==== test: %s start %d ====\n", name, ++d->starts);
+        if (write(out_fd, mark, strlen(mark)) < 0)
+                FAIL("write %s: %s", log, strerror(errno));
+        sigemptyset(&none);
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0)
+                FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+                /* Only async-signal-safe calls between fork and exec. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGTERM, SIG_DFL);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGHUP, SIG_DFL);
+                signal(SIGPIPE, SIG_DFL);
+                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+                        _exit(127);
+                if (close_range(3, ~0U, 0) < 0)
+                        for (int fd = 3; fd < 4096; fd++)
+                                close(fd);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        child_add(pid);
+        close(null_fd);
+        close(out_fd);
+        d->pid = pid;
+}
+
+bool bbt_test_daemon_exited(struct bbt_test_daemon *d)
+{
+        pid_t r;
+
+        if (!d->pid)
+                return true;
+        r = waitpid(d->pid, &d->status, WNOHANG);
+        if (r == 0)
+                return false;
+        child_forget(d->pid);
+        d->pid = 0;
+        return true;
+}
+
+const char *bbt_test_status_text(int status)
+{
+        static char buf[64];
+
+        if (WIFEXITED(status))
+                snprintf(buf, sizeof(buf), "exit %d", WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+                snprintf(buf, sizeof(buf), "killed by signal %d", WTERMSIG(status));
+        else
+                snprintf(buf, sizeof(buf), "status 0x%x", status);
+        return buf;
+}
+
+void bbt_test_daemon_alive(struct bbt_test_daemon *d)
+{
+        if (bbt_test_daemon_exited(d))
+                FAIL("%s ended unexpectedly: %s (log %s)", d->name, bbt_test_status_text(d->status), d->log);
+}
+
+void bbt_test_daemon_kill9(struct bbt_test_daemon *d)
+{
+        if (!d->pid)
+                return;
+        kill(d->pid, SIGKILL);
+        while (waitpid(d->pid, &d->status, 0) < 0 && errno == EINTR)
+                ;
+        child_forget(d->pid);
+        d->pid = 0;
+}
+
+int bbt_test_daemon_term(struct bbt_test_daemon *d, int timeout_ms)
+{
+        uint64_t t0 = bbt_test_now_ms();
+
+        if (!d->pid)
+                FAIL("%s is not running", d->name);
+        kill(d->pid, SIGTERM);
+        while (!bbt_test_daemon_exited(d)) {
+                if (bbt_test_now_ms() - t0 > (uint64_t)timeout_ms)
+                        FAIL("%s did not exit within %d ms of SIGTERM", d->name, timeout_ms);
+                bbt_test_sleep_ms(5);
+        }
+        if (!WIFEXITED(d->status) || WEXITSTATUS(d->status) != 0)
+                FAIL("%s after SIGTERM: expected exit 0, got %s", d->name, bbt_test_status_text(d->status));
+        return (int)(bbt_test_now_ms() - t0);
+}
+
+void bbt_test_check_sanitizers(const char *log)
+{
+        static const char *const bad[] = { "Sanitizer", "runtime error:", NULL };
+
+        for (size_t i = 0; bad[i]; i++)
+                if (bbt_test_count_in_file(log, bad[i]))
+                        FAIL("%s has a sanitizer report (\"%s\"; the log is printed below)", log, bad[i]);
+}
+
+/* ---- the store ---- */
+
+static sqlite3 *db_open(const char *path)
+{
+        sqlite3 *db = NULL;
+
+        if (access(path, F_OK) < 0)
+                return NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return NULL;
+        }
+        sqlite3_busy_timeout(db, 5000);
+        return db;
+}
+
+int64_t bbt_test_db_int(const char *db_path, int64_t default_value, const char *fmt, ...)
+{
+        char sql[2048];
+        sqlite3_stmt *st = NULL;
+        int64_t v = default_value;
+        sqlite3 *db;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        if (!(db = db_open(db_path)))
+                return default_value;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_type(st, 0) != SQLITE_NULL)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+const char *bbt_test_db_text(const char *db_path, char *buf, size_t size, const char *fmt, ...)
+{
+        char sql[2048];
+        sqlite3_stmt *st = NULL;
+        sqlite3 *db;
+        va_list ap;
+
+        buf[0] = '\0';
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        if (!(db = db_open(db_path)))
+                return buf;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_text(st, 0))
+                snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return buf;
+}
+
+const char *bbt_test_db_missing(const char *db_path, const char *sql, int64_t from, int64_t to, char *buf,
+                                size_t size, int64_t *ret_count)
+{
+        sqlite3_stmt *st = NULL;
+        int64_t expect = from, seq, count = 0;
+        size_t len = 0;
+        sqlite3 *db = db_open(db_path);
+
+        buf[0] = '\0';
+        if (ret_count)
+                *ret_count = to - from + 1;
+        if (!db)
+                return "(no store)";
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+                sqlite3_close(db);
+                return "(query failed)";
+        }
+        for (;;) {
+                bool row = sqlite3_step(st) == SQLITE_ROW;
+
+                seq = row ? sqlite3_column_int64(st, 0) : to + 1;
+                if (seq > expect && expect <= to) {
+                        int64_t end = seq - 1 < to ? seq - 1 : to;
+
+                        count += end - expect + 1;
+                        if (len + 48 < size)
+                                len += (size_t)snprintf(buf + len, size - len, "%s%" PRId64 "..%" PRId64,
+                                                        len ? ", " : "", expect, end);
+                        else if (len + 4 < size && !strstr(buf, "..."))
+                                len += (size_t)snprintf(buf + len, size - len, ", ...");
+                }
+                if (seq >= expect)
+                        expect = seq + 1;
+                if (!row)
+                        break;
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (ret_count)
+                *ret_count = count;
+        return buf;
+}
