@@ -52,6 +52,7 @@ struct inflight {
 struct resend_job {
         char id[65];
         uint64_t from, to, next, sent;
+        uint64_t withheld; /* the live session's will, if in the range (0: not) */
 };
 
 struct bbt_agent {
@@ -501,7 +502,8 @@ static void pump(struct bbt_agent *a)
         if (!a->connected || !sync_gate_open(a))
                 return;
         while (a->window_len < a->window_cap - 2) {
-                if (a->tokens < 1) {
+                /* Paced, but for a stop: the last records go out now. */
+                if (a->tokens < 1 && !a->stopping) {
                         ensure_ticking(a);
                         return;
                 }
@@ -613,6 +615,7 @@ static void reply(struct bbt_agent *a, const char *id, bool ok, const char *erro
 struct resend_ctx {
         struct bbt_agent *a;
         int failed;
+        uint64_t withheld;
 };
 
 static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
@@ -623,8 +626,10 @@ static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
         /* The live session's will would end the session in the eyes of a
          * consumer: it stays the broker's to publish. Other history goes out,
          * never retained. */
-        if (rec->seq == ctx->a->will_seq)
+        if (rec->seq == ctx->a->will_seq) {
+                ctx->withheld = rec->seq;
                 return 0;
+        }
         r = bbt_mqtt_publish(ctx->a->mqtt, rec->topic, rec->payload, rec->payload_len, 1, false, &mid);
         if (r < 0) {
                 ctx->failed = r;
@@ -652,6 +657,13 @@ static void finish_job(struct bbt_agent *a, struct resend_job *job, const struct
          * last_seq nothing was ever produced. */
         cJSON_AddNumberToObject(result, "first_retained", (double)range->first_available);
         cJSON_AddNumberToObject(result, "last_seq", (double)range->last_seq);
+        /* The will of the live session is the broker's to publish when the
+         * session ends (or the clean stop's): not a gap, not lost. */
+        if (job->withheld) {
+                cJSON *w = cJSON_AddArrayToObject(result, "withheld");
+
+                cJSON_AddItemToArray(w, cJSON_CreateNumber((double)job->withheld));
+        }
         bbt_log_info("resend %s: seq %" PRIu64 "..%" PRIu64 ": %" PRIu64 " records republished", job->id, job->from,
                      job->to, job->sent);
         reply(a, job->id, true, NULL, result);
@@ -680,7 +692,10 @@ static void run_resend(struct bbt_agent *a)
                 return;
         }
         a->resend_tokens -= (double)range.delivered;
-        job->sent += range.delivered;
+        /* The withheld will is not sent: the reply names it instead. */
+        job->sent += range.delivered - (ctx.withheld ? 1 : 0);
+        if (ctx.withheld)
+                job->withheld = ctx.withheld;
         job->next = range.next;
         if (range.done)
                 finish_job(a, job, &range);
@@ -1243,7 +1258,13 @@ static void disconnected_cb(void *userdata, int status)
 static void stop_timer_cb(uv_timer_t *t)
 {
         struct bbt_agent *a = container_of(t, struct bbt_agent, stop_timer);
-        bool done = !a->connected || (a->shutdown_acked && a->window_len == 0);
+        struct bbt_spool_stats st;
+        bool done;
+
+        /* What the pacing held back goes out before the disconnect. */
+        pump(a);
+        bbt_spool_stats(a->spool, &st);
+        done = !a->connected || (a->shutdown_acked && a->window_len == 0 && st.depth == 0);
 
         if (!done) {
                 if (uv_now(a->loop) - a->stop_started < STOP_WAIT_MS)

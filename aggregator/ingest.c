@@ -823,11 +823,50 @@ static void handle_alert(struct bbt_ingest *in, struct term *t, const struct bbt
                 bbt_log_error("store: alert %s: %s", a->code, bbt_store_error(s));
 }
 
+/* Seq W of T is the will of the live session BOOT, which the agent holds
+ * back: it becomes a gap of its own that is neither asked for nor lost while
+ * that session lasts. */
+static void mark_will(struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
+{
+        for (size_t i = 0; i < t->n_gaps; i++) {
+                struct bbt_store_gap *g = &t->gaps[i], mid;
+
+                if (w < g->from || w > g->to)
+                        continue;
+                if (g->state == BBT_GAP_WILL)
+                        return;
+                mid = *g;
+                mid.from = mid.to = w;
+                mid.state = BBT_GAP_WILL;
+                mid.boot = boot;
+                mid.changed_ms = now_ms;
+                mid.cmd_id[0] = '\0';
+                if (g->from == w && g->to == w) {
+                        *g = mid;
+                } else if (g->from == w) {
+                        g->from = w + 1;
+                        gap_insert_at(t, i, &mid);
+                } else if (g->to == w) {
+                        g->to = w - 1;
+                        gap_insert_at(t, i + 1, &mid);
+                } else {
+                        struct bbt_store_gap right = *g;
+
+                        right.from = w + 1;
+                        g->to = w - 1;
+                        if (gap_insert_at(t, i + 1, &mid) == 0)
+                                gap_insert_at(t, i + 2, &right);
+                }
+                t->gaps_dirty = true;
+                return;
+        }
+}
+
 /* A reply to one of our resend commands: what the agent still had. */
 static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt_msg *m, int64_t now_ms)
 {
         const struct bbt_cmd_reply *rp = &m->body.reply;
-        const cJSON *res = rp->result_json, *fr, *lr;
+        const cJSON *res = rp->result_json, *fr, *lr, *wh, *w;
         int64_t first_retained = -1, last_seq = -1;
 
         if (strncmp(rp->id, "rs-", 3) != 0)
@@ -838,6 +877,7 @@ static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt
                 first_retained = (int64_t)fr->valuedouble;
         if (cJSON_IsNumber(lr))
                 last_seq = (int64_t)lr->valuedouble;
+        wh = res ? cJSON_GetObjectItemCaseSensitive(res, "withheld") : NULL;
         for (size_t i = 0; i < t->n_gaps; i++) {
                 struct bbt_store_gap *g = &t->gaps[i];
 
@@ -878,6 +918,11 @@ static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt
                         g->to = start - 1;
                 }
         }
+        /* The live session's will: it arrives when the session ends. */
+        if (rp->ok && cJSON_IsArray(wh))
+                cJSON_ArrayForEach(w, wh)
+                        if (cJSON_IsNumber(w))
+                                mark_will(t, (int64_t)w->valuedouble, m->boot, now_ms);
 }
 
 static struct term *terminal_for(struct bbt_ingest *in, const struct bbt_topic *tp, int64_t recv_ms)
@@ -968,6 +1013,8 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 if (r == 0 && stored == 1) {
                         /* Recorded as lost, and here after all. */
                         bbt_log_notice("%s: seq %" PRId64 " arrived after being recorded as lost", topic, m.seq);
+                        if (in->store->ops->loss_remove_seq(in->store, t->row.id, m.seq) < 0)
+                                bbt_log_error("store: loss: %s", bbt_store_error(in->store));
                         if (t->row.lost > 0) {
                                 t->row.lost--;
                                 in->lost_delta--;
@@ -1084,6 +1131,19 @@ static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
                 struct bbt_store_gap *g = &t->gaps[i];
                 const char *lost = NULL;
 
+                if (g->state == BBT_GAP_WILL) {
+                        /* Its session still runs: wait. A newer session means
+                         * it ended without its will arriving: ask for it (the
+                         * agent keeps it in its spool). */
+                        if (t->row.boot <= g->boot)
+                                continue;
+                        g->state = BBT_GAP_WAITING;
+                        g->attempts = 0;
+                        g->detected_ms = g->changed_ms = now_ms;
+                        t->gaps_dirty = true;
+                        mark_dirty(in, t);
+                        continue;
+                }
                 if (now_ms - g->detected_ms >= s->gap_give_up_ms)
                         lost = "not resent in time";
                 else if (g->state == BBT_GAP_REQUESTED && now_ms - g->changed_ms >= s->resend_timeout_ms) {

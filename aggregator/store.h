@@ -45,6 +45,7 @@ enum bbt_gap_state {
         BBT_GAP_WAITING,   /* within the grace period, or waiting to ask again */
         BBT_GAP_REQUESTED, /* a resend command is out */
         BBT_GAP_ANSWERED,  /* the agent replied; waiting for the resent messages to arrive */
+        BBT_GAP_WILL,      /* the live session's will, held back by the agent: it comes when the session ends */
 };
 struct bbt_store_gap {
         int64_t from, to;            /* inclusive */
@@ -53,6 +54,7 @@ struct bbt_store_gap {
         int attempts;                /* resend commands sent for it */
         int64_t changed_ms;          /* when state last changed */
         char cmd_id[65];             /* the outstanding command, "" if none */
+        int64_t boot;                /* BBT_GAP_WILL: the session (boot) whose will it is */
 };
 
 struct bbt_store_fault {
@@ -116,6 +118,9 @@ struct bbt_store_ops {
         int (*days_each)(struct bbt_store *s, int32_t from, int32_t to,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
+        /* A seq recorded as lost arrived after all: takes it out of its loss
+         * record (deleted, shortened or split in two). */
+        int (*loss_remove_seq)(struct bbt_store *s, int64_t terminal_id, int64_t seq);
         int (*losses_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
         /* Opens a fault unless one with the same terminal, code and source is
          * open, or was cleared at or after f->raised_ms (a late, resent raise). */

@@ -50,7 +50,8 @@ static const char *const migrations[] = {
         " PRIMARY KEY(terminal_id, day)) WITHOUT ROWID;"
         "CREATE TABLE gap(terminal_id INTEGER NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,"
         " detected_ms INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL,"
-        " changed_ms INTEGER NOT NULL, cmd_id TEXT NOT NULL, PRIMARY KEY(terminal_id, from_seq)) WITHOUT ROWID;"
+        " changed_ms INTEGER NOT NULL, cmd_id TEXT NOT NULL, boot INTEGER NOT NULL,"
+        " PRIMARY KEY(terminal_id, from_seq)) WITHOUT ROWID;"
         "CREATE TABLE loss(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, from_seq INTEGER NOT NULL,"
         " to_seq INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
         "CREATE TABLE fault(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, code TEXT NOT NULL,"
@@ -95,6 +96,8 @@ enum stmt {
         ST_DAYS,
         ST_LOSS_INSERT,
         ST_LOSSES,
+        ST_LOSS_FIND,
+        ST_LOSS_DELETE,
         ST_FAULT_FIND,
         ST_FAULT_INSERT,
         ST_FAULT_CLEAR,
@@ -131,8 +134,8 @@ static const char *const sql[ST__COUNT] = {
         [ST_TERMINALS] = "SELECT " TERMINAL_COLS ", id FROM terminal ORDER BY id",
         [ST_GAP_DELETE] = "DELETE FROM gap WHERE terminal_id = ?1",
         [ST_GAP_INSERT] = "INSERT INTO gap(terminal_id, from_seq, to_seq, detected_ms, state, attempts,"
-                          " changed_ms, cmd_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        [ST_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id"
+                          " changed_ms, cmd_id, boot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        [ST_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id, boot"
                     " FROM gap ORDER BY terminal_id, from_seq",
         [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload)"
                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -161,6 +164,9 @@ static const char *const sql[ST__COUNT] = {
         [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason)"
                            " VALUES(?1, ?2, ?3, ?4, ?5)",
         [ST_LOSSES] = "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason FROM loss ORDER BY id",
+        [ST_LOSS_FIND] = "SELECT id, from_seq, to_seq, recorded_ms, reason FROM loss WHERE terminal_id = ?1"
+                         " AND from_seq <= ?2 AND to_seq >= ?2 LIMIT 1",
+        [ST_LOSS_DELETE] = "DELETE FROM loss WHERE id = ?1",
         [ST_FAULT_FIND] = "SELECT id FROM fault WHERE terminal_id = ?1 AND code = ?2 AND source = ?3"
                           " AND (cleared_ms = 0 OR cleared_ms >= ?4)",
         [ST_FAULT_INSERT] = "INSERT INTO fault(terminal_id, code, source, severity, detail, raised_ms, cleared_ms)"
@@ -473,6 +479,7 @@ static int sq_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struc
                 sqlite3_bind_int(st, 6, gaps[i].attempts);
                 sqlite3_bind_int64(st, 7, gaps[i].changed_ms);
                 bind_text(st, 8, gaps[i].cmd_id);
+                sqlite3_bind_int64(st, 9, gaps[i].boot);
                 r = run(q, st, "gap");
         }
         return r;
@@ -492,6 +499,7 @@ static int gap_row(sqlite3_stmt *st, void *cb, void *u)
         g.attempts = sqlite3_column_int(st, 5);
         g.changed_ms = sqlite3_column_int64(st, 6);
         copy_col(st, 7, g.cmd_id, sizeof(g.cmd_id));
+        g.boot = sqlite3_column_int64(st, 8);
         return fn(u, sqlite3_column_int64(st, 0), &g);
 }
 
@@ -646,6 +654,49 @@ static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
         sqlite3_bind_int64(st, 4, l->recorded_ms);
         bind_text(st, 5, l->reason);
         return run(q, st, "loss");
+}
+
+static int sq_loss_remove_seq(struct bbt_store *s, int64_t terminal_id, int64_t seq)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_LOSS_FIND);
+        struct bbt_store_loss l = { .terminal_id = terminal_id };
+        int64_t id;
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, seq);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return rc == SQLITE_DONE ? 0 : fail(q, rc, "loss");
+        }
+        id = sqlite3_column_int64(st, 0);
+        l.from = sqlite3_column_int64(st, 1);
+        l.to = sqlite3_column_int64(st, 2);
+        l.recorded_ms = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, l.reason, sizeof(l.reason));
+        sqlite3_reset(st);
+        st = stmt(q, ST_LOSS_DELETE);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        r = run(q, st, "loss");
+        if (r == 0 && seq > l.from) {
+                struct bbt_store_loss left = l;
+
+                left.to = seq - 1;
+                r = sq_loss_add(s, &left);
+        }
+        if (r == 0 && seq < l.to) {
+                struct bbt_store_loss right = l;
+
+                right.from = seq + 1;
+                r = sq_loss_add(s, &right);
+        }
+        return r;
 }
 
 static int loss_row(sqlite3_stmt *st, void *cb, void *u)
@@ -964,6 +1015,7 @@ static const struct bbt_store_ops sqlite_ops = {
         .days_each = sq_days_each,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
+        .loss_remove_seq = sq_loss_remove_seq,
         .fault_raise = sq_fault_raise,
         .fault_clear = sq_fault_clear,
         .faults_each = sq_faults_each,
