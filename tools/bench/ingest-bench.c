@@ -35,20 +35,14 @@
  * SIGTERM, SIGHUP: stop what was started, remove the temp dir, exit 1. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -59,6 +53,8 @@
 #include <uv.h>
 
 #include <bbt/protocol.h>
+
+#include "bench-util.h"
 
 #ifndef BBT_AGGREGATOR_PATH
 #define BBT_AGGREGATOR_PATH "bbt-aggregator"
@@ -79,7 +75,6 @@ static struct {
         double timeout_s;
         const char *aggregator;
         const char *mosquitto;
-        bool keep, verbose;
         char sets[2048]; /* extra aggregator config: "[section]\nkey = value\n"... */
 } opt = {
         .n = 200000,
@@ -92,265 +87,24 @@ static struct {
         .mosquitto = "mosquitto",
 };
 
-static volatile sig_atomic_t got_signal;
-static char tmpdir[256];
 static pid_t broker_pid = -1, sub_pid = -1;
 static int broker_port;
 
-/* ---- small helpers ---- */
-
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t real_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-        nanosleep(&ts, NULL);
-}
-
-static void on_signal(int sig)
-{
-        got_signal = sig;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void stop_child(pid_t *pid, const char *what);
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st, (void)flag, (void)f;
-        return remove(path);
-}
-
 static void cleanup(void)
 {
-        stop_child(&sub_pid, "subscriber");
-        stop_child(&broker_pid, "mosquitto");
-        if (tmpdir[0]) {
-                if (opt.keep)
-                        fprintf(stderr, "ingest-bench: kept %s\n", tmpdir);
-                else
-                        nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-                tmpdir[0] = '\0';
-        }
-}
-
-static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "ingest-bench: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        cleanup();
-        exit(1);
-}
-
-static void check_signal(void)
-{
-        if (got_signal)
-                die("%s: stopping", strsignal(got_signal));
-}
-
-/* SIGTERM, up to 10 s, then SIGKILL. Returns the wait status, -1 if none. */
-static int stop_pid(pid_t pid)
-{
-        int status;
-
-        if (pid <= 0)
-                return -1;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-                return status;
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 1000; i++) {
-                if (waitpid(pid, &status, WNOHANG) == pid)
-                        return status;
-                sleep_ms(10);
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        return status;
-}
-
-static void stop_child(pid_t *pid, const char *what)
-{
-        int status = stop_pid(*pid);
-
-        if (opt.verbose && status != -1)
-                fprintf(stderr, "ingest-bench: %s %d stopped (status %d)\n", what, (int)*pid, status);
-        *pid = -1;
-}
-
-/* utime + stime of PID in seconds, -1 if unknown. */
-static double cpu_of(pid_t pid)
-{
-        char path[64], buf[1024], *p;
-        unsigned long ut, st;
-        FILE *f;
-        size_t n;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-                return -1;
-        return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* wchar (bytes passed to write(2) and friends) of PID, -1 if unknown. */
-static long long wchar_of(pid_t pid)
-{
-        char path[64], key[32];
-        long long v, ret = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        while (fscanf(f, "%31[^:]: %lld\n", key, &v) == 2)
-                if (strcmp(key, "wchar") == 0)
-                        ret = v;
-        fclose(f);
-        return ret;
-}
-
-static double cpu_self(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int free_port(void)
-{
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(a);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-                port = ntohs(a.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return port;
-}
-
-static bool port_open(int port)
-{
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool ok;
-
-        if (fd < 0)
-                return false;
-        ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(fd);
-        return ok;
-}
-
-/* fork + exec ARGV with stdout and stderr to LOG. */
-static pid_t spawn(char *const argv[], const char *log)
-{
-        pid_t pid = fork();
-
-        if (pid < 0)
-                die("fork: %s", strerror(errno));
-        if (pid == 0) {
-                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-                signal(SIGINT, SIG_IGN); /* the bench stops it; a ^C goes to the bench */
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                }
-                execvp(argv[0], argv);
-                fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
-        return pid;
-}
-
-static void write_file(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "we");
-
-        if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-                die("%s: %s", path, strerror(errno));
+        bench_stop_child(&sub_pid, "subscriber");
+        bench_stop_child(&broker_pid, "mosquitto");
+        bench_remove_tmpdir();
 }
 
 /* ---- the broker ---- */
 
 static void broker_start(int run)
 {
-        char conf[512], log[512], text[1024];
+        char log[64];
 
-        for (int attempt = 0; attempt < 10; attempt++) {
-                int port = free_port();
-                char *argv[] = { (char *)opt.mosquitto, "-c", conf, NULL };
-
-                snprintf(conf, sizeof(conf), "%s/mosquitto.conf", tmpdir);
-                snprintf(log, sizeof(log), "%s/mosquitto-%d.log", tmpdir, run);
-                /* max_queued_messages: QoS 1 messages beyond those in flight are
-                 * queued per client, and dropped beyond this (default 1000);
-                 * max_inflight_messages: outgoing QoS 1 in flight per client
-                 * (default 20); the byte limits are 0 (none) by default. */
-                snprintf(text, sizeof(text),
-                         "listener %d 127.0.0.1\n"
-                         "allow_anonymous true\n"
-                         "persistence false\n"
-                         "max_queued_messages 10000000\n"
-                         "max_queued_bytes 0\n"
-                         "max_inflight_messages 1000\n"
-                         "max_inflight_bytes 0\n"
-                         "set_tcp_nodelay true\n"
-                         "log_dest stderr\n"
-                         "log_type error\n"
-                         "log_type warning\n",
-                         port);
-                write_file(conf, text);
-                broker_pid = spawn(argv, log);
-                for (int i = 0; i < 500; i++) {
-                        int status;
-
-                        check_signal();
-                        if (waitpid(broker_pid, &status, WNOHANG) == broker_pid) {
-                                broker_pid = -1;
-                                break;
-                        }
-                        if (port_open(port)) {
-                                broker_port = port;
-                                return;
-                        }
-                        sleep_ms(10);
-                }
-                stop_child(&broker_pid, "mosquitto");
-        }
-        die("cannot start mosquitto on a free port (see %s)", log);
+        snprintf(log, sizeof(log), "mosquitto-%d.log", run);
+        bench_broker_start(opt.mosquitto, "mosquitto.conf", log, NULL, &broker_pid, &broker_port);
 }
 
 /* ---- the messages ---- */
@@ -373,12 +127,7 @@ static const char *school_of(int t, char *buf, size_t size)
 
 static void topic_of(const char *school, const char *terminal, enum bbt_channel ch, char *buf, size_t size)
 {
-        struct bbt_topic tp = { .county = COUNTY, .channel = ch };
-
-        snprintf(tp.school, sizeof(tp.school), "%s", school);
-        snprintf(tp.terminal, sizeof(tp.terminal), "%s", terminal);
-        if (bbt_topic_build(&tp, buf, size) < 0)
-                die("topic %s/%s: invalid", school, terminal);
+        bench_topic(COUNTY, school, terminal, ch, buf, size);
 }
 
 static int topic_slot(enum bbt_channel ch)
@@ -430,7 +179,7 @@ static char *encode_hb(int64_t seq, int64_t ts, int t, size_t *len)
         hb->spool_dropped = 0;
         hb->clock_synced = true;
         if (bbt_msg_encode(&m, &json, len, &e) < 0)
-                die("encode hb: %s", bbt_error_format(&e, ebuf, sizeof(ebuf)));
+                bench_die("encode hb: %s", bbt_error_format(&e, ebuf, sizeof(ebuf)));
         return json;
 }
 
@@ -457,27 +206,7 @@ static char *encode_usage(int64_t seq, int64_t ts, size_t *len)
                 u->audio_ms = rnd() % 300000;
         }
         if (bbt_msg_encode(&m, &json, len, &e) < 0)
-                die("encode usage: %s", bbt_error_format(&e, ebuf, sizeof(ebuf)));
-        return json;
-}
-
-static char *encode_state(int64_t seq, int64_t ts, size_t *len)
-{
-        struct bbt_msg m;
-        struct bbt_error e;
-        char *json, ebuf[300];
-
-        bbt_msg_init(&m, BBT_CH_STATE);
-        m.seq = seq;
-        m.ts = ts;
-        m.boot = 3;
-        m.body.state.online = true;
-        m.body.state.version = "0.1.0";
-        m.body.state.hostname = "bbt-classroom";
-        m.body.state.os = "Debian GNU/Linux 12 (bookworm)";
-        m.body.state.machine_id = "0123456789abcdef0123456789abcdef";
-        if (bbt_msg_encode(&m, &json, len, &e) < 0)
-                die("encode state: %s", bbt_error_format(&e, ebuf, sizeof(ebuf)));
+                bench_die("encode usage: %s", bbt_error_format(&e, ebuf, sizeof(ebuf)));
         return json;
 }
 
@@ -485,7 +214,7 @@ static void msgs_make(struct msgs *ms)
 {
         int64_t *seq = calloc((size_t)opt.terminals, sizeof(*seq));
         long per_term = (opt.n + opt.terminals - 1) / opt.terminals;
-        int64_t t0 = real_ms() - per_term * 60000; /* the last heartbeats are about now */
+        int64_t t0 = bench_real_ms() - per_term * 60000; /* the last heartbeats are about now */
         size_t cap = (size_t)opt.n * 450 + 4096, used = 0;
 
         memset(ms, 0, sizeof(*ms));
@@ -496,7 +225,7 @@ static void msgs_make(struct msgs *ms)
         ms->ch = malloc((size_t)opt.n * sizeof(*ms->ch));
         ms->topics = calloc((size_t)opt.terminals * 3, sizeof(*ms->topics));
         if (!seq || !ms->arena || !ms->off || !ms->term || !ms->ch || !ms->topics)
-                die("out of memory for %ld messages", opt.n);
+                bench_die("out of memory for %ld messages", opt.n);
         for (int t = 0; t < opt.terminals; t++) {
                 static const enum bbt_channel chs[3] = { BBT_CH_STATE, BBT_CH_HB, BBT_CH_USAGE };
                 char school[16], term[16], topic[BBT_TOPIC_MAX];
@@ -517,7 +246,7 @@ static void msgs_make(struct msgs *ms)
                 char *json;
 
                 if (s == 1)
-                        ch = BBT_CH_STATE, json = encode_state(s, ts, &len), ms->n_state++;
+                        ch = BBT_CH_STATE, json = bench_encode_state(s, ts, &len), ms->n_state++;
                 else if (rnd() % (unsigned)opt.usage_every == 0)
                         ch = BBT_CH_USAGE, json = encode_usage(s, ts, &len), ms->n_usage++;
                 else
@@ -526,7 +255,7 @@ static void msgs_make(struct msgs *ms)
                         cap *= 2;
                         ms->arena = realloc(ms->arena, cap);
                         if (!ms->arena)
-                                die("out of memory");
+                                bench_die("out of memory");
                 }
                 memcpy(ms->arena + used, json, len);
                 free(json);
@@ -611,7 +340,7 @@ static void bare_on_connect(struct mosquitto *m, void *obj, int rc)
 static void bare_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
         char line[128];
-        double t = now_s();
+        double t = bench_now();
 
         (void)m, (void)obj;
         if (strstr(msg->topic, "/" PROBE_SCHOOL "/")) {
@@ -627,7 +356,7 @@ static void bare_on_message(struct mosquitto *m, void *obj, const struct mosquit
         bare.last = t;
         if (bare.count == opt.n) {
                 int len = snprintf(line, sizeof(line), "D %.9f %.9f %ld %.3f\n", bare.first, bare.last, bare.count,
-                                   cpu_self());
+                                   bench_cpu_self());
 
                 bare.done = true;
                 if (write(bare.out_fd, line, (size_t)len) != len)
@@ -666,80 +395,25 @@ static void bare_main(int out_fd)
 
 /* ---- the publisher (this process) ---- */
 
-struct pub {
-        struct mosquitto *mosq;
-        long acked;
-        bool connected;
-};
-
-static void pub_on_connect(struct mosquitto *m, void *obj, int rc)
-{
-        struct pub *p = obj;
-
-        (void)m;
-        if (rc != 0)
-                die("publisher refused: %s", mosquitto_connack_string(rc));
-        p->connected = true;
-}
-
-static void pub_on_publish(struct mosquitto *m, void *obj, int mid)
-{
-        struct pub *p = obj;
-
-        (void)m, (void)mid;
-        p->acked++;
-}
-
-static void pub_open(struct pub *p)
-{
-        memset(p, 0, sizeof(*p));
-        p->mosq = mosquitto_new(NULL, true, p);
-        if (!p->mosq)
-                die("mosquitto_new: %s", strerror(errno));
-        mosquitto_int_option(p->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-        mosquitto_int_option(p->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-        mosquitto_max_inflight_messages_set(p->mosq, WINDOW);
-        mosquitto_connect_callback_set(p->mosq, pub_on_connect);
-        mosquitto_publish_callback_set(p->mosq, pub_on_publish);
-        if (mosquitto_connect(p->mosq, "127.0.0.1", broker_port, 60) != MOSQ_ERR_SUCCESS)
-                die("publisher: cannot connect to 127.0.0.1:%d", broker_port);
-        for (double t0 = now_s(); !p->connected; ) {
-                check_signal();
-                if (now_s() - t0 > 10)
-                        die("publisher: no CONNACK");
-                if (mosquitto_loop(p->mosq, 10, 1) != MOSQ_ERR_SUCCESS)
-                        die("publisher: connection lost");
-        }
-}
-
-static void pub_close(struct pub *p)
-{
-        mosquitto_disconnect(p->mosq);
-        mosquitto_loop(p->mosq, 10, 1);
-        mosquitto_destroy(p->mosq);
-        p->mosq = NULL;
-}
-
 static int64_t probe_seq;
 
-static void publish_probe(struct pub *p)
+static void publish_probe(struct bench_pub *p)
 {
         char topic[BBT_TOPIC_MAX];
         size_t len;
-        char *json = encode_hb(++probe_seq, real_ms(), 0, &len);
+        char *json = encode_hb(++probe_seq, bench_real_ms(), 0, &len);
 
         topic_of(PROBE_SCHOOL, PROBE_TERMINAL, BBT_CH_HB, topic, sizeof(topic));
         if (mosquitto_publish(p->mosq, NULL, topic, (int)len, json, 1, false) != MOSQ_ERR_SUCCESS)
-                die("publisher: probe not sent");
+                bench_die("publisher: probe not sent");
         free(json);
 }
 
 /* ---- the aggregator's store, read-only ---- */
 
 struct poller {
-        sqlite3 *db;
+        struct bench_store s;
         sqlite3_stmt *st;
-        char path[512];
 };
 
 /* Messages of the benchmark stored so far (probes excluded); -1 if the store
@@ -749,18 +423,10 @@ static long store_count(struct poller *q)
         long v = -1;
         int rc;
 
-        if (!q->db) {
-                if (access(q->path, F_OK) != 0)
-                        return -1;
-                if (sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-                        sqlite3_close(q->db);
-                        q->db = NULL;
-                        return -1;
-                }
-                sqlite3_busy_timeout(q->db, 1000);
-        }
+        if (!bench_store_open(&q->s))
+                return -1;
         if (!q->st &&
-            sqlite3_prepare_v2(q->db,
+            sqlite3_prepare_v2(q->s.db,
                                "SELECT coalesce((SELECT value FROM counter WHERE name = 'stored'), 0)"
                                " - coalesce((SELECT received FROM terminal WHERE school = '" PROBE_SCHOOL "'), 0)",
                                -1, &q->st, NULL) != SQLITE_OK) {
@@ -778,23 +444,14 @@ static long store_count(struct poller *q)
 
 static long store_counter(struct poller *q, const char *sql)
 {
-        sqlite3_stmt *st;
-        long v = -1;
-
-        if (!q->db || sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
-                return -1;
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = (long)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return v;
+        return bench_store_value(&q->s, sql);
 }
 
 static void poller_close(struct poller *q)
 {
         sqlite3_finalize(q->st);
-        sqlite3_close(q->db);
         q->st = NULL;
-        q->db = NULL;
+        bench_store_close(&q->s);
 }
 
 /* ---- one measurement ---- */
@@ -830,7 +487,7 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
 {
         struct result res = { 0 };
         struct poller q = { 0 };
-        struct pub p;
+        struct bench_pub p;
         int pipefd[2] = { -1, -1 };
         char line[256], log[512];
         size_t line_len = 0;
@@ -843,11 +500,11 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
         broker_start(run);
         if (kind == SUB_BARE) {
                 if (pipe2(pipefd, O_CLOEXEC) < 0)
-                        die("pipe: %s", strerror(errno));
+                        bench_die("pipe: %s", strerror(errno));
                 fflush(NULL);
                 sub_pid = fork();
                 if (sub_pid < 0)
-                        die("fork: %s", strerror(errno));
+                        bench_die("fork: %s", strerror(errno));
                 if (sub_pid == 0) {
                         close(pipefd[0]);
                         bare_main(pipefd[1]);
@@ -858,35 +515,35 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
                 char conf[512], text[4096];
                 char *argv[] = { (char *)opt.aggregator, "-c", conf, NULL };
 
-                snprintf(conf, sizeof(conf), "%s/aggregator-%d.conf", tmpdir, run);
-                snprintf(q.path, sizeof(q.path), "%s/store-%d.db", tmpdir, run);
-                snprintf(log, sizeof(log), "%s/aggregator-%d.log", tmpdir, run);
+                snprintf(conf, sizeof(conf), "%s/aggregator-%d.conf", bench_tmpdir, run);
+                snprintf(q.s.path, sizeof(q.s.path), "%s/store-%d.db", bench_tmpdir, run);
+                snprintf(log, sizeof(log), "%s/aggregator-%d.log", bench_tmpdir, run);
                 snprintf(text, sizeof(text),
                          "# generated by ingest-bench: broker and store; everything else at its default\n"
                          "[broker]\nhost = 127.0.0.1\nport = %d\nclient_id = bbt-bench-aggregator\n"
                          "[store]\npath = %s\n"
                          "[aggregator]\nlog_level = %s\n"
                          "%s",
-                         broker_port, q.path, opt.verbose ? "info" : "notice", opt.sets);
-                write_file(conf, text);
-                sub_pid = spawn(argv, log);
+                         broker_port, q.s.path, bench_verbose ? "info" : "notice", opt.sets);
+                bench_write_file(conf, text);
+                sub_pid = bench_spawn(argv, log);
         }
 
-        pub_open(&p);
+        bench_pub_open(&p, NULL, broker_port, WINDOW);
         /* Probes until the subscriber has one. */
-        t_probe = now_s();
+        t_probe = bench_now();
         for (double t_last_probe = 0; !ready;) {
-                check_signal();
+                bench_check_signal();
                 if (waitpid(sub_pid, &status, WNOHANG) == sub_pid) {
                         sub_pid = -1;
-                        die("the %s died before it was ready%s%s", kind == SUB_BARE ? "bare subscriber" : "aggregator",
+                        bench_die("the %s died before it was ready%s%s", kind == SUB_BARE ? "bare subscriber" : "aggregator",
                             kind == SUB_BARE ? "" : " (see ", kind == SUB_BARE ? "" : log);
                 }
-                if (now_s() - t_probe > 30)
-                        die("the subscriber did not receive a probe in 30 s");
-                if (now_s() - t_last_probe >= 0.1) {
+                if (bench_now() - t_probe > 30)
+                        bench_die("the subscriber did not receive a probe in 30 s");
+                if (bench_now() - t_last_probe >= 0.1) {
                         publish_probe(&p);
-                        t_last_probe = now_s();
+                        t_last_probe = bench_now();
                 }
                 mosquitto_loop(p.mosq, 10, 1);
                 if (kind == SUB_BARE)
@@ -897,21 +554,21 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
         }
         line_len = 0;
         /* Let the last probes' acknowledgements come back. */
-        for (double t = now_s(); now_s() - t < 0.2;)
+        for (double t = bench_now(); bench_now() - t < 0.2;)
                 mosquitto_loop(p.mosq, 10, 1);
         p.acked = 0;
 
-        cpu_sub0 = cpu_of(sub_pid);
-        cpu_broker0 = cpu_of(broker_pid);
-        cpu_pub0 = cpu_self();
-        wchar0 = wchar_of(sub_pid);
-        t0 = now_s();
+        cpu_sub0 = bench_cpu_of(sub_pid);
+        cpu_broker0 = bench_cpu_of(broker_pid);
+        cpu_pub0 = bench_cpu_self();
+        wchar0 = bench_wchar_of(sub_pid);
+        t0 = bench_now();
         t_next_poll = t0;
         deadline = t0 + opt.timeout_s;
         for (;;) {
                 double t;
 
-                check_signal();
+                bench_check_signal();
                 while (published < opt.n && published - p.acked < WINDOW) {
                         long i = published;
                         const char *topic = ms->topics[ms->term[i] * 3 + topic_slot(ms->ch[i])];
@@ -919,23 +576,23 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
                                                    ms->arena + ms->off[i], 1, false);
 
                         if (rc != MOSQ_ERR_SUCCESS)
-                                die("publish: %s", mosquitto_strerror(rc));
+                                bench_die("publish: %s", mosquitto_strerror(rc));
                         published++;
                 }
                 if (!pub_done && p.acked >= opt.n) {
                         pub_done = true;
-                        res.pub_secs = now_s() - t0;
+                        res.pub_secs = bench_now() - t0;
                 }
                 if (mosquitto_loop(p.mosq, pub_done ? 5 : 1, 1) != MOSQ_ERR_SUCCESS)
-                        die("publisher: connection lost");
-                t = now_s();
+                        bench_die("publisher: connection lost");
+                t = bench_now();
                 if (kind == SUB_BARE) {
                         if (read_line(pipefd[0], line, sizeof(line), &line_len)) {
                                 double first, last, cpu;
                                 long count;
 
                                 if (sscanf(line, "D %lf %lf %ld %lf", &first, &last, &count, &cpu) != 4)
-                                        die("bare subscriber said: %s", line);
+                                        bench_die("bare subscriber said: %s", line);
                                 t_end = last;
                                 res.first_last = last - first;
                                 res.cpu_sub = cpu;
@@ -945,60 +602,53 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
                         stored = store_count(&q);
                         t_next_poll = t + 0.01;
                         if (stored >= opt.n) {
-                                t_end = now_s();
-                                res.cpu_sub = cpu_of(sub_pid) - cpu_sub0;
-                                res.wchar = wchar_of(sub_pid) - wchar0;
+                                t_end = bench_now();
+                                res.cpu_sub = bench_cpu_of(sub_pid) - cpu_sub0;
+                                res.wchar = bench_wchar_of(sub_pid) - wchar0;
                                 break;
                         }
                 }
                 if (waitpid(sub_pid, &status, WNOHANG) == sub_pid) {
                         sub_pid = -1;
-                        die("the subscriber died during the run");
+                        bench_die("the subscriber died during the run");
                 }
                 if (t > deadline)
-                        die("timeout after %.0f s: %ld published, %ld acknowledged, %ld stored", opt.timeout_s,
+                        bench_die("timeout after %.0f s: %ld published, %ld acknowledged, %ld stored", opt.timeout_s,
                             published, p.acked, stored);
         }
-        res.cpu_broker = cpu_of(broker_pid) - cpu_broker0;
-        res.cpu_pub = cpu_self() - cpu_pub0;
+        res.cpu_broker = bench_cpu_of(broker_pid) - cpu_broker0;
+        res.cpu_pub = bench_cpu_self() - cpu_pub0;
         res.secs = t_end - t0;
         res.rate = (double)opt.n / res.secs;
         if (!pub_done)
                 res.pub_secs = res.secs;
-        pub_close(&p);
+        bench_pub_close(&p);
         if (kind == SUB_BARE) {
                 close(pipefd[0]);
-                stop_child(&sub_pid, "bare subscriber");
+                bench_stop_child(&sub_pid, "bare subscriber");
         } else {
                 long rejected;
 
-                stop_child(&sub_pid, "aggregator");
+                bench_stop_child(&sub_pid, "aggregator");
                 stored = store_count(&q);
                 rejected = store_counter(&q, "SELECT coalesce(sum(value), 0) FROM counter WHERE name LIKE 'reject_%'");
                 if (stored != opt.n || rejected != 0)
-                        die("the store has %ld of the %ld messages and %ld rejected (see %s)", stored, opt.n,
+                        bench_die("the store has %ld of the %ld messages and %ld rejected (see %s)", stored, opt.n,
                             rejected, log);
                 poller_close(&q);
         }
-        stop_child(&broker_pid, "mosquitto");
+        bench_stop_child(&broker_pid, "mosquitto");
         return res;
 }
 
 /* ---- main ---- */
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return x < y ? -1 : x > y;
-}
 
 static double median(const double *v, int n)
 {
         double s[64];
 
         memcpy(s, v, (size_t)n * sizeof(*v));
-        qsort(s, (size_t)n, sizeof(*s), cmp_double);
+        qsort(s, (size_t)n, sizeof(*s), bench_cmp_double);
         return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
@@ -1045,7 +695,6 @@ int main(int argc, char **argv)
         struct result bare_r[32], agg_r[32];
         double v[32], w[32];
         struct msgs ms;
-        struct sigaction sa;
         bool markdown = false;
         int c;
 
@@ -1078,23 +727,17 @@ int main(int argc, char **argv)
                 case 'm':
                         markdown = true;
                         break;
-                case 'x': {
-                        const char *dot = strchr(optarg, '.'), *eq = strchr(optarg, '=');
-                        size_t len = strlen(opt.sets);
-
-                        if (!dot || !eq || eq < dot) {
+                case 'x':
+                        if (!bench_add_set(opt.sets, sizeof(opt.sets), optarg)) {
                                 fprintf(stderr, "ingest-bench: --set %s: expected SECTION.KEY=VALUE\n", optarg);
                                 return 2;
                         }
-                        snprintf(opt.sets + len, sizeof(opt.sets) - len, "[%.*s]\n%.*s = %s\n", (int)(dot - optarg),
-                                 optarg, (int)(eq - dot - 1), dot + 1, eq + 1);
                         break;
-                }
                 case 'k':
-                        opt.keep = true;
+                        bench_keep = true;
                         break;
                 case 'v':
-                        opt.verbose = true;
+                        bench_verbose = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -1110,18 +753,8 @@ int main(int argc, char **argv)
                 return 2;
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-
-        snprintf(tmpdir, sizeof(tmpdir), "%s/ingest-bench.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(tmpdir)) {
-                tmpdir[0] = '\0';
-                die("mkdtemp: %s", strerror(errno));
-        }
+        bench_init("ingest-bench", cleanup);
+        bench_make_tmpdir();
         msgs_make(&ms);
         printf("ingest-bench: %ld messages (%ld hb, %ld usage, %ld state; %.0f bytes on average, %.1f MB) over %d "
                "terminals, %d runs each\n",
