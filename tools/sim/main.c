@@ -29,7 +29,7 @@ struct client {
         int inflight;
         size_t resend_from, resend_to, resend_next; /* a resend being answered (seq, inclusive) */
         char resend_id[72];
-        bool connected, done, closing;
+        bool connected, done, closing, failed_once;
         /* --live: when the next heartbeat, usage interval and peripheral change are due (real ms) */
         int64_t next_hb, next_usage, next_periph, usage_start;
         bool periph_in;
@@ -48,6 +48,7 @@ struct sim {
         double linger_s;
         uint64_t started_ms, done_ms;
         uint64_t resends, republished;
+        size_t connect_failures; /* terminals that failed to connect at least once */
         double live_s;          /* --live: run this long in real time after connecting */
         int live_hb_s, live_usage_s, live_periph_s;
         uint64_t live_until_ms;
@@ -183,6 +184,15 @@ static void on_disconnect(void *userdata, int error, const char *reason)
 
         if (c->connected && !c->closing && !c->sim->quiet)
                 fprintf(stderr, "bbt-sim: %s/%s: %s\n", c->sim->scn.schools[c->t->school].code, c->t->id, reason);
+        /* A terminal that cannot connect at all retries for ever: say so. */
+        if (!c->connected && !c->closing && !c->failed_once) {
+                c->failed_once = true;
+                if (c->sim->connect_failures++ < 5)
+                        fprintf(stderr, "bbt-sim: %s/%s cannot connect: %s (retrying)\n",
+                                c->sim->scn.schools[c->t->school].code, c->t->id, reason);
+                else if (c->sim->connect_failures == 6)
+                        fprintf(stderr, "bbt-sim: more terminals cannot connect; the progress line counts them\n");
+        }
         if (c->connected)
                 c->sim->connected--;
         c->connected = false;
@@ -329,8 +339,10 @@ static void on_progress(uv_timer_t *h)
         for (size_t i = 0; i < s->n_clients; i++)
                 acked += s->clients[i].acked;
         if (!s->quiet)
-                fprintf(stderr, "bbt-sim: %zu/%zu terminals connected, %" PRIu64 " messages acknowledged, %zu done\n",
-                        s->connected, s->n_clients, acked, s->done);
+                fprintf(stderr,
+                        "bbt-sim: %zu/%zu terminals connected, %" PRIu64 " messages acknowledged, %zu done%s\n",
+                        s->connected, s->n_clients, acked, s->done,
+                        s->connect_failures ? " (some failed to connect, retrying)" : "");
         if (s->done == s->n_clients && !s->done_ms && s->live_s <= 0) {
                 s->done_ms = mono_ms();
                 /* One live heartbeat each, as a running agent keeps sending:
@@ -620,28 +632,35 @@ int main(int argc, char **argv)
                 return 0;
         }
 
-        {
-                struct rlimit rl;
-
-                /* A socket per terminal: raise the limit (past the hard one when root). */
-                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                        struct rlimit want = { s->scn.n_terminals + 1024, s->scn.n_terminals + 1024 };
-
-                        if (want.rlim_cur > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
-                                rl = want;
-                        rl.rlim_cur = rl.rlim_max;
-                        setrlimit(RLIMIT_NOFILE, &rl);
-                        if (rl.rlim_cur < s->scn.n_terminals + 64)
-                                fprintf(stderr, "bbt-sim: only %llu file descriptors for %zu terminals\n",
-                                        (unsigned long long)rl.rlim_cur, s->scn.n_terminals);
-                }
-        }
         bbt_log_init("bbt-sim");
         bbt_log_set_level(BBT_LOG_WARNING);
         uv_loop_init(&s->loop);
         for (size_t i = 0; i < s->scn.n_terminals; i++)
                 if (s->scn.terminals[i].profile != SIM_NEVER)
                         s->n_clients++;
+        {
+                /* Each client holds three descriptors: its connection and the
+                 * socket pair libmosquitto opens for it. Raise the limit (past
+                 * the hard one where allowed) and say so if it cannot fit. */
+                struct rlimit rl;
+                rlim_t need = (rlim_t)s->n_clients * 3 + 256;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        struct rlimit want = { need, need };
+
+                        if (need > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
+                                rl = want;
+                        rl.rlim_cur = rl.rlim_max;
+                        setrlimit(RLIMIT_NOFILE, &rl);
+                        if (rl.rlim_cur < need)
+                                fprintf(stderr,
+                                        "bbt-sim: %llu file descriptors allow about %llu terminals, not %zu: raise "
+                                        "the limit (ulimit -n) or run several bbt-sim processes\n",
+                                        (unsigned long long)rl.rlim_cur,
+                                        (unsigned long long)(rl.rlim_cur > 256 ? (rl.rlim_cur - 256) / 3 : 0),
+                                        s->n_clients);
+                }
+        }
         s->clients = calloc(s->n_clients ? s->n_clients : 1, sizeof(*s->clients));
         for (size_t i = 0, j = 0; i < s->scn.n_terminals; i++)
                 if (s->scn.terminals[i].profile != SIM_NEVER) {
