@@ -409,6 +409,7 @@ int main(int argc, char **argv)
         };
         char will[256];
         char topic[TOPIC_MAX];
+        char *end = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -417,8 +418,8 @@ int main(int argc, char **argv)
                         opt.host = optarg;
                         break;
                 case 'p':
-                        opt.port = atoi(optarg);
-                        if (opt.port <= 0 || opt.port > 65535) {
+                        opt.port = (int)strtol(optarg, &end, 10);
+                        if (*optarg == '\0' || *end || opt.port <= 0 || opt.port > 65535) {
                                 fprintf(stderr, "bare-publisher: bad port %s\n", optarg);
                                 return 2;
                         }

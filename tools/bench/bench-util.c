@@ -68,6 +68,18 @@ void bench_check_signal(void)
                 bench_die("%s: stopping", strsignal(bench_got_signal));
 }
 
+long long bench_number(const char *opt, const char *arg, long long min, long long max)
+{
+        char *end = NULL;
+        long long v;
+
+        errno = 0;
+        v = strtoll(arg, &end, 10);
+        if (errno || end == arg || *end || v < min || v > max)
+                bench_die("%s %s: expected an integer %lld..%lld", opt, arg, min, max);
+        return v;
+}
+
 void bench_make_tmpdir(void)
 {
         snprintf(bench_tmpdir, sizeof(bench_tmpdir), "%s/%s.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",

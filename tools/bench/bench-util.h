@@ -39,6 +39,9 @@ void bench_make_tmpdir(void);
 /* Removes bench_tmpdir, or says it is kept (--keep); then it is "". */
 void bench_remove_tmpdir(void);
 
+/* OPT's argument ARG as an integer in MIN..MAX, or bench_die() saying so. */
+long long bench_number(const char *opt, const char *arg, long long min, long long max);
+
 /* ---- time ---- */
 
 double bench_now(void);       /* CLOCK_MONOTONIC, seconds */

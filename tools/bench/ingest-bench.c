@@ -698,22 +698,23 @@ int main(int argc, char **argv)
         bool markdown = false;
         int c;
 
+        bench_init("ingest-bench", cleanup);
         while ((c = getopt_long(argc, argv, "n:r:t:kvh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'n':
-                        opt.n = atol(optarg);
+                        opt.n = bench_number("--messages", optarg, 1, 100000000);
                         break;
                 case 'r':
-                        opt.runs = atoi(optarg);
+                        opt.runs = (int)bench_number("--runs", optarg, 1, 32);
                         break;
                 case 't':
-                        opt.terminals = atoi(optarg);
+                        opt.terminals = (int)bench_number("--terminals", optarg, 1, 1000000);
                         break;
                 case 'u':
-                        opt.usage_every = atoi(optarg);
+                        opt.usage_every = (int)bench_number("--usage-every", optarg, 1, 1000000);
                         break;
                 case 's':
-                        opt.seed = (unsigned)strtoul(optarg, NULL, 10);
+                        opt.seed = (unsigned)bench_number("--seed", optarg, 0, 4294967295LL);
                         break;
                 case 'T':
                         opt.timeout_s = atof(optarg);
@@ -753,7 +754,6 @@ int main(int argc, char **argv)
                 return 2;
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
-        bench_init("ingest-bench", cleanup);
         bench_make_tmpdir();
         msgs_make(&ms);
         printf("ingest-bench: %ld messages (%ld hb, %ld usage, %ld state; %.0f bytes on average, %.1f MB) over %d "

@@ -237,10 +237,23 @@ static void print(const char *what, const struct result *r)
                r->events ? 1e6 * r->cpu / (double)r->events : 0.0);
 }
 
+/* ARG as a count 1..MAX, or exit 2 saying so. */
+static unsigned count_arg(const char *what, const char *arg, unsigned long max)
+{
+        char *end = NULL;
+        unsigned long v = strtoul(arg, &end, 10);
+
+        if (*arg == '\0' || *end || v < 1 || v > max) {
+                fprintf(stderr, "input-storm: %s %s: expected 1..%lu\n", what, arg, max);
+                exit(2);
+        }
+        return (unsigned)v;
+}
+
 int main(int argc, char **argv)
 {
-        unsigned seconds = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 10;
-        unsigned rate = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1000;
+        unsigned seconds = argc > 1 ? count_arg("seconds", argv[1], 3600) : 10;
+        unsigned rate = argc > 2 ? count_arg("rate", argv[2], 1000000) : 1000;
         const char *fixtures = getenv("BBT_FIXTURES") ? getenv("BBT_FIXTURES") : BBT_FIXTURES;
         struct bbt_input_options opts = {.evdev_ops = &bench_ops};
         struct result base = {0}, drv = {0};

@@ -37,6 +37,7 @@
 #include "calendar.h"
 #include "civil.h"
 #include "registry.h"
+#include "bench-util.h"
 #include "store.h"
 
 #ifndef BBT_REPORT_PATH
@@ -52,7 +53,6 @@ static struct {
         int schools, per_school, runs;
         unsigned seed;
         const char *from, *to, *report;
-        bool keep;
 } opt = {
         .schools = 200,
         .per_school = 25,
@@ -63,23 +63,9 @@ static struct {
         .report = BBT_REPORT_PATH,
 };
 
-static volatile sig_atomic_t got_signal;
-static char tmpdir[256];
 static pid_t child = -1;
 
-static void on_signal(int sig)
-{
-        got_signal = sig;
-        if (child > 0)
-                kill(child, SIGTERM);
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st, (void)flag, (void)f;
-        return remove(path);
-}
-
+/* bench_die()'s hook: stop the report being timed, remove the directory. */
 static void cleanup(void)
 {
         if (child > 0) {
@@ -87,42 +73,7 @@ static void cleanup(void)
                 waitpid(child, NULL, 0);
                 child = -1;
         }
-        if (tmpdir[0]) {
-                if (opt.keep)
-                        fprintf(stderr, "report-bench: kept %s\n", tmpdir);
-                else
-                        nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-                tmpdir[0] = '\0';
-        }
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die(const char *fmt, ...)
-{
-        va_list ap;
-
-        fprintf(stderr, "report-bench: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        cleanup();
-        exit(1);
-}
-
-static void check_signal(void)
-{
-        if (got_signal)
-                die("%s: stopping", strsignal(got_signal));
-}
-
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        bench_remove_tmpdir();
 }
 
 static unsigned long long rng_state;
@@ -143,17 +94,17 @@ static FILE *create(const char *name, char *path, size_t size)
 {
         FILE *f;
 
-        snprintf(path, size, "%s/%s", tmpdir, name);
+        snprintf(path, size, "%s/%s", bench_tmpdir, name);
         f = fopen(path, "we");
         if (!f)
-                die("%s: %s", path, strerror(errno));
+                bench_die("%s: %s", path, strerror(errno));
         return f;
 }
 
 static void finish(FILE *f, const char *path)
 {
         if (ferror(f) || fclose(f) != 0)
-                die("%s: write failed", path);
+                bench_die("%s: write failed", path);
 }
 
 static const char *school_code(int s, char *buf, size_t size)
@@ -246,28 +197,28 @@ static struct built build_store(const char *path, const char *calendar_path, int
         struct built b = { 0 };
         char err[512], code[32];
         int64_t end_ms = ((int64_t)to * 86400 + 17 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
-        double t0 = now_s();
+        double t0 = bench_now();
         bool *school_day;
         int r;
 
         if (!errs || bbt_calendar_new(&cal) < 0)
-                die("out of memory");
+                bench_die("out of memory");
         if (bbt_calendar_load_days(cal, calendar_path, errs) < 0)
-                die("calendar: %s", errs->n_kept ? errs->msg[0] : "cannot load");
+                bench_die("calendar: %s", errs->n_kept ? errs->msg[0] : "cannot load");
         school_day = calloc((size_t)(to - from + 1), sizeof(*school_day));
         for (int32_t d = from; d <= to; d++)
                 if ((school_day[d - from] = bbt_calendar_is_school_day(cal, COUNTY, NULL, d)))
                         b.school_days++;
         r = bbt_store_open(path, false, &s, err, sizeof(err));
         if (r < 0)
-                die("store: %s", err);
+                bench_die("store: %s", err);
         for (int sc = 0; sc < opt.schools; sc++) {
                 int quality = 70 + (int)(rnd() % 28); /* how often this school switches on */
 
-                check_signal();
+                bench_check_signal();
                 school_code(sc, code, sizeof(code));
                 if (s->ops->begin(s) < 0)
-                        die("store: %s", bbt_store_error(s));
+                        bench_die("store: %s", bbt_store_error(s));
                 for (int t = 0; t < opt.per_school; t++) {
                         struct bbt_store_terminal row;
                         int64_t seq = 0;
@@ -289,7 +240,7 @@ static struct built build_store(const char *path, const char *calendar_path, int
                         snprintf(row.last_hb, sizeof(row.last_hb), "{\"ts\":%" PRId64 ",\"state\":\"standby\"}",
                                  row.last_seen_ms);
                         if (s->ops->terminal_insert(s, &row) < 0)
-                                die("store: %s", bbt_store_error(s));
+                                bench_die("store: %s", bbt_store_error(s));
                         for (int32_t d = from; d <= to; d++) {
                                 struct bbt_day_rollup dr;
 
@@ -298,13 +249,13 @@ static struct built build_store(const char *path, const char *calendar_path, int
                                 make_day(&dr, d, quality);
                                 seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
                                 if (s->ops->day_add(s, row.id, &dr) < 0)
-                                        die("store: %s", bbt_store_error(s));
+                                        bench_die("store: %s", bbt_store_error(s));
                                 b.terminal_days++;
                         }
                         row.high_seq = seq;
                         row.received = seq;
                         if (s->ops->terminal_update(s, &row) < 0)
-                                die("store: %s", bbt_store_error(s));
+                                bench_die("store: %s", bbt_store_error(s));
                         if (rnd() % 100 < 3) {
                                 struct bbt_store_fault f = { .terminal_id = row.id, .severity = BBT_SEVERITY_WARNING,
                                                              .raised_ms = end_ms - uni(HOUR_MS, 30 * 24 * HOUR_MS) };
@@ -313,18 +264,18 @@ static struct built build_store(const char *path, const char *calendar_path, int
                                 snprintf(f.source, sizeof(f.source), "agent");
                                 snprintf(f.detail, sizeof(f.detail), "root file system 96%% full");
                                 if (s->ops->fault_raise(s, &f) < 0)
-                                        die("store: %s", bbt_store_error(s));
+                                        bench_die("store: %s", bbt_store_error(s));
                                 b.faults++;
                         }
                 }
                 if (s->ops->commit(s) < 0)
-                        die("store: %s", bbt_store_error(s));
+                        bench_die("store: %s", bbt_store_error(s));
         }
         bbt_store_close(s);
         bbt_calendar_free(cal);
         free(school_day);
         free(errs);
-        b.secs = now_s() - t0;
+        b.secs = bench_now() - t0;
         return b;
 }
 
@@ -338,12 +289,12 @@ static long file_size(const char *path)
 /* Runs ARGV with stdout and stderr to OUT; returns the wall time, dies on failure. */
 static double run_timed(char *const argv[], const char *out)
 {
-        double t0 = now_s(), t;
+        double t0 = bench_now(), t;
         int status;
 
         child = fork();
         if (child < 0)
-                die("fork: %s", strerror(errno));
+                bench_die("fork: %s", strerror(errno));
         if (child == 0) {
                 int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
@@ -356,19 +307,12 @@ static double run_timed(char *const argv[], const char *out)
         }
         while (waitpid(child, &status, 0) < 0 && errno == EINTR)
                 ;
-        t = now_s() - t0;
+        t = bench_now() - t0;
         child = -1;
-        check_signal();
+        bench_check_signal();
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                die("%s %s failed (status %d); see %s", argv[0], argv[1], status, out);
+                bench_die("%s %s failed (status %d); see %s", argv[0], argv[1], status, out);
         return t;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return x < y ? -1 : x > y;
 }
 
 static void usage(FILE *out)
@@ -404,20 +348,20 @@ int main(int argc, char **argv)
         };
         static const char *const reports[] = { "summary", "balance" };
         char schools[512], terminals[512], calendar[512], conf[512], store[512], path[600];
-        struct sigaction sa;
         struct built b;
         int32_t from, to;
         long db, wal;
         FILE *f;
         int c;
 
+        bench_init("report-bench", cleanup);
         while ((c = getopt_long(argc, argv, "r:kh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'S':
-                        opt.schools = atoi(optarg);
+                        opt.schools = (int)bench_number("--schools", optarg, 1, 100000);
                         break;
                 case 'P':
-                        opt.per_school = atoi(optarg);
+                        opt.per_school = (int)bench_number("--per-school", optarg, 1, 10000);
                         break;
                 case 'F':
                         opt.from = optarg;
@@ -426,16 +370,16 @@ int main(int argc, char **argv)
                         opt.to = optarg;
                         break;
                 case 'r':
-                        opt.runs = atoi(optarg);
+                        opt.runs = (int)bench_number("--runs", optarg, 1, 100);
                         break;
                 case 's':
-                        opt.seed = (unsigned)strtoul(optarg, NULL, 10);
+                        opt.seed = (unsigned)bench_number("--seed", optarg, 0, 4294967295LL);
                         break;
                 case 'R':
                         opt.report = optarg;
                         break;
                 case 'k':
-                        opt.keep = true;
+                        bench_keep = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -452,20 +396,11 @@ int main(int argc, char **argv)
                 return 2;
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        snprintf(tmpdir, sizeof(tmpdir), "%s/report-bench.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        if (!mkdtemp(tmpdir)) {
-                tmpdir[0] = '\0';
-                die("mkdtemp: %s", strerror(errno));
-        }
+        bench_make_tmpdir();
         rng_state = opt.seed;
         write_registry(schools, terminals, sizeof(schools));
         write_calendar(calendar, sizeof(calendar));
-        snprintf(store, sizeof(store), "%s/aggregator.db", tmpdir);
+        snprintf(store, sizeof(store), "%s/aggregator.db", bench_tmpdir);
         f = create("aggregator.conf", conf, sizeof(conf));
         fprintf(f, "[store]\npath = %s\n[registry]\nschools = %s\nterminals = %s\ncalendar = %s\n", store, schools,
                 terminals, calendar);
@@ -489,11 +424,11 @@ int main(int argc, char **argv)
 
                 snprintf(from_arg, sizeof(from_arg), "%s", opt.from);
                 snprintf(to_arg, sizeof(to_arg), "%s", opt.to);
-                snprintf(out, sizeof(out), "%s/%s.txt", tmpdir, reports[k]);
+                snprintf(out, sizeof(out), "%s/%s.txt", bench_tmpdir, reports[k]);
                 run_timed(args, out); /* warm-up: the page cache */
                 for (int i = 0; i < opt.runs; i++)
                         t[i] = run_timed(args, out);
-                qsort(t, (size_t)opt.runs, sizeof(*t), cmp_double);
+                qsort(t, (size_t)opt.runs, sizeof(*t), bench_cmp_double);
                 med = opt.runs % 2 ? t[opt.runs / 2] : (t[opt.runs / 2 - 1] + t[opt.runs / 2]) / 2;
                 printf("bbt-report %-8s median %7.3f s  (min %.3f, max %.3f, %d runs; output %ld bytes)  "
                        "target < 1 s: %s\n",
