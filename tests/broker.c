@@ -260,9 +260,7 @@ void bbt_test_broker_dump_log(const struct bbt_test_broker *b)
         dump_file(path, "mosquitto log");
 }
 
-/* fork + exec with stdout/stderr to OUT_FD, stdin from /dev/null, no other
- * inherited descriptors, and SIGKILL when this process dies. */
-static pid_t spawn(const char *path, char *const argv[], int out_fd)
+pid_t bbt_test_spawn(const char *path, char *const argv[], int out_fd, int err_fd)
 {
         pid_t parent = getpid();
         int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -286,9 +284,9 @@ static pid_t spawn(const char *path, char *const argv[], int out_fd)
                 signal(SIGINT, SIG_DFL);
                 signal(SIGHUP, SIG_DFL);
                 signal(SIGPIPE, SIG_DFL);
-                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
                         _exit(127);
-                /* Test clients' sockets must not live on in the broker. */
+                /* Test clients' sockets must not live on in the child. */
                 if (close_range(3, ~0U, 0) < 0)
                         for (int fd = 3; fd < 4096; fd++)
                                 close(fd);
@@ -310,7 +308,7 @@ void bbt_test_run_ok(const char *const argv[], const char *log_path)
         out_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (out_fd < 0)
                 FAIL("open %s: %s", log_path, strerror(errno));
-        pid = spawn(path, (char *const *)argv, out_fd);
+        pid = bbt_test_spawn(path, (char *const *)argv, out_fd, out_fd);
         close(out_fd);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
@@ -416,7 +414,7 @@ static enum launch_result launch(struct bbt_test_broker *b, const char *exe)
         out_fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (out_fd < 0)
                 FAIL("open %s: %s", err_path, strerror(errno));
-        b->pid = spawn(exe, argv, out_fd);
+        b->pid = bbt_test_spawn(exe, argv, out_fd, out_fd);
         close(out_fd);
         registry_update(b);
 
