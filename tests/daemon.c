@@ -82,6 +82,15 @@ int bbt_test_count_in_file(const char *path, const char *needle)
         return n;
 }
 
+bool bbt_test_file_contains(const char *path, const char *needle)
+{
+        char *text = bbt_test_slurp(path);
+        bool found = strstr(text, needle) != NULL;
+
+        free(text);
+        return found;
+}
+
 void bbt_test_write_file(const char *path, const char *text)
 {
         FILE *f = fopen(path, "we");

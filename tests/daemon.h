@@ -68,6 +68,7 @@ const char *bbt_test_exe(const char *dir, const char *name, char *buf, size_t si
 /* The whole file as a string (malloc'ed; "" if unreadable). */
 char *bbt_test_slurp(const char *path);
 int bbt_test_count_in_file(const char *path, const char *needle);
+bool bbt_test_file_contains(const char *path, const char *needle);
 void bbt_test_write_file(const char *path, const char *text);
 void bbt_test_dump_tail(const char *path, long max);
 void bbt_test_sleep_ms(int ms);
