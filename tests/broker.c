@@ -44,7 +44,7 @@ uint64_t bbt_test_now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void bbt_test_sleep_ms(int ms)
 {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -319,7 +319,7 @@ void bbt_test_run_ok(const char *const argv[], const char *log_path)
         }
 }
 
-static void write_file(const char *path, const char *text)
+void bbt_test_write_file(const char *path, const char *text)
 {
         FILE *f = fopen(path, "we");
 
@@ -433,7 +433,7 @@ static enum launch_result launch(struct bbt_test_broker *b, const char *exe)
                  * connect proves the port is ours and accepting. */
                 if (log_has(log_path, log_off, " running") && port_accepts(b->port))
                         return LAUNCH_OK;
-                sleep_ms(10);
+                bbt_test_sleep_ms(10);
         }
         fprintf(stderr, "mosquitto did not come up within %d ms\n", START_TIMEOUT_MS);
         reap(b->pid, SIGKILL);
@@ -462,7 +462,7 @@ static void start_on(struct bbt_test_broker *b, bool new_port)
                         /* Someone took the port between our probe and the
                          * broker's bind: try another, or wait for it. */
                         if (!new_port)
-                                sleep_ms(200);
+                                bbt_test_sleep_ms(200);
                         continue;
                 case LAUNCH_FAILED:
                         break;
@@ -513,7 +513,7 @@ void bbt_test_broker_stop(struct bbt_test_broker *b)
                                 reap(b->pid, SIGKILL);
                                 break;
                         }
-                        sleep_ms(10);
+                        bbt_test_sleep_ms(10);
                 }
                 b->pid = 0;
         }
@@ -543,7 +543,7 @@ void bbt_test_make_ca(const char *dir, const char *ca)
                  "[ext]\nbasicConstraints = critical,CA:TRUE\n"
                  "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n",
                  ca);
-        write_file(cnf, text);
+        bbt_test_write_file(cnf, text);
         {
                 const char *argv[] = { "openssl", "req", "-x509", "-config", cnf, "-newkey", "ec",
                                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -572,7 +572,7 @@ void bbt_test_make_cert(const char *dir, const char *ca, const char *name, const
                  "[ext]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
                  "extendedKeyUsage = serverAuth,clientAuth\nsubjectAltName = %s\n",
                  name, san);
-        write_file(cnf, text);
+        bbt_test_write_file(cnf, text);
         {
                 const char *argv[] = { "openssl", "req", "-new", "-config", cnf, "-newkey", "ec",
                                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

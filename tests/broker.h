@@ -75,5 +75,8 @@ bool bbt_test_run_until(uv_loop_t *loop, bool (*pred)(void *arg), void *arg, int
 void bbt_test_loop_close(uv_loop_t *loop);
 /* Milliseconds on a monotonic clock. */
 uint64_t bbt_test_now_ms(void);
+void bbt_test_sleep_ms(int ms);
+/* Writes TEXT to PATH (created or truncated); fails the test if it cannot. */
+void bbt_test_write_file(const char *path, const char *text);
 
 #endif

@@ -38,14 +38,6 @@ int64_t bbt_test_wall_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void bbt_test_sleep_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 char *bbt_test_slurp(const char *path)
 {
         FILE *f = fopen(path, "re");
@@ -89,17 +81,6 @@ bool bbt_test_file_contains(const char *path, const char *needle)
 
         free(text);
         return found;
-}
-
-void bbt_test_write_file(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "we");
-
-        if (!f)
-                FAIL("open %s: %s", path, strerror(errno));
-        fputs(text, f);
-        if (fclose(f) != 0)
-                FAIL("write %s: %s", path, strerror(errno));
 }
 
 void bbt_test_dump_tail(const char *path, long max)

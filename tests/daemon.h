@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "broker.h" /* bbt_test_now_ms */
+#include "broker.h" /* bbt_test_now_ms, bbt_test_sleep_ms, bbt_test_write_file */
 
 /* ---- the temporary directory and cleanup ---- */
 
@@ -69,15 +69,13 @@ const char *bbt_test_exe(const char *dir, const char *name, char *buf, size_t si
 char *bbt_test_slurp(const char *path);
 int bbt_test_count_in_file(const char *path, const char *needle);
 bool bbt_test_file_contains(const char *path, const char *needle);
-void bbt_test_write_file(const char *path, const char *text);
 void bbt_test_dump_tail(const char *path, long max);
-void bbt_test_sleep_ms(int ms);
 /* Milliseconds since the epoch (CLOCK_REALTIME), for message timestamps. */
 int64_t bbt_test_wall_ms(void);
 
-/* Waits (polling every 20 ms) until COND or MS milliseconds; then fails with
- * the message. */
-#define BBT_WAIT_FOR(cond, ms, ...)                                                     \
+/* Runs STEP (a statement that lets time pass: a sleep, an event loop for a
+ * while) until COND or MS milliseconds; then fails with the message. */
+#define BBT_WAIT_STEP(cond, ms, step, ...)                                              \
         do {                                                                            \
                 uint64_t bbt_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);           \
                 while (!(cond)) {                                                       \
@@ -85,9 +83,12 @@ int64_t bbt_test_wall_ms(void);
                                 fprintf(stderr, "timed out after %d ms waiting for %s\n", (int)(ms), #cond); \
                                 FAIL(__VA_ARGS__);                                      \
                         }                                                               \
-                        bbt_test_sleep_ms(20);                                          \
+                        step;                                                           \
                 }                                                                       \
         } while (0)
+/* Waits (polling every 20 ms) until COND or MS milliseconds; then fails with
+ * the message. */
+#define BBT_WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, bbt_test_sleep_ms(20), __VA_ARGS__)
 
 /* ---- the aggregator's store (SQLite), read-only while it runs ---- */
 

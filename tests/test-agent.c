@@ -307,18 +307,7 @@ static const struct bbt_mqtt_callbacks sub_callbacks = {
         .on_message = sub_on_message,
 };
 
-#define WAIT_FOR(cond, ms, ...)                                                                  \
-        do {                                                                                     \
-                uint64_t wait_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);                    \
-                while (!(cond)) {                                                                \
-                        if (bbt_test_now_ms() > wait_deadline_) {                                \
-                                fprintf(stderr, __VA_ARGS__);                                    \
-                                fputc('\n', stderr);                                             \
-                                FAIL("timed out after %d ms waiting for %s", (int)(ms), #cond);  \
-                        }                                                                        \
-                        bbt_test_run_until(&loop, NULL, NULL, 10);                               \
-                }                                                                                \
-        } while (0)
+#define WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, bbt_test_run_until(&loop, NULL, NULL, 10), __VA_ARGS__)
 
 static void run_for(int ms)
 {

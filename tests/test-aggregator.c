@@ -491,18 +491,7 @@ static void fakes_free(void)
 }
 
 /* Pumps until COND (an expression) holds, failing after MS milliseconds. */
-#define WAIT_FOR(cond, ms, ...)                                                                          \
-        do {                                                                                             \
-                uint64_t wait_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);                            \
-                while (!(cond)) {                                                                        \
-                        if (bbt_test_now_ms() > wait_deadline_) {                                        \
-                                fprintf(stderr, __VA_ARGS__);                                            \
-                                fputc('\n', stderr);                                                     \
-                                FAIL("timed out after %d ms waiting for %s", (int)(ms), #cond);          \
-                        }                                                                                \
-                        pump(20);                                                                        \
-                }                                                                                        \
-        } while (0)
+#define WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, pump(20), __VA_ARGS__)
 
 /* Common start: a broker with raised limits and a configuration file. */
 static void setup(const struct conf *c)
