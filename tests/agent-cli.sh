@@ -3,22 +3,7 @@
 # Usage: agent-cli.sh PATH_TO_bbt-agent
 set -u
 agent=$1
-passed=0 failed=0
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-
-expect() {
-    name=$1 want=$2 text=$3
-    shift 4
-    out=$("$@" 2>&1)
-    got=$?
-    if [ "$got" -eq "$want" ] && printf '%s' "$out" | grep -qF -- "$text"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL $name: exit $got (want $want), output: $out (want: $text)"
-    fi
-}
+. "$(dirname "$0")/cli-lib.sh"
 
 cat > "$t/ok.conf" <<CONF
 [identity]
@@ -48,7 +33,6 @@ expect check-expect 2 "[peripherals] expect: expected kinds" -- "$agent" -c "$t/
 expect probe 0 "== health ==" -- "$agent" -c "$t/ok.conf" --probe
 expect probe-drivers 0 "== periph ==" -- "$agent" -c "$t/ok.conf" --probe
 expect run-bad-config 2 "expected 6 digits" -- "$agent" -c "$t/bad-county.conf"
-[ -e "$t/spool" ] && { failed=$((failed + 1)); echo "FAIL probe-opens-nothing: --probe created the spool"; } || passed=$((passed + 1))
+[ -e "$t/spool" ] && fail probe-opens-nothing "--probe created the spool" || pass
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -3,22 +3,7 @@
 # Usage: aggregator-cli.sh PATH_TO_bbt-aggregator
 set -u
 aggregator=$1
-passed=0 failed=0
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-
-expect() {
-    name=$1 want=$2 text=$3
-    shift 4
-    out=$("$@" 2>&1)
-    got=$?
-    if [ "$got" -eq "$want" ] && printf '%s' "$out" | grep -qF -- "$text"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL $name: exit $got (want $want), output: $out (want: $text)"
-    fi
-}
+. "$(dirname "$0")/cli-lib.sh"
 
 cat > "$t/ok.conf" <<CONF
 [broker]
@@ -57,10 +42,9 @@ expect check-registry 0 "ok (1 schools, 2 terminals)" -- "$aggregator" -c "$t/re
 expect check-bad-registry 2 "bad-schools.csv:3: column students" -- "$aggregator" -c "$t/bad-reg.conf" --check-config
 expect run-bad-key 2 "bad-key.conf:5:" -- "$aggregator" -c "$t/bad-key.conf"
 if [ -e "$t/store" ] || [ -e "$t/x.db" ]; then
-    failed=$((failed + 1)); echo "FAIL check-opens-nothing: --check-config or a bad configuration created the store"
+    fail check-opens-nothing "--check-config or a bad configuration created the store"
 else
-    passed=$((passed + 1))
+    pass
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -44,7 +44,7 @@ uint64_t bbt_test_now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void bbt_test_sleep_ms(int ms)
 {
         struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -260,9 +260,7 @@ void bbt_test_broker_dump_log(const struct bbt_test_broker *b)
         dump_file(path, "mosquitto log");
 }
 
-/* fork + exec with stdout/stderr to OUT_FD, stdin from /dev/null, no other
- * inherited descriptors, and SIGKILL when this process dies. */
-static pid_t spawn(const char *path, char *const argv[], int out_fd)
+pid_t bbt_test_spawn(const char *path, char *const argv[], int out_fd, int err_fd)
 {
         pid_t parent = getpid();
         int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -286,9 +284,9 @@ static pid_t spawn(const char *path, char *const argv[], int out_fd)
                 signal(SIGINT, SIG_DFL);
                 signal(SIGHUP, SIG_DFL);
                 signal(SIGPIPE, SIG_DFL);
-                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
                         _exit(127);
-                /* Test clients' sockets must not live on in the broker. */
+                /* Test clients' sockets must not live on in the child. */
                 if (close_range(3, ~0U, 0) < 0)
                         for (int fd = 3; fd < 4096; fd++)
                                 close(fd);
@@ -310,7 +308,7 @@ void bbt_test_run_ok(const char *const argv[], const char *log_path)
         out_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (out_fd < 0)
                 FAIL("open %s: %s", log_path, strerror(errno));
-        pid = spawn(path, (char *const *)argv, out_fd);
+        pid = bbt_test_spawn(path, (char *const *)argv, out_fd, out_fd);
         close(out_fd);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
@@ -321,7 +319,7 @@ void bbt_test_run_ok(const char *const argv[], const char *log_path)
         }
 }
 
-static void write_file(const char *path, const char *text)
+void bbt_test_write_file(const char *path, const char *text)
 {
         FILE *f = fopen(path, "we");
 
@@ -416,7 +414,7 @@ static enum launch_result launch(struct bbt_test_broker *b, const char *exe)
         out_fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (out_fd < 0)
                 FAIL("open %s: %s", err_path, strerror(errno));
-        b->pid = spawn(exe, argv, out_fd);
+        b->pid = bbt_test_spawn(exe, argv, out_fd, out_fd);
         close(out_fd);
         registry_update(b);
 
@@ -435,7 +433,7 @@ static enum launch_result launch(struct bbt_test_broker *b, const char *exe)
                  * connect proves the port is ours and accepting. */
                 if (log_has(log_path, log_off, " running") && port_accepts(b->port))
                         return LAUNCH_OK;
-                sleep_ms(10);
+                bbt_test_sleep_ms(10);
         }
         fprintf(stderr, "mosquitto did not come up within %d ms\n", START_TIMEOUT_MS);
         reap(b->pid, SIGKILL);
@@ -464,7 +462,7 @@ static void start_on(struct bbt_test_broker *b, bool new_port)
                         /* Someone took the port between our probe and the
                          * broker's bind: try another, or wait for it. */
                         if (!new_port)
-                                sleep_ms(200);
+                                bbt_test_sleep_ms(200);
                         continue;
                 case LAUNCH_FAILED:
                         break;
@@ -515,7 +513,7 @@ void bbt_test_broker_stop(struct bbt_test_broker *b)
                                 reap(b->pid, SIGKILL);
                                 break;
                         }
-                        sleep_ms(10);
+                        bbt_test_sleep_ms(10);
                 }
                 b->pid = 0;
         }
@@ -545,7 +543,7 @@ void bbt_test_make_ca(const char *dir, const char *ca)
                  "[ext]\nbasicConstraints = critical,CA:TRUE\n"
                  "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n",
                  ca);
-        write_file(cnf, text);
+        bbt_test_write_file(cnf, text);
         {
                 const char *argv[] = { "openssl", "req", "-x509", "-config", cnf, "-newkey", "ec",
                                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -574,7 +572,7 @@ void bbt_test_make_cert(const char *dir, const char *ca, const char *name, const
                  "[ext]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n"
                  "extendedKeyUsage = serverAuth,clientAuth\nsubjectAltName = %s\n",
                  name, san);
-        write_file(cnf, text);
+        bbt_test_write_file(cnf, text);
         {
                 const char *argv[] = { "openssl", "req", "-new", "-config", cnf, "-newkey", "ec",
                                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

@@ -47,6 +47,11 @@ void bbt_test_broker_dump_log(const struct bbt_test_broker *b);
 int bbt_test_free_port(void);
 /* Full path of program NAME in PATH, /usr/sbin or /sbin, into BUF; false if none. */
 bool bbt_test_find_program(const char *name, char *buf, size_t size);
+/* fork + exec PATH with ARGV: stdin from /dev/null, stdout to OUT_FD and
+ * stderr to ERR_FD (may be the same), no other descriptor inherited, signals
+ * unblocked and at their defaults, and SIGKILL when this process dies. Fails
+ * the test if it cannot fork. The caller reaps the child. */
+pid_t bbt_test_spawn(const char *path, char *const argv[], int out_fd, int err_fd);
 /* Runs ARGV (argv[0] searched like bbt_test_find_program) with output to
  * LOG_PATH; fails the test, printing the output, unless it exits 0. */
 void bbt_test_run_ok(const char *const argv[], const char *log_path);
@@ -70,5 +75,8 @@ bool bbt_test_run_until(uv_loop_t *loop, bool (*pred)(void *arg), void *arg, int
 void bbt_test_loop_close(uv_loop_t *loop);
 /* Milliseconds on a monotonic clock. */
 uint64_t bbt_test_now_ms(void);
+void bbt_test_sleep_ms(int ms);
+/* Writes TEXT to PATH (created or truncated); fails the test if it cannot. */
+void bbt_test_write_file(const char *path, const char *text);
 
 #endif

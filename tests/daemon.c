@@ -6,7 +6,6 @@
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,7 +15,7 @@
 
 #include "test.h"
 
-#define MAX_CHILDREN 16
+#define MAX_CHILDREN 64
 #define MAX_HOOKS 8
 #define MAX_DUMPS 8
 
@@ -26,14 +25,17 @@ static bool passed;
 static pid_t children[MAX_CHILDREN];
 static void (*hooks[MAX_HOOKS])(void);
 static size_t n_hooks;
-static char dumps[MAX_DUMPS][320];
+static struct {
+        char path[320];
+        long max;
+} dumps[MAX_DUMPS];
 
-void bbt_test_sleep_ms(int ms)
+int64_t bbt_test_wall_ms(void)
 {
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        struct timespec ts;
 
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 char *bbt_test_slurp(const char *path)
@@ -72,15 +74,13 @@ int bbt_test_count_in_file(const char *path, const char *needle)
         return n;
 }
 
-void bbt_test_write_file(const char *path, const char *text)
+bool bbt_test_file_contains(const char *path, const char *needle)
 {
-        FILE *f = fopen(path, "we");
+        char *text = bbt_test_slurp(path);
+        bool found = strstr(text, needle) != NULL;
 
-        if (!f)
-                FAIL("open %s: %s", path, strerror(errno));
-        fputs(text, f);
-        if (fclose(f) != 0)
-                FAIL("write %s: %s", path, strerror(errno));
+        free(text);
+        return found;
 }
 
 void bbt_test_dump_tail(const char *path, long max)
@@ -132,8 +132,8 @@ static void cleanup_at_exit(void)
         reap_children();
         if (!passed || getenv("BBT_TEST_VERBOSE"))
                 for (size_t i = 0; i < MAX_DUMPS; i++)
-                        if (dumps[i][0])
-                                bbt_test_dump_tail(dumps[i], 64 * 1024);
+                        if (dumps[i].path[0])
+                                bbt_test_dump_tail(dumps[i].path, dumps[i].max);
         while (n_hooks > 0)
                 hooks[--n_hooks]();
         if (tmp_dir[0])
@@ -164,16 +164,22 @@ void bbt_test_at_cleanup(void (*fn)(void))
         hooks[n_hooks++] = fn;
 }
 
-void bbt_test_dump_on_failure(const char *path)
+void bbt_test_dump_tail_on_failure(const char *path, long max)
 {
         for (size_t i = 0; i < MAX_DUMPS; i++)
-                if (strcmp(dumps[i], path) == 0)
+                if (strcmp(dumps[i].path, path) == 0)
                         return;
         for (size_t i = 0; i < MAX_DUMPS; i++)
-                if (!dumps[i][0]) {
-                        snprintf(dumps[i], sizeof(dumps[i]), "%s", path);
+                if (!dumps[i].path[0]) {
+                        snprintf(dumps[i].path, sizeof(dumps[i].path), "%s", path);
+                        dumps[i].max = max;
                         return;
                 }
+}
+
+void bbt_test_dump_on_failure(const char *path)
+{
+        bbt_test_dump_tail_on_failure(path, 64 * 1024);
 }
 
 void bbt_test_passed(void)
@@ -209,50 +215,62 @@ const char *bbt_test_exe(const char *dir, const char *name, char *buf, size_t si
         return buf;
 }
 
+/* Opens PATH to append to, failing the test if it cannot. */
+static int open_log(const char *path)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                FAIL("open %s: %s", path, strerror(errno));
+        return fd;
+}
+
+static pid_t spawn_child(char *const argv[], int out_fd, int err_fd)
+{
+        pid_t pid = bbt_test_spawn(argv[0], argv, out_fd, err_fd);
+
+        child_add(pid);
+        return pid;
+}
+
 void bbt_test_daemon_start(struct bbt_test_daemon *d, const char *name, char *const argv[], const char *log)
 {
-        pid_t parent = getpid(), pid;
-        int null_fd, out_fd;
-        sigset_t none;
+        int out_fd;
         char mark[128];
 
         snprintf(d->name, sizeof(d->name), "%s", name);
         snprintf(d->log, sizeof(d->log), "%s", log);
         bbt_test_dump_on_failure(log);
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        out_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (null_fd < 0 || out_fd < 0)
-                FAIL("open %s: %s", log, strerror(errno));
+        out_fd = open_log(log);
         snprintf(mark, sizeof(mark), "==== test: %s start %d ====\n", name, ++d->starts);
         if (write(out_fd, mark, strlen(mark)) < 0)
                 FAIL("write %s: %s", log, strerror(errno));
-        sigemptyset(&none);
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0)
-                FAIL("fork: %s", strerror(errno));
-        if (pid == 0) {
-                /* Only async-signal-safe calls between fork and exec. */
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGTERM, SIG_DFL);
-                signal(SIGINT, SIG_DFL);
-                signal(SIGHUP, SIG_DFL);
-                signal(SIGPIPE, SIG_DFL);
-                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-                        _exit(127);
-                if (close_range(3, ~0U, 0) < 0)
-                        for (int fd = 3; fd < 4096; fd++)
-                                close(fd);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        child_add(pid);
-        close(null_fd);
+        d->pid = spawn_child(argv, out_fd, out_fd);
         close(out_fd);
-        d->pid = pid;
+}
+
+int bbt_test_run(char *const argv[], const char *out_path, const char *err_path, int timeout_ms)
+{
+        uint64_t deadline = bbt_test_now_ms() + (uint64_t)timeout_ms;
+        int out_fd = open_log(out_path);
+        int err_fd = strcmp(out_path, err_path) == 0 ? out_fd : open_log(err_path);
+        pid_t pid = spawn_child(argv, out_fd, err_fd);
+        int status;
+
+        if (err_fd != out_fd)
+                close(err_fd);
+        close(out_fd);
+        for (;;) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+
+                if (r == pid)
+                        break;
+                if (bbt_test_now_ms() > deadline)
+                        FAIL("%s did not exit within %d ms", argv[0], timeout_ms);
+                bbt_test_sleep_ms(10);
+        }
+        child_forget(pid);
+        return status;
 }
 
 bool bbt_test_daemon_exited(struct bbt_test_daemon *d)

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "broker.h" /* bbt_test_now_ms */
+#include "broker.h" /* bbt_test_now_ms, bbt_test_sleep_ms, bbt_test_write_file */
 
 /* ---- the temporary directory and cleanup ---- */
 
@@ -21,8 +21,10 @@ const char *bbt_test_tmp_dir(void);
 /* Runs FN at exit before the directory is removed (e.g. unmounting in it);
  * at most 8 hooks. */
 void bbt_test_at_cleanup(void (*fn)(void));
-/* A log printed (its tail) if the case fails; at most 8. */
+/* A log printed (its last 64 KiB) if the case fails; at most 8. */
 void bbt_test_dump_on_failure(const char *path);
+/* The same with its last MAX bytes (the first call for a path decides). */
+void bbt_test_dump_tail_on_failure(const char *path, long max);
 /* The case passed: no logs are printed at exit. */
 void bbt_test_passed(void);
 
@@ -49,6 +51,11 @@ void bbt_test_daemon_kill9(struct bbt_test_daemon *d);
 /* SIGTERM; fails the test unless it exits 0 within TIMEOUT_MS. Returns how
  * long it took. */
 int bbt_test_daemon_term(struct bbt_test_daemon *d, int timeout_ms);
+/* Runs ARGV (argv[0] a full path) to its end like bbt_test_daemon_start
+ * but with stdout appended to OUT_PATH and stderr to ERR_PATH (the same file
+ * if equal), no start mark and no log printed on failure; fails the test if
+ * it runs longer than TIMEOUT_MS. Returns its wait status. */
+int bbt_test_run(char *const argv[], const char *out_path, const char *err_path, int timeout_ms);
 /* "exit N" / "killed by signal N". */
 const char *bbt_test_status_text(int status);
 /* Fails the test if LOG holds a sanitizer report. */
@@ -61,13 +68,14 @@ const char *bbt_test_exe(const char *dir, const char *name, char *buf, size_t si
 /* The whole file as a string (malloc'ed; "" if unreadable). */
 char *bbt_test_slurp(const char *path);
 int bbt_test_count_in_file(const char *path, const char *needle);
-void bbt_test_write_file(const char *path, const char *text);
+bool bbt_test_file_contains(const char *path, const char *needle);
 void bbt_test_dump_tail(const char *path, long max);
-void bbt_test_sleep_ms(int ms);
+/* Milliseconds since the epoch (CLOCK_REALTIME), for message timestamps. */
+int64_t bbt_test_wall_ms(void);
 
-/* Waits (polling every 20 ms) until COND or MS milliseconds; then fails with
- * the message. */
-#define BBT_WAIT_FOR(cond, ms, ...)                                                     \
+/* Runs STEP (a statement that lets time pass: a sleep, an event loop for a
+ * while) until COND or MS milliseconds; then fails with the message. */
+#define BBT_WAIT_STEP(cond, ms, step, ...)                                              \
         do {                                                                            \
                 uint64_t bbt_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);           \
                 while (!(cond)) {                                                       \
@@ -75,9 +83,12 @@ void bbt_test_sleep_ms(int ms);
                                 fprintf(stderr, "timed out after %d ms waiting for %s\n", (int)(ms), #cond); \
                                 FAIL(__VA_ARGS__);                                      \
                         }                                                               \
-                        bbt_test_sleep_ms(20);                                          \
+                        step;                                                           \
                 }                                                                       \
         } while (0)
+/* Waits (polling every 20 ms) until COND or MS milliseconds; then fails with
+ * the message. */
+#define BBT_WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, bbt_test_sleep_ms(20), __VA_ARGS__)
 
 /* ---- the aggregator's store (SQLite), read-only while it runs ---- */
 

@@ -3,13 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -17,6 +14,7 @@
 #include "bbt/mqtt.h"
 #include "bbt/protocol.h"
 #include "broker.h"
+#include "daemon.h"
 #include "pjlink-sim.h"
 #include "spool.h"
 #include "test.h"
@@ -25,7 +23,7 @@
  * Every test runs in a private temporary directory (agent.conf, state/,
  * spool/, the agent's log), starts the harness's broker, a subscriber on
  * bbt/v1/# that records every message, and bbt-agent as a child process
- * (PR_SET_PDEATHSIG, and killed by an exit handler). Every message the
+ * (PR_SET_PDEATHSIG, and killed by an exit handler; tests/daemon.h). Every message the
  * subscriber receives on an agent channel must decode (bbt_msg_decode) on the
  * channel its topic names. On failure the agent's log is printed.
  *
@@ -47,220 +45,23 @@
  * says so; 1: it requires every seq, as if the agent filled that gap. */
 #define STRICT_LOST_WILL 1
 
-/* ---- the temporary directory, child processes, cleanup ---- */
+/* ---- the temporary directory, cleanup ---- */
 
 static char tmp_dir[256], conf_path[320], state_dir[320], spool_dir[320], log_path[320];
-static pid_t owner_pid;
-static bool test_passed;
 
-#define MAX_CHILDREN 64
-static pid_t children[MAX_CHILDREN];
-
-#define MAX_DUMP_LOGS 4
-static char dump_logs[MAX_DUMP_LOGS][320];
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        remove(path);
-        return 0;
-}
-
-/* Prints the last MAX bytes of PATH to stderr. */
-static void dump_tail(const char *path, long max)
-{
-        char buf[4096];
-        size_t n;
-        long size;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return;
-        fseek(f, 0, SEEK_END);
-        size = ftell(f);
-        fprintf(stderr, "---- %s (%ld bytes%s) ----\n", path, size, size > max ? ", tail" : "");
-        fseek(f, size > max ? size - max : 0, SEEK_SET);
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, stderr);
-        fprintf(stderr, "---- end of %s ----\n", path);
-        fclose(f);
-}
-
-static void reap_children(void)
-{
-        size_t i;
-
-        for (i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] <= 0)
-                        continue;
-                kill(children[i], SIGKILL);
-                while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
-                        ;
-                children[i] = 0;
-        }
-}
-
-static void cleanup_at_exit(void)
-{
-        size_t i;
-
-        if (getpid() != owner_pid)
-                return;
-        reap_children();
-        if (!test_passed)
-                for (i = 0; i < MAX_DUMP_LOGS; i++)
-                        if (dump_logs[i][0])
-                                dump_tail(dump_logs[i], 96 * 1024);
-        if (tmp_dir[0])
-                nftw(tmp_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void want_dump(const char *path)
-{
-        size_t i;
-
-        for (i = 0; i < MAX_DUMP_LOGS; i++)
-                if (strcmp(dump_logs[i], path) == 0)
-                        return;
-        for (i = 0; i < MAX_DUMP_LOGS; i++)
-                if (!dump_logs[i][0]) {
-                        snprintf(dump_logs[i], sizeof(dump_logs[i]), "%s", path);
-                        return;
-                }
-}
+/* How much of each log a failing case prints. */
+#define DUMP_MAX (96 * 1024)
 
 static void env_init(void)
 {
-        const char *t = getenv("TMPDIR");
-
-        owner_pid = getpid();
-        snprintf(tmp_dir, sizeof(tmp_dir), "%s/bbt-agent-test-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(tmp_dir))
-                FAIL("mkdtemp %s: %s", tmp_dir, strerror(errno));
-        atexit(cleanup_at_exit);
+        snprintf(tmp_dir, sizeof(tmp_dir), "%s", bbt_test_tmp_init("agent"));
         snprintf(conf_path, sizeof(conf_path), "%s/agent.conf", tmp_dir);
         snprintf(state_dir, sizeof(state_dir), "%s/state", tmp_dir);
         snprintf(spool_dir, sizeof(spool_dir), "%s/spool", tmp_dir);
         snprintf(log_path, sizeof(log_path), "%s/agent.log", tmp_dir);
         if (mkdir(state_dir, 0700) < 0 || mkdir(spool_dir, 0700) < 0)
                 FAIL("mkdir in %s: %s", tmp_dir, strerror(errno));
-        want_dump(log_path);
-}
-
-static void child_add(pid_t pid)
-{
-        size_t i;
-
-        for (i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] <= 0) {
-                        children[i] = pid;
-                        return;
-                }
-        kill(pid, SIGKILL);
-        FAIL("too many child processes");
-}
-
-static void child_forget(pid_t pid)
-{
-        size_t i;
-
-        for (i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] == pid)
-                        children[i] = 0;
-}
-
-/* fork + exec ARGV[0] with stdin from /dev/null, stdout to OUT_PATH and
- * stderr to ERR_PATH (appended; the same file if equal), nothing else
- * inherited, and SIGKILL when this process dies. */
-static pid_t spawn(char *const argv[], const char *out_path, const char *err_path)
-{
-        int null_fd, out_fd, err_fd;
-        pid_t parent = getpid(), pid;
-        sigset_t none;
-
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        out_fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        err_fd = strcmp(out_path, err_path) == 0 ? out_fd
-                                                 : open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (null_fd < 0 || out_fd < 0 || err_fd < 0)
-                FAIL("open %s / %s: %s", out_path, err_path, strerror(errno));
-        sigemptyset(&none);
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0)
-                FAIL("fork: %s", strerror(errno));
-        if (pid == 0) {
-                /* Only async-signal-safe calls between fork and exec. */
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGTERM, SIG_DFL);
-                signal(SIGINT, SIG_DFL);
-                signal(SIGHUP, SIG_DFL);
-                signal(SIGPIPE, SIG_DFL);
-                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-                        _exit(127);
-                if (close_range(3, ~0U, 0) < 0)
-                        for (int fd = 3; fd < 4096; fd++)
-                                close(fd);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        child_add(pid);
-        close(null_fd);
-        if (err_fd != out_fd)
-                close(err_fd);
-        close(out_fd);
-        return pid;
-}
-
-static const char *agent_exe(void)
-{
-        static char path[512];
-
-        snprintf(path, sizeof(path), "%s/agent/bbt-agent", bbt_test_bindir());
-        if (access(path, X_OK) < 0)
-                FAIL("%s: %s (build the bbt-agent target)", path, strerror(errno));
-        return path;
-}
-
-static char *slurp(const char *path)
-{
-        FILE *f = fopen(path, "re");
-        char *buf;
-        long size;
-
-        if (!f)
-                return strdup("");
-        fseek(f, 0, SEEK_END);
-        size = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)size + 1);
-        if (!buf)
-                FAIL("out of memory");
-        buf[fread(buf, 1, (size_t)size, f)] = '\0';
-        fclose(f);
-        return buf;
-}
-
-static bool file_contains(const char *path, const char *needle)
-{
-        char *text = slurp(path);
-        bool found = strstr(text, needle) != NULL;
-
-        free(text);
-        return found;
-}
-
-static void sleep_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        bbt_test_dump_tail_on_failure(log_path, DUMP_MAX);
 }
 
 /* Failures collected to be reported together at the end of a test, so that
@@ -287,14 +88,6 @@ static void finish_deferred(void)
 {
         if (deferred[0])
                 FAIL("%s", deferred);
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the configuration file ---- */
@@ -514,18 +307,7 @@ static const struct bbt_mqtt_callbacks sub_callbacks = {
         .on_message = sub_on_message,
 };
 
-#define WAIT_FOR(cond, ms, ...)                                                                  \
-        do {                                                                                     \
-                uint64_t wait_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);                    \
-                while (!(cond)) {                                                                \
-                        if (bbt_test_now_ms() > wait_deadline_) {                                \
-                                fprintf(stderr, __VA_ARGS__);                                    \
-                                fputc('\n', stderr);                                             \
-                                FAIL("timed out after %d ms waiting for %s", (int)(ms), #cond);  \
-                        }                                                                        \
-                        bbt_test_run_until(&loop, NULL, NULL, 10);                               \
-                }                                                                                \
-        } while (0)
+#define WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, bbt_test_run_until(&loop, NULL, NULL, 10), __VA_ARGS__)
 
 static void run_for(int ms)
 {
@@ -605,7 +387,7 @@ static void send_cmd(struct sub *s, const char *id, const char *op, const char *
         int n;
 
         n = snprintf(json, sizeof(json), "{\"v\":1,\"seq\":%d,\"ts\":%lld,\"boot\":7,\"id\":\"%s\",\"op\":\"%s\"%s%s}",
-                     ++cmd_seq, (long long)wall_ms(), id, op, args ? ",\"args\":" : "", args ? args : "");
+                     ++cmd_seq, (long long)bbt_test_wall_ms(), id, op, args ? ",\"args\":" : "", args ? args : "");
         ASSERT_OK(bbt_mqtt_publish(s->m, CMD_TOPIC, json, (size_t)n, 1, false, NULL));
 }
 
@@ -687,113 +469,74 @@ static int64_t max_seq(const struct sub *s)
 
 /* ---- the agent process ---- */
 
-struct agent {
-        pid_t pid;
-        char log[320];
-        bool exited;
-        int status;
-};
+static const char *agent_exe(void)
+{
+        static char path[512];
 
-static void agent_start_with(struct agent *a, const char *conf, const char *log)
+        return bbt_test_exe("agent", "bbt-agent", path, sizeof(path));
+}
+
+static void agent_start_with(struct bbt_test_daemon *a, const char *conf, const char *log)
 {
         char *argv[] = { (char *)agent_exe(), (char *)"-c", (char *)conf, NULL };
 
         memset(a, 0, sizeof(*a));
-        snprintf(a->log, sizeof(a->log), "%s", log);
-        want_dump(log);
-        a->pid = spawn(argv, log, log);
+        bbt_test_dump_tail_on_failure(log, DUMP_MAX);
+        bbt_test_daemon_start(a, "bbt-agent", argv, log);
 }
 
-static void agent_start(struct agent *a)
+static void agent_start(struct bbt_test_daemon *a)
 {
         agent_start_with(a, conf_path, log_path);
 }
 
-static bool agent_poll(struct agent *a)
+static bool agent_exited_cb(void *arg)
 {
-        if (a->exited)
-                return true;
-        if (a->pid > 0 && waitpid(a->pid, &a->status, WNOHANG) == a->pid) {
-                a->exited = true;
-                child_forget(a->pid);
-        }
-        return a->exited;
-}
-
-static bool agent_poll_cb(void *arg)
-{
-        return agent_poll(arg);
-}
-
-static const char *status_text(int status)
-{
-        static char buf[64];
-
-        if (WIFEXITED(status))
-                snprintf(buf, sizeof(buf), "exit %d", WEXITSTATUS(status));
-        else if (WIFSIGNALED(status))
-                snprintf(buf, sizeof(buf), "killed by signal %d", WTERMSIG(status));
-        else
-                snprintf(buf, sizeof(buf), "status 0x%x", status);
-        return buf;
-}
-
-static void agent_alive(struct agent *a)
-{
-        if (agent_poll(a))
-                FAIL("bbt-agent (pid %ld) ended unexpectedly: %s", (long)a->pid, status_text(a->status));
+        return bbt_test_daemon_exited(arg);
 }
 
 /* Runs the loop until the agent exits or TIMEOUT_MS; returns the elapsed ms or -1. */
-static long agent_wait(struct agent *a, int timeout_ms)
+static long agent_wait(struct bbt_test_daemon *a, int timeout_ms)
 {
         uint64_t t0 = bbt_test_now_ms();
 
-        if (!bbt_test_run_until(&loop, agent_poll_cb, a, timeout_ms))
+        if (!bbt_test_run_until(&loop, agent_exited_cb, a, timeout_ms))
                 return -1;
         return (long)(bbt_test_now_ms() - t0);
 }
 
-/* SIGTERM: the agent must exit 0 within 5 s. */
-static void agent_stop(struct agent *a)
+/* SIGTERM: the agent must exit 0 within 5 s (the loop runs meanwhile). */
+static void agent_stop(struct bbt_test_daemon *a)
 {
         long ms;
 
-        agent_alive(a);
+        bbt_test_daemon_alive(a);
         ASSERT_OK(kill(a->pid, SIGTERM));
         ms = agent_wait(a, 8000);
         if (ms < 0)
                 FAIL("bbt-agent did not exit within 8 s of SIGTERM (expected: within 5 s)");
-        fprintf(stderr, "bbt-agent stopped %ld ms after SIGTERM: %s\n", ms, status_text(a->status));
+        fprintf(stderr, "bbt-agent stopped %ld ms after SIGTERM: %s\n", ms, bbt_test_status_text(a->status));
         if (!WIFEXITED(a->status) || WEXITSTATUS(a->status) != 0)
-                FAIL("bbt-agent after SIGTERM: expected exit 0, got %s", status_text(a->status));
+                FAIL("bbt-agent after SIGTERM: expected exit 0, got %s", bbt_test_status_text(a->status));
         ASSERT_LE(ms, 5000);
 }
 
-static void agent_kill9(struct agent *a)
+/* SIGKILL; the agent must still have been running. */
+static void agent_kill9(struct bbt_test_daemon *a)
 {
-        if (agent_poll(a))
-                FAIL("bbt-agent (pid %ld) had already ended: %s", (long)a->pid, status_text(a->status));
-        kill(a->pid, SIGKILL);
-        while (waitpid(a->pid, &a->status, 0) < 0 && errno == EINTR)
-                ;
-        a->exited = true;
-        child_forget(a->pid);
+        bbt_test_daemon_alive(a);
+        bbt_test_daemon_kill9(a);
 }
 
 /* What a sanitizer build would print about the agent. */
 static void check_log_clean(const char *path)
 {
         static const char *const bad[] = { "AddressSanitizer", "LeakSanitizer", "runtime error:", "internal:", NULL };
-        char *text = slurp(path);
         size_t i;
 
         for (i = 0; bad[i]; i++)
-                if (strstr(text, bad[i])) {
-                        free(text);
+                if (bbt_test_count_in_file(path, bad[i]))
                         FAIL("%s mentions \"%s\"", path, bad[i]);
-                }
-        free(text);
 }
 
 /* ---- sequence checks ---- */
@@ -1004,13 +747,13 @@ TEST(every_message_type)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s, ret;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct bbt_msg m;
         long i_birth, i_inv, i, i_reply_inv, i_reply_unk, i_reply_bad, i_shut;
         uint32_t boot;
         size_t n_inv_before, mark;
-        int64_t t_start = wall_ms();
+        int64_t t_start = bbt_test_wall_ms();
         bool same_fs, reported_disk_spool = false;
 
         env_init();
@@ -1028,7 +771,7 @@ TEST(every_message_type)
         write_conf(conf_path, &c);
         agent_start(&a);
 
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0 &&
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0 &&
                                            count_rx(&s, 0, BBT_CH_INVENTORY) >= 1 && count_rx(&s, 0, BBT_CH_HB) >= 3 &&
                                            count_rx(&s, 0, BBT_CH_USAGE) >= 2),
                  10000, "received %zu messages", s.n);
@@ -1075,7 +818,7 @@ TEST(every_message_type)
                 if (r->retain)
                         FAIL("%s arrived with the retain flag at a live subscriber: %s", r->topic, r->payload);
                 ASSERT_GE(r->ts, t_start - 1000);
-                ASSERT_LE(r->ts, wall_ms() + 1000);
+                ASSERT_LE(r->ts, bbt_test_wall_ms() + 1000);
                 if (r->ch == BBT_CH_STATE && !r->online)
                         FAIL("an offline state while the agent runs: %s", r->payload);
                 ASSERT_EQ(r->boot, boot);
@@ -1119,7 +862,7 @@ TEST(every_message_type)
         n_inv_before = count_rx(&s, 0, BBT_CH_INVENTORY);
         mark = s.n;
         send_cmd(&s, "t-inv-1", "inventory", NULL);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-inv-1") >= 0 &&
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-inv-1") >= 0 &&
                                            count_rx(&s, 0, BBT_CH_INVENTORY) > n_inv_before),
                  5000, "no reply/inventory for cmd t-inv-1");
         i_reply_inv = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-inv-1");
@@ -1130,7 +873,7 @@ TEST(every_message_type)
         /* An unknown op: ok false, "unsupported op". */
         mark = s.n;
         send_cmd(&s, "t-unk-1", "frobnicate", "{\"level\":3}");
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-unk-1") >= 0), 5000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-unk-1") >= 0), 5000,
                  "no reply for cmd t-unk-1");
         i_reply_unk = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-unk-1");
         decode_rx(&s.rx[i_reply_unk], &m);
@@ -1151,10 +894,10 @@ TEST(every_message_type)
                 snprintf(json, sizeof(json),
                          "{\"v\":1,\"seq\":%d,\"ts\":%lld,\"boot\":7,\"id\":\"t-bad-1\",\"op\":\"wake\","
                          "\"args\":{\"mac\":\"zz:00\"}}",
-                         ++cmd_seq, (long long)wall_ms());
+                         ++cmd_seq, (long long)bbt_test_wall_ms());
                 send_raw_cmd(&s, json);
         }
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-bad-1") >= 0), 5000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-bad-1") >= 0), 5000,
                  "no reply for the invalid cmd t-bad-1");
         i_reply_bad = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-bad-1");
         decode_rx(&s.rx[i_reply_bad], &m);
@@ -1193,7 +936,7 @@ TEST(every_message_type)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 /* 2. The broker is down for 30 s while the agent produces; everything arrives after. */
@@ -1201,7 +944,7 @@ TEST(broker_outage_30s)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct seq_result res;
         int64_t seq_before, birth2_seq, allowed[8] = { 0 }, max_depth = 0;
@@ -1218,7 +961,7 @@ TEST(broker_outage_30s)
         c.port = b.port;
         write_conf(conf_path, &c);
         agent_start(&a);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0 && count_rx(&s, 0, BBT_CH_HB) >= 3),
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0 && count_rx(&s, 0, BBT_CH_HB) >= 3),
                  10000, "received %zu messages", s.n);
         boot1 = s.rx[find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL)].boot;
         run_for(1000);
@@ -1228,7 +971,7 @@ TEST(broker_outage_30s)
         bbt_test_broker_kill(&b);
         t0 = bbt_test_now_ms();
         while (bbt_test_now_ms() - t0 < 30000) {
-                agent_alive(&a);
+                bbt_test_daemon_alive(&a);
                 run_for(200);
         }
         /* The subscriber must be back before the agent publishes anything:
@@ -1239,7 +982,7 @@ TEST(broker_outage_30s)
         sub_sync(&s);
         ASSERT_OK(kill(a.pid, SIGCONT));
         t0 = bbt_test_now_ms();
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, &boot1) >= 0), 15000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, &boot1) >= 0), 15000,
                  "no birth after the broker came back");
         ib = find_rx(&s, 0, BBT_CH_STATE, is_birth, &boot1);
         boot2 = s.rx[ib].boot;
@@ -1248,7 +991,7 @@ TEST(broker_outage_30s)
                 (unsigned long long)(bbt_test_now_ms() - t0), boot1, boot2, (long long)birth2_seq);
         ASSERT_GT(boot2, boot1);
         /* The backlog drains (drain_rate 50/s): then an hb goes out live. */
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth2_seq) >= 0), 30000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth2_seq) >= 0), 30000,
                  "backlog not drained: %zu messages received, last seq %lld", s.n, (long long)max_seq(&s));
         fprintf(stderr, "backlog drained %llu ms after the broker came back\n",
                 (unsigned long long)(bbt_test_now_ms() - t0));
@@ -1298,7 +1041,7 @@ TEST(broker_outage_30s)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 /* 3. SIGKILL at random moments: no seq lost, none reused, boot always grows. */
@@ -1306,7 +1049,7 @@ TEST(kill9_random_20_trials)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         const char *env_seed = getenv("BBT_TEST_SEED");
         unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 0) : (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -1331,7 +1074,7 @@ TEST(kill9_random_20_trials)
 
                 agent_start(&a);
                 while (bbt_test_now_ms() - t0 < (uint64_t)delay) {
-                        agent_alive(&a);
+                        bbt_test_daemon_alive(&a);
                         run_for(10);
                 }
                 agent_kill9(&a);
@@ -1342,11 +1085,11 @@ TEST(kill9_random_20_trials)
                 if (s.rx[i].ch == BBT_CH_STATE && s.rx[i].online && s.rx[i].boot > last_boot)
                         last_boot = s.rx[i].boot;
         agent_start(&a);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, &last_boot) >= 0), 10000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, &last_boot) >= 0), 10000,
                  "no birth from the final run");
         ib = find_rx(&s, 0, BBT_CH_STATE, is_birth, &last_boot);
         last_birth_seq = s.rx[ib].seq;
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &last_birth_seq) >= 0), 20000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &last_birth_seq) >= 0), 20000,
                  "final run: backlog not drained");
         /* Wills of killed sessions come from the broker at once, or from the spool. */
         {
@@ -1385,7 +1128,7 @@ TEST(kill9_random_20_trials)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 static bool is_spool_drop_raised(const struct rx *r, const void *arg)
@@ -1418,7 +1161,7 @@ TEST(spool_full_drops_oldest)
         struct bbt_spool *sp;
         struct seq_result res;
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct bbt_msg m;
         uint64_t seq, prefill_last = 0, dropped;
@@ -1443,7 +1186,7 @@ TEST(spool_full_drops_oldest)
 
                 bbt_msg_init(&m, BBT_CH_HB);
                 m.seq = (int64_t)seq;
-                m.ts = wall_ms();
+                m.ts = bbt_test_wall_ms();
                 m.boot = 0;
                 m.body.hb.uptime = (int64_t)seq;
                 m.body.hb.mem_total = 8LL << 30;
@@ -1469,7 +1212,7 @@ TEST(spool_full_drops_oldest)
         c.spool_extra = FULL_SPOOL_CONF;
         write_conf(conf_path, &c);
         agent_start(&a);
-        WAIT_FOR((agent_alive(&a), file_contains(a.log, "oldest unsent records")), 20000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), bbt_test_file_contains(a.log, "oldest unsent records")), 20000,
                  "the agent did not report dropping records from the full spool");
         run_for(300);
         /* Start the broker with the subscriber ready before the agent sends. */
@@ -1478,18 +1221,18 @@ TEST(spool_full_drops_oldest)
         sub_start(&s, "sub", b.port, all_topics);
         sub_sync(&s);
         ASSERT_OK(kill(a.pid, SIGCONT));
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 15000, "no birth");
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 15000, "no birth");
         birth_seq = s.rx[find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL)].seq;
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth_seq) >= 0), 30000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth_seq) >= 0), 30000,
                  "backlog not drained: %zu received", s.n);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_raised, NULL) >= 0), 5000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_raised, NULL) >= 0), 5000,
                  "no spool_drop alert (raised)");
         ia = find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_raised, NULL);
         alert_seq = s.rx[ia].seq;
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, hb_after_with_drops, &alert_seq) >= 0), 5000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, hb_after_with_drops, &alert_seq) >= 0), 5000,
                  "no hb with spool.dropped > 0 after the alert");
         /* Once the backlog is delivered the condition ends. */
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_cleared, NULL) >= 0), 5000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_cleared, NULL) >= 0), 5000,
                  "no spool_drop alert (cleared) after the backlog was delivered");
         agent_stop(&a);
         run_for(300);
@@ -1524,13 +1267,13 @@ TEST(spool_full_drops_oldest)
         ASSERT_EQ(res.n_missing, (size_t)(lo - 1));
         /* Every record dropped was counted (hb spool.dropped is cumulative). */
         ASSERT_EQ(last_dropped, lo - 1);
-        ASSERT(file_contains(a.log, "is full"));
+        ASSERT(bbt_test_file_contains(a.log, "is full"));
         check_log_clean(a.log);
 
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 static bool have_seqs(const struct sub *s, int64_t from, int64_t to)
@@ -1567,7 +1310,7 @@ TEST(corrupt_spool_bytes)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct seg_rec recs[512];
         char names[16][64], seg_path[512], log2[400], needle[600];
@@ -1594,7 +1337,7 @@ TEST(corrupt_spool_bytes)
                 uint64_t t0 = bbt_test_now_ms();
 
                 while (bbt_test_now_ms() - t0 < 2500) {
-                        agent_alive(&a);
+                        bbt_test_daemon_alive(&a);
                         run_for(50);
                 }
         }
@@ -1647,9 +1390,9 @@ TEST(corrupt_spool_bytes)
         sub_sync(&s);
         snprintf(log2, sizeof(log2), "%s/agent2.log", tmp_dir);
         agent_start_with(&a, conf_path, log2);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 15000, "no birth");
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 15000, "no birth");
         birth_seq = s.rx[find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL)].seq;
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth_seq) >= 0), 20000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth_seq) >= 0), 20000,
                  "backlog not drained");
         {
                 uint64_t until = bbt_test_now_ms() + 3000;
@@ -1661,7 +1404,7 @@ TEST(corrupt_spool_bytes)
         run_for(300);
 
         /* The warning names the file and the byte offset of the bad record. */
-        text = slurp(log2);
+        text = bbt_test_slurp(log2);
         snprintf(needle, sizeof(needle), "at byte %llu", (unsigned long long)recs[k].off);
         for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
                 if (strstr(line, names[0]) && strstr(line, needle)) {
@@ -1680,7 +1423,7 @@ TEST(corrupt_spool_bytes)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 static double reply_result_number(const struct rx *r, const char *name)
@@ -1705,7 +1448,7 @@ TEST(resend_returns_exact_range)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         long orig[13], ir;
         int64_t last, q;
@@ -1722,7 +1465,7 @@ TEST(resend_returns_exact_range)
         write_conf(conf_path, &c);
         agent_start(&a);
         /* Seq 1 is the session's will: the broker holds it. */
-        WAIT_FOR((agent_alive(&a), have_seqs(&s, 2, 20)), 15000, "seqs 2..20 not all received (%zu messages)", s.n);
+        WAIT_FOR((bbt_test_daemon_alive(&a), have_seqs(&s, 2, 20)), 15000, "seqs 2..20 not all received (%zu messages)", s.n);
         for (q = 5; q <= 12; q++)
                 for (i = 0; i < s.n; i++)
                         if (s.rx[i].ch != BBT_CH_CMD && s.rx[i].seq == q) {
@@ -1732,7 +1475,7 @@ TEST(resend_returns_exact_range)
         last = max_seq(&s);
         mark = s.n;
         send_cmd(&s, "t-resend-1", "resend", "{\"from\":5,\"to\":12}");
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-1") >= 0), 10000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-1") >= 0), 10000,
                  "no reply to resend 5..12");
         run_for(500);
         ir = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-1");
@@ -1764,7 +1507,7 @@ TEST(resend_returns_exact_range)
         mark = s.n;
         snprintf(args, sizeof(args), "{\"from\":%lld,\"to\":%lld}", (long long)last + 1000, (long long)last + 2000);
         send_cmd(&s, "t-resend-2", "resend", args);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-2") >= 0), 10000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-2") >= 0), 10000,
                  "no reply to the resend beyond the last seq");
         run_for(300);
         ir = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-resend-2");
@@ -1784,27 +1527,7 @@ TEST(resend_returns_exact_range)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
-}
-
-/* Runs ARGV to completion (at most TIMEOUT_MS); returns its wait status. */
-static int run_prog(char *const argv[], const char *out_path, const char *err_path, int timeout_ms)
-{
-        uint64_t deadline = bbt_test_now_ms() + (uint64_t)timeout_ms;
-        pid_t pid = spawn(argv, out_path, err_path);
-        int status;
-
-        for (;;) {
-                pid_t r = waitpid(pid, &status, WNOHANG);
-
-                if (r == pid)
-                        break;
-                if (bbt_test_now_ms() > deadline)
-                        FAIL("%s did not exit within %d ms", argv[0], timeout_ms);
-                sleep_ms(10);
-        }
-        child_forget(pid);
-        return status;
+        bbt_test_passed();
 }
 
 static struct sub *hb_sub;
@@ -1822,7 +1545,7 @@ TEST(sighup_reload_and_bad_config)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         char bad_conf[400], err_path[400], out_path[400], needle[600];
         size_t n1, n2, n3, n_births;
@@ -1840,7 +1563,7 @@ TEST(sighup_reload_and_bad_config)
         c.usage_flush = "10m";
         write_conf(conf_path, &c);
         agent_start(&a);
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 10000, "no birth");
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 10000, "no birth");
         run_for(500);
         n1 = count_hb_for(3000);
         fprintf(stderr, "heartbeat_interval 1s: %zu hb in 3 s\n", n1);
@@ -1852,12 +1575,12 @@ TEST(sighup_reload_and_bad_config)
         write_conf(conf_path, &c);
         ASSERT_OK(kill(a.pid, SIGHUP));
         run_for(300);
-        agent_alive(&a);
+        bbt_test_daemon_alive(&a);
         n2 = count_hb_for(3000);
         fprintf(stderr, "after SIGHUP with heartbeat_interval 200ms: %zu hb in 3 s\n", n2);
         ASSERT_GE(n2, 11);
         ASSERT_LE(n2, 17);
-        ASSERT(file_contains(a.log, "reload: configuration applied"));
+        ASSERT(bbt_test_file_contains(a.log, "reload: configuration applied"));
 
         /* A broken file: the agent keeps running on what it had. */
         snprintf(bad_conf, sizeof(bad_conf), "%s/bad.conf", tmp_dir);
@@ -1866,11 +1589,11 @@ TEST(sighup_reload_and_bad_config)
         line = line_of(conf_path, "heartbeat_interval");
         ASSERT_OK(kill(a.pid, SIGHUP));
         run_for(500);
-        agent_alive(&a);
+        bbt_test_daemon_alive(&a);
         snprintf(needle, sizeof(needle), "reload: %s:%d: [agent] heartbeat_interval: ", conf_path, line);
-        if (!file_contains(a.log, needle))
+        if (!bbt_test_file_contains(a.log, needle))
                 FAIL("%s: expected \"%s\" after SIGHUP with a broken file", a.log, needle);
-        ASSERT(file_contains(a.log, "keeping the running configuration"));
+        ASSERT(bbt_test_file_contains(a.log, "keeping the running configuration"));
         n3 = count_hb_for(2000);
         fprintf(stderr, "after SIGHUP with a broken file: %zu hb in 2 s\n", n3);
         ASSERT_GE(n3, 7);
@@ -1885,16 +1608,16 @@ TEST(sighup_reload_and_bad_config)
         n_births = count_rx(&s, 0, BBT_CH_STATE);
         snprintf(err_path, sizeof(err_path), "%s/bad-start.log", tmp_dir);
         snprintf(out_path, sizeof(out_path), "%s/bad-start.out", tmp_dir);
-        want_dump(err_path);
+        bbt_test_dump_tail_on_failure(err_path, DUMP_MAX);
         {
                 char *argv[] = { (char *)agent_exe(), (char *)"-c", bad_conf, NULL };
 
-                status = run_prog(argv, out_path, err_path, 5000);
+                status = bbt_test_run(argv, out_path, err_path, 5000);
         }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 2)
-                FAIL("start with a broken file: expected exit 2, got %s", status_text(status));
+                FAIL("start with a broken file: expected exit 2, got %s", bbt_test_status_text(status));
         snprintf(needle, sizeof(needle), "%s:%d: [agent] heartbeat_interval: ", bad_conf, line);
-        text = slurp(err_path);
+        text = bbt_test_slurp(err_path);
         fprintf(stderr, "stderr: %s", text);
         if (!strstr(text, needle))
                 FAIL("start with a broken file: stderr lacks \"%s\": %s", needle, text);
@@ -1910,13 +1633,13 @@ TEST(sighup_reload_and_bad_config)
         {
                 char *argv[] = { (char *)agent_exe(), (char *)"--check-config", (char *)"-c", conf_path, NULL };
 
-                status = run_prog(argv, out_path, err_path, 5000);
+                status = bbt_test_run(argv, out_path, err_path, 5000);
         }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                dump_tail(err_path, 4096);
-                FAIL("--check-config: expected exit 0, got %s", status_text(status));
+                bbt_test_dump_tail(err_path, 4096);
+                FAIL("--check-config: expected exit 0, got %s", bbt_test_status_text(status));
         }
-        text = slurp(out_path);
+        text = bbt_test_slurp(out_path);
         ASSERT_STR_CONTAINS(text, "[identity]");
         ASSERT_STR_CONTAINS(text, "county = " COUNTY);
         ASSERT_STR_CONTAINS(text, "heartbeat_interval = 200ms");
@@ -1934,10 +1657,10 @@ TEST(sighup_reload_and_bad_config)
                 char *argv[] = { (char *)agent_exe(), (char *)"--version", NULL };
 
                 snprintf(out_path, sizeof(out_path), "%s/version.out", tmp_dir);
-                status = run_prog(argv, out_path, err_path, 5000);
+                status = bbt_test_run(argv, out_path, err_path, 5000);
                 ASSERT(WIFEXITED(status));
                 ASSERT_EQ(WEXITSTATUS(status), 0);
-                text = slurp(out_path);
+                text = bbt_test_slurp(out_path);
                 ASSERT_STR_CONTAINS(text, "bbt-agent " BBT_VERSION);
                 free(text);
         }
@@ -1945,10 +1668,10 @@ TEST(sighup_reload_and_bad_config)
                 char *argv[] = { (char *)agent_exe(), (char *)"--help", NULL };
 
                 snprintf(out_path, sizeof(out_path), "%s/help.out", tmp_dir);
-                status = run_prog(argv, out_path, err_path, 5000);
+                status = bbt_test_run(argv, out_path, err_path, 5000);
                 ASSERT(WIFEXITED(status));
                 ASSERT_EQ(WEXITSTATUS(status), 0);
-                text = slurp(out_path);
+                text = bbt_test_slurp(out_path);
                 ASSERT_STR_CONTAINS(text, "Usage: bbt-agent");
                 ASSERT_STR_CONTAINS(text, "--check-config");
                 free(text);
@@ -1957,7 +1680,7 @@ TEST(sighup_reload_and_bad_config)
                 char *argv[] = { (char *)agent_exe(), (char *)"--no-such-option", NULL };
 
                 snprintf(out_path, sizeof(out_path), "%s/badopt.out", tmp_dir);
-                status = run_prog(argv, out_path, err_path, 5000);
+                status = bbt_test_run(argv, out_path, err_path, 5000);
                 ASSERT(WIFEXITED(status));
                 ASSERT_EQ(WEXITSTATUS(status), 2);
         }
@@ -1965,7 +1688,7 @@ TEST(sighup_reload_and_bad_config)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 static size_t count_replies(const struct sub *s, const char *id)
@@ -1984,7 +1707,7 @@ TEST(repeated_cmd_answered_not_reexecuted)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         size_t n_inv;
 
@@ -1997,10 +1720,10 @@ TEST(repeated_cmd_answered_not_reexecuted)
         c.hb = "1s";
         write_conf(conf_path, &c);
         agent_start(&a);
-        WAIT_FOR((agent_alive(&a), count_rx(&s, 0, BBT_CH_INVENTORY) >= 1), 10000, "no inventory");
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_rx(&s, 0, BBT_CH_INVENTORY) >= 1), 10000, "no inventory");
         n_inv = count_rx(&s, 0, BBT_CH_INVENTORY);
         send_cmd(&s, "t-rep-1", "inventory", NULL);
-        WAIT_FOR((agent_alive(&a), count_replies(&s, "t-rep-1") >= 1 && count_rx(&s, 0, BBT_CH_INVENTORY) > n_inv),
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_replies(&s, "t-rep-1") >= 1 && count_rx(&s, 0, BBT_CH_INVENTORY) > n_inv),
                  5000, "no reply to t-rep-1");
         run_for(300);
         ASSERT_EQ(count_rx(&s, 0, BBT_CH_INVENTORY), n_inv + 1);
@@ -2010,7 +1733,7 @@ TEST(repeated_cmd_answered_not_reexecuted)
                 uint64_t until = bbt_test_now_ms() + 3000;
 
                 while (count_replies(&s, "t-rep-1") < 2 && bbt_test_now_ms() < until) {
-                        agent_alive(&a);
+                        bbt_test_daemon_alive(&a);
                         run_for(20);
                 }
         }
@@ -2026,7 +1749,7 @@ TEST(repeated_cmd_answered_not_reexecuted)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 /* ---- hardware drivers ---- */
@@ -2079,7 +1802,7 @@ TEST(projector_drives_display_and_hb)
         struct bbt_test_broker b = { 0 };
         struct bbt_pjlink_sim sim;
         struct sub s;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct bbt_msg m;
         char extra[512];
@@ -2108,7 +1831,7 @@ TEST(projector_drives_display_and_hb)
         write_conf(conf_path, &c);
         agent_start(&a);
 
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_hb_projector_power, &on) >= 0 &&
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_hb_projector_power, &on) >= 0 &&
                                            find_rx(&s, 0, BBT_CH_ALERT, is_raised, "lamp_hours") >= 0 &&
                                            find_rx(&s, 0, BBT_CH_ALERT, is_raised, "projector_error") >= 0 &&
                                            find_rx(&s, 0, BBT_CH_USAGE, is_usage_state, &idle) >= 0),
@@ -2169,7 +1892,7 @@ TEST(projector_drives_display_and_hb)
         /* The projector is switched off (at the projector): standby. */
         mark = s.n;
         sim.power = BBT_POWER_OFF;
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_HB, is_hb_projector_power, &off) >= 0 &&
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_HB, is_hb_projector_power, &off) >= 0 &&
                                            find_rx(&s, mark, BBT_CH_USAGE, is_usage_state, &standby) >= 0),
                  10000, "after power off: received %zu messages", s.n - mark);
         i = find_rx(&s, mark, BBT_CH_USAGE, is_usage_state, &standby);
@@ -2186,7 +1909,7 @@ TEST(projector_drives_display_and_hb)
         /* The aggregator switches it back on: the command reaches the projector. */
         mark = s.n;
         send_cmd(&s, "t-pow-1", "projector_power", "{\"on\":true}");
-        WAIT_FOR((agent_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-pow-1") >= 0), 10000,
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-pow-1") >= 0), 10000,
                  "no reply to projector_power");
         i = find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-pow-1");
         if (!s.rx[i].ok)
@@ -2203,7 +1926,7 @@ TEST(projector_drives_display_and_hb)
         bbt_pjlink_sim_stop(&sim);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }
 
 static bool is_inventory_retained(const struct rx *r, const void *arg)
@@ -2216,7 +1939,7 @@ TEST(periph_expect_missing_alert)
 {
         struct bbt_test_broker b = { 0 };
         struct sub s, ret;
-        struct agent a;
+        struct bbt_test_daemon a;
         struct conf c = { 0 };
         struct bbt_msg m;
         long i;
@@ -2233,7 +1956,7 @@ TEST(periph_expect_missing_alert)
         write_conf(conf_path, &c);
         agent_start(&a);
 
-        WAIT_FOR((agent_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_raised, "periph_missing") >= 0 &&
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_raised, "periph_missing") >= 0 &&
                                            count_rx(&s, 0, BBT_CH_INVENTORY) >= 1),
                  15000, "received %zu messages", s.n);
         i = find_rx(&s, 0, BBT_CH_ALERT, is_raised, "periph_missing");
@@ -2270,5 +1993,5 @@ TEST(periph_expect_missing_alert)
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
-        test_passed = true;
+        bbt_test_passed();
 }

@@ -1,29 +1,21 @@
 /* The bbt-aggregator daemon end to end: the real binary against a real mosquitto on 127.0.0.1, fed by fake terminals, checked in its SQLite store. */
 /* bbt-test: label=integration timeout=120 */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
-#include <sqlite3.h>
 
 #include "bbt/protocol.h"
 #include "broker.h"
+#include "daemon.h"
 #include "test.h"
 
 /*
  * Every test runs in a private temporary directory (aggregator.conf, the
  * store, registry files, the daemon's log), starts the harness's broker with
  * its queue limits raised, bbt-aggregator as a child process (PR_SET_PDEATHSIG,
- * and killed by an exit handler), and one or more fake terminals: plain
+ * and killed by an exit handler; tests/daemon.h), and one or more fake terminals: plain
  * libmosquitto clients that publish protocol messages built with
  * bbt_msg_encode at QoS 1, keep every message they made (their "spool"), and
  * answer the daemon's resend commands from it. The store is read with the
@@ -43,88 +35,19 @@
  * what queues for the daemon's session while it is down. */
 #define BROKER_CONF "max_queued_messages 1000000\nmax_inflight_messages 0\n"
 
-/* ---- the temporary directory, child processes, cleanup ---- */
+/* ---- the temporary directory, cleanup ---- */
 
 static char tmp_dir[256], conf_path[320], store_path[320], log_path[320], client_id[64];
-static pid_t owner_pid;
-static bool test_passed;
 static struct bbt_test_broker broker;
-
-#define MAX_CHILDREN 8
-static pid_t children[MAX_CHILDREN];
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        remove(path);
-        return 0;
-}
-
-/* Prints the last MAX bytes of PATH to stderr. */
-static void dump_tail(const char *path, long max)
-{
-        char buf[4096];
-        size_t n;
-        long size;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return;
-        fseek(f, 0, SEEK_END);
-        size = ftell(f);
-        fprintf(stderr, "---- %s (%ld bytes%s) ----\n", path, size, size > max ? ", tail" : "");
-        fseek(f, size > max ? size - max : 0, SEEK_SET);
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, stderr);
-        fprintf(stderr, "---- end of %s ----\n", path);
-        fclose(f);
-}
-
-static void reap_children(void)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++) {
-                if (children[i] <= 0)
-                        continue;
-                kill(children[i], SIGKILL);
-                while (waitpid(children[i], NULL, 0) < 0 && errno == EINTR)
-                        ;
-                children[i] = 0;
-        }
-}
-
-static void cleanup_at_exit(void)
-{
-        char path[512];
-
-        if (getpid() != owner_pid)
-                return;
-        reap_children();
-        if (!test_passed || getenv("BBT_TEST_VERBOSE")) {
-                dump_tail(log_path, 64 * 1024);
-                if (broker.dir[0]) {
-                        snprintf(path, sizeof(path), "%s/mosquitto.log", broker.dir);
-                        dump_tail(path, 16 * 1024);
-                }
-        }
-        if (tmp_dir[0])
-                nftw(tmp_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void env_init(void)
 {
-        const char *t = getenv("TMPDIR");
-
-        owner_pid = getpid();
-        snprintf(tmp_dir, sizeof(tmp_dir), "%s/bbt-aggregator-test-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(tmp_dir))
-                FAIL("mkdtemp %s: %s", tmp_dir, strerror(errno));
-        atexit(cleanup_at_exit);
+        snprintf(tmp_dir, sizeof(tmp_dir), "%s", bbt_test_tmp_init("aggregator"));
         snprintf(conf_path, sizeof(conf_path), "%s/aggregator.conf", tmp_dir);
         snprintf(store_path, sizeof(store_path), "%s/aggregator.db", tmp_dir);
         snprintf(log_path, sizeof(log_path), "%s/aggregator.log", tmp_dir);
         snprintf(client_id, sizeof(client_id), "bbt-aggregator-test-%ld", (long)getpid());
+        bbt_test_dump_on_failure(log_path);
         mosquitto_lib_init();
 }
 
@@ -137,126 +60,7 @@ static void pass(void)
         fakes_free();
         bbt_test_broker_stop(&broker);
         mosquitto_lib_cleanup();
-        test_passed = true;
-}
-
-static void child_add(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] <= 0) {
-                        children[i] = pid;
-                        return;
-                }
-        kill(pid, SIGKILL);
-        FAIL("too many child processes");
-}
-
-static void child_forget(pid_t pid)
-{
-        for (size_t i = 0; i < MAX_CHILDREN; i++)
-                if (children[i] == pid)
-                        children[i] = 0;
-}
-
-/* fork + exec ARGV[0] with stdin from /dev/null, stdout and stderr appended
- * to OUT_PATH, nothing else inherited, and SIGKILL when this process dies. */
-static pid_t spawn(char *const argv[], const char *out_path)
-{
-        pid_t parent = getpid(), pid;
-        int null_fd, out_fd;
-        sigset_t none;
-
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        out_fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (null_fd < 0 || out_fd < 0)
-                FAIL("open %s: %s", out_path, strerror(errno));
-        sigemptyset(&none);
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0)
-                FAIL("fork: %s", strerror(errno));
-        if (pid == 0) {
-                /* Only async-signal-safe calls between fork and exec. */
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                signal(SIGTERM, SIG_DFL);
-                signal(SIGINT, SIG_DFL);
-                signal(SIGHUP, SIG_DFL);
-                signal(SIGPIPE, SIG_DFL);
-                if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-                        _exit(127);
-                if (close_range(3, ~0U, 0) < 0)
-                        for (int fd = 3; fd < 4096; fd++)
-                                close(fd);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        child_add(pid);
-        close(null_fd);
-        close(out_fd);
-        return pid;
-}
-
-static char *slurp(const char *path)
-{
-        FILE *f = fopen(path, "re");
-        char *buf;
-        long size;
-
-        if (!f)
-                return strdup("");
-        fseek(f, 0, SEEK_END);
-        size = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        buf = malloc((size_t)size + 1);
-        if (!buf)
-                FAIL("out of memory");
-        buf[fread(buf, 1, (size_t)size, f)] = '\0';
-        fclose(f);
-        return buf;
-}
-
-/* How many times NEEDLE occurs in PATH. */
-static int count_in_file(const char *path, const char *needle)
-{
-        char *text = slurp(path), *p = text;
-        int n = 0;
-
-        while ((p = strstr(p, needle))) {
-                n++;
-                p += strlen(needle);
-        }
-        free(text);
-        return n;
-}
-
-static void write_file(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "we");
-
-        if (!f)
-                FAIL("open %s: %s", path, strerror(errno));
-        fputs(text, f);
-        if (fclose(f) != 0)
-                FAIL("write %s: %s", path, strerror(errno));
-}
-
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        bbt_test_passed();
 }
 
 /* ---- the daemon ---- */
@@ -299,23 +103,8 @@ static void write_conf(const struct conf *c)
                  bbt_test_broker_port(&broker), client_id, store_path,
                  c && c->batch_interval ? c->batch_interval : "100ms", c && c->batch_size ? c->batch_size : "1000",
                  c && c->registry ? c->registry : "");
-        write_file(conf_path, text);
+        bbt_test_write_file(conf_path, text);
 }
-
-static const char *aggregator_exe(void)
-{
-        static char path[512];
-
-        snprintf(path, sizeof(path), "%s/aggregator/bbt-aggregator", bbt_test_bindir());
-        if (access(path, X_OK) < 0)
-                FAIL("%s: %s (build the bbt-aggregator target)", path, strerror(errno));
-        return path;
-}
-
-struct daemon {
-        pid_t pid;
-        int starts;
-};
 
 static int broker_log_count(const char *what)
 {
@@ -323,157 +112,34 @@ static int broker_log_count(const char *what)
 
         snprintf(path, sizeof(path), "%s/mosquitto.log", broker.dir);
         snprintf(needle, sizeof(needle), "%s %s", what, client_id);
-        return count_in_file(path, needle);
-}
-
-static void check_sanitizers(void)
-{
-        if (count_in_file(log_path, "Sanitizer") || count_in_file(log_path, "runtime error:"))
-                FAIL("the daemon's log has a sanitizer report (see %s below)", log_path);
-}
-
-/* Whether the daemon exited; reaps it and keeps its status. */
-static bool daemon_exited(struct daemon *d, int *ret_status)
-{
-        int status;
-        pid_t r;
-
-        if (!d->pid)
-                return true;
-        r = waitpid(d->pid, &status, WNOHANG);
-        if (r == 0)
-                return false;
-        child_forget(d->pid);
-        d->pid = 0;
-        if (ret_status)
-                *ret_status = status;
-        return true;
+        return bbt_test_count_in_file(path, needle);
 }
 
 /* Starts bbt-aggregator -c conf_path and waits until its subscription is in
  * place: the broker logged its SUBACK to the daemon's client id. */
-static void daemon_start(struct daemon *d)
+static void daemon_start(struct bbt_test_daemon *d)
 {
-        char *argv[] = { (char *)aggregator_exe(), (char *)"-c", conf_path, NULL };
+        char exe[512];
+        char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+                         conf_path, NULL };
         int subacks = broker_log_count("Sending SUBACK to");
         uint64_t deadline = bbt_test_now_ms() + 15000;
-        char mark[128];
-        int status = 0;
 
-        snprintf(mark, sizeof(mark), "==== test: daemon start %d ====\n", ++d->starts);
-        {
-                FILE *f = fopen(log_path, "ae");
-
-                if (f) {
-                        fputs(mark, f);
-                        fclose(f);
-                }
-        }
-        d->pid = spawn(argv, log_path);
+        bbt_test_daemon_start(d, "daemon", argv, log_path);
         while (broker_log_count("Sending SUBACK to") <= subacks) {
-                if (daemon_exited(d, &status))
-                        FAIL("bbt-aggregator exited during start-up (status 0x%x)", status);
+                if (bbt_test_daemon_exited(d))
+                        FAIL("bbt-aggregator exited during start-up (status 0x%x)", d->status);
                 if (bbt_test_now_ms() > deadline)
                         FAIL("bbt-aggregator did not subscribe within 15 s");
-                sleep_ms(10);
+                bbt_test_sleep_ms(10);
         }
-}
-
-static void daemon_kill9(struct daemon *d)
-{
-        if (!d->pid)
-                return;
-        kill(d->pid, SIGKILL);
-        while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-        child_forget(d->pid);
-        d->pid = 0;
-}
-
-/* SIGTERM; returns the wait status, failing if it takes longer than TIMEOUT_MS. */
-static int daemon_term(struct daemon *d, int timeout_ms)
-{
-        uint64_t deadline = bbt_test_now_ms() + (uint64_t)timeout_ms;
-        int status = 0;
-
-        if (!d->pid)
-                FAIL("the daemon is not running");
-        kill(d->pid, SIGTERM);
-        while (!daemon_exited(d, &status)) {
-                if (bbt_test_now_ms() > deadline)
-                        FAIL("bbt-aggregator did not exit within %d ms of SIGTERM", timeout_ms);
-                sleep_ms(5);
-        }
-        return status;
-}
-
-static void assert_running(struct daemon *d)
-{
-        int status = 0;
-
-        if (daemon_exited(d, &status))
-                FAIL("bbt-aggregator died (status 0x%x)", status);
 }
 
 /* ---- the store, read-only ---- */
 
-static sqlite3 *db_open(void)
-{
-        sqlite3 *db = NULL;
-        int rc = sqlite3_open_v2(store_path, &db, SQLITE_OPEN_READONLY, NULL);
-
-        if (rc != SQLITE_OK) {
-                sqlite3_close(db);
-                return NULL;
-        }
-        sqlite3_busy_timeout(db, 5000);
-        return db;
-}
-
-/* The first column of the first row of SQL (printf-style), as an integer;
- * DEFAULT_VALUE when there is no row, no store yet or no such table. */
-__attribute__((format(printf, 2, 3))) static int64_t db_int(int64_t default_value, const char *fmt, ...)
-{
-        char sql[1024];
-        sqlite3_stmt *st = NULL;
-        int64_t v = default_value;
-        sqlite3 *db;
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        if (access(store_path, F_OK) < 0 || !(db = db_open()))
-                return default_value;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-            sqlite3_column_type(st, 0) != SQLITE_NULL)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
-/* The first column of the first row of SQL as text into BUF ("" if none). */
-__attribute__((format(printf, 3, 4))) static const char *db_text(char *buf, size_t size, const char *fmt, ...)
-{
-        char sql[1024];
-        sqlite3_stmt *st = NULL;
-        sqlite3 *db;
-        va_list ap;
-
-        buf[0] = '\0';
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        if (!(db = db_open()))
-                return buf;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-            sqlite3_column_text(st, 0))
-                snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return buf;
-}
+/* bbt_test_db_int and bbt_test_db_text on this test's store. */
+#define db_int(default_value, ...) bbt_test_db_int(store_path, default_value, __VA_ARGS__)
+#define db_text(buf, size, ...) bbt_test_db_text(store_path, buf, size, __VA_ARGS__)
 
 /* The terminal id of the terminal named by a "%s" argument, in SQL. */
 #define TERM_ID "(SELECT id FROM terminal WHERE county = '" COUNTY "' AND school = '" SCHOOL "' AND terminal = '%s')"
@@ -497,38 +163,9 @@ static int64_t loss_rows(void)
 static const char *missing_seqs(const char *term, int64_t n, char *buf, size_t size)
 {
         char sql[512];
-        sqlite3_stmt *st = NULL;
-        int64_t expect = 1, seq;
-        size_t len = 0;
-        sqlite3 *db = db_open();
 
-        buf[0] = '\0';
-        if (!db)
-                return "(no store)";
-        snprintf(sql, sizeof(sql), "SELECT seq FROM raw WHERE terminal_id = " TERM_ID, term);
-        strncat(sql, " ORDER BY seq", sizeof(sql) - strlen(sql) - 1);
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-                sqlite3_close(db);
-                return "(query failed)";
-        }
-        for (;;) {
-                bool row = sqlite3_step(st) == SQLITE_ROW;
-
-                seq = row ? sqlite3_column_int64(st, 0) : n + 1;
-                if (seq > expect && expect <= n && len < size) {
-                        int64_t to = seq - 1 < n ? seq - 1 : n;
-
-                        len += (size_t)snprintf(buf + len, size - len, "%s%" PRId64 "..%" PRId64, len ? ", " : "",
-                                                expect, to);
-                }
-                if (seq >= expect)
-                        expect = seq + 1;
-                if (!row)
-                        break;
-        }
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return buf;
+        snprintf(sql, sizeof(sql), "SELECT seq FROM raw WHERE terminal_id = " TERM_ID " ORDER BY seq", term);
+        return bbt_test_db_missing(store_path, sql, 1, n, buf, size, NULL);
 }
 
 /* Every seq 1..N of TERM stored exactly once (raw's primary key is
@@ -612,7 +249,7 @@ static int64_t fake_add(struct fake *f, struct bbt_msg *m, bool publish)
         m->seq = f->last_seq + 1;
         m->boot = f->boot;
         if (!m->ts)
-                m->ts = wall_ms();
+                m->ts = bbt_test_wall_ms();
         r = bbt_msg_encode(m, &json, &len, &err);
         if (r < 0)
                 FAIL("[%s] encode %s: %s (%s)", f->name, bbt_channel_name(m->channel),
@@ -775,7 +412,7 @@ static void pump(int ms)
                         }
                 }
                 if (!n_fakes)
-                        sleep_ms(5);
+                        bbt_test_sleep_ms(5);
         } while (bbt_test_now_ms() < end);
 }
 
@@ -854,24 +491,17 @@ static void fakes_free(void)
 }
 
 /* Pumps until COND (an expression) holds, failing after MS milliseconds. */
-#define WAIT_FOR(cond, ms, ...)                                                                          \
-        do {                                                                                             \
-                uint64_t wait_deadline_ = bbt_test_now_ms() + (uint64_t)(ms);                            \
-                while (!(cond)) {                                                                        \
-                        if (bbt_test_now_ms() > wait_deadline_) {                                        \
-                                fprintf(stderr, __VA_ARGS__);                                            \
-                                fputc('\n', stderr);                                                     \
-                                FAIL("timed out after %d ms waiting for %s", (int)(ms), #cond);          \
-                        }                                                                                \
-                        pump(20);                                                                        \
-                }                                                                                        \
-        } while (0)
+#define WAIT_FOR(cond, ms, ...) BBT_WAIT_STEP(cond, ms, pump(20), __VA_ARGS__)
 
 /* Common start: a broker with raised limits and a configuration file. */
 static void setup(const struct conf *c)
 {
+        char path[512];
+
         env_init();
         bbt_test_broker_start(&broker, BROKER_CONF);
+        snprintf(path, sizeof(path), "%s/mosquitto.log", broker.dir);
+        bbt_test_dump_tail_on_failure(path, 16 * 1024);
         write_conf(c);
 }
 
@@ -885,7 +515,7 @@ static void publish_all_channels(struct fake *f, const char *alert_code)
                   .vendor = "鸿合科技", .model = "HiteVision 触摸框" },
                 { .kind = BBT_KIND_DISPLAY, .subsystem = "drm", .syspath = "/sys/class/drm/card0-HDMI-A-1" },
         };
-        int64_t now = wall_ms();
+        int64_t now = bbt_test_wall_ms();
 
         fake_birth(f);
         fake_hb(f, true);
@@ -921,7 +551,7 @@ static void publish_all_channels(struct fake *f, const char *alert_code)
 
 TEST(ingest_all_channels)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a, b;
         struct bbt_msg m;
         char text[256];
@@ -976,8 +606,8 @@ TEST(ingest_all_channels)
         ASSERT_EQ(loss_rows(), 0);
         ASSERT_EQ(db_int(-1, "SELECT count(*) FROM gap"), 0);
         ASSERT_EQ(counter("stored"), 15);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -985,7 +615,7 @@ TEST(ingest_all_channels)
 
 TEST(malformed_counted)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
         char big[BBT_MSG_MAX + 64], *v2;
         char *hb;
@@ -1038,13 +668,13 @@ TEST(malformed_counted)
         ASSERT_EQ(counter("reject_version"), 1);
         ASSERT_EQ(counter("reject_field"), 1);
         ASSERT_EQ(counter("reject_store"), 0);
-        assert_running(&d);
+        bbt_test_daemon_alive(&d);
         assert_all_stored("r101", 2);
         ASSERT_EQ(loss_rows(), 0);
         ASSERT_EQ(a.resends, 0);
-        ASSERT(count_in_file(log_path, "reject_size") >= 1);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        ASSERT(bbt_test_count_in_file(log_path, "reject_size") >= 1);
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1052,7 +682,7 @@ TEST(malformed_counted)
  * at the next batch commit, or at the latest when the daemon stops. */
 TEST(reject_counters_without_traffic)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
 
         setup(NULL);
@@ -1070,13 +700,13 @@ TEST(reject_counters_without_traffic)
                 while (counter("reject_json") < 2 && bbt_test_now_ms() < deadline)
                         pump(50);
         }
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
+        bbt_test_daemon_term(&d, 5000);
         if (counter("reject_json") != 2)
                 FAIL("BUG (aggregator/ingest.c, bbt_ingest_flush): %" PRId64 " of 2 reject_json counted in the store "
                      "after 3 s and a clean stop; reject() only bumps counter_delta, and flush returns early when "
                      "no transaction is open and no terminal is dirty, so the counts are never written",
                      counter("reject_json"));
-        check_sanitizers();
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1084,7 +714,7 @@ TEST(reject_counters_without_traffic)
 
 TEST(duplicates_and_replay)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
 
         setup(NULL);
@@ -1107,8 +737,8 @@ TEST(duplicates_and_replay)
         ASSERT_EQ(counter("stored"), 300);
         ASSERT_EQ(loss_rows(), 0);
         ASSERT_EQ(a.resends, 0);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1117,7 +747,7 @@ TEST(duplicates_and_replay)
 /* 1..50 without 20..29, then 51: the daemon asks for 20..29. */
 static void gap_scenario(int64_t first_retained)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
         int64_t n;
 
@@ -1154,8 +784,8 @@ static void gap_scenario(int64_t first_retained)
         }
         ASSERT_EQ(a.resends, 1);
         ASSERT_EQ(db_int(-1, "SELECT count(*) FROM gap"), 0);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1173,7 +803,7 @@ TEST(gap_resend_partly_gone)
  * resend_timeout (2 s) apart, then the range is recorded as lost. */
 TEST(gap_no_answer)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
         char reason[64];
 
@@ -1199,8 +829,8 @@ TEST(gap_no_answer)
         WAIT_FOR(db_int(-1, "SELECT lost FROM terminal WHERE terminal = 'r101'") == 9, 5000, "lost %" PRId64,
                  db_int(-1, "SELECT lost FROM terminal WHERE terminal = 'r101'"));
         ASSERT_EQ(counter("lost"), 9);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1209,7 +839,7 @@ TEST(gap_no_answer)
 TEST(kill9_during_ingest)
 {
         const int64_t N = 5000;
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
         uint64_t deadline, killed_at = 0, checked_at = 0;
         int64_t acked_at_kill = 0, stored_at_kill = 0;
@@ -1241,7 +871,7 @@ TEST(kill9_during_ingest)
 
                         checked_at = bbt_test_now_ms();
                         if (acked - stored >= 20 || a.last_seq >= N * 4 / 5) {
-                                daemon_kill9(&d);
+                                bbt_test_daemon_kill9(&d);
                                 killed = true;
                                 killed_at = bbt_test_now_ms();
                                 acked_at_kill = broker_log_count("Received PUBACK from") - acks0;
@@ -1269,7 +899,7 @@ TEST(kill9_during_ingest)
                              missing_seqs("r101", a.last_seq, missing, sizeof(missing)));
                 }
                 pump(50);
-                assert_running(&d);
+                bbt_test_daemon_alive(&d);
         }
         pump(1500);
         assert_all_stored("r101", a.last_seq);
@@ -1282,8 +912,8 @@ TEST(kill9_during_ingest)
                 ASSERT_GE(a.resends, 1);
                 ASSERT_GE(counter("recovered"), acked_at_kill - stored_at_kill);
         }
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1294,11 +924,10 @@ TEST(sigterm_clean)
         /* Commits only on a full batch or every minute: what is stored after
          * the stop was committed by the stop. */
         struct conf c = { .batch_interval = "60s", .batch_size = "100000" };
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
-        int acks, status;
+        int acks;
         char integrity[32];
-        uint64_t t0;
 
         setup(&c);
         daemon_start(&d);
@@ -1313,17 +942,13 @@ TEST(sigterm_clean)
         /* Nothing committed yet (batch_interval 60s): what is stored after the
          * stop, the stop committed. */
         ASSERT_EQ(raw_count("r101"), 0);
-        t0 = bbt_test_now_ms();
-        status = daemon_term(&d, 5000);
-        fprintf(stderr, "exited %d ms after SIGTERM\n", (int)(bbt_test_now_ms() - t0));
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                FAIL("bbt-aggregator: status 0x%x after SIGTERM, expected exit 0", status);
+        fprintf(stderr, "exited %d ms after SIGTERM\n", bbt_test_daemon_term(&d, 5000));
         assert_all_stored("r101", 200);
         ASSERT_EQ(counter("stored"), 200);
-        ASSERT(count_in_file(log_path, "stopping") >= 1);
+        ASSERT(bbt_test_count_in_file(log_path, "stopping") >= 1);
         /* The store is whole and reopens. */
         ASSERT_STR_EQ(db_text(integrity, sizeof(integrity), "PRAGMA integrity_check"), "ok");
-        check_sanitizers();
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1332,9 +957,9 @@ TEST(sigterm_clean)
 TEST(sigterm_broker_down)
 {
         struct conf c = { .batch_interval = "60s", .batch_size = "100000" };
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
-        int acks, status, warnings;
+        int acks, warnings;
 
         setup(&c);
         daemon_start(&d);
@@ -1345,15 +970,13 @@ TEST(sigterm_broker_down)
                 fake_hb(&a, true);
         WAIT_FOR(broker_log_count("Received PUBACK from") - acks >= 50, 15000, "the daemon acked %d of 50",
                  broker_log_count("Received PUBACK from") - acks);
-        warnings = count_in_file(log_path, "; reconnecting");
+        warnings = bbt_test_count_in_file(log_path, "; reconnecting");
         bbt_test_broker_kill(&broker);
-        WAIT_FOR(count_in_file(log_path, "; reconnecting") > warnings, 10000, "the daemon did not notice");
+        WAIT_FOR(bbt_test_count_in_file(log_path, "; reconnecting") > warnings, 10000, "the daemon did not notice");
         pump(500);
-        status = daemon_term(&d, 5000);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                FAIL("bbt-aggregator: status 0x%x after SIGTERM with the broker down, expected exit 0", status);
+        bbt_test_daemon_term(&d, 5000);
         assert_all_stored("r101", 50);
-        check_sanitizers();
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1361,7 +984,7 @@ TEST(sigterm_broker_down)
 
 TEST(broker_restart)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct fake a;
         int64_t at_kill = 0, after_restart;
         int connects, subacks;
@@ -1383,7 +1006,7 @@ TEST(broker_restart)
         for (int i = 0; i < 10; i++)
                 fake_hb(&a, true);
         at_kill = a.last_seq;
-        connects = count_in_file(log_path, "broker: connected");
+        connects = bbt_test_count_in_file(log_path, "broker: connected");
         subacks = broker_log_count("Sending SUBACK to");
         bbt_test_broker_kill(&broker);
         pump(300);
@@ -1391,12 +1014,12 @@ TEST(broker_restart)
         /* The daemon reconnects (backoff 100 ms..1 s) and subscribes again:
          * its session died with the broker (no persistence). */
         deadline = bbt_test_now_ms() + 15000;
-        while (count_in_file(log_path, "broker: connected") <= connects || !a.subscribed ||
+        while (bbt_test_count_in_file(log_path, "broker: connected") <= connects || !a.subscribed ||
                broker_log_count("Sending SUBACK to") <= subacks) {
                 if (bbt_test_now_ms() > deadline)
                         FAIL("the daemon (connected %d times, %d subscriptions) or the fake terminal (%s) did not "
                              "come back",
-                             count_in_file(log_path, "broker: connected"), broker_log_count("Sending SUBACK to"),
+                             bbt_test_count_in_file(log_path, "broker: connected"), broker_log_count("Sending SUBACK to"),
                              a.subscribed ? "subscribed" : "not subscribed");
                 pump(20);
         }
@@ -1425,9 +1048,9 @@ TEST(broker_restart)
         ASSERT_EQ(loss_rows(), 0);
         fprintf(stderr, "killed the broker at seq %" PRId64 "; %d resend commands (last %" PRId64 "..%" PRId64 ")\n",
                 at_kill, a.resends, a.last_from, a.last_to);
-        assert_running(&d);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_alive(&d);
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }
 
@@ -1444,17 +1067,17 @@ static void write_registry(const char *extra_school_row, const char *terminals)
                  COUNTY "," SCHOOL ",成都市第一小学,小学,城区,800\n"
                  "%s",
                  extra_school_row ? extra_school_row : "");
-        write_file(schools_csv, text);
-        write_file(terminals_csv, terminals);
+        bbt_test_write_file(schools_csv, text);
+        bbt_test_write_file(terminals_csv, terminals);
 }
 
-static void hup_and_wait(struct daemon *d, const char *needle, int before)
+static void hup_and_wait(struct bbt_test_daemon *d, const char *needle, int before)
 {
         uint64_t deadline = bbt_test_now_ms() + 10000;
 
         kill(d->pid, SIGHUP);
-        while (count_in_file(log_path, needle) <= before) {
-                assert_running(d);
+        while (bbt_test_count_in_file(log_path, needle) <= before) {
+                bbt_test_daemon_alive(d);
                 if (bbt_test_now_ms() > deadline)
                         FAIL("no \"%s\" in the log within 10 s of SIGHUP", needle);
                 pump(20);
@@ -1463,7 +1086,7 @@ static void hup_and_wait(struct daemon *d, const char *needle, int before)
 
 TEST(sighup_reload)
 {
-        struct daemon d = { 0 };
+        struct bbt_test_daemon d = { 0 };
         struct conf c = { 0 };
         struct fake a;
         struct bbt_msg m;
@@ -1482,7 +1105,7 @@ TEST(sighup_reload)
         /* r101 is in the registry with no expected peripherals. */
         write_registry(NULL, "school_code,terminal_id,room,expected\n" SCHOOL ",r101,一年级1班,\n");
         daemon_start(&d);
-        ASSERT(count_in_file(log_path, "1 schools and 1 terminals in the registry") == 1);
+        ASSERT(bbt_test_count_in_file(log_path, "1 schools and 1 terminals in the registry") == 1);
         fake_start(&a, "r101");
         fake_birth(&a);
         WAIT_FOR(raw_count("r101") == 1, 10000, "the birth was not stored");
@@ -1503,22 +1126,22 @@ TEST(sighup_reload)
 
         /* A broken schools file: the old registry stays, the error names file:line. */
         write_registry("510107,3151010003,成都市第三小学,小学,乡村,三百\n", "school_code,terminal_id,room,expected\n");
-        n_bad = count_in_file(log_path, bad);
+        n_bad = bbt_test_count_in_file(log_path, bad);
         hup_and_wait(&d, bad, n_bad);
-        ASSERT(count_in_file(log_path, "schools.csv:3:") >= 1);
-        ASSERT_EQ(count_in_file(log_path, ok2), 1);
+        ASSERT(bbt_test_count_in_file(log_path, "schools.csv:3:") >= 1);
+        ASSERT_EQ(bbt_test_count_in_file(log_path, ok2), 1);
         /* A terminal whose school is unknown: also refused, with its line. */
         write_registry(NULL, "school_code,terminal_id,room,expected\n" SCHOOL ",r101,,\n9999999999,x1,,\n");
         hup_and_wait(&d, bad, n_bad + 1);
-        ASSERT(count_in_file(log_path, "terminals.csv:3:") >= 1);
+        ASSERT(bbt_test_count_in_file(log_path, "terminals.csv:3:") >= 1);
 
         /* Still running, still storing, and a good file is taken again. */
         fake_hb(&a, true);
         WAIT_FOR(raw_count("r101") == 3, 10000, "stored %" PRId64 " of 3 after the failed reloads", raw_count("r101"));
         write_registry(NULL, "school_code,terminal_id,room,expected\n" SCHOOL ",r101,一年级1班,\n");
-        n_ok1 = count_in_file(log_path, ok1);
+        n_ok1 = bbt_test_count_in_file(log_path, ok1);
         hup_and_wait(&d, ok1, n_ok1);
-        ASSERT_EQ(daemon_term(&d, 5000), 0);
-        check_sanitizers();
+        bbt_test_daemon_term(&d, 5000);
+        bbt_test_check_sanitizers(log_path);
         pass();
 }

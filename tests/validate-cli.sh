@@ -3,23 +3,7 @@
 # Usage: validate-cli.sh PATH_TO_bbt-validate CORPUS_DIR
 set -u
 v=$1 corpus=$2
-passed=0 failed=0
-t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
-
-# expect NAME WANT_EXIT WANT_OUTPUT_SUBSTRING -- COMMAND...
-expect() {
-    name=$1 want=$2 text=$3
-    shift 4
-    out=$("$@" 2>&1)
-    got=$?
-    if [ "$got" -eq "$want" ] && printf '%s' "$out" | grep -qF -- "$text"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL $name: exit $got (want $want), output: $out (want: $text)"
-    fi
-}
+. "$(dirname "$0")/cli-lib.sh"
 
 topic=bbt/v1/510107/3151010001/r101
 expect help 0 "Usage: bbt-validate" -- "$v" --help
@@ -37,5 +21,4 @@ expect missing-file 2 "No such file or directory" -- "$v" hb "$t/nope.json"
 head -c 20000 /dev/zero | tr '\0' ' ' > "$t/big"
 expect too-big 1 "hb: payload of 16385 bytes exceeds 16384" -- "$v" hb "$t/big"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
