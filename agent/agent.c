@@ -868,6 +868,9 @@ static void on_connect(void *userdata, bool session_present)
         birth.body.state.hostname = a->hostname;
         birth.body.state.os = a->os;
         birth.body.state.machine_id = a->machine_id;
+        /* Tells the aggregator that this seq comes only when the session ends. */
+        birth.body.state.has_will_seq = a->will_seq > 0;
+        birth.body.state.will_seq = (int64_t)a->will_seq;
         a->session_first_seq = a->will_seq;
         produce_early(a, &birth);
         produce_inventory(a, true);

@@ -577,6 +577,8 @@ static void fault_set(struct bbt_ingest *in, struct term *t, const char *code, b
                 bbt_log_error("store: fault %s: %s", code, bbt_store_error(s));
 }
 
+static void expect_will(struct bbt_ingest *in, struct term *t, int64_t w, uint32_t boot, int64_t now_ms);
+
 static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt_msg *m, int64_t recv_ms)
 {
         const struct bbt_state *st = &m->body.state;
@@ -596,6 +598,8 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
                 snprintf(t->row.hostname, sizeof(t->row.hostname), "%s", st->hostname);
                 snprintf(t->row.os, sizeof(t->row.os), "%s", st->os);
                 snprintf(t->row.machine_id, sizeof(t->row.machine_id), "%s", st->machine_id);
+                if (st->has_will_seq)
+                        expect_will(in, t, st->will_seq, m->boot, recv_ms);
                 return;
         }
         if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot) {
@@ -860,6 +864,32 @@ static void mark_will(struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
                 t->gaps_dirty = true;
                 return;
         }
+}
+
+/* The birth of session BOOT says its will has seq W: it comes only when the
+ * session ends, so it is expected, not asked for. A W below the series extends
+ * it (the will is the session's first seq). */
+static void expect_will(struct bbt_ingest *in, struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
+{
+        struct bbt_store_gap g = { .state = BBT_GAP_WAITING, .detected_ms = now_ms, .changed_ms = now_ms };
+
+        if (w < t->row.first_seq) {
+                if (w < t->row.first_seq - 1) {
+                        g.from = w + 1;
+                        g.to = t->row.first_seq - 1;
+                        if (gap_insert_at(t, 0, &g) < 0)
+                                return;
+                        in->stats.gaps_opened++;
+                        in->stats.open_gap_seqs += (uint64_t)(g.to - g.from + 1);
+                }
+                g.from = g.to = w;
+                if (gap_insert_at(t, 0, &g) < 0)
+                        return;
+                in->stats.open_gap_seqs++;
+                t->row.first_seq = w;
+                t->gaps_dirty = true;
+        }
+        mark_will(t, w, boot, now_ms);
 }
 
 /* A reply to one of our resend commands: what the agent still had. */

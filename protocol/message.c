@@ -207,6 +207,7 @@ static const struct field state_fields[] = {
         TEXT_FIELD("os", struct bbt_state, os, false, 128),
         ID_FIELD("machine_id", struct bbt_state, machine_id, false, pat_machine_id),
         { .name = "reason", .type = T_ENUM, .off = offsetof(struct bbt_state, reason), .min = BBT_REASON_LOST, .names = reason_names },
+        { .name = "will_seq", .type = T_INT, .off = offsetof(struct bbt_state, will_seq), .has = HAS(struct bbt_state, has_will_seq), .min = 0, .max = BBT_INT_MAX },
 };
 
 static const struct field mem_fields[] = {

@@ -1794,3 +1794,43 @@ TEST(commit_failure)
         ASSERT_EQ(read_gaps(), 0);
         ASSERT_EQ(counter("stored"), 211);
 }
+
+TEST(will_seq_expected_not_asked)
+{
+        int64_t t0 = AT(9, 0);
+        struct bbt_msg m;
+
+        setup();
+        open_ingest(t0);
+        bbt_ingest_set_connected(F.in, true, t0);
+        /* Session boot 1: its will took seq 1, the birth is seq 2 and says so. */
+        m = msg(BBT_CH_STATE, 2, t0, 1);
+        m.body.state.online = true;
+        m.body.state.version = "0.3.1";
+        m.body.state.hostname = "r101-ops";
+        m.body.state.os = "Debian GNU/Linux 12 (bookworm)";
+        m.body.state.machine_id = "3f2a9c0d4e5b6a7c";
+        m.body.state.has_will_seq = true;
+        m.body.state.will_seq = 1;
+        feed(&m, t0);
+        hbs(3, 10, t0 + 1000);
+        /* The series starts at the will; seq 1 waits, it is neither asked for nor lost. */
+        bbt_ingest_tick(F.in, t0 + 120000);
+        bbt_ingest_tick(F.in, t0 + 9LL * 86400000);
+        ASSERT_EQ(sent.n, 0);
+        ASSERT_EQ(read_gaps(), 1);
+        ASSERT_EQ(R.gap[0].from, 1);
+        ASSERT_EQ(R.gap[0].to, 1);
+        ASSERT_EQ(R.gap[0].state, BBT_GAP_WILL);
+        ASSERT_EQ(R.gap[0].boot, 1);
+        /* A newer session began without it (the broker lost it): now it is asked for. */
+        birth(11, 2, t0 + 9LL * 86400000 + 1000);
+        bbt_ingest_tick(F.in, t0 + 9LL * 86400000 + 2000);
+        bbt_ingest_tick(F.in, t0 + 9LL * 86400000 + 40000);
+        ASSERT_EQ(sent.n, 1);
+        ASSERT_RESEND(0, TERM, 1, 1);
+        /* It comes: nothing missing, nothing lost. */
+        offline(1, 1, BBT_REASON_LOST, t0 + 9LL * 86400000 + 41000);
+        bbt_ingest_flush(F.in);
+        ASSERT_EQ(read_gaps(), 0);
+}

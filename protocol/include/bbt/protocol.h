@@ -78,6 +78,11 @@ struct bbt_state {
         const char *machine_id; /* [A-Za-z0-9_-]{1,64} */
         /* online == false: required. */
         enum bbt_state_reason reason;
+        /* Optional (birth): the seq of this session's will, which the agent
+         * reserves before connecting and which arrives only when the session
+         * ends, so that a consumer expects it rather than asking for it. */
+        bool has_will_seq;
+        int64_t will_seq;
 };
 
 enum bbt_power { BBT_POWER_OFF, BBT_POWER_ON, BBT_POWER_COOLING, BBT_POWER_WARMING, BBT_POWER_UNKNOWN };
