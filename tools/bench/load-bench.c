@@ -207,8 +207,8 @@ static void simlog_read(struct simlog *s, double now)
                         } else if (!strstr(line, " messages for the week ") && !strstr(line, "everything sent in") &&
                            !strstr(line, " messages produced, ")) {
                                 if (s->other_lines < 3)
-                                        snprintf(s->first_other[s->other_lines], sizeof(s->first_other[0]), "%s",
-                                                 line);
+                                        snprintf(s->first_other[s->other_lines], sizeof(s->first_other[0]), "%.*s",
+                                                 (int)sizeof(s->first_other[0]) - 1, line);
                                 s->other_lines++;
                         }
                         line = nl + 1;
