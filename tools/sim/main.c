@@ -46,7 +46,7 @@ struct sim {
         int connect_rate;   /* new connections per second */
         size_t next_connect;
         double linger_s;
-        uint64_t started_ms, done_ms;
+        uint64_t started_ms, done_ms, last_tail_ms;
         uint64_t resends, republished;
         size_t connect_failures; /* terminals that failed to connect at least once */
         double live_s;          /* --live: run this long in real time after connecting */
@@ -338,13 +338,24 @@ static void on_progress(uv_timer_t *h)
 
         for (size_t i = 0; i < s->n_clients; i++)
                 acked += s->clients[i].acked;
+        /* After the week, the terminals run on as agents do: a live heartbeat
+         * every 2 s while they linger, so a subscriber that missed messages
+         * (a broker restarted without persistence) sees the gap and asks. */
+        if (s->done_ms && !s->stopping && mono_ms() - s->last_tail_ms >= 2000) {
+                s->last_tail_ms = mono_ms();
+                for (size_t i = 0; i < s->n_clients; i++)
+                        if (s->clients[i].connected) {
+                                live_message(&s->clients[i], BBT_CH_HB, real_ms());
+                                pump(&s->clients[i]);
+                        }
+        }
         if (!s->quiet)
                 fprintf(stderr,
                         "bbt-sim: %zu/%zu terminals connected, %" PRIu64 " messages acknowledged, %zu done%s\n",
                         s->connected, s->n_clients, acked, s->done,
                         s->connect_failures ? " (some failed to connect, retrying)" : "");
         if (s->done == s->n_clients && !s->done_ms && s->live_s <= 0) {
-                s->done_ms = mono_ms();
+                s->done_ms = s->last_tail_ms = mono_ms();
                 /* One live heartbeat each, as a running agent keeps sending:
                  * it shows the aggregator any gap at the end of the week. */
                 for (size_t i = 0; i < s->n_clients; i++) {

@@ -122,6 +122,8 @@ fi
 cat > "$workdir/aggregator.conf" <<CONF
 [broker]
 port = $port
+# On loopback: come back quickly after a broker restart.
+backoff_max = 2s
 [store]
 path = $workdir/aggregator.db
 [registry]
