@@ -5,33 +5,11 @@
 #include "calendar.h"
 #include "civil.h"
 #include "fixture-tree.h"
+#include "import-test.h"
 #include "test.h"
 
-static char path_buf[4096];
-
-static const char *put_text(const char *name, const char *text)
-{
-        const char *root = bbt_test_tree_new("calendar");
-
-        bbt_test_tree_put(root, name, text);
-        snprintf(path_buf, sizeof(path_buf), "%s/%s", root, name);
-        return path_buf;
-}
-
-static void dump(const struct bbt_import_errors *e)
-{
-        for (size_t i = 0; i < e->n_kept; i++)
-                fprintf(stderr, "  %s\n", e->msg[i]);
-}
-
-#define LOAD_OK(call, errs)                                                      \
-        do {                                                                     \
-                int r_ = (call);                                                 \
-                if (r_ != 0) {                                                   \
-                        dump(&(errs));                                           \
-                        FAIL("%s: %d", #call, r_);                               \
-                }                                                                \
-        } while (0)
+#define put(name, data, len) bbt_test_import_file("calendar", (name), (data), (len))
+#define put_text(name, text) bbt_test_import_text("calendar", (name), (text))
 
 static int32_t D(const char *s)
 {

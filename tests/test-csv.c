@@ -6,7 +6,11 @@
 
 #include "csv.h"
 #include "fixture-tree.h"
+#include "import-test.h"
 #include "test.h"
+
+#define put(name, data, len) bbt_test_import_file("csv", (name), (data), (len))
+#define put_text(name, text) bbt_test_import_text("csv", (name), (text))
 
 enum { C_CODE, C_NAME, C_NOTE, C__COUNT };
 static const struct bbt_csv_column cols[C__COUNT] = {
@@ -14,22 +18,6 @@ static const struct bbt_csv_column cols[C__COUNT] = {
         [C_NAME] = { "school_name", { "学校名称" }, true },
         [C_NOTE] = { "note", { "备注" }, false },
 };
-
-static char path_buf[4096];
-
-static const char *put(const char *name, const void *data, size_t len)
-{
-        const char *root = bbt_test_tree_new("csv");
-
-        bbt_test_tree_put_bytes(root, name, data, len);
-        snprintf(path_buf, sizeof(path_buf), "%s/%s", root, name);
-        return path_buf;
-}
-
-static const char *put_text(const char *name, const char *text)
-{
-        return put(name, text, strlen(text));
-}
 
 /* TEXT converted from UTF-8 to GB18030 into OUT; returns the length. */
 static size_t to_gb18030(const char *text, char *out, size_t size)

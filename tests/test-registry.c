@@ -5,23 +5,11 @@
 
 #include "fixture-tree.h"
 #include "registry.h"
+#include "import-test.h"
 #include "test.h"
 
-static char path_buf[4096];
-
-static const char *put(const char *name, const void *data, size_t len)
-{
-        const char *root = bbt_test_tree_new("registry");
-
-        bbt_test_tree_put_bytes(root, name, data, len);
-        snprintf(path_buf, sizeof(path_buf), "%s/%s", root, name);
-        return path_buf;
-}
-
-static const char *put_text(const char *name, const char *text)
-{
-        return put(name, text, strlen(text));
-}
+#define put(name, data, len) bbt_test_import_file("registry", (name), (data), (len))
+#define put_text(name, text) bbt_test_import_text("registry", (name), (text))
 
 static struct bbt_registry *new_registry(void)
 {
@@ -30,21 +18,6 @@ static struct bbt_registry *new_registry(void)
         ASSERT_OK(bbt_registry_new(&reg));
         return reg;
 }
-
-static void dump(const struct bbt_import_errors *e)
-{
-        for (size_t i = 0; i < e->n_kept; i++)
-                fprintf(stderr, "  %s\n", e->msg[i]);
-}
-
-#define LOAD_OK(call, errs)                                                      \
-        do {                                                                     \
-                int r_ = (call);                                                 \
-                if (r_ != 0) {                                                   \
-                        dump(&(errs));                                           \
-                        FAIL("%s: %d", #call, r_);                               \
-                }                                                                \
-        } while (0)
 
 static const char schools_zh[] =
         "县区代码,县区,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数,教室数,小学部学生数,初中部学生数\n"
