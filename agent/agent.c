@@ -715,14 +715,15 @@ static bool first_overlap(const struct bbt_seq_range *r, size_t n, uint64_t from
 
 /* Splits each seq range of the resend that the spool does not hold by what
  * the agent knows of it: never used (skipped at a start after an unclean
- * stop), not stored (a failed append), or neither -- a record lost from the
- * spool (damage, a tail cut off after a crash). Parts that are neither and
- * lie below FIRST_AVAILABLE are left to the reply's first_retained. */
+ * stop: named whole, even where it reaches beyond the request), not stored
+ * (a failed append), or neither -- a record lost from the spool (damage, a
+ * tail cut off after a crash). Parts that are neither and lie below
+ * FIRST_AVAILABLE are left to the reply's first_retained. */
 static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, uint64_t first_available)
 {
         struct bbt_spool_seq_range u[BBT_SPOOL_UNSTORED_RANGES];
         struct bbt_seq_range unstored[BBT_SPOOL_UNSTORED_RANGES];
-        const struct bbt_seq_range *skipped;
+        const struct bbt_seq_range *skipped, *last_skipped = NULL;
         size_t n_skipped, n_unstored;
         cJSON *array = cJSON_CreateArray();
 
@@ -742,7 +743,17 @@ static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, ui
                         uint64_t upto = end;
 
                         if (in_s && sk.from == at) {
-                                add_missing(array, at, sk.to, "skipped");
+                                /* The whole range skipped, also beyond the
+                                 * request: what arrived of it anywhere tells
+                                 * the aggregator how much was used. */
+                                const struct bbt_seq_range *whole = NULL;
+
+                                for (size_t k = 0; k < n_skipped; k++)
+                                        if (at >= skipped[k].from && at <= skipped[k].to)
+                                                whole = &skipped[k];
+                                if (whole && (!last_skipped || last_skipped != whole))
+                                        add_missing(array, whole->from, whole->to, "skipped");
+                                last_skipped = whole;
                                 upto = sk.to;
                         } else if (in_u && us.from == at) {
                                 add_missing(array, at, us.to, "unstored");

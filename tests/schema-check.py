@@ -183,6 +183,12 @@ def c_only_violations(channel, data, value):
         if isinstance(args, dict) and is_num(args.get("from")) and is_num(args.get("to")):
             if args["to"] < args["from"]:
                 out.append("cmd.args.to: less than args.from")
+    if channel == "cmd/reply" and isinstance(value, dict) and isinstance(value.get("result"), dict):
+        missing = value["result"].get("missing")
+        for i, item in enumerate(missing if isinstance(missing, list) else []):
+            if isinstance(item, dict) and is_num(item.get("from")) and is_num(item.get("to")):
+                if item["to"] < item["from"]:
+                    out.append(f"cmd/reply.result.missing[{i}].to: less than from")
     return out
 
 
