@@ -1196,6 +1196,14 @@ static void ev_alert(void *userdata, const char *code, enum bbt_severity severit
         produce_alert(a, code, severity, state, detail);
 }
 
+static void ev_problem(void *userdata, const char *source, const char *what)
+{
+        if (what)
+                bbt_log_warning("%s: %s", source, what);
+        else
+                bbt_log_notice("%s: working again", source);
+}
+
 /* Creates the drivers the configuration enables (not started). LOOP may be a
  * loop that never runs, for --probe. Returns 0 or a negative errno (logged). */
 static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
@@ -1206,7 +1214,8 @@ static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
 
         a->driver_events = (struct bbt_driver_events){
                 .input = ev_input, .display = ev_display, .audio = ev_audio, .periph = ev_periph,
-                .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .userdata = a,
+                .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .problem = ev_problem,
+                .userdata = a,
         };
         if (a->cfg.input_enabled) {
                 struct bbt_input_options o = { 0 };
@@ -1247,6 +1256,7 @@ static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
                 o.poll_interval_ms = (uint32_t)a->cfg.projector_poll_ms;
                 o.timeout_ms = (uint32_t)a->cfg.projector_timeout_ms;
                 o.lamp_hours_limit = a->cfg.projector_lamp_hours_limit;
+                o.unreachable_alert_ms = (uint32_t)a->cfg.projector_unreachable_alert_ms;
                 if ((r = bbt_projector_new(&env, &o, &d)) < 0)
                         goto fail;
                 a->drivers[a->n_drivers++] = a->projector = d;
@@ -1740,6 +1750,7 @@ int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
         struct bbt_agent *a;
         char err[512] = "";
         uv_loop_t loop;
+        int problems = 0;
         size_t i;
         int r;
 
@@ -1769,14 +1780,18 @@ int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
                 fprintf(out, "\n== %s ==\n", a->drivers[i]->ops->name);
                 int q = a->drivers[i]->ops->probe(a->drivers[i], out);
 
-                if (q < 0)
-                        fprintf(out, "probe failed: %s\n", strerror(-q));
+                if (q < 0) {
+                        fprintf(out, "PROBLEM: %s: %s\n", a->drivers[i]->ops->name, strerror(-q));
+                        problems++;
+                }
         }
+        if (r == 0)
+                fprintf(out, "\n%d problem%s found\n", problems, problems == 1 ? "" : "s");
         destroy_drivers(a);
         uv_run(&loop, UV_RUN_NOWAIT);
         uv_loop_close(&loop);
         free(a);
-        return r;
+        return r < 0 ? r : problems;
 }
 
 void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret)
