@@ -779,6 +779,43 @@ static void periph_dump(const char *name)
         g_object_unref(tb);
 }
 
+/* A frame whose touchscreen node goes away: its mouse interface is a mouse
+ * of its own again (motion gestures and clicks count as mouse). */
+TEST(frame_touch_node_unplugged)
+{
+        UMockdevTestbed *tb = umockdev_testbed_new();
+        struct bbt_driver_env env = {.root = "/", .events = &events};
+        const char *touch = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0/0003:222A:0001.0001/input/input30/event30";
+        uint64_t want[BBT_INPUT__COUNT] = {[BBT_INPUT_MOUSE] = 4};
+        struct bbt_driver *drv;
+        struct device d;
+        uv_loop_t loop;
+
+        device_load(&d, "ilitek-222a-0001-frame-with-mouse");
+        add_device(tb, &d);
+        memset(&seen, 0, sizeof(seen));
+        ASSERT_OK(uv_loop_init(&loop));
+        env.loop = &loop;
+        ASSERT_OK(bbt_input_new(&env, NULL, &drv));
+        ASSERT_OK(drv->ops->start(drv));
+        ASSERT_EQ(bbt_input_watched(drv), 2);
+        umockdev_testbed_uevent(tb, touch, "remove");
+        umockdev_testbed_remove_device(tb, touch);
+        bbt_test_run_until(&loop, NULL, NULL, 300);
+        ASSERT_EQ(bbt_input_watched(drv), 1);
+        g_string_truncate(d.nodes[0].events, 0); /* the touchscreen is gone */
+        /* Two movements more than 500 ms apart, each with a click. */
+        bbt_test_run_until(&loop, NULL, NULL, replay(tb, &d) + BBT_INPUT_BATCH_MS_DEFAULT);
+        bbt_test_run_until(&loop, totals_reached, want, 3000);
+        bbt_test_run_until(&loop, NULL, NULL, 600);
+        ASSERT_EQ(seen.total[BBT_INPUT_MOUSE], 4);
+        ASSERT_EQ(seen.total[BBT_INPUT_TOUCH], 0);
+        driver_stop(&loop, drv);
+        bbt_test_loop_close(&loop);
+        device_free(&d);
+        g_object_unref(tb);
+}
+
 /* ---- the cases: one per file ---- */
 
 /* A file added to tests/devices without its case here would never run. */
