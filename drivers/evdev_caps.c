@@ -62,27 +62,29 @@ static bool prop_is_1(struct udev_device *u, const char *name)
         return v && strcmp(v, "1") == 0;
 }
 
+/* udev's ID_INPUT_* properties, strongest first. */
+static const struct {
+        const char *prop;
+        unsigned bit;
+} hint_props[] = {
+        {"ID_INPUT_TOUCHSCREEN", BBT_EVDEV_HINT_TOUCHSCREEN},
+        {"ID_INPUT_TABLET", BBT_EVDEV_HINT_TABLET},
+        {"ID_INPUT_TABLET_PAD", BBT_EVDEV_HINT_TABLET_PAD},
+        {"ID_INPUT_TOUCHPAD", BBT_EVDEV_HINT_TOUCHPAD},
+        {"ID_INPUT_MOUSE", BBT_EVDEV_HINT_MOUSE},
+        {"ID_INPUT_POINTINGSTICK", BBT_EVDEV_HINT_MOUSE},
+        {"ID_INPUT_KEYBOARD", BBT_EVDEV_HINT_KEYBOARD},
+        {"ID_INPUT_KEY", BBT_EVDEV_HINT_KEY},
+};
+
 static unsigned hints_of(struct udev_device *u)
 {
-        static const struct {
-                const char *prop;
-                unsigned bit;
-        } map[] = {
-                {"ID_INPUT_TOUCHSCREEN", BBT_EVDEV_HINT_TOUCHSCREEN},
-                {"ID_INPUT_TABLET", BBT_EVDEV_HINT_TABLET},
-                {"ID_INPUT_TABLET_PAD", BBT_EVDEV_HINT_TABLET_PAD},
-                {"ID_INPUT_MOUSE", BBT_EVDEV_HINT_MOUSE},
-                {"ID_INPUT_POINTINGSTICK", BBT_EVDEV_HINT_MOUSE},
-                {"ID_INPUT_TOUCHPAD", BBT_EVDEV_HINT_TOUCHPAD},
-                {"ID_INPUT_KEYBOARD", BBT_EVDEV_HINT_KEYBOARD},
-                {"ID_INPUT_KEY", BBT_EVDEV_HINT_KEY},
-        };
         unsigned hints = 0;
         size_t i;
 
-        for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-                if (prop_is_1(u, map[i].prop))
-                        hints |= map[i].bit;
+        for (i = 0; i < sizeof(hint_props) / sizeof(hint_props[0]); i++)
+                if (prop_is_1(u, hint_props[i].prop))
+                        hints |= hint_props[i].bit;
         return hints;
 }
 
@@ -310,17 +312,10 @@ const char *bbt_evdev_role_name(enum bbt_evdev_role role)
 
 const char *bbt_evdev_hint_name(unsigned hints)
 {
-        if (hints & BBT_EVDEV_HINT_TOUCHSCREEN)
-                return "ID_INPUT_TOUCHSCREEN";
-        if (hints & BBT_EVDEV_HINT_TABLET)
-                return "ID_INPUT_TABLET";
-        if (hints & BBT_EVDEV_HINT_TOUCHPAD)
-                return "ID_INPUT_TOUCHPAD";
-        if (hints & BBT_EVDEV_HINT_MOUSE)
-                return "ID_INPUT_MOUSE";
-        if (hints & BBT_EVDEV_HINT_KEYBOARD)
-                return "ID_INPUT_KEYBOARD";
-        if (hints & BBT_EVDEV_HINT_KEY)
-                return "ID_INPUT_KEY";
+        size_t i;
+
+        for (i = 0; i < sizeof(hint_props) / sizeof(hint_props[0]); i++)
+                if (hints & hint_props[i].bit)
+                        return hint_props[i].prop;
         return NULL;
 }

@@ -332,50 +332,47 @@ static void hex_bytes(GString *s, const void *data, size_t len)
  * umockdev's ioctl record format (as tests/fixtures/umockdev/make-evdev-ioctl.py). */
 static GString *ioctl_record(const struct node *n, const char *devnode)
 {
-        GString *s = g_string_new(NULL);
-        unsigned char buf[255] = {0};
-        uint64_t zero[2] = {0};
+        static const unsigned char zero[255];
         uint16_t id[4] = {(uint16_t)n->id[0], (uint16_t)n->id[1], (uint16_t)n->id[2], (uint16_t)n->id[3]};
+        unsigned char name[255] = {0};
+        const struct {
+                const char *request; /* with the length the driver answers */
+                const void *data;
+                size_t len;
+        } answers[] = {
+                {"EVIOCGVERSION 0", "\x01\x00\x01\x00", 4}, /* 0x010001 */
+                {"EVIOCGID 0", id, sizeof(id)},
+                {NULL, name, sizeof(name)}, /* EVIOCGNAME: the name's length */
+                {"EVIOCGPHYS(0) 1", zero, 255},
+                {"EVIOCGUNIQ(0) 1", zero, 255},
+                {"EVIOCGPROP(0) 8", &n->prop, 8},
+                {"EVIOCGBIT(0) 8", &n->ev, 8},
+                {"EVIOCGBIT(1) 96", n->key, 96},
+                {"EVIOCGBIT(2) 8", &n->rel, 8},
+                {"EVIOCGBIT(3) 8", &n->abs, 8},
+                {"EVIOCGBIT(4) 8", &n->msc, 8},
+                {"EVIOCGBIT(5) 8", zero, 8},
+                {"EVIOCGBIT(17) 8", zero, 8},
+                {"EVIOCGBIT(18) 8", zero, 8},
+                {"EVIOCGBIT(21) 16", zero, 16},
+                {"EVIOCGKEY(0) 96", zero, 96},
+                {"EVIOCGLED(0) 8", zero, 8},
+                {"EVIOCGSW(0) 8", zero, 8},
+        };
+        GString *s = g_string_new(NULL);
+        size_t i;
         unsigned c;
 
-        g_string_append_printf(s, "@DEV %s\nEVIOCGVERSION 0 01000100\nEVIOCGID 0 ", devnode);
-        hex_bytes(s, id, sizeof(id));
-        memcpy(buf, n->name, strlen(n->name));
-        g_string_append_printf(s, "\nEVIOCGNAME(0) %zu ", strlen(n->name) + 1);
-        hex_bytes(s, buf, sizeof(buf));
-        memset(buf, 0, sizeof(buf));
-        g_string_append(s, "\nEVIOCGPHYS(0) 1 ");
-        hex_bytes(s, buf, sizeof(buf));
-        g_string_append(s, "\nEVIOCGUNIQ(0) 1 ");
-        hex_bytes(s, buf, sizeof(buf));
-        g_string_append(s, "\nEVIOCGPROP(0) 8 ");
-        hex_bytes(s, &n->prop, 8);
-        g_string_append(s, "\nEVIOCGBIT(0) 8 ");
-        hex_bytes(s, &n->ev, 8);
-        g_string_append(s, "\nEVIOCGBIT(1) 96 ");
-        hex_bytes(s, n->key, 96);
-        g_string_append(s, "\nEVIOCGBIT(2) 8 ");
-        hex_bytes(s, &n->rel, 8);
-        g_string_append(s, "\nEVIOCGBIT(3) 8 ");
-        hex_bytes(s, &n->abs, 8);
-        g_string_append(s, "\nEVIOCGBIT(4) 8 ");
-        hex_bytes(s, &n->msc, 8);
-        g_string_append(s, "\nEVIOCGBIT(5) 8 ");
-        hex_bytes(s, zero, 8);
-        g_string_append(s, "\nEVIOCGBIT(17) 8 ");
-        hex_bytes(s, zero, 8);
-        g_string_append(s, "\nEVIOCGBIT(18) 8 ");
-        hex_bytes(s, zero, 8);
-        g_string_append(s, "\nEVIOCGBIT(21) 16 ");
-        hex_bytes(s, zero, 16);
-        memset(buf, 0, sizeof(buf));
-        g_string_append(s, "\nEVIOCGKEY(0) 96 ");
-        hex_bytes(s, buf, 96);
-        g_string_append(s, "\nEVIOCGLED(0) 8 ");
-        hex_bytes(s, zero, 8);
-        g_string_append(s, "\nEVIOCGSW(0) 8 ");
-        hex_bytes(s, zero, 8);
-        g_string_append_c(s, '\n');
+        memcpy(name, n->name, strlen(n->name));
+        g_string_append_printf(s, "@DEV %s\n", devnode);
+        for (i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+                if (answers[i].request)
+                        g_string_append_printf(s, "%s ", answers[i].request);
+                else
+                        g_string_append_printf(s, "EVIOCGNAME(0) %zu ", strlen(n->name) + 1);
+                hex_bytes(s, answers[i].data, answers[i].len);
+                g_string_append_c(s, '\n');
+        }
         for (c = 0; c < ABS_CNT; c++)
                 if ((n->abs >> c) & 1) {
                         int32_t info[6] = {0, n->absinfo[c][0], n->absinfo[c][1], 0, 0, n->absinfo[c][2]};
