@@ -142,14 +142,19 @@ static bool is_watched_node(struct udev_device *u, const char **ret_node, struct
 
 /* The physical device of the event node U, as a new string: its USB device,
  * else the parent of its input device (an I2C HID device holds a screen's
- * touch and pen nodes), else its input device. NULL on ENOMEM. */
+ * touch and pen nodes), else its input device; a virtual (uinput) device is
+ * always its own. NULL on ENOMEM. */
 static char *phys_of(struct udev_device *u)
 {
         struct udev_device *p = udev_device_get_parent_with_subsystem_devtype(u, "usb", "usb_device");
-        struct udev_device *input;
+        struct udev_device *input = udev_device_get_parent_with_subsystem_devtype(u, "input", NULL);
+        const char *syspath = udev_device_get_syspath(u);
 
-        if (!p && (input = udev_device_get_parent_with_subsystem_devtype(u, "input", NULL)))
-                p = udev_device_get_parent(input) ? udev_device_get_parent(input) : input;
+        if (!p && input) {
+                p = input;
+                if (strncmp(syspath, "/sys/devices/virtual/", 21) != 0 && udev_device_get_parent(input))
+                        p = udev_device_get_parent(input);
+        }
         return strdup(udev_device_get_syspath(p ? p : u));
 }
 
