@@ -32,6 +32,12 @@ expect check-value 2 "bad-value.conf:6: [agent] heartbeat_interval:" -- "$agent"
 expect check-expect 2 "[peripherals] expect: expected kinds" -- "$agent" -c "$t/bad-expect.conf" --check-config
 expect probe 0 "== health ==" -- "$agent" -c "$t/ok.conf" --probe
 expect probe-drivers 0 "== periph ==" -- "$agent" -c "$t/ok.conf" --probe
+# The eGalax frame of tests/devices/egalax-0eef-0001-hid-pen-usage.device (udev: tablet),
+# built by umockdev-run: --probe counts it as touch and says why.
+expect probe-input-why 0 "why: BTN_TOOL_PEN without pressure, stylus button or eraser" -- \
+    umockdev-run -d "$(dirname "$0")/fixtures/umockdev/egalax-hid.umockdev" -- "$agent" -c "$t/ok.conf" --probe
+expect probe-input-class 0 'input: /dev/input/event30 touch "eGalax Inc. USB TouchController Touchscreen": readable' -- \
+    umockdev-run -d "$(dirname "$0")/fixtures/umockdev/egalax-hid.umockdev" -- "$agent" -c "$t/ok.conf" --probe
 expect run-bad-config 2 "expected 6 digits" -- "$agent" -c "$t/bad-county.conf"
 [ -e "$t/spool" ] && fail probe-opens-nothing "--probe created the spool" || pass
 
