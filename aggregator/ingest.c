@@ -21,6 +21,10 @@
 #define REACHABLE_MS (5 * 60 * 1000)
 /* Rejections logged per minute at most; the rest are counted. */
 #define REJECT_LOG_PER_MIN 20
+/* A resend whose terminal is not heard from after it is asked again after
+ * this many resend_timeouts all the same (the terminal went away, or its
+ * clock is far off). */
+#define RESEND_BACKSTOP 10
 
 static const char *const reject_names[BBT_REJECT__COUNT] = {
         [BBT_REJECT_TOPIC] = "reject_topic", [BBT_REJECT_SIZE] = "reject_size",
@@ -119,6 +123,10 @@ struct term {
         const struct bbt_bells *bells;
         bool dirty, gaps_dirty;
         struct term *next_dirty;
+        /* The outstanding resend: when it was sent, and when a message the
+         * terminal made after that first arrived (0: none yet). Its answer is
+         * waited for from then on: until then it may sit behind a backlog. */
+        int64_t request_ms, heard_after_request_ms;
 };
 
 struct bbt_ingest {
@@ -321,6 +329,11 @@ static int load_gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap 
         if (!t)
                 return 0;
         in->stats.open_gap_seqs += (uint64_t)(g->to - g->from + 1);
+        if (g->state == BBT_GAP_REQUESTED) {
+                /* Its answer is waited for afresh: from a message made after it. */
+                t->request_ms = g->changed_ms;
+                t->heard_after_request_ms = 0;
+        }
         return gap_insert_at(t, t->n_gaps, g);
 }
 
@@ -1283,6 +1296,10 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 bbt_msg_free(&m);
                 return;
         }
+        /* Made after our outstanding resend request: the reply, if any, is not
+         * stuck behind a backlog any more (see unanswered()). */
+        if (t->request_ms && !t->heard_after_request_ms && corrected(t, m.ts) >= t->request_ms)
+                t->heard_after_request_ms = recv_ms;
         r = track_seq(in, t, m.seq, recv_ms, &was_missing);
         if (r >= 0) {
                 uint64_t hash = payload_hash(payload, len), stored_hash = 0;
@@ -1406,11 +1423,26 @@ static int send_resend(struct bbt_ingest *in, struct term *t, struct bbt_store_g
         g->state = BBT_GAP_REQUESTED;
         g->attempts++;
         g->changed_ms = now_ms;
+        t->request_ms = now_ms;
+        t->heard_after_request_ms = 0;
         t->gaps_dirty = true;
         mark_dirty(in, t);
         bbt_log_info("%s/%s/%s: asked for seq %" PRId64 "..%" PRId64 " again (%s, attempt %d)", t->row.county,
                      t->row.school, t->row.terminal, g->from, g->to, id, g->attempts);
         return 0;
+}
+
+/* Whether the request out for G is overdue. Not by the clock alone: after an
+ * outage the reply waits behind the broker's backlog, in the aggregator's own
+ * queue; it is overdue only resend_timeout after a message the terminal made
+ * after the request has arrived (so the backlog before it has drained), or
+ * RESEND_BACKSTOP times that after the request if nothing comes. */
+static bool unanswered(const struct term *t, const struct bbt_store_gap *g, const struct bbt_ingest_settings *s,
+                       int64_t now_ms)
+{
+        if (t->heard_after_request_ms && t->request_ms == g->changed_ms)
+                return now_ms - t->heard_after_request_ms >= s->resend_timeout_ms;
+        return now_ms - g->changed_ms >= RESEND_BACKSTOP * s->resend_timeout_ms;
 }
 
 static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
@@ -1440,7 +1472,7 @@ static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
                 }
                 if (now_ms - g->detected_ms >= s->gap_give_up_ms)
                         lost = "not resent in time";
-                else if (g->state == BBT_GAP_REQUESTED && now_ms - g->changed_ms >= s->resend_timeout_ms) {
+                else if (g->state == BBT_GAP_REQUESTED && unanswered(t, g, s, now_ms)) {
                         g->state = BBT_GAP_WAITING;
                         g->cmd_id[0] = '\0';
                         t->gaps_dirty = true;
