@@ -1017,6 +1017,16 @@ static void on_connect(void *userdata, bool session_present)
         /* Tells the aggregator that this seq comes only when the session ends. */
         birth.body.state.has_will_seq = a->will_seq > 0;
         birth.body.state.will_seq = (int64_t)a->will_seq;
+        /* And which seqs this run skipped at its start: not to be asked for. */
+        {
+                const struct bbt_state_start_info *info = bbt_state_start_info(a->state);
+
+                if (info->skipped) {
+                        birth.body.state.has_skipped_from = birth.body.state.has_skipped_to = true;
+                        birth.body.state.skipped_from = (int64_t)info->skipped_from;
+                        birth.body.state.skipped_to = (int64_t)info->skipped_to;
+                }
+        }
         a->session_first_seq = a->will_seq;
         produce_early(a, &birth);
         produce_inventory(a, true);

@@ -814,6 +814,10 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
 {
         const struct bbt_state *st = &m->body.state;
 
+        /* The seqs this run of the agent skipped at its start: a fact, also in
+         * a birth replayed late. Settled at once, not asked for. */
+        if (st->online && st->has_skipped_from)
+                settle_skipped(in, t, st->skipped_from, st->skipped_to, recv_ms);
         if (st->online) {
                 if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot)
                         return; /* a birth of an older session, replayed */

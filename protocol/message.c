@@ -208,6 +208,8 @@ static const struct field state_fields[] = {
         ID_FIELD("machine_id", struct bbt_state, machine_id, false, pat_machine_id),
         { .name = "reason", .type = T_ENUM, .off = offsetof(struct bbt_state, reason), .min = BBT_REASON_LOST, .names = reason_names },
         { .name = "will_seq", .type = T_INT, .off = offsetof(struct bbt_state, will_seq), .has = HAS(struct bbt_state, has_will_seq), .min = 0, .max = BBT_INT_MAX },
+        { .name = "skipped_from", .type = T_INT, .off = offsetof(struct bbt_state, skipped_from), .has = HAS(struct bbt_state, has_skipped_from), .min = 0, .max = BBT_INT_MAX },
+        { .name = "skipped_to", .type = T_INT, .off = offsetof(struct bbt_state, skipped_to), .has = HAS(struct bbt_state, has_skipped_to), .min = 0, .max = BBT_INT_MAX },
 };
 
 static const struct field mem_fields[] = {
@@ -625,6 +627,13 @@ static int rule_at(struct decoder *d, const char *name, const char *rule)
 static int check_state(struct decoder *d, const struct bbt_state *s)
 {
         int r;
+
+        if (s->has_skipped_from && !s->has_skipped_to)
+                return rule_at(d, "skipped_to", "missing");
+        if (s->has_skipped_to && !s->has_skipped_from)
+                return rule_at(d, "skipped_from", "missing");
+        if (s->has_skipped_to && s->skipped_to < s->skipped_from)
+                return rule_at(d, "skipped_to", "must be >= skipped_from");
 
         if (!s->online)
                 return s->reason == BBT_REASON_NONE ? rule_at(d, "reason", "missing") : 0;

@@ -2032,3 +2032,37 @@ TEST(resend_timed_from_after_the_backlog)
         ASSERT_EQ(sent.n, 3);
         ASSERT_EQ(stats().lost, 0);
 }
+
+/* A birth names the range its run skipped at the start: settled at once,
+ * never asked for; a seq of it that arrived earlier counts the ones below
+ * it as lost. */
+TEST(birth_settles_skipped_range)
+{
+        struct bbt_msg m;
+        int64_t t0 = AT(9, 0);
+
+        setup();
+        open_ingest(t0);
+        bbt_ingest_set_connected(F.in, true, t0);
+        birth(1, 1, t0);
+        hbs(2, 10, t0 + 1000);
+        hb_to(TERM, 12, t0, t0 + 1100); /* published before the kill */
+        m = msg(BBT_CH_STATE, 2001, t0 + 2000, 2);
+        m.body.state.online = true;
+        m.body.state.version = "0.2.0";
+        m.body.state.hostname = "r101-ops";
+        m.body.state.os = "Linux";
+        m.body.state.machine_id = "3f2a9c0d";
+        m.body.state.has_skipped_from = m.body.state.has_skipped_to = true;
+        m.body.state.skipped_from = 11; /* the agent knew of 1..10 only */
+        m.body.state.skipped_to = 2000;
+        feed(&m, t0 + 2000);
+        ASSERT_EQ(read_gaps(), 0);
+        ASSERT_EQ(stats().lost, 1);     /* 11: used (12 came), never received */
+        ASSERT_EQ(stats().skipped, 1988); /* 13..2000 */
+        ASSERT_EQ(stats().open_gap_seqs, 0);
+        bbt_ingest_tick(F.in, t0 + 10 * MIN);
+        ASSERT_EQ(sent.n, 0);
+        ASSERT_EQ(term_row().online, true);
+        ASSERT_EQ(term_row().boot, 2);
+}
