@@ -405,6 +405,12 @@ static int new_session(struct bbt_agent *a)
                 bbt_log_error("cannot save the boot counter in %s: %s", a->cfg.state_dir, strerror(-r));
                 return r;
         }
+        /* Its second witness, on disk before the session uses it (a reconnect
+         * is rare: the short blocking write is the state file's too). */
+        bbt_spool_set_boot(a->spool, a->boot);
+        r = bbt_spool_save_meta(a->spool);
+        if (r < 0)
+                bbt_log_warning("spool %s: cannot save meta: %s", a->cfg.spool_dir, strerror(-r));
         a->stats.boot = a->boot;
         bbt_msg_init(&m, BBT_CH_STATE);
         m.body.state.online = false;
@@ -772,6 +778,19 @@ static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, ui
                                 break;
                         at = upto + 1;
                 }
+        }
+        /* And every other range skipped (the newest first, while there is
+         * room): the aggregator settles them all in this one round, also
+         * those whose births were lost. */
+        for (size_t k = n_skipped; k-- > 0 && cJSON_GetArraySize(array) < RESEND_MISSING_MAX;) {
+                bool listed = false;
+                const cJSON *e;
+
+                cJSON_ArrayForEach(e, array)
+                        if ((uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "from")) == skipped[k].from)
+                                listed = true;
+                if (!listed)
+                        add_missing(array, skipped[k].from, skipped[k].to, "skipped");
         }
         return array;
 }
@@ -1601,6 +1620,7 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                   struct bbt_agent **ret)
 {
         const struct bbt_state_start_info *info;
+        struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES];
         struct bbt_state_witness witness = { 0 };
         struct bbt_spool_witness sw;
         struct bbt_state_options sto;
@@ -1649,6 +1669,14 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         if (sw.meta_appended > witness.used)
                 witness.used = sw.meta_appended;
         witness.ceiling = sw.meta_seq_ceiling;
+        witness.boot = sw.meta_boot;
+        /* The spool meta's copy of the skipped ranges, merged with the state file's. */
+        for (size_t i = 0; i < sw.n_meta_skipped; i++) {
+                meta_skipped[i].from = sw.meta_skipped[i].from;
+                meta_skipped[i].to = sw.meta_skipped[i].to;
+        }
+        witness.skipped = meta_skipped;
+        witness.n_skipped = sw.n_meta_skipped;
         if (witness.used > sw.last_seq)
                 bbt_log_warning("spool %s: records up to seq %" PRIu64 " were used but the spool ends at seq %"
                                 PRIu64 " (a damaged or cut tail): they are reported lost, never reused",
@@ -1677,8 +1705,20 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         else
                 bbt_log_info("state %s: %s, first seq %" PRIu64, a->cfg.state_dir,
                              bbt_state_start_name(info->start), info->first_seq);
-        /* The reservation's second witness, on disk before any seq goes out. */
+        /* The reservation's and the skipped ranges' second witness, on disk
+         * before any seq goes out. */
         bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
+        {
+                struct bbt_spool_seq_range copy[BBT_SPOOL_SKIPPED_RANGES];
+                const struct bbt_seq_range *sk;
+                size_t n = bbt_state_skipped(a->state, &sk), first = n > BBT_SPOOL_SKIPPED_RANGES ? n - BBT_SPOOL_SKIPPED_RANGES : 0;
+
+                for (size_t i = first; i < n; i++) {
+                        copy[i - first].from = sk[i].from;
+                        copy[i - first].to = sk[i].to;
+                }
+                bbt_spool_set_skipped(a->spool, copy, n - first); /* the newest */
+        }
         r = bbt_spool_save_meta(a->spool);
         if (r < 0)
                 bbt_log_warning("spool %s: cannot save meta: %s", a->cfg.spool_dir, strerror(-r));

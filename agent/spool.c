@@ -61,7 +61,7 @@
 #define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 #define RETIRED_MAX 4
 #define META_VERSION 2u
-#define META_MAX 2048 /* bytes of a meta file */
+#define META_MAX 4096 /* bytes of a meta file */
 #define META_NAME "meta"
 #define META_TMP_NAME "meta.tmp"
 #define LOCK_NAME "lock"
@@ -156,8 +156,12 @@ struct bbt_spool {
         uint64_t unstored;    /* messages the spool was asked to store but could not */
         uint64_t drop_cleared; /* dropped + unstored when the agent last cleared its alert */
         uint64_t seq_ceiling; /* the agent's seq reservation, kept here as a second witness */
+        uint64_t agent_boot;  /* the agent's session counter, likewise */
         struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
         size_t n_unstored_seqs;
+        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES]; /* the agent's, a copy */
+        size_t n_skipped;
+        struct bbt_spool_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES]; /* as read at open */
         uint64_t meta_gen;    /* bumped at every change of a field saved in meta */
 
         pthread_mutex_t meta_lock; /* serialises meta file writes; guards meta_saved_* */
@@ -471,10 +475,20 @@ static bool cursor_before(const struct cursor *a, const struct cursor *b)
 
 /* What DIR/meta holds (a snapshot taken under the lock). */
 struct meta {
-        uint64_t acked, dropped, unstored, drop_cleared, appended, seq_ceiling;
+        uint64_t acked, dropped, unstored, drop_cleared, appended, seq_ceiling, boot;
         struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
         size_t n_unstored_seqs;
+        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES];
+        size_t n_skipped;
 };
+
+/* Appends "A-B,C-D" to TEXT at *LEN. */
+static void put_ranges(char *text, size_t size, size_t *len, const struct bbt_spool_seq_range *r, size_t n)
+{
+        for (size_t i = 0; i < n && *len < size; i++)
+                *len += (size_t)snprintf(text + *len, size - *len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "", r[i].from,
+                                         r[i].to);
+}
 
 /* Writes DIR/meta atomically. Caller holds meta_lock. */
 static int write_meta(struct bbt_spool *sp, const struct meta *m)
@@ -485,14 +499,15 @@ static int write_meta(struct bbt_spool *sp, const struct meta *m)
         len = (size_t)snprintf(text, sizeof(text),
                                "version=%u\nacked=%" PRIu64 "\ndropped=%" PRIu64 "\nunstored=%" PRIu64
                                "\ndrop_cleared=%" PRIu64 "\nappended=%" PRIu64 "\nseq_ceiling=%" PRIu64
-                               "\nunstored_seqs=",
+                               "\nboot=%" PRIu64 "\nunstored_seqs=",
                                META_VERSION, m->acked, m->dropped, m->unstored, m->drop_cleared, m->appended,
-                               m->seq_ceiling);
-        for (size_t i = 0; i < m->n_unstored_seqs && len < sizeof(text); i++)
-                len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "",
-                                        m->unstored_seqs[i].from, m->unstored_seqs[i].to);
+                               m->seq_ceiling, m->boot);
+        put_ranges(text, sizeof(text), &len, m->unstored_seqs, m->n_unstored_seqs);
+        if (len < sizeof(text))
+                len += (size_t)snprintf(text + len, sizeof(text) - len, "\nskipped=");
+        put_ranges(text, sizeof(text), &len, m->skipped, m->n_skipped);
         if (len + 1 >= sizeof(text))
-                return -EOVERFLOW; /* cannot happen: 16 ranges of two 20-digit numbers fit */
+                return -EOVERFLOW; /* cannot happen: 24 ranges of two 20-digit numbers fit */
         text[len++] = '\n';
         return bbt_atomic_replace(sp->dirfd, META_TMP_NAME, META_NAME, text, len);
 }
@@ -511,8 +526,11 @@ int bbt_spool_save_meta(struct bbt_spool *sp)
         m.drop_cleared = sp->drop_cleared;
         m.appended = sp->written_seq;
         m.seq_ceiling = sp->seq_ceiling;
+        m.boot = sp->agent_boot;
         m.n_unstored_seqs = sp->n_unstored_seqs;
         memcpy(m.unstored_seqs, sp->unstored_seqs, sizeof(m.unstored_seqs));
+        m.n_skipped = sp->n_skipped;
+        memcpy(m.skipped, sp->skipped, sizeof(m.skipped));
         gen = sp->meta_gen;
         pthread_mutex_unlock(&sp->lock);
         if (gen != sp->meta_saved_gen || m.appended != sp->meta_saved_appended) {
@@ -526,17 +544,17 @@ int bbt_spool_save_meta(struct bbt_spool *sp)
         return r;
 }
 
-/* Parses "A-B,C-D" (inclusive ranges, ascending) into M's unstored_seqs. */
-static const char *parse_ranges(char *value, struct meta *m)
+/* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
+static const char *parse_ranges(char *value, struct bbt_spool_seq_range *r, size_t max, size_t *ret_n)
 {
         char *item, *save = NULL;
 
-        m->n_unstored_seqs = 0;
+        *ret_n = 0;
         for (item = strtok_r(value, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
                 unsigned long long from, to;
                 char *dash, *end;
 
-                if (m->n_unstored_seqs == BBT_SPOOL_UNSTORED_RANGES)
+                if (*ret_n == max)
                         return "too many ranges";
                 dash = strchr(item, '-');
                 if (!dash || item[0] < '0' || item[0] > '9' || dash[1] < '0' || dash[1] > '9')
@@ -548,9 +566,9 @@ static const char *parse_ranges(char *value, struct meta *m)
                 to = strtoull(dash + 1, &end, 10);
                 if (errno || *end != '\0' || to < from)
                         return "expected FROM-TO";
-                m->unstored_seqs[m->n_unstored_seqs].from = from;
-                m->unstored_seqs[m->n_unstored_seqs].to = to;
-                m->n_unstored_seqs++;
+                r[*ret_n].from = from;
+                r[*ret_n].to = to;
+                (*ret_n)++;
         }
         return NULL;
 }
@@ -559,9 +577,9 @@ static const char *parse_ranges(char *value, struct meta *m)
 static const char *parse_meta(char *text, struct meta *m)
 {
         static const char *const keys[] = { "acked", "dropped", "unstored", "drop_cleared", "appended",
-                                            "seq_ceiling" };
+                                            "seq_ceiling", "boot" };
         uint64_t *fields[] = { &m->acked, &m->dropped, &m->unstored, &m->drop_cleared, &m->appended,
-                               &m->seq_ceiling };
+                               &m->seq_ceiling, &m->boot };
         bool have_version = false, have_acked = false, have_dropped = false;
         char *line, *save = NULL;
         unsigned version = 0;
@@ -574,12 +592,16 @@ static const char *parse_meta(char *text, struct meta *m)
                 if (!eq)
                         return "expected key=value";
                 *eq = '\0';
-                if (strcmp(line, "unstored_seqs") == 0) {
+                if (strcmp(line, "unstored_seqs") == 0 || strcmp(line, "skipped") == 0) {
+                        bool unstored = line[0] == 'u';
                         const char *bad;
 
                         if (version < 2)
                                 return "unknown key";
-                        if ((bad = parse_ranges(eq + 1, m)) != NULL)
+                        bad = unstored ? parse_ranges(eq + 1, m->unstored_seqs, BBT_SPOOL_UNSTORED_RANGES,
+                                                      &m->n_unstored_seqs)
+                                       : parse_ranges(eq + 1, m->skipped, BBT_SPOOL_SKIPPED_RANGES, &m->n_skipped);
+                        if (bad)
                                 return bad;
                         continue;
                 }
@@ -661,6 +683,13 @@ static int load_meta(struct bbt_spool *sp, bbt_spool_report_cb cb, void *userdat
         sp->witness.meta_acked = m.acked;
         sp->witness.meta_appended = m.appended;
         sp->witness.meta_seq_ceiling = m.seq_ceiling;
+        sp->witness.meta_boot = m.boot;
+        sp->agent_boot = m.boot;
+        memcpy(sp->meta_skipped, m.skipped, sizeof(m.skipped));
+        sp->witness.meta_skipped = sp->meta_skipped;
+        sp->witness.n_meta_skipped = m.n_skipped;
+        memcpy(sp->skipped, m.skipped, sizeof(m.skipped));
+        sp->n_skipped = m.n_skipped;
         return 0;
 }
 
@@ -1531,6 +1560,31 @@ void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling)
         pthread_mutex_lock(&sp->lock);
         if (ceiling != sp->seq_ceiling) {
                 sp->seq_ceiling = ceiling;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot)
+{
+        pthread_mutex_lock(&sp->lock);
+        if (boot != sp->agent_boot) {
+                sp->agent_boot = boot;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n)
+{
+        if (n > BBT_SPOOL_SKIPPED_RANGES) {
+                ranges += n - BBT_SPOOL_SKIPPED_RANGES; /* the newest */
+                n = BBT_SPOOL_SKIPPED_RANGES;
+        }
+        pthread_mutex_lock(&sp->lock);
+        if (n != sp->n_skipped || memcmp(sp->skipped, ranges, n * sizeof(*ranges)) != 0) {
+                memcpy(sp->skipped, ranges, n * sizeof(*ranges));
+                sp->n_skipped = n;
                 sp->meta_gen++;
         }
         pthread_mutex_unlock(&sp->lock);

@@ -65,6 +65,10 @@ struct bbt_spool_seq_range {
 
 /* How many ranges of unstored seqs the meta file keeps (the newest). */
 #define BBT_SPOOL_UNSTORED_RANGES 16
+/* How many ranges of skipped seqs the meta file keeps for the agent (the
+ * newest: a copy for when the state file lost its latest writes; meta is
+ * written every second, so it stays small). */
+#define BBT_SPOOL_SKIPPED_RANGES 8
 
 /* What the spool's files said when it was opened: the witnesses the agent's
  * seq counter weighs so that it never hands out a seq used before
@@ -76,6 +80,9 @@ struct bbt_spool_witness {
         uint64_t meta_acked;       /* the ack watermark in meta, before it was capped at last_seq */
         uint64_t meta_appended;    /* the highest seq appended when meta was last saved */
         uint64_t meta_seq_ceiling; /* the agent's seq reservation when meta was last saved */
+        uint64_t meta_boot;        /* the agent's session counter when meta was last saved */
+        const struct bbt_spool_seq_range *meta_skipped; /* the copy of the agent's skipped ranges */
+        size_t n_meta_skipped;                          /* (bbt_spool_set_skipped()) */
         bool tail_cut;             /* bytes at the end of the newest segment were cut off */
         bool meta_bad;             /* meta was unreadable (and ignored) */
         uint64_t corrupt;          /* corrupt records or regions skipped */
@@ -214,6 +221,15 @@ void bbt_spool_witness(const struct bbt_spool *sp, struct bbt_spool_witness *ret
 /* Keeps CEILING (the agent's seq reservation) in the meta file from the next
  * bbt_spool_save_meta() on: a second witness beside the agent's state file. */
 void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling);
+
+/* Keeps BOOT (the agent's session counter) in the meta file from the next
+ * bbt_spool_save_meta() on: a second witness beside the state file. */
+void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot);
+
+/* Keeps a copy of the agent's never-used seq ranges (at most
+ * BBT_SPOOL_SKIPPED_RANGES, ascending) in the meta file from the next
+ * bbt_spool_save_meta() on: a second witness beside the state file. */
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n);
 
 /* Counts one message the spool could not store, and remembers SEQ (if not 0)
  * among the unstored seqs (the newest BBT_SPOOL_UNSTORED_RANGES ranges), both

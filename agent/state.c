@@ -39,7 +39,7 @@
 #define STATE_NAME "state"
 #define STATE_TMP_NAME "state.tmp"
 #define LOCK_NAME "state.lock"
-#define FILE_MAX 4096
+#define FILE_MAX 16384 /* 256 skipped ranges of two 16-digit numbers, and the rest */
 #define BOOT_ID_MAX 64
 
 struct bbt_state {
@@ -356,7 +356,7 @@ static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ce
                 len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "",
                                         st->skipped[i].from, st->skipped[i].to);
         if (len + 1 >= sizeof(text))
-                return -EOVERFLOW; /* cannot happen: 32 ranges of two 16-digit numbers fit */
+                return -EOVERFLOW; /* cannot happen: see FILE_MAX */
         text[len++] = '\n';
         return bbt_atomic_replace(st->dirfd, STATE_TMP_NAME, STATE_NAME, text, len);
 }
@@ -371,6 +371,35 @@ static void add_skipped(struct bbt_state *st, uint64_t from, uint64_t to)
         st->skipped[st->n_skipped].from = from;
         st->skipped[st->n_skipped].to = to;
         st->n_skipped++;
+}
+
+/* ST's skipped ranges and the N of R (both ascending, each valid) as one
+ * ascending list of the newest BBT_STATE_SKIPPED_MAX: whichever file lost
+ * its latest write, the other still knows. Overlapping ranges (the same
+ * range in both) are joined. */
+static void merge_skipped(struct bbt_state *st, const struct bbt_seq_range *r, size_t n)
+{
+        struct bbt_seq_range all[2 * BBT_STATE_SKIPPED_MAX];
+        size_t a = 0, b = 0, k = 0, n_old = st->n_skipped;
+
+        if (n > BBT_STATE_SKIPPED_MAX)
+                n = BBT_STATE_SKIPPED_MAX;
+        while (a < n_old || b < n) {
+                const struct bbt_seq_range *x =
+                        b == n || (a < n_old && st->skipped[a].from <= r[b].from) ? &st->skipped[a++] : &r[b++];
+
+                if (x->from == 0 || x->to < x->from)
+                        continue;
+                if (k && x->from <= all[k - 1].to) {
+                        if (x->to > all[k - 1].to)
+                                all[k - 1].to = x->to;
+                } else {
+                        all[k++] = *x;
+                }
+        }
+        st->n_skipped = 0;
+        for (size_t i = k > BBT_STATE_SKIPPED_MAX ? k - BBT_STATE_SKIPPED_MAX : 0; i < k; i++)
+                st->skipped[st->n_skipped++] = all[i];
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
@@ -529,6 +558,9 @@ int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_
         if (r == 0) {
                 memcpy(st->skipped, f.skipped, f.n_skipped * sizeof(f.skipped[0]));
                 st->n_skipped = f.n_skipped;
+        }
+        merge_skipped(st, wit.skipped, wit.skipped ? wit.n_skipped : 0);
+        if (r == 0) {
                 trusted = used < f.ceiling && wit.ceiling <= f.ceiling &&
                           (!f.clean || used < f.floor); /* a clean file names the exact next seq */
                 if (f.floor > 0)
@@ -550,12 +582,14 @@ int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_
                                                                                      : BBT_STATE_CRASH_REBOOT;
                 st->next = max_u64(ceiling, used + 1);
                 /* The last write (a new session) may be the one lost. */
-                st->boot = f.boot + 1;
+                st->boot = (uint32_t)max_u64(f.boot, wit.boot) + 1;
         } else {
+                uint64_t b = max_u64(r == 0 ? f.boot : 0, max_u64(salvaged_boot, wit.boot));
+
                 info.start = r == -EBADMSG ? BBT_STATE_RECOVERED : BBT_STATE_STALE;
                 /* Nothing says how far the reservation went: past every witness by a margin. */
                 st->next = max_u64(ceiling, add_sat(used + 1, o.recover_jump));
-                st->boot = boot_from_clock(r == 0 && f.boot > salvaged_boot ? f.boot : salvaged_boot);
+                st->boot = boot_from_clock((uint32_t)(b + 1 > UINT32_MAX ? UINT32_MAX : b + 1));
         }
         if (st->next > BBT_STATE_SEQ_MAX) {
                 r = -ERANGE;

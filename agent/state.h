@@ -23,8 +23,10 @@ struct bbt_state_options {
                                   cannot be trusted (missing, stale, recovered); 0: 10 * block */
 };
 
-/* How many never-used seq ranges the state file remembers (the newest). */
-#define BBT_STATE_SKIPPED_MAX 32
+/* How many never-used seq ranges the state file remembers (the newest): one
+ * a crash, until the aggregator has heard of them (a birth or a resend
+ * reply names them); 256 outlast a long crash loop while offline. */
+#define BBT_STATE_SKIPPED_MAX 256
 
 /* An inclusive range of seqs. */
 struct bbt_seq_range {
@@ -38,6 +40,9 @@ struct bbt_state_witness {
         uint64_t used;       /* the highest seq another witness proves used: the newest segment's
                                 name, the spool meta's ack watermark and appended mark */
         uint64_t ceiling;    /* a copy of the reservation ceiling kept elsewhere (the spool meta) */
+        uint64_t boot;       /* a copy of the session counter kept elsewhere (the spool meta) */
+        const struct bbt_seq_range *skipped; /* a copy of the skipped ranges kept elsewhere (the */
+        size_t n_skipped;                    /* spool meta), ascending: merged with the file's */
 };
 
 /* How this run's first seq was decided (for the agent's log). */
@@ -108,9 +113,9 @@ size_t bbt_state_skipped(const struct bbt_state *st, const struct bbt_seq_range 
 
 /* Increments the session counter (wrapping 4294967295 -> 0), writes it to
  * disk, and returns it in *RET_BOOT: call it at every start and before every
- * reconnect. (After an unclean stop the counter restarts one above the file's,
- * as the file's last write may be lost; after a stale or recovered file, from
- * the clock.) Returns 0, or the -errno of the write (the counter is unchanged
+ * reconnect. (After an unclean stop the counter restarts one above the higher
+ * of the file's and the witness's, as the last write may be lost; after a
+ * stale or recovered file, at least at the clock's seconds since 1970.) Returns 0, or the -errno of the write (the counter is unchanged
  * and *RET_BOOT untouched). */
 int bbt_state_new_session(struct bbt_state *st, uint32_t *ret_boot);
 

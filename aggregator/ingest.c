@@ -633,26 +633,93 @@ static void settle_missing(struct bbt_ingest *in, struct term *t, int64_t from, 
         }
 }
 
+/* Whether REASON is the aggregator's own conclusion (nobody answered, nothing
+ * came), which a statement of the agent's about those seqs replaces. */
+static bool inferred_loss(const char *reason)
+{
+        return strcmp(reason, "no answer to resend") == 0 || strcmp(reason, "resent but never received") == 0 ||
+               strcmp(reason, "not resent in time") == 0;
+}
+
+/* The agent names SEQ (its will, a range it skipped) below the series the
+ * aggregator knows: the series reaches back to it, what lies between is a
+ * gap like any other. */
+static void extend_series(struct bbt_ingest *in, struct term *t, int64_t seq, int64_t now_ms)
+{
+        struct bbt_store_gap g = { .state = BBT_GAP_WAITING, .detected_ms = now_ms, .changed_ms = now_ms };
+
+        if (t->row.high_seq < 0 || seq >= t->row.first_seq)
+                return;
+        g.from = seq;
+        g.to = t->row.first_seq - 1;
+        if (gap_insert_at(t, 0, &g) < 0)
+                return;
+        in->stats.gaps_opened++;
+        in->stats.open_gap_seqs += (uint64_t)(g.to - g.from + 1);
+        t->row.first_seq = seq;
+        t->gaps_dirty = true;
+}
+
 /* The agent says it never used FROM..TO (it jumped over them at a start
  * after an unclean stop, not knowing how far its previous run had gone).
  * Seqs are handed out in order: below the highest of the range that did
  * arrive, every seq was used, so the missing ones there are lost; above it,
- * skipped. */
-static void settle_skipped(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to, int64_t now_ms)
+ * skipped -- also those recorded lost already because nobody answered. With
+ * EXTEND (the range of a birth's own run), a range below the series the
+ * aggregator knows extends it. */
+static void settle_skipped(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to, bool extend,
+                           int64_t now_ms)
 {
-        int64_t lo = from > t->row.first_seq ? from : t->row.first_seq;
-        int64_t h = to < t->row.high_seq ? to : t->row.high_seq;
+        struct bbt_store *s = in->store;
+        int64_t lo, h;
+        struct bbt_store_loss l;
 
-        /* The highest seq of the range received: inside the series and in no gap. */
-        for (size_t i = t->n_gaps; h >= lo && i-- > 0;)
-                if (h >= t->gaps[i].from && h <= t->gaps[i].to)
+        /* A birth's own range is part of the series, even below what arrived. */
+        if (extend)
+                extend_series(in, t, from, now_ms);
+        lo = from > t->row.first_seq ? from : t->row.first_seq;
+        h = to < t->row.high_seq ? to : t->row.high_seq;
+
+        /* The highest seq of the range received: in the series, in no gap, in no loss row. */
+        while (t->row.high_seq >= 0 && h >= lo) {
+                size_t i;
+
+                for (i = 0; i < t->n_gaps; i++)
+                        if (h >= t->gaps[i].from && h <= t->gaps[i].to)
+                                break;
+                if (i < t->n_gaps) {
                         h = t->gaps[i].from - 1;
+                        continue;
+                }
+                if (s->ops->loss_find(s, t->row.id, h, h, &l) == 1) {
+                        h = l.from - 1;
+                        continue;
+                }
+                break;
+        }
         if (t->row.high_seq < 0 || h < lo)
                 h = from - 1;
         if (h >= from)
                 settle_missing(in, t, from, h, BBT_LOSS_LOST,
                                "used before an unclean stop, not in the agent's spool", now_ms);
         settle_missing(in, t, h + 1, to, BBT_LOSS_SKIPPED, "never used (skipped after an unclean stop)", now_ms);
+        /* What was given up as lost above H: never used after all. */
+        for (int64_t at = h + 1; at <= to && s->ops->loss_find(s, t->row.id, at, to, &l) == 1;) {
+                int64_t a = l.from > at ? l.from : at, b = l.to < to ? l.to : to;
+
+                at = b + 1;
+                if (l.kind != BBT_LOSS_LOST || !inferred_loss(l.reason))
+                        continue;
+                if (s->ops->loss_remove(s, t->row.id, a, b) < 0) {
+                        bbt_log_error("store: loss: %s", bbt_store_error(s));
+                        return;
+                }
+                t->row.lost -= b - a + 1;
+                in->stats.lost -= (uint64_t)(b - a + 1);
+                in->lost_delta -= b - a + 1;
+                in->stats.open_gap_seqs += (uint64_t)(b - a + 1); /* record_loss_kind takes them off again */
+                record_loss_kind(in, t, a, b, BBT_LOSS_SKIPPED, "never used (skipped after an unclean stop)", now_ms);
+        }
 }
 
 /* A seq recorded in loss row L arrived after all: it leaves the row; if the
@@ -817,7 +884,7 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
         /* The seqs this run of the agent skipped at its start: a fact, also in
          * a birth replayed late. Settled at once, not asked for. */
         if (st->online && st->has_skipped_from)
-                settle_skipped(in, t, st->skipped_from, st->skipped_to, recv_ms);
+                settle_skipped(in, t, st->skipped_from, st->skipped_to, true, recv_ms);
         if (st->online) {
                 if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot)
                         return; /* a birth of an older session, replayed */
@@ -1106,24 +1173,7 @@ static void mark_will(struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
  * it (the will is the session's first seq). */
 static void expect_will(struct bbt_ingest *in, struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
 {
-        struct bbt_store_gap g = { .state = BBT_GAP_WAITING, .detected_ms = now_ms, .changed_ms = now_ms };
-
-        if (w < t->row.first_seq) {
-                if (w < t->row.first_seq - 1) {
-                        g.from = w + 1;
-                        g.to = t->row.first_seq - 1;
-                        if (gap_insert_at(t, 0, &g) < 0)
-                                return;
-                        in->stats.gaps_opened++;
-                        in->stats.open_gap_seqs += (uint64_t)(g.to - g.from + 1);
-                }
-                g.from = g.to = w;
-                if (gap_insert_at(t, 0, &g) < 0)
-                        return;
-                in->stats.open_gap_seqs++;
-                t->row.first_seq = w;
-                t->gaps_dirty = true;
-        }
+        extend_series(in, t, w, now_ms);
         mark_will(t, w, boot, now_ms);
 }
 
@@ -1148,7 +1198,7 @@ static void settle_reply_missing(struct bbt_ingest *in, struct term *t, const cJ
                 if (a < 0 || b < a)
                         continue;
                 if (strcmp(why->valuestring, "skipped") == 0)
-                        settle_skipped(in, t, a, b, now_ms);
+                        settle_skipped(in, t, a, b, false, now_ms);
                 else if (strcmp(why->valuestring, "damaged") == 0)
                         settle_missing(in, t, a, b, BBT_LOSS_LOST,
                                        "lost from the agent's spool (damage, or a power cut)", now_ms);
@@ -1318,7 +1368,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 }
                 if (r == 0 && stored == 1) {
                         struct bbt_store_loss l;
-                        int found = in->store->ops->loss_find(in->store, t->row.id, m.seq, &l);
+                        int found = in->store->ops->loss_find(in->store, t->row.id, m.seq, m.seq, &l);
 
                         if (found == 1) {
                                 /* Recorded as lost or skipped, and here after all. */

@@ -142,8 +142,10 @@ struct bbt_store_ops {
         int (*days_each)(struct bbt_store *s, int32_t from, int32_t to,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
-        /* The loss row holding SEQ: 1 with *RET, 0 if none. */
-        int (*loss_find)(struct bbt_store *s, int64_t terminal_id, int64_t seq, struct bbt_store_loss *ret);
+        /* The loss row of the terminal overlapping FROM..TO with the lowest
+         * from (rows never overlap): 1 with *RET, 0 if none. */
+        int (*loss_find)(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to,
+                         struct bbt_store_loss *ret);
         /* Takes FROM..TO out of the terminal's loss rows (each deleted,
          * shortened or split in two): seqs that arrived after all, or that
          * change kind. */

@@ -807,11 +807,12 @@ static int loss_first(struct sqlite_store *q, int64_t terminal_id, int64_t from,
         return 1;
 }
 
-static int sq_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t seq, struct bbt_store_loss *ret)
+static int sq_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to,
+                        struct bbt_store_loss *ret)
 {
         int64_t id;
 
-        return loss_first(of(s), terminal_id, seq, seq, ret, &id);
+        return loss_first(of(s), terminal_id, from, to, ret, &id);
 }
 
 static int sq_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to)

@@ -2066,3 +2066,37 @@ TEST(birth_settles_skipped_range)
         ASSERT_EQ(term_row().online, true);
         ASSERT_EQ(term_row().boot, 2);
 }
+
+/* A range given up as lost because nobody answered, which the agent later
+ * says it never used (its birth names it after a crash loop): skipped after all. */
+TEST(unanswered_loss_reclassified_as_skipped)
+{
+        struct bbt_msg m;
+        int64_t asked;
+
+        setup();
+        F.set.resend_attempts = 1;
+        asked = gap_11_19();
+        live_hb(31, asked, asked);
+        bbt_ingest_tick(F.in, asked + 60000);
+        ASSERT_EQ(stats().lost, 9);
+        ASSERT_EQ(term_row().lost, 9);
+        m = msg(BBT_CH_STATE, 40, asked + 70000, 3);
+        m.body.state.online = true;
+        m.body.state.version = "0.2.0";
+        m.body.state.hostname = "r101-ops";
+        m.body.state.os = "Linux";
+        m.body.state.machine_id = "3f2a9c0d";
+        m.body.state.has_skipped_from = m.body.state.has_skipped_to = true;
+        m.body.state.skipped_from = 11;
+        m.body.state.skipped_to = 19;
+        feed(&m, asked + 70000);
+        ASSERT_EQ(term_row().lost, 0);
+        ASSERT_EQ(term_row().skipped, 9);
+        ASSERT_EQ(counter("lost"), 0);
+        ASSERT_EQ(counter("skipped"), 9);
+        ASSERT_EQ(sql_int("SELECT count(*) FROM loss WHERE kind = 0"), 0);
+        ASSERT_EQ(sql_int("SELECT sum(to_seq - from_seq + 1) FROM loss WHERE kind = 1"), 9);
+        ASSERT_EQ(read_gaps(), 1); /* 32..39: just a gap, asked for */
+        ASSERT_EQ(R.gap[0].from, 32);
+}

@@ -372,12 +372,13 @@ TEST(skipped_ranges_remembered)
 {
         const struct bbt_seq_range *r;
         struct bbt_state *st;
-        uint64_t first_seqs[40];
+        enum { RUNS = BBT_STATE_SKIPPED_MAX + 8 };
+        static uint64_t first_seqs[RUNS];
         size_t n;
 
         setup();
         first_seqs[0] = 1;
-        for (int i = 1; i < 40; i++)
+        for (int i = 1; i < RUNS; i++)
                 first_seqs[i] = crashed_run(10, 0, 1); /* each run: one seq, then a crash */
         st = open_st(10, 0);
         n = bbt_state_skipped(st, &r);
@@ -388,7 +389,7 @@ TEST(skipped_ranges_remembered)
                 ASSERT_LE(r[i].from, r[i].to);
                 if (i > 0)
                         ASSERT_GT(r[i].from, r[i - 1].to);
-                ASSERT_EQ(r[i].to + 1, i + 1 < n ? first_seqs[40 - (n - 1) + i] : bbt_state_peek_seq(st));
+                ASSERT_EQ(r[i].to + 1, i + 1 < n ? first_seqs[RUNS - (n - 1) + i] : bbt_state_peek_seq(st));
         }
         ASSERT_OK(bbt_state_close(st));
         /* A clean restart keeps them. */
@@ -673,4 +674,27 @@ TEST(second_open_busy)
         ASSERT(other == NULL);
         ASSERT_STR_CONTAINS(err, "in use by another bbt-agent");
         bbt_state_close(st);
+}
+
+/* The skipped ranges are kept twice (state file and spool meta): a state
+ * file that lost them (an older copy came back) gets them from the witness. */
+TEST(skipped_ranges_merged_from_the_meta_copy)
+{
+        static const struct bbt_seq_range copy[] = { { 5, 99 }, { 120, 300 } };
+        struct bbt_state_witness w = { .spool_last = 4, .ceiling = 0, .skipped = copy, .n_skipped = 2 };
+        const struct bbt_seq_range *r;
+        struct bbt_state *st;
+
+        setup();
+        ASSERT_OK(mkdir(dir, 0700));
+        write_file(state_path, "version=2\nclean=1\nseq_floor=400\nseq_ceiling=420\nboot=3\nboot_id=\nskipped=5-99\n");
+        st = open_w(10, &w);
+        ASSERT_EQ(bbt_state_start_info(st)->start, BBT_STATE_CLEAN);
+        ASSERT_EQ(bbt_state_skipped(st, &r), 2);
+        ASSERT_EQ(r[0].from, 5);
+        ASSERT_EQ(r[0].to, 99);
+        ASSERT_EQ(r[1].from, 120);
+        ASSERT_EQ(r[1].to, 300);
+        ASSERT_OK(bbt_state_close(st));
+        ASSERT_EQ(file_value("seq_floor"), 400);
 }

@@ -293,11 +293,13 @@ TEST(losses_skipped_and_conflicts)
         l.from = 30, l.to = 30, l.kind = BBT_LOSS_LOST;
         snprintf(l.reason, sizeof(l.reason), "gone");
         ASSERT_OK(s->ops->loss_add(s, &l));
-        ASSERT_EQ(s->ops->loss_find(s, 1, 15, &found), 1);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 15, 15, &found), 1);
         ASSERT_EQ(found.kind, BBT_LOSS_SKIPPED);
         ASSERT_EQ(found.from, 10);
-        ASSERT_EQ(s->ops->loss_find(s, 1, 25, &found), 0);
-        ASSERT_EQ(s->ops->loss_find(s, 2, 15, &found), 0);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 25, 25, &found), 0);
+        ASSERT_EQ(s->ops->loss_find(s, 2, 15, 15, &found), 0);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 21, 40, &found), 1); /* the first row overlapping a range */
+        ASSERT_EQ(found.from, 30);
         /* A range across both rows: the first is split, the second goes. */
         ASSERT_OK(s->ops->loss_remove(s, 1, 14, 16));
         ASSERT_OK(s->ops->loss_remove(s, 1, 25, 40));
@@ -346,7 +348,7 @@ TEST(migrates_schema_1)
         ASSERT_EQ(t.lost, 2);
         ASSERT_EQ(t.skipped, 0);
         ASSERT_EQ(t.conflicts, 0);
-        ASSERT_EQ(s->ops->loss_find(s, 1, 5, &found), 1);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 5, 5, &found), 1);
         ASSERT_EQ(found.kind, BBT_LOSS_LOST);
         ASSERT_OK(s->ops->begin(s));
         ASSERT_EQ(s->ops->raw_insert(s, 1, 3, BBT_CH_HB, 0, 0, 1, "{}", 2, 5, &hash), 0);
