@@ -1209,6 +1209,8 @@ static void settle_reply_missing(struct bbt_ingest *in, struct term *t, const cJ
 }
 
 /* A reply to one of our resend commands: what the agent still had. */
+static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms);
+
 static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt_msg *m, int64_t now_ms)
 {
         const struct bbt_cmd_reply *rp = &m->body.reply;
@@ -1274,6 +1276,10 @@ static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt
                 cJSON_ArrayForEach(w, wh)
                         if (cJSON_IsNumber(w))
                                 mark_will(t, (int64_t)w->valuedouble, m->boot, now_ms);
+        /* The terminal answers: its next gap is asked for now, not at the next
+         * tick (one request at a time still; a backlog of gaps after a crash
+         * loop is settled at the pace of the replies). */
+        tick_terminal(in, t, now_ms);
 }
 
 static struct term *terminal_for(struct bbt_ingest *in, const struct bbt_topic *tp, int64_t recv_ms)

@@ -685,7 +685,8 @@ static bool settled(bool live, int64_t *gaps, int64_t *stored, int64_t *accounte
 static void settle(void)
 {
         int64_t gaps, stored, accounted, max;
-        uint64_t deadline = bbt_test_now_ms() + 120000;
+        int limit_s = 120 + opt.trials / 5;
+        uint64_t deadline = bbt_test_now_ms() + (uint64_t)limit_s * 1000;
         unsigned seed = opt.seed;
 
         /* One clean run, kept up until the aggregator has everything it can
@@ -695,10 +696,10 @@ static void settle(void)
         run_loop(2000);
         while (!settled(true, &gaps, &stored, &accounted, &max)) {
                 if (bbt_test_now_ms() > deadline)
-                        FAIL("the aggregator did not settle in 120 s: %" PRId64 " gaps open (first: %" PRId64
+                        FAIL("the aggregator did not settle in %d s: %" PRId64 " gaps open (first: %" PRId64
                              "..%" PRId64 ", state %" PRId64 ", %" PRId64 " attempts), %" PRId64
                              " stored + %" PRId64 " lost or skipped of 1..%" PRId64,
-                             gaps, db("SELECT min(from_seq) FROM gap"),
+                             limit_s, gaps, db("SELECT min(from_seq) FROM gap"),
                              db("SELECT to_seq FROM gap ORDER BY from_seq LIMIT 1"),
                              db("SELECT state FROM gap ORDER BY from_seq LIMIT 1"),
                              db("SELECT attempts FROM gap ORDER BY from_seq LIMIT 1"), stored, accounted, max);
