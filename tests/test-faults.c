@@ -916,7 +916,7 @@ static void zero_tail(long n)
         ASSERT(d);
         while ((de = readdir(d)))
                 if (strlen(de->d_name) == 24 && strstr(de->d_name, ".seg") && strcmp(de->d_name, best) > 0)
-                        snprintf(best, sizeof(best), "%s", de->d_name);
+                        memcpy(best, de->d_name, 25); /* 24 characters and the NUL */
         closedir(d);
         ASSERT(best[0]);
         snprintf(path, sizeof(path), "%s/%s", env.spool_dir, best);

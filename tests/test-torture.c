@@ -350,7 +350,7 @@ static void scan_spool(struct seqset *set, char *newest, size_t size)
                 if (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".seg") != 0)
                         continue;
                 if (strcmp(de->d_name, best) > 0)
-                        snprintf(best, sizeof(best), "%s", de->d_name);
+                        memcpy(best, de->d_name, 25); /* 24 characters and the NUL */
                 snprintf(path, sizeof(path), "%s/%s", W.spool_dir, de->d_name);
                 fd = open(path, O_RDONLY | O_CLOEXEC);
                 if (fd < 0 || fstat(fd, &st) < 0) {
@@ -722,13 +722,14 @@ static void settle(void)
 
 struct check_ctx {
         int64_t lost_not_existing, skipped_existing, missing, bad, lost, skipped;
-        char first_bad[256];
+        char first_bad[256], first_phantom[256];
 };
 
 /* The store's raw seqs and loss rows, read once (read-only). */
 struct loss_row {
         int64_t from, to;
         int kind;
+        char reason[64];
 };
 
 static void check_store(struct check_ctx *c)
@@ -758,7 +759,7 @@ static void check_store(struct check_ctx *c)
                         max = seq;
         }
         sqlite3_finalize(st);
-        if (sqlite3_prepare_v2(db3, "SELECT from_seq, to_seq, kind FROM loss ORDER BY from_seq", -1, &st, NULL) !=
+        if (sqlite3_prepare_v2(db3, "SELECT from_seq, to_seq, kind, reason FROM loss ORDER BY from_seq", -1, &st, NULL) !=
             SQLITE_OK)
                 FAIL("sqlite: %s", sqlite3_errmsg(db3));
         while (sqlite3_step(st) == SQLITE_ROW) {
@@ -771,6 +772,8 @@ static void check_store(struct check_ctx *c)
                 rows[n_rows].from = sqlite3_column_int64(st, 0);
                 rows[n_rows].to = sqlite3_column_int64(st, 1);
                 rows[n_rows].kind = sqlite3_column_int(st, 2);
+                snprintf(rows[n_rows].reason, sizeof(rows[n_rows].reason), "%s",
+                         (const char *)sqlite3_column_text(st, 3));
                 if (n_rows && rows[n_rows].from <= rows[n_rows - 1].to)
                         FAIL("loss rows overlap: %" PRId64 "..%" PRId64 " and %" PRId64 "..%" PRId64,
                              rows[n_rows - 1].from, rows[n_rows - 1].to, rows[n_rows].from, rows[n_rows].to);
@@ -803,8 +806,10 @@ static void check_store(struct check_ctx *c)
                         c->missing++;
                         if (rows[r].kind == 0) {
                                 c->lost++;
-                                if (!set_has(&W.existed, seq))
-                                        c->lost_not_existing++;
+                                if (!set_has(&W.existed, seq) && !c->lost_not_existing++)
+                                        snprintf(c->first_phantom, sizeof(c->first_phantom),
+                                                 "first: seq %" PRId64 " in lost %" PRId64 "..%" PRId64 " \"%s\"", seq,
+                                                 rows[r].from, rows[r].to, rows[r].reason);
                         } else {
                                 c->skipped++;
                                 if (set_has(&W.existed, seq))
@@ -887,7 +892,8 @@ TEST(seq_power_cuts)
         if (c.bad)
                 FAIL("%" PRId64 " missing seqs not accounted for exactly once; first: %s", c.bad, c.first_bad);
         if (c.lost_not_existing)
-                FAIL("%" PRId64 " seqs recorded lost that the agent never used (phantom losses)", c.lost_not_existing);
+                FAIL("%" PRId64 " seqs recorded lost that the agent never used (phantom losses); %s",
+                     c.lost_not_existing, c.first_phantom);
         if (db("SELECT lost FROM terminal") != db("SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM loss WHERE kind = 0") ||
             db("SELECT skipped FROM terminal") !=
                     db("SELECT coalesce(sum(to_seq - from_seq + 1), 0) FROM loss WHERE kind = 1"))
