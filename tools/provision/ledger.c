@@ -2,10 +2,12 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -392,6 +394,27 @@ static void write_principal(FILE *f, const struct bbt_principal *p)
                 dash(p->serial), dash(p->hosts), dash(p->key), dash(p->cert));
 }
 
+/* Whether DIRFD/NAME holds exactly the LEN bytes of TEXT already. */
+static bool unchanged(int dirfd, const char *name, const char *text, size_t len)
+{
+        int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        char *old = malloc(len + 1);
+        bool same = false;
+        size_t got = 0;
+        ssize_t n;
+
+        if (fd >= 0 && old) {
+                while (got <= len && (n = read(fd, old + got, len + 1 - got)) > 0)
+                        got += (size_t)n;
+                same = got == len && memcmp(old, text, len) == 0;
+        }
+        if (fd >= 0)
+                close(fd);
+        if (old)
+                OPENSSL_clear_free(old, len + 1);
+        return same;
+}
+
 int bbt_ledger_save(struct bbt_ledger *l, int dirfd, const char *name)
 {
         const struct bbt_ledger_settings *s = &l->set;
@@ -424,7 +447,7 @@ int bbt_ledger_save(struct bbt_ledger *l, int dirfd, const char *name)
                 return -ENOMEM;
         }
         snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-        r = bbt_atomic_replace(dirfd, tmp, name, text, len);
+        r = unchanged(dirfd, name, text, len) ? 0 : bbt_atomic_replace(dirfd, tmp, name, text, len);
         OPENSSL_clear_free(text, len);
         return r;
 }
