@@ -4,6 +4,7 @@
 
 #include <errno.h>
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "pki.h"
@@ -160,25 +161,54 @@ TEST(encodings_round_trip)
         ASSERT_OK(bbt_pki_key_to_b64(ca.key, &b64));
         ASSERT_OK(bbt_pki_key_from_b64(b64, &key));
         ASSERT_EQ(EVP_PKEY_eq(key, ca.key), 1);
-        free(b64);
-        ASSERT_OK(bbt_pki_key_pem(key, &pem, &len));
+        /* PEM: the same base64 in lines, which OpenSSL's PEM reader takes back. */
+        ASSERT_OK(bbt_pki_pem_from_b64(b64, "PRIVATE KEY", &pem, &len));
         ASSERT(strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
         ASSERT_EQ(strlen(pem), len);
+        {
+                BIO *bio = BIO_new_mem_buf(pem, (int)len);
+                EVP_PKEY *back = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+
+                ASSERT(back != NULL);
+                ASSERT_EQ(EVP_PKEY_eq(back, ca.key), 1);
+                EVP_PKEY_free(back);
+                BIO_free(bio);
+        }
         free(pem);
+        free(b64);
         EVP_PKEY_free(key);
-        ASSERT_OK(bbt_pki_cert_pem(ca.cert, &pem, &len));
-        ASSERT(strncmp(pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0);
+        ASSERT_OK(bbt_pki_cert_to_b64(ca.cert, &b64));
+        ASSERT_OK(bbt_pki_pem_from_b64(b64, "CERTIFICATE", &pem, &len));
+        {
+                BIO *bio = BIO_new_mem_buf(pem, (int)len);
+                X509 *back = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+                ASSERT(back != NULL);
+                ASSERT_EQ(X509_cmp(back, ca.cert), 0);
+                X509_free(back);
+                BIO_free(bio);
+        }
         free(pem);
+        free(b64);
         ASSERT_OK(bbt_pki_crl_new(ca.cert, ca.key, NULL, 0, 1, 10, &crl));
         ASSERT_OK(bbt_pki_crl_to_b64(crl, &b64));
         ASSERT_OK(bbt_pki_crl_from_b64(b64, &crl2));
         ASSERT_EQ(X509_CRL_cmp(crl, crl2), 0);
-        ASSERT_OK(bbt_pki_crl_pem(crl2, &pem, &len));
-        ASSERT(strncmp(pem, "-----BEGIN X509 CRL-----\n", 25) == 0);
+        ASSERT_OK(bbt_pki_pem_from_b64(b64, "X509 CRL", &pem, &len));
+        {
+                BIO *bio = BIO_new_mem_buf(pem, (int)len);
+                X509_CRL *back = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+
+                ASSERT(back != NULL);
+                ASSERT_EQ(X509_CRL_cmp(back, crl), 0);
+                X509_CRL_free(back);
+                BIO_free(bio);
+        }
         free(pem);
         free(b64);
         X509_CRL_free(crl);
         X509_CRL_free(crl2);
+        ASSERT_EQ(bbt_pki_pem_from_b64("not base64!", "X", &pem, &len), -EINVAL);
         ASSERT_EQ(bbt_pki_cert_from_b64("not base64!", &cert), -EINVAL);
         ASSERT_EQ(bbt_pki_cert_from_b64("QUJDRA==", &cert), -EINVAL);
         ca_free(&ca);

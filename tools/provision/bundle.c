@@ -185,26 +185,24 @@ static void prune(struct writer *w, const char *path, bool (*keep)(struct writer
 
 /* ---- PEM from the ledger ---- */
 
+/* PEM of the base64 DER B64 with LABEL, or NULL. */
+static char *pem(const char *b64, const char *label, size_t *len)
+{
+        char *text = NULL;
+
+        if (b64 && bbt_pki_pem_from_b64(b64, label, &text, len) < 0)
+                text = NULL;
+        return text;
+}
+
 static char *cert_pem(const char *b64, size_t *len)
 {
-        X509 *x = NULL;
-        char *pem = NULL;
-
-        if (b64 && bbt_pki_cert_from_b64(b64, &x) == 0 && bbt_pki_cert_pem(x, &pem, len) < 0)
-                pem = NULL;
-        X509_free(x);
-        return pem;
+        return pem(b64, "CERTIFICATE", len);
 }
 
 static char *key_pem(const char *b64, size_t *len)
 {
-        EVP_PKEY *k = NULL;
-        char *pem = NULL;
-
-        if (b64 && bbt_pki_key_from_b64(b64, &k) == 0 && bbt_pki_key_pem(k, &pem, len) < 0)
-                pem = NULL;
-        EVP_PKEY_free(k);
-        return pem;
+        return pem(b64, "PRIVATE KEY", len);
 }
 
 static void free_secret(char *s, size_t len)
@@ -786,15 +784,11 @@ int bbt_bundle_write(const struct bbt_bundle_input *in, char *err, size_t err_si
         const struct bbt_registry *reg = in->reg;
         const struct bbt_principal *ca;
         struct writer w = { .in = in, .l = in->ledger, .err = err, .err_size = err_size };
-        X509_CRL *crl = NULL;
         size_t *ix = NULL, done = 0;
 
         ca = bbt_ledger_find(w.l, "ca");
         w.ca_pem = ca ? cert_pem(ca->cert, &w.ca_len) : NULL;
-        if (w.l->crl_b64 && bbt_pki_crl_from_b64(w.l->crl_b64, &crl) == 0 &&
-            bbt_pki_crl_pem(crl, &w.crl_pem, &w.crl_len) < 0)
-                w.crl_pem = NULL;
-        X509_CRL_free(crl);
+        w.crl_pem = pem(w.l->crl_b64, "X509 CRL", &w.crl_len);
         if (!w.ca_pem || !w.crl_pem || !w.l->set.n_brokers) {
                 fail(&w, -EINVAL, "the ledger has no CA, CRL or broker name");
                 goto done;

@@ -9,11 +9,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "credential.h"
@@ -415,9 +413,11 @@ int bbt_pki_cert_to_b64(X509 *cert, char **ret)
 
 int bbt_pki_key_to_b64(EVP_PKEY *key, char **ret)
 {
+        PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
         unsigned char *der = NULL;
-        int len = i2d_PrivateKey(key, &der);
+        int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
 
+        PKCS8_PRIV_KEY_INFO_free(p8);
         return der_to_b64(der, len, ret);
 }
 
@@ -468,54 +468,29 @@ int bbt_pki_crl_from_b64(const char *b64, X509_CRL **ret)
         FROM_B64(X509_CRL, d2i_X509_CRL, b64, ret);
 }
 
-/* The memory BIO's contents as a new NUL-terminated string. */
-static int bio_take(BIO *bio, int ok, char **ret, size_t *ret_len)
+int bbt_pki_pem_from_b64(const char *b64, const char *label, char **ret, size_t *ret_len)
 {
-        char *data, *text;
-        long len;
+        size_t len = strlen(b64), size = len + len / 64 + 2 * strlen(label) + 64, at;
+        char *pem;
 
-        if (!ok) {
-                BIO_free(bio);
-                return -EIO;
+        if (len == 0 || len % 4 != 0 ||
+            strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != len)
+                return -EINVAL;
+        pem = malloc(size);
+        if (!pem)
+                return -ENOMEM;
+        at = (size_t)snprintf(pem, size, "-----BEGIN %s-----\n", label);
+        for (size_t i = 0; i < len; i += 64) {
+                size_t n = len - i < 64 ? len - i : 64;
+
+                memcpy(pem + at, b64 + i, n);
+                at += n;
+                pem[at++] = '\n';
         }
-        len = BIO_get_mem_data(bio, &data);
-        text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-        if (text) {
-                memcpy(text, data, (size_t)len);
-                text[len] = '\0';
-                *ret = text;
-                *ret_len = (size_t)len;
-        }
-        OPENSSL_cleanse(data, (size_t)(len > 0 ? len : 0));
-        BIO_free(bio);
-        return text ? 0 : -ENOMEM;
-}
-
-int bbt_pki_cert_pem(X509 *cert, char **ret, size_t *ret_len)
-{
-        BIO *bio = BIO_new(BIO_s_mem());
-
-        if (!bio)
-                return -ENOMEM;
-        return bio_take(bio, PEM_write_bio_X509(bio, cert), ret, ret_len);
-}
-
-int bbt_pki_key_pem(EVP_PKEY *key, char **ret, size_t *ret_len)
-{
-        BIO *bio = BIO_new(BIO_s_mem());
-
-        if (!bio)
-                return -ENOMEM;
-        return bio_take(bio, PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), ret, ret_len);
-}
-
-int bbt_pki_crl_pem(X509_CRL *crl, char **ret, size_t *ret_len)
-{
-        BIO *bio = BIO_new(BIO_s_mem());
-
-        if (!bio)
-                return -ENOMEM;
-        return bio_take(bio, PEM_write_bio_X509_CRL(bio, crl), ret, ret_len);
+        at += (size_t)snprintf(pem + at, size - at, "-----END %s-----\n", label);
+        *ret = pem;
+        *ret_len = at;
+        return 0;
 }
 
 const char *bbt_pki_error(char *buf, size_t size)

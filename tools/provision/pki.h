@@ -63,9 +63,9 @@ struct bbt_pki_revoked {
 int bbt_pki_crl_new(X509 *ca, EVP_PKEY *ca_key, const struct bbt_pki_revoked *revoked, size_t n, long number,
                     int days, X509_CRL **ret);
 
-/* DER as one line of base64 (for the ledger), and back. Each returns 0 and a
- * new string or object in *RET (free(), or the OpenSSL destructor), -EINVAL
- * for text that does not decode, -ENOMEM, -EIO. */
+/* DER as one line of base64 (for the ledger), and back; a key as PKCS#8.
+ * Each returns 0 and a new string or object in *RET (free(), or the OpenSSL
+ * destructor), -EINVAL for text that does not decode, -ENOMEM, -EIO. */
 int bbt_pki_cert_to_b64(X509 *cert, char **ret);
 int bbt_pki_cert_from_b64(const char *b64, X509 **ret);
 int bbt_pki_key_to_b64(EVP_PKEY *key, char **ret);
@@ -73,12 +73,12 @@ int bbt_pki_key_from_b64(const char *b64, EVP_PKEY **ret);
 int bbt_pki_crl_to_b64(X509_CRL *crl, char **ret);
 int bbt_pki_crl_from_b64(const char *b64, X509_CRL **ret);
 
-/* PEM text (for the files the broker and the agents read) into *RET, a NUL-
- * terminated string of *RET_LEN bytes (free()). The key is unencrypted PKCS#8.
- * Returns 0, -ENOMEM or -EIO. */
-int bbt_pki_cert_pem(X509 *cert, char **ret, size_t *ret_len);
-int bbt_pki_key_pem(EVP_PKEY *key, char **ret, size_t *ret_len);
-int bbt_pki_crl_pem(X509_CRL *crl, char **ret, size_t *ret_len);
+/* The PEM text of the DER in B64 (as the *_to_b64 functions give it), with
+ * the armour LABEL ("CERTIFICATE", "PRIVATE KEY", "X509 CRL"), into *RET, a
+ * NUL-terminated string of *RET_LEN bytes (free()). PEM is that same base64
+ * in lines of 64, so nothing is decoded: writing 20,000 bundles costs no
+ * parsing. Returns 0, -EINVAL (not base64) or -ENOMEM. */
+int bbt_pki_pem_from_b64(const char *b64, const char *label, char **ret, size_t *ret_len);
 
 /* The oldest error OpenSSL queued on this thread, as text into BUF (the queue
  * is cleared); "unknown error" if none. Returns BUF. */
