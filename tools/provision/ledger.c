@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "bbt/array.h"
 #include "bbt/fileio.h"
 
 #define MAGIC "bbt-provision-ledger 1"
@@ -87,29 +88,11 @@ void bbt_ledger_clear(struct bbt_ledger *l)
         bbt_ledger_init(l);
 }
 
-static int grow(void **array, size_t *cap, size_t need, size_t size)
-{
-        size_t ncap;
-        void *p;
-
-        if (need <= *cap)
-                return 0;
-        ncap = *cap ? *cap * 2 : 64;
-        while (ncap < need)
-                ncap *= 2;
-        p = realloc(*array, ncap * size);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *cap = ncap;
-        return 0;
-}
-
 struct bbt_principal *bbt_ledger_add(struct bbt_ledger *l, enum bbt_principal_kind kind, const char *name)
 {
         struct bbt_principal *p;
 
-        if (grow((void **)&l->p, &l->cap, l->n + 1, sizeof(*l->p)) < 0)
+        if (bbt_array_reserve((void **)&l->p, &l->cap, l->n + 1, sizeof(*l->p)) < 0)
                 return NULL;
         p = &l->p[l->n];
         memset(p, 0, sizeof(*p));
@@ -125,7 +108,7 @@ int bbt_ledger_crl_add(struct bbt_ledger *l, const char *serial, int64_t when, c
 {
         struct bbt_crl_entry *e;
 
-        if (grow((void **)&l->crl, &l->cap_crl, l->n_crl + 1, sizeof(*l->crl)) < 0)
+        if (bbt_array_reserve((void **)&l->crl, &l->cap_crl, l->n_crl + 1, sizeof(*l->crl)) < 0)
                 return -ENOMEM;
         e = &l->crl[l->n_crl];
         snprintf(e->serial, sizeof(e->serial), "%s", serial);

@@ -124,6 +124,17 @@ static int cert_begin(X509 *cert, X509 *issuer, EVP_PKEY *key, const char *cn, i
         return 0;
 }
 
+/* Signs CERT with SIGNER into *RET, or frees it and returns -EIO. */
+static int sign_into(X509 *cert, EVP_PKEY *signer, X509 **ret)
+{
+        if (!X509_sign(cert, signer, EVP_sha256())) {
+                X509_free(cert);
+                return -EIO;
+        }
+        *ret = cert;
+        return 0;
+}
+
 int bbt_pki_ca_new(EVP_PKEY *key, const char *cn, int days, X509 **ret)
 {
         X509V3_CTX ctx;
@@ -141,12 +152,7 @@ int bbt_pki_ca_new(EVP_PKEY *key, const char *cn, int days, X509 **ret)
             (r = add_ext(cert, &ctx, NID_subject_key_identifier, "hash")) < 0 ||
             (r = add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always")) < 0)
                 goto fail;
-        if (!X509_sign(cert, key, EVP_sha256())) {
-                r = -EIO;
-                goto fail;
-        }
-        *ret = cert;
-        return 0;
+        return sign_into(cert, key, ret);
 fail:
         X509_free(cert);
         return r;
@@ -189,12 +195,7 @@ int bbt_pki_issue(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *cn, con
             (r = add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always")) < 0 ||
             (san[0] && (r = add_ext(cert, &ctx, NID_subject_alt_name, san)) < 0))
                 goto fail;
-        if (!X509_sign(cert, ca_key, EVP_sha256())) {
-                r = -EIO;
-                goto fail;
-        }
-        *ret = cert;
-        return 0;
+        return sign_into(cert, ca_key, ret);
 fail:
         X509_free(cert);
         return r;
