@@ -294,6 +294,9 @@ static void client_init(struct client *c, const char *label, const char *id, boo
                 mosquitto_lib_init();
                 lib_ready = true;
         }
+        for (int i = 0; i < n_clients; i++)
+                if (clients[i] == c)
+                        FAIL("%s: client_init on a client still open (%s)", label, c->label);
         memset(c, 0, sizeof(*c));
         c->label = label;
         c->connack = -1;
@@ -921,6 +924,7 @@ TEST(client_certificates_and_the_crl)
         publish(&c, TOPIC(USER_A, "hb"), "new-cert", false);
         WAIT(has_msg(&agg, TOPIC(USER_A, "hb"), "new-cert"), 5000, "A's heartbeat with its new certificate");
         ASSERT_EQ(count_msgs(&agg, "revoked-B-still-connected"), 0);
+        client_close(&c);
         cr = (struct creds){ .cafile = cafile, .certfile = b_crt, .keyfile = b_key };
         client_init(&c, "B with its revoked certificate", NULL, true, &cr);
         ASSERT_NE(client_connect(&c, env.cert_port), 0);
