@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,10 +50,15 @@ struct inflight {
         bool acked;
 };
 
+#define RESEND_MISSING_MAX 64 /* ranges a resend reply names as missing */
+
 struct resend_job {
         char id[65];
         uint64_t from, to, next, sent;
         uint64_t withheld; /* the live session's will, if in the range (0: not) */
+        uint64_t expect;   /* the seq after the last record the spool gave (FROM at first) */
+        struct bbt_spool_seq_range *missing; /* seqs of the range the spool does not hold */
+        size_t n_missing;
 };
 
 struct bbt_agent {
@@ -98,7 +104,6 @@ struct bbt_agent {
         size_t window_cap, window_head, window_len;
         double tokens, resend_tokens;
         uint64_t acked_through;
-        bool meta_dirty;
         unsigned meta_ticks; /* meta saves since the last expiry pass */
 
         struct resend_job jobs[MAX_RESEND_JOBS];
@@ -111,8 +116,7 @@ struct bbt_agent {
         size_t recent_next;
         uint64_t prev_will_seq; /* the will of the session that ended last, 0: none */
 
-        bool spool_drop_raised;
-        uint64_t append_failures;
+        bool spool_drop_raised; /* a spool_drop alert is raised and not yet cleared */
         char health_error[256];
 
         /* hardware drivers */
@@ -165,6 +169,7 @@ static void build_topic(const struct bbt_agent *a, enum bbt_channel ch, char *bu
 
 static void pump(struct bbt_agent *a);
 static void request_sync(struct bbt_agent *a);
+static void raise_drop_alert(struct bbt_agent *a);
 
 /* Gives M the next seq, the time and the session, encodes it and appends it to
  * the spool. Returns 0 with the JSON in *RET_JSON (may be NULL: then freed
@@ -181,11 +186,12 @@ static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags
 
         r = bbt_state_next_seq(a->state, &seq);
         if (r < 0) {
-                bbt_log_error("cannot reserve a sequence number in %s: %s; message not sent",
-                              a->cfg.state_dir, strerror(-r));
-                a->append_failures++;
+                bbt_log_error("cannot reserve a sequence number in %s: %s; %s message lost (counted in hb "
+                              "spool.dropped)", a->cfg.state_dir, strerror(-r), bbt_channel_name(m->channel));
+                bbt_spool_note_unstored(a->spool, 0);
                 return r;
         }
+        bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
         m->seq = (int64_t)seq;
         m->ts = now_real();
         m->boot = a->boot;
@@ -193,7 +199,7 @@ static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags
         if (r < 0) {
                 bbt_log_error("internal: %s message seq %" PRIu64 " does not encode: %s",
                               bbt_channel_name(m->channel), seq, bbt_error_format(&err, errtext, sizeof(errtext)));
-                a->append_failures++;
+                bbt_spool_note_unstored(a->spool, seq);
                 return r;
         }
         build_topic(a, m->channel, topic, sizeof(topic));
@@ -201,9 +207,9 @@ static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags
                 flags |= BBT_SPOOL_RETAIN;
         r = bbt_spool_append(a->spool, seq, m->ts, flags, topic, json, len, &dropped);
         if (r < 0) {
+                /* The spool counts it and remembers its seq for resend replies. */
                 bbt_log_error("spool %s: cannot store %s seq %" PRIu64 ": %s; message lost (counted in hb spool.dropped)",
                               a->cfg.spool_dir, bbt_channel_name(m->channel), seq, strerror(-r));
-                a->append_failures++;
                 a->stats.spool_errors++;
                 free(json);
                 return r;
@@ -222,21 +228,35 @@ static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags
         } else {
                 free(json);
         }
-        if (dropped && !a->spool_drop_raised) {
-                struct bbt_msg alert;
-                char detail[160];
-
-                a->spool_drop_raised = true;
-                snprintf(detail, sizeof(detail), "spool full (max_size %lld bytes): %" PRIu64 " unsent records dropped",
-                         a->cfg.spool_max_bytes, dropped);
-                bbt_msg_init(&alert, BBT_CH_ALERT);
-                alert.body.alert.code = "spool_drop";
-                alert.body.alert.severity = BBT_SEVERITY_WARNING;
-                alert.body.alert.state = BBT_ALERT_RAISED;
-                alert.body.alert.detail = detail;
-                produce_record(a, &alert, 0, NULL, NULL);
-        }
+        if (!a->spool_drop_raised)
+                raise_drop_alert(a);
         return 0;
+}
+
+/* Raises the spool_drop alert when messages were lost (dropped from a full
+ * spool, or not stored at all) since the alert was last cleared; the counts
+ * and the clear mark live in the spool's meta file, so a restart neither
+ * forgets a loss nor leaves an alert uncleared. */
+static void raise_drop_alert(struct bbt_agent *a)
+{
+        struct bbt_spool_stats st;
+        struct bbt_msg alert;
+        char detail[200];
+
+        bbt_spool_stats(a->spool, &st);
+        if (st.dropped + st.unstored <= st.drop_cleared)
+                return;
+        a->spool_drop_raised = true;
+        snprintf(detail, sizeof(detail),
+                 "%" PRIu64 " messages lost: %" PRIu64 " unsent records dropped from the full spool (max_size %lld "
+                 "bytes), %" PRIu64 " could not be stored (disk full or write error), in all",
+                 st.dropped + st.unstored - st.drop_cleared, st.dropped, a->cfg.spool_max_bytes, st.unstored);
+        bbt_msg_init(&alert, BBT_CH_ALERT);
+        alert.body.alert.code = "spool_drop";
+        alert.body.alert.severity = BBT_SEVERITY_WARNING;
+        alert.body.alert.state = BBT_ALERT_RAISED;
+        alert.body.alert.detail = detail;
+        produce_record(a, &alert, 0, NULL, NULL);
 }
 
 /* Produces M and lets the uplink send it. */
@@ -292,7 +312,7 @@ static void produce_heartbeat(struct bbt_agent *a)
         }
         bbt_spool_stats(a->spool, &st);
         m.body.hb.spool_depth = (int64_t)st.depth;
-        m.body.hb.spool_dropped = (int64_t)(st.dropped + a->append_failures);
+        m.body.hb.spool_dropped = (int64_t)(st.dropped + st.unstored);
         produce(a, &m);
 }
 
@@ -385,6 +405,12 @@ static int new_session(struct bbt_agent *a)
                 bbt_log_error("cannot save the boot counter in %s: %s", a->cfg.state_dir, strerror(-r));
                 return r;
         }
+        /* Its second witness, on disk before the session uses it (a reconnect
+         * is rare: the short blocking write is the state file's too). */
+        bbt_spool_set_boot(a->spool, a->boot);
+        r = bbt_spool_save_meta(a->spool);
+        if (r < 0)
+                bbt_log_warning("spool %s: cannot save meta: %s", a->cfg.spool_dir, strerror(-r));
         a->stats.boot = a->boot;
         bbt_msg_init(&m, BBT_CH_STATE);
         m.body.state.online = false;
@@ -477,7 +503,6 @@ static void window_advance(struct bbt_agent *a)
         bbt_spool_ack_through(a->spool, through);
         a->acked_through = through;
         a->stats.acked += n;
-        a->meta_dirty = true;
 }
 
 static bool sync_gate_open(const struct bbt_agent *a)
@@ -614,14 +639,35 @@ static void reply(struct bbt_agent *a, const char *id, bool ok, const char *erro
 
 struct resend_ctx {
         struct bbt_agent *a;
+        struct resend_job *job;
         int failed;
         uint64_t withheld;
 };
+
+/* Notes FROM..TO of JOB's range as not in the spool (the first
+ * RESEND_MISSING_MAX ranges; the aggregator asks again for the rest). */
+static void job_note_missing(struct resend_job *job, uint64_t from, uint64_t to)
+{
+        if (from > to || job->n_missing == RESEND_MISSING_MAX)
+                return;
+        if (!job->missing) {
+                job->missing = calloc(RESEND_MISSING_MAX, sizeof(*job->missing));
+                if (!job->missing)
+                        return;
+        }
+        job->missing[job->n_missing].from = from;
+        job->missing[job->n_missing].to = to;
+        job->n_missing++;
+}
 
 static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
 {
         struct resend_ctx *ctx = userdata;
         int mid, r;
+
+        if (rec->seq > ctx->job->expect)
+                job_note_missing(ctx->job, ctx->job->expect, rec->seq - 1);
+        ctx->job->expect = rec->seq + 1;
 
         /* The live session's will would end the session in the eyes of a
          * consumer: it stays the broker's to publish. Other history goes out,
@@ -642,13 +688,121 @@ static int resend_record_cb(void *userdata, const struct bbt_spool_record *rec)
 
 static void drop_job(struct bbt_agent *a)
 {
+        free(a->jobs[0].missing);
         memmove(&a->jobs[0], &a->jobs[1], (a->n_jobs - 1) * sizeof(a->jobs[0]));
         a->n_jobs--;
 }
 
+/* Adds {"from","to","reason"} to the reply's ARRAY. */
+static void add_missing(cJSON *array, uint64_t from, uint64_t to, const char *reason)
+{
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(o, "from", (double)from);
+        cJSON_AddNumberToObject(o, "to", (double)to);
+        cJSON_AddStringToObject(o, "reason", reason);
+        cJSON_AddItemToArray(array, o);
+}
+
+/* The first part of FROM..TO inside one of the N ranges R (ascending), in
+ * *RET; false if none. */
+static bool first_overlap(const struct bbt_seq_range *r, size_t n, uint64_t from, uint64_t to,
+                          struct bbt_seq_range *ret)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (r[i].to < from || r[i].from > to)
+                        continue;
+                ret->from = r[i].from > from ? r[i].from : from;
+                ret->to = r[i].to < to ? r[i].to : to;
+                return true;
+        }
+        return false;
+}
+
+/* Splits each seq range of the resend that the spool does not hold by what
+ * the agent knows of it: never used (skipped at a start after an unclean
+ * stop: named whole, even where it reaches beyond the request), not stored
+ * (a failed append), or neither -- a record lost from the spool (damage, a
+ * tail cut off after a crash). Parts that are neither and lie below
+ * FIRST_AVAILABLE are left to the reply's first_retained. */
+static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, uint64_t first_available)
+{
+        struct bbt_spool_seq_range u[BBT_SPOOL_UNSTORED_RANGES];
+        struct bbt_seq_range unstored[BBT_SPOOL_UNSTORED_RANGES];
+        const struct bbt_seq_range *skipped, *last_skipped = NULL;
+        size_t n_skipped, n_unstored;
+        cJSON *array = cJSON_CreateArray();
+
+        n_skipped = bbt_state_skipped(a->state, &skipped);
+        n_unstored = bbt_spool_unstored_seqs(a->spool, u, BBT_SPOOL_UNSTORED_RANGES);
+        for (size_t i = 0; i < n_unstored; i++) {
+                unstored[i].from = u[i].from;
+                unstored[i].to = u[i].to;
+        }
+        for (size_t i = 0; i < job->n_missing; i++) {
+                uint64_t at = job->missing[i].from, end = job->missing[i].to;
+
+                while (at <= end && cJSON_GetArraySize(array) < RESEND_MISSING_MAX) {
+                        struct bbt_seq_range sk, us;
+                        bool in_s = first_overlap(skipped, n_skipped, at, end, &sk);
+                        bool in_u = first_overlap(unstored, n_unstored, at, end, &us);
+                        uint64_t upto = end;
+
+                        if (in_s && sk.from == at) {
+                                /* The whole range skipped, also beyond the
+                                 * request: what arrived of it anywhere tells
+                                 * the aggregator how much was used. */
+                                const struct bbt_seq_range *whole = NULL;
+
+                                for (size_t k = 0; k < n_skipped; k++)
+                                        if (at >= skipped[k].from && at <= skipped[k].to)
+                                                whole = &skipped[k];
+                                if (whole && (!last_skipped || last_skipped != whole))
+                                        add_missing(array, whole->from, whole->to, "skipped");
+                                last_skipped = whole;
+                                upto = sk.to;
+                        } else if (in_u && us.from == at) {
+                                add_missing(array, at, us.to, "unstored");
+                                upto = us.to;
+                        } else {
+                                /* Up to the next range the agent knows more of. */
+                                if (in_s && sk.from - 1 < upto)
+                                        upto = sk.from - 1;
+                                if (in_u && us.from - 1 < upto)
+                                        upto = us.from - 1;
+                                if (first_available > 0 && upto >= first_available)
+                                        add_missing(array, at > first_available ? at : first_available, upto,
+                                                    "damaged");
+                        }
+                        if (upto == UINT64_MAX)
+                                break;
+                        at = upto + 1;
+                }
+        }
+        /* And every other range skipped (the newest first, while there is
+         * room): the aggregator settles them all in this one round, also
+         * those whose births were lost. */
+        for (size_t k = n_skipped; k-- > 0 && cJSON_GetArraySize(array) < RESEND_MISSING_MAX;) {
+                bool listed = false;
+                const cJSON *e;
+
+                cJSON_ArrayForEach(e, array)
+                        if ((uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "from")) == skipped[k].from)
+                                listed = true;
+                if (!listed)
+                        add_missing(array, skipped[k].from, skipped[k].to, "skipped");
+        }
+        return array;
+}
+
 static void finish_job(struct bbt_agent *a, struct resend_job *job, const struct bbt_spool_range *range)
 {
-        cJSON *result = cJSON_CreateObject();
+        cJSON *result = cJSON_CreateObject(), *missing;
+        uint64_t end = job->to < range->last_seq ? job->to : range->last_seq;
+
+        /* The seqs after the last record given, up to the spool's last. */
+        if (job->expect <= end)
+                job_note_missing(job, job->expect, end);
 
         cJSON_AddNumberToObject(result, "from", (double)job->from);
         cJSON_AddNumberToObject(result, "to", (double)job->to);
@@ -664,6 +818,13 @@ static void finish_job(struct bbt_agent *a, struct resend_job *job, const struct
 
                 cJSON_AddItemToArray(w, cJSON_CreateNumber((double)job->withheld));
         }
+        /* What the agent knows of the seqs it does not hold: not a gap to
+         * ask for again. */
+        missing = missing_json(a, job, range->first_available);
+        if (cJSON_GetArraySize(missing) > 0)
+                cJSON_AddItemToObject(result, "missing", missing);
+        else
+                cJSON_Delete(missing);
         bbt_log_info("resend %s: seq %" PRIu64 "..%" PRIu64 ": %" PRIu64 " records republished", job->id, job->from,
                      job->to, job->sent);
         reply(a, job->id, true, NULL, result);
@@ -672,7 +833,7 @@ static void finish_job(struct bbt_agent *a, struct resend_job *job, const struct
 
 static void run_resend(struct bbt_agent *a)
 {
-        struct resend_ctx ctx = { .a = a };
+        struct resend_ctx ctx = { .a = a, .job = &a->jobs[0] };
         struct bbt_spool_range range;
         struct resend_job *job;
         size_t budget;
@@ -803,7 +964,11 @@ static void handle_cmd(struct bbt_agent *a, const void *payload, size_t len)
                 a->jobs[a->n_jobs].from = (uint64_t)c->args.resend.from;
                 a->jobs[a->n_jobs].to = (uint64_t)c->args.resend.to;
                 a->jobs[a->n_jobs].next = (uint64_t)c->args.resend.from;
+                a->jobs[a->n_jobs].expect = (uint64_t)c->args.resend.from;
                 a->jobs[a->n_jobs].sent = 0;
+                a->jobs[a->n_jobs].withheld = 0;
+                a->jobs[a->n_jobs].missing = NULL;
+                a->jobs[a->n_jobs].n_missing = 0;
                 a->n_jobs++;
                 ensure_ticking(a);
                 break;
@@ -871,6 +1036,16 @@ static void on_connect(void *userdata, bool session_present)
         /* Tells the aggregator that this seq comes only when the session ends. */
         birth.body.state.has_will_seq = a->will_seq > 0;
         birth.body.state.will_seq = (int64_t)a->will_seq;
+        /* And which seqs this run skipped at its start: not to be asked for. */
+        {
+                const struct bbt_state_start_info *info = bbt_state_start_info(a->state);
+
+                if (info->skipped) {
+                        birth.body.state.has_skipped_from = birth.body.state.has_skipped_to = true;
+                        birth.body.state.skipped_from = (int64_t)info->skipped_from;
+                        birth.body.state.skipped_to = (int64_t)info->skipped_to;
+                }
+        }
         a->session_first_seq = a->will_seq;
         produce_early(a, &birth);
         produce_inventory(a, true);
@@ -1050,6 +1225,14 @@ static void ev_alert(void *userdata, const char *code, enum bbt_severity severit
         produce_alert(a, code, severity, state, detail);
 }
 
+static void ev_problem(void *userdata, const char *source, const char *what)
+{
+        if (what)
+                bbt_log_warning("%s: %s", source, what);
+        else
+                bbt_log_notice("%s: working again", source);
+}
+
 /* Creates the drivers the configuration enables (not started). LOOP may be a
  * loop that never runs, for --probe. Returns 0 or a negative errno (logged). */
 static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
@@ -1060,7 +1243,8 @@ static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
 
         a->driver_events = (struct bbt_driver_events){
                 .input = ev_input, .display = ev_display, .audio = ev_audio, .periph = ev_periph,
-                .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .userdata = a,
+                .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .problem = ev_problem,
+                .userdata = a,
         };
         if (a->cfg.input_enabled) {
                 struct bbt_input_options o = { 0 };
@@ -1101,6 +1285,7 @@ static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
                 o.poll_interval_ms = (uint32_t)a->cfg.projector_poll_ms;
                 o.timeout_ms = (uint32_t)a->cfg.projector_timeout_ms;
                 o.lamp_hours_limit = a->cfg.projector_lamp_hours_limit;
+                o.unreachable_alert_ms = (uint32_t)a->cfg.projector_unreachable_alert_ms;
                 if ((r = bbt_projector_new(&env, &o, &d)) < 0)
                         goto fail;
                 a->drivers[a->n_drivers++] = a->projector = d;
@@ -1173,13 +1358,13 @@ static void meta_timer_cb(uv_timer_t *t)
         struct bbt_agent *a = container_of(t, struct bbt_agent, meta_timer);
         struct bbt_spool_stats st;
 
-        if (a->meta_dirty) {
-                bbt_spool_save_meta(a->spool);
-                a->meta_dirty = false;
-        }
+        /* Saves only what changed: the ack watermark, the counters, the
+         * witnesses of the seqs used (docs/spool.md). */
+        bbt_spool_save_meta(a->spool);
         bbt_spool_stats(a->spool, &st);
         if (a->spool_drop_raised && st.depth == 0) {
                 a->spool_drop_raised = false;
+                bbt_spool_clear_drops(a->spool);
                 produce_alert(a, "spool_drop", BBT_SEVERITY_WARNING, BBT_ALERT_CLEARED, "backlog delivered");
         }
         if (++a->meta_ticks * META_MS >= EXPIRE_MS) {
@@ -1435,6 +1620,9 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                   struct bbt_agent **ret)
 {
         const struct bbt_state_start_info *info;
+        struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES];
+        struct bbt_state_witness witness = { 0 };
+        struct bbt_spool_witness sw;
         struct bbt_state_options sto;
         struct bbt_spool_options so;
         struct bbt_agent *a;
@@ -1457,6 +1645,12 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         set_prefix(a);
         read_identity(a);
 
+        /* state_dir holds the spool by default: create it first. */
+        if (mkdir(a->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                bbt_log_error("state_dir %s: cannot create it: %s", a->cfg.state_dir, strerror(errno));
+                goto fail;
+        }
         bbt_spool_options_init(&so, a->cfg.spool_dir);
         so.max_bytes = (uint64_t)a->cfg.spool_max_bytes;
         so.retain_acked_ms = a->cfg.retain_acked_ms;
@@ -1465,12 +1659,34 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                 bbt_log_error("spool %s: %s", a->cfg.spool_dir, strerror(-r));
                 goto fail;
         }
+        /* Every seq the spool shows used or reserved is a witness for the
+         * counter: it never hands out one of them again. */
+        bbt_spool_witness(a->spool, &sw);
+        witness.spool_last = sw.last_seq;
+        witness.used = sw.newest_name;
+        if (sw.meta_acked > witness.used)
+                witness.used = sw.meta_acked;
+        if (sw.meta_appended > witness.used)
+                witness.used = sw.meta_appended;
+        witness.ceiling = sw.meta_seq_ceiling;
+        witness.boot = sw.meta_boot;
+        /* The spool meta's copy of the skipped ranges, merged with the state file's. */
+        for (size_t i = 0; i < sw.n_meta_skipped; i++) {
+                meta_skipped[i].from = sw.meta_skipped[i].from;
+                meta_skipped[i].to = sw.meta_skipped[i].to;
+        }
+        witness.skipped = meta_skipped;
+        witness.n_skipped = sw.n_meta_skipped;
+        if (witness.used > sw.last_seq)
+                bbt_log_warning("spool %s: records up to seq %" PRIu64 " were used but the spool ends at seq %"
+                                PRIu64 " (a damaged or cut tail): they are reported lost, never reused",
+                                a->cfg.spool_dir, witness.used, sw.last_seq);
         bbt_state_options_init(&sto);
         sto.dir = a->cfg.state_dir;
         sto.root = a->cfg.root;
         sto.block = SEQ_BLOCK;
         sto.recover = a->cfg.recover_state;
-        r = bbt_state_open(&sto, bbt_spool_last_seq(a->spool), &a->state, err, sizeof(err));
+        r = bbt_state_open(&sto, &witness, &a->state, err, sizeof(err));
         if (r == -EBADMSG) {
                 bbt_log_error("%s; refusing to start, since a wrong counter could reuse sequence numbers. "
                               "Start once with --recover-state to continue past the spool (see bbt-agent(8))", err);
@@ -1481,12 +1697,32 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         }
         info = bbt_state_start_info(a->state);
         if (info->skipped)
-                bbt_log_warning("state %s: %s: seq %" PRIu64 "..%" PRIu64 " skipped (they may have been "
-                                "published before a power loss; never reused)", a->cfg.state_dir,
-                                bbt_state_start_name(info->start), info->skipped_from, info->skipped_to);
+                bbt_log_warning("state %s: %s: first seq %" PRIu64 "; seq %" PRIu64 "..%" PRIu64
+                                " skipped, never reused (the previous run stopped uncleanly; it had used at "
+                                "least up to %" PRIu64 "; resend replies name the range 'skipped')",
+                                a->cfg.state_dir, bbt_state_start_name(info->start), info->first_seq,
+                                info->skipped_from, info->skipped_to, info->used);
         else
                 bbt_log_info("state %s: %s, first seq %" PRIu64, a->cfg.state_dir,
                              bbt_state_start_name(info->start), info->first_seq);
+        /* The reservation's and the skipped ranges' second witness, on disk
+         * before any seq goes out. */
+        bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
+        {
+                struct bbt_spool_seq_range copy[BBT_SPOOL_SKIPPED_RANGES];
+                const struct bbt_seq_range *sk;
+                size_t n = bbt_state_skipped(a->state, &sk), first = n > BBT_SPOOL_SKIPPED_RANGES ? n - BBT_SPOOL_SKIPPED_RANGES : 0;
+
+                for (size_t i = first; i < n; i++) {
+                        copy[i - first].from = sk[i].from;
+                        copy[i - first].to = sk[i].to;
+                }
+                bbt_spool_set_skipped(a->spool, copy, n - first); /* the newest */
+        }
+        r = bbt_spool_save_meta(a->spool);
+        if (r < 0)
+                bbt_log_warning("spool %s: cannot save meta: %s", a->cfg.spool_dir, strerror(-r));
+        r = 0;
         *ret = a;
         return 0;
 fail:
@@ -1534,6 +1770,9 @@ int bbt_agent_start(struct bbt_agent *a)
         r = connect_broker(a);
         if (r < 0)
                 return r;
+        /* A loss not yet cleared (before a restart, or while the disk was
+         * full) is announced again; it clears once the backlog is out. */
+        raise_drop_alert(a);
         produce_heartbeat(a);
         uv_timer_start(&a->hb_timer, hb_timer_cb, (uint64_t)a->cfg.heartbeat_ms, (uint64_t)a->cfg.heartbeat_ms);
         uv_timer_start(&a->meta_timer, meta_timer_cb, META_MS, META_MS);
@@ -1561,6 +1800,7 @@ int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
         struct bbt_agent *a;
         char err[512] = "";
         uv_loop_t loop;
+        int problems = 0;
         size_t i;
         int r;
 
@@ -1590,14 +1830,18 @@ int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
                 fprintf(out, "\n== %s ==\n", a->drivers[i]->ops->name);
                 int q = a->drivers[i]->ops->probe(a->drivers[i], out);
 
-                if (q < 0)
-                        fprintf(out, "probe failed: %s\n", strerror(-q));
+                if (q < 0) {
+                        fprintf(out, "PROBLEM: %s: %s\n", a->drivers[i]->ops->name, strerror(-q));
+                        problems++;
+                }
         }
+        if (r == 0)
+                fprintf(out, "\n%d problem%s found\n", problems, problems == 1 ? "" : "s");
         destroy_drivers(a);
         uv_run(&loop, UV_RUN_NOWAIT);
         uv_loop_close(&loop);
         free(a);
-        return r;
+        return r < 0 ? r : problems;
 }
 
 void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret)
@@ -1610,6 +1854,8 @@ void bbt_agent_free(struct bbt_agent *a)
         if (!a)
                 return;
         destroy_drivers(a);
+        for (size_t i = 0; i < a->n_jobs; i++)
+                free(a->jobs[i].missing);
         bbt_spool_close(a->spool);
         bbt_state_close(a->state);
         bbt_agent_config_free(&a->cfg);

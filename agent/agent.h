@@ -45,7 +45,8 @@ int bbt_agent_reload(struct bbt_agent *a);
 
 /* Prints what each enabled driver and the health readings see now, for
  * `bbt-agent --probe`; opens neither the spool nor the broker connection.
- * Returns 0 or a negative errno. */
+ * Returns the number of problems found (a driver's probe that failed: the
+ * projector unreachable...), or a negative errno when the probe cannot run. */
 int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out);
 
 void bbt_agent_get_stats(const struct bbt_agent *a, struct bbt_agent_stats *ret);

@@ -93,6 +93,8 @@ static const struct bbt_option options[] = {
             "How long each PJLink step may take"),
         OPT("projector", "lamp_hours_limit", BBT_OPT_INT, projector_lamp_hours_limit, "0", 0, 1000000,
             "Raise lamp_hours when the lamp reaches this many hours; 0: never"),
+        OPT("projector", "unreachable_alert", BBT_OPT_DURATION, projector_unreachable_alert_ms, "10m", 0,
+            SECONDS(86400), "Raise projector_unreachable when no poll has succeeded for this long; 0: never"),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

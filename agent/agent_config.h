@@ -36,6 +36,7 @@ struct bbt_agent_config {
         long long periph_debounce_ms;
         char *projector_host, *projector_password;
         long long projector_port, projector_poll_ms, projector_timeout_ms, projector_lamp_hours_limit;
+        long long projector_unreachable_alert_ms;
         /* Not in the file: --recover-state (start past the spool if the state file is malformed). */
         bool recover_state;
 };

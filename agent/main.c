@@ -96,7 +96,8 @@ int main(int argc, char **argv)
         if (probe) {
                 r = bbt_agent_probe(&cfg, stdout);
                 bbt_agent_config_free(&cfg);
-                return r < 0 ? 1 : 0;
+                /* 0 all well, 3 a configured device has a problem, 1 the probe could not run. */
+                return r < 0 ? 1 : r > 0 ? 3 : 0;
         }
         if (check_only) {
                 bbt_agent_config_dump(&cfg, stdout);

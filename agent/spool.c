@@ -13,8 +13,11 @@
  *     u32 CRC-32 (zlib crc32()) of the body
  *     body: u64 seq, i64 ts_ms, u8 flags (bit 0: MQTT retain), u8 reserved (0),
  *           u16 topic length (1..128), topic bytes, payload bytes (0..16384)
- * DIR/meta       "version=1\nacked=N\ndropped=N\n", replaced atomically
- *                (meta.tmp, fdatasync, rename, fsync of DIR)
+ * DIR/meta       "key=value" lines (version=2; version 1 files, with acked
+ *                and dropped only, are read too), replaced atomically
+ *                (meta.tmp, fdatasync, rename, fsync of DIR): the ack
+ *                watermark, the drop counters, and the witnesses of which
+ *                seqs were used (see docs/spool.md, "meta")
  * DIR/lock       empty; flock()ed while a spool is open
  *
  * Seqs strictly increase through a segment and from one segment to the next.
@@ -57,6 +60,8 @@
 #define READ_AHEAD 2048u
 #define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 #define RETIRED_MAX 4
+#define META_VERSION 2u
+#define META_MAX 4096 /* bytes of a meta file */
 #define META_NAME "meta"
 #define META_TMP_NAME "meta.tmp"
 #define LOCK_NAME "lock"
@@ -131,6 +136,8 @@ struct bbt_spool {
         uint64_t range_hint_seq;
         struct cursor range_hint;
 
+        struct bbt_spool_witness witness; /* what the files said at open */
+
         uint8_t *next_buf; /* bbt_spool_next()'s records */
         uint8_t *work_buf; /* everything else: scan, acks, ranges, building appends */
 
@@ -146,10 +153,19 @@ struct bbt_spool {
         uint64_t synced_seq;
         uint64_t acked;       /* the ack watermark */
         uint64_t dropped;
-        uint64_t meta_gen;    /* bumped at every change of acked or dropped */
+        uint64_t unstored;    /* messages the spool was asked to store but could not */
+        uint64_t drop_cleared; /* dropped + unstored when the agent last cleared its alert */
+        uint64_t seq_ceiling; /* the agent's seq reservation, kept here as a second witness */
+        uint64_t agent_boot;  /* the agent's session counter, likewise */
+        struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
+        size_t n_unstored_seqs;
+        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES]; /* the agent's, a copy */
+        size_t n_skipped;
+        struct bbt_spool_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES]; /* as read at open */
+        uint64_t meta_gen;    /* bumped at every change of a field saved in meta */
 
-        pthread_mutex_t meta_lock; /* serialises meta file writes; guards meta_saved_gen */
-        uint64_t meta_saved_gen;
+        pthread_mutex_t meta_lock; /* serialises meta file writes; guards meta_saved_* */
+        uint64_t meta_saved_gen, meta_saved_appended;
 };
 
 static void put_u16(uint8_t *p, uint16_t v)
@@ -457,51 +473,138 @@ static bool cursor_before(const struct cursor *a, const struct cursor *b)
         return a->idx < b->idx || (a->idx == b->idx && a->off < b->off);
 }
 
-/* Writes DIR/meta atomically. Caller holds meta_lock. */
-static int write_meta(struct bbt_spool *sp, uint64_t acked, uint64_t dropped)
-{
-        char text[128];
-        int len;
+/* What DIR/meta holds (a snapshot taken under the lock). */
+struct meta {
+        uint64_t acked, dropped, unstored, drop_cleared, appended, seq_ceiling, boot;
+        struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
+        size_t n_unstored_seqs;
+        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES];
+        size_t n_skipped;
+};
 
-        len = snprintf(text, sizeof(text), "version=1\nacked=%" PRIu64 "\ndropped=%" PRIu64 "\n",
-                       acked, dropped);
-        return bbt_atomic_replace(sp->dirfd, META_TMP_NAME, META_NAME, text, (size_t)len);
+/* Appends "A-B,C-D" to TEXT at *LEN. */
+static void put_ranges(char *text, size_t size, size_t *len, const struct bbt_spool_seq_range *r, size_t n)
+{
+        for (size_t i = 0; i < n && *len < size; i++)
+                *len += (size_t)snprintf(text + *len, size - *len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "", r[i].from,
+                                         r[i].to);
+}
+
+/* Writes DIR/meta atomically. Caller holds meta_lock. */
+static int write_meta(struct bbt_spool *sp, const struct meta *m)
+{
+        char text[META_MAX];
+        size_t len;
+
+        len = (size_t)snprintf(text, sizeof(text),
+                               "version=%u\nacked=%" PRIu64 "\ndropped=%" PRIu64 "\nunstored=%" PRIu64
+                               "\ndrop_cleared=%" PRIu64 "\nappended=%" PRIu64 "\nseq_ceiling=%" PRIu64
+                               "\nboot=%" PRIu64 "\nunstored_seqs=",
+                               META_VERSION, m->acked, m->dropped, m->unstored, m->drop_cleared, m->appended,
+                               m->seq_ceiling, m->boot);
+        put_ranges(text, sizeof(text), &len, m->unstored_seqs, m->n_unstored_seqs);
+        if (len < sizeof(text))
+                len += (size_t)snprintf(text + len, sizeof(text) - len, "\nskipped=");
+        put_ranges(text, sizeof(text), &len, m->skipped, m->n_skipped);
+        if (len + 1 >= sizeof(text))
+                return -EOVERFLOW; /* cannot happen: 24 ranges of two 20-digit numbers fit */
+        text[len++] = '\n';
+        return bbt_atomic_replace(sp->dirfd, META_TMP_NAME, META_NAME, text, len);
 }
 
 int bbt_spool_save_meta(struct bbt_spool *sp)
 {
-        uint64_t acked, dropped, gen;
+        struct meta m;
+        uint64_t gen;
         int r = 0;
 
         pthread_mutex_lock(&sp->meta_lock);
         pthread_mutex_lock(&sp->lock);
-        acked = sp->acked;
-        dropped = sp->dropped;
+        m.acked = sp->acked;
+        m.dropped = sp->dropped;
+        m.unstored = sp->unstored;
+        m.drop_cleared = sp->drop_cleared;
+        m.appended = sp->written_seq;
+        m.seq_ceiling = sp->seq_ceiling;
+        m.boot = sp->agent_boot;
+        m.n_unstored_seqs = sp->n_unstored_seqs;
+        memcpy(m.unstored_seqs, sp->unstored_seqs, sizeof(m.unstored_seqs));
+        m.n_skipped = sp->n_skipped;
+        memcpy(m.skipped, sp->skipped, sizeof(m.skipped));
         gen = sp->meta_gen;
         pthread_mutex_unlock(&sp->lock);
-        if (gen != sp->meta_saved_gen) {
-                r = write_meta(sp, acked, dropped);
-                if (r == 0)
+        if (gen != sp->meta_saved_gen || m.appended != sp->meta_saved_appended) {
+                r = write_meta(sp, &m);
+                if (r == 0) {
                         sp->meta_saved_gen = gen;
+                        sp->meta_saved_appended = m.appended;
+                }
         }
         pthread_mutex_unlock(&sp->meta_lock);
         return r;
 }
 
-/* Parses "key=unsigned\n" lines of the meta file TEXT into *ACKED and
- * *DROPPED; returns NULL or what is wrong. */
-static const char *parse_meta(char *text, uint64_t *acked, uint64_t *dropped)
+/* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
+static const char *parse_ranges(char *value, struct bbt_spool_seq_range *r, size_t max, size_t *ret_n)
 {
+        char *item, *save = NULL;
+
+        *ret_n = 0;
+        for (item = strtok_r(value, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                unsigned long long from, to;
+                char *dash, *end;
+
+                if (*ret_n == max)
+                        return "too many ranges";
+                dash = strchr(item, '-');
+                if (!dash || item[0] < '0' || item[0] > '9' || dash[1] < '0' || dash[1] > '9')
+                        return "expected FROM-TO";
+                errno = 0;
+                from = strtoull(item, &end, 10);
+                if (errno || end != dash)
+                        return "expected FROM-TO";
+                to = strtoull(dash + 1, &end, 10);
+                if (errno || *end != '\0' || to < from)
+                        return "expected FROM-TO";
+                r[*ret_n].from = from;
+                r[*ret_n].to = to;
+                (*ret_n)++;
+        }
+        return NULL;
+}
+
+/* Parses the meta file TEXT into *M; returns NULL or what is wrong. */
+static const char *parse_meta(char *text, struct meta *m)
+{
+        static const char *const keys[] = { "acked", "dropped", "unstored", "drop_cleared", "appended",
+                                            "seq_ceiling", "boot" };
+        uint64_t *fields[] = { &m->acked, &m->dropped, &m->unstored, &m->drop_cleared, &m->appended,
+                               &m->seq_ceiling, &m->boot };
         bool have_version = false, have_acked = false, have_dropped = false;
         char *line, *save = NULL;
+        unsigned version = 0;
 
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *eq = strchr(line, '='), *end;
                 unsigned long long v;
+                size_t k;
 
                 if (!eq)
                         return "expected key=value";
                 *eq = '\0';
+                if (strcmp(line, "unstored_seqs") == 0 || strcmp(line, "skipped") == 0) {
+                        bool unstored = line[0] == 'u';
+                        const char *bad;
+
+                        if (version < 2)
+                                return "unknown key";
+                        bad = unstored ? parse_ranges(eq + 1, m->unstored_seqs, BBT_SPOOL_UNSTORED_RANGES,
+                                                      &m->n_unstored_seqs)
+                                       : parse_ranges(eq + 1, m->skipped, BBT_SPOOL_SKIPPED_RANGES, &m->n_skipped);
+                        if (bad)
+                                return bad;
+                        continue;
+                }
                 if (eq[1] < '0' || eq[1] > '9')
                         return "expected unsigned integer";
                 errno = 0;
@@ -509,18 +612,23 @@ static const char *parse_meta(char *text, uint64_t *acked, uint64_t *dropped)
                 if (errno != 0 || *end != '\0')
                         return "expected unsigned integer";
                 if (strcmp(line, "version") == 0) {
-                        if (v != 1)
+                        if (v != 1 && v != META_VERSION)
                                 return "unsupported version";
+                        version = (unsigned)v;
                         have_version = true;
-                } else if (strcmp(line, "acked") == 0) {
-                        *acked = v;
-                        have_acked = true;
-                } else if (strcmp(line, "dropped") == 0) {
-                        *dropped = v;
-                        have_dropped = true;
-                } else {
-                        return "unknown key";
+                        continue;
                 }
+                if (!have_version)
+                        return "version must come first";
+                for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                        if (strcmp(line, keys[k]) == 0)
+                                break;
+                /* Version 1 has acked and dropped only. */
+                if (k == sizeof(keys) / sizeof(keys[0]) || (version == 1 && k > 1))
+                        return "unknown key";
+                *fields[k] = v;
+                have_acked |= k == 0;
+                have_dropped |= k == 1;
         }
         if (!have_version || !have_acked || !have_dropped)
                 return "missing key";
@@ -543,8 +651,8 @@ static void report(struct bbt_spool *sp, bbt_spool_report_cb cb, void *userdata,
  * aggregator drops duplicates). */
 static int load_meta(struct bbt_spool *sp, bbt_spool_report_cb cb, void *userdata)
 {
-        char text[256], reason[96];
-        uint64_t acked = 0, dropped = 0;
+        char text[META_MAX + 1], reason[96];
+        struct meta m = { 0 };
         const char *bad;
         ssize_t n;
         int fd;
@@ -558,14 +666,30 @@ static int load_meta(struct bbt_spool *sp, bbt_spool_report_cb cb, void *userdat
                 return (int)n;
         text[n] = '\0';
         bad = (size_t)n == sizeof(text) - 1 ? "file too long" :
-              strlen(text) != (size_t)n ? "NUL byte" : parse_meta(text, &acked, &dropped);
+              strlen(text) != (size_t)n ? "NUL byte" : parse_meta(text, &m);
         if (bad) {
                 snprintf(reason, sizeof(reason), "bad meta file (%s): ack watermark and drop count reset", bad);
                 report(sp, cb, userdata, META_NAME, 0, reason);
+                sp->witness.meta_bad = true;
                 return 0;
         }
-        sp->acked = acked;
-        sp->dropped = dropped;
+        sp->acked = m.acked;
+        sp->dropped = m.dropped;
+        sp->unstored = m.unstored;
+        sp->drop_cleared = m.drop_cleared;
+        sp->seq_ceiling = m.seq_ceiling;
+        sp->n_unstored_seqs = m.n_unstored_seqs;
+        memcpy(sp->unstored_seqs, m.unstored_seqs, sizeof(m.unstored_seqs));
+        sp->witness.meta_acked = m.acked;
+        sp->witness.meta_appended = m.appended;
+        sp->witness.meta_seq_ceiling = m.seq_ceiling;
+        sp->witness.meta_boot = m.boot;
+        sp->agent_boot = m.boot;
+        memcpy(sp->meta_skipped, m.skipped, sizeof(m.skipped));
+        sp->witness.meta_skipped = sp->meta_skipped;
+        sp->witness.n_meta_skipped = m.n_skipped;
+        memcpy(sp->skipped, m.skipped, sizeof(m.skipped));
+        sp->n_skipped = m.n_skipped;
         return 0;
 }
 
@@ -676,7 +800,9 @@ static int scan_segment(struct bbt_spool *sp, struct segment *seg, bool newest,
 
         if (size < SEG_HEADER_SIZE) {
                 /* Created but never written whole: it holds no record. */
-                if (!newest) {
+                if (newest)
+                        sp->witness.tail_cut = true;
+                else {
                         report(sp, cb, userdata, name, 0, "bad file header");
                         sp->corrupt++;
                 }
@@ -728,6 +854,7 @@ static int scan_segment(struct bbt_spool *sp, struct segment *seg, bool newest,
                                 goto out;
                         if (r == 0 && newest && header_ok) {
                                 report(sp, cb, userdata, name, off, "torn record at tail, truncated");
+                                sp->witness.tail_cut = true;
                                 r = truncate_fd(fd, off);
                                 if (r < 0)
                                         goto out;
@@ -793,6 +920,10 @@ static int scan_all(struct bbt_spool *sp, bbt_spool_report_cb cb, void *userdata
         if (r < 0)
                 goto out;
         sp->ack.idx = SIZE_MAX;
+        /* A segment is named by the seq it was created for: even emptied by
+         * damage, its name says that seq was used. */
+        if (n > 0)
+                sp->witness.newest_name = names[n - 1];
         for (i = 0; i < n; i++) {
                 struct segment *seg = &sp->segs[sp->n_segs];
                 bool newest = i + 1 == n, removed;
@@ -901,6 +1032,9 @@ int bbt_spool_open(const struct bbt_spool_options *opts, bbt_spool_report_cb rep
         }
         sp->send = sp->ack;
         sp->written_seq = sp->synced_seq = sp->last_seq;
+        sp->meta_saved_appended = sp->witness.meta_appended;
+        sp->witness.last_seq = sp->last_seq;
+        sp->witness.corrupt = sp->corrupt;
         if (sp->cur_writable) {
                 char name[SEG_NAME_LEN + 1];
 
@@ -1051,15 +1185,44 @@ static int start_segment(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, size
         return 0;
 }
 
+void bbt_spool_note_unstored(struct bbt_spool *sp, uint64_t seq)
+{
+        struct bbt_spool_seq_range *last;
+
+        pthread_mutex_lock(&sp->lock);
+        sp->unstored++;
+        sp->meta_gen++;
+        if (seq > 0) {
+                last = sp->n_unstored_seqs ? &sp->unstored_seqs[sp->n_unstored_seqs - 1] : NULL;
+                if (last && seq >= last->from && seq <= last->to + 1) {
+                        if (seq > last->to)
+                                last->to = seq;
+                } else {
+                        /* The newest ranges matter: the oldest one goes. */
+                        if (sp->n_unstored_seqs == BBT_SPOOL_UNSTORED_RANGES) {
+                                memmove(&sp->unstored_seqs[0], &sp->unstored_seqs[1],
+                                        (BBT_SPOOL_UNSTORED_RANGES - 1) * sizeof(sp->unstored_seqs[0]));
+                                sp->n_unstored_seqs--;
+                        }
+                        sp->unstored_seqs[sp->n_unstored_seqs].from = seq;
+                        sp->unstored_seqs[sp->n_unstored_seqs].to = seq;
+                        sp->n_unstored_seqs++;
+                }
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+static int append_record(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t flags, const char *topic,
+                         size_t tlen, const void *payload, size_t len, uint64_t *ret_dropped);
+
 int bbt_spool_append(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t flags,
                      const char *topic, const void *payload, size_t len, uint64_t *ret_dropped)
 {
-        uint64_t dropped = 0, need;
-        struct segment *cur;
-        size_t tlen, size;
-        bool rotate;
+        size_t tlen;
         int r;
 
+        if (ret_dropped)
+                *ret_dropped = 0;
         if (!sp || !topic || (!payload && len > 0) || seq == 0)
                 return -EINVAL;
         tlen = strnlen(topic, BBT_SPOOL_TOPIC_MAX + 1);
@@ -1067,6 +1230,21 @@ int bbt_spool_append(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t 
                 return -EMSGSIZE;
         if (sp->have_last && seq <= sp->last_seq)
                 return -EINVAL;
+        r = append_record(sp, seq, ts_ms, flags, topic, tlen, payload, len, ret_dropped);
+        if (r < 0)
+                bbt_spool_note_unstored(sp, seq);
+        return r;
+}
+
+/* bbt_spool_append() once the arguments are checked. */
+static int append_record(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t flags, const char *topic,
+                         size_t tlen, const void *payload, size_t len, uint64_t *ret_dropped)
+{
+        uint64_t dropped = 0, need;
+        struct segment *cur;
+        size_t size;
+        bool rotate;
+        int r;
 
         cur = sp->n_segs ? &sp->segs[sp->n_segs - 1] : NULL;
         if (cur && sp->cur_writable && sp->need_truncate) {
@@ -1367,7 +1545,67 @@ void bbt_spool_stats(const struct bbt_spool *sp, struct bbt_spool_stats *ret)
         s.oldest_seq = oldest_seq(sp);
         s.last_seq = bbt_spool_last_seq(sp);
         s.acked = sp->acked;
+        s.unstored = sp->unstored;
+        s.drop_cleared = sp->drop_cleared;
         *ret = s;
+}
+
+void bbt_spool_witness(const struct bbt_spool *sp, struct bbt_spool_witness *ret)
+{
+        *ret = sp->witness;
+}
+
+void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling)
+{
+        pthread_mutex_lock(&sp->lock);
+        if (ceiling != sp->seq_ceiling) {
+                sp->seq_ceiling = ceiling;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot)
+{
+        pthread_mutex_lock(&sp->lock);
+        if (boot != sp->agent_boot) {
+                sp->agent_boot = boot;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n)
+{
+        if (n > BBT_SPOOL_SKIPPED_RANGES) {
+                ranges += n - BBT_SPOOL_SKIPPED_RANGES; /* the newest */
+                n = BBT_SPOOL_SKIPPED_RANGES;
+        }
+        pthread_mutex_lock(&sp->lock);
+        if (n != sp->n_skipped || memcmp(sp->skipped, ranges, n * sizeof(*ranges)) != 0) {
+                memcpy(sp->skipped, ranges, n * sizeof(*ranges));
+                sp->n_skipped = n;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+void bbt_spool_clear_drops(struct bbt_spool *sp)
+{
+        pthread_mutex_lock(&sp->lock);
+        if (sp->drop_cleared != sp->dropped + sp->unstored) {
+                sp->drop_cleared = sp->dropped + sp->unstored;
+                sp->meta_gen++;
+        }
+        pthread_mutex_unlock(&sp->lock);
+}
+
+size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_spool_seq_range *ret, size_t max)
+{
+        size_t n = sp->n_unstored_seqs < max ? sp->n_unstored_seqs : max;
+
+        memcpy(ret, sp->unstored_seqs, n * sizeof(*ret));
+        return n;
 }
 
 int bbt_spool_close(struct bbt_spool *sp)

@@ -58,6 +58,36 @@ struct bbt_spool_record {
         size_t payload_len;
 };
 
+/* An inclusive range of seqs. */
+struct bbt_spool_seq_range {
+        uint64_t from, to;
+};
+
+/* How many ranges of unstored seqs the meta file keeps (the newest). */
+#define BBT_SPOOL_UNSTORED_RANGES 16
+/* How many ranges of skipped seqs the meta file keeps for the agent (the
+ * newest: a copy for when the state file lost its latest writes; meta is
+ * written every second, so it stays small). */
+#define BBT_SPOOL_SKIPPED_RANGES 8
+
+/* What the spool's files said when it was opened: the witnesses the agent's
+ * seq counter weighs so that it never hands out a seq used before
+ * (docs/spool.md, "Which seq comes next"). 0 means none. */
+struct bbt_spool_witness {
+        uint64_t last_seq;         /* the highest valid record (after cutting a torn tail) */
+        uint64_t newest_name;      /* the seq in the newest segment file's name: it was used,
+                                      even if damage left the file without a readable record */
+        uint64_t meta_acked;       /* the ack watermark in meta, before it was capped at last_seq */
+        uint64_t meta_appended;    /* the highest seq appended when meta was last saved */
+        uint64_t meta_seq_ceiling; /* the agent's seq reservation when meta was last saved */
+        uint64_t meta_boot;        /* the agent's session counter when meta was last saved */
+        const struct bbt_spool_seq_range *meta_skipped; /* the copy of the agent's skipped ranges */
+        size_t n_meta_skipped;                          /* (bbt_spool_set_skipped()) */
+        bool tail_cut;             /* bytes at the end of the newest segment were cut off */
+        bool meta_bad;             /* meta was unreadable (and ignored) */
+        uint64_t corrupt;          /* corrupt records or regions skipped */
+};
+
 struct bbt_spool_stats {
         uint64_t depth;       /* records not acknowledged (exact) */
         uint64_t dropped;     /* unacknowledged records deleted because the spool was full;
@@ -68,6 +98,11 @@ struct bbt_spool_stats {
         uint64_t oldest_seq;  /* lowest seq on disk (0: none) */
         uint64_t last_seq;    /* highest seq on disk (0: none) */
         uint64_t acked;       /* the acknowledgement watermark */
+        uint64_t unstored;    /* messages the spool could not store (a failed append, or one
+                                 the agent lost before it: bbt_spool_note_unstored());
+                                 cumulative, persisted in the meta file */
+        uint64_t drop_cleared; /* dropped + unstored when bbt_spool_clear_drops() last ran:
+                                  more than that means an unannounced or uncleared drop */
 };
 
 /* Opens (creating it if missing) the spool in OPTS->dir, locks it against a
@@ -98,7 +133,9 @@ int bbt_spool_open(const struct bbt_spool_options *opts, bbt_spool_report_cb rep
  * (0 normally). A failed append leaves no partial record behind (the segment
  * is truncated back) and the record is not in the spool: returns -ENOSPC,
  * -EFBIG, -EIO... and the caller decides; drops done before the failing
- * write stand (visible in stats.dropped). Loop thread only. */
+ * write stand (visible in stats.dropped). A failed write is counted in
+ * stats.unstored and its SEQ remembered (bbt_spool_note_unstored()). Loop
+ * thread only. */
 int bbt_spool_append(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, uint8_t flags,
                      const char *topic, const void *payload, size_t len, uint64_t *ret_dropped);
 
@@ -177,6 +214,37 @@ typedef int (*bbt_spool_range_cb)(void *userdata, const struct bbt_spool_record 
  * errno, or -errno on a read error (RET untouched then). Loop thread only. */
 int bbt_spool_read_range(struct bbt_spool *sp, uint64_t from, uint64_t to, size_t max_records,
                          bbt_spool_range_cb cb, void *userdata, struct bbt_spool_range *ret);
+
+/* What the files said at open (see struct bbt_spool_witness). */
+void bbt_spool_witness(const struct bbt_spool *sp, struct bbt_spool_witness *ret);
+
+/* Keeps CEILING (the agent's seq reservation) in the meta file from the next
+ * bbt_spool_save_meta() on: a second witness beside the agent's state file. */
+void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling);
+
+/* Keeps BOOT (the agent's session counter) in the meta file from the next
+ * bbt_spool_save_meta() on: a second witness beside the state file. */
+void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot);
+
+/* Keeps a copy of the agent's never-used seq ranges (at most
+ * BBT_SPOOL_SKIPPED_RANGES, ascending) in the meta file from the next
+ * bbt_spool_save_meta() on: a second witness beside the state file. */
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n);
+
+/* Counts one message the spool could not store, and remembers SEQ (if not 0)
+ * among the unstored seqs (the newest BBT_SPOOL_UNSTORED_RANGES ranges), both
+ * persisted with the meta file. bbt_spool_append() calls it itself when a
+ * write fails; the agent calls it for a message lost before the append.
+ * Loop thread only. */
+void bbt_spool_note_unstored(struct bbt_spool *sp, uint64_t seq);
+
+/* Copies at most MAX of the remembered unstored seq ranges (ascending) to RET;
+ * returns how many. */
+size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_spool_seq_range *ret, size_t max);
+
+/* Marks every drop so far as announced and cleared (drop_cleared = dropped +
+ * unstored), persisted with the meta file. */
+void bbt_spool_clear_drops(struct bbt_spool *sp);
 
 /* The highest seq appended and still on disk, 0 if the spool is empty. */
 uint64_t bbt_spool_last_seq(const struct bbt_spool *sp);

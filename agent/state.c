@@ -5,17 +5,20 @@
  * rename, fsync of DIR) at every change:
  *
  *     # bbt-agent counters: written by bbt-agent, see docs/spool.md
- *     version=1
+ *     version=2
  *     clean=0            1 once bbt_state_close() has run
  *     seq_floor=1043     clean=1: exactly the next seq; clean=0: every seq
- *                        below it is used (this run's first seq, or past a
- *                        seq handed out by bbt_state_next_seq_durable())
- *     seq_ceiling=2043   every seq ever handed out is below it
+ *                        below it was used or skipped (this run's first seq)
+ *     seq_ceiling=3043   every seq ever handed out is below it
  *     boot=17            the session counter
  *     boot_id=...        the kernel's boot id when the file was written
+ *     skipped=5-999,...  seq ranges jumped over at a start, never used
+ *                        (the newest BBT_STATE_SKIPPED_MAX; version 2)
  *
- * The ceiling is raised (and written) before a seq at or above it is handed
- * out, so after any crash every seq at or above the ceiling is unused.
+ * The ceiling is raised (and written) before a seq at or above the ceiling
+ * of the write before the last is handed out, so after any crash -- even one
+ * that undoes the last write -- every seq at or above the file's ceiling is
+ * unused. Version 1 files (no skipped=) are read and rewritten as version 2.
  */
 #include "state.h"
 
@@ -36,7 +39,7 @@
 #define STATE_NAME "state"
 #define STATE_TMP_NAME "state.tmp"
 #define LOCK_NAME "state.lock"
-#define FILE_MAX 4096
+#define FILE_MAX 16384 /* 256 skipped ranges of two 16-digit numbers, and the rest */
 #define BOOT_ID_MAX 64
 
 struct bbt_state {
@@ -47,8 +50,11 @@ struct bbt_state {
 
         uint64_t next;    /* the next seq to hand out */
         uint64_t floor;   /* as written in the file */
-        uint64_t ceiling; /* as written in the file */
+        uint64_t ceiling; /* as written in the file (the last write) */
+        uint64_t safe;    /* the lower ceiling of the last two writes: seqs below it may go out */
         uint32_t boot;
+        struct bbt_seq_range skipped[BBT_STATE_SKIPPED_MAX];
+        size_t n_skipped;
         struct bbt_state_start_info info;
 };
 
@@ -58,6 +64,8 @@ struct state_file {
         uint64_t floor, ceiling;
         uint32_t boot;
         char boot_id[BOOT_ID_MAX + 1];
+        struct bbt_seq_range skipped[BBT_STATE_SKIPPED_MAX];
+        size_t n_skipped;
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -164,11 +172,42 @@ static int parse_key_uint(const char *path, unsigned lineno, const char *key, co
         return r < 0 ? -EBADMSG : 0;
 }
 
-enum key { K_VERSION, K_CLEAN, K_FLOOR, K_CEILING, K_BOOT, K_BOOT_ID, K_COUNT };
+enum key { K_VERSION, K_CLEAN, K_FLOOR, K_CEILING, K_BOOT, K_BOOT_ID, K_SKIPPED, K_COUNT };
 static const char *const key_names[K_COUNT] = {
         [K_VERSION] = "version", [K_CLEAN] = "clean", [K_FLOOR] = "seq_floor",
         [K_CEILING] = "seq_ceiling", [K_BOOT] = "boot", [K_BOOT_ID] = "boot_id",
+        [K_SKIPPED] = "skipped",
 };
+
+/* Parses the skipped= value "A-B,C-D" (ascending, inclusive) into F. */
+static int parse_skipped(const char *path, unsigned lineno, char *value, struct state_file *f, char *err,
+                         size_t err_size)
+{
+        char *item, *save = NULL;
+
+        for (item = strtok_r(value, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                uint64_t from, to;
+                char *dash = strchr(item, '-');
+
+                if (f->n_skipped == BBT_STATE_SKIPPED_MAX) {
+                        set_err(err, err_size, "%s:%u: skipped: more than %d ranges", path, lineno,
+                                BBT_STATE_SKIPPED_MAX);
+                        return -EBADMSG;
+                }
+                if (dash)
+                        *dash = '\0';
+                if (!dash || parse_uint(item, BBT_STATE_SEQ_MAX, &from) < 0 ||
+                    parse_uint(dash + 1, BBT_STATE_SEQ_MAX, &to) < 0 || to < from || from == 0 ||
+                    (f->n_skipped && from <= f->skipped[f->n_skipped - 1].to)) {
+                        set_err(err, err_size, "%s:%u: skipped: expected ascending FROM-TO ranges", path, lineno);
+                        return -EBADMSG;
+                }
+                f->skipped[f->n_skipped].from = from;
+                f->skipped[f->n_skipped].to = to;
+                f->n_skipped++;
+        }
+        return 0;
+}
 
 /* Parses the state file TEXT (named PATH in messages) into *RET; returns 0 or
  * -EBADMSG with ERR set. */
@@ -176,7 +215,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
 {
         bool seen[K_COUNT] = { false };
         struct state_file f = { 0 };
-        unsigned lineno = 0;
+        unsigned lineno = 0, version = 0;
         char *line = text, *nl;
         int k;
 
@@ -213,11 +252,13 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                 case K_VERSION:
                         if (parse_key_uint(path, lineno, line, value, UINT64_MAX, &v, err, err_size) < 0)
                                 return -EBADMSG;
-                        if (v != 1) {
-                                set_err(err, err_size, "%s:%u: version: unsupported version %" PRIu64 " (expected 1)",
-                                        path, lineno, v);
+                        if (v != 1 && v != 2) {
+                                set_err(err, err_size,
+                                        "%s:%u: version: unsupported version %" PRIu64 " (expected 1 or 2)", path,
+                                        lineno, v);
                                 return -EBADMSG;
                         }
+                        version = (unsigned)v;
                         break;
                 case K_CLEAN:
                         if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
@@ -249,10 +290,19 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         }
                         memcpy(f.boot_id, value, strlen(value) + 1);
                         break;
+                case K_SKIPPED:
+                        if (version < 2) {
+                                set_err(err, err_size, "%s:%u: skipped: unknown key in a version 1 file", path,
+                                        lineno);
+                                return -EBADMSG;
+                        }
+                        if (parse_skipped(path, lineno, value, &f, err, err_size) < 0)
+                                return -EBADMSG;
+                        break;
                 }
         }
         for (k = 0; k < K_COUNT; k++) {
-                if (!seen[k]) {
+                if (!seen[k] && k != K_SKIPPED) {
                         set_err(err, err_size, "%s: missing key %s", path, key_names[k]);
                         return -EBADMSG;
                 }
@@ -290,19 +340,66 @@ static uint32_t salvage_boot(const char *text)
         return 0;
 }
 
-/* Writes the file with these values atomically; the caller updates ST only
- * on success. */
+/* Writes the file with these values (and ST's skipped ranges) atomically;
+ * the caller updates ST only on success. */
 static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ceiling, uint32_t boot)
 {
-        char text[512];
-        int len;
+        char text[FILE_MAX];
+        size_t len;
 
-        len = snprintf(text, sizeof(text),
-                       "# bbt-agent counters: written by bbt-agent, see docs/spool.md\n"
-                       "version=1\nclean=%d\nseq_floor=%" PRIu64 "\nseq_ceiling=%" PRIu64
-                       "\nboot=%" PRIu32 "\nboot_id=%s\n",
-                       clean ? 1 : 0, floor, ceiling, boot, st->boot_id);
-        return bbt_atomic_replace(st->dirfd, STATE_TMP_NAME, STATE_NAME, text, (size_t)len);
+        len = (size_t)snprintf(text, sizeof(text),
+                               "# bbt-agent counters: written by bbt-agent, see docs/spool.md\n"
+                               "version=2\nclean=%d\nseq_floor=%" PRIu64 "\nseq_ceiling=%" PRIu64
+                               "\nboot=%" PRIu32 "\nboot_id=%s\nskipped=",
+                               clean ? 1 : 0, floor, ceiling, boot, st->boot_id);
+        for (size_t i = 0; i < st->n_skipped && len < sizeof(text); i++)
+                len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "",
+                                        st->skipped[i].from, st->skipped[i].to);
+        if (len + 1 >= sizeof(text))
+                return -EOVERFLOW; /* cannot happen: see FILE_MAX */
+        text[len++] = '\n';
+        return bbt_atomic_replace(st->dirfd, STATE_TMP_NAME, STATE_NAME, text, len);
+}
+
+/* Remembers FROM..TO as never used (the oldest range goes when full). */
+static void add_skipped(struct bbt_state *st, uint64_t from, uint64_t to)
+{
+        if (st->n_skipped == BBT_STATE_SKIPPED_MAX) {
+                memmove(&st->skipped[0], &st->skipped[1], (BBT_STATE_SKIPPED_MAX - 1) * sizeof(st->skipped[0]));
+                st->n_skipped--;
+        }
+        st->skipped[st->n_skipped].from = from;
+        st->skipped[st->n_skipped].to = to;
+        st->n_skipped++;
+}
+
+/* ST's skipped ranges and the N of R (both ascending, each valid) as one
+ * ascending list of the newest BBT_STATE_SKIPPED_MAX: whichever file lost
+ * its latest write, the other still knows. Overlapping ranges (the same
+ * range in both) are joined. */
+static void merge_skipped(struct bbt_state *st, const struct bbt_seq_range *r, size_t n)
+{
+        struct bbt_seq_range all[2 * BBT_STATE_SKIPPED_MAX];
+        size_t a = 0, b = 0, k = 0, n_old = st->n_skipped;
+
+        if (n > BBT_STATE_SKIPPED_MAX)
+                n = BBT_STATE_SKIPPED_MAX;
+        while (a < n_old || b < n) {
+                const struct bbt_seq_range *x =
+                        b == n || (a < n_old && st->skipped[a].from <= r[b].from) ? &st->skipped[a++] : &r[b++];
+
+                if (x->from == 0 || x->to < x->from)
+                        continue;
+                if (k && x->from <= all[k - 1].to) {
+                        if (x->to > all[k - 1].to)
+                                all[k - 1].to = x->to;
+                } else {
+                        all[k++] = *x;
+                }
+        }
+        st->n_skipped = 0;
+        for (size_t i = k > BBT_STATE_SKIPPED_MAX ? k - BBT_STATE_SKIPPED_MAX : 0; i < k; i++)
+                st->skipped[st->n_skipped++] = all[i];
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
@@ -353,16 +450,29 @@ static int read_state_file(struct bbt_state *st, char *text, size_t size, char *
         return 0;
 }
 
-int bbt_state_open(const struct bbt_state_options *opts, uint64_t spool_last_seq,
+/* A boot counter above B that no earlier session can have used: from the
+ * clock (seconds since 1970) when that is higher. */
+static uint32_t boot_from_clock(uint32_t b)
+{
+        time_t now = time(NULL);
+
+        if (now > 0 && (uint64_t)now <= UINT32_MAX && (uint32_t)now > b)
+                return (uint32_t)now;
+        return b + 1;
+}
+
+int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_witness *w,
                    struct bbt_state **ret, char *err, size_t err_size)
 {
         struct bbt_state_options o;
+        struct bbt_state_witness wit = { 0 };
         struct bbt_state_start_info info = { 0 };
-        struct state_file f;
+        struct state_file f = { 0 };
         struct bbt_state *st;
         char *text = NULL;
-        uint64_t after_spool, ceiling;
+        uint64_t used, ceiling;
         uint32_t salvaged_boot = 0;
+        bool trusted;
         int r;
 
         if (!ret)
@@ -379,11 +489,10 @@ int bbt_state_open(const struct bbt_state_options *opts, uint64_t spool_last_seq
         }
         if (o.recover_jump == 0)
                 o.recover_jump = 10 * (uint64_t)o.block;
-        if (spool_last_seq >= BBT_STATE_SEQ_MAX) {
-                set_err(err, err_size, "spool's last seq %" PRIu64 " leaves no seq to hand out", spool_last_seq);
-                return -ERANGE;
-        }
-        after_spool = spool_last_seq + 1;
+        if (w)
+                wit = *w;
+        /* The highest seq the other files prove used. */
+        used = max_u64(wit.spool_last, wit.used);
 
         st = calloc(1, sizeof(*st));
         text = malloc(FILE_MAX);
@@ -427,67 +536,89 @@ int bbt_state_open(const struct bbt_state_options *opts, uint64_t spool_last_seq
         } else if (r == -EBADMSG) {
                 salvaged_boot = salvage_boot(text);
         }
-        if (r == -ENOENT) {
-                info.start = BBT_STATE_FRESH;
-                st->next = after_spool;
-                st->boot = 0;
-                ceiling = 0;
-        } else if (r == -EBADMSG) {
-                time_t now = time(NULL);
-
-                if (!o.recover)
-                        goto fail_close;
-                if (spool_last_seq == 0) {
-                        size_t n = err ? strlen(err) : 0;
-
-                        if (err && n < err_size)
-                                set_err(err + n, err_size - n, " (cannot recover: the spool is empty)");
-                        goto fail_close;
-                }
-                /* Past anything the spool saw, by a margin for a lost tail; a
-                 * boot from the clock is above any counter an agent reaches. */
-                info.start = BBT_STATE_RECOVERED;
-                st->next = add_sat(after_spool, o.recover_jump);
-                st->boot = salvaged_boot;
-                if (now > 0 && (uint64_t)now <= UINT32_MAX && (uint32_t)now > st->boot)
-                        st->boot = (uint32_t)now;
-                info.skipped = true;
-                info.skipped_from = after_spool;
-                info.skipped_to = st->next - 1;
-                ceiling = 0;
-        } else if (r < 0) {
+        if (r == -EBADMSG && !o.recover)
                 goto fail_close;
-        } else if (f.clean) {
-                info.start = BBT_STATE_CLEAN;
-                st->next = max_u64(f.floor, after_spool);
-                st->boot = f.boot;
-                ceiling = f.ceiling;
-        } else if (st->boot_id[0] && strcmp(st->boot_id, f.boot_id) == 0) {
-                info.start = BBT_STATE_CRASH_SAME_BOOT;
-                st->next = max_u64(f.floor, after_spool);
-                st->boot = f.boot;
-                ceiling = f.ceiling;
-        } else {
-                uint64_t known = max_u64(f.floor, after_spool);
+        if (r == -EBADMSG && used == 0 && wit.ceiling == 0) {
+                size_t n = err ? strlen(err) : 0;
 
-                info.start = BBT_STATE_CRASH_REBOOT;
-                st->next = max_u64(f.ceiling, after_spool);
+                if (err && n < err_size)
+                        set_err(err + n, err_size - n, " (cannot recover: the spool shows no used seq)");
+                goto fail_close;
+        }
+        if (r < 0 && r != -EBADMSG && r != -ENOENT)
+                goto fail_close;
+
+        /*
+         * Never a seq any witness shows used or reserved; when in doubt,
+         * forward. The file is trusted only if no other witness is ahead of
+         * it: a seq used at or past its ceiling, or a higher copy of the
+         * ceiling, means the file is older than the spool (a lost write, a
+         * restored backup).
+         */
+        if (r == 0) {
+                memcpy(st->skipped, f.skipped, f.n_skipped * sizeof(f.skipped[0]));
+                st->n_skipped = f.n_skipped;
+        }
+        merge_skipped(st, wit.skipped, wit.skipped ? wit.n_skipped : 0);
+        if (r == 0) {
+                trusted = used < f.ceiling && wit.ceiling <= f.ceiling &&
+                          (!f.clean || used < f.floor); /* a clean file names the exact next seq */
+                if (f.floor > 0)
+                        used = max_u64(used, f.floor - 1); /* below the floor: used or skipped */
+        } else {
+                trusted = false;
+        }
+        ceiling = r == 0 ? max_u64(f.ceiling, wit.ceiling) : wit.ceiling;
+        if (r == -ENOENT && used == 0 && wit.ceiling == 0) {
+                info.start = BBT_STATE_FRESH;
+                st->next = 1;
+                st->boot = 0;
+        } else if (r == 0 && trusted && f.clean) {
+                info.start = BBT_STATE_CLEAN;
+                st->next = f.floor;
                 st->boot = f.boot;
-                ceiling = f.ceiling;
-                if (st->next > known) {
-                        info.skipped = true;
-                        info.skipped_from = known;
-                        info.skipped_to = st->next - 1;
-                }
+        } else if (r == 0 && trusted) {
+                info.start = st->boot_id[0] && strcmp(st->boot_id, f.boot_id) == 0 ? BBT_STATE_CRASH_SAME_BOOT
+                                                                                     : BBT_STATE_CRASH_REBOOT;
+                st->next = max_u64(ceiling, used + 1);
+                /* The last write (a new session) may be the one lost. */
+                st->boot = (uint32_t)max_u64(f.boot, wit.boot) + 1;
+        } else {
+                uint64_t b = max_u64(r == 0 ? f.boot : 0, max_u64(salvaged_boot, wit.boot));
+
+                info.start = r == -EBADMSG ? BBT_STATE_RECOVERED : BBT_STATE_STALE;
+                /* Nothing says how far the reservation went: past every witness by a margin. */
+                st->next = max_u64(ceiling, add_sat(used + 1, o.recover_jump));
+                st->boot = boot_from_clock((uint32_t)(b + 1 > UINT32_MAX ? UINT32_MAX : b + 1));
         }
         if (st->next > BBT_STATE_SEQ_MAX) {
                 r = -ERANGE;
                 set_err(err, err_size, "%s: seq %" PRIu64 " is past the protocol's maximum", st->path, st->next);
                 goto fail_close;
         }
+        info.used = used;
         info.first_seq = st->next;
+        if (info.start != BBT_STATE_CLEAN && st->next > used + 1) {
+                info.skipped = true;
+                info.skipped_from = used + 1;
+                info.skipped_to = st->next - 1;
+                if (st->n_skipped && info.skipped_from <= st->skipped[st->n_skipped - 1].to)
+                        info.skipped_from = st->skipped[st->n_skipped - 1].to + 1;
+                if (info.skipped_from <= info.skipped_to)
+                        add_skipped(st, info.skipped_from, info.skipped_to);
+                else
+                        info.skipped = false;
+        }
+        /* Two writes: the first reserves one block, the second two. Losing
+         * the second leaves the first, which still covers every seq this run
+         * hands out before its next write. */
         ceiling = max_u64(ceiling, add_sat(st->next, st->block));
         r = persist(st, false, st->next, ceiling, st->boot);
+        if (r == 0) {
+                st->safe = ceiling;
+                ceiling = add_sat(ceiling, st->block);
+                r = persist(st, false, st->next, ceiling, st->boot);
+        }
         if (r < 0) {
                 set_err(err, err_size, "%s: cannot write: %s", st->path, strerror(-r));
                 goto fail_close;
@@ -528,48 +659,44 @@ const char *bbt_state_start_name(enum bbt_state_start start)
                 return "crash-same-boot";
         case BBT_STATE_CRASH_REBOOT:
                 return "crash-reboot";
+        case BBT_STATE_STALE:
+                return "stale";
         case BBT_STATE_RECOVERED:
                 return "recovered";
         }
         return "?";
 }
 
-/* Hands out the next seq; with DURABLE, the file records it as used first. */
-static int take_seq(struct bbt_state *st, bool durable, uint64_t *ret)
+int bbt_state_next_seq(struct bbt_state *st, uint64_t *ret)
 {
-        uint64_t ceiling = st->ceiling, floor = st->floor;
         int r;
 
         if (st->next > BBT_STATE_SEQ_MAX)
                 return -ERANGE;
-        if (st->next >= ceiling)
-                ceiling = add_sat(st->next, st->block);
-        if (durable)
-                floor = st->next + 1;
-        if (ceiling != st->ceiling || floor != st->floor) {
-                r = persist(st, false, floor, ceiling, st->boot);
+        /* Keep the ceiling a block ahead of the bound SAFE, the ceiling of
+         * the write before the last: one write per block. */
+        while (st->next >= st->safe) {
+                uint64_t ceiling = add_sat(max_u64(st->ceiling, st->next + 1), st->block);
+
+                r = persist(st, false, st->floor, ceiling, st->boot);
                 if (r < 0)
                         return r;
+                st->safe = st->ceiling;
                 st->ceiling = ceiling;
-                st->floor = floor;
         }
         *ret = st->next++;
         return 0;
 }
 
-int bbt_state_next_seq(struct bbt_state *st, uint64_t *ret)
-{
-        return take_seq(st, false, ret);
-}
-
-int bbt_state_next_seq_durable(struct bbt_state *st, uint64_t *ret)
-{
-        return take_seq(st, true, ret);
-}
-
 uint64_t bbt_state_peek_seq(const struct bbt_state *st)
 {
         return st->next;
+}
+
+size_t bbt_state_skipped(const struct bbt_state *st, const struct bbt_seq_range **ret)
+{
+        *ret = st->skipped;
+        return st->n_skipped;
 }
 
 int bbt_state_new_session(struct bbt_state *st, uint32_t *ret_boot)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -20,6 +21,10 @@
 #define REACHABLE_MS (5 * 60 * 1000)
 /* Rejections logged per minute at most; the rest are counted. */
 #define REJECT_LOG_PER_MIN 20
+/* A resend whose terminal is not heard from after it is asked again after
+ * this many resend_timeouts all the same (the terminal went away, or its
+ * clock is far off). */
+#define RESEND_BACKSTOP 10
 
 static const char *const reject_names[BBT_REJECT__COUNT] = {
         [BBT_REJECT_TOPIC] = "reject_topic", [BBT_REJECT_SIZE] = "reject_size",
@@ -56,6 +61,53 @@ struct hb_summary {
         bool has_temp, has_projector, projector_reachable, clock_synced;
 };
 
+/* At most a number of log lines a minute for one kind of event; the rest
+ * are counted and summed up when the minute is over. */
+struct log_limit {
+        int64_t window_ms;
+        int count, suppressed;
+        const char *what; /* "rejected messages", ... */
+};
+
+/* Whether one more line may be logged at NOW_MS (at most PER_MIN a minute). */
+static bool log_limit_ok(struct log_limit *l, int64_t now_ms, int per_min)
+{
+        if (now_ms - l->window_ms >= 60000) {
+                if (l->suppressed)
+                        bbt_log_warning("%d more %s in the last minute were not logged", l->suppressed, l->what);
+                l->window_ms = now_ms;
+                l->count = l->suppressed = 0;
+        }
+        if (l->count >= per_min) {
+                l->suppressed++;
+                return false;
+        }
+        l->count++;
+        return true;
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 64-bit FNV-1a: the payload hash kept beside a raw row (never 0, which
+ * means "not known"). */
+static uint64_t payload_hash(const void *data, size_t len)
+{
+        const unsigned char *p = data;
+        uint64_t h = 1469598103934665603ull;
+
+        for (size_t i = 0; i < len; i++) {
+                h ^= p[i];
+                h *= 1099511628211ull;
+        }
+        return h ? h : 1;
+}
+
 /* One terminal in memory: its store row, its gaps, what waits for the next commit. */
 struct term {
         struct hb_summary hb;
@@ -71,6 +123,10 @@ struct term {
         const struct bbt_bells *bells;
         bool dirty, gaps_dirty;
         struct term *next_dirty;
+        /* The outstanding resend: when it was sent, and when a message the
+         * terminal made after that first arrived (0: none yet). Its answer is
+         * waited for from then on: until then it may sit behind a backlog. */
+        int64_t request_ms, heard_after_request_ms;
 };
 
 struct bbt_ingest {
@@ -90,13 +146,12 @@ struct bbt_ingest {
         int64_t batch_n;
         struct term *dirty;
         uint64_t counter_delta[BBT_REJECT__COUNT];
-        int64_t dup_delta, stored_delta, lost_delta, recovered_delta, stale_delta;
+        int64_t dup_delta, stored_delta, lost_delta, recovered_delta, stale_delta, skipped_delta, conflict_delta;
 
         int64_t cmd_seq, boot;
         bool connected;
         int64_t connected_ms;
-        int64_t log_window_ms;
-        int log_count, log_suppressed;
+        struct log_limit reject_log, conflict_log, commit_log;
         struct bbt_ingest_stats stats;
 };
 
@@ -274,6 +329,11 @@ static int load_gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap 
         if (!t)
                 return 0;
         in->stats.open_gap_seqs += (uint64_t)(g->to - g->from + 1);
+        if (g->state == BBT_GAP_REQUESTED) {
+                /* Its answer is waited for afresh: from a message made after it. */
+                t->request_ms = g->changed_ms;
+                t->heard_after_request_ms = 0;
+        }
         return gap_insert_at(t, t->n_gaps, g);
 }
 
@@ -335,6 +395,10 @@ static int write_dirty(struct bbt_ingest *in)
                 r = s->ops->counter_add(s, "recovered", in->recovered_delta);
         if (r == 0 && in->stale_delta)
                 r = s->ops->counter_add(s, "stale_state", in->stale_delta);
+        if (r == 0 && in->skipped_delta)
+                r = s->ops->counter_add(s, "skipped", in->skipped_delta);
+        if (r == 0 && in->conflict_delta)
+                r = s->ops->counter_add(s, "seq_conflict", in->conflict_delta);
         if (r == 0)
                 r = s->ops->meta_set(s, "cmd_seq", in->cmd_seq);
         return r;
@@ -355,6 +419,7 @@ static void clear_dirty(struct bbt_ingest *in)
         in->dirty = NULL;
         memset(in->counter_delta, 0, sizeof(in->counter_delta));
         in->dup_delta = in->stored_delta = in->lost_delta = in->recovered_delta = in->stale_delta = 0;
+        in->skipped_delta = in->conflict_delta = 0;
         in->batch_n = 0;
 }
 
@@ -365,7 +430,8 @@ static bool counters_pending(const struct bbt_ingest *in)
         for (int i = 0; i < BBT_REJECT__COUNT; i++)
                 if (in->counter_delta[i])
                         return true;
-        return in->dup_delta || in->stored_delta || in->lost_delta || in->recovered_delta || in->stale_delta;
+        return in->dup_delta || in->stored_delta || in->lost_delta || in->recovered_delta || in->stale_delta ||
+               in->skipped_delta || in->conflict_delta;
 }
 
 int bbt_ingest_flush(struct bbt_ingest *in)
@@ -387,9 +453,11 @@ int bbt_ingest_flush(struct bbt_ingest *in)
         }
         /* The batch is gone from the store but not from memory: roll back and
          * reload, so that what it held shows up as gaps and is asked for again. */
-        bbt_log_error("store: cannot commit %" PRId64 " messages: %s; rolled back, they will be asked for again",
-                      in->batch_n, bbt_store_error(in->store));
         in->stats.commit_failures++;
+        if (log_limit_ok(&in->commit_log, mono_ms(), 6))
+                bbt_log_error("store: cannot commit %" PRId64 " messages: %s; rolled back, they will be asked for "
+                              "again (%" PRIu64 " failed commits so far)",
+                              in->batch_n, bbt_store_error(in->store), in->stats.commit_failures);
         in->store->ops->rollback(in->store);
         in->in_tx = false;
         clear_dirty(in);
@@ -410,18 +478,8 @@ static void reject(struct bbt_ingest *in, enum bbt_reject why, int64_t now_ms, c
 
         in->stats.rejected[why]++;
         in->counter_delta[why]++;
-        if (now_ms - in->log_window_ms >= 60000) {
-                if (in->log_suppressed)
-                        bbt_log_warning("%d more rejected messages in the last minute were not logged",
-                                        in->log_suppressed);
-                in->log_window_ms = now_ms;
-                in->log_count = in->log_suppressed = 0;
-        }
-        if (in->log_count >= REJECT_LOG_PER_MIN) {
-                in->log_suppressed++;
+        if (!log_limit_ok(&in->reject_log, now_ms, REJECT_LOG_PER_MIN))
                 return;
-        }
-        in->log_count++;
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
@@ -502,23 +560,263 @@ static int track_seq(struct bbt_ingest *in, struct term *t, int64_t seq, int64_t
         return 0;
 }
 
-/* Records FROM..TO of T as lost with REASON. */
-static void record_loss(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to, const char *reason,
-                        int64_t now_ms)
+/* Records FROM..TO of T as lost (or, with KIND skipped, as never used) with REASON. */
+static void record_loss_kind(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to,
+                             enum bbt_loss_kind kind, const char *reason, int64_t now_ms)
 {
-        struct bbt_store_loss l = { .terminal_id = t->row.id, .from = from, .to = to, .recorded_ms = now_ms };
+        struct bbt_store_loss l = { .terminal_id = t->row.id, .from = from, .to = to, .recorded_ms = now_ms,
+                                    .kind = kind };
         int64_t n = to - from + 1;
 
         snprintf(l.reason, sizeof(l.reason), "%s", reason);
         if (ensure_tx(in) == 0 && in->store->ops->loss_add(in->store, &l) == 0) {
-                t->row.lost += n;
-                in->stats.lost += (uint64_t)n;
-                in->lost_delta += n;
+                if (kind == BBT_LOSS_SKIPPED) {
+                        t->row.skipped += n;
+                        in->stats.skipped += (uint64_t)n;
+                        in->skipped_delta += n;
+                } else {
+                        t->row.lost += n;
+                        in->stats.lost += (uint64_t)n;
+                        in->lost_delta += n;
+                }
                 in->stats.open_gap_seqs -= (uint64_t)n;
                 mark_dirty(in, t);
-                bbt_log_warning("%s/%s/%s: seq %" PRId64 "..%" PRId64 " lost: %s", t->row.county, t->row.school,
-                                t->row.terminal, from, to, reason);
+                if (kind == BBT_LOSS_SKIPPED)
+                        bbt_log_info("%s/%s/%s: seq %" PRId64 "..%" PRId64 " skipped: %s", t->row.county,
+                                     t->row.school, t->row.terminal, from, to, reason);
+                else
+                        bbt_log_warning("%s/%s/%s: seq %" PRId64 "..%" PRId64 " lost: %s", t->row.county,
+                                        t->row.school, t->row.terminal, from, to, reason);
         }
+}
+
+static void record_loss(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to, const char *reason,
+                        int64_t now_ms)
+{
+        record_loss_kind(in, t, from, to, BBT_LOSS_LOST, reason, now_ms);
+}
+
+/* Takes the seqs of FROM..TO that are still missing out of T's gaps and
+ * records them with KIND and REASON (the agent said what became of them).
+ * The live session's withheld will is left alone. */
+static void settle_missing(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to,
+                           enum bbt_loss_kind kind, const char *reason, int64_t now_ms)
+{
+        for (size_t i = 0; i < t->n_gaps && from <= to; i++) {
+                struct bbt_store_gap *g = &t->gaps[i];
+                int64_t a, b;
+
+                if (g->to < from || g->state == BBT_GAP_WILL)
+                        continue;
+                if (g->from > to)
+                        break;
+                a = g->from > from ? g->from : from;
+                b = g->to < to ? g->to : to;
+                record_loss_kind(in, t, a, b, kind, reason, now_ms);
+                t->gaps_dirty = true;
+                if (a == g->from && b == g->to) {
+                        gap_remove_at(t, i);
+                        i--;
+                } else if (a == g->from) {
+                        g->from = b + 1;
+                } else if (b == g->to) {
+                        g->to = a - 1;
+                } else {
+                        struct bbt_store_gap right = *g;
+
+                        right.from = b + 1;
+                        g->to = a - 1;
+                        if (gap_insert_at(t, i + 1, &right) < 0)
+                                return;
+                        i++;
+                }
+        }
+}
+
+/* Whether REASON is the aggregator's own conclusion (nobody answered, nothing
+ * came), which a statement of the agent's about those seqs replaces. */
+static bool inferred_loss(const char *reason)
+{
+        return strcmp(reason, "no answer to resend") == 0 || strcmp(reason, "resent but never received") == 0 ||
+               strcmp(reason, "not resent in time") == 0;
+}
+
+/* The agent names SEQ (its will, a range it skipped) below the series the
+ * aggregator knows: the series reaches back to it, what lies between is a
+ * gap like any other. */
+static void extend_series(struct bbt_ingest *in, struct term *t, int64_t seq, int64_t now_ms)
+{
+        struct bbt_store_gap g = { .state = BBT_GAP_WAITING, .detected_ms = now_ms, .changed_ms = now_ms };
+
+        if (t->row.high_seq < 0 || seq >= t->row.first_seq)
+                return;
+        g.from = seq;
+        g.to = t->row.first_seq - 1;
+        if (gap_insert_at(t, 0, &g) < 0)
+                return;
+        in->stats.gaps_opened++;
+        in->stats.open_gap_seqs += (uint64_t)(g.to - g.from + 1);
+        t->row.first_seq = seq;
+        t->gaps_dirty = true;
+}
+
+/* The agent says it never used FROM..TO (it jumped over them at a start
+ * after an unclean stop, not knowing how far its previous run had gone).
+ * Seqs are handed out in order: below the highest of the range that did
+ * arrive, every seq was used, so the missing ones there are lost; above it,
+ * skipped -- also those recorded lost already because nobody answered. With
+ * EXTEND (the range of a birth's own run), a range below the series the
+ * aggregator knows extends it. */
+static void settle_skipped(struct bbt_ingest *in, struct term *t, int64_t from, int64_t to, bool extend,
+                           int64_t now_ms)
+{
+        struct bbt_store *s = in->store;
+        int64_t lo, h;
+        struct bbt_store_loss l;
+
+        /* A birth's own range is part of the series, even below what arrived. */
+        if (extend)
+                extend_series(in, t, from, now_ms);
+        lo = from > t->row.first_seq ? from : t->row.first_seq;
+        h = to < t->row.high_seq ? to : t->row.high_seq;
+
+        /* The highest seq of the range received: in the series, in no gap, in no loss row. */
+        while (t->row.high_seq >= 0 && h >= lo) {
+                size_t i;
+
+                for (i = 0; i < t->n_gaps; i++)
+                        if (h >= t->gaps[i].from && h <= t->gaps[i].to)
+                                break;
+                if (i < t->n_gaps) {
+                        h = t->gaps[i].from - 1;
+                        continue;
+                }
+                if (s->ops->loss_find(s, t->row.id, h, h, &l) == 1) {
+                        h = l.from - 1;
+                        continue;
+                }
+                break;
+        }
+        if (t->row.high_seq < 0 || h < lo)
+                h = from - 1;
+        if (h >= from)
+                settle_missing(in, t, from, h, BBT_LOSS_LOST,
+                               "used before an unclean stop, not in the agent's spool", now_ms);
+        settle_missing(in, t, h + 1, to, BBT_LOSS_SKIPPED, "never used (skipped after an unclean stop)", now_ms);
+        /* What was given up as lost above H: never used after all. */
+        for (int64_t at = h + 1; at <= to && s->ops->loss_find(s, t->row.id, at, to, &l) == 1;) {
+                int64_t a = l.from > at ? l.from : at, b = l.to < to ? l.to : to;
+
+                at = b + 1;
+                if (l.kind != BBT_LOSS_LOST || !inferred_loss(l.reason))
+                        continue;
+                if (s->ops->loss_remove(s, t->row.id, a, b) < 0) {
+                        bbt_log_error("store: loss: %s", bbt_store_error(s));
+                        return;
+                }
+                t->row.lost -= b - a + 1;
+                in->stats.lost -= (uint64_t)(b - a + 1);
+                in->lost_delta -= b - a + 1;
+                in->stats.open_gap_seqs += (uint64_t)(b - a + 1); /* record_loss_kind takes them off again */
+                record_loss_kind(in, t, a, b, BBT_LOSS_SKIPPED, "never used (skipped after an unclean stop)", now_ms);
+        }
+}
+
+/* A seq recorded in loss row L arrived after all: it leaves the row; if the
+ * row said "skipped", the seqs below it in the row were used too (seqs are
+ * handed out in order), so they turn lost. */
+static void loss_arrived(struct bbt_ingest *in, struct term *t, int64_t seq, const struct bbt_store_loss *l,
+                         int64_t now_ms)
+{
+        struct bbt_store *s = in->store;
+
+        if (s->ops->loss_remove(s, t->row.id, seq, seq) < 0) {
+                bbt_log_error("store: loss: %s", bbt_store_error(s));
+                return;
+        }
+        if (l->kind == BBT_LOSS_SKIPPED) {
+                t->row.skipped--;
+                in->skipped_delta--;
+                if (l->from < seq) {
+                        struct bbt_store_loss lost = *l;
+                        int64_t n = seq - l->from;
+
+                        lost.to = seq - 1;
+                        lost.kind = BBT_LOSS_LOST;
+                        lost.recorded_ms = now_ms;
+                        snprintf(lost.reason, sizeof(lost.reason), "used before an unclean stop, never received");
+                        if (s->ops->loss_remove(s, t->row.id, l->from, seq - 1) < 0 ||
+                            s->ops->loss_add(s, &lost) < 0) {
+                                bbt_log_error("store: loss: %s", bbt_store_error(s));
+                                return;
+                        }
+                        t->row.skipped -= n;
+                        in->skipped_delta -= n;
+                        t->row.lost += n;
+                        in->lost_delta += n;
+                        bbt_log_warning("%s/%s/%s: seq %" PRId64 " arrived inside a skipped range: %" PRId64
+                                        "..%" PRId64 " below it were used, now counted lost",
+                                        t->row.county, t->row.school, t->row.terminal, seq, l->from, seq - 1);
+                }
+        } else if (t->row.lost > 0) {
+                t->row.lost--;
+                in->lost_delta--;
+        }
+        in->stats.recovered++;
+        in->recovered_delta++;
+        mark_dirty(in, t);
+}
+
+/* Whether two payloads under one seq are the session's will and its clean
+ * stop: offline states of the same session (protocol/SPEC.md, "Sessions"),
+ * not a conflict. */
+static bool will_twins(enum bbt_channel ch, const char *a, size_t alen, const void *b, size_t blen)
+{
+        struct bbt_msg x, y;
+        bool twins = false;
+
+        if (ch != BBT_CH_STATE)
+                return false;
+        if (bbt_msg_decode(ch, a, alen, &x, NULL) < 0)
+                return false;
+        if (bbt_msg_decode(ch, b, blen, &y, NULL) == 0) {
+                twins = !x.body.state.online && !y.body.state.online && x.seq == y.seq && x.boot == y.boot;
+                bbt_msg_free(&y);
+        }
+        bbt_msg_free(&x);
+        return twins;
+}
+
+/* The message M (PAYLOAD) has a seq already stored under another hash:
+ * unless it is a will/clean-stop twin, the terminal used the seq twice.
+ * Counted, logged, and kept beside the stored one. Returns true if it was a
+ * conflict (else an ordinary duplicate). */
+static bool check_conflict(struct bbt_ingest *in, struct term *t, const struct bbt_msg *m, enum bbt_channel ch,
+                           const void *payload, size_t len, uint64_t hash, uint64_t stored_hash, int64_t recv_ms)
+{
+        struct bbt_store_conflict c = { .terminal_id = t->row.id, .seq = m->seq, .channel = ch, .ts = m->ts,
+                                        .recv_ms = recv_ms, .boot = m->boot, .stored_hash = stored_hash,
+                                        .hash = hash };
+        char *stored = NULL;
+        size_t stored_len = 0;
+
+        if (in->store->ops->raw_payload(in->store, t->row.id, m->seq, &stored, &stored_len) == 0 &&
+            will_twins(ch, stored, stored_len, payload, len)) {
+                free(stored);
+                return false;
+        }
+        free(stored);
+        if (in->store->ops->conflict_add(in->store, &c, payload, len) < 0)
+                bbt_log_error("store: conflict: %s", bbt_store_error(in->store));
+        t->row.conflicts++;
+        in->stats.conflicts++;
+        in->conflict_delta++;
+        mark_dirty(in, t);
+        if (log_limit_ok(&in->conflict_log, recv_ms, REJECT_LOG_PER_MIN))
+                bbt_log_warning("%s/%s/%s: seq %" PRId64 " CONFLICT: a different %s message under a seq already "
+                                "stored (the terminal used the seq twice); both kept (seq_conflict)",
+                                t->row.county, t->row.school, t->row.terminal, m->seq, bbt_channel_name(ch));
+        return true;
 }
 
 /* ---- pending rollups ---- */
@@ -583,6 +881,10 @@ static void handle_state(struct bbt_ingest *in, struct term *t, const struct bbt
 {
         const struct bbt_state *st = &m->body.state;
 
+        /* The seqs this run of the agent skipped at its start: a fact, also in
+         * a birth replayed late. Settled at once, not asked for. */
+        if (st->online && st->has_skipped_from)
+                settle_skipped(in, t, st->skipped_from, st->skipped_to, true, recv_ms);
         if (st->online) {
                 if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot)
                         return; /* a birth of an older session, replayed */
@@ -871,25 +1173,39 @@ static void mark_will(struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
  * it (the will is the session's first seq). */
 static void expect_will(struct bbt_ingest *in, struct term *t, int64_t w, uint32_t boot, int64_t now_ms)
 {
-        struct bbt_store_gap g = { .state = BBT_GAP_WAITING, .detected_ms = now_ms, .changed_ms = now_ms };
-
-        if (w < t->row.first_seq) {
-                if (w < t->row.first_seq - 1) {
-                        g.from = w + 1;
-                        g.to = t->row.first_seq - 1;
-                        if (gap_insert_at(t, 0, &g) < 0)
-                                return;
-                        in->stats.gaps_opened++;
-                        in->stats.open_gap_seqs += (uint64_t)(g.to - g.from + 1);
-                }
-                g.from = g.to = w;
-                if (gap_insert_at(t, 0, &g) < 0)
-                        return;
-                in->stats.open_gap_seqs++;
-                t->row.first_seq = w;
-                t->gaps_dirty = true;
-        }
+        extend_series(in, t, w, now_ms);
         mark_will(t, w, boot, now_ms);
+}
+
+/* The "missing" array of a resend reply: [{"from","to","reason"}], reason
+ * "skipped" (never used), "damaged" (lost from the agent's spool: damage, or
+ * its unsynced tail in a power cut) or "unstored" (never written: disk full).
+ * Unknown reasons are left to the usual resend rounds. */
+static void settle_reply_missing(struct bbt_ingest *in, struct term *t, const cJSON *missing, int64_t now_ms)
+{
+        const cJSON *item;
+
+        cJSON_ArrayForEach(item, missing) {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(item, "from");
+                const cJSON *to = cJSON_GetObjectItemCaseSensitive(item, "to");
+                const cJSON *why = cJSON_GetObjectItemCaseSensitive(item, "reason");
+                int64_t a, b;
+
+                if (!cJSON_IsNumber(f) || !cJSON_IsNumber(to) || !cJSON_IsString(why))
+                        continue;
+                a = (int64_t)f->valuedouble;
+                b = (int64_t)to->valuedouble;
+                if (a < 0 || b < a)
+                        continue;
+                if (strcmp(why->valuestring, "skipped") == 0)
+                        settle_skipped(in, t, a, b, false, now_ms);
+                else if (strcmp(why->valuestring, "damaged") == 0)
+                        settle_missing(in, t, a, b, BBT_LOSS_LOST,
+                                       "lost from the agent's spool (damage, or a power cut)", now_ms);
+                else if (strcmp(why->valuestring, "unstored") == 0)
+                        settle_missing(in, t, a, b, BBT_LOSS_LOST,
+                                       "never stored by the agent (disk full or write error)", now_ms);
+        }
 }
 
 /* A reply to one of our resend commands: what the agent still had. */
@@ -908,6 +1224,10 @@ static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt
         if (cJSON_IsNumber(lr))
                 last_seq = (int64_t)lr->valuedouble;
         wh = res ? cJSON_GetObjectItemCaseSensitive(res, "withheld") : NULL;
+        /* What the agent knows of the seqs it does not hold: never used, or
+         * records lost on the terminal. Not to be asked for again. */
+        if (rp->ok)
+                settle_reply_missing(in, t, res ? cJSON_GetObjectItemCaseSensitive(res, "missing") : NULL, now_ms);
         for (size_t i = 0; i < t->n_gaps; i++) {
                 struct bbt_store_gap *g = &t->gaps[i];
 
@@ -939,7 +1259,8 @@ static void handle_reply(struct bbt_ingest *in, struct term *t, const struct bbt
                 if (last_seq >= 0 && last_seq < g->to) {
                         int64_t start = last_seq + 1 > g->from ? last_seq + 1 : g->from;
 
-                        record_loss(in, t, start, g->to, "never produced by the agent", now_ms);
+                        record_loss_kind(in, t, start, g->to, BBT_LOSS_SKIPPED, "never produced by the agent",
+                                         now_ms);
                         if (start == g->from) {
                                 gap_remove_at(t, i);
                                 i--;
@@ -1029,10 +1350,15 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 bbt_msg_free(&m);
                 return;
         }
+        /* Made after our outstanding resend request: the reply, if any, is not
+         * stuck behind a backlog any more (see unanswered()). */
+        if (t->request_ms && !t->heard_after_request_ms && corrected(t, m.ts) >= t->request_ms)
+                t->heard_after_request_ms = recv_ms;
         r = track_seq(in, t, m.seq, recv_ms, &was_missing);
         if (r >= 0) {
+                uint64_t hash = payload_hash(payload, len), stored_hash = 0;
                 int stored = in->store->ops->raw_insert(in->store, t->row.id, m.seq, tp.channel, m.ts, recv_ms, m.boot,
-                                                        payload, len);
+                                                        payload, len, hash, &stored_hash);
 
                 if (stored < 0) {
                         reject(in, BBT_REJECT_STORE, recv_ms, "%s: seq %" PRId64 ": not stored: %s", topic, m.seq,
@@ -1041,16 +1367,25 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                         return;
                 }
                 if (r == 0 && stored == 1) {
-                        /* Recorded as lost, and here after all. */
-                        bbt_log_notice("%s: seq %" PRId64 " arrived after being recorded as lost", topic, m.seq);
-                        if (in->store->ops->loss_remove_seq(in->store, t->row.id, m.seq) < 0)
-                                bbt_log_error("store: loss: %s", bbt_store_error(in->store));
-                        if (t->row.lost > 0) {
-                                t->row.lost--;
-                                in->lost_delta--;
+                        struct bbt_store_loss l;
+                        int found = in->store->ops->loss_find(in->store, t->row.id, m.seq, m.seq, &l);
+
+                        if (found == 1) {
+                                /* Recorded as lost or skipped, and here after all. */
+                                bbt_log_notice("%s: seq %" PRId64 " arrived after being recorded as %s", topic, m.seq,
+                                               l.kind == BBT_LOSS_SKIPPED ? "skipped" : "lost");
+                                loss_arrived(in, t, m.seq, &l, recv_ms);
+                        } else {
+                                /* Seen long ago, its raw row pruned since: a duplicate. */
+                                if (found < 0)
+                                        bbt_log_error("store: loss: %s", bbt_store_error(in->store));
+                                stored = 0;
                         }
-                        in->stats.recovered++;
-                        in->recovered_delta++;
+                }
+                if (stored == 0 && stored_hash && stored_hash != hash &&
+                    check_conflict(in, t, &m, tp.channel, payload, len, hash, stored_hash, recv_ms)) {
+                        bbt_msg_free(&m);
+                        return;
                 }
                 r = stored;
         }
@@ -1142,11 +1477,26 @@ static int send_resend(struct bbt_ingest *in, struct term *t, struct bbt_store_g
         g->state = BBT_GAP_REQUESTED;
         g->attempts++;
         g->changed_ms = now_ms;
+        t->request_ms = now_ms;
+        t->heard_after_request_ms = 0;
         t->gaps_dirty = true;
         mark_dirty(in, t);
         bbt_log_info("%s/%s/%s: asked for seq %" PRId64 "..%" PRId64 " again (%s, attempt %d)", t->row.county,
                      t->row.school, t->row.terminal, g->from, g->to, id, g->attempts);
         return 0;
+}
+
+/* Whether the request out for G is overdue. Not by the clock alone: after an
+ * outage the reply waits behind the broker's backlog, in the aggregator's own
+ * queue; it is overdue only resend_timeout after a message the terminal made
+ * after the request has arrived (so the backlog before it has drained), or
+ * RESEND_BACKSTOP times that after the request if nothing comes. */
+static bool unanswered(const struct term *t, const struct bbt_store_gap *g, const struct bbt_ingest_settings *s,
+                       int64_t now_ms)
+{
+        if (t->heard_after_request_ms && t->request_ms == g->changed_ms)
+                return now_ms - t->heard_after_request_ms >= s->resend_timeout_ms;
+        return now_ms - g->changed_ms >= RESEND_BACKSTOP * s->resend_timeout_ms;
 }
 
 static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
@@ -1176,7 +1526,7 @@ static void tick_terminal(struct bbt_ingest *in, struct term *t, int64_t now_ms)
                 }
                 if (now_ms - g->detected_ms >= s->gap_give_up_ms)
                         lost = "not resent in time";
-                else if (g->state == BBT_GAP_REQUESTED && now_ms - g->changed_ms >= s->resend_timeout_ms) {
+                else if (g->state == BBT_GAP_REQUESTED && unanswered(t, g, s, now_ms)) {
                         g->state = BBT_GAP_WAITING;
                         g->cmd_id[0] = '\0';
                         t->gaps_dirty = true;
@@ -1358,7 +1708,9 @@ int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *se
         in->cal = cal;
         in->publish = publish;
         in->userdata = userdata;
-        in->log_window_ms = now_ms;
+        in->reject_log = (struct log_limit){ .window_ms = now_ms, .what = "rejected messages" };
+        in->conflict_log = (struct log_limit){ .window_ms = now_ms, .what = "seq conflicts" };
+        in->commit_log = (struct log_limit){ .window_ms = mono_ms(), .what = "failed commits" };
         r = load_state(in);
         if (r == 0 && store->ops->meta_get(store, "boot", &in->boot) == -ENOENT)
                 in->boot = 0;

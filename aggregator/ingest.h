@@ -49,7 +49,9 @@ struct bbt_ingest_stats {
         uint64_t gaps_opened;       /* seq ranges found missing */
         uint64_t resends;           /* resend commands sent */
         uint64_t recovered;         /* missing seqs that arrived later */
-        uint64_t lost;              /* seqs recorded as lost */
+        uint64_t lost;              /* seqs recorded as lost (records that existed) */
+        uint64_t skipped;           /* seqs recorded as skipped (the agent never used them) */
+        uint64_t conflicts;         /* messages with a different payload under a stored seq */
         uint64_t commits, commit_failures;
         uint64_t terminals;         /* terminals known */
         uint64_t open_gap_seqs;     /* seqs currently missing and not yet given up */

@@ -21,6 +21,14 @@
 #define STATS_MS (5 * 60 * 1000)
 #define PRUNE_MS (60 * 60 * 1000)
 
+/* A connection the broker drops within TAKEOVER_SHORT_MS of making it, the
+ * TAKEOVER_DROPS-th time within TAKEOVER_WINDOW_MS, is taken for a client id
+ * used twice; said at most every TAKEOVER_LOG_MS. */
+#define TAKEOVER_SHORT_MS 10000
+#define TAKEOVER_DROPS 3
+#define TAKEOVER_WINDOW_MS 60000
+#define TAKEOVER_LOG_MS 300000
+
 struct daemon {
         uv_loop_t *loop;
         const char *config_path;
@@ -35,7 +43,21 @@ struct daemon {
         int open_handles;
         bool stopping;
         int exit_code;
+        /* Connections the broker dropped soon after they were made: another
+         * client taking over our client id (docs/aggregator.md). */
+        uint64_t connected_mono;
+        uint64_t short_drops[TAKEOVER_DROPS]; /* monotonic ms, newest last */
+        size_t n_short_drops;
+        uint64_t takeover_logged_mono;
 };
+
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int64_t now_ms(void)
 {
@@ -226,16 +248,49 @@ static void on_connect(void *userdata, bool session_present)
 
         bbt_log_info("broker: connected to %s:%lld (%s session)", d->cfg.broker.host, bbt_broker_config_port(&d->cfg.broker),
                      session_present ? "kept" : "new");
+        d->connected_mono = mono_ms();
         bbt_ingest_set_connected(d->ingest, true, now_ms());
+}
+
+/* The broker closed a connection CONNECTED_FOR ms old: if that keeps
+ * happening soon after connecting, another client is using our client id
+ * (each connection with an id ends the older one: MQTT's session takeover). */
+static void check_takeover(struct daemon *d, uint64_t connected_for, const char *reason)
+{
+        uint64_t now = mono_ms();
+
+        if (connected_for >= TAKEOVER_SHORT_MS)
+                return;
+        if (d->n_short_drops == TAKEOVER_DROPS) {
+                memmove(&d->short_drops[0], &d->short_drops[1], (TAKEOVER_DROPS - 1) * sizeof(d->short_drops[0]));
+                d->n_short_drops--;
+        }
+        d->short_drops[d->n_short_drops++] = now;
+        if (d->n_short_drops < TAKEOVER_DROPS || now - d->short_drops[0] > TAKEOVER_WINDOW_MS)
+                return;
+        if (d->takeover_logged_mono && now - d->takeover_logged_mono < TAKEOVER_LOG_MS)
+                return;
+        d->takeover_logged_mono = now;
+        bbt_log_error("broker: the connection as client id \"%s\" was closed by the broker %d times within %d s, "
+                      "each soon after connecting (last: %s). Another client is most likely connecting with the "
+                      "same client id -- a second bbt-aggregator with the same [broker] client_id, or a copied "
+                      "configuration: each connection ends the other's session, and each stores only part of the "
+                      "data. Give every aggregator its own [broker] client_id (with the same share_group to share "
+                      "the load), and a terminal credential its own client id (see docs/deploy.md)",
+                      d->cfg.client_id, TAKEOVER_DROPS, TAKEOVER_WINDOW_MS / 1000, reason);
 }
 
 static void on_disconnect(void *userdata, int error, const char *reason)
 {
         struct daemon *d = userdata;
+        bool was_connected = d->connected_mono != 0;
 
         bbt_ingest_set_connected(d->ingest, false, now_ms());
         if (!d->stopping)
                 bbt_log_warning("broker: %s; reconnecting", reason);
+        if (was_connected && !d->stopping && error)
+                check_takeover(d, mono_ms() - d->connected_mono, reason);
+        d->connected_mono = 0;
 }
 
 static void on_message(void *userdata, const char *topic, const void *payload, size_t len, int qos, bool retain)

@@ -27,7 +27,8 @@ static void usage(FILE *out)
                 "  faults      faults open at the end of the range (设备完好率)\n"
                 "  balance     校际差异系数 for primary and junior sections, with the thresholds\n"
                 "  inventory   peripherals present, and expected ones that are absent\n"
-                "  loss        delivery: messages stored, duplicates, lost, still missing, rejected\n"
+                "  loss        delivery: stored, duplicates, lost and skipped seqs with reasons,\n"
+                "              seq conflicts, still missing, rejected\n"
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE    aggregator configuration (default " BBT_AGGREGATOR_CONFIG_PATH

@@ -1096,6 +1096,84 @@ static int counter_cb(void *u, const char *name, int64_t value)
         return 0;
 }
 
+/* The loss reasons the aggregator records, in Chinese. */
+static const char *loss_reason(const struct ctx *c, const char *reason)
+{
+        static const struct {
+                const char *en, *zh;
+        } names[] = {
+                { "no longer in the agent's spool", "终端缓存中已不存在（缓存已满或已过期删除）" },
+                { "never produced by the agent", "终端从未产生" },
+                { "not resent in time", "补传超时" },
+                { "no answer to resend", "补传请求无应答" },
+                { "resent but never received", "已补传但未收到" },
+                { "lost from the agent's spool (damage, or a power cut)", "终端缓存损坏或断电时未写入磁盘" },
+                { "never stored by the agent (disk full or write error)", "终端未能写入缓存（磁盘已满或写入错误）" },
+                { "used before an unclean stop, not in the agent's spool", "异常停止前已使用，终端缓存中没有" },
+                { "used before an unclean stop, never received", "异常停止前已使用，未收到" },
+                { "never used (skipped after an unclean stop)", "未使用（终端异常停止后跳过的序号）" },
+        };
+
+        if (c->o->chinese)
+                for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                        if (strcmp(reason, names[i].en) == 0)
+                                return names[i].zh;
+        return reason;
+}
+
+struct loss_list_ctx {
+        struct ctx *c;
+        struct bbt_table *t;
+};
+
+static const struct term_info *term_of(const struct ctx *c, int64_t store_id)
+{
+        size_t ti = store_id >= 0 && store_id <= c->max_store_id ? c->by_store_id[store_id] : 0;
+
+        return ti ? &c->terms[ti - 1] : NULL;
+}
+
+static int loss_list_cb(void *u, const struct bbt_store_loss *l)
+{
+        struct loss_list_ctx *ll = u;
+        const struct term_info *ti = term_of(ll->c, l->terminal_id);
+        char when[32];
+
+        if (!ti)
+                return 0;
+        bbt_table_add_row(ll->t);
+        bbt_table_set_text(ll->t, 0, ll->c->schools[ti->school].code);
+        bbt_table_set_text(ll->t, 1, ti->id);
+        bbt_table_set_text(ll->t, 2, l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost");
+        bbt_table_set_text(ll->t, 3, l->kind == BBT_LOSS_SKIPPED ? L(ll->c, "跳过（未使用）", "skipped (never used)")
+                                                                : L(ll->c, "丢失", "lost"));
+        bbt_table_set_int(ll->t, 4, l->from);
+        bbt_table_set_int(ll->t, 5, l->to);
+        bbt_table_set_int(ll->t, 6, l->to - l->from + 1);
+        bbt_table_set_text(ll->t, 7, loss_reason(ll->c, l->reason));
+        format_time(ll->c, l->recorded_ms, when, sizeof(when));
+        bbt_table_set_text(ll->t, 8, when);
+        return 0;
+}
+
+static int conflict_list_cb(void *u, const struct bbt_store_conflict *cf)
+{
+        struct loss_list_ctx *ll = u;
+        const struct term_info *ti = term_of(ll->c, cf->terminal_id);
+        char when[32];
+
+        if (!ti)
+                return 0;
+        bbt_table_add_row(ll->t);
+        bbt_table_set_text(ll->t, 0, ll->c->schools[ti->school].code);
+        bbt_table_set_text(ll->t, 1, ti->id);
+        bbt_table_set_int(ll->t, 2, cf->seq);
+        bbt_table_set_text(ll->t, 3, bbt_channel_name(cf->channel));
+        format_time(ll->c, cf->recv_ms, when, sizeof(when));
+        bbt_table_set_text(ll->t, 4, when);
+        return 0;
+}
+
 static int report_loss(struct ctx *c, struct bbt_report *rep)
 {
         static const struct bbt_column cols[] = {
@@ -1104,10 +1182,30 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
                 { "received", "已存储", "Stored", BBT_CELL_INT, 0 },
                 { "duplicates", "重复", "Duplicates", BBT_CELL_INT, 0 },
                 { "lost", "丢失", "Lost", BBT_CELL_INT, 0 },
+                { "skipped", "跳过(未使用)", "Skipped (never used)", BBT_CELL_INT, 0 },
+                { "conflicts", "序号冲突", "Seq conflicts", BBT_CELL_INT, 0 },
                 { "missing", "待补传", "Missing now", BBT_CELL_INT, 0 },
                 { "spool_dropped", "终端缓存溢出", "Dropped by agent", BBT_CELL_INT, 0 },
                 { "first_seq", "首序号", "First seq", BBT_CELL_INT, 0 },
                 { "last_seq", "末序号", "Last seq", BBT_CELL_INT, 0 },
+        };
+        static const struct bbt_column range_cols[] = {
+                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
+                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
+                { "kind", "类别代码", "Kind code", BBT_CELL_TEXT, 0 },
+                { "kind_name", "类别", "Kind", BBT_CELL_TEXT, 0 },
+                { "from_seq", "起始序号", "From seq", BBT_CELL_INT, 0 },
+                { "to_seq", "结束序号", "To seq", BBT_CELL_INT, 0 },
+                { "count", "条数", "Count", BBT_CELL_INT, 0 },
+                { "reason", "原因", "Reason", BBT_CELL_TEXT, 0 },
+                { "recorded", "记录时间", "Recorded", BBT_CELL_TEXT, 0 },
+        };
+        static const struct bbt_column conflict_cols[] = {
+                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
+                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
+                { "seq", "序号", "Seq", BBT_CELL_INT, 0 },
+                { "channel", "通道", "Channel", BBT_CELL_TEXT, 0 },
+                { "received", "收到时间", "Received", BBT_CELL_TEXT, 0 },
         };
         static const struct bbt_column counter_cols[] = {
                 { "counter", "计数项", "Counter", BBT_CELL_TEXT, 0 },
@@ -1117,6 +1215,7 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
                                                    cols, ELEMENTSOF(cols));
         struct gap_sum_ctx gs = { c, calloc(c->n_terms + 1, sizeof(int64_t)) };
         struct counter_ctx cc = { c, NULL };
+        struct loss_list_ctx ll = { c, NULL };
         int r;
 
         if (!gs.missing)
@@ -1133,22 +1232,36 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
                 bbt_table_set_int(t, 2, ti->st->received);
                 bbt_table_set_int(t, 3, ti->st->duplicates);
                 bbt_table_set_int(t, 4, ti->st->lost);
-                bbt_table_set_int(t, 5, gs.missing[i]);
-                bbt_table_set_int(t, 6, ti->st->spool_dropped);
+                bbt_table_set_int(t, 5, ti->st->skipped);
+                bbt_table_set_int(t, 6, ti->st->conflicts);
+                bbt_table_set_int(t, 7, gs.missing[i]);
+                bbt_table_set_int(t, 8, ti->st->spool_dropped);
                 if (ti->st->first_seq >= 0) {
-                        bbt_table_set_int(t, 7, ti->st->first_seq);
-                        bbt_table_set_int(t, 8, ti->st->high_seq);
+                        bbt_table_set_int(t, 9, ti->st->first_seq);
+                        bbt_table_set_int(t, 10, ti->st->high_seq);
                 }
         }
         free(gs.missing);
+        ll.t = bbt_report_add_table(rep, "ranges", "丢失与跳过的序号", "Lost and skipped seqs", range_cols,
+                                    ELEMENTSOF(range_cols));
+        if (r == 0)
+                r = c->store->ops->losses_each(c->store, loss_list_cb, &ll);
+        ll.t = bbt_report_add_table(rep, "conflicts", "序号冲突", "Seq conflicts", conflict_cols,
+                                    ELEMENTSOF(conflict_cols));
+        if (r == 0)
+                r = c->store->ops->conflicts_each(c->store, conflict_list_cb, &ll);
         cc.t = bbt_report_add_table(rep, "counters", "接收计数(全部终端)", "Ingest counters (all terminals)",
                                     counter_cols, ELEMENTSOF(counter_cols));
         if (r == 0)
                 r = c->store->ops->counters_each(c->store, counter_cb, &cc);
         bbt_report_add_note(rep,
-                            "丢失：经补传请求仍未收到的消息；待补传：已发现缺失、仍在等待终端补传；终端缓存溢出：终端离线过久、本地缓存已满而丢弃的消息（由终端上报）。",
-                            "Lost: never received even after resend requests; missing now: gaps still being asked "
-                            "for; dropped by agent: discarded from a full spool on the terminal (its own count).");
+                            "丢失：终端产生过、但最终没有收到的消息（原因见明细）；跳过：终端异常停止（断电、崩溃）后为保证序号不重复而跳过、从未使用的序号，不是数据丢失；"
+                            "序号冲突：同一序号收到了内容不同的两条消息，两条都保留；待补传：已发现缺失、仍在等待终端补传；终端缓存溢出：终端离线过久、本地缓存已满而丢弃的消息（由终端上报）。",
+                            "Lost: messages the terminal produced that never arrived (reasons in the list); skipped: "
+                            "seqs the terminal never used, jumped over after an unclean stop (a power cut, a crash) so "
+                            "that no seq is used twice -- not a loss of data; seq conflicts: two different messages "
+                            "under one seq, both kept; missing now: gaps still being asked for; dropped by agent: "
+                            "discarded from a full spool on the terminal (its own count).");
         return r;
 }
 

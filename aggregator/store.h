@@ -11,7 +11,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 1
+#define BBT_STORE_SCHEMA_VERSION 2
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -25,7 +25,9 @@ struct bbt_store_terminal {
         int64_t high_seq;             /* the highest seq stored; -1: none yet */
         int64_t received;             /* messages stored */
         int64_t duplicates;           /* messages dropped as already stored */
-        int64_t lost;                 /* seqs recorded as lost */
+        int64_t lost;                 /* seqs recorded as lost (records that existed) */
+        int64_t skipped;              /* seqs the agent says it never used (skipped after an unclean stop) */
+        int64_t conflicts;            /* messages with a different payload under a stored seq */
         int64_t first_seen_ms, last_seen_ms; /* receive times; 0: never */
         int64_t last_active_ms;       /* end of the newest active interval (corrected); 0: never */
         bool online;
@@ -66,11 +68,25 @@ struct bbt_store_fault {
         int64_t raised_ms, cleared_ms; /* cleared_ms 0: open */
 };
 
+/* What a loss row counts: records that existed and are gone, or seqs that
+ * were never used (protocol/SPEC.md, "Sequence numbers"). */
+enum bbt_loss_kind { BBT_LOSS_LOST = 0, BBT_LOSS_SKIPPED = 1 };
+
 struct bbt_store_loss {
         int64_t terminal_id;
         int64_t from, to;
         int64_t recorded_ms;
         char reason[64];
+        enum bbt_loss_kind kind;
+};
+
+/* A message whose payload differs from the one stored under its (terminal,
+ * seq): a seq the terminal used twice. The stored one stays in raw. */
+struct bbt_store_conflict {
+        int64_t terminal_id, seq;
+        enum bbt_channel channel;
+        int64_t ts, recv_ms, boot;
+        uint64_t stored_hash, hash; /* 64-bit FNV-1a of the payloads (0: not known) */
 };
 
 /* A stored usage interval: corrected times and the agent's counters. */
@@ -106,9 +122,17 @@ struct bbt_store_ops {
         int (*gaps_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
         int (*gaps_each)(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
                          void *u);
-        /* Returns 1 if stored, 0 if (terminal, seq) was already there. */
+        /* Returns 1 if stored, 0 if (terminal, seq) was already there; then
+         * *RET_STORED_HASH (may be NULL) gets the stored payload's HASH (0:
+         * not known, a row from before schema 2). */
         int (*raw_insert)(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
-                          int64_t recv_ms, uint32_t boot, const void *payload, size_t len);
+                          int64_t recv_ms, uint32_t boot, const void *payload, size_t len, uint64_t hash,
+                          uint64_t *ret_stored_hash);
+        /* The stored payload of (terminal, seq), malloc'd and NUL-terminated;
+         * -ENOENT if none (pruned). */
+        int (*raw_payload)(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len);
+        int (*conflict_add)(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len);
+        int (*conflicts_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
         int (*usage_insert)(struct bbt_store *s, const struct bbt_store_usage *u);
         int (*usage_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
         int (*day_add)(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
@@ -118,9 +142,14 @@ struct bbt_store_ops {
         int (*days_each)(struct bbt_store *s, int32_t from, int32_t to,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
-        /* A seq recorded as lost arrived after all: takes it out of its loss
-         * record (deleted, shortened or split in two). */
-        int (*loss_remove_seq)(struct bbt_store *s, int64_t terminal_id, int64_t seq);
+        /* The loss row of the terminal overlapping FROM..TO with the lowest
+         * from (rows never overlap): 1 with *RET, 0 if none. */
+        int (*loss_find)(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to,
+                         struct bbt_store_loss *ret);
+        /* Takes FROM..TO out of the terminal's loss rows (each deleted,
+         * shortened or split in two): seqs that arrived after all, or that
+         * change kind. */
+        int (*loss_remove)(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);
         int (*losses_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
         /* Opens a fault unless one with the same terminal, code and source is
          * open, or was cleared at or after f->raised_ms (a late, resent raise). */

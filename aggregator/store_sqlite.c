@@ -66,6 +66,16 @@ static const char *const migrations[] = {
         " ts INTEGER NOT NULL, action INTEGER NOT NULL, kind INTEGER NOT NULL, subsystem TEXT NOT NULL,"
         " vendor TEXT NOT NULL, model TEXT NOT NULL, serial TEXT NOT NULL, syspath TEXT NOT NULL);"
         "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        /* 1 → 2: skipped seqs beside lost ones, conflicts (a different
+         * payload under a stored seq) and the payload hash that shows them. */
+        "ALTER TABLE terminal ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE terminal ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE raw ADD COLUMN hash INTEGER;"
+        "ALTER TABLE loss ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX loss_seq ON loss(terminal_id, from_seq);"
+        "CREATE TABLE conflict(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
+        " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -74,7 +84,7 @@ _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per sche
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
         " last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"             \
         " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"  \
-        " inventory_seq"
+        " inventory_seq, skipped, conflicts"
 
 enum stmt {
         ST_BEGIN,
@@ -89,6 +99,10 @@ enum stmt {
         ST_GAP_INSERT,
         ST_GAPS,
         ST_RAW_INSERT,
+        ST_RAW_HASH,
+        ST_RAW_PAYLOAD,
+        ST_CONFLICT_INSERT,
+        ST_CONFLICTS,
         ST_USAGE_INSERT,
         ST_USAGES,
         ST_DAY_ADD,
@@ -123,22 +137,29 @@ static const char *const sql[ST__COUNT] = {
         [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         [ST_TERMINAL_INSERT] = "INSERT INTO terminal(" TERMINAL_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-                               " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                               " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25,"
+                               " ?26, ?27)",
         [ST_TERMINAL_UPDATE] = "UPDATE terminal SET county = ?1, school = ?2, terminal = ?3, first_seq = ?4,"
                                " high_seq = ?5, received = ?6, duplicates = ?7, lost = ?8, first_seen_ms = ?9,"
                                " last_seen_ms = ?10, last_active_ms = ?11, online = ?12, boot = ?13,"
                                " online_since_ms = ?14, offline_since_ms = ?15, offline_reason = ?16,"
                                " skew_known = ?17, skew_ms = ?18, spool_dropped = ?19, version = ?20,"
-                               " hostname = ?21, os = ?22, machine_id = ?23, last_hb = ?24, inventory_seq = ?25"
-                               " WHERE id = ?26",
+                               " hostname = ?21, os = ?22, machine_id = ?23, last_hb = ?24, inventory_seq = ?25,"
+                               " skipped = ?26, conflicts = ?27 WHERE id = ?28",
         [ST_TERMINALS] = "SELECT " TERMINAL_COLS ", id FROM terminal ORDER BY id",
         [ST_GAP_DELETE] = "DELETE FROM gap WHERE terminal_id = ?1",
         [ST_GAP_INSERT] = "INSERT INTO gap(terminal_id, from_seq, to_seq, detected_ms, state, attempts,"
                           " changed_ms, cmd_id, boot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         [ST_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id, boot"
                     " FROM gap ORDER BY terminal_id, from_seq",
-        [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload)"
-                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload, hash)"
+                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        [ST_RAW_HASH] = "SELECT hash FROM raw WHERE terminal_id = ?1 AND seq = ?2",
+        [ST_RAW_PAYLOAD] = "SELECT payload FROM raw WHERE terminal_id = ?1 AND seq = ?2",
+        [ST_CONFLICT_INSERT] = "INSERT INTO conflict(terminal_id, seq, channel, ts, recv_ms, boot, payload,"
+                               " stored_hash, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        [ST_CONFLICTS] = "SELECT terminal_id, seq, channel, ts, recv_ms, boot, stored_hash, hash FROM conflict"
+                         " ORDER BY id",
         [ST_USAGE_INSERT] = "INSERT OR IGNORE INTO usage(terminal_id, seq, start_ms, end_ms, state,"
                             " interactive_ms, audio_ms, touch, pen, mouse, key)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -161,11 +182,13 @@ static const char *const sql[ST__COUNT] = {
         [ST_DAYS] = "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5,"
                     " p6, p7, p8, p9, p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?1 AND ?2"
                     " ORDER BY terminal_id, day",
-        [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5)",
-        [ST_LOSSES] = "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason FROM loss ORDER BY id",
-        [ST_LOSS_FIND] = "SELECT id, from_seq, to_seq, recorded_ms, reason FROM loss WHERE terminal_id = ?1"
-                         " AND from_seq <= ?2 AND to_seq >= ?2 LIMIT 1",
+        [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason, kind)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_LOSSES] = "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss ORDER BY id",
+        /* Rows of a terminal never overlap: the one starting last at or
+         * before ?3 is the only candidate overlapping ?2..?3 from the left. */
+        [ST_LOSS_FIND] = "SELECT id, from_seq, to_seq, recorded_ms, reason, kind FROM loss WHERE terminal_id = ?1"
+                         " AND from_seq <= ?3 AND to_seq >= ?2 ORDER BY from_seq LIMIT 1",
         [ST_LOSS_DELETE] = "DELETE FROM loss WHERE id = ?1",
         [ST_FAULT_FIND] = "SELECT id FROM fault WHERE terminal_id = ?1 AND code = ?2 AND source = ?3"
                           " AND (cleared_ms = 0 OR cleared_ms >= ?4)",
@@ -367,6 +390,8 @@ static void bind_terminal(sqlite3_stmt *st, const struct bbt_store_terminal *t)
         bind_text(st, 23, t->machine_id);
         bind_text(st, 24, t->last_hb);
         sqlite3_bind_int64(st, 25, t->inventory_seq);
+        sqlite3_bind_int64(st, 26, t->skipped);
+        sqlite3_bind_int64(st, 27, t->conflicts);
 }
 
 static int sq_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t)
@@ -392,7 +417,7 @@ static int sq_terminal_update(struct bbt_store *s, const struct bbt_store_termin
         if (!st)
                 return -EIO;
         bind_terminal(st, t);
-        sqlite3_bind_int64(st, 26, t->id);
+        sqlite3_bind_int64(st, 28, t->id);
         return run(q, st, "terminal");
 }
 
@@ -445,7 +470,9 @@ static int terminal_row(sqlite3_stmt *st, void *cb, void *u)
         copy_col(st, 22, t.machine_id, sizeof(t.machine_id));
         copy_col(st, 23, t.last_hb, sizeof(t.last_hb));
         t.inventory_seq = sqlite3_column_int64(st, 24);
-        t.id = sqlite3_column_int64(st, 25);
+        t.skipped = sqlite3_column_int64(st, 25);
+        t.conflicts = sqlite3_column_int64(st, 26);
+        t.id = sqlite3_column_int64(st, 27);
         return fn(u, &t);
 }
 
@@ -513,11 +540,12 @@ static int sq_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal
 }
 
 static int sq_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
-                         int64_t recv_ms, uint32_t boot, const void *payload, size_t len)
+                         int64_t recv_ms, uint32_t boot, const void *payload, size_t len, uint64_t hash,
+                         uint64_t *ret_stored_hash)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_RAW_INSERT);
-        int r;
+        int rc, r;
 
         if (!st)
                 return -EIO;
@@ -528,10 +556,102 @@ static int sq_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, 
         sqlite3_bind_int64(st, 5, recv_ms);
         sqlite3_bind_int64(st, 6, boot);
         sqlite3_bind_text(st, 7, payload, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (int64_t)hash);
         r = run(q, st, "raw");
         if (r < 0)
                 return r;
-        return sqlite3_changes(q->db) > 0 ? 1 : 0;
+        if (sqlite3_changes(q->db) > 0)
+                return 1;
+        /* Already there: which payload (a duplicate is the same one). */
+        if (ret_stored_hash) {
+                *ret_stored_hash = 0;
+                st = stmt(q, ST_RAW_HASH);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, terminal_id);
+                sqlite3_bind_int64(st, 2, seq);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        *ret_stored_hash = (uint64_t)sqlite3_column_int64(st, 0); /* NULL (schema 1): 0 */
+                sqlite3_reset(st);
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        return fail(q, rc, "raw");
+        }
+        return 0;
+}
+
+static int sq_raw_payload(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_RAW_PAYLOAD);
+        const unsigned char *text;
+        int rc, len;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, seq);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "raw");
+        }
+        text = sqlite3_column_text(st, 0);
+        len = sqlite3_column_bytes(st, 0);
+        *ret = malloc((size_t)len + 1);
+        if (!*ret) {
+                sqlite3_reset(st);
+                return -ENOMEM;
+        }
+        memcpy(*ret, text ? (const char *)text : "", (size_t)len);
+        (*ret)[len] = '\0';
+        *ret_len = (size_t)len;
+        sqlite3_reset(st);
+        return 0;
+}
+
+static int sq_conflict_add(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_CONFLICT_INSERT);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, c->terminal_id);
+        sqlite3_bind_int64(st, 2, c->seq);
+        sqlite3_bind_int(st, 3, (int)c->channel);
+        sqlite3_bind_int64(st, 4, c->ts);
+        sqlite3_bind_int64(st, 5, c->recv_ms);
+        sqlite3_bind_int64(st, 6, c->boot);
+        sqlite3_bind_text(st, 7, payload, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (int64_t)c->stored_hash);
+        sqlite3_bind_int64(st, 9, (int64_t)c->hash);
+        return run(q, st, "conflict");
+}
+
+static int conflict_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_conflict *) = (int (*)(void *, const struct bbt_store_conflict *))cb;
+        struct bbt_store_conflict c;
+
+        memset(&c, 0, sizeof(c));
+        c.terminal_id = sqlite3_column_int64(st, 0);
+        c.seq = sqlite3_column_int64(st, 1);
+        c.channel = (enum bbt_channel)sqlite3_column_int(st, 2);
+        c.ts = sqlite3_column_int64(st, 3);
+        c.recv_ms = sqlite3_column_int64(st, 4);
+        c.boot = sqlite3_column_int64(st, 5);
+        c.stored_hash = (uint64_t)sqlite3_column_int64(st, 6);
+        c.hash = (uint64_t)sqlite3_column_int64(st, 7);
+        return fn(u, &c);
+}
+
+static int sq_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_CONFLICTS);
+
+        return st ? each(q, st, "conflict", conflict_row, (void *)cb, u) : -EIO;
 }
 
 static int sq_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
@@ -653,48 +773,76 @@ static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
         sqlite3_bind_int64(st, 3, l->to);
         sqlite3_bind_int64(st, 4, l->recorded_ms);
         bind_text(st, 5, l->reason);
+        sqlite3_bind_int(st, 6, (int)l->kind);
         return run(q, st, "loss");
 }
 
-static int sq_loss_remove_seq(struct bbt_store *s, int64_t terminal_id, int64_t seq)
+/* The first loss row of TERMINAL_ID overlapping FROM..TO: 1 with *RET and
+ * *RET_ID, 0 if none, or -errno. */
+static int loss_first(struct sqlite_store *q, int64_t terminal_id, int64_t from, int64_t to,
+                      struct bbt_store_loss *ret, int64_t *ret_id)
 {
-        struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_LOSS_FIND);
-        struct bbt_store_loss l = { .terminal_id = terminal_id };
-        int64_t id;
-        int rc, r;
+        int rc;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, terminal_id);
-        sqlite3_bind_int64(st, 2, seq);
+        sqlite3_bind_int64(st, 2, from);
+        sqlite3_bind_int64(st, 3, to);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
                 sqlite3_reset(st);
                 return rc == SQLITE_DONE ? 0 : fail(q, rc, "loss");
         }
-        id = sqlite3_column_int64(st, 0);
-        l.from = sqlite3_column_int64(st, 1);
-        l.to = sqlite3_column_int64(st, 2);
-        l.recorded_ms = sqlite3_column_int64(st, 3);
-        copy_col(st, 4, l.reason, sizeof(l.reason));
+        memset(ret, 0, sizeof(*ret));
+        ret->terminal_id = terminal_id;
+        *ret_id = sqlite3_column_int64(st, 0);
+        ret->from = sqlite3_column_int64(st, 1);
+        ret->to = sqlite3_column_int64(st, 2);
+        ret->recorded_ms = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, ret->reason, sizeof(ret->reason));
+        ret->kind = (enum bbt_loss_kind)sqlite3_column_int(st, 5);
         sqlite3_reset(st);
-        st = stmt(q, ST_LOSS_DELETE);
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, id);
-        r = run(q, st, "loss");
-        if (r == 0 && seq > l.from) {
-                struct bbt_store_loss left = l;
+        return 1;
+}
 
-                left.to = seq - 1;
-                r = sq_loss_add(s, &left);
-        }
-        if (r == 0 && seq < l.to) {
-                struct bbt_store_loss right = l;
+static int sq_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to,
+                        struct bbt_store_loss *ret)
+{
+        int64_t id;
 
-                right.from = seq + 1;
-                r = sq_loss_add(s, &right);
+        return loss_first(of(s), terminal_id, from, to, ret, &id);
+}
+
+static int sq_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_store_loss l;
+        int64_t id;
+        int r;
+
+        while ((r = loss_first(q, terminal_id, from, to, &l, &id)) == 1) {
+                sqlite3_stmt *st = stmt(q, ST_LOSS_DELETE);
+
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, id);
+                r = run(q, st, "loss");
+                if (r == 0 && from > l.from) {
+                        struct bbt_store_loss left = l;
+
+                        left.to = from - 1;
+                        r = sq_loss_add(s, &left);
+                }
+                if (r == 0 && to < l.to) {
+                        struct bbt_store_loss right = l;
+
+                        right.from = to + 1;
+                        r = sq_loss_add(s, &right);
+                }
+                if (r < 0)
+                        return r;
         }
         return r;
 }
@@ -710,6 +858,7 @@ static int loss_row(sqlite3_stmt *st, void *cb, void *u)
         l.to = sqlite3_column_int64(st, 2);
         l.recorded_ms = sqlite3_column_int64(st, 3);
         copy_col(st, 4, l.reason, sizeof(l.reason));
+        l.kind = (enum bbt_loss_kind)sqlite3_column_int(st, 5);
         return fn(u, &l);
 }
 
@@ -1008,6 +1157,9 @@ static const struct bbt_store_ops sqlite_ops = {
         .gaps_replace = sq_gaps_replace,
         .gaps_each = sq_gaps_each,
         .raw_insert = sq_raw_insert,
+        .raw_payload = sq_raw_payload,
+        .conflict_add = sq_conflict_add,
+        .conflicts_each = sq_conflicts_each,
         .usage_insert = sq_usage_insert,
         .usage_each = sq_usage_each,
         .day_add = sq_day_add,
@@ -1015,7 +1167,8 @@ static const struct bbt_store_ops sqlite_ops = {
         .days_each = sq_days_each,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
-        .loss_remove_seq = sq_loss_remove_seq,
+        .loss_find = sq_loss_find,
+        .loss_remove = sq_loss_remove,
         .fault_raise = sq_fault_raise,
         .fault_clear = sq_fault_clear,
         .faults_each = sq_faults_each,

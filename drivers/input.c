@@ -1,5 +1,6 @@
 /* Input activity driver: finds evdev nodes with libudev (and their hotplug), counts interactions per class, delivers counts in batches. */
 #include "input.h"
+#include "evdev_caps.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,15 +19,6 @@
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
-/* What udev says a node is (ID_INPUT_* properties). A node may be several. */
-enum {
-        CAP_TOUCH = 1u << 0,    /* ID_INPUT_TOUCHSCREEN */
-        CAP_PEN = 1u << 1,      /* ID_INPUT_TABLET */
-        CAP_MOUSE = 1u << 2,    /* ID_INPUT_MOUSE, ID_INPUT_POINTINGSTICK */
-        CAP_TOUCHPAD = 1u << 3, /* ID_INPUT_TOUCHPAD */
-        CAP_KEYS = 1u << 4,     /* ID_INPUT_KEYBOARD, ID_INPUT_KEY */
-};
-
 struct input_dev {
         uv_poll_t poll; /* initialised only when fd >= 0 */
         struct bbt_input *in;
@@ -36,10 +28,19 @@ struct input_dev {
         int fd;        /* -1: we may not open it (denied) */
         int open_err;  /* denied: the errno open() gave */
         struct libevdev *evdev;
-        unsigned caps;
+        struct bbt_evdev_class klass; /* what the capabilities say it is */
+        enum bbt_input_class cls;     /* what its interactions count as */
+        char *phys;    /* the physical device: its USB device, else the input device's parent */
         bool has_mt;   /* multi-touch protocol B: contacts come as tracking IDs */
         bool pointer_seen;
         int64_t pointer_last_ms; /* event time of the latest motion or scroll */
+        /* A touch frame's or pen's own mouse or keyboard interface (a
+         * companion) counts as its HEAD, once per contact both report. */
+        struct input_dev *head;
+        unsigned n_companions;          /* on a head: how many companions it has */
+        const struct input_dev *pair_from; /* on a head: who counted the latest contact... */
+        int64_t pair_ms;                /* ...at this event time, not yet matched by the other interface */
+        bool pair_open;
 };
 
 struct bbt_input {
@@ -90,55 +91,71 @@ static char *path_join(const char *root, const char *path)
         return p;
 }
 
-static bool prop_is_1(struct udev_device *u, const char *name)
+/* The class a node's interactions count as. */
+static enum bbt_input_class class_of_role(enum bbt_evdev_role role)
 {
-        const char *v = udev_device_get_property_value(u, name);
-
-        return v && strcmp(v, "1") == 0;
+        switch (role) {
+        case BBT_EVDEV_TOUCH:
+                return BBT_INPUT_TOUCH;
+        case BBT_EVDEV_PEN:
+                return BBT_INPUT_PEN;
+        case BBT_EVDEV_TOUCHPAD:
+        case BBT_EVDEV_MOUSE:
+                return BBT_INPUT_MOUSE;
+        default:
+                return BBT_INPUT_KEY;
+        }
 }
 
-static unsigned caps_of(struct udev_device *u)
+static const char *class_name(enum bbt_input_class cls)
 {
-        unsigned caps = 0;
+        static const char *const names[BBT_INPUT__COUNT] = {"touch", "pen", "mouse", "key"};
 
-        if (prop_is_1(u, "ID_INPUT_TOUCHSCREEN"))
-                caps |= CAP_TOUCH;
-        if (prop_is_1(u, "ID_INPUT_TABLET"))
-                caps |= CAP_PEN;
-        if (prop_is_1(u, "ID_INPUT_MOUSE") || prop_is_1(u, "ID_INPUT_POINTINGSTICK"))
-                caps |= CAP_MOUSE;
-        if (prop_is_1(u, "ID_INPUT_TOUCHPAD"))
-                caps |= CAP_TOUCHPAD;
-        if (prop_is_1(u, "ID_INPUT_KEYBOARD") || prop_is_1(u, "ID_INPUT_KEY"))
-                caps |= CAP_KEYS;
-        return caps;
+        return names[cls];
 }
 
-/* Whether U is an evdev node we watch; stores its devnode and caps. */
-static bool is_watched_node(struct udev_device *u, const char **ret_node, unsigned *ret_caps)
+/* Whether U is an evdev node we watch; stores its devnode, what its
+ * capabilities say it is and, in RET_UDEV_SAYS, the ID_INPUT_* property
+ * whose class differs from that (NULL when udev agrees or is silent). */
+static bool is_watched_node(struct udev_device *u, const char **ret_node, struct bbt_evdev_class *ret_class,
+                            const char **ret_udev_says)
 {
         const char *sysname = udev_device_get_sysname(u), *node = udev_device_get_devnode(u);
-        unsigned caps;
+        struct bbt_evdev_caps caps, hints_only = {0};
+        struct bbt_evdev_class hinted;
 
         if (!sysname || strncmp(sysname, "event", 5) != 0 || !node)
                 return false;
-        caps = caps_of(u);
-        if (caps == 0)
+        bbt_evdev_caps_from_udev(u, &caps);
+        bbt_evdev_classify(&caps, ret_class);
+        if (ret_class->role == BBT_EVDEV_NONE)
                 return false;
         *ret_node = node;
-        *ret_caps = caps;
+        hints_only.hints = caps.hints;
+        bbt_evdev_classify(&hints_only, &hinted);
+        *ret_udev_says = caps.known && hinted.role != BBT_EVDEV_NONE &&
+                                         class_of_role(hinted.role) != class_of_role(ret_class->role)
+                                 ? bbt_evdev_hint_name(caps.hints)
+                                 : NULL;
         return true;
 }
 
-static const char *caps_name(unsigned caps)
+/* The physical device of the event node U, as a new string: its USB device,
+ * else the parent of its input device (an I2C HID device holds a screen's
+ * touch and pen nodes), else its input device; a virtual (uinput) device is
+ * always its own. NULL on ENOMEM. */
+static char *phys_of(struct udev_device *u)
 {
-        if (caps & CAP_TOUCH)
-                return "touch";
-        if (caps & CAP_PEN)
-                return "pen";
-        if (caps & (CAP_MOUSE | CAP_TOUCHPAD))
-                return "mouse";
-        return "key";
+        struct udev_device *p = udev_device_get_parent_with_subsystem_devtype(u, "usb", "usb_device");
+        struct udev_device *input = udev_device_get_parent_with_subsystem_devtype(u, "input", NULL);
+        const char *syspath = udev_device_get_syspath(u);
+
+        if (!p && input) {
+                p = input;
+                if (strncmp(syspath, "/sys/devices/virtual/", 21) != 0 && udev_device_get_parent(input))
+                        p = udev_device_get_parent(input);
+        }
+        return strdup(udev_device_get_syspath(p ? p : u));
 }
 
 /* ---- counting ---- */
@@ -158,18 +175,6 @@ static void count(struct bbt_input *in, enum bbt_input_class cls)
         batch_arm(in);
 }
 
-/* The class a button press on DEV belongs to: what the device mainly is. */
-static enum bbt_input_class primary_class(const struct input_dev *dev)
-{
-        if (dev->caps & CAP_TOUCH)
-                return BBT_INPUT_TOUCH;
-        if (dev->caps & CAP_PEN)
-                return BBT_INPUT_PEN;
-        if (dev->caps & (CAP_MOUSE | CAP_TOUCHPAD))
-                return BBT_INPUT_MOUSE;
-        return BBT_INPUT_KEY;
-}
-
 /* Keyboard and remote-control keys, as opposed to buttons of pointers,
  * pens, joysticks and game pads. */
 static bool is_keyboard_key(unsigned code)
@@ -179,11 +184,17 @@ static bool is_keyboard_key(unsigned code)
                (code >= KEY_ALS_TOGGLE && code < BTN_TRIGGER_HAPPY);
 }
 
+/* An event's own time stamp in ms. */
+static int64_t event_ms(const struct input_event *ev)
+{
+        return (int64_t)ev->input_event_sec * 1000 + (int64_t)ev->input_event_usec / 1000;
+}
+
 /* Motion or scrolling: one interaction per run without a pause of
  * BBT_INPUT_GESTURE_GAP_MS (measured on the events' own timestamps). */
 static void pointer_motion(struct input_dev *dev, const struct input_event *ev)
 {
-        int64_t t = (int64_t)ev->input_event_sec * 1000 + (int64_t)ev->input_event_usec / 1000;
+        int64_t t = event_ms(ev);
 
         if (!dev->pointer_seen || t < dev->pointer_last_ms ||
             t - dev->pointer_last_ms >= BBT_INPUT_GESTURE_GAP_MS)
@@ -192,54 +203,90 @@ static void pointer_motion(struct input_dev *dev, const struct input_event *ev)
         dev->pointer_last_ms = t;
 }
 
+/* One contact (a finger, a pen stroke, a click) on DEV or, for a companion,
+ * on its head. A frame that reports a contact on two interfaces within
+ * BBT_INPUT_COMPANION_WINDOW_MS (event times) is counted once: each count
+ * from one interface absorbs at most one from another. */
+static void contact(struct input_dev *dev, const struct input_event *ev)
+{
+        struct input_dev *head = dev->head ? dev->head : dev;
+        int64_t t = event_ms(ev), d;
+
+        if (head->n_companions > 0) {
+                d = t - head->pair_ms;
+                if (head->pair_open && head->pair_from != dev && d < BBT_INPUT_COMPANION_WINDOW_MS &&
+                    d > -BBT_INPUT_COMPANION_WINDOW_MS) {
+                        head->pair_open = false; /* the other interface's report of the same contact */
+                        return;
+                }
+                head->pair_open = true;
+                head->pair_from = dev;
+                head->pair_ms = t;
+        }
+        count(dev->in, head->cls);
+}
+
 /* Turns one event into at most one counted interaction; see
  * docs/drivers-input-periph.md for the table. The event's code and value
  * go no further than this function. */
 static void handle_event(struct input_dev *dev, const struct input_event *ev)
 {
         struct bbt_input *in = dev->in;
+        enum bbt_evdev_role role = dev->klass.role;
 
         switch (ev->type) {
         case EV_KEY:
                 if (ev->value != 1) /* releases (0) and auto-repeat (2) are not new presses */
                         return;
+                if (dev->head) {
+                        /* A frame's mouse or keyboard interface: its presses are the frame's contacts. */
+                        if (ev->code == BTN_TOUCH || (ev->code >= BTN_MOUSE && ev->code <= BTN_TASK) ||
+                            is_keyboard_key(ev->code))
+                                contact(dev, ev);
+                        return;
+                }
                 if (ev->code == BTN_TOUCH) {
-                        if (dev->caps & CAP_TOUCH) {
+                        if (role == BBT_EVDEV_TOUCH) {
                                 if (!dev->has_mt) /* with tracking IDs each contact is counted there */
-                                        count(in, BBT_INPUT_TOUCH);
-                        } else if (dev->caps & CAP_PEN) {
-                                count(in, BBT_INPUT_PEN);
-                        } else if (dev->caps & (CAP_MOUSE | CAP_TOUCHPAD)) {
-                                count(in, BBT_INPUT_MOUSE);
+                                        contact(dev, ev);
+                        } else if (role == BBT_EVDEV_PEN || role == BBT_EVDEV_TOUCHPAD || role == BBT_EVDEV_MOUSE) {
+                                count(in, dev->cls);
                         }
                         return;
                 }
-                if (ev->code == BTN_STYLUS || ev->code == BTN_STYLUS2 || ev->code == BTN_STYLUS3) {
-                        count(in, (dev->caps & CAP_PEN) ? BBT_INPUT_PEN : primary_class(dev));
+                if (ev->code == BTN_STYLUS || ev->code == BTN_STYLUS2 || ev->code == BTN_STYLUS3 ||
+                    (ev->code >= BTN_0 && ev->code <= BTN_9)) {
+                        if (role == BBT_EVDEV_PEN) /* pen buttons and a pad's buttons */
+                                count(in, BBT_INPUT_PEN);
                         return;
                 }
                 if (ev->code >= BTN_MOUSE && ev->code <= BTN_TASK) {
-                        enum bbt_input_class cls = primary_class(dev);
-
-                        count(in, cls == BBT_INPUT_KEY ? BBT_INPUT_MOUSE : cls);
+                        if (role == BBT_EVDEV_TOUCH)
+                                contact(dev, ev); /* a touch driver's emulated click */
+                        else
+                                count(in, dev->cls == BBT_INPUT_KEY ? BBT_INPUT_MOUSE : dev->cls);
                         return;
                 }
                 if (is_keyboard_key(ev->code))
                         count(in, BBT_INPUT_KEY);
-                return; /* tool proximity (BTN_TOOL_*), joystick and pad buttons */
+                return; /* tool proximity (BTN_TOOL_*), joystick and game-pad buttons */
         case EV_ABS:
+                if (dev->head)
+                        return; /* a companion's motion is part of the frame's contact */
                 if (ev->code == ABS_MT_TRACKING_ID) {
-                        if (ev->value >= 0 && (dev->caps & CAP_TOUCH))
-                                count(in, BBT_INPUT_TOUCH);
+                        if (ev->value >= 0 && role == BBT_EVDEV_TOUCH)
+                                contact(dev, ev);
                         return;
                 }
                 /* Absolute pointers (KVM and VM tablets): motion as for a mouse.
                  * Touch screens, pens and touchpads count contacts instead. */
-                if ((dev->caps & CAP_MOUSE) && !(dev->caps & (CAP_TOUCH | CAP_PEN | CAP_TOUCHPAD)))
+                if (role == BBT_EVDEV_MOUSE)
                         pointer_motion(dev, ev);
                 return;
         case EV_REL:
-                if ((dev->caps & (CAP_MOUSE | CAP_TOUCHPAD)) || ev->code == REL_WHEEL ||
+                if (dev->head)
+                        return;
+                if (role == BBT_EVDEV_MOUSE || role == BBT_EVDEV_TOUCHPAD || ev->code == REL_WHEEL ||
                     ev->code == REL_HWHEEL || ev->code == REL_WHEEL_HI_RES || ev->code == REL_HWHEEL_HI_RES)
                         pointer_motion(dev, ev);
                 return;
@@ -269,6 +316,7 @@ static void dev_free(struct input_dev *dev)
                 close(dev->fd);
         free(dev->syspath);
         free(dev->node);
+        free(dev->phys);
         free(dev);
 }
 
@@ -292,6 +340,44 @@ static struct input_dev *dev_find(struct bbt_input *in, const char *syspath)
         return NULL;
 }
 
+static bool is_head_role(enum bbt_evdev_role role)
+{
+        return role == BBT_EVDEV_TOUCH || role == BBT_EVDEV_PEN;
+}
+
+static bool is_companion_role(enum bbt_evdev_role role)
+{
+        return role == BBT_EVDEV_MOUSE || role == BBT_EVDEV_KEYBOARD || role == BBT_EVDEV_KEYS;
+}
+
+/* Links every mouse or keyboard interface of a touch frame or pen (the same
+ * physical device) to it as a companion, a touch node before a pen node;
+ * run whenever a node comes or goes. */
+static void regroup(struct bbt_input *in)
+{
+        struct input_dev *d, *h;
+
+        for (d = in->devs; d; d = d->next) {
+                d->head = NULL;
+                d->n_companions = 0;
+                d->pair_open = false;
+        }
+        for (d = in->devs; d; d = d->next) {
+                struct input_dev *best = NULL;
+
+                if (!is_companion_role(d->klass.role))
+                        continue;
+                for (h = in->devs; h; h = h->next)
+                        if (is_head_role(h->klass.role) && strcmp(h->phys, d->phys) == 0 &&
+                            (!best || (best->klass.role != BBT_EVDEV_TOUCH && h->klass.role == BBT_EVDEV_TOUCH)))
+                                best = h;
+                if (best) {
+                        d->head = best;
+                        best->n_companions++;
+                }
+        }
+}
+
 /* Unlinks DEV and releases it: at once when denied, after its poll handle
  * has closed otherwise. */
 static void dev_forget(struct input_dev *dev)
@@ -305,6 +391,8 @@ static void dev_forget(struct input_dev *dev)
                         break;
                 }
         dev->next = NULL;
+        dev->head = NULL;
+        regroup(in);
         if (dev->fd < 0) {
                 in->n_denied--;
                 dev_free(dev);
@@ -369,24 +457,26 @@ static void denied_note(struct bbt_input *in, const char *node, int err)
  * which are remembered for the input_denied alert), or a negative errno. */
 static int dev_add(struct bbt_input *in, struct udev_device *u)
 {
-        const char *node, *syspath = udev_device_get_syspath(u);
+        const char *node, *udev_says, *syspath = udev_device_get_syspath(u);
+        struct bbt_evdev_class klass;
         struct input_dev *dev;
-        unsigned caps;
         char *path;
         int r;
 
-        if (!syspath || !is_watched_node(u, &node, &caps) || dev_find(in, syspath))
+        if (!syspath || !is_watched_node(u, &node, &klass, &udev_says) || dev_find(in, syspath))
                 return 0;
         dev = calloc(1, sizeof(*dev));
         if (!dev)
                 return -ENOMEM;
         dev->in = in;
         dev->fd = -1;
-        dev->caps = caps;
+        dev->klass = klass;
+        dev->cls = class_of_role(klass.role);
         dev->syspath = strdup(syspath);
         dev->node = strdup(node);
+        dev->phys = phys_of(u);
         path = path_join(in->root, node);
-        if (!dev->syspath || !dev->node || !path) {
+        if (!dev->syspath || !dev->node || !dev->phys || !path) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -400,6 +490,7 @@ static int dev_add(struct bbt_input *in, struct udev_device *u)
                         dev->next = in->devs;
                         in->devs = dev;
                         in->n_denied++;
+                        regroup(in);
                         batch_arm(in);
                         free(path);
                         return 0;
@@ -424,6 +515,7 @@ static int dev_add(struct bbt_input *in, struct udev_device *u)
         dev->next = in->devs;
         in->devs = dev;
         in->n_watched++;
+        regroup(in);
         r = uv_poll_start(&dev->poll, UV_READABLE, dev_readable_cb);
         if (r < 0) {
                 dev_forget(dev);
@@ -576,13 +668,50 @@ static void input_stop(struct bbt_driver *d, void (*done)(void *userdata), void 
         uv_close((uv_handle_t *)&in->monitor_poll, handle_closed_cb);
 }
 
+/* One node's lines for --probe: class, name, readable or not, and why. */
+static void probe_print(FILE *out, const char *root, const struct input_dev *dev, const char *name,
+                        const char *udev_says)
+{
+        char *path = path_join(root, dev->node);
+        int fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1, err = path ? errno : ENOMEM;
+        enum bbt_input_class cls = dev->head ? dev->head->cls : dev->cls;
+
+        fprintf(out, "input: %s %s \"%s\": ", dev->node, class_name(cls), name ? name : "");
+        if (fd >= 0)
+                fprintf(out, "readable\n");
+        else
+                fprintf(out, "not readable: %s%s\n", strerror(err),
+                        err == EACCES || err == EPERM ? " (the agent's user needs the input group)" : "");
+        if (fd >= 0)
+                close(fd);
+        free(path);
+        fprintf(out, "  why: %s", dev->klass.reason);
+        if (dev->klass.role == BBT_EVDEV_TOUCHPAD)
+                fprintf(out, ", counted as mouse");
+        if (dev->head)
+                fprintf(out, "; an interface of the %s %s on the same device: its presses count as that %s, "
+                             "a contact reported on both once",
+                        dev->head->klass.role == BBT_EVDEV_TOUCH ? "touch frame" : "pen", dev->head->node,
+                        class_name(dev->head->cls));
+        if (udev_says)
+                fprintf(out, " (udev's hint %s disagrees)", udev_says);
+        fputc('\n', out);
+}
+
 static int input_probe(struct bbt_driver *d, FILE *out)
 {
         struct bbt_input *in = container_of(d, struct bbt_input, base);
+        struct bbt_input seen = {0}; /* the nodes, unopened, grouped as start() would */
+        struct input_dev **tail = &seen.devs, *dev;
         struct udev *udev = udev_new();
         struct udev_enumerate *e;
         struct udev_list_entry *entry;
-        int r = 0, n = 0;
+        struct extra {
+                char *name;
+                const char *udev_says;
+        } *extra = NULL;
+        size_t n = 0, i;
+        int r = 0;
 
         if (!udev)
                 return -ENOMEM;
@@ -595,39 +724,53 @@ static int input_probe(struct bbt_driver *d, FILE *out)
         udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e)) {
                 struct udev_device *u = udev_device_new_from_syspath(udev, udev_list_entry_get_name(entry));
                 struct udev_device *parent;
-                const char *node, *name = NULL;
-                unsigned caps;
-                char *path;
-                int fd;
+                const char *node, *udev_says, *name = NULL;
+                struct bbt_evdev_class klass;
+                struct extra *grown;
 
                 if (!u)
                         continue;
-                if (!is_watched_node(u, &node, &caps)) {
+                if (!is_watched_node(u, &node, &klass, &udev_says)) {
                         udev_device_unref(u);
                         continue;
                 }
                 parent = udev_device_get_parent(u);
                 if (parent)
                         name = udev_device_get_sysattr_value(parent, "name");
-                path = path_join(in->root, node);
-                fd = path ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
-                if (fd >= 0) {
-                        fprintf(out, "input: %s %s \"%s\": readable\n", node, caps_name(caps), name ? name : "");
-                        close(fd);
-                } else {
-                        int err = path ? errno : ENOMEM;
-
-                        fprintf(out, "input: %s %s \"%s\": not readable: %s%s\n", node, caps_name(caps),
-                                name ? name : "", strerror(err),
-                                err == EACCES || err == EPERM ? " (the agent's user needs the input group)" : "");
+                dev = calloc(1, sizeof(*dev));
+                if (dev)
+                        dev->fd = -1;
+                grown = realloc(extra, (n + 1) * sizeof(*extra));
+                if (grown)
+                        extra = grown;
+                if (!dev || !grown || !(dev->node = strdup(node)) || !(dev->phys = phys_of(u))) {
+                        dev_free(dev);
+                        udev_device_unref(u);
+                        r = -ENOMEM;
+                        goto out;
                 }
-                free(path);
+                dev->klass = klass;
+                dev->cls = class_of_role(klass.role);
+                extra[n].name = name ? strdup(name) : NULL;
+                extra[n].udev_says = udev_says;
+                *tail = dev;
+                tail = &dev->next;
                 n++;
                 udev_device_unref(u);
         }
+        regroup(&seen);
+        for (dev = seen.devs, i = 0; dev; dev = dev->next, i++)
+                probe_print(out, in->root, dev, extra[i].name, extra[i].udev_says);
         if (n == 0)
                 fprintf(out, "input: no touch, pen, mouse or keyboard devices\n");
 out:
+        while ((dev = seen.devs)) {
+                seen.devs = dev->next;
+                dev_free(dev);
+        }
+        for (i = 0; i < n; i++)
+                free(extra[i].name);
+        free(extra);
         udev_enumerate_unref(e);
         udev_unref(udev);
         return r;

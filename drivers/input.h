@@ -14,6 +14,10 @@ struct input_event;
 /* Pointer motion or scrolling after this long (ms) without any starts a new
  * mouse interaction; motion within it continues the same one. */
 #define BBT_INPUT_GESTURE_GAP_MS 500
+/* A touch frame or pen that reports one contact on two interfaces (its
+ * touch node and its mouse or keyboard node) does so within this many ms
+ * (event times); such a pair is counted once. */
+#define BBT_INPUT_COMPANION_WINDOW_MS 150
 
 /* How a device is attached and read: libevdev_set_fd and
  * libevdev_next_event in production. Tests replace next_event to fake read

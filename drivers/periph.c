@@ -230,15 +230,19 @@ uint32_t bbt_periph_classify(const struct bbt_periph_facts *f)
         if (strcmp(ss, "input") == 0) {
                 if (!has_prefix(name, "input"))
                         return 0; /* event and mouse nodes belong to their input device */
-                if (f->input & BBT_PERIPH_INPUT_TOUCHSCREEN)
+                switch (f->input.role) {
+                case BBT_EVDEV_TOUCH:
                         return 1u << BBT_KIND_TOUCH;
-                if (f->input & BBT_PERIPH_INPUT_TABLET)
+                case BBT_EVDEV_PEN:
                         return 1u << BBT_KIND_PEN;
-                if (f->input & (BBT_PERIPH_INPUT_MOUSE | BBT_PERIPH_INPUT_TOUCHPAD))
-                        return 1u << BBT_KIND_MOUSE;
-                if (f->input & BBT_PERIPH_INPUT_KEYBOARD)
+                case BBT_EVDEV_TOUCHPAD:
+                case BBT_EVDEV_MOUSE:
+                        return 1u << BBT_KIND_MOUSE | (f->input.keyboard ? 1u << BBT_KIND_KEYBOARD : 0);
+                case BBT_EVDEV_KEYBOARD:
                         return 1u << BBT_KIND_KEYBOARD;
-                return 0; /* power buttons, lid and jack switches, accelerometers */
+                default:
+                        return 0; /* power buttons, media and hot keys, switches, sensors */
+                }
         }
         if (strcmp(ss, "block") == 0) {
                 if (!f->devtype || strcmp(f->devtype, "disk") != 0)
@@ -464,30 +468,6 @@ static void sound_pcms(const char *root, const char *syspath, bool *capture, boo
         closedir(d);
 }
 
-static unsigned input_bits(struct udev_device *u)
-{
-        static const struct {
-                const char *prop;
-                unsigned bit;
-        } map[] = {
-                {"ID_INPUT_TOUCHSCREEN", BBT_PERIPH_INPUT_TOUCHSCREEN},
-                {"ID_INPUT_TABLET", BBT_PERIPH_INPUT_TABLET},
-                {"ID_INPUT_MOUSE", BBT_PERIPH_INPUT_MOUSE},
-                {"ID_INPUT_TOUCHPAD", BBT_PERIPH_INPUT_TOUCHPAD},
-                {"ID_INPUT_KEYBOARD", BBT_PERIPH_INPUT_KEYBOARD},
-        };
-        unsigned bits = 0;
-        size_t i;
-
-        for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-                const char *v = udev_device_get_property_value(u, map[i].prop);
-
-                if (v && strcmp(v, "1") == 0)
-                        bits |= map[i].bit;
-        }
-        return bits;
-}
-
 /* The USB device U is or belongs to, or NULL (not referenced: it lives as
  * long as U). */
 static struct udev_device *usb_device_of(struct udev_device *u)
@@ -524,7 +504,12 @@ static int evaluate(struct periph_drv *p, struct udev_device *u)
         f.on_usb = usb != NULL;
         f.v4l_capabilities = udev_device_get_property_value(u, "ID_V4L_CAPABILITIES");
         f.id_bus = udev_device_get_property_value(u, "ID_BUS");
-        f.input = input_bits(u);
+        if (f.subsystem && strcmp(f.subsystem, "input") == 0 && has_prefix(f.sysname, "input")) {
+                struct bbt_evdev_caps caps;
+
+                bbt_evdev_caps_from_udev(u, &caps);
+                bbt_evdev_classify(&caps, &f.input);
+        }
         f.usb_class = -1;
         if (f.subsystem && strcmp(f.subsystem, "sound") == 0)
                 sound_pcms(p->root, syspath, &f.sound_capture, &f.sound_playback);

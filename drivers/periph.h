@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "bbt/driver.h"
+#include "evdev_caps.h"
 
 /* Changes within this many ms of each other are reported once, by default. */
 #define BBT_PERIPH_DEBOUNCE_MS_DEFAULT 2000
@@ -45,15 +46,6 @@ int bbt_periph_expect_parse(const char *list, uint32_t *ret);
 
 /* ---- the classification table, exposed for tests and --probe ---- */
 
-/* ID_INPUT_* properties of an input device. */
-enum {
-        BBT_PERIPH_INPUT_TOUCHSCREEN = 1u << 0,
-        BBT_PERIPH_INPUT_TABLET = 1u << 1,
-        BBT_PERIPH_INPUT_MOUSE = 1u << 2,
-        BBT_PERIPH_INPUT_TOUCHPAD = 1u << 3,
-        BBT_PERIPH_INPUT_KEYBOARD = 1u << 4,
-};
-
 /* What the classification looks at, gathered from one udev device. Strings
  * may be NULL when absent. */
 struct bbt_periph_facts {
@@ -68,7 +60,7 @@ struct bbt_periph_facts {
         const char *drm_status;       /* drm connector's status attribute */
         const char *removable;        /* block device's removable attribute */
         const char *id_bus;           /* ID_BUS */
-        unsigned input;               /* BBT_PERIPH_INPUT_* bits */
+        struct bbt_evdev_class input; /* input device: what its capabilities say (evdev_caps.h) */
         int usb_class;                /* usb_device's bDeviceClass, -1 when unknown */
 };
 

@@ -102,6 +102,9 @@ struct projector {
         int erst_alert; /* -1, or the severity raised */
         char erst_detail[REASON_MAX];
         bool lamp_alert;
+        char problem[REASON_MAX]; /* the problem last reported ("" none) */
+        uint64_t unreachable_since; /* loop time of the first failed poll in a row (0: reachable) */
+        bool unreachable_alert;
 
         struct bbt_projector_stats stats;
         char last_error[REASON_MAX];
@@ -308,6 +311,48 @@ static void update_lamp_alert(struct projector *p)
         }
 }
 
+/* Reports a change of what is wrong (WHAT "" when fine) for the log. */
+static void set_problem(struct projector *p, const char *what)
+{
+        const struct bbt_driver_events *ev = p->base.env.events;
+
+        if (strcmp(p->problem, what) == 0)
+                return;
+        snprintf(p->problem, sizeof(p->problem), "%s", what);
+        if (ev && ev->problem && !p->stopping)
+                ev->problem(ev->userdata, "projector", what[0] ? what : NULL);
+}
+
+/* A projector that stays unreachable (or refuses the password) for
+ * unreachable_alert_ms raises projector_unreachable with the reason; the
+ * first good poll clears it. */
+static void update_reachability(struct projector *p, bool ok)
+{
+        uint64_t now = uv_now(p->base.env.loop);
+        char detail[REASON_MAX + 64];
+
+        if (ok) {
+                set_problem(p, "");
+                p->unreachable_since = 0;
+                if (p->unreachable_alert) {
+                        p->unreachable_alert = false;
+                        alert(p, "projector_unreachable", BBT_SEVERITY_WARNING, BBT_ALERT_CLEARED, "reachable");
+                }
+                return;
+        }
+        snprintf(detail, sizeof(detail), "unreachable: %s", p->fail_reason);
+        set_problem(p, detail);
+        if (!p->unreachable_since)
+                p->unreachable_since = now ? now : 1;
+        if (!p->unreachable_alert && p->opts.unreachable_alert_ms &&
+            now - p->unreachable_since >= p->opts.unreachable_alert_ms) {
+                p->unreachable_alert = true;
+                snprintf(detail, sizeof(detail), "%s:%s unreachable for %" PRIu64 " s: %s", p->host, p->port_str,
+                         (now - p->unreachable_since) / 1000, p->fail_reason);
+                alert(p, "projector_unreachable", BBT_SEVERITY_WARNING, BBT_ALERT_RAISED, detail);
+        }
+}
+
 static void report_poll(struct projector *p, bool ok)
 {
         const struct bbt_driver_events *ev = p->base.env.events;
@@ -316,6 +361,7 @@ static void report_poll(struct projector *p, bool ok)
         status_from_steps(p, ok, &st);
         if (ev && ev->projector && !p->stopping)
                 ev->projector(ev->userdata, &st);
+        update_reachability(p, ok);
         if (!ok)
                 return; /* unreachable: the display and the alerts are unknown, not changed */
         if (st.has_power) {

@@ -17,6 +17,8 @@ struct bbt_projector_options {
         uint32_t poll_interval_ms; /* between the end of one poll and the next; 0: 30 s */
         uint32_t timeout_ms;       /* for each step: resolve, connect, greeting, each reply; 0: 5 s */
         int64_t lamp_hours_limit;  /* raise lamp_hours when a lamp reaches it; 0: never */
+        uint32_t unreachable_alert_ms; /* raise projector_unreachable when no poll has
+                                          succeeded for this long; 0: never */
 };
 
 /* Fills OPTS with the defaults (no host). */

@@ -208,6 +208,8 @@ static const struct field state_fields[] = {
         ID_FIELD("machine_id", struct bbt_state, machine_id, false, pat_machine_id),
         { .name = "reason", .type = T_ENUM, .off = offsetof(struct bbt_state, reason), .min = BBT_REASON_LOST, .names = reason_names },
         { .name = "will_seq", .type = T_INT, .off = offsetof(struct bbt_state, will_seq), .has = HAS(struct bbt_state, has_will_seq), .min = 0, .max = BBT_INT_MAX },
+        { .name = "skipped_from", .type = T_INT, .off = offsetof(struct bbt_state, skipped_from), .has = HAS(struct bbt_state, has_skipped_from), .min = 0, .max = BBT_INT_MAX },
+        { .name = "skipped_to", .type = T_INT, .off = offsetof(struct bbt_state, skipped_to), .has = HAS(struct bbt_state, has_skipped_to), .min = 0, .max = BBT_INT_MAX },
 };
 
 static const struct field mem_fields[] = {
@@ -626,6 +628,13 @@ static int check_state(struct decoder *d, const struct bbt_state *s)
 {
         int r;
 
+        if (s->has_skipped_from && !s->has_skipped_to)
+                return rule_at(d, "skipped_to", "missing");
+        if (s->has_skipped_to && !s->has_skipped_from)
+                return rule_at(d, "skipped_from", "missing");
+        if (s->has_skipped_to && s->skipped_to < s->skipped_from)
+                return rule_at(d, "skipped_to", "must be >= skipped_from");
+
         if (!s->online)
                 return s->reason == BBT_REASON_NONE ? rule_at(d, "reason", "missing") : 0;
         if ((r = require_field(d, "version", s->version)) < 0 ||
@@ -676,6 +685,57 @@ static int check_cmd(struct decoder *d, struct bbt_cmd *c)
         return 0;
 }
 
+#define MISSING_MAX 64 /* ranges in a resend reply's result.missing */
+
+/* A resend reply's result.missing, when present: at most MISSING_MAX
+ * {"from": seq, "to": seq >= from, "reason": "^[a-z_]{1,32}$"}. The rest of
+ * a result is free-form. */
+static int check_reply_result(struct decoder *d, const cJSON *result)
+{
+        const cJSON *missing = cJSON_GetObjectItemCaseSensitive(result, "missing"), *item;
+        size_t saved, i = 0;
+        int r;
+
+        if (!missing)
+                return 0;
+        saved = path_push(d, ".result.missing");
+        if (!cJSON_IsArray(missing))
+                return fail(d, -EINVAL, "expected array");
+        if (cJSON_GetArraySize(missing) > MISSING_MAX)
+                return fail(d, -EINVAL, "expected at most %d items", MISSING_MAX);
+        cJSON_ArrayForEach(item, missing) {
+                size_t item_at = path_push(d, "[%zu]", i++), at = d->path_len;
+                const cJSON *reason = cJSON_GetObjectItemCaseSensitive(item, "reason");
+                int64_t from, to;
+
+                if (!cJSON_IsObject(item))
+                        return fail(d, -EINVAL, "expected object");
+                path_push(d, ".from");
+                if (!cJSON_GetObjectItemCaseSensitive(item, "from"))
+                        return fail(d, -EINVAL, "missing");
+                if ((r = decode_int(d, cJSON_GetObjectItemCaseSensitive(item, "from"), 0, BBT_INT_MAX, &from)) < 0)
+                        return r;
+                path_pop(d, at);
+                path_push(d, ".to");
+                if (!cJSON_GetObjectItemCaseSensitive(item, "to"))
+                        return fail(d, -EINVAL, "missing");
+                if ((r = decode_int(d, cJSON_GetObjectItemCaseSensitive(item, "to"), 0, BBT_INT_MAX, &to)) < 0)
+                        return r;
+                if (to < from)
+                        return fail(d, -EINVAL, "must be >= from");
+                path_pop(d, at);
+                path_push(d, ".reason");
+                if (!reason)
+                        return fail(d, -EINVAL, "missing");
+                if (!cJSON_IsString(reason) || strlen(reason->valuestring) < 1 || strlen(reason->valuestring) > 32 ||
+                    strspn(reason->valuestring, "abcdefghijklmnopqrstuvwxyz_") != strlen(reason->valuestring))
+                        return fail(d, -EINVAL, "expected 1 to 32 of a-z _");
+                path_pop(d, item_at);
+        }
+        path_pop(d, saved);
+        return 0;
+}
+
 static int check_body(struct decoder *d, struct bbt_msg *m)
 {
         switch (m->channel) {
@@ -688,7 +748,7 @@ static int check_body(struct decoder *d, struct bbt_msg *m)
         case BBT_CH_CMD_REPLY:
                 if (!m->body.reply.ok)
                         return require_field(d, "error", m->body.reply.error);
-                return 0;
+                return m->body.reply.result_json ? check_reply_result(d, m->body.reply.result_json) : 0;
         default:
                 return 0;
         }

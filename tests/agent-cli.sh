@@ -42,7 +42,62 @@ expect check-projector-password-private 0 "password = JBMIAProjectorLink" -- "$a
 expect run-readable-password-file 1 "agent.password: other users can read this secret (mode 0644); make it private: chmod 600 $t/agent.password" -- "$agent" -c "$t/secret.conf"
 expect probe 0 "== health ==" -- "$agent" -c "$t/ok.conf" --probe
 expect probe-drivers 0 "== periph ==" -- "$agent" -c "$t/ok.conf" --probe
+# The eGalax frame of tests/devices/egalax-0eef-0001-hid-pen-usage.device (udev: tablet),
+# built by umockdev-run: --probe counts it as touch and says why.
+expect probe-input-why 0 "why: BTN_TOOL_PEN without pressure, stylus button or eraser" -- \
+    umockdev-run -d "$(dirname "$0")/fixtures/umockdev/egalax-hid.umockdev" -- "$agent" -c "$t/ok.conf" --probe
+expect probe-input-class 0 'input: /dev/input/event30 touch "eGalax Inc. USB TouchController Touchscreen": readable' -- \
+    umockdev-run -d "$(dirname "$0")/fixtures/umockdev/egalax-hid.umockdev" -- "$agent" -c "$t/ok.conf" --probe
 expect run-bad-config 2 "expected 6 digits" -- "$agent" -c "$t/bad-county.conf"
 [ -e "$t/spool" ] && fail probe-opens-nothing "--probe created the spool" || pass
+
+# A configured projector that does not answer: a PROBLEM line, exit 3 (for scripts).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cp "$t/ok.conf" "$t/projector.conf"
+printf '[projector]\nhost = 127.0.0.1\nport = %s\ntimeout = 1s\n' "$port" >> "$t/projector.conf"
+expect probe-projector-down 3 "PROBLEM: projector" -- "$agent" -c "$t/projector.conf" --probe
+expect probe-counts-problems 3 "1 problem found" -- "$agent" -c "$t/projector.conf" --probe
+expect probe-no-problem 0 "0 problems found" -- "$agent" -c "$t/ok.conf" --probe
+
+# A first start with the default layout (the spool inside state_dir, neither
+# there yet): both are created, 0700, and the agent runs (the broker is down).
+cat > "$t/fresh.conf" <<CONF
+[identity]
+county = 510107
+school = 3151010001
+terminal = r101
+[agent]
+state_dir = $t/fresh/state
+[spool]
+dir = $t/fresh/state/spool
+[broker]
+host = 127.0.0.1
+port = $port
+[input]
+enabled = false
+[display]
+enabled = false
+[audio]
+enabled = false
+[peripherals]
+enabled = false
+CONF
+mkdir "$t/fresh"
+"$agent" -c "$t/fresh.conf" >"$t/fresh.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q "started: bbt-agent" "$t/fresh.log"; do
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+    i=$((i + 1))
+done
+if grep -q "started: bbt-agent" "$t/fresh.log" && [ "$(stat -c %a "$t/fresh/state")" = 700 ] &&
+    [ "$(stat -c %a "$t/fresh/state/spool")" = 700 ] && [ -e "$t/fresh/state/state" ]; then
+    pass
+else
+    fail fresh-state-dir "first start with a missing state_dir: $(cat "$t/fresh.log")"
+fi
+kill -TERM $pid 2>/dev/null
+wait $pid 2>/dev/null
 
 finish

@@ -136,7 +136,9 @@ static void cleanup_at_exit(void)
                                 bbt_test_dump_tail(dumps[i].path, dumps[i].max);
         while (n_hooks > 0)
                 hooks[--n_hooks]();
-        if (tmp_dir[0])
+        if (tmp_dir[0] && getenv("BBT_TEST_KEEP"))
+                fprintf(stderr, "BBT_TEST_KEEP: kept %s\n", tmp_dir);
+        else if (tmp_dir[0])
                 nftw(tmp_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 

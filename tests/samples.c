@@ -37,6 +37,21 @@ static void fill(void)
         m->body.state.os = "Debian GNU/Linux 12 (bookworm)";
         m->body.state.machine_id = "4f1c9a5e2b7d4c1e8a6f3b2d9c0e1f2a";
 
+        m = add("state-birth-after-crash", BBT_CH_STATE,
+                "{" ENV ",\"online\":true,\"version\":\"0.2.0\",\"hostname\":\"r101-ops\","
+                "\"os\":\"Linux\",\"machine_id\":\"4f1c9a5e\",\"will_seq\":3000,"
+                "\"skipped_from\":1043,\"skipped_to\":2999}");
+        m->body.state.online = true;
+        m->body.state.version = "0.2.0";
+        m->body.state.hostname = "r101-ops";
+        m->body.state.os = "Linux";
+        m->body.state.machine_id = "4f1c9a5e";
+        m->body.state.has_will_seq = true;
+        m->body.state.will_seq = 3000;
+        m->body.state.has_skipped_from = m->body.state.has_skipped_to = true;
+        m->body.state.skipped_from = 1043;
+        m->body.state.skipped_to = 2999;
+
         m = add("state-will", BBT_CH_STATE, "{" ENV ",\"online\":false,\"reason\":\"lost\"}");
         m->body.state.reason = BBT_REASON_LOST;
 

@@ -183,6 +183,16 @@ def c_only_violations(channel, data, value):
         if isinstance(args, dict) and is_num(args.get("from")) and is_num(args.get("to")):
             if args["to"] < args["from"]:
                 out.append("cmd.args.to: less than args.from")
+    if channel == "state" and isinstance(value, dict):
+        lo, hi = value.get("skipped_from"), value.get("skipped_to")
+        if is_num(lo) and is_num(hi) and hi < lo:
+            out.append("state.skipped_to: less than skipped_from")
+    if channel == "cmd/reply" and isinstance(value, dict) and isinstance(value.get("result"), dict):
+        missing = value["result"].get("missing")
+        for i, item in enumerate(missing if isinstance(missing, list) else []):
+            if isinstance(item, dict) and is_num(item.get("from")) and is_num(item.get("to")):
+                if item["to"] < item["from"]:
+                    out.append(f"cmd/reply.result.missing[{i}].to: less than from")
     return out
 
 

@@ -46,18 +46,20 @@ static void removable(struct bbt_periph_facts *f) { f->removable = "1"; }
 static void fixed_ata(struct bbt_periph_facts *f) { f->id_bus = "ata"; f->removable = "0"; }
 static void connected(struct bbt_periph_facts *f) { f->drm_status = "connected"; }
 static void disconnected(struct bbt_periph_facts *f) { f->drm_status = "disconnected"; }
-static void touchscreen(struct bbt_periph_facts *f) { f->input = BBT_PERIPH_INPUT_TOUCHSCREEN; }
-static void touch_and_mouse(struct bbt_periph_facts *f)
+static void touchscreen(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_TOUCH; }
+static void tablet(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_PEN; }
+static void mouse(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_MOUSE; }
+static void touchpad(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_TOUCHPAD; }
+static void keyboard(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_KEYBOARD; }
+static void media_keys(struct bbt_periph_facts *f) { f->input.role = BBT_EVDEV_KEYS; }
+static void keyboard_with_touchpad(struct bbt_periph_facts *f)
 {
-        f->input = BBT_PERIPH_INPUT_TOUCHSCREEN | BBT_PERIPH_INPUT_MOUSE;
+        f->input.role = BBT_EVDEV_TOUCHPAD;
+        f->input.keyboard = true;
 }
-static void tablet(struct bbt_periph_facts *f) { f->input = BBT_PERIPH_INPUT_TABLET; }
-static void mouse(struct bbt_periph_facts *f) { f->input = BBT_PERIPH_INPUT_MOUSE; }
-static void touchpad(struct bbt_periph_facts *f) { f->input = BBT_PERIPH_INPUT_TOUCHPAD; }
-static void keyboard(struct bbt_periph_facts *f) { f->input = BBT_PERIPH_INPUT_KEYBOARD; }
 static void virtual_keyboard(struct bbt_periph_facts *f)
 {
-        f->input = BBT_PERIPH_INPUT_KEYBOARD;
+        f->input.role = BBT_EVDEV_KEYBOARD;
         f->is_virtual = true;
 }
 static void hub(struct bbt_periph_facts *f) { f->usb_class = 9; }
@@ -82,12 +84,13 @@ TEST(classify_table)
         ASSERT_EQ(classify("sound", NULL, "controlC0", both_ways), 0);
         /* input: the input device, first matching role */
         ASSERT_EQ(classify("input", NULL, "input20", touchscreen), K(TOUCH));
-        ASSERT_EQ(classify("input", NULL, "input20", touch_and_mouse), K(TOUCH));
         ASSERT_EQ(classify("input", NULL, "input9", tablet), K(PEN));
         ASSERT_EQ(classify("input", NULL, "input5", mouse), K(MOUSE));
         ASSERT_EQ(classify("input", NULL, "input6", touchpad), K(MOUSE));
         ASSERT_EQ(classify("input", NULL, "input3", keyboard), K(KEYBOARD));
-        ASSERT_EQ(classify("input", NULL, "input2", NULL), 0); /* a power button: ID_INPUT_KEY only */
+        ASSERT_EQ(classify("input", NULL, "input8", keyboard_with_touchpad), K(MOUSE) | K(KEYBOARD));
+        ASSERT_EQ(classify("input", NULL, "input7", media_keys), 0); /* a consumer-control interface */
+        ASSERT_EQ(classify("input", NULL, "input2", NULL), 0); /* no pointer, contacts or keys */
         ASSERT_EQ(classify("input", NULL, "event3", keyboard), 0);
         ASSERT_EQ(classify("input", NULL, "mouse0", mouse), 0);
         ASSERT_EQ(classify("input", NULL, "input40", virtual_keyboard), 0);

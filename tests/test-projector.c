@@ -36,6 +36,8 @@ struct seen {
         int power_calls, power_status;
         char power_reason[256];
         bool stopped;
+        int n_problems;
+        char problem[256]; /* the last one; "" after "fine again" */
 };
 
 /* One test's world: a loop, a simulator, a driver. */
@@ -97,6 +99,15 @@ static void on_alert(void *userdata, const char *code, enum bbt_severity severit
         snprintf(a->detail, sizeof(a->detail), "%s", detail ? detail : "");
 }
 
+static void on_problem(void *userdata, const char *source, const char *what)
+{
+        struct seen *s = userdata;
+
+        ASSERT_STR_EQ(source, "projector");
+        s->n_problems++;
+        snprintf(s->problem, sizeof(s->problem), "%s", what ? what : "");
+}
+
 static void on_power(void *userdata, int status, const char *reason)
 {
         struct seen *s = userdata;
@@ -121,6 +132,7 @@ static void world_init(struct world *w)
         w->events.projector = on_projector;
         w->events.display = on_display;
         w->events.alert = on_alert;
+        w->events.problem = on_problem;
         w->events.userdata = &w->seen;
 }
 
@@ -269,6 +281,43 @@ TEST(wrong_password_reports_erra)
         bbt_projector_get_stats(w.d, &st);
         ASSERT_GE(st.fail_auth, 2);
         ASSERT_EQ(st.polls_ok, 0);
+        world_end(&w);
+}
+
+/* A wrong password is reported once (not at every poll) with its reason;
+ * after unreachable_alert_ms without a good poll, projector_unreachable is
+ * raised with the reason, and cleared once the password is right. */
+TEST(unreachable_reported_once_and_alerted)
+{
+        struct world w;
+        struct bbt_projector_options o;
+        const struct seen_alert *a;
+
+        world_init(&w);
+        w.sim.password = "right";
+        w.sim.power = BBT_POWER_ON;
+        options(&w, &o);
+        o.password = "wrong";
+        o.unreachable_alert_ms = 600;
+        driver_start(&w, &o);
+        WAIT_FOR(&w, w.seen.n_status >= 3, 5000);
+        ASSERT_EQ(w.seen.n_problems, 1);
+        ASSERT_STR_CONTAINS(w.seen.problem, "unreachable: auth:");
+        ASSERT_STR_CONTAINS(w.seen.problem, "ERRA");
+        ASSERT_EQ(count_alerts(&w.seen, "projector_unreachable", BBT_ALERT_RAISED), 0);
+        WAIT_FOR(&w, count_alerts(&w.seen, "projector_unreachable", BBT_ALERT_RAISED) == 1, 5000);
+        a = last_alert(&w.seen, "projector_unreachable");
+        ASSERT_EQ(a->severity, BBT_SEVERITY_WARNING);
+        ASSERT_STR_CONTAINS(a->detail, "127.0.0.1:");
+        ASSERT_STR_CONTAINS(a->detail, "ERRA");
+        ASSERT_GE(w.seen.n_status, 6);
+        ASSERT_EQ(w.seen.n_problems, 1); /* still once */
+        /* The simulator's password changes to the configured one. */
+        w.sim.password = "wrong";
+        WAIT_FOR(&w, count_alerts(&w.seen, "projector_unreachable", BBT_ALERT_CLEARED) == 1, 5000);
+        ASSERT_EQ(w.seen.n_problems, 2);
+        ASSERT_STR_EQ(w.seen.problem, "");
+        ASSERT_EQ(count_alerts(&w.seen, "projector_unreachable", BBT_ALERT_RAISED), 1);
         world_end(&w);
 }
 

@@ -1257,6 +1257,64 @@ TEST(loss)
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
 }
 
+/* Lost, skipped and conflicting seqs are shown apart, each with its reason. */
+TEST(loss_skipped_and_conflicts)
+{
+        struct feeder b1 = { "510107", "5101070002", "B1", 0 }, c1 = { "510107", "5101070003", "C1", 0 };
+        const cJSON *doc, *r;
+        struct bbt_msg m;
+        cJSON *result;
+
+        build();
+        /* B1's gap 104..105: the agent says 104 was lost from its spool and
+         * 105 never used. */
+        bbt_msg_init(&m, BBT_CH_CMD_REPLY);
+        result = cJSON_Parse("{\"from\":104,\"to\":105,\"sent\":0,\"first_retained\":1,\"last_seq\":289,"
+                             "\"missing\":[{\"from\":104,\"to\":104,\"reason\":\"damaged\"},"
+                             "{\"from\":105,\"to\":105,\"reason\":\"skipped\"}]}");
+        m.body.reply.id = "rs-1-1";
+        m.body.reply.ok = true;
+        m.body.reply.result_json = result;
+        feed_seq(&b1, &m, 289, at(SUN, 9, 0), at(SUN, 9, 0));
+        cJSON_Delete(result);
+        /* C1 uses seq 5 a second time, for a different heartbeat. */
+        hb_msg(&m, BBT_USAGE_IDLE);
+        m.body.hb.uptime = 999999;
+        feed_seq(&c1, &m, 5, at(SUN, 9, 1), at(SUN, 9, 1));
+        ASSERT_OK(bbt_ingest_flush(W.in));
+
+        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, true, NULL);
+        r = row_where(doc, "terminals", "terminal", "B1");
+        NUM(r, "lost", 1);
+        NUM(r, "skipped", 1);
+        NUM(r, "conflicts", 0);
+        NUM(r, "missing", 0);
+        r = row_where(doc, "terminals", "terminal", "C1");
+        NUM(r, "conflicts", 1);
+        NUM(r, "lost", 0);
+        ASSERT_EQ(rows(doc, "ranges"), 2);
+        r = row_where(doc, "ranges", "kind", "lost");
+        NUM(r, "from_seq", 104);
+        NUM(r, "to_seq", 104);
+        NUM(r, "count", 1);
+        STR(r, "reason", "终端缓存损坏或断电时未写入磁盘");
+        r = row_where(doc, "ranges", "kind", "skipped");
+        NUM(r, "from_seq", 105);
+        STR(r, "kind_name", "跳过（未使用）");
+        STR(r, "reason", "未使用（终端异常停止后跳过的序号）");
+        ASSERT_EQ(rows(doc, "conflicts"), 1);
+        r = row_at(doc, "conflicts", 0);
+        STR(r, "terminal", "C1");
+        NUM(r, "seq", 5);
+        STR(r, "channel", "hb");
+        NUM(row_where(doc, "counters", "counter", "seq_conflict"), "value", 1);
+        NUM(row_where(doc, "counters", "counter", "skipped"), "value", 1);
+        NUM(row_where(doc, "counters", "counter", "lost"), "value", 1);
+        /* In English, the reasons as recorded. */
+        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, false, NULL);
+        STR(row_where(doc, "ranges", "kind", "skipped"), "reason", "never used (skipped after an unclean stop)");
+}
+
 /* A range without a school day: the holiday alone, and the Sunday alone. */
 TEST(no_school_days)
 {

@@ -127,6 +127,7 @@ static int count_faults(void *u, const struct bbt_store_fault *f)
 
 TEST(round_trips)
 {
+        uint64_t hash = 0;
         struct bbt_store *s;
         struct bbt_store_terminal t = { .first_seq = 1, .high_seq = 9, .boot = 3, .inventory_seq = -1 }, back;
         struct bbt_store_gap g[2] = { { .from = 3, .to = 4, .state = BBT_GAP_REQUESTED, .cmd_id = "rs-1-1" },
@@ -148,8 +149,9 @@ TEST(round_trips)
         t.received = 42;
         ASSERT_OK(s->ops->terminal_update(s, &t));
         ASSERT_OK(s->ops->gaps_replace(s, t.id, g, 2));
-        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2), 1);
-        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2), 0); /* (terminal, seq) once */
+        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, NULL), 1);
+        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, &hash), 0); /* (terminal, seq) once */
+        ASSERT_EQ(hash, 77); /* the stored payload's hash comes back */
         ASSERT_OK(s->ops->day_add(s, t.id, &d));
         ASSERT_OK(s->ops->day_add(s, t.id, &d)); /* rollups add up */
         f.terminal_id = t.id;
@@ -231,7 +233,7 @@ TEST(prune_by_receive_time)
         ASSERT_OK(s->ops->begin(s));
         /* Received at 100, 110, ... 290 by two terminals in turn. */
         for (int i = 0; i < 20; i++)
-                ASSERT_EQ(s->ops->raw_insert(s, 1 + i % 2, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2), 1);
+                ASSERT_EQ(s->ops->raw_insert(s, 1 + i % 2, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2, 1, NULL), 1);
         ASSERT_OK(s->ops->commit(s));
         ASSERT_OK(s->ops->begin(s));
         ASSERT_OK(s->ops->prune(s, 0, 0)); /* keeps everything */
@@ -248,6 +250,109 @@ TEST(prune_by_receive_time)
         ASSERT_EQ(raw_rows(), 0);
         ASSERT_OK(s->ops->begin(s));
         ASSERT_OK(s->ops->prune(s, 1000, 0)); /* an empty table */
+        ASSERT_OK(s->ops->commit(s));
+        bbt_store_close(s);
+}
+
+static int collect_losses(void *u, const struct bbt_store_loss *l)
+{
+        char *out = u;
+        size_t n = strlen(out);
+
+        snprintf(out + n, 1024 - n, "%s%lld-%lld:%s:%s", n ? " " : "", (long long)l->from, (long long)l->to,
+                 l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost", l->reason);
+        return 0;
+}
+
+static int count_conflicts(void *u, const struct bbt_store_conflict *c)
+{
+        ++*(int *)u;
+        ASSERT_EQ(c->seq, 9);
+        ASSERT_EQ(c->stored_hash, 11);
+        ASSERT_EQ(c->hash, 12);
+        return 0;
+}
+
+/* Loss rows of both kinds: found by seq, cut and split by a range; conflicts kept. */
+TEST(losses_skipped_and_conflicts)
+{
+        struct bbt_store_loss l = { .terminal_id = 1, .from = 10, .to = 20, .kind = BBT_LOSS_SKIPPED },
+                              found;
+        struct bbt_store_conflict c = { .terminal_id = 1, .seq = 9, .channel = BBT_CH_HB, .stored_hash = 11,
+                                        .hash = 12 };
+        char out[1024] = "", *payload = NULL;
+        size_t len = 0;
+        struct bbt_store *s;
+        int n = 0;
+
+        setup();
+        s = open_rw();
+        ASSERT_OK(s->ops->begin(s));
+        snprintf(l.reason, sizeof(l.reason), "never used");
+        ASSERT_OK(s->ops->loss_add(s, &l));
+        l.from = 30, l.to = 30, l.kind = BBT_LOSS_LOST;
+        snprintf(l.reason, sizeof(l.reason), "gone");
+        ASSERT_OK(s->ops->loss_add(s, &l));
+        ASSERT_EQ(s->ops->loss_find(s, 1, 15, 15, &found), 1);
+        ASSERT_EQ(found.kind, BBT_LOSS_SKIPPED);
+        ASSERT_EQ(found.from, 10);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 25, 25, &found), 0);
+        ASSERT_EQ(s->ops->loss_find(s, 2, 15, 15, &found), 0);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 21, 40, &found), 1); /* the first row overlapping a range */
+        ASSERT_EQ(found.from, 30);
+        /* A range across both rows: the first is split, the second goes. */
+        ASSERT_OK(s->ops->loss_remove(s, 1, 14, 16));
+        ASSERT_OK(s->ops->loss_remove(s, 1, 25, 40));
+        ASSERT_OK(s->ops->losses_each(s, collect_losses, out));
+        ASSERT_STR_EQ(out, "10-13:skipped:never used 17-20:skipped:never used");
+        /* A conflicting payload is kept beside the stored one. */
+        ASSERT_EQ(s->ops->raw_insert(s, 1, 9, BBT_CH_HB, 1, 2, 3, "{\"a\":1}", 7, 11, NULL), 1);
+        ASSERT_OK(s->ops->conflict_add(s, &c, "{\"a\":2}", 7));
+        ASSERT_OK(s->ops->conflicts_each(s, count_conflicts, &n));
+        ASSERT_EQ(n, 1);
+        ASSERT_OK(s->ops->raw_payload(s, 1, 9, &payload, &len));
+        ASSERT_STR_EQ(payload, "{\"a\":1}");
+        ASSERT_EQ(len, 7);
+        free(payload);
+        ASSERT_EQ(s->ops->raw_payload(s, 1, 10, &payload, &len), -ENOENT);
+        ASSERT_OK(s->ops->commit(s));
+        bbt_store_close(s);
+}
+
+/* A schema 1 store (before skipped seqs, conflicts and payload hashes) is
+ * migrated: its rows stay, losses count as lost, old raw rows have no hash. */
+TEST(migrates_schema_1)
+{
+        struct bbt_store_terminal t = { 0 };
+        struct bbt_store_loss found;
+        struct bbt_store *s;
+        uint64_t hash = 99;
+        char err[256] = "";
+        int64_t v = 0;
+
+        setup();
+        s = open_rw();
+        bbt_store_close(s);
+        /* Back to schema 1, with a row in each changed table. */
+        exec_sql("DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
+                 "ALTER TABLE raw DROP COLUMN hash; ALTER TABLE terminal DROP COLUMN skipped;"
+                 "ALTER TABLE terminal DROP COLUMN conflicts;"
+                 "INSERT INTO terminal VALUES(1, '510107', 's1', 't1', 1, 9, 9, 0, 2, 0, 0, 0, 0, 1, 0, 0, 0,"
+                 " 0, 0, 0, '', '', '', '', '', -1);"
+                 "INSERT INTO loss VALUES(1, 1, 4, 5, 0, 'no answer to resend');"
+                 "INSERT INTO raw VALUES(1, 1, 3, 2, 0, 0, 1, '{}');"
+                 "PRAGMA user_version = 1");
+        ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
+        ASSERT_EQ(s->ops->meta_get(s, "nothing", &v), -ENOENT);
+        ASSERT_EQ(s->ops->terminals_each(s, first_terminal, &t), 1);
+        ASSERT_EQ(t.lost, 2);
+        ASSERT_EQ(t.skipped, 0);
+        ASSERT_EQ(t.conflicts, 0);
+        ASSERT_EQ(s->ops->loss_find(s, 1, 5, 5, &found), 1);
+        ASSERT_EQ(found.kind, BBT_LOSS_LOST);
+        ASSERT_OK(s->ops->begin(s));
+        ASSERT_EQ(s->ops->raw_insert(s, 1, 3, BBT_CH_HB, 0, 0, 1, "{}", 2, 5, &hash), 0);
+        ASSERT_EQ(hash, 0); /* not known for a row from schema 1 */
         ASSERT_OK(s->ops->commit(s));
         bbt_store_close(s);
 }

@@ -34,6 +34,10 @@ struct bbt_driver_events {
         /* A condition was raised or cleared (periph_missing, projector_error, lamp_hours, ...). */
         void (*alert)(void *userdata, const char *code, enum bbt_severity severity,
                       enum bbt_alert_state state, const char *detail);
+        /* What is wrong with SOURCE's device now ("unreachable: connect: Connection
+         * refused"), or NULL once it is fine again: called once per change, for
+         * the log. May be NULL. */
+        void (*problem)(void *userdata, const char *source, const char *what);
         void *userdata;
 };
 

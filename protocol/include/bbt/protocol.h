@@ -83,6 +83,11 @@ struct bbt_state {
          * ends, so that a consumer expects it rather than asking for it. */
         bool has_will_seq;
         int64_t will_seq;
+        /* Optional (birth), both or neither: the seqs this run of the agent
+         * jumped over at its start after an unclean stop and never used
+         * (protocol/SPEC.md, "Sequence numbers"); skipped_to >= skipped_from. */
+        bool has_skipped_from, has_skipped_to;
+        int64_t skipped_from, skipped_to;
 };
 
 enum bbt_power { BBT_POWER_OFF, BBT_POWER_ON, BBT_POWER_COOLING, BBT_POWER_WARMING, BBT_POWER_UNKNOWN };
