@@ -338,7 +338,7 @@ char *bbt_bundle_agent_conf(const struct bbt_ledger *l, const char *county, cons
         "\n" \
         "安装：在每台终端上先安装 bbt-agent 软件包，再把本包解压到该终端（或 U 盘），以 root 运行\n" \
         "    sh install.sh 终端编号        例如：sh install.sh r101\n" \
-        "它把该终端的文件装到 %s/（密钥只有 " AGENT_USER " 用户能读），检查配置，重启 bbt-agent。\n" \
+        "它把该终端的文件装到 %s/（密钥只有 " AGENT_USER " 用户能读），检查配置，启用并重启 bbt-agent。\n" \
         "检查：journalctl -u bbt-agent 里应有 \"broker: connected\"。\n" \
         "\n" \
         "本包含全校终端的密钥，请妥善保管；装完后删除 U 盘上的副本。\n" \
@@ -354,7 +354,7 @@ char *bbt_bundle_agent_conf(const struct bbt_ledger *l, const char *county, cons
         "use it from a USB stick) and run as root\n" \
         "    sh install.sh TERMINAL        e.g. sh install.sh r101\n" \
         "It installs that terminal's files into %s/ (secrets readable by the user " AGENT_USER "\n" \
-        "only), checks the configuration and restarts bbt-agent. Check: journalctl -u bbt-agent\n" \
+        "only), checks the configuration, enables and restarts bbt-agent. Check: journalctl -u bbt-agent\n" \
         "shows \"broker: connected\".\n" \
         "\n" \
         "This archive holds every terminal's secret: keep it safe, and delete copies on USB\n" \
@@ -389,6 +389,7 @@ char *bbt_bundle_agent_conf(const struct bbt_ledger *l, const char *county, cons
         "if [ -f \"$here/$t/agent.crt\" ]; then install -m 0644 \"$here/$t/agent.crt\" \"$conf/agent.crt\"; fi\n" \
         "bbt-agent -c \"$conf/agent.conf\" --check-config >/dev/null\n" \
         "if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then\n" \
+        "    systemctl enable bbt-agent\n" \
         "    systemctl restart bbt-agent\n" \
         "fi\n" \
         "echo \"install.sh: terminal $t installed in $conf\"\n"
