@@ -1555,24 +1555,25 @@ void bbt_spool_witness(const struct bbt_spool *sp, struct bbt_spool_witness *ret
         *ret = sp->witness;
 }
 
-void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling)
+/* Sets *FIELD (a counter saved in meta) to VALUE, marking meta changed. */
+static void set_meta_u64(struct bbt_spool *sp, uint64_t *field, uint64_t value)
 {
         pthread_mutex_lock(&sp->lock);
-        if (ceiling != sp->seq_ceiling) {
-                sp->seq_ceiling = ceiling;
+        if (*field != value) {
+                *field = value;
                 sp->meta_gen++;
         }
         pthread_mutex_unlock(&sp->lock);
 }
 
+void bbt_spool_set_seq_ceiling(struct bbt_spool *sp, uint64_t ceiling)
+{
+        set_meta_u64(sp, &sp->seq_ceiling, ceiling);
+}
+
 void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot)
 {
-        pthread_mutex_lock(&sp->lock);
-        if (boot != sp->agent_boot) {
-                sp->agent_boot = boot;
-                sp->meta_gen++;
-        }
-        pthread_mutex_unlock(&sp->lock);
+        set_meta_u64(sp, &sp->agent_boot, boot);
 }
 
 void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n)
@@ -1592,12 +1593,7 @@ void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_rang
 
 void bbt_spool_clear_drops(struct bbt_spool *sp)
 {
-        pthread_mutex_lock(&sp->lock);
-        if (sp->drop_cleared != sp->dropped + sp->unstored) {
-                sp->drop_cleared = sp->dropped + sp->unstored;
-                sp->meta_gen++;
-        }
-        pthread_mutex_unlock(&sp->lock);
+        set_meta_u64(sp, &sp->drop_cleared, sp->dropped + sp->unstored); /* both written on this thread */
 }
 
 size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_spool_seq_range *ret, size_t max)

@@ -33,7 +33,7 @@ static const struct bbt_option options[] = {
         OPT("broker", "share_group", BBT_OPT_STRING, share_group, "", 0, 0,
             "Subscribe as $share/GROUP/TOPIC so that several aggregators split the load; empty: all to this one"),
 
-        OPT("store", "path", BBT_OPT_PATH, store_path, "/var/lib/bbt/aggregator.db", 0, 0,
+        OPT("store", "path", BBT_OPT_PATH, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
             "The SQLite store (created if missing)"),
         OPT("store", "batch_size", BBT_OPT_INT, batch_size, "1000", 1, 1000000,
             "Messages per transaction at most"),

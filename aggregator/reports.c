@@ -1133,17 +1133,27 @@ static const struct term_info *term_of(const struct ctx *c, int64_t store_id)
         return ti ? &c->terms[ti - 1] : NULL;
 }
 
-static int loss_list_cb(void *u, const struct bbt_store_loss *l)
+/* A new row for the terminal STORE_ID (school code, terminal) if it is in
+ * the report's scope; false if not. */
+static bool terminal_row(struct loss_list_ctx *ll, int64_t store_id)
 {
-        struct loss_list_ctx *ll = u;
-        const struct term_info *ti = term_of(ll->c, l->terminal_id);
-        char when[32];
+        const struct term_info *ti = term_of(ll->c, store_id);
 
         if (!ti)
-                return 0;
+                return false;
         bbt_table_add_row(ll->t);
         bbt_table_set_text(ll->t, 0, ll->c->schools[ti->school].code);
         bbt_table_set_text(ll->t, 1, ti->id);
+        return true;
+}
+
+static int loss_list_cb(void *u, const struct bbt_store_loss *l)
+{
+        struct loss_list_ctx *ll = u;
+        char when[32];
+
+        if (!terminal_row(ll, l->terminal_id))
+                return 0;
         bbt_table_set_text(ll->t, 2, l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost");
         bbt_table_set_text(ll->t, 3, l->kind == BBT_LOSS_SKIPPED ? L(ll->c, "跳过（未使用）", "skipped (never used)")
                                                                 : L(ll->c, "丢失", "lost"));
@@ -1159,14 +1169,10 @@ static int loss_list_cb(void *u, const struct bbt_store_loss *l)
 static int conflict_list_cb(void *u, const struct bbt_store_conflict *cf)
 {
         struct loss_list_ctx *ll = u;
-        const struct term_info *ti = term_of(ll->c, cf->terminal_id);
         char when[32];
 
-        if (!ti)
+        if (!terminal_row(ll, cf->terminal_id))
                 return 0;
-        bbt_table_add_row(ll->t);
-        bbt_table_set_text(ll->t, 0, ll->c->schools[ti->school].code);
-        bbt_table_set_text(ll->t, 1, ti->id);
         bbt_table_set_int(ll->t, 2, cf->seq);
         bbt_table_set_text(ll->t, 3, bbt_channel_name(cf->channel));
         format_time(ll->c, cf->recv_ms, when, sizeof(when));

@@ -1274,31 +1274,17 @@ static bool hb_after_with_drops(const struct rx *r, const void *after)
 #define FULL_SPOOL_BYTES (128u << 10)
 #define FULL_SPOOL_CONF "max_size = 128K\n"
 
-/* 4. A full spool drops its oldest records, counts and alerts. */
-TEST(spool_full_drops_oldest)
+/* Pre-fills the spool (valid hb records of an earlier run that stopped
+ * cleanly) to just under FULL_SPOOL_BYTES, so that the agent's first records
+ * push it over; returns the last seq. */
+static uint64_t prefill_spool(void)
 {
-        struct bbt_test_broker b = { 0 };
         struct bbt_spool_options so;
         struct bbt_spool_stats st;
         struct bbt_spool *sp;
-        struct seq_result res;
-        struct sub s;
-        struct bbt_test_daemon a;
-        struct conf c = { 0 };
         struct bbt_msg m;
         uint64_t seq, prefill_last = 0, dropped;
-        int64_t birth_seq, alert_seq, lo = 0, last_dropped = -1;
-        long ia, ih;
-        size_t i;
 
-        env_init();
-        ASSERT_OK(uv_loop_init(&loop));
-        /* A port for the agent to try while the broker is down. */
-        bbt_test_broker_start(&b, NULL);
-        bbt_test_broker_kill(&b);
-
-        /* Pre-fill the spool (valid hb records of an earlier run) to just
-         * under max_size, so that the agent's first records push it over. */
         bbt_spool_options_init(&so, spool_dir);
         so.max_bytes = FULL_SPOOL_BYTES;
         ASSERT_OK(bbt_spool_open(&so, NULL, NULL, &sp));
@@ -1338,6 +1324,30 @@ TEST(spool_full_drops_oldest)
                          (unsigned long long)prefill_last + 1, (unsigned long long)prefill_last + 1);
                 bbt_test_write_file(path, text);
         }
+        return prefill_last;
+}
+
+/* 4. A full spool drops its oldest records, counts and alerts. */
+TEST(spool_full_drops_oldest)
+{
+        struct bbt_test_broker b = { 0 };
+        struct seq_result res;
+        struct sub s;
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct bbt_msg m;
+        uint64_t prefill_last;
+        int64_t birth_seq, alert_seq, lo = 0, last_dropped = -1;
+        long ia, ih;
+        size_t i;
+
+        env_init();
+        ASSERT_OK(uv_loop_init(&loop));
+        /* A port for the agent to try while the broker is down. */
+        bbt_test_broker_start(&b, NULL);
+        bbt_test_broker_kill(&b);
+
+        prefill_last = prefill_spool();
 
         c.port = b.port;
         c.hb = "100ms";
@@ -2122,6 +2132,50 @@ TEST(periph_expect_missing_alert)
         check_log_clean(a.log);
         finish_deferred();
 
+        sub_close(&s);
+        bbt_test_loop_close(&loop);
+        bbt_test_broker_stop(&b);
+        bbt_test_passed();
+}
+
+/* A spool_drop raised before a restart is not forgotten: the next run
+ * announces it again and clears it once its backlog is out. */
+TEST(spool_drop_cleared_after_restart)
+{
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct sub s;
+        int64_t birth_seq;
+
+        env_init();
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(&b, NULL);
+        bbt_test_broker_kill(&b);
+        prefill_spool();
+        c.port = b.port;
+        c.hb = "100ms";
+        c.spool_extra = FULL_SPOOL_CONF;
+        write_conf(conf_path, &c);
+        /* Offline: the spool overflows and the alert is raised (in the spool), then a crash. */
+        agent_start(&a);
+        WAIT_FOR((bbt_test_daemon_alive(&a), bbt_test_file_contains(a.log, "oldest unsent records")), 20000,
+                 "the agent did not drop records from the full spool");
+        run_for(300);
+        agent_kill9(&a);
+        bbt_test_broker_restart(&b);
+        sub_start(&s, "sub", b.port, all_topics);
+        sub_sync(&s);
+        agent_start(&a);
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 15000, "no birth");
+        birth_seq = s.rx[find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL)].seq;
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_HB, is_live_hb, &birth_seq) >= 0), 30000,
+                 "backlog not drained");
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_cleared, NULL) >= 0), 5000,
+                 "the spool_drop alert of the earlier run was never cleared");
+        ASSERT_GE(find_rx(&s, 0, BBT_CH_ALERT, is_spool_drop_raised, NULL), 0);
+        agent_stop(&a);
+        run_for(300);
         sub_close(&s);
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);

@@ -1,6 +1,7 @@
 /* Ingest over a real SQLite store: dedup, gaps and resend, sessions, clock skew, rejects, crash recovery, faults, rollups. */
 /* bbt-test: label=unit timeout=60 */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -2033,12 +2034,27 @@ TEST(resend_timed_from_after_the_backlog)
         ASSERT_EQ(stats().lost, 0);
 }
 
+/* The birth of session BOOT at SEQ, naming FROM..TO as skipped by its run. */
+static void birth_skipped(int64_t seq, uint32_t boot, int64_t from, int64_t to, int64_t recv_ms)
+{
+        struct bbt_msg m = msg(BBT_CH_STATE, seq, recv_ms, boot);
+
+        m.body.state.online = true;
+        m.body.state.version = "0.2.0";
+        m.body.state.hostname = "r101-ops";
+        m.body.state.os = "Linux";
+        m.body.state.machine_id = "3f2a9c0d";
+        m.body.state.has_skipped_from = m.body.state.has_skipped_to = true;
+        m.body.state.skipped_from = from;
+        m.body.state.skipped_to = to;
+        feed(&m, recv_ms);
+}
+
 /* A birth names the range its run skipped at the start: settled at once,
  * never asked for; a seq of it that arrived earlier counts the ones below
  * it as lost. */
 TEST(birth_settles_skipped_range)
 {
-        struct bbt_msg m;
         int64_t t0 = AT(9, 0);
 
         setup();
@@ -2047,16 +2063,7 @@ TEST(birth_settles_skipped_range)
         birth(1, 1, t0);
         hbs(2, 10, t0 + 1000);
         hb_to(TERM, 12, t0, t0 + 1100); /* published before the kill */
-        m = msg(BBT_CH_STATE, 2001, t0 + 2000, 2);
-        m.body.state.online = true;
-        m.body.state.version = "0.2.0";
-        m.body.state.hostname = "r101-ops";
-        m.body.state.os = "Linux";
-        m.body.state.machine_id = "3f2a9c0d";
-        m.body.state.has_skipped_from = m.body.state.has_skipped_to = true;
-        m.body.state.skipped_from = 11; /* the agent knew of 1..10 only */
-        m.body.state.skipped_to = 2000;
-        feed(&m, t0 + 2000);
+        birth_skipped(2001, 2, 11, 2000, t0 + 2000); /* the agent knew of 1..10 only */
         ASSERT_EQ(read_gaps(), 0);
         ASSERT_EQ(stats().lost, 1);     /* 11: used (12 came), never received */
         ASSERT_EQ(stats().skipped, 1988); /* 13..2000 */
@@ -2071,7 +2078,6 @@ TEST(birth_settles_skipped_range)
  * says it never used (its birth names it after a crash loop): skipped after all. */
 TEST(unanswered_loss_reclassified_as_skipped)
 {
-        struct bbt_msg m;
         int64_t asked;
 
         setup();
@@ -2081,16 +2087,7 @@ TEST(unanswered_loss_reclassified_as_skipped)
         bbt_ingest_tick(F.in, asked + 60000);
         ASSERT_EQ(stats().lost, 9);
         ASSERT_EQ(term_row().lost, 9);
-        m = msg(BBT_CH_STATE, 40, asked + 70000, 3);
-        m.body.state.online = true;
-        m.body.state.version = "0.2.0";
-        m.body.state.hostname = "r101-ops";
-        m.body.state.os = "Linux";
-        m.body.state.machine_id = "3f2a9c0d";
-        m.body.state.has_skipped_from = m.body.state.has_skipped_to = true;
-        m.body.state.skipped_from = 11;
-        m.body.state.skipped_to = 19;
-        feed(&m, asked + 70000);
+        birth_skipped(40, 3, 11, 19, asked + 70000);
         ASSERT_EQ(term_row().lost, 0);
         ASSERT_EQ(term_row().skipped, 9);
         ASSERT_EQ(counter("lost"), 0);
@@ -2099,4 +2096,79 @@ TEST(unanswered_loss_reclassified_as_skipped)
         ASSERT_EQ(sql_int("SELECT sum(to_seq - from_seq + 1) FROM loss WHERE kind = 1"), 9);
         ASSERT_EQ(read_gaps(), 1); /* 32..39: just a gap, asked for */
         ASSERT_EQ(R.gap[0].from, 32);
+}
+
+static char *slurp(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        char *buf = calloc(1, 1 << 20);
+        size_t n;
+
+        ASSERT(f && buf);
+        n = fread(buf, 1, (1 << 20) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        return buf;
+}
+
+/* A disk that stays full: every commit fails, but the error is logged at
+ * most six times a minute (with the running count), not at every batch. */
+TEST(commit_failure_log_rate_limited)
+{
+        struct rlimit old, lim;
+        struct stat st;
+        char wal[600], pad[14001], payload[16000], logpath[600];
+        int64_t t0 = AT(9, 0);
+        int saved_err, fd, lines;
+        char *text, *p;
+
+        setup();
+        F.set.batch_size = 100000;
+        open_ingest(t0);
+        birth(1, 1, t0);
+        commit();
+        snprintf(wal, sizeof(wal), "%s-wal", F.db);
+        ASSERT_OK(getrlimit(RLIMIT_FSIZE, &old));
+        lim = old;
+        lim.rlim_cur = 0;
+        if (stat(F.db, &st) == 0)
+                lim.rlim_cur = (rlim_t)st.st_size;
+        if (stat(wal, &st) == 0 && (rlim_t)st.st_size > lim.rlim_cur)
+                lim.rlim_cur = (rlim_t)st.st_size;
+        if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < lim.rlim_cur)
+                bbt_test_skip("RLIMIT_FSIZE already below the store's size");
+        signal(SIGXFSZ, SIG_IGN);
+        memset(pad, 'x', sizeof(pad) - 1);
+        pad[sizeof(pad) - 1] = '\0';
+        snprintf(logpath, sizeof(logpath), "%s.log", F.db);
+        fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ASSERT(fd >= 0);
+        saved_err = dup(2);
+        dup2(fd, 2);
+        close(fd);
+        ASSERT_OK(setrlimit(RLIMIT_FSIZE, &lim));
+        for (int k = 0; k < 30; k++) {
+                for (int64_t seq = 2 + 40 * k; seq < 2 + 40 * (k + 1); seq++) {
+                        int len = snprintf(payload, sizeof(payload),
+                                           "{\"v\":1,\"seq\":%" PRId64 ",\"ts\":%" PRId64 ",\"boot\":1,\"code\":"
+                                           "\"disk_low\",\"severity\":\"warning\",\"state\":\"cleared\",\"pad\":\"%s\"}",
+                                           seq, t0, pad);
+
+                        feed_raw("alert", payload, (size_t)len, t0 + 1000);
+                }
+                bbt_ingest_flush(F.in);
+        }
+        ASSERT_OK(setrlimit(RLIMIT_FSIZE, &old));
+        fflush(stderr);
+        dup2(saved_err, 2);
+        close(saved_err);
+        ASSERT_EQ(stats().commit_failures, 30);
+        text = slurp(logpath);
+        for (lines = 0, p = text; (p = strstr(p, "cannot commit")); p++)
+                lines++;
+        fprintf(stderr, "30 failed commits, %d logged:\n%s", lines, text);
+        ASSERT_LE(lines, 6);
+        ASSERT_GE(lines, 1);
+        ASSERT(strstr(text, "failed commits so far"));
+        free(text);
 }

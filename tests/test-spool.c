@@ -1032,3 +1032,63 @@ TEST(sync_concurrent_with_append)
         expect_next(sp, 1496, 1500, 1, 1000, 0);
         bbt_spool_close(sp);
 }
+
+/* A failed append is counted (unstored) and its seq remembered, both kept in
+ * meta across a restart with the drop-alert mark and the agent's witnesses;
+ * the witness of a spool whose tail was cut still names what was used. */
+TEST(unstored_and_witnesses_survive_restart)
+{
+        struct bbt_spool_seq_range r[BBT_SPOOL_UNSTORED_RANGES], sk[2] = { { 100, 199 }, { 300, 399 } };
+        struct bbt_spool_witness w;
+        struct bbt_spool_stats stats;
+        struct bbt_spool *sp;
+        char path[256], payload[500];
+        uint64_t size;
+
+        setup();
+        signal(SIGXFSZ, SIG_IGN);
+        sp = open_sp(1 << 20, 64 << 10, NULL);
+        append_range(sp, 1, 10, 1, 500);
+        segment_path(true, path, sizeof(path));
+        size = file_size(path);
+        limit_file_size(size);
+        make_payload(11, sizeof(payload), payload);
+        ASSERT_EQ(bbt_spool_append(sp, 11, 0, 0, TOPIC, payload, sizeof(payload), NULL), -EFBIG);
+        ASSERT_EQ(bbt_spool_append(sp, 12, 0, 0, TOPIC, payload, sizeof(payload), NULL), -EFBIG);
+        unlimit_file_size();
+        bbt_spool_note_unstored(sp, 0); /* lost before the append: counted, no seq */
+        append_range(sp, 13, 20, 1, 500);
+        bbt_spool_stats(sp, &stats);
+        ASSERT_EQ(stats.unstored, 3);
+        ASSERT_EQ(stats.drop_cleared, 0);
+        bbt_spool_set_seq_ceiling(sp, 3001);
+        bbt_spool_set_boot(sp, 77);
+        bbt_spool_set_skipped(sp, sk, 2);
+        ASSERT_OK(bbt_spool_close(sp));
+
+        sp = open_sp(1 << 20, 64 << 10, NULL);
+        bbt_spool_stats(sp, &stats);
+        ASSERT_EQ(stats.unstored, 3); /* persisted: the hb's spool.dropped does not restart at 0 */
+        ASSERT_EQ(bbt_spool_unstored_seqs(sp, r, BBT_SPOOL_UNSTORED_RANGES), 1);
+        ASSERT_EQ(r[0].from, 11);
+        ASSERT_EQ(r[0].to, 12);
+        bbt_spool_witness(sp, &w);
+        ASSERT_EQ(w.last_seq, 20);
+        ASSERT_EQ(w.meta_appended, 20);
+        ASSERT_EQ(w.meta_seq_ceiling, 3001);
+        ASSERT_EQ(w.meta_boot, 77);
+        ASSERT_EQ(w.n_meta_skipped, 2);
+        ASSERT_EQ(w.meta_skipped[1].from, 300);
+        bbt_spool_clear_drops(sp);
+        ASSERT_OK(bbt_spool_close(sp));
+
+        /* The tail cut off (a power cut): the witnesses still say 20 was used. */
+        ASSERT_OK(truncate(path, (off_t)(size - REC_SIZE(500) * 3)));
+        sp = open_sp(1 << 20, 64 << 10, NULL);
+        bbt_spool_witness(sp, &w);
+        ASSERT_LT(w.last_seq, 20);
+        ASSERT_EQ(w.meta_appended, 20);
+        bbt_spool_stats(sp, &stats);
+        ASSERT_EQ(stats.drop_cleared, 3); /* the alert was cleared before the restart */
+        bbt_spool_close(sp);
+}

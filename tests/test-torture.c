@@ -71,6 +71,7 @@
 #define BROKER_CONF "max_queued_messages 1000000\nmax_inflight_messages 0\n"
 #define TERM_SQL "(SELECT id FROM terminal WHERE terminal = '" TERMINAL "')"
 #define HISTORY 24 /* versions kept of the state and meta files */
+#define SMALL_MAX 20000 /* bytes of a state or meta file (the state file holds up to 16 KiB) */
 
 /* ---- options ---- */
 
@@ -167,7 +168,7 @@ static struct {
 
         /* Versions of the small files, oldest first. */
         struct version {
-                char text[4096];
+                char text[SMALL_MAX];
                 size_t len;
         } hist[2][HISTORY];
         int n_hist[2];
@@ -288,6 +289,8 @@ static void snapshot(void)
 
                 if (n <= 0)
                         continue;
+                if ((size_t)n == sizeof(v.text))
+                        FAIL("%s is larger than the test can keep (%zu bytes)", path, sizeof(v.text));
                 v.len = (size_t)n;
                 if (k && W.hist[f][k - 1].len == v.len && memcmp(W.hist[f][k - 1].text, v.text, v.len) == 0)
                         continue;
@@ -304,7 +307,7 @@ static void snapshot(void)
  * older. Returns a word for the log. */
 static const char *revert(int f, unsigned *seed)
 {
-        char path[400], now[4096];
+        char path[400], now[SMALL_MAX];
         ssize_t n = read_file(small_file(f, path, sizeof(path)), now, sizeof(now));
         int k = W.n_hist[f], pick;
 
