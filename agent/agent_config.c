@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bbt/config.h"
+#include "bbt/fileio.h"
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "periph.h"
@@ -120,6 +121,12 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                        "display, projector, network, other";
         } else if (c->projector_password && strlen(c->projector_password) > 32) {
                 key = "[projector] password", what = "at most 32 bytes (PJLink)";
+        } else if (c->projector_password && *c->projector_password &&
+                   bbt_private_file_check(path, NULL) == -EPERM) {
+                /* A student account on the terminal must not read it. */
+                key = "[projector] password",
+                what = "set in a file other users can read; make the file private: chmod 640 (group of the "
+                       "agent's user) or 600";
         }
         if (!what)
                 return 0;

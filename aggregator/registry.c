@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bbt/array.h"
 #include "csv.h"
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -488,24 +489,6 @@ static int school_from_row(struct bbt_csv *csv, struct bbt_school *s)
         return r;
 }
 
-static int grow(void **array, size_t *cap, size_t need, size_t size)
-{
-        size_t ncap;
-        void *p;
-
-        if (need <= *cap)
-                return 0;
-        ncap = *cap ? *cap * 2 : 64;
-        while (ncap < need)
-                ncap *= 2;
-        p = realloc(*array, ncap * size);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *cap = ncap;
-        return 0;
-}
-
 /* Lines of the rows added by the running import, for naming both rows of a duplicate. */
 struct row_lines {
         unsigned *line;
@@ -514,7 +497,7 @@ struct row_lines {
 
 static int row_lines_push(struct row_lines *rl, unsigned line)
 {
-        int r = grow((void **)&rl->line, &rl->cap, rl->n + 1, sizeof(*rl->line));
+        int r = bbt_array_reserve((void **)&rl->line, &rl->cap, rl->n + 1, sizeof(*rl->line));
 
         if (r == 0)
                 rl->line[rl->n++] = line;
@@ -560,7 +543,8 @@ int bbt_registry_load_schools(struct bbt_registry *reg, const char *path, struct
                         school_clear(&s);
                         continue;
                 }
-                r = grow((void **)&reg->schools, &p->schools_cap, reg->n_schools + 1, sizeof(*reg->schools));
+                r = bbt_array_reserve((void **)&reg->schools, &p->schools_cap, reg->n_schools + 1,
+                                      sizeof(*reg->schools));
                 if (r == 0)
                         r = row_lines_push(&lines, bbt_csv_line(csv));
                 if (r < 0) {
@@ -657,7 +641,8 @@ int bbt_registry_load_terminals(struct bbt_registry *reg, const char *path, stru
                         free(t.room);
                         continue;
                 }
-                r = grow((void **)&reg->terminals, &p->terminals_cap, reg->n_terminals + 1, sizeof(*reg->terminals));
+                r = bbt_array_reserve((void **)&reg->terminals, &p->terminals_cap, reg->n_terminals + 1,
+                                      sizeof(*reg->terminals));
                 if (r == 0)
                         r = row_lines_push(&lines, bbt_csv_line(csv));
                 if (r < 0) {

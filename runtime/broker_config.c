@@ -54,13 +54,35 @@ bool bbt_broker_config_equal(const struct bbt_broker_config *a, const struct bbt
                a->backoff_min_ms == b->backoff_min_ms && a->backoff_max_ms == b->backoff_max_ms;
 }
 
+/* Refuses a password or key file that other users can read: a student
+ * account on a terminal must not be able to take the terminal's identity. */
+static int check_private(const char *path, char *err, size_t err_size)
+{
+        unsigned mode = 0;
+        int r = bbt_private_file_check(path, &mode);
+
+        if (r == -EPERM)
+                snprintf(err, err_size,
+                         "%s: other users can read this secret (mode %04o); make it private: chmod 600 %s "
+                         "(owned by the user this daemon runs as)",
+                         path, mode, path);
+        else if (r < 0)
+                snprintf(err, err_size, "%s: %s", path, strerror(-r));
+        return r;
+}
+
 int bbt_broker_config_mqtt_options(const struct bbt_broker_config *c, char *password, size_t size,
                                    struct bbt_mqtt_options *o, char *err, size_t err_size)
 {
         int r;
 
         password[0] = '\0';
+        if (c->tls_key_file && (r = check_private(c->tls_key_file, err, err_size)) < 0)
+                return r;
         if (c->password_file) {
+                r = check_private(c->password_file, err, err_size);
+                if (r < 0)
+                        return r;
                 r = bbt_read_secret_file(c->password_file, password, size);
                 if (r < 0) {
                         snprintf(err, err_size, "%s: %s", c->password_file, strerror(-r));

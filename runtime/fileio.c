@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int bbt_write_full(int fd, const void *buf, size_t len)
@@ -78,4 +79,18 @@ int bbt_read_secret_file(const char *path, char *buf, size_t size)
         fclose(f);
         buf[strcspn(buf, "\r\n")] = '\0';
         return 0;
+}
+
+int bbt_private_file_check(const char *path, unsigned *ret_mode)
+{
+        struct stat st;
+        bool others;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        others = (st.st_mode & S_IROTH) ||
+                 ((st.st_mode & S_IRGRP) && st.st_gid != getegid() && st.st_gid != 0);
+        if (ret_mode)
+                *ret_mode = (unsigned)(st.st_mode & 07777);
+        return others ? -EPERM : 0;
 }

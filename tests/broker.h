@@ -18,6 +18,7 @@ struct bbt_test_broker {
         int slot;       /* 1 + index in the cleanup registry, 0 for none */
         char dir[256];  /* private temporary directory, "" until created */
         char *extra_conf;
+        bool own_conf;  /* extra_conf is the whole configuration (bbt_test_broker_start_conf) */
 };
 
 /* Starts /usr/sbin/mosquitto (or one found on PATH) with a generated
@@ -29,6 +30,16 @@ struct bbt_test_broker {
  * (exit 77) if mosquitto is not installed; fails it, printing the broker's
  * log, if it does not come up within 5 s. */
 void bbt_test_broker_start(struct bbt_test_broker *b, const char *extra_conf);
+/* Like bbt_test_broker_start, but CONF is the whole configuration after the
+ * harness's own lines (logging to the broker's directory, persistence there,
+ * "user root" as root): no listener and no allow_anonymous are added. In
+ * CONF, "@PORT@" becomes the free port the harness chose and "@DIR@" the
+ * broker's directory (where fixtures go: bbt_test_broker_dir). CONF must open
+ * a listener on 127.0.0.1:@PORT@; the harness waits until it accepts. For
+ * testing a shipped configuration with its paths and ports replaced. */
+void bbt_test_broker_start_conf(struct bbt_test_broker *b, const char *conf);
+/* SIGHUP: mosquitto reads its password file, ACL and CRL again. */
+void bbt_test_broker_reload(struct bbt_test_broker *b);
 /* SIGTERM (SIGKILL after 5 s), then removes the directory. Idempotent. */
 void bbt_test_broker_stop(struct bbt_test_broker *b);
 /* SIGKILL, like a crash. Keeps the port, the configuration and the directory. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -78,6 +79,32 @@ long long bench_number(const char *opt, const char *arg, long long min, long lon
         if (errno || end == arg || *end || v < min || v > max)
                 bench_die("%s %s: expected an integer %lld..%lld", opt, arg, min, max);
         return v;
+}
+
+void bench_raise_nofile(long want_n, char *said, size_t size)
+{
+        struct rlimit was, rl;
+        char why[160] = "";
+
+        if (getrlimit(RLIMIT_NOFILE, &was) < 0)
+                bench_die("getrlimit: %s", strerror(errno));
+        rl = was;
+        if ((rlim_t)want_n > rl.rlim_max) {
+                struct rlimit want = { (rlim_t)want_n, (rlim_t)want_n };
+
+                /* Past the hard limit: root (CAP_SYS_RESOURCE) only, up to fs.nr_open. */
+                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                        rl = want;
+                else
+                        snprintf(why, sizeof(why), "; raising the hard limit to %ld: %s", want_n, strerror(errno));
+        }
+        rl.rlim_cur = (rlim_t)want_n < rl.rlim_max ? (rlim_t)want_n : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                bench_die("setrlimit: %s", strerror(errno));
+        getrlimit(RLIMIT_NOFILE, &rl);
+        snprintf(said, size, "RLIMIT_NOFILE %llu (hard %llu; was %llu, hard %llu%s)", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)rl.rlim_max, (unsigned long long)was.rlim_cur, (unsigned long long)was.rlim_max,
+                 why);
 }
 
 void bench_make_tmpdir(void)

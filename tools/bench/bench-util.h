@@ -34,6 +34,10 @@ void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 /* bench_die() if a signal came. */
 void bench_check_signal(void);
 
+/* Raises RLIMIT_NOFILE (which children inherit) to WANT: past the hard limit
+ * as root, else to the hard limit. Says what it got in SAID. */
+void bench_raise_nofile(long want, char *said, size_t size);
+
 /* $TMPDIR/PROG.XXXXXX (or /tmp), into bench_tmpdir. */
 void bench_make_tmpdir(void);
 /* Removes bench_tmpdir, or says it is kept (--keep); then it is "". */

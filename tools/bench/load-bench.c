@@ -143,28 +143,10 @@ static void cleanup(void)
 
 static void raise_nofile(char *said, size_t size)
 {
-        struct rlimit was, rl;
-        char why[160] = "";
+        struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &was) < 0)
-                bench_die("getrlimit: %s", strerror(errno));
-        rl = was;
-        if ((rlim_t)opt.nofile > rl.rlim_max) {
-                struct rlimit want = { (rlim_t)opt.nofile, (rlim_t)opt.nofile };
-
-                /* Past the hard limit: root (CAP_SYS_RESOURCE) only, up to fs.nr_open. */
-                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
-                        rl = want;
-                else
-                        snprintf(why, sizeof(why), "; raising the hard limit to %ld: %s", opt.nofile, strerror(errno));
-        }
-        rl.rlim_cur = (rlim_t)opt.nofile < rl.rlim_max ? (rlim_t)opt.nofile : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                bench_die("setrlimit: %s", strerror(errno));
+        bench_raise_nofile(opt.nofile, said, size);
         getrlimit(RLIMIT_NOFILE, &rl);
-        snprintf(said, size, "RLIMIT_NOFILE %llu (hard %llu; was %llu, hard %llu%s)", (unsigned long long)rl.rlim_cur,
-                 (unsigned long long)rl.rlim_max, (unsigned long long)was.rlim_cur, (unsigned long long)was.rlim_max,
-                 why);
         if (rl.rlim_cur < (rlim_t)opt.schools * (rlim_t)opt.terminals + 1024)
                 fprintf(stderr, "load-bench: warning: only %llu file descriptors for %d terminals (about 91 %% of "
                                 "them connect): the broker may run out\n",

@@ -37,7 +37,8 @@ struct bbt_broker_config {
         BBT__BROKER_OPT("username", BBT_OPT_STRING, username, NULL, 0, 0, "MQTT user name; empty: anonymous", \
                         TYPE, MEMBER),                                                                     \
         BBT__BROKER_OPT("password_file", BBT_OPT_PATH, password_file, NULL, 0, 0,                          \
-                        "File holding the MQTT password (first line); keep it mode 0600", TYPE, MEMBER),   \
+                        "File holding the MQTT password (first line); refused if other users can read it", \
+                        TYPE, MEMBER),                                                                     \
         BBT__BROKER_OPT("tls_ca_file", BBT_OPT_PATH, tls_ca_file, NULL, 0, 0,                              \
                         "CA certificate (PEM) the broker's certificate must chain to; setting it turns TLS on", \
                         TYPE, MEMBER),                                                                     \
@@ -46,8 +47,8 @@ struct bbt_broker_config {
                         MEMBER),                                                                           \
         BBT__BROKER_OPT("tls_cert_file", BBT_OPT_PATH, tls_cert_file, NULL, 0, 0,                          \
                         "Client certificate (PEM), with tls_key_file", TYPE, MEMBER),                      \
-        BBT__BROKER_OPT("tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0, "Client private key (PEM)",  \
-                        TYPE, MEMBER),                                                                     \
+        BBT__BROKER_OPT("tls_key_file", BBT_OPT_PATH, tls_key_file, NULL, 0, 0,                            \
+                        "Client private key (PEM); refused if other users can read it", TYPE, MEMBER),     \
         BBT__BROKER_OPT("keepalive", BBT_OPT_DURATION, keepalive_ms, "60s", 5000, 3600000, "MQTT keepalive", \
                         TYPE, MEMBER),                                                                     \
         BBT__BROKER_OPT("backoff_min", BBT_OPT_DURATION, backoff_min_ms, "1s", 100, 60000,                 \
@@ -69,8 +70,10 @@ BBT_API long long bbt_broker_config_port(const struct bbt_broker_config *c);
 BBT_API bool bbt_broker_config_equal(const struct bbt_broker_config *a, const struct bbt_broker_config *b);
 
 /* Fills O (after bbt_mqtt_options_init) from C, reading the password file into
- * PASSWORD (SIZE bytes; the caller wipes it after bbt_mqtt_new). Returns 0, or
- * -errno if the password file cannot be read (ERR says which). */
+ * PASSWORD (SIZE bytes; the caller wipes it after bbt_mqtt_new). Returns 0;
+ * -EPERM if other users can read the password file or the TLS key file
+ * (bbt_private_file_check), with ERR naming the file and the chmod that fixes
+ * it; or -errno if one of them cannot be read (ERR says which). */
 BBT_API int bbt_broker_config_mqtt_options(const struct bbt_broker_config *c, char *password, size_t size,
                                            struct bbt_mqtt_options *o, char *err, size_t err_size);
 

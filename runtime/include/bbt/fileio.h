@@ -7,11 +7,6 @@
 
 #ifndef BBT_API
 #define BBT_API __attribute__((visibility("default")))
-/* Reads the first line of the file at PATH (a password file) into BUF (SIZE
- * bytes, NUL-terminated, line end dropped; an empty file gives ""). Returns 0
- * or -errno. */
-BBT_API int bbt_read_secret_file(const char *path, char *buf, size_t size);
-
 #endif
 
 /* Writes all LEN bytes of BUF to FD, retrying on EINTR and short writes.
@@ -32,5 +27,12 @@ BBT_API int bbt_atomic_replace(int dirfd, const char *tmp_name, const char *name
  * bytes, NUL-terminated, line end dropped; an empty file gives ""). Returns 0
  * or -errno. */
 BBT_API int bbt_read_secret_file(const char *path, char *buf, size_t size);
+
+/* Whether users other than the file's owner can read the file at PATH (a
+ * password or private key): its mode lets "others" read, or lets its group
+ * read and that group is neither this process's effective group nor root's.
+ * Returns 0 when only the owner (and that group) can, -EPERM when others can,
+ * with the permission bits in *RET_MODE (may be NULL), or -errno from stat(). */
+BBT_API int bbt_private_file_check(const char *path, unsigned *ret_mode);
 
 #endif
