@@ -1708,6 +1708,7 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
         /* The reservation's and the skipped ranges' second witness, on disk
          * before any seq goes out. */
         bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
+        _Static_assert(BBT_SPOOL_SKIPPED_RANGES == BBT_STATE_SKIPPED_MAX, "meta keeps every skipped range");
         {
                 struct bbt_spool_seq_range copy[BBT_SPOOL_SKIPPED_RANGES];
                 const struct bbt_seq_range *sk;
@@ -1717,7 +1718,7 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                         copy[i - first].from = sk[i].from;
                         copy[i - first].to = sk[i].to;
                 }
-                bbt_spool_set_skipped(a->spool, copy, n - first); /* the newest */
+                bbt_spool_set_skipped(a->spool, copy, n - first);
         }
         r = bbt_spool_save_meta(a->spool);
         if (r < 0)

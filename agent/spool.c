@@ -61,7 +61,7 @@
 #define SEG_NAME_LEN 24 /* 20 digits + ".seg" */
 #define RETIRED_MAX 4
 #define META_VERSION 2u
-#define META_MAX 4096 /* bytes of a meta file */
+#define META_MAX 16384 /* bytes of a meta file: 272 ranges of two 16-digit numbers, and the rest */
 #define META_NAME "meta"
 #define META_TMP_NAME "meta.tmp"
 #define LOCK_NAME "lock"
@@ -507,7 +507,7 @@ static int write_meta(struct bbt_spool *sp, const struct meta *m)
                 len += (size_t)snprintf(text + len, sizeof(text) - len, "\nskipped=");
         put_ranges(text, sizeof(text), &len, m->skipped, m->n_skipped);
         if (len + 1 >= sizeof(text))
-                return -EOVERFLOW; /* cannot happen: 24 ranges of two 20-digit numbers fit */
+                return -EOVERFLOW; /* cannot happen: see META_MAX */
         text[len++] = '\n';
         return bbt_atomic_replace(sp->dirfd, META_TMP_NAME, META_NAME, text, len);
 }

@@ -65,10 +65,10 @@ struct bbt_spool_seq_range {
 
 /* How many ranges of unstored seqs the meta file keeps (the newest). */
 #define BBT_SPOOL_UNSTORED_RANGES 16
-/* How many ranges of skipped seqs the meta file keeps for the agent (the
- * newest: a copy for when the state file lost its latest writes; meta is
- * written every second, so it stays small). */
-#define BBT_SPOOL_SKIPPED_RANGES 8
+/* How many ranges of skipped seqs the meta file keeps for the agent: all of
+ * the state file's (BBT_STATE_SKIPPED_MAX), a whole copy for when that file
+ * lost its latest writes. (One range per unclean stop: normally a handful.) */
+#define BBT_SPOOL_SKIPPED_RANGES 256
 
 /* What the spool's files said when it was opened: the witnesses the agent's
  * seq counter weighs so that it never hands out a seq used before
