@@ -1,5 +1,6 @@
 /* bbt-aggregator's option table, the checks that span several keys, and loading the registry files. */
 #include "aggregator_config.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -96,7 +97,7 @@ static const struct bbt_option options[] = {
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
           .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
 };
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+#define N_OPTIONS (BBT_ELEMENTSOF(options))
 
 static int check(const char *path, void *cfg, char *err, size_t err_size)
 {

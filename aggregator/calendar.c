@@ -1,5 +1,7 @@
 /* School calendar and bells: per-scope merged day ranges searched by bisection, CSV import, schedule hash. */
 #include "calendar.h"
+#include "bbt/base.h"
+#include "bbt/protocol.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +12,6 @@
 #include "civil.h"
 #include "csv.h"
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 #define KINDS 3
 
 static const struct bbt_bells default_bells = {
@@ -54,20 +55,6 @@ struct bbt_calendar {
         struct scope **scope; /* sorted by code */
         size_t n, cap;
 };
-
-static bool valid_scope(const char *s)
-{
-        size_t n = 0;
-
-        for (; *s; s++, n++) {
-                char c = *s;
-
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                      c == '-'))
-                        return false;
-        }
-        return n >= 1 && n <= BBT_ID_MAX;
-}
 
 int bbt_calendar_new(struct bbt_calendar **ret)
 {
@@ -216,7 +203,7 @@ int bbt_calendar_add(struct bbt_calendar *cal, const char *scope, enum bbt_calen
         struct range_set *rs;
         int r;
 
-        if (!scope || !valid_scope(scope) || (unsigned)kind >= KINDS || to < from)
+        if (!scope || !bbt_id_valid(scope) || (unsigned)kind >= KINDS || to < from)
                 return -EINVAL;
         r = scope_get(cal, scope, &s);
         if (r < 0)
@@ -248,7 +235,7 @@ int bbt_calendar_set_bells(struct bbt_calendar *cal, const char *scope, const st
         struct scope *s;
         int r;
 
-        if (!scope || !valid_scope(scope) || !bells || check_bells(bells) < 0)
+        if (!scope || !bbt_id_valid(scope) || !bells || check_bells(bells) < 0)
                 return -EINVAL;
         r = scope_get(cal, scope, &s);
         if (r < 0)
@@ -379,12 +366,12 @@ static int day_from_row(struct bbt_csv *csv, struct day_entry *e)
 
         memset(e, 0, sizeof(*e));
         v = bbt_csv_get(csv, DC_SCOPE);
-        if (valid_scope(v))
+        if (bbt_id_valid(v))
                 memcpy(e->code, v, strlen(v) + 1);
         else
                 bbt_csv_bad_value(csv, DC_SCOPE, "expected a 6-digit county code or a school code");
         v = bbt_csv_get(csv, DC_KIND);
-        for (size_t i = 0; i < ELEMENTSOF(kind_words) && !kind_ok; i++)
+        for (size_t i = 0; i < BBT_ELEMENTSOF(kind_words) && !kind_ok; i++)
                 if (strcasecmp(v, kind_words[i].text) == 0) {
                         e->kind = kind_words[i].kind;
                         kind_ok = true;
@@ -513,7 +500,7 @@ static int bell_from_row(struct bbt_csv *csv, struct bell_row *b)
         memset(b, 0, sizeof(*b));
         b->line = bbt_csv_line(csv);
         v = bbt_csv_get(csv, BC_SCOPE);
-        if (valid_scope(v))
+        if (bbt_id_valid(v))
                 memcpy(b->code, v, strlen(v) + 1);
         else
                 bbt_csv_bad_value(csv, BC_SCOPE, "expected a 6-digit county code or a school code");

@@ -1,5 +1,6 @@
 /* CSV reader for registry and calendar imports: decoding, RFC 4180 records parsed in place, headers, messages. */
 #include "csv.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,48 +168,6 @@ int bbt_csv_parse_count(const char *s, long max, long *ret)
         return 0;
 }
 
-/* Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and
- * code points past U+10FFFF included), or LEN if all of S is valid. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
-{
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned char c = s[i];
-                size_t n;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf) {
-                        n = 1;
-                        cp = c & 0x1f;
-                } else if (c >= 0xe0 && c <= 0xef) {
-                        n = 2;
-                        cp = c & 0x0f;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        n = 3;
-                        cp = c & 0x07;
-                } else {
-                        return i;
-                }
-                if (len - i <= n)
-                        return i;
-                for (size_t k = 1; k <= n; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return i;
-                        cp = cp << 6 | (s[i + k] & 0x3f);
-                }
-                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return i;
-                i += n + 1;
-        }
-        return len;
-}
-
 /* Converts LEN bytes of GB18030 at IN into a new NUL-terminated UTF-8 buffer.
  * Returns 0, -EILSEQ with *RET_BAD the offset of the first bad sequence, -ENOMEM. */
 static int gb18030_decode(const char *in, size_t len, char **ret, size_t *ret_len, size_t *ret_bad)
@@ -346,7 +305,7 @@ static int decode(struct bbt_csv *csv, char *raw, size_t len)
                 return -EINVAL;
         }
         if (len >= 3 && u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf) {
-                bad = utf8_invalid_at(u + 3, len - 3);
+                bad = bbt_utf8_invalid_at((const char *)u + 3, len - 3);
                 if (bad < len - 3) {
                         bbt_csv_error_at(csv, 0, "starts with a UTF-8 BOM but byte 0x%02x at offset %zu is not UTF-8",
                                          u[3 + bad], bad + 3);
@@ -356,7 +315,7 @@ static int decode(struct bbt_csv *csv, char *raw, size_t len)
                 memmove(raw, raw + 3, len - 3);
                 len -= 3;
                 csv->buf = raw;
-        } else if ((bad = utf8_invalid_at(u, len)) == len) {
+        } else if ((bad = bbt_utf8_invalid_at((const char *)u, len)) == len) {
                 csv->buf = raw;
         } else {
                 r = gb18030_decode(raw, len, &csv->buf, &len, &bad_gb);

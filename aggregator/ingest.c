@@ -1,5 +1,6 @@
 /* Ingest: validate, deduplicate on (terminal, seq), track gaps and ask for resends, sessions, clock skew, rollups. */
 #include "ingest.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1005,7 +1006,7 @@ static int add_usage_rollups(struct bbt_ingest *in, struct term *t, const struct
         int r = 0;
 
         rules_of(in, t, &rules);
-        n = bbt_rollup_usage(&rules, span, rows, sizeof(rows) / sizeof(rows[0]));
+        n = bbt_rollup_usage(&rules, span, rows, BBT_ELEMENTSOF(rows));
         for (size_t i = 0; r == 0 && i < n; i++)
                 r = pending_add(t, &rows[i]);
         return r;

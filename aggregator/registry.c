@@ -1,5 +1,7 @@
 /* The registry of schools and terminals: CSV import with all-or-nothing validation, and hash lookups by code. */
 #include "registry.h"
+#include "bbt/base.h"
+#include "bbt/protocol.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +12,6 @@
 #include "bbt/array.h"
 #include "csv.h"
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 /* Sanity bound for counts of pupils and classrooms: bigger is a typo. */
 #define COUNT_MAX 1000000L
 
@@ -218,20 +219,6 @@ static int word_lookup(const struct word *w, size_t n, const char *s, int *ret)
         return -EINVAL;
 }
 
-static bool is_id(const char *s)
-{
-        size_t n = 0;
-
-        for (; *s; s++, n++) {
-                char c = *s;
-
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                      c == '-'))
-                        return false;
-        }
-        return n >= 1 && n <= BBT_ID_MAX;
-}
-
 static bool is_county_code(const char *s)
 {
         size_t n = 0;
@@ -260,7 +247,7 @@ static size_t separator_len(const char *s)
 
         if (*s == ';' || *s == ',' || *s == '|' || *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
                 return 1;
-        for (size_t i = 0; i < ELEMENTSOF(wide); i++)
+        for (size_t i = 0; i < BBT_ELEMENTSOF(wide); i++)
                 if (strncmp(s, wide[i], strlen(wide[i])) == 0)
                         return strlen(wide[i]);
         return 0;
@@ -288,7 +275,7 @@ int bbt_periph_kinds_parse(const char *s, uint32_t *ret, char *bad, size_t bad_s
                                 if (strcasecmp(word, bbt_periph_kind_name((enum bbt_periph_kind)k)) == 0)
                                         kind = k;
                         if (kind < 0)
-                                (void)word_lookup(periph_words, ELEMENTSOF(periph_words), word, &kind);
+                                (void)word_lookup(periph_words, BBT_ELEMENTSOF(periph_words), word, &kind);
                 }
                 if (kind < 0) {
                         if (bad && bad_size > 0) {
@@ -423,19 +410,19 @@ static int school_from_row(struct bbt_csv *csv, struct bbt_school *s)
         else
                 bbt_csv_bad_value(csv, SC_COUNTY, "expected a 6-digit county code");
         v = bbt_csv_get(csv, SC_CODE);
-        if (is_id(v))
+        if (bbt_id_valid(v))
                 memcpy(s->code, v, strlen(v) + 1);
         else
                 bbt_csv_bad_value(csv, SC_CODE, "expected 1 to 32 of A-Z a-z 0-9 _ -");
         if (!*bbt_csv_get(csv, SC_NAME))
                 bbt_csv_column_error(csv, SC_NAME, "required but empty");
         v = bbt_csv_get(csv, SC_TYPE);
-        if (word_lookup(type_words, ELEMENTSOF(type_words), v, &value) == 0)
+        if (word_lookup(type_words, BBT_ELEMENTSOF(type_words), v, &value) == 0)
                 s->type = (enum bbt_school_type)value;
         else
                 bbt_csv_bad_value(csv, SC_TYPE, "expected 小学, 初中 or 九年一贯制");
         v = bbt_csv_get(csv, SC_AREA);
-        if (word_lookup(area_words, ELEMENTSOF(area_words), v, &value) == 0)
+        if (word_lookup(area_words, BBT_ELEMENTSOF(area_words), v, &value) == 0)
                 s->area = (enum bbt_area)value;
         else
                 bbt_csv_bad_value(csv, SC_AREA, "expected 城区, 镇区 or 乡村");
@@ -585,14 +572,14 @@ static int terminal_from_row(struct bbt_csv *csv, const struct bbt_registry *reg
 
         memset(t, 0, sizeof(*t));
         v = bbt_csv_get(csv, TC_SCHOOL);
-        if (!is_id(v))
+        if (!bbt_id_valid(v))
                 bbt_csv_bad_value(csv, TC_SCHOOL, "expected 1 to 32 of A-Z a-z 0-9 _ -");
         else if (!school_find(reg, v))
                 bbt_csv_column_error(csv, TC_SCHOOL, "no school %s in the registry", v);
         else
                 memcpy(t->school, v, strlen(v) + 1);
         v = bbt_csv_get(csv, TC_ID);
-        if (is_id(v))
+        if (bbt_id_valid(v))
                 memcpy(t->id, v, strlen(v) + 1);
         else
                 bbt_csv_bad_value(csv, TC_ID, "expected 1 to 32 of A-Z a-z 0-9 _ -");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "aggregator_config.h"
+#include "bbt/base.h"
 #include "bbt/log.h"
 #include "civil.h"
 #include "reports.h"
@@ -134,7 +135,7 @@ int main(int argc, char **argv)
                         output = optarg;
                         break;
                 case 'x':
-                        if (n_sets == sizeof(sets) / sizeof(sets[0]) || !strchr(optarg, '=')) {
+                        if (n_sets == BBT_ELEMENTSOF(sets) || !strchr(optarg, '=')) {
                                 fprintf(stderr, "bbt-report: --set %s: expected KEY=VALUE (at most 32)\n", optarg);
                                 return 2;
                         }

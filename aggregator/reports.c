@@ -1,5 +1,6 @@
 /* bbt-report's reports: the store, registry and calendar turned into the evaluation tables (METRICS.md). */
 #include "reports.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,7 +11,6 @@
 #include "balance.h"
 #include "civil.h"
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 /* How far back the idle window may reach to find its school days. */
 #define IDLE_LOOKBACK_DAYS 400
 
@@ -538,7 +538,7 @@ static int report_summary(struct ctx *c, struct bbt_report *rep)
                         area_schools[c->schools[i].reg->area]++;
                 }
         }
-        t = bbt_report_add_table(rep, "overall", "总体", "Overall", overall_cols, ELEMENTSOF(overall_cols));
+        t = bbt_report_add_table(rep, "overall", "总体", "Overall", overall_cols, BBT_ELEMENTSOF(overall_cols));
         bbt_table_add_row(t);
         snprintf(scope, sizeof(scope), "%s", c->o->school ? c->o->school : c->o->county ? c->o->county
                                                                            : L(c, "全部", "all"));
@@ -551,7 +551,7 @@ static int report_summary(struct ctx *c, struct bbt_report *rep)
 
         /* By township, in the order townships first appear in the registry. */
         t = bbt_report_add_table(rep, "townships", "按乡镇", "By township", township_cols,
-                                 ELEMENTSOF(township_cols));
+                                 BBT_ELEMENTSOF(township_cols));
         for (size_t i = 0; i < c->n_schools; i++) {
                 const char *tw = township_of(&c->schools[i]);
                 struct bbt_rates_acc acc = { 0 };
@@ -576,7 +576,7 @@ static int report_summary(struct ctx *c, struct bbt_report *rep)
         }
 
         /* 城区 / 镇区 / 乡村 and the gap between the highest and lowest. */
-        t = bbt_report_add_table(rep, "areas", "城乡对比", "Urban, town and rural", area_cols, ELEMENTSOF(area_cols));
+        t = bbt_report_add_table(rep, "areas", "城乡对比", "Urban, town and rural", area_cols, BBT_ELEMENTSOF(area_cols));
         {
                 double hi[N_RATE_COLUMNS], lo[N_RATE_COLUMNS];
                 bool have[N_RATE_COLUMNS] = { false };
@@ -634,7 +634,7 @@ static int report_schools(struct ctx *c, struct bbt_report *rep)
                 RATE_COLUMNS,
                 { "idle", "闲置终端", "Idle", BBT_CELL_INT, 0 },
         };
-        struct bbt_table *t = bbt_report_add_table(rep, "schools", "学校", "Schools", cols, ELEMENTSOF(cols));
+        struct bbt_table *t = bbt_report_add_table(rep, "schools", "学校", "Schools", cols, BBT_ELEMENTSOF(cols));
 
         for (size_t i = 0; i < c->n_schools; i++) {
                 const struct school_info *si = &c->schools[i];
@@ -673,7 +673,7 @@ static int report_terminals(struct ctx *c, struct bbt_report *rep)
                 { "open_faults", "未消除故障", "Open faults", BBT_CELL_INT, 0 },
                 { "version", "代理版本", "Agent version", BBT_CELL_TEXT, 0 },
         };
-        struct bbt_table *t = bbt_report_add_table(rep, "terminals", "终端", "Terminals", cols, ELEMENTSOF(cols));
+        struct bbt_table *t = bbt_report_add_table(rep, "terminals", "终端", "Terminals", cols, BBT_ELEMENTSOF(cols));
         char when[32];
 
         for (size_t i = 0; i < c->n_terms; i++) {
@@ -707,7 +707,7 @@ static int report_idle(struct ctx *c, struct bbt_report *rep)
                 { "last_seen", "最后上报", "Last seen", BBT_CELL_TEXT, 0 },
                 { "reason", "原因", "Reason", BBT_CELL_TEXT, 0 },
         };
-        struct bbt_table *t = bbt_report_add_table(rep, "idle", "闲置设备", "Idle equipment", cols, ELEMENTSOF(cols));
+        struct bbt_table *t = bbt_report_add_table(rep, "idle", "闲置设备", "Idle equipment", cols, BBT_ELEMENTSOF(cols));
         char when[32], note_zh[160], note_en[160];
 
         for (size_t i = 0; i < c->n_terms; i++) {
@@ -752,7 +752,7 @@ static const char *fault_name(const char *code, bool chinese)
                 { "offline", "离线", "offline" },
         };
 
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+        for (size_t i = 0; i < BBT_ELEMENTSOF(names); i++)
                 if (strcmp(names[i].code, code) == 0)
                         return chinese ? names[i].zh : names[i].en;
         return code;
@@ -813,7 +813,7 @@ static int report_faults(struct ctx *c, struct bbt_report *rep)
                 { "detail", "详情", "Detail", BBT_CELL_TEXT, 0 },
         };
         struct fault_list_ctx fl = { c, bbt_report_add_table(rep, "faults", "未消除故障", "Open faults", cols,
-                                                             ELEMENTSOF(cols)) };
+                                                             BBT_ELEMENTSOF(cols)) };
         char detail[128];
 
         for (size_t i = 0; i < c->n_terms; i++) {
@@ -904,7 +904,7 @@ static int report_balance(struct ctx *c, struct bbt_report *rep)
                 struct bbt_table *t = bbt_report_add_table(rep, sec ? "junior" : "primary",
                                                            sec ? "初中差异系数" : "小学差异系数",
                                                            sec ? "Junior section" : "Primary section", cols,
-                                                           ELEMENTSOF(cols));
+                                                           BBT_ELEMENTSOF(cols));
                 double quality, basic;
 
                 bbt_balance_thresholds((enum bbt_section)sec, &quality, &basic);
@@ -949,7 +949,7 @@ static int report_balance(struct ctx *c, struct bbt_report *rep)
         }
         free(in);
         vt = bbt_report_add_table(rep, "values", "各校指标值", "Values per school", value_cols,
-                                  ELEMENTSOF(value_cols));
+                                  BBT_ELEMENTSOF(value_cols));
         for (size_t i = 0; i < c->n_schools; i++) {
                 const struct school_info *si = &c->schools[i];
 
@@ -1032,7 +1032,7 @@ static int report_inventory(struct ctx *c, struct bbt_report *rep)
                 { "missing", "缺少的外设", "Missing", BBT_CELL_TEXT, 0 },
         };
         struct inventory_ctx ic = { c, bbt_report_add_table(rep, "devices", "外设清单", "Peripherals", cols,
-                                                            ELEMENTSOF(cols)), NULL };
+                                                            BBT_ELEMENTSOF(cols)), NULL };
         struct bbt_table *mt;
         int r;
 
@@ -1041,7 +1041,7 @@ static int report_inventory(struct ctx *c, struct bbt_report *rep)
                 return -ENOMEM;
         r = c->store->ops->inventory_each(c->store, inventory_cb, &ic);
         mt = bbt_report_add_table(rep, "missing", "应配未见外设", "Expected but absent", missing_cols,
-                                  ELEMENTSOF(missing_cols));
+                                  BBT_ELEMENTSOF(missing_cols));
         for (size_t i = 0; r == 0 && i < c->n_terms; i++) {
                 const struct term_info *t = &c->terms[i];
                 uint32_t missing = t->reg ? t->reg->expected & ~ic.present[i] : 0;
@@ -1115,7 +1115,7 @@ static const char *loss_reason(const struct ctx *c, const char *reason)
         };
 
         if (c->o->chinese)
-                for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                for (size_t i = 0; i < BBT_ELEMENTSOF(names); i++)
                         if (strcmp(reason, names[i].en) == 0)
                                 return names[i].zh;
         return reason;
@@ -1218,7 +1218,7 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
                 { "value", "数值", "Value", BBT_CELL_INT, 0 },
         };
         struct bbt_table *t = bbt_report_add_table(rep, "terminals", "各终端传输情况", "Delivery per terminal",
-                                                   cols, ELEMENTSOF(cols));
+                                                   cols, BBT_ELEMENTSOF(cols));
         struct gap_sum_ctx gs = { c, calloc(c->n_terms + 1, sizeof(int64_t)) };
         struct counter_ctx cc = { c, NULL };
         struct loss_list_ctx ll = { c, NULL };
@@ -1249,15 +1249,15 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
         }
         free(gs.missing);
         ll.t = bbt_report_add_table(rep, "ranges", "丢失与跳过的序号", "Lost and skipped seqs", range_cols,
-                                    ELEMENTSOF(range_cols));
+                                    BBT_ELEMENTSOF(range_cols));
         if (r == 0)
                 r = c->store->ops->losses_each(c->store, loss_list_cb, &ll);
         ll.t = bbt_report_add_table(rep, "conflicts", "序号冲突", "Seq conflicts", conflict_cols,
-                                    ELEMENTSOF(conflict_cols));
+                                    BBT_ELEMENTSOF(conflict_cols));
         if (r == 0)
                 r = c->store->ops->conflicts_each(c->store, conflict_list_cb, &ll);
         cc.t = bbt_report_add_table(rep, "counters", "接收计数(全部终端)", "Ingest counters (all terminals)",
-                                    counter_cols, ELEMENTSOF(counter_cols));
+                                    counter_cols, BBT_ELEMENTSOF(counter_cols));
         if (r == 0)
                 r = c->store->ops->counters_each(c->store, counter_cb, &cc);
         bbt_report_add_note(rep,

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "bbt/base.h"
 
 /* 'bbt1': tells a bbt store from any other SQLite file. */
 #define APPLICATION_ID 0x62627431
@@ -77,7 +78,7 @@ static const char *const migrations[] = {
         " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
         " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);",
 };
-#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+#define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
 #define TERMINAL_COLS                                                                                 \

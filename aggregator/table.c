@@ -1,5 +1,6 @@
 /* Report output: tables rendered as an aligned text table, CSV (UTF-8 BOM, for Excel) or JSON (see table.h). */
 #include "table.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,45 +69,6 @@ struct bbt_report {
 #define MAX_DECIMALS 10
 
 /* ---- UTF-8 and display width ---- */
-
-/* Decodes the UTF-8 sequence at S (NUL-terminated). Returns its length in
- * bytes and the code point in *RET_CP, or 0 if S does not start a valid
- * sequence (overlong forms, surrogates and values over U+10FFFF included). */
-static size_t utf8_decode(const char *s, uint32_t *ret_cp)
-{
-        const unsigned char *p = (const unsigned char *)s;
-        uint32_t cp, min;
-        size_t len, i;
-
-        if (p[0] < 0x80) {
-                *ret_cp = p[0];
-                return 1;
-        }
-        if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-                len = 2;
-                cp = p[0] & 0x1f;
-                min = 0x80;
-        } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-                len = 3;
-                cp = p[0] & 0x0f;
-                min = 0x800;
-        } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-                len = 4;
-                cp = p[0] & 0x07;
-                min = 0x10000;
-        } else {
-                return 0;
-        }
-        for (i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret_cp = cp;
-        return len;
-}
 
 struct range {
         uint32_t first;
@@ -184,9 +146,9 @@ static size_t codepoint_width(uint32_t cp)
 {
         if (cp < 0x300)
                 return 1;
-        if (in_ranges(cp, zero_width, sizeof(zero_width) / sizeof(zero_width[0])))
+        if (in_ranges(cp, zero_width, BBT_ELEMENTSOF(zero_width)))
                 return 0;
-        if (in_ranges(cp, double_width, sizeof(double_width) / sizeof(double_width[0])))
+        if (in_ranges(cp, double_width, BBT_ELEMENTSOF(double_width)))
                 return 2;
         return 1;
 }
@@ -199,7 +161,7 @@ static size_t display_width(const char *s)
 
         while (*s) {
                 uint32_t cp;
-                size_t len = utf8_decode(s, &cp);
+                size_t len = bbt_utf8_decode(s, 4, &cp);
 
                 if (len == 0) {
                         width++;
@@ -225,7 +187,7 @@ static char *utf8_dup(const char *s)
                 s = "";
         for (p = s; *p;) {
                 uint32_t cp;
-                size_t len = utf8_decode(p, &cp);
+                size_t len = bbt_utf8_decode(p, 4, &cp);
 
                 size += len ? len : strlen(UTF8_REPLACEMENT);
                 p += len ? len : 1;
@@ -235,7 +197,7 @@ static char *utf8_dup(const char *s)
                 return NULL;
         for (p = s, q = copy; *p;) {
                 uint32_t cp;
-                size_t len = utf8_decode(p, &cp);
+                size_t len = bbt_utf8_decode(p, 4, &cp);
 
                 if (len) {
                         memcpy(q, p, len);
@@ -363,7 +325,7 @@ int bbt_format_parse(const char *s, enum bbt_format *ret)
 
         if (!s)
                 return -EINVAL;
-        for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(formats); i++)
                 if (strcmp(s, formats[i].name) == 0) {
                         *ret = formats[i].fmt;
                         return 0;

@@ -1,5 +1,6 @@
 /* Audio playback running or not, from ALSA's proc/asound/card<N>/pcm<M>p/sub<K>/status files, polled on a timer. */
 #include "audio.h"
+#include "bbt/base.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* A running substream's status is ~300 bytes; the state line comes first. */
 #define STATUS_SIZE 1024
@@ -170,7 +170,7 @@ int bbt_audio_read(const char *root, bool *ret_playing)
 
 static void timer_cb(uv_timer_t *t)
 {
-        struct audio *a = container_of(t, struct audio, timer);
+        struct audio *a = bbt_container_of(t, struct audio, timer);
         const struct bbt_driver_events *ev = a->base.env.events;
         bool playing;
 
@@ -183,7 +183,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void close_cb(uv_handle_t *h)
 {
-        struct audio *a = container_of((uv_timer_t *)h, struct audio, timer);
+        struct audio *a = bbt_container_of((uv_timer_t *)h, struct audio, timer);
 
         if (a->done)
                 a->done(a->done_userdata);
@@ -191,7 +191,7 @@ static void close_cb(uv_handle_t *h)
 
 static int audio_start(struct bbt_driver *base)
 {
-        struct audio *a = container_of(base, struct audio, base);
+        struct audio *a = bbt_container_of(base, struct audio, base);
         int r;
 
         if (a->started || a->stopping)
@@ -209,7 +209,7 @@ static int audio_start(struct bbt_driver *base)
 
 static void audio_stop(struct bbt_driver *base, void (*done)(void *userdata), void *userdata)
 {
-        struct audio *a = container_of(base, struct audio, base);
+        struct audio *a = bbt_container_of(base, struct audio, base);
 
         if (a->stopping)
                 return;
@@ -263,7 +263,7 @@ static bool print_substream(void *arg, const char *card, const char *pcm, const 
 
 static int audio_probe(struct bbt_driver *base, FILE *out)
 {
-        struct audio *a = container_of(base, struct audio, base);
+        struct audio *a = bbt_container_of(base, struct audio, base);
         const char *shown = strcmp(a->root, "/") == 0 ? "" : a->root;
         struct probe_walk w = { .out = out };
         int r;
@@ -291,7 +291,7 @@ static void audio_destroy(struct bbt_driver *base)
 
         if (!base)
                 return;
-        a = container_of(base, struct audio, base);
+        a = bbt_container_of(base, struct audio, base);
         bbt_driver_release(&a->base);
         free(a);
 }

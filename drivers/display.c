@@ -1,5 +1,6 @@
 /* Display on/off from DRM connectors and backlights, re-read on drm/backlight uevents and by a slow safety poll. */
 #include "display.h"
+#include "bbt/base.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -15,7 +16,6 @@
 
 #include <libudev.h>
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* More than any real machine has; extra entries are ignored. */
 #define MAX_CONNECTORS 64
@@ -342,12 +342,12 @@ static void refresh(struct display *d)
 
 static void timer_cb(uv_timer_t *t)
 {
-        refresh(container_of(t, struct display, timer));
+        refresh(bbt_container_of(t, struct display, timer));
 }
 
 static void monitor_cb(uv_poll_t *p, int status, int events)
 {
-        struct display *d = container_of(p, struct display, monitor_poll);
+        struct display *d = bbt_container_of(p, struct display, monitor_poll);
         struct udev_device *dev;
         uint64_t settle;
         int i;
@@ -368,8 +368,8 @@ static void monitor_cb(uv_poll_t *p, int status, int events)
 
 static void close_cb(uv_handle_t *h)
 {
-        struct display *d = h->type == UV_TIMER ? container_of((uv_timer_t *)h, struct display, timer)
-                                                : container_of((uv_poll_t *)h, struct display, monitor_poll);
+        struct display *d = h->type == UV_TIMER ? bbt_container_of((uv_timer_t *)h, struct display, timer)
+                                                : bbt_container_of((uv_poll_t *)h, struct display, monitor_poll);
 
         if (--d->open_handles == 0 && d->done)
                 d->done(d->done_userdata);
@@ -426,7 +426,7 @@ fail:
 
 static int display_start(struct bbt_driver *base)
 {
-        struct display *d = container_of(base, struct display, base);
+        struct display *d = bbt_container_of(base, struct display, base);
         int r;
 
         if (d->started || d->stopping)
@@ -447,7 +447,7 @@ static int display_start(struct bbt_driver *base)
 
 static void display_stop(struct bbt_driver *base, void (*done)(void *userdata), void *userdata)
 {
-        struct display *d = container_of(base, struct display, base);
+        struct display *d = bbt_container_of(base, struct display, base);
 
         if (d->stopping)
                 return;
@@ -487,7 +487,7 @@ static void print_value(FILE *out, const char *key, const char *value)
 
 static int display_probe(struct bbt_driver *base, FILE *out)
 {
-        struct display *d = container_of(base, struct display, base);
+        struct display *d = bbt_container_of(base, struct display, base);
         const char *shown = strcmp(d->root, "/") == 0 ? "" : d->root;
         enum bbt_display_state state;
         char source[SOURCE_SIZE];
@@ -550,7 +550,7 @@ static void display_destroy(struct bbt_driver *base)
 
         if (!base)
                 return;
-        d = container_of(base, struct display, base);
+        d = bbt_container_of(base, struct display, base);
         udev_monitor_unref(d->monitor);
         udev_unref(d->udev);
         bbt_driver_release(&d->base);
@@ -592,5 +592,5 @@ int bbt_display_monitor_error(const struct bbt_driver *d)
 {
         if (!d || d->ops != &display_ops)
                 return -EINVAL;
-        return container_of(d, const struct display, base)->monitor_error;
+        return bbt_container_of(d, const struct display, base)->monitor_error;
 }

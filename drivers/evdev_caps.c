@@ -1,5 +1,6 @@
 /* Input device classification: reads an input device's capability bitmaps from udev and decides touch, pen, mouse or keys by a table of rules. */
 #include "evdev_caps.h"
+#include "bbt/base.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,7 +27,7 @@ int bbt_evdev_bitmap_parse(const char *text, uint64_t *words, size_t n)
                         p++;
                 if (!*p)
                         break;
-                if (n_tok == sizeof(tok) / sizeof(tok[0]))
+                if (n_tok == BBT_ELEMENTSOF(tok))
                         return -EINVAL;
                 tok[n_tok++] = p;
                 while (*p && *p != ' ')
@@ -82,7 +83,7 @@ static unsigned hints_of(struct udev_device *u)
         unsigned hints = 0;
         size_t i;
 
-        for (i = 0; i < sizeof(hint_props) / sizeof(hint_props[0]); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(hint_props); i++)
                 if (prop_is_1(u, hint_props[i].prop))
                         hints |= hint_props[i].bit;
         return hints;
@@ -127,7 +128,7 @@ void bbt_evdev_caps_from_udev(struct udev_device *u, struct bbt_evdev_caps *ret)
                 return;
         /* A map the kernel leaves out (KEY without EV_KEY) is empty; one that
          * is there but garbled makes the whole reading unknown. */
-        for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(maps); i++) {
                 const char *m = bitmap_of(input, maps[i].prop, maps[i].attr);
                 uint64_t *dst = (uint64_t *)(void *)((char *)ret + maps[i].offset);
 
@@ -314,7 +315,7 @@ const char *bbt_evdev_hint_name(unsigned hints)
 {
         size_t i;
 
-        for (i = 0; i < sizeof(hint_props) / sizeof(hint_props[0]); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(hint_props); i++)
                 if (hints & hint_props[i].bit)
                         return hint_props[i].prop;
         return NULL;

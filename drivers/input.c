@@ -1,5 +1,6 @@
 /* Input activity driver: finds evdev nodes with libudev (and their hotplug), counts interactions per class, delivers counts in batches. */
 #include "input.h"
+#include "bbt/base.h"
 #include "evdev_caps.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <libudev.h>
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 struct input_dev {
@@ -322,7 +322,7 @@ static void dev_free(struct input_dev *dev)
 
 static void dev_closed_cb(uv_handle_t *h)
 {
-        struct input_dev *dev = container_of(h, struct input_dev, poll);
+        struct input_dev *dev = bbt_container_of(h, struct input_dev, poll);
         struct bbt_input *in = dev->in;
 
         dev_free(dev);
@@ -406,7 +406,7 @@ static void dev_forget(struct input_dev *dev)
 
 static void dev_readable_cb(uv_poll_t *h, int status, int events)
 {
-        struct input_dev *dev = container_of(h, struct input_dev, poll);
+        struct input_dev *dev = bbt_container_of(h, struct input_dev, poll);
         struct input_event ev;
         int r;
 
@@ -533,7 +533,7 @@ fail:
 
 static void monitor_cb(uv_poll_t *h, int status, int events)
 {
-        struct bbt_input *in = container_of(h, struct bbt_input, monitor_poll);
+        struct bbt_input *in = bbt_container_of(h, struct bbt_input, monitor_poll);
         struct udev_device *u;
 
         if (status < 0) {
@@ -580,7 +580,7 @@ static void deliver(struct bbt_input *in)
 
 static void batch_cb(uv_timer_t *t)
 {
-        deliver(container_of(t, struct bbt_input, batch_timer));
+        deliver(bbt_container_of(t, struct bbt_input, batch_timer));
 }
 
 /* ---- driver operations ---- */
@@ -595,7 +595,7 @@ static void handle_closed_cb(uv_handle_t *h)
 
 static int input_start(struct bbt_driver *d)
 {
-        struct bbt_input *in = container_of(d, struct bbt_input, base);
+        struct bbt_input *in = bbt_container_of(d, struct bbt_input, base);
         struct udev_enumerate *e;
         struct udev_list_entry *entry;
         int r;
@@ -650,7 +650,7 @@ fail_monitor:
 
 static void input_stop(struct bbt_driver *d, void (*done)(void *userdata), void *userdata)
 {
-        struct bbt_input *in = container_of(d, struct bbt_input, base);
+        struct bbt_input *in = bbt_container_of(d, struct bbt_input, base);
 
         if (!in->started || in->stopping) {
                 if (!in->stopping && done)
@@ -700,7 +700,7 @@ static void probe_print(FILE *out, const char *root, const struct input_dev *dev
 
 static int input_probe(struct bbt_driver *d, FILE *out)
 {
-        struct bbt_input *in = container_of(d, struct bbt_input, base);
+        struct bbt_input *in = bbt_container_of(d, struct bbt_input, base);
         struct bbt_input seen = {0}; /* the nodes, unopened, grouped as start() would */
         struct input_dev **tail = &seen.devs, *dev;
         struct udev *udev = udev_new();
@@ -782,7 +782,7 @@ static void input_destroy(struct bbt_driver *d)
 
         if (!d)
                 return;
-        in = container_of(d, struct bbt_input, base);
+        in = bbt_container_of(d, struct bbt_input, base);
         while (in->devs) { /* only denied ones can be left: the rest closed in stop() */
                 struct input_dev *dev = in->devs;
 
@@ -838,6 +838,6 @@ size_t bbt_input_watched(const struct bbt_driver *d)
 
         if (!d || d->ops != &input_ops)
                 return 0;
-        in = container_of(d, const struct bbt_input, base);
+        in = bbt_container_of(d, const struct bbt_input, base);
         return in->n_watched;
 }

@@ -1,5 +1,6 @@
 /* Peripheral driver: libudev enumerate then monitor, one logical device per physical peripheral, debounced diffs, periph_missing. */
 #include "periph.h"
+#include "bbt/base.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -11,7 +12,6 @@
 #include <libudev.h>
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 #define TEXT_MAX 128    /* vendor, model, serial: characters (protocol text(128)) */
@@ -69,30 +69,6 @@ static char *xstrdup(const char *s)
         return s ? strdup(s) : NULL;
 }
 
-/* Length of the valid UTF-8 sequence at S (1..4), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *s)
-{
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-        if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-                        return 0;
-                if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-                        return 0; /* overlong, surrogate */
-                return 3;
-        }
-        if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-                        return 0;
-                if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-                        return 0; /* overlong, above U+10FFFF */
-                return 4;
-        }
-        return 0;
-}
-
 /* A copy of S fit for a protocol text field: invalid UTF-8 bytes become '?',
  * control characters and runs of blanks one space, at most MAX_CHARS
  * characters, trimmed. NULL when S is NULL or nothing is left (or on ENOMEM). */
@@ -109,7 +85,7 @@ static char *text_dup(const char *s, size_t max_chars)
         if (!out)
                 return NULL;
         while (*p && chars < max_chars) {
-                size_t n = utf8_seq(p);
+                size_t n = bbt_utf8_decode((const char *)p, 4, NULL); /* stops at a NUL */
 
                 if (n == 1 && (*p <= ' ' || *p == 0x7f)) {
                         if (o > 0 && out[o - 1] != ' ') { /* runs of blanks: one space; leading: none */
@@ -836,7 +812,7 @@ static void deliver(struct periph_drv *p, bool initial)
 
 static void timer_cb(uv_timer_t *t)
 {
-        struct periph_drv *p = container_of(t, struct periph_drv, timer);
+        struct periph_drv *p = bbt_container_of(t, struct periph_drv, timer);
 
         p->dirty_since = 0;
         if (p->initial) {
@@ -871,7 +847,7 @@ static void changed(struct periph_drv *p)
 
 static void monitor_cb(uv_poll_t *h, int status, int events)
 {
-        struct periph_drv *p = container_of(h, struct periph_drv, monitor_poll);
+        struct periph_drv *p = bbt_container_of(h, struct periph_drv, monitor_poll);
         struct udev_device *u;
 
         if (status < 0) {
@@ -892,7 +868,7 @@ static void enumerate_all(struct periph_drv *p, struct udev *udev)
 {
         size_t i;
 
-        for (i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(watched); i++) {
                 struct udev_enumerate *e = udev_enumerate_new(udev);
                 struct udev_list_entry *entry;
 
@@ -938,7 +914,7 @@ static void handle_closed_cb(uv_handle_t *h)
 
 static int periph_start(struct bbt_driver *d)
 {
-        struct periph_drv *p = container_of(d, struct periph_drv, base);
+        struct periph_drv *p = bbt_container_of(d, struct periph_drv, base);
         size_t i;
         int r;
 
@@ -952,7 +928,7 @@ static int periph_start(struct bbt_driver *d)
                 r = errno > 0 ? -errno : -ENOMEM;
                 goto fail_monitor;
         }
-        for (i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(watched); i++) {
                 r = udev_monitor_filter_add_match_subsystem_devtype(p->monitor, watched[i].subsystem,
                                                                     watched[i].devtype);
                 if (r < 0)
@@ -984,7 +960,7 @@ fail_monitor:
 
 static void periph_stop(struct bbt_driver *d, void (*done)(void *userdata), void *userdata)
 {
-        struct periph_drv *p = container_of(d, struct periph_drv, base);
+        struct periph_drv *p = bbt_container_of(d, struct periph_drv, base);
 
         if (!p->started || p->stopping) {
                 if (!p->stopping && done)
@@ -1001,7 +977,7 @@ static void periph_stop(struct bbt_driver *d, void (*done)(void *userdata), void
 
 static int periph_probe(struct bbt_driver *d, FILE *out)
 {
-        struct periph_drv *p = container_of(d, struct periph_drv, base);
+        struct periph_drv *p = bbt_container_of(d, struct periph_drv, base);
         struct periph_drv probe = {0};
         struct entry_list list;
         uint32_t present = 0;
@@ -1043,7 +1019,7 @@ static void periph_destroy(struct bbt_driver *d)
 
         if (!d)
                 return;
-        p = container_of(d, struct periph_drv, base);
+        p = bbt_container_of(d, struct periph_drv, base);
         list_clear(&p->raw);
         list_clear(&p->pub);
         free(p->view);
@@ -1091,7 +1067,7 @@ size_t bbt_periph_inventory(const struct bbt_driver *d, const struct bbt_dev **r
                         *ret_devs = NULL;
                 return 0;
         }
-        p = container_of(d, const struct periph_drv, base);
+        p = bbt_container_of(d, const struct periph_drv, base);
         if (ret_devs)
                 *ret_devs = p->view;
         return p->pub.n;

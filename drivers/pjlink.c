@@ -1,5 +1,6 @@
 /* PJLink class 1 and 2 wire format: greetings, the MD5 auth digest, commands and replies; no I/O. */
 #include "pjlink.h"
+#include "bbt/base.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,37 +180,6 @@ int bbt_pjlink_build(enum bbt_pjlink_cmd cmd, int cls, const char *param, const 
         return n;
 }
 
-/* Length of the valid UTF-8 sequence at S (at most LEN bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-        unsigned char c = s[0];
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t n, i;
-
-        if (c >= 0xc2 && c <= 0xdf)
-                n = 2;
-        else if (c >= 0xe0 && c <= 0xef)
-                n = 3;
-        else if (c >= 0xf0 && c <= 0xf4)
-                n = 4;
-        else
-                return 0;
-        if (c == 0xe0)
-                lo = 0xa0;
-        else if (c == 0xed)
-                hi = 0x9f;
-        else if (c == 0xf0)
-                lo = 0x90;
-        else if (c == 0xf4)
-                hi = 0x8f;
-        if (len < n || s[1] < lo || s[1] > hi)
-                return 0;
-        for (i = 2; i < n; i++)
-                if (s[i] < 0x80 || s[i] > 0xbf)
-                        return 0;
-        return n;
-}
-
 /* Copies text S (LEN <= BBT_PJLINK_TEXT_MAX bytes) into OUT, keeping printable
  * ASCII and valid UTF-8 and escaping every other byte, and the backslash, as
  * \xNN, so the result is printable and unambiguous. */
@@ -221,7 +191,7 @@ static void escape_text(const char *s, size_t len, char out[BBT_PJLINK_TEXT_BUF]
         while (i < len) {
                 if (u[i] >= 0x20 && u[i] < 0x7f && u[i] != '\\') {
                         out[o++] = (char)u[i++];
-                } else if (u[i] >= 0x80 && (n = utf8_seq(u + i, len - i)) > 0) {
+                } else if (u[i] >= 0x80 && (n = bbt_utf8_decode(s + i, len - i, NULL)) > 0) {
                         memcpy(out + o, u + i, n);
                         o += n;
                         i += n;

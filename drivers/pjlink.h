@@ -9,9 +9,7 @@
 
 #include "bbt/protocol.h"
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 #define BBT_PJLINK_PORT 4352
 /* Longest line either side may send, terminator included (PJLink 1.04 and 2.00:

@@ -1,5 +1,6 @@
 /* The projector driver: polls a PJLink projector over TCP on the loop, reports status and alerts. */
 #include "projector.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +15,6 @@
 #include "pjlink.h"
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 #define REASON_MAX 256
@@ -131,7 +131,7 @@ static void poll_timer_cb(uv_timer_t *t);
 
 static struct projector *to_projector(struct bbt_driver *d)
 {
-        return container_of(d, struct projector, base);
+        return bbt_container_of(d, struct projector, base);
 }
 
 void bbt_projector_options_init(struct bbt_projector_options *opts)
@@ -166,7 +166,7 @@ static void maybe_stop_done(struct projector *p)
 
 static void tcp_close_cb(uv_handle_t *h)
 {
-        struct projector *p = container_of((uv_tcp_t *)h, struct projector, tcp);
+        struct projector *p = bbt_container_of((uv_tcp_t *)h, struct projector, tcp);
 
         p->tcp_open = false;
         p->tcp_closing = false;
@@ -505,7 +505,7 @@ static const char *phase_what(const struct projector *p, char *buf, size_t size)
 
 static void step_timer_cb(uv_timer_t *t)
 {
-        struct projector *p = container_of(t, struct projector, step_timer);
+        struct projector *p = bbt_container_of(t, struct projector, step_timer);
         char what[128];
 
         session_fail(p, FAIL_TIMEOUT, -ETIMEDOUT, "timeout: %s within %" PRIu32 " ms",
@@ -514,7 +514,7 @@ static void step_timer_cb(uv_timer_t *t)
 
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-        struct projector *p = container_of(req, struct projector, gai_req);
+        struct projector *p = bbt_container_of(req, struct projector, gai_req);
 
         p->gai_pending = false;
         if (p->stopping) {
@@ -582,8 +582,8 @@ static void on_conn_lost(struct projector *p, int err)
 
 static void write_cb(uv_write_t *req, int status)
 {
-        struct write_req *w = container_of(req, struct write_req, req);
-        struct projector *p = container_of((uv_tcp_t *)req->handle, struct projector, tcp);
+        struct write_req *w = bbt_container_of(req, struct write_req, req);
+        struct projector *p = bbt_container_of((uv_tcp_t *)req->handle, struct projector, tcp);
 
         free(w);
         if (status < 0 && status != UV_ECANCELED)
@@ -673,14 +673,14 @@ static void handle_greeting(struct projector *p, const char *line, size_t len)
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-        struct projector *p = container_of((uv_tcp_t *)h, struct projector, tcp);
+        struct projector *p = bbt_container_of((uv_tcp_t *)h, struct projector, tcp);
 
         *buf = uv_buf_init(p->read_buf, sizeof(p->read_buf));
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-        struct projector *p = container_of((uv_tcp_t *)stream, struct projector, tcp);
+        struct projector *p = bbt_container_of((uv_tcp_t *)stream, struct projector, tcp);
         const char *data = buf->base, *line;
         size_t size, len;
         int r;
@@ -743,7 +743,7 @@ static void send_step(struct projector *p)
 
 static void connect_cb(uv_connect_t *req, int status)
 {
-        struct projector *p = container_of(req, struct projector, connect_req);
+        struct projector *p = bbt_container_of(req, struct projector, connect_req);
         int r;
 
         if (status == UV_ECANCELED || !p->in_session || p->tcp_closing)
@@ -863,7 +863,7 @@ static void maybe_continue(struct projector *p)
 
 static void poll_timer_cb(uv_timer_t *t)
 {
-        struct projector *p = container_of(t, struct projector, poll_timer);
+        struct projector *p = bbt_container_of(t, struct projector, poll_timer);
 
         p->poll_due = true;
         maybe_continue(p);
@@ -1038,12 +1038,12 @@ int bbt_projector_power(struct bbt_driver *d, bool on, bbt_projector_power_cb cb
 
 void bbt_projector_get_stats(const struct bbt_driver *d, struct bbt_projector_stats *ret)
 {
-        *ret = container_of(d, const struct projector, base)->stats;
+        *ret = bbt_container_of(d, const struct projector, base)->stats;
 }
 
 const char *bbt_projector_last_error(const struct bbt_driver *d)
 {
-        return container_of(d, const struct projector, base)->last_error;
+        return bbt_container_of(d, const struct projector, base)->last_error;
 }
 
 /* ---- probe ---- */

@@ -1,5 +1,6 @@
 /* Protocol v1 messages: one field table per message drives both encode and validating decode. */
 #include "bbt/protocol.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -119,17 +120,6 @@ static const char *json_text_check(const unsigned char *s, size_t len, size_t *r
         return NULL;
 }
 
-/* Characters (code points) in valid UTF-8. */
-static size_t utf8_length(const char *s)
-{
-        size_t n = 0;
-
-        for (; *s; s++)
-                if (((unsigned char)*s & 0xc0) != 0x80)
-                        n++;
-        return n;
-}
-
 /* ---- field tables ---- */
 
 enum field_type {
@@ -168,7 +158,7 @@ struct schema {
         size_t n;
 };
 
-#define SCHEMA(arr) { arr, sizeof(arr) / sizeof(arr[0]) }
+#define SCHEMA(arr) { arr, BBT_ELEMENTSOF(arr) }
 #define HAS(st, member) (offsetof(st, member) + 1)
 #define INT_FIELD(nm, st, member, req) \
         { .name = nm, .type = T_INT, .required = req, .off = offsetof(st, member), .min = 0, .max = BBT_INT_MAX }
@@ -551,7 +541,7 @@ static int decode_field(struct decoder *d, const struct field *f, const cJSON *i
         case T_TEXT:
                 if (!cJSON_IsString(item))
                         return fail(d, -EINVAL, "expected string");
-                if (utf8_length(item->valuestring) > (size_t)f->max)
+                if (bbt_utf8_chars(item->valuestring) > (size_t)f->max)
                         return fail(d, -EINVAL, "expected at most %" PRId64 " characters", f->max);
                 *(const char **)dst = item->valuestring;
                 return 0;
@@ -665,10 +655,10 @@ static int check_cmd(struct decoder *d, struct bbt_cmd *c)
         int r;
 
         c->op_code = BBT_OP_OTHER;
-        for (i = 0; i < sizeof(cmd_ops) / sizeof(cmd_ops[0]); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(cmd_ops); i++)
                 if (strcmp(cmd_ops[i].name, c->op) == 0)
                         break;
-        if (i == sizeof(cmd_ops) / sizeof(cmd_ops[0]))
+        if (i == BBT_ELEMENTSOF(cmd_ops))
                 return 0;
         c->op_code = cmd_ops[i].code;
         if (!args)
@@ -959,7 +949,7 @@ static cJSON *encode_cmd_args(const struct bbt_cmd *c)
 {
         size_t i;
 
-        for (i = 0; c->op && i < sizeof(cmd_ops) / sizeof(cmd_ops[0]); i++)
+        for (i = 0; c->op && i < BBT_ELEMENTSOF(cmd_ops); i++)
                 if (strcmp(cmd_ops[i].name, c->op) == 0 && cmd_ops[i].args_schema.fields)
                         return encode_object(&cmd_ops[i].args_schema, (const char *)c);
         return c->args_json ? cJSON_Duplicate(c->args_json, true) : NULL;

@@ -1,5 +1,6 @@
 /* INI configuration read into a caller's struct through a table of option descriptors. */
 #include "bbt/config.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -38,7 +39,6 @@ static const struct unit size_units[] = {
 static const char *const bool_true[] = { "true", "yes", "on", "1" };
 static const char *const bool_false[] = { "false", "no", "off", "0" };
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* State shared by the inih reader and handler callbacks while loading one file. */
 struct load_state {
@@ -204,7 +204,7 @@ static void format_duration(long long ms, char *buf, size_t size)
                 snprintf(buf, size, "0s");
                 return;
         }
-        for (i = 0; i < ELEMENTSOF(duration_units); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(duration_units); i++)
                 if (ms % duration_units[i].factor == 0) {
                         snprintf(buf, size, "%lld%s", ms / duration_units[i].factor,
                                  duration_units[i].suffix);
@@ -217,7 +217,7 @@ static void format_size(long long bytes, char *buf, size_t size)
         size_t i;
 
         if (bytes != 0)
-                for (i = 0; i < ELEMENTSOF(size_units); i++)
+                for (i = 0; i < BBT_ELEMENTSOF(size_units); i++)
                         if (bytes % size_units[i].factor == 0) {
                                 snprintf(buf, size, "%lld%s", bytes / size_units[i].factor,
                                          size_units[i].suffix);
@@ -344,7 +344,7 @@ static int parse_duration(const char *s, long long *ret)
                 len = (size_t)(p - unit);
                 if (len == 0 && parts == 0 && *p == '\0')
                         factor = 1000;
-                for (i = 0; len > 0 && i < ELEMENTSOF(duration_units); i++)
+                for (i = 0; len > 0 && i < BBT_ELEMENTSOF(duration_units); i++)
                         if (strlen(duration_units[i].suffix) == len &&
                             strncasecmp(unit, duration_units[i].suffix, len) == 0)
                                 factor = duration_units[i].factor;
@@ -372,7 +372,7 @@ static int parse_size(const char *s, long long *ret)
                 return r;
         if (*p != '\0') {
                 factor = 0;
-                for (i = 0; i < ELEMENTSOF(size_units); i++)
+                for (i = 0; i < BBT_ELEMENTSOF(size_units); i++)
                         if (strcasecmp(p, size_units[i].suffix) == 0)
                                 factor = size_units[i].factor;
                 if (factor == 0)
@@ -388,7 +388,7 @@ static int parse_bool(const char *s, bool *ret)
 {
         size_t i;
 
-        for (i = 0; i < ELEMENTSOF(bool_true); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(bool_true); i++) {
                 if (strcasecmp(s, bool_true[i]) == 0) {
                         *ret = true;
                         return 0;

@@ -1,5 +1,6 @@
 /* MQTT client on a libuv loop: libmosquitto driven by uv_poll/uv_timer, with reconnect and backoff. */
 #include "bbt/mqtt.h"
+#include "bbt/base.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <mqtt_protocol.h>
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 #define LINE_LEN 256
@@ -336,7 +336,7 @@ static void poll_update(struct bbt_mqtt *m);
 
 static void poll_close_cb(uv_handle_t *handle)
 {
-        struct bbt_mqtt *m = container_of((uv_poll_t *)handle, struct bbt_mqtt, poll);
+        struct bbt_mqtt *m = bbt_container_of((uv_poll_t *)handle, struct bbt_mqtt, poll);
         int fd;
 
         m->poll_state = POLL_NONE;
@@ -482,7 +482,7 @@ static int socket_health(int fd)
 
 static void poll_cb(uv_poll_t *handle, int status, int events)
 {
-        struct bbt_mqtt *m = container_of(handle, struct bbt_mqtt, poll);
+        struct bbt_mqtt *m = bbt_container_of(handle, struct bbt_mqtt, poll);
         char reason[LINE_LEN], ebuf[128];
         int rc, err, fd;
 
@@ -589,7 +589,7 @@ static void begin_connect(struct bbt_mqtt *m)
 
 static void connect_work_cb(uv_work_t *req)
 {
-        struct bbt_mqtt *m = container_of(req, struct bbt_mqtt, connect_work);
+        struct bbt_mqtt *m = bbt_container_of(req, struct bbt_mqtt, connect_work);
 
         errno = 0;
         m->work_rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive_s);
@@ -600,7 +600,7 @@ static void connect_work_cb(uv_work_t *req)
 
 static void connect_after_cb(uv_work_t *req, int status)
 {
-        struct bbt_mqtt *m = container_of(req, struct bbt_mqtt, connect_work);
+        struct bbt_mqtt *m = bbt_container_of(req, struct bbt_mqtt, connect_work);
         unsigned i;
         int r;
 
@@ -788,7 +788,7 @@ static void drop_connection(struct bbt_mqtt *m, int err, const char *reason)
 
 static void timer_cb(uv_timer_t *handle)
 {
-        struct bbt_mqtt *m = container_of(handle, struct bbt_mqtt, timer);
+        struct bbt_mqtt *m = bbt_container_of(handle, struct bbt_mqtt, timer);
 
         if (m->end_pending) {
                 connection_ended(m, m->work_rc, m->work_errno);
@@ -820,7 +820,7 @@ static void timer_cb(uv_timer_t *handle)
 
 static void misc_timer_cb(uv_timer_t *handle)
 {
-        struct bbt_mqtt *m = container_of(handle, struct bbt_mqtt, misc_timer);
+        struct bbt_mqtt *m = bbt_container_of(handle, struct bbt_mqtt, misc_timer);
         int rc;
 
         if (!socket_states(m->state) || m->end_pending)
@@ -1338,7 +1338,7 @@ int bbt_mqtt_disconnect(struct bbt_mqtt *m, bbt_mqtt_disconnect_cb cb)
 
 static void timer_close_cb(uv_handle_t *handle)
 {
-        struct bbt_mqtt *m = container_of((uv_timer_t *)handle, struct bbt_mqtt, timer);
+        struct bbt_mqtt *m = bbt_container_of((uv_timer_t *)handle, struct bbt_mqtt, timer);
 
         m->closing--;
         maybe_finish_close(m);
@@ -1346,7 +1346,7 @@ static void timer_close_cb(uv_handle_t *handle)
 
 static void misc_timer_close_cb(uv_handle_t *handle)
 {
-        struct bbt_mqtt *m = container_of((uv_timer_t *)handle, struct bbt_mqtt, misc_timer);
+        struct bbt_mqtt *m = bbt_container_of((uv_timer_t *)handle, struct bbt_mqtt, misc_timer);
 
         m->closing--;
         maybe_finish_close(m);

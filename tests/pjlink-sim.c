@@ -1,5 +1,6 @@
 /* A PJLink projector simulator on 127.0.0.1 for tests: class 1 and 2, auth, power transitions, real devices' quirks. */
 #include "pjlink-sim.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -11,7 +12,6 @@
 #include <openssl/evp.h>
 
 #ifndef container_of
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 #define IN_MAX 256
@@ -86,7 +86,7 @@ static void conn_close(struct bbt_pjlink_sim_conn *c)
 
 static void write_done(uv_write_t *req, int status)
 {
-        struct sim_write *w = container_of(req, struct sim_write, req);
+        struct sim_write *w = bbt_container_of(req, struct sim_write, req);
         struct bbt_pjlink_sim_conn *c = w->conn;
         bool then_close = w->then_close;
 
@@ -366,7 +366,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 static void on_connection(uv_stream_t *server, int status)
 {
-        struct bbt_pjlink_sim *s = container_of((uv_tcp_t *)server, struct bbt_pjlink_sim, server);
+        struct bbt_pjlink_sim *s = bbt_container_of((uv_tcp_t *)server, struct bbt_pjlink_sim, server);
         struct bbt_pjlink_sim_conn *c;
 
         if (status < 0)

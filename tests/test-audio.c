@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "audio.h"
+#include "bbt/base.h"
 #include "broker.h"
 #include "fixture-tree.h"
 #include "test.h"
@@ -177,7 +178,7 @@ TEST(closed_and_other_states_are_not_playing)
 
         make_root();
         asound();
-        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(states); i++) {
                 substream(0, "pcm0p", 0, states[i]);
                 if (playing_now())
                         FAIL("\"%s\" counted as playing", states[i]);
@@ -275,7 +276,7 @@ TEST(malformed_status)
 
         make_root();
         asound();
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(bad); i++) {
                 substream(0, "pcm0p", 0, bad[i]);
                 if (playing_now())
                         FAIL("\"%s\" counted as playing", bad[i]);

@@ -10,6 +10,7 @@
 #include <mosquitto.h>
 
 #include "bbt/protocol.h"
+#include "bbt/base.h"
 #include "broker.h"
 #include "daemon.h"
 #include "store.h"
@@ -137,7 +138,7 @@ static void install_broker_files(struct bbt_test_broker *b, const char *from_dir
         static const char *const files[] = { "ca.crt", "broker.crt", "broker.key", "passwd", "acl", "crl.pem" };
         const char *dir = bbt_test_broker_dir(b);
 
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(files); i++) {
                 char from[600], to[600];
 
                 snprintf(from, sizeof(from), "%s/%s", from_dir, files[i]);
@@ -1061,7 +1062,7 @@ TEST(bridged_terminal_reaches_the_county_exactly_once_across_a_cut)
                 static const char *const files[] = { "ca.crt", "broker.crt", "broker.key", "passwd", "acl", "crl.pem" };
                 const char *dir = bbt_test_broker_dir(&school);
 
-                for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                for (size_t i = 0; i < BBT_ELEMENTSOF(files); i++) {
                         snprintf(from, sizeof(from), "%s/%s", school_dir, files[i]);
                         snprintf(to, sizeof(to), "%s/%s", dir, files[i]);
                         copy_file(from, to, 0640);

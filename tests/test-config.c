@@ -1,6 +1,7 @@
 /* Tests for runtime/config.c: every type, defaults, located errors, no partial apply, dump. */
 /* bbt-test: label=unit timeout=30 */
 #include "test.h"
+#include "bbt/base.h"
 
 #include "bbt/config.h"
 
@@ -56,7 +57,7 @@ static const struct bbt_option opts[] = {
         OPT("spool", "offset", BBT_OPT_INT, offset, "-3", 0, 0, NULL),
         OPT("spool", "dir", BBT_OPT_PATH, spool_dir, "/var/lib/bbt/spool", 0, 0, "Spool folder"),
 };
-#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+#define N_OPTS (BBT_ELEMENTSOF(opts))
 
 /* The same without keys outside a section. */
 static const struct bbt_option sectioned_opts[] = {
@@ -247,7 +248,7 @@ TEST(bool_spellings)
         size_t i;
 
         ASSERT_OK(bbt_config_defaults(opts, N_OPTS, &cfg, err, sizeof(err)));
-        for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(yes); i++) {
                 cfg.tls = false;
                 ASSERT_OK(bbt_config_set(opts, N_OPTS, &cfg, "broker.tls", yes[i], err, sizeof(err)));
                 ASSERT(cfg.tls);

@@ -1,6 +1,7 @@
 /* The device corpus: real input devices (tests/devices/NAME.device) and real peripherals' udev dumps (tests/devices/NAME.umockdev), each run through the real drivers on umockdev. */
 /* bbt-test: label=integration timeout=30 umockdev */
 #include "test.h"
+#include "bbt/base.h"
 #include "broker.h"
 
 #include <errno.h>
@@ -365,7 +366,7 @@ static GString *ioctl_record(const struct node *n, const char *devnode)
 
         memcpy(name, n->name, strlen(n->name));
         g_string_append_printf(s, "@DEV %s\n", devnode);
-        for (i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(answers); i++) {
                 if (answers[i].request)
                         g_string_append_printf(s, "%s ", answers[i].request);
                 else

@@ -1,6 +1,7 @@
 /* Tests of the evdev classification: the kernel bitmap parser and every row of the rule table. */
 /* bbt-test: label=unit timeout=10 */
 #include "test.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 
@@ -113,7 +114,7 @@ TEST(pen_evidence_makes_a_pen)
         ABS(ABS_Y);
         ABS(ABS_PRESSURE);
         ASSERT_ROLE(BBT_EVDEV_PEN, "ABS_PRESSURE");
-        for (i = 0; i < sizeof(evidence_keys) / sizeof(evidence_keys[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(evidence_keys); i++) {
                 reset();
                 KEYS(BTN_TOOL_PEN, BTN_TOUCH, evidence_keys[i]);
                 ABS(ABS_X);
@@ -278,7 +279,7 @@ TEST(unknown_capabilities_fall_back_to_udev)
         };
         size_t i;
 
-        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(rows); i++) {
                 memset(&caps, 0, sizeof(caps));
                 caps.hints = rows[i].hints;
                 ASSERT_ROLE(rows[i].role, "udev");

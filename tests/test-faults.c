@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bbt/protocol.h"
+#include "bbt/base.h"
 #include "broker.h"
 #include "store.h"
 #include "daemon.h"
@@ -743,13 +744,13 @@ TEST(spool_fs_full)
         /* What the agent could not store: it had taken a seq for each
          * (agent/agent.c produce_record), logged "cannot store", and counted
          * it in hb spool.dropped. */
-        n_lost = unstored_seqs(lost, sizeof(lost) / sizeof(lost[0]));
+        n_lost = unstored_seqs(lost, BBT_ELEMENTSOF(lost));
         fprintf(stderr, "the agent could not store %zu messages:", n_lost);
         for (i = 0; i < n_lost && i < 40; i++)
                 fprintf(stderr, " %" PRId64, lost[i]);
         fprintf(stderr, "%s\n", n_lost > 40 ? " ..." : "");
         ASSERT_GT(n_lost, 0);
-        ASSERT_LE(n_lost, sizeof(lost) / sizeof(lost[0]));
+        ASSERT_LE(n_lost, BBT_ELEMENTSOF(lost));
         ASSERT(bbt_test_count_in_file(env.agent_log, "No space left on device") >= (int)n_lost);
 
         /* None of them is in the spool, and the spool is whole: every failed

@@ -1,6 +1,7 @@
 /* Tests of the input driver against umockdev evdev devices replaying evemu recordings. */
 /* bbt-test: label=integration timeout=20 umockdev */
 #include "test.h"
+#include "bbt/base.h"
 #include "broker.h"
 
 #include <errno.h>
@@ -256,7 +257,7 @@ TEST(key_counts_no_codes)
         ASSERT_EQ(seen.other_calls, 0);
         ASSERT_EQ(seen.bad_class, 0);
         ASSERT_LE(seen.max_count, 3);
-        for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        for (i = 0; i < BBT_ELEMENTSOF(codes); i++)
                 ASSERT_NE(seen.max_count, codes[i]);
         rig_stop(&r);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bbt/mqtt.h"
+#include "bbt/base.h"
 #include "broker.h"
 #include "test.h"
 
@@ -208,7 +209,7 @@ TEST(backoff_schedule)
         unsigned i, lo_seen = UINT32_MAX, hi_seen = 0;
         uint32_t r = 12345;
 
-        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(cases); i++) {
                 /* The random input spans exactly the documented interval. */
                 ASSERT_EQ(bbt_mqtt_backoff_ms(cases[i].attempt, 1000, 60000, 0), cases[i].lo);
                 ASSERT_EQ(bbt_mqtt_backoff_ms(cases[i].attempt, 1000, 60000,

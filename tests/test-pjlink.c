@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pjlink.h"
+#include "bbt/base.h"
 #include "test.h"
 
 /* Parses LINE (a C string) as the reply to a query CMD of class 1. */
@@ -94,7 +95,7 @@ TEST(greeting_garbage)
         struct bbt_pjlink_greeting g = { .auth = true, .random = "keep" };
         char err[BBT_PJLINK_REASON_MAX], big[300];
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(bad); i++) {
                 err[0] = '\0';
                 ASSERT_EQ(bbt_pjlink_greeting_parse(bad[i], strlen(bad[i]), &g, err, sizeof(err)), -EBADMSG);
                 ASSERT_STR_CONTAINS(err, "greeting: ");
@@ -121,7 +122,7 @@ TEST(build_queries)
         };
         char buf[64];
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(cases); i++) {
                 ASSERT_EQ(bbt_pjlink_build(cases[i].cmd, 1, NULL, NULL, buf, sizeof(buf)),
                           (int)strlen(cases[i].want));
                 ASSERT_STR_EQ(buf, cases[i].want);
@@ -290,7 +291,7 @@ TEST(reply_lamp_bad)
         struct bbt_pjlink_reply r;
         char err[BBT_PJLINK_REASON_MAX];
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(cases); i++) {
                 ASSERT_EQ(parse1(BBT_PJLINK_LAMP, cases[i].line, &r, err, sizeof(err)), -EBADMSG);
                 ASSERT_STR_CONTAINS(err, cases[i].want);
         }
@@ -370,7 +371,7 @@ TEST(reply_error_codes)
         struct bbt_pjlink_reply r;
         char line[32], err[BBT_PJLINK_REASON_MAX];
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(cases); i++) {
                 snprintf(line, sizeof(line), "%%1LAMP=%s", cases[i].param);
                 ASSERT_EQ(parse1(BBT_PJLINK_LAMP, line, &r, err, sizeof(err)), cases[i].want);
                 ASSERT_STR_EQ(err, cases[i].text);
@@ -440,7 +441,7 @@ TEST(reply_garbage)
         struct bbt_pjlink_reply r;
         char err[BBT_PJLINK_REASON_MAX];
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(bad); i++) {
                 err[0] = '\0';
                 ASSERT_EQ(parse1(BBT_PJLINK_POWR, bad[i], &r, err, sizeof(err)), -EBADMSG);
                 ASSERT_STR_CONTAINS(err, "POWR: expected \"%<class><command>=<parameter>\"");

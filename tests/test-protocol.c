@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "bbt/protocol.h"
+#include "bbt/base.h"
 #include "samples.h"
 #include "test.h"
 
@@ -179,7 +180,7 @@ TEST(decode_rejects_with_path_and_rule)
         size_t i;
         int r;
 
-        for (i = 0; i < sizeof(rejects) / sizeof(rejects[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(rejects); i++) {
                 r = bbt_msg_decode(rejects[i].ch, rejects[i].payload, strlen(rejects[i].payload), &m, &err);
                 if (r != rejects[i].rc)
                         FAIL("case %zu (%s): rc %d, expected %d", i, rejects[i].error, r, rejects[i].rc);
@@ -209,7 +210,7 @@ TEST(decode_accepts_edges)
         struct bbt_msg m;
         size_t i;
 
-        for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(ok); i++) {
                 if (bbt_msg_decode(ok[i].ch, ok[i].payload, strlen(ok[i].payload), &m, &err) < 0)
                         FAIL("case %zu: %s: %s", i, err.path, err.rule);
                 bbt_msg_free(&m);

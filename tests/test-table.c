@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "table.h"
+#include "bbt/base.h"
 #include "test.h"
 
 #define BOM "\xef\xbb\xbf"
@@ -271,7 +272,7 @@ TEST(csv_formula_guard)
         char *json;
         size_t i;
 
-        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(names); i++) {
                 bbt_table_add_row(t);
                 bbt_table_set_text(t, 0, names[i]);
         }

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "bbt/protocol.h"
+#include "bbt/base.h"
 #include "test.h"
 
 static const char id32[] = "abcdefghijABCDEFGHIJ0123456789_-";
@@ -85,7 +86,7 @@ TEST(parse_rejects_malformed)
         char err[128];
         size_t i;
 
-        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (i = 0; i < BBT_ELEMENTSOF(bad); i++) {
                 memset(&t, 0x5a, sizeof(t));
                 if (bbt_topic_parse(bad[i].topic, &t, err, sizeof(err)) != -EINVAL)
                         FAIL("accepted \"%s\"", bad[i].topic);

@@ -60,6 +60,7 @@
 #include <bbt/protocol.h>
 
 #include "bench-util.h"
+#include "bbt/base.h"
 
 #ifndef BBT_AGGREGATOR_PATH
 #define BBT_AGGREGATOR_PATH "bbt-aggregator"
@@ -656,7 +657,7 @@ int main(int argc, char **argv)
         if (opt.registry) {
                 static const char *const files[] = { "schools.csv", "terminals.csv", "calendar.csv", "bells.csv" };
 
-                for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+                for (size_t f = 0; f < BBT_ELEMENTSOF(files); f++) {
                         char path[1024], line[4096];
                         FILE *out;
 

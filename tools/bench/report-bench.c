@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "calendar.h"
+#include "bbt/base.h"
 #include "civil.h"
 #include "registry.h"
 #include "bench-util.h"
@@ -416,7 +417,7 @@ int main(int argc, char **argv)
                b.terminal_days, b.faults, b.secs);
         printf("store on disk: %.1f MiB (%ld bytes; WAL %ld bytes)\n", (double)(db + wal) / 1048576.0, db, wal);
 
-        for (size_t k = 0; k < sizeof(reports) / sizeof(reports[0]); k++) {
+        for (size_t k = 0; k < BBT_ELEMENTSOF(reports); k++) {
                 char from_arg[32], to_arg[32], out[600];
                 char *args[] = { (char *)opt.report, (char *)reports[k], "-c", conf, "--from", from_arg,
                                  "--to", to_arg, NULL };

@@ -1,5 +1,6 @@
 /* Writes bbt-provision's outputs: broker files, agent.conf bundles, per-school tar.gz archives (libarchive); only what changed. */
 #include "bundle.h"
+#include "bbt/base.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -615,7 +616,7 @@ static int put_school_broker(struct writer *w, struct tarball *t, const struct b
                         { "BRIDGE_PASSWORD", bridge->secret },
                 };
 
-                conf = fill(bbt_school_conf_template, vars, sizeof(vars) / sizeof(vars[0]));
+                conf = fill(bbt_school_conf_template, vars, BBT_ELEMENTSOF(vars));
         }
         crt = cert_pem(server->cert, &clen);
         key = key_pem(server->key, &klen);

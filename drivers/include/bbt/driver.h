@@ -10,9 +10,7 @@
 
 #include "bbt/protocol.h"
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 enum bbt_input_class { BBT_INPUT_TOUCH, BBT_INPUT_PEN, BBT_INPUT_MOUSE, BBT_INPUT_KEY, BBT_INPUT__COUNT };
 

@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 
-#define BBT_API __attribute__((visibility("default")))
+#include "bbt/base.h"
 
 #define BBT_PROTOCOL_VERSION 1
 /* Largest payload either side accepts or produces, in bytes. */

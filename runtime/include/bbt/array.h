@@ -4,9 +4,7 @@
 
 #include <stddef.h>
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 /* Makes the array *ARRAY, of *CAP elements of SIZE bytes, hold at least NEED
  * elements: doubles *CAP (from 64) until it does, and reallocates. Returns 0,

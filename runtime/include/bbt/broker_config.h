@@ -8,9 +8,7 @@
 #include "bbt/config.h"
 #include "bbt/mqtt.h"
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 struct bbt_broker_config {
         char *host;

@@ -9,9 +9,7 @@
 extern "C" {
 #endif
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 /* The type of an option, and the C type of the field at its offset. */
 enum bbt_option_type {

@@ -5,9 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 /* Writes all LEN bytes of BUF to FD, retrying on EINTR and short writes.
  * Returns 0, or -errno (-EIO if write() makes no progress). */

@@ -8,9 +8,7 @@
 extern "C" {
 #endif
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 /* Levels are syslog priorities: journald reads "<N>" off the start of each line. */
 enum {

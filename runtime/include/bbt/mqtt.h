@@ -12,9 +12,7 @@
 extern "C" {
 #endif
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 #define BBT_MQTT_BACKOFF_MIN_MS 1000u
 #define BBT_MQTT_BACKOFF_MAX_MS 60000u

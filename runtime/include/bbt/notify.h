@@ -4,9 +4,7 @@
 
 #include <stdint.h>
 
-#ifndef BBT_API
-#define BBT_API __attribute__((visibility("default")))
-#endif
+#include "bbt/base.h"
 
 /* Sends STATE (e.g. "READY=1\nSTATUS=...") to the socket named by
  * $NOTIFY_SOCKET. Returns 1 if sent, 0 when not run under a service manager

@@ -1,0 +1,34 @@
+/* The shared base every bbt library builds on: symbol visibility, container_of,
+ * array size, and the one UTF-8 checker. No dependencies beyond libc. */
+#ifndef BBT_BASE_H
+#define BBT_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Libraries are built with hidden visibility; BBT_API marks what they export. */
+#ifndef BBT_API
+#define BBT_API __attribute__((visibility("default")))
+#endif
+
+/* The struct of TYPE whose MEMBER is at PTR. */
+#define bbt_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Elements in the array A (an array, not a pointer). */
+#define BBT_ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Decodes the UTF-8 sequence at S, of which LEN bytes may be read. Returns its
+ * length (1..4) and the code point in *RET_CP (may be NULL), or 0 if S does
+ * not start a valid sequence: overlong forms, surrogates, values past
+ * U+10FFFF, a cut sequence and LEN == 0 are all invalid. A NUL byte is a valid
+ * one-byte sequence. */
+BBT_API size_t bbt_utf8_decode(const char *s, size_t len, uint32_t *ret_cp);
+
+/* Offset of the first byte of S (LEN bytes) that is not valid UTF-8, or LEN
+ * if all of it is. */
+BBT_API size_t bbt_utf8_invalid_at(const char *s, size_t len);
+
+/* Code points in the NUL-terminated valid UTF-8 string S. */
+BBT_API size_t bbt_utf8_chars(const char *s);
+
+#endif
