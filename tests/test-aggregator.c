@@ -120,7 +120,7 @@ static int broker_log_count(const char *what)
 static void daemon_start(struct bbt_test_daemon *d)
 {
         char exe[512];
-        char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+        char *argv[] = { (char *)bbt_test_exe("county/aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
                          conf_path, NULL };
         int subacks = broker_log_count("Sending SUBACK to");
         uint64_t deadline = bbt_test_now_ms() + 15000;
@@ -1166,7 +1166,7 @@ TEST(same_client_id_takeover_detected)
 {
         struct bbt_test_daemon d1 = { 0 }, d2 = { 0 };
         char conf1[sizeof(conf_path)], store1[sizeof(store_path)], log2[sizeof(log_path)], exe[512];
-        char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+        char *argv[] = { (char *)bbt_test_exe("county/aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
                          conf_path, NULL };
         const char *needle = "Another client is most likely connecting with the same client id";
 

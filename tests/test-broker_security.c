@@ -1125,7 +1125,7 @@ TEST(bridged_terminal_reaches_the_county_exactly_once_across_a_cut)
         bbt_test_dump_tail_on_failure(agg_log, 16384);
         bbt_test_dump_tail_on_failure(agent_log, 16384);
         {
-                char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+                char *argv[] = { (char *)bbt_test_exe("county/aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
                                  agg_conf, NULL };
 
                 bbt_test_daemon_start(&agg, "bbt-aggregator", argv, agg_log);

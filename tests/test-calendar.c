@@ -3,7 +3,7 @@
 #include <errno.h>
 
 #include "calendar.h"
-#include "civil.h"
+#include "dates.h"
 #include "fixture-tree.h"
 #include "import-test.h"
 #include "test.h"

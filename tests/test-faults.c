@@ -140,7 +140,7 @@ static int broker_log_count(const char *what)
 static void agg_start(void)
 {
         char exe[512];
-        char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+        char *argv[] = { (char *)bbt_test_exe("county/aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
                          env.agg_conf, NULL };
         int subacks = broker_log_count("Sending SUBACK to");
 

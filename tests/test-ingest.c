@@ -12,7 +12,7 @@
 #include <sqlite3.h>
 
 #include "bbt/log.h"
-#include "civil.h"
+#include "dates.h"
 #include "fixture-tree.h"
 #include "ingest.h"
 #include "test.h"

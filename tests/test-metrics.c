@@ -1,6 +1,6 @@
 /* Rates over terminal-days: school days, holidays and 调休, thresholds, 在线率's cap, unreported terminals, merge, the idle list. */
 /* bbt-test: label=unit timeout=10 */
-#include "civil.h"
+#include "dates.h"
 #include "metrics.h"
 #include "test.h"
 

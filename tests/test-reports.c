@@ -11,7 +11,7 @@
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "calendar.h"
-#include "civil.h"
+#include "dates.h"
 #include "fixture-tree.h"
 #include "ingest.h"
 #include "registry.h"

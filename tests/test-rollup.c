@@ -1,6 +1,6 @@
 /* Rollups: school-hours window, cuts at periods, breaks, midnight and the window edge, the interactive split, heartbeats. */
 /* bbt-test: label=unit timeout=10 */
-#include "civil.h"
+#include "dates.h"
 #include "rollup.h"
 #include "test.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "calendar.h"
-#include "civil.h"
+#include "dates.h"
 #include "fixture-tree.h"
 #include "registry.h"
 #include "scenario.h"

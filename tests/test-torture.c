@@ -503,7 +503,7 @@ static void agent_start(void)
 static void setup(void)
 {
         char exe[512], path[400];
-        char *argv[] = { (char *)bbt_test_exe("aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
+        char *argv[] = { (char *)bbt_test_exe("county/aggregator", "bbt-aggregator", exe, sizeof(exe)), (char *)"-c",
                          W.agg_conf, NULL };
 
         snprintf(W.dir, sizeof(W.dir), "%s", bbt_test_tmp_init("torture"));

@@ -36,7 +36,7 @@
 
 #include "calendar.h"
 #include "bbt/base.h"
-#include "civil.h"
+#include "dates.h"
 #include "registry.h"
 #include "bench-util.h"
 #include "store.h"

@@ -48,8 +48,8 @@ while [ $# -gt 0 ]; do
 done
 
 sim=$bindir/tools/sim/bbt-sim
-aggregator=$bindir/aggregator/bbt-aggregator
-report=$bindir/aggregator/bbt-report
+aggregator=$bindir/county/aggregator/bbt-aggregator
+report=$bindir/county/report/bbt-report
 agent_bin=$bindir/agent/bbt-agent
 case $fault in
     ''|broker|aggregator|sim) ;;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "civil.h"
+#include "dates.h"
 #include "csv.h"
 
 #define KINDS 3

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "balance.h"
-#include "civil.h"
+#include "dates.h"
 
 /* Days summed at a time on the stack: rows may come in any order and more
  * than once per day, so each block of days is gathered in one pass. */

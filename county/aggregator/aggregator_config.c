@@ -11,7 +11,7 @@
 #include "bbt/config.h"
 #include "bbt/log.h"
 #include "bbt/protocol.h"
-#include "civil.h"
+#include "dates.h"
 
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 

@@ -21,7 +21,7 @@ struct bbt_usage_span {
 /* What one terminal did on one local day, within its school hours: from the
  * first period's start − margin to the last period's end + margin. */
 struct bbt_day_rollup {
-        int32_t day;                                 /* local day number (civil.h) */
+        int32_t day;                                 /* local day number (dates.h) */
         int64_t on_ms;                               /* standby + idle + active */
         int64_t active_ms;
         int64_t interactive_ms;

@@ -1,6 +1,6 @@
 /* Civil dates as day numbers (days since 1970-01-01) and local school time from a fixed UTC offset. */
-#ifndef BBT_CIVIL_H
-#define BBT_CIVIL_H
+#ifndef BBT_DATES_H
+#define BBT_DATES_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Civil dates as day numbers and local school time (see civil.h). */
-#include "civil.h"
+/* Dates as day numbers (proleptic Gregorian), local school time, and their text forms. */
+#include "dates.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 /* bbt-test: label=unit timeout=10 */
 #include <errno.h>
 
-#include "civil.h"
+#include "dates.h"
 #include "test.h"
 
 TEST(day_numbers)

@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "bbt/log.h"
-#include "civil.h"
+#include "dates.h"
 
 #define FAULT_SOURCE_AGENT "agent"
 #define FAULT_SOURCE_AGGREGATOR "aggregator"

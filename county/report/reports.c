@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "balance.h"
-#include "civil.h"
+#include "dates.h"
 
 /* How far back the idle window may reach to find its school days. */
 #define IDLE_LOOKBACK_DAYS 400

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "civil.h"
+#include "dates.h"
 
 static int64_t max64(int64_t a, int64_t b)
 {

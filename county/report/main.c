@@ -10,7 +10,7 @@
 #include "aggregator_config.h"
 #include "bbt/base.h"
 #include "bbt/log.h"
-#include "civil.h"
+#include "dates.h"
 #include "reports.h"
 #include "store.h"
 
