@@ -385,7 +385,7 @@ static struct bbt_store_terminal term_row_of(const char *terminal)
         struct find_term f = { .terminal = terminal };
 
         commit();
-        ASSERT_OK(F.store->ops->terminals_each(F.store, find_term_cb, &f));
+        ASSERT_OK(bbt_store_terminals_each(F.store, find_term_cb, &f));
         if (f.found != 1)
                 FAIL("terminal %s: found %d times in the store", terminal, f.found);
         return f.row;
@@ -408,7 +408,7 @@ static int n_terminals(void)
         int n = 0;
 
         commit();
-        ASSERT_OK(F.store->ops->terminals_each(F.store, count_cb, &n));
+        ASSERT_OK(bbt_store_terminals_each(F.store, count_cb, &n));
         return n;
 }
 
@@ -443,7 +443,7 @@ static size_t read_gaps(void)
 {
         commit();
         R.n_gaps = 0;
-        ASSERT_OK(F.store->ops->gaps_each(F.store, gap_cb, NULL));
+        ASSERT_OK(bbt_store_gaps_each(F.store, gap_cb, NULL));
         return R.n_gaps;
 }
 
@@ -459,7 +459,7 @@ static size_t read_losses(void)
 {
         commit();
         R.n_losses = 0;
-        ASSERT_OK(F.store->ops->losses_each(F.store, loss_cb, NULL));
+        ASSERT_OK(bbt_store_losses_each(F.store, loss_cb, NULL));
         return R.n_losses;
 }
 
@@ -475,7 +475,7 @@ static size_t read_faults(void)
 {
         commit();
         R.n_faults = 0;
-        ASSERT_OK(F.store->ops->faults_each(F.store, fault_cb, NULL));
+        ASSERT_OK(bbt_store_faults_each(F.store, fault_cb, NULL));
         return R.n_faults;
 }
 
@@ -492,7 +492,7 @@ static size_t read_days(void)
 {
         commit();
         R.n_days = 0;
-        ASSERT_OK(F.store->ops->days_each(F.store, 0, INT32_MAX, day_cb, NULL));
+        ASSERT_OK(bbt_store_days_each(F.store, 0, INT32_MAX, day_cb, NULL));
         return R.n_days;
 }
 
@@ -516,7 +516,7 @@ static size_t read_inventory(void)
 {
         commit();
         R.n_devs = 0;
-        ASSERT_OK(F.store->ops->inventory_each(F.store, dev_cb, NULL));
+        ASSERT_OK(bbt_store_inventory_each(F.store, dev_cb, NULL));
         return R.n_devs;
 }
 
@@ -532,7 +532,7 @@ static size_t read_usage(void)
 {
         commit();
         R.n_usage = 0;
-        ASSERT_OK(F.store->ops->usage_each(F.store, usage_cb, NULL));
+        ASSERT_OK(bbt_store_usage_each(F.store, usage_cb, NULL));
         return R.n_usage;
 }
 
@@ -556,7 +556,7 @@ static int64_t counter(const char *name)
         struct find_counter c = { .name = name, .value = -1 };
 
         commit();
-        ASSERT_OK(F.store->ops->counters_each(F.store, counter_cb, &c));
+        ASSERT_OK(bbt_store_counters_each(F.store, counter_cb, &c));
         return c.value;
 }
 

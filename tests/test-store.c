@@ -68,16 +68,16 @@ TEST(create_reopen_and_versions)
         ASSERT(access(path, F_OK) < 0);
         s = open_rw();
         ASSERT_STR_EQ(s->ops->name, "sqlite");
-        ASSERT_EQ(s->ops->meta_get(s, "nothing", &v), -ENOENT);
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->meta_set(s, "boot", 7));
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_EQ(bbt_store_meta_get(s, "nothing", &v), -ENOENT);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_meta_set(s, "boot", 7));
+        ASSERT_OK(bbt_store_commit(s));
         bbt_store_close(s);
         /* Reopened read-only: what was committed is there. */
         ASSERT_OK(bbt_store_open(path, true, &s, err, sizeof(err)));
-        ASSERT_OK(s->ops->meta_get(s, "boot", &v));
+        ASSERT_OK(bbt_store_meta_get(s, "boot", &v));
         ASSERT_EQ(v, 7);
-        ASSERT_OK(s->ops->terminals_each(s, count_terms, &n));
+        ASSERT_OK(bbt_store_terminals_each(s, count_terms, &n));
         ASSERT_EQ(n, 0);
         bbt_store_close(s);
 
@@ -143,47 +143,47 @@ TEST(round_trips)
         snprintf(t.school, sizeof(t.school), "3151010001");
         snprintf(t.terminal, sizeof(t.terminal), "r101");
         snprintf(t.version, sizeof(t.version), "0.1.0");
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->terminal_insert(s, &t));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_terminal_insert(s, &t));
         ASSERT_GT(t.id, 0);
         t.received = 42;
-        ASSERT_OK(s->ops->terminal_update(s, &t));
-        ASSERT_OK(s->ops->gaps_replace(s, t.id, g, 2));
-        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, NULL), 1);
-        ASSERT_EQ(s->ops->raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, &hash), 0); /* (terminal, seq) once */
+        ASSERT_OK(bbt_store_terminal_update(s, &t));
+        ASSERT_OK(bbt_store_gaps_replace(s, t.id, g, 2));
+        ASSERT_EQ(bbt_store_raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, NULL), 1);
+        ASSERT_EQ(bbt_store_raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, &hash), 0); /* (terminal, seq) once */
         ASSERT_EQ(hash, 77); /* the stored payload's hash comes back */
-        ASSERT_OK(s->ops->day_add(s, t.id, &d));
-        ASSERT_OK(s->ops->day_add(s, t.id, &d)); /* rollups add up */
+        ASSERT_OK(bbt_store_day_add(s, t.id, &d));
+        ASSERT_OK(bbt_store_day_add(s, t.id, &d)); /* rollups add up */
         f.terminal_id = t.id;
-        ASSERT_OK(s->ops->fault_raise(s, &f));
-        ASSERT_OK(s->ops->fault_raise(s, &f)); /* already open: one row */
-        ASSERT_OK(s->ops->fault_clear(s, t.id, "overheat", "agent", 2000));
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        ASSERT_OK(bbt_store_fault_raise(s, &f)); /* already open: one row */
+        ASSERT_OK(bbt_store_fault_clear(s, t.id, "overheat", "agent", 2000));
         f.raised_ms = 1500; /* a late raise, older than the clear: does not reopen */
-        ASSERT_OK(s->ops->fault_raise(s, &f));
-        ASSERT_OK(s->ops->counter_add(s, "stored", 3));
-        ASSERT_OK(s->ops->counter_add(s, "stored", 4));
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        ASSERT_OK(bbt_store_counter_add(s, "stored", 3));
+        ASSERT_OK(bbt_store_counter_add(s, "stored", 4));
+        ASSERT_OK(bbt_store_commit(s));
 
-        ASSERT_EQ(s->ops->terminals_each(s, first_terminal, &back), 1);
+        ASSERT_EQ(bbt_store_terminals_each(s, first_terminal, &back), 1);
         ASSERT_EQ(back.id, t.id);
         ASSERT_STR_EQ(back.terminal, "r101");
         ASSERT_STR_EQ(back.version, "0.1.0");
         ASSERT_EQ(back.received, 42);
         ASSERT_EQ(back.high_seq, 9);
         ASSERT_EQ(back.inventory_seq, -1);
-        ASSERT_OK(s->ops->days_each(s, 19999, 20001, sum_days, &sum));
+        ASSERT_OK(bbt_store_days_each(s, 19999, 20001, sum_days, &sum));
         ASSERT_EQ(sum.on_ms, 20);
         ASSERT_EQ(sum.on_all_ms, 24);
         ASSERT_EQ(sum.hb_count, 2);
-        ASSERT_OK(s->ops->faults_each(s, count_faults, faults));
+        ASSERT_OK(bbt_store_faults_each(s, count_faults, faults));
         ASSERT_EQ(faults[1], 0); /* none open */
         ASSERT_EQ(faults[0], 1); /* one closed */
         /* Usage columns zeroed for a rebuild, heartbeats kept. */
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->days_clear(s));
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_days_clear(s));
+        ASSERT_OK(bbt_store_commit(s));
         memset(&sum, 0, sizeof(sum));
-        ASSERT_OK(s->ops->days_each(s, 19999, 20001, sum_days, &sum));
+        ASSERT_OK(bbt_store_days_each(s, 19999, 20001, sum_days, &sum));
         ASSERT_EQ(sum.on_ms, 0);
         ASSERT_EQ(sum.hb_count, 2);
         bbt_store_close(s);
@@ -196,16 +196,16 @@ TEST(rollback_discards)
 
         setup();
         s = open_rw();
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->meta_set(s, "x", 1));
-        ASSERT_OK(s->ops->rollback(s));
-        ASSERT_EQ(s->ops->meta_get(s, "x", &v), -ENOENT);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_meta_set(s, "x", 1));
+        ASSERT_OK(bbt_store_rollback(s));
+        ASSERT_EQ(bbt_store_meta_get(s, "x", &v), -ENOENT);
         /* Closing with a transaction open rolls it back. */
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->meta_set(s, "x", 2));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_meta_set(s, "x", 2));
         bbt_store_close(s);
         s = open_rw();
-        ASSERT_EQ(s->ops->meta_get(s, "x", &v), -ENOENT);
+        ASSERT_EQ(bbt_store_meta_get(s, "x", &v), -ENOENT);
         bbt_store_close(s);
 }
 
@@ -230,27 +230,27 @@ TEST(prune_by_receive_time)
 
         setup();
         s = open_rw();
-        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(bbt_store_begin(s));
         /* Received at 100, 110, ... 290 by two terminals in turn. */
         for (int i = 0; i < 20; i++)
-                ASSERT_EQ(s->ops->raw_insert(s, 1 + i % 2, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2, 1, NULL), 1);
-        ASSERT_OK(s->ops->commit(s));
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->prune(s, 0, 0)); /* keeps everything */
-        ASSERT_OK(s->ops->commit(s));
+                ASSERT_EQ(bbt_store_raw_insert(s, 1 + i % 2, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2, 1, NULL), 1);
+        ASSERT_OK(bbt_store_commit(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_prune(s, 0, 0)); /* keeps everything */
+        ASSERT_OK(bbt_store_commit(s));
         ASSERT_EQ(raw_rows(), 20);
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->prune(s, 155, 0)); /* 100..150 go: 6 rows */
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_prune(s, 155, 0)); /* 100..150 go: 6 rows */
+        ASSERT_OK(bbt_store_commit(s));
         ASSERT_EQ(raw_rows(), 14);
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->prune(s, 155, 0)); /* again: nothing more */
-        ASSERT_OK(s->ops->prune(s, 1000, 0)); /* all */
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_prune(s, 155, 0)); /* again: nothing more */
+        ASSERT_OK(bbt_store_prune(s, 1000, 0)); /* all */
+        ASSERT_OK(bbt_store_commit(s));
         ASSERT_EQ(raw_rows(), 0);
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_OK(s->ops->prune(s, 1000, 0)); /* an empty table */
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_prune(s, 1000, 0)); /* an empty table */
+        ASSERT_OK(bbt_store_commit(s));
         bbt_store_close(s);
 }
 
@@ -287,35 +287,35 @@ TEST(losses_skipped_and_conflicts)
 
         setup();
         s = open_rw();
-        ASSERT_OK(s->ops->begin(s));
+        ASSERT_OK(bbt_store_begin(s));
         snprintf(l.reason, sizeof(l.reason), "never used");
-        ASSERT_OK(s->ops->loss_add(s, &l));
+        ASSERT_OK(bbt_store_loss_add(s, &l));
         l.from = 30, l.to = 30, l.kind = BBT_LOSS_LOST;
         snprintf(l.reason, sizeof(l.reason), "gone");
-        ASSERT_OK(s->ops->loss_add(s, &l));
-        ASSERT_EQ(s->ops->loss_find(s, 1, 15, 15, &found), 1);
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        ASSERT_EQ(bbt_store_loss_find(s, 1, 15, 15, &found), 1);
         ASSERT_EQ(found.kind, BBT_LOSS_SKIPPED);
         ASSERT_EQ(found.from, 10);
-        ASSERT_EQ(s->ops->loss_find(s, 1, 25, 25, &found), 0);
-        ASSERT_EQ(s->ops->loss_find(s, 2, 15, 15, &found), 0);
-        ASSERT_EQ(s->ops->loss_find(s, 1, 21, 40, &found), 1); /* the first row overlapping a range */
+        ASSERT_EQ(bbt_store_loss_find(s, 1, 25, 25, &found), 0);
+        ASSERT_EQ(bbt_store_loss_find(s, 2, 15, 15, &found), 0);
+        ASSERT_EQ(bbt_store_loss_find(s, 1, 21, 40, &found), 1); /* the first row overlapping a range */
         ASSERT_EQ(found.from, 30);
         /* A range across both rows: the first is split, the second goes. */
-        ASSERT_OK(s->ops->loss_remove(s, 1, 14, 16));
-        ASSERT_OK(s->ops->loss_remove(s, 1, 25, 40));
-        ASSERT_OK(s->ops->losses_each(s, collect_losses, out));
+        ASSERT_OK(bbt_store_loss_remove(s, 1, 14, 16));
+        ASSERT_OK(bbt_store_loss_remove(s, 1, 25, 40));
+        ASSERT_OK(bbt_store_losses_each(s, collect_losses, out));
         ASSERT_STR_EQ(out, "10-13:skipped:never used 17-20:skipped:never used");
         /* A conflicting payload is kept beside the stored one. */
-        ASSERT_EQ(s->ops->raw_insert(s, 1, 9, BBT_CH_HB, 1, 2, 3, "{\"a\":1}", 7, 11, NULL), 1);
-        ASSERT_OK(s->ops->conflict_add(s, &c, "{\"a\":2}", 7));
-        ASSERT_OK(s->ops->conflicts_each(s, count_conflicts, &n));
+        ASSERT_EQ(bbt_store_raw_insert(s, 1, 9, BBT_CH_HB, 1, 2, 3, "{\"a\":1}", 7, 11, NULL), 1);
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{\"a\":2}", 7));
+        ASSERT_OK(bbt_store_conflicts_each(s, count_conflicts, &n));
         ASSERT_EQ(n, 1);
-        ASSERT_OK(s->ops->raw_payload(s, 1, 9, &payload, &len));
+        ASSERT_OK(bbt_store_raw_payload(s, 1, 9, &payload, &len));
         ASSERT_STR_EQ(payload, "{\"a\":1}");
         ASSERT_EQ(len, 7);
         free(payload);
-        ASSERT_EQ(s->ops->raw_payload(s, 1, 10, &payload, &len), -ENOENT);
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_EQ(bbt_store_raw_payload(s, 1, 10, &payload, &len), -ENOENT);
+        ASSERT_OK(bbt_store_commit(s));
         bbt_store_close(s);
 }
 
@@ -343,16 +343,16 @@ TEST(migrates_schema_1)
                  "INSERT INTO raw VALUES(1, 1, 3, 2, 0, 0, 1, '{}');"
                  "PRAGMA user_version = 1");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
-        ASSERT_EQ(s->ops->meta_get(s, "nothing", &v), -ENOENT);
-        ASSERT_EQ(s->ops->terminals_each(s, first_terminal, &t), 1);
+        ASSERT_EQ(bbt_store_meta_get(s, "nothing", &v), -ENOENT);
+        ASSERT_EQ(bbt_store_terminals_each(s, first_terminal, &t), 1);
         ASSERT_EQ(t.lost, 2);
         ASSERT_EQ(t.skipped, 0);
         ASSERT_EQ(t.conflicts, 0);
-        ASSERT_EQ(s->ops->loss_find(s, 1, 5, 5, &found), 1);
+        ASSERT_EQ(bbt_store_loss_find(s, 1, 5, 5, &found), 1);
         ASSERT_EQ(found.kind, BBT_LOSS_LOST);
-        ASSERT_OK(s->ops->begin(s));
-        ASSERT_EQ(s->ops->raw_insert(s, 1, 3, BBT_CH_HB, 0, 0, 1, "{}", 2, 5, &hash), 0);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_EQ(bbt_store_raw_insert(s, 1, 3, BBT_CH_HB, 0, 0, 1, "{}", 2, 5, &hash), 0);
         ASSERT_EQ(hash, 0); /* not known for a row from schema 1 */
-        ASSERT_OK(s->ops->commit(s));
+        ASSERT_OK(bbt_store_commit(s));
         bbt_store_close(s);
 }

@@ -344,10 +344,10 @@ static int load_state(struct bbt_ingest *in)
 
         free_terms(in);
         in->stats.open_gap_seqs = 0;
-        r = in->store->ops->terminals_each(in->store, load_terminal_cb, in);
+        r = bbt_store_terminals_each(in->store, load_terminal_cb, in);
         if (r == 0)
-                r = in->store->ops->gaps_each(in->store, load_gap_cb, in);
-        if (r == 0 && in->store->ops->meta_get(in->store, "cmd_seq", &in->cmd_seq) == -ENOENT)
+                r = bbt_store_gaps_each(in->store, load_gap_cb, in);
+        if (r == 0 && bbt_store_meta_get(in->store, "cmd_seq", &in->cmd_seq) == -ENOENT)
                 in->cmd_seq = 0;
         return r;
 }
@@ -360,7 +360,7 @@ static int ensure_tx(struct bbt_ingest *in)
 
         if (in->in_tx)
                 return 0;
-        r = in->store->ops->begin(in->store);
+        r = bbt_store_begin(in->store);
         if (r == 0)
                 in->in_tx = true;
         return r;
@@ -375,33 +375,33 @@ static int write_dirty(struct bbt_ingest *in)
 
         for (struct term *t = in->dirty; t && r == 0; t = t->next_dirty) {
                 for (size_t i = 0; r == 0 && i < t->n_pending; i++)
-                        r = s->ops->day_add(s, t->row.id, &t->pending[i]);
+                        r = bbt_store_day_add(s, t->row.id, &t->pending[i]);
                 if (r == 0 && t->gaps_dirty)
-                        r = s->ops->gaps_replace(s, t->row.id, t->gaps, t->n_gaps);
+                        r = bbt_store_gaps_replace(s, t->row.id, t->gaps, t->n_gaps);
                 if (t->hb_dirty)
                         format_hb(t);
                 if (r == 0)
-                        r = s->ops->terminal_update(s, &t->row);
+                        r = bbt_store_terminal_update(s, &t->row);
         }
         for (int i = 0; r == 0 && i < BBT_REJECT__COUNT; i++)
                 if (in->counter_delta[i])
-                        r = s->ops->counter_add(s, reject_names[i], (int64_t)in->counter_delta[i]);
+                        r = bbt_store_counter_add(s, reject_names[i], (int64_t)in->counter_delta[i]);
         if (r == 0 && in->dup_delta)
-                r = s->ops->counter_add(s, "duplicates", in->dup_delta);
+                r = bbt_store_counter_add(s, "duplicates", in->dup_delta);
         if (r == 0 && in->stored_delta)
-                r = s->ops->counter_add(s, "stored", in->stored_delta);
+                r = bbt_store_counter_add(s, "stored", in->stored_delta);
         if (r == 0 && in->lost_delta)
-                r = s->ops->counter_add(s, "lost", in->lost_delta);
+                r = bbt_store_counter_add(s, "lost", in->lost_delta);
         if (r == 0 && in->recovered_delta)
-                r = s->ops->counter_add(s, "recovered", in->recovered_delta);
+                r = bbt_store_counter_add(s, "recovered", in->recovered_delta);
         if (r == 0 && in->stale_delta)
-                r = s->ops->counter_add(s, "stale_state", in->stale_delta);
+                r = bbt_store_counter_add(s, "stale_state", in->stale_delta);
         if (r == 0 && in->skipped_delta)
-                r = s->ops->counter_add(s, "skipped", in->skipped_delta);
+                r = bbt_store_counter_add(s, "skipped", in->skipped_delta);
         if (r == 0 && in->conflict_delta)
-                r = s->ops->counter_add(s, "seq_conflict", in->conflict_delta);
+                r = bbt_store_counter_add(s, "seq_conflict", in->conflict_delta);
         if (r == 0)
-                r = s->ops->meta_set(s, "cmd_seq", in->cmd_seq);
+                r = bbt_store_meta_set(s, "cmd_seq", in->cmd_seq);
         return r;
 }
 
@@ -445,7 +445,7 @@ int bbt_ingest_flush(struct bbt_ingest *in)
         if (r == 0)
                 r = write_dirty(in);
         if (r == 0)
-                r = in->store->ops->commit(in->store);
+                r = bbt_store_commit(in->store);
         if (r == 0) {
                 in->in_tx = false;
                 in->stats.commits++;
@@ -459,7 +459,7 @@ int bbt_ingest_flush(struct bbt_ingest *in)
                 bbt_log_error("store: cannot commit %" PRId64 " messages: %s; rolled back, they will be asked for "
                               "again (%" PRIu64 " failed commits so far)",
                               in->batch_n, bbt_store_error(in->store), in->stats.commit_failures);
-        in->store->ops->rollback(in->store);
+        bbt_store_rollback(in->store);
         in->in_tx = false;
         clear_dirty(in);
         if (load_state(in) < 0)
@@ -570,7 +570,7 @@ static void record_loss_kind(struct bbt_ingest *in, struct term *t, int64_t from
         int64_t n = to - from + 1;
 
         snprintf(l.reason, sizeof(l.reason), "%s", reason);
-        if (ensure_tx(in) == 0 && in->store->ops->loss_add(in->store, &l) == 0) {
+        if (ensure_tx(in) == 0 && bbt_store_loss_add(in->store, &l) == 0) {
                 if (kind == BBT_LOSS_SKIPPED) {
                         t->row.skipped += n;
                         in->stats.skipped += (uint64_t)n;
@@ -692,7 +692,7 @@ static void settle_skipped(struct bbt_ingest *in, struct term *t, int64_t from, 
                         h = t->gaps[i].from - 1;
                         continue;
                 }
-                if (s->ops->loss_find(s, t->row.id, h, h, &l) == 1) {
+                if (bbt_store_loss_find(s, t->row.id, h, h, &l) == 1) {
                         h = l.from - 1;
                         continue;
                 }
@@ -705,13 +705,13 @@ static void settle_skipped(struct bbt_ingest *in, struct term *t, int64_t from, 
                                "used before an unclean stop, not in the agent's spool", now_ms);
         settle_missing(in, t, h + 1, to, BBT_LOSS_SKIPPED, "never used (skipped after an unclean stop)", now_ms);
         /* What was given up as lost above H: never used after all. */
-        for (int64_t at = h + 1; at <= to && s->ops->loss_find(s, t->row.id, at, to, &l) == 1;) {
+        for (int64_t at = h + 1; at <= to && bbt_store_loss_find(s, t->row.id, at, to, &l) == 1;) {
                 int64_t a = l.from > at ? l.from : at, b = l.to < to ? l.to : to;
 
                 at = b + 1;
                 if (l.kind != BBT_LOSS_LOST || !inferred_loss(l.reason))
                         continue;
-                if (s->ops->loss_remove(s, t->row.id, a, b) < 0) {
+                if (bbt_store_loss_remove(s, t->row.id, a, b) < 0) {
                         bbt_log_error("store: loss: %s", bbt_store_error(s));
                         return;
                 }
@@ -731,7 +731,7 @@ static void loss_arrived(struct bbt_ingest *in, struct term *t, int64_t seq, con
 {
         struct bbt_store *s = in->store;
 
-        if (s->ops->loss_remove(s, t->row.id, seq, seq) < 0) {
+        if (bbt_store_loss_remove(s, t->row.id, seq, seq) < 0) {
                 bbt_log_error("store: loss: %s", bbt_store_error(s));
                 return;
         }
@@ -746,8 +746,8 @@ static void loss_arrived(struct bbt_ingest *in, struct term *t, int64_t seq, con
                         lost.kind = BBT_LOSS_LOST;
                         lost.recorded_ms = now_ms;
                         snprintf(lost.reason, sizeof(lost.reason), "used before an unclean stop, never received");
-                        if (s->ops->loss_remove(s, t->row.id, l->from, seq - 1) < 0 ||
-                            s->ops->loss_add(s, &lost) < 0) {
+                        if (bbt_store_loss_remove(s, t->row.id, l->from, seq - 1) < 0 ||
+                            bbt_store_loss_add(s, &lost) < 0) {
                                 bbt_log_error("store: loss: %s", bbt_store_error(s));
                                 return;
                         }
@@ -801,13 +801,13 @@ static bool check_conflict(struct bbt_ingest *in, struct term *t, const struct b
         char *stored = NULL;
         size_t stored_len = 0;
 
-        if (in->store->ops->raw_payload(in->store, t->row.id, m->seq, &stored, &stored_len) == 0 &&
+        if (bbt_store_raw_payload(in->store, t->row.id, m->seq, &stored, &stored_len) == 0 &&
             will_twins(ch, stored, stored_len, payload, len)) {
                 free(stored);
                 return false;
         }
         free(stored);
-        if (in->store->ops->conflict_add(in->store, &c, payload, len) < 0)
+        if (bbt_store_conflict_add(in->store, &c, payload, len) < 0)
                 bbt_log_error("store: conflict: %s", bbt_store_error(in->store));
         t->row.conflicts++;
         in->stats.conflicts++;
@@ -868,9 +868,9 @@ static void fault_set(struct bbt_ingest *in, struct term *t, const char *code, b
                 snprintf(f.code, sizeof(f.code), "%s", code);
                 snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGGREGATOR);
                 snprintf(f.detail, sizeof(f.detail), "%s", detail ? detail : "");
-                r = s->ops->fault_raise(s, &f);
+                r = bbt_store_fault_raise(s, &f);
         } else {
-                r = s->ops->fault_clear(s, t->row.id, code, FAULT_SOURCE_AGGREGATOR, when_ms);
+                r = bbt_store_fault_clear(s, t->row.id, code, FAULT_SOURCE_AGGREGATOR, when_ms);
         }
         if (r < 0)
                 bbt_log_error("store: fault %s: %s", code, bbt_store_error(s));
@@ -1022,7 +1022,7 @@ static void handle_usage(struct bbt_ingest *in, struct term *t, const struct bbt
                 .audio_ms = u->audio_ms, .touch = u->touch, .pen = u->pen, .mouse = u->mouse, .key = u->key,
         };
 
-        if (in->store->ops->usage_insert(in->store, &row) < 0)
+        if (bbt_store_usage_insert(in->store, &row) < 0)
                 bbt_log_error("store: usage: %s", bbt_store_error(in->store));
         add_usage_rollups(in, t, &row.span);
         if (u->state == BBT_USAGE_ACTIVE && row.span.end_ms > t->row.last_active_ms)
@@ -1077,7 +1077,7 @@ static void handle_inventory(struct bbt_ingest *in, struct term *t, const struct
                 dev_of(t, &inv->devices[i], &devs[i]);
                 present |= 1u << inv->devices[i].kind;
         }
-        if (in->store->ops->inventory_replace(in->store, t->row.id, devs, inv->n_devices) < 0)
+        if (bbt_store_inventory_replace(in->store, t->row.id, devs, inv->n_devices) < 0)
                 bbt_log_error("store: inventory: %s", bbt_store_error(in->store));
         else
                 t->row.inventory_seq = m->seq;
@@ -1090,7 +1090,7 @@ static void handle_periph(struct bbt_ingest *in, struct term *t, const struct bb
         struct bbt_store_device d;
 
         dev_of(t, &m->body.periph.dev, &d);
-        if (in->store->ops->periph_add(in->store, m->seq, corrected(t, m->ts), m->body.periph.action, &d) < 0)
+        if (bbt_store_periph_add(in->store, m->seq, corrected(t, m->ts), m->body.periph.action, &d) < 0)
                 bbt_log_error("store: periph: %s", bbt_store_error(in->store));
 }
 
@@ -1107,7 +1107,7 @@ static void handle_alert(struct bbt_ingest *in, struct term *t, const struct bbt
                 snprintf(f.code, sizeof(f.code), "%s", a->code);
                 snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
                 snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
-                r = s->ops->fault_raise(s, &f);
+                r = bbt_store_fault_raise(s, &f);
         } else {
                 /* The raise may not have arrived yet (lost in a gap and
                  * resent later: messages arrive out of order). Raise first
@@ -1122,9 +1122,9 @@ static void handle_alert(struct bbt_ingest *in, struct term *t, const struct bbt
                 snprintf(f.code, sizeof(f.code), "%s", a->code);
                 snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
                 snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
-                r = s->ops->fault_raise(s, &f);
+                r = bbt_store_fault_raise(s, &f);
                 if (r == 0)
-                        r = s->ops->fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, f.raised_ms);
+                        r = bbt_store_fault_clear(s, t->row.id, a->code, FAULT_SOURCE_AGENT, f.raised_ms);
         }
         if (r < 0)
                 bbt_log_error("store: alert %s: %s", a->code, bbt_store_error(s));
@@ -1302,7 +1302,7 @@ static struct term *terminal_for(struct bbt_ingest *in, const struct bbt_topic *
         t->row.boot = -1;
         t->row.inventory_seq = -1;
         t->row.first_seen_ms = recv_ms;
-        if (ensure_tx(in) < 0 || in->store->ops->terminal_insert(in->store, &t->row) < 0 || add_term(in, t) < 0) {
+        if (ensure_tx(in) < 0 || bbt_store_terminal_insert(in->store, &t->row) < 0 || add_term(in, t) < 0) {
                 bbt_log_error("store: cannot add terminal %s/%s/%s: %s", tp->county, tp->school, tp->terminal,
                               bbt_store_error(in->store));
                 free(t);
@@ -1364,7 +1364,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
         r = track_seq(in, t, m.seq, recv_ms, &was_missing);
         if (r >= 0) {
                 uint64_t hash = payload_hash(payload, len), stored_hash = 0;
-                int stored = in->store->ops->raw_insert(in->store, t->row.id, m.seq, tp.channel, m.ts, recv_ms, m.boot,
+                int stored = bbt_store_raw_insert(in->store, t->row.id, m.seq, tp.channel, m.ts, recv_ms, m.boot,
                                                         payload, len, hash, &stored_hash);
 
                 if (stored < 0) {
@@ -1375,7 +1375,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 }
                 if (r == 0 && stored == 1) {
                         struct bbt_store_loss l;
-                        int found = in->store->ops->loss_find(in->store, t->row.id, m.seq, m.seq, &l);
+                        int found = bbt_store_loss_find(in->store, t->row.id, m.seq, m.seq, &l);
 
                         if (found == 1) {
                                 /* Recorded as lost or skipped, and here after all. */
@@ -1630,14 +1630,14 @@ int bbt_ingest_rebuild_rollups(struct bbt_ingest *in)
         if (r == 0)
                 r = ensure_tx(in);
         if (r == 0)
-                r = in->store->ops->days_clear(in->store);
+                r = bbt_store_days_clear(in->store);
         if (r == 0)
-                r = in->store->ops->usage_each(in->store, rebuild_cb, &c);
+                r = bbt_store_usage_each(in->store, rebuild_cb, &c);
         if (r == 0)
-                r = in->store->ops->meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
+                r = bbt_store_meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
         if (r == 0)
                 return bbt_ingest_flush(in);
-        in->store->ops->rollback(in->store);
+        bbt_store_rollback(in->store);
         in->in_tx = false;
         clear_dirty(in);
         return r;
@@ -1646,7 +1646,7 @@ int bbt_ingest_rebuild_rollups(struct bbt_ingest *in)
 static int check_rules(struct bbt_ingest *in)
 {
         int64_t stored = 0;
-        int r = in->store->ops->meta_get(in->store, "rollup_rules", &stored);
+        int r = bbt_store_meta_get(in->store, "rollup_rules", &stored);
 
         if (r == 0 && stored == (int64_t)rules_hash(in))
                 return 0;
@@ -1654,7 +1654,7 @@ static int check_rules(struct bbt_ingest *in)
                 /* A new store: nothing to rebuild. */
                 r = ensure_tx(in);
                 if (r == 0)
-                        r = in->store->ops->meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
+                        r = bbt_store_meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
                 return r == 0 ? bbt_ingest_flush(in) : r;
         }
         if (r < 0)
@@ -1682,10 +1682,10 @@ int bbt_ingest_prune(struct bbt_ingest *in, int64_t raw_retention_ms, int64_t us
         if (r == 0)
                 r = ensure_tx(in);
         if (r == 0)
-                r = in->store->ops->prune(in->store, raw_retention_ms ? now_ms - raw_retention_ms : 0,
+                r = bbt_store_prune(in->store, raw_retention_ms ? now_ms - raw_retention_ms : 0,
                                           usage_retention_ms ? now_ms - usage_retention_ms : 0);
         if (r < 0) {
-                in->store->ops->rollback(in->store);
+                bbt_store_rollback(in->store);
                 in->in_tx = false;
                 return r;
         }
@@ -1719,13 +1719,13 @@ int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *se
         in->conflict_log = (struct log_limit){ .window_ms = now_ms, .what = "seq conflicts" };
         in->commit_log = (struct log_limit){ .window_ms = mono_ms(), .what = "failed commits" };
         r = load_state(in);
-        if (r == 0 && store->ops->meta_get(store, "boot", &in->boot) == -ENOENT)
+        if (r == 0 && bbt_store_meta_get(store, "boot", &in->boot) == -ENOENT)
                 in->boot = 0;
         in->boot++;
         if (r == 0)
                 r = ensure_tx(in);
         if (r == 0)
-                r = store->ops->meta_set(store, "boot", in->boot);
+                r = bbt_store_meta_set(store, "boot", in->boot);
         if (r == 0)
                 r = bbt_ingest_flush(in);
         if (r == 0)
@@ -1733,7 +1733,7 @@ int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *se
         if (r < 0) {
                 snprintf(err, err_size, "store: %s", bbt_store_error(store));
                 if (in->in_tx)
-                        store->ops->rollback(store);
+                        bbt_store_rollback(store);
                 free_terms(in);
                 free(in);
                 return r;

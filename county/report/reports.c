@@ -209,7 +209,7 @@ static int collect(struct ctx *c)
         size_t si;
         int r;
 
-        r = c->store->ops->terminals_each(c->store, store_terminal_cb, c);
+        r = bbt_store_terminals_each(c->store, store_terminal_cb, c);
         if (r < 0)
                 return r;
         qsort(c->st, c->n_st, sizeof(*c->st), cmp_store_terminal);
@@ -336,7 +336,7 @@ static int compute(struct ctx *c)
         int32_t rows_from;
         int r;
 
-        r = c->store->ops->faults_each(c->store, fault_open_cb, c);
+        r = bbt_store_faults_each(c->store, fault_open_cb, c);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < c->n_terms; i++) {
@@ -350,7 +350,7 @@ static int compute(struct ctx *c)
         for (size_t i = 0; i < c->n_schools; i++)
                 if (c->schools[i].idle_from < rows_from)
                         rows_from = c->schools[i].idle_from;
-        r = c->store->ops->days_each(c->store, rows_from, c->to, day_cb, c);
+        r = bbt_store_days_each(c->store, rows_from, c->to, day_cb, c);
         if (r < 0)
                 return r;
         flush_buf(c);
@@ -827,7 +827,7 @@ static int report_faults(struct ctx *c, struct bbt_report *rep)
                 fault_row(c, fl.t, ti, "silent", L(c, "错误", "error"), L(c, "平台", "aggregator"),
                           ti->st ? ti->st->last_seen_ms : 0, detail);
         }
-        return c->store->ops->faults_each(c->store, fault_list_cb, &fl);
+        return bbt_store_faults_each(c->store, fault_list_cb, &fl);
 }
 
 /* The indicators of the balance statistic, per school. */
@@ -1039,7 +1039,7 @@ static int report_inventory(struct ctx *c, struct bbt_report *rep)
         ic.present = calloc(c->n_terms + 1, sizeof(*ic.present));
         if (!ic.present)
                 return -ENOMEM;
-        r = c->store->ops->inventory_each(c->store, inventory_cb, &ic);
+        r = bbt_store_inventory_each(c->store, inventory_cb, &ic);
         mt = bbt_report_add_table(rep, "missing", "应配未见外设", "Expected but absent", missing_cols,
                                   BBT_ELEMENTSOF(missing_cols));
         for (size_t i = 0; r == 0 && i < c->n_terms; i++) {
@@ -1226,7 +1226,7 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
 
         if (!gs.missing)
                 return -ENOMEM;
-        r = c->store->ops->gaps_each(c->store, gap_sum_cb, &gs);
+        r = bbt_store_gaps_each(c->store, gap_sum_cb, &gs);
         for (size_t i = 0; r == 0 && i < c->n_terms; i++) {
                 const struct term_info *ti = &c->terms[i];
 
@@ -1251,15 +1251,15 @@ static int report_loss(struct ctx *c, struct bbt_report *rep)
         ll.t = bbt_report_add_table(rep, "ranges", "丢失与跳过的序号", "Lost and skipped seqs", range_cols,
                                     BBT_ELEMENTSOF(range_cols));
         if (r == 0)
-                r = c->store->ops->losses_each(c->store, loss_list_cb, &ll);
+                r = bbt_store_losses_each(c->store, loss_list_cb, &ll);
         ll.t = bbt_report_add_table(rep, "conflicts", "序号冲突", "Seq conflicts", conflict_cols,
                                     BBT_ELEMENTSOF(conflict_cols));
         if (r == 0)
-                r = c->store->ops->conflicts_each(c->store, conflict_list_cb, &ll);
+                r = bbt_store_conflicts_each(c->store, conflict_list_cb, &ll);
         cc.t = bbt_report_add_table(rep, "counters", "接收计数(全部终端)", "Ingest counters (all terminals)",
                                     counter_cols, BBT_ELEMENTSOF(counter_cols));
         if (r == 0)
-                r = c->store->ops->counters_each(c->store, counter_cb, &cc);
+                r = bbt_store_counters_each(c->store, counter_cb, &cc);
         bbt_report_add_note(rep,
                             "丢失：终端产生过、但最终没有收到的消息（原因见明细）；跳过：终端异常停止（断电、崩溃）后为保证序号不重复而跳过、从未使用的序号，不是数据丢失；"
                             "序号冲突：同一序号收到了内容不同的两条消息，两条都保留；待补传：已发现缺失、仍在等待终端补传；终端缓存溢出：终端离线过久、本地缓存已满而丢弃的消息（由终端上报）。",

@@ -1,4 +1,4 @@
-/* The store front: picks the backend for a location. */
+/* The store front: picks the backend for a location; the calls every user makes. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,4 +29,170 @@ void bbt_store_close(struct bbt_store *s)
 const char *bbt_store_error(const struct bbt_store *s)
 {
         return s && s->error[0] ? s->error : "no error";
+}
+
+int bbt_store_begin(struct bbt_store *s)
+{
+        return s->ops->begin(s);
+}
+
+int bbt_store_commit(struct bbt_store *s)
+{
+        return s->ops->commit(s);
+}
+
+int bbt_store_rollback(struct bbt_store *s)
+{
+        return s->ops->rollback(s);
+}
+
+int bbt_store_meta_get(struct bbt_store *s, const char *key, int64_t *ret)
+{
+        return s->ops->meta_get(s, key, ret);
+}
+
+int bbt_store_meta_set(struct bbt_store *s, const char *key, int64_t value)
+{
+        return s->ops->meta_set(s, key, value);
+}
+
+int bbt_store_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t)
+{
+        return s->ops->terminal_insert(s, t);
+}
+
+int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t)
+{
+        return s->ops->terminal_update(s, t);
+}
+
+int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
+{
+        return s->ops->terminals_each(s, cb, u);
+}
+
+int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
+{
+        return s->ops->gaps_replace(s, terminal_id, gaps, n);
+}
+
+int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
+                        void *u)
+{
+        return s->ops->gaps_each(s, cb, u);
+}
+
+int bbt_store_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
+                         int64_t recv_ms, uint32_t boot, const void *payload, size_t len, uint64_t hash,
+                         uint64_t *ret_stored_hash)
+{
+        return s->ops->raw_insert(s, terminal_id, seq, ch, ts, recv_ms, boot, payload, len, hash, ret_stored_hash);
+}
+
+int bbt_store_raw_payload(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len)
+{
+        return s->ops->raw_payload(s, terminal_id, seq, ret, ret_len);
+}
+
+int bbt_store_conflict_add(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len)
+{
+        return s->ops->conflict_add(s, c, payload, len);
+}
+
+int bbt_store_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
+{
+        return s->ops->conflicts_each(s, cb, u);
+}
+
+int bbt_store_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
+{
+        return s->ops->usage_insert(s, u);
+}
+
+int bbt_store_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
+{
+        return s->ops->usage_each(s, cb, u);
+}
+
+int bbt_store_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        return s->ops->day_add(s, terminal_id, d);
+}
+
+int bbt_store_days_clear(struct bbt_store *s)
+{
+        return s->ops->days_clear(s);
+}
+
+int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)(void *u, int64_t terminal_id,
+                        const struct bbt_day_rollup *d), void *u)
+{
+        return s->ops->days_each(s, from, to, cb, u);
+}
+
+int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
+{
+        return s->ops->loss_add(s, l);
+}
+
+int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret)
+{
+        return s->ops->loss_find(s, terminal_id, from, to, ret);
+}
+
+int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to)
+{
+        return s->ops->loss_remove(s, terminal_id, from, to);
+}
+
+int bbt_store_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
+{
+        return s->ops->losses_each(s, cb, u);
+}
+
+int bbt_store_fault_raise(struct bbt_store *s, const struct bbt_store_fault *f)
+{
+        return s->ops->fault_raise(s, f);
+}
+
+int bbt_store_fault_clear(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
+                          int64_t cleared_ms)
+{
+        return s->ops->fault_clear(s, terminal_id, code, source, cleared_ms);
+}
+
+int bbt_store_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
+{
+        return s->ops->faults_each(s, cb, u);
+}
+
+int bbt_store_inventory_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs, size_t n)
+{
+        return s->ops->inventory_replace(s, terminal_id, devs, n);
+}
+
+int bbt_store_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u)
+{
+        return s->ops->inventory_each(s, cb, u);
+}
+
+int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
+                         const struct bbt_store_device *d)
+{
+        return s->ops->periph_add(s, seq, ts, action, d);
+}
+
+int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta)
+{
+        return s->ops->counter_add(s, name, delta);
+}
+
+int bbt_store_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u)
+{
+        return s->ops->counters_each(s, cb, u);
+}
+
+int bbt_store_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms)
+{
+        return s->ops->prune(s, raw_before_ms, usage_before_ms);
 }

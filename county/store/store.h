@@ -187,6 +187,49 @@ void bbt_store_close(struct bbt_store *s);
 /* The last error's text. */
 const char *bbt_store_error(const struct bbt_store *s);
 
+/* The calls: every user of a store goes through these, never through the
+ * ops table, so a backend can change what it does behind each one. Each
+ * returns what its op above says. */
+int bbt_store_begin(struct bbt_store *s);
+int bbt_store_commit(struct bbt_store *s);
+int bbt_store_rollback(struct bbt_store *s);
+int bbt_store_meta_get(struct bbt_store *s, const char *key, int64_t *ret);
+int bbt_store_meta_set(struct bbt_store *s, const char *key, int64_t value);
+int bbt_store_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t);
+int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t);
+int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
+int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
+                        void *u);
+int bbt_store_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
+                         int64_t recv_ms, uint32_t boot, const void *payload, size_t len, uint64_t hash,
+                         uint64_t *ret_stored_hash);
+int bbt_store_raw_payload(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len);
+int bbt_store_conflict_add(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len);
+int bbt_store_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
+int bbt_store_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u);
+int bbt_store_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
+int bbt_store_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
+int bbt_store_days_clear(struct bbt_store *s);
+int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)(void *u, int64_t terminal_id,
+                        const struct bbt_day_rollup *d), void *u);
+int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l);
+int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret);
+int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);
+int bbt_store_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
+int bbt_store_fault_raise(struct bbt_store *s, const struct bbt_store_fault *f);
+int bbt_store_fault_clear(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
+                          int64_t cleared_ms);
+int bbt_store_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
+int bbt_store_inventory_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs,
+                                size_t n);
+int bbt_store_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u);
+int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
+                         const struct bbt_store_device *d);
+int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta);
+int bbt_store_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
+int bbt_store_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms);
+
 /* The SQLite backend (store_sqlite.c). */
 int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **ret, char *err, size_t err_size);
 

@@ -218,7 +218,7 @@ static struct built build_store(const char *path, const char *calendar_path, int
 
                 bench_check_signal();
                 school_code(sc, code, sizeof(code));
-                if (s->ops->begin(s) < 0)
+                if (bbt_store_begin(s) < 0)
                         bench_die("store: %s", bbt_store_error(s));
                 for (int t = 0; t < opt.per_school; t++) {
                         struct bbt_store_terminal row;
@@ -240,7 +240,7 @@ static struct built build_store(const char *path, const char *calendar_path, int
                         snprintf(row.machine_id, sizeof(row.machine_id), "%032x", (unsigned)(sc * 100 + t));
                         snprintf(row.last_hb, sizeof(row.last_hb), "{\"ts\":%" PRId64 ",\"state\":\"standby\"}",
                                  row.last_seen_ms);
-                        if (s->ops->terminal_insert(s, &row) < 0)
+                        if (bbt_store_terminal_insert(s, &row) < 0)
                                 bench_die("store: %s", bbt_store_error(s));
                         for (int32_t d = from; d <= to; d++) {
                                 struct bbt_day_rollup dr;
@@ -249,13 +249,13 @@ static struct built build_store(const char *path, const char *calendar_path, int
                                         continue;
                                 make_day(&dr, d, quality);
                                 seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
-                                if (s->ops->day_add(s, row.id, &dr) < 0)
+                                if (bbt_store_day_add(s, row.id, &dr) < 0)
                                         bench_die("store: %s", bbt_store_error(s));
                                 b.terminal_days++;
                         }
                         row.high_seq = seq;
                         row.received = seq;
-                        if (s->ops->terminal_update(s, &row) < 0)
+                        if (bbt_store_terminal_update(s, &row) < 0)
                                 bench_die("store: %s", bbt_store_error(s));
                         if (rnd() % 100 < 3) {
                                 struct bbt_store_fault f = { .terminal_id = row.id, .severity = BBT_SEVERITY_WARNING,
@@ -264,12 +264,12 @@ static struct built build_store(const char *path, const char *calendar_path, int
                                 snprintf(f.code, sizeof(f.code), "disk_low");
                                 snprintf(f.source, sizeof(f.source), "agent");
                                 snprintf(f.detail, sizeof(f.detail), "root file system 96%% full");
-                                if (s->ops->fault_raise(s, &f) < 0)
+                                if (bbt_store_fault_raise(s, &f) < 0)
                                         bench_die("store: %s", bbt_store_error(s));
                                 b.faults++;
                         }
                 }
-                if (s->ops->commit(s) < 0)
+                if (bbt_store_commit(s) < 0)
                         bench_die("store: %s", bbt_store_error(s));
         }
         bbt_store_close(s);
