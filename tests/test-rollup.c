@@ -1,7 +1,12 @@
-/* Rollups: school-hours window, cuts at periods, breaks, midnight and the window edge, the interactive split, heartbeats. */
+/* Rollups: school-hours window, cuts at periods, breaks, midnight and the window edge, the interactive split, heartbeats; day sets; the rebuild over a store. */
 /* bbt-test: label=unit timeout=10 */
+#include <errno.h>
+#include <unistd.h>
+
+#include "calendar.h"
 #include "dates.h"
 #include "rollup.h"
+#include "store.h"
 #include "test.h"
 
 #define MIN 60000LL /* ms */
@@ -311,4 +316,225 @@ TEST(day_rollup_add)
         ASSERT_EQ(a.hb_count, 11);
         ASSERT_EQ(a.period_active_ms[0], 3);
         ASSERT_EQ(a.period_active_ms[BBT_PERIODS_MAX - 1], 11);
+}
+
+TEST(day_set)
+{
+        struct bbt_day_set set = { 0 };
+        struct bbt_day_rollup a = { .day = D, .hb_count = 1 }, b = { .day = D + 1, .hb_count = 2 };
+        struct bbt_usage_span u = { at(D, 23, 30), at(D + 1, 0, 20), BBT_USAGE_ACTIVE, 0 };
+
+        ASSERT_OK(bbt_day_set_add(&set, &a));
+        ASSERT_OK(bbt_day_set_add(&set, &b));
+        ASSERT_OK(bbt_day_set_add(&set, &a));
+        /* One row a day, in the order first seen. */
+        ASSERT_EQ(set.n, 2);
+        ASSERT_EQ(set.v[0].day, D);
+        ASSERT_EQ(set.v[0].hb_count, 2);
+        ASSERT_EQ(set.v[1].day, D + 1);
+        ASSERT_EQ(set.v[1].hb_count, 2);
+        /* An interval across midnight adds to both days, and a day before them comes last. */
+        ASSERT_OK(bbt_day_set_add_usage(&set, &rules, &u));
+        ASSERT_EQ(set.n, 2);
+        ASSERT_EQ(set.v[0].on_all_ms, 30 * MIN);
+        ASSERT_EQ(set.v[1].on_all_ms, 20 * MIN);
+        a.day = D - 1;
+        ASSERT_OK(bbt_day_set_add(&set, &a));
+        ASSERT_EQ(set.n, 3);
+        ASSERT_EQ(set.v[2].day, D - 1);
+        bbt_day_set_free(&set);
+        ASSERT_EQ(set.n, 0);
+        ASSERT(set.v == NULL);
+        bbt_day_set_free(NULL);
+}
+
+/* ---- the rebuild, over a real SQLite store ---- */
+
+static char store_dir[64];
+
+static void remove_store_dir(void)
+{
+        char path[128];
+
+        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/agg.db-wal", store_dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/agg.db-shm", store_dir);
+        unlink(path);
+        rmdir(store_dir);
+}
+
+static struct bbt_store *open_store(void)
+{
+        struct bbt_store *s = NULL;
+        char path[128], err[256] = "";
+
+        snprintf(store_dir, sizeof(store_dir), "/tmp/bbt-rollup-XXXXXX");
+        ASSERT(mkdtemp(store_dir) != NULL);
+        atexit(remove_store_dir);
+        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
+        if (bbt_store_open(path, false, &s, err, sizeof(err)) < 0)
+                FAIL("open: %s", err);
+        return s;
+}
+
+static int64_t add_terminal(struct bbt_store *s, const char *school, const char *terminal)
+{
+        struct bbt_store_terminal t = { .first_seq = -1, .high_seq = -1, .boot = -1, .inventory_seq = -1 };
+
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "%s", school);
+        snprintf(t.terminal, sizeof(t.terminal), "%s", terminal);
+        ASSERT_OK(bbt_store_terminal_insert(s, &t));
+        ASSERT_GT(t.id, 0);
+        return t.id;
+}
+
+struct days_read {
+        int64_t terminal_id[8];
+        struct bbt_day_rollup d[8];
+        int n;
+};
+
+static int read_day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        struct days_read *r = u;
+
+        ASSERT_LT(r->n, 8);
+        r->terminal_id[r->n] = terminal_id;
+        r->d[r->n++] = *d;
+        return 0;
+}
+
+static void assert_day_eq(const struct bbt_day_rollup *got, const struct bbt_day_rollup *want)
+{
+        ASSERT_EQ(got->day, want->day);
+        ASSERT_EQ(got->on_ms, want->on_ms);
+        ASSERT_EQ(got->active_ms, want->active_ms);
+        ASSERT_EQ(got->interactive_ms, want->interactive_ms);
+        ASSERT_EQ(got->hb_count, want->hb_count);
+        ASSERT_EQ(got->on_all_ms, want->on_all_ms);
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                ASSERT_EQ(got->period_active_ms[k], want->period_active_ms[k]);
+}
+
+/* Every terminal's intervals cut again with its own school's bells; the
+ * heartbeat counts stay, the old usage columns go; the rules recorded. */
+TEST(rebuild_from_the_store)
+{
+        struct bbt_store *s = open_store();
+        struct bbt_calendar *cal = NULL;
+        struct bbt_rollup_config c = { .margin_min = 30, .offset_min = 480 };
+        /* S2 has its own bells: one long morning period. */
+        struct bbt_bells s2_bells = { .n = 1, .p = { { 8 * 60, 12 * 60 } } };
+        struct bbt_rollup_rules r1, r2;
+        struct bbt_store_usage u[3] = {
+                { .seq = 2, .span = { at(D, 8, 20), at(D, 9, 0), BBT_USAGE_ACTIVE, 10 * MIN } },
+                { .seq = 3, .span = { at(D, 10, 0), at(D, 10, 30), BBT_USAGE_IDLE, 0 } },
+                { .seq = 7, .span = { at(D, 23, 40), at(D + 1, 0, 10), BBT_USAGE_ACTIVE, 6 * MIN } },
+        };
+        struct bbt_day_rollup old = { .day = D, .on_ms = 999, .active_ms = 999, .hb_count = 5 };
+        struct bbt_day_rollup want[4], rows[2];
+        struct days_read got = { .n = 0 };
+        int64_t t1, t2, t3;
+
+        ASSERT_OK(bbt_calendar_new(&cal));
+        ASSERT_OK(bbt_calendar_set_bells(cal, "S2", &s2_bells));
+        c.cal = cal;
+        ASSERT_EQ(bbt_rollup_config_check(s, &c), -ENOENT);
+
+        ASSERT_OK(bbt_store_begin(s));
+        t1 = add_terminal(s, "S1", "T1");
+        t2 = add_terminal(s, "S2", "T2");
+        t3 = add_terminal(s, "S1", "T3"); /* heartbeats, no intervals */
+        u[0].terminal_id = u[1].terminal_id = t1;
+        u[2].terminal_id = t2;
+        for (int i = 0; i < 3; i++)
+                ASSERT_OK(bbt_store_usage_insert(s, &u[i]));
+        ASSERT_OK(bbt_store_day_add(s, t1, &old));
+        old.hb_count = 3;
+        ASSERT_OK(bbt_store_day_add(s, t2, &old));
+        old.day = D + 2;
+        old.hb_count = 1;
+        ASSERT_OK(bbt_store_day_add(s, t3, &old));
+        ASSERT_OK(bbt_store_commit(s));
+
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_rollup_rebuild(s, &c));
+        ASSERT_OK(bbt_store_commit(s));
+
+        /* What each should hold: its intervals cut with its bells, plus its heartbeats. */
+        r1 = (struct bbt_rollup_rules){ .bells = bbt_calendar_bells(cal, "510107", "S1"), .margin_min = 30,
+                                        .offset_min = 480 };
+        r2 = r1;
+        r2.bells = bbt_calendar_bells(cal, "510107", "S2");
+        ASSERT(r1.bells != r2.bells);
+        memset(want, 0, sizeof(want));
+        want[0].day = D;
+        want[0].hb_count = 5;
+        for (int i = 0; i < 2; i++) {
+                ASSERT_EQ(bbt_rollup_usage(&r1, &u[i].span, rows, 2), 1);
+                bbt_day_rollup_add(&want[0], &rows[0]);
+        }
+        ASSERT_EQ(bbt_rollup_usage(&r2, &u[2].span, rows, 2), 2);
+        want[1] = rows[0];
+        want[1].hb_count = 3;
+        want[2] = rows[1];
+        want[3] = (struct bbt_day_rollup){ .day = D + 2, .hb_count = 1 };
+
+        ASSERT_OK(bbt_store_days_each(s, D - 1, D + 5, read_day_cb, &got));
+        ASSERT_EQ(got.n, 4);
+        ASSERT_EQ(got.terminal_id[0], t1);
+        assert_day_eq(&got.d[0], &want[0]);
+        ASSERT_EQ(got.terminal_id[1], t2);
+        assert_day_eq(&got.d[1], &want[1]);
+        ASSERT_EQ(got.terminal_id[2], t2);
+        assert_day_eq(&got.d[2], &want[2]);
+        ASSERT_EQ(got.terminal_id[3], t3);
+        assert_day_eq(&got.d[3], &want[3]);
+        /* By hand: S1 (default bells) 08:20-08:40 in period 1, 08:50-09:00 in
+         * period 2; S2's one period holds nothing of the late evening. */
+        ASSERT_EQ(got.d[0].period_active_ms[0], 20 * MIN);
+        ASSERT_EQ(got.d[0].period_active_ms[1], 10 * MIN);
+        ASSERT_EQ(got.d[0].active_ms, 40 * MIN);
+        ASSERT_EQ(got.d[1].active_ms, 0);
+        ASSERT_EQ(got.d[1].on_all_ms, 20 * MIN);
+
+        /* The rules are recorded: the same config is current, another is not. */
+        ASSERT_EQ(bbt_rollup_config_check(s, &c), 0);
+        c.margin_min = 20;
+        ASSERT_EQ(bbt_rollup_config_check(s, &c), 1);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_rollup_config_record(s, &c));
+        ASSERT_OK(bbt_store_commit(s));
+        ASSERT_EQ(bbt_rollup_config_check(s, &c), 0);
+        c.cal = NULL;
+        ASSERT_EQ(bbt_rollup_config_check(s, &c), 1);
+        bbt_store_close(s);
+        bbt_calendar_free(cal);
+}
+
+TEST(config_hash)
+{
+        struct bbt_calendar *cal = NULL;
+        struct bbt_bells b = { .n = 1, .p = { { 8 * 60, 9 * 60 } } };
+        struct bbt_rollup_config a = { .margin_min = 30, .offset_min = 480 }, x;
+        int64_t h = bbt_rollup_config_hash(&a);
+
+        ASSERT_GE(h, 0);
+        x = a;
+        ASSERT_EQ(bbt_rollup_config_hash(&x), h);
+        x.margin_min = 31;
+        ASSERT_NE(bbt_rollup_config_hash(&x), h);
+        x = a;
+        x.offset_min = 420;
+        ASSERT_NE(bbt_rollup_config_hash(&x), h);
+        ASSERT_OK(bbt_calendar_new(&cal));
+        x = a;
+        x.cal = cal;
+        ASSERT_OK(bbt_calendar_set_bells(cal, "510107", &b));
+        ASSERT_NE(bbt_rollup_config_hash(&x), h);
+        ASSERT_GE(bbt_rollup_config_hash(&x), 0);
+        bbt_calendar_free(cal);
 }

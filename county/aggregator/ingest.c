@@ -116,8 +116,7 @@ struct term {
         struct bbt_store_terminal row;
         struct bbt_store_gap *gaps; /* sorted by from, not overlapping */
         size_t n_gaps, cap_gaps;
-        struct bbt_day_rollup *pending; /* rollup deltas not yet written */
-        size_t n_pending, cap_pending;
+        struct bbt_day_set pending; /* rollup deltas not yet written */
         int64_t skew_sample[SKEW_SAMPLES_MAX];
         int n_samples, next_sample;
         const struct bbt_terminal_entry *entry; /* registry, or NULL */
@@ -244,7 +243,7 @@ static void free_terms(struct bbt_ingest *in)
 {
         for (size_t i = 0; i < in->n_terms; i++) {
                 free(in->terms[i]->gaps);
-                free(in->terms[i]->pending);
+                bbt_day_set_free(&in->terms[i]->pending);
                 free(in->terms[i]);
         }
         free(in->terms);
@@ -374,8 +373,8 @@ static int write_dirty(struct bbt_ingest *in)
         int r = 0;
 
         for (struct term *t = in->dirty; t && r == 0; t = t->next_dirty) {
-                for (size_t i = 0; r == 0 && i < t->n_pending; i++)
-                        r = bbt_store_day_add(s, t->row.id, &t->pending[i]);
+                for (size_t i = 0; r == 0 && i < t->pending.n; i++)
+                        r = bbt_store_day_add(s, t->row.id, &t->pending.v[i]);
                 if (r == 0 && t->gaps_dirty)
                         r = bbt_store_gaps_replace(s, t->row.id, t->gaps, t->n_gaps);
                 if (t->hb_dirty)
@@ -413,7 +412,7 @@ static void clear_dirty(struct bbt_ingest *in)
                 struct term *next = t->next_dirty;
 
                 t->dirty = t->gaps_dirty = false;
-                t->n_pending = 0;
+                t->pending.n = 0;
                 t->next_dirty = NULL;
                 t = next;
         }
@@ -822,26 +821,6 @@ static bool check_conflict(struct bbt_ingest *in, struct term *t, const struct b
 
 /* ---- pending rollups ---- */
 
-static int pending_add(struct term *t, const struct bbt_day_rollup *d)
-{
-        for (size_t i = 0; i < t->n_pending; i++)
-                if (t->pending[i].day == d->day) {
-                        bbt_day_rollup_add(&t->pending[i], d);
-                        return 0;
-                }
-        if (t->n_pending == t->cap_pending) {
-                size_t cap = t->cap_pending ? t->cap_pending * 2 : 2;
-                struct bbt_day_rollup *n = realloc(t->pending, cap * sizeof(*n));
-
-                if (!n)
-                        return -ENOMEM;
-                t->pending = n;
-                t->cap_pending = cap;
-        }
-        t->pending[t->n_pending++] = *d;
-        return 0;
-}
-
 static void rules_of(const struct bbt_ingest *in, const struct term *t, struct bbt_rollup_rules *r)
 {
         r->bells = t->bells;
@@ -957,7 +936,7 @@ static void handle_hb(struct bbt_ingest *in, struct term *t, const struct bbt_ms
         memset(&d, 0, sizeof(d));
         d.day = bbt_day_of_ms(corrected(t, m->ts), in->set.metrics.offset_min);
         d.hb_count = 1;
-        pending_add(t, &d);
+        bbt_day_set_add(&t->pending, &d);
         /* Only the newest heartbeat describes the terminal now. */
         if (m->seq < t->row.high_seq)
                 return;
@@ -1001,15 +980,9 @@ static void format_hb(struct term *t)
 static int add_usage_rollups(struct bbt_ingest *in, struct term *t, const struct bbt_usage_span *span)
 {
         struct bbt_rollup_rules rules;
-        struct bbt_day_rollup rows[4];
-        size_t n;
-        int r = 0;
 
         rules_of(in, t, &rules);
-        n = bbt_rollup_usage(&rules, span, rows, BBT_ELEMENTSOF(rows));
-        for (size_t i = 0; r == 0 && i < n; i++)
-                r = pending_add(t, &rows[i]);
-        return r;
+        return bbt_day_set_add_usage(&t->pending, &rules, span);
 }
 
 static void handle_usage(struct bbt_ingest *in, struct term *t, const struct bbt_msg *m)
@@ -1592,49 +1565,26 @@ void bbt_ingest_set_connected(struct bbt_ingest *in, bool connected, int64_t now
                 in->connected_ms = now_ms;
 }
 
-/* ---- rollups from scratch ---- */
+/* ---- rollups: rebuilt (rollup.c) when the rules they were cut with change ---- */
 
-struct rebuild_ctx {
-        struct bbt_ingest *in;
-        struct term *t;
-        int r;
-};
-
-static int rebuild_cb(void *u, const struct bbt_store_usage *usage)
+static const struct bbt_rollup_config *rollup_config(const struct bbt_ingest *in, struct bbt_rollup_config *ret)
 {
-        struct rebuild_ctx *c = u;
-
-        if (!c->t || c->t->row.id != usage->terminal_id)
-                c->t = find_by_id(c->in, usage->terminal_id);
-        if (!c->t)
-                return 0;
-        mark_dirty(c->in, c->t);
-        return add_usage_rollups(c->in, c->t, &usage->span);
-}
-
-static uint64_t rules_hash(const struct bbt_ingest *in)
-{
-        uint64_t h = in->cal ? bbt_calendar_bells_hash(in->cal) : 0;
-
-        h ^= (uint64_t)(uint32_t)in->set.metrics.margin_min * 0x9e3779b97f4a7c15ull;
-        h ^= (uint64_t)(uint32_t)(in->set.metrics.offset_min + 100000) * 0xc2b2ae3d27d4eb4full;
-        return h & 0x7fffffffffffffffull;
+        ret->cal = in->cal;
+        ret->margin_min = in->set.metrics.margin_min;
+        ret->offset_min = in->set.metrics.offset_min;
+        return ret;
 }
 
 int bbt_ingest_rebuild_rollups(struct bbt_ingest *in)
 {
-        struct rebuild_ctx c = { .in = in };
+        struct bbt_rollup_config c;
         int r;
 
         r = bbt_ingest_flush(in);
         if (r == 0)
                 r = ensure_tx(in);
         if (r == 0)
-                r = bbt_store_days_clear(in->store);
-        if (r == 0)
-                r = bbt_store_usage_each(in->store, rebuild_cb, &c);
-        if (r == 0)
-                r = bbt_store_meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
+                r = bbt_rollup_rebuild(in->store, rollup_config(in, &c));
         if (r == 0)
                 return bbt_ingest_flush(in);
         bbt_store_rollback(in->store);
@@ -1645,16 +1595,16 @@ int bbt_ingest_rebuild_rollups(struct bbt_ingest *in)
 
 static int check_rules(struct bbt_ingest *in)
 {
-        int64_t stored = 0;
-        int r = bbt_store_meta_get(in->store, "rollup_rules", &stored);
+        struct bbt_rollup_config c;
+        int r = bbt_rollup_config_check(in->store, rollup_config(in, &c));
 
-        if (r == 0 && stored == (int64_t)rules_hash(in))
+        if (r == 0)
                 return 0;
         if (r == -ENOENT) {
                 /* A new store: nothing to rebuild. */
                 r = ensure_tx(in);
                 if (r == 0)
-                        r = bbt_store_meta_set(in->store, "rollup_rules", (int64_t)rules_hash(in));
+                        r = bbt_rollup_config_record(in->store, &c);
                 return r == 0 ? bbt_ingest_flush(in) : r;
         }
         if (r < 0)

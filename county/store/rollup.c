@@ -1,9 +1,17 @@
-/* Usage intervals and heartbeats cut into per-terminal-day rollups: midnight, school hours, periods (docs/metrics.md). */
+/* Usage intervals and heartbeats cut into per-terminal-day rollups: midnight, school hours, periods (docs/metrics.md); the stored ones rebuilt. */
 #include "rollup.h"
+#include "bbt/base.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dates.h"
+#include "store.h"
+
+/* The store's meta key under which the hash of the rules the rollups were
+ * cut with is kept. */
+#define RULES_KEY "rollup_rules"
 
 static int64_t max64(int64_t a, int64_t b)
 {
@@ -150,4 +158,153 @@ void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b
                 a->period_active_ms[k] += b->period_active_ms[k];
         a->hb_count += b->hb_count;
         a->on_all_ms += b->on_all_ms;
+}
+
+int bbt_day_set_add(struct bbt_day_set *s, const struct bbt_day_rollup *d)
+{
+        /* From the newest row: intervals and heartbeats come mostly in day order. */
+        for (size_t i = s->n; i-- > 0;)
+                if (s->v[i].day == d->day) {
+                        bbt_day_rollup_add(&s->v[i], d);
+                        return 0;
+                }
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 2;
+                struct bbt_day_rollup *n = realloc(s->v, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                s->v = n;
+                s->cap = cap;
+        }
+        s->v[s->n++] = *d;
+        return 0;
+}
+
+int bbt_day_set_add_usage(struct bbt_day_set *s, const struct bbt_rollup_rules *r, const struct bbt_usage_span *u)
+{
+        struct bbt_day_rollup rows[4];
+        size_t n = bbt_rollup_usage(r, u, rows, BBT_ELEMENTSOF(rows));
+        int ret = 0;
+
+        for (size_t i = 0; ret == 0 && i < n; i++)
+                ret = bbt_day_set_add(s, &rows[i]);
+        return ret;
+}
+
+void bbt_day_set_free(struct bbt_day_set *s)
+{
+        if (!s)
+                return;
+        free(s->v);
+        s->v = NULL;
+        s->n = s->cap = 0;
+}
+
+/* ---- the stored rollups ---- */
+
+int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c)
+{
+        uint64_t h = c->cal ? bbt_calendar_bells_hash(c->cal) : 0;
+
+        h ^= (uint64_t)(uint32_t)c->margin_min * 0x9e3779b97f4a7c15ull;
+        h ^= (uint64_t)(uint32_t)(c->offset_min + 100000) * 0xc2b2ae3d27d4eb4full;
+        return (int64_t)(h & 0x7fffffffffffffffull);
+}
+
+int bbt_rollup_config_check(struct bbt_store *store, const struct bbt_rollup_config *c)
+{
+        int64_t stored = 0;
+        int r = bbt_store_meta_get(store, RULES_KEY, &stored);
+
+        if (r < 0)
+                return r;
+        return stored == bbt_rollup_config_hash(c) ? 0 : 1;
+}
+
+int bbt_rollup_config_record(struct bbt_store *store, const struct bbt_rollup_config *c)
+{
+        return bbt_store_meta_set(store, RULES_KEY, bbt_rollup_config_hash(c));
+}
+
+/* One terminal being rebuilt: its bells and its days so far. */
+struct rebuilt_terminal {
+        int64_t id;
+        const struct bbt_bells *bells;
+        struct bbt_day_set days;
+};
+
+struct rebuild {
+        const struct bbt_rollup_config *c;
+        struct rebuilt_terminal *v; /* sorted by id */
+        size_t n, cap;
+        struct rebuilt_terminal *last; /* of the previous interval (they come by terminal) */
+};
+
+static int rebuild_terminal_cb(void *u, const struct bbt_store_terminal *row)
+{
+        struct rebuild *rb = u;
+
+        if (rb->n == rb->cap) {
+                size_t cap = rb->cap ? rb->cap * 2 : 256;
+                struct rebuilt_terminal *n = realloc(rb->v, cap * sizeof(*n));
+
+                if (!n)
+                        return -ENOMEM;
+                rb->v = n;
+                rb->cap = cap;
+        }
+        rb->v[rb->n++] = (struct rebuilt_terminal){
+                .id = row->id,
+                .bells = rb->c->cal ? bbt_calendar_bells(rb->c->cal, row->county, row->school) : bbt_bells_default(),
+        };
+        return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+        const struct rebuilt_terminal *x = a, *y = b;
+
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int rebuild_usage_cb(void *u, const struct bbt_store_usage *usage)
+{
+        struct rebuild *rb = u;
+        struct rebuilt_terminal key = { .id = usage->terminal_id }, *t = rb->last;
+        struct bbt_rollup_rules rules;
+
+        if (rb->n == 0)
+                return 0;
+        if (!t || t->id != usage->terminal_id)
+                t = rb->last = bsearch(&key, rb->v, rb->n, sizeof(*rb->v), by_id);
+        if (!t)
+                return 0; /* an interval of no known terminal: nothing to count it under */
+        rules.bells = t->bells;
+        rules.margin_min = rb->c->margin_min;
+        rules.offset_min = rb->c->offset_min;
+        return bbt_day_set_add_usage(&t->days, &rules, &usage->span);
+}
+
+int bbt_rollup_rebuild(struct bbt_store *store, const struct bbt_rollup_config *c)
+{
+        struct rebuild rb = { .c = c };
+        int r;
+
+        r = bbt_store_terminals_each(store, rebuild_terminal_cb, &rb);
+        if (r == 0 && rb.n > 1)
+                qsort(rb.v, rb.n, sizeof(*rb.v), by_id);
+        if (r == 0)
+                r = bbt_store_days_clear(store);
+        if (r == 0)
+                r = bbt_store_usage_each(store, rebuild_usage_cb, &rb);
+        for (size_t i = 0; i < rb.n; i++) {
+                for (size_t k = 0; r == 0 && k < rb.v[i].days.n; k++)
+                        r = bbt_store_day_add(store, rb.v[i].id, &rb.v[i].days.v[k]);
+                bbt_day_set_free(&rb.v[i].days);
+        }
+        free(rb.v);
+        if (r == 0)
+                r = bbt_rollup_config_record(store, c);
+        return r;
 }

@@ -1,4 +1,4 @@
-/* Cutting usage intervals and heartbeats into per-terminal-day and per-period rollups (METRICS.md). */
+/* Cutting usage intervals and heartbeats into per-terminal-day and per-period rollups (METRICS.md), and rebuilding the stored ones. */
 #ifndef BBT_ROLLUP_H
 #define BBT_ROLLUP_H
 
@@ -51,5 +51,54 @@ size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage
 
 /* Adds B's counters into A (same day). */
 void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b);
+
+/* Day rollups of one terminal waiting to be added to the store: one row a
+ * day, in the order the days were first seen. Zero-initialised it is empty;
+ * bbt_day_set_free() releases it. */
+struct bbt_day_set {
+        struct bbt_day_rollup *v;
+        size_t n, cap;
+};
+
+/* Adds D into S: into the row of D's day, or as a new row. Returns 0 or -ENOMEM. */
+int bbt_day_set_add(struct bbt_day_set *s, const struct bbt_day_rollup *d);
+
+/* Cuts U with R (bbt_rollup_usage()) and adds every row into S. Returns 0 or -ENOMEM. */
+int bbt_day_set_add_usage(struct bbt_day_set *s, const struct bbt_rollup_rules *r, const struct bbt_usage_span *u);
+
+/* Frees S's rows and empties it (NULL-safe). */
+void bbt_day_set_free(struct bbt_day_set *s);
+
+/* ---- the stored rollups: rebuilt when the rules they were cut with change ---- */
+
+struct bbt_store;
+
+/* What every terminal's rollups are cut with: the bells of its school in
+ * CAL (NULL: the default bells for all), the margin and the UTC offset. */
+struct bbt_rollup_config {
+        const struct bbt_calendar *cal;
+        int margin_min;
+        int offset_min;
+};
+
+/* A hash of C: every school's bells, the margin, the offset (>= 0). */
+int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c);
+
+/* Whether STORE's rollups were cut with C (the hash recorded with them):
+ * returns 0 yes, 1 no (they want bbt_rollup_rebuild()), -ENOENT none
+ * recorded (a new store), or a negative errno. */
+int bbt_rollup_config_check(struct bbt_store *store, const struct bbt_rollup_config *c);
+
+/* Records C as what STORE's rollups are cut with, in the caller's
+ * transaction. Returns 0 or a negative errno. */
+int bbt_rollup_config_record(struct bbt_store *store, const struct bbt_rollup_config *c);
+
+/* Recomputes the usage columns of every day rollup in STORE from its stored
+ * usage intervals, each cut with its terminal's bells under C (heartbeat
+ * counts stay), and records C. Runs in the caller's transaction (between
+ * bbt_store_begin() and bbt_store_commit(); on failure roll it back); holds
+ * every terminal's rebuilt days in memory until the intervals are read.
+ * Returns 0 or a negative errno (bbt_store_error() says why, or -ENOMEM). */
+int bbt_rollup_rebuild(struct bbt_store *store, const struct bbt_rollup_config *c);
 
 #endif
