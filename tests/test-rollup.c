@@ -1,4 +1,4 @@
-/* Rollups: school-hours window, cuts at periods, breaks, midnight and the window edge, the interactive split, heartbeats; day sets; the rebuild over a store. */
+/* Rollups: school hours, cuts at periods, breaks and midnight, the interactive split; day sets; the rebuild. */
 /* bbt-test: label=unit timeout=10 */
 #include <errno.h>
 #include <unistd.h>

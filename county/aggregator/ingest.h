@@ -106,7 +106,9 @@ int bbt_ingest_prune(struct bbt_ingest *in, int64_t raw_retention_ms, int64_t us
 
 void bbt_ingest_get_stats(const struct bbt_ingest *in, struct bbt_ingest_stats *ret);
 
-/* Recomputes every usage rollup from the stored usage intervals. */
+/* Commits the open batch, then recomputes every usage rollup from the stored
+ * usage intervals (bbt_rollup_rebuild(), county/store/rollup.c) in a
+ * transaction of its own. Returns 0 or a negative errno (rolled back). */
 int bbt_ingest_rebuild_rollups(struct bbt_ingest *in);
 
 #endif

@@ -1,4 +1,4 @@
-/* Usage intervals and heartbeats cut into per-terminal-day rollups: midnight, school hours, periods (docs/metrics.md); the stored ones rebuilt. */
+/* Usage intervals cut into per-terminal-day rollups (midnight, school hours, periods); the stored ones rebuilt. */
 #include "rollup.h"
 #include "bbt/base.h"
 

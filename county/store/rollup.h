@@ -1,4 +1,4 @@
-/* Cutting usage intervals and heartbeats into per-terminal-day and per-period rollups (METRICS.md), and rebuilding the stored ones. */
+/* Cutting usage intervals and heartbeats into per-terminal-day rollups (METRICS.md); rebuilding the stored ones. */
 #ifndef BBT_ROLLUP_H
 #define BBT_ROLLUP_H
 

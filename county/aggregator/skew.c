@@ -1,0 +1,34 @@
+/* Clock skew: how far a terminal's clock is off, estimated from its live heartbeats (arithmetic only, no I/O). */
+#include "skew.h"
+
+void bbt_skew_seed(struct bbt_skew *s, int64_t skew_ms)
+{
+        s->sample[s->n++] = skew_ms;
+}
+
+bool bbt_skew_is_live(int64_t spool_depth, bool retained, bool connected, int64_t connected_ms, int64_t warmup_ms,
+                      int64_t recv_ms)
+{
+        return spool_depth == 0 && !retained && connected && recv_ms - connected_ms >= warmup_ms;
+}
+
+bool bbt_skew_add(struct bbt_skew *s, int window, int64_t min_ms, int64_t ts, int64_t recv_ms, int64_t *ret_ms)
+{
+        int n = window > 0 && window <= BBT_SKEW_SAMPLES_MAX ? window : 5;
+        int64_t best;
+
+        s->sample[s->next] = ts - recv_ms;
+        s->next = (s->next + 1) % n;
+        if (s->n < n)
+                s->n++;
+        if (s->n < (n < 3 ? n : 3))
+                return false;
+        best = s->sample[0];
+        for (int i = 1; i < s->n; i++)
+                if (s->sample[i] > best)
+                        best = s->sample[i];
+        if (best > -min_ms && best < min_ms)
+                best = 0;
+        *ret_ms = best;
+        return true;
+}
