@@ -183,6 +183,22 @@ struct pieces {
         size_t n;
 };
 
+/* Asserts that P holds exactly the pieces WANT[i][0]..WANT[i][1], in order. */
+static void assert_pieces(const struct pieces *p, size_t n, const int64_t (*want)[2])
+{
+        for (size_t i = 0; i < p->n && i < n; i++)
+                if (p->v[i][0] != want[i][0] || p->v[i][1] != want[i][1])
+                        FAIL("piece %zu: %" PRId64 "..%" PRId64 ", want %" PRId64 "..%" PRId64, i, p->v[i][0],
+                             p->v[i][1], want[i][0], want[i][1]);
+        ASSERT_EQ(p->n, n);
+}
+
+#define ASSERT_PIECES(p, ...)                                                                \
+        do {                                                                                  \
+                static const int64_t want_[][2] = { __VA_ARGS__ };                            \
+                assert_pieces((p), BBT_ELEMENTSOF(want_), want_);                             \
+        } while (0)
+
 static void piece_cb(void *u, int64_t from, int64_t to)
 {
         struct pieces *p = u;
@@ -205,13 +221,7 @@ TEST(take_overlapping_gaps_leaves_will)
 
         make(&g, 5, v);
         ASSERT_OK(bbt_gaps_take(&g, 4, 21, piece_cb, &p));
-        ASSERT_EQ(p.n, 3);
-        ASSERT_EQ(p.v[0][0], 4);
-        ASSERT_EQ(p.v[0][1], 5);
-        ASSERT_EQ(p.v[1][0], 10);
-        ASSERT_EQ(p.v[1][1], 14);
-        ASSERT_EQ(p.v[2][0], 20);
-        ASSERT_EQ(p.v[2][1], 21);
+        ASSERT_PIECES(&p, { 4, 5 }, { 10, 14 }, { 20, 21 });
         ASSERT_GAPS(&g, { 3, 3 }, { 8, 8 }, { 22, 22 }, { 30, 31 });
         ASSERT_EQ(g.v[1].state, BBT_GAP_WILL);
         ASSERT_EQ(g.v[2].state, BBT_GAP_ANSWERED);
@@ -227,9 +237,7 @@ TEST(take_inside_one_gap_and_outside_all)
         make(&g, 1, v);
         /* Inside one gap: it splits around the range. */
         ASSERT_OK(bbt_gaps_take(&g, 40, 59, piece_cb, &p));
-        ASSERT_EQ(p.n, 1);
-        ASSERT_EQ(p.v[0][0], 40);
-        ASSERT_EQ(p.v[0][1], 59);
+        ASSERT_PIECES(&p, { 40, 59 });
         ASSERT_GAPS(&g, { 1, 39 }, { 60, 100 });
         /* Touching nothing missing: nothing reported, nothing changes. */
         p.n = 0;
@@ -240,9 +248,7 @@ TEST(take_inside_one_gap_and_outside_all)
         ASSERT_GAPS(&g, { 1, 39 }, { 60, 100 });
         /* Covering everything: both go, the first piece first. */
         ASSERT_OK(bbt_gaps_take(&g, 0, 1000, piece_cb, &p));
-        ASSERT_EQ(p.n, 2);
-        ASSERT_EQ(p.v[0][0], 1);
-        ASSERT_EQ(p.v[1][1], 100);
+        ASSERT_PIECES(&p, { 1, 39 }, { 60, 100 });
         ASSERT_EQ(g.n, 0);
         bbt_gaps_free(&g);
 }
@@ -314,13 +320,7 @@ TEST(skipped_range_below_series)
         ASSERT_EQ(bbt_gaps_extend(&g, &first, high, 4, NOW), 6);
         ASSERT_GAPS(&g, { 4, 9 }, { 12, 13 }, { 15, 15 }, { 18, 19 });
         ASSERT_OK(bbt_gaps_take(&g, 4, 18, piece_cb, &p));
-        ASSERT_EQ(p.n, 3);
-        ASSERT_EQ(p.v[0][0], 4);
-        ASSERT_EQ(p.v[0][1], 9);
-        ASSERT_EQ(p.v[1][0], 12);
-        ASSERT_EQ(p.v[1][1], 13);
-        ASSERT_EQ(p.v[2][0], 18);
-        ASSERT_EQ(p.v[2][1], 18);
+        ASSERT_PIECES(&p, { 4, 9 }, { 12, 13 }, { 18, 18 });
         ASSERT_GAPS(&g, { 15, 15 }, { 19, 19 });
         ASSERT_EQ(g.v[0].state, BBT_GAP_WILL);
         ASSERT_EQ(first, 4);

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bbt/array.h"
 #include "bbt/log.h"
 
 /* The names of the counters after the rejects, in enum bbt_counter's order. */
@@ -126,15 +127,9 @@ static int add_term(struct bbt_ingest *in, struct bbt_term *t)
                 if (r < 0)
                         return r;
         }
-        if (in->n_terms == in->cap_terms) {
-                size_t cap = in->cap_terms ? in->cap_terms * 2 : 256;
-                struct bbt_term **n = realloc(in->terms, cap * sizeof(*n));
-
-                if (!n)
-                        return -ENOMEM;
-                in->terms = n;
-                in->cap_terms = cap;
-        }
+        r = bbt_array_reserve((void **)&in->terms, &in->cap_terms, in->n_terms + 1, sizeof(*in->terms));
+        if (r < 0)
+                return r;
         in->terms[in->n_terms++] = t;
         *slot(in, t->row.county, t->row.school, t->row.terminal) = t;
         link_registry(in, t);

@@ -1,5 +1,6 @@
 /* Usage intervals cut into per-terminal-day rollups (midnight, school hours, periods); the stored ones rebuilt. */
 #include "rollup.h"
+#include "bbt/array.h"
 #include "bbt/base.h"
 
 #include <errno.h>
@@ -244,16 +245,10 @@ struct rebuild {
 static int rebuild_terminal_cb(void *u, const struct bbt_store_terminal *row)
 {
         struct rebuild *rb = u;
+        int r = bbt_array_reserve((void **)&rb->v, &rb->cap, rb->n + 1, sizeof(*rb->v));
 
-        if (rb->n == rb->cap) {
-                size_t cap = rb->cap ? rb->cap * 2 : 256;
-                struct rebuilt_terminal *n = realloc(rb->v, cap * sizeof(*n));
-
-                if (!n)
-                        return -ENOMEM;
-                rb->v = n;
-                rb->cap = cap;
-        }
+        if (r < 0)
+                return r;
         rb->v[rb->n++] = (struct rebuilt_terminal){
                 .id = row->id,
                 .bells = rb->c->cal ? bbt_calendar_bells(rb->c->cal, row->county, row->school) : bbt_bells_default(),
