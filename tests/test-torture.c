@@ -26,7 +26,10 @@
  * (Both small files rolled back together, with the spool's tail, would leave
  * no witness of the seqs used after that moment anywhere on the terminal;
  * that case is outside the agent's promise -- docs/spool.md, "What the agent
- * cannot know" -- and the aggregator's conflict detection is the net.)
+ * cannot know" -- and the aggregator's conflict detection is the net. So a
+ * file is rolled back only while the other is not itself an older copy: an
+ * agent killed before it wrote anything would otherwise carry one trial's
+ * rollback into the next.)
  *
  * A subscriber on the broker sees every message published: after each trial,
  * no seq may carry two different payloads (the will and the clean stop of one
@@ -175,6 +178,7 @@ static struct {
                 size_t len;
         } hist[2][HISTORY];
         int n_hist[2];
+        bool behind[2]; /* the file is an older copy the agent has not written over since */
 } W;
 
 enum { F_STATE, F_META };
@@ -303,16 +307,23 @@ static void snapshot(void)
                 }
                 W.hist[f][k] = v;
                 W.n_hist[f] = k + 1;
+                W.behind[f] = false;
         }
 }
 
 /* Puts back an older version of file F: the one before the last, or any
- * older. Returns a word for the log. */
+ * older. Returns a word for the log, or NULL when there is none -- or when
+ * the other small file is itself still an older copy: an agent killed before
+ * it wrote either again would otherwise find both rolled back at once, which
+ * is outside its promise (see the top of this file). */
 static const char *revert(int f, unsigned *seed)
 {
         char path[400], now[SMALL_MAX];
         ssize_t n = read_file(small_file(f, path, sizeof(path)), now, sizeof(now));
         int k = W.n_hist[f], pick;
+
+        if (W.behind[!f])
+                return NULL;
 
         /* The versions that differ from what is on disk now. */
         while (k > 0 && n >= 0 && W.hist[f][k - 1].len == (size_t)n && memcmp(W.hist[f][k - 1].text, now, (size_t)n) == 0)
@@ -322,6 +333,7 @@ static const char *revert(int f, unsigned *seed)
         pick = rand_r(seed) % 2 ? k - 1 : (int)(rand_r(seed) % (unsigned)k);
         write_bytes(path, W.hist[f][pick].text, W.hist[f][pick].len);
         W.n_hist[f] = pick + 1; /* what came after it never happened */
+        W.behind[f] = true;
         return pick == k - 1 ? "previous" : "older";
 }
 
