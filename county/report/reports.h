@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "calendar.h"
-#include "metrics.h"
+#include "indicators.h"
 #include "registry.h"
 #include "store.h"
 #include "table.h"
