@@ -160,7 +160,7 @@ struct bbt_store_ops {
         void (*close)(struct bbt_store *s);
         int (*begin)(struct bbt_store *s);
         int (*commit)(struct bbt_store *s);
-        int (*rollback)(struct bbt_store *s);
+        int (*rollback)(struct bbt_store *s); /* 0 with no transaction open */
         int (*meta_get)(struct bbt_store *s, const char *key, int64_t *ret);  /* -ENOENT if unset */
         int (*meta_set)(struct bbt_store *s, const char *key, int64_t value);
         int (*terminal_insert)(struct bbt_store *s, struct bbt_store_terminal *t); /* sets t->id; -EEXIST */
@@ -187,6 +187,7 @@ struct bbt_store_ops {
         /* Conflicts of the terminals in scope received in [since_ms, until_ms), in the order added. */
         int (*conflicts_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                               int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
+        /* Keeps the first interval of a (terminal, seq); later ones are ignored (0). */
         int (*usage_insert)(struct bbt_store *s, const struct bbt_store_usage *u);
         /* Usage intervals of the terminals in scope that overlap [since_ms,
          * until_ms) (end_ms > since_ms and start_ms < until_ms), by terminal then seq. */
@@ -207,7 +208,8 @@ struct bbt_store_ops {
          * shortened or split in two): seqs that arrived after all, or that
          * change kind. */
         int (*loss_remove)(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);
-        /* Loss rows of the terminals in scope recorded in [since_ms, until_ms), in the order added. */
+        /* Loss rows of the terminals in scope recorded in [since_ms, until_ms), in the order added (the
+         * pieces loss_remove leaves count as added then). */
         int (*losses_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
         /* Opens a fault unless one with the same terminal, code and source is
