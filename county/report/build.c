@@ -34,9 +34,16 @@ const char *bbt_build_township(const struct bbt_report_school *si)
         return si->reg && si->reg->township ? si->reg->township : "";
 }
 
-const char *bbt_build_room(const struct bbt_report_terminal *t)
+void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d,
+                            const struct bbt_report_terminal *term)
 {
-        return t->reg && t->reg->room ? t->reg->room : "";
+        const struct bbt_report_school *si = &d->schools[term->school];
+
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, si->code);
+        bbt_table_set_text(t, 1, bbt_build_school_name(si));
+        bbt_table_set_text(t, 2, term->id);
+        bbt_table_set_text(t, 3, term->reg && term->reg->room ? term->reg->room : "");
 }
 
 void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rates_acc *acc)

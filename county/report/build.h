@@ -17,10 +17,20 @@ static inline const char *L(const struct bbt_report_data *d, const char *zh, con
 /* MS as a local "YYYY-MM-DD HH:MM" in BUF, or "从未"/"never" for 0. */
 void bbt_build_time(const struct bbt_report_data *d, int64_t ms, char *buf, size_t size);
 
-/* The registry's name, township and room, "" where there is none. */
+/* The registry's name and township of a school, "" where there is none. */
 const char *bbt_build_school_name(const struct bbt_report_school *si);
 const char *bbt_build_township(const struct bbt_report_school *si);
-const char *bbt_build_room(const struct bbt_report_terminal *t);
+
+/* The columns that say which terminal a row is about, in this order. */
+#define BBT_TERMINAL_COLUMNS                                                                                \
+        { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },                                     \
+        { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },                                          \
+        { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },                                               \
+        { "room", "教室", "Room", BBT_CELL_TEXT, 0 }
+
+/* Adds a row to T with BBT_TERMINAL_COLUMNS (its first four) filled for TERM. */
+void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d,
+                            const struct bbt_report_terminal *term);
 
 /* The rate columns every level shares, in this order. */
 #define BBT_RATE_COLUMNS                                                                                    \

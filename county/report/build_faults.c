@@ -35,14 +35,9 @@ struct fault_list_ctx {
 static void fault_row(struct bbt_report_data *d, struct bbt_table *t, const struct bbt_report_terminal *ti,
                       const char *code, const char *severity, const char *source, int64_t since, const char *detail)
 {
-        const struct bbt_report_school *si = &d->schools[ti->school];
         char when[32];
 
-        bbt_table_add_row(t);
-        bbt_table_set_text(t, 0, si->code);
-        bbt_table_set_text(t, 1, bbt_build_school_name(si));
-        bbt_table_set_text(t, 2, ti->id);
-        bbt_table_set_text(t, 3, bbt_build_room(ti));
+        bbt_build_terminal_row(t, d, ti);
         bbt_table_set_text(t, 4, code);
         bbt_table_set_text(t, 5, fault_name(code, d->o->chinese));
         bbt_table_set_text(t, 6, severity);
@@ -71,10 +66,7 @@ static int fault_list_cb(void *u, const struct bbt_store_fault *f)
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
-                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
-                { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
-                { "room", "教室", "Room", BBT_CELL_TEXT, 0 },
+                BBT_TERMINAL_COLUMNS,
                 { "code", "故障代码", "Code", BBT_CELL_TEXT, 0 },
                 { "name", "故障", "Fault", BBT_CELL_TEXT, 0 },
                 { "severity", "级别", "Severity", BBT_CELL_TEXT, 0 },

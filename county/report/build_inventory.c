@@ -21,11 +21,7 @@ static int inventory_cb(void *u, const struct bbt_store_device *dev)
         if (!t)
                 return 0;
         ic->present[t - d->terms] |= 1u << dev->kind;
-        bbt_table_add_row(ic->t);
-        bbt_table_set_text(ic->t, 0, d->schools[t->school].code);
-        bbt_table_set_text(ic->t, 1, bbt_build_school_name(&d->schools[t->school]));
-        bbt_table_set_text(ic->t, 2, t->id);
-        bbt_table_set_text(ic->t, 3, bbt_build_room(t));
+        bbt_build_terminal_row(ic->t, d, t);
         bbt_table_set_text(ic->t, 4, bbt_periph_kind_name(dev->kind));
         bbt_table_set_text(ic->t, 5, dev->vendor);
         bbt_table_set_text(ic->t, 6, dev->model);
@@ -37,10 +33,7 @@ static int inventory_cb(void *u, const struct bbt_store_device *dev)
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
-                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
-                { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
-                { "room", "教室", "Room", BBT_CELL_TEXT, 0 },
+                BBT_TERMINAL_COLUMNS,
                 { "kind", "类别", "Kind", BBT_CELL_TEXT, 0 },
                 { "vendor", "厂商", "Vendor", BBT_CELL_TEXT, 0 },
                 { "model", "型号", "Model", BBT_CELL_TEXT, 0 },
@@ -48,10 +41,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 { "bus", "接口", "Bus", BBT_CELL_TEXT, 0 },
         };
         static const struct bbt_column missing_cols[] = {
-                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
-                { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
-                { "room", "教室", "Room", BBT_CELL_TEXT, 0 },
+                BBT_TERMINAL_COLUMNS,
                 { "missing", "缺少的外设", "Missing", BBT_CELL_TEXT, 0 },
         };
         struct inventory_ctx ic = { d, bbt_document_add_table(doc, "devices", "外设清单", "Peripherals", cols,
@@ -78,11 +68,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                                 len += (size_t)snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0,
                                                         "%s%s", len ? ", " : "",
                                                         bbt_periph_kind_name((enum bbt_periph_kind)k));
-                bbt_table_add_row(mt);
-                bbt_table_set_text(mt, 0, d->schools[t->school].code);
-                bbt_table_set_text(mt, 1, bbt_build_school_name(&d->schools[t->school]));
-                bbt_table_set_text(mt, 2, t->id);
-                bbt_table_set_text(mt, 3, bbt_build_room(t));
+                bbt_build_terminal_row(mt, d, t);
                 bbt_table_set_text(mt, 4, list);
         }
         free(ic.present);

@@ -7,10 +7,7 @@
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
-                { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
-                { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
-                { "room", "教室", "Room", BBT_CELL_TEXT, 0 },
+                BBT_TERMINAL_COLUMNS,
                 { "online", "在线", "Online", BBT_CELL_TEXT, 0 },
                 { "last_seen", "最后上报", "Last seen", BBT_CELL_TEXT, 0 },
                 BBT_RATE_COLUMNS,
@@ -23,13 +20,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
 
         for (size_t i = 0; i < d->n_terms; i++) {
                 const struct bbt_report_terminal *ti = &d->terms[i];
-                const struct bbt_report_school *si = &d->schools[ti->school];
 
-                bbt_table_add_row(t);
-                bbt_table_set_text(t, 0, si->code);
-                bbt_table_set_text(t, 1, bbt_build_school_name(si));
-                bbt_table_set_text(t, 2, ti->id);
-                bbt_table_set_text(t, 3, bbt_build_room(ti));
+                bbt_build_terminal_row(t, d, ti);
                 bbt_table_set_text(t, 4, ti->st && ti->st->online ? L(d, "是", "yes") : L(d, "否", "no"));
                 bbt_build_time(d, ti->st ? ti->st->last_seen_ms : 0, when, sizeof(when));
                 bbt_table_set_text(t, 5, when);
