@@ -133,7 +133,7 @@ static struct bbt_store_terminal *store_find(struct bbt_report_data *d, const ch
         snprintf(key.county, sizeof(key.county), "%s", county);
         snprintf(key.school, sizeof(key.school), "%s", school);
         snprintf(key.terminal, sizeof(key.terminal), "%s", id);
-        return bsearch(&key, d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
+        return d->n_st > 0 ? bsearch(&key, d->st, d->n_st, sizeof(*d->st), cmp_store_terminal) : NULL;
 }
 
 /* Every terminal in scope: the registry's, and those seen on the wire only. */
@@ -146,7 +146,8 @@ static int collect(struct bbt_report_data *d)
         r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
         if (r < 0)
                 return r;
-        qsort(d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
+        if (d->n_st > 0) /* none in scope: d->st is NULL, which qsort and bsearch must not get */
+                qsort(d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
         matched = calloc(d->n_st + 1, sizeof(*matched));
         if (!matched)
                 return -ENOMEM;

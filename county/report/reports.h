@@ -1,4 +1,4 @@
-/* bbt-report's reports: a builder per kind, chosen by name from a table, makes a document from the store (METRICS.md). */
+/* bbt-report's reports: a builder per kind, chosen by name from a table, makes a document from the store. */
 #ifndef BBT_REPORTS_H
 #define BBT_REPORTS_H
 

@@ -147,22 +147,22 @@ enum stmt {
 
 /* What each iterator reads, with its time bounds (?3, ?4) if it has any. */
 #define SELECT_GAPS "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id, boot FROM gap"
-#define SELECT_CONFLICTS                                                                                                \
-        "SELECT terminal_id, seq, channel, ts, recv_ms, boot, stored_hash, hash FROM conflict"                        \
+#define SELECT_CONFLICTS                                                                                             \
+        "SELECT terminal_id, seq, channel, ts, recv_ms, boot, stored_hash, hash FROM conflict"                       \
         " WHERE recv_ms >= ?3 AND recv_ms < ?4"
-#define SELECT_USAGE                                                                                                   \
-        "SELECT terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms, touch, pen, mouse, key"          \
+#define SELECT_USAGE                                                                                                 \
+        "SELECT terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms, touch, pen, mouse, key"         \
         " FROM usage WHERE end_ms > ?3 AND start_ms < ?4"
-#define SELECT_DAYS                                                                                                     \
-        "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"    \
+#define SELECT_DAYS                                                                                                  \
+        "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"   \
         " p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?3 AND ?4"
-#define SELECT_LOSSES                                                                                                    \
-        "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                   \
+#define SELECT_LOSSES                                                                                                \
+        "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
-#define SELECT_FAULTS                                                                                                   \
-        "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"                        \
+#define SELECT_FAULTS                                                                                                \
+        "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"                       \
         " WHERE raised_ms < ?4 AND (cleared_ms = 0 OR cleared_ms >= ?3)"
-#define SELECT_INVENTORY                                                                                               \
+#define SELECT_INVENTORY                                                                                             \
         "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial, syspath FROM inventory"
 
 static const char *const sql[ST__COUNT] = {
