@@ -53,6 +53,7 @@ static const char *loss_reason(const struct bbt_report_data *d, const char *reas
                 { "used before an unclean stop, not in the agent's spool", "异常停止前已使用，终端缓存中没有" },
                 { "used before an unclean stop, never received", "异常停止前已使用，未收到" },
                 { "never used (skipped after an unclean stop)", "未使用（终端异常停止后跳过的序号）" },
+                { "the agent cannot tell: lost, or never used", "终端无法判断：已丢失或从未使用（早于其记录的异常停止）" },
         };
 
         if (d->o->chinese)
