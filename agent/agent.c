@@ -23,6 +23,7 @@
 #include "display.h"
 #include "health.h"
 #include "input.h"
+#include "missing.h"
 #include "periph.h"
 #include "projector.h"
 #include "spool.h"
@@ -693,104 +694,37 @@ static void drop_job(struct bbt_agent *a)
         a->n_jobs--;
 }
 
-/* Adds {"from","to","reason"} to the reply's ARRAY. */
-static void add_missing(cJSON *array, uint64_t from, uint64_t to, const char *reason)
-{
-        cJSON *o = cJSON_CreateObject();
-
-        cJSON_AddNumberToObject(o, "from", (double)from);
-        cJSON_AddNumberToObject(o, "to", (double)to);
-        cJSON_AddStringToObject(o, "reason", reason);
-        cJSON_AddItemToArray(array, o);
-}
-
-/* The first part of FROM..TO inside one of the N ranges R (ascending), in
- * *RET; false if none. */
-static bool first_overlap(const struct bbt_seq_range *r, size_t n, uint64_t from, uint64_t to,
-                          struct bbt_seq_range *ret)
-{
-        for (size_t i = 0; i < n; i++) {
-                if (r[i].to < from || r[i].from > to)
-                        continue;
-                ret->from = r[i].from > from ? r[i].from : from;
-                ret->to = r[i].to < to ? r[i].to : to;
-                return true;
-        }
-        return false;
-}
-
-/* Splits each seq range of the resend that the spool does not hold by what
- * the agent knows of it: never used (skipped at a start after an unclean
- * stop: named whole, even where it reaches beyond the request), not stored
- * (a failed append), or neither -- a record lost from the spool (damage, a
- * tail cut off after a crash). Parts that are neither and lie below
- * FIRST_AVAILABLE are left to the reply's first_retained. */
+/* The reply's result.missing: what the agent knows of the requested seqs its
+ * spool does not hold (missing.c). */
 static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, uint64_t first_available)
 {
         struct bbt_spool_seq_range u[BBT_SPOOL_UNSTORED_RANGES];
         struct bbt_seq_range unstored[BBT_SPOOL_UNSTORED_RANGES];
-        const struct bbt_seq_range *skipped, *last_skipped = NULL;
-        size_t n_skipped, n_unstored;
+        struct bbt_seq_range req[RESEND_MISSING_MAX];
+        struct bbt_missing out[RESEND_MISSING_MAX];
+        struct bbt_missing_facts facts = { .first_available = first_available, .unstored = unstored };
         cJSON *array = cJSON_CreateArray();
+        size_t n;
 
-        n_skipped = bbt_state_skipped(a->state, &skipped);
-        n_unstored = bbt_spool_unstored_seqs(a->spool, u, BBT_SPOOL_UNSTORED_RANGES);
-        for (size_t i = 0; i < n_unstored; i++) {
+        facts.n_skipped = bbt_state_skipped(a->state, &facts.skipped);
+        facts.skipped_complete = facts.n_skipped < BBT_STATE_SKIPPED_MAX;
+        facts.n_unstored = bbt_spool_unstored_seqs(a->spool, u, BBT_SPOOL_UNSTORED_RANGES);
+        for (size_t i = 0; i < facts.n_unstored; i++) {
                 unstored[i].from = u[i].from;
                 unstored[i].to = u[i].to;
         }
         for (size_t i = 0; i < job->n_missing; i++) {
-                uint64_t at = job->missing[i].from, end = job->missing[i].to;
-
-                while (at <= end && cJSON_GetArraySize(array) < RESEND_MISSING_MAX) {
-                        struct bbt_seq_range sk, us;
-                        bool in_s = first_overlap(skipped, n_skipped, at, end, &sk);
-                        bool in_u = first_overlap(unstored, n_unstored, at, end, &us);
-                        uint64_t upto = end;
-
-                        if (in_s && sk.from == at) {
-                                /* The whole range skipped, also beyond the
-                                 * request: what arrived of it anywhere tells
-                                 * the aggregator how much was used. */
-                                const struct bbt_seq_range *whole = NULL;
-
-                                for (size_t k = 0; k < n_skipped; k++)
-                                        if (at >= skipped[k].from && at <= skipped[k].to)
-                                                whole = &skipped[k];
-                                if (whole && (!last_skipped || last_skipped != whole))
-                                        add_missing(array, whole->from, whole->to, "skipped");
-                                last_skipped = whole;
-                                upto = sk.to;
-                        } else if (in_u && us.from == at) {
-                                add_missing(array, at, us.to, "unstored");
-                                upto = us.to;
-                        } else {
-                                /* Up to the next range the agent knows more of. */
-                                if (in_s && sk.from - 1 < upto)
-                                        upto = sk.from - 1;
-                                if (in_u && us.from - 1 < upto)
-                                        upto = us.from - 1;
-                                if (first_available > 0 && upto >= first_available)
-                                        add_missing(array, at > first_available ? at : first_available, upto,
-                                                    "damaged");
-                        }
-                        if (upto == UINT64_MAX)
-                                break;
-                        at = upto + 1;
-                }
+                req[i].from = job->missing[i].from;
+                req[i].to = job->missing[i].to;
         }
-        /* And every other range skipped (the newest first, while there is
-         * room): the aggregator settles them all in this one round, also
-         * those whose births were lost. */
-        for (size_t k = n_skipped; k-- > 0 && cJSON_GetArraySize(array) < RESEND_MISSING_MAX;) {
-                bool listed = false;
-                const cJSON *e;
+        n = bbt_missing_classify(req, job->n_missing, &facts, out, RESEND_MISSING_MAX);
+        for (size_t i = 0; i < n; i++) {
+                cJSON *o = cJSON_CreateObject();
 
-                cJSON_ArrayForEach(e, array)
-                        if ((uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "from")) == skipped[k].from)
-                                listed = true;
-                if (!listed)
-                        add_missing(array, skipped[k].from, skipped[k].to, "skipped");
+                cJSON_AddNumberToObject(o, "from", (double)out[i].from);
+                cJSON_AddNumberToObject(o, "to", (double)out[i].to);
+                cJSON_AddStringToObject(o, "reason", bbt_missing_reason_name(out[i].reason));
+                cJSON_AddItemToArray(array, o);
         }
         return array;
 }

@@ -1915,6 +1915,34 @@ TEST(resend_reply_missing_settles_gaps)
         ASSERT_EQ(sent.n, 1);
 }
 
+/* "unknown": the agent no longer remembers whether those seqs were used. They
+ * count as lost with that reason, and turn skipped when the agent names them
+ * so after all (another reply that lists the range). */
+TEST(resend_reply_unknown_is_lost_until_named_skipped)
+{
+        struct bbt_ingest_stats s;
+        int64_t asked;
+
+        setup();
+        asked = gap_11_19();
+        resend_reply_missing(31, sent.cmd[0].id, 11, 19, "[{\"from\":11,\"to\":19,\"reason\":\"unknown\"}]",
+                             asked + 400);
+        s = stats();
+        ASSERT_EQ(s.lost, 9);
+        ASSERT_EQ(s.open_gap_seqs, 0);
+        ASSERT_EQ(read_losses(), 1);
+        ASSERT_EQ(R.loss[0].kind, BBT_LOSS_LOST);
+        ASSERT_STR_EQ(R.loss[0].reason, "the agent cannot tell: lost, or never used");
+        /* A later reply (to another request) names 14..19 skipped. */
+        resend_reply_missing(32, sent.cmd[0].id, 11, 19, "[{\"from\":14,\"to\":19,\"reason\":\"skipped\"}]",
+                             asked + 800);
+        s = stats();
+        ASSERT_EQ(s.lost, 3);
+        ASSERT_EQ(s.skipped, 6);
+        ASSERT_EQ(term_row().lost, 3);
+        ASSERT_EQ(term_row().skipped, 6);
+}
+
 /* A skipped range of which some seqs did arrive (published before the stop):
  * every seq is handed out in order, so those below the highest arrival were
  * used and are lost; only the ones above it are skipped. */

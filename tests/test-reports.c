@@ -480,12 +480,13 @@ static const struct bbt_metric_settings *default_settings(void)
 }
 
 /* Runs a report into memory; returns the text (owned by W). */
-static const char *run_text(enum bbt_report_kind kind, const char *county, const char *school, int32_t from,
-                            int32_t to, enum bbt_format fmt, bool chinese, const struct bbt_metric_settings *s)
+static const char *run_text(const char *kind, const char *county, const char *school, int32_t from, int32_t to,
+                            const char *fmt, bool chinese, const struct bbt_metric_settings *s)
 {
         struct bbt_report_options o = {
-                .kind = kind, .county = county, .school = school, .from = from, .to = to, .format = fmt,
-                .chinese = chinese, .now_ms = at(MON + 7, 8, 0), .store_label = "test.db",
+                .kind = bbt_report_kind_find(kind), .county = county, .school = school, .from = from, .to = to,
+                .format = bbt_renderer_find(fmt), .chinese = chinese, .now_ms = at(MON + 7, 8, 0),
+                .store_label = "test.db",
         };
         char *buf = NULL, err[256] = "";
         size_t size = 0;
@@ -497,17 +498,17 @@ static const char *run_text(enum bbt_report_kind kind, const char *county, const
         fclose(f);
         if (r != 0) {
                 free(buf);
-                FAIL("bbt_reports_run %s: %d %s", bbt_report_kind_name(kind), r, err);
+                FAIL("bbt_reports_run %s: %d %s", kind, r, err);
         }
         ASSERT_LT(W.n_texts, sizeof(W.texts) / sizeof(W.texts[0]));
         W.texts[W.n_texts++] = buf;
         return buf;
 }
 
-static cJSON *run(enum bbt_report_kind kind, const char *county, const char *school, int32_t from, int32_t to,
+static cJSON *run(const char *kind, const char *county, const char *school, int32_t from, int32_t to,
                   bool chinese, const struct bbt_metric_settings *s)
 {
-        const char *text = run_text(kind, county, school, from, to, BBT_FORMAT_JSON, chinese, s);
+        const char *text = run_text(kind, county, school, from, to, "json", chinese, s);
         cJSON *doc = cJSON_Parse(text);
 
         if (!doc)
@@ -516,7 +517,7 @@ static cJSON *run(enum bbt_report_kind kind, const char *county, const char *sch
         W.docs[W.n_docs++] = doc;
         /* The text buffer is not needed any more. */
         free(W.texts[--W.n_texts]);
-        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "report")->valuestring, bbt_report_kind_name(kind));
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "report")->valuestring, kind);
         return doc;
 }
 
@@ -705,7 +706,7 @@ TEST(summary)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "班班通使用情况汇总");
         ASSERT_EQ(rows(doc, "overall"), 1);
         r = row_at(doc, "overall", 0);
@@ -770,7 +771,7 @@ TEST(summary_all_counties)
          * 0.0667; interactive and online as before (D1 had no on-time in the
          * week); intact: D1 is silent (last seen Tue 09-01; 8 school days of
          * its own since, > 3), so 3/6 = 0.5; weekly 9 / (30/5) = 1.5. */
-        doc = run(BBT_REPORT_SUMMARY, NULL, NULL, MON, SUN, true, NULL);
+        doc = run("summary", NULL, NULL, MON, SUN, true, NULL);
         r = row_at(doc, "overall", 0);
         STR(r, "scope", "全部");
         NUM(r, "schools", 4);
@@ -797,14 +798,14 @@ TEST(summary_all_counties)
         check_settings(doc, "2026-09-07", "2026-09-13", "全部", "10");
 
         /* The other county alone. */
-        doc = run(BBT_REPORT_SUMMARY, "510108", NULL, MON, SUN, true, NULL);
+        doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
         r = row_at(doc, "overall", 0);
         STR(r, "scope", "510108");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         RATES(r, 0, 0, 0, 0, NONE, NONE, 0, 0);
         /* A county with nothing: no terminals, every rate undefined, intact too. */
-        doc = run(BBT_REPORT_SUMMARY, "510199", NULL, MON, SUN, true, NULL);
+        doc = run("summary", "510199", NULL, MON, SUN, true, NULL);
         r = row_at(doc, "overall", 0);
         NUM(r, "schools", 0);
         NUM(r, "terminals", 0);
@@ -819,7 +820,7 @@ TEST(schools)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_SCHOOLS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("schools", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "schools"), 3);
         r = row_at(doc, "schools", 0);
         STR(r, "school_code", "5101070001");
@@ -856,7 +857,7 @@ TEST(school_filter)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_SUMMARY, NULL, "5101070001", MON, SUN, true, NULL);
+        doc = run("summary", NULL, "5101070001", MON, SUN, true, NULL);
         r = row_at(doc, "overall", 0);
         STR(r, "scope", "5101070001");
         NUM(r, "schools", 1);
@@ -868,11 +869,11 @@ TEST(school_filter)
         RATES(row_at(doc, "areas", 1), 0, 0, 0, 0, 0, 0, 0, 0);
         STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "school", "5101070001");
 
-        doc = run(BBT_REPORT_TERMINALS, "510107", "5101070003", MON, SUN, true, NULL);
+        doc = run("terminals", "510107", "5101070003", MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 1);
         RATES_C1(row_at(doc, "terminals", 0));
         /* A school of another county: nothing. */
-        doc = run(BBT_REPORT_TERMINALS, "510108", "5101070003", MON, SUN, true, NULL);
+        doc = run("terminals", "510108", "5101070003", MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 0);
 }
 
@@ -881,7 +882,7 @@ TEST(terminals)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_TERMINALS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("terminals", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_at(doc, "terminals", 0);
         STR(r, "school_code", "5101070001");
@@ -930,7 +931,7 @@ TEST(idle)
         build();
         /* Window Mon 08-31 .. Sat 09-12 (10 school days of 510107; the term
          * starts 08-31). A1 used 5 days, C1 3: not idle. */
-        doc = run(BBT_REPORT_IDLE, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("idle", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "idle"), 3);
         r = row_at(doc, "idle", 0);
         STR(r, "terminal", "A2");
@@ -956,7 +957,7 @@ TEST(idle)
 
         /* All counties: D1's window is Mon 08-31 .. Fri 09-11 (its weekdays);
          * used on Tue 09-01, so not idle. */
-        doc = run(BBT_REPORT_IDLE, NULL, NULL, MON, SUN, false, NULL);
+        doc = run("idle", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "idle"), 3);
         STR(row_at(doc, "idle", 0), "reason", "powered but not used");
         STR(row_at(doc, "idle", 1), "reason", "never powered on");
@@ -967,7 +968,7 @@ TEST(idle)
          * Mon 09-07 .. Fri 09-11. D1 was last seen Tue 09-01, before it: offline. */
         bbt_metric_settings_default(&s);
         s.idle_window = 5;
-        doc = run(BBT_REPORT_IDLE, NULL, NULL, MON, SUN, true, &s);
+        doc = run("idle", NULL, NULL, MON, SUN, true, &s);
         ASSERT_EQ(rows(doc, "idle"), 4);
         r = row_where(doc, "idle", "terminal", "D1");
         STR(r, "school_code", "5101080001");
@@ -981,7 +982,7 @@ TEST(idle)
         /* Idle when used on at most 3 days: C1 (used Mon, Tue, Thu) joins A2, B1, B2; A1 (5) does not. */
         bbt_metric_settings_default(&s);
         s.idle_max_days = 3;
-        doc = run(BBT_REPORT_IDLE, "510107", NULL, MON, SUN, true, &s);
+        doc = run("idle", "510107", NULL, MON, SUN, true, &s);
         ASSERT_EQ(rows(doc, "idle"), 4);
         r = row_where(doc, "idle", "terminal", "C1");
         NUM(r, "used_days", 3);
@@ -996,7 +997,7 @@ TEST(faults)
         /* Open at the end of Sun 09-13: B2 silent (never reported); A2's
          * periph_missing (the inventory had no camera) and disk_low (an agent
          * alert never cleared). C1's overheat was cleared: not listed. */
-        doc = run(BBT_REPORT_FAULTS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("faults", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "faults"), 3);
         r = row_at(doc, "faults", 0);
         STR(r, "school_code", "5101070002");
@@ -1027,13 +1028,13 @@ TEST(faults)
 
         /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) is over,
          * disk_low not raised yet. */
-        doc = run(BBT_REPORT_FAULTS, "510107", NULL, MON, MON, true, NULL);
+        doc = run("faults", "510107", NULL, MON, MON, true, NULL);
         ASSERT_EQ(rows(doc, "faults"), 2);
         STR(row_at(doc, "faults", 0), "code", "silent");
         STR(row_at(doc, "faults", 1), "code", "periph_missing");
 
         /* All counties: D1, silent since it was last seen. */
-        doc = run(BBT_REPORT_FAULTS, NULL, NULL, MON, SUN, false, NULL);
+        doc = run("faults", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "faults"), 4);
         r = row_where(doc, "faults", "terminal", "D1");
         STR(r, "code", "silent");
@@ -1069,7 +1070,7 @@ TEST(balance)
          *      0.4714 = 0.019642; CV = 0.121915 → 0.122
          * Junior, B alone: terminals/100 X̄ = 1, S = 0, CV = 0 (优质均衡);
          * the usage indicators are all 0: X̄ = 0, CV undefined. */
-        doc = run(BBT_REPORT_BALANCE, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("balance", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "primary"), 4);
         r = row_at(doc, "primary", 0);
         STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
@@ -1159,7 +1160,7 @@ TEST(balance)
          *   usage: X̄ = 0.6/6 = 0.1; S = 0.6 × 0.372678 = 0.223607; CV = 2.236 */
         bbt_metric_settings_default(&s);
         s.min_pupils = 30;
-        doc = run(BBT_REPORT_BALANCE, "510107", NULL, MON, SUN, true, &s);
+        doc = run("balance", "510107", NULL, MON, SUN, true, &s);
         r = row_at(doc, "junior", 0);
         NUM(r, "schools", 2);
         NUM(r, "left_out", 0);
@@ -1184,7 +1185,7 @@ TEST(inventory)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_INVENTORY, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("inventory", "510107", NULL, MON, SUN, true, NULL);
         /* Two devices each from A1, A2, B1, C1 (B1's resent inventory is a duplicate). */
         ASSERT_EQ(rows(doc, "devices"), 8);
         r = row_at(doc, "devices", 0);
@@ -1219,7 +1220,7 @@ TEST(loss)
         const cJSON *doc, *r;
 
         build();
-        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_where(doc, "terminals", "terminal", "A1");
         NUM(r, "received", 543);
@@ -1283,7 +1284,7 @@ TEST(loss_skipped_and_conflicts)
         feed_seq(&c1, &m, 5, at(SUN, 9, 1), at(SUN, 9, 1));
         ASSERT_OK(bbt_ingest_flush(W.in));
 
-        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         r = row_where(doc, "terminals", "terminal", "B1");
         NUM(r, "lost", 1);
         NUM(r, "skipped", 1);
@@ -1311,7 +1312,7 @@ TEST(loss_skipped_and_conflicts)
         NUM(row_where(doc, "counters", "counter", "skipped"), "value", 1);
         NUM(row_where(doc, "counters", "counter", "lost"), "value", 1);
         /* In English, the reasons as recorded. */
-        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, false, NULL);
+        doc = run("loss", "510107", NULL, MON, SUN, false, NULL);
         STR(row_where(doc, "ranges", "kind", "skipped"), "reason", "never used (skipped after an unclean stop)");
 }
 
@@ -1323,7 +1324,7 @@ TEST(no_school_days)
 
         build();
         for (int i = 0; i < 2; i++) {
-                doc = run(BBT_REPORT_SUMMARY, "510107", NULL, days[i], days[i], true, NULL);
+                doc = run("summary", "510107", NULL, days[i], days[i], true, NULL);
                 r = row_at(doc, "overall", 0);
                 NUM(r, "terminals", 5);
                 /* Every rate over days is undefined, not 0; 设备完好率 counts
@@ -1332,9 +1333,9 @@ TEST(no_school_days)
                 RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, 0.6, NONE);
                 r = row_at(doc, "areas", 0);
                 RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, 0.5, NONE);
-                doc = run(BBT_REPORT_SCHOOLS, "510107", NULL, days[i], days[i], true, NULL);
+                doc = run("schools", "510107", NULL, days[i], days[i], true, NULL);
                 RATES(row_at(doc, "schools", 2), NONE, NONE, NONE, NONE, NONE, NONE, 1, NONE);
-                doc = run(BBT_REPORT_BALANCE, "510107", NULL, days[i], days[i], true, NULL);
+                doc = run("balance", "510107", NULL, days[i], days[i], true, NULL);
                 /* Terminals per 100 pupils needs no school day; the others are undefined for every school. */
                 NUM(row_at(doc, "primary", 0), "cv", 0.058);
                 r = row_at(doc, "primary", 1);
@@ -1356,16 +1357,18 @@ TEST(settings_change)
         build();
         bbt_metric_settings_default(&s);
         s.used_day_min = 11;
-        doc = run(BBT_REPORT_TERMINALS, "510107", "5101070003", MON, SUN, true, &s);
+        doc = run("terminals", "510107", "5101070003", MON, SUN, true, &s);
         RATES(row_at(doc, "terminals", 0), 0.6, 0.4, 0.33, 0.1333, 0.5333, 1, 1, 2);
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", "11");
 }
 
 TEST(every_report_has_settings)
 {
+        const struct bbt_report_kind *kind;
+
         build();
-        for (int k = 0; k < BBT_REPORT__COUNT; k++) {
-                const cJSON *doc = run((enum bbt_report_kind)k, "510107", NULL, MON, SUN, k % 2 == 0, NULL);
+        for (size_t k = 0; (kind = bbt_report_kind_at(k)); k++) {
+                const cJSON *doc = run(kind->name, "510107", NULL, MON, SUN, k % 2 == 0, NULL);
                 const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
 
                 ASSERT(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "notes")));
@@ -1383,7 +1386,7 @@ TEST(csv)
         const char *text;
 
         build();
-        text = run_text(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, BBT_FORMAT_CSV, true, NULL);
+        text = run_text("summary", "510107", NULL, MON, SUN, "csv", true, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
         ASSERT_STR_CONTAINS(text, "\xef\xbb\xbf总体\r\n范围,学校数,终端数,开机率,使用率,日均使用时长(小时),堂堂用率,"
                                   "互动使用占比,在线率,设备完好率,周均使用节数,闲置终端,故障终端\r\n");
@@ -1397,7 +1400,7 @@ TEST(csv)
         ASSERT_STR_CONTAINS(text, "截止日期,2026-09-13\r\n");
         ASSERT_STR_CONTAINS(text, "当日使用判定(分钟),10\r\n");
 
-        text = run_text(BBT_REPORT_IDLE, "510107", NULL, MON, SUN, BBT_FORMAT_CSV, true, NULL);
+        text = run_text("idle", "510107", NULL, MON, SUN, "csv", true, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
         ASSERT_STR_CONTAINS(text, "学校代码,学校名称,终端,教室,窗口内使用天数,最后使用,最后上报,原因\r\n");
         ASSERT_STR_CONTAINS(text, "从未上报");
@@ -1409,7 +1412,7 @@ TEST(english)
         const char *text;
 
         build();
-        doc = run(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, false, NULL);
+        doc = run("summary", "510107", NULL, MON, SUN, false, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "lang")->valuestring, "en");
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "Classroom terminal use: summary");
         STR(row_at(doc, "areas", 0), "area", "urban");
@@ -1417,12 +1420,12 @@ TEST(english)
         STR(row_at(doc, "areas", 2), "area", "rural");
         STR(row_at(doc, "areas", 3), "area", "Gap (highest − lowest)");
         RATES_COUNTY(row_at(doc, "overall", 0));
-        doc = run(BBT_REPORT_SCHOOLS, "510107", NULL, MON, SUN, false, NULL);
+        doc = run("schools", "510107", NULL, MON, SUN, false, NULL);
         r = row_at(doc, "schools", 2);
         STR(r, "type", "nine_year");
         STR(r, "area", "town");
 
-        text = run_text(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, BBT_FORMAT_CSV, false, NULL);
+        text = run_text("summary", "510107", NULL, MON, SUN, "csv", false, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
         ASSERT_STR_CONTAINS(text, "Scope,Schools,Terminals,Power-on rate,Usage rate,Avg daily hours,Per-lesson use,"
                                   "Interactive share,Online rate,Intact rate,Weekly lessons,Idle,Faulty\r\n");
@@ -1445,21 +1448,21 @@ TEST(same_codes_other_county)
         interval(&x, at(TUE, 8, 0), at(TUE, 8, 40), BBT_USAGE_ACTIVE, 0, 40);
         ASSERT_OK(bbt_ingest_flush(W.in));
 
-        doc = run(BBT_REPORT_TERMINALS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("terminals", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_at(doc, "terminals", 0);
         STR(r, "terminal", "A1");
         STR(r, "last_seen", "2026-09-13 10:00");
         RATES_A1(r);
-        doc = run(BBT_REPORT_SUMMARY, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
         RATES_COUNTY(row_at(doc, "overall", 0));
-        doc = run(BBT_REPORT_LOSS, "510107", NULL, MON, SUN, true, NULL);
+        doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         NUM(row_where(doc, "terminals", "terminal", "A1"), "received", 543);
 
         /* Under 510108 it shows as a terminal of a school code the county's
          * registry does not have: D's school days (Mon..Fri, 8 default
          * periods); used Tue, 40 min, period 1. */
-        doc = run(BBT_REPORT_TERMINALS, "510108", NULL, MON, SUN, true, NULL);
+        doc = run("terminals", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 2);
         r = row_where(doc, "terminals", "school_code", "5101070001");
         STR(r, "terminal", "A1");
@@ -1474,20 +1477,20 @@ TEST(same_codes_other_county)
         RATES(r, 0.2, 0.2, 0.13, 0.025, 0, 1, 1, 1);
         /* Not 城关小学 of 510107: no name, type, area or pupils under 510108, and
          * no place in 510108's areas or balance. */
-        doc = run(BBT_REPORT_SCHOOLS, "510108", NULL, MON, SUN, true, NULL);
+        doc = run("schools", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "schools"), 2);
         r = row_where(doc, "schools", "school_code", "5101070001");
         STR(r, "school_name", "");
         NUM(r, "students", NONE);
         NUM(r, "terminals", 1);
-        doc = run(BBT_REPORT_SUMMARY, "510108", NULL, MON, SUN, true, NULL);
+        doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
         r = row_at(doc, "overall", 0);
         NUM(r, "schools", 2);
         NUM(r, "terminals", 2);
         r = row_where(doc, "areas", "area", "城区");
         NUM(r, "schools", 1); /* D only */
         NUM(r, "terminals", 1);
-        doc = run(BBT_REPORT_BALANCE, "510108", NULL, MON, SUN, true, NULL);
+        doc = run("balance", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "values"), 1);
         STR(row_at(doc, "values", 0), "school_code", "5101080001");
 }

@@ -1,4 +1,5 @@
-/* The SQLite store: schema creation and version checks, every operation's round trip, read-only opening. */
+/* The SQLite backend's own ways: schema creation, versions, migration, foreign files, pruning by bisection. */
+/* What every backend does is checked in test-store_contract.c. */
 /* bbt-test: label=unit timeout=30 */
 #include <errno.h>
 #include <sqlite3.h>
@@ -108,107 +109,6 @@ static int first_terminal(void *u, const struct bbt_store_terminal *t)
         return 1;
 }
 
-static int sum_days(void *u, int64_t id, const struct bbt_day_rollup *d)
-{
-        struct bbt_day_rollup *sum = u;
-
-        sum->day = d->day;
-        bbt_day_rollup_add(sum, d);
-        return 0;
-}
-
-static int count_faults(void *u, const struct bbt_store_fault *f)
-{
-        int *open = u;
-
-        open[f->cleared_ms == 0]++;
-        return 0;
-}
-
-TEST(round_trips)
-{
-        uint64_t hash = 0;
-        struct bbt_store *s;
-        struct bbt_store_terminal t = { .first_seq = 1, .high_seq = 9, .boot = 3, .inventory_seq = -1 }, back;
-        struct bbt_store_gap g[2] = { { .from = 3, .to = 4, .state = BBT_GAP_REQUESTED, .cmd_id = "rs-1-1" },
-                                      { .from = 7, .to = 7 } };
-        struct bbt_day_rollup d = { .day = 20000, .on_ms = 10, .active_ms = 5, .hb_count = 1, .on_all_ms = 12 };
-        struct bbt_day_rollup sum = { 0 };
-        struct bbt_store_fault f = { .code = "overheat", .source = "agent", .raised_ms = 1000 };
-        int faults[2] = { 0, 0 };
-
-        setup();
-        s = open_rw();
-        snprintf(t.county, sizeof(t.county), "510107");
-        snprintf(t.school, sizeof(t.school), "3151010001");
-        snprintf(t.terminal, sizeof(t.terminal), "r101");
-        snprintf(t.version, sizeof(t.version), "0.1.0");
-        ASSERT_OK(bbt_store_begin(s));
-        ASSERT_OK(bbt_store_terminal_insert(s, &t));
-        ASSERT_GT(t.id, 0);
-        t.received = 42;
-        ASSERT_OK(bbt_store_terminal_update(s, &t));
-        ASSERT_OK(bbt_store_gaps_replace(s, t.id, g, 2));
-        ASSERT_EQ(bbt_store_raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, NULL), 1);
-        ASSERT_EQ(bbt_store_raw_insert(s, t.id, 5, BBT_CH_HB, 1, 2, 3, "{}", 2, 77, &hash), 0); /* (terminal, seq) once */
-        ASSERT_EQ(hash, 77); /* the stored payload's hash comes back */
-        ASSERT_OK(bbt_store_day_add(s, t.id, &d));
-        ASSERT_OK(bbt_store_day_add(s, t.id, &d)); /* rollups add up */
-        f.terminal_id = t.id;
-        ASSERT_OK(bbt_store_fault_raise(s, &f));
-        ASSERT_OK(bbt_store_fault_raise(s, &f)); /* already open: one row */
-        ASSERT_OK(bbt_store_fault_clear(s, t.id, "overheat", "agent", 2000));
-        f.raised_ms = 1500; /* a late raise, older than the clear: does not reopen */
-        ASSERT_OK(bbt_store_fault_raise(s, &f));
-        ASSERT_OK(bbt_store_counter_add(s, "stored", 3));
-        ASSERT_OK(bbt_store_counter_add(s, "stored", 4));
-        ASSERT_OK(bbt_store_commit(s));
-
-        ASSERT_EQ(bbt_store_terminals_each(s, first_terminal, &back), 1);
-        ASSERT_EQ(back.id, t.id);
-        ASSERT_STR_EQ(back.terminal, "r101");
-        ASSERT_STR_EQ(back.version, "0.1.0");
-        ASSERT_EQ(back.received, 42);
-        ASSERT_EQ(back.high_seq, 9);
-        ASSERT_EQ(back.inventory_seq, -1);
-        ASSERT_OK(bbt_store_days_each(s, 19999, 20001, sum_days, &sum));
-        ASSERT_EQ(sum.on_ms, 20);
-        ASSERT_EQ(sum.on_all_ms, 24);
-        ASSERT_EQ(sum.hb_count, 2);
-        ASSERT_OK(bbt_store_faults_each(s, count_faults, faults));
-        ASSERT_EQ(faults[1], 0); /* none open */
-        ASSERT_EQ(faults[0], 1); /* one closed */
-        /* Usage columns zeroed for a rebuild, heartbeats kept. */
-        ASSERT_OK(bbt_store_begin(s));
-        ASSERT_OK(bbt_store_days_clear(s));
-        ASSERT_OK(bbt_store_commit(s));
-        memset(&sum, 0, sizeof(sum));
-        ASSERT_OK(bbt_store_days_each(s, 19999, 20001, sum_days, &sum));
-        ASSERT_EQ(sum.on_ms, 0);
-        ASSERT_EQ(sum.hb_count, 2);
-        bbt_store_close(s);
-}
-
-TEST(rollback_discards)
-{
-        struct bbt_store *s;
-        int64_t v;
-
-        setup();
-        s = open_rw();
-        ASSERT_OK(bbt_store_begin(s));
-        ASSERT_OK(bbt_store_meta_set(s, "x", 1));
-        ASSERT_OK(bbt_store_rollback(s));
-        ASSERT_EQ(bbt_store_meta_get(s, "x", &v), -ENOENT);
-        /* Closing with a transaction open rolls it back. */
-        ASSERT_OK(bbt_store_begin(s));
-        ASSERT_OK(bbt_store_meta_set(s, "x", 2));
-        bbt_store_close(s);
-        s = open_rw();
-        ASSERT_EQ(bbt_store_meta_get(s, "x", &v), -ENOENT);
-        bbt_store_close(s);
-}
-
 static int64_t raw_rows(void)
 {
         sqlite3 *db;
@@ -250,71 +150,6 @@ TEST(prune_by_receive_time)
         ASSERT_EQ(raw_rows(), 0);
         ASSERT_OK(bbt_store_begin(s));
         ASSERT_OK(bbt_store_prune(s, 1000, 0)); /* an empty table */
-        ASSERT_OK(bbt_store_commit(s));
-        bbt_store_close(s);
-}
-
-static int collect_losses(void *u, const struct bbt_store_loss *l)
-{
-        char *out = u;
-        size_t n = strlen(out);
-
-        snprintf(out + n, 1024 - n, "%s%lld-%lld:%s:%s", n ? " " : "", (long long)l->from, (long long)l->to,
-                 l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost", l->reason);
-        return 0;
-}
-
-static int count_conflicts(void *u, const struct bbt_store_conflict *c)
-{
-        ++*(int *)u;
-        ASSERT_EQ(c->seq, 9);
-        ASSERT_EQ(c->stored_hash, 11);
-        ASSERT_EQ(c->hash, 12);
-        return 0;
-}
-
-/* Loss rows of both kinds: found by seq, cut and split by a range; conflicts kept. */
-TEST(losses_skipped_and_conflicts)
-{
-        struct bbt_store_loss l = { .terminal_id = 1, .from = 10, .to = 20, .kind = BBT_LOSS_SKIPPED },
-                              found;
-        struct bbt_store_conflict c = { .terminal_id = 1, .seq = 9, .channel = BBT_CH_HB, .stored_hash = 11,
-                                        .hash = 12 };
-        char out[1024] = "", *payload = NULL;
-        size_t len = 0;
-        struct bbt_store *s;
-        int n = 0;
-
-        setup();
-        s = open_rw();
-        ASSERT_OK(bbt_store_begin(s));
-        snprintf(l.reason, sizeof(l.reason), "never used");
-        ASSERT_OK(bbt_store_loss_add(s, &l));
-        l.from = 30, l.to = 30, l.kind = BBT_LOSS_LOST;
-        snprintf(l.reason, sizeof(l.reason), "gone");
-        ASSERT_OK(bbt_store_loss_add(s, &l));
-        ASSERT_EQ(bbt_store_loss_find(s, 1, 15, 15, &found), 1);
-        ASSERT_EQ(found.kind, BBT_LOSS_SKIPPED);
-        ASSERT_EQ(found.from, 10);
-        ASSERT_EQ(bbt_store_loss_find(s, 1, 25, 25, &found), 0);
-        ASSERT_EQ(bbt_store_loss_find(s, 2, 15, 15, &found), 0);
-        ASSERT_EQ(bbt_store_loss_find(s, 1, 21, 40, &found), 1); /* the first row overlapping a range */
-        ASSERT_EQ(found.from, 30);
-        /* A range across both rows: the first is split, the second goes. */
-        ASSERT_OK(bbt_store_loss_remove(s, 1, 14, 16));
-        ASSERT_OK(bbt_store_loss_remove(s, 1, 25, 40));
-        ASSERT_OK(bbt_store_losses_each(s, collect_losses, out));
-        ASSERT_STR_EQ(out, "10-13:skipped:never used 17-20:skipped:never used");
-        /* A conflicting payload is kept beside the stored one. */
-        ASSERT_EQ(bbt_store_raw_insert(s, 1, 9, BBT_CH_HB, 1, 2, 3, "{\"a\":1}", 7, 11, NULL), 1);
-        ASSERT_OK(bbt_store_conflict_add(s, &c, "{\"a\":2}", 7));
-        ASSERT_OK(bbt_store_conflicts_each(s, count_conflicts, &n));
-        ASSERT_EQ(n, 1);
-        ASSERT_OK(bbt_store_raw_payload(s, 1, 9, &payload, &len));
-        ASSERT_STR_EQ(payload, "{\"a\":1}");
-        ASSERT_EQ(len, 7);
-        free(payload);
-        ASSERT_EQ(bbt_store_raw_payload(s, 1, 10, &payload, &len), -ENOENT);
         ASSERT_OK(bbt_store_commit(s));
         bbt_store_close(s);
 }

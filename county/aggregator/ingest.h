@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "calendar.h"
-#include "metrics.h"
+#include "indicators.h"
 #include "registry.h"
 #include "store.h"
 

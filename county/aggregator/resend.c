@@ -84,11 +84,17 @@ static void settle_missing(struct bbt_ingest *in, struct bbt_term *t, int64_t fr
         bbt_gaps_take(&t->gaps, from, to, settle_piece_cb, &c);
 }
 
-/* Whether REASON is the aggregator's own conclusion (nobody answered, nothing
- * came), which a statement of the agent's about those seqs replaces. */
+/* The loss reason of seqs the agent cannot tell about (a resend reply's
+ * "unknown"): older than the skipped ranges it remembers. */
+#define LOSS_UNKNOWN "the agent cannot tell: lost, or never used"
+
+/* Whether REASON is a conclusion, not a fact (nobody answered, nothing came,
+ * the agent could not tell), which a statement of the agent's about those
+ * seqs replaces. */
 static bool inferred_loss(const char *reason)
 {
-        return strcmp(reason, "no answer to resend") == 0 || strcmp(reason, "resent but never received") == 0 ||
+        return strcmp(reason, LOSS_UNKNOWN) == 0 || strcmp(reason, "no answer to resend") == 0 ||
+               strcmp(reason, "resent but never received") == 0 ||
                strcmp(reason, "not resent in time") == 0;
 }
 
@@ -218,7 +224,9 @@ void bbt__resend_expect_will(struct bbt_ingest *in, struct bbt_term *t, int64_t 
 
 /* The "missing" array of a resend reply: [{"from","to","reason"}], reason
  * "skipped" (never used), "damaged" (lost from the agent's spool: damage, or
- * its unsynced tail in a power cut) or "unstored" (never written: disk full).
+ * its unsynced tail in a power cut), "unstored" (never written: disk full) or
+ * "unknown" (one or the other, older than the skipped ranges the agent
+ * remembers: counted lost, and turned skipped if the agent names it so later).
  * Unknown reasons are left to the usual resend rounds. */
 static void settle_reply_missing(struct bbt_ingest *in, struct bbt_term *t, const cJSON *missing, int64_t now_ms)
 {
@@ -244,6 +252,8 @@ static void settle_reply_missing(struct bbt_ingest *in, struct bbt_term *t, cons
                 else if (strcmp(why->valuestring, "unstored") == 0)
                         settle_missing(in, t, a, b, BBT_LOSS_LOST,
                                        "never stored by the agent (disk full or write error)", now_ms);
+                else if (strcmp(why->valuestring, "unknown") == 0)
+                        settle_missing(in, t, a, b, BBT_LOSS_LOST, LOSS_UNKNOWN, now_ms);
         }
 }
 

@@ -14,22 +14,45 @@
 #include "reports.h"
 #include "store.h"
 
+/* The report kinds' names, "summary, schools, ...". */
+static void kind_names(FILE *out)
+{
+        const struct bbt_report_kind *k;
+
+        for (size_t i = 0; (k = bbt_report_kind_at(i)); i++)
+                fprintf(out, "%s%s", i ? ", " : "", k->name);
+}
+
+/* The renderers' names, "table, csv or json". */
+static void format_names(FILE *out)
+{
+        const struct bbt_renderer *f;
+
+        for (size_t i = 0; (f = bbt_renderer_at(i)); i++)
+                fprintf(out, "%s%s", i == 0 ? "" : bbt_renderer_at(i + 1) ? ", " : " or ", f->name);
+}
+
 static void usage(FILE *out)
 {
+        const struct bbt_report_kind *k;
+        const struct bbt_renderer *f;
+
         fprintf(out,
                 "Usage: bbt-report REPORT [OPTION]...\n"
                 "Print the 班班通 evaluation figures from bbt-aggregator's store.\n"
                 "\n"
-                "Reports:\n"
-                "  summary     county figures overall, by township and 城区/镇区/乡村 with the gap\n"
-                "  schools     one row per school\n"
-                "  terminals   one row per terminal\n"
-                "  idle        闲置设备: terminals (almost) unused over the last school days\n"
-                "  faults      faults open at the end of the range (设备完好率)\n"
-                "  balance     校际差异系数 for primary and junior sections, with the thresholds\n"
-                "  inventory   peripherals present, and expected ones that are absent\n"
-                "  loss        delivery: stored, duplicates, lost and skipped seqs with reasons,\n"
-                "              seq conflicts, still missing, rejected\n"
+                "Reports:\n");
+        for (size_t i = 0; (k = bbt_report_kind_at(i)); i++) {
+                const char *line = k->help, *nl;
+
+                fprintf(out, "  %-11s ", k->name);
+                while ((nl = strchr(line, '\n'))) {
+                        fprintf(out, "%.*s\n%14s", (int)(nl - line), line, "");
+                        line = nl + 1;
+                }
+                fprintf(out, "%s\n", line);
+        }
+        fprintf(out,
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE    aggregator configuration (default " BBT_AGGREGATOR_CONFIG_PATH
@@ -40,7 +63,16 @@ static void usage(FILE *out)
                 "      --school CODE    only this school\n"
                 "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"
                 "      --to DATE        last day, YYYY-MM-DD (default: today)\n"
-                "  -f, --format FMT     table (default), csv (UTF-8 with BOM, for Excel), json\n"
+                "  -f, --format FMT     ");
+        for (size_t i = 0; (f = bbt_renderer_at(i)); i++) {
+                const char *note = i == 0 ? "default" : f->help;
+
+                fprintf(out, "%s%s", i ? ", " : "", f->name);
+                if (note)
+                        fprintf(out, " (%s)", note);
+        }
+        fprintf(out,
+                "\n"
                 "      --lang LANG      zh (default) or en\n"
                 "  -o, --output FILE    write to FILE instead of standard output\n"
                 "      --set KEY=VALUE  override a setting, e.g. metrics.used_day_min=15m\n"
@@ -76,7 +108,7 @@ int main(int argc, char **argv)
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
-        struct bbt_report_options o = { .chinese = true, .format = BBT_FORMAT_TABLE };
+        struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_at(0) };
         const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
         const char *sets[32];
         size_t n_sets = 0;
@@ -119,8 +151,11 @@ int main(int argc, char **argv)
                         to = optarg;
                         break;
                 case 'f':
-                        if (bbt_format_parse(optarg, &o.format) < 0) {
-                                fprintf(stderr, "bbt-report: --format %s: expected table, csv or json\n", optarg);
+                        o.format = bbt_renderer_find(optarg);
+                        if (!o.format) {
+                                fprintf(stderr, "bbt-report: --format %s: expected ", optarg);
+                                format_names(stderr);
+                                fputs("\n", stderr);
                                 return 2;
                         }
                         break;
@@ -153,15 +188,17 @@ int main(int argc, char **argv)
                 }
         }
         if (optind >= argc) {
-                fprintf(stderr, "bbt-report: which report? (summary, schools, terminals, idle, faults, balance, "
-                                "inventory, loss)\n");
+                fputs("bbt-report: which report? (", stderr);
+                kind_names(stderr);
+                fputs(")\n", stderr);
                 usage(stderr);
                 return 2;
         }
-        if (bbt_report_kind_parse(argv[optind], &o.kind) < 0) {
-                fprintf(stderr, "bbt-report: unknown report %s (summary, schools, terminals, idle, faults, balance, "
-                                "inventory, loss)\n",
-                        argv[optind]);
+        o.kind = bbt_report_kind_find(argv[optind]);
+        if (!o.kind) {
+                fprintf(stderr, "bbt-report: unknown report %s (", argv[optind]);
+                kind_names(stderr);
+                fputs(")\n", stderr);
                 return 2;
         }
         if (optind + 1 != argc) {

@@ -1,46 +1,67 @@
-/* bbt-report's reports: the store, registry and calendar turned into the evaluation tables (METRICS.md). */
+/* bbt-report's reports: a builder per kind, chosen by name from a table, makes a document from the store. */
 #ifndef BBT_REPORTS_H
 #define BBT_REPORTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "calendar.h"
-#include "metrics.h"
+#include "document.h"
+#include "indicators.h"
 #include "registry.h"
+#include "render.h"
 #include "store.h"
-#include "table.h"
 
-enum bbt_report_kind {
-        BBT_REPORT_SUMMARY,   /* the county (or selection) overall, by township and by 城区/镇区/乡村 */
-        BBT_REPORT_SCHOOLS,   /* one row per school */
-        BBT_REPORT_TERMINALS, /* one row per terminal */
-        BBT_REPORT_IDLE,      /* 闲置设备 */
-        BBT_REPORT_FAULTS,    /* open faults at the end of the range */
-        BBT_REPORT_BALANCE,   /* 校际差异系数, primary and junior */
-        BBT_REPORT_INVENTORY, /* peripherals present and missing */
-        BBT_REPORT_LOSS,      /* delivery: stored, duplicates, lost, missing now, rejected */
-        BBT_REPORT__COUNT
+struct bbt_report_data;
+
+/* What a builder needs gathered before it runs (report_data.h); the
+ * schools and terminals in scope are always there. */
+enum {
+        BBT_NEEDS_FAULT_STATE = 1 << 0, /* open faults at the end of the range, silent terminals, intact */
+        BBT_NEEDS_FIGURES = 1 << 1,     /* the rollups: rates and the idle judgement (and the fault state) */
 };
-/* "summary", ...; and back (-EINVAL for an unknown name). */
-const char *bbt_report_kind_name(enum bbt_report_kind k);
-int bbt_report_kind_parse(const char *s, enum bbt_report_kind *ret);
+
+/* One kind of report. A new one is a file build_NAME.c defining a const
+ * struct bbt_report_kind and one entry in reports.c's table; bbt-report's
+ * arguments and --help read the table. */
+struct bbt_report_kind {
+        const char *name;     /* what bbt-report takes: [a-z]+ */
+        const char *help;     /* a line for --help; "\n" starts a continuation line */
+        const char *title_zh;
+        const char *title_en;
+        unsigned needs;       /* BBT_NEEDS_* */
+        /* Adds the report's tables and notes to DOC from D. Returns 0 or a
+         * negative errno (a store error; D->store says which). */
+        int (*build)(struct bbt_report_data *d, struct bbt_document *doc);
+};
+
+/* The kind called NAME, or NULL. */
+const struct bbt_report_kind *bbt_report_kind_find(const char *name);
+/* The I-th kind of the table, or NULL past its end. */
+const struct bbt_report_kind *bbt_report_kind_at(size_t i);
 
 struct bbt_report_options {
-        enum bbt_report_kind kind;
+        const struct bbt_report_kind *kind;
         const char *county;  /* NULL: every county */
         const char *school;  /* NULL: every school */
         int32_t from, to;    /* local days, inclusive */
-        enum bbt_format format;
+        const struct bbt_renderer *format; /* NULL: the default renderer */
         bool chinese;
         int64_t now_ms;      /* "now", for faults and idle at a range that ends today */
         const char *store_label; /* printed in the settings footer */
 };
 
-/* Computes report O->kind from STORE (read), REG and CAL (may be empty) under
- * settings S, and renders it to OUT. Returns 0, or a negative errno with ERR
- * saying why. */
+/* Builds report O->kind from STORE (read), REG and CAL (may be empty) under
+ * settings S, with the settings footer. Returns 0 and *RET (the caller frees
+ * it with bbt_document_free), or a negative errno with ERR saying why. */
+int bbt_report_build(const struct bbt_report_options *o, struct bbt_store *store, const struct bbt_registry *reg,
+                     const struct bbt_calendar *cal, const struct bbt_metric_settings *s, struct bbt_document **ret,
+                     char *err, size_t err_size);
+
+/* Builds the report as bbt_report_build does and renders it to OUT with
+ * O->format. Returns 0, or a negative errno with ERR saying why. */
 int bbt_reports_run(const struct bbt_report_options *o, struct bbt_store *store, const struct bbt_registry *reg,
                     const struct bbt_calendar *cal, const struct bbt_metric_settings *s, FILE *out, char *err,
                     size_t err_size);

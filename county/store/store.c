@@ -5,6 +5,8 @@
 
 #include "store.h"
 
+static const struct bbt_store_scope everything = BBT_STORE_SCOPE_ALL;
+
 int bbt_store_open(const char *location, bool read_only, struct bbt_store **ret, char *err, size_t err_size)
 {
         if (!location || !*location) {
@@ -68,7 +70,13 @@ int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_termin
 
 int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
 {
-        return s->ops->terminals_each(s, cb, u);
+        return s->ops->terminals_each(s, &everything, cb, u);
+}
+
+int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
+{
+        return s->ops->terminals_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
@@ -79,7 +87,13 @@ int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struc
 int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
                         void *u)
 {
-        return s->ops->gaps_each(s, cb, u);
+        return s->ops->gaps_each(s, &everything, cb, u);
+}
+
+int bbt_store_gaps_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u)
+{
+        return s->ops->gaps_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
@@ -101,7 +115,13 @@ int bbt_store_conflict_add(struct bbt_store *s, const struct bbt_store_conflict 
 
 int bbt_store_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
 {
-        return s->ops->conflicts_each(s, cb, u);
+        return s->ops->conflicts_each(s, &everything, cb, u);
+}
+
+int bbt_store_conflicts_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
+{
+        return s->ops->conflicts_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
@@ -111,7 +131,13 @@ int bbt_store_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
 
 int bbt_store_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
 {
-        return s->ops->usage_each(s, cb, u);
+        return s->ops->usage_each(s, &everything, cb, u);
+}
+
+int bbt_store_usage_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                            int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
+{
+        return s->ops->usage_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
@@ -127,7 +153,17 @@ int bbt_store_days_clear(struct bbt_store *s)
 int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)(void *u, int64_t terminal_id,
                         const struct bbt_day_rollup *d), void *u)
 {
-        return s->ops->days_each(s, from, to, cb, u);
+        struct bbt_store_scope days = BBT_STORE_SCOPE_ALL;
+
+        days.from_day = from;
+        days.to_day = to;
+        return s->ops->days_each(s, &days, cb, u);
+}
+
+int bbt_store_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u)
+{
+        return s->ops->days_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -147,7 +183,13 @@ int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from
 
 int bbt_store_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
 {
-        return s->ops->losses_each(s, cb, u);
+        return s->ops->losses_each(s, &everything, cb, u);
+}
+
+int bbt_store_losses_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
+{
+        return s->ops->losses_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_fault_raise(struct bbt_store *s, const struct bbt_store_fault *f)
@@ -163,7 +205,13 @@ int bbt_store_fault_clear(struct bbt_store *s, int64_t terminal_id, const char *
 
 int bbt_store_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
 {
-        return s->ops->faults_each(s, cb, u);
+        return s->ops->faults_each(s, &everything, cb, u);
+}
+
+int bbt_store_faults_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
+{
+        return s->ops->faults_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_inventory_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs, size_t n)
@@ -173,7 +221,13 @@ int bbt_store_inventory_replace(struct bbt_store *s, int64_t terminal_id, const 
 
 int bbt_store_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u)
 {
-        return s->ops->inventory_each(s, cb, u);
+        return s->ops->inventory_each(s, &everything, cb, u);
+}
+
+int bbt_store_inventory_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_device *d), void *u)
+{
+        return s->ops->inventory_each(s, scope ? scope : &everything, cb, u);
 }
 
 int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,

@@ -2,6 +2,38 @@
 #ifndef BBT_STORE_H
 #define BBT_STORE_H
 
+/* The contract every backend keeps; tests/test-store_contract.c holds each
+ * backend to it through these calls alone (docs/aggregator.md, "The store").
+ *
+ * Calls. Users call the bbt_store_*() functions, never the ops table. Each
+ *   returns 0 (or what its op says) or a negative errno: -ENOENT not there,
+ *   -EEXIST a second terminal with the same county, school and code, -EBUSY
+ *   another writer holds the store, -EROFS written through a read-only
+ *   store, -ENOSPC, -ENOMEM, -EPROTO not a bbt store or a newer schema, -EIO
+ *   anything else; bbt_store_error() says what failed. Iterators call back
+ *   once per row in the order each one gives, stop at the first non-zero
+ *   result of the callback and return it.
+ * Identity. terminal_insert gives each (county, school, terminal) a key > 0;
+ *   every terminal_id passed in is such a key. A school code is unique only
+ *   within its county.
+ * Transactions. Writes between begin and commit are seen by other
+ *   connections all at once, at commit, and are gone after rollback (or a
+ *   close or crash before commit). Writes outside a transaction commit one by
+ *   one. Readers (bbt-report, any number, read-only) see committed data only.
+ * Exactly once. raw_insert keeps the first payload of a (terminal, seq) and
+ *   returns 1; every later one returns 0 and the stored payload's hash, so the
+ *   caller tells a duplicate (same hash) from a conflict (conflict_add).
+ * Scope. The _in iterators return only the rows in a scope (struct
+ *   bbt_store_scope): the terminals of a county and school, days and times;
+ *   the backend filters in its query, the caller gets no row to drop.
+ * One writer. One bbt-aggregator writes a store. It keeps each terminal's row
+ *   and gaps in memory and writes them back whole (terminal_update,
+ *   gaps_replace): a second writer would overwrite the first's counters and
+ *   gaps. A backend for several aggregators must first give those two
+ *   additive forms (counters as increments, gaps per range) and move the
+ *   callers to them; until then a store has one writer. Rollups (day_add),
+ *   counters (counter_add), losses and faults are already additive. */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +135,21 @@ struct bbt_store_device {
         char vendor[129], model[129], serial[129], syspath[257];
 };
 
+/* Which rows an _in iterator returns. County and school pick terminals (the
+ * county and school of their topic); the rest applies where an iterator says
+ * so. Start from BBT_STORE_SCOPE_ALL; a NULL scope is everything. */
+struct bbt_store_scope {
+        const char *county;         /* 6 digits; NULL: every county */
+        const char *school;         /* NULL: every school (of the county, if one is given) */
+        int32_t from_day, to_day;   /* day rollups: from_day <= day <= to_day (local days, dates.h) */
+        int64_t since_ms, until_ms; /* timed rows: see each iterator */
+};
+#define BBT_STORE_SCOPE_ALL                                                                                   \
+        {                                                                                                     \
+                .county = NULL, .school = NULL, .from_day = INT32_MIN, .to_day = INT32_MAX,                   \
+                .since_ms = INT64_MIN, .until_ms = INT64_MAX                                                  \
+        }
+
 struct bbt_store;
 
 /* What a backend provides. Every function returns 0 or a negative errno; a
@@ -113,15 +160,20 @@ struct bbt_store_ops {
         void (*close)(struct bbt_store *s);
         int (*begin)(struct bbt_store *s);
         int (*commit)(struct bbt_store *s);
-        int (*rollback)(struct bbt_store *s);
+        int (*rollback)(struct bbt_store *s); /* 0 with no transaction open */
         int (*meta_get)(struct bbt_store *s, const char *key, int64_t *ret);  /* -ENOENT if unset */
         int (*meta_set)(struct bbt_store *s, const char *key, int64_t value);
-        int (*terminal_insert)(struct bbt_store *s, struct bbt_store_terminal *t); /* sets t->id */
+        int (*terminal_insert)(struct bbt_store *s, struct bbt_store_terminal *t); /* sets t->id; -EEXIST */
         int (*terminal_update)(struct bbt_store *s, const struct bbt_store_terminal *t);
-        int (*terminals_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+        /* Iterators get a scope, never NULL (the calls below pass
+         * BBT_STORE_SCOPE_ALL for one). Terminals in the scope's county and
+         * school, ordered by id. */
+        int (*terminals_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
         int (*gaps_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
-        int (*gaps_each)(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
-                         void *u);
+        /* The gaps of the terminals in scope, by terminal then from. */
+        int (*gaps_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                         int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u);
         /* Returns 1 if stored, 0 if (terminal, seq) was already there; then
          * *RET_STORED_HASH (may be NULL) gets the stored payload's HASH (0:
          * not known, a row from before schema 2). */
@@ -132,14 +184,20 @@ struct bbt_store_ops {
          * -ENOENT if none (pruned). */
         int (*raw_payload)(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len);
         int (*conflict_add)(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len);
-        int (*conflicts_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
+        /* Conflicts of the terminals in scope received in [since_ms, until_ms), in the order added. */
+        int (*conflicts_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
+        /* Keeps the first interval of a (terminal, seq); later ones are ignored (0). */
         int (*usage_insert)(struct bbt_store *s, const struct bbt_store_usage *u);
-        int (*usage_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
+        /* Usage intervals of the terminals in scope that overlap [since_ms,
+         * until_ms) (end_ms > since_ms and start_ms < until_ms), by terminal then seq. */
+        int (*usage_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
         int (*day_add)(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
         /* Zeroes every rollup's usage columns (not hb_count), to rebuild them from usage. */
         int (*days_clear)(struct bbt_store *s);
-        /* Rollups with FROM <= day <= TO, ordered by terminal then day. */
-        int (*days_each)(struct bbt_store *s, int32_t from, int32_t to,
+        /* Rollups of the terminals in scope with from_day <= day <= to_day, by terminal then day. */
+        int (*days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
         /* The loss row of the terminal overlapping FROM..TO with the lowest
@@ -150,7 +208,10 @@ struct bbt_store_ops {
          * shortened or split in two): seqs that arrived after all, or that
          * change kind. */
         int (*loss_remove)(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);
-        int (*losses_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
+        /* Loss rows of the terminals in scope recorded in [since_ms, until_ms), in the order added (the
+         * pieces loss_remove leaves count as added then). */
+        int (*losses_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
         /* Opens a fault unless one with the same terminal, code and source is
          * open, or was cleared at or after f->raised_ms (a late, resent raise). */
         int (*fault_raise)(struct bbt_store *s, const struct bbt_store_fault *f);
@@ -158,13 +219,21 @@ struct bbt_store_ops {
          * before CLEARED_MS, if any. */
         int (*fault_clear)(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
                            int64_t cleared_ms);
-        int (*faults_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
+        /* Faults of the terminals in scope raised before until_ms and not
+         * cleared before since_ms (open, or cleared_ms >= since_ms): with
+         * since_ms == until_ms == T, the faults open at T. By terminal, then
+         * raised_ms, then the order added. */
+        int (*faults_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
         int (*inventory_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs,
                                  size_t n);
-        int (*inventory_each)(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u);
+        /* The inventories of the terminals in scope, by terminal, each in the order given to replace. */
+        int (*inventory_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_device *d), void *u);
         int (*periph_add)(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                           const struct bbt_store_device *d);
         int (*counter_add)(struct bbt_store *s, const char *name, int64_t delta);
+        /* Every counter (they are the store's, not a terminal's), by name. */
         int (*counters_each)(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
         /* Deletes raw records received before RAW_BEFORE_MS and usage intervals
          * that ended before USAGE_BEFORE_MS (0: keep). */
@@ -189,7 +258,8 @@ const char *bbt_store_error(const struct bbt_store *s);
 
 /* The calls: every user of a store goes through these, never through the
  * ops table, so a backend can change what it does behind each one. Each
- * returns what its op above says. */
+ * returns what its op above says. An iterator X_each_in returns the rows in
+ * SCOPE (NULL: all of them); X_each is X_each_in with a NULL scope. */
 int bbt_store_begin(struct bbt_store *s);
 int bbt_store_commit(struct bbt_store *s);
 int bbt_store_rollback(struct bbt_store *s);
@@ -198,32 +268,49 @@ int bbt_store_meta_set(struct bbt_store *s, const char *key, int64_t value);
 int bbt_store_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t);
 int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t);
 int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
 int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
 int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
                         void *u);
+int bbt_store_gaps_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u);
 int bbt_store_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
                          int64_t recv_ms, uint32_t boot, const void *payload, size_t len, uint64_t hash,
                          uint64_t *ret_stored_hash);
 int bbt_store_raw_payload(struct bbt_store *s, int64_t terminal_id, int64_t seq, char **ret, size_t *ret_len);
 int bbt_store_conflict_add(struct bbt_store *s, const struct bbt_store_conflict *c, const void *payload, size_t len);
 int bbt_store_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
+int bbt_store_conflicts_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_conflict *c), void *u);
 int bbt_store_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u);
 int bbt_store_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
+int bbt_store_usage_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                            int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
 int bbt_store_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
 int bbt_store_days_clear(struct bbt_store *s);
+/* Every terminal's rollups with FROM <= day <= TO. */
 int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)(void *u, int64_t terminal_id,
                         const struct bbt_day_rollup *d), void *u);
+int bbt_store_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l);
 int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret);
 int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);
 int bbt_store_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
+int bbt_store_losses_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_loss *l), void *u);
 int bbt_store_fault_raise(struct bbt_store *s, const struct bbt_store_fault *f);
 int bbt_store_fault_clear(struct bbt_store *s, int64_t terminal_id, const char *code, const char *source,
                           int64_t cleared_ms);
 int bbt_store_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
+int bbt_store_faults_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_fault *f), void *u);
 int bbt_store_inventory_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_device *devs,
                                 size_t n);
 int bbt_store_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u);
+int bbt_store_inventory_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_device *d), void *u);
 int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                          const struct bbt_store_device *d);
 int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta);

@@ -87,6 +87,10 @@ _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per sche
         " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"  \
         " inventory_seq, skipped, conflicts"
 
+/* A statement X that iterates over terminals' rows has a twin X_SCOPED
+ * right after it (scoped() picks one) that keeps only the rows of the
+ * terminals in a scope's county (?1) and school (?2). Both take the time
+ * bounds, if any, as ?3 and ?4. */
 enum stmt {
         ST_BEGIN,
         ST_COMMIT,
@@ -96,30 +100,38 @@ enum stmt {
         ST_TERMINAL_INSERT,
         ST_TERMINAL_UPDATE,
         ST_TERMINALS,
+        ST_TERMINALS_SCOPED,
         ST_GAP_DELETE,
         ST_GAP_INSERT,
         ST_GAPS,
+        ST_GAPS_SCOPED,
         ST_RAW_INSERT,
         ST_RAW_HASH,
         ST_RAW_PAYLOAD,
         ST_CONFLICT_INSERT,
         ST_CONFLICTS,
+        ST_CONFLICTS_SCOPED,
         ST_USAGE_INSERT,
         ST_USAGES,
+        ST_USAGES_SCOPED,
         ST_DAY_ADD,
         ST_DAYS_CLEAR,
         ST_DAYS,
+        ST_DAYS_SCOPED,
         ST_LOSS_INSERT,
         ST_LOSSES,
+        ST_LOSSES_SCOPED,
         ST_LOSS_FIND,
         ST_LOSS_DELETE,
         ST_FAULT_FIND,
         ST_FAULT_INSERT,
         ST_FAULT_CLEAR,
         ST_FAULTS,
+        ST_FAULTS_SCOPED,
         ST_INV_DELETE,
         ST_INV_INSERT,
         ST_INVENTORY,
+        ST_INVENTORY_SCOPED,
         ST_PERIPH_INSERT,
         ST_COUNTER_ADD,
         ST_COUNTERS,
@@ -129,6 +141,29 @@ enum stmt {
         ST_PRUNE_USAGE,
         ST__COUNT
 };
+
+/* The terminals in a scope, as a condition on a row's terminal_id. */
+#define IN_SCOPE " IN (SELECT id FROM terminal WHERE (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2))"
+
+/* What each iterator reads, with its time bounds (?3, ?4) if it has any. */
+#define SELECT_GAPS "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id, boot FROM gap"
+#define SELECT_CONFLICTS                                                                                             \
+        "SELECT terminal_id, seq, channel, ts, recv_ms, boot, stored_hash, hash FROM conflict"                       \
+        " WHERE recv_ms >= ?3 AND recv_ms < ?4"
+#define SELECT_USAGE                                                                                                 \
+        "SELECT terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms, touch, pen, mouse, key"         \
+        " FROM usage WHERE end_ms > ?3 AND start_ms < ?4"
+#define SELECT_DAYS                                                                                                  \
+        "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"   \
+        " p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?3 AND ?4"
+#define SELECT_LOSSES                                                                                                \
+        "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
+        " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
+#define SELECT_FAULTS                                                                                                \
+        "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"                       \
+        " WHERE raised_ms < ?4 AND (cleared_ms = 0 OR cleared_ms >= ?3)"
+#define SELECT_INVENTORY                                                                                             \
+        "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial, syspath FROM inventory"
 
 static const char *const sql[ST__COUNT] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -148,24 +183,26 @@ static const char *const sql[ST__COUNT] = {
                                " hostname = ?21, os = ?22, machine_id = ?23, last_hb = ?24, inventory_seq = ?25,"
                                " skipped = ?26, conflicts = ?27 WHERE id = ?28",
         [ST_TERMINALS] = "SELECT " TERMINAL_COLS ", id FROM terminal ORDER BY id",
+        [ST_TERMINALS_SCOPED] = "SELECT " TERMINAL_COLS ", id FROM terminal WHERE (?1 IS NULL OR county = ?1)"
+                                " AND (?2 IS NULL OR school = ?2) ORDER BY id",
         [ST_GAP_DELETE] = "DELETE FROM gap WHERE terminal_id = ?1",
         [ST_GAP_INSERT] = "INSERT INTO gap(terminal_id, from_seq, to_seq, detected_ms, state, attempts,"
                           " changed_ms, cmd_id, boot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        [ST_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id, boot"
-                    " FROM gap ORDER BY terminal_id, from_seq",
+        [ST_GAPS] = SELECT_GAPS " ORDER BY terminal_id, from_seq",
+        [ST_GAPS_SCOPED] = SELECT_GAPS " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, from_seq",
         [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload, hash)"
                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         [ST_RAW_HASH] = "SELECT hash FROM raw WHERE terminal_id = ?1 AND seq = ?2",
         [ST_RAW_PAYLOAD] = "SELECT payload FROM raw WHERE terminal_id = ?1 AND seq = ?2",
         [ST_CONFLICT_INSERT] = "INSERT INTO conflict(terminal_id, seq, channel, ts, recv_ms, boot, payload,"
                                " stored_hash, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        [ST_CONFLICTS] = "SELECT terminal_id, seq, channel, ts, recv_ms, boot, stored_hash, hash FROM conflict"
-                         " ORDER BY id",
+        [ST_CONFLICTS] = SELECT_CONFLICTS " ORDER BY id",
+        [ST_CONFLICTS_SCOPED] = SELECT_CONFLICTS " AND terminal_id" IN_SCOPE " ORDER BY id",
         [ST_USAGE_INSERT] = "INSERT OR IGNORE INTO usage(terminal_id, seq, start_ms, end_ms, state,"
                             " interactive_ms, audio_ms, touch, pen, mouse, key)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        [ST_USAGES] = "SELECT terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms, touch, pen,"
-                      " mouse, key FROM usage ORDER BY terminal_id, seq",
+        [ST_USAGES] = SELECT_USAGE " ORDER BY terminal_id, seq",
+        [ST_USAGES_SCOPED] = SELECT_USAGE " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, seq",
         [ST_DAY_ADD] = "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count,"
                        " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms)"
                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
@@ -180,12 +217,12 @@ static const char *const sql[ST__COUNT] = {
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
                           " p11 = 0, p12 = 0",
-        [ST_DAYS] = "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5,"
-                    " p6, p7, p8, p9, p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?1 AND ?2"
-                    " ORDER BY terminal_id, day",
+        [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
+        [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
         [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason, kind)"
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-        [ST_LOSSES] = "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss ORDER BY id",
+        [ST_LOSSES] = SELECT_LOSSES " ORDER BY id",
+        [ST_LOSSES_SCOPED] = SELECT_LOSSES " AND terminal_id" IN_SCOPE " ORDER BY id",
         /* Rows of a terminal never overlap: the one starting last at or
          * before ?3 is the only candidate overlapping ?2..?3 from the left. */
         [ST_LOSS_FIND] = "SELECT id, from_seq, to_seq, recorded_ms, reason, kind FROM loss WHERE terminal_id = ?1"
@@ -197,13 +234,13 @@ static const char *const sql[ST__COUNT] = {
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0)",
         [ST_FAULT_CLEAR] = "UPDATE fault SET cleared_ms = ?4 WHERE terminal_id = ?1 AND code = ?2 AND source = ?3"
                            " AND cleared_ms = 0 AND raised_ms <= ?4",
-        [ST_FAULTS] = "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"
-                      " ORDER BY terminal_id, raised_ms, id",
+        [ST_FAULTS] = SELECT_FAULTS " ORDER BY terminal_id, raised_ms, id",
+        [ST_FAULTS_SCOPED] = SELECT_FAULTS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, raised_ms, id",
         [ST_INV_DELETE] = "DELETE FROM inventory WHERE terminal_id = ?1",
         [ST_INV_INSERT] = "INSERT INTO inventory(terminal_id, idx, kind, subsystem, bus, vendor_id, model_id,"
                           " vendor, model, serial, syspath) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        [ST_INVENTORY] = "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial,"
-                         " syspath FROM inventory ORDER BY terminal_id, idx",
+        [ST_INVENTORY] = SELECT_INVENTORY " ORDER BY terminal_id, idx",
+        [ST_INVENTORY_SCOPED] = SELECT_INVENTORY " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, idx",
         [ST_PERIPH_INSERT] = "INSERT INTO periph_event(terminal_id, seq, ts, action, kind, subsystem, vendor,"
                              " model, serial, syspath) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [ST_COUNTER_ADD] = "INSERT INTO counter(name, value) VALUES(?1, ?2)"
@@ -230,6 +267,8 @@ static struct sqlite_store *of(struct bbt_store *s)
 static int fail(struct sqlite_store *q, int rc, const char *what)
 {
         snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, sqlite3_errmsg(q->db));
+        if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+                return -EEXIST;
         switch (rc & 0xff) {
         case SQLITE_FULL:
                 return -ENOSPC;
@@ -291,6 +330,29 @@ static void copy_col(sqlite3_stmt *s, int i, char *buf, size_t size)
         const unsigned char *t = sqlite3_column_text(s, i);
 
         snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+/* Statement ID, or its _SCOPED twin with SCOPE's county and school bound
+ * if it names either; with LO and HI bound to ?3 and ?4 if the statement
+ * has time bounds. NULL on failure. */
+static sqlite3_stmt *scoped(struct sqlite_store *q, enum stmt id, const struct bbt_store_scope *scope, int64_t lo,
+                            int64_t hi)
+{
+        bool by_terminal = scope->county || scope->school;
+        sqlite3_stmt *st = stmt(q, by_terminal ? id + 1 : id);
+
+        if (!st)
+                return NULL;
+        /* Unbound parameters are NULL: every county, every school. */
+        if (scope->county)
+                bind_text(st, 1, scope->county);
+        if (scope->school)
+                bind_text(st, 2, scope->school);
+        if (sqlite3_bind_parameter_count(st) >= 4) {
+                sqlite3_bind_int64(st, 3, lo);
+                sqlite3_bind_int64(st, 4, hi);
+        }
+        return st;
 }
 
 static int sq_begin(struct bbt_store *s)
@@ -477,10 +539,11 @@ static int terminal_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &t);
 }
 
-static int sq_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
+static int sq_terminals_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_TERMINALS);
+        sqlite3_stmt *st = scoped(q, ST_TERMINALS, scope, 0, 0);
 
         return st ? each(q, st, "terminals", terminal_row, (void *)cb, u) : -EIO;
 }
@@ -531,11 +594,11 @@ static int gap_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, sqlite3_column_int64(st, 0), &g);
 }
 
-static int sq_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
-                        void *u)
+static int sq_gaps_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                        int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_GAPS);
+        sqlite3_stmt *st = scoped(q, ST_GAPS, scope, 0, 0);
 
         return st ? each(q, st, "gaps", gap_row, (void *)cb, u) : -EIO;
 }
@@ -647,10 +710,11 @@ static int conflict_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &c);
 }
 
-static int sq_conflicts_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
+static int sq_conflicts_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_conflict *c), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_CONFLICTS);
+        sqlite3_stmt *st = scoped(q, ST_CONFLICTS, scope, scope->since_ms, scope->until_ms);
 
         return st ? each(q, st, "conflict", conflict_row, (void *)cb, u) : -EIO;
 }
@@ -696,10 +760,11 @@ static int usage_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &x);
 }
 
-static int sq_usage_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
+static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                         int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_USAGES);
+        sqlite3_stmt *st = scoped(q, ST_USAGES, scope, scope->since_ms, scope->until_ms);
 
         return st ? each(q, st, "usage", usage_row, (void *)cb, u) : -EIO;
 }
@@ -749,17 +814,13 @@ static int day_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, sqlite3_column_int64(st, 0), &d);
 }
 
-static int sq_days_each(struct bbt_store *s, int32_t from, int32_t to,
+static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
                         int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_DAYS);
+        sqlite3_stmt *st = scoped(q, ST_DAYS, scope, scope->from_day, scope->to_day);
 
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int(st, 1, from);
-        sqlite3_bind_int(st, 2, to);
-        return each(q, st, "rollup", day_row, (void *)cb, u);
+        return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
 }
 
 static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -863,10 +924,11 @@ static int loss_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &l);
 }
 
-static int sq_losses_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
+static int sq_losses_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_loss *l), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_LOSSES);
+        sqlite3_stmt *st = scoped(q, ST_LOSSES, scope, scope->since_ms, scope->until_ms);
 
         return st ? each(q, st, "loss", loss_row, (void *)cb, u) : -EIO;
 }
@@ -933,10 +995,11 @@ static int fault_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &f);
 }
 
-static int sq_faults_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
+static int sq_faults_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_fault *f), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_FAULTS);
+        sqlite3_stmt *st = scoped(q, ST_FAULTS, scope, scope->since_ms, scope->until_ms);
 
         return st ? each(q, st, "fault", fault_row, (void *)cb, u) : -EIO;
 }
@@ -996,10 +1059,11 @@ static int device_row(sqlite3_stmt *st, void *cb, void *u)
         return fn(u, &d);
 }
 
-static int sq_inventory_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_device *d), void *u)
+static int sq_inventory_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_device *d), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_INVENTORY);
+        sqlite3_stmt *st = scoped(q, ST_INVENTORY, scope, 0, 0);
 
         return st ? each(q, st, "inventory", device_row, (void *)cb, u) : -EIO;
 }

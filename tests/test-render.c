@@ -1,11 +1,11 @@
-/* Report tables: CJK alignment, numbers, empty cells, CSV quoting and formula guard, exact JSON, errors. */
+/* Report documents and renderers: CJK alignment, numbers, empty cells, CSV quoting and guard, exact JSON, errors. */
 /* bbt-test: label=unit timeout=10 */
 #include <errno.h>
 #include <math.h>
 
 #include <cjson/cJSON.h>
 
-#include "table.h"
+#include "render.h"
 #include "bbt/base.h"
 #include "test.h"
 
@@ -25,21 +25,21 @@ static const struct bbt_column township_cols[] = {
 };
 
 /* Renders R into a string the caller frees; fails the case if render does not return 0. */
-static char *render(const struct bbt_report *r, enum bbt_format fmt, bool chinese)
+static char *render(const struct bbt_document *r, const char *fmt, bool chinese)
 {
         char *text = NULL;
         size_t len = 0;
         FILE *out = open_memstream(&text, &len);
 
         ASSERT(out);
-        ASSERT_OK(bbt_report_render(r, fmt, chinese, out));
+        ASSERT_OK(bbt_document_render(r, bbt_renderer_find(fmt), chinese, out));
         ASSERT_EQ(fclose(out), 0);
         ASSERT_EQ(strlen(text), len);
         return text;
 }
 
 /* Renders R in FMT and compares with EXPECTED. */
-static void expect(const struct bbt_report *r, enum bbt_format fmt, bool chinese, const char *expected)
+static void expect(const struct bbt_document *r, const char *fmt, bool chinese, const char *expected)
 {
         char *text = render(r, fmt, chinese);
 
@@ -49,13 +49,13 @@ static void expect(const struct bbt_report *r, enum bbt_format fmt, bool chinese
 
 /* Three schools: a Chinese name, one with full-width brackets, a mixed one
  * with empty cells; a note and two settings. */
-static struct bbt_report *schools_report(void)
+static struct bbt_document *schools_report(void)
 {
-        struct bbt_report *r = bbt_report_new("summary", "班班通使用情况", "Smart-board usage");
+        struct bbt_document *r = bbt_document_new("summary", "班班通使用情况", "Smart-board usage");
         struct bbt_table *t;
 
         ASSERT(r);
-        t = bbt_report_add_table(r, "schools", "各校使用情况", "Usage by school", school_cols, 4);
+        t = bbt_document_add_table(r, "schools", "各校使用情况", "Usage by school", school_cols, 4);
         ASSERT(t);
         ASSERT_OK(bbt_table_add_row(t));
         bbt_table_set_text(t, 0, "城关第一小学");
@@ -71,34 +71,47 @@ static struct bbt_report *schools_report(void)
         bbt_table_set_text(t, 0, "A小学");
         bbt_table_set_num(t, 2, 0.0);
         bbt_table_set_num(t, 3, NAN); /* no lessons: an empty cell */
-        ASSERT_OK(bbt_report_add_note(r, "使用率＝使用课时÷总课时。", "Usage = lessons used / lessons."));
-        ASSERT_OK(bbt_report_add_setting(r, "from", "起始日期", "From", "2026-09-01"));
-        ASSERT_OK(bbt_report_add_setting(r, "min_pupils", "最少学生数", "Min. pupils", "50"));
+        ASSERT_OK(bbt_document_add_note(r, "使用率＝使用课时÷总课时。", "Usage = lessons used / lessons."));
+        ASSERT_OK(bbt_document_add_setting(r, "from", "起始日期", "From", "2026-09-01"));
+        ASSERT_OK(bbt_document_add_setting(r, "min_pupils", "最少学生数", "Min. pupils", "50"));
         return r;
 }
 
-TEST(format_parse)
+/* Formats are found by name in the renderers' table; the first is the default. */
+TEST(renderer_table)
 {
-        enum bbt_format f = BBT_FORMAT_TABLE;
+        const struct bbt_renderer *f;
+        size_t n = 0;
 
-        ASSERT_OK(bbt_format_parse("csv", &f));
-        ASSERT_EQ(f, BBT_FORMAT_CSV);
-        ASSERT_OK(bbt_format_parse("json", &f));
-        ASSERT_EQ(f, BBT_FORMAT_JSON);
-        ASSERT_OK(bbt_format_parse("table", &f));
-        ASSERT_EQ(f, BBT_FORMAT_TABLE);
-        ASSERT_EQ(bbt_format_parse("CSV", &f), -EINVAL);
-        ASSERT_EQ(bbt_format_parse("", &f), -EINVAL);
-        ASSERT_EQ(bbt_format_parse(NULL, &f), -EINVAL);
-        ASSERT_EQ(f, BBT_FORMAT_TABLE);
+        ASSERT_STR_EQ(bbt_renderer_find("csv")->name, "csv");
+        ASSERT_STR_EQ(bbt_renderer_find("json")->name, "json");
+        ASSERT_STR_EQ(bbt_renderer_find("table")->name, "table");
+        ASSERT_STR_EQ(bbt_renderer_at(0)->name, "table");
+        ASSERT(bbt_renderer_find("CSV") == NULL);
+        ASSERT(bbt_renderer_find("") == NULL);
+        ASSERT(bbt_renderer_find(NULL) == NULL);
+        /* Every entry is complete, findable by its own name, and renders. */
+        for (; (f = bbt_renderer_at(n)); n++) {
+                struct bbt_document *r = schools_report();
+                char *text;
+
+                ASSERT(f->name && *f->name && f->media_type && f->render);
+                ASSERT(bbt_renderer_find(f->name) == f);
+                text = render(r, f->name, true);
+                ASSERT_STR_CONTAINS(text, "红星小学（东校区）");
+                free(text);
+                bbt_document_free(r);
+        }
+        ASSERT_EQ(n, 3);
+        ASSERT(bbt_renderer_at(n) == NULL);
 }
 
 /* Chinese names are two cells a character, "—" one; numbers to the right. */
 TEST(text_cjk_alignment_zh)
 {
-        struct bbt_report *r = schools_report();
+        struct bbt_document *r = schools_report();
 
-        expect(r, BBT_FORMAT_TABLE, true,
+        expect(r, "table", true,
                "班班通使用情况\n"
                "\n"
                "各校使用情况\n"
@@ -113,14 +126,14 @@ TEST(text_cjk_alignment_zh)
                "设置\n"
                "起始日期：2026-09-01\n"
                "最少学生数：50\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 TEST(text_en_settings)
 {
-        struct bbt_report *r = schools_report();
+        struct bbt_document *r = schools_report();
 
-        expect(r, BBT_FORMAT_TABLE, false,
+        expect(r, "table", false,
                "Smart-board usage\n"
                "\n"
                "Usage by school\n"
@@ -135,7 +148,7 @@ TEST(text_en_settings)
                "Settings\n"
                "From: 2026-09-01\n"
                "Min. pupils: 50\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Other wide and zero-width characters: Hangul, full-width digits, a
@@ -146,8 +159,8 @@ TEST(text_width_ranges)
                 { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
                 { "n", "数", "N", BBT_CELL_INT, 0 },
         };
-        struct bbt_report *r = bbt_report_new("x", "标题", "Title");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+        struct bbt_document *r = bbt_document_new("x", "标题", "Title");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", cols, 2);
 
         ASSERT(t);
         bbt_table_add_row(t);
@@ -162,7 +175,7 @@ TEST(text_width_ranges)
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, "\xf0\xa0\x80\x80村\n二"); /* U+20000, 村, newline, 二: 7 cells */
         bbt_table_set_int(t, 1, 4);
-        expect(r, BBT_FORMAT_TABLE, false,
+        expect(r, "table", false,
                "Title\n"
                "\n"
                "T\n"
@@ -172,14 +185,14 @@ TEST(text_width_ranges)
                "１２３ab  2\n"
                "e\xcc\x81t\xc3\xa9       3\n"
                "\xf0\xa0\x80\x80村 二   4\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 TEST(csv_zh)
 {
-        struct bbt_report *r = schools_report();
+        struct bbt_document *r = schools_report();
 
-        expect(r, BBT_FORMAT_CSV, true,
+        expect(r, "csv", true,
                BOM "各校使用情况\r\n"
                "学校,终端数,使用率,日均时长\r\n"
                "城关第一小学,12,0.8531,3.5\r\n"
@@ -191,14 +204,14 @@ TEST(csv_zh)
                "设置,值\r\n"
                "起始日期,2026-09-01\r\n"
                "最少学生数,50\r\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 TEST(csv_en)
 {
-        struct bbt_report *r = schools_report();
+        struct bbt_document *r = schools_report();
 
-        expect(r, BBT_FORMAT_CSV, false,
+        expect(r, "csv", false,
                BOM "Usage by school\r\n"
                "School,Terminals,Usage,Hours/day\r\n"
                "城关第一小学,12,0.8531,3.5\r\n"
@@ -210,7 +223,7 @@ TEST(csv_en)
                "setting,value\r\n"
                "From,2026-09-01\r\n"
                "Min. pupils,50\r\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* A name with a comma, quotes and a newline: one quoted field in CSV, a space in a table, escapes in JSON. */
@@ -220,8 +233,8 @@ TEST(csv_quoting)
                 { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
                 { "n", "数", "N, count", BBT_CELL_INT, 0 },
         };
-        struct bbt_report *r = bbt_report_new("q", "标题", "Title");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "Table \"q\"", cols, 2);
+        struct bbt_document *r = bbt_document_new("q", "标题", "Title");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "Table \"q\"", cols, 2);
 
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, "Hill \"Top\", 第二小学\n分校");
@@ -229,8 +242,8 @@ TEST(csv_quoting)
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, "plain");
         bbt_table_set_int(t, 1, -3);
-        ASSERT_OK(bbt_report_add_setting(r, "where", "地区", "Where", "X县, Y镇"));
-        expect(r, BBT_FORMAT_CSV, false,
+        ASSERT_OK(bbt_document_add_setting(r, "where", "地区", "Where", "X县, Y镇"));
+        expect(r, "csv", false,
                BOM "\"Table \"\"q\"\"\"\r\n"
                "Name,\"N, count\"\r\n"
                "\"Hill \"\"Top\"\", 第二小学\n分校\",7\r\n"
@@ -238,7 +251,7 @@ TEST(csv_quoting)
                "\r\n"
                "setting,value\r\n"
                "Where,\"X县, Y镇\"\r\n");
-        expect(r, BBT_FORMAT_TABLE, false,
+        expect(r, "table", false,
                "Title\n"
                "\n"
                "Table \"q\"\n"
@@ -249,11 +262,11 @@ TEST(csv_quoting)
                "\n"
                "Settings\n"
                "Where: X县, Y镇\n");
-        expect(r, BBT_FORMAT_JSON, false,
+        expect(r, "json", false,
                "{\"report\":\"q\",\"title\":\"Title\",\"lang\":\"en\",\"tables\":{\"t\":["
                "{\"name\":\"Hill \\\"Top\\\", 第二小学\\n分校\",\"n\":7},{\"name\":\"plain\",\"n\":-3}]},"
                "\"notes\":[],\"settings\":{\"where\":\"X县, Y镇\"}}\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Text cells Excel would run as formulas get an apostrophe; numbers and "-12.5" do not. */
@@ -267,8 +280,8 @@ TEST(csv_formula_guard)
                 "=HYPERLINK(\"http://x\",\"y\")", "+8613800000000", "@SUM(A1:A9)", "-1+2", "-", "\t=1",
                 "-12.5", "东-西", "a=b", "—",
         };
-        struct bbt_report *r = bbt_report_new("g", "标题", "Title");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+        struct bbt_document *r = bbt_document_new("g", "标题", "Title");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", cols, 2);
         char *json;
         size_t i;
 
@@ -277,7 +290,7 @@ TEST(csv_formula_guard)
                 bbt_table_set_text(t, 0, names[i]);
         }
         bbt_table_set_num(t, 1, -2.25); /* a number cell is never guarded */
-        expect(r, BBT_FORMAT_CSV, false,
+        expect(r, "csv", false,
                BOM "T\r\n"
                "Name,Delta\r\n"
                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\r\n"
@@ -291,17 +304,17 @@ TEST(csv_formula_guard)
                "a=b,\r\n"
                "—,-2.3\r\n");
         /* Only CSV is guarded. */
-        json = render(r, BBT_FORMAT_JSON, false);
+        json = render(r, "json", false);
         ASSERT_STR_CONTAINS(json, "{\"name\":\"+8613800000000\",\"delta\":null}");
         ASSERT_STR_CONTAINS(json, "{\"name\":\"—\",\"delta\":-2.3}");
         free(json);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 TEST(json_exact_and_parses)
 {
-        struct bbt_report *r = schools_report();
-        char *text = render(r, BBT_FORMAT_JSON, true);
+        struct bbt_document *r = schools_report();
+        char *text = render(r, "json", true);
         const cJSON *tables, *rows, *row, *item;
         cJSON *root;
 
@@ -333,11 +346,11 @@ TEST(json_exact_and_parses)
         free(text);
 
         /* English: the title and notes change, keys and values do not. */
-        text = render(r, BBT_FORMAT_JSON, false);
+        text = render(r, "json", false);
         ASSERT_STR_CONTAINS(text, "\"title\":\"Smart-board usage\",\"lang\":\"en\"");
         ASSERT_STR_CONTAINS(text, "\"notes\":[\"Usage = lessons used / lessons.\"]");
         free(text);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Every rate k/10000 (with float noise) prints as its short decimal in JSON,
@@ -348,8 +361,8 @@ TEST(json_numbers_print_clean)
                 { "rate", "率", "Rate", BBT_CELL_RATE, 0 },
                 { "num", "数", "Num", BBT_CELL_NUM, 2 },
         };
-        struct bbt_report *r = bbt_report_new("n", "数", "N");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 2);
+        struct bbt_document *r = bbt_document_new("n", "数", "N");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", cols, 2);
         char *text, *expected = NULL, buf[64];
         size_t len = 0;
         FILE *out = open_memstream(&expected, &len);
@@ -383,11 +396,11 @@ TEST(json_numbers_print_clean)
         }
         fputs("]},\"notes\":[],\"settings\":{}}\n", out);
         ASSERT_EQ(fclose(out), 0);
-        text = render(r, BBT_FORMAT_JSON, false);
+        text = render(r, "json", false);
         ASSERT_STR_EQ(text, expected);
         free(text);
         free(expected);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Rounding half away from zero, no "-0.0", big integers exact, set_int into a NUM column. */
@@ -398,8 +411,8 @@ TEST(rates_and_nums)
                 { "num", "数", "Num", BBT_CELL_NUM, 1 },
                 { "n", "计数", "Count", BBT_CELL_INT, 0 },
         };
-        struct bbt_report *r = bbt_report_new("n", "数", "N");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 3);
+        struct bbt_document *r = bbt_document_new("n", "数", "N");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", cols, 3);
 
         bbt_table_add_row(t);
         bbt_table_set_num(t, 0, 0.12344);
@@ -416,7 +429,7 @@ TEST(rates_and_nums)
         bbt_table_add_row(t);
         bbt_table_set_num(t, 0, INFINITY);
         bbt_table_set_num(t, 1, 1234567.96);
-        expect(r, BBT_FORMAT_TABLE, false,
+        expect(r, "table", false,
                "N\n"
                "\n"
                "T\n"
@@ -426,28 +439,28 @@ TEST(rates_and_nums)
                "  0.0%       42.0  -9223372036854775808\n"
                "100.0%        2.3                     0\n"
                "     —  1234568.0                     —\n");
-        expect(r, BBT_FORMAT_CSV, false,
+        expect(r, "csv", false,
                BOM "T\r\n"
                "Rate,Num,Count\r\n"
                "0.1234,0.0,9223372036854775807\r\n"
                "0.0000,42.0,-9223372036854775808\r\n"
                "0.9996,2.3,0\r\n"
                ",1234568.0,\r\n");
-        expect(r, BBT_FORMAT_JSON, false,
+        expect(r, "json", false,
                "{\"report\":\"n\",\"title\":\"N\",\"lang\":\"en\",\"tables\":{\"t\":["
                "{\"rate\":0.1234,\"num\":0,\"n\":9223372036854775807},"
                "{\"rate\":0,\"num\":42,\"n\":-9223372036854775808},"
                "{\"rate\":0.9996,\"num\":2.3,\"n\":0},"
                "{\"rate\":null,\"num\":1234568,\"n\":null}]},\"notes\":[],\"settings\":{}}\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Two tables, in the order added, in all three formats. */
 TEST(two_tables)
 {
-        struct bbt_report *r = bbt_report_new("balance", "均衡情况", "Balance");
-        struct bbt_table *s = bbt_report_add_table(r, "schools", "学校", "Schools", school_cols, 4);
-        struct bbt_table *t = bbt_report_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
+        struct bbt_document *r = bbt_document_new("balance", "均衡情况", "Balance");
+        struct bbt_table *s = bbt_document_add_table(r, "schools", "学校", "Schools", school_cols, 4);
+        struct bbt_table *t = bbt_document_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
 
         ASSERT(s && t);
         ASSERT_OK(bbt_table_add_row(t));
@@ -463,7 +476,7 @@ TEST(two_tables)
         bbt_table_set_text(t, 0, "红星乡");
         bbt_table_set_int(t, 1, 3);
         bbt_table_set_num(t, 2, -0.00004);
-        expect(r, BBT_FORMAT_TABLE, true,
+        expect(r, "table", true,
                "均衡情况\n"
                "\n"
                "学校\n"
@@ -476,7 +489,7 @@ TEST(two_tables)
                "------  ------  --------\n"
                "城关镇       5     0.515\n"
                "红星乡       3     0.000\n");
-        expect(r, BBT_FORMAT_CSV, true,
+        expect(r, "csv", true,
                BOM "学校\r\n"
                "学校,终端数,使用率,日均时长\r\n"
                "城关第一小学,12,0.5000,2.0\r\n"
@@ -485,24 +498,24 @@ TEST(two_tables)
                "乡镇,学校数,差异系数\r\n"
                "城关镇,5,0.515\r\n"
                "红星乡,3,0.000\r\n");
-        expect(r, BBT_FORMAT_JSON, true,
+        expect(r, "json", true,
                "{\"report\":\"balance\",\"title\":\"均衡情况\",\"lang\":\"zh\",\"tables\":{"
                "\"schools\":[{\"school\":\"城关第一小学\",\"terminals\":12,\"usage_rate\":0.5,\"hours\":2}],"
                "\"townships\":[{\"township\":\"城关镇\",\"schools\":5,\"cv\":0.515},"
                "{\"township\":\"红星乡\",\"schools\":3,\"cv\":0}]},"
                "\"notes\":[],\"settings\":{}}\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* A table with no rows keeps its caption and header; JSON has an empty array. */
 TEST(zero_rows)
 {
-        struct bbt_report *r = bbt_report_new("alerts", "告警", "Alerts");
-        struct bbt_table *t = bbt_report_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
+        struct bbt_document *r = bbt_document_new("alerts", "告警", "Alerts");
+        struct bbt_table *t = bbt_document_add_table(r, "townships", "乡镇", "Townships", township_cols, 3);
 
         ASSERT(t);
-        ASSERT_OK(bbt_report_add_setting(r, "day", "日期", "Day", "2026-12-01"));
-        expect(r, BBT_FORMAT_TABLE, true,
+        ASSERT_OK(bbt_document_add_setting(r, "day", "日期", "Day", "2026-12-01"));
+        expect(r, "table", true,
                "告警\n"
                "\n"
                "乡镇\n"
@@ -512,7 +525,7 @@ TEST(zero_rows)
                "\n"
                "设置\n"
                "日期：2026-12-01\n");
-        expect(r, BBT_FORMAT_TABLE, false,
+        expect(r, "table", false,
                "Alerts\n"
                "\n"
                "Townships\n"
@@ -522,32 +535,32 @@ TEST(zero_rows)
                "\n"
                "Settings\n"
                "Day: 2026-12-01\n");
-        expect(r, BBT_FORMAT_CSV, true,
+        expect(r, "csv", true,
                BOM "乡镇\r\n"
                "乡镇,学校数,差异系数\r\n"
                "\r\n"
                "设置,值\r\n"
                "日期,2026-12-01\r\n");
-        expect(r, BBT_FORMAT_JSON, false,
+        expect(r, "json", false,
                "{\"report\":\"alerts\",\"title\":\"Alerts\",\"lang\":\"en\",\"tables\":{\"townships\":[]},"
                "\"notes\":[],\"settings\":{\"day\":\"2026-12-01\"}}\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 
         /* No tables, notes or settings at all. */
-        r = bbt_report_new("empty", "空", "Empty");
-        expect(r, BBT_FORMAT_TABLE, true, "空\n");
-        expect(r, BBT_FORMAT_CSV, true, BOM);
-        expect(r, BBT_FORMAT_JSON, true,
+        r = bbt_document_new("empty", "空", "Empty");
+        expect(r, "table", true, "空\n");
+        expect(r, "csv", true, BOM);
+        expect(r, "json", true,
                "{\"report\":\"empty\",\"title\":\"空\",\"lang\":\"zh\",\"tables\":{},\"notes\":[],\"settings\":{}}\n");
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Invalid UTF-8 becomes U+FFFD, so the JSON stays valid. */
 TEST(invalid_utf8_replaced)
 {
         static const struct bbt_column cols[] = { { "name", "名称", "Name", BBT_CELL_TEXT, 0 } };
-        struct bbt_report *r = bbt_report_new("u", "标题", "Title");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", cols, 1);
+        struct bbt_document *r = bbt_document_new("u", "标题", "Title");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", cols, 1);
         char *text;
         cJSON *root;
 
@@ -555,42 +568,42 @@ TEST(invalid_utf8_replaced)
         bbt_table_set_text(t, 0, "\xff好\xc3"); /* a stray byte and a cut sequence */
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, "\xed\xa0\x80\xc0\xaf"); /* a surrogate and an overlong '/' */
-        text = render(r, BBT_FORMAT_JSON, false);
+        text = render(r, "json", false);
         ASSERT_STR_CONTAINS(text, "[{\"name\":\"\xef\xbf\xbd好\xef\xbf\xbd\"},{\"name\":\""
                                   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"}]");
         root = cJSON_Parse(text);
         ASSERT(root);
         cJSON_Delete(root);
         free(text);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* A failing stream gives -EIO. */
 TEST(write_error_eio)
 {
-        struct bbt_report *r = schools_report();
+        struct bbt_document *r = schools_report();
         FILE *out = fopen("/dev/full", "we");
 
         if (!out)
                 bbt_test_skip("no /dev/full: %s", strerror(errno));
-        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_TABLE, true, out), -EIO);
+        ASSERT_EQ(bbt_document_render(r, bbt_renderer_find("table"), true, out), -EIO);
         fclose(out);
         out = fopen("/dev/full", "we");
         ASSERT(out);
-        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_JSON, true, out), -EIO);
+        ASSERT_EQ(bbt_document_render(r, bbt_renderer_find("json"), true, out), -EIO);
         fclose(out);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }
 
 /* Renders R expecting ERROR and no output at all. */
-static void expect_error(const struct bbt_report *r, int error)
+static void expect_error(const struct bbt_document *r, int error)
 {
         char *text = NULL;
         size_t len = 0;
         FILE *out = open_memstream(&text, &len);
 
         ASSERT(out);
-        ASSERT_EQ(bbt_report_render(r, BBT_FORMAT_CSV, true, out), error);
+        ASSERT_EQ(bbt_document_render(r, bbt_renderer_find("csv"), true, out), error);
         ASSERT_EQ(fclose(out), 0);
         ASSERT_EQ(len, 0);
         free(text);
@@ -600,73 +613,73 @@ static void expect_error(const struct bbt_report *r, int error)
 TEST(build_errors_remembered)
 {
         static const struct bbt_column bad_key[] = { { "Name", "名称", "Name", BBT_CELL_TEXT, 0 } };
-        struct bbt_report *r;
+        struct bbt_document *r;
         struct bbt_table *t;
 
         /* A cell before any row. */
-        r = bbt_report_new("e", "错", "E");
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         bbt_table_set_int(t, 1, 3);
         expect_error(r, -EINVAL);
-        bbt_report_free(r);
+        bbt_document_free(r);
 
         /* A fraction into an INT column, text into a number column, a column out of range. */
-        r = bbt_report_new("e", "错", "E");
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         bbt_table_add_row(t);
         bbt_table_set_num(t, 1, 0.5);
         expect_error(r, -EINVAL);
-        bbt_report_free(r);
-        r = bbt_report_new("e", "错", "E");
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_document_free(r);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         bbt_table_add_row(t);
         bbt_table_set_text(t, 2, "85%");
         expect_error(r, -EINVAL);
-        bbt_report_free(r);
-        r = bbt_report_new("e", "错", "E");
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        bbt_document_free(r);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         bbt_table_add_row(t);
         bbt_table_set_text(t, 4, "x");
         expect_error(r, -EINVAL);
-        bbt_report_free(r);
+        bbt_document_free(r);
 
         /* Bad and repeated keys; the set functions take the NULL table. */
-        r = bbt_report_new("e", "错", "E");
-        ASSERT(!bbt_report_add_table(r, "Bad-Key", "表", "T", school_cols, 4));
-        ASSERT(!bbt_report_add_table(r, "t", "表", "T", bad_key, 1));
-        ASSERT(!bbt_report_add_table(r, "t", "表", "T", school_cols, 0));
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        r = bbt_document_new("e", "错", "E");
+        ASSERT(!bbt_document_add_table(r, "Bad-Key", "表", "T", school_cols, 4));
+        ASSERT(!bbt_document_add_table(r, "t", "表", "T", bad_key, 1));
+        ASSERT(!bbt_document_add_table(r, "t", "表", "T", school_cols, 0));
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         ASSERT(t);
-        ASSERT(!bbt_report_add_table(r, "t", "表", "T", school_cols, 4));
+        ASSERT(!bbt_document_add_table(r, "t", "表", "T", school_cols, 4));
         ASSERT_EQ(bbt_table_add_row(NULL), -EINVAL);
         bbt_table_set_text(NULL, 0, "x");
         bbt_table_set_int(NULL, 0, 1);
         bbt_table_set_num(NULL, 0, 1);
-        ASSERT_OK(bbt_report_add_setting(r, "k", "键", "Key", "v"));
-        ASSERT_EQ(bbt_report_add_setting(r, "k", "键", "Key", "w"), -EINVAL);
-        ASSERT_EQ(bbt_report_add_setting(r, "", "键", "Key", "w"), -EINVAL);
+        ASSERT_OK(bbt_document_add_setting(r, "k", "键", "Key", "v"));
+        ASSERT_EQ(bbt_document_add_setting(r, "k", "键", "Key", "w"), -EINVAL);
+        ASSERT_EQ(bbt_document_add_setting(r, "", "键", "Key", "w"), -EINVAL);
         expect_error(r, -EINVAL);
-        bbt_report_free(r);
+        bbt_document_free(r);
 
         /* A cell emptied again with NULL is fine; so is replacing text. */
-        r = bbt_report_new("e", "错", "E");
-        t = bbt_report_add_table(r, "t", "表", "T", school_cols, 4);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", school_cols, 4);
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, "first");
         bbt_table_set_text(t, 0, "second");
         bbt_table_set_int(t, 1, 5);
         bbt_table_set_text(t, 1, NULL);
-        expect(r, BBT_FORMAT_CSV, false, BOM "T\r\nSchool,Terminals,Usage,Hours/day\r\nsecond,,,\r\n");
-        bbt_report_free(r);
-        bbt_report_free(NULL);
-        ASSERT_EQ(bbt_report_render(NULL, BBT_FORMAT_CSV, false, stdout), -EINVAL);
+        expect(r, "csv", false, BOM "T\r\nSchool,Terminals,Usage,Hours/day\r\nsecond,,,\r\n");
+        bbt_document_free(r);
+        bbt_document_free(NULL);
+        ASSERT_EQ(bbt_document_render(NULL, bbt_renderer_find("csv"), false, stdout), -EINVAL);
 }
 
 /* Many rows grow the cell array and free cleanly. */
 TEST(many_rows)
 {
-        struct bbt_report *r = bbt_report_new("m", "多", "Many");
-        struct bbt_table *t = bbt_report_add_table(r, "t", "表", "T", township_cols, 3);
+        struct bbt_document *r = bbt_document_new("m", "多", "Many");
+        struct bbt_table *t = bbt_document_add_table(r, "t", "表", "T", township_cols, 3);
         char name[32], *text;
         int i;
 
@@ -676,8 +689,8 @@ TEST(many_rows)
                 bbt_table_set_text(t, 0, name);
                 bbt_table_set_int(t, 1, i);
         }
-        text = render(r, BBT_FORMAT_TABLE, true);
+        text = render(r, "table", true);
         ASSERT_STR_CONTAINS(text, "\n乡镇4999    4999         —\n");
         free(text);
-        bbt_report_free(r);
+        bbt_document_free(r);
 }

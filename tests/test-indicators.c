@@ -1,7 +1,7 @@
 /* Rates over terminal-days: school days, holidays and 调休, thresholds, 在线率's cap, unreported terminals, merge, the idle list. */
 /* bbt-test: label=unit timeout=10 */
 #include "dates.h"
-#include "metrics.h"
+#include "indicators.h"
 #include "test.h"
 
 #define MIN 60000LL /* ms */

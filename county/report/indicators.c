@@ -1,5 +1,5 @@
-/* The evaluation figures: per-terminal-day judgements, rates over terminals and days, the idle list (docs/metrics.md). */
-#include "metrics.h"
+/* The indicators: per-terminal-day judgements, rates over terminals and days, the idle list (docs/metrics.md). */
+#include "indicators.h"
 
 #include <string.h>
 

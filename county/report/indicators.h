@@ -1,6 +1,6 @@
-/* The evaluation figures of METRICS.md computed from per-terminal-day rollups: rates, idle judgement, settings. */
-#ifndef BBT_METRICS_H
-#define BBT_METRICS_H
+/* The indicators (METRICS.md) from per-terminal-day rollups: rates, the idle judgement, their settings. */
+#ifndef BBT_INDICATORS_H
+#define BBT_INDICATORS_H
 
 #include <stdbool.h>
 #include <stddef.h>

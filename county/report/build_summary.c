@@ -1,0 +1,142 @@
+/* The summary: the selection overall, by township, and 城区/镇区/乡村 with the gap between them. */
+#include "build.h"
+#include "bbt/base.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static size_t count_faulty(const struct bbt_report_data *d)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < d->n_terms; i++)
+                n += !d->terms[i].intact;
+        return n;
+}
+
+static int build(struct bbt_report_data *d, struct bbt_document *doc)
+{
+        static const struct bbt_column overall_cols[] = {
+                { "scope", "范围", "Scope", BBT_CELL_TEXT, 0 },
+                { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
+                { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
+                BBT_RATE_COLUMNS,
+                { "idle", "闲置终端", "Idle", BBT_CELL_INT, 0 },
+                { "faulty", "故障终端", "Faulty", BBT_CELL_INT, 0 },
+        };
+        static const struct bbt_column township_cols[] = {
+                { "township", "乡镇/街道", "Township", BBT_CELL_TEXT, 0 },
+                { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
+                { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
+                BBT_RATE_COLUMNS,
+        };
+        static const struct bbt_column area_cols[] = {
+                { "area", "城乡", "Area", BBT_CELL_TEXT, 0 },
+                { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
+                { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
+                BBT_RATE_COLUMNS,
+        };
+        struct bbt_rates_acc all = { 0 }, area[BBT_AREA__COUNT] = { { 0 } };
+        size_t area_schools[BBT_AREA__COUNT] = { 0 };
+        struct bbt_table *t;
+        char scope[64];
+
+        for (size_t i = 0; i < d->n_schools; i++) {
+                bbt_rates_merge(&all, &d->schools[i].acc);
+                if (d->schools[i].reg) {
+                        bbt_rates_merge(&area[d->schools[i].reg->area], &d->schools[i].acc);
+                        area_schools[d->schools[i].reg->area]++;
+                }
+        }
+        t = bbt_document_add_table(doc, "overall", "总体", "Overall", overall_cols, BBT_ELEMENTSOF(overall_cols));
+        bbt_table_add_row(t);
+        snprintf(scope, sizeof(scope), "%s", d->o->school ? d->o->school : d->o->county ? d->o->county
+                                                                           : L(d, "全部", "all"));
+        bbt_table_set_text(t, 0, scope);
+        bbt_table_set_int(t, 1, (int64_t)d->n_schools);
+        bbt_table_set_int(t, 2, (int64_t)d->n_terms);
+        bbt_build_set_rates(t, 3, &all);
+        bbt_table_set_int(t, 3 + BBT_N_RATE_COLUMNS, (int64_t)bbt_build_count_idle(d, 0, true));
+        bbt_table_set_int(t, 4 + BBT_N_RATE_COLUMNS, (int64_t)count_faulty(d));
+
+        /* By township, in the order townships first appear in the registry. */
+        t = bbt_document_add_table(doc, "townships", "按乡镇", "By township", township_cols,
+                                   BBT_ELEMENTSOF(township_cols));
+        for (size_t i = 0; i < d->n_schools; i++) {
+                const char *tw = bbt_build_township(&d->schools[i]);
+                struct bbt_rates_acc acc = { 0 };
+                size_t schools = 0;
+                bool first = true;
+
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(bbt_build_township(&d->schools[j]), tw) == 0)
+                                first = false;
+                if (!first)
+                        continue;
+                for (size_t j = i; j < d->n_schools; j++)
+                        if (strcmp(bbt_build_township(&d->schools[j]), tw) == 0) {
+                                bbt_rates_merge(&acc, &d->schools[j].acc);
+                                schools++;
+                        }
+                bbt_table_add_row(t);
+                bbt_table_set_text(t, 0, *tw ? tw : L(d, "(未登记)", "(not registered)"));
+                bbt_table_set_int(t, 1, (int64_t)schools);
+                bbt_table_set_int(t, 2, acc.terminals);
+                bbt_build_set_rates(t, 3, &acc);
+        }
+
+        /* 城区 / 镇区 / 乡村 and the gap between the highest and lowest. */
+        t = bbt_document_add_table(doc, "areas", "城乡对比", "Urban, town and rural", area_cols,
+                                   BBT_ELEMENTSOF(area_cols));
+        {
+                double hi[BBT_N_RATE_COLUMNS], lo[BBT_N_RATE_COLUMNS];
+                bool have[BBT_N_RATE_COLUMNS] = { false };
+
+                for (int a = 0; a < BBT_AREA__COUNT; a++) {
+                        struct bbt_rates r;
+                        double v[BBT_N_RATE_COLUMNS];
+                        bool def[BBT_N_RATE_COLUMNS];
+
+                        if (!area_schools[a])
+                                continue;
+                        bbt_table_add_row(t);
+                        bbt_table_set_text(t, 0, bbt_area_name((enum bbt_area)a, d->o->chinese));
+                        bbt_table_set_int(t, 1, (int64_t)area_schools[a]);
+                        bbt_table_set_int(t, 2, area[a].terminals);
+                        bbt_build_set_rates(t, 3, &area[a]);
+                        bbt_rates_compute(&area[a], &r);
+                        v[0] = r.power_on_rate, v[1] = r.usage_rate, v[2] = r.avg_daily_hours;
+                        v[3] = r.period_usage_rate, v[4] = r.interactive_share, v[5] = r.online_rate;
+                        v[6] = r.intact_rate, v[7] = r.weekly_lessons;
+                        def[0] = def[1] = def[2] = def[7] = r.has_days;
+                        def[3] = r.has_periods, def[4] = r.has_active, def[5] = r.has_online;
+                        def[6] = r.has_terminals;
+                        for (int k = 0; k < BBT_N_RATE_COLUMNS; k++) {
+                                if (!def[k])
+                                        continue;
+                                if (!have[k] || v[k] > hi[k])
+                                        hi[k] = v[k];
+                                if (!have[k] || v[k] < lo[k])
+                                        lo[k] = v[k];
+                                have[k] = true;
+                        }
+                }
+                bbt_table_add_row(t);
+                bbt_table_set_text(t, 0, L(d, "差距(最高−最低)", "Gap (highest − lowest)"));
+                for (int k = 0; k < BBT_N_RATE_COLUMNS; k++)
+                        if (have[k])
+                                bbt_table_set_num(t, 3 + (size_t)k, hi[k] - lo[k]);
+        }
+        bbt_document_add_note(doc, "终端数含从未上报的登记终端；未上报即未使用。",
+                              "Terminals include registered ones that never reported: they count as unused.");
+        return 0;
+}
+
+const struct bbt_report_kind bbt_report_summary = {
+        .name = "summary",
+        .help = "county figures overall, by township and 城区/镇区/乡村 with the gap",
+        .title_zh = "班班通使用情况汇总",
+        .title_en = "Classroom terminal use: summary",
+        .needs = BBT_NEEDS_FIGURES,
+        .build = build,
+};

@@ -1,0 +1,370 @@
+/* What a report works on: the schools and terminals in scope, and their figures from the store's rollups and faults. */
+#include "report_data.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "dates.h"
+
+/* How far back the idle window may reach to find its school days. */
+#define IDLE_LOOKBACK_DAYS 400
+
+/* The registry's schools in the options' county and school (the store
+ * returns its terminals filtered already). */
+static bool county_ok(const struct bbt_report_data *d, const char *county)
+{
+        return !d->o->county || strcmp(d->o->county, county) == 0;
+}
+
+static bool school_ok(const struct bbt_report_data *d, const char *code)
+{
+        return !d->o->school || strcmp(d->o->school, code) == 0;
+}
+
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+        size_t c;
+        void *np;
+
+        if (n < *cap)
+                return 0;
+        c = *cap ? *cap * 2 : 64;
+        np = realloc(*p, c * size);
+        if (!np)
+                return -ENOMEM;
+        *p = np;
+        *cap = c;
+        return 0;
+}
+
+static int store_terminal_cb(void *u, const struct bbt_store_terminal *t)
+{
+        struct bbt_report_data *d = u;
+
+        if (grow((void **)&d->st, &d->cap_st, d->n_st, sizeof(*d->st)) < 0)
+                return -ENOMEM;
+        d->st[d->n_st++] = *t;
+        if (t->id > d->max_store_id)
+                d->max_store_id = t->id;
+        return 0;
+}
+
+static ssize_t school_find(const struct bbt_report_data *d, const char *county, const char *code)
+{
+        for (size_t i = d->n_schools; i-- > 0;)
+                if (strcmp(d->schools[i].code, code) == 0 && strcmp(d->schools[i].county, county) == 0)
+                        return (ssize_t)i;
+        return -1;
+}
+
+static int school_add(struct bbt_report_data *d, const char *county, const char *code, const struct bbt_school *reg,
+                      size_t *ret)
+{
+        struct bbt_report_school *si;
+        ssize_t found = school_find(d, county, code);
+        size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
+
+        if (found >= 0) {
+                *ret = (size_t)found;
+                return 0;
+        }
+        if (grow((void **)&d->schools, &d->cap_schools, d->n_schools, sizeof(*d->schools)) < 0)
+                return -ENOMEM;
+        si = &d->schools[d->n_schools];
+        memset(si, 0, sizeof(*si));
+        snprintf(si->county, sizeof(si->county), "%s", county);
+        snprintf(si->code, sizeof(si->code), "%s", code);
+        si->reg = reg;
+        si->bells = d->cal ? bbt_calendar_bells(d->cal, county, code) : bbt_bells_default();
+        si->school_day = calloc(n, 1);
+        if (!si->school_day)
+                return -ENOMEM;
+        si->idle_from = d->qfrom;
+        for (int32_t day = d->to; day >= d->qfrom; day--) {
+                bool sd = d->cal ? bbt_calendar_is_school_day(d->cal, county, code, day)
+                                 : bbt_day_weekday(day) <= 5;
+
+                si->school_day[day - d->qfrom] = sd;
+                if (sd && have < (size_t)d->s->idle_window && ++have == (size_t)d->s->idle_window)
+                        si->idle_from = day;
+        }
+        *ret = d->n_schools++;
+        return 0;
+}
+
+static int term_add(struct bbt_report_data *d, size_t school, const char *id, const struct bbt_store_terminal *st,
+                    const struct bbt_terminal_entry *reg)
+{
+        struct bbt_report_terminal *t;
+
+        if (grow((void **)&d->terms, &d->cap_terms, d->n_terms, sizeof(*d->terms)) < 0)
+                return -ENOMEM;
+        t = &d->terms[d->n_terms++];
+        memset(t, 0, sizeof(*t));
+        snprintf(t->id, sizeof(t->id), "%s", id);
+        t->school = school;
+        t->st = st;
+        t->reg = reg;
+        d->schools[school].n_terminals++;
+        return 0;
+}
+
+/* A terminal is county, school and terminal id, as in its topic: the same
+ * school and terminal codes under another county are another terminal. */
+static int cmp_store_terminal(const void *a, const void *b)
+{
+        const struct bbt_store_terminal *x = a, *y = b;
+        int r = strcmp(x->school, y->school);
+
+        if (!r)
+                r = strcmp(x->terminal, y->terminal);
+        return r ? r : strcmp(x->county, y->county);
+}
+
+/* The store's row for terminal ID of SCHOOL in COUNTY, or NULL. */
+static struct bbt_store_terminal *store_find(struct bbt_report_data *d, const char *county, const char *school,
+                                             const char *id)
+{
+        struct bbt_store_terminal key;
+
+        memset(&key, 0, sizeof(key));
+        snprintf(key.county, sizeof(key.county), "%s", county);
+        snprintf(key.school, sizeof(key.school), "%s", school);
+        snprintf(key.terminal, sizeof(key.terminal), "%s", id);
+        return d->n_st > 0 ? bsearch(&key, d->st, d->n_st, sizeof(*d->st), cmp_store_terminal) : NULL;
+}
+
+/* Every terminal in scope: the registry's, and those seen on the wire only. */
+static int collect(struct bbt_report_data *d)
+{
+        bool *matched = NULL;
+        size_t si;
+        int r;
+
+        r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
+        if (r < 0)
+                return r;
+        if (d->n_st > 0) /* none in scope: d->st is NULL, which qsort and bsearch must not get */
+                qsort(d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
+        matched = calloc(d->n_st + 1, sizeof(*matched));
+        if (!matched)
+                return -ENOMEM;
+        for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_schools; i++) {
+                const struct bbt_school *s = &d->reg->schools[i];
+
+                if (county_ok(d, s->county) && school_ok(d, s->code))
+                        r = school_add(d, s->county, s->code, s, &si);
+        }
+        for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_terminals; i++) {
+                const struct bbt_terminal_entry *e = &d->reg->terminals[i];
+                const struct bbt_school *s = bbt_registry_school(d->reg, e->school);
+                struct bbt_store_terminal *st;
+
+                if (!s || !county_ok(d, s->county) || !school_ok(d, s->code))
+                        continue;
+                st = store_find(d, s->county, e->school, e->id);
+                if (st)
+                        matched[st - d->st] = true;
+                r = school_add(d, s->county, s->code, s, &si);
+                if (r == 0)
+                        r = term_add(d, si, e->id, st, e);
+        }
+        for (size_t i = 0; r == 0 && i < d->n_st; i++) {
+                const struct bbt_store_terminal *st = &d->st[i];
+                const struct bbt_school *rs;
+
+                if (matched[i])
+                        continue;
+                /* The registry's school only if it is this county's: a school
+                 * code published under the wrong county must not bring that
+                 * school's name, pupils and area into another county. */
+                rs = d->reg ? bbt_registry_school(d->reg, st->school) : NULL;
+                if (rs && strcmp(rs->county, st->county) != 0)
+                        rs = NULL;
+                r = school_add(d, st->county, st->school, rs, &si);
+                if (r == 0)
+                        r = term_add(d, si, st->terminal, st, NULL);
+        }
+        free(matched);
+        if (r < 0)
+                return r;
+        d->by_store_id = calloc((size_t)d->max_store_id + 1, sizeof(*d->by_store_id));
+        if (!d->by_store_id)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_terms; i++)
+                if (d->terms[i].st)
+                        d->by_store_id[d->terms[i].st->id] = i + 1;
+        return 0;
+}
+
+/* ---- figures ---- */
+
+static void terminal_figures(struct bbt_report_data *d, struct bbt_report_terminal *t,
+                             const struct bbt_day_rollup *rows, size_t n)
+{
+        struct bbt_report_school *si = &d->schools[t->school];
+        struct bbt_terminal_days td = {
+                .days = rows, .n_days = n, .school_day = si->school_day + (d->o->from - d->qfrom),
+                .n_periods = si->bells->n, .intact = t->intact,
+        };
+        struct bbt_terminal_days idle = td;
+
+        bbt_rates_add(&t->acc, d->s, d->o->from, d->to, &td);
+        idle.school_day = si->school_day + (si->idle_from - d->qfrom);
+        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, t->st ? t->st->last_seen_ms : 0, &t->idle_used);
+}
+
+static void flush_buf(struct bbt_report_data *d)
+{
+        if (d->buf_term == 0)
+                return;
+        d->terms[d->buf_term - 1].seen_rows = true;
+        terminal_figures(d, &d->terms[d->buf_term - 1], d->buf, d->n_buf);
+        d->n_buf = 0;
+        d->buf_term = 0;
+}
+
+/* 1 + the index into d->terms of the terminal STORE_ID, 0 if it is not in scope. */
+static size_t term_index(const struct bbt_report_data *d, int64_t store_id)
+{
+        return store_id >= 0 && store_id <= d->max_store_id ? d->by_store_id[store_id] : 0;
+}
+
+const struct bbt_report_terminal *bbt_report_data_terminal(const struct bbt_report_data *d, int64_t store_id)
+{
+        size_t ti = term_index(d, store_id);
+
+        return ti ? &d->terms[ti - 1] : NULL;
+}
+
+static int day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *row)
+{
+        struct bbt_report_data *d = u;
+        size_t ti = term_index(d, terminal_id);
+
+        if (!ti)
+                return 0;
+        if (ti != d->buf_term)
+                flush_buf(d);
+        d->buf_term = ti;
+        if (grow((void **)&d->buf, &d->cap_buf, d->n_buf, sizeof(*d->buf)) < 0)
+                return -ENOMEM;
+        d->buf[d->n_buf++] = *row;
+        return 0;
+}
+
+/* The store gives the faults open at end_ms of the terminals in scope. */
+static int fault_open_cb(void *u, const struct bbt_store_fault *f)
+{
+        struct bbt_report_data *d = u;
+        size_t ti = term_index(d, f->terminal_id);
+
+        if (ti)
+                d->terms[ti - 1].open_faults++;
+        return 0;
+}
+
+/* Silent: nothing received for more than silent_days school days up to TO. */
+static bool is_silent(const struct bbt_report_data *d, const struct bbt_report_terminal *t)
+{
+        const struct bbt_report_school *si = &d->schools[t->school];
+        int32_t last = t->st && t->st->last_seen_ms ? bbt_day_of_ms(t->st->last_seen_ms, d->s->offset_min)
+                                                    : d->qfrom - 1;
+        /* Only whole days count: a range that ends now leaves today out. */
+        int32_t end = d->end_ms < bbt_day_start_ms(d->to + 1, d->s->offset_min) ? d->to - 1 : d->to;
+        int days = 0;
+
+        for (int32_t day = last + 1 > d->qfrom ? last + 1 : d->qfrom; day <= end; day++)
+                days += si->school_day[day - d->qfrom];
+        return days > d->s->silent_days;
+}
+
+/* Open faults at end_ms, silent terminals, and which are intact. */
+static int fault_state(struct bbt_report_data *d)
+{
+        struct bbt_store_scope open_at_end = d->scope;
+        int r;
+
+        open_at_end.since_ms = open_at_end.until_ms = d->end_ms;
+        r = bbt_store_faults_each_in(d->store, &open_at_end, fault_open_cb, d);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+
+                t->silent = is_silent(d, t);
+                t->intact = !t->silent && t->open_faults == 0;
+        }
+        return 0;
+}
+
+/* Each terminal's rates over the range and idle judgement over its window,
+ * from the rollups streamed terminal by terminal; the schools' sums. */
+static int figures(struct bbt_report_data *d)
+{
+        struct bbt_store_scope rows = d->scope;
+        int r;
+
+        /* Rows are needed from the range's start, or the earliest idle window's. */
+        rows.from_day = d->o->from;
+        rows.to_day = d->to;
+        for (size_t i = 0; i < d->n_schools; i++)
+                if (d->schools[i].idle_from < rows.from_day)
+                        rows.from_day = d->schools[i].idle_from;
+        r = bbt_store_days_each_in(d->store, &rows, day_cb, d);
+        if (r < 0)
+                return r;
+        flush_buf(d);
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+
+                if (!t->seen_rows)
+                        terminal_figures(d, t, NULL, 0);
+                bbt_rates_merge(&d->schools[t->school].acc, &t->acc);
+        }
+        return 0;
+}
+
+int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_options *o, struct bbt_store *store,
+                           const struct bbt_registry *reg, const struct bbt_calendar *cal,
+                           const struct bbt_metric_settings *s, unsigned needs)
+{
+        struct bbt_store_scope everything = BBT_STORE_SCOPE_ALL;
+        int r;
+
+        memset(d, 0, sizeof(*d));
+        d->o = o;
+        d->s = s;
+        d->reg = reg;
+        d->cal = cal;
+        d->store = store;
+        d->scope = everything;
+        d->scope.county = o->county;
+        d->scope.school = o->school;
+        d->to = o->to;
+        d->qfrom = o->from;
+        if (d->to - d->qfrom < IDLE_LOOKBACK_DAYS)
+                d->qfrom = d->to - IDLE_LOOKBACK_DAYS;
+        d->end_ms = bbt_day_start_ms(o->to + 1, s->offset_min);
+        if (o->now_ms > 0 && o->now_ms < d->end_ms)
+                d->end_ms = o->now_ms;
+        r = collect(d);
+        if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
+                r = fault_state(d);
+        if (r == 0 && (needs & BBT_NEEDS_FIGURES))
+                r = figures(d);
+        return r;
+}
+
+void bbt_report_data_free(struct bbt_report_data *d)
+{
+        for (size_t i = 0; i < d->n_schools; i++)
+                free(d->schools[i].school_day);
+        free(d->schools);
+        free(d->terms);
+        free(d->st);
+        free(d->by_store_id);
+        free(d->buf);
+}

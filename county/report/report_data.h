@@ -1,0 +1,69 @@
+/* What a report works on: the schools and terminals in scope, with the figures gathered from the store for them. */
+#ifndef BBT_REPORT_DATA_H
+#define BBT_REPORT_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reports.h"
+
+struct bbt_report_school {
+        char county[7];
+        char code[BBT_ID_MAX + 1];
+        const struct bbt_school *reg; /* NULL: a school code seen on the wire only */
+        uint8_t *school_day;          /* over d->qfrom .. d->to */
+        int32_t idle_from;            /* first day of the idle window */
+        const struct bbt_bells *bells;
+        size_t n_terminals;
+        struct bbt_rates_acc acc;     /* BBT_NEEDS_FIGURES */
+};
+
+struct bbt_report_terminal {
+        char id[BBT_ID_MAX + 1];
+        size_t school;                         /* index into d->schools */
+        const struct bbt_store_terminal *st;   /* NULL: registered, never reported */
+        const struct bbt_terminal_entry *reg;  /* NULL: not in the registry */
+        bool silent;                           /* BBT_NEEDS_FAULT_STATE: nothing received for silent_days */
+        int open_faults;                       /* BBT_NEEDS_FAULT_STATE: open at end_ms */
+        bool intact;                           /* BBT_NEEDS_FAULT_STATE: neither of those */
+        struct bbt_rates_acc acc;              /* BBT_NEEDS_FIGURES */
+        enum bbt_idle_reason idle;             /* BBT_NEEDS_FIGURES */
+        int idle_used;                         /* BBT_NEEDS_FIGURES */
+        bool seen_rows;
+};
+
+struct bbt_report_data {
+        const struct bbt_report_options *o;
+        const struct bbt_metric_settings *s;
+        const struct bbt_registry *reg;
+        const struct bbt_calendar *cal;
+        struct bbt_store *store;
+        struct bbt_store_scope scope; /* the options' county and school, no time bounds */
+        int32_t qfrom, to;            /* days held in school_day arrays */
+        int64_t end_ms;               /* the end of the range, or now if earlier */
+        struct bbt_store_terminal *st; /* the store's terminals in scope, sorted by county, school, terminal */
+        size_t n_st, cap_st;
+        struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
+        size_t n_schools, cap_schools;
+        struct bbt_report_terminal *terms;
+        size_t n_terms, cap_terms;
+        size_t *by_store_id; /* store id → 1 + index into terms; 0: not in scope */
+        int64_t max_store_id;
+        struct bbt_day_rollup *buf; /* one terminal's rows while streaming */
+        size_t n_buf, cap_buf;
+        size_t buf_term;
+};
+
+/* Fills D for options O: the schools and terminals in scope, and what NEEDS
+ * (BBT_NEEDS_*) asks for. Returns 0 or a negative errno; bbt_report_data_free
+ * D either way. */
+int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_options *o, struct bbt_store *store,
+                           const struct bbt_registry *reg, const struct bbt_calendar *cal,
+                           const struct bbt_metric_settings *s, unsigned needs);
+void bbt_report_data_free(struct bbt_report_data *d);
+
+/* The terminal in scope whose store id is STORE_ID, or NULL. */
+const struct bbt_report_terminal *bbt_report_data_terminal(const struct bbt_report_data *d, int64_t store_id);
+
+#endif

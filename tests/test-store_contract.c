@@ -1,0 +1,1112 @@
+/* The store contract (store.h) every backend keeps, checked through the bbt_store_*() calls alone, on each backend. */
+/* bbt-test: label=unit timeout=60 */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bbt/base.h"
+#include "store.h"
+#include "test.h"
+
+/* ---- the backends ----
+ *
+ * Every case runs once on each backend of this table, each time on a fresh,
+ * empty store. A backend entry is a way to make such a store's location for
+ * bbt_store_open(): a new file for SQLite; for PostgreSQL, a database the
+ * entry creates on the server the test starts, and its postgresql:// URL.
+ * Nothing below the table knows which backend it runs on. */
+
+struct backend {
+        const char *name;
+        /* Writes the location of a new, empty store into BUF (SIZE bytes).
+         * Returns false, with the reason in BUF, if the backend cannot run
+         * here; the cases then leave it out (and skip if none can run). */
+        bool (*fresh)(char *buf, size_t size);
+};
+
+static char sqlite_dir[64];
+
+static void sqlite_cleanup(void)
+{
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sqlite_dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", sqlite_dir);
+}
+
+static bool sqlite_fresh(char *buf, size_t size)
+{
+        static int n;
+
+        if (!sqlite_dir[0]) {
+                snprintf(sqlite_dir, sizeof(sqlite_dir), "/tmp/bbt-contract-XXXXXX");
+                ASSERT(mkdtemp(sqlite_dir) != NULL);
+                atexit(sqlite_cleanup);
+        }
+        snprintf(buf, size, "%s/store-%d.db", sqlite_dir, ++n);
+        return true;
+}
+
+static const struct backend backends[] = {
+        { "sqlite", sqlite_fresh },
+};
+
+/* The backend the case runs on now, for messages. */
+static const char *current = "?";
+
+/* Runs ONE_CASE on a fresh store of every backend that can run here. */
+static void each_backend(void (*one_case)(const char *location))
+{
+        char location[512];
+        int ran = 0;
+
+        for (size_t i = 0; i < BBT_ELEMENTSOF(backends); i++) {
+                current = backends[i].name;
+                if (!backends[i].fresh(location, sizeof(location))) {
+                        fprintf(stderr, "%s: left out: %s\n", current, location);
+                        continue;
+                }
+                one_case(location);
+                ran++;
+        }
+        if (!ran)
+                bbt_test_skip("no store backend can run here");
+}
+
+static struct bbt_store *open_store(const char *location, bool read_only)
+{
+        struct bbt_store *s = NULL;
+        char err[512] = "";
+        int r = bbt_store_open(location, read_only, &s, err, sizeof(err));
+
+        if (r < 0)
+                FAIL("%s: open %s: %s (%s)", current, location, err, strerror(-r));
+        return s;
+}
+
+/* ---- helpers ---- */
+
+/* Rows are written down as space-separated tokens; a terminal as its code. */
+#define OUT_SIZE 2048
+
+static void add(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(char *out, const char *fmt, ...)
+{
+        size_t n = strlen(out);
+        va_list ap;
+
+        if (n)
+                out[n++] = ' ';
+        va_start(ap, fmt);
+        vsnprintf(out + n, OUT_SIZE - n, fmt, ap);
+        va_end(ap);
+}
+
+/* The terminals inserted by the running case: store key → code. */
+static struct {
+        int64_t id;
+        char code[16];
+} names[16];
+static size_t n_names;
+
+static const char *code_of(int64_t id)
+{
+        for (size_t i = 0; i < n_names; i++)
+                if (names[i].id == id)
+                        return names[i].code;
+        return "?";
+}
+
+static struct bbt_store_terminal terminal(const char *county, const char *school, const char *code)
+{
+        struct bbt_store_terminal t = { .first_seq = -1, .high_seq = -1, .boot = -1, .inventory_seq = -1 };
+
+        snprintf(t.county, sizeof(t.county), "%s", county);
+        snprintf(t.school, sizeof(t.school), "%s", school);
+        snprintf(t.terminal, sizeof(t.terminal), "%s", code);
+        return t;
+}
+
+/* Inserts terminal CODE of SCHOOL in COUNTY, known below as NAME. */
+static int64_t insert_terminal(struct bbt_store *s, const char *county, const char *school, const char *code,
+                               const char *name)
+{
+        struct bbt_store_terminal t = terminal(county, school, code);
+
+        ASSERT_OK(bbt_store_terminal_insert(s, &t));
+        ASSERT_GT(t.id, 0);
+        ASSERT_LT(n_names, BBT_ELEMENTSOF(names));
+        names[n_names].id = t.id;
+        snprintf(names[n_names].code, sizeof(names[n_names].code), "%s", name);
+        n_names++;
+        return t.id;
+}
+
+static void forget_terminals(void)
+{
+        n_names = 0;
+}
+
+static int terminal_cb(void *u, const struct bbt_store_terminal *t)
+{
+        add(u, "%s/%s/%s", t->county, t->school, t->terminal);
+        return 0;
+}
+
+static int gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap *g)
+{
+        add(u, "%s:%lld-%lld:%d:%d:%lld:%lld:%s:%lld", code_of(terminal_id), (long long)g->from, (long long)g->to,
+            (int)g->state, g->attempts, (long long)g->detected_ms, (long long)g->changed_ms, g->cmd_id,
+            (long long)g->boot);
+        return 0;
+}
+
+static int conflict_cb(void *u, const struct bbt_store_conflict *c)
+{
+        add(u, "%s:%lld:%s:%lld:%lld:%lld:%llx:%llx", code_of(c->terminal_id), (long long)c->seq,
+            bbt_channel_name(c->channel), (long long)c->ts, (long long)c->recv_ms, (long long)c->boot,
+            (unsigned long long)c->stored_hash, (unsigned long long)c->hash);
+        return 0;
+}
+
+static int usage_cb(void *u, const struct bbt_store_usage *x)
+{
+        add(u, "%s:%lld:%lld-%lld:%s:%lld:%lld:%lld/%lld/%lld/%lld", code_of(x->terminal_id), (long long)x->seq,
+            (long long)x->span.start_ms, (long long)x->span.end_ms, bbt_usage_state_name(x->span.state),
+            (long long)x->span.interactive_ms, (long long)x->audio_ms, (long long)x->touch, (long long)x->pen,
+            (long long)x->mouse, (long long)x->key);
+        return 0;
+}
+
+static int day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        add(u, "%s:%d:%lld/%lld/%lld/%lld/%lld:p1=%lld:p12=%lld", code_of(terminal_id), (int)d->day,
+            (long long)d->on_ms, (long long)d->active_ms, (long long)d->interactive_ms, (long long)d->hb_count,
+            (long long)d->on_all_ms, (long long)d->period_active_ms[0], (long long)d->period_active_ms[11]);
+        return 0;
+}
+
+static int loss_cb(void *u, const struct bbt_store_loss *l)
+{
+        add(u, "%s:%lld-%lld:%s:%lld:%s", code_of(l->terminal_id), (long long)l->from, (long long)l->to,
+            l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost", (long long)l->recorded_ms, l->reason);
+        return 0;
+}
+
+static int fault_cb(void *u, const struct bbt_store_fault *f)
+{
+        add(u, "%s:%s:%s:%d:%lld-%lld:%s", code_of(f->terminal_id), f->code, f->source, (int)f->severity,
+            (long long)f->raised_ms, (long long)f->cleared_ms, f->detail);
+        return 0;
+}
+
+static int device_cb(void *u, const struct bbt_store_device *d)
+{
+        add(u, "%s:%s:%s:%s:%s:%s:%s:%s:%s:%s", code_of(d->terminal_id), bbt_periph_kind_name(d->kind),
+            d->subsystem, d->bus, d->vendor_id, d->model_id, d->vendor, d->model, d->serial, d->syspath);
+        return 0;
+}
+
+static int counter_cb(void *u, const char *name, int64_t value)
+{
+        add(u, "%s=%lld", name, (long long)value);
+        return 0;
+}
+
+/* Stops after the first row with 7. */
+static int stop_cb(void *u, const struct bbt_store_terminal *t)
+{
+        ++*(int *)u;
+        return 7;
+}
+
+static int copy_terminal_cb(void *u, const struct bbt_store_terminal *t)
+{
+        struct bbt_store_terminal *want = u;
+
+        if (t->id == want->id)
+                *want = *t;
+        return 0;
+}
+
+static struct bbt_store_device device(enum bbt_periph_kind kind, const char *vendor, const char *serial)
+{
+        struct bbt_store_device d = { .kind = kind };
+
+        snprintf(d.subsystem, sizeof(d.subsystem), "usb");
+        snprintf(d.bus, sizeof(d.bus), "usb");
+        snprintf(d.vendor_id, sizeof(d.vendor_id), "1a2b");
+        snprintf(d.model_id, sizeof(d.model_id), "3c4d");
+        snprintf(d.vendor, sizeof(d.vendor), "%s", vendor);
+        snprintf(d.model, sizeof(d.model), "型号-%s", vendor);
+        snprintf(d.serial, sizeof(d.serial), "%s", serial);
+        snprintf(d.syspath, sizeof(d.syspath), "/sys/devices/%s", serial);
+        return d;
+}
+
+static struct bbt_store_usage usage(int64_t terminal_id, int64_t seq, int64_t start_ms, int64_t end_ms)
+{
+        struct bbt_store_usage x = {
+                .terminal_id = terminal_id, .seq = seq,
+                .span = { .start_ms = start_ms, .end_ms = end_ms, .state = BBT_USAGE_ACTIVE,
+                          .interactive_ms = (end_ms - start_ms) / 2 },
+                .audio_ms = 5, .touch = 1, .pen = 2, .mouse = 3, .key = 4,
+        };
+
+        return x;
+}
+
+static struct bbt_store_fault fault(int64_t terminal_id, const char *code, const char *source, int64_t raised_ms)
+{
+        struct bbt_store_fault f = { .terminal_id = terminal_id, .severity = BBT_SEVERITY_ERROR,
+                                     .raised_ms = raised_ms };
+
+        snprintf(f.code, sizeof(f.code), "%s", code);
+        snprintf(f.source, sizeof(f.source), "%s", source);
+        snprintf(f.detail, sizeof(f.detail), "CPU 92.0°C");
+        return f;
+}
+
+static struct bbt_store_loss loss(int64_t terminal_id, int64_t from, int64_t to, enum bbt_loss_kind kind,
+                                  int64_t recorded_ms, const char *reason)
+{
+        struct bbt_store_loss l = { .terminal_id = terminal_id, .from = from, .to = to, .kind = kind,
+                                    .recorded_ms = recorded_ms };
+
+        snprintf(l.reason, sizeof(l.reason), "%s", reason);
+        return l;
+}
+
+/* ---- meta, opening ---- */
+
+static void meta_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false), *missing = NULL;
+        char path[600], err[256] = "";
+        int64_t v = 0;
+
+        ASSERT_EQ(bbt_store_meta_get(s, "boot", &v), -ENOENT);
+        ASSERT_OK(bbt_store_meta_set(s, "boot", 7));
+        ASSERT_OK(bbt_store_meta_set(s, "big", INT64_MAX));
+        ASSERT_OK(bbt_store_meta_set(s, "boot", -3)); /* set again: replaced */
+        ASSERT_OK(bbt_store_meta_get(s, "boot", &v));
+        ASSERT_EQ(v, -3);
+        ASSERT_OK(bbt_store_meta_get(s, "big", &v));
+        ASSERT(v == INT64_MAX);
+        bbt_store_close(s);
+        /* Reopened read-only: what was written is there, and writing is refused. */
+        s = open_store(location, true);
+        ASSERT_OK(bbt_store_meta_get(s, "boot", &v));
+        ASSERT_EQ(v, -3);
+        ASSERT_EQ(bbt_store_meta_set(s, "boot", 1), -EROFS);
+        ASSERT(strcmp(bbt_store_error(s), "no error") != 0);
+        bbt_store_close(s);
+        bbt_store_close(NULL);
+        ASSERT_STR_EQ(bbt_store_error(NULL), "no error");
+        /* Read-only never creates a store. */
+        snprintf(path, sizeof(path), "%s-none", location);
+        ASSERT_EQ(bbt_store_open(path, true, &missing, err, sizeof(err)), -ENOENT);
+        ASSERT(err[0] != '\0');
+}
+
+/* meta_get and meta_set; reopening read-only; a read-only store refuses writes. */
+TEST(meta_and_read_only)
+{
+        each_backend(meta_case);
+}
+
+/* ---- terminals ---- */
+
+static void terminals_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_terminal t = terminal("510107", "S1", "a"), dup, back;
+        char out[OUT_SIZE] = "";
+        int64_t b, c;
+        int n = 0;
+
+        forget_terminals();
+        ASSERT_OK(bbt_store_terminal_insert(s, &t));
+        ASSERT_GT(t.id, 0);
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        /* The same school and terminal codes under another county: another terminal. */
+        c = insert_terminal(s, "510108", "S1", "a", "a2");
+        ASSERT(b != t.id && c != t.id && c != b);
+        dup = terminal("510107", "S1", "a");
+        ASSERT_EQ(bbt_store_terminal_insert(s, &dup), -EEXIST);
+        /* An update writes every field of the row. */
+        t.first_seq = 0, t.high_seq = 99, t.received = 95, t.duplicates = 4, t.lost = 2, t.skipped = 1;
+        t.conflicts = 3, t.first_seen_ms = 1000, t.last_seen_ms = 9000, t.last_active_ms = 8000;
+        t.online = true, t.boot = 12, t.online_since_ms = 7000, t.offline_since_ms = 6000;
+        t.offline_reason = BBT_OFFLINE_LOST, t.skew_known = true, t.skew_ms = -1500, t.spool_dropped = 6;
+        t.inventory_seq = 42;
+        snprintf(t.version, sizeof(t.version), "0.1.0");
+        snprintf(t.hostname, sizeof(t.hostname), "r101");
+        snprintf(t.os, sizeof(t.os), "Debian GNU/Linux 12 (bookworm)");
+        snprintf(t.machine_id, sizeof(t.machine_id), "0123456789abcdef0123456789abcdef");
+        snprintf(t.last_hb, sizeof(t.last_hb), "{\"cpu\":12,\"名称\":\"班班通\"}");
+        ASSERT_OK(bbt_store_terminal_update(s, &t));
+        bbt_store_close(s);
+
+        s = open_store(location, true);
+        ASSERT_OK(bbt_store_terminals_each(s, terminal_cb, out));
+        ASSERT_STR_EQ(out, "510107/S1/a 510107/S1/b 510108/S1/a"); /* by id: as inserted */
+        memset(&back, 0, sizeof(back));
+        back.id = t.id;
+        ASSERT_OK(bbt_store_terminals_each(s, copy_terminal_cb, &back));
+        ASSERT_EQ(back.first_seq, 0);
+        ASSERT_EQ(back.high_seq, 99);
+        ASSERT_EQ(back.received, 95);
+        ASSERT_EQ(back.duplicates, 4);
+        ASSERT_EQ(back.lost, 2);
+        ASSERT_EQ(back.skipped, 1);
+        ASSERT_EQ(back.conflicts, 3);
+        ASSERT_EQ(back.first_seen_ms, 1000);
+        ASSERT_EQ(back.last_seen_ms, 9000);
+        ASSERT_EQ(back.last_active_ms, 8000);
+        ASSERT(back.online);
+        ASSERT_EQ(back.boot, 12);
+        ASSERT_EQ(back.online_since_ms, 7000);
+        ASSERT_EQ(back.offline_since_ms, 6000);
+        ASSERT_EQ(back.offline_reason, BBT_OFFLINE_LOST);
+        ASSERT(back.skew_known);
+        ASSERT_EQ(back.skew_ms, -1500);
+        ASSERT_EQ(back.spool_dropped, 6);
+        ASSERT_EQ(back.inventory_seq, 42);
+        ASSERT_STR_EQ(back.version, "0.1.0");
+        ASSERT_STR_EQ(back.hostname, "r101");
+        ASSERT_STR_EQ(back.os, "Debian GNU/Linux 12 (bookworm)");
+        ASSERT_STR_EQ(back.machine_id, "0123456789abcdef0123456789abcdef");
+        ASSERT_STR_EQ(back.last_hb, "{\"cpu\":12,\"名称\":\"班班通\"}");
+        /* A new terminal's row as inserted: nothing seen yet. */
+        memset(&back, 0, sizeof(back));
+        back.id = b;
+        ASSERT_OK(bbt_store_terminals_each(s, copy_terminal_cb, &back));
+        ASSERT_STR_EQ(back.terminal, "b");
+        ASSERT_EQ(back.first_seq, -1);
+        ASSERT_EQ(back.high_seq, -1);
+        ASSERT_EQ(back.boot, -1);
+        ASSERT_EQ(back.inventory_seq, -1);
+        ASSERT(!back.online);
+        /* An iterator stops at the callback's first non-zero result and returns it. */
+        ASSERT_EQ(bbt_store_terminals_each(s, stop_cb, &n), 7);
+        ASSERT_EQ(n, 1);
+        bbt_store_close(s);
+}
+
+/* terminal_insert gives keys and refuses a second (county, school,
+ * terminal); terminal_update writes every field; rows come by id. */
+TEST(terminals)
+{
+        each_backend(terminals_case);
+}
+
+/* ---- raw messages, conflicts ---- */
+
+static void raw_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_conflict c = { .seq = 5, .channel = BBT_CH_USAGE, .ts = 100, .recv_ms = 300, .boot = 3,
+                                        .stored_hash = 11, .hash = 12 };
+        const uint64_t big = 0xfedcba9876543210ULL; /* past INT64_MAX */
+        char out[OUT_SIZE] = "", *payload = NULL;
+        uint64_t hash = 0;
+        size_t len = 0;
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 5, BBT_CH_USAGE, 100, 200, 3, "{\"a\":1}", 7, 11, NULL), 1);
+        /* The same message again: not stored; the stored payload's hash back. */
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 5, BBT_CH_USAGE, 100, 250, 3, "{\"a\":1}", 7, 11, &hash), 0);
+        ASSERT_EQ(hash, 11);
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 5, BBT_CH_USAGE, 100, 250, 3, "{\"a\":1}", 7, 11, NULL), 0);
+        /* Another payload under the seq: not stored either, the first one's hash back: a conflict. */
+        hash = 0;
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 5, BBT_CH_USAGE, 100, 300, 3, "{\"a\":2}", 7, 12, &hash), 0);
+        ASSERT_EQ(hash, 11);
+        c.terminal_id = a;
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{\"a\":2}", 7));
+        /* The seq is the terminal's: another terminal may use it. */
+        ASSERT_EQ(bbt_store_raw_insert(s, b, 5, BBT_CH_USAGE, 100, 200, 3, "{\"b\":1}", 7, 13, NULL), 1);
+        /* A 64-bit hash comes back whole. */
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 6, BBT_CH_HB, 100, 200, 3, "{}", 2, big, NULL), 1);
+        ASSERT_EQ(bbt_store_raw_insert(s, a, 6, BBT_CH_HB, 100, 200, 3, "{}", 2, big, &hash), 0);
+        ASSERT(hash == big);
+        c.seq = 6, c.channel = BBT_CH_HB, c.stored_hash = big, c.hash = 1;
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{ }", 3));
+
+        ASSERT_OK(bbt_store_raw_payload(s, a, 5, &payload, &len));
+        ASSERT_EQ(len, 7);
+        ASSERT_STR_EQ(payload, "{\"a\":1}"); /* the first payload stays */
+        free(payload);
+        ASSERT_OK(bbt_store_raw_payload(s, b, 5, &payload, &len));
+        ASSERT_STR_EQ(payload, "{\"b\":1}");
+        free(payload);
+        ASSERT_EQ(bbt_store_raw_payload(s, a, 7, &payload, &len), -ENOENT);
+        ASSERT_OK(bbt_store_conflicts_each(s, conflict_cb, out));
+        ASSERT_STR_EQ(out, "a:5:usage:100:300:3:b:c a:6:hb:100:300:3:fedcba9876543210:1");
+        bbt_store_close(s);
+}
+
+/* raw_insert keeps the first payload of a (terminal, seq) and hands back its
+ * hash for every later one; conflicts are kept beside it. */
+TEST(raw_exactly_once_and_conflicts)
+{
+        each_backend(raw_case);
+}
+
+/* ---- gaps ---- */
+
+static void gaps_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_gap g[3] = {
+                { .from = 7, .to = 7, .detected_ms = 100, .state = BBT_GAP_WAITING, .changed_ms = 100 },
+                { .from = 3, .to = 4, .detected_ms = 90, .state = BBT_GAP_REQUESTED, .attempts = 2,
+                  .changed_ms = 150, .cmd_id = "rs-1-1" },
+                { .from = 10, .to = 19, .detected_ms = 95, .state = BBT_GAP_WILL, .changed_ms = 95, .boot = 4 },
+        };
+        char out[OUT_SIZE] = "";
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        ASSERT_OK(bbt_store_gaps_replace(s, b, &g[0], 1));
+        ASSERT_OK(bbt_store_gaps_replace(s, a, g, 3));
+        ASSERT_OK(bbt_store_gaps_each(s, gap_cb, out));
+        /* By terminal, then from. */
+        ASSERT_STR_EQ(out, "a:3-4:1:2:90:150:rs-1-1:0 a:7-7:0:0:100:100::0 a:10-19:3:0:95:95::4 "
+                           "b:7-7:0:0:100:100::0");
+        /* Replacing one terminal's gaps leaves the other's alone. */
+        g[1].state = BBT_GAP_ANSWERED;
+        ASSERT_OK(bbt_store_gaps_replace(s, a, &g[1], 1));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_gaps_each(s, gap_cb, out));
+        ASSERT_STR_EQ(out, "a:3-4:2:2:90:150:rs-1-1:0 b:7-7:0:0:100:100::0");
+        ASSERT_OK(bbt_store_gaps_replace(s, a, NULL, 0));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_gaps_each(s, gap_cb, out));
+        ASSERT_STR_EQ(out, "b:7-7:0:0:100:100::0");
+        bbt_store_close(s);
+}
+
+/* gaps_replace replaces one terminal's whole set; gaps come by terminal, then from. */
+TEST(gaps_replace_and_each)
+{
+        each_backend(gaps_case);
+}
+
+/* ---- losses ---- */
+
+static void losses_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_loss l, found;
+        char out[OUT_SIZE] = "";
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        l = loss(a, 10, 20, BBT_LOSS_SKIPPED, 1000, "never used (skipped after an unclean stop)");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        l = loss(a, 30, 30, BBT_LOSS_LOST, 2000, "no answer to resend");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        l = loss(b, 10, 12, BBT_LOSS_LOST, 3000, "not resent in time");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+
+        /* find: the row overlapping a range with the lowest from, or 0. */
+        ASSERT_EQ(bbt_store_loss_find(s, a, 15, 15, &found), 1);
+        ASSERT_EQ(found.terminal_id, a);
+        ASSERT_EQ(found.from, 10);
+        ASSERT_EQ(found.to, 20);
+        ASSERT_EQ(found.kind, BBT_LOSS_SKIPPED);
+        ASSERT_EQ(found.recorded_ms, 1000);
+        ASSERT_STR_EQ(found.reason, "never used (skipped after an unclean stop)");
+        ASSERT_EQ(bbt_store_loss_find(s, a, 25, 25, &found), 0);
+        ASSERT_EQ(bbt_store_loss_find(s, a, 21, 40, &found), 1);
+        ASSERT_EQ(found.from, 30);
+        ASSERT_EQ(bbt_store_loss_find(s, a, 0, 100, &found), 1);
+        ASSERT_EQ(found.from, 10);
+        ASSERT_EQ(bbt_store_loss_find(s, a, 20, 30, &found), 1); /* both ends inclusive */
+        ASSERT_EQ(found.from, 10);
+        ASSERT_EQ(bbt_store_loss_find(s, b, 13, 29, &found), 0);
+
+        /* remove: cut out of one row (split in two), a whole row, nothing. */
+        ASSERT_OK(bbt_store_loss_remove(s, a, 14, 16));
+        ASSERT_OK(bbt_store_loss_remove(s, a, 25, 40));
+        ASSERT_OK(bbt_store_loss_remove(s, a, 50, 60));
+        ASSERT_OK(bbt_store_loss_remove(s, b, 12, 12)); /* shortened at the end */
+        /* In the order added, the pieces a removal leaves counting as added then. */
+        ASSERT_OK(bbt_store_losses_each(s, loss_cb, out));
+        ASSERT_STR_EQ(out, "a:10-13:skipped:1000:never used (skipped after an unclean stop) "
+                           "a:17-20:skipped:1000:never used (skipped after an unclean stop) "
+                           "b:10-11:lost:3000:not resent in time");
+        ASSERT_EQ(bbt_store_loss_find(s, a, 14, 16, &found), 0);
+        ASSERT_OK(bbt_store_loss_remove(s, a, 0, 100));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_losses_each(s, loss_cb, out));
+        ASSERT_STR_EQ(out, "b:10-11:lost:3000:not resent in time");
+        bbt_store_close(s);
+}
+
+/* loss_add, loss_find (lowest from overlapping), loss_remove (delete,
+ * shorten, split), losses_each. */
+TEST(losses_add_find_remove_split)
+{
+        each_backend(losses_case);
+}
+
+/* ---- faults ---- */
+
+static void faults_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_fault f;
+        char out[OUT_SIZE] = "";
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        f = fault(a, "overheat", "agent", 1000);
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        f.raised_ms = 1100; /* open already: no second row */
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        f = fault(a, "overheat", "aggregator", 1200); /* another source: another fault */
+        f.severity = BBT_SEVERITY_WARNING;
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        ASSERT_OK(bbt_store_fault_clear(s, a, "overheat", "agent", 2000));
+        ASSERT_OK(bbt_store_fault_clear(s, a, "overheat", "agent", 2100)); /* none open: nothing */
+        f = fault(a, "overheat", "agent", 1500); /* a late raise, older than the clear: not reopened */
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        f.raised_ms = 2000; /* raised at the clear's instant: still not */
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        f.raised_ms = 2500; /* after it: a new fault */
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        /* A clear only closes a fault raised at or before it. */
+        f = fault(b, "disk_low", "agent", 5000);
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        ASSERT_OK(bbt_store_fault_clear(s, b, "disk_low", "agent", 4000));
+        /* A clear at the epoch still closes (0 would read as open). */
+        f = fault(b, "silent", "aggregator", 0);
+        ASSERT_OK(bbt_store_fault_raise(s, &f));
+        ASSERT_OK(bbt_store_fault_clear(s, b, "silent", "aggregator", 0));
+        ASSERT_OK(bbt_store_fault_clear(s, b, "nothing", "agent", 9000));
+        ASSERT_OK(bbt_store_faults_each(s, fault_cb, out));
+        /* By terminal, then raised_ms. */
+        ASSERT_STR_EQ(out, "a:overheat:agent:1:1000-2000:CPU 92.0°C a:overheat:aggregator:0:1200-0:CPU 92.0°C "
+                           "a:overheat:agent:1:2500-0:CPU 92.0°C b:silent:aggregator:1:0-1:CPU 92.0°C "
+                           "b:disk_low:agent:1:5000-0:CPU 92.0°C");
+        bbt_store_close(s);
+}
+
+/* fault_raise opens once (not again while open, nor for a raise older than
+ * the last clear); fault_clear closes what was raised before it. */
+TEST(faults_raise_and_clear_rules)
+{
+        each_backend(faults_case);
+}
+
+/* ---- inventory, peripheral events, counters ---- */
+
+static void inventory_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_device devs[3] = {
+                device(BBT_KIND_DISPLAY, "Seewo", "SW-1"),
+                device(BBT_KIND_CAMERA, "Hikvision", "HK-2"),
+                device(BBT_KIND_AUDIO_OUT, "Edifier", "ED-3"),
+        };
+        char out[OUT_SIZE] = "";
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        ASSERT_OK(bbt_store_inventory_replace(s, b, &devs[2], 1));
+        ASSERT_OK(bbt_store_inventory_replace(s, a, devs, 3));
+        ASSERT_OK(bbt_store_inventory_each(s, device_cb, out));
+        /* By terminal, each in the order given. */
+        ASSERT_STR_EQ(out, "a:display:usb:usb:1a2b:3c4d:Seewo:型号-Seewo:SW-1:/sys/devices/SW-1 "
+                           "a:camera:usb:usb:1a2b:3c4d:Hikvision:型号-Hikvision:HK-2:/sys/devices/HK-2 "
+                           "a:audio_out:usb:usb:1a2b:3c4d:Edifier:型号-Edifier:ED-3:/sys/devices/ED-3 "
+                           "b:audio_out:usb:usb:1a2b:3c4d:Edifier:型号-Edifier:ED-3:/sys/devices/ED-3");
+        ASSERT_OK(bbt_store_inventory_replace(s, a, &devs[1], 1));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_inventory_each(s, device_cb, out));
+        ASSERT_STR_EQ(out, "a:camera:usb:usb:1a2b:3c4d:Hikvision:型号-Hikvision:HK-2:/sys/devices/HK-2 "
+                           "b:audio_out:usb:usb:1a2b:3c4d:Edifier:型号-Edifier:ED-3:/sys/devices/ED-3");
+        ASSERT_OK(bbt_store_inventory_replace(s, b, NULL, 0));
+        devs[0].terminal_id = a;
+        ASSERT_OK(bbt_store_periph_add(s, 9, 1000, BBT_PERIPH_REMOVE, &devs[0]));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_inventory_each(s, device_cb, out));
+        ASSERT_STR_EQ(out, "a:camera:usb:usb:1a2b:3c4d:Hikvision:型号-Hikvision:HK-2:/sys/devices/HK-2");
+
+        ASSERT_OK(bbt_store_counter_add(s, "stored", 3));
+        ASSERT_OK(bbt_store_counter_add(s, "rejected.field", 1));
+        ASSERT_OK(bbt_store_counter_add(s, "stored", 4));
+        ASSERT_OK(bbt_store_counter_add(s, "stored", -2));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_counters_each(s, counter_cb, out));
+        ASSERT_STR_EQ(out, "rejected.field=1 stored=5"); /* by name */
+        bbt_store_close(s);
+}
+
+/* inventory_replace replaces one terminal's set, kept in the order given;
+ * counters add up and come by name. */
+TEST(inventory_and_counters)
+{
+        each_backend(inventory_case);
+}
+
+/* ---- usage intervals, day rollups, pruning ---- */
+
+static void days_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_day_rollup d = { .day = 10, .on_ms = 100, .active_ms = 50, .interactive_ms = 20, .hb_count = 2,
+                                    .on_all_ms = 120 };
+        struct bbt_store_usage x;
+        char out[OUT_SIZE] = "";
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        d.period_active_ms[0] = 30;
+        d.period_active_ms[11] = 7;
+        ASSERT_OK(bbt_store_day_add(s, b, &d));
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        ASSERT_OK(bbt_store_day_add(s, a, &d)); /* adds to the row */
+        d.day = 11;
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        ASSERT_OK(bbt_store_days_each(s, 10, 10, day_cb, out));
+        ASSERT_STR_EQ(out, "a:10:200/100/40/4/240:p1=60:p12=14 b:10:100/50/20/2/120:p1=30:p12=7");
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_days_each(s, 11, 99, day_cb, out));
+        ASSERT_STR_EQ(out, "a:11:100/50/20/2/120:p1=30:p12=7");
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_days_each(s, 12, 99, day_cb, out));
+        ASSERT_STR_EQ(out, "");
+        /* Cleared for a rebuild: usage columns zero, heartbeats kept. */
+        ASSERT_OK(bbt_store_days_clear(s));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_days_each(s, INT32_MIN, INT32_MAX, day_cb, out));
+        ASSERT_STR_EQ(out, "a:10:0/0/0/4/0:p1=0:p12=0 a:11:0/0/0/2/0:p1=0:p12=0 b:10:0/0/0/2/0:p1=0:p12=0");
+
+        x = usage(a, 2, 5000, 6000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(b, 1, 1000, 2000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(a, 1, 3000, 4000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(a, 1, 3000, 9000); /* (terminal, seq) again: the first stays */
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_usage_each(s, usage_cb, out));
+        ASSERT_STR_EQ(out, "a:1:3000-4000:active:500:5:1/2/3/4 a:2:5000-6000:active:500:5:1/2/3/4 "
+                           "b:1:1000-2000:active:500:5:1/2/3/4");
+        bbt_store_close(s);
+}
+
+/* day_add adds into a terminal's day; days_each over a range by terminal then
+ * day; days_clear zeroes the usage columns; usage_insert keeps the first
+ * interval of a (terminal, seq). */
+TEST(days_and_usage)
+{
+        each_backend(days_case);
+}
+
+static void prune_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_usage x;
+        char out[OUT_SIZE] = "", *payload;
+        size_t len;
+        int64_t a, b;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        ASSERT_OK(bbt_store_begin(s));
+        /* Received at 100, 110, ... 290 by two terminals in turn. */
+        for (int i = 0; i < 20; i++)
+                ASSERT_EQ(bbt_store_raw_insert(s, i % 2 ? b : a, i, BBT_CH_HB, 0, 100 + 10 * i, 1, "{}", 2, 1, NULL),
+                          1);
+        x = usage(a, 1, 0, 1000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(a, 2, 1000, 3000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        ASSERT_OK(bbt_store_commit(s));
+        ASSERT_OK(bbt_store_prune(s, 0, 0)); /* 0: keep */
+        for (int i = 0; i < 20; i++) {
+                ASSERT_OK(bbt_store_raw_payload(s, i % 2 ? b : a, i, &payload, &len));
+                free(payload);
+        }
+        ASSERT_OK(bbt_store_prune(s, 155, 2000)); /* received 100..150 go; usage ended before 2000 goes */
+        for (int i = 0; i < 20; i++) {
+                int r = bbt_store_raw_payload(s, i % 2 ? b : a, i, &payload, &len);
+
+                if (i < 6) {
+                        ASSERT_EQ(r, -ENOENT);
+                } else {
+                        ASSERT_OK(r);
+                        free(payload);
+                }
+        }
+        ASSERT_OK(bbt_store_usage_each(s, usage_cb, out));
+        ASSERT_STR_EQ(out, "a:2:1000-3000:active:1000:5:1/2/3/4");
+        ASSERT_OK(bbt_store_prune(s, 1000, 0));
+        ASSERT_EQ(bbt_store_raw_payload(s, b, 19, &payload, &len), -ENOENT);
+        ASSERT_OK(bbt_store_prune(s, 1000, 0)); /* nothing left: fine */
+        bbt_store_close(s);
+}
+
+/* prune deletes raw messages received, and usage intervals ended, before a time. */
+TEST(prune)
+{
+        each_backend(prune_case);
+}
+
+/* ---- transactions ---- */
+
+static void transactions_case(const char *location)
+{
+        struct bbt_store *w = open_store(location, false), *r;
+        char out[OUT_SIZE] = "";
+        int64_t v = 0;
+
+        forget_terminals();
+        ASSERT_OK(bbt_store_meta_set(w, "x", 0)); /* outside a transaction: committed at once */
+        r = open_store(location, true);
+        ASSERT_OK(bbt_store_meta_get(r, "x", &v));
+        ASSERT_EQ(v, 0);
+        /* Not seen by a reader before commit, all of it after. */
+        ASSERT_OK(bbt_store_begin(w));
+        ASSERT_OK(bbt_store_meta_set(w, "x", 1));
+        insert_terminal(w, "510107", "S1", "a", "a");
+        ASSERT_OK(bbt_store_meta_get(w, "x", &v)); /* the writer sees its own */
+        ASSERT_EQ(v, 1);
+        ASSERT_OK(bbt_store_meta_get(r, "x", &v));
+        ASSERT_EQ(v, 0);
+        ASSERT_OK(bbt_store_terminals_each(r, terminal_cb, out));
+        ASSERT_STR_EQ(out, "");
+        ASSERT_OK(bbt_store_commit(w));
+        ASSERT_OK(bbt_store_meta_get(r, "x", &v));
+        ASSERT_EQ(v, 1);
+        ASSERT_OK(bbt_store_terminals_each(r, terminal_cb, out));
+        ASSERT_STR_EQ(out, "510107/S1/a");
+        /* Rolled back: gone for both. */
+        ASSERT_OK(bbt_store_begin(w));
+        ASSERT_OK(bbt_store_meta_set(w, "x", 2));
+        insert_terminal(w, "510107", "S1", "b", "b");
+        ASSERT_OK(bbt_store_rollback(w));
+        ASSERT_OK(bbt_store_rollback(w)); /* none open: nothing to do */
+        ASSERT_OK(bbt_store_meta_get(w, "x", &v));
+        ASSERT_EQ(v, 1);
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_terminals_each(w, terminal_cb, out));
+        ASSERT_STR_EQ(out, "510107/S1/a");
+        /* Closed with a transaction open: rolled back. */
+        ASSERT_OK(bbt_store_begin(w));
+        ASSERT_OK(bbt_store_meta_set(w, "x", 3));
+        bbt_store_close(w);
+        ASSERT_OK(bbt_store_meta_get(r, "x", &v));
+        ASSERT_EQ(v, 1);
+        bbt_store_close(r);
+        w = open_store(location, false);
+        ASSERT_OK(bbt_store_meta_get(w, "x", &v));
+        ASSERT_EQ(v, 1);
+        bbt_store_close(w);
+}
+
+/* begin/commit publish writes at once; rollback, or a close before commit, discards them. */
+TEST(transactions)
+{
+        each_backend(transactions_case);
+}
+
+/* ---- scope ---- */
+
+/* Short rows for the scope cases: the terminal and what tells the row apart. */
+static int scope_terminal_cb(void *u, const struct bbt_store_terminal *t)
+{
+        add(u, "%s", t->terminal);
+        return 0;
+}
+
+static int scope_gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap *g)
+{
+        add(u, "%s:%lld", code_of(terminal_id), (long long)g->from);
+        return 0;
+}
+
+static int scope_conflict_cb(void *u, const struct bbt_store_conflict *c)
+{
+        add(u, "%s:%lld", code_of(c->terminal_id), (long long)c->seq);
+        return 0;
+}
+
+static int scope_usage_cb(void *u, const struct bbt_store_usage *x)
+{
+        add(u, "%s:%lld", code_of(x->terminal_id), (long long)x->seq);
+        return 0;
+}
+
+static int scope_day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        add(u, "%s:%d", code_of(terminal_id), (int)d->day);
+        return 0;
+}
+
+static int scope_loss_cb(void *u, const struct bbt_store_loss *l)
+{
+        add(u, "%s:%lld", code_of(l->terminal_id), (long long)l->from);
+        return 0;
+}
+
+static int scope_fault_cb(void *u, const struct bbt_store_fault *f)
+{
+        add(u, "%s:%s", code_of(f->terminal_id), f->code);
+        return 0;
+}
+
+static int scope_device_cb(void *u, const struct bbt_store_device *d)
+{
+        add(u, "%s:%s", code_of(d->terminal_id), d->serial);
+        return 0;
+}
+
+/* What each _in iterator should return for a scope. */
+struct in_scope {
+        const char *terminals, *gaps, *conflicts, *usage, *days, *losses, *faults, *inventory;
+};
+
+static void expect_scope(struct bbt_store *s, const struct bbt_store_scope *scope, const struct in_scope *want)
+{
+        char rows[OUT_SIZE];
+
+#define EXPECT_ROWS(call, field)                                                                                \
+        do {                                                                                                    \
+                rows[0] = '\0';                                                                                 \
+                ASSERT_OK(call);                                                                                \
+                if (strcmp(rows, want->field) != 0)                                                             \
+                        FAIL("%s: %s in scope %s/%s, days %d..%d, ms %lld..%lld: \"%s\", expected \"%s\"",      \
+                             current, #field, scope && scope->county ? scope->county : "*",                    \
+                             scope && scope->school ? scope->school : "*", scope ? scope->from_day : 0,         \
+                             scope ? scope->to_day : 0, scope ? (long long)scope->since_ms : 0,                 \
+                             scope ? (long long)scope->until_ms : 0, rows, want->field);                        \
+        } while (0)
+        EXPECT_ROWS(bbt_store_terminals_each_in(s, scope, scope_terminal_cb, rows), terminals);
+        EXPECT_ROWS(bbt_store_gaps_each_in(s, scope, scope_gap_cb, rows), gaps);
+        EXPECT_ROWS(bbt_store_conflicts_each_in(s, scope, scope_conflict_cb, rows), conflicts);
+        EXPECT_ROWS(bbt_store_usage_each_in(s, scope, scope_usage_cb, rows), usage);
+        EXPECT_ROWS(bbt_store_days_each_in(s, scope, scope_day_cb, rows), days);
+        EXPECT_ROWS(bbt_store_losses_each_in(s, scope, scope_loss_cb, rows), losses);
+        EXPECT_ROWS(bbt_store_faults_each_in(s, scope, scope_fault_cb, rows), faults);
+        EXPECT_ROWS(bbt_store_inventory_each_in(s, scope, scope_device_cb, rows), inventory);
+#undef EXPECT_ROWS
+}
+
+/* Four terminals: a, b of school S1 and c of S2 in county 510107, and d of a
+ * school with the same code S1 in county 510108; a row of every kind for
+ * most of them, at times and days the scopes below tell apart. */
+static void scope_fill(struct bbt_store *s)
+{
+        static const int64_t faults[][3] = { /* raised, cleared (0: open) */
+                { 1000, 2000 }, { 1500, 0 }, { 2500, 2600 }, { 100, 0 },
+        };
+        struct bbt_store_gap g = { .state = BBT_GAP_WAITING };
+        struct bbt_store_conflict c = { .channel = BBT_CH_HB };
+        struct bbt_day_rollup day = { .on_ms = 1 };
+        struct bbt_store_device dev;
+        struct bbt_store_fault f;
+        struct bbt_store_usage x;
+        struct bbt_store_loss l;
+        int64_t a, b, cc, d;
+
+        forget_terminals();
+        ASSERT_OK(bbt_store_begin(s));
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        cc = insert_terminal(s, "510107", "S2", "c", "c");
+        d = insert_terminal(s, "510108", "S1", "d", "d");
+        g.from = 1, g.to = 2;
+        ASSERT_OK(bbt_store_gaps_replace(s, a, &g, 1));
+        g.from = 5, g.to = 6;
+        ASSERT_OK(bbt_store_gaps_replace(s, cc, &g, 1));
+        g.from = 9, g.to = 9;
+        ASSERT_OK(bbt_store_gaps_replace(s, d, &g, 1));
+        c.terminal_id = a, c.seq = 3, c.recv_ms = 1000;
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{}", 2));
+        c.terminal_id = cc, c.seq = 4, c.recv_ms = 2000;
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{}", 2));
+        c.terminal_id = d, c.seq = 5, c.recv_ms = 3000;
+        ASSERT_OK(bbt_store_conflict_add(s, &c, "{}", 2));
+        x = usage(a, 1, 1000, 2000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(b, 1, 2500, 3000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(cc, 1, 3000, 4000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        x = usage(d, 1, 500, 5000);
+        ASSERT_OK(bbt_store_usage_insert(s, &x));
+        for (int32_t k = 10; k <= 12; k++) {
+                day.day = k;
+                ASSERT_OK(bbt_store_day_add(s, a, &day));
+        }
+        day.day = 11;
+        ASSERT_OK(bbt_store_day_add(s, b, &day));
+        day.day = 12;
+        ASSERT_OK(bbt_store_day_add(s, cc, &day));
+        ASSERT_OK(bbt_store_day_add(s, d, &day));
+        day.day = 10;
+        ASSERT_OK(bbt_store_day_add(s, d, &day));
+        l = loss(a, 1, 1, BBT_LOSS_LOST, 1000, "x");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        l = loss(b, 2, 3, BBT_LOSS_LOST, 2000, "x");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        l = loss(d, 4, 4, BBT_LOSS_SKIPPED, 3000, "x");
+        ASSERT_OK(bbt_store_loss_add(s, &l));
+        for (int k = 0; k < 4; k++) {
+                int64_t id = k < 2 ? a : k == 2 ? cc : d;
+                char code[8];
+
+                snprintf(code, sizeof(code), "f%d", k + 1);
+                f = fault(id, code, "agent", faults[k][0]);
+                ASSERT_OK(bbt_store_fault_raise(s, &f));
+                if (faults[k][1])
+                        ASSERT_OK(bbt_store_fault_clear(s, id, code, "agent", faults[k][1]));
+        }
+        dev = device(BBT_KIND_DISPLAY, "Seewo", "A1");
+        ASSERT_OK(bbt_store_inventory_replace(s, a, &dev, 1));
+        {
+                struct bbt_store_device two[2] = { device(BBT_KIND_DISPLAY, "Seewo", "A1"),
+                                                   device(BBT_KIND_CAMERA, "Hik", "A2") };
+
+                ASSERT_OK(bbt_store_inventory_replace(s, a, two, 2));
+        }
+        dev = device(BBT_KIND_DISPLAY, "Seewo", "C1");
+        ASSERT_OK(bbt_store_inventory_replace(s, cc, &dev, 1));
+        dev = device(BBT_KIND_DISPLAY, "Seewo", "D1");
+        ASSERT_OK(bbt_store_inventory_replace(s, d, &dev, 1));
+        ASSERT_OK(bbt_store_commit(s));
+}
+
+static const struct in_scope everything = {
+        .terminals = "a b c d", .gaps = "a:1 c:5 d:9", .conflicts = "a:3 c:4 d:5", .usage = "a:1 b:1 c:1 d:1",
+        .days = "a:10 a:11 a:12 b:11 c:12 d:10 d:12", .losses = "a:1 b:2 d:4", .faults = "a:f1 a:f2 c:f3 d:f4",
+        .inventory = "a:A1 a:A2 c:C1 d:D1",
+};
+
+static void scope_who_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        char rows[OUT_SIZE] = "";
+
+        scope_fill(s);
+        bbt_store_close(s);
+        s = open_store(location, true); /* what bbt-report does */
+        expect_scope(s, NULL, &everything);
+        expect_scope(s, &scope, &everything);
+        /* X_each is X_each_in with no scope. */
+        ASSERT_OK(bbt_store_terminals_each(s, scope_terminal_cb, rows));
+        ASSERT_STR_EQ(rows, everything.terminals);
+
+        scope.county = "510107";
+        expect_scope(s, &scope, &(struct in_scope){
+                .terminals = "a b c", .gaps = "a:1 c:5", .conflicts = "a:3 c:4", .usage = "a:1 b:1 c:1",
+                .days = "a:10 a:11 a:12 b:11 c:12", .losses = "a:1 b:2", .faults = "a:f1 a:f2 c:f3",
+                .inventory = "a:A1 a:A2 c:C1" });
+        scope.school = "S1";
+        expect_scope(s, &scope, &(struct in_scope){
+                .terminals = "a b", .gaps = "a:1", .conflicts = "a:3", .usage = "a:1 b:1",
+                .days = "a:10 a:11 a:12 b:11", .losses = "a:1 b:2", .faults = "a:f1 a:f2",
+                .inventory = "a:A1 a:A2" });
+        /* A school code alone: that code in every county. */
+        scope.county = NULL;
+        expect_scope(s, &scope, &(struct in_scope){
+                .terminals = "a b d", .gaps = "a:1 d:9", .conflicts = "a:3 d:5", .usage = "a:1 b:1 d:1",
+                .days = "a:10 a:11 a:12 b:11 d:10 d:12", .losses = "a:1 b:2 d:4", .faults = "a:f1 a:f2 d:f4",
+                .inventory = "a:A1 a:A2 d:D1" });
+        scope.county = "510108";
+        scope.school = NULL;
+        expect_scope(s, &scope, &(struct in_scope){
+                .terminals = "d", .gaps = "d:9", .conflicts = "d:5", .usage = "d:1", .days = "d:10 d:12",
+                .losses = "d:4", .faults = "d:f4", .inventory = "d:D1" });
+        scope.county = "510107";
+        scope.school = "S9";
+        expect_scope(s, &scope, &(struct in_scope){ "", "", "", "", "", "", "", "" });
+        bbt_store_close(s);
+}
+
+/* County and school pick the terminals whose rows every _in iterator gives. */
+TEST(scope_county_and_school)
+{
+        each_backend(scope_who_case);
+}
+
+static void scope_when_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct in_scope want = everything;
+
+        scope_fill(s);
+        /* Days bound the rollups only. */
+        scope.from_day = 11;
+        scope.to_day = 12;
+        want.days = "a:11 a:12 b:11 c:12 d:12";
+        expect_scope(s, &scope, &want);
+        scope.from_day = 12;
+        scope.to_day = 11;
+        want.days = "";
+        expect_scope(s, &scope, &want);
+
+        /* Times bound the timed rows: usage overlapping [since, until),
+         * conflicts and losses within it, faults raised before until and not
+         * cleared before since. */
+        scope = (struct bbt_store_scope)BBT_STORE_SCOPE_ALL;
+        want = everything;
+        scope.since_ms = 2000;
+        scope.until_ms = 3000;
+        want.usage = "b:1 d:1";
+        want.conflicts = "c:4";
+        want.losses = "b:2";
+        want.faults = "a:f1 a:f2 c:f3 d:f4";
+        expect_scope(s, &scope, &want);
+        /* At one instant: the faults open then (cleared at that instant counts). */
+        scope.since_ms = scope.until_ms = 2000;
+        want.usage = "d:1";
+        want.conflicts = "";
+        want.losses = "";
+        want.faults = "a:f1 a:f2 d:f4";
+        expect_scope(s, &scope, &want);
+        scope.since_ms = scope.until_ms = 2700;
+        want.usage = "b:1 d:1"; /* running then */
+        want.faults = "a:f2 d:f4";
+        expect_scope(s, &scope, &want);
+        /* Who and when together. */
+        scope.county = "510107";
+        scope.since_ms = scope.until_ms = 2000;
+        scope.from_day = scope.to_day = 12;
+        want = (struct in_scope){ .terminals = "a b c", .gaps = "a:1 c:5", .conflicts = "", .usage = "",
+                                  .days = "a:12 c:12", .losses = "", .faults = "a:f1 a:f2",
+                                  .inventory = "a:A1 a:A2 c:C1" };
+        expect_scope(s, &scope, &want);
+        bbt_store_close(s);
+}
+
+/* Days bound the rollups, times the timed rows, each as store.h says. */
+TEST(scope_days_and_times)
+{
+        each_backend(scope_when_case);
+}
