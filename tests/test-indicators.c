@@ -1,9 +1,11 @@
 /* Rates over terminal-days: school days, holidays and 调休, thresholds, 在线率's cap, unreported terminals, merge, the idle list. */
 /* bbt-test: label=unit timeout=10 */
 #include "dates.h"
+#include "aggregator_config.h"
 #include "indicators.h"
 #include "test.h"
 
+#undef MIN /* sys/param.h, through aggregator_config.h */
 #define MIN 60000LL /* ms */
 #define EPS 1e-12
 

@@ -12,6 +12,7 @@
 #include "bbt/protocol.h"
 #include "calendar.h"
 #include "dates.h"
+#include "aggregator_config.h"
 #include "fixture-tree.h"
 #include "ingest.h"
 #include "registry.h"
@@ -55,6 +56,7 @@
 #define SAT (MON + 5)
 #define SUN (MON + 6)
 #define SEP1 (MON - 6) /* Tue 2026-09-01 */
+#undef MIN /* sys/param.h, through aggregator_config.h */
 #define MIN 60000LL
 #define NONE NAN /* an undefined rate: JSON null */
 

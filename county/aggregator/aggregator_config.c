@@ -171,7 +171,7 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         struct bbt_metric_settings *m = &s->metrics;
         int offset = BBT_UTC_OFFSET_DEFAULT_MIN;
 
-        bbt_ingest_settings_default(s);
+        memset(s, 0, sizeof(*s));
         s->batch_size = c->batch_size;
         s->gap_grace_ms = c->gap_grace_ms;
         s->resend_timeout_ms = c->resend_timeout_ms;
@@ -193,6 +193,25 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         m->silent_days = (int)c->silent_days;
         m->min_pupils = (long)c->min_pupils;
         m->clock_skew_limit_ms = c->clock_skew_limit_ms;
+}
+
+void bbt_ingest_settings_default(struct bbt_ingest_settings *s)
+{
+        struct bbt_aggregator_config c = { 0 };
+
+        /* Only ENOMEM can fail here (the table's defaults are tested). */
+        if (bbt_config_defaults(options, N_OPTIONS, &c, NULL, 0) < 0)
+                abort();
+        bbt_aggregator_config_settings(&c, s);
+        bbt_config_free(options, N_OPTIONS, &c);
+}
+
+void bbt_metric_settings_default(struct bbt_metric_settings *m)
+{
+        struct bbt_ingest_settings s;
+
+        bbt_ingest_settings_default(&s);
+        *m = s.metrics;
 }
 
 static void print_errors(FILE *out, const struct bbt_import_errors *e)

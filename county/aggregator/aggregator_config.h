@@ -50,6 +50,8 @@ int bbt_aggregator_config_log_priority(const struct bbt_aggregator_config *cfg);
 
 /* The ingest and metric settings the configuration describes. */
 void bbt_aggregator_config_settings(const struct bbt_aggregator_config *cfg, struct bbt_ingest_settings *ret);
+/* The indicator settings' defaults, from the option table. */
+void bbt_metric_settings_default(struct bbt_metric_settings *ret);
 
 /* Reads the registry and calendar files the configuration names (those left
  * empty are skipped). On failure every problem has been written to ERRS_OUT

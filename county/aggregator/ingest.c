@@ -38,22 +38,6 @@ const char *bbt_reject_name(enum bbt_reject r)
         return r >= 0 && r < BBT_REJECT__COUNT ? reject_names[r] : "reject_unknown";
 }
 
-void bbt_ingest_settings_default(struct bbt_ingest_settings *s)
-{
-        memset(s, 0, sizeof(*s));
-        s->batch_size = 1000;
-        s->gap_grace_ms = 30000;
-        s->resend_timeout_ms = 60000;
-        s->resend_settle_ms = 30000;
-        s->resend_attempts = 5;
-        s->resend_max_range = 5000;
-        s->gap_give_up_ms = 8LL * 86400000;
-        s->skew_samples = 5;
-        s->skew_min_ms = 2000;
-        s->skew_warmup_ms = 30000;
-        bbt_metric_settings_default(&s->metrics);
-}
-
 /* Whether one more line may be logged at NOW_MS (at most PER_MIN a minute). */
 bool bbt__log_limit_ok(struct bbt_log_limit *l, int64_t now_ms, int per_min)
 {

@@ -37,6 +37,8 @@ struct bbt_ingest_settings {
         int64_t skew_warmup_ms;     /* heartbeats received this soon after connecting are not samples (30 s) */
         struct bbt_metric_settings metrics;
 };
+/* The defaults (in brackets above), from bbt-aggregator's option table, the
+ * one place they are defined (aggregator_config.c). */
 void bbt_ingest_settings_default(struct bbt_ingest_settings *s);
 
 struct bbt_ingest_stats {

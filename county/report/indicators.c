@@ -10,21 +10,6 @@
  * than once per day, so each block of days is gathered in one pass. */
 #define DAYS_BLOCK 32
 
-void bbt_metric_settings_default(struct bbt_metric_settings *s)
-{
-        memset(s, 0, sizeof(*s));
-        s->used_day_min = 10;
-        s->used_period_min = 10;
-        s->margin_min = 30;
-        s->heartbeat_s = 60;
-        s->idle_window = 10;
-        s->idle_max_days = 0;
-        s->silent_days = 3;
-        s->min_pupils = BBT_BALANCE_MIN_PUPILS_DEFAULT;
-        s->offset_min = BBT_UTC_OFFSET_DEFAULT_MIN;
-        s->clock_skew_limit_ms = 300000;
-}
-
 bool bbt_day_powered(const struct bbt_day_rollup *d)
 {
         return d->on_ms > 0;

@@ -22,8 +22,8 @@ struct bbt_metric_settings {
         int64_t clock_skew_limit_ms; /* fault clock_skew past this (300000) */
 };
 
-/* Fills S with the defaults above. */
-void bbt_metric_settings_default(struct bbt_metric_settings *s);
+/* The defaults (in brackets above) are defined once, in bbt-aggregator's
+ * option table: bbt_metric_settings_default() in aggregator_config.h. */
 
 /* One terminal's rollups over the range FROM..TO (inclusive days). */
 struct bbt_terminal_days {
