@@ -116,8 +116,8 @@ TEST(window_sizes)
         ASSERT_EQ(est, 1 * S); /* sample 2 rolled out */
 }
 
-/* The estimate kept in the store seeds the window after a restart: it is one
- * sample, and the first live sample takes its place. */
+/* The estimate kept in the store seeds the window after a restart: it is the
+ * oldest sample, replaced when the window comes round to it. */
 TEST(seeded_from_the_store)
 {
         struct bbt_skew sk = { .n = 0 };
@@ -127,9 +127,26 @@ TEST(seeded_from_the_store)
         ASSERT_EQ(sk.n, 1);
         ASSERT_EQ(sk.sample[0], 45 * S);
         ASSERT(!add(&sk, T0 + 30 * S, T0, &est));
-        ASSERT_EQ(sk.sample[0], 30 * S);
         ASSERT(add(&sk, T0 + 31 * S, T0, &est));
+        ASSERT_EQ(est, 45 * S);
+        for (int i = 0; i < 3; i++) /* the window comes round: the seed goes */
+                add(&sk, T0 + 31 * S, T0, &est);
         ASSERT_EQ(est, 31 * S);
+}
+
+/* A clock behind: no empty slot may count as a sample (it read 0 once, so
+ * the clock_skew fault cleared and came back, and a minute went uncorrected). */
+TEST(seeded_clock_behind_never_reads_zero)
+{
+        struct bbt_skew sk = { .n = 0 };
+        int64_t est = 1;
+
+        bbt_skew_seed(&sk, -45 * S);
+        ASSERT(!add(&sk, T0 - 30 * S, T0, &est));
+        for (int i = 0; i < 8; i++) {
+                ASSERT(add(&sk, T0 - 31 * S, T0, &est));
+                ASSERT(est <= -30 * S);
+        }
 }
 
 TEST(correct)

@@ -3,7 +3,9 @@
 
 void bbt_skew_seed(struct bbt_skew *s, int64_t skew_ms)
 {
-        s->sample[s->n++] = skew_ms;
+        s->sample[0] = skew_ms;
+        s->n = 1;
+        s->next = 1;
 }
 
 bool bbt_skew_is_live(int64_t spool_depth, bool retained, bool connected, int64_t connected_ms, int64_t warmup_ms,

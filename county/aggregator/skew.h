@@ -15,8 +15,8 @@ struct bbt_skew {
         int n, next; /* samples held; where the next one goes */
 };
 
-/* Starts S from SKEW_MS, the estimate kept in the store: one sample, which
- * the first live sample replaces. */
+/* Starts S from SKEW_MS, the estimate kept in the store: the oldest sample,
+ * replaced when the window comes round to it. */
 void bbt_skew_seed(struct bbt_skew *s, int64_t skew_ms);
 
 /* Whether a heartbeat received at RECV_MS can serve as a sample: sent live
