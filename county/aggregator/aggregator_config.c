@@ -32,7 +32,8 @@ static const struct bbt_option options[] = {
         OPT("broker", "topic", BBT_OPT_STRING, topic, "bbt/v1/#", 0, 0,
             "What to subscribe to, e.g. bbt/v1/510107/# for one county"),
         OPT("broker", "share_group", BBT_OPT_STRING, share_group, "", 0, 0,
-            "Subscribe as $share/GROUP/TOPIC so that several aggregators split the load; empty: all to this one"),
+            "Subscribe as $share/GROUP/TOPIC; not supported by ingest yet (one writer per terminal: "
+            "docs/aggregator.md, Several aggregators); leave empty"),
 
         OPT("store", "path", BBT_OPT_PATH, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
             "The SQLite store (created if missing)"),

@@ -275,8 +275,9 @@ static void check_takeover(struct daemon *d, uint64_t connected_for, const char 
                       "each soon after connecting (last: %s). Another client is most likely connecting with the "
                       "same client id -- a second bbt-aggregator with the same [broker] client_id, or a copied "
                       "configuration: each connection ends the other's session, and each stores only part of the "
-                      "data. Give every aggregator its own [broker] client_id (with the same share_group to share "
-                      "the load), and a terminal credential its own client id (see docs/deploy.md)",
+                      "data. Give every aggregator its own [broker] client_id (and, to spread the load, its own "
+                      "store and [broker] topic: docs/aggregator.md), and a terminal credential its own client id "
+                      "(see docs/deploy.md)",
                       d->cfg.client_id, TAKEOVER_DROPS, TAKEOVER_WINDOW_MS / 1000, reason);
 }
 
