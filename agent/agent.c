@@ -26,7 +26,7 @@
 #include "periph.h"
 #include "projector.h"
 #include "spool.h"
-#include "state.h"
+#include "counters.h"
 #include "usage_tracker.h"
 
 #define TICK_MS 100          /* pacing of backlog drain and resends */
@@ -70,7 +70,7 @@ struct bbt_agent {
 
         struct bbt_mqtt *mqtt;
         struct bbt_spool *spool;
-        struct bbt_state *state;
+        struct bbt_counters *counters; /* the seq and boot counters */
         struct bbt_health health;
         struct bbt_usage_tracker usage;
         char hostname[65], os[129], machine_id[65];
@@ -184,14 +184,14 @@ static int produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags
         size_t len;
         int r;
 
-        r = bbt_state_next_seq(a->state, &seq);
+        r = bbt_counters_next_seq(a->counters, &seq);
         if (r < 0) {
                 bbt_log_error("cannot reserve a sequence number in %s: %s; %s message lost (counted in hb "
                               "spool.dropped)", a->cfg.state_dir, strerror(-r), bbt_channel_name(m->channel));
                 bbt_spool_note_unstored(a->spool, 0);
                 return r;
         }
-        bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
+        bbt_spool_set_seq_ceiling(a->spool, bbt_counters_ceiling(a->counters));
         m->seq = (int64_t)seq;
         m->ts = now_real();
         m->boot = a->boot;
@@ -400,7 +400,7 @@ static int new_session(struct bbt_agent *a)
         struct bbt_msg m;
         int r;
 
-        r = bbt_state_new_session(a->state, &a->boot);
+        r = bbt_counters_new_session(a->counters, &a->boot);
         if (r < 0) {
                 bbt_log_error("cannot save the boot counter in %s: %s", a->cfg.state_dir, strerror(-r));
                 return r;
@@ -733,7 +733,7 @@ static cJSON *missing_json(struct bbt_agent *a, const struct resend_job *job, ui
         size_t n_skipped, n_unstored;
         cJSON *array = cJSON_CreateArray();
 
-        n_skipped = bbt_state_skipped(a->state, &skipped);
+        n_skipped = bbt_counters_skipped(a->counters, &skipped);
         n_unstored = bbt_spool_unstored_seqs(a->spool, u, BBT_SPOOL_UNSTORED_RANGES);
         for (size_t i = 0; i < n_unstored; i++) {
                 unstored[i].from = u[i].from;
@@ -1038,7 +1038,7 @@ static void on_connect(void *userdata, bool session_present)
         birth.body.state.will_seq = (int64_t)a->will_seq;
         /* And which seqs this run skipped at its start: not to be asked for. */
         {
-                const struct bbt_state_start_info *info = bbt_state_start_info(a->state);
+                const struct bbt_counters_start_info *info = bbt_counters_start_info(a->counters);
 
                 if (info->skipped) {
                         birth.body.state.has_skipped_from = birth.body.state.has_skipped_to = true;
@@ -1619,11 +1619,11 @@ static void spool_report_cb(void *userdata, const char *file, uint64_t offset, c
 int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_config *config,
                   struct bbt_agent **ret)
 {
-        const struct bbt_state_start_info *info;
+        const struct bbt_counters_start_info *info;
         struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES];
-        struct bbt_state_witness witness = { 0 };
+        struct bbt_counters_witness witness = { 0 };
         struct bbt_spool_witness sw;
-        struct bbt_state_options sto;
+        struct bbt_counters_options sto;
         struct bbt_spool_options so;
         struct bbt_agent *a;
         char err[512];
@@ -1681,12 +1681,12 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                 bbt_log_warning("spool %s: records up to seq %" PRIu64 " were used but the spool ends at seq %"
                                 PRIu64 " (a damaged or cut tail): they are reported lost, never reused",
                                 a->cfg.spool_dir, witness.used, sw.last_seq);
-        bbt_state_options_init(&sto);
+        bbt_counters_options_init(&sto);
         sto.dir = a->cfg.state_dir;
         sto.root = a->cfg.root;
         sto.block = SEQ_BLOCK;
         sto.recover = a->cfg.recover_state;
-        r = bbt_state_open(&sto, &witness, &a->state, err, sizeof(err));
+        r = bbt_counters_open(&sto, &witness, &a->counters, err, sizeof(err));
         if (r == -EBADMSG) {
                 bbt_log_error("%s; refusing to start, since a wrong counter could reuse sequence numbers. "
                               "Start once with --recover-state to continue past the spool (see bbt-agent(8))", err);
@@ -1695,24 +1695,24 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                 bbt_log_error("%s", err);
                 goto fail;
         }
-        info = bbt_state_start_info(a->state);
+        info = bbt_counters_start_info(a->counters);
         if (info->skipped)
                 bbt_log_warning("state %s: %s: first seq %" PRIu64 "; seq %" PRIu64 "..%" PRIu64
                                 " skipped, never reused (the previous run stopped uncleanly; it had used at "
                                 "least up to %" PRIu64 "; resend replies name the range 'skipped')",
-                                a->cfg.state_dir, bbt_state_start_name(info->start), info->first_seq,
+                                a->cfg.state_dir, bbt_counters_start_name(info->start), info->first_seq,
                                 info->skipped_from, info->skipped_to, info->used);
         else
                 bbt_log_info("state %s: %s, first seq %" PRIu64, a->cfg.state_dir,
-                             bbt_state_start_name(info->start), info->first_seq);
+                             bbt_counters_start_name(info->start), info->first_seq);
         /* The reservation's and the skipped ranges' second witness, on disk
          * before any seq goes out. */
-        bbt_spool_set_seq_ceiling(a->spool, bbt_state_ceiling(a->state));
-        _Static_assert(BBT_SPOOL_SKIPPED_RANGES == BBT_STATE_SKIPPED_MAX, "meta keeps every skipped range");
+        bbt_spool_set_seq_ceiling(a->spool, bbt_counters_ceiling(a->counters));
+        _Static_assert(BBT_SPOOL_SKIPPED_RANGES == BBT_COUNTERS_SKIPPED_MAX, "meta keeps every skipped range");
         {
                 struct bbt_spool_seq_range copy[BBT_SPOOL_SKIPPED_RANGES];
                 const struct bbt_seq_range *sk;
-                size_t n = bbt_state_skipped(a->state, &sk), first = n > BBT_SPOOL_SKIPPED_RANGES ? n - BBT_SPOOL_SKIPPED_RANGES : 0;
+                size_t n = bbt_counters_skipped(a->counters, &sk), first = n > BBT_SPOOL_SKIPPED_RANGES ? n - BBT_SPOOL_SKIPPED_RANGES : 0;
 
                 for (size_t i = first; i < n; i++) {
                         copy[i - first].from = sk[i].from;
@@ -1858,7 +1858,7 @@ void bbt_agent_free(struct bbt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
                 free(a->jobs[i].missing);
         bbt_spool_close(a->spool);
-        bbt_state_close(a->state);
+        bbt_counters_close(a->counters);
         bbt_agent_config_free(&a->cfg);
         free(a->window);
         free(a->config_path);

@@ -66,7 +66,7 @@ struct bbt_spool_seq_range {
 /* How many ranges of unstored seqs the meta file keeps (the newest). */
 #define BBT_SPOOL_UNSTORED_RANGES 16
 /* How many ranges of skipped seqs the meta file keeps for the agent: all of
- * the state file's (BBT_STATE_SKIPPED_MAX), a whole copy for when that file
+ * the state file's (BBT_COUNTERS_SKIPPED_MAX), a whole copy for when that file
  * lost its latest writes. (One range per unclean stop: normally a handful.) */
 #define BBT_SPOOL_SKIPPED_RANGES 256
 
