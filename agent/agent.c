@@ -71,7 +71,6 @@ struct bbt_agent {
         struct bbt_mqtt *mqtt;
         struct bbt_spool *spool;
         struct bbt_counters *counters; /* the seq and boot counters */
-        struct bbt_health health;
         struct bbt_usage_tracker usage;
         char hostname[65], os[129], machine_id[65];
 
@@ -117,11 +116,10 @@ struct bbt_agent {
         uint64_t prev_will_seq; /* the will of the session that ended last, 0: none */
 
         bool spool_drop_raised; /* a spool_drop alert is raised and not yet cleared */
-        char health_error[256];
 
         /* hardware drivers */
         struct bbt_driver_events driver_events;
-        struct bbt_driver *drivers[5];
+        struct bbt_driver *drivers[6];
         size_t n_drivers;
         struct bbt_driver *periph, *projector;
         bool display_panel_on, display_projector_on;
@@ -295,16 +293,12 @@ static void produce_heartbeat(struct bbt_agent *a)
 {
         struct bbt_spool_stats st;
         struct bbt_msg m;
-        char err[256] = "";
-        int r;
 
         bbt_msg_init(&m, BBT_CH_HB);
-        if (a->cfg.health_enabled) {
-                r = bbt_health_read(&a->health, a->cfg.root, a->cfg.spool_dir, &m.body.hb, err, sizeof(err));
-                if (r < 0 && strcmp(err, a->health_error) != 0)
-                        bbt_log_warning("health: %s (reported as 0 until it can be read)", err);
-                snprintf(a->health_error, sizeof(a->health_error), "%s", r < 0 ? err : "");
-        }
+        /* The drivers read at heartbeat time: health, while [health] enabled. */
+        for (size_t i = 0; a->cfg.health_enabled && i < a->n_drivers; i++)
+                if (a->drivers[i]->ops->heartbeat)
+                        a->drivers[i]->ops->heartbeat(a->drivers[i], &m.body.hb);
         m.body.hb.state = bbt_usage_tracker_state(&a->usage);
         if (a->has_projector_status) {
                 m.body.hb.has_projector = true;
@@ -1246,6 +1240,14 @@ static int create_drivers(struct bbt_agent *a, uv_loop_t *loop)
                 .inventory = ev_inventory, .projector = ev_projector, .alert = ev_alert, .problem = ev_problem,
                 .userdata = a,
         };
+        /* Always there (--probe shows it); [health] enabled says whether heartbeats carry it. */
+        {
+                struct bbt_health_options o = { .spool_dir = a->cfg.spool_dir };
+
+                if ((r = bbt_health_new(&env, &o, &d)) < 0)
+                        goto fail;
+                a->drivers[a->n_drivers++] = d;
+        }
         if (a->cfg.input_enabled) {
                 struct bbt_input_options o = { 0 };
 
@@ -1796,10 +1798,7 @@ int bbt_agent_start(struct bbt_agent *a)
 
 int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
 {
-        struct bbt_health health = { 0 };
-        struct bbt_hb hb = { 0 };
         struct bbt_agent *a;
-        char err[512] = "";
         uv_loop_t loop;
         int problems = 0;
         size_t i;
@@ -1814,18 +1813,7 @@ int bbt_agent_probe(const struct bbt_agent_config *config, FILE *out)
                 free(a);
                 return r;
         }
-        fprintf(out, "bbt-agent %s probe, root %s\n\n== health ==\n", BBT_VERSION, a->cfg.root);
-        r = bbt_health_read(&health, a->cfg.root, a->cfg.spool_dir, &hb, err, sizeof(err));
-        fprintf(out, "uptime %" PRId64 " s, load %.2f %.2f %.2f, memory %" PRId64 " of %" PRId64 " bytes available\n",
-                hb.uptime, hb.load[0], hb.load[1], hb.load[2], hb.mem_available, hb.mem_total);
-        fprintf(out, "disk /: %" PRId64 " of %" PRId64 " bytes free; clock %s\n", hb.disk_root.free,
-                hb.disk_root.total, hb.clock_synced ? "synchronised" : "NOT synchronised");
-        if (hb.has_temp)
-                fprintf(out, "hottest sensor: %.1f C (%s)\n", hb.temp_max, hb.temp_source);
-        for (i = 0; i < hb.n_net; i++)
-                fprintf(out, "network %s: %s\n", hb.net[i].ifname, hb.net[i].up ? "up" : "down");
-        if (r < 0)
-                fprintf(out, "problem: %s\n", err);
+        fprintf(out, "bbt-agent %s probe, root %s\n", BBT_VERSION, a->cfg.root);
         r = create_drivers(a, &loop);
         for (i = 0; r == 0 && i < a->n_drivers; i++) {
                 fprintf(out, "\n== %s ==\n", a->drivers[i]->ops->name);
