@@ -172,7 +172,6 @@ int bbt_agent_reload(struct bbt_agent *a)
         bbt_log_set_level(bbt_agent_config_log_priority(&a->cfg));
         bbt_sources_reload(a);
         bbt_produce_start(a);
-        bbt_uplink_reload(a);
         if (reconnect) {
                 bbt_log_notice("reload: broker or identity changed; reconnecting");
                 bbt_session_reconnect(a);
@@ -352,7 +351,6 @@ int bbt_agent_start(struct bbt_agent *a)
         bbt_produce_drop_alert(a);
         bbt_produce_heartbeat(a);
         bbt_produce_start(a);
-        bbt_uplink_start(a);
         watchdog_usec = bbt_notify_watchdog_usec();
         if (watchdog_usec >= 2000)
                 uv_timer_start(&a->watchdog_timer, watchdog_timer_cb, watchdog_usec / 2000, watchdog_usec / 2000);

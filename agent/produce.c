@@ -25,6 +25,7 @@ int bbt_produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags, c
                 bbt_log_error("cannot reserve a sequence number in %s: %s; %s message lost (counted in hb "
                               "spool.dropped)", a->cfg.state_dir, strerror(-r), bbt_channel_name(m->channel));
                 bbt_spool_note_unstored(a->spool, 0);
+                bbt_uplink_meta_changed(a);
                 return r;
         }
         bbt_spool_set_seq_ceiling(a->spool, bbt_counters_ceiling(a->counters));
@@ -36,6 +37,7 @@ int bbt_produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags, c
                 bbt_log_error("internal: %s message seq %" PRIu64 " does not encode: %s",
                               bbt_channel_name(m->channel), seq, bbt_error_format(&err, errtext, sizeof(errtext)));
                 bbt_spool_note_unstored(a->spool, seq);
+                bbt_uplink_meta_changed(a);
                 return r;
         }
         bbt_session_topic(a, m->channel, topic, sizeof(topic));
@@ -48,6 +50,7 @@ int bbt_produce_record(struct bbt_agent *a, struct bbt_msg *m, unsigned flags, c
                               a->cfg.spool_dir, bbt_channel_name(m->channel), seq, strerror(-r));
                 a->stats.spool_errors++;
                 free(json);
+                bbt_uplink_meta_changed(a);
                 return r;
         }
         a->stats.produced++;

@@ -544,6 +544,18 @@ int bbt_spool_save_meta(struct bbt_spool *sp)
         return r;
 }
 
+bool bbt_spool_meta_dirty(struct bbt_spool *sp)
+{
+        bool dirty;
+
+        pthread_mutex_lock(&sp->meta_lock);
+        pthread_mutex_lock(&sp->lock);
+        dirty = sp->meta_gen != sp->meta_saved_gen || sp->written_seq != sp->meta_saved_appended;
+        pthread_mutex_unlock(&sp->lock);
+        pthread_mutex_unlock(&sp->meta_lock);
+        return dirty;
+}
+
 /* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
 static const char *parse_ranges(char *value, struct bbt_spool_seq_range *r, size_t max, size_t *ret_n)
 {

@@ -180,6 +180,11 @@ int bbt_spool_ack_through(struct bbt_spool *sp, uint64_t seq);
  * another thread like bbt_spool_sync() (two saves are serialised). */
 int bbt_spool_save_meta(struct bbt_spool *sp);
 
+/* Whether something bbt_spool_save_meta() writes has changed since it last
+ * wrote (the ack watermark, the counters, the appended mark, the witnesses):
+ * the caller saves only then. */
+bool bbt_spool_meta_dirty(struct bbt_spool *sp);
+
 /* Deletes the oldest segments while all their records are acknowledged and
  * their newest record is older than retain_acked_ms by the clock; stops at
  * the first segment that does not qualify (retention is always a prefix of

@@ -11,8 +11,8 @@
 #include "spool.h"
 
 #define TICK_MS 100       /* pacing of backlog drain and resends */
-#define META_MS 1000      /* how often acknowledgements are saved */
-#define EXPIRE_MS 60000   /* how often expired spool segments are removed */
+#define META_MS 1000      /* how soon a change reaches the meta file */
+#define EXPIRE_MS 60000   /* how often expired spool segments are looked for, at most */
 
 int bbt_uplink_new(struct bbt_agent *a, size_t inflight)
 {
@@ -28,6 +28,8 @@ void bbt_uplink_free(struct bbt_agent *a)
         free(a->uplink.window);
         a->uplink.window = NULL;
 }
+
+static void meta_due(struct bbt_agent *a);
 
 /* ---- the window ---- */
 
@@ -69,6 +71,7 @@ static void window_advance(struct bbt_agent *a)
         bbt_spool_ack_through(a->spool, through);
         u->acked_through = through;
         a->stats.acked += n;
+        meta_due(a);
 }
 
 bool bbt_uplink_idle(const struct bbt_agent *a)
@@ -199,6 +202,7 @@ void bbt_uplink_acked(struct bbt_agent *a, int mid)
 /* ---- fsync off the loop thread ---- */
 
 static void request_sync(struct bbt_agent *a);
+static void fsync_due(struct bbt_agent *a);
 
 static void sync_work_cb(uv_work_t *req)
 {
@@ -219,8 +223,13 @@ static void sync_after_cb(uv_work_t *req, int status)
                 bbt_log_error("spool %s: fsync failed: %s", a->cfg.spool_dir, strerror(-u->sync_result));
         if (a->stopped)
                 return;
-        if (u->synced_seq < u->appended_seq && a->cfg.fsync_policy == BBT_FSYNC_EACH)
-                request_sync(a);
+        if (u->synced_seq < u->appended_seq) {
+                /* Appended while this sync ran: at once, or when due. */
+                if (a->cfg.fsync_policy == BBT_FSYNC_EACH)
+                        request_sync(a);
+                else
+                        fsync_due(a);
+        }
         bbt_uplink_pump(a);
 }
 
@@ -241,6 +250,14 @@ void bbt_uplink_appended(struct bbt_agent *a, uint64_t seq)
         a->uplink.appended_seq = seq;
         if (a->cfg.fsync_policy == BBT_FSYNC_EACH)
                 request_sync(a);
+        else
+                fsync_due(a);
+        meta_due(a);
+}
+
+void bbt_uplink_meta_changed(struct bbt_agent *a)
+{
+        meta_due(a);
 }
 
 /* ---- timers ---- */
@@ -265,18 +282,34 @@ static void tick_timer_cb(uv_timer_t *t)
                 uv_timer_stop(t);
 }
 
+/* The timers below run only when they have work: the meta save META_MS after
+ * the first change since the last save, the fsync fsync_interval after the
+ * first record appended since the last sync. An idle agent wakes for neither. */
+
+static void meta_timer_cb(uv_timer_t *t);
+
+static void meta_due(struct bbt_agent *a)
+{
+        if (!uv_is_active((uv_handle_t *)&a->uplink.meta_timer) && !a->stopped && bbt_spool_meta_dirty(a->spool))
+                uv_timer_start(&a->uplink.meta_timer, meta_timer_cb, META_MS, 0);
+}
+
 static void meta_timer_cb(uv_timer_t *t)
 {
         struct bbt_agent *a = container_of(t, struct bbt_agent, uplink.meta_timer);
+        struct bbt_uplink *u = &a->uplink;
 
         /* Saves only what changed: the ack watermark, the counters, the
          * witnesses of the seqs used (docs/spool.md). */
         bbt_spool_save_meta(a->spool);
+        /* The backlog was acknowledged (which is a change, so this runs). */
         bbt_produce_drops_delivered(a);
-        if (++a->uplink.meta_ticks * META_MS >= EXPIRE_MS) {
-                a->uplink.meta_ticks = 0;
+        if (uv_now(a->loop) - u->expired_at >= EXPIRE_MS) {
+                u->expired_at = uv_now(a->loop);
                 bbt_spool_expire(a->spool);
         }
+        /* A save that failed is tried again. */
+        meta_due(a);
 }
 
 static void fsync_timer_cb(uv_timer_t *t)
@@ -287,26 +320,19 @@ static void fsync_timer_cb(uv_timer_t *t)
                 request_sync(a);
 }
 
+static void fsync_due(struct bbt_agent *a)
+{
+        if (!uv_is_active((uv_handle_t *)&a->uplink.fsync_timer) && !a->stopped)
+                uv_timer_start(&a->uplink.fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms, 0);
+}
+
 void bbt_uplink_init(struct bbt_agent *a)
 {
         uv_timer_init(a->loop, &a->uplink.tick_timer);
         uv_timer_init(a->loop, &a->uplink.fsync_timer);
         uv_timer_init(a->loop, &a->uplink.meta_timer);
         a->uplink.tokens = 1;
-}
-
-void bbt_uplink_start(struct bbt_agent *a)
-{
-        uv_timer_start(&a->uplink.meta_timer, meta_timer_cb, META_MS, META_MS);
-        if (a->cfg.fsync_policy == BBT_FSYNC_INTERVAL)
-                uv_timer_start(&a->uplink.fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms,
-                               (uint64_t)a->cfg.fsync_interval_ms);
-}
-
-void bbt_uplink_reload(struct bbt_agent *a)
-{
-        uv_timer_start(&a->uplink.fsync_timer, fsync_timer_cb, (uint64_t)a->cfg.fsync_interval_ms,
-                       (uint64_t)a->cfg.fsync_interval_ms);
+        a->uplink.expired_at = uv_now(a->loop);
 }
 
 void bbt_uplink_close(struct bbt_agent *a)

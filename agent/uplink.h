@@ -36,23 +36,18 @@ struct bbt_uplink {
         bool sync_running;
         int sync_result;
         uint64_t appended_seq, synced_seq, sync_synced;
-        uv_timer_t fsync_timer; /* fsync = interval */
+        uv_timer_t fsync_timer; /* fsync = interval: due fsync_interval after an append */
 
-        uv_timer_t meta_timer; /* saves acks and counters to the spool's meta */
-        unsigned meta_ticks;   /* meta saves since the last expiry pass */
+        uv_timer_t meta_timer; /* saves acks and counters to the spool's meta: due after a change */
+        uint64_t expired_at;   /* uv_now() of the last look for expired segments */
 };
 
 /* Allocates the window for INFLIGHT records. Returns 0 or -ENOMEM. */
 int bbt_uplink_new(struct bbt_agent *a, size_t inflight);
 
-/* Inits the timers (before anything can fail in a start). */
+/* Inits the timers (before anything can fail in a start). They run only
+ * when they have work: see bbt_uplink_appended(). */
 void bbt_uplink_init(struct bbt_agent *a);
-
-/* Starts the meta and (fsync = interval) fsync timers. */
-void bbt_uplink_start(struct bbt_agent *a);
-
-/* Applies a reloaded fsync_interval. */
-void bbt_uplink_reload(struct bbt_agent *a);
 
 /* Publishes what the window and the pacing allow, in spool order. */
 void bbt_uplink_pump(struct bbt_agent *a);
@@ -60,8 +55,14 @@ void bbt_uplink_pump(struct bbt_agent *a);
 /* Makes the pacing timer run (a backlog, a resend job). */
 void bbt_uplink_kick(struct bbt_agent *a);
 
-/* SEQ was appended to the spool: the fsync policy applies. */
+/* SEQ was appended to the spool: it is synced by the fsync policy (at once,
+ * or fsync_interval after the first record appended since the last sync),
+ * and the meta file saved within a second. */
 void bbt_uplink_appended(struct bbt_agent *a, uint64_t seq);
+
+/* Something the spool's meta file keeps changed without an append (a message
+ * that could not be stored): it is saved within a second. */
+void bbt_uplink_meta_changed(struct bbt_agent *a);
 
 /* Publishes the record SEQ (TOPIC, JSON of LEN bytes, RETAIN) now, ahead of
  * the backlog; the window accounts for it when the spool reaches it. With
