@@ -106,14 +106,14 @@ void bbt_uplink_pump(struct bbt_agent *a)
                 /* Paced, but for a stop: the last records go out now. */
                 if (u->tokens < 1 && !a->stopping) {
                         bbt_uplink_kick(a);
-                        return;
+                        break;
                 }
                 r = bbt_spool_next(a->spool, &rec);
                 if (r == -ENOENT)
-                        return;
+                        break;
                 if (r < 0) {
                         bbt_log_error("spool %s: cannot read the next record: %s", a->cfg.spool_dir, strerror(-r));
-                        return;
+                        break;
                 }
                 /* This session's will is the broker's to publish. A will of an
                  * earlier session goes out like any record: the broker sent it
@@ -136,12 +136,15 @@ void bbt_uplink_pump(struct bbt_agent *a)
                 if (r < 0) {
                         if (r != -ENOTCONN)
                                 bbt_log_warning("publish of seq %" PRIu64 " failed: %s", rec.seq, strerror(-r));
-                        return; /* the cursor is rewound at the next connection */
+                        break; /* the cursor is rewound at the next connection */
                 }
                 window_push(u, rec.seq, mid, false);
                 u->tokens -= 1;
                 a->stats.published++;
         }
+        /* Also when the window took only records acknowledged already (this
+         * session's will, those published ahead): the watermark moves now,
+         * not at the next acknowledgement. */
         window_advance(a);
 }
 
