@@ -1,5 +1,6 @@
 /* bbt-agent's option table and the checks that span several keys. */
 #include "agent_config.h"
+#include "bbt/base.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -55,9 +56,9 @@ static const struct bbt_option options[] = {
             "Largest spool; past it the oldest records are dropped, counted and alerted"),
         { .section = "spool", .name = "fsync", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_agent_config, fsync_policy), .default_value = "interval",
-          .enum_values = fsync_names, .help = "each: fsync every record before publishing it; interval: every fsync_interval" },
+          .enum_values = fsync_names, .help = "each: fsync every record before publishing it; interval: within fsync_interval of its append" },
         OPT("spool", "fsync_interval", BBT_OPT_DURATION, fsync_interval_ms, "1000ms", 10, SECONDS(60),
-            "With fsync = interval, how often the spool is synced"),
+            "With fsync = interval, how long after a record is appended the spool is synced"),
         OPT("spool", "retain_acked", BBT_OPT_DURATION, retain_acked_ms, "7d", 0, SECONDS(366LL * 86400),
             "How long acknowledged records are kept for resend requests (within max_size)"),
         OPT("spool", "inflight", BBT_OPT_INT, inflight, "20", 1, 1000,
@@ -96,7 +97,7 @@ static const struct bbt_option options[] = {
         OPT("projector", "unreachable_alert", BBT_OPT_DURATION, projector_unreachable_alert_ms, "10m", 0,
             SECONDS(86400), "Raise projector_unreachable when no poll has succeeded for this long; 0: never"),
 };
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+#define N_OPTIONS (BBT_ELEMENTSOF(options))
 
 static int check(const char *path, void *cfg, char *err, size_t err_size)
 {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "state.h"
+#include "counters.h"
 
 /* The reasons of a resend reply's result.missing (protocol/SPEC.md). */
 enum bbt_missing_reason {

@@ -31,6 +31,7 @@
  * ack) and a cached read position for resends; never a per-record index.
  */
 #include "spool.h"
+#include "bbt/base.h"
 
 #include "bbt/fileio.h"
 
@@ -544,6 +545,18 @@ int bbt_spool_save_meta(struct bbt_spool *sp)
         return r;
 }
 
+bool bbt_spool_meta_dirty(struct bbt_spool *sp)
+{
+        bool dirty;
+
+        pthread_mutex_lock(&sp->meta_lock);
+        pthread_mutex_lock(&sp->lock);
+        dirty = sp->meta_gen != sp->meta_saved_gen || sp->written_seq != sp->meta_saved_appended;
+        pthread_mutex_unlock(&sp->lock);
+        pthread_mutex_unlock(&sp->meta_lock);
+        return dirty;
+}
+
 /* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
 static const char *parse_ranges(char *value, struct bbt_spool_seq_range *r, size_t max, size_t *ret_n)
 {
@@ -620,11 +633,11 @@ static const char *parse_meta(char *text, struct meta *m)
                 }
                 if (!have_version)
                         return "version must come first";
-                for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                for (k = 0; k < BBT_ELEMENTSOF(keys); k++)
                         if (strcmp(line, keys[k]) == 0)
                                 break;
                 /* Version 1 has acked and dropped only. */
-                if (k == sizeof(keys) / sizeof(keys[0]) || (version == 1 && k > 1))
+                if (k == BBT_ELEMENTSOF(keys) || (version == 1 && k > 1))
                         return "unknown key";
                 *fields[k] = v;
                 have_acked |= k == 0;
@@ -1091,7 +1104,7 @@ static int64_t delete_oldest(struct bbt_spool *sp)
                 unacked = seg->count - sp->ack.in_seg;
         sp->depth = sp->depth > unacked ? sp->depth - unacked : 0;
         sp->total_bytes -= seg->bytes;
-        for (size_t i = 0; i < sizeof(curs) / sizeof(curs[0]); i++) {
+        for (size_t i = 0; i < BBT_ELEMENTSOF(curs); i++) {
                 if (curs[i]->idx == 0) {
                         curs[i]->off = SEG_HEADER_SIZE;
                         curs[i]->in_seg = 0;

@@ -66,7 +66,7 @@ struct bbt_spool_seq_range {
 /* How many ranges of unstored seqs the meta file keeps (the newest). */
 #define BBT_SPOOL_UNSTORED_RANGES 16
 /* How many ranges of skipped seqs the meta file keeps for the agent: all of
- * the state file's (BBT_STATE_SKIPPED_MAX), a whole copy for when that file
+ * the state file's (BBT_COUNTERS_SKIPPED_MAX), a whole copy for when that file
  * lost its latest writes. (One range per unclean stop: normally a handful.) */
 #define BBT_SPOOL_SKIPPED_RANGES 256
 
@@ -179,6 +179,11 @@ int bbt_spool_ack_through(struct bbt_spool *sp, uint64_t seq);
  * last save. Returns 0 or -errno (the old meta file stays). May run on
  * another thread like bbt_spool_sync() (two saves are serialised). */
 int bbt_spool_save_meta(struct bbt_spool *sp);
+
+/* Whether something bbt_spool_save_meta() writes has changed since it last
+ * wrote (the ack watermark, the counters, the appended mark, the witnesses):
+ * the caller saves only then. */
+bool bbt_spool_meta_dirty(struct bbt_spool *sp);
 
 /* Deletes the oldest segments while all their records are acknowledged and
  * their newest record is older than retain_acked_ms by the clock; stops at

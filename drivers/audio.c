@@ -1,4 +1,4 @@
-/* Audio playback running or not, from ALSA's proc/asound/card<N>/pcm<M>p/sub<K>/status files, polled on a timer. */
+/* Audio playback running or not, from ALSA's proc/asound/card<N>/pcm<M>p/sub<K>/status files: read when a sound device is opened or closed, polled while one is open. */
 #include "audio.h"
 #include "bbt/base.h"
 
@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
 
 
 /* A running substream's status is ~300 bytes; the state line comes first. */
@@ -25,6 +28,13 @@ struct audio {
         uv_timer_t timer;
         bool timer_open, started, stopping;
         int reported; /* -1 before the first report, else 0 or 1 */
+        bool busy;    /* a playback substream was open at the last reading */
+        /* Opens and closes in ROOT/dev/snd (or ROOT/dev until snd appears),
+         * from inotify; INOTIFY_FD -1: none, so the driver polls always. */
+        int inotify_fd, snd_wd, dev_wd;
+        uv_poll_t watch;
+        bool watch_open;
+        unsigned open_handles;
         void (*done)(void *userdata);
         void *done_userdata;
 };
@@ -154,6 +164,23 @@ static bool find_running(void *arg, const char *card, const char *pcm, const cha
         return !*playing;
 }
 
+struct reading {
+        bool playing, busy;
+};
+
+/* Playing, and whether any playback substream is open at all (its status is
+ * not "closed"): while one is, its state can change without an open or close. */
+static bool find_state(void *arg, const char *card, const char *pcm, const char *sub, const char *status)
+{
+        struct reading *rd = arg;
+
+        if (status_running(status))
+                rd->playing = true;
+        if (status[0] && strncmp(status, "closed", 6) != 0)
+                rd->busy = true;
+        return true;
+}
+
 int bbt_audio_read(const char *root, bool *ret_playing)
 {
         bool playing = false;
@@ -168,24 +195,113 @@ int bbt_audio_read(const char *root, bool *ret_playing)
         return 0;
 }
 
+static void timer_cb(uv_timer_t *t);
+
+/* Reads now, reports a change, and polls again in poll_ms while a playback
+ * substream is open, or always when there are no opens and closes to watch. */
+static void reading(struct audio *a)
+{
+        const struct bbt_driver_events *ev = a->base.env.events;
+        struct reading rd = { 0 };
+        int r;
+
+        if (a->stopping)
+                return;
+        r = walk(a->root, find_state, &rd);
+        if (r < 0 && r != -ENOENT) {
+                rd.busy = true; /* try again at the next poll */
+        } else if ((int)rd.playing != a->reported) {
+                a->reported = rd.playing;
+                if (ev && ev->audio)
+                        ev->audio(ev->userdata, rd.playing);
+        }
+        a->busy = rd.busy;
+        if (a->busy || a->inotify_fd < 0)
+                uv_timer_start(&a->timer, timer_cb, a->poll_ms, 0);
+        else
+                uv_timer_stop(&a->timer);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
-        struct audio *a = bbt_container_of(t, struct audio, timer);
-        const struct bbt_driver_events *ev = a->base.env.events;
-        bool playing;
+        reading(bbt_container_of(t, struct audio, timer));
+}
 
-        if (a->stopping || bbt_audio_read(a->root, &playing) < 0 || (int)playing == a->reported)
+/* ---- watching ROOT/dev/snd ---- */
+
+#define SND_EVENTS (IN_OPEN | IN_CLOSE | IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM)
+
+/* Watches ROOT/dev/snd, or ROOT/dev for it to appear. Returns 0, or -errno
+ * when neither can be watched. */
+static int watch_snd(struct audio *a)
+{
+        char path[PATH_MAX];
+
+        if (snprintf(path, sizeof(path), "%s/dev/snd", a->root) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        a->snd_wd = inotify_add_watch(a->inotify_fd, path, SND_EVENTS | IN_ONLYDIR);
+        if (a->snd_wd >= 0 || a->dev_wd >= 0)
+                return 0;
+        path[strlen(path) - 4] = '\0'; /* ROOT/dev */
+        a->dev_wd = inotify_add_watch(a->inotify_fd, path, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        return a->dev_wd >= 0 ? 0 : -errno;
+}
+
+static void watch_cb(uv_poll_t *p, int status, int events)
+{
+        struct audio *a = bbt_container_of(p, struct audio, watch);
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool snd_appeared = false, snd_gone = false;
+        ssize_t n;
+
+        for (;;) {
+                n = read(a->inotify_fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                for (char *q = buf; q < buf + n;) {
+                        const struct inotify_event *e = (const struct inotify_event *)q;
+
+                        if (e->wd == a->dev_wd && e->len && strcmp(e->name, "snd") == 0)
+                                snd_appeared = true;
+                        if (e->wd == a->snd_wd && (e->mask & IN_IGNORED))
+                                snd_gone = true;
+                        q += sizeof(*e) + e->len;
+                }
+        }
+        if (snd_gone)
+                a->snd_wd = -1;
+        if ((snd_appeared || snd_gone) && a->snd_wd < 0)
+                (void)watch_snd(a);
+        /* Whatever happened (a device opened or closed, a card added), read now. */
+        reading(a);
+}
+
+/* Starts watching; on any failure the driver polls always, as without inotify. */
+static void watch_start(struct audio *a)
+{
+        a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (a->inotify_fd < 0)
                 return;
-        a->reported = playing;
-        if (ev && ev->audio)
-                ev->audio(ev->userdata, playing);
+        if (watch_snd(a) < 0 || uv_poll_init(a->base.env.loop, &a->watch, a->inotify_fd) < 0) {
+                close(a->inotify_fd);
+                a->inotify_fd = -1;
+                return;
+        }
+        a->watch_open = true;
+        a->open_handles++;
+        if (uv_poll_start(&a->watch, UV_READABLE, watch_cb) < 0) {
+                uv_poll_stop(&a->watch);
+                close(a->inotify_fd); /* the handle is closed at the stop */
+                a->inotify_fd = -1;
+        }
 }
 
 static void close_cb(uv_handle_t *h)
 {
-        struct audio *a = bbt_container_of((uv_timer_t *)h, struct audio, timer);
+        struct audio *a = h->type == UV_TIMER ? bbt_container_of((uv_timer_t *)h, struct audio, timer)
+                                              : bbt_container_of((uv_poll_t *)h, struct audio, watch);
 
-        if (a->done)
+        if (--a->open_handles == 0 && a->done)
                 a->done(a->done_userdata);
 }
 
@@ -202,8 +318,11 @@ static int audio_start(struct bbt_driver *base)
         if (r < 0)
                 return r;
         a->timer_open = true;
+        a->open_handles++;
         a->started = true;
-        r = uv_timer_start(&a->timer, timer_cb, 0, a->poll_ms);
+        watch_start(a);
+        /* The first reading on the next loop turn, not inside start(). */
+        r = uv_timer_start(&a->timer, timer_cb, 0, 0);
         return r < 0 ? r : 0;
 }
 
@@ -224,9 +343,14 @@ static void audio_stop(struct bbt_driver *base, void (*done)(void *userdata), vo
                 }
                 /* Never started: a handle only so DONE still comes from the loop. */
                 uv_timer_init(base->env.loop, &a->timer);
+                a->open_handles++;
         }
         a->timer_open = false;
         uv_close((uv_handle_t *)&a->timer, close_cb);
+        if (a->watch_open) {
+                a->watch_open = false;
+                uv_close((uv_handle_t *)&a->watch, close_cb);
+        }
 }
 
 struct probe_walk {
@@ -261,6 +385,15 @@ static bool print_substream(void *arg, const char *card, const char *pcm, const 
         return true;
 }
 
+static bool dir_exists(const char *root, const char *rel)
+{
+        char path[PATH_MAX];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", root, rel);
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static int audio_probe(struct bbt_driver *base, FILE *out)
 {
         struct audio *a = bbt_container_of(base, struct audio, base);
@@ -281,7 +414,11 @@ static int audio_probe(struct bbt_driver *base, FILE *out)
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
-        fprintf(out, "  polls every %" PRIu64 " ms\n", a->poll_ms);
+        if (dir_exists(a->root, "dev/snd") || dir_exists(a->root, "dev"))
+                fprintf(out, "  polls every %" PRIu64 " ms while a playback device is open; otherwise reads when one "
+                        "in %s/dev/snd is opened or closed\n", a->poll_ms, shown);
+        else
+                fprintf(out, "  polls every %" PRIu64 " ms (no %s/dev to watch)\n", a->poll_ms, shown);
         return ferror(out) ? -EIO : 0;
 }
 
@@ -292,6 +429,8 @@ static void audio_destroy(struct bbt_driver *base)
         if (!base)
                 return;
         a = bbt_container_of(base, struct audio, base);
+        if (a->inotify_fd >= 0)
+                close(a->inotify_fd);
         bbt_driver_release(&a->base);
         free(a);
 }
@@ -321,6 +460,7 @@ int bbt_audio_new(const struct bbt_driver_env *env, const struct bbt_audio_optio
         a->root = (char *)a->base.env.root;
         a->poll_ms = opts && opts->poll_ms ? opts->poll_ms : BBT_AUDIO_POLL_MS;
         a->reported = -1;
+        a->inotify_fd = a->snd_wd = a->dev_wd = -1;
         *ret = &a->base;
         return 0;
 

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <syslog.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -25,8 +26,10 @@
 
 #define LINE_LEN 256
 #define WORKER_LOG_LINES 4
-/* How often mosquitto_loop_misc() runs: libmosquitto keeps time in whole
- * seconds, so a finer tick would gain nothing. */
+/* How often mosquitto_loop_misc() runs while connecting or disconnecting:
+ * libmosquitto keeps time in whole seconds, so a finer tick would gain
+ * nothing. Once connected it runs only at the keepalive deadline (see
+ * keepalive_arm()). */
 #define MISC_INTERVAL_MS 1000
 
 enum conn_state {
@@ -86,6 +89,9 @@ struct bbt_mqtt {
          * connect timeout, the disconnect deadline, or a deferred completion. */
         uv_timer_t timer;
         uv_timer_t misc_timer;
+        /* The CLOCK_MONOTONIC seconds of the last packet known to have gone
+         * out and come in: never later than libmosquitto's own marks. */
+        int64_t ka_out_s, ka_in_s;
         bool end_pending; /* the socket closed inside an API call: finish from the loop */
 
         uv_work_t connect_work;
@@ -417,6 +423,67 @@ static bool socket_states(enum conn_state s)
         return s == ST_CONNECTING || s == ST_CONNECTED || s == ST_DISCONNECTING;
 }
 
+/* ---- the keepalive deadline ----
+ *
+ * libmosquitto's loop_misc() does one thing: the keepalive check, which
+ * sends PINGREQ once nothing has gone out for keepalive seconds or nothing
+ * has come in for as long (whole seconds of CLOCK_MONOTONIC), and closes the
+ * socket when a PINGRESP is that late. While connected the misc timer is
+ * armed for that moment only, computed from the traffic seen here: every
+ * publish, subscribe, unsubscribe and write this file makes, and every
+ * packet callback. The one traffic not seen here is the ping exchange, which
+ * loop_misc() itself starts: a check that comes due sends PINGREQ and resets
+ * libmosquitto's marks to now, and so are ours. The check runs a twentieth
+ * of the keepalive after that moment (see keepalive_arm()), and a mark here
+ * may be a second behind libmosquitto's (a write that finished in the next
+ * second), so a ping goes out at most keepalive / 20 + 1 s late: well within
+ * the broker's 1.5 x keepalive. While connecting or disconnecting the timer
+ * ticks every MISC_INTERVAL_MS as before (which also lets a stalled TLS
+ * handshake write again). An idle connection wakes the loop about once a
+ * keepalive instead of every second. */
+
+static int64_t mono_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec;
+}
+
+static void misc_timer_cb(uv_timer_t *handle);
+
+static void keepalive_arm(struct bbt_mqtt *m)
+{
+        int64_t due_ms, now_ms;
+
+        if (m->state != ST_CONNECTED) {
+                if (!uv_is_active((uv_handle_t *)&m->misc_timer) ||
+                    uv_timer_get_repeat(&m->misc_timer) != MISC_INTERVAL_MS)
+                        uv_timer_start(&m->misc_timer, misc_timer_cb, MISC_INTERVAL_MS, MISC_INTERVAL_MS);
+                return;
+        }
+        /* uv_now() is CLOCK_MONOTONIC in ms, as libmosquitto's clock in s.
+         * A twentieth of the keepalive later than libmosquitto would ping: a
+         * publish due about then (a heartbeat every keepalive seconds) makes
+         * the ping unneeded; the broker waits 1.5 x keepalive. */
+        due_ms = ((m->ka_out_s < m->ka_in_s ? m->ka_out_s : m->ka_in_s) + m->keepalive_s) * 1000 +
+                 m->keepalive_s * 50;
+        now_ms = (int64_t)uv_now(m->loop);
+        uv_timer_start(&m->misc_timer, misc_timer_cb, due_ms > now_ms ? (uint64_t)(due_ms - now_ms) : 0, 0);
+}
+
+/* Notes a packet gone out (OUT) or come in (IN) at T_S (mono_s() taken
+ * before the call that moved it), and moves the deadline. */
+static void keepalive_note(struct bbt_mqtt *m, int64_t t_s, bool out, bool in)
+{
+        if (out && t_s > m->ka_out_s)
+                m->ka_out_s = t_s;
+        if (in && t_s > m->ka_in_s)
+                m->ka_in_s = t_s;
+        if (m->state == ST_CONNECTED && uv_is_active((uv_handle_t *)&m->misc_timer))
+                keepalive_arm(m);
+}
+
 /* Makes the loop notice a broken connection: shutting the socket down turns
  * into EOF on the next read, where libmosquitto closes it. */
 static void kick_connection(struct bbt_mqtt *m)
@@ -519,10 +586,13 @@ static void poll_cb(uv_poll_t *handle, int status, int events)
                         if (after_call(m, rc, err, false))
                                 return;
                 }
+                int64_t t_s = mono_s();
+
                 rc = mosquitto_loop_write(m->mosq, 1);
                 err = errno;
                 if (after_call(m, rc, err, false))
                         return;
+                keepalive_note(m, t_s, true, false);
                 /* Still "wanting to write" after a writable socket was offered
                  * means the handshake waits for the server: stop asking for
                  * writability until something arrives (or the misc tick). */
@@ -568,6 +638,7 @@ static void begin_connect(struct bbt_mqtt *m)
                 mqtt_log(m, LOG_WARNING, "mqtt: cannot set the will: %s", mosquitto_strerror(rc));
 
         m->stats.connect_attempts++;
+        m->ka_out_s = m->ka_in_s = mono_s(); /* CONNECT goes out after this */
         m->state = ST_RESOLVING;
         m->in_worker = true;
         m->worker_log_n = 0;
@@ -630,7 +701,7 @@ static void connect_after_cb(uv_work_t *req, int status)
                 connection_ended(m, MOSQ_ERR_SUCCESS, 0);
                 return;
         }
-        uv_timer_start(&m->misc_timer, misc_timer_cb, MISC_INTERVAL_MS, MISC_INTERVAL_MS);
+        keepalive_arm(m);
         if (m->state == ST_DISCONNECTING) {
                 /* bbt_mqtt_disconnect() came while resolving: CONNECT may
                  * already be on the wire, so end with DISCONNECT, not a close. */
@@ -823,12 +894,24 @@ static void misc_timer_cb(uv_timer_t *handle)
         struct bbt_mqtt *m = bbt_container_of(handle, struct bbt_mqtt, misc_timer);
         int rc;
 
+        int64_t now_s;
+
         if (!socket_states(m->state) || m->end_pending)
                 return;
+        now_s = mono_s();
+        if (m->state == ST_CONNECTED && now_s < (m->ka_out_s < m->ka_in_s ? m->ka_out_s : m->ka_in_s) + m->keepalive_s) {
+                keepalive_arm(m); /* a second early (see above) */
+                return;
+        }
         m->write_stalled = false;
         /* Sends PINGREQ when due and closes the socket when PINGRESP is late. */
         rc = mosquitto_loop_misc(m->mosq);
-        (void)after_call(m, rc, errno, false);
+        if (m->state == ST_CONNECTED)
+                m->ka_out_s = m->ka_in_s = now_s; /* as libmosquitto resets its marks for the ping */
+        if (after_call(m, rc, errno, false))
+                return;
+        if (m->state == ST_CONNECTED)
+                keepalive_arm(m);
 }
 
 /* ---- libmosquitto callbacks (on the loop thread, inside loop_read/write/misc) ---- */
@@ -839,10 +922,14 @@ static void resubscribe(struct bbt_mqtt *m)
         int rc;
 
         for (s = m->subs; s; s = s->next) {
+                int64_t t_s = mono_s();
+
                 rc = mosquitto_subscribe(m->mosq, &s->mid, s->pattern, s->qos);
                 if (rc != MOSQ_ERR_SUCCESS)
                         mqtt_log(m, LOG_WARNING, "mqtt: cannot subscribe to %s: %s", s->pattern,
                                  mosquitto_strerror(rc));
+                else
+                        keepalive_note(m, t_s, true, false);
         }
 }
 
@@ -863,6 +950,10 @@ static void on_connect_cb(struct mosquitto *mosq, void *obj, int rc, int flags)
         m->attempt = 0;
         m->stats.connects++;
         uv_timer_stop(&m->timer);
+        /* CONNECT went out after the connect step began (ka_out_s), CONNACK
+         * came in now; from here the misc timer waits for the deadline. */
+        m->ka_in_s = mono_s();
+        keepalive_arm(m);
         resubscribe(m);
         mqtt_log(m, LOG_INFO, "mqtt: connected to %s:%d", m->host, m->port);
         if (m->cbs.on_connect)
@@ -884,6 +975,7 @@ static void on_publish_cb(struct mosquitto *mosq, void *obj, int mid)
 
         if (!ack_take(m, mid))
                 return; /* a QoS 0 message was written: nothing to report */
+        keepalive_note(m, mono_s(), false, true);
         m->stats.pubacks++;
         if (m->state != ST_CLOSED && m->cbs.on_publish)
                 m->cbs.on_publish(m->userdata, mid);
@@ -894,6 +986,8 @@ static void on_message_cb(struct mosquitto *mosq, void *obj, const struct mosqui
         struct bbt_mqtt *m = obj;
 
         m->stats.messages_received++;
+        /* In, and its PUBACK out (or queued, then noted by the write). */
+        keepalive_note(m, mono_s(), msg->qos > 0, true);
         if (m->state != ST_CLOSED && m->cbs.on_message)
                 m->cbs.on_message(m->userdata, msg->topic, msg->payload, (size_t)msg->payloadlen,
                                   msg->qos, msg->retain);
@@ -905,6 +999,7 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *obj, int mid, int qos_
         struct bbt_mqtt *m = obj;
         struct subscription *s;
 
+        keepalive_note(m, mono_s(), false, true);
         if (qos_count < 1 || granted_qos[0] < 0x80)
                 return;
         for (s = m->subs; s; s = s->next)
@@ -1187,6 +1282,7 @@ int bbt_mqtt_subscribe(struct bbt_mqtt *m, const char *pattern, int qos)
 {
         struct subscription *s;
         size_t len;
+        int64_t t_s;
         int rc, err;
 
         if (!m || m->state == ST_CLOSED || !pattern || qos < 0 || qos > 2)
@@ -1207,10 +1303,13 @@ int bbt_mqtt_subscribe(struct bbt_mqtt *m, const char *pattern, int qos)
         s->qos = qos;
         if (m->state != ST_CONNECTED || m->end_pending)
                 return 0;
+        t_s = mono_s();
         rc = mosquitto_subscribe(m->mosq, &s->mid, pattern, qos);
         err = errno;
         if (rc == MOSQ_ERR_NOMEM)
                 return -ENOMEM;
+        if (rc == MOSQ_ERR_SUCCESS)
+                keepalive_note(m, t_s, true, false);
         /* On a write error the connection is broken; the reconnect resends. */
         if (!after_call(m, rc, err, true) && rc != MOSQ_ERR_SUCCESS)
                 kick_connection(m);
@@ -1220,6 +1319,7 @@ int bbt_mqtt_subscribe(struct bbt_mqtt *m, const char *pattern, int qos)
 int bbt_mqtt_unsubscribe(struct bbt_mqtt *m, const char *pattern)
 {
         struct subscription *s, **link = NULL;
+        int64_t t_s;
         int rc;
 
         if (!m || m->state == ST_CLOSED || !pattern)
@@ -1231,7 +1331,10 @@ int bbt_mqtt_unsubscribe(struct bbt_mqtt *m, const char *pattern)
         free(s);
         if (m->state != ST_CONNECTED || m->end_pending)
                 return 0;
+        t_s = mono_s();
         rc = mosquitto_unsubscribe(m->mosq, NULL, pattern);
+        if (rc == MOSQ_ERR_SUCCESS)
+                keepalive_note(m, t_s, true, false);
         if (!after_call(m, rc, errno, true) && rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NOMEM)
                 kick_connection(m);
         return 0;
@@ -1240,6 +1343,7 @@ int bbt_mqtt_unsubscribe(struct bbt_mqtt *m, const char *pattern)
 int bbt_mqtt_publish(struct bbt_mqtt *m, const char *topic, const void *payload, size_t len,
                      int qos, bool retain, int *ret_mid)
 {
+        int64_t t_s;
         int mid = 0, rc, err;
 
         if (!m || m->state == ST_CLOSED || !topic || qos < 0 || qos > 2 || (len && !payload))
@@ -1251,10 +1355,12 @@ int bbt_mqtt_publish(struct bbt_mqtt *m, const char *topic, const void *payload,
                 return -EINVAL;
         if (m->state != ST_CONNECTED || m->end_pending)
                 return -ENOTCONN;
+        t_s = mono_s();
         rc = mosquitto_publish(m->mosq, &mid, topic, (int)len, payload, qos, retain);
         err = errno;
         switch (rc) {
         case MOSQ_ERR_SUCCESS:
+                keepalive_note(m, t_s, true, false);
                 break;
         case MOSQ_ERR_ERRNO:
         case MOSQ_ERR_CONN_LOST:
@@ -1327,6 +1433,8 @@ int bbt_mqtt_disconnect(struct bbt_mqtt *m, bbt_mqtt_disconnect_cb cb)
         m->state = ST_DISCONNECTING;
         if (m->end_pending)
                 return 0; /* already closed: the deferred end reports it */
+        if (uv_is_active((uv_handle_t *)&m->misc_timer))
+                keepalive_arm(m); /* back to ticking */
         uv_timer_start(&m->timer, timer_cb, m->connect_timeout_ms, 0);
         /* DISCONNECT is queued behind everything already queued, so pending
          * publishes are written first. */

@@ -2181,3 +2181,131 @@ TEST(spool_drop_cleared_after_restart)
         bbt_test_broker_stop(&b);
         bbt_test_passed();
 }
+
+/* ---- an agent that sleeps ---- */
+
+/* The unsigned value of KEY= in the spool's meta file, or -1. */
+static long long meta_value(const char *key)
+{
+        char path[400], line[512];
+        size_t n = strlen(key);
+        long long v = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/meta", spool_dir);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, key, n) == 0 && line[n] == '=')
+                        v = strtoll(line + n + 1, NULL, 10);
+        fclose(f);
+        return v;
+}
+
+static struct timespec meta_mtime(void)
+{
+        char path[400];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/meta", spool_dir);
+        if (stat(path, &st) < 0)
+                FAIL("stat %s: %s", path, strerror(errno));
+        return st.st_mtim;
+}
+
+/* N heartbeats of an earlier run in the spool, seqs 1..N. */
+static void prefill_records(int n)
+{
+        struct bbt_spool_options so;
+        struct bbt_spool *sp;
+
+        bbt_spool_options_init(&so, spool_dir);
+        ASSERT_OK(bbt_spool_open(&so, NULL, NULL, &sp));
+        for (int seq = 1; seq <= n; seq++) {
+                struct bbt_msg m;
+                char *json;
+                size_t len;
+
+                bbt_msg_init(&m, BBT_CH_HB);
+                m.seq = seq;
+                m.ts = bbt_test_wall_ms();
+                m.body.hb.mem_total = m.body.hb.mem_available = 1LL << 30;
+                m.body.hb.disk_root.total = m.body.hb.disk_root.free = 1LL << 30;
+                ASSERT_OK(bbt_msg_encode(&m, &json, &len, NULL));
+                ASSERT_OK(bbt_spool_append(sp, (uint64_t)seq, m.ts, 0, PREFIX "hb", json, len, NULL));
+                free(json);
+        }
+        ASSERT_OK(bbt_spool_close(sp));
+}
+
+/* The meta save and the fsync are due after a change, not on a clock: an
+ * acknowledgement reaches meta within about a second, also one that comes
+ * long after the last append (a backlog drained slowly), and an agent with
+ * nothing to do leaves the file alone. */
+TEST(meta_saved_after_a_change_and_left_alone_while_idle)
+{
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct timespec before, after;
+        long long appended;
+        struct sub s;
+
+        env_init();
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(&b, NULL);
+        prefill_records(40);
+        c.port = b.port;
+        c.hb = "1h";
+        c.usage_flush = "1h";
+        c.spool_extra = "drain_rate = 10\n"; /* the backlog drains for about 4 s after the last append */
+        write_conf(conf_path, &c);
+        sub_start(&s, "sub", b.port, all_topics);
+        sub_sync(&s);
+        agent_start(&a);
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 10000, "no birth");
+        /* The last acknowledgements come seconds after the last append; meta shows them. */
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_rx(&s, 0, BBT_CH_HB) >= 41), 15000, "the backlog was not sent");
+        WAIT_FOR((bbt_test_daemon_alive(&a), meta_value("appended") > 40 && meta_value("acked") == meta_value("appended")),
+                 3000, "meta does not show the backlog acknowledged: acked=%lld appended=%lld",
+                 meta_value("acked"), meta_value("appended"));
+        appended = meta_value("appended");
+
+        /* Nothing happens for three seconds: nothing is written. (A window in
+         * which the agent did have something to send -- the usage interval
+         * closed at a wall-clock hour -- does not count: try another.) */
+        run_for(1500); /* a save already due when the wait above ended */
+        for (int attempt = 0;; attempt++) {
+                size_t mark = s.n;
+
+                before = meta_mtime();
+                run_for(3000);
+                after = meta_mtime();
+                bbt_test_daemon_alive(&a);
+                if (s.n > mark && attempt < 2) {
+                        run_for(1500);
+                        appended = meta_value("appended");
+                        continue;
+                }
+                ASSERT_EQ(s.n, mark);
+                if (before.tv_sec != after.tv_sec || before.tv_nsec != after.tv_nsec)
+                        FAIL("meta was rewritten while the agent had nothing to do");
+                break;
+        }
+        ASSERT_EQ(meta_value("appended"), appended);
+
+        /* A command: its reply and the inventory are appended, acknowledged and saved. */
+        send_cmd(&s, "t-idle-1", "inventory", NULL);
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, 0, BBT_CH_CMD_REPLY, is_reply_to, "t-idle-1") >= 0), 5000,
+                 "no reply to the inventory command");
+        WAIT_FOR((bbt_test_daemon_alive(&a), meta_value("appended") >= appended + 2 &&
+                  meta_value("acked") == meta_value("appended")),
+                 3000, "meta does not show the reply acknowledged: acked=%lld appended=%lld (was %lld)",
+                 meta_value("acked"), meta_value("appended"), appended);
+        agent_stop(&a);
+        sub_close(&s);
+        bbt_test_loop_close(&loop);
+        bbt_test_broker_stop(&b);
+        bbt_test_passed();
+}

@@ -382,3 +382,87 @@ TEST(stop_without_start)
         finish(&h);
         ASSERT_EQ(h.n, 0);
 }
+
+/* Opens and closes DEV (a file standing in for a device node under
+ * ROOT/dev/snd): what a player or sound server does. */
+static void open_device(const char *rel)
+{
+        char path[256];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", root, rel);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        ASSERT(fd >= 0);
+        close(fd);
+}
+
+TEST(reads_on_device_open_and_sleeps_while_all_closed)
+{
+        struct harness h;
+        char out[1024];
+
+        make_root();
+        asound();
+        substream(0, "pcm0p", 0, closed);
+        put("dev/snd/pcmC0D0p", "");
+        put("dev/snd/controlC0", "");
+        start(&h, 30);
+        ASSERT(wait_events(&h, 1, 1000));
+        ASSERT(!h.playing[0]);
+
+        /* Every substream closed: no polling, so a change the kernel would
+         * only make after an open is not seen by itself... */
+        substream(0, "pcm0p", 0, running);
+        ASSERT(!wait_events(&h, 2, 400)); /* thirteen poll periods */
+        /* ...but an open of a device is read at once. */
+        open_device("dev/snd/pcmC0D0p");
+        ASSERT(wait_events(&h, 2, 1000));
+        ASSERT(h.playing[1]);
+
+        /* While a substream is open, its state is polled. */
+        substream(0, "pcm0p", 0, prepared);
+        ASSERT(wait_events(&h, 3, 1000));
+        ASSERT(!h.playing[2]);
+        substream(0, "pcm0p", 0, running);
+        ASSERT(wait_events(&h, 4, 1000));
+        ASSERT(h.playing[3]);
+
+        /* Closed again: reported, and the polling stops. */
+        substream(0, "pcm0p", 0, closed);
+        ASSERT(wait_events(&h, 5, 1000));
+        ASSERT(!h.playing[4]);
+        substream(0, "pcm0p", 0, running);
+        ASSERT(!wait_events(&h, 6, 400));
+
+        probe(&h, out, sizeof(out));
+        ASSERT_STR_CONTAINS(out, "polls every 30 ms while a playback device is open; otherwise reads when one in ");
+        finish(&h);
+}
+
+TEST(sound_devices_that_appear_later_are_watched)
+{
+        struct harness h;
+
+        make_root();
+        asound();
+        substream(0, "pcm0p", 0, closed);
+        make_parents("dev/null"); /* ROOT/dev, without snd: no sound card yet */
+        start(&h, 30);
+        ASSERT(wait_events(&h, 1, 1000));
+        ASSERT(!h.playing[0]);
+
+        /* The sound module loads: ROOT/dev/snd appears, then a player opens a device. */
+        substream(0, "pcm0p", 0, running);
+        put("dev/snd/pcmC0D0p", "");
+        ASSERT(wait_events(&h, 2, 1000)); /* the creation is read */
+        ASSERT(h.playing[1]);
+        substream(0, "pcm0p", 0, closed);
+        ASSERT(wait_events(&h, 3, 1000)); /* polled while open */
+        ASSERT(!h.playing[2]);
+        substream(0, "pcm0p", 0, running);
+        ASSERT(!wait_events(&h, 4, 400)); /* closed: asleep */
+        open_device("dev/snd/pcmC0D0p");
+        ASSERT(wait_events(&h, 4, 1000)); /* the new directory is watched */
+        ASSERT(h.playing[3]);
+        finish(&h);
+}

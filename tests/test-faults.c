@@ -431,7 +431,7 @@ static int64_t check_stale_losses(void)
                  len ? "\n  " : "", n, from, to, reason, payload,
                  strstr(payload, "\"online\":false")
                          ? "It is a session's offline state (will / clean stop): the agent withholds the live "
-                           "session's will from resends (agent/agent.c resend_record_cb) yet counts it as sent, "
+                           "session's will from resends (agent/resend.c resend_record_cb) yet counts it as sent, "
                            "so the aggregator (aggregator/ingest.c tick_terminal) records it lost while the "
                            "session lives, and handle_message never removes the loss row when it arrives."
                          : "");
@@ -742,7 +742,7 @@ TEST(spool_fs_full)
         wait_settled(last, 30000);
 
         /* What the agent could not store: it had taken a seq for each
-         * (agent/agent.c produce_record), logged "cannot store", and counted
+         * (agent/produce.c bbt_produce_record), logged "cannot store", and counted
          * it in hb spool.dropped. */
         n_lost = unstored_seqs(lost, BBT_ELEMENTSOF(lost));
         fprintf(stderr, "the agent could not store %zu messages:", n_lost);

@@ -1,4 +1,4 @@
-/* Health readings from a fixture /proc and /sys tree built by the test. */
+/* Health readings from a fixture /proc and /sys tree built by the test, and the health driver around them. */
 /* bbt-test: label=unit timeout=20 */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,4 +143,118 @@ TEST(missing_and_malformed_sources)
         ASSERT_OK(bbt_health_read(&h, root, root, &hb, err, sizeof(err)));
         ASSERT(!hb.has_temp);
         ASSERT_EQ(hb.n_net, 0);
+}
+
+/* ---- the driver ---- */
+
+struct problems {
+        unsigned calls, cleared;
+        char last[300];
+};
+
+static void problem_cb(void *userdata, const char *source, const char *what)
+{
+        struct problems *p = userdata;
+
+        ASSERT_STR_EQ(source, "health");
+        p->calls++;
+        if (what)
+                snprintf(p->last, sizeof(p->last), "%s", what);
+        else
+                p->cleared++;
+}
+
+static void stopped_cb(void *userdata)
+{
+        (*(int *)userdata)++;
+}
+
+TEST(driver_fills_heartbeat_and_reports_problems_once)
+{
+        struct problems p = { 0 };
+        struct bbt_driver_events ev = { .problem = problem_cb, .userdata = &p };
+        struct bbt_health_options o = { .clock_synced = synced };
+        struct bbt_driver_env env;
+        struct bbt_driver *d;
+        struct bbt_hb hb = { 0 };
+        uv_loop_t loop;
+        int stopped = 0;
+
+        make_tree();
+        ASSERT_OK(uv_loop_init(&loop));
+        env = (struct bbt_driver_env){ .loop = &loop, .root = root, .events = &ev };
+        ASSERT_OK(bbt_health_new(&env, &o, &d));
+        ASSERT_STR_EQ(d->ops->name, "health");
+        ASSERT(d->ops->heartbeat != NULL);
+        ASSERT_OK(d->ops->start(d));
+
+        d->ops->heartbeat(d, &hb);
+        ASSERT_EQ(hb.uptime, 12345);
+        ASSERT_EQ(hb.n_net, 2);
+        ASSERT(hb.clock_synced);
+        ASSERT_EQ(p.calls, 0);
+
+        /* A required source breaks: said once, with where and what follows. */
+        put("proc/loadavg", "garbage\n");
+        d->ops->heartbeat(d, &hb);
+        d->ops->heartbeat(d, &hb);
+        ASSERT_EQ(p.calls, 1);
+        ASSERT_STR_CONTAINS(p.last, "/proc/loadavg: ");
+        ASSERT_STR_CONTAINS(p.last, "(reported as 0 until it can be read)");
+        ASSERT_EQ(hb.mem_total, 4000000LL * 1024); /* the rest is still read */
+
+        /* Another error is said again; reading again clears it once. */
+        put("proc/loadavg", "0 0 0\n");
+        bbt_test_tree_remove(root, "proc/meminfo");
+        d->ops->heartbeat(d, &hb);
+        ASSERT_EQ(p.calls, 2);
+        ASSERT_STR_CONTAINS(p.last, "/proc/meminfo: No such file or directory");
+        put("proc/meminfo", "MemTotal: 1 kB\nMemAvailable: 1 kB\n");
+        d->ops->heartbeat(d, &hb);
+        d->ops->heartbeat(d, &hb);
+        ASSERT_EQ(p.calls, 3);
+        ASSERT_EQ(p.cleared, 1);
+
+        /* stop() calls back from the loop, not inside the call. */
+        d->ops->stop(d, stopped_cb, &stopped);
+        ASSERT_EQ(stopped, 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ASSERT_EQ(stopped, 1);
+        d->ops->destroy(d);
+        ASSERT_OK(uv_loop_close(&loop));
+}
+
+TEST(driver_probe_shows_readings_and_problem)
+{
+        struct bbt_health_options o = { .clock_synced = synced };
+        struct bbt_driver_env env = { .root = NULL };
+        struct bbt_driver *d;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *out;
+
+        make_tree();
+        env.root = root;
+        ASSERT_OK(bbt_health_new(&env, &o, &d));
+        put("proc/meminfo", "MemTotal: 4 kB\n"); /* no MemAvailable: malformed */
+        out = open_memstream(&text, &size);
+        ASSERT(out != NULL);
+        /* Not a device problem: the readings and the problem are shown, 0 returned. */
+        ASSERT_OK(d->ops->probe(d, out));
+        fclose(out);
+        ASSERT_STR_CONTAINS(text, "uptime 12345 s, load 0.52 0.31 0.08, memory ");
+        ASSERT_STR_CONTAINS(text, "; clock synchronised\n");
+        ASSERT_STR_CONTAINS(text, "hottest sensor: 71.5 C (thermal_zone1 (x86_pkg_temp))\n");
+        ASSERT_STR_CONTAINS(text, "network eth0: up\nnetwork wlan0: down\n");
+        ASSERT_STR_CONTAINS(text, "problem: ");
+        ASSERT_STR_CONTAINS(text, "/proc/meminfo: Bad message\n");
+        free(text);
+        /* Never started, no loop: stop() calls back at once. */
+        {
+                int stopped = 0;
+
+                d->ops->stop(d, stopped_cb, &stopped);
+                ASSERT_EQ(stopped, 1);
+        }
+        d->ops->destroy(d);
 }

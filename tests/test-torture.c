@@ -63,7 +63,7 @@
 
 #include "bbt/mqtt.h"
 #include "bbt/protocol.h"
-#include "state.h"
+#include "counters.h"
 #include "broker.h"
 #include "daemon.h"
 #include "spool.h"
@@ -914,12 +914,12 @@ TEST(seq_power_cuts)
                 t.trials, t.offline, t.fsync_each, t.truncated, t.zeroed, t.state_back, t.meta_back, t.reboots,
                 (double)(bbt_test_now_ms() - started) / 1000, opt.seed, W.published.n, W.deliveries,
                 db("SELECT count(*) FROM raw"), c.lost, c.skipped, c.lost_not_existing, c.skipped_existing,
-                BBT_STATE_SKIPPED_MAX, c.unknown, c.unknown_not_existing);
+                BBT_COUNTERS_SKIPPED_MAX, c.unknown, c.unknown_not_existing);
         if (c.bad)
                 FAIL("%" PRId64 " missing seqs not accounted for exactly once; first: %s", c.bad, c.first_bad);
-        /* The agent forgets skipped ranges only past BBT_STATE_SKIPPED_MAX
+        /* The agent forgets skipped ranges only past BBT_COUNTERS_SKIPPED_MAX
          * unclean stops: fewer trials, nothing may be unknown to it. */
-        if (c.unknown && t.trials <= BBT_STATE_SKIPPED_MAX)
+        if (c.unknown && t.trials <= BBT_COUNTERS_SKIPPED_MAX)
                 FAIL("%" PRId64 " seqs lost as unknown to the agent after only %d unclean stops", c.unknown, t.trials);
         if (c.lost_not_existing)
                 FAIL("%" PRId64 " seqs recorded lost that the agent never used (phantom losses); %s",

@@ -1,13 +1,18 @@
 #!/bin/bash
-# agent-footprint.sh: RSS and CPU of bbt-agent at its default settings beside
-# bare-publisher (a minimal libuv + libmosquitto client publishing the same
-# messages), both against one mosquitto on loopback, in the same run.
+# agent-footprint.sh: RSS, private memory, CPU and idle wakeups of bbt-agent at
+# its default settings beside two baselines in the same run, all against one
+# mosquitto on loopback: bare-publisher (a minimal libuv + libmosquitto client
+# publishing the same messages) and collectd (Debian's collectd-core: cpu,
+# memory, df, interface, load and uptime every 60 s over its mqtt plugin).
 #
 # Usage: tools/bench/agent-footprint.sh [--duration SECONDS] [--interval SECONDS]
-#                                       [--build-dir DIR] [--markdown] [--keep]
+#                                       [--build-dir DIR] [--before-agent BIN]
+#                                       [--markdown] [--keep]
 # Environment: DURATION (600), INTERVAL (10), SETTLE (5), BUILD_DIR (<repo>/build).
-# --markdown prints a section for docs/BENCHMARKS.md instead of the plain table;
-# --keep keeps the work directory (logs, samples, smaps, pmap, both reports).
+# --before-agent runs a second bbt-agent (an earlier build) beside the first,
+# for a before/after comparison in the same run; --markdown prints a section
+# for docs/BENCHMARKS.md instead of the plain table; --keep keeps the work
+# directory (logs, samples, smaps, pmap, the reports).
 # Exit status: 0 all targets met, 3 a target missed, 1 a process died or
 # could not start, 2 bad usage. Nothing it starts outlives it.
 #
@@ -18,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 # The environment as given, for the command line in the report; the last two
-# reach both clients (experiments such as UV_THREADPOOL_SIZE=1).
+# reach the agents and bare-publisher (experiments such as UV_THREADPOOL_SIZE=1).
 envprefix=""
 for v in DURATION INTERVAL SETTLE BUILD_DIR UV_THREADPOOL_SIZE MALLOC_ARENA_MAX; do
         [ -n "${!v:-}" ] && envprefix+="$v=$(printf '%q' "${!v}") "
@@ -30,17 +35,21 @@ SETTLE=${SETTLE:-5}
 BUILD_DIR=${BUILD_DIR:-$repo/build}
 markdown=false
 keep=false
+before_bin=""
 
-# Targets (from the issue).
+# Targets (from the issues): RSS against the bare client, private memory and
+# CPU absolute, idle wakeups and CPU against collectd; with --before-agent,
+# RSS and private memory not above the earlier build's (2 % for page noise).
 TARGET_RSS_RATIO=1.5
 TARGET_ANON_KB=2048
 TARGET_CPU_PCT=0.05
+TARGET_BEFORE_RATIO=1.02
 
 invocation="$0"
 for a in "$@"; do invocation+=" $(printf '%q' "$a")"; done
 
 usage() {
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -51,6 +60,8 @@ while [ $# -gt 0 ]; do
         --interval=*) INTERVAL=${1#*=}; shift ;;
         --build-dir) BUILD_DIR=${2:?}; shift 2 ;;
         --build-dir=*) BUILD_DIR=${1#*=}; shift ;;
+        --before-agent) before_bin=${2:?}; shift 2 ;;
+        --before-agent=*) before_bin=${1#*=}; shift ;;
         --markdown) markdown=true; shift ;;
         --keep) keep=true; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -70,23 +81,29 @@ bare_bin=$BUILD_DIR/tools/bench/bare-publisher
 for b in "$agent_bin" "$bare_bin"; do
         [ -x "$b" ] || { echo "agent-footprint: $b not built (cmake --build $BUILD_DIR)" >&2; exit 1; }
 done
+[ -z "$before_bin" ] || [ -x "$before_bin" ] || {
+        echo "agent-footprint: --before-agent $before_bin is not an executable" >&2; exit 2; }
 for t in mosquitto mosquitto_sub getconf; do
         command -v "$t" >/dev/null || { echo "agent-footprint: $t not found (apt-get install mosquitto mosquitto-clients)" >&2; exit 1; }
 done
 mosquitto_bin=$(command -v mosquitto)
+collectd_bin=$(command -v collectd || echo /usr/sbin/collectd)
+collectd_plugins=/usr/lib/collectd
+[ -x "$collectd_bin" ] && [ -r "$collectd_plugins/mqtt.so" ] && [ -r /usr/share/collectd/types.db ] || {
+        echo "agent-footprint: collectd with its mqtt plugin not found (apt-get install collectd-core)" >&2; exit 1; }
 
 log() { printf 'agent-footprint: %s\n' "$*" >&2; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bbt-footprint.XXXXXX") || exit 1
-broker_pid="" sub_pid="" agent_pid="" bare_pid=""
+broker_pid="" sub_pid="" agent_pid="" before_pid="" bare_pid="" collectd_pid=""
 
 cleanup() {
         local p
         trap - EXIT INT TERM HUP
-        for p in $agent_pid $bare_pid $sub_pid $broker_pid; do
+        for p in $agent_pid $before_pid $bare_pid $collectd_pid $sub_pid $broker_pid; do
                 kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null
         done
-        for p in $agent_pid $bare_pid $sub_pid $broker_pid; do
+        for p in $agent_pid $before_pid $bare_pid $collectd_pid $sub_pid $broker_pid; do
                 for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
                 kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
                 wait "$p" 2>/dev/null
@@ -137,7 +154,8 @@ $started || { log "cannot start mosquitto on a free port"; exit 1; }
 log "broker: mosquitto pid $broker_pid on 127.0.0.1:$port (workdir $tmp)"
 
 # ---- the subscriber: one line per message, topic and payload length ----
-mosquitto_sub -h 127.0.0.1 -p "$port" -i bench-sub -q 1 -t 'bbt/#' -F '%t %l' >"$tmp/sub.txt" 2>"$tmp/sub.err" &
+mosquitto_sub -h 127.0.0.1 -p "$port" -i bench-sub -q 1 -t 'bbt/#' -t 'collectd/#' -F '%t %l' \
+        >"$tmp/sub.txt" 2>"$tmp/sub.err" &
 sub_pid=$!
 for _ in $(seq 50); do
         grep -q 'as bench-sub' "$tmp/mosquitto.log" 2>/dev/null && break
@@ -147,59 +165,115 @@ grep -q 'as bench-sub' "$tmp/mosquitto.log" || { log "mosquitto_sub did not conn
 
 # ---- bbt-agent at its defaults, but for identity, broker and where it writes ----
 agent_prefix="bbt/v1/000000/bench/agent/"
+before_prefix="bbt/v1/000000/bench/before/"
 bare_prefix="bbt/v1/000000/bench/bare/"
-mkdir -p "$tmp/agent/state" "$tmp/agent/spool"
-cat >"$tmp/agent.conf" <<EOF
+collectd_prefix="collectd/"
+write_agent_conf() { # TERMINAL
+        mkdir -p "$tmp/$1/state" "$tmp/$1/spool"
+        cat >"$tmp/$1.conf" <<EOF
 # Generated by agent-footprint.sh: everything else is at its default.
 [identity]
 county = 000000
 school = bench
-terminal = agent
+terminal = $1
 
 [broker]
 host = 127.0.0.1
 port = $port
 
 [agent]
-state_dir = $tmp/agent/state
+state_dir = $tmp/$1/state
 
 [spool]
-dir = $tmp/agent/spool
+dir = $tmp/$1/spool
+EOF
+}
+
+# ---- collectd: the same kind of readings every 60 s, over MQTT to the same broker ----
+mkdir -p "$tmp/collectd"
+cat >"$tmp/collectd.conf" <<EOF
+# Generated by agent-footprint.sh: collection comparable to bbt-agent's heartbeat.
+Hostname "bench"
+FQDNLookup false
+BaseDir "$tmp/collectd"
+PIDFile "$tmp/collectd/collectd.pid"
+PluginDir "$collectd_plugins"
+TypesDB "/usr/share/collectd/types.db"
+Interval 60
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin df
+LoadPlugin interface
+LoadPlugin load
+LoadPlugin uptime
+LoadPlugin mqtt
+<Plugin mqtt>
+  <Publish "bench">
+    Host "127.0.0.1"
+    Port "$port"
+    ClientId "bench-collectd"
+    Prefix "collectd"
+    QoS 1
+  </Publish>
+</Plugin>
 EOF
 
+write_agent_conf agent
 "$agent_bin" -c "$tmp/agent.conf" >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
+if [ -n "$before_bin" ]; then
+        write_agent_conf before
+        "$before_bin" -c "$tmp/before.conf" >"$tmp/before.log" 2>&1 &
+        before_pid=$!
+fi
 "$bare_bin" --host 127.0.0.1 --port "$port" --topic-prefix "$bare_prefix" >"$tmp/bare.log" 2>&1 &
 bare_pid=$!
-log "bbt-agent pid $agent_pid, bare-publisher pid $bare_pid; settling ${SETTLE}s"
+"$collectd_bin" -f -C "$tmp/collectd.conf" >"$tmp/collectd.log" 2>&1 &
+collectd_pid=$!
+log "bbt-agent pid $agent_pid${before_pid:+, bbt-agent (before) pid $before_pid}, bare-publisher pid $bare_pid, collectd pid $collectd_pid; settling ${SETTLE}s"
 sleep "$SETTLE"
 
 clk_tck=$(getconf CLK_TCK)
-page_kb=$(( $(getconf PAGESIZE) / 1024 ))
 
-# sample NAME PID T: appends "T name rss anon file hwm threads ticks wakeups" to
-# samples.txt; wakeups are the main thread's voluntary context switches.
-# CPU time is in CLK_TCK ticks: per-thread schedstat is not kept by every
-# kernel (it reads 0 on some), so it is not used.
+# sample NAME PID T: appends "T name rss anon file hwm threads ticks wakeups_main
+# wakeups_all cpu_ns" to samples.txt. Wakeups are voluntary context switches
+# (each is a sleep, ended by a wakeup): of the main thread, and of every thread
+# summed over /proc/PID/task (a thread that ended is no longer counted). CPU is
+# utime + stime in CLK_TCK ticks for the whole process, and the run time
+# summed over /proc/PID/task/*/schedstat in ns where the kernel keeps it
+# (0 where it does not).
 sample() {
-        local name=$1 pid=$2 t=$3 status stat
+        local name=$1 pid=$2 t=$3 status stat tasks
         status=$(cat "/proc/$pid/status" 2>/dev/null) || return 1
         stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || return 1
-        awk -v t="$t" -v name="$name" -v stat="$stat" '
+        tasks="$(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }')"
+        tasks+=" $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.0f", n + 0 }')"
+        awk -v t="$t" -v name="$name" -v stat="$stat" -v tasks="$tasks" '
                 /^VmRSS:/ { rss = $2 } /^RssAnon:/ { anon = $2 } /^RssFile:/ { file = $2 }
                 /^VmHWM:/ { hwm = $2 } /^Threads:/ { thr = $2 } /^voluntary_ctxt_switches:/ { vcs = $2 }
                 END {
-                        n = split(stat, f, " ")
+                        split(stat, f, " ")
+                        split(tasks, a, " ")
                         # after "comm) ": f[1] is field 3 (state); utime, stime are fields 14, 15
-                        print t, name, rss, anon, file, hwm, thr, f[12] + f[13], vcs
+                        print t, name, rss, anon, file, hwm, thr, f[12] + f[13], vcs, a[1], a[2]
                 }' <<<"$status" >>"$tmp/samples.txt"
+}
+
+names="agent${before_bin:+ before} bare collectd"
+pid_of() { # NAME
+        case $1 in
+        agent) echo "$agent_pid" ;; before) echo "$before_pid" ;;
+        bare) echo "$bare_pid" ;; collectd) echo "$collectd_pid" ;;
+        esac
 }
 
 died=""
 check_alive() {
         alive "$broker_pid" || died+=" mosquitto"
         alive "$agent_pid" || died+=" bbt-agent"
+        [ -z "$before_bin" ] || alive "$before_pid" || died+=" bbt-agent(before)"
         alive "$bare_pid" || died+=" bare-publisher"
+        alive "$collectd_pid" || died+=" collectd"
         [ -z "$died" ]
 }
 
@@ -209,8 +283,7 @@ t0=$(date +%s.%N)
 elapsed=0
 while :; do
         check_alive || break
-        sample agent "$agent_pid" "$elapsed"
-        sample bare "$bare_pid" "$elapsed"
+        for n in $names; do sample "$n" "$(pid_of "$n")" "$elapsed"; done
         if [ "$elapsed" -gt 0 ] && [ $((elapsed % 60)) -eq 0 ]; then
                 log "t=${elapsed}s $(awk -v e="$elapsed" '$1 == e { printf " %s: rss %s kB, anon %s kB;", $2, $3, $4 }' "$tmp/samples.txt")"
         fi
@@ -225,8 +298,8 @@ done
 t1=$(date +%s.%N)
 
 # Where the memory is, before stopping: kept for the report.
-for w in agent:$agent_pid bare:$bare_pid; do
-        n=${w%%:*} p=${w#*:}
+for n in $names; do
+        p=$(pid_of "$n")
         alive "$p" || continue
         cat "/proc/$p/smaps_rollup" >"$tmp/$n.smaps_rollup" 2>/dev/null
         cat "/proc/$p/smaps" >"$tmp/$n.smaps" 2>/dev/null
@@ -249,63 +322,91 @@ stop_and_wait() { # PID
         wait "$p"; exit_status=$?
 }
 stop_and_wait "$agent_pid"; agent_exit=$exit_status; agent_pid=""
+before_exit="-"
+if [ -n "$before_pid" ]; then stop_and_wait "$before_pid"; before_exit=$exit_status; before_pid=""; fi
 stop_and_wait "$bare_pid"; bare_exit=$exit_status; bare_pid=""
+stop_and_wait "$collectd_pid"; collectd_exit=$exit_status; collectd_pid=""
 sleep 1
 kill -TERM "$sub_pid" 2>/dev/null; wait "$sub_pid" 2>/dev/null; sub_pid=""
 
 # ---- the figures ----
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-stats() { # NAME -> "peak_rss final_rss peak_anon final_anon final_file hwm threads cpu_total_s cpu_window_s window_s wakeups_per_s"
+# NAME -> "peak_rss final_rss peak_anon final_anon final_file hwm threads cpu_total_s
+# cpu_window_s window_s wake_main_per_s wake_all_per_s cpu_pct": CPU % over the
+# window from schedstat where it counted, else from the ticks.
+stats() {
         awk -v name="$1" -v hz="$clk_tck" '
                 $2 == name {
-                        if (!n++) { t_first = $1; c_first = $8; w_first = $9 }
+                        if (!n++) { t_first = $1; c_first = $8; w_first = $9; a_first = $10; ns_first = $11 }
                         if ($3 > prss) prss = $3
                         if ($4 > panon) panon = $4
-                        frss = $3; fanon = $4; ffile = $5; hwm = $6; thr = $7; t_last = $1; c_last = $8; w_last = $9
+                        frss = $3; fanon = $4; ffile = $5; hwm = $6; thr = $7; t_last = $1; c_last = $8
+                        w_last = $9; a_last = $10; ns_last = $11
                 }
                 END {
-                        printf "%d %d %d %d %d %d %d %.2f %.2f %d %.2f\n", prss, frss, panon, fanon, ffile, hwm, thr,
-                                c_last / hz, (c_last - c_first) / hz, t_last - t_first,
-                                (t_last > t_first ? (w_last - w_first) / (t_last - t_first) : 0)
+                        win = t_last - t_first
+                        cpuw = (c_last - c_first) / hz
+                        if (ns_last > ns_first) cpuw = (ns_last - ns_first) / 1e9
+                        printf "%d %d %d %d %d %d %d %.2f %.3f %d %.3f %.3f %.4f\n", prss, frss, panon, fanon, ffile, hwm, thr,
+                                c_last / hz, cpuw, win,
+                                (win > 0 ? (w_last - w_first) / win : 0), (win > 0 ? (a_last - a_first) / win : 0),
+                                (win > 0 ? 100 * cpuw / win : 0)
                 }' "$tmp/samples.txt"
 }
-read -r a_prss a_frss a_panon a_fanon a_ffile a_hwm a_thr a_cpu a_cpuw a_win a_wake <<<"$(stats agent)"
-read -r b_prss b_frss b_panon b_fanon b_ffile b_hwm b_thr b_cpu b_cpuw b_win b_wake <<<"$(stats bare)"
-pct() { awk -v c="$1" -v w="$2" 'BEGIN { if (w > 0) printf "%.4f", 100 * c / w; else print "n/a" }'; }
-a_pct=$(pct "$a_cpuw" "$a_win")
-b_pct=$(pct "$b_cpuw" "$b_win")
-ratio=$(awk -v a="$a_prss" -v b="$b_prss" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-anon_ratio=$(awk -v a="$a_panon" -v b="$b_panon" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+declare -A prss frss panon fanon ffile hwm thr cpu cpuw win wmain wakes pct
+for n in $names; do
+        read -r prss[$n] frss[$n] panon[$n] fanon[$n] ffile[$n] hwm[$n] thr[$n] cpu[$n] cpuw[$n] win[$n] \
+                wmain[$n] wakes[$n] pct[$n] <<<"$(stats "$n")"
+done
+cpu_source="schedstat"
+awk '$2 == "agent" && $11 > 0 { found = 1 } END { exit !found }' "$tmp/samples.txt" || cpu_source="CLK_TCK ticks ($clk_tck/s)"
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio=$(div "${prss[agent]}" "${prss[bare]}")
+anon_ratio=$(div "${panon[agent]}" "${panon[bare]}")
+wake_ratio=$(div "${wakes[agent]}" "${wakes[collectd]}")
+cpu_ratio=$(div "${pct[agent]}" "${pct[collectd]}")
 mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 
 verdict() { awk -v v="$1" -v lim="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 <= lim + 0) print "PASS"; else print "FAIL" }'; }
 v_ratio=$(verdict "$ratio" "$TARGET_RSS_RATIO")
-v_anon=$(verdict "$a_panon" "$TARGET_ANON_KB")
-v_cpu=$(verdict "$a_pct" "$TARGET_CPU_PCT")
+v_anon=$(verdict "${panon[agent]}" "$TARGET_ANON_KB")
+v_cpu=$(verdict "${pct[agent]}" "$TARGET_CPU_PCT")
+v_wake=$(verdict "${wakes[agent]}" "${wakes[collectd]}")
+v_cpu_cd=$(verdict "${pct[agent]}" "${pct[collectd]}")
+v_before_rss="n/a" v_before_anon="n/a" before_rss_ratio="n/a" before_anon_ratio="n/a"
+if [ -n "$before_bin" ]; then
+        before_rss_ratio=$(div "${prss[agent]}" "${prss[before]}")
+        before_anon_ratio=$(div "${panon[agent]}" "${panon[before]}")
+        v_before_rss=$(verdict "$before_rss_ratio" "$TARGET_BEFORE_RATIO")
+        v_before_anon=$(verdict "$before_anon_ratio" "$TARGET_BEFORE_RATIO")
+fi
 
-count() { # PREFIX [CHANNEL]
-        awk -v p="$1${2:-}" 'index($1, p) == 1 { n++ } END { print n + 0 }' "$tmp/sub.txt"
+count() { # PREFIX
+        awk -v p="$1" 'index($1, p) == 1 { n++ } END { print n + 0 }' "$tmp/sub.txt"
 }
-channels() { # PREFIX -> "hb 11, usage 2, ..."
-        awk -v p="$1" 'index($1, p) == 1 { c = substr($1, length(p) + 1); if (!(c in n)) o[++k] = c; n[c]++ }
+channels() { # PREFIX -> "hb 11, usage 2, ..." (collectd: by plugin)
+        awk -v p="$1" 'index($1, p) == 1 { c = substr($1, length(p) + 1); if (p == "collectd/") { split(c, x, "/"); c = x[2]; sub(/-.*/, "", c) }
+                        if (!(c in n)) o[++k] = c; n[c]++ }
                 END { for (i = 1; i <= k; i++) printf "%s%s %d", (i > 1 ? ", " : ""), o[i], n[o[i]]; print "" }' "$tmp/sub.txt"
 }
-a_msgs=$(count "$agent_prefix"); b_msgs=$(count "$bare_prefix")
-a_chan=$(channels "$agent_prefix"); b_chan=$(channels "$bare_prefix")
+prefix_of() { case $1 in agent) echo "$agent_prefix" ;; before) echo "$before_prefix" ;; bare) echo "$bare_prefix" ;; collectd) echo "$collectd_prefix" ;; esac; }
+declare -A msgs chan
+for n in $names; do msgs[$n]=$(count "$(prefix_of "$n")"); chan[$n]=$(channels "$(prefix_of "$n")"); done
 a_warn=$(grep -c '^<[0-4]>' "$tmp/agent.log")
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 debian="$( . /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown}" ), Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
-libs="libuv1 $(ver libuv1), libmosquitto1 $(ver libmosquitto1), mosquitto $(ver mosquitto), glibc $(ver libc6), OpenSSL $(ver libssl3)"
+ver() { dpkg-query -W -f='${Version}\n' "$1" 2>/dev/null | head -1 | grep . || echo '?'; }
+libs="libuv1 $(ver libuv1), libmosquitto1 $(ver libmosquitto1), mosquitto $(ver mosquitto), collectd-core $(ver collectd-core), glibc $(ver libc6), OpenSSL $(ver libssl3)"
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
 git -C "$repo" diff --quiet HEAD 2>/dev/null || commit+=" + uncommitted changes"
 commit+="; bbt-agent built $(date -u -r "$agent_bin" '+%Y-%m-%d %H:%M UTC')"
+[ -n "$before_bin" ] && commit+="; before: $before_bin, built $(date -u -r "$before_bin" '+%Y-%m-%d %H:%M UTC')"
 machine="$(nproc) CPUs, $cpu_model; $(free -m | awk '/^Mem:/ { printf "%.1f GiB", $2 / 1024 }') memory; kernel $(uname -r); $debian"
 command_line="${envprefix}${invocation}"
-a_threads=$(sort "$tmp/agent.threads" 2>/dev/null | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $1, $2 }')
+threads_of() { sort "$tmp/$1.threads" 2>/dev/null | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $1, $2 }'; }
 
-# Private memory of the agent by mapping: anonymous kB per mapping, largest first.
+# Private memory by mapping: anonymous kB per mapping, largest first.
 private_breakdown() { # NAME
         [ -r "$tmp/$1.smaps" ] || return
         awk '
@@ -349,45 +450,81 @@ rss_difference() {
                 "$tmp/bare.bymap" "$tmp/agent.bymap" | sort -t"$(printf '\t')" -k1,1 -rn
 }
 
+# One row of the table: LABEL FIELD [UNIT], a cell per process.
+row() { # LABEL ARRAY UNIT
+        local label=$1 unit=${3:-} n line
+        local -n ref=$2
+        line="| $label |"
+        for n in $names; do
+                line+=" ${ref[$n]}${unit:+ $unit} |"
+        done
+        echo "$line"
+}
+header() {
+        local line="| |" sep="| --- |" n
+        for n in $names; do
+                case $n in agent) line+=" bbt-agent |" ;; before) line+=" bbt-agent (before) |" ;;
+                bare) line+=" bare-publisher |" ;; collectd) line+=" collectd |" ;; esac
+                sep+=" ---: |"
+        done
+        echo "$line"; echo "$sep"
+}
+
 report_markdown() {
+        local n
         cat <<EOF
 ## Agent footprint
 
 bbt-agent at its default settings (heartbeat 60 s, usage flush 300 s, spool
-fsync every 1 s, health on) beside \`bare-publisher\`, a minimal libuv +
-libmosquitto client that publishes the same messages on the same schedule,
-both connected to one mosquitto on 127.0.0.1, sampled every ${INTERVAL} s for
-${DURATION} s. Nothing feeds the agent input or audio events here, so the
-classroom is idle throughout.
+fsync \`interval\` 1 s, health on, the input, display, audio and peripheral
+drivers on) beside two baselines in the same run, all connected to one
+mosquitto on 127.0.0.1 and sampled every ${INTERVAL} s for ${DURATION} s:
+\`bare-publisher\`, a minimal libuv + libmosquitto client that publishes the
+same messages on the same schedule (the floor for memory), and collectd
+(\`collectd-core\`) reading cpu, memory, df, interface, load and uptime every
+60 s and publishing them over its \`mqtt\` plugin (QoS 1): comparable
+collection, for idle CPU and wakeups. Nothing feeds the agent input or audio
+events here, so the classroom is idle throughout.
 
 - **Command:** \`$command_line\`
 - **Machine:** $machine
 - **Libraries:** $libs
 - **Tree:** $commit; measured $(date -u '+%Y-%m-%d %H:%M UTC'), ${wall} s of sampling
 
-| | bbt-agent | bare-publisher | agent / bare |
-| --- | ---: | ---: | ---: |
-| VmRSS peak (sampled) | $a_prss kB | $b_prss kB | **$ratio** |
-| VmRSS final | $a_frss kB | $b_frss kB | $(awk -v a="$a_frss" -v b="$b_frss" 'BEGIN { printf "%.2f", a / b }') |
-| VmHWM (lifetime peak) | $a_hwm kB | $b_hwm kB | $(awk -v a="$a_hwm" -v b="$b_hwm" 'BEGIN { printf "%.2f", a / b }') |
-| RssAnon (private) peak | $a_panon kB | $b_panon kB | $anon_ratio |
-| RssAnon final | $a_fanon kB | $b_fanon kB | |
-| RssFile final | $a_ffile kB | $b_ffile kB | |
-| Threads | $a_thr | $b_thr | |
-| CPU since start | $a_cpu s | $b_cpu s | |
-| CPU over the ${a_win} s window | $a_cpuw s | $b_cpuw s | |
-| CPU % of one core (window) | $a_pct % | $b_pct % | |
-| Main-thread wakeups per second | $a_wake | $b_wake | |
-| Messages seen by the subscriber | $a_msgs ($a_chan) | $b_msgs ($b_chan) | |
+$(header)
+$(row "VmRSS peak (sampled)" prss kB)
+$(row "VmRSS final" frss kB)
+$(row "VmHWM (lifetime peak)" hwm kB)
+$(row "RssAnon (private) peak" panon kB)
+$(row "RssAnon final" fanon kB)
+$(row "RssFile final" ffile kB)
+$(row "Threads" thr)
+$(row "CPU since start (ticks)" cpu s)
+$(row "CPU over the ${win[agent]} s window" cpuw s)
+$(row "CPU % of one core (window)" pct %)
+$(row "Wakeups per second, all threads" wakes)
+$(row "Wakeups per second, main thread" wmain)
+$(row "Messages seen by the subscriber" msgs)
+
+CPU over the window is from $cpu_source. Messages: $(for n in $names; do printf '%s: %s. ' "$n" "${chan[$n]}"; done)
 
 | Target | Figure | Result |
 | --- | ---: | --- |
 | RSS ≤ ${TARGET_RSS_RATIO}× the bare client's | ${ratio}× | **$v_ratio** |
-| Private (anonymous) memory ≤ 2 MiB | $(mib "$a_panon") MiB ($a_panon kB) | **$v_anon** |
-| CPU ≤ ${TARGET_CPU_PCT} % of one core, idle | $a_pct % | **$v_cpu** |
-
-Agent threads at the end: ${a_threads:-?}. Exit status after SIGTERM: agent $agent_exit, bare-publisher $bare_exit.
+| Private (anonymous) memory ≤ 2 MiB | $(mib "${panon[agent]}") MiB (${panon[agent]} kB) | **$v_anon** |
+| CPU ≤ ${TARGET_CPU_PCT} % of one core, idle | ${pct[agent]} % | **$v_cpu** |
+| Idle wakeups ≤ collectd's | ${wakes[agent]} vs ${wakes[collectd]} per s (${wake_ratio}×) | **$v_wake** |
+| Idle CPU ≤ collectd's | ${pct[agent]} % vs ${pct[collectd]} % (${cpu_ratio}×) | **$v_cpu_cd** |
 EOF
+        if [ -n "$before_bin" ]; then
+                cat <<EOF
+| RSS ≤ the earlier build's (+2 %) | ${prss[agent]} vs ${prss[before]} kB (${before_rss_ratio}×) | **$v_before_rss** |
+| Private memory ≤ the earlier build's (+2 %) | ${panon[agent]} vs ${panon[before]} kB (${before_anon_ratio}×) | **$v_before_anon** |
+EOF
+        fi
+        echo
+        echo "Threads at the end: agent $(threads_of agent); collectd $(threads_of collectd)."
+        echo "Exit status after SIGTERM: agent $agent_exit${before_bin:+, agent (before) $before_exit}, bare-publisher $bare_exit, collectd $collectd_exit."
         if [ -r "$tmp/agent.smaps" ]; then
                 echo
                 echo "Agent's anonymous memory by mapping at the end (kB):"
@@ -407,28 +544,41 @@ EOF
 }
 
 report_text() {
-        printf '\nAgent footprint: bbt-agent (defaults) vs bare-publisher, same broker, same run\n\n'
-        printf '%-34s %16s %16s %10s\n' "" bbt-agent bare-publisher agent/bare
-        printf '%-34s %13s kB %13s kB %10s\n' "VmRSS peak (sampled)" "$a_prss" "$b_prss" "$ratio"
-        printf '%-34s %13s kB %13s kB\n' "VmRSS final" "$a_frss" "$b_frss"
-        printf '%-34s %13s kB %13s kB\n' "VmHWM (lifetime peak)" "$a_hwm" "$b_hwm"
-        printf '%-34s %13s kB %13s kB %10s\n' "RssAnon (private) peak" "$a_panon" "$b_panon" "$anon_ratio"
-        printf '%-34s %13s kB %13s kB\n' "RssAnon final" "$a_fanon" "$b_fanon"
-        printf '%-34s %13s kB %13s kB\n' "RssFile final" "$a_ffile" "$b_ffile"
-        printf '%-34s %16s %16s\n' "Threads" "$a_thr" "$b_thr"
-        printf '%-34s %14s s %14s s\n' "CPU since start" "$a_cpu" "$b_cpu"
-        printf '%-34s %14s s %14s s\n' "CPU over the ${a_win} s window" "$a_cpuw" "$b_cpuw"
-        printf '%-34s %14s %% %14s %%\n' "CPU % of one core (window)" "$a_pct" "$b_pct"
-        printf '%-34s %16s %16s\n' "Main-thread wakeups per second" "$a_wake" "$b_wake"
-        printf '%-34s %16s %16s\n' "Messages seen by the subscriber" "$a_msgs" "$b_msgs"
-        printf '  agent: %s\n  bare:  %s\n' "$a_chan" "$b_chan"
+        local n
+        printf '\nAgent footprint: bbt-agent (defaults) vs bare-publisher and collectd, same broker, same run\n\n'
+        printf '%-36s' ""; for n in $names; do printf ' %16s' "$n"; done; printf '\n'
+        trow() { # LABEL ARRAY UNIT
+                local -n ref=$2
+                printf '%-36s' "$1"; for n in $names; do printf ' %13s %-2s' "${ref[$n]}" "${3:-}"; done; printf '\n'
+        }
+        trow "VmRSS peak (sampled)" prss kB
+        trow "VmRSS final" frss kB
+        trow "VmHWM (lifetime peak)" hwm kB
+        trow "RssAnon (private) peak" panon kB
+        trow "RssAnon final" fanon kB
+        trow "RssFile final" ffile kB
+        trow "Threads" thr
+        trow "CPU since start (ticks)" cpu s
+        trow "CPU over the ${win[agent]} s window" cpuw s
+        trow "CPU % of one core (window)" pct %
+        trow "Wakeups/s, all threads" wakes
+        trow "Wakeups/s, main thread" wmain
+        trow "Messages seen by the subscriber" msgs
+        for n in $names; do printf '  %s: %s\n' "$n" "${chan[$n]}"; done
+        printf 'CPU over the window from %s.\n' "$cpu_source"
         printf '\nTargets\n'
-        printf '  RSS agent/bare <= %s            %8s   %s\n' "$TARGET_RSS_RATIO" "$ratio" "$v_ratio"
-        printf '  private (RssAnon) <= 2048 kB      %8s   %s\n' "$a_panon" "$v_anon"
-        printf '  CPU <= %s %% of one core (idle) %8s   %s\n' "$TARGET_CPU_PCT" "$a_pct" "$v_cpu"
-        printf '\nAgent threads: %s\n' "${a_threads:-?}"
-        printf 'Exit status after SIGTERM: agent %s, bare-publisher %s; agent log lines at warning or worse: %s\n' \
-                "$agent_exit" "$bare_exit" "$a_warn"
+        printf '  RSS agent/bare <= %s              %10s   %s\n' "$TARGET_RSS_RATIO" "$ratio" "$v_ratio"
+        printf '  private (RssAnon) <= 2048 kB        %10s   %s\n' "${panon[agent]}" "$v_anon"
+        printf '  CPU <= %s %% of one core (idle)   %10s   %s\n' "$TARGET_CPU_PCT" "${pct[agent]}" "$v_cpu"
+        printf '  idle wakeups/s <= collectd (%s)  %10s   %s\n' "${wakes[collectd]}" "${wakes[agent]}" "$v_wake"
+        printf '  idle CPU %% <= collectd (%s)    %10s   %s\n' "${pct[collectd]}" "${pct[agent]}" "$v_cpu_cd"
+        if [ -n "$before_bin" ]; then
+                printf '  RSS <= before x %s               %10s   %s\n' "$TARGET_BEFORE_RATIO" "$before_rss_ratio" "$v_before_rss"
+                printf '  private <= before x %s           %10s   %s\n' "$TARGET_BEFORE_RATIO" "$before_anon_ratio" "$v_before_anon"
+        fi
+        printf '\nThreads: agent %s; collectd %s\n' "$(threads_of agent)" "$(threads_of collectd)"
+        printf 'Exit status after SIGTERM: agent %s%s, bare-publisher %s, collectd %s; agent log lines at warning or worse: %s\n' \
+                "$agent_exit" "${before_bin:+, agent (before) $before_exit}" "$bare_exit" "$collectd_exit" "$a_warn"
         if [ -r "$tmp/agent.smaps" ]; then
                 printf '\nAgent anonymous memory by mapping (kB, largest first):\n'
                 private_breakdown agent | sed 's/^/  /'
@@ -449,12 +599,17 @@ if $markdown; then cat "$tmp/report.md"; else cat "$tmp/report.txt"; fi
 status=0
 if [ -n "$died" ]; then
         log "a process died during the run:$died"
-        sed 's/^/agent-footprint: agent.log: /' "$tmp/agent.log" | tail -20 >&2
+        for n in agent before collectd; do
+                [ -r "$tmp/$n.log" ] && sed "s/^/agent-footprint: $n.log: /" "$tmp/$n.log" | tail -20 >&2
+        done
         status=1
-elif [ "$agent_exit" != 0 ] || [ "$bare_exit" != 0 ]; then
-        log "exit after SIGTERM: agent $agent_exit, bare-publisher $bare_exit"
+elif [ "$agent_exit" != 0 ] || [ "$bare_exit" != 0 ] || [ "$collectd_exit" != 0 ] ||
+     { [ -n "$before_bin" ] && [ "$before_exit" != 0 ]; }; then
+        log "exit after SIGTERM: agent $agent_exit, agent (before) $before_exit, bare-publisher $bare_exit, collectd $collectd_exit"
         status=1
-elif [ "$v_ratio" = FAIL ] || [ "$v_anon" = FAIL ] || [ "$v_cpu" = FAIL ]; then
-        status=3
+else
+        for v in "$v_ratio" "$v_anon" "$v_cpu" "$v_wake" "$v_cpu_cd" "$v_before_rss" "$v_before_anon"; do
+                [ "$v" = FAIL ] && status=3
+        done
 fi
 exit $status

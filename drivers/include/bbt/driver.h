@@ -55,13 +55,18 @@ struct bbt_driver;
  * absent starts anyway and reports nothing. stop() closes every handle and
  * calls DONE (from the loop) once they are closed, after which the driver may
  * be freed with destroy(). probe() writes what the driver sees now, for
- * `bbt-agent --probe`, without needing a loop. */
+ * `bbt-agent --probe`, without needing a loop. heartbeat() is for a source
+ * that is read when a heartbeat is due rather than watched (the health
+ * readings): it fills its fields of HB with what it reads now (strings point
+ * into the driver until the next call) and says what it could not read
+ * through events->problem; NULL for a driver that only sends events. */
 struct bbt_driver_ops {
         const char *name;
         int (*start)(struct bbt_driver *d);
         void (*stop)(struct bbt_driver *d, void (*done)(void *userdata), void *userdata);
         int (*probe)(struct bbt_driver *d, FILE *out);
         void (*destroy)(struct bbt_driver *d);
+        void (*heartbeat)(struct bbt_driver *d, struct bbt_hb *hb);
 };
 
 /* Every driver struct begins with this. */

@@ -1,10 +1,12 @@
-/* Health readings for heartbeats, read under a root directory so tests can use a fixture tree. */
+/* Health readings for heartbeats, read under a root directory so tests can use a fixture tree, behind the driver interface. */
 #include "health.h"
+#include "bbt/base.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,4 +328,141 @@ int bbt_health_read(struct bbt_health *h, const char *root, const char *spool_di
                 snprintf(err, err_size, "%s: %s", path, strerror(-first));
         }
         return first;
+}
+
+/* ---- the driver ---- */
+
+struct health {
+        struct bbt_driver base;
+        struct bbt_health readings;
+        char *spool_dir;
+        char error[256]; /* what was last reported through events->problem ("": nothing) */
+        uv_timer_t stop_handle;
+        bool stopping;
+        void (*done)(void *userdata);
+        void *done_userdata;
+};
+
+static int health_start(struct bbt_driver *base)
+{
+        /* Nothing to watch: everything is read when a heartbeat is due. */
+        return 0;
+}
+
+static void stop_closed_cb(uv_handle_t *h)
+{
+        struct health *hd = bbt_container_of((uv_timer_t *)h, struct health, stop_handle);
+
+        if (hd->done)
+                hd->done(hd->done_userdata);
+}
+
+static void health_stop(struct bbt_driver *base, void (*done)(void *userdata), void *userdata)
+{
+        struct health *hd = bbt_container_of(base, struct health, base);
+
+        if (hd->stopping)
+                return;
+        hd->stopping = true;
+        hd->done = done;
+        hd->done_userdata = userdata;
+        if (!base->env.loop) {
+                if (done)
+                        done(userdata);
+                return;
+        }
+        /* No handle of its own: one only so that DONE comes from the loop. */
+        uv_timer_init(base->env.loop, &hd->stop_handle);
+        uv_close((uv_handle_t *)&hd->stop_handle, stop_closed_cb);
+}
+
+static void health_heartbeat(struct bbt_driver *base, struct bbt_hb *hb)
+{
+        struct health *hd = bbt_container_of(base, struct health, base);
+        const struct bbt_driver_events *ev = base->env.events;
+        char err[200] = "", what[sizeof(hd->error)];
+        int r;
+
+        r = bbt_health_read(&hd->readings, base->env.root, hd->spool_dir, hb, err, sizeof(err));
+        snprintf(what, sizeof(what), "%s (reported as 0 until it can be read)", err);
+        if (r < 0 && strcmp(what, hd->error) != 0) {
+                snprintf(hd->error, sizeof(hd->error), "%s", what);
+                if (ev && ev->problem)
+                        ev->problem(ev->userdata, "health", hd->error);
+        } else if (r == 0 && hd->error[0]) {
+                hd->error[0] = '\0';
+                if (ev && ev->problem)
+                        ev->problem(ev->userdata, "health", NULL);
+        }
+}
+
+static int health_probe(struct bbt_driver *base, FILE *out)
+{
+        struct health *hd = bbt_container_of(base, struct health, base);
+        struct bbt_health fresh = { .clock_synced = hd->readings.clock_synced };
+        struct bbt_hb hb = { 0 };
+        char err[512] = "";
+        int r;
+
+        r = bbt_health_read(&fresh, base->env.root, hd->spool_dir, &hb, err, sizeof(err));
+        fprintf(out, "uptime %" PRId64 " s, load %.2f %.2f %.2f, memory %" PRId64 " of %" PRId64 " bytes available\n",
+                hb.uptime, hb.load[0], hb.load[1], hb.load[2], hb.mem_available, hb.mem_total);
+        fprintf(out, "disk /: %" PRId64 " of %" PRId64 " bytes free; clock %s\n", hb.disk_root.free,
+                hb.disk_root.total, hb.clock_synced ? "synchronised" : "NOT synchronised");
+        if (hb.has_temp)
+                fprintf(out, "hottest sensor: %.1f C (%s)\n", hb.temp_max, hb.temp_source);
+        for (size_t i = 0; i < hb.n_net; i++)
+                fprintf(out, "network %s: %s\n", hb.net[i].ifname, hb.net[i].up ? "up" : "down");
+        /* Not a device problem: the heartbeat goes out with what could be read. */
+        if (r < 0)
+                fprintf(out, "problem: %s\n", err);
+        return ferror(out) ? -EIO : 0;
+}
+
+static void health_destroy(struct bbt_driver *base)
+{
+        struct health *hd;
+
+        if (!base)
+                return;
+        hd = bbt_container_of(base, struct health, base);
+        bbt_driver_release(&hd->base);
+        free(hd->spool_dir);
+        free(hd);
+}
+
+static const struct bbt_driver_ops health_ops = {
+        .name = "health",
+        .start = health_start,
+        .stop = health_stop,
+        .probe = health_probe,
+        .destroy = health_destroy,
+        .heartbeat = health_heartbeat,
+};
+
+int bbt_health_new(const struct bbt_driver_env *env, const struct bbt_health_options *opts,
+                   struct bbt_driver **ret)
+{
+        struct health *hd;
+
+        if (!env || !ret)
+                return -EINVAL;
+        hd = calloc(1, sizeof(*hd));
+        if (!hd)
+                return -ENOMEM;
+        if (opts && opts->spool_dir) {
+                hd->spool_dir = strdup(opts->spool_dir);
+                if (!hd->spool_dir) {
+                        free(hd);
+                        return -ENOMEM;
+                }
+        }
+        if (bbt_driver_init(&hd->base, &health_ops, env) < 0) {
+                free(hd->spool_dir);
+                free(hd);
+                return -ENOMEM;
+        }
+        hd->readings.clock_synced = opts ? opts->clock_synced : NULL;
+        *ret = &hd->base;
+        return 0;
 }

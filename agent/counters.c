@@ -6,21 +6,21 @@
  *
  *     # bbt-agent counters: written by bbt-agent, see docs/spool.md
  *     version=2
- *     clean=0            1 once bbt_state_close() has run
+ *     clean=0            1 once bbt_counters_close() has run
  *     seq_floor=1043     clean=1: exactly the next seq; clean=0: every seq
  *                        below it was used or skipped (this run's first seq)
  *     seq_ceiling=3043   every seq ever handed out is below it
  *     boot=17            the session counter
  *     boot_id=...        the kernel's boot id when the file was written
  *     skipped=5-999,...  seq ranges jumped over at a start, never used
- *                        (the newest BBT_STATE_SKIPPED_MAX; version 2)
+ *                        (the newest BBT_COUNTERS_SKIPPED_MAX; version 2)
  *
  * The ceiling is raised (and written) before a seq at or above the ceiling
  * of the write before the last is handed out, so after any crash -- even one
  * that undoes the last write -- every seq at or above the file's ceiling is
  * unused. Version 1 files (no skipped=) are read and rewritten as version 2.
  */
-#include "state.h"
+#include "counters.h"
 
 #include "bbt/fileio.h"
 
@@ -42,7 +42,7 @@
 #define FILE_MAX 16384 /* 256 skipped ranges of two 16-digit numbers, and the rest */
 #define BOOT_ID_MAX 64
 
-struct bbt_state {
+struct bbt_counters {
         char *path; /* DIR/state, for messages */
         int dirfd, lockfd;
         uint64_t block;
@@ -53,9 +53,9 @@ struct bbt_state {
         uint64_t ceiling; /* as written in the file (the last write) */
         uint64_t safe;    /* the lower ceiling of the last two writes: seqs below it may go out */
         uint32_t boot;
-        struct bbt_seq_range skipped[BBT_STATE_SKIPPED_MAX];
+        struct bbt_seq_range skipped[BBT_COUNTERS_SKIPPED_MAX];
         size_t n_skipped;
-        struct bbt_state_start_info info;
+        struct bbt_counters_start_info info;
 };
 
 /* What the state file holds. */
@@ -64,7 +64,7 @@ struct state_file {
         uint64_t floor, ceiling;
         uint32_t boot;
         char boot_id[BOOT_ID_MAX + 1];
-        struct bbt_seq_range skipped[BBT_STATE_SKIPPED_MAX];
+        struct bbt_seq_range skipped[BBT_COUNTERS_SKIPPED_MAX];
         size_t n_skipped;
 };
 
@@ -189,15 +189,15 @@ static int parse_skipped(const char *path, unsigned lineno, char *value, struct 
                 uint64_t from, to;
                 char *dash = strchr(item, '-');
 
-                if (f->n_skipped == BBT_STATE_SKIPPED_MAX) {
+                if (f->n_skipped == BBT_COUNTERS_SKIPPED_MAX) {
                         set_err(err, err_size, "%s:%u: skipped: more than %d ranges", path, lineno,
-                                BBT_STATE_SKIPPED_MAX);
+                                BBT_COUNTERS_SKIPPED_MAX);
                         return -EBADMSG;
                 }
                 if (dash)
                         *dash = '\0';
-                if (!dash || parse_uint(item, BBT_STATE_SEQ_MAX, &from) < 0 ||
-                    parse_uint(dash + 1, BBT_STATE_SEQ_MAX, &to) < 0 || to < from || from == 0 ||
+                if (!dash || parse_uint(item, BBT_COUNTERS_SEQ_MAX, &from) < 0 ||
+                    parse_uint(dash + 1, BBT_COUNTERS_SEQ_MAX, &to) < 0 || to < from || from == 0 ||
                     (f->n_skipped && from <= f->skipped[f->n_skipped - 1].to)) {
                         set_err(err, err_size, "%s:%u: skipped: expected ascending FROM-TO ranges", path, lineno);
                         return -EBADMSG;
@@ -269,7 +269,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         break;
                 case K_FLOOR:
                 case K_CEILING:
-                        if (parse_key_uint(path, lineno, line, value, BBT_STATE_SEQ_MAX + 1, &v, err,
+                        if (parse_key_uint(path, lineno, line, value, BBT_COUNTERS_SEQ_MAX + 1, &v, err,
                                            err_size) < 0)
                                 return -EBADMSG;
                         if (k == K_FLOOR)
@@ -342,7 +342,7 @@ static uint32_t salvage_boot(const char *text)
 
 /* Writes the file with these values (and ST's skipped ranges) atomically;
  * the caller updates ST only on success. */
-static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ceiling, uint32_t boot)
+static int persist(struct bbt_counters *st, bool clean, uint64_t floor, uint64_t ceiling, uint32_t boot)
 {
         char text[FILE_MAX];
         size_t len;
@@ -362,10 +362,10 @@ static int persist(struct bbt_state *st, bool clean, uint64_t floor, uint64_t ce
 }
 
 /* Remembers FROM..TO as never used (the oldest range goes when full). */
-static void add_skipped(struct bbt_state *st, uint64_t from, uint64_t to)
+static void add_skipped(struct bbt_counters *st, uint64_t from, uint64_t to)
 {
-        if (st->n_skipped == BBT_STATE_SKIPPED_MAX) {
-                memmove(&st->skipped[0], &st->skipped[1], (BBT_STATE_SKIPPED_MAX - 1) * sizeof(st->skipped[0]));
+        if (st->n_skipped == BBT_COUNTERS_SKIPPED_MAX) {
+                memmove(&st->skipped[0], &st->skipped[1], (BBT_COUNTERS_SKIPPED_MAX - 1) * sizeof(st->skipped[0]));
                 st->n_skipped--;
         }
         st->skipped[st->n_skipped].from = from;
@@ -374,16 +374,16 @@ static void add_skipped(struct bbt_state *st, uint64_t from, uint64_t to)
 }
 
 /* ST's skipped ranges and the N of R (both ascending, each valid) as one
- * ascending list of the newest BBT_STATE_SKIPPED_MAX: whichever file lost
+ * ascending list of the newest BBT_COUNTERS_SKIPPED_MAX: whichever file lost
  * its latest write, the other still knows. Overlapping ranges (the same
  * range in both) are joined. */
-static void merge_skipped(struct bbt_state *st, const struct bbt_seq_range *r, size_t n)
+static void merge_skipped(struct bbt_counters *st, const struct bbt_seq_range *r, size_t n)
 {
-        struct bbt_seq_range all[2 * BBT_STATE_SKIPPED_MAX];
+        struct bbt_seq_range all[2 * BBT_COUNTERS_SKIPPED_MAX];
         size_t a = 0, b = 0, k = 0, n_old = st->n_skipped;
 
-        if (n > BBT_STATE_SKIPPED_MAX)
-                n = BBT_STATE_SKIPPED_MAX;
+        if (n > BBT_COUNTERS_SKIPPED_MAX)
+                n = BBT_COUNTERS_SKIPPED_MAX;
         while (a < n_old || b < n) {
                 const struct bbt_seq_range *x =
                         b == n || (a < n_old && st->skipped[a].from <= r[b].from) ? &st->skipped[a++] : &r[b++];
@@ -398,7 +398,7 @@ static void merge_skipped(struct bbt_state *st, const struct bbt_seq_range *r, s
                 }
         }
         st->n_skipped = 0;
-        for (size_t i = k > BBT_STATE_SKIPPED_MAX ? k - BBT_STATE_SKIPPED_MAX : 0; i < k; i++)
+        for (size_t i = k > BBT_COUNTERS_SKIPPED_MAX ? k - BBT_COUNTERS_SKIPPED_MAX : 0; i < k; i++)
                 st->skipped[st->n_skipped++] = all[i];
 }
 
@@ -412,16 +412,16 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-void bbt_state_options_init(struct bbt_state_options *opts)
+void bbt_counters_options_init(struct bbt_counters_options *opts)
 {
         memset(opts, 0, sizeof(*opts));
-        opts->dir = BBT_STATE_DIR_DEFAULT;
+        opts->dir = BBT_COUNTERS_DIR_DEFAULT;
         opts->root = "/";
-        opts->block = BBT_STATE_BLOCK_DEFAULT;
+        opts->block = BBT_COUNTERS_BLOCK_DEFAULT;
 }
 
 /* Reads DIR/state into TEXT: 0, -ENOENT, or another -errno with ERR set. */
-static int read_state_file(struct bbt_state *st, char *text, size_t size, char *err, size_t err_size)
+static int read_state_file(struct bbt_counters *st, char *text, size_t size, char *err, size_t err_size)
 {
         ssize_t n;
         int fd;
@@ -461,14 +461,14 @@ static uint32_t boot_from_clock(uint32_t b)
         return b + 1;
 }
 
-int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_witness *w,
-                   struct bbt_state **ret, char *err, size_t err_size)
+int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_counters_witness *w,
+                      struct bbt_counters **ret, char *err, size_t err_size)
 {
-        struct bbt_state_options o;
-        struct bbt_state_witness wit = { 0 };
-        struct bbt_state_start_info info = { 0 };
+        struct bbt_counters_options o;
+        struct bbt_counters_witness wit = { 0 };
+        struct bbt_counters_start_info info = { 0 };
         struct state_file f = { 0 };
-        struct bbt_state *st;
+        struct bbt_counters *st;
         char *text = NULL;
         uint64_t used, ceiling;
         uint32_t salvaged_boot = 0;
@@ -477,15 +477,15 @@ int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_
 
         if (!ret)
                 return -EINVAL;
-        bbt_state_options_init(&o);
+        bbt_counters_options_init(&o);
         if (opts) {
                 o = *opts;
                 if (!o.dir)
-                        o.dir = BBT_STATE_DIR_DEFAULT;
+                        o.dir = BBT_COUNTERS_DIR_DEFAULT;
                 if (!o.root)
                         o.root = "/";
                 if (o.block == 0)
-                        o.block = BBT_STATE_BLOCK_DEFAULT;
+                        o.block = BBT_COUNTERS_BLOCK_DEFAULT;
         }
         if (o.recover_jump == 0)
                 o.recover_jump = 10 * (uint64_t)o.block;
@@ -570,35 +570,35 @@ int bbt_state_open(const struct bbt_state_options *opts, const struct bbt_state_
         }
         ceiling = r == 0 ? max_u64(f.ceiling, wit.ceiling) : wit.ceiling;
         if (r == -ENOENT && used == 0 && wit.ceiling == 0) {
-                info.start = BBT_STATE_FRESH;
+                info.start = BBT_COUNTERS_FRESH;
                 st->next = 1;
                 st->boot = 0;
         } else if (r == 0 && trusted && f.clean) {
-                info.start = BBT_STATE_CLEAN;
+                info.start = BBT_COUNTERS_CLEAN;
                 st->next = f.floor;
                 st->boot = f.boot;
         } else if (r == 0 && trusted) {
-                info.start = st->boot_id[0] && strcmp(st->boot_id, f.boot_id) == 0 ? BBT_STATE_CRASH_SAME_BOOT
-                                                                                     : BBT_STATE_CRASH_REBOOT;
+                info.start = st->boot_id[0] && strcmp(st->boot_id, f.boot_id) == 0 ? BBT_COUNTERS_CRASH_SAME_BOOT
+                                                                                     : BBT_COUNTERS_CRASH_REBOOT;
                 st->next = max_u64(ceiling, used + 1);
                 /* The last write (a new session) may be the one lost. */
                 st->boot = (uint32_t)max_u64(f.boot, wit.boot) + 1;
         } else {
                 uint64_t b = max_u64(r == 0 ? f.boot : 0, max_u64(salvaged_boot, wit.boot));
 
-                info.start = r == -EBADMSG ? BBT_STATE_RECOVERED : BBT_STATE_STALE;
+                info.start = r == -EBADMSG ? BBT_COUNTERS_RECOVERED : BBT_COUNTERS_STALE;
                 /* Nothing says how far the reservation went: past every witness by a margin. */
                 st->next = max_u64(ceiling, add_sat(used + 1, o.recover_jump));
                 st->boot = boot_from_clock((uint32_t)(b + 1 > UINT32_MAX ? UINT32_MAX : b + 1));
         }
-        if (st->next > BBT_STATE_SEQ_MAX) {
+        if (st->next > BBT_COUNTERS_SEQ_MAX) {
                 r = -ERANGE;
                 set_err(err, err_size, "%s: seq %" PRIu64 " is past the protocol's maximum", st->path, st->next);
                 goto fail_close;
         }
         info.used = used;
         info.first_seq = st->next;
-        if (info.start != BBT_STATE_CLEAN && st->next > used + 1) {
+        if (info.start != BBT_COUNTERS_CLEAN && st->next > used + 1) {
                 info.skipped = true;
                 info.skipped_from = used + 1;
                 info.skipped_to = st->next - 1;
@@ -643,35 +643,35 @@ fail_free:
         return r;
 }
 
-const struct bbt_state_start_info *bbt_state_start_info(const struct bbt_state *st)
+const struct bbt_counters_start_info *bbt_counters_start_info(const struct bbt_counters *st)
 {
         return &st->info;
 }
 
-const char *bbt_state_start_name(enum bbt_state_start start)
+const char *bbt_counters_start_name(enum bbt_counters_start start)
 {
         switch (start) {
-        case BBT_STATE_FRESH:
+        case BBT_COUNTERS_FRESH:
                 return "fresh";
-        case BBT_STATE_CLEAN:
+        case BBT_COUNTERS_CLEAN:
                 return "clean";
-        case BBT_STATE_CRASH_SAME_BOOT:
+        case BBT_COUNTERS_CRASH_SAME_BOOT:
                 return "crash-same-boot";
-        case BBT_STATE_CRASH_REBOOT:
+        case BBT_COUNTERS_CRASH_REBOOT:
                 return "crash-reboot";
-        case BBT_STATE_STALE:
+        case BBT_COUNTERS_STALE:
                 return "stale";
-        case BBT_STATE_RECOVERED:
+        case BBT_COUNTERS_RECOVERED:
                 return "recovered";
         }
         return "?";
 }
 
-int bbt_state_next_seq(struct bbt_state *st, uint64_t *ret)
+int bbt_counters_next_seq(struct bbt_counters *st, uint64_t *ret)
 {
         int r;
 
-        if (st->next > BBT_STATE_SEQ_MAX)
+        if (st->next > BBT_COUNTERS_SEQ_MAX)
                 return -ERANGE;
         /* Keep the ceiling a block ahead of the bound SAFE, the ceiling of
          * the write before the last: one write per block. */
@@ -688,18 +688,18 @@ int bbt_state_next_seq(struct bbt_state *st, uint64_t *ret)
         return 0;
 }
 
-uint64_t bbt_state_peek_seq(const struct bbt_state *st)
+uint64_t bbt_counters_peek_seq(const struct bbt_counters *st)
 {
         return st->next;
 }
 
-size_t bbt_state_skipped(const struct bbt_state *st, const struct bbt_seq_range **ret)
+size_t bbt_counters_skipped(const struct bbt_counters *st, const struct bbt_seq_range **ret)
 {
         *ret = st->skipped;
         return st->n_skipped;
 }
 
-int bbt_state_new_session(struct bbt_state *st, uint32_t *ret_boot)
+int bbt_counters_new_session(struct bbt_counters *st, uint32_t *ret_boot)
 {
         uint32_t boot = st->boot + 1; /* wraps to 0 after 4294967295 */
         int r;
@@ -712,17 +712,17 @@ int bbt_state_new_session(struct bbt_state *st, uint32_t *ret_boot)
         return 0;
 }
 
-uint32_t bbt_state_boot(const struct bbt_state *st)
+uint32_t bbt_counters_boot(const struct bbt_counters *st)
 {
         return st->boot;
 }
 
-uint64_t bbt_state_ceiling(const struct bbt_state *st)
+uint64_t bbt_counters_ceiling(const struct bbt_counters *st)
 {
         return st->ceiling;
 }
 
-int bbt_state_close(struct bbt_state *st)
+int bbt_counters_close(struct bbt_counters *st)
 {
         int r;
 
