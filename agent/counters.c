@@ -21,6 +21,7 @@
  * unused. Version 1 files (no skipped=) are read and rewritten as version 2.
  */
 #include "counters.h"
+#include "bbt/base.h"
 
 #include "bbt/fileio.h"
 
@@ -67,18 +68,6 @@ struct state_file {
         struct bbt_seq_range skipped[BBT_COUNTERS_SKIPPED_MAX];
         size_t n_skipped;
 };
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || err_size == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-}
 
 /* Reads FD into BUF as a C string: returns its length, -EFBIG if it does not
  * fit in SIZE - 1 bytes (BUF then holds the start), or -errno. */
@@ -166,9 +155,9 @@ static int parse_key_uint(const char *path, unsigned lineno, const char *key, co
         int r = parse_uint(value, max, ret);
 
         if (r == -EINVAL)
-                set_err(err, err_size, "%s:%u: %s: expected unsigned integer", path, lineno, key);
+                bbt_set_err(err, err_size, "%s:%u: %s: expected unsigned integer", path, lineno, key);
         else if (r == -ERANGE)
-                set_err(err, err_size, "%s:%u: %s: out of range (at most %" PRIu64 ")", path, lineno, key, max);
+                bbt_set_err(err, err_size, "%s:%u: %s: out of range (at most %" PRIu64 ")", path, lineno, key, max);
         return r < 0 ? -EBADMSG : 0;
 }
 
@@ -190,7 +179,7 @@ static int parse_skipped(const char *path, unsigned lineno, char *value, struct 
                 char *dash = strchr(item, '-');
 
                 if (f->n_skipped == BBT_COUNTERS_SKIPPED_MAX) {
-                        set_err(err, err_size, "%s:%u: skipped: more than %d ranges", path, lineno,
+                        bbt_set_err(err, err_size, "%s:%u: skipped: more than %d ranges", path, lineno,
                                 BBT_COUNTERS_SKIPPED_MAX);
                         return -EBADMSG;
                 }
@@ -199,7 +188,7 @@ static int parse_skipped(const char *path, unsigned lineno, char *value, struct 
                 if (!dash || parse_uint(item, BBT_COUNTERS_SEQ_MAX, &from) < 0 ||
                     parse_uint(dash + 1, BBT_COUNTERS_SEQ_MAX, &to) < 0 || to < from || from == 0 ||
                     (f->n_skipped && from <= f->skipped[f->n_skipped - 1].to)) {
-                        set_err(err, err_size, "%s:%u: skipped: expected ascending FROM-TO ranges", path, lineno);
+                        bbt_set_err(err, err_size, "%s:%u: skipped: expected ascending FROM-TO ranges", path, lineno);
                         return -EBADMSG;
                 }
                 f->skipped[f->n_skipped].from = from;
@@ -231,7 +220,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         continue;
                 eq = strchr(line, '=');
                 if (!eq) {
-                        set_err(err, err_size, "%s:%u: expected key=value", path, lineno);
+                        bbt_set_err(err, err_size, "%s:%u: expected key=value", path, lineno);
                         return -EBADMSG;
                 }
                 *eq = '\0';
@@ -240,11 +229,11 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         if (strcmp(line, key_names[k]) == 0)
                                 break;
                 if (k == K_COUNT) {
-                        set_err(err, err_size, "%s:%u: %.64s: unknown key", path, lineno, line);
+                        bbt_set_err(err, err_size, "%s:%u: %.64s: unknown key", path, lineno, line);
                         return -EBADMSG;
                 }
                 if (seen[k]) {
-                        set_err(err, err_size, "%s:%u: %s: duplicate key", path, lineno, line);
+                        bbt_set_err(err, err_size, "%s:%u: %s: duplicate key", path, lineno, line);
                         return -EBADMSG;
                 }
                 seen[k] = true;
@@ -253,7 +242,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         if (parse_key_uint(path, lineno, line, value, UINT64_MAX, &v, err, err_size) < 0)
                                 return -EBADMSG;
                         if (v != 1 && v != 2) {
-                                set_err(err, err_size,
+                                bbt_set_err(err, err_size,
                                         "%s:%u: version: unsupported version %" PRIu64 " (expected 1 or 2)", path,
                                         lineno, v);
                                 return -EBADMSG;
@@ -262,7 +251,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         break;
                 case K_CLEAN:
                         if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
-                                set_err(err, err_size, "%s:%u: clean: expected 0 or 1", path, lineno);
+                                bbt_set_err(err, err_size, "%s:%u: clean: expected 0 or 1", path, lineno);
                                 return -EBADMSG;
                         }
                         f.clean = value[0] == '1';
@@ -284,7 +273,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         break;
                 case K_BOOT_ID:
                         if (!boot_id_valid(value)) {
-                                set_err(err, err_size, "%s:%u: boot_id: expected at most 64 of [0-9a-f-]",
+                                bbt_set_err(err, err_size, "%s:%u: boot_id: expected at most 64 of [0-9a-f-]",
                                         path, lineno);
                                 return -EBADMSG;
                         }
@@ -292,7 +281,7 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
                         break;
                 case K_SKIPPED:
                         if (version < 2) {
-                                set_err(err, err_size, "%s:%u: skipped: unknown key in a version 1 file", path,
+                                bbt_set_err(err, err_size, "%s:%u: skipped: unknown key in a version 1 file", path,
                                         lineno);
                                 return -EBADMSG;
                         }
@@ -303,12 +292,12 @@ static int parse_state(const char *path, char *text, struct state_file *ret, cha
         }
         for (k = 0; k < K_COUNT; k++) {
                 if (!seen[k] && k != K_SKIPPED) {
-                        set_err(err, err_size, "%s: missing key %s", path, key_names[k]);
+                        bbt_set_err(err, err_size, "%s: missing key %s", path, key_names[k]);
                         return -EBADMSG;
                 }
         }
         if (f.floor > f.ceiling) {
-                set_err(err, err_size, "%s: seq_floor %" PRIu64 " is above seq_ceiling %" PRIu64, path,
+                bbt_set_err(err, err_size, "%s: seq_floor %" PRIu64 " is above seq_ceiling %" PRIu64, path,
                         f.floor, f.ceiling);
                 return -EBADMSG;
         }
@@ -430,21 +419,21 @@ static int read_state_file(struct bbt_counters *st, char *text, size_t size, cha
         if (fd < 0) {
                 if (errno == ENOENT)
                         return -ENOENT;
-                set_err(err, err_size, "%s: %s", st->path, strerror(errno));
+                bbt_set_err(err, err_size, "%s: %s", st->path, strerror(errno));
                 return -errno;
         }
         n = read_all(fd, text, size);
         close(fd);
         if (n == -EFBIG) {
-                set_err(err, err_size, "%s: longer than %d bytes", st->path, FILE_MAX - 1);
+                bbt_set_err(err, err_size, "%s: longer than %d bytes", st->path, FILE_MAX - 1);
                 return -EBADMSG;
         }
         if (n < 0) {
-                set_err(err, err_size, "%s: %s", st->path, strerror((int)-n));
+                bbt_set_err(err, err_size, "%s: %s", st->path, strerror((int)-n));
                 return (int)n;
         }
         if (strlen(text) != (size_t)n) {
-                set_err(err, err_size, "%s: contains a NUL byte", st->path);
+                bbt_set_err(err, err_size, "%s: contains a NUL byte", st->path);
                 return -EBADMSG;
         }
         return 0;
@@ -498,7 +487,7 @@ int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_
         text = malloc(FILE_MAX);
         if (!st || !text) {
                 r = -ENOMEM;
-                set_err(err, err_size, "%s", strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s", strerror(ENOMEM));
                 goto fail_free;
         }
         st->dirfd = st->lockfd = -1;
@@ -506,24 +495,24 @@ int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_
         if (asprintf(&st->path, "%s/%s", o.dir, STATE_NAME) < 0) {
                 st->path = NULL;
                 r = -ENOMEM;
-                set_err(err, err_size, "%s", strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s", strerror(ENOMEM));
                 goto fail_free;
         }
         if (mkdir(o.dir, 0700) < 0 && errno != EEXIST) {
                 r = -errno;
-                set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
+                bbt_set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
                 goto fail_free;
         }
         st->dirfd = open(o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (st->dirfd < 0) {
                 r = -errno;
-                set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
+                bbt_set_err(err, err_size, "%s: %s", o.dir, strerror(errno));
                 goto fail_free;
         }
         st->lockfd = openat(st->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (st->lockfd < 0 || flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
                 r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-                set_err(err, err_size, "%s/%s: %s", o.dir, LOCK_NAME,
+                bbt_set_err(err, err_size, "%s/%s: %s", o.dir, LOCK_NAME,
                         r == -EBUSY ? "in use by another bbt-agent" : strerror(-r));
                 goto fail_close;
         }
@@ -542,7 +531,7 @@ int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_
                 size_t n = err ? strlen(err) : 0;
 
                 if (err && n < err_size)
-                        set_err(err + n, err_size - n, " (cannot recover: the spool shows no used seq)");
+                        bbt_set_err(err + n, err_size - n, " (cannot recover: the spool shows no used seq)");
                 goto fail_close;
         }
         if (r < 0 && r != -EBADMSG && r != -ENOENT)
@@ -593,7 +582,7 @@ int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_
         }
         if (st->next > BBT_COUNTERS_SEQ_MAX) {
                 r = -ERANGE;
-                set_err(err, err_size, "%s: seq %" PRIu64 " is past the protocol's maximum", st->path, st->next);
+                bbt_set_err(err, err_size, "%s: seq %" PRIu64 " is past the protocol's maximum", st->path, st->next);
                 goto fail_close;
         }
         info.used = used;
@@ -620,7 +609,7 @@ int bbt_counters_open(const struct bbt_counters_options *opts, const struct bbt_
                 r = persist(st, false, st->next, ceiling, st->boot);
         }
         if (r < 0) {
-                set_err(err, err_size, "%s: cannot write: %s", st->path, strerror(-r));
+                bbt_set_err(err, err_size, "%s: cannot write: %s", st->path, strerror(-r));
                 goto fail_close;
         }
         st->floor = st->next;

@@ -1,7 +1,20 @@
-/* The one UTF-8 checker (RFC 3629, with its exclusions). */
+/* The shared base: the error-message setter and the one UTF-8 checker (RFC 3629, with its exclusions). */
 #include "bbt/base.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+void bbt_set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (!err || err_size == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+}
 
 size_t bbt_utf8_decode(const char *s, size_t len, uint32_t *ret_cp)
 {

@@ -40,18 +40,6 @@ const char *bbt_pjlink_strerror(int err)
         }
 }
 
-static void set_reason(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_reason(char *err, size_t err_size, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || err_size == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-}
-
 /* Quotes S (LEN bytes) for a reason: printable ASCII as is, the rest as \xNN,
  * cut after 40 bytes with "...". OUT needs 40 * 4 + 4 bytes. */
 #define QUOTE_MAX 40
@@ -89,11 +77,11 @@ int bbt_pjlink_greeting_parse(const char *line, size_t len, struct bbt_pjlink_gr
         size_t i;
 
         if (len > BBT_PJLINK_LINE_MAX - 1) {
-                set_reason(err, err_size, "greeting: %zu bytes, longer than %d", len, BBT_PJLINK_LINE_MAX - 1);
+                bbt_set_err(err, err_size, "greeting: %zu bytes, longer than %d", len, BBT_PJLINK_LINE_MAX - 1);
                 return -EMSGSIZE;
         }
         if (len == 11 && memcmp(line, "PJLINK ERRA", 11) == 0) {
-                set_reason(err, err_size, "greeting: PJLINK ERRA (authentication failed)");
+                bbt_set_err(err, err_size, "greeting: PJLINK ERRA (authentication failed)");
                 return BBT_PJLINK_ERRA;
         }
         if (len == 8 && memcmp(line, "PJLINK 0", 8) == 0)
@@ -107,11 +95,11 @@ int bbt_pjlink_greeting_parse(const char *line, size_t len, struct bbt_pjlink_gr
                         memcpy(g.random, line + 9, BBT_PJLINK_RANDOM_LEN);
                         goto ok;
                 }
-                set_reason(err, err_size, "greeting: expected 8 hex digits after \"PJLINK 1 \", got \"%s\"",
+                bbt_set_err(err, err_size, "greeting: expected 8 hex digits after \"PJLINK 1 \", got \"%s\"",
                            quote(line + 9, len - 9, q));
                 return -EBADMSG;
         }
-        set_reason(err, err_size, "greeting: expected \"PJLINK 0\" or \"PJLINK 1 <random>\", got \"%s\"",
+        bbt_set_err(err, err_size, "greeting: expected \"PJLINK 0\" or \"PJLINK 1 <random>\", got \"%s\"",
                    quote(line, len, q));
         return -EBADMSG;
 ok:
@@ -222,7 +210,7 @@ static int parse_lamp(const char *p, size_t len, struct bbt_pjlink_reply *r, cha
                         i++;
                 tok_len = i - tok_start;
                 if (tokens / 2 >= BBT_PJLINK_LAMPS_MAX) {
-                        set_reason(err, err_size, "LAMP: more than %d lamps in \"%s\"", BBT_PJLINK_LAMPS_MAX,
+                        bbt_set_err(err, err_size, "LAMP: more than %d lamps in \"%s\"", BBT_PJLINK_LAMPS_MAX,
                                    quote(p, len, q));
                         return -EBADMSG;
                 }
@@ -234,7 +222,7 @@ static int parse_lamp(const char *p, size_t len, struct bbt_pjlink_reply *r, cha
                                 if (p[tok_start + k] < '0' || p[tok_start + k] > '9')
                                         break;
                         if (tok_len > 5 || k != tok_len) {
-                                set_reason(err, err_size, "LAMP: lamp %u hours: expected 1-5 digits, got \"%s\"",
+                                bbt_set_err(err, err_size, "LAMP: lamp %u hours: expected 1-5 digits, got \"%s\"",
                                            tokens / 2 + 1, quote(p + tok_start, tok_len, q));
                                 return -EBADMSG;
                         }
@@ -245,7 +233,7 @@ static int parse_lamp(const char *p, size_t len, struct bbt_pjlink_reply *r, cha
                                 r->lamp_hours_max = h;
                 } else {
                         if (tok_len != 1 || (p[tok_start] != '0' && p[tok_start] != '1')) {
-                                set_reason(err, err_size, "LAMP: lamp %u on/off: expected 0 or 1, got \"%s\"",
+                                bbt_set_err(err, err_size, "LAMP: lamp %u on/off: expected 0 or 1, got \"%s\"",
                                            tokens / 2 + 1, quote(p + tok_start, tok_len, q));
                                 return -EBADMSG;
                         }
@@ -255,7 +243,7 @@ static int parse_lamp(const char *p, size_t len, struct bbt_pjlink_reply *r, cha
                 tokens++;
         }
         if (tokens == 0 || tokens % 2 != 0) {
-                set_reason(err, err_size, "LAMP: expected \"hours on/off\" pairs, got \"%s\"", quote(p, len, q));
+                bbt_set_err(err, err_size, "LAMP: expected \"hours on/off\" pairs, got \"%s\"", quote(p, len, q));
                 return -EBADMSG;
         }
         return 0;
@@ -282,7 +270,7 @@ static int parse_value(enum bbt_pjlink_cmd cmd, const char *p, size_t len, struc
                 return 0;
         case BBT_PJLINK_INPT:
                 if (len != 2 || p[0] < '1' || p[0] > '9' || !is_input_char(p[1])) {
-                        set_reason(err, err_size, "INPT: expected two characters [1-9][1-9A-Z], got \"%s\"",
+                        bbt_set_err(err, err_size, "INPT: expected two characters [1-9][1-9A-Z], got \"%s\"",
                                    quote(p, len, q));
                         return -EBADMSG;
                 }
@@ -305,7 +293,7 @@ static int parse_value(enum bbt_pjlink_cmd cmd, const char *p, size_t len, struc
         case BBT_PJLINK_INF2:
         case BBT_PJLINK_INFO:
                 if (len > BBT_PJLINK_TEXT_MAX) {
-                        set_reason(err, err_size, "%s: %zu bytes of text, at most %d", name, len,
+                        bbt_set_err(err, err_size, "%s: %zu bytes of text, at most %d", name, len,
                                    BBT_PJLINK_TEXT_MAX);
                         return -EBADMSG;
                 }
@@ -313,7 +301,7 @@ static int parse_value(enum bbt_pjlink_cmd cmd, const char *p, size_t len, struc
                 return 0;
         case BBT_PJLINK_CLSS:
                 if (len != 1 || p[0] < '1' || p[0] > '9') {
-                        set_reason(err, err_size, "CLSS: expected a class 1-9, got \"%s\"", quote(p, len, q));
+                        bbt_set_err(err, err_size, "CLSS: expected a class 1-9, got \"%s\"", quote(p, len, q));
                         return -EBADMSG;
                 }
                 r->clss = p[0] - '0';
@@ -321,13 +309,13 @@ static int parse_value(enum bbt_pjlink_cmd cmd, const char *p, size_t len, struc
         case BBT_PJLINK_CMD__COUNT:
                 break;
         }
-        set_reason(err, err_size, "reply: unknown command");
+        bbt_set_err(err, err_size, "reply: unknown command");
         return -EBADMSG;
 bad_powr:
-        set_reason(err, err_size, "POWR: expected 0-3, got \"%s\"", quote(p, len, q));
+        bbt_set_err(err, err_size, "POWR: expected 0-3, got \"%s\"", quote(p, len, q));
         return -EBADMSG;
 bad_erst:
-        set_reason(err, err_size, "ERST: expected 6 digits 0-2, got \"%s\"", quote(p, len, q));
+        bbt_set_err(err, err_size, "ERST: expected 6 digits 0-2, got \"%s\"", quote(p, len, q));
         return -EBADMSG;
 }
 
@@ -346,16 +334,16 @@ int bbt_pjlink_reply_parse(enum bbt_pjlink_cmd cmd, int cls, bool set, const cha
         int e;
 
         if (!name || (cls != 1 && cls != 2)) {
-                set_reason(err, err_size, "reply: invalid command or class");
+                bbt_set_err(err, err_size, "reply: invalid command or class");
                 return -EINVAL;
         }
         if (len > BBT_PJLINK_LINE_MAX - 1) {
-                set_reason(err, err_size, "%s: reply of %zu bytes, longer than %d", name, len,
+                bbt_set_err(err, err_size, "%s: reply of %zu bytes, longer than %d", name, len,
                            BBT_PJLINK_LINE_MAX - 1);
                 return -EMSGSIZE;
         }
         if (len == 11 && memcmp(line, "PJLINK ERRA", 11) == 0) {
-                set_reason(err, err_size, "%s: PJLINK ERRA (authentication failed)", name);
+                bbt_set_err(err, err_size, "%s: PJLINK ERRA (authentication failed)", name);
                 return BBT_PJLINK_ERRA;
         }
         if (len < 7 || line[0] != '%' || (line[1] != '1' && line[1] != '2') || line[6] != '=')
@@ -366,12 +354,12 @@ int bbt_pjlink_reply_parse(enum bbt_pjlink_cmd cmd, int cls, bool set, const cha
         p = line + 7;
         plen = len - 7;
         if (plen > BBT_PJLINK_PARAM_MAX) {
-                set_reason(err, err_size, "%s: parameter of %zu bytes, longer than %d", name, plen,
+                bbt_set_err(err, err_size, "%s: parameter of %zu bytes, longer than %d", name, plen,
                            BBT_PJLINK_PARAM_MAX);
                 return -EMSGSIZE;
         }
         if (line[1] - '0' != cls || strncasecmp(line + 2, name, 4) != 0) {
-                set_reason(err, err_size, "%s: skipped unsolicited \"%s\"", name, quote(line, len, q));
+                bbt_set_err(err, err_size, "%s: skipped unsolicited \"%s\"", name, quote(line, len, q));
                 return BBT_PJLINK_SKIP;
         }
 
@@ -379,7 +367,7 @@ int bbt_pjlink_reply_parse(enum bbt_pjlink_cmd cmd, int cls, bool set, const cha
                 e = p[3] == '1' ? BBT_PJLINK_ERR1 : p[3] == '2' ? BBT_PJLINK_ERR2 : p[3] == '3' ? BBT_PJLINK_ERR3
                   : p[3] == '4' ? BBT_PJLINK_ERR4 : p[3] == 'A' ? BBT_PJLINK_ERRA : 0;
                 if (e != 0) {
-                        set_reason(err, err_size, "%s: %s", name, bbt_pjlink_strerror(e));
+                        bbt_set_err(err, err_size, "%s: %s", name, bbt_pjlink_strerror(e));
                         return e;
                 }
         }
@@ -389,7 +377,7 @@ int bbt_pjlink_reply_parse(enum bbt_pjlink_cmd cmd, int cls, bool set, const cha
         r.cls = cls;
         if (set) {
                 if (plen != 2 || memcmp(p, "OK", 2) != 0) {
-                        set_reason(err, err_size, "%s: expected OK, got \"%s\"", name, quote(p, plen, q));
+                        bbt_set_err(err, err_size, "%s: expected OK, got \"%s\"", name, quote(p, plen, q));
                         return -EBADMSG;
                 }
                 r.ok = true;
@@ -402,7 +390,7 @@ int bbt_pjlink_reply_parse(enum bbt_pjlink_cmd cmd, int cls, bool set, const cha
         return 0;
 
 bad_header:
-        set_reason(err, err_size, "%s: expected \"%%<class><command>=<parameter>\", got \"%s\"", name,
+        bbt_set_err(err, err_size, "%s: expected \"%%<class><command>=<parameter>\", got \"%s\"", name,
                    quote(line, len, q));
         return -EBADMSG;
 }

@@ -57,19 +57,6 @@ struct load_state {
         size_t err_size;
 };
 
-static void set_error(char *err, size_t err_size, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err || err_size == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-}
-
 /* Appends to BUF at *POS, never past SIZE; *POS stops at SIZE - 1 once full. */
 static void append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
@@ -478,7 +465,7 @@ static int check_table(const struct bbt_option *opts, size_t n_opts, char *err, 
         size_t i, j;
 
         if (!opts && n_opts > 0) {
-                set_error(err, err_size, "option table: NULL");
+                bbt_set_err(err, err_size, "option table: NULL");
                 return -EINVAL;
         }
         for (i = 0; i < n_opts; i++) {
@@ -486,7 +473,7 @@ static int check_table(const struct bbt_option *opts, size_t n_opts, char *err, 
                 const char *bad = NULL;
 
                 if (!o->section || !o->name || o->name[0] == '\0') {
-                        set_error(err, err_size, "option table: entry %zu: no section or name", i);
+                        bbt_set_err(err, err_size, "option table: entry %zu: no section or name", i);
                         return -EINVAL;
                 }
                 if (field_size(o->type) == 0)
@@ -503,7 +490,7 @@ static int check_table(const struct bbt_option *opts, size_t n_opts, char *err, 
                         char label[256];
 
                         key_label(o->section, o->name, label, sizeof(label));
-                        set_error(err, err_size, "option table: %s: %s", label, bad);
+                        bbt_set_err(err, err_size, "option table: %s: %s", label, bad);
                         return -EINVAL;
                 }
         }
@@ -547,7 +534,7 @@ static int apply_defaults(const struct bbt_option *opts, size_t n_opts, unsigned
                 r = parse_value(&opts[i], opts[i].default_value, &v, why, sizeof(why));
                 if (r < 0) {
                         key_label(opts[i].section, opts[i].name, label, sizeof(label));
-                        set_error(err, err_size, "default of %s: %s", label, why);
+                        bbt_set_err(err, err_size, "default of %s: %s", label, why);
                         return r;
                 }
                 field_put(&opts[i], scratch, &v);
@@ -562,7 +549,7 @@ int bbt_config_defaults(const struct bbt_option *opts, size_t n_opts, void *ret,
         int r;
 
         if (!ret) {
-                set_error(err, err_size, "%s", strerror(EINVAL));
+                bbt_set_err(err, err_size, "%s", strerror(EINVAL));
                 return -EINVAL;
         }
         r = check_table(opts, n_opts, err, err_size);
@@ -570,7 +557,7 @@ int bbt_config_defaults(const struct bbt_option *opts, size_t n_opts, void *ret,
                 return r;
         scratch = calloc(1, scratch_size(opts, n_opts));
         if (!scratch) {
-                set_error(err, err_size, "%s", strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s", strerror(ENOMEM));
                 return -ENOMEM;
         }
         r = apply_defaults(opts, n_opts, scratch, err, err_size);
@@ -599,7 +586,7 @@ static void load_fail(struct load_state *st, int error, const char *fmt, ...)
         va_end(ap);
         st->error = error;
         st->error_line = st->line;
-        set_error(st->err, st->err_size, "%s:%u: %s", st->path, st->line, msg);
+        bbt_set_err(st->err, st->err_size, "%s:%u: %s", st->path, st->line, msg);
 }
 
 static bool section_known(const struct load_state *st, const char *name, size_t len)
@@ -654,7 +641,7 @@ static char *reader_cb(char *str, int num, void *stream)
 
                 st->error = -e;
                 st->error_line = 0;
-                set_error(st->err, st->err_size, "%s: %s", st->path, strerror(e));
+                bbt_set_err(st->err, st->err_size, "%s: %s", st->path, strerror(e));
                 return NULL;
         }
         if (!any)
@@ -755,7 +742,7 @@ int bbt_config_load(const struct bbt_option *opts, size_t n_opts, const char *pa
         int r;
 
         if (!path || !ret) {
-                set_error(err, err_size, "%s", strerror(EINVAL));
+                bbt_set_err(err, err_size, "%s", strerror(EINVAL));
                 return -EINVAL;
         }
         r = check_table(opts, n_opts, err, err_size);
@@ -766,7 +753,7 @@ int bbt_config_load(const struct bbt_option *opts, size_t n_opts, const char *pa
         st.set_line = calloc(n_opts ? n_opts : 1, sizeof(*st.set_line));
         if (!st.cfg || !st.set_line) {
                 r = -ENOMEM;
-                set_error(err, err_size, "%s", strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s", strerror(ENOMEM));
                 goto fail_alloc;
         }
         r = apply_defaults(opts, n_opts, st.cfg, err, err_size);
@@ -776,7 +763,7 @@ int bbt_config_load(const struct bbt_option *opts, size_t n_opts, const char *pa
         st.file = fopen(path, "re");
         if (!st.file) {
                 r = -errno;
-                set_error(err, err_size, "%s: %s", path, strerror(errno));
+                bbt_set_err(err, err_size, "%s: %s", path, strerror(errno));
                 goto fail_defaults;
         }
 
@@ -791,7 +778,7 @@ int bbt_config_load(const struct bbt_option *opts, size_t n_opts, const char *pa
                           st.hint_line == (unsigned)r ? st.hint : "");
         } else if (r < 0 && st.error == 0) {
                 st.error = -ENOMEM;
-                set_error(err, err_size, "%s: %s", path, strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s: %s", path, strerror(ENOMEM));
         }
         if (st.error < 0) {
                 r = st.error;
@@ -836,7 +823,7 @@ int bbt_config_set(const struct bbt_option *opts, size_t n_opts, void *cfg, cons
         int r;
 
         if (!cfg || !key || !value) {
-                set_error(err, err_size, "%s", strerror(EINVAL));
+                bbt_set_err(err, err_size, "%s", strerror(EINVAL));
                 return -EINVAL;
         }
         r = check_table(opts, n_opts, err, err_size);
@@ -846,7 +833,7 @@ int bbt_config_set(const struct bbt_option *opts, size_t n_opts, void *cfg, cons
                 if (key_matches(&opts[i], key))
                         o = &opts[i];
         if (!o) {
-                set_error(err, err_size, "%s: unknown key", key);
+                bbt_set_err(err, err_size, "%s: unknown key", key);
                 return -ENOENT;
         }
 
@@ -858,13 +845,13 @@ int bbt_config_set(const struct bbt_option *opts, size_t n_opts, void *cfg, cons
                 len--;
         trimmed = strndup(value, len);
         if (!trimmed) {
-                set_error(err, err_size, "%s: %s", key, strerror(ENOMEM));
+                bbt_set_err(err, err_size, "%s: %s", key, strerror(ENOMEM));
                 return -ENOMEM;
         }
         r = parse_value(o, trimmed, &v, why, sizeof(why));
         free(trimmed);
         if (r < 0) {
-                set_error(err, err_size, "%s: %s", key, why);
+                bbt_set_err(err, err_size, "%s: %s", key, why);
                 return r;
         }
         field_put(o, cfg, &v);

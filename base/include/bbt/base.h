@@ -17,6 +17,10 @@
 /* Elements in the array A (an array, not a pointer). */
 #define BBT_ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Writes the printf-style message into ERR (ERR_SIZE bytes, cut to fit) for
+ * a caller that asked for one: nothing when ERR is NULL or ERR_SIZE is 0. */
+BBT_API void bbt_set_err(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Decodes the UTF-8 sequence at S, of which LEN bytes may be read. Returns its
  * length (1..4) and the code point in *RET_CP (may be NULL), or 0 if S does
  * not start a valid sequence: overlong forms, surrogates, values past
