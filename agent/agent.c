@@ -195,7 +195,6 @@ static void spool_report_cb(void *userdata, const char *file, uint64_t offset, c
 static int open_counters(struct bbt_agent *a)
 {
         const struct bbt_counters_start_info *info;
-        struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES];
         struct bbt_counters_witness witness = { 0 };
         struct bbt_spool_witness sw;
         struct bbt_counters_options co;
@@ -214,11 +213,7 @@ static int open_counters(struct bbt_agent *a)
         witness.ceiling = sw.meta_seq_ceiling;
         witness.boot = sw.meta_boot;
         /* The spool meta's copy of the skipped ranges, merged with the state file's. */
-        for (size_t i = 0; i < sw.n_meta_skipped; i++) {
-                meta_skipped[i].from = sw.meta_skipped[i].from;
-                meta_skipped[i].to = sw.meta_skipped[i].to;
-        }
-        witness.skipped = meta_skipped;
+        witness.skipped = sw.meta_skipped;
         witness.n_skipped = sw.n_meta_skipped;
         if (witness.used > sw.last_seq)
                 bbt_log_warning("spool %s: records up to seq %" PRIu64 " were used but the spool ends at seq %"
@@ -255,7 +250,6 @@ static int open_counters(struct bbt_agent *a)
  * meta, on disk before any seq goes out. */
 static void witness_counters(struct bbt_agent *a)
 {
-        struct bbt_spool_seq_range copy[BBT_SPOOL_SKIPPED_RANGES];
         const struct bbt_seq_range *sk;
         size_t n, first;
         int r;
@@ -264,11 +258,7 @@ static void witness_counters(struct bbt_agent *a)
         _Static_assert(BBT_SPOOL_SKIPPED_RANGES == BBT_COUNTERS_SKIPPED_MAX, "meta keeps every skipped range");
         n = bbt_counters_skipped(a->counters, &sk);
         first = n > BBT_SPOOL_SKIPPED_RANGES ? n - BBT_SPOOL_SKIPPED_RANGES : 0;
-        for (size_t i = first; i < n; i++) {
-                copy[i - first].from = sk[i].from;
-                copy[i - first].to = sk[i].to;
-        }
-        bbt_spool_set_skipped(a->spool, copy, n - first);
+        bbt_spool_set_skipped(a->spool, sk + first, n - first);
         r = bbt_spool_save_meta(a->spool);
         if (r < 0)
                 bbt_log_warning("spool %s: cannot save meta: %s", a->cfg.spool_dir, strerror(-r));

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spool.h" /* struct bbt_seq_range */
+
 #define BBT_COUNTERS_DIR_DEFAULT "/var/lib/bbt-agent"
 #define BBT_COUNTERS_BLOCK_DEFAULT 1000
 #define BBT_COUNTERS_SEQ_MAX 9007199254740991ull /* 2^53 - 1: the protocol's largest seq */
@@ -27,11 +29,6 @@ struct bbt_counters_options {
  * a crash, until the aggregator has heard of them (a birth or a resend
  * reply names them); 256 outlast a long crash loop while offline. */
 #define BBT_COUNTERS_SKIPPED_MAX 256
-
-/* An inclusive range of seqs. */
-struct bbt_seq_range {
-        uint64_t from, to;
-};
 
 /* What the other durable files say about the seqs used before this start
  * (the spool, see struct bbt_spool_witness). 0 means nothing. */

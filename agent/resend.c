@@ -109,9 +109,7 @@ static void drop_job(struct bbt_resend *rs)
  * spool does not hold (missing.c). */
 static cJSON *missing_json(struct bbt_agent *a, const struct bbt_resend_job *job, uint64_t first_available)
 {
-        struct bbt_spool_seq_range u[BBT_SPOOL_UNSTORED_RANGES];
         struct bbt_seq_range unstored[BBT_SPOOL_UNSTORED_RANGES];
-        struct bbt_seq_range req[RESEND_MISSING_MAX];
         struct bbt_missing out[RESEND_MISSING_MAX];
         struct bbt_missing_facts facts = { .first_available = first_available, .unstored = unstored };
         cJSON *array = cJSON_CreateArray();
@@ -119,16 +117,8 @@ static cJSON *missing_json(struct bbt_agent *a, const struct bbt_resend_job *job
 
         facts.n_skipped = bbt_counters_skipped(a->counters, &facts.skipped);
         facts.skipped_complete = facts.n_skipped < BBT_COUNTERS_SKIPPED_MAX;
-        facts.n_unstored = bbt_spool_unstored_seqs(a->spool, u, BBT_SPOOL_UNSTORED_RANGES);
-        for (size_t i = 0; i < facts.n_unstored; i++) {
-                unstored[i].from = u[i].from;
-                unstored[i].to = u[i].to;
-        }
-        for (size_t i = 0; i < job->n_missing; i++) {
-                req[i].from = job->missing[i].from;
-                req[i].to = job->missing[i].to;
-        }
-        n = bbt_missing_classify(req, job->n_missing, &facts, out, RESEND_MISSING_MAX);
+        facts.n_unstored = bbt_spool_unstored_seqs(a->spool, unstored, BBT_SPOOL_UNSTORED_RANGES);
+        n = bbt_missing_classify(job->missing, job->n_missing, &facts, out, RESEND_MISSING_MAX);
         for (size_t i = 0; i < n; i++) {
                 cJSON *o = cJSON_CreateObject();
 

@@ -10,14 +10,14 @@ struct bbt_agent;
 
 #define BBT_RESEND_JOBS_MAX 8
 
-struct bbt_spool_seq_range;
+struct bbt_seq_range;
 
 struct bbt_resend_job {
         char id[65];
         uint64_t from, to, next, sent;
         uint64_t withheld; /* the live session's will, if in the range (0: not) */
         uint64_t expect;   /* the seq after the last record the spool gave (FROM at first) */
-        struct bbt_spool_seq_range *missing; /* seqs of the range the spool does not hold */
+        struct bbt_seq_range *missing; /* seqs of the range the spool does not hold */
         size_t n_missing;
 };
 

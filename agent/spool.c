@@ -158,11 +158,11 @@ struct bbt_spool {
         uint64_t drop_cleared; /* dropped + unstored when the agent last cleared its alert */
         uint64_t seq_ceiling; /* the agent's seq reservation, kept here as a second witness */
         uint64_t agent_boot;  /* the agent's session counter, likewise */
-        struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
+        struct bbt_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
         size_t n_unstored_seqs;
-        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES]; /* the agent's, a copy */
+        struct bbt_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES]; /* the agent's, a copy */
         size_t n_skipped;
-        struct bbt_spool_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES]; /* as read at open */
+        struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES]; /* as read at open */
         uint64_t meta_gen;    /* bumped at every change of a field saved in meta */
 
         pthread_mutex_t meta_lock; /* serialises meta file writes; guards meta_saved_* */
@@ -477,14 +477,14 @@ static bool cursor_before(const struct cursor *a, const struct cursor *b)
 /* What DIR/meta holds (a snapshot taken under the lock). */
 struct meta {
         uint64_t acked, dropped, unstored, drop_cleared, appended, seq_ceiling, boot;
-        struct bbt_spool_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
+        struct bbt_seq_range unstored_seqs[BBT_SPOOL_UNSTORED_RANGES];
         size_t n_unstored_seqs;
-        struct bbt_spool_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES];
+        struct bbt_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES];
         size_t n_skipped;
 };
 
 /* Appends "A-B,C-D" to TEXT at *LEN. */
-static void put_ranges(char *text, size_t size, size_t *len, const struct bbt_spool_seq_range *r, size_t n)
+static void put_ranges(char *text, size_t size, size_t *len, const struct bbt_seq_range *r, size_t n)
 {
         for (size_t i = 0; i < n && *len < size; i++)
                 *len += (size_t)snprintf(text + *len, size - *len, "%s%" PRIu64 "-%" PRIu64, i ? "," : "", r[i].from,
@@ -558,7 +558,7 @@ bool bbt_spool_meta_dirty(struct bbt_spool *sp)
 }
 
 /* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
-static const char *parse_ranges(char *value, struct bbt_spool_seq_range *r, size_t max, size_t *ret_n)
+static const char *parse_ranges(char *value, struct bbt_seq_range *r, size_t max, size_t *ret_n)
 {
         char *item, *save = NULL;
 
@@ -1200,7 +1200,7 @@ static int start_segment(struct bbt_spool *sp, uint64_t seq, int64_t ts_ms, size
 
 void bbt_spool_note_unstored(struct bbt_spool *sp, uint64_t seq)
 {
-        struct bbt_spool_seq_range *last;
+        struct bbt_seq_range *last;
 
         pthread_mutex_lock(&sp->lock);
         sp->unstored++;
@@ -1589,7 +1589,7 @@ void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot)
         set_meta_u64(sp, &sp->agent_boot, boot);
 }
 
-void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n)
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_seq_range *ranges, size_t n)
 {
         if (n > BBT_SPOOL_SKIPPED_RANGES) {
                 ranges += n - BBT_SPOOL_SKIPPED_RANGES; /* the newest */
@@ -1609,7 +1609,7 @@ void bbt_spool_clear_drops(struct bbt_spool *sp)
         set_meta_u64(sp, &sp->drop_cleared, sp->dropped + sp->unstored); /* both written on this thread */
 }
 
-size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_spool_seq_range *ret, size_t max)
+size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_seq_range *ret, size_t max)
 {
         size_t n = sp->n_unstored_seqs < max ? sp->n_unstored_seqs : max;
 

@@ -59,7 +59,7 @@ struct bbt_spool_record {
 };
 
 /* An inclusive range of seqs. */
-struct bbt_spool_seq_range {
+struct bbt_seq_range {
         uint64_t from, to;
 };
 
@@ -81,7 +81,7 @@ struct bbt_spool_witness {
         uint64_t meta_appended;    /* the highest seq appended when meta was last saved */
         uint64_t meta_seq_ceiling; /* the agent's seq reservation when meta was last saved */
         uint64_t meta_boot;        /* the agent's session counter when meta was last saved */
-        const struct bbt_spool_seq_range *meta_skipped; /* the copy of the agent's skipped ranges */
+        const struct bbt_seq_range *meta_skipped; /* the copy of the agent's skipped ranges */
         size_t n_meta_skipped;                          /* (bbt_spool_set_skipped()) */
         bool tail_cut;             /* bytes at the end of the newest segment were cut off */
         bool meta_bad;             /* meta was unreadable (and ignored) */
@@ -234,7 +234,7 @@ void bbt_spool_set_boot(struct bbt_spool *sp, uint64_t boot);
 /* Keeps a copy of the agent's never-used seq ranges (at most
  * BBT_SPOOL_SKIPPED_RANGES, ascending) in the meta file from the next
  * bbt_spool_save_meta() on: a second witness beside the state file. */
-void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_spool_seq_range *ranges, size_t n);
+void bbt_spool_set_skipped(struct bbt_spool *sp, const struct bbt_seq_range *ranges, size_t n);
 
 /* Counts one message the spool could not store, and remembers SEQ (if not 0)
  * among the unstored seqs (the newest BBT_SPOOL_UNSTORED_RANGES ranges), both
@@ -245,7 +245,7 @@ void bbt_spool_note_unstored(struct bbt_spool *sp, uint64_t seq);
 
 /* Copies at most MAX of the remembered unstored seq ranges (ascending) to RET;
  * returns how many. */
-size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_spool_seq_range *ret, size_t max);
+size_t bbt_spool_unstored_seqs(const struct bbt_spool *sp, struct bbt_seq_range *ret, size_t max);
 
 /* Marks every drop so far as announced and cleared (drop_cleared = dropped +
  * unstored), persisted with the meta file. */

@@ -1038,7 +1038,7 @@ TEST(sync_concurrent_with_append)
  * the witness of a spool whose tail was cut still names what was used. */
 TEST(unstored_and_witnesses_survive_restart)
 {
-        struct bbt_spool_seq_range r[BBT_SPOOL_UNSTORED_RANGES], sk[2] = { { 100, 199 }, { 300, 399 } };
+        struct bbt_seq_range r[BBT_SPOOL_UNSTORED_RANGES], sk[2] = { { 100, 199 }, { 300, 399 } };
         struct bbt_spool_witness w;
         struct bbt_spool_stats stats;
         struct bbt_spool *sp;
