@@ -12,7 +12,8 @@
 #include "spool.h"
 
 #define TICK_MS 100       /* pacing of backlog drain and resends */
-#define META_MS 1000      /* how soon a change reaches the meta file */
+#define META_MS 1000      /* how soon a counter or witness change reaches the meta file */
+#define META_ACK_MS 300000 /* how soon an ack watermark or appended mark change does, at the latest */
 #define EXPIRE_MS 60000   /* how often expired spool segments are looked for, at most */
 
 int bbt_uplink_new(struct bbt_agent *a, size_t inflight)
@@ -287,15 +288,31 @@ static void tick_timer_cb(uv_timer_t *t)
 }
 
 /* The timers below run only when they have work: the meta save META_MS after
- * the first change since the last save, the fsync fsync_interval after the
- * first record appended since the last sync. An idle agent wakes for neither. */
+ * the first urgent change since the last save (META_ACK_MS when only the ack
+ * watermark and the appended mark moved: each heartbeat's ack would
+ * otherwise cost a meta write and a wakeup of its own), the fsync
+ * fsync_interval after the first record appended since the last sync. An idle
+ * agent wakes for neither. */
 
 static void meta_timer_cb(uv_timer_t *t);
 
 static void meta_due(struct bbt_agent *a)
 {
-        if (!uv_is_active((uv_handle_t *)&a->uplink.meta_timer) && !a->stopped && bbt_spool_meta_dirty(a->spool))
-                uv_timer_start(&a->uplink.meta_timer, meta_timer_cb, META_MS, 0);
+        uv_timer_t *t = &a->uplink.meta_timer;
+        uint64_t delay;
+
+        if (a->stopped)
+                return;
+        /* A drop alert waits for the backlog's ack to be saved: promptly. */
+        if (bbt_spool_meta_urgent(a->spool) || a->produce.drop_raised)
+                delay = META_MS;
+        else if (bbt_spool_meta_dirty(a->spool))
+                delay = META_ACK_MS;
+        else
+                return;
+        if (uv_is_active((uv_handle_t *)t) && uv_timer_get_due_in(t) <= delay)
+                return;
+        uv_timer_start(t, meta_timer_cb, delay, 0);
 }
 
 static void meta_timer_cb(uv_timer_t *t)
