@@ -1614,7 +1614,7 @@ TEST(weekly_rule_partial_weeks)
 static void record_day(int line, const cJSON *r, const char *date, const char *weekday, const char *type,
                        double lessons, double active, double inter, const double *periods, int n_periods)
 {
-        char col[16];
+        char col[32];
 
         check_str(line, r, "date", date);
         check_str(line, r, "weekday", weekday);
