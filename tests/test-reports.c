@@ -1333,6 +1333,7 @@ TEST(no_school_days)
                  * terminals: A1, B1, C1 intact, A2 (periph_missing since Mon)
                  * and B2 (silent) not: 3/5. */
                 RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, 0.6, NONE);
+                NUM(r, "weekly_rule_rate", NONE); /* no week with a school day */
                 r = row_at(doc, "areas", 0);
                 RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, 0.5, NONE);
                 doc = run("schools", "510107", NULL, days[i], days[i], true, NULL);
@@ -1370,7 +1371,8 @@ TEST(every_report_has_settings)
 
         build();
         for (size_t k = 0; (kind = bbt_report_kind_at(k)); k++) {
-                const cJSON *doc = run(kind->name, "510107", NULL, MON, SUN, k % 2 == 0, NULL);
+                const char *school = kind->needs & BBT_NEEDS_SCHOOL ? "5101070001" : NULL;
+                const cJSON *doc = run(kind->name, "510107", school, MON, SUN, k % 2 == 0, NULL);
                 const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
 
                 ASSERT(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "notes")));
@@ -1391,12 +1393,12 @@ TEST(csv)
         text = run_text("summary", "510107", NULL, MON, SUN, "csv", true, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
         ASSERT_STR_CONTAINS(text, "\xef\xbb\xbf总体\r\n范围,学校数,终端数,开机率,使用率,日均使用时长(小时),堂堂用率,"
-                                  "互动使用占比,在线率,设备完好率,周均使用节数,闲置终端,故障终端\r\n");
+                                  "互动使用占比,在线率,设备完好率,周均使用节数,周节数达标率,闲置终端,故障终端\r\n");
         /* The overall row, as in the JSON: rates to 4 decimals, hours 2, weekly 1. */
-        ASSERT_STR_CONTAINS(text, "510107,3,5,0.4400,0.3200,0.28,0.0947,0.4127,0.9713,0.6000,1.8,3,2\r\n");
+        ASSERT_STR_CONTAINS(text, "510107,3,5,0.4400,0.3200,0.28,0.0947,0.4127,0.9713,0.6000,1.8,0.0000,3,2\r\n");
         ASSERT_STR_CONTAINS(text, "乡镇/街道,学校数,终端数,开机率");
         /* 乡村: interactive share undefined, an empty cell. */
-        ASSERT_STR_CONTAINS(text, "乡村,1,2,0.0000,0.0000,0.00,0.0000,,0.8889,0.5000,0.0\r\n");
+        ASSERT_STR_CONTAINS(text, "乡村,1,2,0.0000,0.0000,0.00,0.0000,,0.8889,0.5000,0.0,0.0000\r\n");
         ASSERT_STR_CONTAINS(text, "设置,值\r\n");
         ASSERT_STR_CONTAINS(text, "起始日期,2026-09-07\r\n");
         ASSERT_STR_CONTAINS(text, "截止日期,2026-09-13\r\n");
@@ -1430,7 +1432,8 @@ TEST(english)
         text = run_text("summary", "510107", NULL, MON, SUN, "csv", false, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
         ASSERT_STR_CONTAINS(text, "Scope,Schools,Terminals,Power-on rate,Usage rate,Avg daily hours,Per-lesson use,"
-                                  "Interactive share,Online rate,Intact rate,Weekly lessons,Idle,Faulty\r\n");
+                                  "Interactive share,Online rate,Intact rate,Weekly lessons,Weekly rule met,Idle,"
+                                  "Faulty\r\n");
         ASSERT_STR_CONTAINS(text, "setting,value\r\n");
         ASSERT_STR_CONTAINS(text, "From,2026-09-07\r\n");
         ASSERT(strstr(text, "开机率") == NULL);
@@ -1495,4 +1498,358 @@ TEST(same_codes_other_county)
         doc = run("balance", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "values"), 1);
         STR(row_at(doc, "values", 0), "school_code", "5101080001");
+}
+
+/* ---- the weekly rule (docs/metrics.md): lessons with use per terminal-week ---- */
+
+/*
+ * Mon..Sun 09-07..13, 5 school days for every 510107 terminal; lessons with
+ * use (periods used) from the per-terminal figures above: A1 7, A2 0, B1 0,
+ * B2 0, C1 2. With the default minimum 10 no terminal-week meets the rule.
+ * With weekly_lessons_min 2: A1 and C1 meet it, the others do not:
+ *   A 1/2 = 0.5, B 0/2 = 0, C 1/1 = 1, 石板镇 (B + C) 1/3 = 0.3333,
+ *   county 510107 2/5 = 0.4; with 510108 (D1 unused in the week) 2/6 = 0.3333.
+ * With 7, A1 (5 × 7 = 35 >= 7 × 5) still meets it exactly; C1 does not.
+ */
+TEST(weekly_rule)
+{
+        const cJSON *doc, *r;
+        struct bbt_metric_settings s;
+
+        build();
+        doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
+        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0);
+        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "weekly_lessons_min", "10");
+
+        bbt_metric_settings_default(&s);
+        s.weekly_lessons_min = 2;
+        doc = run("summary", "510107", NULL, MON, SUN, true, &s);
+        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "weekly_lessons_min", "2");
+        r = row_at(doc, "overall", 0);
+        NUM(r, "weekly_rule_rate", 0.4);
+        RATES_COUNTY(r); /* the other figures do not move */
+        NUM(r, "idle", 3);
+        NUM(row_at(doc, "townships", 0), "weekly_rule_rate", 0.5);
+        NUM(row_at(doc, "townships", 1), "weekly_rule_rate", 0.3333);
+        NUM(row_where(doc, "areas", "area", "城区"), "weekly_rule_rate", 0.5);
+        NUM(row_where(doc, "areas", "area", "镇区"), "weekly_rule_rate", 1);
+        NUM(row_where(doc, "areas", "area", "乡村"), "weekly_rule_rate", 0);
+        NUM(row_where(doc, "areas", "area", "差距(最高−最低)"), "weekly_rule_rate", 1);
+        doc = run("schools", "510107", NULL, MON, SUN, true, &s);
+        NUM(row_at(doc, "schools", 0), "weekly_rule_rate", 0.5);
+        NUM(row_at(doc, "schools", 1), "weekly_rule_rate", 0);
+        NUM(row_at(doc, "schools", 2), "weekly_rule_rate", 1);
+        doc = run("terminals", "510107", NULL, MON, SUN, true, &s);
+        NUM(row_where(doc, "terminals", "terminal", "A1"), "weekly_rule_rate", 1);
+        NUM(row_where(doc, "terminals", "terminal", "B2"), "weekly_rule_rate", 0);
+        doc = run("summary", NULL, NULL, MON, SUN, true, &s);
+        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0.3333);
+
+        /* Beside the idle list: below the rule, with the figures; the idle list itself is unchanged. */
+        doc = run("idle", "510107", NULL, MON, SUN, true, &s);
+        ASSERT_EQ(rows(doc, "idle"), 3);
+        ASSERT_EQ(rows(doc, "below_weekly_rule"), 3);
+        r = row_at(doc, "below_weekly_rule", 0);
+        STR(r, "terminal", "A2");
+        NUM(r, "weeks_judged", 1);
+        NUM(r, "weeks_below", 1);
+        NUM(r, "lessons_used", 0);
+        NUM(r, "weekly_lessons", 0);
+        STR(row_at(doc, "below_weekly_rule", 1), "terminal", "B1");
+        STR(row_at(doc, "below_weekly_rule", 2), "terminal", "B2");
+        s.weekly_lessons_min = 7;
+        doc = run("idle", "510107", NULL, MON, SUN, true, &s);
+        ASSERT_EQ(rows(doc, "below_weekly_rule"), 4);
+        r = row_where(doc, "below_weekly_rule", "terminal", "C1");
+        NUM(r, "weeks_judged", 1);
+        NUM(r, "weeks_below", 1);
+        NUM(r, "lessons_used", 2);
+        NUM(r, "weekly_lessons", 2);
+        doc = run("idle", "510107", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "below_weekly_rule"), 5);
+        NUM(row_where(doc, "below_weekly_rule", "terminal", "A1"), "lessons_used", 7);
+}
+
+/*
+ * A range that starts and ends mid-week: Tue 09-01 .. Tue 09-08, minimum 2.
+ * 510107's term starts Mon 08-31. Week of 08-31: Tue..Fri in the range, 4
+ * school days, needs ceil(2 × 4 / 5) = 2; week of 09-07: Mon, Tue, needs
+ * ceil(2 × 2 / 5) = 1. Nothing was used in the first week (the scenario's
+ * 510107 terminals start on 09-07). Second week: A1 Mon 2 + Tue 2 = 4 (met),
+ * C1 Mon p3 + Tue p1 = 2 (met), A2, B1, B2 0.
+ *   A 1/4 = 0.25, 石板镇 (B 0/4, C 1/2) 1/6 = 0.1667, county 2/10 = 0.2.
+ * D1 (510108, every weekday): week of 08-31 Tue..Fri 4 days, used period 1
+ * on Tue 09-01 (08:00-08:40): 1 lesson, 5 × 1 < 2 × 4: below; week of 09-07:
+ * nothing: below. With minimum 1 the first week needs ceil(4/5) = 1: met.
+ */
+TEST(weekly_rule_partial_weeks)
+{
+        const cJSON *doc, *r;
+        struct bbt_metric_settings s;
+
+        build();
+        bbt_metric_settings_default(&s);
+        s.weekly_lessons_min = 2;
+        doc = run("summary", "510107", NULL, SEP1, TUE, true, &s);
+        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0.2);
+        NUM(row_at(doc, "townships", 0), "weekly_rule_rate", 0.25);
+        NUM(row_at(doc, "townships", 1), "weekly_rule_rate", 0.1667);
+        doc = run("idle", "510108", NULL, SEP1, TUE, true, &s);
+        r = row_where(doc, "below_weekly_rule", "terminal", "D1");
+        NUM(r, "weeks_judged", 2);
+        NUM(r, "weeks_below", 2);
+        NUM(r, "lessons_used", 1);
+        s.weekly_lessons_min = 1;
+        doc = run("idle", "510108", NULL, SEP1, TUE, true, &s);
+        r = row_where(doc, "below_weekly_rule", "terminal", "D1");
+        NUM(r, "weeks_below", 1);
+        doc = run("terminals", "510108", NULL, SEP1, TUE, true, &s);
+        NUM(row_at(doc, "terminals", 0), "weekly_rule_rate", 0.5);
+}
+
+/* ---- the usage record (班班通使用记录表) ---- */
+
+/* One day row of a classroom's table: date, weekday, day type, lessons with
+ * use, minutes, interactive minutes, then the periods' minutes (NONE: blank). */
+static void record_day(int line, const cJSON *r, const char *date, const char *weekday, const char *type,
+                       double lessons, double active, double inter, const double *periods, int n_periods)
+{
+        char col[32];
+
+        check_str(line, r, "date", date);
+        check_str(line, r, "weekday", weekday);
+        check_str(line, r, "day_type", type);
+        check_num(line, r, "lessons_used", lessons);
+        check_num(line, r, "active_min", active);
+        check_num(line, r, "interactive_min", inter);
+        for (int k = 0; k < n_periods; k++) {
+                snprintf(col, sizeof(col), "period_%d", k + 1);
+                check_num(line, r, col, periods[k]);
+        }
+        snprintf(col, sizeof(col), "period_%d", n_periods + 1);
+        if (cJSON_GetObjectItemCaseSensitive(r, col))
+                bbt_test__fail(__FILE__, line, "a column %s past the school's %d periods", col, n_periods);
+}
+#define DAY(r, date, wd, type, lessons, active, inter, ...)                                                       \
+        do {                                                                                                       \
+                const double p_[] = { __VA_ARGS__ };                                                               \
+                record_day(__LINE__, r, date, wd, type, lessons, active, inter, p_,                               \
+                           (int)(sizeof(p_) / sizeof(p_[0])));                                                     \
+        } while (0)
+
+/*
+ * School A's week Mon 09-07 .. Sun 09-13, bells 08:00-08:40, 08:50-09:30,
+ * 10:00-10:40, 10:50-11:30 (school hours 07:30-12:00); minutes rounded down.
+ * A1 (from the scenario's intervals):
+ *   Mon  07:50-08:50 active (crosses period 1's start and end): p1 40, 60 min
+ *        in school hours, interactive 30; 09:55-10:25 active: p3 25 (10:00-
+ *        10:25), 30 min, interactive 10. Day 90 min, interactive 40, lessons 2.
+ *   Tue  07:40-08:20: p1 20; 10:45-11:45: p4 40 (10:50-11:30), 60 min in
+ *        school hours (to 11:45), interactive 20. Day 100, 20, lessons 2.
+ *   Wed  holiday (县运动会): 60 active minutes, shown as 节假日, blank.
+ *   Thu  08:00-08:40: p1 40, 40, interactive 40, lessons 1.
+ *   Fri  08:50-09:30: p2 40, 40, 0, lessons 1 (the 23:30 idle counts nothing).
+ *   Sat  调休: 10:00-10:40: p3 40, 40, interactive 20, lessons 1.
+ *   Sun  休息日: blank (its 60 active minutes are not counted).
+ *   Week: lessons 7, 310 min, interactive 120, p1 100, p2 40, p3 65, p4 40;
+ *   5 school days need 10: 未达标.
+ * A2: Mon off (0); Tue 09:00-09:09:59.999 active = 599 999 ms: p2 9 min (not
+ *   a lesson with use), 9 min; Thu standby, Fri idle: 0 active. Week: 0
+ *   lessons, 9 min (599 999 ms), p2 9: 未达标.
+ */
+TEST(record)
+{
+        const cJSON *doc, *r;
+        const char *text;
+        struct bbt_metric_settings s;
+
+        build();
+        doc = run("record", "510107", "5101070001", MON, SUN, true, NULL);
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "班班通使用记录表");
+        ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "tables")), 3);
+        ASSERT_EQ(rows(doc, "classrooms"), 2);
+        r = row_at(doc, "classrooms", 0);
+        STR(r, "school_code", "5101070001");
+        STR(r, "terminal", "A1");
+        STR(r, "room", "一年级(1)班");
+        NUM(r, "school_days", 5);
+        NUM(r, "lessons_used", 7);
+        NUM(r, "lessons_required", 10);
+        STR(r, "weekly_rule", "未达标");
+        NUM(r, "active_min", 310);
+        NUM(r, "interactive_min", 120);
+        r = row_at(doc, "classrooms", 1);
+        STR(r, "terminal", "A2");
+        NUM(r, "lessons_used", 0);
+        NUM(r, "active_min", 9);
+        NUM(r, "interactive_min", 0);
+
+        ASSERT_EQ(rows(doc, "record_1"), 8);
+        DAY(row_at(doc, "record_1", 0), "2026-09-07", "星期一", "上课日", 2, 90, 40, 40, 0, 25, 0);
+        DAY(row_at(doc, "record_1", 1), "2026-09-08", "星期二", "上课日", 2, 100, 20, 20, 0, 0, 40);
+        DAY(row_at(doc, "record_1", 2), "2026-09-09", "星期三", "节假日", NONE, NONE, NONE, NONE, NONE, NONE, NONE);
+        DAY(row_at(doc, "record_1", 3), "2026-09-10", "星期四", "上课日", 1, 40, 40, 40, 0, 0, 0);
+        DAY(row_at(doc, "record_1", 4), "2026-09-11", "星期五", "上课日", 1, 40, 0, 0, 40, 0, 0);
+        DAY(row_at(doc, "record_1", 5), "2026-09-12", "星期六", "调休上课", 1, 40, 20, 0, 0, 40, 0);
+        DAY(row_at(doc, "record_1", 6), "2026-09-13", "星期日", "休息日", NONE, NONE, NONE, NONE, NONE, NONE, NONE);
+        r = row_at(doc, "record_1", 7);
+        STR(r, "date", "本周合计");
+        STR(r, "day_type", "未达标");
+        NUM(r, "lessons_used", 7);
+        NUM(r, "active_min", 310);
+        NUM(r, "interactive_min", 120);
+        NUM(r, "period_1", 100);
+        NUM(r, "period_2", 40);
+        NUM(r, "period_3", 65);
+        NUM(r, "period_4", 40);
+
+        ASSERT_EQ(rows(doc, "record_2"), 8);
+        DAY(row_at(doc, "record_2", 0), "2026-09-07", "星期一", "上课日", 0, 0, 0, 0, 0, 0, 0);
+        DAY(row_at(doc, "record_2", 1), "2026-09-08", "星期二", "上课日", 0, 9, 0, 0, 9, 0, 0);
+        DAY(row_at(doc, "record_2", 3), "2026-09-10", "星期四", "上课日", 0, 0, 0, 0, 0, 0, 0);
+        r = row_at(doc, "record_2", 7);
+        NUM(r, "lessons_used", 0);
+        NUM(r, "active_min", 9);
+        NUM(r, "period_2", 9);
+        STR(r, "day_type", "未达标");
+
+        /* With a minimum of 7, A1's week meets the rule exactly (5 × 7 >= 7 × 5). */
+        bbt_metric_settings_default(&s);
+        s.weekly_lessons_min = 7;
+        doc = run("record", "510107", "5101070001", MON, SUN, true, &s);
+        r = row_at(doc, "classrooms", 0);
+        NUM(r, "lessons_required", 7);
+        STR(r, "weekly_rule", "达标");
+        STR(row_at(doc, "record_1", 7), "day_type", "达标");
+        STR(row_at(doc, "classrooms", 1), "weekly_rule", "未达标");
+
+        /* CSV: one section per table, captioned with the room and the terminal. */
+        text = run_text("record", "510107", "5101070001", MON, SUN, "csv", true, NULL);
+        ASSERT_STR_CONTAINS(text, "\xef\xbb\xbf本周汇总\r\n学校代码,学校名称,终端,教室,上课天数,有使用节数,要求节数,"
+                                  "周节数是否达标,使用时长(分钟),互动时长(分钟)\r\n"
+                                  "5101070001,城关小学,A1,一年级(1)班,5,7,10,未达标,310,120\r\n");
+        ASSERT_STR_CONTAINS(text, "\r\n\r\n一年级(1)班 A1\r\n日期,星期,类别,有使用节数,使用时长(分钟),互动时长(分钟),"
+                                  "第1节(分钟),第2节(分钟),第3节(分钟),第4节(分钟)\r\n"
+                                  "2026-09-07,星期一,上课日,2,90,40,40,0,25,0\r\n");
+        ASSERT_STR_CONTAINS(text, "2026-09-09,星期三,节假日,,,,,,,\r\n");
+        ASSERT_STR_CONTAINS(text, "本周合计,,未达标,7,310,120,100,40,65,40\r\n");
+        ASSERT_STR_CONTAINS(text, "\r\n\r\n一年级(2)班 A2\r\n");
+        ASSERT_STR_CONTAINS(text, "5101070001 节次时间：第1节 08:00–08:40，第2节 08:50–09:30，第3节 10:00–10:40，"
+                                  "第4节 10:50–11:30");
+        ASSERT_STR_CONTAINS(text, "每周使用节数要求(每5个上课日),10\r\n");
+}
+
+/*
+ * School C's own bells (3 periods; school hours 07:30-15:15), in English.
+ * C1: Mon 13:50-14:50 active: p3 45 (14:00-14:45), 60 min, interactive 30.
+ *     Tue 08:30-09:00: p1 15 (08:30-08:45), p2 5 (08:55-09:00), 30 min,
+ *     interactive 15; lessons 1 (p2's 5 min is short of 10).
+ *     Thu 15:05-16:05: 10 min in school hours (to 15:15), no period;
+ *     interactive 500 000 ms = 8 min rounded down.
+ *   Week: lessons 2, 100 min, interactive 3 200 000 ms = 53 min; needs 10: below.
+ */
+TEST(record_own_bells)
+{
+        const cJSON *doc, *r;
+
+        build();
+        doc = run("record", "510107", "5101070003", MON, SUN, false, NULL);
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "Classroom terminal usage record");
+        ASSERT_EQ(rows(doc, "classrooms"), 1);
+        DAY(row_at(doc, "record_1", 0), "2026-09-07", "Monday", "school day", 1, 60, 30, 0, 0, 45);
+        DAY(row_at(doc, "record_1", 1), "2026-09-08", "Tuesday", "school day", 1, 30, 15, 15, 5, 0);
+        DAY(row_at(doc, "record_1", 2), "2026-09-09", "Wednesday", "holiday", NONE, NONE, NONE, NONE, NONE, NONE);
+        DAY(row_at(doc, "record_1", 3), "2026-09-10", "Thursday", "school day", 0, 10, 8, 0, 0, 0);
+        DAY(row_at(doc, "record_1", 5), "2026-09-12", "Saturday", "make-up school day", 0, 0, 0, 0, 0, 0);
+        DAY(row_at(doc, "record_1", 6), "2026-09-13", "Sunday", "weekend", NONE, NONE, NONE, NONE, NONE, NONE);
+        r = row_at(doc, "record_1", 7);
+        STR(r, "date", "Week total");
+        STR(r, "day_type", "below");
+        NUM(r, "lessons_used", 2);
+        NUM(r, "active_min", 100);
+        NUM(r, "interactive_min", 53);
+        NUM(r, "period_1", 15);
+        NUM(r, "period_2", 5);
+        NUM(r, "period_3", 45);
+        r = row_at(doc, "classrooms", 0);
+        STR(r, "weekly_rule", "below");
+        NUM(r, "lessons_required", 10);
+
+        /* The week of 510108's school D: Mon..Fri school days, the weekend off,
+         * 8 default periods, D1 unused in the week: zeros, not blanks. */
+        doc = run("record", "510108", "5101080001", MON, SUN, true, NULL);
+        DAY(row_at(doc, "record_1", 2), "2026-09-09", "星期三", "上课日", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        DAY(row_at(doc, "record_1", 5), "2026-09-12", "星期六", "休息日", NONE, NONE, NONE, NONE, NONE, NONE, NONE,
+            NONE, NONE, NONE, NONE);
+        /* The week of 09-01 (Tue 09-01 .. Fri, Mon 08-31 in term for 510108: 5
+         * school days): D1 used period 1 on Tue (08:00-08:40): 1 lesson of 10 needed. */
+        doc = run("record", "510108", "5101080001", MON - 7, MON - 1, true, NULL);
+        r = row_at(doc, "classrooms", 0);
+        NUM(r, "school_days", 5);
+        NUM(r, "lessons_used", 1);
+        NUM(r, "active_min", 40);
+        DAY(row_at(doc, "record_1", 1), "2026-09-01", "星期二", "上课日", 1, 40, 0, 40, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/* The record is one school's week: anything else is refused with the reason. */
+TEST(record_needs_school_and_week)
+{
+        struct bbt_report_options o = {
+                .kind = bbt_report_kind_find("record"), .county = "510107", .school = NULL, .from = MON,
+                .to = SUN, .chinese = true, .now_ms = at(MON + 7, 8, 0),
+        };
+        struct bbt_document *doc = NULL;
+        char err[256] = "";
+
+        build();
+        ASSERT(o.kind != NULL);
+        ASSERT(o.kind->needs & BBT_NEEDS_SCHOOL);
+        ASSERT_EQ(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err, sizeof(err)), -EINVAL);
+        ASSERT_STR_CONTAINS(err, "one school");
+        o.school = "5101070001";
+        o.from = TUE; /* Tue .. Sun: not a Monday-to-Sunday week */
+        ASSERT_EQ(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err, sizeof(err)), -EINVAL);
+        ASSERT_STR_CONTAINS(err, "one week");
+        o.from = MON;
+        o.to = SUN + 7;
+        ASSERT_EQ(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err, sizeof(err)), -EINVAL);
+        o.to = SUN;
+        ASSERT_OK(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err, sizeof(err)));
+        ASSERT_EQ(doc->n_tables, 3);
+        bbt_document_free(doc);
+}
+
+/* The week not over yet (now Thu 09-10 09:00): Fri and Sat are 未到, blank,
+ * and the week is judged on its school days so far: A1 Mon, Tue, Thu = 3
+ * (Wed a holiday), lessons 2 + 2 + 1 = 5, needs ceil(10 × 3 / 5) = 6: 未达标;
+ * 90 + 100 + 40 = 230 min. */
+TEST(record_week_not_over)
+{
+        struct bbt_report_options o = {
+                .kind = bbt_report_kind_find("record"), .county = "510107", .school = "5101070001", .from = MON,
+                .to = SUN, .chinese = true, .now_ms = at(THU, 9, 0),
+        };
+        struct bbt_document *doc = NULL;
+        const struct bbt_table *sum, *a1;
+        char err[256] = "";
+
+        build();
+        ASSERT_OK(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err, sizeof(err)));
+        sum = doc->tables[0];
+        a1 = doc->tables[1];
+        ASSERT_STR_EQ(sum->key, "classrooms");
+        ASSERT_EQ(bbt_table_cell(sum, 0, 4)->v.i, 3);   /* school days so far */
+        ASSERT_EQ(bbt_table_cell(sum, 0, 5)->v.i, 5);   /* lessons with use */
+        ASSERT_EQ(bbt_table_cell(sum, 0, 6)->v.i, 6);   /* required */
+        ASSERT_STR_EQ(bbt_table_cell(sum, 0, 7)->v.text, "未达标");
+        ASSERT_EQ(bbt_table_cell(sum, 0, 8)->v.i, 230);
+        ASSERT_STR_EQ(a1->caption_zh, "一年级(1)班 A1");
+        ASSERT_STR_EQ(bbt_table_cell(a1, 3, 2)->v.text, "上课日");  /* Thu: today, so far */
+        ASSERT_EQ(bbt_table_cell(a1, 3, 3)->v.i, 1);
+        ASSERT_STR_EQ(bbt_table_cell(a1, 4, 2)->v.text, "未到");    /* Fri */
+        ASSERT_EQ(bbt_table_cell(a1, 4, 3)->kind, BBT_VALUE_EMPTY);
+        ASSERT_STR_EQ(bbt_table_cell(a1, 5, 2)->v.text, "未到");    /* Sat (调休) */
+        ASSERT_STR_EQ(bbt_table_cell(a1, 6, 2)->v.text, "休息日");  /* Sun */
+        ASSERT_EQ(bbt_table_cell(a1, 7, 3)->v.i, 5);
+        bbt_document_free(doc);
 }

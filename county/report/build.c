@@ -65,6 +65,8 @@ void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rat
                 bbt_table_set_num(t, first + 5, r.online_rate);
         if (r.has_terminals)
                 bbt_table_set_num(t, first + 6, r.intact_rate);
+        if (r.has_weeks)
+                bbt_table_set_num(t, first + 8, r.weekly_rule_rate);
 }
 
 size_t bbt_build_count_idle(const struct bbt_report_data *d, size_t school, bool all)

@@ -41,10 +41,11 @@ void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d
         { "interactive_share", "互动使用占比", "Interactive share", BBT_CELL_RATE, 0 },                     \
         { "online_rate", "在线率", "Online rate", BBT_CELL_RATE, 0 },                                       \
         { "intact_rate", "设备完好率", "Intact rate", BBT_CELL_RATE, 0 },                                   \
-        { "weekly_lessons", "周均使用节数", "Weekly lessons", BBT_CELL_NUM, 1 }
-#define BBT_N_RATE_COLUMNS 8
+        { "weekly_lessons", "周均使用节数", "Weekly lessons", BBT_CELL_NUM, 1 },                         \
+        { "weekly_rule_rate", "周节数达标率", "Weekly rule met", BBT_CELL_RATE, 0 }
+#define BBT_N_RATE_COLUMNS 9
 
-/* Fills the 8 rate columns of T's last row starting at FIRST from ACC;
+/* Fills the 9 rate columns of T's last row starting at FIRST from ACC;
  * undefined rates stay empty. */
 void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rates_acc *acc);
 

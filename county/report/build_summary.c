@@ -108,6 +108,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         v[0] = r.power_on_rate, v[1] = r.usage_rate, v[2] = r.avg_daily_hours;
                         v[3] = r.period_usage_rate, v[4] = r.interactive_share, v[5] = r.online_rate;
                         v[6] = r.intact_rate, v[7] = r.weekly_lessons;
+                        v[8] = r.weekly_rule_rate, def[8] = r.has_weeks;
                         def[0] = def[1] = def[2] = def[7] = r.has_days;
                         def[3] = r.has_periods, def[4] = r.has_active, def[5] = r.has_online;
                         def[6] = r.has_terminals;

@@ -57,18 +57,21 @@ static int clamp_periods(int n)
         return n < BBT_PERIODS_MAX ? n : BBT_PERIODS_MAX;
 }
 
-/* Adds one school day of one terminal (its rows already summed) into ACC. */
-static void add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rollup *d,
-                    int n_periods)
+/* Adds one school day of one terminal (its rows already summed) into ACC;
+ * returns its lessons with use. */
+static int add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rollup *d,
+                   int n_periods)
 {
         int64_t hb_ms = (int64_t)s->heartbeat_s * 1000;
+        int lessons = 0;
 
         acc->terminal_days++;
         acc->periods_scheduled += n_periods;
         acc->powered_days += bbt_day_powered(d);
         acc->used_days += bbt_day_used(s, d);
         for (int k = 0; k < n_periods; k++)
-                acc->periods_used += bbt_period_used(s, d, k);
+                lessons += bbt_period_used(s, d, k);
+        acc->periods_used += lessons;
         acc->on_ms += d->on_ms;
         acc->active_ms += d->active_ms;
         acc->interactive_ms += d->interactive_ms;
@@ -82,6 +85,41 @@ static void add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings 
                 acc->hb_expected += (double)d->on_all_ms / (double)hb_ms;
                 acc->hb_received += d->hb_count < cap ? (d->hb_count > 0 ? d->hb_count : 0) : cap;
         }
+        return lessons;
+}
+
+int32_t bbt_week_monday(int32_t day)
+{
+        return day - (bbt_day_weekday(day) - 1);
+}
+
+bool bbt_weekly_rule_met(const struct bbt_metric_settings *s, int64_t lessons, int school_days)
+{
+        return school_days > 0 && 5 * lessons >= (int64_t)s->weekly_lessons_min * school_days;
+}
+
+int64_t bbt_weekly_rule_required(const struct bbt_metric_settings *s, int school_days)
+{
+        int64_t need = (int64_t)s->weekly_lessons_min * (school_days > 0 ? school_days : 0);
+
+        return (need + 4) / 5;
+}
+
+/* One terminal's week while its days are added: judged when the next week starts or the range ends. */
+struct week_tally {
+        int32_t monday;
+        int school_days;
+        int64_t lessons;
+};
+
+static void week_close(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, struct week_tally *w)
+{
+        if (w->school_days > 0) {
+                acc->weeks_judged++;
+                acc->weeks_met += bbt_weekly_rule_met(s, w->lessons, w->school_days);
+        }
+        w->school_days = 0;
+        w->lessons = 0;
 }
 
 void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
@@ -89,6 +127,7 @@ void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *
 {
         struct bbt_day_rollup sum[DAYS_BLOCK];
         int n_periods = clamp_periods(t->n_periods);
+        struct week_tally w = { .monday = bbt_week_monday(from) };
 
         acc->terminals++;
         acc->intact += t->intact;
@@ -96,10 +135,18 @@ void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *
                 int64_t hi = lo + DAYS_BLOCK - 1 < to ? lo + DAYS_BLOCK - 1 : to;
 
                 gather(t, from, lo, hi, sum);
-                for (int64_t d = lo; d <= hi; d++)
-                        if (is_school_day(t, from, d))
-                                add_day(acc, s, &sum[d - lo], n_periods);
+                for (int64_t d = lo; d <= hi; d++) {
+                        if (!is_school_day(t, from, d))
+                                continue;
+                        if (bbt_week_monday((int32_t)d) != w.monday) {
+                                week_close(acc, s, &w);
+                                w.monday = bbt_week_monday((int32_t)d);
+                        }
+                        w.lessons += add_day(acc, s, &sum[d - lo], n_periods);
+                        w.school_days++;
+                }
         }
+        week_close(acc, s, &w);
 }
 
 void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *from)
@@ -116,6 +163,8 @@ void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *fro
         into->hb_received += from->hb_received;
         into->hb_expected += from->hb_expected;
         into->intact += from->intact;
+        into->weeks_judged += from->weeks_judged;
+        into->weeks_met += from->weeks_met;
 }
 
 void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
@@ -128,6 +177,7 @@ void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
         r.has_active = acc->active_ms > 0;
         r.has_online = acc->hb_expected > 0;
         r.has_terminals = acc->terminals > 0;
+        r.has_weeks = acc->weeks_judged > 0;
         if (r.has_days) {
                 double days = (double)acc->terminal_days;
 
@@ -150,6 +200,8 @@ void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
         }
         if (r.has_terminals)
                 r.intact_rate = (double)acc->intact / (double)acc->terminals;
+        if (r.has_weeks)
+                r.weekly_rule_rate = (double)acc->weeks_met / (double)acc->weeks_judged;
         *ret = r;
 }
 

@@ -63,6 +63,8 @@ static void usage(FILE *out)
                 "      --school CODE    only this school\n"
                 "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"
                 "      --to DATE        last day, YYYY-MM-DD (default: today)\n"
+                "      --week DATE      the week, Monday to Sunday, that holds DATE (instead of\n"
+                "                       --from and --to; record: default the week of --to)\n"
                 "  -f, --format FMT     ");
         for (size_t i = 0; (f = bbt_renderer_at(i)); i++) {
                 const char *note = i == 0 ? "default" : f->help;
@@ -83,6 +85,37 @@ static void usage(FILE *out)
                 "2 bad usage or configuration. See bbt-report(1) and docs/metrics.md.\n");
 }
 
+/* --week DATE: O's range becomes the week, Monday to Sunday, that holds DATE.
+ * A report for one week (the record) without it takes the week of --to. A
+ * report for one school without --school is refused here, with the fix. */
+static int week_range(struct bbt_report_options *o, const char *week, const char *from, const char *to)
+{
+        int32_t day = o->to;
+
+        if (week && (from || to)) {
+                fprintf(stderr, "bbt-report: --week replaces --from and --to\n");
+                return -EINVAL;
+        }
+        if (week && bbt_day_parse(week, &day) < 0) {
+                fprintf(stderr, "bbt-report: --week %s: expected a date YYYY-MM-DD\n", week);
+                return -EINVAL;
+        }
+        if (!week && (o->kind->needs & BBT_NEEDS_WEEK) && from) {
+                fprintf(stderr, "bbt-report: %s covers one week, Monday to Sunday: give --week DATE\n",
+                        o->kind->name);
+                return -EINVAL;
+        }
+        if (week || (o->kind->needs & BBT_NEEDS_WEEK)) {
+                o->from = bbt_week_monday(day);
+                o->to = o->from + 6;
+        }
+        if ((o->kind->needs & BBT_NEEDS_SCHOOL) && !o->school) {
+                fprintf(stderr, "bbt-report: %s is for one school: give --school CODE\n", o->kind->name);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int64_t now_ms(void)
 {
         struct timespec ts;
@@ -100,6 +133,7 @@ int main(int argc, char **argv)
                 { "school", required_argument, NULL, 'S' },
                 { "from", required_argument, NULL, 'F' },
                 { "to", required_argument, NULL, 'T' },
+                { "week", required_argument, NULL, 'W' },
                 { "format", required_argument, NULL, 'f' },
                 { "lang", required_argument, NULL, 'l' },
                 { "output", required_argument, NULL, 'o' },
@@ -110,6 +144,7 @@ int main(int argc, char **argv)
         };
         struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_at(0) };
         const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
+        const char *week = NULL;
         const char *sets[32];
         size_t n_sets = 0;
         struct bbt_aggregator_config cfg;
@@ -149,6 +184,9 @@ int main(int argc, char **argv)
                         break;
                 case 'T':
                         to = optarg;
+                        break;
+                case 'W':
+                        week = optarg;
                         break;
                 case 'f':
                         o.format = bbt_renderer_find(optarg);
@@ -242,6 +280,10 @@ int main(int argc, char **argv)
         }
         if (o.from > o.to) {
                 fprintf(stderr, "bbt-report: --from is after --to\n");
+                rc = 2;
+                goto out;
+        }
+        if (week_range(&o, week, from, to) < 0) {
                 rc = 2;
                 goto out;
         }

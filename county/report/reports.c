@@ -18,11 +18,13 @@ extern const struct bbt_report_kind bbt_report_faults;
 extern const struct bbt_report_kind bbt_report_balance;
 extern const struct bbt_report_kind bbt_report_inventory;
 extern const struct bbt_report_kind bbt_report_loss;
+extern const struct bbt_report_kind bbt_report_record;
 
 /* Every kind of report, in the order --help lists them. */
 static const struct bbt_report_kind *const kinds[] = {
         &bbt_report_summary, &bbt_report_schools, &bbt_report_terminals, &bbt_report_idle,
         &bbt_report_faults,  &bbt_report_balance, &bbt_report_inventory, &bbt_report_loss,
+        &bbt_report_record,
 };
 
 const struct bbt_report_kind *bbt_report_kind_find(const char *name)
@@ -72,6 +74,9 @@ static void add_settings(const struct bbt_report_data *d, struct bbt_document *d
         bbt_document_add_setting(doc, "utc_offset", "时区", "UTC offset", v);
         snprintf(v, sizeof(v), "%" PRId64, s->clock_skew_limit_ms / 1000);
         bbt_document_add_setting(doc, "clock_skew_limit", "时钟偏差上限(秒)", "Clock skew limit (s)", v);
+        snprintf(v, sizeof(v), "%d", s->weekly_lessons_min);
+        bbt_document_add_setting(doc, "weekly_lessons_min", "每周使用节数要求(每5个上课日)",
+                                 "Weekly rule: lessons per 5 school days", v);
         if (d->o->store_label)
                 bbt_document_add_setting(doc, "store", "数据库", "Store", d->o->store_label);
         bbt_build_time(d, d->o->now_ms, v, sizeof(v));
@@ -90,6 +95,14 @@ int bbt_report_build(const struct bbt_report_options *o, struct bbt_store *store
 
         if (!k || o->to < o->from) {
                 snprintf(err, err_size, "bad report options");
+                return -EINVAL;
+        }
+        if ((k->needs & BBT_NEEDS_SCHOOL) && !o->school) {
+                snprintf(err, err_size, "the %s report is for one school: give its code", k->name);
+                return -EINVAL;
+        }
+        if ((k->needs & BBT_NEEDS_WEEK) && (bbt_day_weekday(o->from) != 1 || o->to != o->from + 6)) {
+                snprintf(err, err_size, "the %s report is for one week, Monday to Sunday", k->name);
                 return -EINVAL;
         }
         r = bbt_report_data_gather(&d, o, store, reg, cal, s, k->needs);

@@ -9,7 +9,8 @@ import sys
 
 # The decimals bbt-report prints each figure with (rates: 4).
 DECIMALS = {"avg_daily_hours": 2, "weekly_lessons": 1, "mean": 3, "sd": 3, "cv": 3}
-RATES = {"power_on_rate", "usage_rate", "period_usage_rate", "interactive_share", "online_rate", "intact_rate"}
+RATES = {"power_on_rate", "usage_rate", "period_usage_rate", "interactive_share", "online_rate", "intact_rate",
+         "weekly_rule_rate"}
 COUNTS = {"terminals", "schools", "idle", "faulty", "left_out"}
 
 
