@@ -1182,6 +1182,156 @@ TEST(balance)
         STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "min_pupils", "30");
 }
 
+/* The balance report's inspection layout (优质均衡督导评估表). */
+TEST(balance_inspection)
+{
+        /* The same schools, codes and terminals with other pupil numbers, so
+         * that some schools meet the standard: A 80 pupils, B 200, C 42 =
+         * 30 primary + 12 junior. */
+        static const char small_csv[] =
+                "县区代码,县区,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数,教室数,小学部学生数,初中部学生数\r\n"
+                "510107,武侯区,城关街道,5101070001,城关小学,小学,城区,80,12,,\r\n"
+                "510107,武侯区,石板镇,5101070002,石板初级中学,初中,乡村,200,6,,\r\n"
+                "510107,武侯区,石板镇,5101070003,石板镇九年一贯制学校,九年一贯制,镇区,42,9,30,12\r\n"
+                "510108,成华区,,5101080001,金牛小学,小学,城区,120,4,,\r\n";
+        static struct bbt_import_errors errs;
+        struct bbt_registry *small = NULL, *reg;
+        struct bbt_metric_settings s;
+        const cJSON *doc, *r;
+
+        build();
+        /* The scenario's registry: multimedia classrooms (terminals) per 100
+         * pupils A 2/600 × 100 = 0.333, B 2/200 × 100 = 1, C 1/340 × 100 =
+         * 0.294 (both sections): no school meets 2.3 / 2.4. Then the CV rows,
+         * as in the balance case: primary 0.058, 0.202, 0.088, 0.122 (all
+         * ≤ 0.50); junior 0 (≤ 0.45), then undefined thrice. */
+        doc = run("balance", "510107", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "inspection"), 4 + 8);
+        r = row_at(doc, "inspection", 0);
+        NUM(r, "no", 1);
+        STR(r, "school", "城关小学");
+        STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
+        STR(r, "standard", "≥2.3");
+        NUM(r, "value", 0.333);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 1);
+        STR(r, "school", "石板初级中学");
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 1);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 2);
+        STR(r, "school", "石板镇九年一贯制学校（小学部）");
+        NUM(r, "value", 0.294);
+        r = row_at(doc, "inspection", 3);
+        STR(r, "school", "石板镇九年一贯制学校（初中部）");
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 0.294);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 4);
+        NUM(r, "no", 5);
+        STR(r, "school", "校际（小学）");
+        STR(r, "indicator", "差异系数：每百名学生拥有网络多媒体教室数");
+        STR(r, "standard", "≤0.50");
+        NUM(r, "value", 0.058);
+        STR(r, "met", "是");
+        NUM(row_at(doc, "inspection", 5), "value", 0.202);
+        r = row_at(doc, "inspection", 8);
+        STR(r, "school", "校际（初中）");
+        STR(r, "standard", "≤0.45");
+        NUM(r, "value", 0);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 9);
+        STR(r, "indicator", "差异系数：日均使用时长");
+        NUM(r, "value", NONE);
+        STR(r, "met", "无法计算");
+        ASSERT_EQ(rows(doc, "inspection_counts"), 2);
+        r = row_at(doc, "inspection_counts", 0);
+        STR(r, "section", "小学");
+        STR(r, "standard", "≥2.3");
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+        NUM(r, "met_rate", 0);
+        r = row_at(doc, "inspection_counts", 1);
+        STR(r, "section", "初中");
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+
+        /* The smaller schools, and min_pupils 10 so that C's sections count
+         * in the CVs.
+         *   A 2/80 × 100 = 2.5 ≥ 2.3: 是.   B 2/200 × 100 = 1 < 2.4: 否.
+         *   C 1/42 × 100 = 2.380952: primary ≥ 2.3 是, junior < 2.4 否 (the
+         *   whole school's ratio, judged on each section).
+         * Counts: primary 2 of 2 (rate 1), junior 0 of 2.
+         * Primary CVs, A (80 pupils) and C (30), weights 8/11 and 3/11, for
+         * two schools S = |X_A − X_C| × sqrt(8 × 3)/11 = |X_A − X_C| × 0.445362:
+         *   per 100: X̄ = (8 × 2.5 + 3 × 2.380952)/11 = 2.467532; S = 0.119048 ×
+         *      0.445362 = 0.053019; CV = 0.021487 → 0.021 (是)
+         *   hours: A 0.533333, C 0.333333: X̄ = (8 × 0.533333 + 3 × 0.333333)/11
+         *      = 0.478788; S = 0.2 × 0.445362 = 0.089072; CV = 0.186036 → 0.186
+         *   usage: A 0.5, C 0.6: X̄ = 5.8/11 = 0.527273; S = 0.044536; CV =
+         *      0.084465 → 0.084
+         *   period: A 0.175, C 0.133333: X̄ = 1.8/11 = 0.163636; S = 0.041667 ×
+         *      0.445362 = 0.018557; CV = 0.113402 → 0.113
+         * Junior CVs, B (200) and C (12), weights 200/212 and 12/212:
+         *   per 100: X̄ = (200 × 1 + 12 × 2.380952)/212 = 1.078167; S =
+         *      1.380952 × sqrt(200 × 12)/212 = 1.380952 × 0.231084 = 0.319116;
+         *      CV = 0.295980 → 0.296 (≤ 0.45: 是)
+         *   hours, usage, period: B's are 0, so X̄ = X_C × 12/212, S = X_C ×
+         *      sqrt(200 × 12)/212 and CV = sqrt(200/12) = 4.082483 → 4.082 (否). */
+        ASSERT_OK(bbt_registry_new(&small));
+        load_ok(bbt_registry_load_schools(small, write_file("schools-small.csv", small_csv), &errs), &errs,
+                "schools");
+        load_ok(bbt_registry_load_terminals(small, write_file("terminals-small.csv", terminals_csv), &errs), &errs,
+                "terminals");
+        bbt_metric_settings_default(&s);
+        s.min_pupils = 10;
+        reg = W.reg;
+        W.reg = small;
+        doc = run("balance", "510107", NULL, MON, SUN, true, &s);
+        W.reg = reg;
+        bbt_registry_free(small);
+        r = row_at(doc, "inspection", 0);
+        NUM(r, "value", 2.5);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 1);
+        NUM(r, "value", 1);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 2);
+        STR(r, "standard", "≥2.3");
+        NUM(r, "value", 2.381);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 3);
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 2.381);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 4);
+        NUM(r, "value", 0.021);
+        STR(r, "met", "是");
+        NUM(row_at(doc, "inspection", 5), "value", 0.186);
+        NUM(row_at(doc, "inspection", 6), "value", 0.084);
+        NUM(row_at(doc, "inspection", 7), "value", 0.113);
+        r = row_at(doc, "inspection", 8);
+        NUM(r, "value", 0.296);
+        STR(r, "met", "是");
+        for (int i = 9; i < 12; i++) {
+                r = row_at(doc, "inspection", i);
+                NUM(r, "value", 4.082);
+                STR(r, "met", "否");
+        }
+        r = row_at(doc, "inspection_counts", 0);
+        NUM(r, "schools", 2);
+        NUM(r, "met", 2);
+        NUM(r, "met_rate", 1);
+        r = row_at(doc, "inspection_counts", 1);
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+        NUM(r, "met_rate", 0);
+        /* The CV table says the same. */
+        NUM(row_at(doc, "primary", 0), "cv", 0.021);
+        NUM(row_at(doc, "junior", 0), "cv", 0.296);
+        NUM(row_at(doc, "junior", 1), "cv", 4.082);
+}
+
 TEST(inventory)
 {
         const cJSON *doc, *r;
