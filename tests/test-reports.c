@@ -1,16 +1,20 @@
-/* The reports end to end: CSV registry and calendar, protocol messages through the ingest into SQLite, bbt_reports_run as JSON/CSV, every figure checked against hand arithmetic. */
+/* The reports end to end: CSV registry and calendar, protocol messages through the ingest into SQLite, bbt_reports_run as JSON/CSV, bbt-report's XLSX read back against its CSV, every figure checked against hand arithmetic. */
 /* bbt-test: label=unit timeout=60 */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "calendar.h"
+#include "daemon.h"
 #include "dates.h"
 #include "aggregator_config.h"
 #include "fixture-tree.h"
@@ -19,6 +23,7 @@
 #include "reports.h"
 #include "store.h"
 #include "test.h"
+#include "xlsx-readback.h"
 
 /*
  * The scenario: county 510107 (武侯区), the school week Mon 2026-09-07 .. Sun
@@ -259,6 +264,7 @@ static const char *write_file(const char *name, const char *text)
         char *p = paths[next++ % 4];
 
         bbt_test_tree_put(W.dir, name, text);
+
         snprintf(p, sizeof(paths[0]), "%s/%s", W.dir, name);
         return p;
 }
@@ -1645,4 +1651,137 @@ TEST(same_codes_other_county)
         doc = run("balance", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "values"), 1);
         STR(row_at(doc, "values", 0), "school_code", "5101080001");
+}
+
+/* ---- bbt-report's Excel files, read back ---- */
+
+/* Runs bbt-report with ARGS (NULL-terminated, after the program); returns
+ * its exit status, with its output in W.dir/bbt-report.log. */
+static int report_cli(const char *const *args)
+{
+        char exe[512], log[600], *argv[32];
+        size_t n = 0;
+        int status;
+
+        argv[n++] = (char *)bbt_test_exe("county/report", "bbt-report", exe, sizeof(exe));
+        for (size_t i = 0; args[i] && n < BBT_ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = (char *)args[i];
+        argv[n] = NULL;
+        snprintf(log, sizeof(log), "%s/bbt-report.log", W.dir);
+        unlink(log);
+        status = bbt_test_run(argv, log, log, 30000);
+        if (!WIFEXITED(status))
+                FAIL("bbt-report %s: %s", args[0], bbt_test_status_text(status));
+        return WEXITSTATUS(status);
+}
+
+/* Runs xlsx-check.py over MANIFEST; returns its exit status, its output in
+ * *OUT (owned by W). */
+static int xlsx_check(const cJSON *manifest, const char **out)
+{
+        char *text;
+        int r = bbt_test_xlsx_check(manifest, W.dir, &text);
+
+        ASSERT_LT(W.n_texts, sizeof(W.texts) / sizeof(W.texts[0]));
+        W.texts[W.n_texts++] = text;
+        *out = text;
+        return r;
+}
+
+/* Every report kind, in both languages, through bbt-report as CSV and as
+ * XLSX; the XLSX read back by openpyxl must equal the CSV cell by cell. */
+TEST(xlsx_readback)
+{
+        const struct bbt_report_kind *kind;
+        const char *out, *path;
+        char conf[2048], csv[600], xlsx[600], name[64], err[256], *text, *cut;
+        cJSON *manifest = cJSON_CreateArray(), *bad;
+
+        build();
+        snprintf(conf, sizeof(conf),
+                 "[store]\npath = %s/bbt.db\n"
+                 "[registry]\nschools = %s/schools.csv\nterminals = %s/terminals.csv\n"
+                 "calendar = %s/calendar.csv\nbells = %s/bells.csv\n",
+                 W.dir, W.dir, W.dir, W.dir, W.dir);
+        path = write_file("aggregator.conf", conf);
+        snprintf(conf, sizeof(conf), "%s", path);
+        for (size_t k = 0; (kind = bbt_report_kind_at(k)); k++)
+                for (int zh = 1; zh >= 0; zh--) {
+                        struct bbt_report_options o = {
+                                .kind = kind, .county = "510107", .from = MON, .to = SUN, .chinese = zh,
+                                .now_ms = at(MON + 7, 8, 0),
+                        };
+                        struct bbt_document *doc;
+
+                        snprintf(csv, sizeof(csv), "%s/%s-%s.csv", W.dir, kind->name, zh ? "zh" : "en");
+                        snprintf(xlsx, sizeof(xlsx), "%s/%s-%s.xlsx", W.dir, kind->name, zh ? "zh" : "en");
+                        for (int f = 0; f < 2; f++) {
+                                const char *args[] = { kind->name,   "-c",      conf,         "--county", "510107",
+                                                       "--from",     "2026-09-07", "--to",   "2026-09-13",
+                                                       "--lang",     zh ? "zh" : "en", "--format",
+                                                       f ? "xlsx" : "csv", "-o", f ? xlsx : csv, NULL };
+
+                                if (report_cli(args) != 0) {
+                                        snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
+                                        FAIL("bbt-report %s --format %s: %s", kind->name, args[12],
+                                             bbt_test_slurp(err));
+                                }
+                        }
+                        /* The types from the same document, built here. */
+                        ASSERT_OK(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err,
+                                                   sizeof(err)));
+                        cJSON_AddItemToArray(manifest, bbt_test_xlsx_case(doc, zh, csv, xlsx));
+                        bbt_document_free(doc);
+                }
+        if (xlsx_check(manifest, &out) != 0)
+                FAIL("the XLSX files differ from the CSV:\n%s", out);
+        fputs(out, stderr); /* "xlsx-check: N workbooks, M cells compared, 0 mismatches" */
+        snprintf(err, sizeof(err), "%d workbooks", cJSON_GetArraySize(manifest));
+        ASSERT_STR_CONTAINS(out, err);
+        ASSERT_STR_CONTAINS(out, " 0 mismatches");
+        /* Written atomically: no temporary file left beside them. */
+        {
+                DIR *dir = opendir(W.dir);
+                struct dirent *e;
+
+                ASSERT(dir != NULL);
+                while ((e = readdir(dir)))
+                        if (strncmp(e->d_name, ".bbt-report.", 12) == 0)
+                                FAIL("left behind: %s", e->d_name);
+                closedir(dir);
+        }
+
+        /* The check can fail: the summary's CSV with the county's usage rate
+         * changed (0.3200 → 0.3201) and the schools' with a school renamed. */
+        bad = cJSON_CreateArray();
+        for (int i = 0; i < 2; i++) {
+                const char *kind_name = i ? "schools" : "summary", *from = i ? "城关小学" : ",0.3200,";
+                const char *to = i ? "城关中学" : ",0.3201,";
+                cJSON *c = cJSON_Duplicate(cJSON_GetArrayItem(manifest, i ? 2 : 0), true);
+
+                snprintf(csv, sizeof(csv), "%s/%s-zh.csv", W.dir, kind_name);
+                text = bbt_test_slurp(csv);
+                cut = strstr(text, from);
+                ASSERT(cut != NULL);
+                memcpy(cut, to, strlen(to)); /* same length */
+                snprintf(name, sizeof(name), "%s-bad.csv", kind_name);
+                cJSON_ReplaceItemInObject(c, "csv", cJSON_CreateString(write_file(name, text)));
+                free(text);
+                cJSON_AddItemToArray(bad, c);
+        }
+        ASSERT_EQ(xlsx_check(bad, &out), 1);
+        ASSERT_STR_CONTAINS(out, "rounds to 0.3200, CSV has 0.3201");
+        ASSERT_STR_CONTAINS(out, "'城关小学', CSV has '城关中学'");
+        ASSERT_STR_CONTAINS(out, "2 mismatches");
+        cJSON_Delete(bad);
+        cJSON_Delete(manifest);
+
+        /* xlsx is a file: never standard output. */
+        {
+                const char *args[] = { "summary", "-c", conf, "--format", "xlsx", NULL };
+
+                ASSERT_EQ(report_cli(args), 2);
+                snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
+                ASSERT(bbt_test_file_contains(err, "--format xlsx writes a file, not to standard output: add -o FILE"));
+        }
 }
