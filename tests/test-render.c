@@ -1,13 +1,18 @@
-/* Report documents and renderers: CJK alignment, numbers, empty cells, CSV quoting and guard, exact JSON, errors. */
+/* Report documents and renderers: CJK alignment, numbers, empty cells, CSV quoting and guard, exact JSON, XLSX read back, -o written atomically, errors. */
 /* bbt-test: label=unit timeout=10 */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
 #include "render.h"
 #include "bbt/base.h"
+#include "daemon.h"
+#include "fixture-tree.h"
 #include "test.h"
+#include "xlsx-readback.h"
 
 #define BOM "\xef\xbb\xbf"
 
@@ -90,20 +95,145 @@ TEST(renderer_table)
         ASSERT(bbt_renderer_find("CSV") == NULL);
         ASSERT(bbt_renderer_find("") == NULL);
         ASSERT(bbt_renderer_find(NULL) == NULL);
-        /* Every entry is complete, findable by its own name, and renders. */
+        /* Every entry is complete, findable by its own name, and renders:
+         * a text format to a stream, a binary one (xlsx) to a file only. */
         for (; (f = bbt_renderer_at(n)); n++) {
                 struct bbt_document *r = schools_report();
                 char *text;
 
-                ASSERT(f->name && *f->name && f->media_type && f->render);
+                ASSERT(f->name && *f->name && f->media_type && (f->render || f->render_file));
                 ASSERT(bbt_renderer_find(f->name) == f);
-                text = render(r, f->name, true);
-                ASSERT_STR_CONTAINS(text, "红星小学（东校区）");
+                if (f->render) {
+                        ASSERT(!f->binary);
+                        text = render(r, f->name, true);
+                        ASSERT_STR_CONTAINS(text, "红星小学（东校区）");
+                } else {
+                        const char *dir = bbt_test_tree_new("render");
+                        char path[512], err[600];
+
+                        ASSERT(f->binary);
+                        snprintf(path, sizeof(path), "%s/out", dir);
+                        ASSERT_OK(bbt_document_render_file(r, f, true, path, err, sizeof(err)));
+                        text = bbt_test_slurp(path);
+                        ASSERT(memcmp(text, "PK\x03\x04", 4) == 0); /* a zip */
+                        ASSERT_EQ(bbt_document_render(r, f, true, stdout), -ENOTSUP);
+                }
                 free(text);
                 bbt_document_free(r);
         }
-        ASSERT_EQ(n, 3);
+        ASSERT_EQ(n, 4);
         ASSERT(bbt_renderer_at(n) == NULL);
+        ASSERT(bbt_renderer_find("xlsx")->binary);
+}
+
+/* -o FILE: written whole into a temporary file beside it, then renamed over
+ * it; on failure FILE keeps what it had and nothing is left behind. */
+TEST(render_file_atomic)
+{
+        const char *dir = bbt_test_tree_new("render");
+        struct bbt_document *r = schools_report(), *bad;
+        const struct bbt_renderer *csv = bbt_renderer_find("csv"), *xlsx = bbt_renderer_find("xlsx");
+        char path[512], err[600], *text;
+        struct stat st;
+        DIR *d;
+        struct dirent *e;
+
+        snprintf(path, sizeof(path), "%s/report.csv", dir);
+        bbt_test_write_file(path, "old");
+        ASSERT_OK(chmod(path, 0640));
+        ASSERT_OK(bbt_document_render_file(r, csv, true, path, err, sizeof(err)));
+        text = bbt_test_slurp(path);
+        ASSERT(strncmp(text, BOM "各校使用情况\r\n", strlen(BOM "各校使用情况\r\n")) == 0);
+        free(text);
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ(st.st_mode & 07777, 0640); /* a replaced file keeps its mode */
+
+        /* A document that failed while built: nothing written, FILE as it was. */
+        bad = bbt_document_new("x", "x", "x");
+        ASSERT(bbt_document_add_table(bad, "Bad Key", "x", "x", school_cols, 4) == NULL);
+        ASSERT_EQ(bbt_document_render_file(bad, xlsx, true, path, err, sizeof(err)), -EINVAL);
+        bbt_document_free(bad);
+        text = bbt_test_slurp(path);
+        ASSERT(strncmp(text, BOM "各校使用情况", strlen(BOM "各校使用情况")) == 0);
+        free(text);
+
+        /* No such directory: a located error. */
+        snprintf(path, sizeof(path), "%s/none/report.xlsx", dir);
+        ASSERT_EQ(bbt_document_render_file(r, xlsx, true, path, err, sizeof(err)), -ENOENT);
+        ASSERT_STR_CONTAINS(err, "none/report.xlsx: No such file or directory");
+        /* Not a regular file: a stream format writes into it, xlsx refuses. */
+        ASSERT_OK(bbt_document_render_file(r, csv, true, "/dev/null", err, sizeof(err)));
+        ASSERT_EQ(bbt_document_render_file(r, xlsx, true, "/dev/null", err, sizeof(err)), -EINVAL);
+        ASSERT_STR_CONTAINS(err, "/dev/null: not a regular file");
+
+        d = opendir(dir);
+        ASSERT(d != NULL);
+        while ((e = readdir(d)))
+                if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                        FAIL("left behind: %s", e->d_name);
+        closedir(d);
+        bbt_document_free(r);
+}
+
+/* The workbook where Excel has rules: sheet names too long, with forbidden
+ * characters, an apostrophe at an end, the same as another without regard to
+ * case or as the settings sheet; a table without rows; texts that look like
+ * formulas or numbers; negative numbers. Read back by openpyxl against the CSV. */
+TEST(xlsx_edge_cases)
+{
+        static const struct bbt_column cols[] = {
+                { "name", "名称", "Name", BBT_CELL_TEXT, 0 },
+                { "n", "数量", "Count", BBT_CELL_INT, 0 },
+                { "rate", "比率", "Rate", BBT_CELL_RATE, 0 },
+                { "x", "数值", "Value", BBT_CELL_NUM, 2 },
+        };
+        static const char *const captions[] = {
+                "一个非常非常非常长的表格标题，超过了Excel允许的三十一个字符的限制，还要再长一点",
+                "一个非常非常非常长的表格标题，超过了Excel允许的三十一个字符的限制，第二张",
+                "a/b:c*d?[e]\\f",
+                "'引号'",
+                "Usage",
+                "USAGE",
+                "设置",
+                "空表",
+        };
+        static const char *const texts[] = { "=SUM(A1:A2)", "-3", "+86 10", "@user", "-x", "0012", "line\nbreak" };
+        const char *dir = bbt_test_tree_new("xlsx");
+        struct bbt_document *r = bbt_document_new("edge", "边界情况", "Edge cases");
+        cJSON *manifest = cJSON_CreateArray();
+        char csv[512], xlsx[512], err[600], *out;
+
+        for (size_t i = 0; i < BBT_ELEMENTSOF(captions); i++) {
+                char key[16];
+                struct bbt_table *t;
+
+                snprintf(key, sizeof(key), "t%zu", i);
+                t = bbt_document_add_table(r, key, captions[i], captions[i], cols, BBT_ELEMENTSOF(cols));
+                for (size_t row = 0; i + 1 < BBT_ELEMENTSOF(captions) && row < BBT_ELEMENTSOF(texts); row++) {
+                        ASSERT_OK(bbt_table_add_row(t));
+                        bbt_table_set_text(t, 0, texts[row]);
+                        bbt_table_set_int(t, 1, (int64_t)row * -1000000007LL);
+                        bbt_table_set_num(t, 2, row == 3 ? NAN : 0.00049 * (double)row - 0.001);
+                        /* 3 × -1.005 = -3.0149999999999997: a tie in the workbook's 16 digits */
+                        bbt_table_set_num(t, 3, -1.005 * (double)row);
+                }
+        }
+        bbt_document_add_note(r, "=注释", "=note");
+        bbt_document_add_setting(r, "from", "起始日期", "From", "2026-09-01");
+        ASSERT_OK(r->error);
+        for (int zh = 1; zh >= 0; zh--) {
+                snprintf(csv, sizeof(csv), "%s/edge-%d.csv", dir, zh);
+                snprintf(xlsx, sizeof(xlsx), "%s/edge-%d.xlsx", dir, zh);
+                ASSERT_OK(bbt_document_render_file(r, bbt_renderer_find("csv"), zh, csv, err, sizeof(err)));
+                ASSERT_OK(bbt_document_render_file(r, bbt_renderer_find("xlsx"), zh, xlsx, err, sizeof(err)));
+                cJSON_AddItemToArray(manifest, bbt_test_xlsx_case(r, zh, csv, xlsx));
+        }
+        if (bbt_test_xlsx_check(manifest, dir, &out) != 0)
+                FAIL("the XLSX files differ from the CSV:\n%s", out);
+        fputs(out, stderr);
+        free(out);
+        cJSON_Delete(manifest);
+        bbt_document_free(r);
 }
 
 /* Chinese names are two cells a character, "—" one; numbers to the right. */

@@ -1,16 +1,20 @@
-/* The reports end to end: CSV registry and calendar, protocol messages through the ingest into SQLite, bbt_reports_run as JSON/CSV, every figure checked against hand arithmetic. */
+/* The reports end to end: CSV registry and calendar, protocol messages through the ingest into SQLite, bbt_reports_run as JSON/CSV, bbt-report's XLSX read back against its CSV, every figure checked against hand arithmetic. */
 /* bbt-test: label=unit timeout=60 */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "calendar.h"
+#include "daemon.h"
 #include "dates.h"
 #include "aggregator_config.h"
 #include "fixture-tree.h"
@@ -19,6 +23,7 @@
 #include "reports.h"
 #include "store.h"
 #include "test.h"
+#include "xlsx-readback.h"
 
 /*
  * The scenario: county 510107 (武侯区), the school week Mon 2026-09-07 .. Sun
@@ -259,6 +264,7 @@ static const char *write_file(const char *name, const char *text)
         char *p = paths[next++ % 4];
 
         bbt_test_tree_put(W.dir, name, text);
+
         snprintf(p, sizeof(paths[0]), "%s/%s", W.dir, name);
         return p;
 }
@@ -1182,6 +1188,156 @@ TEST(balance)
         STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "min_pupils", "30");
 }
 
+/* The balance report's inspection layout (优质均衡督导评估表). */
+TEST(balance_inspection)
+{
+        /* The same schools, codes and terminals with other pupil numbers, so
+         * that some schools meet the standard: A 80 pupils, B 200, C 42 =
+         * 30 primary + 12 junior. */
+        static const char small_csv[] =
+                "县区代码,县区,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数,教室数,小学部学生数,初中部学生数\r\n"
+                "510107,武侯区,城关街道,5101070001,城关小学,小学,城区,80,12,,\r\n"
+                "510107,武侯区,石板镇,5101070002,石板初级中学,初中,乡村,200,6,,\r\n"
+                "510107,武侯区,石板镇,5101070003,石板镇九年一贯制学校,九年一贯制,镇区,42,9,30,12\r\n"
+                "510108,成华区,,5101080001,金牛小学,小学,城区,120,4,,\r\n";
+        static struct bbt_import_errors errs;
+        struct bbt_registry *small = NULL, *reg;
+        struct bbt_metric_settings s;
+        const cJSON *doc, *r;
+
+        build();
+        /* The scenario's registry: multimedia classrooms (terminals) per 100
+         * pupils A 2/600 × 100 = 0.333, B 2/200 × 100 = 1, C 1/340 × 100 =
+         * 0.294 (both sections): no school meets 2.3 / 2.4. Then the CV rows,
+         * as in the balance case: primary 0.058, 0.202, 0.088, 0.122 (all
+         * ≤ 0.50); junior 0 (≤ 0.45), then undefined thrice. */
+        doc = run("balance", "510107", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "inspection"), 4 + 8);
+        r = row_at(doc, "inspection", 0);
+        NUM(r, "no", 1);
+        STR(r, "school", "城关小学");
+        STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
+        STR(r, "standard", "≥2.3");
+        NUM(r, "value", 0.333);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 1);
+        STR(r, "school", "石板初级中学");
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 1);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 2);
+        STR(r, "school", "石板镇九年一贯制学校（小学部）");
+        NUM(r, "value", 0.294);
+        r = row_at(doc, "inspection", 3);
+        STR(r, "school", "石板镇九年一贯制学校（初中部）");
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 0.294);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 4);
+        NUM(r, "no", 5);
+        STR(r, "school", "校际（小学）");
+        STR(r, "indicator", "差异系数：每百名学生拥有网络多媒体教室数");
+        STR(r, "standard", "≤0.50");
+        NUM(r, "value", 0.058);
+        STR(r, "met", "是");
+        NUM(row_at(doc, "inspection", 5), "value", 0.202);
+        r = row_at(doc, "inspection", 8);
+        STR(r, "school", "校际（初中）");
+        STR(r, "standard", "≤0.45");
+        NUM(r, "value", 0);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 9);
+        STR(r, "indicator", "差异系数：日均使用时长");
+        NUM(r, "value", NONE);
+        STR(r, "met", "无法计算");
+        ASSERT_EQ(rows(doc, "inspection_counts"), 2);
+        r = row_at(doc, "inspection_counts", 0);
+        STR(r, "section", "小学");
+        STR(r, "standard", "≥2.3");
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+        NUM(r, "met_rate", 0);
+        r = row_at(doc, "inspection_counts", 1);
+        STR(r, "section", "初中");
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+
+        /* The smaller schools, and min_pupils 10 so that C's sections count
+         * in the CVs.
+         *   A 2/80 × 100 = 2.5 ≥ 2.3: 是.   B 2/200 × 100 = 1 < 2.4: 否.
+         *   C 1/42 × 100 = 2.380952: primary ≥ 2.3 是, junior < 2.4 否 (the
+         *   whole school's ratio, judged on each section).
+         * Counts: primary 2 of 2 (rate 1), junior 0 of 2.
+         * Primary CVs, A (80 pupils) and C (30), weights 8/11 and 3/11, for
+         * two schools S = |X_A − X_C| × sqrt(8 × 3)/11 = |X_A − X_C| × 0.445362:
+         *   per 100: X̄ = (8 × 2.5 + 3 × 2.380952)/11 = 2.467532; S = 0.119048 ×
+         *      0.445362 = 0.053019; CV = 0.021487 → 0.021 (是)
+         *   hours: A 0.533333, C 0.333333: X̄ = (8 × 0.533333 + 3 × 0.333333)/11
+         *      = 0.478788; S = 0.2 × 0.445362 = 0.089072; CV = 0.186036 → 0.186
+         *   usage: A 0.5, C 0.6: X̄ = 5.8/11 = 0.527273; S = 0.044536; CV =
+         *      0.084465 → 0.084
+         *   period: A 0.175, C 0.133333: X̄ = 1.8/11 = 0.163636; S = 0.041667 ×
+         *      0.445362 = 0.018557; CV = 0.113402 → 0.113
+         * Junior CVs, B (200) and C (12), weights 200/212 and 12/212:
+         *   per 100: X̄ = (200 × 1 + 12 × 2.380952)/212 = 1.078167; S =
+         *      1.380952 × sqrt(200 × 12)/212 = 1.380952 × 0.231084 = 0.319116;
+         *      CV = 0.295980 → 0.296 (≤ 0.45: 是)
+         *   hours, usage, period: B's are 0, so X̄ = X_C × 12/212, S = X_C ×
+         *      sqrt(200 × 12)/212 and CV = sqrt(200/12) = 4.082483 → 4.082 (否). */
+        ASSERT_OK(bbt_registry_new(&small));
+        load_ok(bbt_registry_load_schools(small, write_file("schools-small.csv", small_csv), &errs), &errs,
+                "schools");
+        load_ok(bbt_registry_load_terminals(small, write_file("terminals-small.csv", terminals_csv), &errs), &errs,
+                "terminals");
+        bbt_metric_settings_default(&s);
+        s.min_pupils = 10;
+        reg = W.reg;
+        W.reg = small;
+        doc = run("balance", "510107", NULL, MON, SUN, true, &s);
+        W.reg = reg;
+        bbt_registry_free(small);
+        r = row_at(doc, "inspection", 0);
+        NUM(r, "value", 2.5);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 1);
+        NUM(r, "value", 1);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 2);
+        STR(r, "standard", "≥2.3");
+        NUM(r, "value", 2.381);
+        STR(r, "met", "是");
+        r = row_at(doc, "inspection", 3);
+        STR(r, "standard", "≥2.4");
+        NUM(r, "value", 2.381);
+        STR(r, "met", "否");
+        r = row_at(doc, "inspection", 4);
+        NUM(r, "value", 0.021);
+        STR(r, "met", "是");
+        NUM(row_at(doc, "inspection", 5), "value", 0.186);
+        NUM(row_at(doc, "inspection", 6), "value", 0.084);
+        NUM(row_at(doc, "inspection", 7), "value", 0.113);
+        r = row_at(doc, "inspection", 8);
+        NUM(r, "value", 0.296);
+        STR(r, "met", "是");
+        for (int i = 9; i < 12; i++) {
+                r = row_at(doc, "inspection", i);
+                NUM(r, "value", 4.082);
+                STR(r, "met", "否");
+        }
+        r = row_at(doc, "inspection_counts", 0);
+        NUM(r, "schools", 2);
+        NUM(r, "met", 2);
+        NUM(r, "met_rate", 1);
+        r = row_at(doc, "inspection_counts", 1);
+        NUM(r, "schools", 2);
+        NUM(r, "met", 0);
+        NUM(r, "met_rate", 0);
+        /* The CV table says the same. */
+        NUM(row_at(doc, "primary", 0), "cv", 0.021);
+        NUM(row_at(doc, "junior", 0), "cv", 0.296);
+        NUM(row_at(doc, "junior", 1), "cv", 4.082);
+}
+
 TEST(inventory)
 {
         const cJSON *doc, *r;
@@ -1852,4 +2008,135 @@ TEST(record_week_not_over)
         ASSERT_STR_EQ(bbt_table_cell(a1, 6, 2)->v.text, "休息日");  /* Sun */
         ASSERT_EQ(bbt_table_cell(a1, 7, 3)->v.i, 5);
         bbt_document_free(doc);
+/* ---- bbt-report's Excel files, read back ---- */
+
+/* Runs bbt-report with ARGS (NULL-terminated, after the program); returns
+ * its exit status, with its output in W.dir/bbt-report.log. */
+static int report_cli(const char *const *args)
+{
+        char exe[512], log[600], *argv[32];
+        size_t n = 0;
+        int status;
+
+        argv[n++] = (char *)bbt_test_exe("county/report", "bbt-report", exe, sizeof(exe));
+        for (size_t i = 0; args[i] && n < BBT_ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = (char *)args[i];
+        argv[n] = NULL;
+        snprintf(log, sizeof(log), "%s/bbt-report.log", W.dir);
+        unlink(log);
+        status = bbt_test_run(argv, log, log, 30000);
+        if (!WIFEXITED(status))
+                FAIL("bbt-report %s: %s", args[0], bbt_test_status_text(status));
+        return WEXITSTATUS(status);
+}
+
+/* Runs xlsx-check.py over MANIFEST; returns its exit status, its output in
+ * *OUT (owned by W). */
+static int xlsx_check(const cJSON *manifest, const char **out)
+{
+        char *text;
+        int r = bbt_test_xlsx_check(manifest, W.dir, &text);
+
+        ASSERT_LT(W.n_texts, sizeof(W.texts) / sizeof(W.texts[0]));
+        W.texts[W.n_texts++] = text;
+        *out = text;
+        return r;
+}
+
+/* Every report kind, in both languages, through bbt-report as CSV and as
+ * XLSX; the XLSX read back by openpyxl must equal the CSV cell by cell. */
+TEST(xlsx_readback)
+{
+        const struct bbt_report_kind *kind;
+        const char *out, *path;
+        char conf[2048], csv[600], xlsx[600], name[64], err[256], *text, *cut;
+        cJSON *manifest = cJSON_CreateArray(), *bad;
+
+        build();
+        snprintf(conf, sizeof(conf),
+                 "[store]\npath = %s/bbt.db\n"
+                 "[registry]\nschools = %s/schools.csv\nterminals = %s/terminals.csv\n"
+                 "calendar = %s/calendar.csv\nbells = %s/bells.csv\n",
+                 W.dir, W.dir, W.dir, W.dir, W.dir);
+        path = write_file("aggregator.conf", conf);
+        snprintf(conf, sizeof(conf), "%s", path);
+        for (size_t k = 0; (kind = bbt_report_kind_at(k)); k++)
+                for (int zh = 1; zh >= 0; zh--) {
+                        struct bbt_report_options o = {
+                                .kind = kind, .county = "510107", .from = MON, .to = SUN, .chinese = zh,
+                                .now_ms = at(MON + 7, 8, 0),
+                        };
+                        struct bbt_document *doc;
+
+                        snprintf(csv, sizeof(csv), "%s/%s-%s.csv", W.dir, kind->name, zh ? "zh" : "en");
+                        snprintf(xlsx, sizeof(xlsx), "%s/%s-%s.xlsx", W.dir, kind->name, zh ? "zh" : "en");
+                        for (int f = 0; f < 2; f++) {
+                                const char *args[] = { kind->name,   "-c",      conf,         "--county", "510107",
+                                                       "--from",     "2026-09-07", "--to",   "2026-09-13",
+                                                       "--lang",     zh ? "zh" : "en", "--format",
+                                                       f ? "xlsx" : "csv", "-o", f ? xlsx : csv, NULL };
+
+                                if (report_cli(args) != 0) {
+                                        snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
+                                        FAIL("bbt-report %s --format %s: %s", kind->name, args[12],
+                                             bbt_test_slurp(err));
+                                }
+                        }
+                        /* The types from the same document, built here. */
+                        ASSERT_OK(bbt_report_build(&o, W.store, W.reg, W.cal, default_settings(), &doc, err,
+                                                   sizeof(err)));
+                        cJSON_AddItemToArray(manifest, bbt_test_xlsx_case(doc, zh, csv, xlsx));
+                        bbt_document_free(doc);
+                }
+        if (xlsx_check(manifest, &out) != 0)
+                FAIL("the XLSX files differ from the CSV:\n%s", out);
+        fputs(out, stderr); /* "xlsx-check: N workbooks, M cells compared, 0 mismatches" */
+        snprintf(err, sizeof(err), "%d workbooks", cJSON_GetArraySize(manifest));
+        ASSERT_STR_CONTAINS(out, err);
+        ASSERT_STR_CONTAINS(out, " 0 mismatches");
+        /* Written atomically: no temporary file left beside them. */
+        {
+                DIR *dir = opendir(W.dir);
+                struct dirent *e;
+
+                ASSERT(dir != NULL);
+                while ((e = readdir(dir)))
+                        if (strncmp(e->d_name, ".bbt-report.", 12) == 0)
+                                FAIL("left behind: %s", e->d_name);
+                closedir(dir);
+        }
+
+        /* The check can fail: the summary's CSV with the county's usage rate
+         * changed (0.3200 → 0.3201) and the schools' with a school renamed. */
+        bad = cJSON_CreateArray();
+        for (int i = 0; i < 2; i++) {
+                const char *kind_name = i ? "schools" : "summary", *from = i ? "城关小学" : ",0.3200,";
+                const char *to = i ? "城关中学" : ",0.3201,";
+                cJSON *c = cJSON_Duplicate(cJSON_GetArrayItem(manifest, i ? 2 : 0), true);
+
+                snprintf(csv, sizeof(csv), "%s/%s-zh.csv", W.dir, kind_name);
+                text = bbt_test_slurp(csv);
+                cut = strstr(text, from);
+                ASSERT(cut != NULL);
+                memcpy(cut, to, strlen(to)); /* same length */
+                snprintf(name, sizeof(name), "%s-bad.csv", kind_name);
+                cJSON_ReplaceItemInObject(c, "csv", cJSON_CreateString(write_file(name, text)));
+                free(text);
+                cJSON_AddItemToArray(bad, c);
+        }
+        ASSERT_EQ(xlsx_check(bad, &out), 1);
+        ASSERT_STR_CONTAINS(out, "rounds to 0.3200, CSV has 0.3201");
+        ASSERT_STR_CONTAINS(out, "'城关小学', CSV has '城关中学'");
+        ASSERT_STR_CONTAINS(out, "2 mismatches");
+        cJSON_Delete(bad);
+        cJSON_Delete(manifest);
+
+        /* xlsx is a file: never standard output. */
+        {
+                const char *args[] = { "summary", "-c", conf, "--format", "xlsx", NULL };
+
+                ASSERT_EQ(report_cli(args), 2);
+                snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
+                ASSERT(bbt_test_file_contains(err, "--format xlsx writes a file, not to standard output: add -o FILE"));
+        }
 }

@@ -1,4 +1,4 @@
-/* bbt-report: the evaluation figures from the aggregator's store, as a table, CSV for Excel, or JSON. */
+/* bbt-report: the evaluation figures from the aggregator's store, as a table, CSV, JSON or an Excel workbook. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -66,17 +66,26 @@ static void usage(FILE *out)
                 "      --week DATE      the week, Monday to Sunday, that holds DATE (instead of\n"
                 "                       --from and --to; record: default the week of --to)\n"
                 "  -f, --format FMT     ");
-        for (size_t i = 0; (f = bbt_renderer_at(i)); i++) {
+        for (size_t i = 0, col = 23; (f = bbt_renderer_at(i)); i++) {
                 const char *note = i == 0 ? "default" : f->help;
+                char item[128];
+                int len = snprintf(item, sizeof(item), note ? "%s (%s)" : "%s", f->name, note);
 
-                fprintf(out, "%s%s", i ? ", " : "", f->name);
-                if (note)
-                        fprintf(out, " (%s)", note);
+                if (i > 0 && col + 2 + (size_t)len > 79) { /* a new line under the first */
+                        fprintf(out, ",\n%23s", "");
+                        col = 23;
+                } else if (i > 0) {
+                        fputs(", ", out);
+                        col += 2;
+                }
+                fputs(item, out);
+                col += (size_t)len;
         }
         fprintf(out,
                 "\n"
                 "      --lang LANG      zh (default) or en\n"
-                "  -o, --output FILE    write to FILE instead of standard output\n"
+                "  -o, --output FILE    write to FILE (replaced whole, or left as it was)\n"
+                "                       instead of standard output; xlsx needs it\n"
                 "      --set KEY=VALUE  override a setting, e.g. metrics.used_day_min=15m\n"
                 "  -h, --help           show this help\n"
                 "  -V, --version        show the version\n"
@@ -152,7 +161,7 @@ int main(int argc, char **argv)
         struct bbt_registry *reg = NULL;
         struct bbt_calendar *cal = NULL;
         struct bbt_store *store = NULL;
-        FILE *out = stdout;
+        struct bbt_document *doc = NULL;
         char err[1024];
         int c, r, rc = 1;
 
@@ -243,6 +252,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bbt-report: unexpected argument %s\n", argv[optind + 1]);
                 return 2;
         }
+        if (o.format->binary && !output) {
+                fprintf(stderr, "bbt-report: --format %s writes a file, not to standard output: add -o FILE\n",
+                        o.format->name);
+                return 2;
+        }
         bbt_log_init("bbt-report");
 
         if (!config_path && access(BBT_AGGREGATOR_CONFIG_PATH, F_OK) == 0)
@@ -303,28 +317,24 @@ int main(int argc, char **argv)
                 goto out;
         }
         if (output) {
-                out = fopen(output, "we");
-                if (!out) {
-                        fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
-                        out = stdout;
-                        goto out;
-                }
+                /* Atomically: FILE is the whole report or what it was before. */
+                r = bbt_report_build(&o, store, reg, cal, &set.metrics, &doc, err, sizeof(err));
+                if (r == 0)
+                        r = bbt_document_render_file(doc, o.format, o.chinese, output, err, sizeof(err));
+        } else {
+                r = bbt_reports_run(&o, store, reg, cal, &set.metrics, stdout, err, sizeof(err));
         }
-        r = bbt_reports_run(&o, store, reg, cal, &set.metrics, out, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bbt-report: %s\n", err);
                 goto out;
         }
-        if (fflush(out) != 0 || ferror(out)) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "bbt-report: writing the report failed: %s\n", strerror(errno));
                 goto out;
         }
         rc = 0;
 out:
-        if (out != stdout && fclose(out) != 0 && rc == 0) {
-                fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
-                rc = 1;
-        }
+        bbt_document_free(doc);
         bbt_store_close(store);
         bbt_registry_free(reg);
         bbt_calendar_free(cal);
