@@ -2008,6 +2008,8 @@ TEST(record_week_not_over)
         ASSERT_STR_EQ(bbt_table_cell(a1, 6, 2)->v.text, "休息日");  /* Sun */
         ASSERT_EQ(bbt_table_cell(a1, 7, 3)->v.i, 5);
         bbt_document_free(doc);
+}
+
 /* ---- bbt-report's Excel files, read back ---- */
 
 /* Runs bbt-report with ARGS (NULL-terminated, after the program); returns
@@ -2062,23 +2064,28 @@ TEST(xlsx_readback)
         snprintf(conf, sizeof(conf), "%s", path);
         for (size_t k = 0; (kind = bbt_report_kind_at(k)); k++)
                 for (int zh = 1; zh >= 0; zh--) {
+                        /* The record report wants one school and a week (BBT_NEEDS_*). */
+                        const char *school = kind->needs & BBT_NEEDS_SCHOOL ? "5101070001" : NULL;
+                        bool week = kind->needs & BBT_NEEDS_WEEK;
                         struct bbt_report_options o = {
-                                .kind = kind, .county = "510107", .from = MON, .to = SUN, .chinese = zh,
-                                .now_ms = at(MON + 7, 8, 0),
+                                .kind = kind, .county = "510107", .school = school, .from = MON, .to = SUN,
+                                .chinese = zh, .now_ms = at(MON + 7, 8, 0),
                         };
                         struct bbt_document *doc;
 
                         snprintf(csv, sizeof(csv), "%s/%s-%s.csv", W.dir, kind->name, zh ? "zh" : "en");
                         snprintf(xlsx, sizeof(xlsx), "%s/%s-%s.xlsx", W.dir, kind->name, zh ? "zh" : "en");
                         for (int f = 0; f < 2; f++) {
-                                const char *args[] = { kind->name,   "-c",      conf,         "--county", "510107",
-                                                       "--from",     "2026-09-07", "--to",   "2026-09-13",
-                                                       "--lang",     zh ? "zh" : "en", "--format",
-                                                       f ? "xlsx" : "csv", "-o", f ? xlsx : csv, NULL };
+                                const char *args[] = { kind->name, "-c", conf, "--county", "510107",
+                                                       "--lang", zh ? "zh" : "en", "--format", f ? "xlsx" : "csv",
+                                                       "-o", f ? xlsx : csv,
+                                                       week ? "--week" : "--from", "2026-09-07",
+                                                       week ? "--school" : "--to", week ? school : "2026-09-13",
+                                                       NULL };
 
                                 if (report_cli(args) != 0) {
                                         snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
-                                        FAIL("bbt-report %s --format %s: %s", kind->name, args[12],
+                                        FAIL("bbt-report %s --format %s: %s", kind->name, args[8],
                                              bbt_test_slurp(err));
                                 }
                         }
