@@ -570,11 +570,34 @@ static const cJSON *cell(int line, const cJSON *row, const char *col)
         return c;
 }
 
-/* A number rounded as the report prints it (rates 4 decimals, others their
- * column's): compared to the printed value, or NONE for null. */
+/* The decimals text and CSV print column COL with; -1: an exact number (the
+ * JSON has every number unrounded). */
+static int printed_decimals(const char *col)
+{
+        static const struct {
+                const char *col;
+                int decimals;
+        } cols[] = {
+                { "power_on_rate", 4 },    { "usage_rate", 4 },  { "period_usage_rate", 4 }, { "interactive_share", 4 },
+                { "online_rate", 4 },      { "intact_rate", 4 }, { "avg_daily_hours", 2 },   { "weekly_lessons", 1 },
+                { "mean", 3 },             { "sd", 3 },          { "cv", 3 },                { "quality_max", 2 },
+                { "basic_max", 2 },        { "terminals_per_100", 2 },
+        };
+
+        for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+                if (strcmp(cols[i].col, col) == 0)
+                        return cols[i].decimals;
+        return -1;
+}
+
+/* A number of the JSON (unrounded), rounded as the report prints it (rates 4
+ * decimals, others their column's): compared to the printed value, or NONE
+ * for null. */
 static void check_num(int line, const cJSON *row, const char *col, double want)
 {
         const cJSON *c = cell(line, row, col);
+        int decimals = printed_decimals(col);
+        double got;
 
         if (isnan(want)) {
                 if (!cJSON_IsNull(c))
@@ -585,8 +608,10 @@ static void check_num(int line, const cJSON *row, const char *col, double want)
         if (!cJSON_IsNumber(c))
                 bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %s", col, want,
                                cJSON_IsNull(c) ? "null" : "a non-number");
-        if (fabs(c->valuedouble - want) > 1e-9)
-                bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %.10g", col, want, c->valuedouble);
+        got = decimals < 0 ? c->valuedouble : bbt_cell_round(c->valuedouble, decimals);
+        if (fabs(got - want) > 1e-9)
+                bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %.10g (%.17g)", col, want, got,
+                               c->valuedouble);
 }
 
 static void check_str(int line, const cJSON *row, const char *col, const char *want)
@@ -677,28 +702,56 @@ static void check_str(int line, const cJSON *row, const char *col, const char *w
 #define RATES_BC(r) RATES(r, 0.2, 0.2, 0.11, 0.0364, 0.5333, 0.9394, 0.6667, 0.7)
 #define RATES_COUNTY(r) RATES(r, 0.44, 0.32, 0.28, 0.0947, 0.4127, 0.9713, 0.6, 1.8)
 
-static void check_settings(const cJSON *doc, const char *from, const char *to, const char *county,
-                           const char *used_day_min)
+/* Setting KEY of DOC: {"value": WANT (a string; NULL: null), "unit": null}. */
+static void check_setting_str(int line, const cJSON *doc, const char *key, const char *want)
 {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
+        const cJSON *s = cell(line, cJSON_GetObjectItemCaseSensitive(doc, "settings"), key);
 
-        ASSERT(cJSON_IsObject(s));
-        STR(s, "from", from);
-        STR(s, "to", to);
-        STR(s, "county", county);
-        STR(s, "used_day_min", used_day_min);
-        STR(s, "used_period_min", "10");
-        STR(s, "school_hours_margin", "30");
-        STR(s, "heartbeat_interval", "60");
-        STR(s, "idle_window", "10");
-        STR(s, "idle_max_days", "0");
-        STR(s, "silent_days", "3");
-        STR(s, "min_pupils", "50");
-        STR(s, "utc_offset", "+08:00");
-        STR(s, "clock_skew_limit", "300");
-        STR(s, "store", "test.db");
-        STR(s, "generated", "2026-09-14 08:00");
-        ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, "version")));
+        if (!cJSON_IsObject(s) || !cJSON_IsNull(cell(line, s, "unit")) || !cJSON_IsString(cell(line, s, "label")))
+                bbt_test__fail(__FILE__, line, "setting %s: not {value, unit: null, label}", key);
+        if (!want) {
+                if (!cJSON_IsNull(cell(line, s, "value")))
+                        bbt_test__fail(__FILE__, line, "setting %s: expected null", key);
+                return;
+        }
+        check_str(line, s, "value", want);
+}
+
+/* Setting KEY of DOC: {"value": WANT (a number), "unit": UNIT}. */
+static void check_setting_num(int line, const cJSON *doc, const char *key, double want, const char *unit)
+{
+        const cJSON *s = cell(line, cJSON_GetObjectItemCaseSensitive(doc, "settings"), key);
+
+        if (!cJSON_IsObject(s))
+                bbt_test__fail(__FILE__, line, "setting %s: not an object", key);
+        check_num(line, s, "value", want);
+        check_str(line, s, "unit", unit);
+}
+
+#define SETTING_STR(doc, key, want) check_setting_str(__LINE__, doc, key, want)
+#define SETTING_NUM(doc, key, want, unit) check_setting_num(__LINE__, doc, key, want, unit)
+
+static void check_settings(const cJSON *doc, const char *from, const char *to, const char *county,
+                           int used_day_min)
+{
+        ASSERT(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "settings")));
+        SETTING_STR(doc, "from", from);
+        SETTING_STR(doc, "to", to);
+        SETTING_STR(doc, "county", county);
+        SETTING_NUM(doc, "used_day_min", used_day_min, "min");
+        SETTING_NUM(doc, "used_period_min", 10, "min");
+        SETTING_NUM(doc, "school_hours_margin", 30, "min");
+        SETTING_NUM(doc, "heartbeat_interval", 60, "s");
+        SETTING_NUM(doc, "idle_window", 10, "school_days");
+        SETTING_NUM(doc, "idle_max_days", 0, "school_days");
+        SETTING_NUM(doc, "silent_days", 3, "school_days");
+        SETTING_NUM(doc, "min_pupils", 50, "pupils");
+        SETTING_STR(doc, "utc_offset", "+08:00");
+        SETTING_NUM(doc, "clock_skew_limit", 300, "s");
+        SETTING_STR(doc, "store", "test.db");
+        SETTING_STR(doc, "generated", "2026-09-14T08:00:00+08:00");
+        ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(doc, "settings"), "version"), "value")));
 }
 
 /* ---- the cases ---- */
@@ -758,7 +811,8 @@ TEST(summary)
         NUM(r, "schools", NONE);
         NUM(r, "terminals", NONE);
         RATES(r, 0.8, 0.6, 0.53, 0.175, 0.1583, 0.1111, 0.5, 3.5);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
+        SETTING_STR(doc, "school", NULL); /* no filter: null in JSON */
 }
 
 TEST(summary_all_counties)
@@ -797,7 +851,7 @@ TEST(summary_all_counties)
         NUM(r, "schools", 2);
         NUM(r, "terminals", 3);
         RATES(r, 0.5333, 0.3333, 0.36, 0.0875, 0.375, 0.9907, 0.3333, 2.3);
-        check_settings(doc, "2026-09-07", "2026-09-13", "全部", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", NULL, 10);
 
         /* The other county alone. */
         doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
@@ -851,7 +905,7 @@ TEST(schools)
         NUM(r, "terminals", 1);
         RATES_C(r);
         NUM(r, "idle", 0);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(school_filter)
@@ -869,7 +923,7 @@ TEST(school_filter)
         NUM(r, "faulty", 1);
         ASSERT_EQ(rows(doc, "areas"), 2); /* 城区 and the gap, which is 0 for one area */
         RATES(row_at(doc, "areas", 1), 0, 0, 0, 0, 0, 0, 0, 0);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "school", "5101070001");
+        SETTING_STR(doc, "school", "5101070001");
 
         doc = run("terminals", "510107", "5101070003", MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 1);
@@ -922,7 +976,7 @@ TEST(terminals)
         STR(r, "last_seen", "2026-09-10 16:05");
         RATES_C1(r);
         NUM(r, "open_faults", 0); /* the overheat was cleared */
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(idle)
@@ -955,7 +1009,7 @@ TEST(idle)
         STR(r, "last_active", "从未");
         STR(r, "last_seen", "从未");
         STR(r, "reason", "从未上报");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* All counties: D1's window is Mon 08-31 .. Fri 09-11 (its weekdays);
          * used on Tue 09-01, so not idle. */
@@ -979,7 +1033,7 @@ TEST(idle)
         STR(r, "last_seen", "2026-09-01 08:40");
         STR(r, "reason", "离线");
         STR(row_where(doc, "idle", "terminal", "A2"), "reason", "开机未使用");
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "idle_window", "5");
+        SETTING_NUM(doc, "idle_window", 5, "school_days");
 
         /* Idle when used on at most 3 days: C1 (used Mon, Tue, Thu) joins A2, B1, B2; A1 (5) does not. */
         bbt_metric_settings_default(&s);
@@ -1026,7 +1080,7 @@ TEST(faults)
         STR(r, "source", "终端");
         STR(r, "since", "2026-09-10 08:30");
         STR(r, "detail", "root 95% full");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) is over,
          * disk_low not raised yet. */
@@ -1151,7 +1205,7 @@ TEST(balance)
         STR(r, "section", "初中");
         NUM(r, "pupils", 40);
         NUM(r, "terminals_per_100", 0.29);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* With min_pupils 30, C's 40 junior pupils count. Weights 200/240 =
          * 5/6 and 40/240 = 1/6, S = |X_B − X_C| × sqrt(5/36) = |X_B − X_C| × 0.372678:
@@ -1179,7 +1233,7 @@ TEST(balance)
         NUM(r, "mean", 0.1);
         NUM(r, "sd", 0.224);
         NUM(r, "cv", 2.236);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "min_pupils", "30");
+        SETTING_NUM(doc, "min_pupils", 30, "pupils");
 }
 
 TEST(inventory)
@@ -1214,7 +1268,7 @@ TEST(inventory)
         r = row_at(doc, "missing", 1);
         STR(r, "terminal", "B2");
         STR(r, "missing", "camera");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(loss)
@@ -1257,7 +1311,7 @@ TEST(loss)
         NUM(row_where(doc, "counters", "counter", "stored"), "value", 1161);
         NUM(row_where(doc, "counters", "counter", "duplicates"), "value", 4);
         NUM(row_where(doc, "counters", "counter", "reject_field"), "value", 1);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 /* Lost, skipped and conflicting seqs are shown apart, each with its reason. */
@@ -1361,7 +1415,7 @@ TEST(settings_change)
         s.used_day_min = 11;
         doc = run("terminals", "510107", "5101070003", MON, SUN, true, &s);
         RATES(row_at(doc, "terminals", 0), 0.6, 0.4, 0.33, 0.1333, 0.5333, 1, 1, 2);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "11");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 11);
 }
 
 TEST(every_report_has_settings)
@@ -1374,11 +1428,12 @@ TEST(every_report_has_settings)
                 const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
 
                 ASSERT(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "notes")));
-                STR(s, "from", "2026-09-07");
-                STR(s, "to", "2026-09-13");
-                STR(s, "used_day_min", "10");
-                STR(s, "min_pupils", "50");
-                STR(s, "utc_offset", "+08:00");
+                ASSERT(cJSON_IsObject(s));
+                SETTING_STR(doc, "from", "2026-09-07");
+                SETTING_STR(doc, "to", "2026-09-13");
+                SETTING_NUM(doc, "used_day_min", 10, "min");
+                SETTING_NUM(doc, "min_pupils", 50, "pupils");
+                SETTING_STR(doc, "utc_offset", "+08:00");
                 STR(doc, "lang", k % 2 == 0 ? "zh" : "en");
         }
 }
