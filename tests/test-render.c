@@ -714,3 +714,167 @@ TEST(many_rows)
         free(text);
         bbt_document_free(r);
 }
+
+/* Codes, booleans, times, an object and typed settings in all three formats:
+ * JSON has the code beside its label, true/false, ISO 8601 with the offset,
+ * null for never; text and CSV the label, 是/否 and local minutes. */
+TEST(typed_cells)
+{
+        static const struct bbt_column cols[] = {
+                { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
+                { "area", "城乡", "Area", BBT_CELL_CODE, 0 },
+                { "online", "在线", "Online", BBT_CELL_BOOL, 0 },
+                { "last_seen", "最后上报", "Last seen", BBT_CELL_TIME, 0 },
+        };
+        static const struct bbt_column gap_cols[] = { { "usage_rate", "使用率", "Usage", BBT_CELL_RATE, 0 } };
+        struct bbt_document *r = bbt_document_new("k", "类型", "Types");
+        struct bbt_table *t, *o;
+
+        ASSERT(r);
+        r->offset_min = 480;
+        t = bbt_document_add_table(r, "t", "终端", "Terminals", cols, 4);
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "A1");
+        bbt_table_set_code(t, 1, "urban", "城区");
+        bbt_table_set_bool(t, 2, true);
+        bbt_table_set_time(t, 3, 1788221100000LL); /* 2026-09-01 00:05 UTC = 08:05 at +08:00 */
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "B2");
+        bbt_table_set_code(t, 1, "rural", NULL); /* no label: the code */
+        bbt_table_set_bool(t, 2, false);
+        bbt_table_set_time(t, 3, 0); /* never: empty */
+        bbt_table_add_row(t);
+        bbt_table_set_text(t, 0, "C3");
+        bbt_table_set_time(t, 3, 1788221100123LL);
+        o = bbt_document_add_object(r, "gap", "差距", "Gap", gap_cols, 1);
+        ASSERT(o && o->object && o->n_rows == 1);
+        bbt_table_set_num(o, 0, 0.123456789);
+        ASSERT_OK(bbt_document_add_setting_int(r, "window", "窗口(上课日)", "Window (school days)", 10,
+                                               "school_days"));
+        ASSERT_OK(bbt_document_add_setting_time(r, "generated", "生成时间", "Generated", 1788221100000LL));
+        ASSERT_OK(bbt_document_add_setting_none(r, "county", "县区", "County", "全部"));
+        expect(r, "table", true,
+               "类型\n"
+               "\n"
+               "终端\n"
+               "终端  城乡   在线  最后上报\n"
+               "----  -----  ----  ----------------\n"
+               "A1    城区   是    2026-09-01 08:05\n"
+               "B2    rural  否    —\n"
+               "C3    —      —     2026-09-01 08:05\n"
+               "\n"
+               "差距\n"
+               "使用率\n"
+               "------\n"
+               " 12.3%\n"
+               "\n"
+               "设置\n"
+               "窗口(上课日)：10\n"
+               "生成时间：2026-09-01 08:05\n"
+               "县区：全部\n");
+        expect(r, "csv", false,
+               BOM "Terminals\r\n"
+               "Terminal,Area,Online,Last seen\r\n"
+               "A1,城区,yes,2026-09-01 08:05\r\n"
+               "B2,rural,no,\r\n"
+               "C3,,,2026-09-01 08:05\r\n"
+               "\r\n"
+               "Gap\r\n"
+               "Usage\r\n"
+               "0.1235\r\n"
+               "\r\n"
+               "setting,value\r\n"
+               "Window (school days),10\r\n"
+               "Generated,2026-09-01 08:05\r\n"
+               "County,全部\r\n");
+        expect(r, "json", true,
+               "{\"schema\":\"bbt-report/1\",\"report\":\"k\",\"title\":\"类型\",\"lang\":\"zh\",\"tables\":{\"t\":["
+               "{\"terminal\":\"A1\",\"area\":\"urban\",\"area_label\":\"城区\",\"online\":true,"
+               "\"last_seen\":\"2026-09-01T08:05:00+08:00\"},"
+               "{\"terminal\":\"B2\",\"area\":\"rural\",\"area_label\":\"rural\",\"online\":false,\"last_seen\":null},"
+               "{\"terminal\":\"C3\",\"area\":null,\"area_label\":null,\"online\":null,"
+               "\"last_seen\":\"2026-09-01T08:05:00.123+08:00\"}]},"
+               "\"objects\":{\"gap\":{\"usage_rate\":0.123456789}},"
+               "\"headings\":{\"t\":{\"caption\":\"终端\",\"columns\":{\"terminal\":\"终端\",\"area\":\"城乡\","
+               "\"online\":\"在线\",\"last_seen\":\"最后上报\"}},\"gap\":{\"caption\":\"差距\",\"columns\":{"
+               "\"usage_rate\":\"使用率\"}}},\"notes\":[],\"settings\":{"
+               "\"window\":{\"value\":10,\"unit\":\"school_days\",\"label\":\"窗口(上课日)\"},"
+               "\"generated\":{\"value\":\"2026-09-01T08:05:00+08:00\",\"unit\":null,\"label\":\"生成时间\"},"
+               "\"county\":{\"value\":null,\"unit\":null,\"label\":\"县区\"}}}\n");
+        /* West of Greenwich, and an offset of less than an hour keeps its sign. */
+        {
+                char buf[40];
+
+                ASSERT_STR_EQ(bbt_time_format(1788221100000LL, -330, true, buf, sizeof(buf)),
+                              "2026-08-31T18:35:00-05:30");
+                ASSERT_STR_EQ(bbt_time_format(1788221100000LL, -30, true, buf, sizeof(buf)),
+                              "2026-08-31T23:35:00-00:30");
+                ASSERT_STR_EQ(bbt_time_format(1788221100000LL, -30, false, buf, sizeof(buf)), "2026-08-31 23:35");
+        }
+        bbt_document_free(r);
+}
+
+/* Codes are [a-z0-9_]+; a CODE column's KEY_label may not clash with another
+ * key; an object has one row; each setter takes only its own type. */
+TEST(typed_cells_errors)
+{
+        static const struct bbt_column clash[] = {
+                { "area", "城乡", "Area", BBT_CELL_CODE, 0 },
+                { "area_label", "城乡名称", "Area name", BBT_CELL_TEXT, 0 },
+        };
+        static const struct bbt_column cols[] = {
+                { "area", "城乡", "Area", BBT_CELL_CODE, 0 },
+                { "online", "在线", "Online", BBT_CELL_BOOL, 0 },
+                { "at", "时间", "At", BBT_CELL_TIME, 0 },
+        };
+        static const char *const bad_codes[] = { "Urban", "城区", "", "a-b", "a b" };
+        struct bbt_document *r;
+        struct bbt_table *t;
+
+        r = bbt_document_new("e", "错", "E");
+        ASSERT(!bbt_document_add_table(r, "t", "表", "T", clash, 2));
+        expect_error(r, -EINVAL);
+        bbt_document_free(r);
+        for (size_t i = 0; i < BBT_ELEMENTSOF(bad_codes); i++) {
+                r = bbt_document_new("e", "错", "E");
+                t = bbt_document_add_table(r, "t", "表", "T", cols, 3);
+                bbt_table_add_row(t);
+                bbt_table_set_code(t, 0, bad_codes[i], "x");
+                expect_error(r, -EINVAL);
+                bbt_document_free(r);
+        }
+        /* Wrong types: text into a code, a bool into a time, a time into a bool, an int into a bool. */
+        for (int k = 0; k < 4; k++) {
+                r = bbt_document_new("e", "错", "E");
+                t = bbt_document_add_table(r, "t", "表", "T", cols, 3);
+                bbt_table_add_row(t);
+                if (k == 0)
+                        bbt_table_set_text(t, 0, "urban");
+                else if (k == 1)
+                        bbt_table_set_bool(t, 2, true);
+                else if (k == 2)
+                        bbt_table_set_time(t, 1, 1000);
+                else
+                        bbt_table_set_int(t, 1, 1);
+                expect_error(r, -EINVAL);
+                bbt_document_free(r);
+        }
+        /* An object takes no second row. */
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_object(r, "o", "对象", "O", cols, 3);
+        ASSERT(t);
+        ASSERT_EQ(bbt_table_add_row(t), -EINVAL);
+        expect_error(r, -EINVAL);
+        bbt_document_free(r);
+        /* The NULL table is taken; a code replaced frees the first. */
+        bbt_table_set_code(NULL, 0, "x", "y");
+        bbt_table_set_bool(NULL, 0, true);
+        bbt_table_set_time(NULL, 0, 1);
+        r = bbt_document_new("e", "错", "E");
+        t = bbt_document_add_table(r, "t", "表", "T", cols, 3);
+        bbt_table_add_row(t);
+        bbt_table_set_code(t, 0, "urban", "城区");
+        bbt_table_set_code(t, 0, "town", "镇区");
+        expect(r, "csv", true, BOM "表\r\n城乡,在线,时间\r\n镇区,,\r\n");
+        bbt_document_free(r);
+}

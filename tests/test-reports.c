@@ -532,6 +532,16 @@ static const cJSON *table(const cJSON *doc, const char *key)
         return t;
 }
 
+/* Object KEY of DOC (a figure that is not a row of a list). */
+static const cJSON *object(const cJSON *doc, const char *key)
+{
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "objects"), key);
+
+        if (!cJSON_IsObject(o))
+                FAIL("no object %s", key);
+        return o;
+}
+
 static int rows(const cJSON *doc, const char *key)
 {
         return cJSON_GetArraySize(table(doc, key));
@@ -623,8 +633,40 @@ static void check_str(int line, const cJSON *row, const char *col, const char *w
                                cJSON_IsString(c) ? c->valuestring : "(not a string)");
 }
 
+/* A code column: COL holds CODE and COL_label LABEL (both null for NULL). */
+static void check_code(int line, const cJSON *row, const char *col, const char *code, const char *label)
+{
+        char label_col[96];
+
+        snprintf(label_col, sizeof(label_col), "%s_label", col);
+        if (!code) {
+                if (!cJSON_IsNull(cell(line, row, col)) || !cJSON_IsNull(cell(line, row, label_col)))
+                        bbt_test__fail(__FILE__, line, "%s: expected null and a null label", col);
+                return;
+        }
+        check_str(line, row, col, code);
+        check_str(line, row, label_col, label);
+}
+
+static void check_bool(int line, const cJSON *row, const char *col, bool want)
+{
+        const cJSON *c = cell(line, row, col);
+
+        if (!cJSON_IsBool(c) || cJSON_IsTrue(c) != want)
+                bbt_test__fail(__FILE__, line, "%s: expected %s", col, want ? "true" : "false");
+}
+
+static void check_null(int line, const cJSON *row, const char *col)
+{
+        if (!cJSON_IsNull(cell(line, row, col)))
+                bbt_test__fail(__FILE__, line, "%s: expected null", col);
+}
+
 #define NUM(row, col, want) check_num(__LINE__, row, col, want)
 #define STR(row, col, want) check_str(__LINE__, row, col, want)
+#define CODE(row, col, code, label) check_code(__LINE__, row, col, code, label)
+#define BOOL(row, col, want) check_bool(__LINE__, row, col, want)
+#define NUL(row, col) check_null(__LINE__, row, col)
 
 /* The eight rate columns, as printed: rates to 4 decimals, avg_daily_hours
  * to 2, weekly_lessons to 1. */
@@ -763,9 +805,8 @@ TEST(summary)
         build();
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "班班通使用情况汇总");
-        ASSERT_EQ(rows(doc, "overall"), 1);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "510107");
+        r = object(doc, "overall");
+        CODE(r, "scope", "county", "510107");
         NUM(r, "schools", 3);
         NUM(r, "terminals", 5);
         RATES_COUNTY(r);
@@ -785,32 +826,34 @@ TEST(summary)
         NUM(r, "terminals", 3);
         RATES_BC(r);
 
-        /* 城区 = A, 镇区 = C, 乡村 = B, then the gap (highest − lowest of the defined):
+        /* 城区 = A, 镇区 = C, 乡村 = B, and the gap (highest − lowest of the defined), an object:
          *   power  0.8 − 0 = 0.8         usage  0.6 − 0 = 0.6
          *   hours  0.53333 − 0 → 0.53    period 0.175 − 0 = 0.175
          *   inter  0.53333 − 0.37500002 = 0.158333 → 0.1583 (乡村 undefined, left out)
          *   online 1 − 0.88889 = 0.1111  intact 1 − 0.5 = 0.5   weekly 3.5 − 0 = 3.5 */
-        ASSERT_EQ(rows(doc, "areas"), 4);
+        ASSERT_EQ(rows(doc, "areas"), 3);
         r = row_at(doc, "areas", 0);
-        STR(r, "area", "城区");
+        CODE(r, "area", "urban", "城区");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_A(r);
         r = row_at(doc, "areas", 1);
-        STR(r, "area", "镇区");
+        CODE(r, "area", "town", "镇区");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         RATES_C(r);
         r = row_at(doc, "areas", 2);
-        STR(r, "area", "乡村");
+        CODE(r, "area", "rural", "乡村");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_B(r);
-        r = row_at(doc, "areas", 3);
-        STR(r, "area", "差距(最高−最低)");
-        NUM(r, "schools", NONE);
-        NUM(r, "terminals", NONE);
+        r = object(doc, "area_gap");
+        ASSERT_EQ(cJSON_GetArraySize(r), 8); /* the eight rates alone */
         RATES(r, 0.8, 0.6, 0.53, 0.175, 0.1583, 0.1111, 0.5, 3.5);
+        /* Unrounded: 0.53333 − 0 is 19 199 999 / 3 600 000 / 10 to the last bit. */
+        ASSERT(cJSON_GetObjectItemCaseSensitive(r, "avg_daily_hours")->valuedouble == 19199999.0 / 3600000.0 / 10);
+        ASSERT(cJSON_GetObjectItemCaseSensitive(object(doc, "overall"), "avg_daily_hours")->valuedouble ==
+               25199999.0 / 3600000.0 / 25);
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
         SETTING_STR(doc, "school", NULL); /* no filter: null in JSON */
 }
@@ -828,8 +871,8 @@ TEST(summary_all_counties)
          * week); intact: D1 is silent (last seen Tue 09-01; 8 school days of
          * its own since, > 3), so 3/6 = 0.5; weekly 9 / (30/5) = 1.5. */
         doc = run("summary", NULL, NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "全部");
+        r = object(doc, "overall");
+        CODE(r, "scope", "all", "全部");
         NUM(r, "schools", 4);
         NUM(r, "terminals", 6);
         RATES(r, 0.3667, 0.2667, 0.23, 0.0667, 0.4127, 0.9713, 0.5, 1.5);
@@ -838,7 +881,7 @@ TEST(summary_all_counties)
         NUM(r, "faulty", 3);
         ASSERT_EQ(rows(doc, "townships"), 3);
         r = row_at(doc, "townships", 2);
-        STR(r, "township", "(未登记)");
+        NUL(r, "township"); /* not registered */
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         /* D alone: 5 days, 40 periods, nothing: 0, 0, 0, 0, null, null, intact 0, 0. */
@@ -847,7 +890,7 @@ TEST(summary_all_counties)
          * 0.3333; hours 19 199 999 / 3 600 000 / 15 = 0.3556 → 0.36; periods
          * 7/80 = 0.0875; interactive 0.375; online 0.9907; intact 1/3 =
          * 0.3333; weekly 7 / 3 = 2.333 → 2.3. */
-        r = row_where(doc, "areas", "area", "城区");
+        r = row_where(doc, "areas", "area", "urban");
         NUM(r, "schools", 2);
         NUM(r, "terminals", 3);
         RATES(r, 0.5333, 0.3333, 0.36, 0.0875, 0.375, 0.9907, 0.3333, 2.3);
@@ -855,20 +898,20 @@ TEST(summary_all_counties)
 
         /* The other county alone. */
         doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "510108");
+        r = object(doc, "overall");
+        CODE(r, "scope", "county", "510108");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         RATES(r, 0, 0, 0, 0, NONE, NONE, 0, 0);
         /* A county with nothing: no terminals, every rate undefined, intact too. */
         doc = run("summary", "510199", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
+        r = object(doc, "overall");
         NUM(r, "schools", 0);
         NUM(r, "terminals", 0);
         RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
         ASSERT_EQ(rows(doc, "townships"), 0);
-        ASSERT_EQ(rows(doc, "areas"), 1); /* the gap row, empty */
-        RATES(row_at(doc, "areas", 0), NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
+        ASSERT_EQ(rows(doc, "areas"), 0);
+        RATES(object(doc, "area_gap"), NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
 }
 
 TEST(schools)
@@ -882,16 +925,16 @@ TEST(schools)
         STR(r, "school_code", "5101070001");
         STR(r, "school_name", "城关小学");
         STR(r, "township", "城关街道");
-        STR(r, "type", "小学");
-        STR(r, "area", "城区");
+        CODE(r, "type", "primary", "小学");
+        CODE(r, "area", "urban", "城区");
         NUM(r, "students", 600);
         NUM(r, "terminals", 2);
         RATES_A(r);
         NUM(r, "idle", 1); /* A2 */
         r = row_at(doc, "schools", 1);
         STR(r, "school_code", "5101070002");
-        STR(r, "type", "初中");
-        STR(r, "area", "乡村");
+        CODE(r, "type", "junior", "初中");
+        CODE(r, "area", "rural", "乡村");
         NUM(r, "students", 200);
         NUM(r, "terminals", 2);
         RATES_B(r);
@@ -899,8 +942,8 @@ TEST(schools)
         r = row_at(doc, "schools", 2);
         STR(r, "school_code", "5101070003");
         STR(r, "school_name", "石板镇九年一贯制学校");
-        STR(r, "type", "九年一贯制");
-        STR(r, "area", "镇区");
+        CODE(r, "type", "nine_year", "九年一贯制");
+        CODE(r, "area", "town", "镇区");
         NUM(r, "students", 340);
         NUM(r, "terminals", 1);
         RATES_C(r);
@@ -914,15 +957,15 @@ TEST(school_filter)
 
         build();
         doc = run("summary", NULL, "5101070001", MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "5101070001");
+        r = object(doc, "overall");
+        CODE(r, "scope", "school", "5101070001");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_A(r);
         NUM(r, "idle", 1);
         NUM(r, "faulty", 1);
-        ASSERT_EQ(rows(doc, "areas"), 2); /* 城区 and the gap, which is 0 for one area */
-        RATES(row_at(doc, "areas", 1), 0, 0, 0, 0, 0, 0, 0, 0);
+        ASSERT_EQ(rows(doc, "areas"), 1); /* 城区; the gap is 0 for one area */
+        RATES(object(doc, "area_gap"), 0, 0, 0, 0, 0, 0, 0, 0);
         SETTING_STR(doc, "school", "5101070001");
 
         doc = run("terminals", "510107", "5101070003", MON, SUN, true, NULL);
@@ -945,35 +988,35 @@ TEST(terminals)
         STR(r, "school_name", "城关小学");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        STR(r, "online", "是");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        BOOL(r, "online", true);
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_A1(r);
         NUM(r, "open_faults", 0);
         STR(r, "version", "2.1.0");
         r = row_at(doc, "terminals", 1);
         STR(r, "terminal", "A2");
-        STR(r, "online", "否"); /* shut down cleanly on Fri 08:01 */
-        STR(r, "last_seen", "2026-09-11 08:01");
+        BOOL(r, "online", false); /* shut down cleanly on Fri 08:01 */
+        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
         RATES_A2(r);
         NUM(r, "open_faults", 2); /* periph_missing, disk_low */
         r = row_at(doc, "terminals", 2);
         STR(r, "terminal", "B1");
-        STR(r, "online", "是");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        BOOL(r, "online", true);
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_B1(r);
         NUM(r, "open_faults", 0);
         r = row_at(doc, "terminals", 3);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
         STR(r, "room", "七年级(2)班");
-        STR(r, "online", "否");
-        STR(r, "last_seen", "从未");
+        BOOL(r, "online", false);
+        NUL(r, "last_seen"); /* never */
         RATES_B2(r);
         NUM(r, "open_faults", 1); /* silent */
-        STR(r, "version", "");
+        NUL(r, "version");
         r = row_at(doc, "terminals", 4);
         STR(r, "terminal", "C1");
-        STR(r, "last_seen", "2026-09-10 16:05");
+        STR(r, "last_seen", "2026-09-10T16:05:00.500+08:00");
         RATES_C1(r);
         NUM(r, "open_faults", 0); /* the overheat was cleared */
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
@@ -994,31 +1037,31 @@ TEST(idle)
         STR(r, "school_name", "城关小学");
         STR(r, "room", "一年级(2)班");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-08 09:09"); /* the 599 999 ms ended 09:09:59.999 */
-        STR(r, "last_seen", "2026-09-11 08:01");
-        STR(r, "reason", "开机未使用");
+        STR(r, "last_active", "2026-09-08T09:09:59.999+08:00"); /* the 599 999 ms interval's end, to the ms */
+        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
+        CODE(r, "reason", "not_used", "开机未使用");
         r = row_at(doc, "idle", 1);
         STR(r, "terminal", "B1");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-10 13:00"); /* active, but after school hours */
-        STR(r, "last_seen", "2026-09-13 10:00");
-        STR(r, "reason", "未开机");
+        STR(r, "last_active", "2026-09-10T13:00:00+08:00"); /* active, but after school hours */
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        CODE(r, "reason", "not_powered", "未开机");
         r = row_at(doc, "idle", 2);
         STR(r, "terminal", "B2");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "从未");
-        STR(r, "last_seen", "从未");
-        STR(r, "reason", "从未上报");
+        NUL(r, "last_active"); /* never: null, not a word */
+        NUL(r, "last_seen");
+        CODE(r, "reason", "never_reported", "从未上报");
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* All counties: D1's window is Mon 08-31 .. Fri 09-11 (its weekdays);
          * used on Tue 09-01, so not idle. */
         doc = run("idle", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "idle"), 3);
-        STR(row_at(doc, "idle", 0), "reason", "powered but not used");
-        STR(row_at(doc, "idle", 1), "reason", "never powered on");
-        STR(row_at(doc, "idle", 2), "reason", "never reported");
-        STR(row_at(doc, "idle", 2), "last_seen", "never");
+        CODE(row_at(doc, "idle", 0), "reason", "not_used", "powered but not used");
+        CODE(row_at(doc, "idle", 1), "reason", "not_powered", "never powered on");
+        CODE(row_at(doc, "idle", 2), "reason", "never_reported", "never reported");
+        NUL(row_at(doc, "idle", 2), "last_seen");
 
         /* A window of 5 school days: 510107's is Mon 09-07 .. Sat 09-12, D's
          * Mon 09-07 .. Fri 09-11. D1 was last seen Tue 09-01, before it: offline. */
@@ -1029,10 +1072,10 @@ TEST(idle)
         r = row_where(doc, "idle", "terminal", "D1");
         STR(r, "school_code", "5101080001");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-01 08:40");
-        STR(r, "last_seen", "2026-09-01 08:40");
-        STR(r, "reason", "离线");
-        STR(row_where(doc, "idle", "terminal", "A2"), "reason", "开机未使用");
+        STR(r, "last_active", "2026-09-01T08:40:00+08:00");
+        STR(r, "last_seen", "2026-09-01T08:40:00.500+08:00");
+        CODE(r, "reason", "offline", "离线");
+        CODE(row_where(doc, "idle", "terminal", "A2"), "reason", "not_used", "开机未使用");
         SETTING_NUM(doc, "idle_window", 5, "school_days");
 
         /* Idle when used on at most 3 days: C1 (used Mon, Tue, Thu) joins A2, B1, B2; A1 (5) does not. */
@@ -1042,7 +1085,7 @@ TEST(idle)
         ASSERT_EQ(rows(doc, "idle"), 4);
         r = row_where(doc, "idle", "terminal", "C1");
         NUM(r, "used_days", 3);
-        STR(r, "reason", "开机未使用");
+        CODE(r, "reason", "not_used", "开机未使用");
 }
 
 TEST(faults)
@@ -1058,27 +1101,24 @@ TEST(faults)
         r = row_at(doc, "faults", 0);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
-        STR(r, "code", "silent");
-        STR(r, "name", "长期未上报");
-        STR(r, "severity", "错误");
-        STR(r, "source", "平台");
-        STR(r, "since", "从未");
+        CODE(r, "fault", "silent", "长期未上报");
+        CODE(r, "severity", "error", "错误");
+        CODE(r, "source", "aggregator", "平台");
+        NUL(r, "since"); /* never seen */
         r = row_at(doc, "faults", 1);
         STR(r, "terminal", "A2");
         STR(r, "room", "一年级(2)班");
-        STR(r, "code", "periph_missing");
-        STR(r, "name", "外设缺失");
-        STR(r, "severity", "警告");
-        STR(r, "source", "平台");
-        STR(r, "since", "2026-09-07 07:45");
+        CODE(r, "fault", "periph_missing", "外设缺失");
+        CODE(r, "severity", "warning", "警告");
+        CODE(r, "source", "aggregator", "平台");
+        STR(r, "since", "2026-09-07T07:45:00+08:00");
         STR(r, "detail", "expected but absent: camera");
         r = row_at(doc, "faults", 2);
         STR(r, "terminal", "A2");
-        STR(r, "code", "disk_low");
-        STR(r, "name", "磁盘空间不足");
-        STR(r, "severity", "警告");
-        STR(r, "source", "终端");
-        STR(r, "since", "2026-09-10 08:30");
+        CODE(r, "fault", "disk_low", "磁盘空间不足");
+        CODE(r, "severity", "warning", "警告");
+        CODE(r, "source", "agent", "终端");
+        STR(r, "since", "2026-09-10T08:30:00+08:00");
         STR(r, "detail", "root 95% full");
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
@@ -1086,17 +1126,16 @@ TEST(faults)
          * disk_low not raised yet. */
         doc = run("faults", "510107", NULL, MON, MON, true, NULL);
         ASSERT_EQ(rows(doc, "faults"), 2);
-        STR(row_at(doc, "faults", 0), "code", "silent");
-        STR(row_at(doc, "faults", 1), "code", "periph_missing");
+        STR(row_at(doc, "faults", 0), "fault", "silent");
+        STR(row_at(doc, "faults", 1), "fault", "periph_missing");
 
         /* All counties: D1, silent since it was last seen. */
         doc = run("faults", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "faults"), 4);
         r = row_where(doc, "faults", "terminal", "D1");
-        STR(r, "code", "silent");
-        STR(r, "name", "silent");
-        STR(r, "source", "aggregator");
-        STR(r, "since", "2026-09-01 08:40");
+        CODE(r, "fault", "silent", "silent");
+        CODE(r, "source", "aggregator", "aggregator");
+        STR(r, "since", "2026-09-01T08:40:00.500+08:00");
         STR(r, "detail", "nothing received for over 3 school days");
 }
 
@@ -1129,7 +1168,7 @@ TEST(balance)
         doc = run("balance", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "primary"), 4);
         r = row_at(doc, "primary", 0);
-        STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
+        CODE(r, "indicator", "terminals_per_100", "每百名学生拥有网络多媒体教室数");
         NUM(r, "schools", 2);
         NUM(r, "left_out", 0);
         NUM(r, "mean", 0.320);
@@ -1137,23 +1176,23 @@ TEST(balance)
         NUM(r, "cv", 0.058);
         NUM(r, "quality_max", 0.50);
         NUM(r, "basic_max", 0.65);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         r = row_at(doc, "primary", 1);
-        STR(r, "indicator", "日均使用时长");
+        CODE(r, "indicator", "avg_daily_hours", "日均使用时长");
         NUM(r, "mean", 0.467);
         NUM(r, "sd", 0.094);
         NUM(r, "cv", 0.202);
         r = row_at(doc, "primary", 2);
-        STR(r, "indicator", "使用率");
+        CODE(r, "indicator", "usage_rate", "使用率");
         NUM(r, "mean", 0.533);
         NUM(r, "sd", 0.047);
         NUM(r, "cv", 0.088);
         r = row_at(doc, "primary", 3);
-        STR(r, "indicator", "堂堂用率");
+        CODE(r, "indicator", "period_usage_rate", "堂堂用率");
         NUM(r, "mean", 0.161);
         NUM(r, "sd", 0.020);
         NUM(r, "cv", 0.122);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
 
         ASSERT_EQ(rows(doc, "junior"), 4);
         r = row_at(doc, "junior", 0);
@@ -1164,7 +1203,7 @@ TEST(balance)
         NUM(r, "cv", 0);
         NUM(r, "quality_max", 0.45);
         NUM(r, "basic_max", 0.55);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         for (int i = 1; i < 4; i++) {
                 r = row_at(doc, "junior", i);
                 NUM(r, "schools", 1);
@@ -1172,14 +1211,14 @@ TEST(balance)
                 NUM(r, "mean", 0);
                 NUM(r, "sd", 0);
                 NUM(r, "cv", NONE);
-                STR(r, "result", "无法计算");
+                CODE(r, "result", "undefined", "无法计算");
         }
 
         /* Values: A primary, B junior, C primary, C junior. */
         ASSERT_EQ(rows(doc, "values"), 4);
         r = row_at(doc, "values", 0);
         STR(r, "school_code", "5101070001");
-        STR(r, "section", "小学");
+        CODE(r, "section", "primary", "小学");
         NUM(r, "pupils", 600);
         NUM(r, "terminals_per_100", 0.33);
         NUM(r, "avg_daily_hours", 0.53);
@@ -1187,7 +1226,7 @@ TEST(balance)
         NUM(r, "period_usage_rate", 0.175);
         r = row_at(doc, "values", 1);
         STR(r, "school_code", "5101070002");
-        STR(r, "section", "初中");
+        CODE(r, "section", "junior", "初中");
         NUM(r, "pupils", 200);
         NUM(r, "terminals_per_100", 1);
         NUM(r, "avg_daily_hours", 0);
@@ -1195,14 +1234,14 @@ TEST(balance)
         NUM(r, "period_usage_rate", 0);
         r = row_at(doc, "values", 2);
         STR(r, "school_code", "5101070003");
-        STR(r, "section", "小学");
+        CODE(r, "section", "primary", "小学");
         NUM(r, "pupils", 300);
         NUM(r, "terminals_per_100", 0.29);
         NUM(r, "avg_daily_hours", 0.33);
         NUM(r, "usage_rate", 0.6);
         NUM(r, "period_usage_rate", 0.1333);
         r = row_at(doc, "values", 3);
-        STR(r, "section", "初中");
+        CODE(r, "section", "junior", "初中");
         NUM(r, "pupils", 40);
         NUM(r, "terminals_per_100", 0.29);
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
@@ -1223,12 +1262,12 @@ TEST(balance)
         NUM(r, "mean", 0.882);
         NUM(r, "sd", 0.263);
         NUM(r, "cv", 0.298);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         r = row_at(doc, "junior", 1);
         NUM(r, "mean", 0.056);
         NUM(r, "sd", 0.124);
         NUM(r, "cv", 2.236);
-        STR(r, "result", "未达标");
+        CODE(r, "result", "not_balanced", "未达标");
         r = row_at(doc, "junior", 2);
         NUM(r, "mean", 0.1);
         NUM(r, "sd", 0.224);
@@ -1248,7 +1287,7 @@ TEST(inventory)
         STR(r, "school_code", "5101070001");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        STR(r, "kind", "camera");
+        CODE(r, "kind", "camera", "摄像头");
         STR(r, "vendor", "Eloam");
         STR(r, "model", "展台 S500");
         STR(r, "serial", "EL-01");
@@ -1264,10 +1303,10 @@ TEST(inventory)
         r = row_at(doc, "missing", 0);
         STR(r, "terminal", "A2");
         STR(r, "school_name", "城关小学");
-        STR(r, "missing", "camera");
+        CODE(r, "missing", "camera", "摄像头");
         r = row_at(doc, "missing", 1);
         STR(r, "terminal", "B2");
-        STR(r, "missing", "camera");
+        CODE(r, "missing", "camera", "摄像头");
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
@@ -1354,22 +1393,24 @@ TEST(loss_skipped_and_conflicts)
         NUM(r, "from_seq", 104);
         NUM(r, "to_seq", 104);
         NUM(r, "count", 1);
-        STR(r, "reason", "终端缓存损坏或断电时未写入磁盘");
+        CODE(r, "kind", "lost", "丢失");
+        CODE(r, "reason", "spool_damaged", "终端缓存损坏或断电时未写入磁盘");
         r = row_where(doc, "ranges", "kind", "skipped");
         NUM(r, "from_seq", 105);
-        STR(r, "kind_name", "跳过（未使用）");
-        STR(r, "reason", "未使用（终端异常停止后跳过的序号）");
+        CODE(r, "kind", "skipped", "跳过（未使用）");
+        CODE(r, "reason", "unclean_skipped", "未使用（终端异常停止后跳过的序号）");
         ASSERT_EQ(rows(doc, "conflicts"), 1);
         r = row_at(doc, "conflicts", 0);
         STR(r, "terminal", "C1");
         NUM(r, "seq", 5);
-        STR(r, "channel", "hb");
+        CODE(r, "channel", "hb", "心跳");
         NUM(row_where(doc, "counters", "counter", "seq_conflict"), "value", 1);
         NUM(row_where(doc, "counters", "counter", "skipped"), "value", 1);
         NUM(row_where(doc, "counters", "counter", "lost"), "value", 1);
-        /* In English, the reasons as recorded. */
+        /* In English, the reasons as recorded; the codes do not change. */
         doc = run("loss", "510107", NULL, MON, SUN, false, NULL);
-        STR(row_where(doc, "ranges", "kind", "skipped"), "reason", "never used (skipped after an unclean stop)");
+        CODE(row_where(doc, "ranges", "kind", "skipped"), "reason", "unclean_skipped",
+             "never used (skipped after an unclean stop)");
 }
 
 /* A range without a school day: the holiday alone, and the Sunday alone. */
@@ -1381,7 +1422,7 @@ TEST(no_school_days)
         build();
         for (int i = 0; i < 2; i++) {
                 doc = run("summary", "510107", NULL, days[i], days[i], true, NULL);
-                r = row_at(doc, "overall", 0);
+                r = object(doc, "overall");
                 NUM(r, "terminals", 5);
                 /* Every rate over days is undefined, not 0; 设备完好率 counts
                  * terminals: A1, B1, C1 intact, A2 (periph_missing since Mon)
@@ -1399,7 +1440,7 @@ TEST(no_school_days)
                 NUM(r, "left_out", 2);
                 NUM(r, "mean", NONE);
                 NUM(r, "cv", NONE);
-                STR(r, "result", "无法计算");
+                CODE(r, "result", "undefined", "无法计算");
         }
 }
 
@@ -1472,15 +1513,15 @@ TEST(english)
         doc = run("summary", "510107", NULL, MON, SUN, false, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "lang")->valuestring, "en");
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "Classroom terminal use: summary");
-        STR(row_at(doc, "areas", 0), "area", "urban");
-        STR(row_at(doc, "areas", 1), "area", "town");
-        STR(row_at(doc, "areas", 2), "area", "rural");
-        STR(row_at(doc, "areas", 3), "area", "Gap (highest − lowest)");
-        RATES_COUNTY(row_at(doc, "overall", 0));
+        CODE(row_at(doc, "areas", 0), "area", "urban", "urban");
+        CODE(row_at(doc, "areas", 1), "area", "town", "town");
+        CODE(row_at(doc, "areas", 2), "area", "rural", "rural");
+        ASSERT_EQ(rows(doc, "areas"), 3);
+        RATES_COUNTY(object(doc, "overall"));
         doc = run("schools", "510107", NULL, MON, SUN, false, NULL);
         r = row_at(doc, "schools", 2);
-        STR(r, "type", "nine_year");
-        STR(r, "area", "town");
+        CODE(r, "type", "nine_year", "nine_year");
+        CODE(r, "area", "town", "town");
 
         text = run_text("summary", "510107", NULL, MON, SUN, "csv", false, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
@@ -1509,10 +1550,10 @@ TEST(same_codes_other_county)
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_at(doc, "terminals", 0);
         STR(r, "terminal", "A1");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_A1(r);
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
-        RATES_COUNTY(row_at(doc, "overall", 0));
+        RATES_COUNTY(object(doc, "overall"));
         doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         NUM(row_where(doc, "terminals", "terminal", "A1"), "received", 543);
 
@@ -1523,9 +1564,9 @@ TEST(same_codes_other_county)
         ASSERT_EQ(rows(doc, "terminals"), 2);
         r = row_where(doc, "terminals", "school_code", "5101070001");
         STR(r, "terminal", "A1");
-        STR(r, "room", "");
-        STR(r, "last_seen", "2026-09-08 08:40");
-        STR(r, "school_name", "");
+        NUL(r, "room");
+        STR(r, "last_seen", "2026-09-08T08:40:00.500+08:00");
+        NUL(r, "school_name"); /* not in 510108's registry */
         /* 510108's days (Mon..Fri) and the default bells (8 periods; the agent's
          * rollups were cut with them too): 5 terminal-days, 40 periods.
          * power 1/5 = 0.2; usage 0.2; hours 40/60/5 = 0.1333 → 0.13; period
@@ -1537,14 +1578,16 @@ TEST(same_codes_other_county)
         doc = run("schools", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "schools"), 2);
         r = row_where(doc, "schools", "school_code", "5101070001");
-        STR(r, "school_name", "");
+        NUL(r, "school_name");
+        NUL(r, "type");
+        NUL(r, "type_label");
         NUM(r, "students", NONE);
         NUM(r, "terminals", 1);
         doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
+        r = object(doc, "overall");
         NUM(r, "schools", 2);
         NUM(r, "terminals", 2);
-        r = row_where(doc, "areas", "area", "城区");
+        r = row_where(doc, "areas", "area", "urban");
         NUM(r, "schools", 1); /* D only */
         NUM(r, "terminals", 1);
         doc = run("balance", "510108", NULL, MON, SUN, true, NULL);

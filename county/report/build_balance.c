@@ -48,7 +48,7 @@ static long section_pupils(const struct bbt_school *s, enum bbt_section sec)
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
-                { "indicator", "指标", "Indicator", BBT_CELL_TEXT, 0 },
+                { "indicator", "指标", "Indicator", BBT_CELL_CODE, 0 },
                 { "schools", "计入学校数", "Schools counted", BBT_CELL_INT, 0 },
                 { "left_out", "未计入学校数", "Schools left out", BBT_CELL_INT, 0 },
                 { "mean", "均值", "Mean", BBT_CELL_NUM, 3 },
@@ -56,18 +56,21 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 { "cv", "差异系数", "CV", BBT_CELL_NUM, 3 },
                 { "quality_max", "优质均衡标准", "Quality bound", BBT_CELL_NUM, 2 },
                 { "basic_max", "基本均衡标准", "Basic bound", BBT_CELL_NUM, 2 },
-                { "result", "结论", "Result", BBT_CELL_TEXT, 0 },
+                { "result", "结论", "Result", BBT_CELL_CODE, 0 },
         };
         static const struct bbt_column value_cols[] = {
                 { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
                 { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "section", "学段", "Section", BBT_CELL_TEXT, 0 },
+                { "section", "学段", "Section", BBT_CELL_CODE, 0 },
                 { "pupils", "学生数", "Pupils", BBT_CELL_INT, 0 },
                 { "terminals_per_100", "每百名学生多媒体教室数", "Classrooms per 100 pupils", BBT_CELL_NUM, 2 },
                 { "avg_daily_hours", "日均使用时长(小时)", "Avg daily hours", BBT_CELL_NUM, 2 },
                 { "usage_rate", "使用率", "Usage rate", BBT_CELL_RATE, 0 },
                 { "period_usage_rate", "堂堂用率", "Per-lesson use", BBT_CELL_RATE, 0 },
         };
+        /* The indicators' codes: the keys of their columns in the values table. */
+        static const char *const ind_code[IND__COUNT] = { "terminals_per_100", "avg_daily_hours", "usage_rate",
+                                                         "period_usage_rate" };
         static const char *const ind_zh[IND__COUNT] = { "每百名学生拥有网络多媒体教室数", "日均使用时长",
                                                        "使用率", "堂堂用率" };
         static const char *const ind_en[IND__COUNT] = { "Multimedia classrooms per 100 pupils", "Avg daily hours",
@@ -107,7 +110,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         if (bbt_balance_compute(in, n, (enum bbt_section)sec, d->s->min_pupils, &b) < 0)
                                 continue;
                         bbt_table_add_row(t);
-                        bbt_table_set_text(t, 0, d->o->chinese ? ind_zh[ind] : ind_en[ind]);
+                        bbt_table_set_code(t, 0, ind_code[ind], d->o->chinese ? ind_zh[ind] : ind_en[ind]);
                         bbt_table_set_int(t, 1, (int64_t)b.schools);
                         bbt_table_set_int(t, 2, (int64_t)(b.left_out + undefined));
                         if (b.schools) {
@@ -118,10 +121,14 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                                 bbt_table_set_num(t, 5, b.cv);
                         bbt_table_set_num(t, 6, quality);
                         bbt_table_set_num(t, 7, basic);
-                        bbt_table_set_text(t, 8, !b.defined   ? L(d, "无法计算", "undefined")
-                                                 : b.quality ? L(d, "达到优质均衡", "quality balance")
-                                                 : b.basic   ? L(d, "达到基本均衡", "basic balance")
-                                                             : L(d, "未达标", "not balanced"));
+                        if (!b.defined)
+                                bbt_table_set_code(t, 8, "undefined", L(d, "无法计算", "undefined"));
+                        else if (b.quality)
+                                bbt_table_set_code(t, 8, "quality", L(d, "达到优质均衡", "quality balance"));
+                        else if (b.basic)
+                                bbt_table_set_code(t, 8, "basic", L(d, "达到基本均衡", "basic balance"));
+                        else
+                                bbt_table_set_code(t, 8, "not_balanced", L(d, "未达标", "not balanced"));
                 }
         }
         free(in);
@@ -141,7 +148,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         bbt_table_add_row(vt);
                         bbt_table_set_text(vt, 0, si->code);
                         bbt_table_set_text(vt, 1, si->reg->name);
-                        bbt_table_set_text(vt, 2, sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
+                        bbt_table_set_code(vt, 2, sec ? "junior" : "primary",
+                                           sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
                         bbt_table_set_int(vt, 3, pupils);
                         for (int ind = 0; ind < IND__COUNT; ind++)
                                 if (indicator(si, ind, &v))

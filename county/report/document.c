@@ -72,6 +72,11 @@ static bool key_valid(const char *key)
         return true;
 }
 
+bool bbt_code_valid(const char *s)
+{
+        return key_valid(s);
+}
+
 /* Returns ITEMS (N used, *CAP allocated, each SIZE bytes) with room for one
  * more, updating *CAP, or NULL with ITEMS untouched on allocation failure. */
 static void *grow(void *items, size_t *cap, size_t n, size_t size)

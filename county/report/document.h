@@ -138,6 +138,8 @@ void bbt_table_set_num(struct bbt_table *t, size_t col, double v); /* RATE and N
 /* A CODE cell: CODE ([a-z0-9_]+, else -EINVAL) and its translated LABEL (NULL:
  * the code). A NULL CODE leaves the cell empty. */
 void bbt_table_set_code(struct bbt_table *t, size_t col, const char *code, const char *label);
+/* True if S is a valid code (and JSON member name): [a-z0-9_]+. */
+bool bbt_code_valid(const char *s);
 void bbt_table_set_bool(struct bbt_table *t, size_t col, bool v);
 /* A TIME cell at MS (ms since the epoch), in the document's UTC offset;
  * MS <= 0 (never) leaves the cell empty. */

@@ -175,6 +175,21 @@ const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese)
         return chinese ? zh[r] : en[r];
 }
 
+const char *bbt_idle_reason_code(enum bbt_idle_reason r)
+{
+        static const char *const codes[BBT_IDLE__COUNT] = {
+                [BBT_IDLE_NO] = "no",
+                [BBT_IDLE_NEVER_REPORTED] = "never_reported",
+                [BBT_IDLE_OFFLINE] = "offline",
+                [BBT_IDLE_NOT_POWERED] = "not_powered",
+                [BBT_IDLE_NOT_USED] = "not_used",
+        };
+
+        if ((int)r < 0 || r >= BBT_IDLE__COUNT)
+                return NULL;
+        return codes[r];
+}
+
 enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,
                                     const struct bbt_terminal_days *t, int64_t last_seen_ms, int *ret_used)
 {
