@@ -1354,14 +1354,14 @@ TEST(loss)
 }
 
 /* Lost, skipped and conflicting seqs are shown apart, each with its reason. */
-TEST(loss_skipped_and_conflicts)
+/* After build(): B1's gap 104..105 settled by the agent's reply (104 lost
+ * from its spool, 105 never used), and C1's seq 5 used a second time. */
+static void feed_skip_and_conflict(void)
 {
         struct feeder b1 = { "510107", "5101070002", "B1", 0 }, c1 = { "510107", "5101070003", "C1", 0 };
-        const cJSON *doc, *r;
         struct bbt_msg m;
         cJSON *result;
 
-        build();
         /* B1's gap 104..105: the agent says 104 was lost from its spool and
          * 105 never used. */
         bbt_msg_init(&m, BBT_CH_CMD_REPLY);
@@ -1378,7 +1378,14 @@ TEST(loss_skipped_and_conflicts)
         m.body.hb.uptime = 999999;
         feed_seq(&c1, &m, 5, at(SUN, 9, 1), at(SUN, 9, 1));
         ASSERT_OK(bbt_ingest_flush(W.in));
+}
 
+TEST(loss_skipped_and_conflicts)
+{
+        const cJSON *doc, *r;
+
+        build();
+        feed_skip_and_conflict();
         doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         r = row_where(doc, "terminals", "terminal", "B1");
         NUM(r, "lost", 1);
@@ -1536,15 +1543,23 @@ TEST(english)
  * 510108/5101070001/A1: a different terminal (the topic's county is part of
  * its identity), not registered. The registered A1 of 510107 keeps its own
  * figures, and 510107's report does not grow a second A1. */
-TEST(same_codes_other_county)
+/* After build(): an agent of 510107's school 5101070001 misconfigured with
+ * the county 510108, used on Tue. */
+static void feed_other_county_a1(void)
 {
         struct feeder x = { "510108", "5101070001", "A1", 0 };
-        const cJSON *doc, *r;
 
-        build();
         birth(&x, at(TUE, 7, 0));
         interval(&x, at(TUE, 8, 0), at(TUE, 8, 40), BBT_USAGE_ACTIVE, 0, 40);
         ASSERT_OK(bbt_ingest_flush(W.in));
+}
+
+TEST(same_codes_other_county)
+{
+        const cJSON *doc, *r;
+
+        build();
+        feed_other_county_a1();
 
         doc = run("terminals", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 5);
@@ -1593,4 +1608,58 @@ TEST(same_codes_other_county)
         doc = run("balance", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "values"), 1);
         STR(row_at(doc, "values", 0), "school_code", "5101080001");
+}
+
+/* Every report kind of the table as JSON, over the fixture with all it can
+ * show (faults, idle terminals, lost, skipped and conflicting seqs, a school
+ * outside the registry, a county with nothing, a range without a school day),
+ * in both languages. With BBT_REPORT_JSON_DUMP set, writes "<kind>\t<json>"
+ * lines to that file for tests/report-schema-check.py, which validates each
+ * against docs/schemas/report-<kind>.schema.json (ctest reports.json_schema). */
+TEST(json_every_kind)
+{
+        static const struct {
+                const char *county, *school;
+                int32_t from, to;
+        } variants[] = {
+                { "510107", NULL, MON, SUN },
+                { NULL, NULL, MON, SUN },
+                { NULL, "5101070001", MON, SUN },
+                { "510108", NULL, MON, SUN },
+                { "510199", NULL, MON, SUN },
+                { "510107", NULL, WED, WED },
+        };
+        const char *path = getenv("BBT_REPORT_JSON_DUMP");
+        const struct bbt_report_kind *kind;
+        FILE *dump = NULL;
+        size_t k, lines = 0;
+
+        build();
+        feed_skip_and_conflict();
+        feed_other_county_a1();
+        if (path && *path) {
+                dump = fopen(path, "w");
+                ASSERT(dump);
+        }
+        for (k = 0; (kind = bbt_report_kind_at(k)); k++)
+                for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++)
+                        for (int zh = 0; zh < 2; zh++) {
+                                const char *text = run_text(kind->name, variants[v].county, variants[v].school,
+                                                            variants[v].from, variants[v].to, "json", zh, NULL);
+                                cJSON *doc = cJSON_Parse(text);
+
+                                if (!doc)
+                                        FAIL("%s: not JSON: %s", kind->name, text);
+                                ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "schema")->valuestring,
+                                              "bbt-report/1");
+                                cJSON_Delete(doc);
+                                ASSERT(strchr(text, '\n') == text + strlen(text) - 1); /* one line */
+                                if (dump)
+                                        ASSERT(fprintf(dump, "%s\t%s", kind->name, text) > 0);
+                                free(W.texts[--W.n_texts]);
+                                lines++;
+                        }
+        ASSERT_EQ(lines, k * 12);
+        if (dump)
+                ASSERT_EQ(fclose(dump), 0);
 }
