@@ -39,8 +39,7 @@ jsonschema = schema_check.jsonschema
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-class UsageError(Exception):
-    pass
+UsageError = schema_check.UsageError
 
 
 def format_checker():
@@ -72,32 +71,13 @@ def format_checker():
 
 def load_schemas(schema_dir):
     """Returns {kind: validator} for every report-<kind>.schema.json in SCHEMA_DIR."""
-    if not os.path.isdir(schema_dir):
-        raise UsageError(f"{schema_dir}: not a directory")
-    docs = {}
-    for name in sorted(os.listdir(schema_dir)):
-        if not name.endswith(".schema.json"):
-            continue
-        with open(os.path.join(schema_dir, name), encoding="utf-8") as f:
-            doc = json.load(f)
-        jsonschema.Draft202012Validator.check_schema(doc)
-        if "$id" not in doc:
-            raise jsonschema.SchemaError(f"{name}: no $id")
-        docs[name] = doc
-    store = {doc["$id"]: doc for doc in docs.values()}
-    handlers = {"http": schema_check.no_network, "https": schema_check.no_network, "file": schema_check.no_network}
+    docs, resolvers = schema_check.read_schemas(schema_dir, ".schema.json")
     checker = format_checker()
     validators = {}
     for name, doc in docs.items():
-        resolver = jsonschema.RefResolver.from_schema(doc, store=store, handlers=handlers)
-        for where, ref in schema_check.walk_refs(doc, ""):
-            try:
-                resolver.resolve(ref)
-            except jsonschema.RefResolutionError as e:
-                raise jsonschema.SchemaError(f"{name}#{where}: $ref {ref!r} does not resolve: {e}")
         m = re.match(r"^report-([a-z]+)\.schema\.json$", name)
         if m:
-            validators[m.group(1)] = schema_check.Validator(doc, resolver=resolver, format_checker=checker)
+            validators[m.group(1)] = schema_check.Validator(doc, resolver=resolvers[name], format_checker=checker)
     return validators
 
 
