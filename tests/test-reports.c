@@ -538,6 +538,16 @@ static const cJSON *table(const cJSON *doc, const char *key)
         return t;
 }
 
+/* Object KEY of DOC (a figure that is not a row of a list). */
+static const cJSON *object(const cJSON *doc, const char *key)
+{
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "objects"), key);
+
+        if (!cJSON_IsObject(o))
+                FAIL("no object %s", key);
+        return o;
+}
+
 static int rows(const cJSON *doc, const char *key)
 {
         return cJSON_GetArraySize(table(doc, key));
@@ -576,11 +586,35 @@ static const cJSON *cell(int line, const cJSON *row, const char *col)
         return c;
 }
 
-/* A number rounded as the report prints it (rates 4 decimals, others their
- * column's): compared to the printed value, or NONE for null. */
+/* The decimals text and CSV print column COL with; -1: an exact number (the
+ * JSON has every number unrounded). */
+static int printed_decimals(const char *col)
+{
+        static const struct {
+                const char *col;
+                int decimals;
+        } cols[] = {
+                { "power_on_rate", 4 },    { "usage_rate", 4 },  { "period_usage_rate", 4 }, { "interactive_share", 4 },
+                { "online_rate", 4 },      { "intact_rate", 4 }, { "avg_daily_hours", 2 },   { "weekly_lessons", 1 },
+                { "mean", 3 },             { "sd", 3 },          { "cv", 3 },                { "quality_max", 2 },
+                { "basic_max", 2 },        { "terminals_per_100", 2 },
+                { "weekly_rule_rate", 4 }, /* the inspection table's actual value */ { "value", 3 },
+        };
+
+        for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+                if (strcmp(cols[i].col, col) == 0)
+                        return cols[i].decimals;
+        return -1;
+}
+
+/* A number of the JSON (unrounded), rounded as the report prints it (rates 4
+ * decimals, others their column's): compared to the printed value, or NONE
+ * for null. */
 static void check_num(int line, const cJSON *row, const char *col, double want)
 {
         const cJSON *c = cell(line, row, col);
+        int decimals = printed_decimals(col);
+        double got;
 
         if (isnan(want)) {
                 if (!cJSON_IsNull(c))
@@ -591,8 +625,10 @@ static void check_num(int line, const cJSON *row, const char *col, double want)
         if (!cJSON_IsNumber(c))
                 bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %s", col, want,
                                cJSON_IsNull(c) ? "null" : "a non-number");
-        if (fabs(c->valuedouble - want) > 1e-9)
-                bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %.10g", col, want, c->valuedouble);
+        got = decimals < 0 ? c->valuedouble : bbt_cell_round(c->valuedouble, decimals);
+        if (fabs(got - want) > 1e-9)
+                bbt_test__fail(__FILE__, line, "%s: expected %.10g, got %.10g (%.17g)", col, want, got,
+                               c->valuedouble);
 }
 
 static void check_str(int line, const cJSON *row, const char *col, const char *want)
@@ -604,8 +640,40 @@ static void check_str(int line, const cJSON *row, const char *col, const char *w
                                cJSON_IsString(c) ? c->valuestring : "(not a string)");
 }
 
+/* A code column: COL holds CODE and COL_label LABEL (both null for NULL). */
+static void check_code(int line, const cJSON *row, const char *col, const char *code, const char *label)
+{
+        char label_col[96];
+
+        snprintf(label_col, sizeof(label_col), "%s_label", col);
+        if (!code) {
+                if (!cJSON_IsNull(cell(line, row, col)) || !cJSON_IsNull(cell(line, row, label_col)))
+                        bbt_test__fail(__FILE__, line, "%s: expected null and a null label", col);
+                return;
+        }
+        check_str(line, row, col, code);
+        check_str(line, row, label_col, label);
+}
+
+static void check_bool(int line, const cJSON *row, const char *col, bool want)
+{
+        const cJSON *c = cell(line, row, col);
+
+        if (!cJSON_IsBool(c) || cJSON_IsTrue(c) != want)
+                bbt_test__fail(__FILE__, line, "%s: expected %s", col, want ? "true" : "false");
+}
+
+static void check_null(int line, const cJSON *row, const char *col)
+{
+        if (!cJSON_IsNull(cell(line, row, col)))
+                bbt_test__fail(__FILE__, line, "%s: expected null", col);
+}
+
 #define NUM(row, col, want) check_num(__LINE__, row, col, want)
 #define STR(row, col, want) check_str(__LINE__, row, col, want)
+#define CODE(row, col, code, label) check_code(__LINE__, row, col, code, label)
+#define BOOL(row, col, want) check_bool(__LINE__, row, col, want)
+#define NUL(row, col) check_null(__LINE__, row, col)
 
 /* The eight rate columns, as printed: rates to 4 decimals, avg_daily_hours
  * to 2, weekly_lessons to 1. */
@@ -683,28 +751,56 @@ static void check_str(int line, const cJSON *row, const char *col, const char *w
 #define RATES_BC(r) RATES(r, 0.2, 0.2, 0.11, 0.0364, 0.5333, 0.9394, 0.6667, 0.7)
 #define RATES_COUNTY(r) RATES(r, 0.44, 0.32, 0.28, 0.0947, 0.4127, 0.9713, 0.6, 1.8)
 
-static void check_settings(const cJSON *doc, const char *from, const char *to, const char *county,
-                           const char *used_day_min)
+/* Setting KEY of DOC: {"value": WANT (a string; NULL: null), "unit": null}. */
+static void check_setting_str(int line, const cJSON *doc, const char *key, const char *want)
 {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
+        const cJSON *s = cell(line, cJSON_GetObjectItemCaseSensitive(doc, "settings"), key);
 
-        ASSERT(cJSON_IsObject(s));
-        STR(s, "from", from);
-        STR(s, "to", to);
-        STR(s, "county", county);
-        STR(s, "used_day_min", used_day_min);
-        STR(s, "used_period_min", "10");
-        STR(s, "school_hours_margin", "30");
-        STR(s, "heartbeat_interval", "60");
-        STR(s, "idle_window", "10");
-        STR(s, "idle_max_days", "0");
-        STR(s, "silent_days", "3");
-        STR(s, "min_pupils", "50");
-        STR(s, "utc_offset", "+08:00");
-        STR(s, "clock_skew_limit", "300");
-        STR(s, "store", "test.db");
-        STR(s, "generated", "2026-09-14 08:00");
-        ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, "version")));
+        if (!cJSON_IsObject(s) || !cJSON_IsNull(cell(line, s, "unit")) || !cJSON_IsString(cell(line, s, "label")))
+                bbt_test__fail(__FILE__, line, "setting %s: not {value, unit: null, label}", key);
+        if (!want) {
+                if (!cJSON_IsNull(cell(line, s, "value")))
+                        bbt_test__fail(__FILE__, line, "setting %s: expected null", key);
+                return;
+        }
+        check_str(line, s, "value", want);
+}
+
+/* Setting KEY of DOC: {"value": WANT (a number), "unit": UNIT}. */
+static void check_setting_num(int line, const cJSON *doc, const char *key, double want, const char *unit)
+{
+        const cJSON *s = cell(line, cJSON_GetObjectItemCaseSensitive(doc, "settings"), key);
+
+        if (!cJSON_IsObject(s))
+                bbt_test__fail(__FILE__, line, "setting %s: not an object", key);
+        check_num(line, s, "value", want);
+        check_str(line, s, "unit", unit);
+}
+
+#define SETTING_STR(doc, key, want) check_setting_str(__LINE__, doc, key, want)
+#define SETTING_NUM(doc, key, want, unit) check_setting_num(__LINE__, doc, key, want, unit)
+
+static void check_settings(const cJSON *doc, const char *from, const char *to, const char *county,
+                           int used_day_min)
+{
+        ASSERT(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "settings")));
+        SETTING_STR(doc, "from", from);
+        SETTING_STR(doc, "to", to);
+        SETTING_STR(doc, "county", county);
+        SETTING_NUM(doc, "used_day_min", used_day_min, "min");
+        SETTING_NUM(doc, "used_period_min", 10, "min");
+        SETTING_NUM(doc, "school_hours_margin", 30, "min");
+        SETTING_NUM(doc, "heartbeat_interval", 60, "s");
+        SETTING_NUM(doc, "idle_window", 10, "school_days");
+        SETTING_NUM(doc, "idle_max_days", 0, "school_days");
+        SETTING_NUM(doc, "silent_days", 3, "school_days");
+        SETTING_NUM(doc, "min_pupils", 50, "pupils");
+        SETTING_STR(doc, "utc_offset", "+08:00");
+        SETTING_NUM(doc, "clock_skew_limit", 300, "s");
+        SETTING_STR(doc, "store", "test.db");
+        SETTING_STR(doc, "generated", "2026-09-14T08:00:00+08:00");
+        ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(doc, "settings"), "version"), "value")));
 }
 
 /* ---- the cases ---- */
@@ -716,9 +812,8 @@ TEST(summary)
         build();
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "班班通使用情况汇总");
-        ASSERT_EQ(rows(doc, "overall"), 1);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "510107");
+        r = object(doc, "overall");
+        CODE(r, "scope", "county", "510107");
         NUM(r, "schools", 3);
         NUM(r, "terminals", 5);
         RATES_COUNTY(r);
@@ -738,33 +833,36 @@ TEST(summary)
         NUM(r, "terminals", 3);
         RATES_BC(r);
 
-        /* 城区 = A, 镇区 = C, 乡村 = B, then the gap (highest − lowest of the defined):
+        /* 城区 = A, 镇区 = C, 乡村 = B, and the gap (highest − lowest of the defined), an object:
          *   power  0.8 − 0 = 0.8         usage  0.6 − 0 = 0.6
          *   hours  0.53333 − 0 → 0.53    period 0.175 − 0 = 0.175
          *   inter  0.53333 − 0.37500002 = 0.158333 → 0.1583 (乡村 undefined, left out)
          *   online 1 − 0.88889 = 0.1111  intact 1 − 0.5 = 0.5   weekly 3.5 − 0 = 3.5 */
-        ASSERT_EQ(rows(doc, "areas"), 4);
+        ASSERT_EQ(rows(doc, "areas"), 3);
         r = row_at(doc, "areas", 0);
-        STR(r, "area", "城区");
+        CODE(r, "area", "urban", "城区");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_A(r);
         r = row_at(doc, "areas", 1);
-        STR(r, "area", "镇区");
+        CODE(r, "area", "town", "镇区");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         RATES_C(r);
         r = row_at(doc, "areas", 2);
-        STR(r, "area", "乡村");
+        CODE(r, "area", "rural", "乡村");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_B(r);
-        r = row_at(doc, "areas", 3);
-        STR(r, "area", "差距(最高−最低)");
-        NUM(r, "schools", NONE);
-        NUM(r, "terminals", NONE);
+        r = object(doc, "area_gap");
+        ASSERT_EQ(cJSON_GetArraySize(r), 9); /* the nine rates alone */
         RATES(r, 0.8, 0.6, 0.53, 0.175, 0.1583, 0.1111, 0.5, 3.5);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        /* Unrounded: 0.53333 − 0 is 19 199 999 / 3 600 000 / 10 to the last bit. */
+        ASSERT(cJSON_GetObjectItemCaseSensitive(r, "avg_daily_hours")->valuedouble == 19199999.0 / 3600000.0 / 10);
+        ASSERT(cJSON_GetObjectItemCaseSensitive(object(doc, "overall"), "avg_daily_hours")->valuedouble ==
+               25199999.0 / 3600000.0 / 25);
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
+        SETTING_STR(doc, "school", NULL); /* no filter: null in JSON */
 }
 
 TEST(summary_all_counties)
@@ -780,8 +878,8 @@ TEST(summary_all_counties)
          * week); intact: D1 is silent (last seen Tue 09-01; 8 school days of
          * its own since, > 3), so 3/6 = 0.5; weekly 9 / (30/5) = 1.5. */
         doc = run("summary", NULL, NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "全部");
+        r = object(doc, "overall");
+        CODE(r, "scope", "all", "全部");
         NUM(r, "schools", 4);
         NUM(r, "terminals", 6);
         RATES(r, 0.3667, 0.2667, 0.23, 0.0667, 0.4127, 0.9713, 0.5, 1.5);
@@ -790,7 +888,7 @@ TEST(summary_all_counties)
         NUM(r, "faulty", 3);
         ASSERT_EQ(rows(doc, "townships"), 3);
         r = row_at(doc, "townships", 2);
-        STR(r, "township", "(未登记)");
+        NUL(r, "township"); /* not registered */
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         /* D alone: 5 days, 40 periods, nothing: 0, 0, 0, 0, null, null, intact 0, 0. */
@@ -799,28 +897,28 @@ TEST(summary_all_counties)
          * 0.3333; hours 19 199 999 / 3 600 000 / 15 = 0.3556 → 0.36; periods
          * 7/80 = 0.0875; interactive 0.375; online 0.9907; intact 1/3 =
          * 0.3333; weekly 7 / 3 = 2.333 → 2.3. */
-        r = row_where(doc, "areas", "area", "城区");
+        r = row_where(doc, "areas", "area", "urban");
         NUM(r, "schools", 2);
         NUM(r, "terminals", 3);
         RATES(r, 0.5333, 0.3333, 0.36, 0.0875, 0.375, 0.9907, 0.3333, 2.3);
-        check_settings(doc, "2026-09-07", "2026-09-13", "全部", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", NULL, 10);
 
         /* The other county alone. */
         doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "510108");
+        r = object(doc, "overall");
+        CODE(r, "scope", "county", "510108");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 1);
         RATES(r, 0, 0, 0, 0, NONE, NONE, 0, 0);
         /* A county with nothing: no terminals, every rate undefined, intact too. */
         doc = run("summary", "510199", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
+        r = object(doc, "overall");
         NUM(r, "schools", 0);
         NUM(r, "terminals", 0);
         RATES(r, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
         ASSERT_EQ(rows(doc, "townships"), 0);
-        ASSERT_EQ(rows(doc, "areas"), 1); /* the gap row, empty */
-        RATES(row_at(doc, "areas", 0), NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
+        ASSERT_EQ(rows(doc, "areas"), 0);
+        RATES(object(doc, "area_gap"), NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE);
 }
 
 TEST(schools)
@@ -834,16 +932,16 @@ TEST(schools)
         STR(r, "school_code", "5101070001");
         STR(r, "school_name", "城关小学");
         STR(r, "township", "城关街道");
-        STR(r, "type", "小学");
-        STR(r, "area", "城区");
+        CODE(r, "type", "primary", "小学");
+        CODE(r, "area", "urban", "城区");
         NUM(r, "students", 600);
         NUM(r, "terminals", 2);
         RATES_A(r);
         NUM(r, "idle", 1); /* A2 */
         r = row_at(doc, "schools", 1);
         STR(r, "school_code", "5101070002");
-        STR(r, "type", "初中");
-        STR(r, "area", "乡村");
+        CODE(r, "type", "junior", "初中");
+        CODE(r, "area", "rural", "乡村");
         NUM(r, "students", 200);
         NUM(r, "terminals", 2);
         RATES_B(r);
@@ -851,13 +949,13 @@ TEST(schools)
         r = row_at(doc, "schools", 2);
         STR(r, "school_code", "5101070003");
         STR(r, "school_name", "石板镇九年一贯制学校");
-        STR(r, "type", "九年一贯制");
-        STR(r, "area", "镇区");
+        CODE(r, "type", "nine_year", "九年一贯制");
+        CODE(r, "area", "town", "镇区");
         NUM(r, "students", 340);
         NUM(r, "terminals", 1);
         RATES_C(r);
         NUM(r, "idle", 0);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(school_filter)
@@ -866,16 +964,16 @@ TEST(school_filter)
 
         build();
         doc = run("summary", NULL, "5101070001", MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
-        STR(r, "scope", "5101070001");
+        r = object(doc, "overall");
+        CODE(r, "scope", "school", "5101070001");
         NUM(r, "schools", 1);
         NUM(r, "terminals", 2);
         RATES_A(r);
         NUM(r, "idle", 1);
         NUM(r, "faulty", 1);
-        ASSERT_EQ(rows(doc, "areas"), 2); /* 城区 and the gap, which is 0 for one area */
-        RATES(row_at(doc, "areas", 1), 0, 0, 0, 0, 0, 0, 0, 0);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "school", "5101070001");
+        ASSERT_EQ(rows(doc, "areas"), 1); /* 城区; the gap is 0 for one area */
+        RATES(object(doc, "area_gap"), 0, 0, 0, 0, 0, 0, 0, 0);
+        SETTING_STR(doc, "school", "5101070001");
 
         doc = run("terminals", "510107", "5101070003", MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 1);
@@ -897,38 +995,38 @@ TEST(terminals)
         STR(r, "school_name", "城关小学");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        STR(r, "online", "是");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        BOOL(r, "online", true);
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_A1(r);
         NUM(r, "open_faults", 0);
         STR(r, "version", "2.1.0");
         r = row_at(doc, "terminals", 1);
         STR(r, "terminal", "A2");
-        STR(r, "online", "否"); /* shut down cleanly on Fri 08:01 */
-        STR(r, "last_seen", "2026-09-11 08:01");
+        BOOL(r, "online", false); /* shut down cleanly on Fri 08:01 */
+        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
         RATES_A2(r);
         NUM(r, "open_faults", 2); /* periph_missing, disk_low */
         r = row_at(doc, "terminals", 2);
         STR(r, "terminal", "B1");
-        STR(r, "online", "是");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        BOOL(r, "online", true);
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_B1(r);
         NUM(r, "open_faults", 0);
         r = row_at(doc, "terminals", 3);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
         STR(r, "room", "七年级(2)班");
-        STR(r, "online", "否");
-        STR(r, "last_seen", "从未");
+        BOOL(r, "online", false);
+        NUL(r, "last_seen"); /* never */
         RATES_B2(r);
         NUM(r, "open_faults", 1); /* silent */
-        STR(r, "version", "");
+        NUL(r, "version");
         r = row_at(doc, "terminals", 4);
         STR(r, "terminal", "C1");
-        STR(r, "last_seen", "2026-09-10 16:05");
+        STR(r, "last_seen", "2026-09-10T16:05:00.500+08:00");
         RATES_C1(r);
         NUM(r, "open_faults", 0); /* the overheat was cleared */
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(idle)
@@ -946,31 +1044,31 @@ TEST(idle)
         STR(r, "school_name", "城关小学");
         STR(r, "room", "一年级(2)班");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-08 09:09"); /* the 599 999 ms ended 09:09:59.999 */
-        STR(r, "last_seen", "2026-09-11 08:01");
-        STR(r, "reason", "开机未使用");
+        STR(r, "last_active", "2026-09-08T09:09:59.999+08:00"); /* the 599 999 ms interval's end, to the ms */
+        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
+        CODE(r, "reason", "not_used", "开机未使用");
         r = row_at(doc, "idle", 1);
         STR(r, "terminal", "B1");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-10 13:00"); /* active, but after school hours */
-        STR(r, "last_seen", "2026-09-13 10:00");
-        STR(r, "reason", "未开机");
+        STR(r, "last_active", "2026-09-10T13:00:00+08:00"); /* active, but after school hours */
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        CODE(r, "reason", "not_powered", "未开机");
         r = row_at(doc, "idle", 2);
         STR(r, "terminal", "B2");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "从未");
-        STR(r, "last_seen", "从未");
-        STR(r, "reason", "从未上报");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        NUL(r, "last_active"); /* never: null, not a word */
+        NUL(r, "last_seen");
+        CODE(r, "reason", "never_reported", "从未上报");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* All counties: D1's window is Mon 08-31 .. Fri 09-11 (its weekdays);
          * used on Tue 09-01, so not idle. */
         doc = run("idle", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "idle"), 3);
-        STR(row_at(doc, "idle", 0), "reason", "powered but not used");
-        STR(row_at(doc, "idle", 1), "reason", "never powered on");
-        STR(row_at(doc, "idle", 2), "reason", "never reported");
-        STR(row_at(doc, "idle", 2), "last_seen", "never");
+        CODE(row_at(doc, "idle", 0), "reason", "not_used", "powered but not used");
+        CODE(row_at(doc, "idle", 1), "reason", "not_powered", "never powered on");
+        CODE(row_at(doc, "idle", 2), "reason", "never_reported", "never reported");
+        NUL(row_at(doc, "idle", 2), "last_seen");
 
         /* A window of 5 school days: 510107's is Mon 09-07 .. Sat 09-12, D's
          * Mon 09-07 .. Fri 09-11. D1 was last seen Tue 09-01, before it: offline. */
@@ -981,11 +1079,11 @@ TEST(idle)
         r = row_where(doc, "idle", "terminal", "D1");
         STR(r, "school_code", "5101080001");
         NUM(r, "used_days", 0);
-        STR(r, "last_active", "2026-09-01 08:40");
-        STR(r, "last_seen", "2026-09-01 08:40");
-        STR(r, "reason", "离线");
-        STR(row_where(doc, "idle", "terminal", "A2"), "reason", "开机未使用");
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "idle_window", "5");
+        STR(r, "last_active", "2026-09-01T08:40:00+08:00");
+        STR(r, "last_seen", "2026-09-01T08:40:00.500+08:00");
+        CODE(r, "reason", "offline", "离线");
+        CODE(row_where(doc, "idle", "terminal", "A2"), "reason", "not_used", "开机未使用");
+        SETTING_NUM(doc, "idle_window", 5, "school_days");
 
         /* Idle when used on at most 3 days: C1 (used Mon, Tue, Thu) joins A2, B1, B2; A1 (5) does not. */
         bbt_metric_settings_default(&s);
@@ -994,7 +1092,7 @@ TEST(idle)
         ASSERT_EQ(rows(doc, "idle"), 4);
         r = row_where(doc, "idle", "terminal", "C1");
         NUM(r, "used_days", 3);
-        STR(r, "reason", "开机未使用");
+        CODE(r, "reason", "not_used", "开机未使用");
 }
 
 TEST(faults)
@@ -1010,45 +1108,41 @@ TEST(faults)
         r = row_at(doc, "faults", 0);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
-        STR(r, "code", "silent");
-        STR(r, "name", "长期未上报");
-        STR(r, "severity", "错误");
-        STR(r, "source", "平台");
-        STR(r, "since", "从未");
+        CODE(r, "fault", "silent", "长期未上报");
+        CODE(r, "severity", "error", "错误");
+        CODE(r, "source", "aggregator", "平台");
+        NUL(r, "since"); /* never seen */
         r = row_at(doc, "faults", 1);
         STR(r, "terminal", "A2");
         STR(r, "room", "一年级(2)班");
-        STR(r, "code", "periph_missing");
-        STR(r, "name", "外设缺失");
-        STR(r, "severity", "警告");
-        STR(r, "source", "平台");
-        STR(r, "since", "2026-09-07 07:45");
+        CODE(r, "fault", "periph_missing", "外设缺失");
+        CODE(r, "severity", "warning", "警告");
+        CODE(r, "source", "aggregator", "平台");
+        STR(r, "since", "2026-09-07T07:45:00+08:00");
         STR(r, "detail", "expected but absent: camera");
         r = row_at(doc, "faults", 2);
         STR(r, "terminal", "A2");
-        STR(r, "code", "disk_low");
-        STR(r, "name", "磁盘空间不足");
-        STR(r, "severity", "警告");
-        STR(r, "source", "终端");
-        STR(r, "since", "2026-09-10 08:30");
+        CODE(r, "fault", "disk_low", "磁盘空间不足");
+        CODE(r, "severity", "warning", "警告");
+        CODE(r, "source", "agent", "终端");
+        STR(r, "since", "2026-09-10T08:30:00+08:00");
         STR(r, "detail", "root 95% full");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) is over,
          * disk_low not raised yet. */
         doc = run("faults", "510107", NULL, MON, MON, true, NULL);
         ASSERT_EQ(rows(doc, "faults"), 2);
-        STR(row_at(doc, "faults", 0), "code", "silent");
-        STR(row_at(doc, "faults", 1), "code", "periph_missing");
+        STR(row_at(doc, "faults", 0), "fault", "silent");
+        STR(row_at(doc, "faults", 1), "fault", "periph_missing");
 
         /* All counties: D1, silent since it was last seen. */
         doc = run("faults", NULL, NULL, MON, SUN, false, NULL);
         ASSERT_EQ(rows(doc, "faults"), 4);
         r = row_where(doc, "faults", "terminal", "D1");
-        STR(r, "code", "silent");
-        STR(r, "name", "silent");
-        STR(r, "source", "aggregator");
-        STR(r, "since", "2026-09-01 08:40");
+        CODE(r, "fault", "silent", "silent");
+        CODE(r, "source", "aggregator", "aggregator");
+        STR(r, "since", "2026-09-01T08:40:00.500+08:00");
         STR(r, "detail", "nothing received for over 3 school days");
 }
 
@@ -1081,7 +1175,7 @@ TEST(balance)
         doc = run("balance", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "primary"), 4);
         r = row_at(doc, "primary", 0);
-        STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
+        CODE(r, "indicator", "terminals_per_100", "每百名学生拥有网络多媒体教室数");
         NUM(r, "schools", 2);
         NUM(r, "left_out", 0);
         NUM(r, "mean", 0.320);
@@ -1089,23 +1183,23 @@ TEST(balance)
         NUM(r, "cv", 0.058);
         NUM(r, "quality_max", 0.50);
         NUM(r, "basic_max", 0.65);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         r = row_at(doc, "primary", 1);
-        STR(r, "indicator", "日均使用时长");
+        CODE(r, "indicator", "avg_daily_hours", "日均使用时长");
         NUM(r, "mean", 0.467);
         NUM(r, "sd", 0.094);
         NUM(r, "cv", 0.202);
         r = row_at(doc, "primary", 2);
-        STR(r, "indicator", "使用率");
+        CODE(r, "indicator", "usage_rate", "使用率");
         NUM(r, "mean", 0.533);
         NUM(r, "sd", 0.047);
         NUM(r, "cv", 0.088);
         r = row_at(doc, "primary", 3);
-        STR(r, "indicator", "堂堂用率");
+        CODE(r, "indicator", "period_usage_rate", "堂堂用率");
         NUM(r, "mean", 0.161);
         NUM(r, "sd", 0.020);
         NUM(r, "cv", 0.122);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
 
         ASSERT_EQ(rows(doc, "junior"), 4);
         r = row_at(doc, "junior", 0);
@@ -1116,7 +1210,7 @@ TEST(balance)
         NUM(r, "cv", 0);
         NUM(r, "quality_max", 0.45);
         NUM(r, "basic_max", 0.55);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         for (int i = 1; i < 4; i++) {
                 r = row_at(doc, "junior", i);
                 NUM(r, "schools", 1);
@@ -1124,14 +1218,14 @@ TEST(balance)
                 NUM(r, "mean", 0);
                 NUM(r, "sd", 0);
                 NUM(r, "cv", NONE);
-                STR(r, "result", "无法计算");
+                CODE(r, "result", "undefined", "无法计算");
         }
 
         /* Values: A primary, B junior, C primary, C junior. */
         ASSERT_EQ(rows(doc, "values"), 4);
         r = row_at(doc, "values", 0);
         STR(r, "school_code", "5101070001");
-        STR(r, "section", "小学");
+        CODE(r, "section", "primary", "小学");
         NUM(r, "pupils", 600);
         NUM(r, "terminals_per_100", 0.33);
         NUM(r, "avg_daily_hours", 0.53);
@@ -1139,7 +1233,7 @@ TEST(balance)
         NUM(r, "period_usage_rate", 0.175);
         r = row_at(doc, "values", 1);
         STR(r, "school_code", "5101070002");
-        STR(r, "section", "初中");
+        CODE(r, "section", "junior", "初中");
         NUM(r, "pupils", 200);
         NUM(r, "terminals_per_100", 1);
         NUM(r, "avg_daily_hours", 0);
@@ -1147,17 +1241,17 @@ TEST(balance)
         NUM(r, "period_usage_rate", 0);
         r = row_at(doc, "values", 2);
         STR(r, "school_code", "5101070003");
-        STR(r, "section", "小学");
+        CODE(r, "section", "primary", "小学");
         NUM(r, "pupils", 300);
         NUM(r, "terminals_per_100", 0.29);
         NUM(r, "avg_daily_hours", 0.33);
         NUM(r, "usage_rate", 0.6);
         NUM(r, "period_usage_rate", 0.1333);
         r = row_at(doc, "values", 3);
-        STR(r, "section", "初中");
+        CODE(r, "section", "junior", "初中");
         NUM(r, "pupils", 40);
         NUM(r, "terminals_per_100", 0.29);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
         /* With min_pupils 30, C's 40 junior pupils count. Weights 200/240 =
          * 5/6 and 40/240 = 1/6, S = |X_B − X_C| × sqrt(5/36) = |X_B − X_C| × 0.372678:
@@ -1175,17 +1269,17 @@ TEST(balance)
         NUM(r, "mean", 0.882);
         NUM(r, "sd", 0.263);
         NUM(r, "cv", 0.298);
-        STR(r, "result", "达到优质均衡");
+        CODE(r, "result", "quality", "达到优质均衡");
         r = row_at(doc, "junior", 1);
         NUM(r, "mean", 0.056);
         NUM(r, "sd", 0.124);
         NUM(r, "cv", 2.236);
-        STR(r, "result", "未达标");
+        CODE(r, "result", "not_balanced", "未达标");
         r = row_at(doc, "junior", 2);
         NUM(r, "mean", 0.1);
         NUM(r, "sd", 0.224);
         NUM(r, "cv", 2.236);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "min_pupils", "30");
+        SETTING_NUM(doc, "min_pupils", 30, "pupils");
 }
 
 /* The balance report's inspection layout (优质均衡督导评估表). */
@@ -1216,15 +1310,15 @@ TEST(balance_inspection)
         r = row_at(doc, "inspection", 0);
         NUM(r, "no", 1);
         STR(r, "school", "城关小学");
-        STR(r, "indicator", "每百名学生拥有网络多媒体教室数");
+        CODE(r, "indicator", "terminals_per_100", "每百名学生拥有网络多媒体教室数");
         STR(r, "standard", "≥2.3");
         NUM(r, "value", 0.333);
-        STR(r, "met", "否");
+        BOOL(r, "met", false);
         r = row_at(doc, "inspection", 1);
         STR(r, "school", "石板初级中学");
         STR(r, "standard", "≥2.4");
         NUM(r, "value", 1);
-        STR(r, "met", "否");
+        BOOL(r, "met", false);
         r = row_at(doc, "inspection", 2);
         STR(r, "school", "石板镇九年一贯制学校（小学部）");
         NUM(r, "value", 0.294);
@@ -1232,33 +1326,33 @@ TEST(balance_inspection)
         STR(r, "school", "石板镇九年一贯制学校（初中部）");
         STR(r, "standard", "≥2.4");
         NUM(r, "value", 0.294);
-        STR(r, "met", "否");
+        BOOL(r, "met", false);
         r = row_at(doc, "inspection", 4);
         NUM(r, "no", 5);
         STR(r, "school", "校际（小学）");
-        STR(r, "indicator", "差异系数：每百名学生拥有网络多媒体教室数");
+        CODE(r, "indicator", "cv_terminals_per_100", "差异系数：每百名学生拥有网络多媒体教室数");
         STR(r, "standard", "≤0.50");
         NUM(r, "value", 0.058);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         NUM(row_at(doc, "inspection", 5), "value", 0.202);
         r = row_at(doc, "inspection", 8);
         STR(r, "school", "校际（初中）");
         STR(r, "standard", "≤0.45");
         NUM(r, "value", 0);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         r = row_at(doc, "inspection", 9);
-        STR(r, "indicator", "差异系数：日均使用时长");
+        CODE(r, "indicator", "cv_avg_daily_hours", "差异系数：日均使用时长");
         NUM(r, "value", NONE);
-        STR(r, "met", "无法计算");
+        NUL(r, "met");
         ASSERT_EQ(rows(doc, "inspection_counts"), 2);
         r = row_at(doc, "inspection_counts", 0);
-        STR(r, "section", "小学");
+        CODE(r, "section", "primary", "小学");
         STR(r, "standard", "≥2.3");
         NUM(r, "schools", 2);
         NUM(r, "met", 0);
         NUM(r, "met_rate", 0);
         r = row_at(doc, "inspection_counts", 1);
-        STR(r, "section", "初中");
+        CODE(r, "section", "junior", "初中");
         NUM(r, "schools", 2);
         NUM(r, "met", 0);
 
@@ -1298,31 +1392,31 @@ TEST(balance_inspection)
         bbt_registry_free(small);
         r = row_at(doc, "inspection", 0);
         NUM(r, "value", 2.5);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         r = row_at(doc, "inspection", 1);
         NUM(r, "value", 1);
-        STR(r, "met", "否");
+        BOOL(r, "met", false);
         r = row_at(doc, "inspection", 2);
         STR(r, "standard", "≥2.3");
         NUM(r, "value", 2.381);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         r = row_at(doc, "inspection", 3);
         STR(r, "standard", "≥2.4");
         NUM(r, "value", 2.381);
-        STR(r, "met", "否");
+        BOOL(r, "met", false);
         r = row_at(doc, "inspection", 4);
         NUM(r, "value", 0.021);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         NUM(row_at(doc, "inspection", 5), "value", 0.186);
         NUM(row_at(doc, "inspection", 6), "value", 0.084);
         NUM(row_at(doc, "inspection", 7), "value", 0.113);
         r = row_at(doc, "inspection", 8);
         NUM(r, "value", 0.296);
-        STR(r, "met", "是");
+        BOOL(r, "met", true);
         for (int i = 9; i < 12; i++) {
                 r = row_at(doc, "inspection", i);
                 NUM(r, "value", 4.082);
-                STR(r, "met", "否");
+                BOOL(r, "met", false);
         }
         r = row_at(doc, "inspection_counts", 0);
         NUM(r, "schools", 2);
@@ -1350,7 +1444,7 @@ TEST(inventory)
         STR(r, "school_code", "5101070001");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        STR(r, "kind", "camera");
+        CODE(r, "kind", "camera", "摄像头");
         STR(r, "vendor", "Eloam");
         STR(r, "model", "展台 S500");
         STR(r, "serial", "EL-01");
@@ -1366,11 +1460,11 @@ TEST(inventory)
         r = row_at(doc, "missing", 0);
         STR(r, "terminal", "A2");
         STR(r, "school_name", "城关小学");
-        STR(r, "missing", "camera");
+        CODE(r, "missing", "camera", "摄像头");
         r = row_at(doc, "missing", 1);
         STR(r, "terminal", "B2");
-        STR(r, "missing", "camera");
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        CODE(r, "missing", "camera", "摄像头");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 TEST(loss)
@@ -1413,18 +1507,18 @@ TEST(loss)
         NUM(row_where(doc, "counters", "counter", "stored"), "value", 1161);
         NUM(row_where(doc, "counters", "counter", "duplicates"), "value", 4);
         NUM(row_where(doc, "counters", "counter", "reject_field"), "value", 1);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 }
 
 /* Lost, skipped and conflicting seqs are shown apart, each with its reason. */
-TEST(loss_skipped_and_conflicts)
+/* After build(): B1's gap 104..105 settled by the agent's reply (104 lost
+ * from its spool, 105 never used), and C1's seq 5 used a second time. */
+static void feed_skip_and_conflict(void)
 {
         struct feeder b1 = { "510107", "5101070002", "B1", 0 }, c1 = { "510107", "5101070003", "C1", 0 };
-        const cJSON *doc, *r;
         struct bbt_msg m;
         cJSON *result;
 
-        build();
         /* B1's gap 104..105: the agent says 104 was lost from its spool and
          * 105 never used. */
         bbt_msg_init(&m, BBT_CH_CMD_REPLY);
@@ -1441,7 +1535,14 @@ TEST(loss_skipped_and_conflicts)
         m.body.hb.uptime = 999999;
         feed_seq(&c1, &m, 5, at(SUN, 9, 1), at(SUN, 9, 1));
         ASSERT_OK(bbt_ingest_flush(W.in));
+}
 
+TEST(loss_skipped_and_conflicts)
+{
+        const cJSON *doc, *r;
+
+        build();
+        feed_skip_and_conflict();
         doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         r = row_where(doc, "terminals", "terminal", "B1");
         NUM(r, "lost", 1);
@@ -1456,22 +1557,24 @@ TEST(loss_skipped_and_conflicts)
         NUM(r, "from_seq", 104);
         NUM(r, "to_seq", 104);
         NUM(r, "count", 1);
-        STR(r, "reason", "终端缓存损坏或断电时未写入磁盘");
+        CODE(r, "kind", "lost", "丢失");
+        CODE(r, "reason", "spool_damaged", "终端缓存损坏或断电时未写入磁盘");
         r = row_where(doc, "ranges", "kind", "skipped");
         NUM(r, "from_seq", 105);
-        STR(r, "kind_name", "跳过（未使用）");
-        STR(r, "reason", "未使用（终端异常停止后跳过的序号）");
+        CODE(r, "kind", "skipped", "跳过（未使用）");
+        CODE(r, "reason", "unclean_skipped", "未使用（终端异常停止后跳过的序号）");
         ASSERT_EQ(rows(doc, "conflicts"), 1);
         r = row_at(doc, "conflicts", 0);
         STR(r, "terminal", "C1");
         NUM(r, "seq", 5);
-        STR(r, "channel", "hb");
+        CODE(r, "channel", "hb", "心跳");
         NUM(row_where(doc, "counters", "counter", "seq_conflict"), "value", 1);
         NUM(row_where(doc, "counters", "counter", "skipped"), "value", 1);
         NUM(row_where(doc, "counters", "counter", "lost"), "value", 1);
-        /* In English, the reasons as recorded. */
+        /* In English, the reasons as recorded; the codes do not change. */
         doc = run("loss", "510107", NULL, MON, SUN, false, NULL);
-        STR(row_where(doc, "ranges", "kind", "skipped"), "reason", "never used (skipped after an unclean stop)");
+        CODE(row_where(doc, "ranges", "kind", "skipped"), "reason", "unclean_skipped",
+             "never used (skipped after an unclean stop)");
 }
 
 /* A range without a school day: the holiday alone, and the Sunday alone. */
@@ -1483,7 +1586,7 @@ TEST(no_school_days)
         build();
         for (int i = 0; i < 2; i++) {
                 doc = run("summary", "510107", NULL, days[i], days[i], true, NULL);
-                r = row_at(doc, "overall", 0);
+                r = object(doc, "overall");
                 NUM(r, "terminals", 5);
                 /* Every rate over days is undefined, not 0; 设备完好率 counts
                  * terminals: A1, B1, C1 intact, A2 (periph_missing since Mon)
@@ -1502,7 +1605,7 @@ TEST(no_school_days)
                 NUM(r, "left_out", 2);
                 NUM(r, "mean", NONE);
                 NUM(r, "cv", NONE);
-                STR(r, "result", "无法计算");
+                CODE(r, "result", "undefined", "无法计算");
         }
 }
 
@@ -1518,7 +1621,7 @@ TEST(settings_change)
         s.used_day_min = 11;
         doc = run("terminals", "510107", "5101070003", MON, SUN, true, &s);
         RATES(row_at(doc, "terminals", 0), 0.6, 0.4, 0.33, 0.1333, 0.5333, 1, 1, 2);
-        check_settings(doc, "2026-09-07", "2026-09-13", "510107", "11");
+        check_settings(doc, "2026-09-07", "2026-09-13", "510107", 11);
 }
 
 TEST(every_report_has_settings)
@@ -1532,11 +1635,12 @@ TEST(every_report_has_settings)
                 const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settings");
 
                 ASSERT(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "notes")));
-                STR(s, "from", "2026-09-07");
-                STR(s, "to", "2026-09-13");
-                STR(s, "used_day_min", "10");
-                STR(s, "min_pupils", "50");
-                STR(s, "utc_offset", "+08:00");
+                ASSERT(cJSON_IsObject(s));
+                SETTING_STR(doc, "from", "2026-09-07");
+                SETTING_STR(doc, "to", "2026-09-13");
+                SETTING_NUM(doc, "used_day_min", 10, "min");
+                SETTING_NUM(doc, "min_pupils", 50, "pupils");
+                SETTING_STR(doc, "utc_offset", "+08:00");
                 STR(doc, "lang", k % 2 == 0 ? "zh" : "en");
         }
 }
@@ -1575,15 +1679,15 @@ TEST(english)
         doc = run("summary", "510107", NULL, MON, SUN, false, NULL);
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "lang")->valuestring, "en");
         ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "title")->valuestring, "Classroom terminal use: summary");
-        STR(row_at(doc, "areas", 0), "area", "urban");
-        STR(row_at(doc, "areas", 1), "area", "town");
-        STR(row_at(doc, "areas", 2), "area", "rural");
-        STR(row_at(doc, "areas", 3), "area", "Gap (highest − lowest)");
-        RATES_COUNTY(row_at(doc, "overall", 0));
+        CODE(row_at(doc, "areas", 0), "area", "urban", "urban");
+        CODE(row_at(doc, "areas", 1), "area", "town", "town");
+        CODE(row_at(doc, "areas", 2), "area", "rural", "rural");
+        ASSERT_EQ(rows(doc, "areas"), 3);
+        RATES_COUNTY(object(doc, "overall"));
         doc = run("schools", "510107", NULL, MON, SUN, false, NULL);
         r = row_at(doc, "schools", 2);
-        STR(r, "type", "nine_year");
-        STR(r, "area", "town");
+        CODE(r, "type", "nine_year", "nine_year");
+        CODE(r, "area", "town", "town");
 
         text = run_text("summary", "510107", NULL, MON, SUN, "csv", false, NULL);
         ASSERT(memcmp(text, "\xef\xbb\xbf", 3) == 0);
@@ -1599,24 +1703,32 @@ TEST(english)
  * 510108/5101070001/A1: a different terminal (the topic's county is part of
  * its identity), not registered. The registered A1 of 510107 keeps its own
  * figures, and 510107's report does not grow a second A1. */
-TEST(same_codes_other_county)
+/* After build(): an agent of 510107's school 5101070001 misconfigured with
+ * the county 510108, used on Tue. */
+static void feed_other_county_a1(void)
 {
         struct feeder x = { "510108", "5101070001", "A1", 0 };
-        const cJSON *doc, *r;
 
-        build();
         birth(&x, at(TUE, 7, 0));
         interval(&x, at(TUE, 8, 0), at(TUE, 8, 40), BBT_USAGE_ACTIVE, 0, 40);
         ASSERT_OK(bbt_ingest_flush(W.in));
+}
+
+TEST(same_codes_other_county)
+{
+        const cJSON *doc, *r;
+
+        build();
+        feed_other_county_a1();
 
         doc = run("terminals", "510107", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_at(doc, "terminals", 0);
         STR(r, "terminal", "A1");
-        STR(r, "last_seen", "2026-09-13 10:00");
+        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
         RATES_A1(r);
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
-        RATES_COUNTY(row_at(doc, "overall", 0));
+        RATES_COUNTY(object(doc, "overall"));
         doc = run("loss", "510107", NULL, MON, SUN, true, NULL);
         NUM(row_where(doc, "terminals", "terminal", "A1"), "received", 543);
 
@@ -1627,9 +1739,9 @@ TEST(same_codes_other_county)
         ASSERT_EQ(rows(doc, "terminals"), 2);
         r = row_where(doc, "terminals", "school_code", "5101070001");
         STR(r, "terminal", "A1");
-        STR(r, "room", "");
-        STR(r, "last_seen", "2026-09-08 08:40");
-        STR(r, "school_name", "");
+        NUL(r, "room");
+        STR(r, "last_seen", "2026-09-08T08:40:00.500+08:00");
+        NUL(r, "school_name"); /* not in 510108's registry */
         /* 510108's days (Mon..Fri) and the default bells (8 periods; the agent's
          * rollups were cut with them too): 5 terminal-days, 40 periods.
          * power 1/5 = 0.2; usage 0.2; hours 40/60/5 = 0.1333 → 0.13; period
@@ -1641,14 +1753,16 @@ TEST(same_codes_other_county)
         doc = run("schools", "510108", NULL, MON, SUN, true, NULL);
         ASSERT_EQ(rows(doc, "schools"), 2);
         r = row_where(doc, "schools", "school_code", "5101070001");
-        STR(r, "school_name", "");
+        NUL(r, "school_name");
+        NUL(r, "type");
+        NUL(r, "type_label");
         NUM(r, "students", NONE);
         NUM(r, "terminals", 1);
         doc = run("summary", "510108", NULL, MON, SUN, true, NULL);
-        r = row_at(doc, "overall", 0);
+        r = object(doc, "overall");
         NUM(r, "schools", 2);
         NUM(r, "terminals", 2);
-        r = row_where(doc, "areas", "area", "城区");
+        r = row_where(doc, "areas", "area", "urban");
         NUM(r, "schools", 1); /* D only */
         NUM(r, "terminals", 1);
         doc = run("balance", "510108", NULL, MON, SUN, true, NULL);
@@ -1674,23 +1788,23 @@ TEST(weekly_rule)
 
         build();
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
-        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "weekly_lessons_min", "10");
+        NUM(object(doc, "overall"), "weekly_rule_rate", 0);
+        SETTING_NUM(doc, "weekly_lessons_min", 10, "lessons");
 
         bbt_metric_settings_default(&s);
         s.weekly_lessons_min = 2;
         doc = run("summary", "510107", NULL, MON, SUN, true, &s);
-        STR(cJSON_GetObjectItemCaseSensitive(doc, "settings"), "weekly_lessons_min", "2");
-        r = row_at(doc, "overall", 0);
+        SETTING_NUM(doc, "weekly_lessons_min", 2, "lessons");
+        r = object(doc, "overall");
         NUM(r, "weekly_rule_rate", 0.4);
         RATES_COUNTY(r); /* the other figures do not move */
         NUM(r, "idle", 3);
         NUM(row_at(doc, "townships", 0), "weekly_rule_rate", 0.5);
         NUM(row_at(doc, "townships", 1), "weekly_rule_rate", 0.3333);
-        NUM(row_where(doc, "areas", "area", "城区"), "weekly_rule_rate", 0.5);
-        NUM(row_where(doc, "areas", "area", "镇区"), "weekly_rule_rate", 1);
-        NUM(row_where(doc, "areas", "area", "乡村"), "weekly_rule_rate", 0);
-        NUM(row_where(doc, "areas", "area", "差距(最高−最低)"), "weekly_rule_rate", 1);
+        NUM(row_where(doc, "areas", "area", "urban"), "weekly_rule_rate", 0.5);
+        NUM(row_where(doc, "areas", "area", "town"), "weekly_rule_rate", 1);
+        NUM(row_where(doc, "areas", "area", "rural"), "weekly_rule_rate", 0);
+        NUM(object(doc, "area_gap"), "weekly_rule_rate", 1);
         doc = run("schools", "510107", NULL, MON, SUN, true, &s);
         NUM(row_at(doc, "schools", 0), "weekly_rule_rate", 0.5);
         NUM(row_at(doc, "schools", 1), "weekly_rule_rate", 0);
@@ -1699,7 +1813,7 @@ TEST(weekly_rule)
         NUM(row_where(doc, "terminals", "terminal", "A1"), "weekly_rule_rate", 1);
         NUM(row_where(doc, "terminals", "terminal", "B2"), "weekly_rule_rate", 0);
         doc = run("summary", NULL, NULL, MON, SUN, true, &s);
-        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0.3333);
+        NUM(object(doc, "overall"), "weekly_rule_rate", 0.3333);
 
         /* Beside the idle list: below the rule, with the figures; the idle list itself is unchanged. */
         doc = run("idle", "510107", NULL, MON, SUN, true, &s);
@@ -1747,7 +1861,7 @@ TEST(weekly_rule_partial_weeks)
         bbt_metric_settings_default(&s);
         s.weekly_lessons_min = 2;
         doc = run("summary", "510107", NULL, SEP1, TUE, true, &s);
-        NUM(row_at(doc, "overall", 0), "weekly_rule_rate", 0.2);
+        NUM(object(doc, "overall"), "weekly_rule_rate", 0.2);
         NUM(row_at(doc, "townships", 0), "weekly_rule_rate", 0.25);
         NUM(row_at(doc, "townships", 1), "weekly_rule_rate", 0.1667);
         doc = run("idle", "510108", NULL, SEP1, TUE, true, &s);
@@ -1773,8 +1887,8 @@ static void record_day(int line, const cJSON *r, const char *date, const char *w
         char col[32];
 
         check_str(line, r, "date", date);
-        check_str(line, r, "weekday", weekday);
-        check_str(line, r, "day_type", type);
+        check_str(line, r, "weekday_label", weekday);
+        check_str(line, r, "day_type_label", type);
         check_num(line, r, "lessons_used", lessons);
         check_num(line, r, "active_min", active);
         check_num(line, r, "interactive_min", inter);
@@ -1831,7 +1945,7 @@ TEST(record)
         NUM(r, "school_days", 5);
         NUM(r, "lessons_used", 7);
         NUM(r, "lessons_required", 10);
-        STR(r, "weekly_rule", "未达标");
+        BOOL(r, "weekly_rule", false);
         NUM(r, "active_min", 310);
         NUM(r, "interactive_min", 120);
         r = row_at(doc, "classrooms", 1);
@@ -1849,8 +1963,8 @@ TEST(record)
         DAY(row_at(doc, "record_1", 5), "2026-09-12", "星期六", "调休上课", 1, 40, 20, 0, 0, 40, 0);
         DAY(row_at(doc, "record_1", 6), "2026-09-13", "星期日", "休息日", NONE, NONE, NONE, NONE, NONE, NONE, NONE);
         r = row_at(doc, "record_1", 7);
-        STR(r, "date", "本周合计");
-        STR(r, "day_type", "未达标");
+        NUL(r, "date");
+        CODE(r, "day_type", "week_total", "本周合计");
         NUM(r, "lessons_used", 7);
         NUM(r, "active_min", 310);
         NUM(r, "interactive_min", 120);
@@ -1867,7 +1981,7 @@ TEST(record)
         NUM(r, "lessons_used", 0);
         NUM(r, "active_min", 9);
         NUM(r, "period_2", 9);
-        STR(r, "day_type", "未达标");
+        CODE(r, "day_type", "week_total", "本周合计");
 
         /* With a minimum of 7, A1's week meets the rule exactly (5 × 7 >= 7 × 5). */
         bbt_metric_settings_default(&s);
@@ -1875,20 +1989,19 @@ TEST(record)
         doc = run("record", "510107", "5101070001", MON, SUN, true, &s);
         r = row_at(doc, "classrooms", 0);
         NUM(r, "lessons_required", 7);
-        STR(r, "weekly_rule", "达标");
-        STR(row_at(doc, "record_1", 7), "day_type", "达标");
-        STR(row_at(doc, "classrooms", 1), "weekly_rule", "未达标");
+        BOOL(r, "weekly_rule", true);
+        BOOL(row_at(doc, "classrooms", 1), "weekly_rule", false);
 
         /* CSV: one section per table, captioned with the room and the terminal. */
         text = run_text("record", "510107", "5101070001", MON, SUN, "csv", true, NULL);
         ASSERT_STR_CONTAINS(text, "\xef\xbb\xbf本周汇总\r\n学校代码,学校名称,终端,教室,上课天数,有使用节数,要求节数,"
                                   "周节数是否达标,使用时长(分钟),互动时长(分钟)\r\n"
-                                  "5101070001,城关小学,A1,一年级(1)班,5,7,10,未达标,310,120\r\n");
+                                  "5101070001,城关小学,A1,一年级(1)班,5,7,10,否,310,120\r\n");
         ASSERT_STR_CONTAINS(text, "\r\n\r\n一年级(1)班 A1\r\n日期,星期,类别,有使用节数,使用时长(分钟),互动时长(分钟),"
                                   "第1节(分钟),第2节(分钟),第3节(分钟),第4节(分钟)\r\n"
                                   "2026-09-07,星期一,上课日,2,90,40,40,0,25,0\r\n");
         ASSERT_STR_CONTAINS(text, "2026-09-09,星期三,节假日,,,,,,,\r\n");
-        ASSERT_STR_CONTAINS(text, "本周合计,,未达标,7,310,120,100,40,65,40\r\n");
+        ASSERT_STR_CONTAINS(text, "\r\n,,本周合计,7,310,120,100,40,65,40\r\n");
         ASSERT_STR_CONTAINS(text, "\r\n\r\n一年级(2)班 A2\r\n");
         ASSERT_STR_CONTAINS(text, "5101070001 节次时间：第1节 08:00–08:40，第2节 08:50–09:30，第3节 10:00–10:40，"
                                   "第4节 10:50–11:30");
@@ -1919,8 +2032,8 @@ TEST(record_own_bells)
         DAY(row_at(doc, "record_1", 5), "2026-09-12", "Saturday", "make-up school day", 0, 0, 0, 0, 0, 0);
         DAY(row_at(doc, "record_1", 6), "2026-09-13", "Sunday", "weekend", NONE, NONE, NONE, NONE, NONE, NONE);
         r = row_at(doc, "record_1", 7);
-        STR(r, "date", "Week total");
-        STR(r, "day_type", "below");
+        NUL(r, "date");
+        CODE(r, "day_type", "week_total", "Week total");
         NUM(r, "lessons_used", 2);
         NUM(r, "active_min", 100);
         NUM(r, "interactive_min", 53);
@@ -1928,7 +2041,7 @@ TEST(record_own_bells)
         NUM(r, "period_2", 5);
         NUM(r, "period_3", 45);
         r = row_at(doc, "classrooms", 0);
-        STR(r, "weekly_rule", "below");
+        BOOL(r, "weekly_rule", false);
         NUM(r, "lessons_required", 10);
 
         /* The week of 510108's school D: Mon..Fri school days, the weekend off,
@@ -1997,15 +2110,15 @@ TEST(record_week_not_over)
         ASSERT_EQ(bbt_table_cell(sum, 0, 4)->v.i, 3);   /* school days so far */
         ASSERT_EQ(bbt_table_cell(sum, 0, 5)->v.i, 5);   /* lessons with use */
         ASSERT_EQ(bbt_table_cell(sum, 0, 6)->v.i, 6);   /* required */
-        ASSERT_STR_EQ(bbt_table_cell(sum, 0, 7)->v.text, "未达标");
+        ASSERT(!bbt_table_cell(sum, 0, 7)->v.b);
         ASSERT_EQ(bbt_table_cell(sum, 0, 8)->v.i, 230);
         ASSERT_STR_EQ(a1->caption_zh, "一年级(1)班 A1");
-        ASSERT_STR_EQ(bbt_table_cell(a1, 3, 2)->v.text, "上课日");  /* Thu: today, so far */
+        ASSERT_STR_EQ(bbt_table_cell(a1, 3, 2)->v.code.code, "school_day");  /* Thu: today, so far */
         ASSERT_EQ(bbt_table_cell(a1, 3, 3)->v.i, 1);
-        ASSERT_STR_EQ(bbt_table_cell(a1, 4, 2)->v.text, "未到");    /* Fri */
+        ASSERT_STR_EQ(bbt_table_cell(a1, 4, 2)->v.code.code, "not_yet");    /* Fri */
         ASSERT_EQ(bbt_table_cell(a1, 4, 3)->kind, BBT_VALUE_EMPTY);
-        ASSERT_STR_EQ(bbt_table_cell(a1, 5, 2)->v.text, "未到");    /* Sat (调休) */
-        ASSERT_STR_EQ(bbt_table_cell(a1, 6, 2)->v.text, "休息日");  /* Sun */
+        ASSERT_STR_EQ(bbt_table_cell(a1, 5, 2)->v.code.code, "not_yet");    /* Sat (调休) */
+        ASSERT_STR_EQ(bbt_table_cell(a1, 6, 2)->v.code.code, "weekend");  /* Sun */
         ASSERT_EQ(bbt_table_cell(a1, 7, 3)->v.i, 5);
         bbt_document_free(doc);
 }
@@ -2146,4 +2259,63 @@ TEST(xlsx_readback)
                 snprintf(err, sizeof(err), "%s/bbt-report.log", W.dir);
                 ASSERT(bbt_test_file_contains(err, "--format xlsx writes a file, not to standard output: add -o FILE"));
         }
+}
+
+/* Every report kind of the table as JSON, over the fixture with all it can
+ * show (faults, idle terminals, lost, skipped and conflicting seqs, a school
+ * outside the registry, a county with nothing, a range without a school day),
+ * in both languages. With BBT_REPORT_JSON_DUMP set, writes "<kind>\t<json>"
+ * lines to that file for tests/report-schema-check.py, which validates each
+ * against docs/schemas/report-<kind>.schema.json (ctest reports.json_schema). */
+TEST(json_every_kind)
+{
+        static const struct {
+                const char *county, *school;
+                int32_t from, to;
+        } variants[] = {
+                { "510107", NULL, MON, SUN },
+                { NULL, NULL, MON, SUN },
+                { NULL, "5101070001", MON, SUN },
+                { "510108", NULL, MON, SUN },
+                { "510199", NULL, MON, SUN },
+                { "510107", NULL, WED, WED },
+        };
+        const char *path = getenv("BBT_REPORT_JSON_DUMP");
+        const struct bbt_report_kind *kind;
+        FILE *dump = NULL;
+        size_t k, lines = 0;
+
+        build();
+        feed_skip_and_conflict();
+        feed_other_county_a1();
+        if (path && *path) {
+                dump = fopen(path, "w");
+                ASSERT(dump);
+        }
+        for (k = 0; (kind = bbt_report_kind_at(k)); k++)
+                for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++)
+                        for (int zh = 0; zh < 2; zh++) {
+                                /* The record report: one school, one week (BBT_NEEDS_*). */
+                                bool one = kind->needs & BBT_NEEDS_SCHOOL;
+                                const char *text = run_text(kind->name, variants[v].county,
+                                                            one && !variants[v].school ? "5101070001"
+                                                                                      : variants[v].school,
+                                                            one ? MON : variants[v].from, one ? SUN : variants[v].to,
+                                                            "json", zh, NULL);
+                                cJSON *doc = cJSON_Parse(text);
+
+                                if (!doc)
+                                        FAIL("%s: not JSON: %s", kind->name, text);
+                                ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(doc, "schema")->valuestring,
+                                              "bbt-report/1");
+                                cJSON_Delete(doc);
+                                ASSERT(strchr(text, '\n') == text + strlen(text) - 1); /* one line */
+                                if (dump)
+                                        ASSERT(fprintf(dump, "%s\t%s", kind->name, text) > 0);
+                                free(W.texts[--W.n_texts]);
+                                lines++;
+                        }
+        ASSERT_EQ(lines, k * 12);
+        if (dump)
+                ASSERT_EQ(fclose(dump), 0);
 }

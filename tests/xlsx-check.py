@@ -186,6 +186,14 @@ def check_cell(where, kind, cell, field):
         if value is not None:
             problem(where, f"{value!r} where the CSV is empty")
         return 0
+    if kind == "time":
+        if not isinstance(value, datetime.datetime):
+            problem(where, f"{value!r} is not a date and time (CSV {field!r})")
+        elif value.strftime("%Y-%m-%d %H:%M") != field:
+            problem(where, f"{value:%Y-%m-%d %H:%M}, CSV has {field!r}")
+        if cell.number_format != "yyyy-mm-dd hh:mm":
+            problem(where, f"number format {cell.number_format!r}, expected 'yyyy-mm-dd hh:mm'")
+        return 1
     fmt = number_format_of(kind)
     if fmt is not None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -15,7 +15,11 @@ static const char *type_name(const struct bbt_column *col, char *buf, size_t siz
 {
         switch (col->type) {
         case BBT_CELL_TEXT:
+        case BBT_CELL_CODE: /* its label */
+        case BBT_CELL_BOOL: /* 是/否 */
                 return "text";
+        case BBT_CELL_TIME:
+                return "time";
         case BBT_CELL_INT:
                 return "int";
         case BBT_CELL_RATE:

@@ -45,6 +45,9 @@ static long section_pupils(const struct bbt_school *s, enum bbt_section sec)
         }
 }
 
+/* The indicators' codes: the keys of their columns in the values table. */
+static const char *const ind_code[IND__COUNT] = { "terminals_per_100", "avg_daily_hours", "usage_rate",
+                                                 "period_usage_rate" };
 static const char *const ind_zh[IND__COUNT] = { "每百名学生拥有网络多媒体教室数", "日均使用时长", "使用率",
                                                "堂堂用率" };
 static const char *const ind_en[IND__COUNT] = { "Multimedia classrooms per 100 pupils", "Avg daily hours",
@@ -87,14 +90,14 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
         static const struct bbt_column cols[] = {
                 { "no", "序号", "No.", BBT_CELL_INT, 0 },
                 { "school", "学校", "School", BBT_CELL_TEXT, 0 },
-                { "indicator", "指标", "Indicator", BBT_CELL_TEXT, 0 },
+                { "indicator", "指标", "Indicator", BBT_CELL_CODE, 0 },
                 { "standard", "基本值/标准值", "Standard", BBT_CELL_TEXT, 0 },
                 { "value", "实际值", "Actual value", BBT_CELL_NUM, 3 },
-                { "met", "是否达标", "Met", BBT_CELL_TEXT, 0 },
+                { "met", "是否达标", "Met", BBT_CELL_BOOL, 0 }, /* empty: cannot be computed */
         };
         static const struct bbt_column count_cols[] = {
-                { "section", "学段", "Section", BBT_CELL_TEXT, 0 },
-                { "indicator", "指标", "Indicator", BBT_CELL_TEXT, 0 },
+                { "section", "学段", "Section", BBT_CELL_CODE, 0 },
+                { "indicator", "指标", "Indicator", BBT_CELL_CODE, 0 },
                 { "standard", "标准值", "Standard", BBT_CELL_TEXT, 0 },
                 { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
                 { "met", "达标学校数", "Schools meeting it", BBT_CELL_INT, 0 },
@@ -102,7 +105,7 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
         };
         size_t judged[2] = { 0, 0 }, met[2] = { 0, 0 };
         struct bbt_table *t, *ct;
-        char label[600], standard[32];
+        char label[600], standard[32], code[64];
         int64_t no = 0;
 
         t = bbt_document_add_table(doc, "inspection", "优质均衡督导评估表", "Inspection (quality balance)", cols,
@@ -127,14 +130,13 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
                         bbt_table_add_row(t);
                         bbt_table_set_int(t, 0, ++no);
                         bbt_table_set_text(t, 1, label);
-                        bbt_table_set_text(t, 2, L(d, ind_zh[IND_TERMINALS_PER_100], ind_en[IND_TERMINALS_PER_100]));
+                        bbt_table_set_code(t, 2, ind_code[IND_TERMINALS_PER_100],
+                                           L(d, ind_zh[IND_TERMINALS_PER_100], ind_en[IND_TERMINALS_PER_100]));
                         bbt_table_set_text(t, 3, standard);
-                        if (!indicator(si, IND_TERMINALS_PER_100, &v)) { /* no pupils */
-                                bbt_table_set_text(t, 5, L(d, "无法计算", "undefined"));
+                        if (!indicator(si, IND_TERMINALS_PER_100, &v)) /* no pupils: neither value nor verdict */
                                 continue;
-                        }
                         bbt_table_set_num(t, 4, v);
-                        bbt_table_set_text(t, 5, v >= want ? L(d, "是", "yes") : L(d, "否", "no"));
+                        bbt_table_set_bool(t, 5, v >= want);
                         judged[sec]++;
                         met[sec] += v >= want;
                 }
@@ -152,17 +154,17 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
                                 continue;
                         snprintf(label, sizeof(label), "%s%s", L(d, "差异系数：", "CV: "),
                                  L(d, ind_zh[ind], ind_en[ind]));
+                        snprintf(code, sizeof(code), "cv_%s", ind_code[ind]);
                         bbt_table_add_row(t);
                         bbt_table_set_int(t, 0, ++no);
                         bbt_table_set_text(t, 1, sec ? L(d, "校际（初中）", "Across schools (junior)")
                                                      : L(d, "校际（小学）", "Across schools (primary)"));
-                        bbt_table_set_text(t, 2, label);
+                        bbt_table_set_code(t, 2, code, label);
                         bbt_table_set_text(t, 3, standard);
-                        if (b.defined)
+                        if (b.defined) {
                                 bbt_table_set_num(t, 4, b.cv);
-                        bbt_table_set_text(t, 5, !b.defined  ? L(d, "无法计算", "undefined")
-                                                 : b.quality ? L(d, "是", "yes")
-                                                             : L(d, "否", "no"));
+                                bbt_table_set_bool(t, 5, b.quality);
+                        }
                 }
         }
 
@@ -171,8 +173,10 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
         for (int sec = 0; sec < 2; sec++) {
                 snprintf(standard, sizeof(standard), "≥%.1f", bbt_balance_classrooms_standard((enum bbt_section)sec));
                 bbt_table_add_row(ct);
-                bbt_table_set_text(ct, 0, sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
-                bbt_table_set_text(ct, 1, L(d, ind_zh[IND_TERMINALS_PER_100], ind_en[IND_TERMINALS_PER_100]));
+                bbt_table_set_code(ct, 0, sec ? "junior" : "primary",
+                                   sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
+                bbt_table_set_code(ct, 1, ind_code[IND_TERMINALS_PER_100],
+                                   L(d, ind_zh[IND_TERMINALS_PER_100], ind_en[IND_TERMINALS_PER_100]));
                 bbt_table_set_text(ct, 2, standard);
                 bbt_table_set_int(ct, 3, (int64_t)judged[sec]);
                 bbt_table_set_int(ct, 4, (int64_t)met[sec]);
@@ -184,7 +188,7 @@ static void add_inspection(struct bbt_report_data *d, struct bbt_document *doc, 
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
-                { "indicator", "指标", "Indicator", BBT_CELL_TEXT, 0 },
+                { "indicator", "指标", "Indicator", BBT_CELL_CODE, 0 },
                 { "schools", "计入学校数", "Schools counted", BBT_CELL_INT, 0 },
                 { "left_out", "未计入学校数", "Schools left out", BBT_CELL_INT, 0 },
                 { "mean", "均值", "Mean", BBT_CELL_NUM, 3 },
@@ -192,12 +196,12 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 { "cv", "差异系数", "CV", BBT_CELL_NUM, 3 },
                 { "quality_max", "优质均衡标准", "Quality bound", BBT_CELL_NUM, 2 },
                 { "basic_max", "基本均衡标准", "Basic bound", BBT_CELL_NUM, 2 },
-                { "result", "结论", "Result", BBT_CELL_TEXT, 0 },
+                { "result", "结论", "Result", BBT_CELL_CODE, 0 },
         };
         static const struct bbt_column value_cols[] = {
                 { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
                 { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
-                { "section", "学段", "Section", BBT_CELL_TEXT, 0 },
+                { "section", "学段", "Section", BBT_CELL_CODE, 0 },
                 { "pupils", "学生数", "Pupils", BBT_CELL_INT, 0 },
                 { "terminals_per_100", "每百名学生多媒体教室数", "Classrooms per 100 pupils", BBT_CELL_NUM, 2 },
                 { "avg_daily_hours", "日均使用时长(小时)", "Avg daily hours", BBT_CELL_NUM, 2 },
@@ -224,7 +228,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         if (section_balance(d, in, (enum bbt_section)sec, ind, &b, &undefined) < 0)
                                 continue;
                         bbt_table_add_row(t);
-                        bbt_table_set_text(t, 0, d->o->chinese ? ind_zh[ind] : ind_en[ind]);
+                        bbt_table_set_code(t, 0, ind_code[ind], d->o->chinese ? ind_zh[ind] : ind_en[ind]);
                         bbt_table_set_int(t, 1, (int64_t)b.schools);
                         bbt_table_set_int(t, 2, (int64_t)(b.left_out + undefined));
                         if (b.schools) {
@@ -235,10 +239,14 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                                 bbt_table_set_num(t, 5, b.cv);
                         bbt_table_set_num(t, 6, quality);
                         bbt_table_set_num(t, 7, basic);
-                        bbt_table_set_text(t, 8, !b.defined   ? L(d, "无法计算", "undefined")
-                                                 : b.quality ? L(d, "达到优质均衡", "quality balance")
-                                                 : b.basic   ? L(d, "达到基本均衡", "basic balance")
-                                                             : L(d, "未达标", "not balanced"));
+                        if (!b.defined)
+                                bbt_table_set_code(t, 8, "undefined", L(d, "无法计算", "undefined"));
+                        else if (b.quality)
+                                bbt_table_set_code(t, 8, "quality", L(d, "达到优质均衡", "quality balance"));
+                        else if (b.basic)
+                                bbt_table_set_code(t, 8, "basic", L(d, "达到基本均衡", "basic balance"));
+                        else
+                                bbt_table_set_code(t, 8, "not_balanced", L(d, "未达标", "not balanced"));
                 }
         }
         vt = bbt_document_add_table(doc, "values", "各校指标值", "Values per school", value_cols,
@@ -257,7 +265,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         bbt_table_add_row(vt);
                         bbt_table_set_text(vt, 0, si->code);
                         bbt_table_set_text(vt, 1, si->reg->name);
-                        bbt_table_set_text(vt, 2, sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
+                        bbt_table_set_code(vt, 2, sec ? "junior" : "primary",
+                                           sec ? L(d, "初中", "junior") : L(d, "小学", "primary"));
                         bbt_table_set_int(vt, 3, pupils);
                         for (int ind = 0; ind < IND__COUNT; ind++)
                                 if (indicator(si, ind, &v))

@@ -32,19 +32,27 @@ struct fault_list_ctx {
         struct bbt_table *t;
 };
 
+/* A row for fault CODE (an agent's or the aggregator's, "silent" ...) of
+ * terminal TI: SEVERITY and SOURCE are codes ("error", "agent"). */
 static void fault_row(struct bbt_report_data *d, struct bbt_table *t, const struct bbt_report_terminal *ti,
-                      const char *code, const char *severity, const char *source, int64_t since, const char *detail)
+                      const char *code, enum bbt_severity severity, const char *source, int64_t since,
+                      const char *detail)
 {
-        char when[32];
+        bool agent = strcmp(source, "agent") == 0;
 
         bbt_build_terminal_row(t, d, ti);
-        bbt_table_set_text(t, 4, code);
-        bbt_table_set_text(t, 5, fault_name(code, d->o->chinese));
-        bbt_table_set_text(t, 6, severity);
-        bbt_table_set_text(t, 7, source);
-        bbt_build_time(d, since, when, sizeof(when));
-        bbt_table_set_text(t, 8, when);
-        bbt_table_set_text(t, 9, detail);
+        /* The protocol allows only [a-z][a-z0-9_]*: anything else is a damaged store row, shown as it is. */
+        if (bbt_code_valid(code))
+                bbt_table_set_code(t, 4, code, fault_name(code, d->o->chinese));
+        else
+                bbt_table_set_code(t, 4, "other", code);
+        if (severity == BBT_SEVERITY_ERROR)
+                bbt_table_set_code(t, 5, "error", L(d, "错误", "error"));
+        else
+                bbt_table_set_code(t, 5, "warning", L(d, "警告", "warning"));
+        bbt_table_set_code(t, 6, agent ? "agent" : "aggregator", agent ? L(d, "终端", "terminal") : L(d, "平台", "aggregator"));
+        bbt_table_set_time(t, 7, since);
+        bbt_table_set_text(t, 8, detail && *detail ? detail : NULL);
 }
 
 /* The store gives the faults open at end_ms of the terminals in scope. */
@@ -56,10 +64,7 @@ static int fault_list_cb(void *u, const struct bbt_store_fault *f)
 
         if (!ti)
                 return 0;
-        fault_row(d, fl->t, ti, f->code,
-                  f->severity == BBT_SEVERITY_ERROR ? L(d, "错误", "error") : L(d, "警告", "warning"),
-                  strcmp(f->source, "agent") == 0 ? L(d, "终端", "terminal") : L(d, "平台", "aggregator"),
-                  f->raised_ms, f->detail);
+        fault_row(d, fl->t, ti, f->code, f->severity, f->source, f->raised_ms, f->detail);
         return 0;
 }
 
@@ -67,11 +72,10 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
                 BBT_TERMINAL_COLUMNS,
-                { "code", "故障代码", "Code", BBT_CELL_TEXT, 0 },
-                { "name", "故障", "Fault", BBT_CELL_TEXT, 0 },
-                { "severity", "级别", "Severity", BBT_CELL_TEXT, 0 },
-                { "source", "来源", "Source", BBT_CELL_TEXT, 0 },
-                { "since", "发生时间", "Since", BBT_CELL_TEXT, 0 },
+                { "fault", "故障", "Fault", BBT_CELL_CODE, 0 },
+                { "severity", "级别", "Severity", BBT_CELL_CODE, 0 },
+                { "source", "来源", "Source", BBT_CELL_CODE, 0 },
+                { "since", "发生时间", "Since", BBT_CELL_TIME, 0 },
                 { "detail", "详情", "Detail", BBT_CELL_TEXT, 0 },
         };
         struct fault_list_ctx fl = { d, bbt_document_add_table(doc, "faults", "未消除故障", "Open faults", cols,
@@ -87,8 +91,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 snprintf(detail, sizeof(detail),
                          d->o->chinese ? "超过 %d 个上课日未收到任何数据" : "nothing received for over %d school days",
                          d->s->silent_days);
-                fault_row(d, fl.t, ti, "silent", L(d, "错误", "error"), L(d, "平台", "aggregator"),
-                          ti->st ? ti->st->last_seen_ms : 0, detail);
+                fault_row(d, fl.t, ti, "silent", BBT_SEVERITY_ERROR, "aggregator", ti->st ? ti->st->last_seen_ms : 0,
+                          detail);
         }
         open_at_end.since_ms = open_at_end.until_ms = d->end_ms;
         return bbt_store_faults_each_in(d->store, &open_at_end, fault_list_cb, &fl);

@@ -19,8 +19,8 @@
         { "period_" #n, "第" #n "节(分钟)", "Period " #n " (min)", BBT_CELL_INT, 0 }
 static const struct bbt_column record_cols[RECORD_FIXED_COLS + BBT_PERIODS_MAX] = {
         { "date", "日期", "Date", BBT_CELL_TEXT, 0 },
-        { "weekday", "星期", "Weekday", BBT_CELL_TEXT, 0 },
-        { "day_type", "类别", "Day", BBT_CELL_TEXT, 0 },
+        { "weekday", "星期", "Weekday", BBT_CELL_CODE, 0 },
+        { "day_type", "类别", "Day", BBT_CELL_CODE, 0 },
         { "lessons_used", "有使用节数", "Lessons with use", BBT_CELL_INT, 0 },
         { "active_min", "使用时长(分钟)", "Minutes used", BBT_CELL_INT, 0 },
         { "interactive_min", "互动时长(分钟)", "Interactive minutes", BBT_CELL_INT, 0 },
@@ -95,22 +95,20 @@ static void week_of(const struct bbt_report_data *d, const struct bbt_report_ter
         }
 }
 
-static const char *day_type(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t day)
+/* Sets column COL of TAB's last row to the kind of DAY, code and label. */
+static void set_day_type(struct bbt_table *tab, size_t col, const struct bbt_report_data *d,
+                         const struct bbt_report_school *si, int32_t day)
 {
         bool weekend = bbt_day_weekday(day) >= 6;
 
         if (is_school_day(d, si, day) && is_future(d, day))
-                return L(d, "未到", "not yet");
-        if (is_school_day(d, si, day))
-                return weekend ? L(d, "调休上课", "make-up school day") : L(d, "上课日", "school day");
-        return weekend ? L(d, "休息日", "weekend") : L(d, "节假日", "holiday");
-}
-
-static const char *verdict(const struct bbt_report_data *d, const struct week *w)
-{
-        if (w->school_days == 0)
-                return NULL;
-        return bbt_weekly_rule_met(d->s, w->lessons, w->school_days) ? L(d, "达标", "met") : L(d, "未达标", "below");
+                bbt_table_set_code(tab, col, "not_yet", L(d, "未到", "not yet"));
+        else if (is_school_day(d, si, day))
+                bbt_table_set_code(tab, col, weekend ? "makeup_day" : "school_day",
+                                   weekend ? L(d, "调休上课", "make-up school day") : L(d, "上课日", "school day"));
+        else
+                bbt_table_set_code(tab, col, weekend ? "weekend" : "holiday",
+                                   weekend ? L(d, "休息日", "weekend") : L(d, "节假日", "holiday"));
 }
 
 /* One classroom's table: a row per day of the week, then the week's total. */
@@ -120,6 +118,7 @@ static void classroom_table(struct bbt_report_data *d, struct bbt_document *doc,
         static const char *const wd_zh[] = { "星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日" };
         static const char *const wd_en[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
                                              "Friday", "Saturday", "Sunday" };
+        static const char *const wd_code[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
         const struct bbt_report_school *si = &d->schools[t->school];
         const char *room = t->reg && t->reg->room ? t->reg->room : "";
         int n_periods = si->bells->n < BBT_PERIODS_MAX ? si->bells->n : BBT_PERIODS_MAX;
@@ -137,8 +136,9 @@ static void classroom_table(struct bbt_report_data *d, struct bbt_document *doc,
 
                 bbt_table_add_row(tab);
                 bbt_table_set_text(tab, 0, bbt_day_format(day, date, sizeof(date)));
-                bbt_table_set_text(tab, 1, (d->o->chinese ? wd_zh : wd_en)[bbt_day_weekday(day) - 1]);
-                bbt_table_set_text(tab, 2, day_type(d, si, day));
+                bbt_table_set_code(tab, 1, wd_code[bbt_day_weekday(day) - 1],
+                                   (d->o->chinese ? wd_zh : wd_en)[bbt_day_weekday(day) - 1]);
+                set_day_type(tab, 2, d, si, day);
                 /* Not a school day (or not yet): nothing counts, so nothing is shown (not 0). */
                 if (!is_counted(d, si, day))
                         continue;
@@ -152,9 +152,9 @@ static void classroom_table(struct bbt_report_data *d, struct bbt_document *doc,
                 bbt_table_set_int(tab, 5, minutes(days[i].interactive_ms));
         }
         week_of(d, t, days, &w);
+        /* The paper form's last line; its verdict is in the classrooms table. */
         bbt_table_add_row(tab);
-        bbt_table_set_text(tab, 0, L(d, "本周合计", "Week total"));
-        bbt_table_set_text(tab, 2, verdict(d, &w));
+        bbt_table_set_code(tab, 2, "week_total", L(d, "本周合计", "Week total"));
         if (w.school_days == 0)
                 return;
         bbt_table_set_int(tab, 3, w.lessons);
@@ -177,7 +177,7 @@ static void summary_row(struct bbt_report_data *d, struct bbt_table *tab, const 
                 return;
         bbt_table_set_int(tab, 5, w.lessons);
         bbt_table_set_int(tab, 6, bbt_weekly_rule_required(d->s, w.school_days));
-        bbt_table_set_text(tab, 7, verdict(d, &w));
+        bbt_table_set_bool(tab, 7, bbt_weekly_rule_met(d->s, w.lessons, w.school_days));
         bbt_table_set_int(tab, 8, minutes(w.active_ms));
         bbt_table_set_int(tab, 9, minutes(w.interactive_ms));
 }
@@ -234,7 +234,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 { "school_days", "上课天数", "School days", BBT_CELL_INT, 0 },
                 { "lessons_used", "有使用节数", "Lessons with use", BBT_CELL_INT, 0 },
                 { "lessons_required", "要求节数", "Lessons required", BBT_CELL_INT, 0 },
-                { "weekly_rule", "周节数是否达标", "Weekly rule", BBT_CELL_TEXT, 0 },
+                { "weekly_rule", "周节数是否达标", "Weekly rule met", BBT_CELL_BOOL, 0 },
                 { "active_min", "使用时长(分钟)", "Minutes used", BBT_CELL_INT, 0 },
                 { "interactive_min", "互动时长(分钟)", "Interactive minutes", BBT_CELL_INT, 0 },
         };

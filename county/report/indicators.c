@@ -205,26 +205,27 @@ void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
         *ret = r;
 }
 
+/* Each reason's code, Chinese and English name. */
+static const char *const idle_reasons[BBT_IDLE__COUNT][3] = {
+        [BBT_IDLE_NO] = { "no", "否", "no" },
+        [BBT_IDLE_NEVER_REPORTED] = { "never_reported", "从未上报", "never reported" },
+        [BBT_IDLE_OFFLINE] = { "offline", "离线", "offline" },
+        [BBT_IDLE_NOT_POWERED] = { "not_powered", "未开机", "never powered on" },
+        [BBT_IDLE_NOT_USED] = { "not_used", "开机未使用", "powered but not used" },
+};
+
 const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese)
 {
-        static const char *const zh[BBT_IDLE__COUNT] = {
-                [BBT_IDLE_NO] = "否",
-                [BBT_IDLE_NEVER_REPORTED] = "从未上报",
-                [BBT_IDLE_OFFLINE] = "离线",
-                [BBT_IDLE_NOT_POWERED] = "未开机",
-                [BBT_IDLE_NOT_USED] = "开机未使用",
-        };
-        static const char *const en[BBT_IDLE__COUNT] = {
-                [BBT_IDLE_NO] = "no",
-                [BBT_IDLE_NEVER_REPORTED] = "never reported",
-                [BBT_IDLE_OFFLINE] = "offline",
-                [BBT_IDLE_NOT_POWERED] = "never powered on",
-                [BBT_IDLE_NOT_USED] = "powered but not used",
-        };
-
         if ((int)r < 0 || r >= BBT_IDLE__COUNT)
                 return "?";
-        return chinese ? zh[r] : en[r];
+        return idle_reasons[r][chinese ? 1 : 2];
+}
+
+const char *bbt_idle_reason_code(enum bbt_idle_reason r)
+{
+        if ((int)r < 0 || r >= BBT_IDLE__COUNT)
+                return NULL;
+        return idle_reasons[r][0];
 }
 
 enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,

@@ -106,6 +106,8 @@ enum bbt_idle_reason {
         BBT_IDLE__COUNT
 };
 const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese);
+/* The reason's machine code: "no", "never_reported", "offline", "not_powered", "not_used". */
+const char *bbt_idle_reason_code(enum bbt_idle_reason r);
 
 /* The idle judgement of one terminal over the window FROM..TO (the caller picks
  * FROM so that it holds the last idle_window school days up to TO; T's

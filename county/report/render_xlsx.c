@@ -33,7 +33,7 @@ struct xlsx {
         lxw_workbook *wb;
         const struct bbt_document *doc;
         bool chinese;
-        lxw_format *title, *header, *text, *note, *integer, *rate;
+        lxw_format *title, *header, *text, *note, *integer, *rate, *time;
         lxw_format *num[11]; /* 0 … 10 decimals, made when first needed */
         char (*names)[SHEET_NAME_SIZE]; /* sheet names so far */
         size_t n_names;
@@ -235,8 +235,10 @@ static int make_formats(struct xlsx *x)
         x->note = workbook_add_format(x->wb);
         x->integer = workbook_add_format(x->wb);
         x->rate = workbook_add_format(x->wb);
-        if (!x->title || !x->header || !x->text || !x->note || !x->integer || !x->rate)
+        x->time = workbook_add_format(x->wb);
+        if (!x->title || !x->header || !x->text || !x->note || !x->integer || !x->rate || !x->time)
                 return -ENOMEM;
+        format_set_num_format(x->time, "yyyy-mm-dd hh:mm");
         format_set_bold(x->title);
         format_set_font_size(x->title, 13);
         format_set_bold(x->header);
@@ -263,7 +265,11 @@ static lxw_format *column_format(struct xlsx *x, const struct bbt_column *col)
 {
         switch (col->type) {
         case BBT_CELL_TEXT:
+        case BBT_CELL_CODE:
+        case BBT_CELL_BOOL:
                 return x->text;
+        case BBT_CELL_TIME:
+                return x->time;
         case BBT_CELL_INT:
                 return x->integer;
         case BBT_CELL_RATE:
@@ -275,7 +281,9 @@ static lxw_format *column_format(struct xlsx *x, const struct bbt_column *col)
 }
 
 /* Writes cell C of column COL: text as text, numbers as numbers (unrounded:
- * the format rounds what shows, and a sum in Excel adds the true values). */
+ * the format rounds what shows, and a sum in Excel adds the true values), a
+ * code as its label, a boolean as 是/否 (yes/no), a time as an Excel date
+ * and time on the school's clock (Excel has no time zones). */
 static lxw_error write_cell(struct xlsx *x, lxw_worksheet *ws, lxw_row_t row, lxw_col_t ci,
                             const struct bbt_column *col, const struct bbt_cell *c)
 {
@@ -298,12 +306,28 @@ static lxw_error write_cell(struct xlsx *x, lxw_worksheet *ws, lxw_row_t row, lx
                 if (c->kind == BBT_VALUE_NUM)
                         return worksheet_write_number(ws, row, ci, c->v.num, f);
                 break;
+        case BBT_CELL_CODE:
+                if (c->kind == BBT_VALUE_CODE)
+                        return write_text(ws, row, ci, c->v.code.label, f);
+                break;
+        case BBT_CELL_BOOL:
+                if (c->kind == BBT_VALUE_BOOL)
+                        return write_text(ws, row, ci, c->v.b ? (x->chinese ? "是" : "yes") : (x->chinese ? "否" : "no"),
+                                          f);
+                break;
+        case BBT_CELL_TIME:
+                /* Whole minutes, as the CSV shows them. */
+                if (c->kind == BBT_VALUE_TIME)
+                        return worksheet_write_unixtime(
+                                ws, row, ci,
+                                (c->v.time.ms - c->v.time.ms % 60000) / 1000 + (int64_t)c->v.time.offset_min * 60, f);
+                break;
         }
         return LXW_ERROR_PARAMETER_VALIDATION; /* a value the document never holds in such a column */
 }
 
 /* How wide cell C of column COL shows. */
-static size_t cell_width(const struct bbt_column *col, const struct bbt_cell *c)
+static size_t cell_width(const struct xlsx *x, const struct bbt_column *col, const struct bbt_cell *c)
 {
         char buf[BBT_CELL_TEXT_MAX];
         const char *s;
@@ -312,7 +336,7 @@ static size_t cell_width(const struct bbt_column *col, const struct bbt_cell *c)
                 snprintf(buf, sizeof(buf), "%.1f%%", c->v.num * 100);
                 return strlen(buf);
         }
-        s = bbt_cell_format(col, c, buf, sizeof(buf));
+        s = bbt_cell_format(col, c, x->chinese, buf, sizeof(buf));
         return s ? text_width(s) : 0;
 }
 
@@ -407,7 +431,7 @@ static int table_sheet(struct xlsx *x, const struct bbt_table *t)
         for (size_t row = 0; row < t->n_rows && x->error == LXW_NO_ERROR; row++)
                 for (size_t ci = 0; ci < t->n_cols; ci++) {
                         const struct bbt_cell *c = bbt_table_cell(t, row, ci);
-                        size_t w = cell_width(&t->cols[ci], c);
+                        size_t w = cell_width(x, &t->cols[ci], c);
 
                         fail(x, write_cell(x, ws, (lxw_row_t)(ROW_DATA + row), (lxw_col_t)ci, &t->cols[ci], c));
                         if (w > width[ci])

@@ -49,12 +49,14 @@ def main(argv):
         return 2
     try:
         truth = json.load(open(argv[1]))["tables"]
-        summary, schools, terminals, idle, balance = (json.load(open(p))["tables"] for p in argv[2:])
+        reports = [json.load(open(p)) for p in argv[2:]]
+        schools, terminals, idle, balance = (r["tables"] for r in reports[1:])
+        overall = reports[0]["objects"]["overall"]
     except (OSError, ValueError, KeyError) as e:
         print(f"compare-truth: {e}", file=sys.stderr)
         return 2
     problems = []
-    compare_rows("overall", summary["overall"], truth["overall"], [], problems)
+    compare_rows("overall", [overall], truth["overall"], [], problems)
     compare_rows("school", schools["schools"], truth["schools"], ["school_code"], problems)
     compare_rows("terminal", terminals["terminals"], truth["terminals"], ["school_code", "terminal"], problems)
     compare_rows("idle", idle["idle"], truth["idle"], ["school_code", "terminal"], problems)

@@ -647,7 +647,7 @@ static void put_rates(cJSON *row, const struct truth *x)
                 cJSON_AddNullToObject(row, "weekly_rule_rate");
 }
 
-/* The idle reason of bbt-report (zh), or NULL when not idle. The window is
+/* The idle reason's code in bbt-report, or NULL when not idle. The window is
  * the last 10 school days up to Sunday; only this week has data, and all of
  * the week's school days are in it. */
 static const char *idle_reason(const struct sim_scenario *s, const struct sim_terminal *t)
@@ -656,7 +656,7 @@ static const char *idle_reason(const struct sim_scenario *s, const struct sim_te
         int used = 0, powered = 0;
 
         if (t->profile == SIM_NEVER)
-                return "从未上报";
+                return "never_reported";
         for (int d = 0; d < SIM_DAYS; d++) {
                 if (!sim_school_day(s, sc, d))
                         continue;
@@ -664,8 +664,8 @@ static const char *idle_reason(const struct sim_scenario *s, const struct sim_te
                 used += t->day[d].active_ms >= USED_MIN * MIN_MS;
         }
         if (!powered)
-                return "未开机";
-        return used == 0 ? "开机未使用" : NULL;
+                return "not_powered";
+        return used == 0 ? "not_used" : NULL;
 }
 
 static double indicator(const struct sim_scenario *s, const struct sim_school *sc, const struct truth *x, int ind,
@@ -698,7 +698,7 @@ static long section_pupils(const struct sim_school *sc, int section)
 /* 差异系数 rows for one section: the official student-weighted formula. */
 static void balance_rows(const struct sim_scenario *s, const struct truth *per_school, int section, cJSON *rows)
 {
-        static const char *const names[] = { "每百名学生拥有网络多媒体教室数", "日均使用时长", "使用率", "堂堂用率" };
+        static const char *const names[] = { "terminals_per_100", "avg_daily_hours", "usage_rate", "period_usage_rate" };
 
         for (int ind = 0; ind < 4; ind++) {
                 double sum_px = 0, mean = 0, spread = 0;
