@@ -891,20 +891,19 @@ TEST(terminals)
         STR(r, "school_name", "城关小学");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        STR(r, "online", "是");
+        NUM(r, "online", NONE); /* a past range: what is current is not shown */
         STR(r, "last_seen", "2026-09-13 10:00");
         RATES_A1(r);
         NUM(r, "open_faults", 0);
-        STR(r, "version", "2.1.0");
+        NUM(r, "version", NONE);
         r = row_at(doc, "terminals", 1);
         STR(r, "terminal", "A2");
-        STR(r, "online", "否"); /* shut down cleanly on Fri 08:01 */
+        NUM(r, "online", NONE);
         STR(r, "last_seen", "2026-09-11 08:01");
         RATES_A2(r);
         NUM(r, "open_faults", 2); /* periph_missing, disk_low */
         r = row_at(doc, "terminals", 2);
         STR(r, "terminal", "B1");
-        STR(r, "online", "是");
         STR(r, "last_seen", "2026-09-13 10:00");
         RATES_B1(r);
         NUM(r, "open_faults", 0);
@@ -912,17 +911,26 @@ TEST(terminals)
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
         STR(r, "room", "七年级(2)班");
-        STR(r, "online", "否");
         STR(r, "last_seen", "从未");
         RATES_B2(r);
         NUM(r, "open_faults", 1); /* silent */
-        STR(r, "version", "");
         r = row_at(doc, "terminals", 4);
         STR(r, "terminal", "C1");
         STR(r, "last_seen", "2026-09-10 16:05");
         RATES_C1(r);
         NUM(r, "open_faults", 0); /* the overheat was cleared */
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
+
+        /* A range up to today (now is Mon 09-14 08:00): online and the agent
+         * version, which are kept as current values only, are shown. */
+        doc = run("terminals", "510107", NULL, MON, MON + 7, true, NULL);
+        r = row_at(doc, "terminals", 0);
+        STR(r, "online", "是");
+        STR(r, "version", "2.1.0");
+        STR(row_at(doc, "terminals", 1), "online", "否"); /* A2 shut down cleanly on Fri 08:01 */
+        STR(row_at(doc, "terminals", 2), "online", "是");
+        STR(row_at(doc, "terminals", 3), "online", "否");
+        STR(row_at(doc, "terminals", 3), "version", "");
 }
 
 TEST(idle)
@@ -996,11 +1004,12 @@ TEST(faults)
         const cJSON *doc, *r;
 
         build();
-        /* Open at the end of Sun 09-13: B2 silent (never reported); A2's
-         * periph_missing (the inventory had no camera) and disk_low (an agent
-         * alert never cleared). C1's overheat was cleared: not listed. */
+        /* Present in Mon 09-07 .. Sun 09-13: B2 silent (never reported: when
+         * that began is not known) and still open; A2's periph_missing (the
+         * inventory had no camera) and disk_low (an agent alert never
+         * cleared), open at the end; C1's overheat, cleared on Monday. */
         doc = run("faults", "510107", NULL, MON, SUN, true, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 3);
+        ASSERT_EQ(rows(doc, "faults"), 4);
         r = row_at(doc, "faults", 0);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
@@ -1009,6 +1018,8 @@ TEST(faults)
         STR(r, "severity", "错误");
         STR(r, "source", "平台");
         STR(r, "since", "从未");
+        NUM(r, "cleared", NONE);
+        STR(r, "detail", "超过 3 个上课日未收到任何数据");
         r = row_at(doc, "faults", 1);
         STR(r, "terminal", "A2");
         STR(r, "room", "一年级(2)班");
@@ -1017,6 +1028,7 @@ TEST(faults)
         STR(r, "severity", "警告");
         STR(r, "source", "平台");
         STR(r, "since", "2026-09-07 07:45");
+        NUM(r, "cleared", NONE);
         STR(r, "detail", "expected but absent: camera");
         r = row_at(doc, "faults", 2);
         STR(r, "terminal", "A2");
@@ -1025,25 +1037,40 @@ TEST(faults)
         STR(r, "severity", "警告");
         STR(r, "source", "终端");
         STR(r, "since", "2026-09-10 08:30");
+        NUM(r, "cleared", NONE);
         STR(r, "detail", "root 95% full");
+        r = row_at(doc, "faults", 3);
+        STR(r, "terminal", "C1");
+        STR(r, "code", "overheat");
+        STR(r, "since", "2026-09-07 14:10");
+        STR(r, "cleared", "2026-09-07 14:30");
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", "10");
 
-        /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) is over,
-         * disk_low not raised yet. */
+        /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) with its
+         * cleared time; disk_low not raised yet. */
         doc = run("faults", "510107", NULL, MON, MON, true, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 2);
+        ASSERT_EQ(rows(doc, "faults"), 3);
         STR(row_at(doc, "faults", 0), "code", "silent");
         STR(row_at(doc, "faults", 1), "code", "periph_missing");
+        STR(row_at(doc, "faults", 2), "code", "overheat");
+        STR(row_at(doc, "faults", 2), "cleared", "2026-09-07 14:30");
+        /* The Sunday before: nothing of it yet. */
+        doc = run("faults", "510107", NULL, MON - 1, MON - 1, true, NULL);
+        ASSERT_EQ(rows(doc, "faults"), 5); /* every terminal silent: none had reported */
 
-        /* All counties: D1, silent since it was last seen. */
+        /* All counties: D1, last heard of Tue 09-01 08:40; its 510108 school
+         * days after it are Wed 09-02, Thu 09-03, Fri 09-04, Mon 09-07: the
+         * fourth (more than silent_days = 3) makes it silent, from the end of
+         * Mon 09-07. */
         doc = run("faults", NULL, NULL, MON, SUN, false, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 4);
+        ASSERT_EQ(rows(doc, "faults"), 5);
         r = row_where(doc, "faults", "terminal", "D1");
         STR(r, "code", "silent");
         STR(r, "name", "silent");
         STR(r, "source", "aggregator");
-        STR(r, "since", "2026-09-01 08:40");
-        STR(r, "detail", "nothing received for over 3 school days");
+        STR(r, "since", "2026-09-08 00:00");
+        NUM(r, "cleared", NONE);
+        STR(r, "detail", "nothing received for over 3 school days after 2026-09-01 08:40");
 }
 
 TEST(balance)

@@ -24,9 +24,9 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         continue;
                 bbt_build_terminal_row(t, d, ti);
                 bbt_table_set_int(t, 4, ti->idle_used);
-                bbt_build_time(d, ti->st ? ti->st->last_active_ms : 0, when, sizeof(when));
+                bbt_build_time(d, ti->last_active_ms, when, sizeof(when));
                 bbt_table_set_text(t, 5, when);
-                bbt_build_time(d, ti->st ? ti->st->last_seen_ms : 0, when, sizeof(when));
+                bbt_build_time(d, ti->last_seen_ms, when, sizeof(when));
                 bbt_table_set_text(t, 6, when);
                 bbt_table_set_text(t, 7, bbt_idle_reason_name(ti->idle, d->o->chinese));
         }

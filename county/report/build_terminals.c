@@ -22,12 +22,16 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 const struct bbt_report_terminal *ti = &d->terms[i];
 
                 bbt_build_terminal_row(t, d, ti);
-                bbt_table_set_text(t, 4, ti->st && ti->st->online ? L(d, "是", "yes") : L(d, "否", "no"));
-                bbt_build_time(d, ti->st ? ti->st->last_seen_ms : 0, when, sizeof(when));
+                /* Online and the agent's version are what is current, not
+                 * kept as history: shown for a range that reaches now only. */
+                if (d->live)
+                        bbt_table_set_text(t, 4, ti->st && ti->st->online ? L(d, "是", "yes") : L(d, "否", "no"));
+                bbt_build_time(d, ti->last_seen_ms, when, sizeof(when));
                 bbt_table_set_text(t, 5, when);
                 bbt_build_set_rates(t, 6, &ti->acc);
                 bbt_table_set_int(t, 6 + BBT_N_RATE_COLUMNS, ti->open_faults + ti->silent);
-                bbt_table_set_text(t, 7 + BBT_N_RATE_COLUMNS, ti->st ? ti->st->version : "");
+                if (d->live)
+                        bbt_table_set_text(t, 7 + BBT_N_RATE_COLUMNS, ti->st ? ti->st->version : "");
         }
         return 0;
 }
