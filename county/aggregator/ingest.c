@@ -607,7 +607,8 @@ static int check_rules(struct bbt_ingest *in)
         }
         if (r < 0)
                 return r;
-        bbt_log_notice("bell schedules or school-hour settings changed: rebuilding the usage rollups");
+        bbt_log_notice("bell schedules or school-hour settings changed, or the rollups are of an older version: "
+                       "rebuilding the usage rollups");
         return bbt_ingest_rebuild_rollups(in);
 }
 

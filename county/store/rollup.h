@@ -97,7 +97,9 @@ int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c);
 int bbt_rollup_config_check(struct bbt_store *store, const struct bbt_rollup_config *c);
 
 /* Records C as what STORE's rollups are cut with, in the caller's
- * transaction. Returns 0 or a negative errno. */
+ * transaction; first fills the rollups' message history from what the store
+ * still has (the raw records, the terminals' first and last receive) unless
+ * it was made under C's UTC offset already. Returns 0 or a negative errno. */
 int bbt_rollup_config_record(struct bbt_store *store, const struct bbt_rollup_config *c);
 
 /* Recomputes the usage columns of every day rollup in STORE from its stored
