@@ -13,6 +13,7 @@
 #include "calendar.h"
 #include "dates.h"
 #include "fixture-tree.h"
+#include "import-test.h"
 #include "ingest.h"
 #include "registry.h"
 #include "reports.h"
@@ -180,26 +181,6 @@ static bool school_day(int32_t day)
 static struct feeder t1 = { "T1", 0, 0 }, t2 = { "T2", 0, 0 }, t3 = { "T3", 0, 0 }, t4 = { "T4", 0, 0 },
                      t6 = { "T6", 0, 0 }, x = { "X", 0, 0 };
 
-static const char *write_file(const char *name, const char *text)
-{
-        static char paths[4][512];
-        static int next;
-        char *p = paths[next++ % 4];
-
-        bbt_test_tree_put(W.dir, name, text);
-        snprintf(p, sizeof(paths[0]), "%s/%s", W.dir, name);
-        return p;
-}
-
-static void load_ok(int r, const struct bbt_import_errors *e, const char *what)
-{
-        if (r != 0) {
-                for (size_t i = 0; i < e->n_kept; i++)
-                        fprintf(stderr, "  %s\n", e->msg[i]);
-                FAIL("loading %s: %d", what, r);
-        }
-}
-
 /* The store up to the end of the week. */
 static void build(void)
 {
@@ -213,12 +194,15 @@ static void build(void)
         ASSERT_EQ(bbt_day_from_ymd(2026, 8, 31), AUG31);
         ASSERT_EQ(bbt_day_weekday(AUG31), 1);
         ASSERT_OK(bbt_registry_new(&W.reg));
-        load_ok(bbt_registry_load_schools(W.reg, write_file("schools.csv", schools_csv), &errs), &errs, "schools");
-        load_ok(bbt_registry_load_terminals(W.reg, write_file("terminals.csv", terminals_csv), &errs), &errs,
-                "terminals");
+        LOAD_OK(bbt_registry_load_schools(W.reg, bbt_test_import_text("history", "schools.csv", schools_csv), &errs),
+                errs);
+        LOAD_OK(bbt_registry_load_terminals(W.reg, bbt_test_import_text("history", "terminals.csv", terminals_csv),
+                                            &errs),
+                errs);
         ASSERT_OK(bbt_calendar_new(&W.cal));
-        load_ok(bbt_calendar_load_days(W.cal, write_file("calendar.csv", calendar_csv), &errs), &errs, "calendar");
-        load_ok(bbt_calendar_load_bells(W.cal, write_file("bells.csv", bells_csv), &errs), &errs, "bells");
+        LOAD_OK(bbt_calendar_load_days(W.cal, bbt_test_import_text("history", "calendar.csv", calendar_csv), &errs),
+                errs);
+        LOAD_OK(bbt_calendar_load_bells(W.cal, bbt_test_import_text("history", "bells.csv", bells_csv), &errs), errs);
         snprintf(path, sizeof(path), "%s/bbt.db", W.dir);
         ASSERT_OK(bbt_store_open(path, false, &W.store, err, sizeof(err)));
         bbt_ingest_settings_default(&set);
