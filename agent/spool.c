@@ -567,7 +567,10 @@ bool bbt_spool_meta_urgent(struct bbt_spool *sp)
 
         pthread_mutex_lock(&sp->meta_lock);
         pthread_mutex_lock(&sp->lock);
-        urgent = sp->meta_gen != sp->meta_saved_gen;
+        /* The appended mark is the only witness of records not yet
+         * acknowledged, should the disk lose the segment's tail. */
+        urgent = sp->meta_gen != sp->meta_saved_gen ||
+                 (sp->written_seq != sp->meta_saved_appended && sp->acked < sp->written_seq);
         pthread_mutex_unlock(&sp->lock);
         pthread_mutex_unlock(&sp->meta_lock);
         return urgent;

@@ -995,38 +995,48 @@ TEST(terminals)
         STR(r, "school_name", "城关小学");
         STR(r, "terminal", "A1");
         STR(r, "room", "一年级(1)班");
-        BOOL(r, "online", true);
-        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        NUL(r, "online"); /* a past range: what is current is not shown */
+        STR(r, "last_seen", "2026-09-13T10:00:00+08:00");
         RATES_A1(r);
         NUM(r, "open_faults", 0);
-        STR(r, "version", "2.1.0");
+        NUM(r, "version", NONE);
         r = row_at(doc, "terminals", 1);
         STR(r, "terminal", "A2");
-        BOOL(r, "online", false); /* shut down cleanly on Fri 08:01 */
-        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
+        NUL(r, "online");
+        STR(r, "last_seen", "2026-09-11T08:01:00+08:00");
         RATES_A2(r);
         NUM(r, "open_faults", 2); /* periph_missing, disk_low */
         r = row_at(doc, "terminals", 2);
         STR(r, "terminal", "B1");
-        BOOL(r, "online", true);
-        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        STR(r, "last_seen", "2026-09-13T10:00:00+08:00");
         RATES_B1(r);
         NUM(r, "open_faults", 0);
         r = row_at(doc, "terminals", 3);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
         STR(r, "room", "七年级(2)班");
-        BOOL(r, "online", false);
+        NUL(r, "online");
         NUL(r, "last_seen"); /* never */
         RATES_B2(r);
         NUM(r, "open_faults", 1); /* silent */
         NUL(r, "version");
         r = row_at(doc, "terminals", 4);
         STR(r, "terminal", "C1");
-        STR(r, "last_seen", "2026-09-10T16:05:00.500+08:00");
+        STR(r, "last_seen", "2026-09-10T16:05:00+08:00");
         RATES_C1(r);
         NUM(r, "open_faults", 0); /* the overheat was cleared */
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
+
+        /* A range up to today (now is Mon 09-14 08:00): online and the agent
+         * version, which are kept as current values only, are shown. */
+        doc = run("terminals", "510107", NULL, MON, MON + 7, true, NULL);
+        r = row_at(doc, "terminals", 0);
+        BOOL(r, "online", true);
+        STR(r, "version", "2.1.0");
+        BOOL(row_at(doc, "terminals", 1), "online", false); /* A2 shut down cleanly on Fri 08:01 */
+        BOOL(row_at(doc, "terminals", 2), "online", true);
+        BOOL(row_at(doc, "terminals", 3), "online", false);
+        NUL(row_at(doc, "terminals", 3), "version");
 }
 
 TEST(idle)
@@ -1045,13 +1055,13 @@ TEST(idle)
         STR(r, "room", "一年级(2)班");
         NUM(r, "used_days", 0);
         STR(r, "last_active", "2026-09-08T09:09:59.999+08:00"); /* the 599 999 ms interval's end, to the ms */
-        STR(r, "last_seen", "2026-09-11T08:01:00.500+08:00");
+        STR(r, "last_seen", "2026-09-11T08:01:00+08:00");
         CODE(r, "reason", "not_used", "开机未使用");
         r = row_at(doc, "idle", 1);
         STR(r, "terminal", "B1");
         NUM(r, "used_days", 0);
         STR(r, "last_active", "2026-09-10T13:00:00+08:00"); /* active, but after school hours */
-        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        STR(r, "last_seen", "2026-09-13T10:00:00+08:00");
         CODE(r, "reason", "not_powered", "未开机");
         r = row_at(doc, "idle", 2);
         STR(r, "terminal", "B2");
@@ -1080,7 +1090,7 @@ TEST(idle)
         STR(r, "school_code", "5101080001");
         NUM(r, "used_days", 0);
         STR(r, "last_active", "2026-09-01T08:40:00+08:00");
-        STR(r, "last_seen", "2026-09-01T08:40:00.500+08:00");
+        STR(r, "last_seen", "2026-09-01T08:40:00+08:00");
         CODE(r, "reason", "offline", "离线");
         CODE(row_where(doc, "idle", "terminal", "A2"), "reason", "not_used", "开机未使用");
         SETTING_NUM(doc, "idle_window", 5, "school_days");
@@ -1100,11 +1110,12 @@ TEST(faults)
         const cJSON *doc, *r;
 
         build();
-        /* Open at the end of Sun 09-13: B2 silent (never reported); A2's
-         * periph_missing (the inventory had no camera) and disk_low (an agent
-         * alert never cleared). C1's overheat was cleared: not listed. */
+        /* Present in Mon 09-07 .. Sun 09-13: B2 silent (never reported: when
+         * that began is not known) and still open; A2's periph_missing (the
+         * inventory had no camera) and disk_low (an agent alert never
+         * cleared), open at the end; C1's overheat, cleared on Monday. */
         doc = run("faults", "510107", NULL, MON, SUN, true, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 3);
+        ASSERT_EQ(rows(doc, "faults"), 4);
         r = row_at(doc, "faults", 0);
         STR(r, "school_code", "5101070002");
         STR(r, "terminal", "B2");
@@ -1112,6 +1123,8 @@ TEST(faults)
         CODE(r, "severity", "error", "错误");
         CODE(r, "source", "aggregator", "平台");
         NUL(r, "since"); /* never seen */
+        NUL(r, "cleared");
+        STR(r, "detail", "超过 3 个上课日未收到任何数据");
         r = row_at(doc, "faults", 1);
         STR(r, "terminal", "A2");
         STR(r, "room", "一年级(2)班");
@@ -1119,6 +1132,7 @@ TEST(faults)
         CODE(r, "severity", "warning", "警告");
         CODE(r, "source", "aggregator", "平台");
         STR(r, "since", "2026-09-07T07:45:00+08:00");
+        NUL(r, "cleared");
         STR(r, "detail", "expected but absent: camera");
         r = row_at(doc, "faults", 2);
         STR(r, "terminal", "A2");
@@ -1126,24 +1140,39 @@ TEST(faults)
         CODE(r, "severity", "warning", "警告");
         CODE(r, "source", "agent", "终端");
         STR(r, "since", "2026-09-10T08:30:00+08:00");
+        NUL(r, "cleared");
         STR(r, "detail", "root 95% full");
+        r = row_at(doc, "faults", 3);
+        STR(r, "terminal", "C1");
+        CODE(r, "fault", "overheat", "温度过高");
+        STR(r, "since", "2026-09-07T14:10:00+08:00");
+        STR(r, "cleared", "2026-09-07T14:30:00+08:00");
         check_settings(doc, "2026-09-07", "2026-09-13", "510107", 10);
 
-        /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) is over,
-         * disk_low not raised yet. */
+        /* Up to Mon 09-07: the overheat (raised 14:10, cleared 14:30) with its
+         * cleared time; disk_low not raised yet. */
         doc = run("faults", "510107", NULL, MON, MON, true, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 2);
+        ASSERT_EQ(rows(doc, "faults"), 3);
         STR(row_at(doc, "faults", 0), "fault", "silent");
         STR(row_at(doc, "faults", 1), "fault", "periph_missing");
+        STR(row_at(doc, "faults", 2), "fault", "overheat");
+        STR(row_at(doc, "faults", 2), "cleared", "2026-09-07T14:30:00+08:00");
+        /* The Sunday before: nothing of it yet. */
+        doc = run("faults", "510107", NULL, MON - 1, MON - 1, true, NULL);
+        ASSERT_EQ(rows(doc, "faults"), 5); /* every terminal silent: none had reported */
 
-        /* All counties: D1, silent since it was last seen. */
+        /* All counties: D1, last heard of Tue 09-01 08:40; its 510108 school
+         * days after it are Wed 09-02, Thu 09-03, Fri 09-04, Mon 09-07: the
+         * fourth (more than silent_days = 3) makes it silent, from the end of
+         * Mon 09-07. */
         doc = run("faults", NULL, NULL, MON, SUN, false, NULL);
-        ASSERT_EQ(rows(doc, "faults"), 4);
+        ASSERT_EQ(rows(doc, "faults"), 5);
         r = row_where(doc, "faults", "terminal", "D1");
         CODE(r, "fault", "silent", "silent");
         CODE(r, "source", "aggregator", "aggregator");
-        STR(r, "since", "2026-09-01T08:40:00.500+08:00");
-        STR(r, "detail", "nothing received for over 3 school days");
+        STR(r, "since", "2026-09-08T00:00:00+08:00");
+        NUL(r, "cleared");
+        STR(r, "detail", "nothing received for over 3 school days after 2026-09-01 08:40");
 }
 
 TEST(balance)
@@ -1725,7 +1754,7 @@ TEST(same_codes_other_county)
         ASSERT_EQ(rows(doc, "terminals"), 5);
         r = row_at(doc, "terminals", 0);
         STR(r, "terminal", "A1");
-        STR(r, "last_seen", "2026-09-13T10:00:00.500+08:00");
+        STR(r, "last_seen", "2026-09-13T10:00:00+08:00");
         RATES_A1(r);
         doc = run("summary", "510107", NULL, MON, SUN, true, NULL);
         RATES_COUNTY(object(doc, "overall"));
@@ -1740,7 +1769,7 @@ TEST(same_codes_other_county)
         r = row_where(doc, "terminals", "school_code", "5101070001");
         STR(r, "terminal", "A1");
         NUL(r, "room");
-        STR(r, "last_seen", "2026-09-08T08:40:00.500+08:00");
+        STR(r, "last_seen", "2026-09-08T08:40:00+08:00");
         NUL(r, "school_name"); /* not in 510108's registry */
         /* 510108's days (Mon..Fri) and the default bells (8 periods; the agent's
          * rollups were cut with them too): 5 terminal-days, 40 periods.

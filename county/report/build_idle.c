@@ -63,9 +63,9 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         continue;
                 bbt_build_terminal_row(t, d, ti);
                 bbt_table_set_int(t, 4, ti->idle_used);
-                /* Never: null. */
-                bbt_table_set_time(t, 5, ti->st ? ti->st->last_active_ms : 0);
-                bbt_table_set_time(t, 6, ti->st ? ti->st->last_seen_ms : 0);
+                /* As of the end of the range; never: null. */
+                bbt_table_set_time(t, 5, ti->last_active_ms);
+                bbt_table_set_time(t, 6, ti->last_seen_ms);
                 bbt_table_set_code(t, 7, bbt_idle_reason_code(ti->idle), bbt_idle_reason_name(ti->idle, d->o->chinese));
         }
         snprintf(note_zh, sizeof(note_zh), "闲置：截至截止日期的最近 %d 个上课日中使用不超过 %d 天。",

@@ -20,11 +20,17 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 const struct bbt_report_terminal *ti = &d->terms[i];
 
                 bbt_build_terminal_row(t, d, ti);
-                bbt_table_set_bool(t, 4, ti->st && ti->st->online);
-                bbt_table_set_time(t, 5, ti->st ? ti->st->last_seen_ms : 0); /* never: null */
+                /* Online and the agent's version are what is current, not
+                 * kept as history: shown for a range that reaches now only
+                 * (null otherwise). */
+                if (d->live)
+                        bbt_table_set_bool(t, 4, ti->st && ti->st->online);
+                bbt_table_set_time(t, 5, ti->last_seen_ms); /* as of the end of the range; never: null */
                 bbt_build_set_rates(t, 6, &ti->acc);
                 bbt_table_set_int(t, 6 + BBT_N_RATE_COLUMNS, ti->open_faults + ti->silent);
-                bbt_table_set_text(t, 7 + BBT_N_RATE_COLUMNS, ti->st && *ti->st->version ? ti->st->version : NULL);
+                if (d->live)
+                        bbt_table_set_text(t, 7 + BBT_N_RATE_COLUMNS,
+                                           ti->st && *ti->st->version ? ti->st->version : NULL);
         }
         return 0;
 }

@@ -59,6 +59,20 @@ static ssize_t school_find(const struct bbt_report_data *d, const char *county, 
         return -1;
 }
 
+/* Whether DAY is a school day of school CODE in COUNTY: the calendar's, or
+ * Monday to Friday without one. */
+static bool calendar_school_day(const struct bbt_report_data *d, const char *county, const char *code, int32_t day)
+{
+        return d->cal ? bbt_calendar_is_school_day(d->cal, county, code, day) : bbt_day_weekday(day) <= 5;
+}
+
+bool bbt_report_data_school_day(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t day)
+{
+        if (day >= d->qfrom && day <= d->to)
+                return si->school_day[day - d->qfrom];
+        return calendar_school_day(d, si->county, si->code, day);
+}
+
 static int school_add(struct bbt_report_data *d, const char *county, const char *code, const struct bbt_school *reg,
                       size_t *ret)
 {
@@ -83,8 +97,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                 return -ENOMEM;
         si->idle_from = d->qfrom;
         for (int32_t day = d->to; day >= d->qfrom; day--) {
-                bool sd = d->cal ? bbt_calendar_is_school_day(d->cal, county, code, day)
-                                 : bbt_day_weekday(day) <= 5;
+                bool sd = calendar_school_day(d, county, code, day);
 
                 si->school_day[day - d->qfrom] = sd;
                 if (sd && have < (size_t)d->s->idle_window && ++have == (size_t)d->s->idle_window)
@@ -177,6 +190,10 @@ static int collect(struct bbt_report_data *d)
 
                 if (matched[i])
                         continue;
+                /* Not in the registry and first heard of after the range: it
+                 * did not exist then (the range must read the same later). */
+                if (st->first_seen_ms >= d->end_ms)
+                        continue;
                 /* The registry's school only if it is this county's: a school
                  * code published under the wrong county must not bring that
                  * school's name, pupils and area into another county. */
@@ -213,7 +230,7 @@ static void terminal_figures(struct bbt_report_data *d, struct bbt_report_termin
 
         bbt_rates_add(&t->acc, d->s, d->o->from, d->to, &td);
         idle.school_day = si->school_day + (si->idle_from - d->qfrom);
-        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, t->st ? t->st->last_seen_ms : 0, &t->idle_used);
+        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, t->last_seen_ms, &t->idle_used);
 }
 
 static void flush_buf(struct bbt_report_data *d)
@@ -266,27 +283,66 @@ static int fault_open_cb(void *u, const struct bbt_store_fault *f)
         return 0;
 }
 
-/* Silent: nothing received for more than silent_days school days up to TO. */
-static bool is_silent(const struct bbt_report_data *d, const struct bbt_report_terminal *t)
+/* Each terminal's last receive and active times as of the end of the range. */
+static int seen_cb(void *u, const struct bbt_store_seen *seen)
 {
-        const struct bbt_report_school *si = &d->schools[t->school];
-        int32_t last = t->st && t->st->last_seen_ms ? bbt_day_of_ms(t->st->last_seen_ms, d->s->offset_min)
-                                                    : d->qfrom - 1;
-        /* Only whole days count: a range that ends now leaves today out. */
-        int32_t end = d->end_ms < bbt_day_start_ms(d->to + 1, d->s->offset_min) ? d->to - 1 : d->to;
-        int days = 0;
+        struct bbt_report_data *d = u;
+        size_t ti = term_index(d, seen->terminal_id);
 
-        for (int32_t day = last + 1 > d->qfrom ? last + 1 : d->qfrom; day <= end; day++)
-                days += si->school_day[day - d->qfrom];
-        return days > d->s->silent_days;
+        if (ti) {
+                d->terms[ti - 1].last_seen_ms = seen->last_msg_ms;
+                d->terms[ti - 1].last_active_ms = seen->last_active_ms;
+        }
+        return 0;
 }
 
-/* Open faults at end_ms, silent terminals, and which are intact. */
+int64_t bbt_report_data_silent_from(const struct bbt_report_data *d, const struct bbt_report_school *si,
+                                    int64_t last_seen_ms)
+{
+        int32_t last = bbt_day_of_ms(last_seen_ms, d->s->offset_min);
+        int days = 0;
+
+        for (int32_t day = last + 1; day <= d->to; day++)
+                if (bbt_report_data_school_day(d, si, day) && ++days > d->s->silent_days)
+                        return bbt_day_start_ms(day + 1, d->s->offset_min);
+        return 0;
+}
+
+/* Silent at the end of the range: nothing received for more than
+ * silent_days whole school days up to it (a range that ends now leaves today
+ * out: the silence opens when such a day is over). A terminal that never
+ * reported is counted from the start of the days held, and when it fell
+ * silent is not known. */
+static void silent_state(const struct bbt_report_data *d, struct bbt_report_terminal *t)
+{
+        const struct bbt_report_school *si = &d->schools[t->school];
+        int64_t since;
+        int days = 0;
+
+        if (t->last_seen_ms > 0) {
+                since = bbt_report_data_silent_from(d, si, t->last_seen_ms);
+                t->silent = since > 0 && since <= d->end_ms;
+                t->silent_since_ms = t->silent ? since : 0;
+                return;
+        }
+        for (int32_t day = d->qfrom; day <= d->to; day++)
+                if (si->school_day[day - d->qfrom] && bbt_day_start_ms(day + 1, d->s->offset_min) <= d->end_ms)
+                        days++;
+        t->silent = days > d->s->silent_days;
+        t->silent_since_ms = 0;
+}
+
+/* Last seen and active as of the end, open faults at end_ms, silent
+ * terminals, and which are intact. */
 static int fault_state(struct bbt_report_data *d)
 {
-        struct bbt_store_scope open_at_end = d->scope;
+        struct bbt_store_scope open_at_end = d->scope, upto = d->scope;
         int r;
 
+        upto.to_day = d->to;
+        r = bbt_store_seen_each_in(d->store, &upto, seen_cb, d);
+        if (r < 0)
+                return r;
         open_at_end.since_ms = open_at_end.until_ms = d->end_ms;
         r = bbt_store_faults_each_in(d->store, &open_at_end, fault_open_cb, d);
         if (r < 0)
@@ -294,7 +350,7 @@ static int fault_state(struct bbt_report_data *d)
         for (size_t i = 0; i < d->n_terms; i++) {
                 struct bbt_report_terminal *t = &d->terms[i];
 
-                t->silent = is_silent(d, t);
+                silent_state(d, t);
                 t->intact = !t->silent && t->open_faults == 0;
         }
         return 0;
@@ -348,8 +404,10 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
         if (d->to - d->qfrom < IDLE_LOOKBACK_DAYS)
                 d->qfrom = d->to - IDLE_LOOKBACK_DAYS;
         d->end_ms = bbt_day_start_ms(o->to + 1, s->offset_min);
-        if (o->now_ms > 0 && o->now_ms < d->end_ms)
+        if (o->now_ms > 0 && o->now_ms < d->end_ms) {
                 d->end_ms = o->now_ms;
+                d->live = true;
+        }
         r = collect(d);
         if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
                 r = fault_state(d);

@@ -43,7 +43,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 2
+#define BBT_STORE_SCHEMA_VERSION 3
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -135,6 +135,15 @@ struct bbt_store_device {
         char vendor[129], model[129], serial[129], syspath[257];
 };
 
+/* A terminal's history up to a day (docs/metrics.md, "History"): the
+ * time of its latest message and the end of its latest active time, kept in
+ * its day rollups (first_msg_ms, last_msg_ms, last_active_ms); 0: none. */
+struct bbt_store_seen {
+        int64_t terminal_id;
+        int64_t last_msg_ms;    /* sent (true clock), or received if earlier */
+        int64_t last_active_ms;
+};
+
 /* Which rows an _in iterator returns. County and school pick terminals (the
  * county and school of their topic); the rest applies where an iterator says
  * so. Start from BBT_STORE_SCOPE_ALL; a NULL scope is everything. */
@@ -194,11 +203,22 @@ struct bbt_store_ops {
         int (*usage_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                           int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
         int (*day_add)(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
-        /* Zeroes every rollup's usage columns (not hb_count), to rebuild them from usage. */
+        /* Zeroes every rollup's usage columns and last_active_ms (not hb_count
+         * or the message times), to rebuild them from usage. */
         int (*days_clear)(struct bbt_store *s);
         /* Rollups of the terminals in scope with from_day <= day <= to_day, by terminal then day. */
         int (*days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
+        /* Every terminal in scope, by id, with the latest last_msg_ms and
+         * the latest last_active_ms of its rollups with from_day <= day <=
+         * to_day (0: none). Reads about one row per terminal, not the range. */
+        int (*seen_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                         int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+        /* Adds to the rollups' message history (first_msg_ms, last_msg_ms,
+         * by the local day at OFFSET_MIN) the raw records kept, each at
+         * min(ts − the terminal's skew, recv_ms), and each terminal's
+         * first_seen_ms and last_seen_ms; what the rows hold already stays. */
+        int (*days_history_rebuild)(struct bbt_store *s, int offset_min);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
         /* The loss row of the terminal overlapping FROM..TO with the lowest
          * from (rows never overlap): 1 with *RET, 0 if none. */
@@ -294,6 +314,9 @@ int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)
                         const struct bbt_day_rollup *d), void *u);
 int bbt_store_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
+int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min);
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l);
 int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret);
 int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);

@@ -16,11 +16,34 @@
 /* 'bbt1': tells a bbt store from any other SQLite file. */
 #define APPLICATION_ID 0x62627431
 
-/* Migration N brings a store from user_version N to N + 1. Never edit a
- * shipped migration: add the next one and raise BBT_STORE_SCHEMA_VERSION. */
-static const char *const migrations[] = {
+/* 2 → 3: history (docs/metrics.md, "History"): each day rollup keeps the
+ * time of the day's first and last message and the end of the day's latest
+ * active time, so a report for a past range reads
+ * last-seen and last-active as they were at its end. A partial index finds a
+ * terminal's latest active day without walking its idle days. The rows of a
+ * store being migrated get the columns filled by the rollup rebuild the
+ * aggregator runs when it opens it (rollup.c, ROLLUP_FORMAT). */
+static int migrate_history(sqlite3 *db, char **msg)
+{
+        return sqlite3_exec(db,
+                            "ALTER TABLE day_rollup ADD COLUMN first_msg_ms INTEGER NOT NULL DEFAULT 0;"
+                            "ALTER TABLE day_rollup ADD COLUMN last_msg_ms INTEGER NOT NULL DEFAULT 0;"
+                            "ALTER TABLE day_rollup ADD COLUMN last_active_ms INTEGER NOT NULL DEFAULT 0;"
+                            "CREATE INDEX day_rollup_active ON day_rollup(terminal_id, day)"
+                            " WHERE last_active_ms > 0;",
+                            NULL, NULL, msg);
+}
+
+/* Migration N brings a store from user_version N to N + 1: its SQL, or its
+ * function. Never edit a shipped migration: add the next one and raise
+ * BBT_STORE_SCHEMA_VERSION. */
+struct migration {
+        const char *sql;
+        int (*fn)(sqlite3 *db, char **msg); /* when there is no SQL */
+};
+static const struct migration migrations[] = {
         /* 0 → 1: the first schema. */
-        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        { "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
         "CREATE TABLE terminal(id INTEGER PRIMARY KEY, county TEXT NOT NULL, school TEXT NOT NULL,"
         " terminal TEXT NOT NULL, first_seq INTEGER NOT NULL, high_seq INTEGER NOT NULL,"
         " received INTEGER NOT NULL, duplicates INTEGER NOT NULL, lost INTEGER NOT NULL,"
@@ -66,17 +89,18 @@ static const char *const migrations[] = {
         "CREATE TABLE periph_event(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
         " ts INTEGER NOT NULL, action INTEGER NOT NULL, kind INTEGER NOT NULL, subsystem TEXT NOT NULL,"
         " vendor TEXT NOT NULL, model TEXT NOT NULL, serial TEXT NOT NULL, syspath TEXT NOT NULL);"
-        "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;", NULL },
         /* 1 → 2: skipped seqs beside lost ones, conflicts (a different
          * payload under a stored seq) and the payload hash that shows them. */
-        "ALTER TABLE terminal ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+        { "ALTER TABLE terminal ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE terminal ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE raw ADD COLUMN hash INTEGER;"
         "ALTER TABLE loss ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX loss_seq ON loss(terminal_id, from_seq);"
         "CREATE TABLE conflict(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
         " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
-        " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);",
+        " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);", NULL },
+        { NULL, migrate_history },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -118,6 +142,9 @@ enum stmt {
         ST_DAYS_CLEAR,
         ST_DAYS,
         ST_DAYS_SCOPED,
+        ST_SEEN,
+        ST_SEEN_SCOPED,
+        ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
         ST_LOSSES_SCOPED,
@@ -155,7 +182,16 @@ enum stmt {
         " FROM usage WHERE end_ms > ?3 AND start_ms < ?4"
 #define SELECT_DAYS                                                                                                  \
         "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"   \
-        " p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?3 AND ?4"
+        " p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms, last_active_ms FROM day_rollup"            \
+        " WHERE day BETWEEN ?3 AND ?4"
+/* A terminal's latest message and active times on days ?3..?4: one row each
+ * (the message times are kept by the day they fall on, the active ends
+ * clipped to their day, so the latest day holds the latest time). */
+#define SELECT_SEEN                                                                                                  \
+        "SELECT t.id, COALESCE((SELECT d.last_msg_ms FROM day_rollup d WHERE d.terminal_id = t.id"                  \
+        " AND d.day BETWEEN ?3 AND ?4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"                      \
+        " COALESCE((SELECT d.last_active_ms FROM day_rollup d WHERE d.terminal_id = t.id"                            \
+        " AND d.day BETWEEN ?3 AND ?4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0) FROM terminal t"
 #define SELECT_LOSSES                                                                                                \
         "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
@@ -164,6 +200,14 @@ enum stmt {
         " WHERE raised_ms < ?4 AND (cleared_ms = 0 OR cleared_ms >= ?3)"
 #define SELECT_INVENTORY                                                                                             \
         "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial, syspath FROM inventory"
+
+/* How day_add and the history rebuild merge the history columns: the
+ * earlier first message, the later last message and active end (0: none). */
+#define DAY_HISTORY_MERGE                                                                                            \
+        " first_msg_ms = CASE WHEN first_msg_ms = 0 OR (excluded.first_msg_ms > 0"                                \
+        " AND excluded.first_msg_ms < first_msg_ms) THEN excluded.first_msg_ms ELSE first_msg_ms END,"           \
+        " last_msg_ms = max(last_msg_ms, excluded.last_msg_ms),"                                                  \
+        " last_active_ms = max(last_active_ms, excluded.last_active_ms)"
 
 static const char *const sql[ST__COUNT] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -204,8 +248,9 @@ static const char *const sql[ST__COUNT] = {
         [ST_USAGES] = SELECT_USAGE " ORDER BY terminal_id, seq",
         [ST_USAGES_SCOPED] = SELECT_USAGE " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, seq",
         [ST_DAY_ADD] = "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count,"
-                       " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                       " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms,"
+                       " last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                       " ?17, ?18, ?19, ?20, ?21, ?22)"
                        " ON CONFLICT(terminal_id, day) DO UPDATE SET on_ms = on_ms + excluded.on_ms,"
                        " active_ms = active_ms + excluded.active_ms,"
                        " interactive_ms = interactive_ms + excluded.interactive_ms,"
@@ -213,12 +258,25 @@ static const char *const sql[ST__COUNT] = {
                        " p3 = p3 + excluded.p3, p4 = p4 + excluded.p4, p5 = p5 + excluded.p5,"
                        " p6 = p6 + excluded.p6, p7 = p7 + excluded.p7, p8 = p8 + excluded.p8,"
                        " p9 = p9 + excluded.p9, p10 = p10 + excluded.p10, p11 = p11 + excluded.p11,"
-                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms",
+                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms," DAY_HISTORY_MERGE,
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
-                          " p11 = 0, p12 = 0",
+                          " p11 = 0, p12 = 0, last_active_ms = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
+        [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
+        [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
+                           " ORDER BY t.id",
+        /* ?1: the UTC offset in ms. "WHERE true" keeps SQLite from reading
+         * ON CONFLICT as part of the SELECT. */
+        [ST_DAYS_HISTORY_REBUILD] =
+                "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4,"
+                " p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms, last_active_ms)"
+                " SELECT terminal_id, (ms + ?1) / 86400000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                " min(ms), max(ms), 0 FROM (SELECT r.terminal_id, min(r.ts - CASE WHEN t.skew_known THEN t.skew_ms"
+                " ELSE 0 END, r.recv_ms) AS ms FROM raw r JOIN terminal t ON t.id = r.terminal_id"
+                " UNION ALL SELECT id, first_seen_ms FROM terminal UNION ALL SELECT id, last_seen_ms FROM terminal)"
+                " WHERE ms > 0 GROUP BY 1, 2 ON CONFLICT(terminal_id, day) DO UPDATE SET" DAY_HISTORY_MERGE,
         [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason, kind)"
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
         [ST_LOSSES] = SELECT_LOSSES " ORDER BY id",
@@ -785,6 +843,9 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 sqlite3_bind_int64(st, 7 + k, d->period_active_ms[k]);
         sqlite3_bind_int64(st, 19, d->on_all_ms);
+        sqlite3_bind_int64(st, 20, d->first_msg_ms);
+        sqlite3_bind_int64(st, 21, d->last_msg_ms);
+        sqlite3_bind_int64(st, 22, d->last_active_ms);
         return run(q, st, "rollup");
 }
 
@@ -811,6 +872,9 @@ static int day_row(sqlite3_stmt *st, void *cb, void *u)
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 d.period_active_ms[k] = sqlite3_column_int64(st, 6 + k);
         d.on_all_ms = sqlite3_column_int64(st, 18);
+        d.first_msg_ms = sqlite3_column_int64(st, 19);
+        d.last_msg_ms = sqlite3_column_int64(st, 20);
+        d.last_active_ms = sqlite3_column_int64(st, 21);
         return fn(u, sqlite3_column_int64(st, 0), &d);
 }
 
@@ -821,6 +885,38 @@ static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         sqlite3_stmt *st = scoped(q, ST_DAYS, scope, scope->from_day, scope->to_day);
 
         return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
+}
+
+static int seen_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_seen *) = (int (*)(void *, const struct bbt_store_seen *))cb;
+        struct bbt_store_seen seen = {
+                .terminal_id = sqlite3_column_int64(st, 0),
+                .last_msg_ms = sqlite3_column_int64(st, 1),
+                .last_active_ms = sqlite3_column_int64(st, 2),
+        };
+
+        return fn(u, &seen);
+}
+
+static int sq_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                        int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_SEEN, scope, scope->from_day, scope->to_day);
+
+        return st ? each(q, st, "history", seen_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_days_history_rebuild(struct bbt_store *s, int offset_min)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DAYS_HISTORY_REBUILD);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, (int64_t)offset_min * 60000);
+        return run(q, st, "history");
 }
 
 static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -1230,6 +1326,8 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_add = sq_day_add,
         .days_clear = sq_days_clear,
         .days_each = sq_days_each,
+        .seen_each = sq_seen_each,
+        .days_history_rebuild = sq_days_history_rebuild,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
         .loss_find = sq_loss_find,
@@ -1297,7 +1395,8 @@ static int migrate(struct sqlite_store *q, const char *path, char *err, size_t e
                 snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
                 rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)
-                        rc = sqlite3_exec(q->db, migrations[version], NULL, NULL, &msg);
+                        rc = migrations[version].sql ? sqlite3_exec(q->db, migrations[version].sql, NULL, NULL, &msg)
+                                                     : migrations[version].fn(q->db, &msg);
                 if (rc == SQLITE_OK)
                         rc = sqlite3_exec(q->db, "PRAGMA application_id = 1650619441", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)
