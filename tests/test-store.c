@@ -169,7 +169,8 @@ TEST(migrates_schema_1)
         s = open_rw();
         bbt_store_close(s);
         /* Back to schema 1, with a row in each changed table. */
-        exec_sql("DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
+        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+                 "DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
                  "ALTER TABLE raw DROP COLUMN hash; ALTER TABLE terminal DROP COLUMN skipped;"
                  "ALTER TABLE terminal DROP COLUMN conflicts;"
                  "INSERT INTO terminal VALUES(1, '510107', 's1', 't1', 1, 9, 9, 0, 2, 0, 0, 0, 0, 1, 0, 0, 0,"
@@ -189,5 +190,69 @@ TEST(migrates_schema_1)
         ASSERT_EQ(bbt_store_raw_insert(s, 1, 3, BBT_CH_HB, 0, 0, 1, "{}", 2, 5, &hash), 0);
         ASSERT_EQ(hash, 0); /* not known for a row from schema 1 */
         ASSERT_OK(bbt_store_commit(s));
+        bbt_store_close(s);
+}
+
+static int sum_school_days(void *u, const struct bbt_store_school_day *d)
+{
+        struct bbt_day_totals *t = u;
+
+        bbt_day_totals_add(t, &d->t);
+        return 0;
+}
+
+static int or_marks(void *u, const struct bbt_store_day_marks *m)
+{
+        uint32_t *bits = u;
+
+        bits[0] |= m->powered;
+        bits[1] |= m->used;
+        return 0;
+}
+
+/* Schema 2 → 3: the day aggregates counted from the rollups already there,
+ * under the default day rule. */
+TEST(migrates_schema_2)
+{
+        struct bbt_day_rule rule, def = BBT_DAY_RULE_DEFAULT;
+        struct bbt_day_totals t = { 0 };
+        uint32_t bits[2] = { 0 };
+        struct bbt_store *s;
+        char err[256] = "";
+
+        setup();
+        s = open_rw();
+        bbt_store_close(s);
+        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+                 "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
+                 " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
+                 " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
+                 " inventory_seq) VALUES(1, '510107', 's1', 't1', 1, 9, 9, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,"
+                 " '', '', '', '', '', -1);"
+                 /* Day 20000 (bit 0 of its 32): used, 2 of 12 periods; day 20001: on 5 min, 90 heartbeats
+                  * where ceil(3,600,000 / 60,000) = 60 count; day 20002: heartbeats only. */
+                 "INSERT INTO day_rollup VALUES(1, 20000, 7200000, 1800000, 600000, 10, 7300000,"
+                 " 600000, 599999, 0, 0, 0, 0, 0, 0, 0, 0, 0, 700000);"
+                 "INSERT INTO day_rollup VALUES(1, 20001, 300000, 0, 0, 90, 3600000, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                 " 0, 0, 0);"
+                 "INSERT INTO day_rollup VALUES(1, 20002, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);"
+                 "PRAGMA user_version = 2");
+        ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
+        ASSERT_OK(bbt_store_day_rule_get(s, &rule));
+        ASSERT_EQ(rule.used_day_ms, def.used_day_ms);
+        ASSERT_EQ(rule.used_period_ms, def.used_period_ms);
+        ASSERT_EQ(rule.heartbeat_ms, def.heartbeat_ms);
+        ASSERT_OK(bbt_store_school_days_each_in(s, NULL, sum_school_days, &t));
+        ASSERT_EQ(t.powered, 2);
+        ASSERT_EQ(t.used, 1);
+        ASSERT_EQ(t.periods_used, 2); /* p1 and p12; p2 is 1 ms short */
+        ASSERT_EQ(t.on_ms, 7500000);
+        ASSERT_EQ(t.active_ms, 1800000);
+        ASSERT_EQ(t.interactive_ms, 600000);
+        ASSERT_EQ(t.hb_received, 10 + 60);
+        ASSERT_EQ(t.on_all_ms, 7300000 + 3600000);
+        ASSERT_OK(bbt_store_day_marks_each_in(s, NULL, or_marks, bits));
+        ASSERT_EQ(bits[0], (1u << (20000 % 32)) | (1u << (20001 % 32)));
+        ASSERT_EQ(bits[1], 1u << (20000 % 32));
         bbt_store_close(s);
 }

@@ -2,6 +2,7 @@
 #include "report_data.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -327,6 +328,176 @@ static int figures(struct bbt_report_data *d)
         return 0;
 }
 
+/* ---- figures from the day aggregates ---- */
+
+/* A school by county and code, for bsearch. */
+struct school_key {
+        const char *county, *code;
+        size_t i; /* into d->schools */
+};
+
+/* What the aggregate path keeps while it reads (report_data.h's arrays by index). */
+struct agg {
+        struct bbt_report_data *d;
+        struct school_key *by_code;    /* every school, sorted by county, code */
+        struct bbt_day_totals *totals; /* per school, over its school days in the range */
+        int *powered, *used;           /* per terminal, school days in its idle window */
+};
+
+static int cmp_school_key(const void *a, const void *b)
+{
+        const struct school_key *x = a, *y = b;
+        int r = strcmp(x->county, y->county);
+
+        return r ? r : strcmp(x->code, y->code);
+}
+
+static ssize_t agg_school(const struct agg *a, const char *county, const char *code)
+{
+        struct school_key key = { .county = county, .code = code }, *k;
+
+        k = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key) : NULL;
+        return k ? (ssize_t)k->i : -1;
+}
+
+static int school_day_cb(void *u, const struct bbt_store_school_day *row)
+{
+        struct agg *a = u;
+        ssize_t si = agg_school(a, row->county, row->school);
+
+        if (si < 0 || row->day < a->d->o->from || row->day > a->d->to ||
+            !a->d->schools[si].school_day[row->day - a->d->qfrom])
+                return 0;
+        bbt_day_totals_add(&a->totals[si], &row->t);
+        return 0;
+}
+
+static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
+{
+        struct agg *a = u;
+        size_t ti = term_index(a->d, m->terminal_id);
+        const struct bbt_report_school *si;
+
+        if (!ti)
+                return 0;
+        si = &a->d->schools[a->d->terms[ti - 1].school];
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                int32_t day = m->first_day + i;
+
+                if (day < si->idle_from || day > a->d->to || !si->school_day[day - a->d->qfrom])
+                        continue;
+                a->powered[ti - 1] += (m->powered >> i) & 1;
+                a->used[ti - 1] += (m->used >> i) & 1;
+        }
+        return 0;
+}
+
+static int school_days_in(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t from)
+{
+        int n = 0;
+
+        for (int32_t day = from; day <= d->to; day++)
+                n += si->school_day[day - d->qfrom];
+        return n;
+}
+
+/* The figures bbt_rates_add() and bbt_idle_judge() would give from every
+ * rollup, from the day aggregates: the schools' totals over their school
+ * days, and each terminal's powered and used days in its idle window. The
+ * terminals' own rates are left out (BBT_NEEDS_TERMINAL_RATES scans rows). */
+static int figures_from_aggregates(struct bbt_report_data *d)
+{
+        struct bbt_store_scope range = d->scope;
+        struct agg a = { .d = d };
+        int r = -ENOMEM;
+
+        a.by_code = calloc(d->n_schools + 1, sizeof(*a.by_code));
+        a.totals = calloc(d->n_schools + 1, sizeof(*a.totals));
+        a.powered = calloc(d->n_terms + 1, sizeof(*a.powered));
+        a.used = calloc(d->n_terms + 1, sizeof(*a.used));
+        if (!a.by_code || !a.totals || !a.powered || !a.used)
+                goto out;
+        for (size_t i = 0; i < d->n_schools; i++)
+                a.by_code[i] = (struct school_key){ d->schools[i].county, d->schools[i].code, i };
+        if (d->n_schools > 0)
+                qsort(a.by_code, d->n_schools, sizeof(*a.by_code), cmp_school_key);
+        range.from_day = d->o->from;
+        range.to_day = d->to;
+        r = bbt_store_school_days_each_in(d->store, &range, school_day_cb, &a);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < d->n_schools; i++)
+                if (d->schools[i].idle_from < range.from_day)
+                        range.from_day = d->schools[i].idle_from;
+        r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+                struct bbt_report_school *si = &d->schools[t->school];
+
+                t->idle = bbt_idle_decide(d->s, si->idle_from, school_days_in(d, si, si->idle_from), a.powered[i],
+                                          a.used[i], t->st ? t->st->last_seen_ms : 0);
+                t->idle_used = a.used[i];
+                si->acc.terminals++;
+                si->acc.intact += t->intact;
+        }
+        for (size_t i = 0; i < d->n_schools; i++) {
+                struct bbt_report_school *si = &d->schools[i];
+
+                if (si->n_terminals > 0)
+                        bbt_rates_add_totals(&si->acc, d->s,
+                                             (int64_t)si->n_terminals * school_days_in(d, si, d->o->from),
+                                             si->bells->n, &a.totals[i]);
+        }
+        d->from_aggregates = true;
+out:
+        free(a.by_code);
+        free(a.totals);
+        free(a.powered);
+        free(a.used);
+        return r;
+}
+
+/* 1 if the store's day aggregates give this report's figures exactly:
+ * counted under the report's day rule from rollups cut with its bells and
+ * settings; else 0, or a negative errno. */
+static int aggregates_fit(struct bbt_report_data *d, unsigned needs)
+{
+        struct bbt_rollup_config c = { .cal = d->cal, .margin_min = d->s->margin_min, .offset_min = d->s->offset_min };
+        struct bbt_day_rule want, have;
+        int r;
+
+        if (needs & BBT_NEEDS_TERMINAL_RATES)
+                return 0;
+        bbt_day_rule_of(d->s, &want);
+        r = bbt_store_day_rule_get(d->store, &have);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        if (memcmp(&want, &have, sizeof(want)) != 0)
+                return 0;
+        r = bbt_rollup_config_check(d->store, &c);
+        return r == 0 ? 1 : r == 1 || r == -ENOENT ? 0 : r;
+}
+
+/* The figures, from the aggregates where they fit, else from every rollup. */
+static int figures_any(struct bbt_report_data *d, unsigned needs)
+{
+        int fit = 0;
+
+        if (d->o->scan != BBT_REPORT_SCAN_ROWS) {
+                fit = aggregates_fit(d, needs);
+                if (fit < 0)
+                        return fit;
+                if (!fit && d->o->scan == BBT_REPORT_SCAN_AGGREGATES) {
+                        snprintf(d->store->error, sizeof(d->store->error),
+                                 "the store's day aggregates do not fit this report (its day rule, bells or kind)");
+                        return -ESTALE;
+                }
+        }
+        return fit ? figures_from_aggregates(d) : figures(d);
+}
+
 int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_options *o, struct bbt_store *store,
                            const struct bbt_registry *reg, const struct bbt_calendar *cal,
                            const struct bbt_metric_settings *s, unsigned needs)
@@ -354,7 +525,7 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
         if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
                 r = fault_state(d);
         if (r == 0 && (needs & BBT_NEEDS_FIGURES))
-                r = figures(d);
+                r = figures_any(d, needs);
         return r;
 }
 

@@ -50,6 +50,7 @@ struct bbt_report_data {
         size_t n_terms, cap_terms;
         size_t *by_store_id; /* store id → 1 + index into terms; 0: not in scope */
         int64_t max_store_id;
+        bool from_aggregates;         /* the figures came from the store's day aggregates, not its rollups */
         struct bbt_day_rollup *buf; /* one terminal's rows while streaming */
         size_t n_buf, cap_buf;
         size_t buf_term;

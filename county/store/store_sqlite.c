@@ -78,7 +78,48 @@ static const char *const migrations[] = {
         " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
         " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);",
 };
-#define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
+/* The schema of the day aggregates (store.h, "Day aggregates"): per school
+ * and day the totals of its terminals' rollups, per terminal and 32 days
+ * (span = day >> 5) the days powered and used as bits. Keyed by day first:
+ * a report reads a range of days of every school. */
+#define SCHEMA_DAY_AGGREGATES                                                                                        \
+        "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                  \
+        " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"                           \
+        " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"                      \
+        " hb_received INTEGER NOT NULL, on_all_ms INTEGER NOT NULL,"                                                 \
+        " PRIMARY KEY(day, county, school)) WITHOUT ROWID;"                                                          \
+        "CREATE TABLE day_mark(span INTEGER NOT NULL, terminal_id INTEGER NOT NULL, powered INTEGER NOT NULL,"      \
+        " used INTEGER NOT NULL, PRIMARY KEY(span, terminal_id)) WITHOUT ROWID;"
+
+static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg);
+
+/* 2 → 3: the day aggregates, counted from the rollups already stored under
+ * the default rule (bbt-aggregator records its own rule when it starts). */
+static int migrate_day_aggregates(sqlite3 *db, char **msg)
+{
+        static const struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT;
+        char *sql = sqlite3_mprintf("INSERT INTO meta(key, value) VALUES('day_rule.used_day_ms', %lld),"
+                                    " ('day_rule.used_period_ms', %lld), ('day_rule.heartbeat_ms', %lld)"
+                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                    (long long)rule.used_day_ms, (long long)rule.used_period_ms,
+                                    (long long)rule.heartbeat_ms);
+        int rc = sql ? sqlite3_exec(db, SCHEMA_DAY_AGGREGATES, NULL, NULL, msg) : SQLITE_NOMEM;
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+        sqlite3_free(sql);
+        return rc == SQLITE_OK ? recount_day_aggregates(db, &rule, msg) : rc;
+}
+
+/* Runs the migration to schema version TO: SQL from migrations[], or a
+ * function of its own. */
+static int run_migration(sqlite3 *db, int to, char **msg)
+{
+        if (to == 3)
+                return migrate_day_aggregates(db, msg);
+        return sqlite3_exec(db, migrations[to - 1], NULL, NULL, msg);
+}
+#define N_MIGRATIONS (BBT_ELEMENTSOF(migrations) + 1)
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
 #define TERMINAL_COLS                                                                                 \
@@ -118,6 +159,14 @@ enum stmt {
         ST_DAYS_CLEAR,
         ST_DAYS,
         ST_DAYS_SCOPED,
+        ST_SCHOOL_DAY_ADD,
+        ST_DAY_MARK_SET,
+        ST_SCHOOL_DAYS_CLEAR,
+        ST_DAY_MARKS_CLEAR,
+        ST_SCHOOL_DAYS,
+        ST_SCHOOL_DAYS_SCOPED,
+        ST_DAY_MARKS,
+        ST_DAY_MARKS_SCOPED,
         ST_LOSS_INSERT,
         ST_LOSSES,
         ST_LOSSES_SCOPED,
@@ -156,6 +205,11 @@ enum stmt {
 #define SELECT_DAYS                                                                                                  \
         "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"   \
         " p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?3 AND ?4"
+#define SELECT_SCHOOL_DAYS                                                                                           \
+        "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms, hb_received,"    \
+        " on_all_ms FROM school_day WHERE day BETWEEN ?3 AND ?4"
+#define SELECT_DAY_MARKS                                                                                             \
+        "SELECT terminal_id, span, powered, used FROM day_mark WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
 #define SELECT_LOSSES                                                                                                \
         "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
@@ -213,12 +267,36 @@ static const char *const sql[ST__COUNT] = {
                        " p3 = p3 + excluded.p3, p4 = p4 + excluded.p4, p5 = p5 + excluded.p5,"
                        " p6 = p6 + excluded.p6, p7 = p7 + excluded.p7, p8 = p8 + excluded.p8,"
                        " p9 = p9 + excluded.p9, p10 = p10 + excluded.p10, p11 = p11 + excluded.p11,"
-                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms",
+                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms"
+                       /* The row as it is now: the day aggregates need it before and after. */
+                       " RETURNING on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"
+                       " p10, p11, p12, on_all_ms",
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
                           " p11 = 0, p12 = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
+        /* The deltas of one terminal-day, to its school's row for the day. */
+        [ST_SCHOOL_DAY_ADD] = "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms,"
+                              " active_ms, interactive_ms, hb_received, on_all_ms)"
+                              " SELECT ?2, county, school, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM terminal WHERE id = ?1"
+                              " ON CONFLICT(day, county, school) DO UPDATE SET powered = powered + excluded.powered,"
+                              " used = used + excluded.used, periods_used = periods_used + excluded.periods_used,"
+                              " on_ms = on_ms + excluded.on_ms, active_ms = active_ms + excluded.active_ms,"
+                              " interactive_ms = interactive_ms + excluded.interactive_ms,"
+                              " hb_received = hb_received + excluded.hb_received,"
+                              " on_all_ms = on_all_ms + excluded.on_all_ms",
+        /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0). */
+        [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used) VALUES(?2, ?1, ?4, ?5)"
+                            " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (powered & ~?3) | ?4,"
+                            " used = (used & ~?3) | ?5",
+        [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
+        [ST_DAY_MARKS_CLEAR] = "DELETE FROM day_mark",
+        [ST_SCHOOL_DAYS] = SELECT_SCHOOL_DAYS " ORDER BY day, county, school",
+        [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_DAYS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
+                                  " ORDER BY day, county, school",
+        [ST_DAY_MARKS] = SELECT_DAY_MARKS " ORDER BY span, terminal_id",
+        [ST_DAY_MARKS_SCOPED] = SELECT_DAY_MARKS " AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
         [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason, kind)"
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
         [ST_LOSSES] = SELECT_LOSSES " ORDER BY id",
@@ -257,6 +335,8 @@ struct sqlite_store {
         sqlite3 *db;
         sqlite3_stmt *st[ST__COUNT];
         bool in_tx;
+        bool has_rule;            /* rule is the recorded day rule (read once; forgotten on rollback) */
+        struct bbt_day_rule rule;
 };
 
 static struct sqlite_store *of(struct bbt_store *s)
@@ -391,6 +471,7 @@ static int sq_rollback(struct bbt_store *s)
         if (!q->in_tx)
                 return 0;
         q->in_tx = false;
+        q->has_rule = false;
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
@@ -769,10 +850,187 @@ static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
         return st ? each(q, st, "usage", usage_row, (void *)cb, u) : -EIO;
 }
 
+/* The meta keys of the day rule. */
+static const char *const rule_keys[] = { "day_rule.used_day_ms", "day_rule.used_period_ms", "day_rule.heartbeat_ms" };
+
+static int64_t *rule_field(struct bbt_day_rule *r, size_t i)
+{
+        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
+}
+
+static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_day_rule r;
+        int e = 0;
+
+        if (q->has_rule) {
+                *ret = q->rule;
+                return 0;
+        }
+        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
+                e = sq_meta_get(s, rule_keys[i], rule_field(&r, i));
+        if (e < 0) {
+                if (e == -ENOENT)
+                        snprintf(q->base.error, sizeof(q->base.error), "no day rule recorded");
+                return e;
+        }
+        q->rule = *ret = r;
+        q->has_rule = true;
+        return 0;
+}
+
+/* Deletes and recounts every day aggregate from the rollups under R (in
+ * SQL: the same judgement as bbt_day_totals_of() with every period). */
+static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
+{
+        static const char *const steps[] = {
+                "DELETE FROM school_day",
+                "DELETE FROM day_mark",
+                "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms, active_ms,"
+                " interactive_ms, hb_received, on_all_ms)"
+                " SELECT d.day, t.county, t.school, sum(d.on_ms > 0), sum(d.active_ms >= ?1),"
+                " sum((d.p1 >= ?2) + (d.p2 >= ?2) + (d.p3 >= ?2) + (d.p4 >= ?2) + (d.p5 >= ?2) + (d.p6 >= ?2)"
+                " + (d.p7 >= ?2) + (d.p8 >= ?2) + (d.p9 >= ?2) + (d.p10 >= ?2) + (d.p11 >= ?2) + (d.p12 >= ?2)),"
+                " sum(d.on_ms), sum(d.active_ms), sum(d.interactive_ms),"
+                " sum(CASE WHEN d.on_all_ms > 0 THEN min(max(d.hb_count, 0), (d.on_all_ms + ?3 - 1) / ?3) ELSE 0 END),"
+                " sum(d.on_all_ms)"
+                " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school",
+                "INSERT INTO day_mark(span, terminal_id, powered, used)"
+                " SELECT day >> 5, terminal_id, sum(CASE WHEN on_ms > 0 THEN 1 << (day & 31) ELSE 0 END),"
+                " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END)"
+                " FROM day_rollup GROUP BY day >> 5, terminal_id",
+        };
+        int rc = SQLITE_OK;
+
+        for (size_t i = 0; rc == SQLITE_OK && i < BBT_ELEMENTSOF(steps); i++) {
+                sqlite3_stmt *st;
+
+                rc = sqlite3_prepare_v2(db, steps[i], -1, &st, NULL);
+                if (rc != SQLITE_OK)
+                        break;
+                for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
+                        sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE)
+                        rc = SQLITE_OK;
+                sqlite3_finalize(st);
+        }
+        if (rc != SQLITE_OK && msg && !*msg)
+                *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        return rc;
+}
+
+static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_day_rule now;
+        int e = sq_day_rule_get(s, &now);
+        char *msg = NULL;
+        int rc;
+
+        if (r->used_day_ms <= 0 || r->used_period_ms <= 0 || r->heartbeat_ms <= 0) {
+                snprintf(q->base.error, sizeof(q->base.error), "day rule: every threshold must be > 0");
+                return -EINVAL;
+        }
+        if (e < 0 && e != -ENOENT)
+                return e;
+        if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
+                return 0;
+        q->has_rule = false;
+        for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
+                e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
+                if (e < 0)
+                        return e;
+        }
+        rc = recount_day_aggregates(q->db, r, &msg);
+        if (rc != SQLITE_OK) {
+                e = fail(q, rc, "day aggregates");
+                if (msg)
+                        snprintf(q->base.error, sizeof(q->base.error), "day aggregates: %s", msg);
+                sqlite3_free(msg);
+                return e;
+        }
+        q->rule = *r;
+        q->has_rule = true;
+        return 0;
+}
+
+static void day_from_row(sqlite3_stmt *st, int first, struct bbt_day_rollup *d)
+{
+        d->on_ms = sqlite3_column_int64(st, first);
+        d->active_ms = sqlite3_column_int64(st, first + 1);
+        d->interactive_ms = sqlite3_column_int64(st, first + 2);
+        d->hb_count = sqlite3_column_int64(st, first + 3);
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                d->period_active_ms[k] = sqlite3_column_int64(st, first + 4 + k);
+        d->on_all_ms = sqlite3_column_int64(st, first + 16);
+}
+
+static bool totals_zero(const struct bbt_day_totals *t)
+{
+        static const struct bbt_day_totals zero;
+
+        return memcmp(t, &zero, sizeof(zero)) == 0;
+}
+
+/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
+static int64_t span_of(int32_t day)
+{
+        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
+}
+
+/* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
+static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
+                          const struct bbt_day_rollup *after)
+{
+        struct bbt_day_totals a, b;
+        sqlite3_stmt *st;
+        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        int r;
+
+        r = sq_day_rule_get(&q->base, &q->rule);
+        if (r < 0)
+                return r;
+        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
+        bbt_day_totals_of(&q->rule, before, BBT_PERIODS_MAX, &b);
+        bbt_day_totals_sub(&a, &b);
+        if (totals_zero(&a))
+                return 0;
+        st = stmt(q, ST_SCHOOL_DAY_ADD);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int(st, 2, day);
+        sqlite3_bind_int64(st, 3, a.powered);
+        sqlite3_bind_int64(st, 4, a.used);
+        sqlite3_bind_int64(st, 5, a.periods_used);
+        sqlite3_bind_int64(st, 6, a.on_ms);
+        sqlite3_bind_int64(st, 7, a.active_ms);
+        sqlite3_bind_int64(st, 8, a.interactive_ms);
+        sqlite3_bind_int64(st, 9, a.hb_received);
+        sqlite3_bind_int64(st, 10, a.on_all_ms);
+        r = run(q, st, "day aggregates");
+        if (r < 0 || (a.powered == 0 && a.used == 0))
+                return r;
+        st = stmt(q, ST_DAY_MARK_SET);
+        if (!st)
+                return -EIO;
+        bbt_day_totals_of(&q->rule, after, 0, &a);
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, span_of(day));
+        sqlite3_bind_int64(st, 3, bit);
+        sqlite3_bind_int64(st, 4, a.powered ? bit : 0);
+        sqlite3_bind_int64(st, 5, a.used ? bit : 0);
+        return run(q, st, "day aggregates");
+}
+
 static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_DAY_ADD);
+        struct bbt_day_rollup after, before;
+        int rc;
 
         if (!st)
                 return -EIO;
@@ -785,15 +1043,40 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 sqlite3_bind_int64(st, 7 + k, d->period_active_ms[k]);
         sqlite3_bind_int64(st, 19, d->on_all_ms);
-        return run(q, st, "rollup");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return fail(q, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "rollup");
+        }
+        memset(&after, 0, sizeof(after));
+        day_from_row(st, 0, &after);
+        rc = sqlite3_reset(st);
+        if (rc != SQLITE_OK)
+                return fail(q, rc, "rollup");
+        /* Before this add: the row now less what was added. */
+        before = after;
+        before.on_ms -= d->on_ms;
+        before.active_ms -= d->active_ms;
+        before.interactive_ms -= d->interactive_ms;
+        before.hb_count -= d->hb_count;
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                before.period_active_ms[k] -= d->period_active_ms[k];
+        before.on_all_ms -= d->on_all_ms;
+        return aggregates_add(q, terminal_id, d->day, &before, &after);
 }
 
 static int sq_days_clear(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_DAYS_CLEAR);
+        int r = st ? run(q, st, "rollup") : -EIO;
 
-        return st ? run(q, st, "rollup") : -EIO;
+        /* With no time on, every aggregate counts 0 (the rule's thresholds are > 0). */
+        for (enum stmt id = ST_SCHOOL_DAYS_CLEAR; r == 0 && id <= ST_DAY_MARKS_CLEAR; id++) {
+                st = stmt(q, id);
+                r = st ? run(q, st, "day aggregates") : -EIO;
+        }
+        return r;
 }
 
 static int day_row(sqlite3_stmt *st, void *cb, void *u)
@@ -804,13 +1087,7 @@ static int day_row(sqlite3_stmt *st, void *cb, void *u)
 
         memset(&d, 0, sizeof(d));
         d.day = sqlite3_column_int(st, 1);
-        d.on_ms = sqlite3_column_int64(st, 2);
-        d.active_ms = sqlite3_column_int64(st, 3);
-        d.interactive_ms = sqlite3_column_int64(st, 4);
-        d.hb_count = sqlite3_column_int64(st, 5);
-        for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                d.period_active_ms[k] = sqlite3_column_int64(st, 6 + k);
-        d.on_all_ms = sqlite3_column_int64(st, 18);
+        day_from_row(st, 2, &d);
         return fn(u, sqlite3_column_int64(st, 0), &d);
 }
 
@@ -821,6 +1098,60 @@ static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         sqlite3_stmt *st = scoped(q, ST_DAYS, scope, scope->from_day, scope->to_day);
 
         return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
+}
+
+static int school_day_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_school_day *) =
+                (int (*)(void *, const struct bbt_store_school_day *))cb;
+        struct bbt_store_school_day d;
+
+        memset(&d, 0, sizeof(d));
+        copy_col(st, 0, d.county, sizeof(d.county));
+        copy_col(st, 1, d.school, sizeof(d.school));
+        d.day = sqlite3_column_int(st, 2);
+        d.t.powered = sqlite3_column_int64(st, 3);
+        d.t.used = sqlite3_column_int64(st, 4);
+        d.t.periods_used = sqlite3_column_int64(st, 5);
+        d.t.on_ms = sqlite3_column_int64(st, 6);
+        d.t.active_ms = sqlite3_column_int64(st, 7);
+        d.t.interactive_ms = sqlite3_column_int64(st, 8);
+        d.t.hb_received = sqlite3_column_int64(st, 9);
+        d.t.on_all_ms = sqlite3_column_int64(st, 10);
+        return fn(u, &d);
+}
+
+/* Scopes with a county or school filter their rows by the row's own columns. */
+static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                               int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_SCHOOL_DAYS, scope, scope->from_day, scope->to_day);
+
+        return st ? each(q, st, "day aggregates", school_day_row, (void *)cb, u) : -EIO;
+}
+
+static int day_marks_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_day_marks *) =
+                (int (*)(void *, const struct bbt_store_day_marks *))cb;
+        struct bbt_store_day_marks m = {
+                .terminal_id = sqlite3_column_int64(st, 0),
+                .first_day = (int32_t)(sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS),
+                .powered = (uint32_t)sqlite3_column_int64(st, 2),
+                .used = (uint32_t)sqlite3_column_int64(st, 3),
+        };
+
+        return fn(u, &m);
+}
+
+static int sq_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, scope->from_day, scope->to_day);
+
+        return st ? each(q, st, "day aggregates", day_marks_row, (void *)cb, u) : -EIO;
 }
 
 static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -1230,6 +1561,10 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_add = sq_day_add,
         .days_clear = sq_days_clear,
         .days_each = sq_days_each,
+        .day_rule_get = sq_day_rule_get,
+        .day_rule_set = sq_day_rule_set,
+        .school_days_each = sq_school_days_each,
+        .day_marks_each = sq_day_marks_each,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
         .loss_find = sq_loss_find,
@@ -1297,7 +1632,7 @@ static int migrate(struct sqlite_store *q, const char *path, char *err, size_t e
                 snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
                 rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)
-                        rc = sqlite3_exec(q->db, migrations[version], NULL, NULL, &msg);
+                        rc = run_migration(q->db, version + 1, &msg);
                 if (rc == SQLITE_OK)
                         rc = sqlite3_exec(q->db, "PRAGMA application_id = 1650619441", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)
