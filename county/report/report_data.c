@@ -54,6 +54,10 @@ static int store_terminal_cb(void *u, const struct bbt_store_terminal *t)
 
 static ssize_t school_find(const struct bbt_report_data *d, const char *county, const char *code)
 {
+        /* The registry's terminals come school by school: the last one found first. */
+        if (d->school_hint < d->n_schools && strcmp(d->schools[d->school_hint].code, code) == 0 &&
+            strcmp(d->schools[d->school_hint].county, county) == 0)
+                return (ssize_t)d->school_hint;
         for (size_t i = d->n_schools; i-- > 0;)
                 if (strcmp(d->schools[i].code, code) == 0 && strcmp(d->schools[i].county, county) == 0)
                         return (ssize_t)i;
@@ -68,7 +72,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
 
         if (found >= 0) {
-                *ret = (size_t)found;
+                *ret = d->school_hint = (size_t)found;
                 return 0;
         }
         if (grow((void **)&d->schools, &d->cap_schools, d->n_schools, sizeof(*d->schools)) < 0)
@@ -124,34 +128,48 @@ static int cmp_store_terminal(const void *a, const void *b)
         return r ? r : strcmp(x->county, y->county);
 }
 
-/* The store's row for terminal ID of SCHOOL in COUNTY, or NULL. */
-static struct bbt_store_terminal *store_find(struct bbt_report_data *d, const char *county, const char *school,
-                                             const char *id)
+static int cmp_store_terminal_ptr(const void *a, const void *b)
 {
-        struct bbt_store_terminal key;
+        return cmp_store_terminal(*(const struct bbt_store_terminal *const *)a,
+                                  *(const struct bbt_store_terminal *const *)b);
+}
 
-        memset(&key, 0, sizeof(key));
-        snprintf(key.county, sizeof(key.county), "%s", county);
-        snprintf(key.school, sizeof(key.school), "%s", school);
-        snprintf(key.terminal, sizeof(key.terminal), "%s", id);
-        return d->n_st > 0 ? bsearch(&key, d->st, d->n_st, sizeof(*d->st), cmp_store_terminal) : NULL;
+/* The registry's entry for store terminal ST: the same school and code, of a
+ * school of ST's county; NULL if none. */
+static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_data *d,
+                                                       const struct bbt_store_terminal *st)
+{
+        const struct bbt_terminal_entry *e = d->reg ? bbt_registry_terminal(d->reg, st->school, st->terminal) : NULL;
+        const struct bbt_school *s = e ? bbt_registry_school(d->reg, e->school) : NULL;
+
+        return s && strcmp(s->county, st->county) == 0 ? e : NULL;
 }
 
 /* Every terminal in scope: the registry's, and those seen on the wire only. */
 static int collect(struct bbt_report_data *d)
 {
-        bool *matched = NULL;
+        const struct bbt_store_terminal **wire = NULL; /* the store's terminals not in the registry */
+        size_t *st_of = NULL, n_wire = 0; /* registry terminal → 1 + index into d->st; 0: never reported */
         size_t si;
         int r;
 
         r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
         if (r < 0)
                 return r;
-        if (d->n_st > 0) /* none in scope: d->st is NULL, which qsort and bsearch must not get */
-                qsort(d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
-        matched = calloc(d->n_st + 1, sizeof(*matched));
-        if (!matched)
-                return -ENOMEM;
+        st_of = calloc((d->reg ? d->reg->n_terminals : 0) + 1, sizeof(*st_of));
+        wire = calloc(d->n_st + 1, sizeof(*wire));
+        if (!st_of || !wire) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < d->n_st; i++) {
+                const struct bbt_terminal_entry *e = registry_entry(d, &d->st[i]);
+
+                if (e)
+                        st_of[e - d->reg->terminals] = i + 1;
+                else
+                        wire[n_wire++] = &d->st[i];
+        }
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_schools; i++) {
                 const struct bbt_school *s = &d->reg->schools[i];
 
@@ -161,23 +179,20 @@ static int collect(struct bbt_report_data *d)
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_terminals; i++) {
                 const struct bbt_terminal_entry *e = &d->reg->terminals[i];
                 const struct bbt_school *s = bbt_registry_school(d->reg, e->school);
-                struct bbt_store_terminal *st;
 
                 if (!s || !county_ok(d, s->county) || !school_ok(d, s->code))
                         continue;
-                st = store_find(d, s->county, e->school, e->id);
-                if (st)
-                        matched[st - d->st] = true;
                 r = school_add(d, s->county, s->code, s, &si);
                 if (r == 0)
-                        r = term_add(d, si, e->id, st, e);
+                        r = term_add(d, si, e->id, st_of[i] ? &d->st[st_of[i] - 1] : NULL, e);
         }
-        for (size_t i = 0; r == 0 && i < d->n_st; i++) {
-                const struct bbt_store_terminal *st = &d->st[i];
+        /* Those seen on the wire only, by school, terminal and county. */
+        if (n_wire > 0)
+                qsort(wire, n_wire, sizeof(*wire), cmp_store_terminal_ptr);
+        for (size_t i = 0; r == 0 && i < n_wire; i++) {
+                const struct bbt_store_terminal *st = wire[i];
                 const struct bbt_school *rs;
 
-                if (matched[i])
-                        continue;
                 /* The registry's school only if it is this county's: a school
                  * code published under the wrong county must not bring that
                  * school's name, pupils and area into another county. */
@@ -188,7 +203,9 @@ static int collect(struct bbt_report_data *d)
                 if (r == 0)
                         r = term_add(d, si, st->terminal, st, NULL);
         }
-        free(matched);
+out:
+        free(st_of);
+        free(wire);
         if (r < 0)
                 return r;
         d->by_store_id = calloc((size_t)d->max_store_id + 1, sizeof(*d->by_store_id));
@@ -342,6 +359,7 @@ struct agg {
         struct school_key *by_code;    /* every school, sorted by county, code */
         struct bbt_day_totals *totals; /* per school, over its school days in the range */
         int *powered, *used;           /* per terminal, school days in its idle window */
+        size_t cursor;                 /* into by_code: the school of the last row */
 };
 
 static int cmp_school_key(const void *a, const void *b)
@@ -352,18 +370,27 @@ static int cmp_school_key(const void *a, const void *b)
         return r ? r : strcmp(x->code, y->code);
 }
 
-static ssize_t agg_school(const struct agg *a, const char *county, const char *code)
-{
-        struct school_key key = { .county = county, .code = code }, *k;
-
-        k = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key) : NULL;
-        return k ? (ssize_t)k->i : -1;
-}
-
 static int school_day_cb(void *u, const struct bbt_store_school_day *row)
 {
         struct agg *a = u;
-        ssize_t si = agg_school(a, row->county, row->school);
+        ssize_t si = -1;
+
+        /* Rows come by day, then county and school: most often the next school after the last. */
+        if (++a->cursor < a->d->n_schools) {
+                const struct school_key *k = &a->by_code[a->cursor];
+
+                if (strcmp(k->code, row->school) == 0 && strcmp(k->county, row->county) == 0)
+                        si = (ssize_t)k->i;
+        }
+        if (si < 0) {
+                struct school_key key = { .county = row->county, .code = row->school }, *k;
+
+                k = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key) : NULL;
+                if (!k)
+                        return 0;
+                si = (ssize_t)k->i;
+                a->cursor = (size_t)(k - a->by_code);
+        }
 
         if (si < 0 || row->day < a->d->o->from || row->day > a->d->to ||
             !a->d->schools[si].school_day[row->day - a->d->qfrom])
@@ -381,7 +408,8 @@ static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
         if (!ti)
                 return 0;
         si = &a->d->schools[a->d->terms[ti - 1].school];
-        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+        for (uint32_t bits = m->powered | m->used; bits; bits &= bits - 1) {
+                int i = __builtin_ctz(bits);
                 int32_t day = m->first_day + i;
 
                 if (day < si->idle_from || day > a->d->to || !si->school_day[day - a->d->qfrom])
@@ -423,6 +451,7 @@ static int figures_from_aggregates(struct bbt_report_data *d)
                 qsort(a.by_code, d->n_schools, sizeof(*a.by_code), cmp_school_key);
         range.from_day = d->o->from;
         range.to_day = d->to;
+        a.cursor = SIZE_MAX;
         r = bbt_store_school_days_each_in(d->store, &range, school_day_cb, &a);
         if (r < 0)
                 goto out;

@@ -46,6 +46,7 @@ struct bbt_report_data {
         size_t n_st, cap_st;
         struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
         size_t n_schools, cap_schools;
+        size_t school_hint;                /* the school school_add found last */
         struct bbt_report_terminal *terms;
         size_t n_terms, cap_terms;
         size_t *by_store_id; /* store id → 1 + index into terms; 0: not in scope */

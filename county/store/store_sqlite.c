@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "bbt/array.h"
 #include "bbt/base.h"
 
 /* 'bbt1': tells a bbt store from any other SQLite file. */
@@ -160,6 +161,7 @@ enum stmt {
         ST_DAYS,
         ST_DAYS_SCOPED,
         ST_SCHOOL_DAY_ADD,
+        ST_TERMINAL_SCHOOL,
         ST_DAY_MARK_SET,
         ST_SCHOOL_DAYS_CLEAR,
         ST_DAY_MARKS_CLEAR,
@@ -276,10 +278,10 @@ static const char *const sql[ST__COUNT] = {
                           " p11 = 0, p12 = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
-        /* The deltas of one terminal-day, to its school's row for the day. */
+        /* The change of a school's day (?1 day, ?2 county, ?3 school). */
         [ST_SCHOOL_DAY_ADD] = "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms,"
                               " active_ms, interactive_ms, hb_received, on_all_ms)"
-                              " SELECT ?2, county, school, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM terminal WHERE id = ?1"
+                              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                               " ON CONFLICT(day, county, school) DO UPDATE SET powered = powered + excluded.powered,"
                               " used = used + excluded.used, periods_used = periods_used + excluded.periods_used,"
                               " on_ms = on_ms + excluded.on_ms, active_ms = active_ms + excluded.active_ms,"
@@ -290,6 +292,7 @@ static const char *const sql[ST__COUNT] = {
         [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used) VALUES(?2, ?1, ?4, ?5)"
                             " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (powered & ~?3) | ?4,"
                             " used = (used & ~?3) | ?5",
+        [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
         [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
         [ST_DAY_MARKS_CLEAR] = "DELETE FROM day_mark",
         [ST_SCHOOL_DAYS] = SELECT_SCHOOL_DAYS " ORDER BY day, county, school",
@@ -330,6 +333,22 @@ static const char *const sql[ST__COUNT] = {
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
 };
 
+/* A school as the day aggregates key it. */
+struct agg_school {
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+};
+
+/* The change of one school's day not written yet: a transaction's day_adds
+ * are summed per school and day and written at commit (or before a read), one
+ * row per school instead of one per terminal. */
+struct agg_pending {
+        bool used;
+        int32_t school; /* into schools */
+        int32_t day;
+        struct bbt_day_totals t;
+};
+
 struct sqlite_store {
         struct bbt_store base; /* first: the store is cast to and from it */
         sqlite3 *db;
@@ -337,6 +356,13 @@ struct sqlite_store {
         bool in_tx;
         bool has_rule;            /* rule is the recorded day rule (read once; forgotten on rollback) */
         struct bbt_day_rule rule;
+        /* The schools of the terminals day_add has seen (a terminal's school never changes). */
+        struct agg_school *schools;
+        size_t n_schools, cap_schools;
+        int32_t *school_of;       /* terminal id → 1 + index into schools; 0: not looked up yet */
+        size_t cap_school_of;
+        struct agg_pending *pending; /* open addressing by (school, day); cap_pending a power of 2 */
+        size_t n_pending, cap_pending;
 };
 
 static struct sqlite_store *of(struct bbt_store *s)
@@ -408,8 +434,14 @@ static void bind_text(sqlite3_stmt *s, int i, const char *text)
 static void copy_col(sqlite3_stmt *s, int i, char *buf, size_t size)
 {
         const unsigned char *t = sqlite3_column_text(s, i);
+        size_t n = t ? strnlen((const char *)t, (size_t)sqlite3_column_bytes(s, i)) : 0;
 
-        snprintf(buf, size, "%s", t ? (const char *)t : "");
+        /* As snprintf("%s") would, truncated to SIZE - 1 bytes, without its cost per row. */
+        if (n >= size)
+                n = size - 1;
+        if (n)
+                memcpy(buf, t, n);
+        buf[n] = '\0';
 }
 
 /* Statement ID, or its _SCOPED twin with SCOPE's county and school bound
@@ -435,6 +467,132 @@ static sqlite3_stmt *scoped(struct sqlite_store *q, enum stmt id, const struct b
         return st;
 }
 
+static void pending_drop(struct sqlite_store *q)
+{
+        if (q->n_pending)
+                memset(q->pending, 0, q->cap_pending * sizeof(*q->pending));
+        q->n_pending = 0;
+}
+
+/* Writes every pending school-day change. */
+static int pending_write(struct sqlite_store *q)
+{
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && q->n_pending && i < q->cap_pending; i++) {
+                const struct agg_pending *p = &q->pending[i];
+                sqlite3_stmt *st;
+
+                if (!p->used)
+                        continue;
+                st = stmt(q, ST_SCHOOL_DAY_ADD);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int(st, 1, p->day);
+                bind_text(st, 2, q->schools[p->school].county);
+                bind_text(st, 3, q->schools[p->school].school);
+                sqlite3_bind_int64(st, 4, p->t.powered);
+                sqlite3_bind_int64(st, 5, p->t.used);
+                sqlite3_bind_int64(st, 6, p->t.periods_used);
+                sqlite3_bind_int64(st, 7, p->t.on_ms);
+                sqlite3_bind_int64(st, 8, p->t.active_ms);
+                sqlite3_bind_int64(st, 9, p->t.interactive_ms);
+                sqlite3_bind_int64(st, 10, p->t.hb_received);
+                sqlite3_bind_int64(st, 11, p->t.on_all_ms);
+                r = run(q, st, "day aggregates");
+        }
+        if (r == 0)
+                pending_drop(q);
+        return r;
+}
+
+static size_t pending_slot(const struct agg_pending *v, size_t cap, int32_t school, int32_t day)
+{
+        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
+
+        while (v[i].used && (v[i].school != school || v[i].day != day))
+                i = (i + 1) & (cap - 1);
+        return i;
+}
+
+/* Adds T to the pending change of SCHOOL's DAY. */
+static int pending_add(struct sqlite_store *q, int32_t school, int32_t day, const struct bbt_day_totals *t)
+{
+        struct agg_pending *p;
+
+        if ((q->n_pending + 1) * 2 > q->cap_pending) {
+                size_t cap = q->cap_pending ? q->cap_pending * 2 : 256;
+                struct agg_pending *v = calloc(cap, sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < q->cap_pending; i++)
+                        if (q->pending[i].used)
+                                v[pending_slot(v, cap, q->pending[i].school, q->pending[i].day)] = q->pending[i];
+                free(q->pending);
+                q->pending = v;
+                q->cap_pending = cap;
+        }
+        p = &q->pending[pending_slot(q->pending, q->cap_pending, school, day)];
+        if (!p->used) {
+                *p = (struct agg_pending){ .used = true, .school = school, .day = day };
+                q->n_pending++;
+        }
+        bbt_day_totals_add(&p->t, t);
+        return 0;
+}
+
+/* *RET: the index into q->schools of terminal TERMINAL_ID's school; -ENOENT
+ * if there is no such terminal. */
+static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
+{
+        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
+        struct agg_school sc;
+        sqlite3_stmt *st;
+        int32_t i;
+        int rc, r;
+
+        if (cache && (size_t)terminal_id < q->cap_school_of && q->school_of[terminal_id]) {
+                *ret = q->school_of[terminal_id] - 1;
+                return 0;
+        }
+        st = stmt(q, ST_TERMINAL_SCHOOL);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "day aggregates");
+        }
+        copy_col(st, 0, sc.county, sizeof(sc.county));
+        copy_col(st, 1, sc.school, sizeof(sc.school));
+        sqlite3_reset(st);
+        /* From the newest: a school's terminals come together. */
+        for (i = (int32_t)q->n_schools - 1; i >= 0; i--)
+                if (strcmp(q->schools[i].school, sc.school) == 0 && strcmp(q->schools[i].county, sc.county) == 0)
+                        break;
+        if (i < 0) {
+                r = bbt_array_reserve((void **)&q->schools, &q->cap_schools, q->n_schools + 1, sizeof(sc));
+                if (r < 0)
+                        return r;
+                q->schools[q->n_schools] = sc;
+                i = (int32_t)q->n_schools++;
+        }
+        *ret = i;
+        if (cache) {
+                size_t had = q->cap_school_of;
+
+                r = bbt_array_reserve((void **)&q->school_of, &q->cap_school_of, (size_t)terminal_id + 1,
+                                      sizeof(*q->school_of));
+                if (r < 0)
+                        return r;
+                memset(q->school_of + had, 0, (q->cap_school_of - had) * sizeof(*q->school_of));
+                q->school_of[terminal_id] = i + 1;
+        }
+        return 0;
+}
+
 static int sq_begin(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
@@ -452,9 +610,12 @@ static int sq_begin(struct bbt_store *s)
 static int sq_commit(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_COMMIT);
-        int r;
+        sqlite3_stmt *st;
+        int r = pending_write(q);
 
+        if (r < 0)
+                return r;
+        st = stmt(q, ST_COMMIT);
         if (!st)
                 return -EIO;
         r = run(q, st, "commit");
@@ -472,6 +633,7 @@ static int sq_rollback(struct bbt_store *s)
                 return 0;
         q->in_tx = false;
         q->has_rule = false;
+        pending_drop(q);
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
@@ -938,6 +1100,7 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
                 return 0;
         q->has_rule = false;
+        pending_drop(q); /* the recount reads the rollups, which hold every change */
         for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
                 e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
                 if (e < 0)
@@ -987,6 +1150,7 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
         struct bbt_day_totals a, b;
         sqlite3_stmt *st;
         int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        int32_t school = 0;
         int r;
 
         r = sq_day_rule_get(&q->base, &q->rule);
@@ -997,20 +1161,13 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
         bbt_day_totals_sub(&a, &b);
         if (totals_zero(&a))
                 return 0;
-        st = stmt(q, ST_SCHOOL_DAY_ADD);
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, terminal_id);
-        sqlite3_bind_int(st, 2, day);
-        sqlite3_bind_int64(st, 3, a.powered);
-        sqlite3_bind_int64(st, 4, a.used);
-        sqlite3_bind_int64(st, 5, a.periods_used);
-        sqlite3_bind_int64(st, 6, a.on_ms);
-        sqlite3_bind_int64(st, 7, a.active_ms);
-        sqlite3_bind_int64(st, 8, a.interactive_ms);
-        sqlite3_bind_int64(st, 9, a.hb_received);
-        sqlite3_bind_int64(st, 10, a.on_all_ms);
-        r = run(q, st, "day aggregates");
+        r = school_of(q, terminal_id, &school);
+        if (r == -ENOENT)
+                return 0; /* a rollup of no terminal: no school to count it under */
+        if (r == 0)
+                r = pending_add(q, school, day, &a);
+        if (r == 0 && !q->in_tx)
+                r = pending_write(q); /* outside a transaction each write commits alone */
         if (r < 0 || (a.powered == 0 && a.used == 0))
                 return r;
         st = stmt(q, ST_DAY_MARK_SET);
@@ -1072,6 +1229,7 @@ static int sq_days_clear(struct bbt_store *s)
         int r = st ? run(q, st, "rollup") : -EIO;
 
         /* With no time on, every aggregate counts 0 (the rule's thresholds are > 0). */
+        pending_drop(q);
         for (enum stmt id = ST_SCHOOL_DAYS_CLEAR; r == 0 && id <= ST_DAY_MARKS_CLEAR; id++) {
                 st = stmt(q, id);
                 r = st ? run(q, st, "day aggregates") : -EIO;
@@ -1126,8 +1284,12 @@ static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope
                                int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = scoped(q, ST_SCHOOL_DAYS, scope, scope->from_day, scope->to_day);
+        sqlite3_stmt *st;
+        int r = pending_write(q); /* a transaction reads its own writes */
 
+        if (r < 0)
+                return r;
+        st = scoped(q, ST_SCHOOL_DAYS, scope, scope->from_day, scope->to_day);
         return st ? each(q, st, "day aggregates", school_day_row, (void *)cb, u) : -EIO;
 }
 
@@ -1536,6 +1698,9 @@ static void sq_close(struct bbt_store *s)
         for (int i = 0; i < ST__COUNT; i++)
                 sqlite3_finalize(q->st[i]);
         sqlite3_close(q->db);
+        free(q->schools);
+        free(q->school_of);
+        free(q->pending);
         free(q);
 }
 
@@ -1711,6 +1876,9 @@ int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **r
                         r = -EPROTO;
                         goto fail;
                 }
+                /* Readers map the file instead of copying every page they read
+                 * through pread() (a report reads whole tables). */
+                sqlite3_exec(q->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
         }
         *ret = &q->base;
         return 0;
