@@ -839,6 +839,24 @@ static void aggregates_case(const char *location)
         ASSERT_STR_EQ(days2, days);
         bbt_store_close(ro);
 
+        /* A terminal whose insert was rolled back: its key may come again for another school's. */
+        ASSERT_OK(bbt_store_begin(s));
+        d = (struct bbt_day_rollup){ .day = 40, .on_ms = M };
+        ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S2", "x", "x"), &d));
+        ASSERT_OK(bbt_store_rollback(s));
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S3", "y", "y"), &d));
+        scope = (struct bbt_store_scope)BBT_STORE_SCOPE_ALL;
+        scope.from_day = 40;
+        aggregates_of(s, &scope, days2, marks2); /* a transaction reads its own changes */
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/0:60000/0/0:0/0");
+        ASSERT_OK(bbt_store_commit(s));
+        aggregates_of(s, &scope, days2, marks2);
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/0:60000/0/0:0/0");
+        /* Days 32 and 40 share their 32 days; y has x's key (the code of the first name wins). */
+        ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0 ? "b:32:p c:32:p x:40:p"
+                                                                                : "b:32:p c:32:p y:40:p");
+
         /* Cleared with the rollups' usage for a rebuild. */
         ASSERT_OK(bbt_store_days_clear(s));
         aggregates_of(s, NULL, days, marks);

@@ -141,7 +141,7 @@ struct bbt_store_device {
 
 /* Day aggregates: what reports sum instead of every terminal-day rollup
  * (docs/aggregator.md, "Day aggregates"). The store keeps them with the
- * rollups, in the same statement as each day_add, judged under one day rule
+ * rollups, in the transaction of each day_add, judged under one day rule
  * (rollup.h): per school and day, the totals of its terminals' rollups; per
  * terminal and 32-day span, which days were powered and used. Neither bakes
  * in the calendar: a report keeps the school days of its calendar. */

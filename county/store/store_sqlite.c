@@ -634,6 +634,9 @@ static int sq_rollback(struct bbt_store *s)
         q->in_tx = false;
         q->has_rule = false;
         pending_drop(q);
+        /* A terminal inserted in the transaction is gone, and its id may come again for another. */
+        if (q->cap_school_of)
+                memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
