@@ -219,6 +219,12 @@ out:
 
 /* ---- figures ---- */
 
+/* What the idle judgement takes as the terminal's last message (both paths). */
+static int64_t idle_last_seen(const struct bbt_report_terminal *t)
+{
+        return t->st ? t->st->last_seen_ms : 0;
+}
+
 static void terminal_figures(struct bbt_report_data *d, struct bbt_report_terminal *t,
                              const struct bbt_day_rollup *rows, size_t n)
 {
@@ -231,7 +237,7 @@ static void terminal_figures(struct bbt_report_data *d, struct bbt_report_termin
 
         bbt_rates_add(&t->acc, d->s, d->o->from, d->to, &td);
         idle.school_day = si->school_day + (si->idle_from - d->qfrom);
-        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, t->st ? t->st->last_seen_ms : 0, &t->idle_used);
+        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, idle_last_seen(t), &t->idle_used);
 }
 
 static void flush_buf(struct bbt_report_data *d)
@@ -466,7 +472,7 @@ static int figures_from_aggregates(struct bbt_report_data *d)
                 struct bbt_report_school *si = &d->schools[t->school];
 
                 t->idle = bbt_idle_decide(d->s, si->idle_from, school_days_in(d, si, si->idle_from), a.powered[i],
-                                          a.used[i], t->st ? t->st->last_seen_ms : 0);
+                                          a.used[i], idle_last_seen(t));
                 t->idle_used = a.used[i];
                 si->acc.terminals++;
                 si->acc.intact += t->intact;
