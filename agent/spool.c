@@ -163,10 +163,11 @@ struct bbt_spool {
         struct bbt_seq_range skipped[BBT_SPOOL_SKIPPED_RANGES]; /* the agent's, a copy */
         size_t n_skipped;
         struct bbt_seq_range meta_skipped[BBT_SPOOL_SKIPPED_RANGES]; /* as read at open */
-        uint64_t meta_gen;    /* bumped at every change of a field saved in meta */
+        uint64_t meta_gen;    /* bumped at every change of a field saved in meta but the two below */
+        uint64_t ack_gen;     /* bumped when the ack watermark moves: it may reach meta late */
 
         pthread_mutex_t meta_lock; /* serialises meta file writes; guards meta_saved_* */
-        uint64_t meta_saved_gen, meta_saved_appended;
+        uint64_t meta_saved_gen, meta_saved_ack_gen, meta_saved_appended;
 };
 
 static void put_u16(uint8_t *p, uint16_t v)
@@ -516,7 +517,7 @@ static int write_meta(struct bbt_spool *sp, const struct meta *m)
 int bbt_spool_save_meta(struct bbt_spool *sp)
 {
         struct meta m;
-        uint64_t gen;
+        uint64_t gen, ack_gen;
         int r = 0;
 
         pthread_mutex_lock(&sp->meta_lock);
@@ -533,11 +534,13 @@ int bbt_spool_save_meta(struct bbt_spool *sp)
         m.n_skipped = sp->n_skipped;
         memcpy(m.skipped, sp->skipped, sizeof(m.skipped));
         gen = sp->meta_gen;
+        ack_gen = sp->ack_gen;
         pthread_mutex_unlock(&sp->lock);
-        if (gen != sp->meta_saved_gen || m.appended != sp->meta_saved_appended) {
+        if (gen != sp->meta_saved_gen || ack_gen != sp->meta_saved_ack_gen || m.appended != sp->meta_saved_appended) {
                 r = write_meta(sp, &m);
                 if (r == 0) {
                         sp->meta_saved_gen = gen;
+                        sp->meta_saved_ack_gen = ack_gen;
                         sp->meta_saved_appended = m.appended;
                 }
         }
@@ -551,10 +554,26 @@ bool bbt_spool_meta_dirty(struct bbt_spool *sp)
 
         pthread_mutex_lock(&sp->meta_lock);
         pthread_mutex_lock(&sp->lock);
-        dirty = sp->meta_gen != sp->meta_saved_gen || sp->written_seq != sp->meta_saved_appended;
+        dirty = sp->meta_gen != sp->meta_saved_gen || sp->ack_gen != sp->meta_saved_ack_gen ||
+                sp->written_seq != sp->meta_saved_appended;
         pthread_mutex_unlock(&sp->lock);
         pthread_mutex_unlock(&sp->meta_lock);
         return dirty;
+}
+
+bool bbt_spool_meta_urgent(struct bbt_spool *sp)
+{
+        bool urgent;
+
+        pthread_mutex_lock(&sp->meta_lock);
+        pthread_mutex_lock(&sp->lock);
+        /* The appended mark is the only witness of records not yet
+         * acknowledged, should the disk lose the segment's tail. */
+        urgent = sp->meta_gen != sp->meta_saved_gen ||
+                 (sp->written_seq != sp->meta_saved_appended && sp->acked < sp->written_seq);
+        pthread_mutex_unlock(&sp->lock);
+        pthread_mutex_unlock(&sp->meta_lock);
+        return urgent;
 }
 
 /* Parses "A-B,C-D" (inclusive ranges, ascending) into at most MAX of R. */
@@ -1431,7 +1450,7 @@ int bbt_spool_ack_through(struct bbt_spool *sp, uint64_t seq)
         }
         pthread_mutex_lock(&sp->lock);
         sp->acked = seq;
-        sp->meta_gen++;
+        sp->ack_gen++;
         pthread_mutex_unlock(&sp->lock);
         if (cursor_before(&sp->send, &sp->ack))
                 sp->send = sp->ack;

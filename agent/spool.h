@@ -185,6 +185,17 @@ int bbt_spool_save_meta(struct bbt_spool *sp);
  * the caller saves only then. */
 bool bbt_spool_meta_dirty(struct bbt_spool *sp);
 
+/* Whether a change that should reach meta soon is unsaved: the counters, a
+ * witness, or the appended mark while some record is not acknowledged (it is
+ * then the second witness that the record existed, should the disk lose the
+ * segment's tail). The ack watermark, and the appended mark once every record
+ * is acknowledged, are not urgent: losing them to a crash costs a resend of
+ * acknowledged records (which the aggregator drops as duplicates), never a
+ * seq, because the segment files witness every seq appended until
+ * bbt_spool_expire() deletes them, and the agent saves meta before it
+ * expires anything. */
+bool bbt_spool_meta_urgent(struct bbt_spool *sp);
+
 /* Deletes the oldest segments while all their records are acknowledged and
  * their newest record is older than retain_acked_ms by the clock; stops at
  * the first segment that does not qualify (retention is always a prefix of

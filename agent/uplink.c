@@ -12,7 +12,8 @@
 #include "spool.h"
 
 #define TICK_MS 100       /* pacing of backlog drain and resends */
-#define META_MS 1000      /* how soon a change reaches the meta file */
+#define META_MS 1000      /* how soon a counter or witness change reaches the meta file */
+#define META_ACK_MS 300000 /* how soon an ack watermark or appended mark change does, at the latest */
 #define EXPIRE_MS 60000   /* how often expired spool segments are looked for, at most */
 
 int bbt_uplink_new(struct bbt_agent *a, size_t inflight)
@@ -287,15 +288,46 @@ static void tick_timer_cb(uv_timer_t *t)
 }
 
 /* The timers below run only when they have work: the meta save META_MS after
- * the first change since the last save, the fsync fsync_interval after the
- * first record appended since the last sync. An idle agent wakes for neither. */
+ * the first urgent change since the last save (META_ACK_MS when only the ack
+ * watermark and the appended mark moved: each heartbeat's ack would
+ * otherwise cost a meta write and a wakeup of its own), the fsync
+ * fsync_interval after the first record appended since the last sync. An idle
+ * agent wakes for neither. */
 
 static void meta_timer_cb(uv_timer_t *t);
 
+/* Whether meta should be saved within META_MS. A drop alert waits for the
+ * backlog's ack to be saved: promptly. */
+static bool meta_urgent(struct bbt_agent *a)
+{
+        return bbt_spool_meta_urgent(a->spool) || a->produce.drop_raised;
+}
+
+/* The delay until the lazy deadline: META_ACK_MS after meta first changed
+ * since the last save. */
+static uint64_t meta_lazy_delay(struct bbt_agent *a)
+{
+        uint64_t now = uv_now(a->loop), due;
+
+        if (!a->uplink.meta_dirty_since)
+                a->uplink.meta_dirty_since = now;
+        due = a->uplink.meta_dirty_since + META_ACK_MS;
+        return due > now ? due - now : 0;
+}
+
 static void meta_due(struct bbt_agent *a)
 {
-        if (!uv_is_active((uv_handle_t *)&a->uplink.meta_timer) && !a->stopped && bbt_spool_meta_dirty(a->spool))
-                uv_timer_start(&a->uplink.meta_timer, meta_timer_cb, META_MS, 0);
+        uv_timer_t *t = &a->uplink.meta_timer;
+        uint64_t delay;
+
+        if (a->stopped || !bbt_spool_meta_dirty(a->spool))
+                return;
+        delay = meta_lazy_delay(a);
+        if (meta_urgent(a) && delay > META_MS)
+                delay = META_MS;
+        if (uv_is_active((uv_handle_t *)t) && uv_timer_get_due_in(t) <= delay)
+                return;
+        uv_timer_start(t, meta_timer_cb, delay, 0);
 }
 
 static void meta_timer_cb(uv_timer_t *t)
@@ -303,9 +335,20 @@ static void meta_timer_cb(uv_timer_t *t)
         struct bbt_agent *a = bbt_container_of(t, struct bbt_agent, uplink.meta_timer);
         struct bbt_uplink *u = &a->uplink;
 
+        if (!bbt_spool_meta_dirty(a->spool)) {
+                u->meta_dirty_since = 0; /* saved meanwhile (a new session, the stop) */
+                return;
+        }
+        /* Urgent when due (a heartbeat appended), but acknowledged since:
+         * the save waits for the lazy deadline. */
+        if (!meta_urgent(a) && meta_lazy_delay(a) > 0) {
+                meta_due(a);
+                return;
+        }
         /* Saves only what changed: the ack watermark, the counters, the
          * witnesses of the seqs used (docs/spool.md). */
-        bbt_spool_save_meta(a->spool);
+        if (bbt_spool_save_meta(a->spool) == 0)
+                u->meta_dirty_since = 0;
         /* The backlog was acknowledged (which is a change, so this runs). */
         bbt_produce_drops_delivered(a);
         if (uv_now(a->loop) - u->expired_at >= EXPIRE_MS) {

@@ -40,6 +40,7 @@ struct bbt_uplink {
 
         uv_timer_t meta_timer; /* saves acks and counters to the spool's meta: due after a change */
         uint64_t expired_at;   /* uv_now() of the last look for expired segments */
+        uint64_t meta_dirty_since; /* uv_now() when meta first changed after the last save; 0: saved */
 };
 
 /* Allocates the window for INFLIGHT records. Returns 0 or -ENOMEM. */

@@ -342,7 +342,16 @@ static void refresh(struct display *d)
 
 static void timer_cb(uv_timer_t *t)
 {
-        refresh(bbt_container_of(t, struct display, timer));
+        struct display *d = bbt_container_of(t, struct display, timer);
+
+        refresh(d);
+        /* The poll is for changes of existing connectors and backlights that
+         * no uevent announces (DPMS). With none to watch, a new one is
+         * announced ("add" on drm or backlight) and monitor_cb starts the
+         * poll again: until then the driver sleeps. Without a working
+         * monitor it keeps polling. */
+        if (d->poll_open && d->monitor_error == 0 && d->snap.n_connectors == 0 && d->snap.n_backlights == 0)
+                uv_timer_stop(t);
 }
 
 static void monitor_cb(uv_poll_t *p, int status, int events)

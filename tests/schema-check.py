@@ -88,13 +88,15 @@ def walk_refs(node, where):
             yield from walk_refs(value, f"{where}/{i}")
 
 
-def load_schemas(schema_dir):
-    """Loads and checks every schema in SCHEMA_DIR; returns {channel: validator}."""
+def read_schemas(schema_dir, suffix=".json"):
+    """Loads every schema in SCHEMA_DIR whose name ends in SUFFIX, checks it
+    against the 2020-12 meta-schema and resolves every "$ref" offline.
+    Returns ({file name: schema}, {file name: resolver})."""
     if not os.path.isdir(schema_dir):
         raise UsageError(f"{schema_dir}: not a directory")
     docs = {}
     for name in sorted(os.listdir(schema_dir)):
-        if not name.endswith(".json"):
+        if not name.endswith(suffix):
             continue
         path = os.path.join(schema_dir, name)
         with open(path, encoding="utf-8") as f:
@@ -105,16 +107,7 @@ def load_schemas(schema_dir):
         docs[name] = doc
     store = {doc["$id"]: doc for doc in docs.values()}
     handlers = {"http": no_network, "https": no_network, "file": no_network}
-
-    validators = {}
-    for channel in CHANNELS:
-        name = chan_dir(channel) + ".json"
-        if name not in docs:
-            raise jsonschema.SchemaError(f"{schema_dir}/{name}: missing")
-        doc = docs[name]
-        resolver = jsonschema.RefResolver.from_schema(doc, store=store, handlers=handlers)
-        validators[channel] = Validator(doc, resolver=resolver)
-
+    resolvers = {}
     # Resolve every reference once, so a dangling one fails here and not only
     # when some message happens to reach it.
     for name, doc in docs.items():
@@ -126,6 +119,19 @@ def load_schemas(schema_dir):
                 resolver.resolve(ref)
             except jsonschema.RefResolutionError as e:
                 raise jsonschema.SchemaError(f"{name}#{where}: $ref {ref!r} does not resolve: {e}")
+        resolvers[name] = jsonschema.RefResolver.from_schema(doc, store=store, handlers=handlers)
+    return docs, resolvers
+
+
+def load_schemas(schema_dir):
+    """Loads and checks every schema in SCHEMA_DIR; returns {channel: validator}."""
+    docs, resolvers = read_schemas(schema_dir)
+    validators = {}
+    for channel in CHANNELS:
+        name = chan_dir(channel) + ".json"
+        if name not in docs:
+            raise jsonschema.SchemaError(f"{schema_dir}/{name}: missing")
+        validators[channel] = Validator(docs[name], resolver=resolvers[name])
     return validators
 
 

@@ -128,3 +128,73 @@ TEST(uevent_triggers_reread)
         g_free(connector);
         g_free(root);
 }
+
+/* A headless terminal: no connector, no backlight, so no poll; a card that
+ * appears (its "add" uevent) is read at once and polled from then on. */
+TEST(poll_waits_for_a_display)
+{
+        struct bbt_display_options opts = { .safety_poll_ms = 200 };
+        struct bbt_driver_env env;
+        struct harness h;
+        char *root, *connector;
+        uint64_t t0;
+        int r;
+
+        testbed = umockdev_testbed_new();
+        atexit(cleanup);
+        if (!umockdev_in_mock_environment())
+                bbt_test_skip("not under umockdev-wrapper (run it through ctest)");
+        root = umockdev_testbed_get_root_dir(testbed);
+        memset(&h, 0, sizeof(h));
+        ASSERT_OK(uv_loop_init(&h.loop));
+        h.events.display = on_display;
+        h.events.userdata = &h;
+        env = (struct bbt_driver_env){ .loop = &h.loop, .root = root, .events = &h.events };
+        ASSERT_OK(bbt_display_new(&env, &opts, &h.driver));
+        ASSERT_OK(h.driver->ops->start(h.driver));
+        r = bbt_display_monitor_error(h.driver);
+        if (r < 0)
+                FAIL("no udev monitor on the testbed: %s", strerror(-r));
+        ASSERT(!wait_events(&h, 1, 500));
+
+        connector = umockdev_testbed_add_device(testbed, "drm", "card0-HDMI-A-1", NULL,
+                                                "status", "connected", "enabled", "enabled", "dpms", "On",
+                                                NULL, NULL);
+        ASSERT(connector);
+        t0 = bbt_test_now_ms();
+        umockdev_testbed_uevent(testbed, connector, "add");
+        ASSERT(wait_events(&h, 1, 5000));
+        ASSERT_LT(bbt_test_now_ms() - t0, 1000);
+        ASSERT(h.on[0]);
+
+        /* DPMS off without a uevent: the poll runs again and sees it. */
+        umockdev_testbed_set_attribute(testbed, connector, "dpms", "Off");
+        t0 = bbt_test_now_ms();
+        ASSERT(wait_events(&h, 2, 5000));
+        ASSERT_LT(bbt_test_now_ms() - t0, 200 + 800); /* one poll interval, plus slack for a loaded machine */
+        ASSERT(!h.on[1]);
+
+        /* The card goes away: unknown, which is not reported; it comes back
+         * as it was (off): nothing to report either; then it turns on. */
+        umockdev_testbed_uevent(testbed, connector, "remove");
+        umockdev_testbed_remove_device(testbed, connector);
+        ASSERT(!wait_events(&h, 3, 600));
+        g_free(connector);
+        connector = umockdev_testbed_add_device(testbed, "drm", "card0-HDMI-A-1", NULL,
+                                                "status", "connected", "enabled", "enabled", "dpms", "Off",
+                                                NULL, NULL);
+        ASSERT(connector);
+        umockdev_testbed_uevent(testbed, connector, "add");
+        ASSERT(!wait_events(&h, 3, 600));
+        umockdev_testbed_set_attribute(testbed, connector, "dpms", "On");
+        ASSERT(wait_events(&h, 3, 2000));
+        ASSERT(h.on[2]);
+        ASSERT_EQ(h.n, 3);
+
+        h.driver->ops->stop(h.driver, stopped_cb, &h);
+        ASSERT(bbt_test_run_until(&h.loop, is_stopped, &h, 2000));
+        h.driver->ops->destroy(h.driver);
+        bbt_test_loop_close(&h.loop);
+        g_free(connector);
+        g_free(root);
+}

@@ -95,6 +95,7 @@ TEST(settings_default)
         ASSERT_EQ(s.min_pupils, 50);
         ASSERT_EQ(s.offset_min, 480);
         ASSERT_EQ(s.clock_skew_limit_ms, 300000);
+        ASSERT_EQ(s.weekly_lessons_min, 10);
 }
 
 TEST(day_thresholds)
@@ -325,6 +326,138 @@ TEST(weekly_lessons)
         ASSERT_DBL_NEAR(r.weekly_lessons, 10.0, EPS);
         ASSERT_DBL_NEAR(r.usage_rate, 1.0, EPS);
         ASSERT_DBL_NEAR(r.avg_daily_hours, 1.0 / 3.0, EPS); /* 20 min a day */
+        /* The weekly rule (10 per 5 school days): week 1 has 4 school days and
+         * 8 lessons, needing ceil(10 × 4 / 5) = 8: met; week 2 has 5 and 10: met. */
+        ASSERT_EQ(acc.weeks_judged, 2);
+        ASSERT_EQ(acc.weeks_met, 2);
+        ASSERT(r.has_weeks);
+        ASSERT_DBL_NEAR(r.weekly_rule_rate, 1.0, EPS);
+}
+
+TEST(weekly_rule_threshold)
+{
+        struct bbt_metric_settings s = settings();
+
+        ASSERT_EQ(s.weekly_lessons_min, 10);
+        /* Met when 5 × lessons >= min × school days: the minimum per five
+         * school days, scaled to the week's. */
+        ASSERT(bbt_weekly_rule_met(&s, 10, 5));
+        ASSERT(!bbt_weekly_rule_met(&s, 9, 5));
+        ASSERT(bbt_weekly_rule_met(&s, 6, 3));  /* 30 >= 30 */
+        ASSERT(!bbt_weekly_rule_met(&s, 5, 3)); /* 25 < 30 */
+        ASSERT(bbt_weekly_rule_met(&s, 12, 6)); /* a 调休 week of six school days needs 12 */
+        ASSERT(!bbt_weekly_rule_met(&s, 11, 6));
+        ASSERT(!bbt_weekly_rule_met(&s, 99, 0)); /* no school day: not judged */
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 5), 10);
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 4), 8);
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 1), 2);
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 6), 12);
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 0), 0);
+        /* With 7: three school days need ceil(21 / 5) = 5 (25 >= 21), and 4 is short (20 < 21). */
+        s.weekly_lessons_min = 7;
+        ASSERT_EQ(bbt_weekly_rule_required(&s, 3), 5);
+        ASSERT(bbt_weekly_rule_met(&s, 5, 3));
+        ASSERT(!bbt_weekly_rule_met(&s, 4, 3));
+        /* 0: every week with a school day meets it. */
+        s.weekly_lessons_min = 0;
+        ASSERT(bbt_weekly_rule_met(&s, 0, 5));
+        /* Weeks run Monday to Sunday. */
+        ASSERT_EQ(bbt_week_monday(MON), MON);
+        ASSERT_EQ(bbt_week_monday(MON + 6), MON);
+        ASSERT_EQ(bbt_week_monday(MON + 7), MON + 7);
+        ASSERT_EQ(bbt_week_monday(MON - 1), MON - 7);
+}
+
+/*
+ * The weekly rule over a range that starts and ends mid-week, with a holiday:
+ * Wed 09-09 .. Tue 09-22 (14 days), weekdays are school days except Thu 09-17.
+ *   week of 09-07: Wed, Thu, Fri in range = 3 school days, needs ceil(30/5) = 6
+ *   week of 09-14: Mon, Tue, Wed, Fri (Thu a holiday) = 4, needs 8
+ *   week of 09-21: Mon, Tue in range = 2, needs 4
+ * Terminal P: 2 lessons on each school day: 6, 8, 4: all three met.
+ * Terminal Q: 1 lesson a day, plus 4 on the holiday (not counted): 3, 4, 2: none met.
+ * Terminal R: 2 a day in the first week, 1 after: 6 (met), 4, 2: one met.
+ * Terminal S: never reported: 3 weeks judged, none met.
+ * School X = P + Q: 3 / 6 = 0.5; school Y = R + S: 1 / 6; county 4 / 12 = 1/3.
+ * A weekend-only range judges nothing: undefined, not 0.
+ */
+TEST(weekly_rule_rate)
+{
+        struct bbt_metric_settings s = settings();
+        int32_t from = MON + 2, to = MON + 15;
+        uint8_t days[14];
+        struct bbt_day_rollup p[14], q[14], rr[14];
+        struct bbt_rates_acc acc_p = { 0 }, acc_q = { 0 }, acc_r = { 0 }, acc_s = { 0 };
+        struct bbt_rates_acc x = { 0 }, y = { 0 }, county = { 0 }, none = { 0 };
+        struct bbt_rates r;
+
+        for (int i = 0; i < 14; i++) {
+                int32_t day = from + i;
+
+                days[i] = bbt_day_weekday(day) <= 5 && day != MON + 10;
+                p[i] = row(day, 2400000, 2400000, 0, 40);
+                p[i].period_active_ms[0] = p[i].period_active_ms[1] = 1200000;
+                q[i] = row(day, 1200000, 1200000, 0, 20);
+                q[i].period_active_ms[2] = 1200000;
+                if (day == MON + 10)
+                        q[i].period_active_ms[0] = q[i].period_active_ms[1] = q[i].period_active_ms[3] =
+                                q[i].period_active_ms[4] = 600000;
+                rr[i] = day < MON + 7 ? p[i] : q[i];
+        }
+        ASSERT_EQ(bbt_day_weekday(MON + 10), 4);
+        {
+                struct bbt_terminal_days tp = { p, 14, days, 6, true }, tq = { q, 14, days, 6, true };
+                struct bbt_terminal_days tr = { rr, 14, days, 6, true }, ts = { NULL, 0, days, 6, true };
+
+                bbt_rates_add(&acc_p, &s, from, to, &tp);
+                bbt_rates_add(&acc_q, &s, from, to, &tq);
+                bbt_rates_add(&acc_r, &s, from, to, &tr);
+                bbt_rates_add(&acc_s, &s, from, to, &ts);
+        }
+        ASSERT_EQ(acc_p.terminal_days, 9);
+        ASSERT_EQ(acc_p.weeks_judged, 3);
+        ASSERT_EQ(acc_p.weeks_met, 3);
+        ASSERT_EQ(acc_q.periods_used, 9);
+        ASSERT_EQ(acc_q.weeks_judged, 3);
+        ASSERT_EQ(acc_q.weeks_met, 0);
+        ASSERT_EQ(acc_r.weeks_judged, 3);
+        ASSERT_EQ(acc_r.weeks_met, 1);
+        ASSERT_EQ(acc_s.weeks_judged, 3);
+        ASSERT_EQ(acc_s.weeks_met, 0);
+        bbt_rates_merge(&x, &acc_p);
+        bbt_rates_merge(&x, &acc_q);
+        bbt_rates_merge(&y, &acc_r);
+        bbt_rates_merge(&y, &acc_s);
+        bbt_rates_merge(&county, &x);
+        bbt_rates_merge(&county, &y);
+        bbt_rates_compute(&x, &r);
+        ASSERT_DBL_NEAR(r.weekly_rule_rate, 0.5, EPS);
+        bbt_rates_compute(&y, &r);
+        ASSERT_DBL_NEAR(r.weekly_rule_rate, 1.0 / 6.0, EPS);
+        bbt_rates_compute(&county, &r);
+        ASSERT(r.has_weeks);
+        ASSERT_DBL_NEAR(r.weekly_rule_rate, 4.0 / 12.0, EPS);
+
+        /* Minimum 4: Q's weeks need ceil(4 × 3/5) = 3, ceil(16/5) = 4, ceil(8/5) = 2: all met. */
+        s.weekly_lessons_min = 4;
+        acc_q = (struct bbt_rates_acc){ 0 };
+        {
+                struct bbt_terminal_days tq = { q, 14, days, 6, true };
+
+                bbt_rates_add(&acc_q, &s, from, to, &tq);
+        }
+        ASSERT_EQ(acc_q.weeks_met, 3);
+
+        /* Sat 09-12 .. Sun 09-13: no school day, nothing judged. */
+        {
+                struct bbt_terminal_days tp = { p + 3, 2, days + 3, 6, true };
+
+                bbt_rates_add(&none, &s, MON + 5, MON + 6, &tp);
+        }
+        ASSERT_EQ(none.weeks_judged, 0);
+        bbt_rates_compute(&none, &r);
+        ASSERT(!r.has_weeks);
+        ASSERT_DBL_NEAR(r.weekly_rule_rate, 0, 0);
 }
 
 TEST(long_range_any_order)

@@ -232,15 +232,22 @@ static char *report(const struct bbt_report_kind *k, const struct bbt_renderer *
 }
 
 /* Every kind, format and language over FROM..TO: the aggregates (where the
- * kind can use them: AGGREGATES must work) give the row scan's bytes. */
+ * kind can use them: AGGREGATES must work) give the row scan's bytes. Kinds
+ * for one school or one week (the usage record) where the range is one; the
+ * stream formats (an Excel workbook is written from the same document, which
+ * the JSON shows cell by cell). */
 static void same_everywhere(const char *school, int32_t from, int32_t to, const struct bbt_calendar *cal)
 {
         const struct bbt_report_kind *k;
         const struct bbt_renderer *fmt;
+        bool week = bbt_day_weekday(from) == 1 && to == from + 6;
 
         for (size_t i = 0; (k = bbt_report_kind_at(i)) != NULL; i++)
                 for (size_t f = 0; (fmt = bbt_renderer_at(f)) != NULL; f++)
                         for (int zh = 0; zh < 2; zh++) {
+                                if (((k->needs & BBT_NEEDS_SCHOOL) && !school) || ((k->needs & BBT_NEEDS_WEEK) && !week) ||
+                                    !fmt->render)
+                                        continue;
                                 bool agg = (k->needs & BBT_NEEDS_FIGURES) && !(k->needs & BBT_NEEDS_TERMINAL_RATES);
                                 int r1, r2;
                                 char *rows = report(k, fmt, zh, school, from, to, BBT_REPORT_SCAN_ROWS, cal, &W.set,
@@ -275,9 +282,12 @@ static void same_over_ranges(const struct bbt_calendar *cal)
 
         for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
                 same_everywhere(NULL, ranges[i][0], ranges[i][1], cal);
-        /* One school: the one with its own bells, and the one with its own holidays. */
+        /* One school: the one with its own bells, and the one with its own
+         * holidays; whole weeks too, for the usage record. */
         same_everywhere(W.sim.schools[3].code, m - 30, m + 4, cal);
         same_everywhere(W.sim.schools[1].code, m - 25, m - 10, cal);
+        same_everywhere(W.sim.schools[3].code, m, m + 6, cal);
+        same_everywhere(W.sim.schools[1].code, m - 14, m - 8, cal);
 }
 
 TEST(same_as_row_scan)

@@ -155,3 +155,60 @@ TEST(correct)
         ASSERT_EQ(bbt_skew_correct(true, -60 * S, T0 - 60 * S), T0);
         ASSERT_EQ(bbt_skew_correct(false, 90 * S, T0), T0);
 }
+
+/* When the skew was in effect (limit 300 s, window 5): a clock 600 s fast
+ * from the heartbeat received at T0 + 60 s; the estimate needs three samples
+ * (T0 + 180 s) but the fault dates from the first that showed it. */
+TEST(since_first_sample_that_showed_it)
+{
+        struct bbt_skew sk = { .n = 0 };
+        const int64_t limit = 300 * S;
+        int64_t est = 0, r;
+
+        ASSERT(!add(&sk, T0 + 1 * S, T0, &est)); /* right */
+        ASSERT(!add(&sk, T0 + 60 * S + 600 * S, T0 + 60 * S, &est));
+        ASSERT(add(&sk, T0 + 120 * S + 600 * S - 20 * S, T0 + 120 * S, &est)); /* delayed 20 s */
+        ASSERT_EQ(est, 600 * S);
+        r = bbt_skew_since(&sk, limit, true, T0 + 120 * S);
+        ASSERT_EQ(r, T0 + 60 * S);
+        /* Still past: the same date (the fault is open already). */
+        ASSERT(add(&sk, T0 + 180 * S + 600 * S, T0 + 180 * S, &est));
+        ASSERT_EQ(bbt_skew_since(&sk, limit, true, T0 + 180 * S), T0 + 60 * S);
+        /* Set right at T0 + 240 s: the 600 s samples hold the estimate until
+         * the window has none (the fifth right sample, T0 + 480 s), and the
+         * clear dates from the first right one. */
+        for (int i = 4; i <= 7; i++) {
+                ASSERT(add(&sk, T0 + i * 60 * S + 1 * S, T0 + i * 60 * S, &est));
+                ASSERT_EQ(est, 600 * S);
+        }
+        ASSERT(add(&sk, T0 + 480 * S + 1 * S, T0 + 480 * S, &est));
+        ASSERT_EQ(est, 0);
+        ASSERT_EQ(bbt_skew_since(&sk, limit, false, T0 + 480 * S), T0 + 240 * S);
+}
+
+/* A clock behind: every sample shows it (a delay only makes a sample
+ * smaller), so the estimate turns at once and the first sample dates it. A
+ * date never goes back past the previous change of side. */
+TEST(since_clock_behind_and_never_back)
+{
+        struct bbt_skew sk = { .n = 0 };
+        const int64_t limit = 300 * S;
+        int64_t est = 0;
+
+        add(&sk, T0 - 400 * S, T0, &est);
+        add(&sk, T0 + 60 * S - 400 * S, T0 + 60 * S, &est);
+        ASSERT(add(&sk, T0 + 120 * S - 400 * S, T0 + 120 * S, &est));
+        ASSERT_EQ(est, -400 * S);
+        ASSERT_EQ(bbt_skew_since(&sk, limit, true, T0 + 120 * S), T0);
+        /* Right again: the largest sample is the right one, at once. */
+        ASSERT(add(&sk, T0 + 180 * S, T0 + 180 * S, &est));
+        ASSERT_EQ(est, 0);
+        ASSERT_EQ(bbt_skew_since(&sk, limit, false, T0 + 180 * S), T0 + 180 * S);
+        /* Seeded (an aggregator restart) with no sample past the limit held:
+         * dated at the heartbeat that turned it. */
+        bbt_skew_seed(&sk, -400 * S);
+        ASSERT_EQ(bbt_skew_since(&sk, limit, true, T0 + 900 * S), T0 + 900 * S);
+        /* And a side change dated before the previous one is moved up to it. */
+        add(&sk, T0 + 100 * S, T0 + 100 * S, &est); /* a sample received "earlier" (a stepped wall clock) */
+        ASSERT_EQ(bbt_skew_since(&sk, limit, false, T0 + 960 * S), T0 + 900 * S);
+}

@@ -741,10 +741,16 @@ static int school_day_cb(void *u, const struct bbt_store_school_day *d)
 
 static int marks_cb(void *u, const struct bbt_store_day_marks *m)
 {
-        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++)
-                if ((m->powered | m->used) >> i & 1)
-                        add(u, "%s:%d:%s%s", code_of(m->terminal_id), (int)(m->first_day + i),
-                            m->powered >> i & 1 ? "p" : "", m->used >> i & 1 ? "u" : "");
+        char lessons[8];
+
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                int n = bbt_store_mark_lessons(m, i);
+
+                snprintf(lessons, sizeof(lessons), n ? "/%d" : "", n);
+                if ((m->powered | m->used) >> i & 1 || n)
+                        add(u, "%s:%d:%s%s%s", code_of(m->terminal_id), (int)(m->first_day + i),
+                            m->powered >> i & 1 ? "p" : "", m->used >> i & 1 ? "u" : "", lessons);
+        }
         return 0;
 }
 
@@ -781,7 +787,7 @@ static void aggregates_case(const char *location)
         ASSERT_OK(bbt_store_day_add(s, a, &d)); /* powered, not used (6 < 10 min); 1 period; 65 expected, 70 sent */
         aggregates_of(s, NULL, days, marks);
         ASSERT_STR_EQ(days, "510107/S1:31:1/0/1:3600000/360000/120000:65/3900000");
-        ASSERT_STR_EQ(marks, "a:31:p");
+        ASSERT_STR_EQ(marks, "a:31:p/1"); /* day 31: its lessons in the sign bits */
         ASSERT_OK(bbt_store_day_add(s, a, &d)); /* the same day again: now used, both periods, 130 heartbeats */
         d.day = 32;                               /* the next 32 days */
         ASSERT_OK(bbt_store_day_add(s, b, &d));
@@ -792,18 +798,18 @@ static void aggregates_case(const char *location)
         ASSERT_STR_EQ(days, "510107/S1:31:1/1/2:7200000/720000/240000:130/7800000 "
                             "510107/S1:32:1/0/1:3600000/360000/120000:65/3900000 "
                             "510108/S1:32:1/0/1:3600000/360000/120000:65/3900000");
-        ASSERT_STR_EQ(marks, "a:31:pu b:32:p c:32:p");
+        ASSERT_STR_EQ(marks, "a:31:pu/2 b:32:p/1 c:32:p/1");
         /* Scope: county, school and days. */
         scope.county = "510108";
         aggregates_of(s, &scope, days, marks);
         ASSERT_STR_EQ(days, "510108/S1:32:1/0/1:3600000/360000/120000:65/3900000");
-        ASSERT_STR_EQ(marks, "c:32:p");
+        ASSERT_STR_EQ(marks, "c:32:p/1");
         scope.county = NULL;
         scope.school = "S1";
         scope.from_day = scope.to_day = 31;
         aggregates_of(s, &scope, days, marks);
         ASSERT_STR_EQ(days, "510107/S1:31:1/1/2:7200000/720000/240000:130/7800000");
-        ASSERT_STR_EQ(marks, "a:31:pu"); /* 31 is alone in its 32 days */
+        ASSERT_STR_EQ(marks, "a:31:pu/2"); /* 31 is alone in its 32 days */
         scope.school = "S2";
         aggregates_of(s, &scope, days, marks);
         ASSERT_STR_EQ(days, "");
@@ -818,7 +824,7 @@ static void aggregates_case(const char *location)
         ASSERT_STR_EQ(days2, "510107/S1:31:1/1/1:7200000/720000/240000:140/7800000 "
                              "510107/S1:32:1/1/0:3600000/360000/120000:70/3900000 "
                              "510108/S1:32:1/1/0:3600000/360000/120000:70/3900000");
-        ASSERT_STR_EQ(marks2, "a:31:pu b:32:pu c:32:pu");
+        ASSERT_STR_EQ(marks2, "a:31:pu/1 b:32:pu c:32:pu"); /* 18 and 12 < 20 min */
         ASSERT_OK(bbt_store_rollback(s)); /* and a rollback takes the rule back with it */
         ASSERT_OK(bbt_store_day_rule_get(s, &got));
         ASSERT_EQ(got.used_day_ms, rule.used_day_ms);
@@ -845,17 +851,19 @@ static void aggregates_case(const char *location)
         ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S2", "x", "x"), &d));
         ASSERT_OK(bbt_store_rollback(s));
         ASSERT_OK(bbt_store_begin(s));
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                d.period_active_ms[k] = 10 * M; /* every period used: 12 in 4 bits */
         ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S3", "y", "y"), &d));
         scope = (struct bbt_store_scope)BBT_STORE_SCOPE_ALL;
         scope.from_day = 40;
         aggregates_of(s, &scope, days2, marks2); /* a transaction reads its own changes */
-        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/0:60000/0/0:0/0");
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/12:60000/0/0:0/0");
         ASSERT_OK(bbt_store_commit(s));
         aggregates_of(s, &scope, days2, marks2);
-        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/0:60000/0/0:0/0");
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/12:60000/0/0:0/0");
         /* Days 32 and 40 share their 32 days; y has x's key (the code of the first name wins). */
-        ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0 ? "b:32:p c:32:p x:40:p"
-                                                                                : "b:32:p c:32:p y:40:p");
+        ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0 ? "b:32:p/1 c:32:p/1 x:40:p/12"
+                                                                                : "b:32:p/1 c:32:p/1 y:40:p/12");
 
         /* Cleared with the rollups' usage for a rebuild. */
         ASSERT_OK(bbt_store_days_clear(s));
@@ -871,6 +879,117 @@ static void aggregates_case(const char *location)
 TEST(day_aggregates)
 {
         each_backend(aggregates_case);
+}
+
+/* ---- history: the day rollups' message and active times, read as of a day ---- */
+
+static int history_day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        add(u, "%s:%d:%lld-%lld/%lld/hb%lld", code_of(terminal_id), (int)d->day, (long long)d->first_msg_ms,
+            (long long)d->last_msg_ms, (long long)d->last_active_ms, (long long)d->hb_count);
+        return 0;
+}
+
+static int seen_cb(void *u, const struct bbt_store_seen *seen)
+{
+        add(u, "%s:%lld/%lld", code_of(seen->terminal_id), (long long)seen->last_msg_ms,
+            (long long)seen->last_active_ms);
+        return 0;
+}
+
+static void history_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct bbt_store_terminal t;
+        struct bbt_day_rollup d;
+        char out[OUT_SIZE] = "";
+        int64_t a, b, c;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S2", "b", "b");
+        c = insert_terminal(s, "510108", "S1", "c", "c");
+        /* Day 10: a heard at 500 and 300 (the earlier first, the later last),
+         * active until 450 then 400 (the later stays); heartbeats add up. */
+        d = (struct bbt_day_rollup){ .day = 10, .hb_count = 1, .first_msg_ms = 500, .last_msg_ms = 500,
+                                     .last_active_ms = 450 };
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        d = (struct bbt_day_rollup){ .day = 10, .hb_count = 1, .first_msg_ms = 300, .last_msg_ms = 300,
+                                     .last_active_ms = 400 };
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        /* A row without history (0) leaves it as it is. */
+        d = (struct bbt_day_rollup){ .day = 10, .on_ms = 5 };
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        /* Day 12: heard, not active; day 13: active (a late interval), not heard. */
+        d = (struct bbt_day_rollup){ .day = 12, .first_msg_ms = 1200, .last_msg_ms = 1250 };
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        d = (struct bbt_day_rollup){ .day = 13, .active_ms = 9, .last_active_ms = 1300 };
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        d = (struct bbt_day_rollup){ .day = 11, .first_msg_ms = 1100, .last_msg_ms = 1100, .last_active_ms = 1150 };
+        ASSERT_OK(bbt_store_day_add(s, b, &d));
+        ASSERT_OK(bbt_store_days_each(s, INT32_MIN, INT32_MAX, history_day_cb, out));
+        ASSERT_STR_EQ(out, "a:10:300-500/450/hb2 a:12:1200-1250/0/hb0 a:13:0-0/1300/hb0 b:11:1100-1100/1150/hb0");
+
+        /* As of a day: the latest of each up to it; every terminal in scope, by id. */
+        out[0] = '\0';
+        scope.to_day = 12;
+        ASSERT_OK(bbt_store_seen_each_in(s, &scope, seen_cb, out));
+        ASSERT_STR_EQ(out, "a:1250/450 b:1100/1150 c:0/0");
+        out[0] = '\0';
+        scope.to_day = 13;
+        ASSERT_OK(bbt_store_seen_each_in(s, &scope, seen_cb, out));
+        ASSERT_STR_EQ(out, "a:1250/1300 b:1100/1150 c:0/0");
+        out[0] = '\0';
+        scope.to_day = 10;
+        scope.school = "S1";
+        ASSERT_OK(bbt_store_seen_each_in(s, &scope, seen_cb, out));
+        ASSERT_STR_EQ(out, "a:500/450 c:0/0");
+        out[0] = '\0';
+        scope.county = "510107";
+        scope.from_day = 11;
+        scope.to_day = 99;
+        ASSERT_OK(bbt_store_seen_each_in(s, &scope, seen_cb, out));
+        ASSERT_STR_EQ(out, "a:1250/1300");
+
+        /* Cleared for a rebuild: the active ends go with the usage columns,
+         * the message times stay. */
+        ASSERT_OK(bbt_store_days_clear(s));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_days_each(s, INT32_MIN, INT32_MAX, history_day_cb, out));
+        ASSERT_STR_EQ(out, "a:10:300-500/0/hb2 a:12:1200-1250/0/hb0 a:13:0-0/0/hb0 b:11:1100-1100/0/hb0");
+
+        /* Rebuilt (UTC offset 0) from the raw records, each at min(stamp,
+         * receive) (no skew known), and the terminals' first and last
+         * receive: merged into what the rows hold. */
+        ASSERT_EQ(bbt_store_raw_insert(s, c, 1, BBT_CH_HB, 86400000LL * 20 + 7000, 86400000LL * 20 + 9000, 1, "{}",
+                                       2, 1, NULL), 1);
+        ASSERT_EQ(bbt_store_raw_insert(s, c, 2, BBT_CH_HB, 86400000LL * 20 + 60000, 86400000LL * 20 + 50000, 1,
+                                       "{}", 2, 2, NULL), 1);
+        t = terminal("510107", "S1", "a");
+        t.id = a;
+        t.first_seen_ms = 301;
+        t.last_seen_ms = 86400000LL * 14 + 5;
+        ASSERT_OK(bbt_store_terminal_update(s, &t));
+        ASSERT_OK(bbt_store_days_history_rebuild(s, 0));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_days_each(s, INT32_MIN, INT32_MAX, history_day_cb, out));
+        /* a: 301 on day 0 (a new row), day 14's last receive; c: day 20, the
+         * first at its stamp (7000, before its receive), the second at its
+         * receive (50000, before its stamp). */
+        ASSERT_STR_EQ(out, "a:0:301-301/0/hb0 a:10:300-500/0/hb2 a:12:1200-1250/0/hb0 a:13:0-0/0/hb0 "
+                           "a:14:1209600005-1209600005/0/hb0 b:11:1100-1100/0/hb0 "
+                           "c:20:1728007000-1728050000/0/hb0");
+        bbt_store_close(s);
+}
+
+/* day_add merges the history columns (earliest first message, latest last
+ * message and active end); seen_each reads a terminal's latest as of a day
+ * in a scope; days_clear keeps the message times; days_history_rebuild adds
+ * the raw records' and the terminals' times. */
+TEST(history)
+{
+        each_backend(history_case);
 }
 
 static void prune_case(const char *location)

@@ -93,6 +93,9 @@ static const struct bbt_option options[] = {
             "差异系数: schools with fewer pupils in the section are left out"),
         OPT("metrics", "clock_skew_limit", BBT_OPT_DURATION, clock_skew_limit_ms, "5m", SECONDS(1), DAYS(1),
             "Fault 'clock_skew' when a terminal's clock is further off than this"),
+        OPT("metrics", "weekly_lessons_min", BBT_OPT_INT, weekly_lessons_min, "10", 0, 7 * BBT_PERIODS_MAX,
+            "Weekly rule: lessons with use a terminal needs per week of five school days (scaled to the "
+            "week's school days)"),
 
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
@@ -194,6 +197,7 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         m->silent_days = (int)c->silent_days;
         m->min_pupils = (long)c->min_pupils;
         m->clock_skew_limit_ms = c->clock_skew_limit_ms;
+        m->weekly_lessons_min = (int)c->weekly_lessons_min;
 }
 
 void bbt_ingest_settings_default(struct bbt_ingest_settings *s)

@@ -29,6 +29,7 @@ struct bbt_aggregator_config {
         char *utc_offset;
         long long used_day_ms, used_period_ms, margin_ms, heartbeat_ms;
         long long idle_window, idle_max_days, silent_days, min_pupils, clock_skew_limit_ms;
+        long long weekly_lessons_min;
         /* [aggregator] */
         int log_level;
 };

@@ -254,6 +254,7 @@ static void update_skew(struct bbt_ingest *in, struct bbt_term *t, const struct 
                         int64_t recv_ms)
 {
         int64_t best;
+        bool past;
         char detail[128];
 
         if (!bbt_skew_is_live(m->body.hb.spool_depth, retained, in->connected, in->connected_ms,
@@ -262,9 +263,11 @@ static void update_skew(struct bbt_ingest *in, struct bbt_term *t, const struct 
                 return;
         t->row.skew_known = true;
         t->row.skew_ms = best;
+        past = llabs(best) > in->set.metrics.clock_skew_limit_ms;
         snprintf(detail, sizeof(detail), "terminal clock %+.1f s off", (double)best / 1000.0);
-        fault_set(in, t, "clock_skew", llabs(best) > in->set.metrics.clock_skew_limit_ms, BBT_SEVERITY_WARNING,
-                  detail, recv_ms);
+        /* Dated when the skew was in effect: from the first heartbeat that showed it. */
+        fault_set(in, t, "clock_skew", past, BBT_SEVERITY_WARNING, detail,
+                  bbt_skew_since(&t->skew, in->set.metrics.clock_skew_limit_ms, past, recv_ms));
 }
 
 static void handle_hb(struct bbt_ingest *in, struct bbt_term *t, const struct bbt_msg *m, const struct delivery *d)
@@ -429,6 +432,19 @@ static channel_handler *const handlers[BBT_CH__COUNT] = {
         [BBT_CH_ALERT] = handle_alert,         [BBT_CH_CMD_REPLY] = handle_reply,
 };
 
+/* The message history (docs/metrics.md, "History"): a message of T's sent
+ * at TS (its clock) and received at RECV_MS, kept as its day's first or last
+ * message at the time it was sent, or received if that is earlier (a clock
+ * not corrected yet cannot put it in the future). */
+static void heard(struct bbt_ingest *in, struct bbt_term *t, int64_t ts, int64_t recv_ms)
+{
+        int64_t when = bbt__term_corrected(t, ts) < recv_ms ? bbt__term_corrected(t, ts) : recv_ms;
+        struct bbt_day_rollup day = { .day = bbt_day_of_ms(when, in->set.metrics.offset_min),
+                                      .first_msg_ms = when, .last_msg_ms = when };
+
+        bbt_day_set_add(&t->pending, &day);
+}
+
 void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *payload, size_t len, bool retained,
                         int64_t recv_ms)
 {
@@ -523,6 +539,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
         }
         if (handlers[tp.channel])
                 handlers[tp.channel](in, t, &m, &d);
+        heard(in, t, m.ts, recv_ms);
         bbt_msg_free(&m);
         t->row.received++;
         if (recv_ms > t->row.last_seen_ms)
@@ -619,7 +636,8 @@ static int check_rules(struct bbt_ingest *in)
         }
         if (r < 0)
                 return r;
-        bbt_log_notice("bell schedules or school-hour settings changed: rebuilding the usage rollups");
+        bbt_log_notice("bell schedules or school-hour settings changed, or the rollups are of an older version: "
+                       "rebuilding the usage rollups");
         return bbt_ingest_rebuild_rollups(in);
 }
 

@@ -4,8 +4,11 @@
 void bbt_skew_seed(struct bbt_skew *s, int64_t skew_ms)
 {
         s->sample[0] = skew_ms;
+        s->at[0] = 0;
         s->n = 1;
         s->next = 1;
+        s->changed_ms = 0;
+        s->side = -1;
 }
 
 bool bbt_skew_is_live(int64_t spool_depth, bool retained, bool connected, int64_t connected_ms, int64_t warmup_ms,
@@ -20,6 +23,7 @@ bool bbt_skew_add(struct bbt_skew *s, int window, int64_t min_ms, int64_t ts, in
         int64_t best;
 
         s->sample[s->next] = ts - recv_ms;
+        s->at[s->next] = recv_ms;
         s->next = (s->next + 1) % n;
         if (s->n < n)
                 s->n++;
@@ -33,4 +37,27 @@ bool bbt_skew_add(struct bbt_skew *s, int window, int64_t min_ms, int64_t ts, in
                 best = 0;
         *ret_ms = best;
         return true;
+}
+
+int64_t bbt_skew_since(struct bbt_skew *s, int64_t limit_ms, bool past, int64_t recv_ms)
+{
+        int64_t since = 0;
+
+        for (int i = 0; i < s->n; i++) {
+                int64_t v = s->sample[i] < 0 ? -s->sample[i] : s->sample[i];
+
+                if (s->at[i] > 0 && (v > limit_ms) == past && (since == 0 || s->at[i] < since))
+                        since = s->at[i];
+        }
+        if (since == 0)
+                since = recv_ms;
+        if (s->side != (int)past) {
+                if (since < s->changed_ms)
+                        since = s->changed_ms;
+                s->side = past;
+                s->changed_ms = since;
+        } else if (since < s->changed_ms) {
+                since = s->changed_ms;
+        }
+        return since;
 }

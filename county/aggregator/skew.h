@@ -12,7 +12,10 @@
  * that is the skew minus the delivery delay. Zero-initialised it is empty. */
 struct bbt_skew {
         int64_t sample[BBT_SKEW_SAMPLES_MAX];
+        int64_t at[BBT_SKEW_SAMPLES_MAX]; /* each sample's receive time; 0: the seed */
         int n, next; /* samples held; where the next one goes */
+        int64_t changed_ms; /* the date bbt_skew_since() gave the last change of side; 0: none yet */
+        int side;           /* that side: 1 past the limit, 0 within it (as zero-initialised), -1 not known */
 };
 
 /* Starts S from SKEW_MS, the estimate kept in the store: the oldest sample,
@@ -33,6 +36,15 @@ bool bbt_skew_is_live(int64_t spool_depth, bool retained, bool connected, int64_
  * is the closest), 0 when it lies within ±MIN_MS (an NTP-synchronised clock).
  * Returns false before that (*RET_MS untouched). */
 bool bbt_skew_add(struct bbt_skew *s, int window, int64_t min_ms, int64_t ts, int64_t recv_ms, int64_t *ret_ms);
+
+/* When the estimate came to the side of LIMIT_MS it is on now (PAST: its
+ * magnitude is over the limit): the receive time of the earliest sample held
+ * that is on that side itself, the first heartbeat that showed it; RECV_MS
+ * when no sample is (only the seed). Never earlier than the previous change
+ * of side, which S remembers. This dates the clock_skew fault at the time the
+ * skew was in effect rather than when the window of samples confirmed it
+ * (docs/metrics.md, "Clock skew"). */
+int64_t bbt_skew_since(struct bbt_skew *s, int64_t limit_ms, bool past, int64_t recv_ms);
 
 /* TS, a time on a terminal's clock, on the true clock: SKEW_MS taken off when
  * KNOWN. */

@@ -11,6 +11,11 @@ void bbt_balance_thresholds(enum bbt_section section, double *ret_quality, doubl
         *ret_basic = section == BBT_SECTION_JUNIOR ? 0.55 : 0.65;
 }
 
+double bbt_balance_classrooms_standard(enum bbt_section section)
+{
+        return section == BBT_SECTION_JUNIOR ? 2.4 : 2.3;
+}
+
 int bbt_balance_compute(const struct bbt_balance_input *schools, size_t n, enum bbt_section section,
                         long min_pupils, struct bbt_balance *ret)
 {

@@ -38,4 +38,8 @@ int bbt_balance_compute(const struct bbt_balance_input *schools, size_t n, enum 
 /* The thresholds: 优质均衡 and 基本均衡 upper bounds of the CV for SECTION. */
 void bbt_balance_thresholds(enum bbt_section section, double *ret_quality, double *ret_basic);
 
+/* 优质均衡's standard for each school: at least this many 网络多媒体教室 per
+ * 100 pupils, 2.3 (primary) or 2.4 (junior). */
+double bbt_balance_classrooms_standard(enum bbt_section section);
+
 #endif

@@ -1,28 +1,8 @@
-/* What the report builders share: times in the report's zone and language, registry names, the rate columns. */
+/* What the report builders share: registry names, peripheral kinds, the rate columns, idle counts. */
 #include "build.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "dates.h"
-
-void bbt_build_time(const struct bbt_report_data *d, int64_t ms, char *buf, size_t size)
-{
-        int64_t local;
-        int32_t day;
-        int minute;
-
-        if (ms <= 0) {
-                snprintf(buf, size, "%s", L(d, "从未", "never"));
-                return;
-        }
-        local = ms + (int64_t)d->s->offset_min * BBT_MS_PER_MIN;
-        day = bbt_day_of_ms(ms, d->s->offset_min);
-        minute = (int)((local - (int64_t)day * BBT_MS_PER_DAY) / BBT_MS_PER_MIN);
-        bbt_day_format(day, buf, size);
-        snprintf(buf + strlen(buf), size > strlen(buf) ? size - strlen(buf) : 0, " %02d:%02d", minute / 60,
-                 minute % 60);
-}
 
 const char *bbt_build_school_name(const struct bbt_report_school *si)
 {
@@ -41,9 +21,32 @@ void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d
 
         bbt_table_add_row(t);
         bbt_table_set_text(t, 0, si->code);
-        bbt_table_set_text(t, 1, bbt_build_school_name(si));
+        bbt_table_set_text(t, 1, si->reg ? si->reg->name : NULL); /* null: not in the registry */
         bbt_table_set_text(t, 2, term->id);
-        bbt_table_set_text(t, 3, term->reg && term->reg->room ? term->reg->room : "");
+        bbt_table_set_text(t, 3, term->reg && term->reg->room && *term->reg->room ? term->reg->room : NULL);
+}
+
+void bbt_build_set_periph_kind(struct bbt_table *t, size_t col, const struct bbt_report_data *d,
+                               enum bbt_periph_kind k)
+{
+        static const char *const labels[BBT_KIND__COUNT][2] = {
+                [BBT_KIND_CAMERA] = { "摄像头", "camera" },
+                [BBT_KIND_AUDIO_IN] = { "音频输入(麦克风)", "audio input" },
+                [BBT_KIND_AUDIO_OUT] = { "音频输出(音箱)", "audio output" },
+                [BBT_KIND_TOUCH] = { "触摸屏", "touch screen" },
+                [BBT_KIND_PEN] = { "电子笔", "pen" },
+                [BBT_KIND_KEYBOARD] = { "键盘", "keyboard" },
+                [BBT_KIND_MOUSE] = { "鼠标", "mouse" },
+                [BBT_KIND_STORAGE] = { "存储设备", "storage" },
+                [BBT_KIND_DISPLAY] = { "显示器", "display" },
+                [BBT_KIND_PROJECTOR] = { "投影机", "projector" },
+                [BBT_KIND_NETWORK] = { "网卡", "network adapter" },
+                [BBT_KIND_OTHER] = { "其他", "other" },
+        };
+
+        if ((int)k < 0 || k >= BBT_KIND__COUNT)
+                return; /* empty */
+        bbt_table_set_code(t, col, bbt_periph_kind_name(k), labels[k][!d->o->chinese]);
 }
 
 void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rates_acc *acc)
@@ -65,6 +68,8 @@ void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rat
                 bbt_table_set_num(t, first + 5, r.online_rate);
         if (r.has_terminals)
                 bbt_table_set_num(t, first + 6, r.intact_rate);
+        if (r.has_weeks)
+                bbt_table_set_num(t, first + 8, r.weekly_rule_rate);
 }
 
 size_t bbt_build_count_idle(const struct bbt_report_data *d, size_t school, bool all)

@@ -1,4 +1,4 @@
-/* What the report builders (build_*.c) share: the language, times, names and the rate columns. */
+/* What the report builders (build_*.c) share: the language, names, peripheral kinds and the rate columns. */
 #ifndef BBT_BUILD_H
 #define BBT_BUILD_H
 
@@ -14,9 +14,6 @@ static inline const char *L(const struct bbt_report_data *d, const char *zh, con
         return d->o->chinese ? zh : en;
 }
 
-/* MS as a local "YYYY-MM-DD HH:MM" in BUF, or "从未"/"never" for 0. */
-void bbt_build_time(const struct bbt_report_data *d, int64_t ms, char *buf, size_t size);
-
 /* The registry's name and township of a school, "" where there is none. */
 const char *bbt_build_school_name(const struct bbt_report_school *si);
 const char *bbt_build_township(const struct bbt_report_school *si);
@@ -28,9 +25,15 @@ const char *bbt_build_township(const struct bbt_report_school *si);
         { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },                                               \
         { "room", "教室", "Room", BBT_CELL_TEXT, 0 }
 
-/* Adds a row to T with BBT_TERMINAL_COLUMNS (its first four) filled for TERM. */
+/* Adds a row to T with BBT_TERMINAL_COLUMNS (its first four) filled for TERM;
+ * the name of a school not in the registry and a room not given are null. */
 void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d,
                             const struct bbt_report_terminal *term);
+
+/* Sets CODE cell COL of T's last row to peripheral kind K: its protocol name
+ * ("touch") and its label in the report's language (触摸屏). */
+void bbt_build_set_periph_kind(struct bbt_table *t, size_t col, const struct bbt_report_data *d,
+                               enum bbt_periph_kind k);
 
 /* The rate columns every level shares, in this order. */
 #define BBT_RATE_COLUMNS                                                                                    \
@@ -41,10 +44,11 @@ void bbt_build_terminal_row(struct bbt_table *t, const struct bbt_report_data *d
         { "interactive_share", "互动使用占比", "Interactive share", BBT_CELL_RATE, 0 },                     \
         { "online_rate", "在线率", "Online rate", BBT_CELL_RATE, 0 },                                       \
         { "intact_rate", "设备完好率", "Intact rate", BBT_CELL_RATE, 0 },                                   \
-        { "weekly_lessons", "周均使用节数", "Weekly lessons", BBT_CELL_NUM, 1 }
-#define BBT_N_RATE_COLUMNS 8
+        { "weekly_lessons", "周均使用节数", "Weekly lessons", BBT_CELL_NUM, 1 },                         \
+        { "weekly_rule_rate", "周节数达标率", "Weekly rule met", BBT_CELL_RATE, 0 }
+#define BBT_N_RATE_COLUMNS 9
 
-/* Fills the 8 rate columns of T's last row starting at FIRST from ACC;
+/* Fills the 9 rate columns of T's last row starting at FIRST from ACC;
  * undefined rates stay empty. */
 void bbt_build_set_rates(struct bbt_table *t, size_t first, const struct bbt_rates_acc *acc);
 

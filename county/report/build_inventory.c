@@ -1,9 +1,8 @@
-/* The inventory report: the peripherals present, and the expected ones that are absent. */
+/* The inventory report: the peripherals present, and the expected ones that are absent (a row each). */
 #include "build.h"
 #include "bbt/base.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 struct inventory_ctx {
@@ -22,11 +21,12 @@ static int inventory_cb(void *u, const struct bbt_store_device *dev)
                 return 0;
         ic->present[t - d->terms] |= 1u << dev->kind;
         bbt_build_terminal_row(ic->t, d, t);
-        bbt_table_set_text(ic->t, 4, bbt_periph_kind_name(dev->kind));
-        bbt_table_set_text(ic->t, 5, dev->vendor);
-        bbt_table_set_text(ic->t, 6, dev->model);
-        bbt_table_set_text(ic->t, 7, dev->serial);
-        bbt_table_set_text(ic->t, 8, dev->bus);
+        bbt_build_set_periph_kind(ic->t, 4, d, dev->kind);
+        /* What the device does not say: null. */
+        bbt_table_set_text(ic->t, 5, *dev->vendor ? dev->vendor : NULL);
+        bbt_table_set_text(ic->t, 6, *dev->model ? dev->model : NULL);
+        bbt_table_set_text(ic->t, 7, *dev->serial ? dev->serial : NULL);
+        bbt_table_set_text(ic->t, 8, *dev->bus ? dev->bus : NULL);
         return 0;
 }
 
@@ -34,7 +34,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column cols[] = {
                 BBT_TERMINAL_COLUMNS,
-                { "kind", "类别", "Kind", BBT_CELL_TEXT, 0 },
+                { "kind", "类别", "Kind", BBT_CELL_CODE, 0 },
                 { "vendor", "厂商", "Vendor", BBT_CELL_TEXT, 0 },
                 { "model", "型号", "Model", BBT_CELL_TEXT, 0 },
                 { "serial", "序列号", "Serial", BBT_CELL_TEXT, 0 },
@@ -42,7 +42,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
         };
         static const struct bbt_column missing_cols[] = {
                 BBT_TERMINAL_COLUMNS,
-                { "missing", "缺少的外设", "Missing", BBT_CELL_TEXT, 0 },
+                { "missing", "缺少的外设", "Missing", BBT_CELL_CODE, 0 },
         };
         struct inventory_ctx ic = { d, bbt_document_add_table(doc, "devices", "外设清单", "Peripherals", cols,
                                                               BBT_ELEMENTSOF(cols)), NULL };
@@ -58,18 +58,12 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
         for (size_t i = 0; r == 0 && i < d->n_terms; i++) {
                 const struct bbt_report_terminal *t = &d->terms[i];
                 uint32_t missing = t->reg ? t->reg->expected & ~ic.present[i] : 0;
-                char list[256] = "";
-                size_t len = 0;
 
-                if (!missing)
-                        continue;
                 for (int k = 0; k < BBT_KIND__COUNT; k++)
-                        if (missing & (1u << k))
-                                len += (size_t)snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0,
-                                                        "%s%s", len ? ", " : "",
-                                                        bbt_periph_kind_name((enum bbt_periph_kind)k));
-                bbt_build_terminal_row(mt, d, t);
-                bbt_table_set_text(mt, 4, list);
+                        if (missing & (1u << k)) {
+                                bbt_build_terminal_row(mt, d, t);
+                                bbt_build_set_periph_kind(mt, 4, d, (enum bbt_periph_kind)k);
+                        }
         }
         free(ic.present);
         return r;

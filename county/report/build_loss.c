@@ -37,30 +37,56 @@ static int counter_cb(void *u, const char *name, int64_t value)
         return 0;
 }
 
-/* The loss reasons the aggregator records, in Chinese. */
-static const char *loss_reason(const struct bbt_report_data *d, const char *reason)
+/* Sets CODE cell COL of T's last row to loss reason REASON, as the
+ * aggregator records it (in English): its code and its label in the
+ * report's language. A reason not in the table is "other", shown as it is. */
+static void set_loss_reason(struct bbt_table *t, size_t col, const struct bbt_report_data *d, const char *reason)
 {
         static const struct {
-                const char *en, *zh;
+                const char *code, *en, *zh;
         } names[] = {
-                { "no longer in the agent's spool", "终端缓存中已不存在（缓存已满或已过期删除）" },
-                { "never produced by the agent", "终端从未产生" },
-                { "not resent in time", "补传超时" },
-                { "no answer to resend", "补传请求无应答" },
-                { "resent but never received", "已补传但未收到" },
-                { "lost from the agent's spool (damage, or a power cut)", "终端缓存损坏或断电时未写入磁盘" },
-                { "never stored by the agent (disk full or write error)", "终端未能写入缓存（磁盘已满或写入错误）" },
-                { "used before an unclean stop, not in the agent's spool", "异常停止前已使用，终端缓存中没有" },
-                { "used before an unclean stop, never received", "异常停止前已使用，未收到" },
-                { "never used (skipped after an unclean stop)", "未使用（终端异常停止后跳过的序号）" },
-                { "the agent cannot tell: lost, or never used", "终端无法判断：已丢失或从未使用（早于其记录的异常停止）" },
+                { "not_in_spool", "no longer in the agent's spool", "终端缓存中已不存在（缓存已满或已过期删除）" },
+                { "never_produced", "never produced by the agent", "终端从未产生" },
+                { "resend_timeout", "not resent in time", "补传超时" },
+                { "resend_unanswered", "no answer to resend", "补传请求无应答" },
+                { "resent_not_received", "resent but never received", "已补传但未收到" },
+                { "spool_damaged", "lost from the agent's spool (damage, or a power cut)", "终端缓存损坏或断电时未写入磁盘" },
+                { "not_stored", "never stored by the agent (disk full or write error)",
+                  "终端未能写入缓存（磁盘已满或写入错误）" },
+                { "unclean_not_in_spool", "used before an unclean stop, not in the agent's spool",
+                  "异常停止前已使用，终端缓存中没有" },
+                { "unclean_not_received", "used before an unclean stop, never received", "异常停止前已使用，未收到" },
+                { "unclean_skipped", "never used (skipped after an unclean stop)", "未使用（终端异常停止后跳过的序号）" },
+                { "unknown", "the agent cannot tell: lost, or never used",
+                  "终端无法判断：已丢失或从未使用（早于其记录的异常停止）" },
         };
 
-        if (d->o->chinese)
-                for (size_t i = 0; i < BBT_ELEMENTSOF(names); i++)
-                        if (strcmp(reason, names[i].en) == 0)
-                                return names[i].zh;
-        return reason;
+        for (size_t i = 0; i < BBT_ELEMENTSOF(names); i++)
+                if (strcmp(reason, names[i].en) == 0) {
+                        bbt_table_set_code(t, col, names[i].code, L(d, names[i].zh, names[i].en));
+                        return;
+                }
+        bbt_table_set_code(t, col, "other", reason);
+}
+
+/* Sets CODE cell COL of T's last row to channel CH: its name ("cmd/reply" as
+ * "cmd_reply") and label. */
+static void set_channel(struct bbt_table *t, size_t col, const struct bbt_report_data *d, enum bbt_channel ch)
+{
+        static const char *const labels[BBT_CH__COUNT][3] = {
+                [BBT_CH_STATE] = { "state", "状态", "state" },
+                [BBT_CH_HB] = { "hb", "心跳", "heartbeat" },
+                [BBT_CH_USAGE] = { "usage", "使用记录", "usage" },
+                [BBT_CH_PERIPH] = { "periph", "外设事件", "peripheral event" },
+                [BBT_CH_INVENTORY] = { "inventory", "外设清单", "inventory" },
+                [BBT_CH_ALERT] = { "alert", "告警", "alert" },
+                [BBT_CH_CMD] = { "cmd", "命令", "command" },
+                [BBT_CH_CMD_REPLY] = { "cmd_reply", "命令应答", "command reply" },
+        };
+
+        if ((int)ch < 0 || ch >= BBT_CH__COUNT)
+                return; /* empty */
+        bbt_table_set_code(t, col, labels[ch][0], L(d, labels[ch][1], labels[ch][2]));
 }
 
 struct loss_list_ctx {
@@ -85,33 +111,30 @@ static bool terminal_row(struct loss_list_ctx *ll, int64_t store_id)
 static int loss_list_cb(void *u, const struct bbt_store_loss *l)
 {
         struct loss_list_ctx *ll = u;
-        char when[32];
 
         if (!terminal_row(ll, l->terminal_id))
                 return 0;
-        bbt_table_set_text(ll->t, 2, l->kind == BBT_LOSS_SKIPPED ? "skipped" : "lost");
-        bbt_table_set_text(ll->t, 3, l->kind == BBT_LOSS_SKIPPED ? L(ll->d, "跳过（未使用）", "skipped (never used)")
-                                                                : L(ll->d, "丢失", "lost"));
-        bbt_table_set_int(ll->t, 4, l->from);
-        bbt_table_set_int(ll->t, 5, l->to);
-        bbt_table_set_int(ll->t, 6, l->to - l->from + 1);
-        bbt_table_set_text(ll->t, 7, loss_reason(ll->d, l->reason));
-        bbt_build_time(ll->d, l->recorded_ms, when, sizeof(when));
-        bbt_table_set_text(ll->t, 8, when);
+        if (l->kind == BBT_LOSS_SKIPPED)
+                bbt_table_set_code(ll->t, 2, "skipped", L(ll->d, "跳过（未使用）", "skipped (never used)"));
+        else
+                bbt_table_set_code(ll->t, 2, "lost", L(ll->d, "丢失", "lost"));
+        bbt_table_set_int(ll->t, 3, l->from);
+        bbt_table_set_int(ll->t, 4, l->to);
+        bbt_table_set_int(ll->t, 5, l->to - l->from + 1);
+        set_loss_reason(ll->t, 6, ll->d, l->reason);
+        bbt_table_set_time(ll->t, 7, l->recorded_ms);
         return 0;
 }
 
 static int conflict_list_cb(void *u, const struct bbt_store_conflict *cf)
 {
         struct loss_list_ctx *ll = u;
-        char when[32];
 
         if (!terminal_row(ll, cf->terminal_id))
                 return 0;
         bbt_table_set_int(ll->t, 2, cf->seq);
-        bbt_table_set_text(ll->t, 3, bbt_channel_name(cf->channel));
-        bbt_build_time(ll->d, cf->recv_ms, when, sizeof(when));
-        bbt_table_set_text(ll->t, 4, when);
+        set_channel(ll->t, 3, ll->d, cf->channel);
+        bbt_table_set_time(ll->t, 4, cf->recv_ms);
         return 0;
 }
 
@@ -133,20 +156,19 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
         static const struct bbt_column range_cols[] = {
                 { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
                 { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
-                { "kind", "类别代码", "Kind code", BBT_CELL_TEXT, 0 },
-                { "kind_name", "类别", "Kind", BBT_CELL_TEXT, 0 },
+                { "kind", "类别", "Kind", BBT_CELL_CODE, 0 },
                 { "from_seq", "起始序号", "From seq", BBT_CELL_INT, 0 },
                 { "to_seq", "结束序号", "To seq", BBT_CELL_INT, 0 },
                 { "count", "条数", "Count", BBT_CELL_INT, 0 },
-                { "reason", "原因", "Reason", BBT_CELL_TEXT, 0 },
-                { "recorded", "记录时间", "Recorded", BBT_CELL_TEXT, 0 },
+                { "reason", "原因", "Reason", BBT_CELL_CODE, 0 },
+                { "recorded", "记录时间", "Recorded", BBT_CELL_TIME, 0 },
         };
         static const struct bbt_column conflict_cols[] = {
                 { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
                 { "terminal", "终端", "Terminal", BBT_CELL_TEXT, 0 },
                 { "seq", "序号", "Seq", BBT_CELL_INT, 0 },
-                { "channel", "通道", "Channel", BBT_CELL_TEXT, 0 },
-                { "received", "收到时间", "Received", BBT_CELL_TEXT, 0 },
+                { "channel", "通道", "Channel", BBT_CELL_CODE, 0 },
+                { "received", "收到时间", "Received", BBT_CELL_TIME, 0 },
         };
         static const struct bbt_column counter_cols[] = {
                 { "counter", "计数项", "Counter", BBT_CELL_TEXT, 0 },

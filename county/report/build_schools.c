@@ -8,8 +8,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 { "school_code", "学校代码", "School code", BBT_CELL_TEXT, 0 },
                 { "school_name", "学校名称", "School", BBT_CELL_TEXT, 0 },
                 { "township", "乡镇/街道", "Township", BBT_CELL_TEXT, 0 },
-                { "type", "类型", "Type", BBT_CELL_TEXT, 0 },
-                { "area", "城乡", "Area", BBT_CELL_TEXT, 0 },
+                { "type", "类型", "Type", BBT_CELL_CODE, 0 },
+                { "area", "城乡", "Area", BBT_CELL_CODE, 0 },
                 { "students", "学生数", "Pupils", BBT_CELL_INT, 0 },
                 { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
                 BBT_RATE_COLUMNS,
@@ -23,11 +23,14 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
 
                 bbt_table_add_row(t);
                 bbt_table_set_text(t, 0, si->code);
-                bbt_table_set_text(t, 1, bbt_build_school_name(si));
-                bbt_table_set_text(t, 2, bbt_build_township(si));
+                /* Not in the registry (or no township given): null. */
+                bbt_table_set_text(t, 1, si->reg ? si->reg->name : NULL);
+                bbt_table_set_text(t, 2, *bbt_build_township(si) ? bbt_build_township(si) : NULL);
                 if (si->reg) {
-                        bbt_table_set_text(t, 3, bbt_school_type_name(si->reg->type, d->o->chinese));
-                        bbt_table_set_text(t, 4, bbt_area_name(si->reg->area, d->o->chinese));
+                        bbt_table_set_code(t, 3, bbt_school_type_name(si->reg->type, false),
+                                           bbt_school_type_name(si->reg->type, d->o->chinese));
+                        bbt_table_set_code(t, 4, bbt_area_name(si->reg->area, false),
+                                           bbt_area_name(si->reg->area, d->o->chinese));
                         bbt_table_set_int(t, 5, si->reg->students);
                 }
                 bbt_table_set_int(t, 6, (int64_t)si->n_terminals);

@@ -1,8 +1,7 @@
-/* The summary: the selection overall, by township, and 城区/镇区/乡村 with the gap between them. */
+/* The summary: the selection overall, by township, and 城区/镇区/乡村 with the gap between them (an object). */
 #include "build.h"
 #include "bbt/base.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static size_t count_faulty(const struct bbt_report_data *d)
@@ -17,7 +16,7 @@ static size_t count_faulty(const struct bbt_report_data *d)
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
 {
         static const struct bbt_column overall_cols[] = {
-                { "scope", "范围", "Scope", BBT_CELL_TEXT, 0 },
+                { "scope", "范围", "Scope", BBT_CELL_CODE, 0 }, /* all, county or school; the label names it */
                 { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
                 { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
                 BBT_RATE_COLUMNS,
@@ -31,15 +30,15 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                 BBT_RATE_COLUMNS,
         };
         static const struct bbt_column area_cols[] = {
-                { "area", "城乡", "Area", BBT_CELL_TEXT, 0 },
+                { "area", "城乡", "Area", BBT_CELL_CODE, 0 },
                 { "schools", "学校数", "Schools", BBT_CELL_INT, 0 },
                 { "terminals", "终端数", "Terminals", BBT_CELL_INT, 0 },
                 BBT_RATE_COLUMNS,
         };
+        static const struct bbt_column gap_cols[] = { BBT_RATE_COLUMNS };
         struct bbt_rates_acc all = { 0 }, area[BBT_AREA__COUNT] = { { 0 } };
         size_t area_schools[BBT_AREA__COUNT] = { 0 };
         struct bbt_table *t;
-        char scope[64];
 
         for (size_t i = 0; i < d->n_schools; i++) {
                 bbt_rates_merge(&all, &d->schools[i].acc);
@@ -48,11 +47,13 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         area_schools[d->schools[i].reg->area]++;
                 }
         }
-        t = bbt_document_add_table(doc, "overall", "总体", "Overall", overall_cols, BBT_ELEMENTSOF(overall_cols));
-        bbt_table_add_row(t);
-        snprintf(scope, sizeof(scope), "%s", d->o->school ? d->o->school : d->o->county ? d->o->county
-                                                                           : L(d, "全部", "all"));
-        bbt_table_set_text(t, 0, scope);
+        t = bbt_document_add_object(doc, "overall", "总体", "Overall", overall_cols, BBT_ELEMENTSOF(overall_cols));
+        if (d->o->school)
+                bbt_table_set_code(t, 0, "school", d->o->school);
+        else if (d->o->county)
+                bbt_table_set_code(t, 0, "county", d->o->county);
+        else
+                bbt_table_set_code(t, 0, "all", L(d, "全部", "all"));
         bbt_table_set_int(t, 1, (int64_t)d->n_schools);
         bbt_table_set_int(t, 2, (int64_t)d->n_terms);
         bbt_build_set_rates(t, 3, &all);
@@ -79,13 +80,13 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                                 schools++;
                         }
                 bbt_table_add_row(t);
-                bbt_table_set_text(t, 0, *tw ? tw : L(d, "(未登记)", "(not registered)"));
+                bbt_table_set_text(t, 0, *tw ? tw : NULL); /* not registered: null */
                 bbt_table_set_int(t, 1, (int64_t)schools);
                 bbt_table_set_int(t, 2, acc.terminals);
                 bbt_build_set_rates(t, 3, &acc);
         }
 
-        /* 城区 / 镇区 / 乡村 and the gap between the highest and lowest. */
+        /* 城区 / 镇区 / 乡村, and the gap between the highest and lowest as an object of its own. */
         t = bbt_document_add_table(doc, "areas", "城乡对比", "Urban, town and rural", area_cols,
                                    BBT_ELEMENTSOF(area_cols));
         {
@@ -100,7 +101,8 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         if (!area_schools[a])
                                 continue;
                         bbt_table_add_row(t);
-                        bbt_table_set_text(t, 0, bbt_area_name((enum bbt_area)a, d->o->chinese));
+                        bbt_table_set_code(t, 0, bbt_area_name((enum bbt_area)a, false),
+                                           bbt_area_name((enum bbt_area)a, d->o->chinese));
                         bbt_table_set_int(t, 1, (int64_t)area_schools[a]);
                         bbt_table_set_int(t, 2, area[a].terminals);
                         bbt_build_set_rates(t, 3, &area[a]);
@@ -108,6 +110,7 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         v[0] = r.power_on_rate, v[1] = r.usage_rate, v[2] = r.avg_daily_hours;
                         v[3] = r.period_usage_rate, v[4] = r.interactive_share, v[5] = r.online_rate;
                         v[6] = r.intact_rate, v[7] = r.weekly_lessons;
+                        v[8] = r.weekly_rule_rate, def[8] = r.has_weeks;
                         def[0] = def[1] = def[2] = def[7] = r.has_days;
                         def[3] = r.has_periods, def[4] = r.has_active, def[5] = r.has_online;
                         def[6] = r.has_terminals;
@@ -121,11 +124,11 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                                 have[k] = true;
                         }
                 }
-                bbt_table_add_row(t);
-                bbt_table_set_text(t, 0, L(d, "差距(最高−最低)", "Gap (highest − lowest)"));
+                t = bbt_document_add_object(doc, "area_gap", "城乡差距(最高−最低)", "Area gap (highest − lowest)",
+                                            gap_cols, BBT_ELEMENTSOF(gap_cols));
                 for (int k = 0; k < BBT_N_RATE_COLUMNS; k++)
                         if (have[k])
-                                bbt_table_set_num(t, 3 + (size_t)k, hi[k] - lo[k]);
+                                bbt_table_set_num(t, (size_t)k, hi[k] - lo[k]);
         }
         bbt_document_add_note(doc, "终端数含从未上报的登记终端；未上报即未使用。",
                               "Terminals include registered ones that never reported: they count as unused.");

@@ -1,6 +1,7 @@
 /* The report document: building it (every string made valid UTF-8), and its numbers as renderers show them. */
 #include "document.h"
 #include "bbt/base.h"
+#include "dates.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,6 +72,11 @@ static bool key_valid(const char *key)
         return true;
 }
 
+bool bbt_code_valid(const char *s)
+{
+        return key_valid(s);
+}
+
 /* Returns ITEMS (N used, *CAP allocated, each SIZE bytes) with room for one
  * more, updating *CAP, or NULL with ITEMS untouched on allocation failure. */
 static void *grow(void *items, size_t *cap, size_t n, size_t size)
@@ -89,6 +95,18 @@ static void *grow(void *items, size_t *cap, size_t n, size_t size)
         return p;
 }
 
+/* Frees what cell C owns and leaves it empty. */
+static void cell_clear(struct bbt_cell *c)
+{
+        if (c->kind == BBT_VALUE_TEXT)
+                free(c->v.text);
+        else if (c->kind == BBT_VALUE_CODE) {
+                free(c->v.code.code);
+                free(c->v.code.label);
+        }
+        c->kind = BBT_VALUE_EMPTY;
+}
+
 static void table_free(struct bbt_table *t)
 {
         size_t i;
@@ -96,8 +114,7 @@ static void table_free(struct bbt_table *t)
         if (!t)
                 return;
         for (i = 0; i < t->n_rows * t->n_cols; i++)
-                if (t->cells[i].kind == BBT_VALUE_TEXT)
-                        free(t->cells[i].v.text);
+                cell_clear(&t->cells[i]);
         free(t->cells);
         free(t->key);
         free(t->caption_zh);
@@ -119,6 +136,7 @@ void bbt_document_free(struct bbt_document *d)
                 free(d->settings[i].label_zh);
                 free(d->settings[i].label_en);
                 free(d->settings[i].value);
+                free(d->settings[i].unit);
         }
         free(d->settings);
         for (i = 0; i < d->n_notes; i++) {
@@ -149,6 +167,23 @@ struct bbt_document *bbt_document_new(const char *name, const char *title_zh, co
         return d;
 }
 
+/* True if the JSON members of COLS (N) are distinct: each key, and KEY_label
+ * beside a CODE column's key. */
+static bool column_keys_distinct(const struct bbt_column *cols, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                        size_t len = strlen(cols[j].key);
+
+                        if (i != j && strcmp(cols[i].key, cols[j].key) == 0)
+                                return false;
+                        if (cols[j].type == BBT_CELL_CODE && strncmp(cols[i].key, cols[j].key, len) == 0 &&
+                            strcmp(cols[i].key + len, "_label") == 0)
+                                return false;
+                }
+        return true;
+}
+
 struct bbt_table *bbt_document_add_table(struct bbt_document *d, const char *key, const char *caption_zh,
                                          const char *caption_en, const struct bbt_column *cols, size_t n_cols)
 {
@@ -160,8 +195,10 @@ struct bbt_table *bbt_document_add_table(struct bbt_document *d, const char *key
         if (!key_valid(key) || !cols || n_cols == 0 || n_cols > SIZE_MAX / sizeof(struct bbt_cell) / 8)
                 goto fail_invalid;
         for (i = 0; i < n_cols; i++)
-                if (!key_valid(cols[i].key) || (unsigned)cols[i].type > BBT_CELL_NUM)
+                if (!key_valid(cols[i].key) || strlen(cols[i].key) > 64 || (unsigned)cols[i].type > BBT_CELL_TIME)
                         goto fail_invalid;
+        if (!column_keys_distinct(cols, n_cols))
+                goto fail_invalid;
         for (i = 0; i < d->n_tables; i++)
                 if (strcmp(d->tables[i]->key, key) == 0)
                         goto fail_invalid;
@@ -194,6 +231,19 @@ fail_invalid:
         return NULL;
 }
 
+struct bbt_table *bbt_document_add_object(struct bbt_document *d, const char *key, const char *caption_zh,
+                                          const char *caption_en, const struct bbt_column *cols, size_t n_cols)
+{
+        struct bbt_table *t = bbt_document_add_table(d, key, caption_zh, caption_en, cols, n_cols);
+
+        if (!t)
+                return NULL;
+        if (bbt_table_add_row(t) < 0)
+                return NULL; /* remembered */
+        t->object = true;
+        return t;
+}
+
 int bbt_table_add_row(struct bbt_table *t)
 {
         struct bbt_cell *cells;
@@ -201,6 +251,10 @@ int bbt_table_add_row(struct bbt_table *t)
 
         if (!t)
                 return -EINVAL;
+        if (t->object) { /* an object has its one row */
+                doc_fail(t->doc, -EINVAL);
+                return -EINVAL;
+        }
         cells = grow(t->cells, &t->cap_rows, t->n_rows, t->n_cols * sizeof(*t->cells));
         if (!cells) {
                 doc_fail(t->doc, -ENOMEM);
@@ -224,9 +278,20 @@ static struct bbt_cell *last_row_cell(struct bbt_table *t, size_t col)
                 return NULL;
         }
         c = &t->cells[(t->n_rows - 1) * t->n_cols + col];
-        if (c->kind == BBT_VALUE_TEXT)
-                free(c->v.text);
-        c->kind = BBT_VALUE_EMPTY;
+        cell_clear(c);
+        return c;
+}
+
+/* The cell COL of T's last row, emptied, if COL is of TYPE; else NULL after
+ * remembering -EINVAL. */
+static struct bbt_cell *typed_cell(struct bbt_table *t, size_t col, enum bbt_cell_type type)
+{
+        struct bbt_cell *c = last_row_cell(t, col);
+
+        if (c && t->cols[col].type != type) {
+                doc_fail(t->doc, -EINVAL);
+                return NULL;
+        }
         return c;
 }
 
@@ -296,18 +361,70 @@ void bbt_table_set_num(struct bbt_table *t, size_t col, double v)
         c->v.num = v;
 }
 
-int bbt_document_add_setting(struct bbt_document *d, const char *key, const char *label_zh, const char *label_en,
-                             const char *value)
+void bbt_table_set_code(struct bbt_table *t, size_t col, const char *code, const char *label)
 {
-        struct bbt_setting *settings, s;
-        size_t i;
+        struct bbt_cell *c;
+
+        if (!t)
+                return;
+        c = typed_cell(t, col, BBT_CELL_CODE);
+        if (!c || !code)
+                return;
+        if (!key_valid(code)) {
+                doc_fail(t->doc, -EINVAL);
+                return;
+        }
+        c->v.code.code = strdup(code);
+        c->v.code.label = utf8_dup(label ? label : code);
+        if (!c->v.code.code || !c->v.code.label) {
+                free(c->v.code.code);
+                free(c->v.code.label);
+                doc_fail(t->doc, -ENOMEM);
+                return;
+        }
+        c->kind = BBT_VALUE_CODE;
+}
+
+void bbt_table_set_bool(struct bbt_table *t, size_t col, bool v)
+{
+        struct bbt_cell *c;
+
+        if (!t)
+                return;
+        c = typed_cell(t, col, BBT_CELL_BOOL);
+        if (!c)
+                return;
+        c->kind = BBT_VALUE_BOOL;
+        c->v.b = v;
+}
+
+void bbt_table_set_time(struct bbt_table *t, size_t col, int64_t ms)
+{
+        struct bbt_cell *c;
+
+        if (!t)
+                return;
+        c = typed_cell(t, col, BBT_CELL_TIME);
+        if (!c || ms <= 0)
+                return;
+        c->kind = BBT_VALUE_TIME;
+        c->v.time.ms = ms;
+        c->v.time.offset_min = t->doc->offset_min;
+}
+
+/* Adds setting KEY: shown as SHOWN (NULL: "—"), in JSON as KIND with I, and
+ * UNIT. */
+static int add_setting(struct bbt_document *d, const char *key, const char *label_zh, const char *label_en,
+                       const char *shown, enum bbt_value_kind kind, int64_t i, const char *unit)
+{
+        struct bbt_setting *settings, s = { 0 };
 
         if (!d)
                 return -EINVAL;
         if (!key_valid(key))
                 goto fail_invalid;
-        for (i = 0; i < d->n_settings; i++)
-                if (strcmp(d->settings[i].key, key) == 0)
+        for (size_t j = 0; j < d->n_settings; j++)
+                if (strcmp(d->settings[j].key, key) == 0)
                         goto fail_invalid;
         settings = grow(d->settings, &d->cap_settings, d->n_settings, sizeof(*d->settings));
         if (!settings)
@@ -316,12 +433,16 @@ int bbt_document_add_setting(struct bbt_document *d, const char *key, const char
         s.key = strdup(key);
         s.label_zh = utf8_dup(label_zh);
         s.label_en = utf8_dup(label_en);
-        s.value = utf8_dup(value);
-        if (!s.key || !s.label_zh || !s.label_en || !s.value) {
+        s.value = utf8_dup(shown ? shown : "\xe2\x80\x94"); /* an em dash, as an empty cell */
+        s.unit = unit ? utf8_dup(unit) : NULL;
+        s.kind = kind;
+        s.i = i;
+        if (!s.key || !s.label_zh || !s.label_en || !s.value || (unit && !s.unit)) {
                 free(s.key);
                 free(s.label_zh);
                 free(s.label_en);
                 free(s.value);
+                free(s.unit);
                 goto fail_nomem;
         }
         d->settings[d->n_settings++] = s;
@@ -333,6 +454,40 @@ fail_nomem:
 fail_invalid:
         doc_fail(d, -EINVAL);
         return -EINVAL;
+}
+
+int bbt_document_add_setting(struct bbt_document *d, const char *key, const char *label_zh, const char *label_en,
+                             const char *value)
+{
+        return add_setting(d, key, label_zh, label_en, value, value ? BBT_VALUE_TEXT : BBT_VALUE_EMPTY, 0, NULL);
+}
+
+int bbt_document_add_setting_int(struct bbt_document *d, const char *key, const char *label_zh,
+                                 const char *label_en, int64_t value, const char *unit)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%" PRId64, value);
+        return add_setting(d, key, label_zh, label_en, buf, BBT_VALUE_INT, value, unit);
+}
+
+int bbt_document_add_setting_time(struct bbt_document *d, const char *key, const char *label_zh,
+                                  const char *label_en, int64_t ms)
+{
+        char buf[32];
+
+        if (!d)
+                return -EINVAL;
+        if (ms <= 0)
+                return add_setting(d, key, label_zh, label_en, NULL, BBT_VALUE_EMPTY, 0, NULL);
+        bbt_time_format(ms, d->offset_min, false, buf, sizeof(buf));
+        return add_setting(d, key, label_zh, label_en, buf, BBT_VALUE_TIME, ms, NULL);
+}
+
+int bbt_document_add_setting_none(struct bbt_document *d, const char *key, const char *label_zh,
+                                  const char *label_en, const char *shown)
+{
+        return add_setting(d, key, label_zh, label_en, shown, BBT_VALUE_EMPTY, 0, NULL);
 }
 
 int bbt_document_add_note(struct bbt_document *d, const char *zh, const char *en)
@@ -382,11 +537,51 @@ double bbt_cell_round(double v, int decimals)
         return v == 0 ? 0 : v;
 }
 
-const char *bbt_cell_format(const struct bbt_column *col, const struct bbt_cell *c, char *buf, size_t size)
+char *bbt_time_format(int64_t ms, int offset_min, bool iso, char *buf, size_t size)
+{
+        int64_t local = ms + (int64_t)offset_min * BBT_MS_PER_MIN;
+        int32_t day = bbt_day_of_ms(ms, offset_min);
+        int64_t in_day = local - (int64_t)day * BBT_MS_PER_DAY; /* 0 .. BBT_MS_PER_DAY - 1 */
+        int minute = (int)(in_day / BBT_MS_PER_MIN), sec = (int)(in_day / 1000 % 60), milli = (int)(in_day % 1000);
+        int y, m, dd, off = offset_min < 0 ? -offset_min : offset_min;
+
+        bbt_day_to_ymd(day, &y, &m, &dd);
+        if (!iso)
+                snprintf(buf, size, "%04d-%02d-%02d %02d:%02d", y, m, dd, minute / 60, minute % 60);
+        else if (milli)
+                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%c%02d:%02d", y, m, dd, minute / 60,
+                         minute % 60, sec, milli, offset_min < 0 ? '-' : '+', off / 60, off % 60);
+        else
+                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", y, m, dd, minute / 60, minute % 60,
+                         sec, offset_min < 0 ? '-' : '+', off / 60, off % 60);
+        return buf;
+}
+
+char *bbt_num_format(double v, char *buf, size_t size)
+{
+        /* "%.15g" is the shortest whenever a text of at most 15 digits reads
+         * back as V (V is then within half an ulp of it, and rounding V to 15
+         * digits gives it back); 17 digits always read back. */
+        for (int digits = 15; digits <= 17; digits++) {
+                snprintf(buf, size, "%.*g", digits, v);
+                if (strtod(buf, NULL) == v)
+                        break;
+        }
+        return buf;
+}
+
+const char *bbt_cell_format(const struct bbt_column *col, const struct bbt_cell *c, bool chinese, char *buf,
+                            size_t size)
 {
         switch (c->kind) {
         case BBT_VALUE_TEXT:
                 return c->v.text;
+        case BBT_VALUE_CODE:
+                return c->v.code.label;
+        case BBT_VALUE_BOOL:
+                return c->v.b ? (chinese ? "是" : "yes") : (chinese ? "否" : "no");
+        case BBT_VALUE_TIME:
+                return bbt_time_format(c->v.time.ms, c->v.time.offset_min, false, buf, size);
         case BBT_VALUE_INT:
                 snprintf(buf, size, "%" PRId64, c->v.i);
                 return buf;

@@ -92,14 +92,50 @@ void bbt_rates_add_totals(struct bbt_rates_acc *acc, const struct bbt_metric_set
         }
 }
 
-/* Adds one school day of one terminal (its rows already summed) into ACC. */
-static void add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rule *rule,
-                    const struct bbt_day_rollup *d, int n_periods)
+int32_t bbt_week_monday(int32_t day)
+{
+        return day - (bbt_day_weekday(day) - 1);
+}
+
+bool bbt_weekly_rule_met(const struct bbt_metric_settings *s, int64_t lessons, int school_days)
+{
+        return school_days > 0 && 5 * lessons >= (int64_t)s->weekly_lessons_min * school_days;
+}
+
+int64_t bbt_weekly_rule_required(const struct bbt_metric_settings *s, int school_days)
+{
+        int64_t need = (int64_t)s->weekly_lessons_min * (school_days > 0 ? school_days : 0);
+
+        return (need + 4) / 5;
+}
+
+/* One terminal's week while its days are added: judged when the next week starts or the range ends. */
+struct week_tally {
+        int32_t monday;
+        int school_days;
+        int64_t lessons;
+};
+
+static void week_close(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, struct week_tally *w)
+{
+        if (w->school_days > 0) {
+                acc->weeks_judged++;
+                acc->weeks_met += bbt_weekly_rule_met(s, w->lessons, w->school_days);
+        }
+        w->school_days = 0;
+        w->lessons = 0;
+}
+
+/* Adds one school day of one terminal (its rows already summed) into ACC;
+ * returns its lessons with use. */
+static int64_t add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rule *rule,
+                       const struct bbt_day_rollup *d, int n_periods)
 {
         struct bbt_day_totals t;
 
         bbt_day_totals_of(rule, d, n_periods, &t);
         bbt_rates_add_totals(acc, s, 1, n_periods, &t);
+        return t.periods_used;
 }
 
 void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
@@ -108,6 +144,7 @@ void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *
         struct bbt_day_rollup sum[DAYS_BLOCK];
         int n_periods = clamp_periods(t->n_periods);
         struct bbt_day_rule rule;
+        struct week_tally w = { .monday = bbt_week_monday(from) };
 
         bbt_day_rule_of(s, &rule);
         acc->terminals++;
@@ -116,10 +153,18 @@ void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *
                 int64_t hi = lo + DAYS_BLOCK - 1 < to ? lo + DAYS_BLOCK - 1 : to;
 
                 gather(t, from, lo, hi, sum);
-                for (int64_t d = lo; d <= hi; d++)
-                        if (is_school_day(t, from, d))
-                                add_day(acc, s, &rule, &sum[d - lo], n_periods);
+                for (int64_t d = lo; d <= hi; d++) {
+                        if (!is_school_day(t, from, d))
+                                continue;
+                        if (bbt_week_monday((int32_t)d) != w.monday) {
+                                week_close(acc, s, &w);
+                                w.monday = bbt_week_monday((int32_t)d);
+                        }
+                        w.lessons += add_day(acc, s, &rule, &sum[d - lo], n_periods);
+                        w.school_days++;
+                }
         }
+        week_close(acc, s, &w);
 }
 
 void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *from)
@@ -139,6 +184,8 @@ void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *fro
                 into->hb_interval_ms = from->hb_interval_ms;
         hb_expected(into);
         into->intact += from->intact;
+        into->weeks_judged += from->weeks_judged;
+        into->weeks_met += from->weeks_met;
 }
 
 void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
@@ -151,6 +198,7 @@ void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
         r.has_active = acc->active_ms > 0;
         r.has_online = acc->hb_expected > 0;
         r.has_terminals = acc->terminals > 0;
+        r.has_weeks = acc->weeks_judged > 0;
         if (r.has_days) {
                 double days = (double)acc->terminal_days;
 
@@ -173,29 +221,32 @@ void bbt_rates_compute(const struct bbt_rates_acc *acc, struct bbt_rates *ret)
         }
         if (r.has_terminals)
                 r.intact_rate = (double)acc->intact / (double)acc->terminals;
+        if (r.has_weeks)
+                r.weekly_rule_rate = (double)acc->weeks_met / (double)acc->weeks_judged;
         *ret = r;
 }
 
+/* Each reason's code, Chinese and English name. */
+static const char *const idle_reasons[BBT_IDLE__COUNT][3] = {
+        [BBT_IDLE_NO] = { "no", "否", "no" },
+        [BBT_IDLE_NEVER_REPORTED] = { "never_reported", "从未上报", "never reported" },
+        [BBT_IDLE_OFFLINE] = { "offline", "离线", "offline" },
+        [BBT_IDLE_NOT_POWERED] = { "not_powered", "未开机", "never powered on" },
+        [BBT_IDLE_NOT_USED] = { "not_used", "开机未使用", "powered but not used" },
+};
+
 const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese)
 {
-        static const char *const zh[BBT_IDLE__COUNT] = {
-                [BBT_IDLE_NO] = "否",
-                [BBT_IDLE_NEVER_REPORTED] = "从未上报",
-                [BBT_IDLE_OFFLINE] = "离线",
-                [BBT_IDLE_NOT_POWERED] = "未开机",
-                [BBT_IDLE_NOT_USED] = "开机未使用",
-        };
-        static const char *const en[BBT_IDLE__COUNT] = {
-                [BBT_IDLE_NO] = "no",
-                [BBT_IDLE_NEVER_REPORTED] = "never reported",
-                [BBT_IDLE_OFFLINE] = "offline",
-                [BBT_IDLE_NOT_POWERED] = "never powered on",
-                [BBT_IDLE_NOT_USED] = "powered but not used",
-        };
-
         if ((int)r < 0 || r >= BBT_IDLE__COUNT)
                 return "?";
-        return chinese ? zh[r] : en[r];
+        return idle_reasons[r][chinese ? 1 : 2];
+}
+
+const char *bbt_idle_reason_code(enum bbt_idle_reason r)
+{
+        if ((int)r < 0 || r >= BBT_IDLE__COUNT)
+                return NULL;
+        return idle_reasons[r][0];
 }
 
 enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,

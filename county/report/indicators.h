@@ -20,6 +20,7 @@ struct bbt_metric_settings {
         long min_pupils;         /* 差异系数: schools with fewer pupils left out (50) */
         int offset_min;          /* local time = UTC + this (480, Asia/Shanghai) */
         int64_t clock_skew_limit_ms; /* fault clock_skew past this (300000) */
+        int weekly_lessons_min;  /* weekly rule: lessons with use per terminal per five school days (10) */
 };
 
 /* The defaults (in brackets above) are defined once, in bbt-aggregator's
@@ -48,6 +49,8 @@ struct bbt_rates_acc {
         int64_t hb_interval_ms;    /* the heartbeat interval hb_expected is counted in */
         double hb_expected;        /* hb_on_ms / hb_interval_ms */
         int64_t intact;            /* terminals with no open fault */
+        int64_t weeks_judged;      /* terminal-weeks with a school day in the range: the weekly rule's denominator */
+        int64_t weeks_met;         /* of them, those with enough lessons with use (bbt_weekly_rule_met) */
 };
 
 /* The rates; a rate whose denominator is 0 is undefined (has_* false) and is
@@ -61,11 +64,13 @@ struct bbt_rates {
         double online_rate;        /* 在线率 */
         double intact_rate;        /* 设备完好率 */
         double weekly_lessons;     /* 周均使用节数: Σ period_used / (Σ school days / 5) */
+        double weekly_rule_rate;   /* 周节数达标率: weeks_met / weeks_judged */
         bool has_days;             /* terminal_days > 0: the first four and weekly_lessons */
         bool has_periods;          /* periods_scheduled > 0: period_usage_rate */
         bool has_active;           /* active_ms > 0: interactive_share */
         bool has_online;           /* hb_expected > 0: online_rate */
         bool has_terminals;        /* terminals > 0: intact_rate */
+        bool has_weeks;            /* weeks_judged > 0: weekly_rule_rate */
 };
 
 /* Adds one terminal (a terminal that never reported passes no rows and still
@@ -89,6 +94,18 @@ bool bbt_day_used(const struct bbt_metric_settings *s, const struct bbt_day_roll
 bool bbt_day_powered(const struct bbt_day_rollup *d);
 bool bbt_period_used(const struct bbt_metric_settings *s, const struct bbt_day_rollup *d, int k);
 
+/* The first day (Monday) of the week, Monday to Sunday, that DAY is in. */
+int32_t bbt_week_monday(int32_t day);
+/* The weekly rule: a terminal-week with SCHOOL_DAYS school days (in the
+ * range) and LESSONS lessons with use on them meets it when
+ *   5 × LESSONS ≥ weekly_lessons_min × SCHOOL_DAYS,
+ * the minimum scaled to the week's school days (docs/metrics.md). A week
+ * without a school day is not judged: false. */
+bool bbt_weekly_rule_met(const struct bbt_metric_settings *s, int64_t lessons, int school_days);
+/* The lessons with use a week of SCHOOL_DAYS school days needs:
+ * ceil(weekly_lessons_min × SCHOOL_DAYS / 5). */
+int64_t bbt_weekly_rule_required(const struct bbt_metric_settings *s, int school_days);
+
 enum bbt_idle_reason {
         BBT_IDLE_NO,             /* not idle */
         BBT_IDLE_NEVER_REPORTED, /* 从未上报: nothing ever received from it */
@@ -98,6 +115,8 @@ enum bbt_idle_reason {
         BBT_IDLE__COUNT
 };
 const char *bbt_idle_reason_name(enum bbt_idle_reason r, bool chinese);
+/* The reason's machine code: "no", "never_reported", "offline", "not_powered", "not_used". */
+const char *bbt_idle_reason_code(enum bbt_idle_reason r);
 
 /* The idle judgement of one terminal over the window FROM..TO (the caller picks
  * FROM so that it holds the last idle_window school days up to TO; T's

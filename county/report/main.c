@@ -1,4 +1,4 @@
-/* bbt-report: the evaluation figures from the aggregator's store, as a table, CSV for Excel, or JSON. */
+/* bbt-report: the evaluation figures from the aggregator's store, as a table, CSV, JSON or an Excel workbook. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -63,24 +63,66 @@ static void usage(FILE *out)
                 "      --school CODE    only this school\n"
                 "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"
                 "      --to DATE        last day, YYYY-MM-DD (default: today)\n"
+                "      --week DATE      the week, Monday to Sunday, that holds DATE (instead of\n"
+                "                       --from and --to; record: default the week of --to)\n"
                 "  -f, --format FMT     ");
-        for (size_t i = 0; (f = bbt_renderer_at(i)); i++) {
+        for (size_t i = 0, col = 23; (f = bbt_renderer_at(i)); i++) {
                 const char *note = i == 0 ? "default" : f->help;
+                char item[128];
+                int len = snprintf(item, sizeof(item), note ? "%s (%s)" : "%s", f->name, note);
 
-                fprintf(out, "%s%s", i ? ", " : "", f->name);
-                if (note)
-                        fprintf(out, " (%s)", note);
+                if (i > 0 && col + 2 + (size_t)len > 79) { /* a new line under the first */
+                        fprintf(out, ",\n%23s", "");
+                        col = 23;
+                } else if (i > 0) {
+                        fputs(", ", out);
+                        col += 2;
+                }
+                fputs(item, out);
+                col += (size_t)len;
         }
         fprintf(out,
                 "\n"
                 "      --lang LANG      zh (default) or en\n"
-                "  -o, --output FILE    write to FILE instead of standard output\n"
+                "  -o, --output FILE    write to FILE (replaced whole, or left as it was)\n"
+                "                       instead of standard output; xlsx needs it\n"
                 "      --set KEY=VALUE  override a setting, e.g. metrics.used_day_min=15m\n"
                 "  -h, --help           show this help\n"
                 "  -V, --version        show the version\n"
                 "\n"
                 "Every report ends with the settings it used. Exit status: 0 success, 1 failure,\n"
                 "2 bad usage or configuration. See bbt-report(1) and docs/metrics.md.\n");
+}
+
+/* --week DATE: O's range becomes the week, Monday to Sunday, that holds DATE.
+ * A report for one week (the record) without it takes the week of --to. A
+ * report for one school without --school is refused here, with the fix. */
+static int week_range(struct bbt_report_options *o, const char *week, const char *from, const char *to)
+{
+        int32_t day = o->to;
+
+        if (week && (from || to)) {
+                fprintf(stderr, "bbt-report: --week replaces --from and --to\n");
+                return -EINVAL;
+        }
+        if (week && bbt_day_parse(week, &day) < 0) {
+                fprintf(stderr, "bbt-report: --week %s: expected a date YYYY-MM-DD\n", week);
+                return -EINVAL;
+        }
+        if (!week && (o->kind->needs & BBT_NEEDS_WEEK) && from) {
+                fprintf(stderr, "bbt-report: %s covers one week, Monday to Sunday: give --week DATE\n",
+                        o->kind->name);
+                return -EINVAL;
+        }
+        if (week || (o->kind->needs & BBT_NEEDS_WEEK)) {
+                o->from = bbt_week_monday(day);
+                o->to = o->from + 6;
+        }
+        if ((o->kind->needs & BBT_NEEDS_SCHOOL) && !o->school) {
+                fprintf(stderr, "bbt-report: %s is for one school: give --school CODE\n", o->kind->name);
+                return -EINVAL;
+        }
+        return 0;
 }
 
 static int64_t now_ms(void)
@@ -100,6 +142,7 @@ int main(int argc, char **argv)
                 { "school", required_argument, NULL, 'S' },
                 { "from", required_argument, NULL, 'F' },
                 { "to", required_argument, NULL, 'T' },
+                { "week", required_argument, NULL, 'W' },
                 { "format", required_argument, NULL, 'f' },
                 { "lang", required_argument, NULL, 'l' },
                 { "output", required_argument, NULL, 'o' },
@@ -110,6 +153,7 @@ int main(int argc, char **argv)
         };
         struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_at(0) };
         const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
+        const char *week = NULL;
         const char *sets[32];
         size_t n_sets = 0;
         struct bbt_aggregator_config cfg;
@@ -117,7 +161,7 @@ int main(int argc, char **argv)
         struct bbt_registry *reg = NULL;
         struct bbt_calendar *cal = NULL;
         struct bbt_store *store = NULL;
-        FILE *out = stdout;
+        struct bbt_document *doc = NULL;
         char err[1024];
         int c, r, rc = 1;
 
@@ -149,6 +193,9 @@ int main(int argc, char **argv)
                         break;
                 case 'T':
                         to = optarg;
+                        break;
+                case 'W':
+                        week = optarg;
                         break;
                 case 'f':
                         o.format = bbt_renderer_find(optarg);
@@ -205,6 +252,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bbt-report: unexpected argument %s\n", argv[optind + 1]);
                 return 2;
         }
+        if (o.format->binary && !output) {
+                fprintf(stderr, "bbt-report: --format %s writes a file, not to standard output: add -o FILE\n",
+                        o.format->name);
+                return 2;
+        }
         bbt_log_init("bbt-report");
 
         if (!config_path && access(BBT_AGGREGATOR_CONFIG_PATH, F_OK) == 0)
@@ -245,6 +297,10 @@ int main(int argc, char **argv)
                 rc = 2;
                 goto out;
         }
+        if (week_range(&o, week, from, to) < 0) {
+                rc = 2;
+                goto out;
+        }
         if (o.to - o.from > 3660) {
                 fprintf(stderr, "bbt-report: a range of at most ten years, please\n");
                 rc = 2;
@@ -267,28 +323,24 @@ int main(int argc, char **argv)
                 goto out;
         }
         if (output) {
-                out = fopen(output, "we");
-                if (!out) {
-                        fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
-                        out = stdout;
-                        goto out;
-                }
+                /* Atomically: FILE is the whole report or what it was before. */
+                r = bbt_report_build(&o, store, reg, cal, &set.metrics, &doc, err, sizeof(err));
+                if (r == 0)
+                        r = bbt_document_render_file(doc, o.format, o.chinese, output, err, sizeof(err));
+        } else {
+                r = bbt_reports_run(&o, store, reg, cal, &set.metrics, stdout, err, sizeof(err));
         }
-        r = bbt_reports_run(&o, store, reg, cal, &set.metrics, out, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bbt-report: %s\n", err);
                 goto out;
         }
-        if (fflush(out) != 0 || ferror(out)) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "bbt-report: writing the report failed: %s\n", strerror(errno));
                 goto out;
         }
         rc = 0;
 out:
-        if (out != stdout && fclose(out) != 0 && rc == 0) {
-                fprintf(stderr, "bbt-report: %s: %s\n", output, strerror(errno));
-                rc = 1;
-        }
+        bbt_document_free(doc);
         bbt_store_close(store);
         bbt_registry_free(reg);
         bbt_calendar_free(cal);

@@ -97,11 +97,12 @@ static int render(const struct bbt_document *doc, bool chinese, FILE *out)
                 for (row = 0; row < t->n_rows; row++) {
                         for (col = 0; col < t->n_cols; col++) {
                                 const struct bbt_cell *c = bbt_table_cell(t, row, col);
-                                const char *s = bbt_cell_format(&t->cols[col], c, buf, sizeof(buf));
+                                const char *s = bbt_cell_format(&t->cols[col], c, chinese, buf, sizeof(buf));
 
                                 if (col > 0)
                                         fputc(',', out);
-                                csv_field(out, s ? s : "", c->kind == BBT_VALUE_TEXT);
+                                /* A code's label may come from the store (a loss reason the aggregator wrote). */
+                                csv_field(out, s ? s : "", c->kind == BBT_VALUE_TEXT || c->kind == BBT_VALUE_CODE);
                         }
                         fputs(CSV_EOL, out);
                 }

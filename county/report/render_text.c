@@ -118,7 +118,8 @@ static size_t display_width(const char *s)
 
 /* Cell C of column COL as the table shows it: rates as percentages with one
  * decimal, other numbers as in every format, "—" for an empty cell. */
-static const char *cell_text(const struct bbt_column *col, const struct bbt_cell *c, char *buf, size_t size)
+static const char *cell_text(const struct bbt_column *col, const struct bbt_cell *c, bool chinese, char *buf,
+                             size_t size)
 {
         const char *s;
 
@@ -126,7 +127,7 @@ static const char *cell_text(const struct bbt_column *col, const struct bbt_cell
                 snprintf(buf, size, "%.1f%%", bbt_cell_round(c->v.num, 3) * 100);
                 return buf;
         }
-        s = bbt_cell_format(col, c, buf, size);
+        s = bbt_cell_format(col, c, chinese, buf, size);
         return s ? s : EMPTY_CELL;
 }
 
@@ -146,9 +147,10 @@ static void put_spaces(FILE *out, size_t n)
                 fputc(' ', out);
 }
 
+/* Numbers right, words and times left. */
 static bool column_right_aligned(const struct bbt_column *col)
 {
-        return col->type != BBT_CELL_TEXT;
+        return col->type == BBT_CELL_INT || col->type == BBT_CELL_RATE || col->type == BBT_CELL_NUM;
 }
 
 /* Writes row ROW of T (SIZE_MAX: the header) padded to WIDTHS, columns two
@@ -166,7 +168,7 @@ static void table_row(FILE *out, const struct bbt_table *t, size_t row, const si
                 if (row == SIZE_MAX)
                         s = chinese ? col->zh : col->en;
                 else
-                        s = cell_text(col, bbt_table_cell(t, row, i), buf, sizeof(buf));
+                        s = cell_text(col, bbt_table_cell(t, row, i), chinese, buf, sizeof(buf));
                 if (!s)
                         s = "";
                 pad = widths[i] - display_width(s);
@@ -198,7 +200,8 @@ static int table_write(FILE *out, const struct bbt_table *t, bool chinese)
 
                 widths[i] = display_width(heading ? heading : "");
                 for (row = 0; row < t->n_rows; row++) {
-                        const char *s = cell_text(&t->cols[i], bbt_table_cell(t, row, i), buf, sizeof(buf));
+                        const char *s = cell_text(&t->cols[i], bbt_table_cell(t, row, i), chinese, buf,
+                                                  sizeof(buf));
                         size_t w = display_width(s);
 
                         if (w > widths[i])

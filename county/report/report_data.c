@@ -64,6 +64,20 @@ static ssize_t school_find(const struct bbt_report_data *d, const char *county, 
         return -1;
 }
 
+/* Whether DAY is a school day of school CODE in COUNTY: the calendar's, or
+ * Monday to Friday without one. */
+static bool calendar_school_day(const struct bbt_report_data *d, const char *county, const char *code, int32_t day)
+{
+        return d->cal ? bbt_calendar_is_school_day(d->cal, county, code, day) : bbt_day_weekday(day) <= 5;
+}
+
+bool bbt_report_data_school_day(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t day)
+{
+        if (day >= d->qfrom && day <= d->to)
+                return si->school_day[day - d->qfrom];
+        return calendar_school_day(d, si->county, si->code, day);
+}
+
 static int school_add(struct bbt_report_data *d, const char *county, const char *code, const struct bbt_school *reg,
                       size_t *ret)
 {
@@ -88,8 +102,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                 return -ENOMEM;
         si->idle_from = d->qfrom;
         for (int32_t day = d->to; day >= d->qfrom; day--) {
-                bool sd = d->cal ? bbt_calendar_is_school_day(d->cal, county, code, day)
-                                 : bbt_day_weekday(day) <= 5;
+                bool sd = calendar_school_day(d, county, code, day);
 
                 si->school_day[day - d->qfrom] = sd;
                 if (sd && have < (size_t)d->s->idle_window && ++have == (size_t)d->s->idle_window)
@@ -193,6 +206,10 @@ static int collect(struct bbt_report_data *d)
                 const struct bbt_store_terminal *st = wire[i];
                 const struct bbt_school *rs;
 
+                /* Not in the registry and first heard of after the range: it
+                 * did not exist then (the range must read the same later). */
+                if (st->first_seen_ms >= d->end_ms)
+                        continue;
                 /* The registry's school only if it is this county's: a school
                  * code published under the wrong county must not bring that
                  * school's name, pupils and area into another county. */
@@ -222,7 +239,7 @@ out:
 /* What the idle judgement takes as the terminal's last message (both paths). */
 static int64_t idle_last_seen(const struct bbt_report_terminal *t)
 {
-        return t->st ? t->st->last_seen_ms : 0;
+        return t->last_seen_ms;
 }
 
 static void terminal_figures(struct bbt_report_data *d, struct bbt_report_terminal *t,
@@ -290,27 +307,66 @@ static int fault_open_cb(void *u, const struct bbt_store_fault *f)
         return 0;
 }
 
-/* Silent: nothing received for more than silent_days school days up to TO. */
-static bool is_silent(const struct bbt_report_data *d, const struct bbt_report_terminal *t)
+/* Each terminal's last receive and active times as of the end of the range. */
+static int seen_cb(void *u, const struct bbt_store_seen *seen)
 {
-        const struct bbt_report_school *si = &d->schools[t->school];
-        int32_t last = t->st && t->st->last_seen_ms ? bbt_day_of_ms(t->st->last_seen_ms, d->s->offset_min)
-                                                    : d->qfrom - 1;
-        /* Only whole days count: a range that ends now leaves today out. */
-        int32_t end = d->end_ms < bbt_day_start_ms(d->to + 1, d->s->offset_min) ? d->to - 1 : d->to;
-        int days = 0;
+        struct bbt_report_data *d = u;
+        size_t ti = term_index(d, seen->terminal_id);
 
-        for (int32_t day = last + 1 > d->qfrom ? last + 1 : d->qfrom; day <= end; day++)
-                days += si->school_day[day - d->qfrom];
-        return days > d->s->silent_days;
+        if (ti) {
+                d->terms[ti - 1].last_seen_ms = seen->last_msg_ms;
+                d->terms[ti - 1].last_active_ms = seen->last_active_ms;
+        }
+        return 0;
 }
 
-/* Open faults at end_ms, silent terminals, and which are intact. */
+int64_t bbt_report_data_silent_from(const struct bbt_report_data *d, const struct bbt_report_school *si,
+                                    int64_t last_seen_ms)
+{
+        int32_t last = bbt_day_of_ms(last_seen_ms, d->s->offset_min);
+        int days = 0;
+
+        for (int32_t day = last + 1; day <= d->to; day++)
+                if (bbt_report_data_school_day(d, si, day) && ++days > d->s->silent_days)
+                        return bbt_day_start_ms(day + 1, d->s->offset_min);
+        return 0;
+}
+
+/* Silent at the end of the range: nothing received for more than
+ * silent_days whole school days up to it (a range that ends now leaves today
+ * out: the silence opens when such a day is over). A terminal that never
+ * reported is counted from the start of the days held, and when it fell
+ * silent is not known. */
+static void silent_state(const struct bbt_report_data *d, struct bbt_report_terminal *t)
+{
+        const struct bbt_report_school *si = &d->schools[t->school];
+        int64_t since;
+        int days = 0;
+
+        if (t->last_seen_ms > 0) {
+                since = bbt_report_data_silent_from(d, si, t->last_seen_ms);
+                t->silent = since > 0 && since <= d->end_ms;
+                t->silent_since_ms = t->silent ? since : 0;
+                return;
+        }
+        for (int32_t day = d->qfrom; day <= d->to; day++)
+                if (si->school_day[day - d->qfrom] && bbt_day_start_ms(day + 1, d->s->offset_min) <= d->end_ms)
+                        days++;
+        t->silent = days > d->s->silent_days;
+        t->silent_since_ms = 0;
+}
+
+/* Last seen and active as of the end, open faults at end_ms, silent
+ * terminals, and which are intact. */
 static int fault_state(struct bbt_report_data *d)
 {
-        struct bbt_store_scope open_at_end = d->scope;
+        struct bbt_store_scope open_at_end = d->scope, upto = d->scope;
         int r;
 
+        upto.to_day = d->to;
+        r = bbt_store_seen_each_in(d->store, &upto, seen_cb, d);
+        if (r < 0)
+                return r;
         open_at_end.since_ms = open_at_end.until_ms = d->end_ms;
         r = bbt_store_faults_each_in(d->store, &open_at_end, fault_open_cb, d);
         if (r < 0)
@@ -318,7 +374,7 @@ static int fault_state(struct bbt_report_data *d)
         for (size_t i = 0; i < d->n_terms; i++) {
                 struct bbt_report_terminal *t = &d->terms[i];
 
-                t->silent = is_silent(d, t);
+                silent_state(d, t);
                 t->intact = !t->silent && t->open_faults == 0;
         }
         return 0;
@@ -366,6 +422,11 @@ struct agg {
         struct bbt_day_totals *totals; /* per school, over its school days in the range */
         int *powered, *used;           /* per terminal, school days in its idle window */
         size_t cursor;                 /* into by_code: the school of the last row */
+        /* The weekly rule: the range's Monday-to-Sunday weeks, from the week of o->from. */
+        int32_t monday;                /* of the first week */
+        size_t n_weeks;
+        uint16_t *week_lessons;        /* [terminal × n_weeks + week]: periods used on its school days in the range */
+        int *week_days;                /* [school × n_weeks + week]: its school days in the range */
 };
 
 static int cmp_school_key(const void *a, const void *b)
@@ -423,6 +484,21 @@ static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
                 a->powered[ti - 1] += (m->powered >> i) & 1;
                 a->used[ti - 1] += (m->used >> i) & 1;
         }
+        for (int j = 0; j < 2; j++) {
+                /* One bit per day with a lesson: its 4 bits ORed into the lowest. */
+                uint64_t x = m->lessons[j];
+
+                x = (x | x >> 1 | x >> 2 | x >> 3) & 0x1111111111111111ULL;
+                for (; x; x &= x - 1) {
+                        int i = 16 * j + __builtin_ctzll(x) / 4;
+                        int32_t day = m->first_day + i;
+
+                        if (day < a->d->o->from || day > a->d->to || !si->school_day[day - a->d->qfrom])
+                                continue;
+                        a->week_lessons[(ti - 1) * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
+                                (uint16_t)bbt_store_mark_lessons(m, i);
+                }
+        }
         return 0;
 }
 
@@ -435,10 +511,42 @@ static int school_days_in(const struct bbt_report_data *d, const struct bbt_repo
         return n;
 }
 
+/* The weekly rule as bbt_rates_add() judges it, from the lessons the marks
+ * gave: each terminal's weeks (cut by the range) with a school day, and
+ * those with enough lessons, into its own acc (with its school days and
+ * lessons: what the idle report's below_weekly_rule table shows) and its
+ * school's. */
+static void weeks_from_aggregates(struct bbt_report_data *d, struct agg *a)
+{
+        for (size_t i = 0; i < d->n_schools; i++)
+                for (int32_t day = d->o->from; day <= d->to; day++)
+                        a->week_days[i * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
+                                d->schools[i].school_day[day - d->qfrom];
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+                struct bbt_report_school *si = &d->schools[t->school];
+
+                for (size_t w = 0; w < a->n_weeks; w++) {
+                        int days = a->week_days[t->school * a->n_weeks + w];
+                        int64_t lessons = a->week_lessons[i * a->n_weeks + w];
+
+                        if (days == 0)
+                                continue;
+                        t->acc.terminal_days += days;
+                        t->acc.periods_used += lessons;
+                        t->acc.weeks_judged++;
+                        t->acc.weeks_met += bbt_weekly_rule_met(d->s, lessons, days);
+                }
+                si->acc.weeks_judged += t->acc.weeks_judged;
+                si->acc.weeks_met += t->acc.weeks_met;
+        }
+}
+
 /* The figures bbt_rates_add() and bbt_idle_judge() would give from every
  * rollup, from the day aggregates: the schools' totals over their school
- * days, and each terminal's powered and used days in its idle window. The
- * terminals' own rates are left out (BBT_NEEDS_TERMINAL_RATES scans rows). */
+ * days, each terminal's powered and used days in its idle window, and its
+ * weeks under the weekly rule. The terminals' other rates are left out
+ * (BBT_NEEDS_TERMINAL_RATES scans rows). */
 static int figures_from_aggregates(struct bbt_report_data *d)
 {
         struct bbt_store_scope range = d->scope;
@@ -449,7 +557,11 @@ static int figures_from_aggregates(struct bbt_report_data *d)
         a.totals = calloc(d->n_schools + 1, sizeof(*a.totals));
         a.powered = calloc(d->n_terms + 1, sizeof(*a.powered));
         a.used = calloc(d->n_terms + 1, sizeof(*a.used));
-        if (!a.by_code || !a.totals || !a.powered || !a.used)
+        a.monday = bbt_week_monday(d->o->from);
+        a.n_weeks = d->to >= d->o->from ? (size_t)((d->to - a.monday) / 7 + 1) : 1;
+        a.week_lessons = calloc((d->n_terms + 1) * a.n_weeks, sizeof(*a.week_lessons));
+        a.week_days = calloc((d->n_schools + 1) * a.n_weeks, sizeof(*a.week_days));
+        if (!a.by_code || !a.totals || !a.powered || !a.used || !a.week_lessons || !a.week_days)
                 goto out;
         for (size_t i = 0; i < d->n_schools; i++)
                 a.by_code[i] = (struct school_key){ d->schools[i].county, d->schools[i].code, i };
@@ -485,12 +597,15 @@ static int figures_from_aggregates(struct bbt_report_data *d)
                                              (int64_t)si->n_terminals * school_days_in(d, si, d->o->from),
                                              si->bells->n, &a.totals[i]);
         }
+        weeks_from_aggregates(d, &a);
         d->from_aggregates = true;
 out:
         free(a.by_code);
         free(a.totals);
         free(a.powered);
         free(a.used);
+        free(a.week_lessons);
+        free(a.week_days);
         return r;
 }
 
@@ -554,8 +669,10 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
         if (d->to - d->qfrom < IDLE_LOOKBACK_DAYS)
                 d->qfrom = d->to - IDLE_LOOKBACK_DAYS;
         d->end_ms = bbt_day_start_ms(o->to + 1, s->offset_min);
-        if (o->now_ms > 0 && o->now_ms < d->end_ms)
+        if (o->now_ms > 0 && o->now_ms < d->end_ms) {
                 d->end_ms = o->now_ms;
+                d->live = true;
+        }
         r = collect(d);
         if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
                 r = fault_state(d);

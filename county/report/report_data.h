@@ -24,7 +24,11 @@ struct bbt_report_terminal {
         size_t school;                         /* index into d->schools */
         const struct bbt_store_terminal *st;   /* NULL: registered, never reported */
         const struct bbt_terminal_entry *reg;  /* NULL: not in the registry */
+        /* BBT_NEEDS_FAULT_STATE: as of the end of the range, from the store's
+         * history (docs/metrics.md, "History"); 0: none by then. */
+        int64_t last_seen_ms, last_active_ms;
         bool silent;                           /* BBT_NEEDS_FAULT_STATE: nothing received for silent_days */
+        int64_t silent_since_ms;               /* when that silence opened; 0: not known (never reported) */
         int open_faults;                       /* BBT_NEEDS_FAULT_STATE: open at end_ms */
         bool intact;                           /* BBT_NEEDS_FAULT_STATE: neither of those */
         struct bbt_rates_acc acc;              /* BBT_NEEDS_FIGURES */
@@ -42,6 +46,7 @@ struct bbt_report_data {
         struct bbt_store_scope scope; /* the options' county and school, no time bounds */
         int32_t qfrom, to;            /* days held in school_day arrays */
         int64_t end_ms;               /* the end of the range, or now if earlier */
+        bool live;                    /* the range reaches now: what is current (online) applies to it */
         struct bbt_store_terminal *st; /* the store's terminals in scope, sorted by county, school, terminal */
         size_t n_st, cap_st;
         struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
@@ -64,6 +69,15 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
                            const struct bbt_registry *reg, const struct bbt_calendar *cal,
                            const struct bbt_metric_settings *s, unsigned needs);
 void bbt_report_data_free(struct bbt_report_data *d);
+
+/* Whether DAY is a school day of school SI (any day, in the range or not). */
+bool bbt_report_data_school_day(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t day);
+
+/* The instant a terminal last heard from at LAST_SEEN_MS (> 0) is silent
+ * (more than silent_days school days of SI with nothing received): the end
+ * of the first day that makes it so. */
+int64_t bbt_report_data_silent_from(const struct bbt_report_data *d, const struct bbt_report_school *si,
+                                    int64_t last_seen_ms);
 
 /* The terminal in scope whose store id is STORE_ID, or NULL. */
 const struct bbt_report_terminal *bbt_report_data_terminal(const struct bbt_report_data *d, int64_t store_id);

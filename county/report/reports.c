@@ -18,11 +18,13 @@ extern const struct bbt_report_kind bbt_report_faults;
 extern const struct bbt_report_kind bbt_report_balance;
 extern const struct bbt_report_kind bbt_report_inventory;
 extern const struct bbt_report_kind bbt_report_loss;
+extern const struct bbt_report_kind bbt_report_record;
 
 /* Every kind of report, in the order --help lists them. */
 static const struct bbt_report_kind *const kinds[] = {
         &bbt_report_summary, &bbt_report_schools, &bbt_report_terminals, &bbt_report_idle,
         &bbt_report_faults,  &bbt_report_balance, &bbt_report_inventory, &bbt_report_loss,
+        &bbt_report_record,
 };
 
 const struct bbt_report_kind *bbt_report_kind_find(const char *name)
@@ -49,33 +51,41 @@ static void add_settings(const struct bbt_report_data *d, struct bbt_document *d
         bbt_day_format(d->o->to, to, sizeof(to));
         bbt_document_add_setting(doc, "from", "起始日期", "From", from);
         bbt_document_add_setting(doc, "to", "截止日期", "To", to);
-        bbt_document_add_setting(doc, "county", "县区", "County", d->o->county ? d->o->county : L(d, "全部", "all"));
-        bbt_document_add_setting(doc, "school", "学校", "School", d->o->school ? d->o->school : L(d, "全部", "all"));
-        snprintf(v, sizeof(v), "%d", s->used_day_min);
-        bbt_document_add_setting(doc, "used_day_min", "当日使用判定(分钟)", "Used day (min)", v);
-        snprintf(v, sizeof(v), "%d", s->used_period_min);
-        bbt_document_add_setting(doc, "used_period_min", "单节使用判定(分钟)", "Used period (min)", v);
-        snprintf(v, sizeof(v), "%d", s->margin_min);
-        bbt_document_add_setting(doc, "school_hours_margin", "在校时段前后延伸(分钟)", "School-hours margin (min)",
-                                 v);
-        snprintf(v, sizeof(v), "%d", s->heartbeat_s);
-        bbt_document_add_setting(doc, "heartbeat_interval", "心跳间隔(秒)", "Heartbeat interval (s)", v);
-        snprintf(v, sizeof(v), "%d", s->idle_window);
-        bbt_document_add_setting(doc, "idle_window", "闲置判定窗口(上课日)", "Idle window (school days)", v);
-        snprintf(v, sizeof(v), "%d", s->idle_max_days);
-        bbt_document_add_setting(doc, "idle_max_days", "闲置判定最多使用天数", "Idle: used on at most (days)", v);
-        snprintf(v, sizeof(v), "%d", s->silent_days);
-        bbt_document_add_setting(doc, "silent_days", "离线故障判定(上课日)", "Silent fault after (school days)", v);
-        snprintf(v, sizeof(v), "%ld", s->min_pupils);
-        bbt_document_add_setting(doc, "min_pupils", "差异系数最少学生数", "Balance: minimum pupils", v);
-        snprintf(v, sizeof(v), "%+03d:%02d", s->offset_min / 60, abs(s->offset_min) % 60);
+        /* No filter: null in JSON, "全部" in the footer. */
+        if (d->o->county)
+                bbt_document_add_setting(doc, "county", "县区", "County", d->o->county);
+        else
+                bbt_document_add_setting_none(doc, "county", "县区", "County", L(d, "全部", "all"));
+        if (d->o->school)
+                bbt_document_add_setting(doc, "school", "学校", "School", d->o->school);
+        else
+                bbt_document_add_setting_none(doc, "school", "学校", "School", L(d, "全部", "all"));
+        bbt_document_add_setting_int(doc, "used_day_min", "当日使用判定(分钟)", "Used day (min)", s->used_day_min,
+                                     "min");
+        bbt_document_add_setting_int(doc, "used_period_min", "单节使用判定(分钟)", "Used period (min)",
+                                     s->used_period_min, "min");
+        bbt_document_add_setting_int(doc, "school_hours_margin", "在校时段前后延伸(分钟)",
+                                     "School-hours margin (min)", s->margin_min, "min");
+        bbt_document_add_setting_int(doc, "heartbeat_interval", "心跳间隔(秒)", "Heartbeat interval (s)",
+                                     s->heartbeat_s, "s");
+        bbt_document_add_setting_int(doc, "idle_window", "闲置判定窗口(上课日)", "Idle window (school days)",
+                                     s->idle_window, "school_days");
+        bbt_document_add_setting_int(doc, "idle_max_days", "闲置判定最多使用天数", "Idle: used on at most (days)",
+                                     s->idle_max_days, "school_days");
+        bbt_document_add_setting_int(doc, "silent_days", "离线故障判定(上课日)", "Silent fault after (school days)",
+                                     s->silent_days, "school_days");
+        bbt_document_add_setting_int(doc, "min_pupils", "差异系数最少学生数", "Balance: minimum pupils",
+                                     s->min_pupils, "pupils");
+        snprintf(v, sizeof(v), "%c%02d:%02d", s->offset_min < 0 ? '-' : '+', abs(s->offset_min) / 60,
+                 abs(s->offset_min) % 60);
         bbt_document_add_setting(doc, "utc_offset", "时区", "UTC offset", v);
-        snprintf(v, sizeof(v), "%" PRId64, s->clock_skew_limit_ms / 1000);
-        bbt_document_add_setting(doc, "clock_skew_limit", "时钟偏差上限(秒)", "Clock skew limit (s)", v);
+        bbt_document_add_setting_int(doc, "clock_skew_limit", "时钟偏差上限(秒)", "Clock skew limit (s)",
+                                     s->clock_skew_limit_ms / 1000, "s");
+        bbt_document_add_setting_int(doc, "weekly_lessons_min", "每周使用节数要求(每5个上课日)",
+                                     "Weekly rule: lessons per 5 school days", s->weekly_lessons_min, "lessons");
         if (d->o->store_label)
                 bbt_document_add_setting(doc, "store", "数据库", "Store", d->o->store_label);
-        bbt_build_time(d, d->o->now_ms, v, sizeof(v));
-        bbt_document_add_setting(doc, "generated", "生成时间", "Generated", v);
+        bbt_document_add_setting_time(doc, "generated", "生成时间", "Generated", d->o->now_ms);
         bbt_document_add_setting(doc, "version", "版本", "Version", "bbt " BBT_VERSION);
 }
 
@@ -92,9 +102,19 @@ int bbt_report_build(const struct bbt_report_options *o, struct bbt_store *store
                 snprintf(err, err_size, "bad report options");
                 return -EINVAL;
         }
+        if ((k->needs & BBT_NEEDS_SCHOOL) && !o->school) {
+                snprintf(err, err_size, "the %s report is for one school: give its code", k->name);
+                return -EINVAL;
+        }
+        if ((k->needs & BBT_NEEDS_WEEK) && (bbt_day_weekday(o->from) != 1 || o->to != o->from + 6)) {
+                snprintf(err, err_size, "the %s report is for one week, Monday to Sunday", k->name);
+                return -EINVAL;
+        }
         r = bbt_report_data_gather(&d, o, store, reg, cal, s, k->needs);
         if (r == 0) {
                 doc = bbt_document_new(k->name, k->title_zh, k->title_en);
+                if (doc)
+                        doc->offset_min = s->offset_min;
                 r = doc ? k->build(&d, doc) : -ENOMEM;
         }
         if (r == 0)

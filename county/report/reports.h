@@ -21,7 +21,9 @@ struct bbt_report_data;
 enum {
         BBT_NEEDS_FAULT_STATE = 1 << 0, /* open faults at the end of the range, silent terminals, intact */
         BBT_NEEDS_FIGURES = 1 << 1,     /* the rollups: rates and the idle judgement (and the fault state) */
-        BBT_NEEDS_TERMINAL_RATES = 1 << 2, /* with FIGURES: each terminal's rates too (from its day rollups) */
+        BBT_NEEDS_SCHOOL = 1 << 2,      /* options: one school (o->school) */
+        BBT_NEEDS_WEEK = 1 << 3,        /* options: the range is one week, Monday to Sunday */
+        BBT_NEEDS_TERMINAL_RATES = 1 << 4, /* with FIGURES: each terminal's rates too (from its day rollups) */
 };
 
 /* Where the figures come from (report_data.c): the store's day aggregates

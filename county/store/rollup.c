@@ -13,6 +13,12 @@
 /* The store's meta key under which the hash of the rules the rollups were
  * cut with is kept. */
 #define RULES_KEY "rollup_rules"
+/* What the rollup rows hold, mixed into the hash: a store whose rows were
+ * made by an older format is rebuilt once (1: the history columns). */
+#define ROLLUP_FORMAT 1
+/* The meta key under which the UTC offset (minutes) the message history's
+ * days were taken with is kept. */
+#define HISTORY_OFFSET_KEY "history_offset"
 
 static int64_t max64(int64_t a, int64_t b)
 {
@@ -130,6 +136,7 @@ size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage
                 row->on_all_ms = b > a ? b - a : 0;
                 if (active) {
                         row->active_ms = inside;
+                        row->last_active_ms = b;
                         for (int k = 0; k < n_bells; k++) {
                                 int64_t p0 = day0 + r->bells->p[k].start_min * BBT_MS_PER_MIN;
                                 int64_t p1 = day0 + r->bells->p[k].end_min * BBT_MS_PER_MIN;
@@ -159,6 +166,10 @@ void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b
                 a->period_active_ms[k] += b->period_active_ms[k];
         a->hb_count += b->hb_count;
         a->on_all_ms += b->on_all_ms;
+        if (b->first_msg_ms && (!a->first_msg_ms || b->first_msg_ms < a->first_msg_ms))
+                a->first_msg_ms = b->first_msg_ms;
+        a->last_msg_ms = max64(a->last_msg_ms, b->last_msg_ms);
+        a->last_active_ms = max64(a->last_active_ms, b->last_active_ms);
 }
 
 int bbt_day_set_add(struct bbt_day_set *s, const struct bbt_day_rollup *d)
@@ -257,6 +268,7 @@ int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c)
 
         h ^= (uint64_t)(uint32_t)c->margin_min * 0x9e3779b97f4a7c15ull;
         h ^= (uint64_t)(uint32_t)(c->offset_min + 100000) * 0xc2b2ae3d27d4eb4full;
+        h ^= (uint64_t)ROLLUP_FORMAT * 0x165667b19e3779f9ull;
         return (int64_t)(h & 0x7fffffffffffffffull);
 }
 
@@ -270,9 +282,29 @@ int bbt_rollup_config_check(struct bbt_store *store, const struct bbt_rollup_con
         return stored == bbt_rollup_config_hash(c) ? 0 : 1;
 }
 
+/* Fills the rollups' message history (first_msg_ms, last_msg_ms) from the
+ * messages the store still knows, unless it was made under C's offset
+ * already: once after the history columns came (schema 3), and when
+ * utc_offset changes. Only the raw records (kept raw_retention) know every
+ * message: older days keep what they have. */
+static int history_check(struct bbt_store *store, const struct bbt_rollup_config *c)
+{
+        int64_t offset = 0;
+        int r = bbt_store_meta_get(store, HISTORY_OFFSET_KEY, &offset);
+
+        if (r == 0 && offset == c->offset_min)
+                return 0;
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = bbt_store_days_history_rebuild(store, c->offset_min);
+        return r == 0 ? bbt_store_meta_set(store, HISTORY_OFFSET_KEY, c->offset_min) : r;
+}
+
 int bbt_rollup_config_record(struct bbt_store *store, const struct bbt_rollup_config *c)
 {
-        return bbt_store_meta_set(store, RULES_KEY, bbt_rollup_config_hash(c));
+        int r = history_check(store, c);
+
+        return r == 0 ? bbt_store_meta_set(store, RULES_KEY, bbt_rollup_config_hash(c)) : r;
 }
 
 /* One terminal being rebuilt: its bells and its days so far. */

@@ -28,6 +28,12 @@ struct bbt_day_rollup {
         int64_t period_active_ms[BBT_PERIODS_MAX];   /* active time inside period k */
         int64_t hb_count;                            /* heartbeats stamped on this day (whole day) */
         int64_t on_all_ms;                           /* standby + idle + active over the whole day */
+        /* History (docs/metrics.md, "History"); 0: none. Added by min/max, not summed. */
+        int64_t first_msg_ms, last_msg_ms;           /* the day's first and last message, each at its
+                                                      * message time: sent (true clock), or received
+                                                      * if that is earlier */
+        int64_t last_active_ms;                      /* end of the latest active time on this day (clipped
+                                                      * at midnight), in or out of school hours */
 };
 
 /* How rollups are cut: the school's bells, the margin around them, the UTC offset. */
@@ -49,7 +55,8 @@ void bbt_rollup_window(const struct bbt_rollup_rules *r, int32_t day, int64_t *r
 size_t bbt_rollup_usage(const struct bbt_rollup_rules *r, const struct bbt_usage_span *u, struct bbt_day_rollup *out,
                         size_t out_max);
 
-/* Adds B's counters into A (same day). */
+/* Adds B's counters into A (same day); the history fields take the earlier
+ * first and the later last (0 is none). */
 void bbt_day_rollup_add(struct bbt_day_rollup *a, const struct bbt_day_rollup *b);
 
 /* Day rollups of one terminal waiting to be added to the store: one row a
@@ -126,12 +133,16 @@ int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c);
 int bbt_rollup_config_check(struct bbt_store *store, const struct bbt_rollup_config *c);
 
 /* Records C as what STORE's rollups are cut with, in the caller's
- * transaction. Returns 0 or a negative errno. */
+ * transaction; first fills the rollups' message history from what the store
+ * still has (the raw records, the terminals' first and last receive) unless
+ * it was made under C's UTC offset already. Returns 0 or a negative errno. */
 int bbt_rollup_config_record(struct bbt_store *store, const struct bbt_rollup_config *c);
 
 /* Recomputes the usage columns of every day rollup in STORE from its stored
  * usage intervals, each cut with its terminal's bells under C (heartbeat
- * counts stay), and records C. Runs in the caller's transaction (between
+ * counts stay), adds the message times still known (the raw records kept and
+ * each terminal's first and last receive) to the history under C's offset,
+ * and records C. Runs in the caller's transaction (between
  * bbt_store_begin() and bbt_store_commit(); on failure roll it back); holds
  * every terminal's rebuilt days in memory until the intervals are read.
  * Returns 0 or a negative errno (bbt_store_error() says why, or -ENOMEM). */

@@ -188,6 +188,17 @@ int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scop
         return s->ops->day_marks_each(s, scope ? scope : &everything, cb, u);
 }
 
+int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
+{
+        return s->ops->seen_each(s, scope ? scope : &everything, cb, u);
+}
+
+int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min)
+{
+        return s->ops->days_history_rebuild(s, offset_min);
+}
+
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
 {
         return s->ops->loss_add(s, l);

@@ -47,7 +47,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 3
+#define BBT_STORE_SCHEMA_VERSION 4
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -153,12 +153,32 @@ struct bbt_store_school_day {
 };
 
 /* Days FIRST_DAY .. FIRST_DAY + 31 of one terminal: bit i of POWERED and
- * USED is day FIRST_DAY + i (FIRST_DAY is a multiple of 32). */
+ * USED is day FIRST_DAY + i (FIRST_DAY is a multiple of 32). LESSONS holds
+ * each day's periods used (0..12, under the day rule's used_period_ms, over
+ * every period like school_day's periods_used) in 4 bits: day FIRST_DAY + i
+ * at bits 4 × (i % 16) of LESSONS[i / 16] (bbt_store_mark_lessons()). The
+ * weekly rule judges each terminal's Monday-to-Sunday weeks from them. */
 #define BBT_STORE_MARK_DAYS 32
 struct bbt_store_day_marks {
         int64_t terminal_id;
         int32_t first_day;
         uint32_t powered, used;
+        uint64_t lessons[2];
+};
+
+/* The periods used on day FIRST_DAY + I of M (0 <= I < 32). */
+static inline int bbt_store_mark_lessons(const struct bbt_store_day_marks *m, int i)
+{
+        return (int)(m->lessons[i >> 4] >> (4 * (i & 15)) & 0xf);
+}
+
+/* A terminal's history up to a day (docs/metrics.md, "History"): the
+ * time of its latest message and the end of its latest active time, kept in
+ * its day rollups (first_msg_ms, last_msg_ms, last_active_ms); 0: none. */
+struct bbt_store_seen {
+        int64_t terminal_id;
+        int64_t last_msg_ms;    /* sent (true clock), or received if earlier */
+        int64_t last_active_ms;
 };
 
 /* Which rows an _in iterator returns. County and school pick terminals (the
@@ -220,7 +240,8 @@ struct bbt_store_ops {
         int (*usage_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                           int (*cb)(void *u, const struct bbt_store_usage *usage), void *u);
         int (*day_add)(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d);
-        /* Zeroes every rollup's usage columns (not hb_count), to rebuild them from usage. */
+        /* Zeroes every rollup's usage columns and last_active_ms (not hb_count
+         * or the message times), to rebuild them from usage. */
         int (*days_clear)(struct bbt_store *s);
         /* Rollups of the terminals in scope with from_day <= day <= to_day, by terminal then day. */
         int (*days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
@@ -238,6 +259,16 @@ struct bbt_store_ops {
          * from_day..to_day (bits outside it may be set), by terminal, day. */
         int (*day_marks_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                               int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
+        /* Every terminal in scope, by id, with the latest last_msg_ms and
+         * the latest last_active_ms of its rollups with from_day <= day <=
+         * to_day (0: none). Reads about one row per terminal, not the range. */
+        int (*seen_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                         int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+        /* Adds to the rollups' message history (first_msg_ms, last_msg_ms,
+         * by the local day at OFFSET_MIN) the raw records kept, each at
+         * min(ts − the terminal's skew, recv_ms), and each terminal's
+         * first_seen_ms and last_seen_ms; what the rows hold already stays. */
+        int (*days_history_rebuild)(struct bbt_store *s, int offset_min);
         int (*loss_add)(struct bbt_store *s, const struct bbt_store_loss *l);
         /* The loss row of the terminal overlapping FROM..TO with the lowest
          * from (rows never overlap): 1 with *RET, 0 if none. */
@@ -339,6 +370,9 @@ int bbt_store_school_days_each_in(struct bbt_store *s, const struct bbt_store_sc
                                   int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
 int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
+int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min);
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l);
 int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret);
 int bbt_store_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to);

@@ -17,11 +17,70 @@
 /* 'bbt1': tells a bbt store from any other SQLite file. */
 #define APPLICATION_ID 0x62627431
 
-/* Migration N brings a store from user_version N to N + 1. Never edit a
- * shipped migration: add the next one and raise BBT_STORE_SCHEMA_VERSION. */
-static const char *const migrations[] = {
+/* 2 → 3: history (docs/metrics.md, "History"): each day rollup keeps the
+ * time of the day's first and last message and the end of the day's latest
+ * active time, so a report for a past range reads
+ * last-seen and last-active as they were at its end. A partial index finds a
+ * terminal's latest active day without walking its idle days. The rows of a
+ * store being migrated get the columns filled by the rollup rebuild the
+ * aggregator runs when it opens it (rollup.c, ROLLUP_FORMAT). */
+static int migrate_history(sqlite3 *db, char **msg)
+{
+        return sqlite3_exec(db,
+                            "ALTER TABLE day_rollup ADD COLUMN first_msg_ms INTEGER NOT NULL DEFAULT 0;"
+                            "ALTER TABLE day_rollup ADD COLUMN last_msg_ms INTEGER NOT NULL DEFAULT 0;"
+                            "ALTER TABLE day_rollup ADD COLUMN last_active_ms INTEGER NOT NULL DEFAULT 0;"
+                            "CREATE INDEX day_rollup_active ON day_rollup(terminal_id, day)"
+                            " WHERE last_active_ms > 0;",
+                            NULL, NULL, msg);
+}
+
+/* The schema of the day aggregates (store.h, "Day aggregates"): per school
+ * and day the totals of its terminals' rollups, per terminal and 32 days
+ * (span = day >> 5) the days powered and used as bits and each day's periods
+ * used in 4 bits (days 0-15 of the span in lessons_lo, 16-31 in
+ * lessons_hi, as two's complement 64-bit integers). Keyed by day first:
+ * a report reads a range of days of every school. */
+#define SCHEMA_DAY_AGGREGATES                                                                                        \
+        "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                  \
+        " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"                           \
+        " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"                      \
+        " hb_received INTEGER NOT NULL, on_all_ms INTEGER NOT NULL,"                                                 \
+        " PRIMARY KEY(day, county, school)) WITHOUT ROWID;"                                                          \
+        "CREATE TABLE day_mark(span INTEGER NOT NULL, terminal_id INTEGER NOT NULL, powered INTEGER NOT NULL,"      \
+        " used INTEGER NOT NULL, lessons_lo INTEGER NOT NULL, lessons_hi INTEGER NOT NULL,"                          \
+        " PRIMARY KEY(span, terminal_id)) WITHOUT ROWID;"
+
+static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg);
+
+/* 3 → 4: the day aggregates, counted from the rollups already stored under
+ * the default rule (bbt-aggregator records its own rule when it starts). */
+static int migrate_day_aggregates(sqlite3 *db, char **msg)
+{
+        static const struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT;
+        char *sql = sqlite3_mprintf("INSERT INTO meta(key, value) VALUES('day_rule.used_day_ms', %lld),"
+                                    " ('day_rule.used_period_ms', %lld), ('day_rule.heartbeat_ms', %lld)"
+                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                    (long long)rule.used_day_ms, (long long)rule.used_period_ms,
+                                    (long long)rule.heartbeat_ms);
+        int rc = sql ? sqlite3_exec(db, SCHEMA_DAY_AGGREGATES, NULL, NULL, msg) : SQLITE_NOMEM;
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+        sqlite3_free(sql);
+        return rc == SQLITE_OK ? recount_day_aggregates(db, &rule, msg) : rc;
+}
+
+/* Migration N brings a store from user_version N to N + 1: its SQL, or its
+ * function. Never edit a shipped migration: add the next one and raise
+ * BBT_STORE_SCHEMA_VERSION. */
+struct migration {
+        const char *sql;
+        int (*fn)(sqlite3 *db, char **msg); /* when there is no SQL */
+};
+static const struct migration migrations[] = {
         /* 0 → 1: the first schema. */
-        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        { "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
         "CREATE TABLE terminal(id INTEGER PRIMARY KEY, county TEXT NOT NULL, school TEXT NOT NULL,"
         " terminal TEXT NOT NULL, first_seq INTEGER NOT NULL, high_seq INTEGER NOT NULL,"
         " received INTEGER NOT NULL, duplicates INTEGER NOT NULL, lost INTEGER NOT NULL,"
@@ -67,61 +126,24 @@ static const char *const migrations[] = {
         "CREATE TABLE periph_event(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
         " ts INTEGER NOT NULL, action INTEGER NOT NULL, kind INTEGER NOT NULL, subsystem TEXT NOT NULL,"
         " vendor TEXT NOT NULL, model TEXT NOT NULL, serial TEXT NOT NULL, syspath TEXT NOT NULL);"
-        "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        "CREATE TABLE counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;", NULL },
         /* 1 → 2: skipped seqs beside lost ones, conflicts (a different
          * payload under a stored seq) and the payload hash that shows them. */
-        "ALTER TABLE terminal ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+        { "ALTER TABLE terminal ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE terminal ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE raw ADD COLUMN hash INTEGER;"
         "ALTER TABLE loss ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX loss_seq ON loss(terminal_id, from_seq);"
         "CREATE TABLE conflict(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
         " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
-        " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);",
+        " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);", NULL },
+        { NULL, migrate_history },
+        /* 3 → 4 */
+        { NULL, migrate_day_aggregates },
 };
-/* The schema of the day aggregates (store.h, "Day aggregates"): per school
- * and day the totals of its terminals' rollups, per terminal and 32 days
- * (span = day >> 5) the days powered and used as bits. Keyed by day first:
- * a report reads a range of days of every school. */
-#define SCHEMA_DAY_AGGREGATES                                                                                        \
-        "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                  \
-        " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"                           \
-        " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"                      \
-        " hb_received INTEGER NOT NULL, on_all_ms INTEGER NOT NULL,"                                                 \
-        " PRIMARY KEY(day, county, school)) WITHOUT ROWID;"                                                          \
-        "CREATE TABLE day_mark(span INTEGER NOT NULL, terminal_id INTEGER NOT NULL, powered INTEGER NOT NULL,"      \
-        " used INTEGER NOT NULL, PRIMARY KEY(span, terminal_id)) WITHOUT ROWID;"
-
-static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg);
-
-/* 2 → 3: the day aggregates, counted from the rollups already stored under
- * the default rule (bbt-aggregator records its own rule when it starts). */
-static int migrate_day_aggregates(sqlite3 *db, char **msg)
-{
-        static const struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT;
-        char *sql = sqlite3_mprintf("INSERT INTO meta(key, value) VALUES('day_rule.used_day_ms', %lld),"
-                                    " ('day_rule.used_period_ms', %lld), ('day_rule.heartbeat_ms', %lld)"
-                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                    (long long)rule.used_day_ms, (long long)rule.used_period_ms,
-                                    (long long)rule.heartbeat_ms);
-        int rc = sql ? sqlite3_exec(db, SCHEMA_DAY_AGGREGATES, NULL, NULL, msg) : SQLITE_NOMEM;
-
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db, sql, NULL, NULL, msg);
-        sqlite3_free(sql);
-        return rc == SQLITE_OK ? recount_day_aggregates(db, &rule, msg) : rc;
-}
-
-/* Runs the migration to schema version TO: SQL from migrations[], or a
- * function of its own. */
-static int run_migration(sqlite3 *db, int to, char **msg)
-{
-        if (to == 3)
-                return migrate_day_aggregates(db, msg);
-        return sqlite3_exec(db, migrations[to - 1], NULL, NULL, msg);
-}
-#define N_MIGRATIONS (BBT_ELEMENTSOF(migrations) + 1)
+#define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
+_Static_assert(BBT_PERIODS_MAX <= 15, "a day's periods used fit day_mark's 4 bits");
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -169,6 +191,9 @@ enum stmt {
         ST_SCHOOL_DAYS_SCOPED,
         ST_DAY_MARKS,
         ST_DAY_MARKS_SCOPED,
+        ST_SEEN,
+        ST_SEEN_SCOPED,
+        ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
         ST_LOSSES_SCOPED,
@@ -206,12 +231,22 @@ enum stmt {
         " FROM usage WHERE end_ms > ?3 AND start_ms < ?4"
 #define SELECT_DAYS                                                                                                  \
         "SELECT terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"   \
-        " p10, p11, p12, on_all_ms FROM day_rollup WHERE day BETWEEN ?3 AND ?4"
+        " p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms, last_active_ms FROM day_rollup"            \
+        " WHERE day BETWEEN ?3 AND ?4"
+/* A terminal's latest message and active times on days ?3..?4: one row each
+ * (the message times are kept by the day they fall on, the active ends
+ * clipped to their day, so the latest day holds the latest time). */
+#define SELECT_SEEN                                                                                                  \
+        "SELECT t.id, COALESCE((SELECT d.last_msg_ms FROM day_rollup d WHERE d.terminal_id = t.id"                  \
+        " AND d.day BETWEEN ?3 AND ?4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"                      \
+        " COALESCE((SELECT d.last_active_ms FROM day_rollup d WHERE d.terminal_id = t.id"                            \
+        " AND d.day BETWEEN ?3 AND ?4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0) FROM terminal t"
 #define SELECT_SCHOOL_DAYS                                                                                           \
         "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms, hb_received,"    \
         " on_all_ms FROM school_day WHERE day BETWEEN ?3 AND ?4"
 #define SELECT_DAY_MARKS                                                                                             \
-        "SELECT terminal_id, span, powered, used FROM day_mark WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
+        "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"                              \
+        " WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
 #define SELECT_LOSSES                                                                                                \
         "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
@@ -220,6 +255,14 @@ enum stmt {
         " WHERE raised_ms < ?4 AND (cleared_ms = 0 OR cleared_ms >= ?3)"
 #define SELECT_INVENTORY                                                                                             \
         "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial, syspath FROM inventory"
+
+/* How day_add and the history rebuild merge the history columns: the
+ * earlier first message, the later last message and active end (0: none). */
+#define DAY_HISTORY_MERGE                                                                                            \
+        " first_msg_ms = CASE WHEN first_msg_ms = 0 OR (excluded.first_msg_ms > 0"                                \
+        " AND excluded.first_msg_ms < first_msg_ms) THEN excluded.first_msg_ms ELSE first_msg_ms END,"           \
+        " last_msg_ms = max(last_msg_ms, excluded.last_msg_ms),"                                                  \
+        " last_active_ms = max(last_active_ms, excluded.last_active_ms)"
 
 static const char *const sql[ST__COUNT] = {
         [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -260,8 +303,9 @@ static const char *const sql[ST__COUNT] = {
         [ST_USAGES] = SELECT_USAGE " ORDER BY terminal_id, seq",
         [ST_USAGES_SCOPED] = SELECT_USAGE " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, seq",
         [ST_DAY_ADD] = "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count,"
-                       " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                       " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms,"
+                       " last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                       " ?17, ?18, ?19, ?20, ?21, ?22)"
                        " ON CONFLICT(terminal_id, day) DO UPDATE SET on_ms = on_ms + excluded.on_ms,"
                        " active_ms = active_ms + excluded.active_ms,"
                        " interactive_ms = interactive_ms + excluded.interactive_ms,"
@@ -269,13 +313,13 @@ static const char *const sql[ST__COUNT] = {
                        " p3 = p3 + excluded.p3, p4 = p4 + excluded.p4, p5 = p5 + excluded.p5,"
                        " p6 = p6 + excluded.p6, p7 = p7 + excluded.p7, p8 = p8 + excluded.p8,"
                        " p9 = p9 + excluded.p9, p10 = p10 + excluded.p10, p11 = p11 + excluded.p11,"
-                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms"
+                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms," DAY_HISTORY_MERGE
                        /* The row as it is now: the day aggregates need it before and after. */
                        " RETURNING on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"
                        " p10, p11, p12, on_all_ms",
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
-                          " p11 = 0, p12 = 0",
+                          " p11 = 0, p12 = 0, last_active_ms = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
         /* The change of a school's day (?1 day, ?2 county, ?3 school). */
@@ -288,10 +332,14 @@ static const char *const sql[ST__COUNT] = {
                               " interactive_ms = interactive_ms + excluded.interactive_ms,"
                               " hb_received = hb_received + excluded.hb_received,"
                               " on_all_ms = on_all_ms + excluded.on_all_ms",
-        /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0). */
-        [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used) VALUES(?2, ?1, ?4, ?5)"
+        /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0);
+         * ?6, ?7: the day's 4 bits in lessons_lo, lessons_hi (one is 0);
+         * ?8, ?9: its periods used there. */
+        [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
+                            " VALUES(?2, ?1, ?4, ?5, ?8, ?9)"
                             " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (powered & ~?3) | ?4,"
-                            " used = (used & ~?3) | ?5",
+                            " used = (used & ~?3) | ?5, lessons_lo = (lessons_lo & ~?6) | ?8,"
+                            " lessons_hi = (lessons_hi & ~?7) | ?9",
         [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
         [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
         [ST_DAY_MARKS_CLEAR] = "DELETE FROM day_mark",
@@ -300,6 +348,19 @@ static const char *const sql[ST__COUNT] = {
                                   " ORDER BY day, county, school",
         [ST_DAY_MARKS] = SELECT_DAY_MARKS " ORDER BY span, terminal_id",
         [ST_DAY_MARKS_SCOPED] = SELECT_DAY_MARKS " AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
+        [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
+        [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
+                           " ORDER BY t.id",
+        /* ?1: the UTC offset in ms. "WHERE true" keeps SQLite from reading
+         * ON CONFLICT as part of the SELECT. */
+        [ST_DAYS_HISTORY_REBUILD] =
+                "INSERT INTO day_rollup(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4,"
+                " p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms, last_active_ms)"
+                " SELECT terminal_id, (ms + ?1) / 86400000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                " min(ms), max(ms), 0 FROM (SELECT r.terminal_id, min(r.ts - CASE WHEN t.skew_known THEN t.skew_ms"
+                " ELSE 0 END, r.recv_ms) AS ms FROM raw r JOIN terminal t ON t.id = r.terminal_id"
+                " UNION ALL SELECT id, first_seen_ms FROM terminal UNION ALL SELECT id, last_seen_ms FROM terminal)"
+                " WHERE ms > 0 GROUP BY 1, 2 ON CONFLICT(terminal_id, day) DO UPDATE SET" DAY_HISTORY_MERGE,
         [ST_LOSS_INSERT] = "INSERT INTO loss(terminal_id, from_seq, to_seq, recorded_ms, reason, kind)"
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
         [ST_LOSSES] = SELECT_LOSSES " ORDER BY id",
@@ -1061,10 +1122,16 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
                 " sum(CASE WHEN d.on_all_ms > 0 THEN min(max(d.hb_count, 0), (d.on_all_ms + ?3 - 1) / ?3) ELSE 0 END),"
                 " sum(d.on_all_ms)"
                 " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school",
-                "INSERT INTO day_mark(span, terminal_id, powered, used)"
+                /* One row per terminal and day: the bits summed are disjoint
+                 * (only day 15's or 31's may set the sign bit: no overflow). */
+                "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
                 " SELECT day >> 5, terminal_id, sum(CASE WHEN on_ms > 0 THEN 1 << (day & 31) ELSE 0 END),"
-                " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END)"
-                " FROM day_rollup GROUP BY day >> 5, terminal_id",
+                " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END),"
+                " sum(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15)) ELSE 0 END),"
+                " sum(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15)) ELSE 0 END)"
+                " FROM (SELECT terminal_id, day, on_ms, active_ms, (p1 >= ?2) + (p2 >= ?2) + (p3 >= ?2)"
+                " + (p4 >= ?2) + (p5 >= ?2) + (p6 >= ?2) + (p7 >= ?2) + (p8 >= ?2) + (p9 >= ?2) + (p10 >= ?2)"
+                " + (p11 >= ?2) + (p12 >= ?2) AS n FROM day_rollup) GROUP BY day >> 5, terminal_id",
         };
         int rc = SQLITE_OK;
 
@@ -1153,7 +1220,10 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
         struct bbt_day_totals a, b;
         sqlite3_stmt *st;
         int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        unsigned shift = 4 * ((uint32_t)day & 15);
+        uint64_t nibble, lessons;
         int32_t school = 0;
+        bool hi;
         int r;
 
         r = sq_day_rule_get(&q->base, &q->rule);
@@ -1171,17 +1241,24 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
                 r = pending_add(q, school, day, &a);
         if (r == 0 && !q->in_tx)
                 r = pending_write(q); /* outside a transaction each write commits alone */
-        if (r < 0 || (a.powered == 0 && a.used == 0))
+        if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
                 return r;
         st = stmt(q, ST_DAY_MARK_SET);
         if (!st)
                 return -EIO;
-        bbt_day_totals_of(&q->rule, after, 0, &a);
+        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
+        nibble = (uint64_t)0xf << shift;
+        lessons = (uint64_t)a.periods_used << shift;
+        hi = ((uint32_t)day & 16) != 0;
         sqlite3_bind_int64(st, 1, terminal_id);
         sqlite3_bind_int64(st, 2, span_of(day));
         sqlite3_bind_int64(st, 3, bit);
         sqlite3_bind_int64(st, 4, a.powered ? bit : 0);
         sqlite3_bind_int64(st, 5, a.used ? bit : 0);
+        sqlite3_bind_int64(st, 6, hi ? 0 : (int64_t)nibble);
+        sqlite3_bind_int64(st, 7, hi ? (int64_t)nibble : 0);
+        sqlite3_bind_int64(st, 8, hi ? 0 : (int64_t)lessons);
+        sqlite3_bind_int64(st, 9, hi ? (int64_t)lessons : 0);
         return run(q, st, "day aggregates");
 }
 
@@ -1203,6 +1280,9 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 sqlite3_bind_int64(st, 7 + k, d->period_active_ms[k]);
         sqlite3_bind_int64(st, 19, d->on_all_ms);
+        sqlite3_bind_int64(st, 20, d->first_msg_ms);
+        sqlite3_bind_int64(st, 21, d->last_msg_ms);
+        sqlite3_bind_int64(st, 22, d->last_active_ms);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
                 sqlite3_reset(st);
@@ -1249,6 +1329,9 @@ static int day_row(sqlite3_stmt *st, void *cb, void *u)
         memset(&d, 0, sizeof(d));
         d.day = sqlite3_column_int(st, 1);
         day_from_row(st, 2, &d);
+        d.first_msg_ms = sqlite3_column_int64(st, 19);
+        d.last_msg_ms = sqlite3_column_int64(st, 20);
+        d.last_active_ms = sqlite3_column_int64(st, 21);
         return fn(u, sqlite3_column_int64(st, 0), &d);
 }
 
@@ -1305,6 +1388,7 @@ static int day_marks_row(sqlite3_stmt *st, void *cb, void *u)
                 .first_day = (int32_t)(sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS),
                 .powered = (uint32_t)sqlite3_column_int64(st, 2),
                 .used = (uint32_t)sqlite3_column_int64(st, 3),
+                .lessons = { (uint64_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5) },
         };
 
         return fn(u, &m);
@@ -1317,6 +1401,38 @@ static int sq_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *
         sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, scope->from_day, scope->to_day);
 
         return st ? each(q, st, "day aggregates", day_marks_row, (void *)cb, u) : -EIO;
+}
+
+static int seen_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_seen *) = (int (*)(void *, const struct bbt_store_seen *))cb;
+        struct bbt_store_seen seen = {
+                .terminal_id = sqlite3_column_int64(st, 0),
+                .last_msg_ms = sqlite3_column_int64(st, 1),
+                .last_active_ms = sqlite3_column_int64(st, 2),
+        };
+
+        return fn(u, &seen);
+}
+
+static int sq_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                        int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_SEEN, scope, scope->from_day, scope->to_day);
+
+        return st ? each(q, st, "history", seen_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_days_history_rebuild(struct bbt_store *s, int offset_min)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DAYS_HISTORY_REBUILD);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, (int64_t)offset_min * 60000);
+        return run(q, st, "history");
 }
 
 static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -1733,6 +1849,8 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_rule_set = sq_day_rule_set,
         .school_days_each = sq_school_days_each,
         .day_marks_each = sq_day_marks_each,
+        .seen_each = sq_seen_each,
+        .days_history_rebuild = sq_days_history_rebuild,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
         .loss_find = sq_loss_find,
@@ -1800,7 +1918,8 @@ static int migrate(struct sqlite_store *q, const char *path, char *err, size_t e
                 snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
                 rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)
-                        rc = run_migration(q->db, version + 1, &msg);
+                        rc = migrations[version].sql ? sqlite3_exec(q->db, migrations[version].sql, NULL, NULL, &msg)
+                                                     : migrations[version].fn(q->db, &msg);
                 if (rc == SQLITE_OK)
                         rc = sqlite3_exec(q->db, "PRAGMA application_id = 1650619441", NULL, NULL, &msg);
                 if (rc == SQLITE_OK)

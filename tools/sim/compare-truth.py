@@ -9,7 +9,8 @@ import sys
 
 # The decimals bbt-report prints each figure with (rates: 4).
 DECIMALS = {"avg_daily_hours": 2, "weekly_lessons": 1, "mean": 3, "sd": 3, "cv": 3}
-RATES = {"power_on_rate", "usage_rate", "period_usage_rate", "interactive_share", "online_rate", "intact_rate"}
+RATES = {"power_on_rate", "usage_rate", "period_usage_rate", "interactive_share", "online_rate", "intact_rate",
+         "weekly_rule_rate"}
 COUNTS = {"terminals", "schools", "idle", "faulty", "left_out"}
 
 
@@ -48,12 +49,14 @@ def main(argv):
         return 2
     try:
         truth = json.load(open(argv[1]))["tables"]
-        summary, schools, terminals, idle, balance = (json.load(open(p))["tables"] for p in argv[2:])
+        reports = [json.load(open(p)) for p in argv[2:]]
+        schools, terminals, idle, balance = (r["tables"] for r in reports[1:])
+        overall = reports[0]["objects"]["overall"]
     except (OSError, ValueError, KeyError) as e:
         print(f"compare-truth: {e}", file=sys.stderr)
         return 2
     problems = []
-    compare_rows("overall", summary["overall"], truth["overall"], [], problems)
+    compare_rows("overall", [overall], truth["overall"], [], problems)
     compare_rows("school", schools["schools"], truth["schools"], ["school_code"], problems)
     compare_rows("terminal", terminals["terminals"], truth["terminals"], ["school_code", "terminal"], problems)
     compare_rows("idle", idle["idle"], truth["idle"], ["school_code", "terminal"], problems)

@@ -13,6 +13,7 @@
 #define DAY_MS 86400000LL
 #define MARGIN_MIN 30
 #define USED_MIN 10       /* the aggregator's default used_day_min and used_period_min */
+#define WEEKLY_MIN 10     /* the aggregator's default weekly_lessons_min (per 5 school days) */
 #define MIN_PUPILS 50
 
 static const char *const profile_names[SIM_PROFILE__COUNT] = { "touch", "video", "rare", "standby_only", "never" };
@@ -547,6 +548,7 @@ int sim_write_registry(const struct sim_scenario *s, const char *dir)
 /* Sums over a set of terminals, as METRICS.md defines them. */
 struct truth {
         int64_t terminals, days, powered, used, active_ms, interactive_ms, periods_used, periods, intact;
+        int64_t weeks, weeks_met; /* the weekly rule: the simulated week is one Monday..Sunday */
         double hb_expected, hb_received;
 };
 
@@ -561,6 +563,8 @@ static void truth_add(struct truth *a, const struct truth *b)
         a->periods_used += b->periods_used;
         a->periods += b->periods;
         a->intact += b->intact;
+        a->weeks += b->weeks;
+        a->weeks_met += b->weeks_met;
         a->hb_expected += b->hb_expected;
         a->hb_received += b->hb_received;
 }
@@ -598,6 +602,9 @@ static void terminal_truth(const struct sim_scenario *s, const struct sim_termin
                         ret->hb_received += (double)day->hb < cap ? (double)day->hb : cap;
                 }
         }
+        /* The week meets the rule with WEEKLY_MIN lessons per 5 of its school days. */
+        ret->weeks = ret->days > 0;
+        ret->weeks_met = ret->days > 0 && 5 * ret->periods_used >= WEEKLY_MIN * ret->days;
 }
 
 /* The rate columns of bbt-report, undefined ones as null. */
@@ -634,9 +641,13 @@ static void put_rates(cJSON *row, const struct truth *x)
                 cJSON_AddNumberToObject(row, "intact_rate", (double)x->intact / (double)x->terminals);
         else
                 cJSON_AddNullToObject(row, "intact_rate");
+        if (x->weeks)
+                cJSON_AddNumberToObject(row, "weekly_rule_rate", (double)x->weeks_met / (double)x->weeks);
+        else
+                cJSON_AddNullToObject(row, "weekly_rule_rate");
 }
 
-/* The idle reason of bbt-report (zh), or NULL when not idle. The window is
+/* The idle reason's code in bbt-report, or NULL when not idle. The window is
  * the last 10 school days up to Sunday; only this week has data, and all of
  * the week's school days are in it. */
 static const char *idle_reason(const struct sim_scenario *s, const struct sim_terminal *t)
@@ -645,7 +656,7 @@ static const char *idle_reason(const struct sim_scenario *s, const struct sim_te
         int used = 0, powered = 0;
 
         if (t->profile == SIM_NEVER)
-                return "从未上报";
+                return "never_reported";
         for (int d = 0; d < SIM_DAYS; d++) {
                 if (!sim_school_day(s, sc, d))
                         continue;
@@ -653,8 +664,8 @@ static const char *idle_reason(const struct sim_scenario *s, const struct sim_te
                 used += t->day[d].active_ms >= USED_MIN * MIN_MS;
         }
         if (!powered)
-                return "未开机";
-        return used == 0 ? "开机未使用" : NULL;
+                return "not_powered";
+        return used == 0 ? "not_used" : NULL;
 }
 
 static double indicator(const struct sim_scenario *s, const struct sim_school *sc, const struct truth *x, int ind,
@@ -687,7 +698,7 @@ static long section_pupils(const struct sim_school *sc, int section)
 /* 差异系数 rows for one section: the official student-weighted formula. */
 static void balance_rows(const struct sim_scenario *s, const struct truth *per_school, int section, cJSON *rows)
 {
-        static const char *const names[] = { "每百名学生拥有网络多媒体教室数", "日均使用时长", "使用率", "堂堂用率" };
+        static const char *const names[] = { "terminals_per_100", "avg_daily_hours", "usage_rate", "period_usage_rate" };
 
         for (int ind = 0; ind < 4; ind++) {
                 double sum_px = 0, mean = 0, spread = 0;

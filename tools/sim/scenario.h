@@ -109,8 +109,9 @@ int sim_append(struct sim_terminal *t, struct bbt_msg *m);
 int sim_write_registry(const struct sim_scenario *s, const char *dir);
 
 /* Writes the ground truth of the week as JSON in `bbt-report --format json`'s
- * shape: tables overall, schools, terminals, idle, primary, junior, with the
- * reports' column keys and unrounded values. */
+ * shape: tables overall (one row; the summary's object), schools, terminals,
+ * idle, primary, junior, with the reports' column keys, codes (idle reasons,
+ * indicators) and unrounded values. */
 int sim_write_truth(const struct sim_scenario *s, FILE *out);
 
 /* Whether day index D (0 = Monday) is a school day for school SC. */
