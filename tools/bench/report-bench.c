@@ -1,4 +1,4 @@
-/* report-bench: how long bbt-report summary, schools and balance take on a county's school year,
+/* report-bench: how long bbt-report summary, schools, balance and idle take on a county's school year,
  * from the store's day aggregates and from every day rollup (the row scan), in the same run.
  *
  * In a temporary directory it writes the registry of a county (--schools
@@ -192,6 +192,12 @@ static void make_day(struct bbt_day_rollup *d, int32_t day, int quality)
         for (int k = 0; k < 8; k++)
                 if (rnd() % 100 < 70)
                         d->period_active_ms[k] = uni(0, 45 * MIN_MS) * d->active_ms / d->on_ms;
+        /* The history columns, as the ingest keeps them: heard from about
+         * 07:30 for the day's on-time, active until some time before the end. */
+        d->first_msg_ms = (int64_t)day * 86400000 - OFFSET_MIN * MIN_MS + 7 * HOUR_MS + uni(20 * MIN_MS, 50 * MIN_MS);
+        d->last_msg_ms = d->first_msg_ms + d->on_all_ms;
+        if (d->active_ms > 0)
+                d->last_active_ms = d->first_msg_ms + uni(d->active_ms, d->on_ms);
 }
 
 struct built {
@@ -382,7 +388,7 @@ static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: report-bench [OPTION]...\n"
-                "Time bbt-report summary, schools and balance over a school year of a generated\n"
+                "Time bbt-report summary, schools, balance and idle over a school year of a generated\n"
                 "county, from the day aggregates and from every day rollup.\n"
                 "\n"
                 "      --schools N     schools (default 800)\n"
@@ -411,7 +417,7 @@ int main(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
-        static const char *const reports[] = { "summary", "schools", "balance" };
+        static const char *const reports[] = { "summary", "schools", "balance", "idle" };
         char schools[512], terminals[512], calendar[512], conf[512], store[512], path[600];
         struct built b;
         int32_t from, to;
