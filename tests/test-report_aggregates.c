@@ -1,4 +1,4 @@
-/* Reports from the store's day aggregates are byte for byte the reports from every day rollup: a simulated county, every kind, format and language, ragged ranges, own calendars, after a rebuild. */
+/* Reports from the store's day aggregates are byte for byte the reports from every day rollup: a simulated county, every kind, stream format and language (the usage record over whole weeks), ragged ranges, own calendars, after a rebuild. */
 /* bbt-test: label=unit timeout=300 */
 #include <errno.h>
 #include <stdio.h>
@@ -245,8 +245,8 @@ static void same_everywhere(const char *school, int32_t from, int32_t to, const 
         for (size_t i = 0; (k = bbt_report_kind_at(i)) != NULL; i++)
                 for (size_t f = 0; (fmt = bbt_renderer_at(f)) != NULL; f++)
                         for (int zh = 0; zh < 2; zh++) {
-                                if (((k->needs & BBT_NEEDS_SCHOOL) && !school) || ((k->needs & BBT_NEEDS_WEEK) && !week) ||
-                                    !fmt->render)
+                                if (((k->needs & BBT_NEEDS_SCHOOL) && !school) ||
+                                    ((k->needs & BBT_NEEDS_WEEK) && !week) || !fmt->render)
                                         continue;
                                 bool agg = (k->needs & BBT_NEEDS_FIGURES) && !(k->needs & BBT_NEEDS_TERMINAL_RATES);
                                 int r1, r2;
@@ -292,9 +292,23 @@ static void same_over_ranges(const struct bbt_calendar *cal)
 
 TEST(same_as_row_scan)
 {
+        const struct bbt_renderer *json = bbt_renderer_find("json");
+        char *doc;
+        int r;
+
         setup();
         same_over_ranges(W.cal);
-        ASSERT_GE(W.compared, 480); /* 10 ranges × 8 kinds × 3 formats × 2 languages */
+        /* Not vacuous: the weekly rule has weeks met and missed, and terminals below it. */
+        doc = report(bbt_report_kind_find("summary"), json, false, NULL, W.monday - 62, W.monday + 3,
+                     BBT_REPORT_SCAN_AGGREGATES, W.cal, &W.set, &r);
+        ASSERT(doc && strstr(doc, "\"weekly_rule_rate\":0.") != NULL);
+        free(doc);
+        doc = report(bbt_report_kind_find("idle"), json, false, NULL, W.monday - 62, W.monday + 3,
+                     BBT_REPORT_SCAN_AGGREGATES, W.cal, &W.set, &r);
+        ASSERT(doc && strstr(doc, "\"weeks_below\":1") != NULL);
+        free(doc);
+        /* (10 ranges × 8 kinds + 2 school weeks × the record) × 3 formats × 2 languages */
+        ASSERT_GE(W.compared, 492);
         teardown();
 }
 
