@@ -171,7 +171,8 @@ TEST(migrates_schema_1)
         s = open_rw();
         bbt_store_close(s);
         /* Back to schema 1, with a row in each changed table. */
-        exec_sql("DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
+        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+                 "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  "DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
                  "ALTER TABLE raw DROP COLUMN hash; ALTER TABLE terminal DROP COLUMN skipped;"
@@ -196,6 +197,25 @@ TEST(migrates_schema_1)
         bbt_store_close(s);
 }
 
+static int sum_school_days(void *u, const struct bbt_store_school_day *d)
+{
+        struct bbt_day_totals *t = u;
+
+        bbt_day_totals_add(t, &d->t);
+        return 0;
+}
+
+static int or_marks(void *u, const struct bbt_store_day_marks *m)
+{
+        uint32_t *bits = u;
+
+        bits[0] |= m->powered;
+        bits[1] |= m->used;
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++)
+                bits[2] += (uint32_t)bbt_store_mark_lessons(m, i);
+        return 0;
+}
+
 static int day_cb(void *u, int64_t terminal_id, const struct bbt_day_rollup *d)
 {
         struct bbt_day_rollup *out = u;
@@ -216,6 +236,7 @@ TEST(migrates_schema_2)
         const int64_t mon = 1788710400000LL, h = 3600000LL;
         struct bbt_rollup_config c = { .cal = NULL, .margin_min = 30, .offset_min = 480 };
         struct bbt_day_rollup days[2];
+        struct bbt_day_totals t = { 0 };
         struct bbt_store *s;
         char sql[2048];
 
@@ -223,6 +244,7 @@ TEST(migrates_schema_2)
         s = open_rw();
         bbt_store_close(s);
         snprintf(sql, sizeof(sql),
+                 "DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%%';"
                  "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  /* A terminal whose clock is 60 s fast, last heard of Tue 09:00. */
@@ -257,6 +279,10 @@ TEST(migrates_schema_2)
         ASSERT_EQ(days[1].day, 20703);
         ASSERT_EQ(days[1].hb_count, 2);
         ASSERT_EQ(days[1].active_ms, 40 * 60000);
+        /* Migrated on to schema 4: the day aggregates follow the rebuild. */
+        ASSERT_OK(bbt_store_school_days_each_in(s, NULL, sum_school_days, &t));
+        ASSERT_EQ(t.active_ms, 40 * 60000);
+        ASSERT_EQ(t.hb_received, 2);
         ASSERT_EQ(days[1].first_msg_ms, mon + 8 * h);  /* 08:01 on its clock, 08:00 true */
         ASSERT_EQ(days[1].last_msg_ms, mon + 10 * h);
         ASSERT_EQ(days[1].last_active_ms, mon + 8 * h + 40 * 60000);
@@ -276,5 +302,53 @@ TEST(migrates_schema_2)
         ASSERT_EQ(days[1].last_msg_ms, mon + 10 * h);
         ASSERT_EQ(days[1].last_active_ms, mon + 8 * h + 40 * 60000);
         ASSERT_EQ(days[0].last_msg_ms, mon + 33 * h);
+        bbt_store_close(s);
+}
+
+/* Schema 3 → 4: the day aggregates counted from the rollups already there,
+ * under the default day rule. */
+TEST(migrates_schema_3)
+{
+        struct bbt_day_rule rule, def = BBT_DAY_RULE_DEFAULT;
+        struct bbt_day_totals t = { 0 };
+        uint32_t bits[3] = { 0 };
+        struct bbt_store *s;
+        char err[256] = "";
+
+        setup();
+        s = open_rw();
+        bbt_store_close(s);
+        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+                 "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
+                 " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
+                 " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
+                 " inventory_seq) VALUES(1, '510107', 's1', 't1', 1, 9, 9, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,"
+                 " '', '', '', '', '', -1);"
+                 /* Day 20000 (bit 0 of its 32): used, 2 of 12 periods; day 20001: on 5 min, 90 heartbeats
+                  * where ceil(3,600,000 / 60,000) = 60 count; day 20002: heartbeats only. */
+                 "INSERT INTO day_rollup VALUES(1, 20000, 7200000, 1800000, 600000, 10, 7300000,"
+                 " 600000, 599999, 0, 0, 0, 0, 0, 0, 0, 0, 0, 700000, 0, 0, 0);"
+                 "INSERT INTO day_rollup VALUES(1, 20001, 300000, 0, 0, 90, 3600000, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                 " 0, 0, 0, 0, 0, 0);"
+                 "INSERT INTO day_rollup VALUES(1, 20002, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);"
+                 "PRAGMA user_version = 3");
+        ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
+        ASSERT_OK(bbt_store_day_rule_get(s, &rule));
+        ASSERT_EQ(rule.used_day_ms, def.used_day_ms);
+        ASSERT_EQ(rule.used_period_ms, def.used_period_ms);
+        ASSERT_EQ(rule.heartbeat_ms, def.heartbeat_ms);
+        ASSERT_OK(bbt_store_school_days_each_in(s, NULL, sum_school_days, &t));
+        ASSERT_EQ(t.powered, 2);
+        ASSERT_EQ(t.used, 1);
+        ASSERT_EQ(t.periods_used, 2); /* p1 and p12; p2 is 1 ms short */
+        ASSERT_EQ(t.on_ms, 7500000);
+        ASSERT_EQ(t.active_ms, 1800000);
+        ASSERT_EQ(t.interactive_ms, 600000);
+        ASSERT_EQ(t.hb_received, 10 + 60);
+        ASSERT_EQ(t.on_all_ms, 7300000 + 3600000);
+        ASSERT_OK(bbt_store_day_marks_each_in(s, NULL, or_marks, bits));
+        ASSERT_EQ(bits[0], (1u << (20000 % 32)) | (1u << (20001 % 32)));
+        ASSERT_EQ(bits[1], 1u << (20000 % 32));
+        ASSERT_EQ(bits[2], 2); /* day 20000's p1 and p12 */
         bbt_store_close(s);
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bbt/base.h"
@@ -722,6 +723,162 @@ static void days_case(const char *location)
 TEST(days_and_usage)
 {
         each_backend(days_case);
+}
+
+static int school_day_cb(void *u, const struct bbt_store_school_day *d)
+{
+        const struct bbt_day_totals *t = &d->t;
+        static const struct bbt_day_totals zero;
+
+        if (memcmp(t, &zero, sizeof(zero)) == 0)
+                return 0; /* an all-zero row may or may not be there */
+        add(u, "%s/%s:%d:%lld/%lld/%lld:%lld/%lld/%lld:%lld/%lld", d->county, d->school, (int)d->day,
+            (long long)t->powered, (long long)t->used, (long long)t->periods_used, (long long)t->on_ms,
+            (long long)t->active_ms, (long long)t->interactive_ms, (long long)t->hb_received,
+            (long long)t->on_all_ms);
+        return 0;
+}
+
+static int marks_cb(void *u, const struct bbt_store_day_marks *m)
+{
+        char lessons[8];
+
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                int n = bbt_store_mark_lessons(m, i);
+
+                snprintf(lessons, sizeof(lessons), n ? "/%d" : "", n);
+                if ((m->powered | m->used) >> i & 1 || n)
+                        add(u, "%s:%d:%s%s%s", code_of(m->terminal_id), (int)(m->first_day + i),
+                            m->powered >> i & 1 ? "p" : "", m->used >> i & 1 ? "u" : "", lessons);
+        }
+        return 0;
+}
+
+static void aggregates_of(struct bbt_store *s, const struct bbt_store_scope *scope, char *days, char *marks)
+{
+        days[0] = marks[0] = '\0';
+        ASSERT_OK(bbt_store_school_days_each_in(s, scope, school_day_cb, days));
+        ASSERT_OK(bbt_store_day_marks_each_in(s, scope, marks_cb, marks));
+}
+
+static void aggregates_case(const char *location)
+{
+        const int64_t M = 60000;
+        struct bbt_day_rule rule = { .used_day_ms = 10 * M, .used_period_ms = 10 * M, .heartbeat_ms = M }, got;
+        struct bbt_day_rule other = { .used_day_ms = 5 * M, .used_period_ms = 20 * M, .heartbeat_ms = 30000 };
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct bbt_store *s = open_store(location, false), *ro;
+        char days[OUT_SIZE], marks[OUT_SIZE], days2[OUT_SIZE], marks2[OUT_SIZE];
+        struct bbt_day_rollup d = { .day = 31, .on_ms = 60 * M, .active_ms = 6 * M, .interactive_ms = 2 * M,
+                                    .hb_count = 70, .on_all_ms = 65 * M };
+        int64_t a, b, c;
+
+        forget_terminals();
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_day_rule_set(s, &rule));
+        ASSERT_OK(bbt_store_day_rule_get(s, &got));
+        ASSERT_EQ(got.used_day_ms, rule.used_day_ms);
+        ASSERT_EQ(got.heartbeat_ms, rule.heartbeat_ms);
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        c = insert_terminal(s, "510108", "S1", "c", "c"); /* the same school code in another county */
+        d.period_active_ms[0] = 12 * M;
+        d.period_active_ms[1] = 9 * M;
+        ASSERT_OK(bbt_store_day_add(s, a, &d)); /* powered, not used (6 < 10 min); 1 period; 65 expected, 70 sent */
+        aggregates_of(s, NULL, days, marks);
+        ASSERT_STR_EQ(days, "510107/S1:31:1/0/1:3600000/360000/120000:65/3900000");
+        ASSERT_STR_EQ(marks, "a:31:p/1"); /* day 31: its lessons in the sign bits */
+        ASSERT_OK(bbt_store_day_add(s, a, &d)); /* the same day again: now used, both periods, 130 heartbeats */
+        d.day = 32;                               /* the next 32 days */
+        ASSERT_OK(bbt_store_day_add(s, b, &d));
+        ASSERT_OK(bbt_store_day_add(s, c, &d));
+        d = (struct bbt_day_rollup){ .day = 32, .hb_count = 3 }; /* heartbeats only: never on */
+        ASSERT_OK(bbt_store_day_add(s, a, &d));
+        aggregates_of(s, NULL, days, marks);
+        ASSERT_STR_EQ(days, "510107/S1:31:1/1/2:7200000/720000/240000:130/7800000 "
+                            "510107/S1:32:1/0/1:3600000/360000/120000:65/3900000 "
+                            "510108/S1:32:1/0/1:3600000/360000/120000:65/3900000");
+        ASSERT_STR_EQ(marks, "a:31:pu/2 b:32:p/1 c:32:p/1");
+        /* Scope: county, school and days. */
+        scope.county = "510108";
+        aggregates_of(s, &scope, days, marks);
+        ASSERT_STR_EQ(days, "510108/S1:32:1/0/1:3600000/360000/120000:65/3900000");
+        ASSERT_STR_EQ(marks, "c:32:p/1");
+        scope.county = NULL;
+        scope.school = "S1";
+        scope.from_day = scope.to_day = 31;
+        aggregates_of(s, &scope, days, marks);
+        ASSERT_STR_EQ(days, "510107/S1:31:1/1/2:7200000/720000/240000:130/7800000");
+        ASSERT_STR_EQ(marks, "a:31:pu/2"); /* 31 is alone in its 32 days */
+        scope.school = "S2";
+        aggregates_of(s, &scope, days, marks);
+        ASSERT_STR_EQ(days, "");
+        ASSERT_STR_EQ(marks, "");
+        ASSERT_OK(bbt_store_commit(s));
+
+        /* Another rule recounts them all from the rollups; back again gives what day_add kept. */
+        aggregates_of(s, NULL, days, marks);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_day_rule_set(s, &other));
+        aggregates_of(s, NULL, days2, marks2);
+        ASSERT_STR_EQ(days2, "510107/S1:31:1/1/1:7200000/720000/240000:140/7800000 "
+                             "510107/S1:32:1/1/0:3600000/360000/120000:70/3900000 "
+                             "510108/S1:32:1/1/0:3600000/360000/120000:70/3900000");
+        ASSERT_STR_EQ(marks2, "a:31:pu/1 b:32:pu c:32:pu"); /* 18 and 12 < 20 min */
+        ASSERT_OK(bbt_store_rollback(s)); /* and a rollback takes the rule back with it */
+        ASSERT_OK(bbt_store_day_rule_get(s, &got));
+        ASSERT_EQ(got.used_day_ms, rule.used_day_ms);
+        aggregates_of(s, NULL, days2, marks2);
+        ASSERT_STR_EQ(days2, days);
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_day_rule_set(s, &other));
+        ASSERT_OK(bbt_store_day_rule_set(s, &rule));
+        ASSERT_OK(bbt_store_commit(s));
+        aggregates_of(s, NULL, days2, marks2);
+        ASSERT_STR_EQ(days2, days);
+        ASSERT_STR_EQ(marks2, marks);
+        ASSERT_EQ(bbt_store_day_rule_set(s, &(struct bbt_day_rule){ 0, M, M }), -EINVAL);
+
+        /* Read-only: what was committed. */
+        ro = open_store(location, true);
+        aggregates_of(ro, NULL, days2, marks2);
+        ASSERT_STR_EQ(days2, days);
+        bbt_store_close(ro);
+
+        /* A terminal whose insert was rolled back: its key may come again for another school's. */
+        ASSERT_OK(bbt_store_begin(s));
+        d = (struct bbt_day_rollup){ .day = 40, .on_ms = M };
+        ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S2", "x", "x"), &d));
+        ASSERT_OK(bbt_store_rollback(s));
+        ASSERT_OK(bbt_store_begin(s));
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                d.period_active_ms[k] = 10 * M; /* every period used: 12 in 4 bits */
+        ASSERT_OK(bbt_store_day_add(s, insert_terminal(s, "510107", "S3", "y", "y"), &d));
+        scope = (struct bbt_store_scope)BBT_STORE_SCOPE_ALL;
+        scope.from_day = 40;
+        aggregates_of(s, &scope, days2, marks2); /* a transaction reads its own changes */
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/12:60000/0/0:0/0");
+        ASSERT_OK(bbt_store_commit(s));
+        aggregates_of(s, &scope, days2, marks2);
+        ASSERT_STR_EQ(days2, "510107/S3:40:1/0/12:60000/0/0:0/0");
+        /* Days 32 and 40 share their 32 days; y has x's key (the code of the first name wins). */
+        ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0 ? "b:32:p/1 c:32:p/1 x:40:p/12"
+                                                                                : "b:32:p/1 c:32:p/1 y:40:p/12");
+
+        /* Cleared with the rollups' usage for a rebuild. */
+        ASSERT_OK(bbt_store_days_clear(s));
+        aggregates_of(s, NULL, days, marks);
+        ASSERT_STR_EQ(days, "");
+        ASSERT_STR_EQ(marks, "");
+        bbt_store_close(s);
+}
+
+/* The day aggregates follow every day_add (a day crossing a threshold when
+ * added to), per school and day and per terminal's day marks; filtered by
+ * scope; recounted when the day rule changes; cleared with the rollups. */
+TEST(day_aggregates)
+{
+        each_backend(aggregates_case);
 }
 
 /* ---- history: the day rollups' message and active times, read as of a day ---- */

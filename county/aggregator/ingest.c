@@ -591,10 +591,39 @@ int bbt_ingest_rebuild_rollups(struct bbt_ingest *in)
         return r;
 }
 
+/* The day aggregates are counted under the metrics' day rule: recounted
+ * from the rollups when the thresholds or heartbeat interval changed. */
+static int check_day_rule(struct bbt_ingest *in)
+{
+        struct bbt_day_rule want, have;
+        int r = bbt_store_day_rule_get(in->store, &have);
+
+        bbt_day_rule_of(&in->set.metrics, &want);
+        if (r == 0 && memcmp(&have, &want, sizeof(want)) == 0)
+                return 0;
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == 0)
+                bbt_log_notice("usage thresholds or heartbeat interval changed: recounting the day aggregates");
+        r = bbt_ingest_flush(in);
+        if (r == 0)
+                r = bbt__cache_begin(in);
+        if (r == 0)
+                r = bbt_store_day_rule_set(in->store, &want);
+        if (r == 0)
+                return bbt_ingest_flush(in);
+        bbt__cache_rollback(in);
+        return r;
+}
+
 static int check_rules(struct bbt_ingest *in)
 {
         struct bbt_rollup_config c;
-        int r = bbt_rollup_config_check(in->store, rollup_config(in, &c));
+        int r = check_day_rule(in);
+
+        if (r < 0)
+                return r;
+        r = bbt_rollup_config_check(in->store, rollup_config(in, &c));
 
         if (r == 0)
                 return 0;

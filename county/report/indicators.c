@@ -57,35 +57,39 @@ static int clamp_periods(int n)
         return n < BBT_PERIODS_MAX ? n : BBT_PERIODS_MAX;
 }
 
-/* Adds one school day of one terminal (its rows already summed) into ACC;
- * returns its lessons with use. */
-static int add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rollup *d,
-                   int n_periods)
+void bbt_day_rule_of(const struct bbt_metric_settings *s, struct bbt_day_rule *ret)
+{
+        ret->used_day_ms = (int64_t)s->used_day_min * BBT_MS_PER_MIN;
+        ret->used_period_ms = (int64_t)s->used_period_min * BBT_MS_PER_MIN;
+        ret->heartbeat_ms = (int64_t)s->heartbeat_s * 1000;
+}
+
+static void hb_expected(struct bbt_rates_acc *acc)
+{
+        acc->hb_expected = acc->hb_interval_ms > 0 ? (double)acc->hb_on_ms / (double)acc->hb_interval_ms : 0;
+}
+
+void bbt_rates_add_totals(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int64_t terminal_days,
+                          int n_periods, const struct bbt_day_totals *t)
 {
         int64_t hb_ms = (int64_t)s->heartbeat_s * 1000;
-        int lessons = 0;
 
-        acc->terminal_days++;
-        acc->periods_scheduled += n_periods;
-        acc->powered_days += bbt_day_powered(d);
-        acc->used_days += bbt_day_used(s, d);
-        for (int k = 0; k < n_periods; k++)
-                lessons += bbt_period_used(s, d, k);
-        acc->periods_used += lessons;
-        acc->on_ms += d->on_ms;
-        acc->active_ms += d->active_ms;
-        acc->interactive_ms += d->interactive_ms;
-        if (hb_ms > 0 && d->on_all_ms > 0) {
+        acc->terminal_days += terminal_days;
+        acc->periods_scheduled += terminal_days * clamp_periods(n_periods);
+        acc->powered_days += t->powered;
+        acc->used_days += t->used;
+        acc->periods_used += t->periods_used;
+        acc->on_ms += t->on_ms;
+        acc->active_ms += t->active_ms;
+        acc->interactive_ms += t->interactive_ms;
+        if (hb_ms > 0 && terminal_days > 0) {
                 /* Heartbeats and on-time over the whole day (the agent beats
-                 * whenever it runs, school hours or not). At most
-                 * ceil(expected) count: a heartbeat sent twice, or one
-                 * stamped just after the day's last interval, must not lift 在线率. */
-                int64_t cap = (d->on_all_ms + hb_ms - 1) / hb_ms;
-
-                acc->hb_expected += (double)d->on_all_ms / (double)hb_ms;
-                acc->hb_received += d->hb_count < cap ? (d->hb_count > 0 ? d->hb_count : 0) : cap;
+                 * whenever it runs, school hours or not); the cap is in T. */
+                acc->hb_received += t->hb_received;
+                acc->hb_on_ms += t->on_all_ms;
+                acc->hb_interval_ms = hb_ms;
+                hb_expected(acc);
         }
-        return lessons;
 }
 
 int32_t bbt_week_monday(int32_t day)
@@ -122,13 +126,27 @@ static void week_close(struct bbt_rates_acc *acc, const struct bbt_metric_settin
         w->lessons = 0;
 }
 
+/* Adds one school day of one terminal (its rows already summed) into ACC;
+ * returns its lessons with use. */
+static int64_t add_day(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, const struct bbt_day_rule *rule,
+                       const struct bbt_day_rollup *d, int n_periods)
+{
+        struct bbt_day_totals t;
+
+        bbt_day_totals_of(rule, d, n_periods, &t);
+        bbt_rates_add_totals(acc, s, 1, n_periods, &t);
+        return t.periods_used;
+}
+
 void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
                    const struct bbt_terminal_days *t)
 {
         struct bbt_day_rollup sum[DAYS_BLOCK];
         int n_periods = clamp_periods(t->n_periods);
+        struct bbt_day_rule rule;
         struct week_tally w = { .monday = bbt_week_monday(from) };
 
+        bbt_day_rule_of(s, &rule);
         acc->terminals++;
         acc->intact += t->intact;
         for (int64_t lo = from; lo <= to; lo += DAYS_BLOCK) {
@@ -142,7 +160,7 @@ void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *
                                 week_close(acc, s, &w);
                                 w.monday = bbt_week_monday((int32_t)d);
                         }
-                        w.lessons += add_day(acc, s, &sum[d - lo], n_periods);
+                        w.lessons += add_day(acc, s, &rule, &sum[d - lo], n_periods);
                         w.school_days++;
                 }
         }
@@ -161,7 +179,10 @@ void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *fro
         into->periods_used += from->periods_used;
         into->periods_scheduled += from->periods_scheduled;
         into->hb_received += from->hb_received;
-        into->hb_expected += from->hb_expected;
+        into->hb_on_ms += from->hb_on_ms;
+        if (from->hb_interval_ms > 0)
+                into->hb_interval_ms = from->hb_interval_ms;
+        hb_expected(into);
         into->intact += from->intact;
         into->weeks_judged += from->weeks_judged;
         into->weeks_met += from->weeks_met;
@@ -248,6 +269,12 @@ enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t
         }
         if (ret_used)
                 *ret_used = used;
+        return bbt_idle_decide(s, from, school_days, powered, used, last_seen_ms);
+}
+
+enum bbt_idle_reason bbt_idle_decide(const struct bbt_metric_settings *s, int32_t from, int school_days, int powered,
+                                     int used, int64_t last_seen_ms)
+{
         if (last_seen_ms == 0)
                 return BBT_IDLE_NEVER_REPORTED;
         /* Without a school day in the window nobody could have used it. */

@@ -45,7 +45,9 @@ struct bbt_rates_acc {
         int64_t periods_used;      /* Σ period_used */
         int64_t periods_scheduled; /* Σ over school days of the periods in the bell schedule */
         int64_t hb_received;       /* heartbeats in school hours, capped per day at the expected count */
-        double hb_expected;        /* Σ on_ms / heartbeat interval */
+        int64_t hb_on_ms;          /* Σ on_all_ms: summed as integers, so any order gives the same hb_expected */
+        int64_t hb_interval_ms;    /* the heartbeat interval hb_expected is counted in */
+        double hb_expected;        /* hb_on_ms / hb_interval_ms */
         int64_t intact;            /* terminals with no open fault */
         int64_t weeks_judged;      /* terminal-weeks with a school day in the range: the weekly rule's denominator */
         int64_t weeks_met;         /* of them, those with enough lessons with use (bbt_weekly_rule_met) */
@@ -75,6 +77,13 @@ struct bbt_rates {
  * counts in every denominator). */
 void bbt_rates_add(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int32_t from, int32_t to,
                    const struct bbt_terminal_days *t);
+/* Adds TERMINAL_DAYS school days of terminals with N_PERIODS periods whose
+ * rollups, judged under S (bbt_day_rule_of()), sum to T: what the store's
+ * day aggregates hold. bbt_rates_add() adds each day so. */
+void bbt_rates_add_totals(struct bbt_rates_acc *acc, const struct bbt_metric_settings *s, int64_t terminal_days,
+                          int n_periods, const struct bbt_day_totals *t);
+/* The day rule of S: its thresholds and heartbeat interval in ms. */
+void bbt_day_rule_of(const struct bbt_metric_settings *s, struct bbt_day_rule *ret);
 /* INTO += FROM. */
 void bbt_rates_merge(struct bbt_rates_acc *into, const struct bbt_rates_acc *from);
 /* The rates of ACC. */
@@ -116,6 +125,11 @@ const char *bbt_idle_reason_code(enum bbt_idle_reason r);
  * in the window are <= idle_max_days (METRICS.md says "fewer than", which with
  * its default of 0 could never hold; see docs/metrics.md). RET_USED (may be
  * NULL) gets the days used. */
+/* The idle judgement from the counts over the window FROM..TO: its
+ * SCHOOL_DAYS, the days POWERED and USED among them (bbt_idle_judge() counts
+ * them from rollups). */
+enum bbt_idle_reason bbt_idle_decide(const struct bbt_metric_settings *s, int32_t from, int school_days, int powered,
+                                     int used, int64_t last_seen_ms);
 enum bbt_idle_reason bbt_idle_judge(const struct bbt_metric_settings *s, int32_t from, int32_t to,
                                     const struct bbt_terminal_days *t, int64_t last_seen_ms, int *ret_used);
 

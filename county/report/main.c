@@ -311,6 +311,12 @@ int main(int argc, char **argv)
                 goto out;
         }
         o.store_label = store_path ? store_path : cfg.store_path;
+        /* Internal, for tools/bench/report-bench and the tests: force the
+         * day-rollup scan or the day aggregates (reports.h). */
+        if (getenv("BBT_REPORT_SCAN"))
+                o.scan = strcmp(getenv("BBT_REPORT_SCAN"), "rows") == 0         ? BBT_REPORT_SCAN_ROWS
+                         : strcmp(getenv("BBT_REPORT_SCAN"), "aggregates") == 0 ? BBT_REPORT_SCAN_AGGREGATES
+                                                                                : BBT_REPORT_SCAN_AUTO;
         r = bbt_store_open(o.store_label, true, &store, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bbt-report: store: %s\n", err);

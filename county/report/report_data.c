@@ -2,6 +2,7 @@
 #include "report_data.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -53,6 +54,10 @@ static int store_terminal_cb(void *u, const struct bbt_store_terminal *t)
 
 static ssize_t school_find(const struct bbt_report_data *d, const char *county, const char *code)
 {
+        /* The registry's terminals come school by school: the last one found first. */
+        if (d->school_hint < d->n_schools && strcmp(d->schools[d->school_hint].code, code) == 0 &&
+            strcmp(d->schools[d->school_hint].county, county) == 0)
+                return (ssize_t)d->school_hint;
         for (size_t i = d->n_schools; i-- > 0;)
                 if (strcmp(d->schools[i].code, code) == 0 && strcmp(d->schools[i].county, county) == 0)
                         return (ssize_t)i;
@@ -81,7 +86,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
 
         if (found >= 0) {
-                *ret = (size_t)found;
+                *ret = d->school_hint = (size_t)found;
                 return 0;
         }
         if (grow((void **)&d->schools, &d->cap_schools, d->n_schools, sizeof(*d->schools)) < 0)
@@ -136,34 +141,48 @@ static int cmp_store_terminal(const void *a, const void *b)
         return r ? r : strcmp(x->county, y->county);
 }
 
-/* The store's row for terminal ID of SCHOOL in COUNTY, or NULL. */
-static struct bbt_store_terminal *store_find(struct bbt_report_data *d, const char *county, const char *school,
-                                             const char *id)
+static int cmp_store_terminal_ptr(const void *a, const void *b)
 {
-        struct bbt_store_terminal key;
+        return cmp_store_terminal(*(const struct bbt_store_terminal *const *)a,
+                                  *(const struct bbt_store_terminal *const *)b);
+}
 
-        memset(&key, 0, sizeof(key));
-        snprintf(key.county, sizeof(key.county), "%s", county);
-        snprintf(key.school, sizeof(key.school), "%s", school);
-        snprintf(key.terminal, sizeof(key.terminal), "%s", id);
-        return d->n_st > 0 ? bsearch(&key, d->st, d->n_st, sizeof(*d->st), cmp_store_terminal) : NULL;
+/* The registry's entry for store terminal ST: the same school and code, of a
+ * school of ST's county; NULL if none. */
+static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_data *d,
+                                                       const struct bbt_store_terminal *st)
+{
+        const struct bbt_terminal_entry *e = d->reg ? bbt_registry_terminal(d->reg, st->school, st->terminal) : NULL;
+        const struct bbt_school *s = e ? bbt_registry_school(d->reg, e->school) : NULL;
+
+        return s && strcmp(s->county, st->county) == 0 ? e : NULL;
 }
 
 /* Every terminal in scope: the registry's, and those seen on the wire only. */
 static int collect(struct bbt_report_data *d)
 {
-        bool *matched = NULL;
+        const struct bbt_store_terminal **wire = NULL; /* the store's terminals not in the registry */
+        size_t *st_of = NULL, n_wire = 0; /* registry terminal → 1 + index into d->st; 0: never reported */
         size_t si;
         int r;
 
         r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
         if (r < 0)
                 return r;
-        if (d->n_st > 0) /* none in scope: d->st is NULL, which qsort and bsearch must not get */
-                qsort(d->st, d->n_st, sizeof(*d->st), cmp_store_terminal);
-        matched = calloc(d->n_st + 1, sizeof(*matched));
-        if (!matched)
-                return -ENOMEM;
+        st_of = calloc((d->reg ? d->reg->n_terminals : 0) + 1, sizeof(*st_of));
+        wire = calloc(d->n_st + 1, sizeof(*wire));
+        if (!st_of || !wire) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < d->n_st; i++) {
+                const struct bbt_terminal_entry *e = registry_entry(d, &d->st[i]);
+
+                if (e)
+                        st_of[e - d->reg->terminals] = i + 1;
+                else
+                        wire[n_wire++] = &d->st[i];
+        }
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_schools; i++) {
                 const struct bbt_school *s = &d->reg->schools[i];
 
@@ -173,23 +192,20 @@ static int collect(struct bbt_report_data *d)
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_terminals; i++) {
                 const struct bbt_terminal_entry *e = &d->reg->terminals[i];
                 const struct bbt_school *s = bbt_registry_school(d->reg, e->school);
-                struct bbt_store_terminal *st;
 
                 if (!s || !county_ok(d, s->county) || !school_ok(d, s->code))
                         continue;
-                st = store_find(d, s->county, e->school, e->id);
-                if (st)
-                        matched[st - d->st] = true;
                 r = school_add(d, s->county, s->code, s, &si);
                 if (r == 0)
-                        r = term_add(d, si, e->id, st, e);
+                        r = term_add(d, si, e->id, st_of[i] ? &d->st[st_of[i] - 1] : NULL, e);
         }
-        for (size_t i = 0; r == 0 && i < d->n_st; i++) {
-                const struct bbt_store_terminal *st = &d->st[i];
+        /* Those seen on the wire only, by school, terminal and county. */
+        if (n_wire > 0)
+                qsort(wire, n_wire, sizeof(*wire), cmp_store_terminal_ptr);
+        for (size_t i = 0; r == 0 && i < n_wire; i++) {
+                const struct bbt_store_terminal *st = wire[i];
                 const struct bbt_school *rs;
 
-                if (matched[i])
-                        continue;
                 /* Not in the registry and first heard of after the range: it
                  * did not exist then (the range must read the same later). */
                 if (st->first_seen_ms >= d->end_ms)
@@ -204,7 +220,9 @@ static int collect(struct bbt_report_data *d)
                 if (r == 0)
                         r = term_add(d, si, st->terminal, st, NULL);
         }
-        free(matched);
+out:
+        free(st_of);
+        free(wire);
         if (r < 0)
                 return r;
         d->by_store_id = calloc((size_t)d->max_store_id + 1, sizeof(*d->by_store_id));
@@ -218,6 +236,12 @@ static int collect(struct bbt_report_data *d)
 
 /* ---- figures ---- */
 
+/* What the idle judgement takes as the terminal's last message (both paths). */
+static int64_t idle_last_seen(const struct bbt_report_terminal *t)
+{
+        return t->last_seen_ms;
+}
+
 static void terminal_figures(struct bbt_report_data *d, struct bbt_report_terminal *t,
                              const struct bbt_day_rollup *rows, size_t n)
 {
@@ -230,7 +254,7 @@ static void terminal_figures(struct bbt_report_data *d, struct bbt_report_termin
 
         bbt_rates_add(&t->acc, d->s, d->o->from, d->to, &td);
         idle.school_day = si->school_day + (si->idle_from - d->qfrom);
-        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, t->last_seen_ms, &t->idle_used);
+        t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, idle_last_seen(t), &t->idle_used);
 }
 
 static void flush_buf(struct bbt_report_data *d)
@@ -383,6 +407,247 @@ static int figures(struct bbt_report_data *d)
         return 0;
 }
 
+/* ---- figures from the day aggregates ---- */
+
+/* A school by county and code, for bsearch. */
+struct school_key {
+        const char *county, *code;
+        size_t i; /* into d->schools */
+};
+
+/* What the aggregate path keeps while it reads (report_data.h's arrays by index). */
+struct agg {
+        struct bbt_report_data *d;
+        struct school_key *by_code;    /* every school, sorted by county, code */
+        struct bbt_day_totals *totals; /* per school, over its school days in the range */
+        int *powered, *used;           /* per terminal, school days in its idle window */
+        size_t cursor;                 /* into by_code: the school of the last row */
+        /* The weekly rule: the range's Monday-to-Sunday weeks, from the week of o->from. */
+        int32_t monday;                /* of the first week */
+        size_t n_weeks;
+        uint16_t *week_lessons;        /* [terminal × n_weeks + week]: periods used on its school days in the range */
+        int *week_days;                /* [school × n_weeks + week]: its school days in the range */
+};
+
+static int cmp_school_key(const void *a, const void *b)
+{
+        const struct school_key *x = a, *y = b;
+        int r = strcmp(x->county, y->county);
+
+        return r ? r : strcmp(x->code, y->code);
+}
+
+static int school_day_cb(void *u, const struct bbt_store_school_day *row)
+{
+        struct agg *a = u;
+        ssize_t si = -1;
+
+        /* Rows come by day, then county and school: most often the next school after the last. */
+        if (++a->cursor < a->d->n_schools) {
+                const struct school_key *k = &a->by_code[a->cursor];
+
+                if (strcmp(k->code, row->school) == 0 && strcmp(k->county, row->county) == 0)
+                        si = (ssize_t)k->i;
+        }
+        if (si < 0) {
+                struct school_key key = { .county = row->county, .code = row->school }, *k;
+
+                k = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key) : NULL;
+                if (!k)
+                        return 0;
+                si = (ssize_t)k->i;
+                a->cursor = (size_t)(k - a->by_code);
+        }
+
+        if (si < 0 || row->day < a->d->o->from || row->day > a->d->to ||
+            !a->d->schools[si].school_day[row->day - a->d->qfrom])
+                return 0;
+        bbt_day_totals_add(&a->totals[si], &row->t);
+        return 0;
+}
+
+static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
+{
+        struct agg *a = u;
+        size_t ti = term_index(a->d, m->terminal_id);
+        const struct bbt_report_school *si;
+
+        if (!ti)
+                return 0;
+        si = &a->d->schools[a->d->terms[ti - 1].school];
+        for (uint32_t bits = m->powered | m->used; bits; bits &= bits - 1) {
+                int i = __builtin_ctz(bits);
+                int32_t day = m->first_day + i;
+
+                if (day < si->idle_from || day > a->d->to || !si->school_day[day - a->d->qfrom])
+                        continue;
+                a->powered[ti - 1] += (m->powered >> i) & 1;
+                a->used[ti - 1] += (m->used >> i) & 1;
+        }
+        for (int j = 0; j < 2; j++) {
+                /* One bit per day with a lesson: its 4 bits ORed into the lowest. */
+                uint64_t x = m->lessons[j];
+
+                x = (x | x >> 1 | x >> 2 | x >> 3) & 0x1111111111111111ULL;
+                for (; x; x &= x - 1) {
+                        int i = 16 * j + __builtin_ctzll(x) / 4;
+                        int32_t day = m->first_day + i;
+
+                        if (day < a->d->o->from || day > a->d->to || !si->school_day[day - a->d->qfrom])
+                                continue;
+                        a->week_lessons[(ti - 1) * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
+                                (uint16_t)bbt_store_mark_lessons(m, i);
+                }
+        }
+        return 0;
+}
+
+static int school_days_in(const struct bbt_report_data *d, const struct bbt_report_school *si, int32_t from)
+{
+        int n = 0;
+
+        for (int32_t day = from; day <= d->to; day++)
+                n += si->school_day[day - d->qfrom];
+        return n;
+}
+
+/* The weekly rule as bbt_rates_add() judges it, from the lessons the marks
+ * gave: each terminal's weeks (cut by the range) with a school day, and
+ * those with enough lessons, into its own acc (with its school days and
+ * lessons: what the idle report's below_weekly_rule table shows) and its
+ * school's. */
+static void weeks_from_aggregates(struct bbt_report_data *d, struct agg *a)
+{
+        for (size_t i = 0; i < d->n_schools; i++)
+                for (int32_t day = d->o->from; day <= d->to; day++)
+                        a->week_days[i * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
+                                d->schools[i].school_day[day - d->qfrom];
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+                struct bbt_report_school *si = &d->schools[t->school];
+
+                for (size_t w = 0; w < a->n_weeks; w++) {
+                        int days = a->week_days[t->school * a->n_weeks + w];
+                        int64_t lessons = a->week_lessons[i * a->n_weeks + w];
+
+                        if (days == 0)
+                                continue;
+                        t->acc.terminal_days += days;
+                        t->acc.periods_used += lessons;
+                        t->acc.weeks_judged++;
+                        t->acc.weeks_met += bbt_weekly_rule_met(d->s, lessons, days);
+                }
+                si->acc.weeks_judged += t->acc.weeks_judged;
+                si->acc.weeks_met += t->acc.weeks_met;
+        }
+}
+
+/* The figures bbt_rates_add() and bbt_idle_judge() would give from every
+ * rollup, from the day aggregates: the schools' totals over their school
+ * days, each terminal's powered and used days in its idle window, and its
+ * weeks under the weekly rule. The terminals' other rates are left out
+ * (BBT_NEEDS_TERMINAL_RATES scans rows). */
+static int figures_from_aggregates(struct bbt_report_data *d)
+{
+        struct bbt_store_scope range = d->scope;
+        struct agg a = { .d = d };
+        int r = -ENOMEM;
+
+        a.by_code = calloc(d->n_schools + 1, sizeof(*a.by_code));
+        a.totals = calloc(d->n_schools + 1, sizeof(*a.totals));
+        a.powered = calloc(d->n_terms + 1, sizeof(*a.powered));
+        a.used = calloc(d->n_terms + 1, sizeof(*a.used));
+        a.monday = bbt_week_monday(d->o->from);
+        a.n_weeks = d->to >= d->o->from ? (size_t)((d->to - a.monday) / 7 + 1) : 1;
+        a.week_lessons = calloc((d->n_terms + 1) * a.n_weeks, sizeof(*a.week_lessons));
+        a.week_days = calloc((d->n_schools + 1) * a.n_weeks, sizeof(*a.week_days));
+        if (!a.by_code || !a.totals || !a.powered || !a.used || !a.week_lessons || !a.week_days)
+                goto out;
+        for (size_t i = 0; i < d->n_schools; i++)
+                a.by_code[i] = (struct school_key){ d->schools[i].county, d->schools[i].code, i };
+        if (d->n_schools > 0)
+                qsort(a.by_code, d->n_schools, sizeof(*a.by_code), cmp_school_key);
+        range.from_day = d->o->from;
+        range.to_day = d->to;
+        a.cursor = SIZE_MAX;
+        r = bbt_store_school_days_each_in(d->store, &range, school_day_cb, &a);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < d->n_schools; i++)
+                if (d->schools[i].idle_from < range.from_day)
+                        range.from_day = d->schools[i].idle_from;
+        r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < d->n_terms; i++) {
+                struct bbt_report_terminal *t = &d->terms[i];
+                struct bbt_report_school *si = &d->schools[t->school];
+
+                t->idle = bbt_idle_decide(d->s, si->idle_from, school_days_in(d, si, si->idle_from), a.powered[i],
+                                          a.used[i], idle_last_seen(t));
+                t->idle_used = a.used[i];
+                si->acc.terminals++;
+                si->acc.intact += t->intact;
+        }
+        for (size_t i = 0; i < d->n_schools; i++) {
+                struct bbt_report_school *si = &d->schools[i];
+
+                if (si->n_terminals > 0)
+                        bbt_rates_add_totals(&si->acc, d->s,
+                                             (int64_t)si->n_terminals * school_days_in(d, si, d->o->from),
+                                             si->bells->n, &a.totals[i]);
+        }
+        weeks_from_aggregates(d, &a);
+        d->from_aggregates = true;
+out:
+        free(a.by_code);
+        free(a.totals);
+        free(a.powered);
+        free(a.used);
+        free(a.week_lessons);
+        free(a.week_days);
+        return r;
+}
+
+/* 1 if the store's day aggregates give this report's figures exactly:
+ * counted under the report's day rule from rollups cut with its bells and
+ * settings; else 0, or a negative errno. */
+static int aggregates_fit(struct bbt_report_data *d, unsigned needs)
+{
+        struct bbt_rollup_config c = { .cal = d->cal, .margin_min = d->s->margin_min, .offset_min = d->s->offset_min };
+        struct bbt_day_rule want, have;
+        int r;
+
+        if (needs & BBT_NEEDS_TERMINAL_RATES)
+                return 0;
+        bbt_day_rule_of(d->s, &want);
+        r = bbt_store_day_rule_get(d->store, &have);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        if (memcmp(&want, &have, sizeof(want)) != 0)
+                return 0;
+        r = bbt_rollup_config_check(d->store, &c);
+        return r == 0 ? 1 : r == 1 || r == -ENOENT ? 0 : r;
+}
+
+/* The figures, from the aggregates where they fit, else from every rollup. */
+static int figures_any(struct bbt_report_data *d, unsigned needs)
+{
+        int fit = 0;
+
+        if (d->o->scan != BBT_REPORT_SCAN_ROWS) {
+                fit = aggregates_fit(d, needs);
+                if (fit < 0)
+                        return fit;
+                if (!fit && d->o->scan == BBT_REPORT_SCAN_AGGREGATES) {
+                        snprintf(d->store->error, sizeof(d->store->error),
+                                 "the store's day aggregates do not fit this report (its day rule, bells or kind)");
+                        return -ESTALE;
+                }
+        }
+        return fit ? figures_from_aggregates(d) : figures(d);
+}
+
 int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_options *o, struct bbt_store *store,
                            const struct bbt_registry *reg, const struct bbt_calendar *cal,
                            const struct bbt_metric_settings *s, unsigned needs)
@@ -412,7 +677,7 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
         if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
                 r = fault_state(d);
         if (r == 0 && (needs & BBT_NEEDS_FIGURES))
-                r = figures(d);
+                r = figures_any(d, needs);
         return r;
 }
 

@@ -51,10 +51,12 @@ struct bbt_report_data {
         size_t n_st, cap_st;
         struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
         size_t n_schools, cap_schools;
+        size_t school_hint;                /* the school school_add found last */
         struct bbt_report_terminal *terms;
         size_t n_terms, cap_terms;
         size_t *by_store_id; /* store id → 1 + index into terms; 0: not in scope */
         int64_t max_store_id;
+        bool from_aggregates;         /* the figures came from the store's day aggregates, not its rollups */
         struct bbt_day_rollup *buf; /* one terminal's rows while streaming */
         size_t n_buf, cap_buf;
         size_t buf_term;

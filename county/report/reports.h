@@ -23,7 +23,15 @@ enum {
         BBT_NEEDS_FIGURES = 1 << 1,     /* the rollups: rates and the idle judgement (and the fault state) */
         BBT_NEEDS_SCHOOL = 1 << 2,      /* options: one school (o->school) */
         BBT_NEEDS_WEEK = 1 << 3,        /* options: the range is one week, Monday to Sunday */
+        BBT_NEEDS_TERMINAL_RATES = 1 << 4, /* with FIGURES: each terminal's rates too (from its day rollups) */
 };
+
+/* Where the figures come from (report_data.c): the store's day aggregates
+ * when they fit the report (its day rule and bells), else every day rollup.
+ * ROWS and AGGREGATES are for the tests and tools/bench/report-bench, which
+ * compare the two (bbt-report reads them from BBT_REPORT_SCAN); AGGREGATES
+ * fails with -ESTALE where the aggregates do not fit. */
+enum bbt_report_scan { BBT_REPORT_SCAN_AUTO, BBT_REPORT_SCAN_ROWS, BBT_REPORT_SCAN_AGGREGATES };
 
 /* One kind of report. A new one is a file build_NAME.c defining a const
  * struct bbt_report_kind and one entry in reports.c's table; bbt-report's
@@ -53,6 +61,7 @@ struct bbt_report_options {
         bool chinese;
         int64_t now_ms;      /* "now", for faults and idle at a range that ends today */
         const char *store_label; /* printed in the settings footer */
+        enum bbt_report_scan scan; /* internal: tests and benchmarks only */
 };
 
 /* Builds report O->kind from STORE (read), REG and CAL (may be empty) under

@@ -213,6 +213,53 @@ void bbt_day_set_free(struct bbt_day_set *s)
         s->n = s->cap = 0;
 }
 
+void bbt_day_totals_of(const struct bbt_day_rule *r, const struct bbt_day_rollup *d, int n_periods,
+                       struct bbt_day_totals *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        n_periods = n_periods < 0 ? 0 : n_periods < BBT_PERIODS_MAX ? n_periods : BBT_PERIODS_MAX;
+        ret->powered = d->on_ms > 0;
+        ret->used = d->active_ms >= r->used_day_ms;
+        for (int k = 0; k < n_periods; k++)
+                ret->periods_used += d->period_active_ms[k] >= r->used_period_ms;
+        ret->on_ms = d->on_ms;
+        ret->active_ms = d->active_ms;
+        ret->interactive_ms = d->interactive_ms;
+        ret->on_all_ms = d->on_all_ms;
+        if (r->heartbeat_ms > 0 && d->on_all_ms > 0) {
+                /* At most ceil(expected): a heartbeat sent twice, or one
+                 * stamped just after the day's last interval, must not lift
+                 * 在线率 (docs/metrics.md). */
+                int64_t cap = (d->on_all_ms + r->heartbeat_ms - 1) / r->heartbeat_ms;
+
+                ret->hb_received = d->hb_count < cap ? (d->hb_count > 0 ? d->hb_count : 0) : cap;
+        }
+}
+
+void bbt_day_totals_add(struct bbt_day_totals *a, const struct bbt_day_totals *b)
+{
+        a->powered += b->powered;
+        a->used += b->used;
+        a->periods_used += b->periods_used;
+        a->on_ms += b->on_ms;
+        a->active_ms += b->active_ms;
+        a->interactive_ms += b->interactive_ms;
+        a->hb_received += b->hb_received;
+        a->on_all_ms += b->on_all_ms;
+}
+
+void bbt_day_totals_sub(struct bbt_day_totals *a, const struct bbt_day_totals *b)
+{
+        a->powered -= b->powered;
+        a->used -= b->used;
+        a->periods_used -= b->periods_used;
+        a->on_ms -= b->on_ms;
+        a->active_ms -= b->active_ms;
+        a->interactive_ms -= b->interactive_ms;
+        a->hb_received -= b->hb_received;
+        a->on_all_ms -= b->on_all_ms;
+}
+
 /* ---- the stored rollups ---- */
 
 int64_t bbt_rollup_config_hash(const struct bbt_rollup_config *c)

@@ -76,6 +76,42 @@ int bbt_day_set_add_usage(struct bbt_day_set *s, const struct bbt_rollup_rules *
 /* Frees S's rows and empties it (NULL-safe). */
 void bbt_day_set_free(struct bbt_day_set *s);
 
+/* ---- the day judgement the stored aggregates count by ---- */
+
+/* What makes a day "used", a period "used" and how many heartbeats it
+ * expects: the thresholds of docs/metrics.md in milliseconds. The store's
+ * day aggregates (store.h, "Day aggregates") are counted under one rule. */
+struct bbt_day_rule {
+        int64_t used_day_ms;    /* a day is used with active_ms >= this (> 0) */
+        int64_t used_period_ms; /* a period is used with its active time >= this (> 0) */
+        int64_t heartbeat_ms;   /* the agents' heartbeat interval (> 0) */
+};
+
+/* The rule a new or migrated store starts with: the metrics defaults (10
+ * min, 10 min, 60 s; bbt-aggregator records its own on start). */
+#define BBT_DAY_RULE_DEFAULT { .used_day_ms = 600000, .used_period_ms = 600000, .heartbeat_ms = 60000 }
+
+/* What day rollups count for under a rule, summed over terminal-days: the
+ * figures docs/metrics.md sums over school days. */
+struct bbt_day_totals {
+        int64_t powered;      /* days with on_ms > 0 */
+        int64_t used;         /* days with active_ms >= used_day_ms */
+        int64_t periods_used; /* periods (of the first N counted) with active time >= used_period_ms */
+        int64_t on_ms, active_ms, interactive_ms;
+        int64_t hb_received;  /* heartbeats, each day at most ceil(on_all_ms / heartbeat_ms) */
+        int64_t on_all_ms;
+};
+
+/* The totals of the one day rollup D under R, counting its first N_PERIODS
+ * periods (BBT_PERIODS_MAX: all; a rollup cut with a school's bells has no
+ * active time past them). */
+void bbt_day_totals_of(const struct bbt_day_rule *r, const struct bbt_day_rollup *d, int n_periods,
+                       struct bbt_day_totals *ret);
+
+/* A += B, or A -= B. */
+void bbt_day_totals_add(struct bbt_day_totals *a, const struct bbt_day_totals *b);
+void bbt_day_totals_sub(struct bbt_day_totals *a, const struct bbt_day_totals *b);
+
 /* ---- the stored rollups: rebuilt when the rules they were cut with change ---- */
 
 struct bbt_store;

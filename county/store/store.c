@@ -166,6 +166,28 @@ int bbt_store_days_each_in(struct bbt_store *s, const struct bbt_store_scope *sc
         return s->ops->days_each(s, scope ? scope : &everything, cb, u);
 }
 
+int bbt_store_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
+{
+        return s->ops->day_rule_get(s, ret);
+}
+
+int bbt_store_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
+{
+        return s->ops->day_rule_set(s, r);
+}
+
+int bbt_store_school_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                  int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
+{
+        return s->ops->school_days_each(s, scope ? scope : &everything, cb, u);
+}
+
+int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
+{
+        return s->ops->day_marks_each(s, scope ? scope : &everything, cb, u);
+}
+
 int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
 {

@@ -26,6 +26,10 @@
  * Scope. The _in iterators return only the rows in a scope (struct
  *   bbt_store_scope): the terminals of a county and school, days and times;
  *   the backend filters in its query, the caller gets no row to drop.
+ * Aggregates. day_add and days_clear keep the day aggregates (school_days,
+ *   day_marks) in step with the rollups, in the same transaction; they are
+ *   counted under the recorded day rule (day_rule_set recounts them all when
+ *   it changes). A row whose counts are all zero may be absent.
  * One writer. One bbt-aggregator writes a store. It keeps each terminal's row
  *   and gaps in memory and writes them back whole (terminal_update,
  *   gaps_replace): a second writer would overwrite the first's counters and
@@ -43,7 +47,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 3
+#define BBT_STORE_SCHEMA_VERSION 4
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -135,6 +139,39 @@ struct bbt_store_device {
         char vendor[129], model[129], serial[129], syspath[257];
 };
 
+/* Day aggregates: what reports sum instead of every terminal-day rollup
+ * (docs/aggregator.md, "Day aggregates"). The store keeps them with the
+ * rollups, in the transaction of each day_add, judged under one day rule
+ * (rollup.h): per school and day, the totals of its terminals' rollups; per
+ * terminal and 32-day span, which days were powered and used. Neither bakes
+ * in the calendar: a report keeps the school days of its calendar. */
+struct bbt_store_school_day {
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        int32_t day;
+        struct bbt_day_totals t; /* over every period (BBT_PERIODS_MAX) */
+};
+
+/* Days FIRST_DAY .. FIRST_DAY + 31 of one terminal: bit i of POWERED and
+ * USED is day FIRST_DAY + i (FIRST_DAY is a multiple of 32). LESSONS holds
+ * each day's periods used (0..12, under the day rule's used_period_ms, over
+ * every period like school_day's periods_used) in 4 bits: day FIRST_DAY + i
+ * at bits 4 × (i % 16) of LESSONS[i / 16] (bbt_store_mark_lessons()). The
+ * weekly rule judges each terminal's Monday-to-Sunday weeks from them. */
+#define BBT_STORE_MARK_DAYS 32
+struct bbt_store_day_marks {
+        int64_t terminal_id;
+        int32_t first_day;
+        uint32_t powered, used;
+        uint64_t lessons[2];
+};
+
+/* The periods used on day FIRST_DAY + I of M (0 <= I < 32). */
+static inline int bbt_store_mark_lessons(const struct bbt_store_day_marks *m, int i)
+{
+        return (int)(m->lessons[i >> 4] >> (4 * (i & 15)) & 0xf);
+}
+
 /* A terminal's history up to a day (docs/metrics.md, "History"): the
  * time of its latest message and the end of its latest active time, kept in
  * its day rollups (first_msg_ms, last_msg_ms, last_active_ms); 0: none. */
@@ -209,6 +246,19 @@ struct bbt_store_ops {
         /* Rollups of the terminals in scope with from_day <= day <= to_day, by terminal then day. */
         int (*days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                          int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
+        /* The rule the day aggregates are counted under; -ENOENT if none. */
+        int (*day_rule_get)(struct bbt_store *s, struct bbt_day_rule *ret);
+        /* Records R and, if it differs from the one recorded, recounts every
+         * day aggregate from the rollups (in the caller's transaction). */
+        int (*day_rule_set)(struct bbt_store *s, const struct bbt_day_rule *r);
+        /* The day aggregates of the schools in scope (county, school) with
+         * from_day <= day <= to_day, by county, school, day. */
+        int (*school_days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
+        /* The day marks of the terminals in scope whose 32 days meet
+         * from_day..to_day (bits outside it may be set), by terminal, day. */
+        int (*day_marks_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
         /* Every terminal in scope, by id, with the latest last_msg_ms and
          * the latest last_active_ms of its rollups with from_day <= day <=
          * to_day (0: none). Reads about one row per terminal, not the range. */
@@ -314,6 +364,12 @@ int bbt_store_days_each(struct bbt_store *s, int32_t from, int32_t to, int (*cb)
                         const struct bbt_day_rollup *d), void *u);
 int bbt_store_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u);
+int bbt_store_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret);
+int bbt_store_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r);
+int bbt_store_school_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                  int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
+int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
 int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
 int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min);

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "bbt/array.h"
 #include "bbt/base.h"
 
 /* 'bbt1': tells a bbt store from any other SQLite file. */
@@ -32,6 +33,42 @@ static int migrate_history(sqlite3 *db, char **msg)
                             "CREATE INDEX day_rollup_active ON day_rollup(terminal_id, day)"
                             " WHERE last_active_ms > 0;",
                             NULL, NULL, msg);
+}
+
+/* The schema of the day aggregates (store.h, "Day aggregates"): per school
+ * and day the totals of its terminals' rollups, per terminal and 32 days
+ * (span = day >> 5) the days powered and used as bits and each day's periods
+ * used in 4 bits (days 0-15 of the span in lessons_lo, 16-31 in
+ * lessons_hi, as two's complement 64-bit integers). Keyed by day first:
+ * a report reads a range of days of every school. */
+#define SCHEMA_DAY_AGGREGATES                                                                                        \
+        "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                  \
+        " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"                           \
+        " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"                      \
+        " hb_received INTEGER NOT NULL, on_all_ms INTEGER NOT NULL,"                                                 \
+        " PRIMARY KEY(day, county, school)) WITHOUT ROWID;"                                                          \
+        "CREATE TABLE day_mark(span INTEGER NOT NULL, terminal_id INTEGER NOT NULL, powered INTEGER NOT NULL,"      \
+        " used INTEGER NOT NULL, lessons_lo INTEGER NOT NULL, lessons_hi INTEGER NOT NULL,"                          \
+        " PRIMARY KEY(span, terminal_id)) WITHOUT ROWID;"
+
+static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg);
+
+/* 3 → 4: the day aggregates, counted from the rollups already stored under
+ * the default rule (bbt-aggregator records its own rule when it starts). */
+static int migrate_day_aggregates(sqlite3 *db, char **msg)
+{
+        static const struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT;
+        char *sql = sqlite3_mprintf("INSERT INTO meta(key, value) VALUES('day_rule.used_day_ms', %lld),"
+                                    " ('day_rule.used_period_ms', %lld), ('day_rule.heartbeat_ms', %lld)"
+                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                    (long long)rule.used_day_ms, (long long)rule.used_period_ms,
+                                    (long long)rule.heartbeat_ms);
+        int rc = sql ? sqlite3_exec(db, SCHEMA_DAY_AGGREGATES, NULL, NULL, msg) : SQLITE_NOMEM;
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+        sqlite3_free(sql);
+        return rc == SQLITE_OK ? recount_day_aggregates(db, &rule, msg) : rc;
 }
 
 /* Migration N brings a store from user_version N to N + 1: its SQL, or its
@@ -101,9 +138,12 @@ static const struct migration migrations[] = {
         " channel INTEGER NOT NULL, ts INTEGER NOT NULL, recv_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
         " payload TEXT NOT NULL, stored_hash INTEGER NOT NULL, hash INTEGER NOT NULL);", NULL },
         { NULL, migrate_history },
+        /* 3 → 4 */
+        { NULL, migrate_day_aggregates },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
+_Static_assert(BBT_PERIODS_MAX <= 15, "a day's periods used fit day_mark's 4 bits");
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -142,6 +182,15 @@ enum stmt {
         ST_DAYS_CLEAR,
         ST_DAYS,
         ST_DAYS_SCOPED,
+        ST_SCHOOL_DAY_ADD,
+        ST_TERMINAL_SCHOOL,
+        ST_DAY_MARK_SET,
+        ST_SCHOOL_DAYS_CLEAR,
+        ST_DAY_MARKS_CLEAR,
+        ST_SCHOOL_DAYS,
+        ST_SCHOOL_DAYS_SCOPED,
+        ST_DAY_MARKS,
+        ST_DAY_MARKS_SCOPED,
         ST_SEEN,
         ST_SEEN_SCOPED,
         ST_DAYS_HISTORY_REBUILD,
@@ -192,6 +241,12 @@ enum stmt {
         " AND d.day BETWEEN ?3 AND ?4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"                      \
         " COALESCE((SELECT d.last_active_ms FROM day_rollup d WHERE d.terminal_id = t.id"                            \
         " AND d.day BETWEEN ?3 AND ?4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0) FROM terminal t"
+#define SELECT_SCHOOL_DAYS                                                                                           \
+        "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms, hb_received,"    \
+        " on_all_ms FROM school_day WHERE day BETWEEN ?3 AND ?4"
+#define SELECT_DAY_MARKS                                                                                             \
+        "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"                              \
+        " WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
 #define SELECT_LOSSES                                                                                                \
         "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
@@ -258,12 +313,41 @@ static const char *const sql[ST__COUNT] = {
                        " p3 = p3 + excluded.p3, p4 = p4 + excluded.p4, p5 = p5 + excluded.p5,"
                        " p6 = p6 + excluded.p6, p7 = p7 + excluded.p7, p8 = p8 + excluded.p8,"
                        " p9 = p9 + excluded.p9, p10 = p10 + excluded.p10, p11 = p11 + excluded.p11,"
-                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms," DAY_HISTORY_MERGE,
+                       " p12 = p12 + excluded.p12, on_all_ms = on_all_ms + excluded.on_all_ms," DAY_HISTORY_MERGE
+                       /* The row as it is now: the day aggregates need it before and after. */
+                       " RETURNING on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"
+                       " p10, p11, p12, on_all_ms",
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
                           " p11 = 0, p12 = 0, last_active_ms = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
+        /* The change of a school's day (?1 day, ?2 county, ?3 school). */
+        [ST_SCHOOL_DAY_ADD] = "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms,"
+                              " active_ms, interactive_ms, hb_received, on_all_ms)"
+                              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                              " ON CONFLICT(day, county, school) DO UPDATE SET powered = powered + excluded.powered,"
+                              " used = used + excluded.used, periods_used = periods_used + excluded.periods_used,"
+                              " on_ms = on_ms + excluded.on_ms, active_ms = active_ms + excluded.active_ms,"
+                              " interactive_ms = interactive_ms + excluded.interactive_ms,"
+                              " hb_received = hb_received + excluded.hb_received,"
+                              " on_all_ms = on_all_ms + excluded.on_all_ms",
+        /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0);
+         * ?6, ?7: the day's 4 bits in lessons_lo, lessons_hi (one is 0);
+         * ?8, ?9: its periods used there. */
+        [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
+                            " VALUES(?2, ?1, ?4, ?5, ?8, ?9)"
+                            " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (powered & ~?3) | ?4,"
+                            " used = (used & ~?3) | ?5, lessons_lo = (lessons_lo & ~?6) | ?8,"
+                            " lessons_hi = (lessons_hi & ~?7) | ?9",
+        [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
+        [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
+        [ST_DAY_MARKS_CLEAR] = "DELETE FROM day_mark",
+        [ST_SCHOOL_DAYS] = SELECT_SCHOOL_DAYS " ORDER BY day, county, school",
+        [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_DAYS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
+                                  " ORDER BY day, county, school",
+        [ST_DAY_MARKS] = SELECT_DAY_MARKS " ORDER BY span, terminal_id",
+        [ST_DAY_MARKS_SCOPED] = SELECT_DAY_MARKS " AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
         [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
         [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
                            " ORDER BY t.id",
@@ -310,11 +394,36 @@ static const char *const sql[ST__COUNT] = {
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
 };
 
+/* A school as the day aggregates key it. */
+struct agg_school {
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+};
+
+/* The change of one school's day not written yet: a transaction's day_adds
+ * are summed per school and day and written at commit (or before a read), one
+ * row per school instead of one per terminal. */
+struct agg_pending {
+        bool used;
+        int32_t school; /* into schools */
+        int32_t day;
+        struct bbt_day_totals t;
+};
+
 struct sqlite_store {
         struct bbt_store base; /* first: the store is cast to and from it */
         sqlite3 *db;
         sqlite3_stmt *st[ST__COUNT];
         bool in_tx;
+        bool has_rule;            /* rule is the recorded day rule (read once; forgotten on rollback) */
+        struct bbt_day_rule rule;
+        /* The schools of the terminals day_add has seen (a terminal's school never changes). */
+        struct agg_school *schools;
+        size_t n_schools, cap_schools;
+        int32_t *school_of;       /* terminal id → 1 + index into schools; 0: not looked up yet */
+        size_t cap_school_of;
+        struct agg_pending *pending; /* open addressing by (school, day); cap_pending a power of 2 */
+        size_t n_pending, cap_pending;
 };
 
 static struct sqlite_store *of(struct bbt_store *s)
@@ -386,8 +495,14 @@ static void bind_text(sqlite3_stmt *s, int i, const char *text)
 static void copy_col(sqlite3_stmt *s, int i, char *buf, size_t size)
 {
         const unsigned char *t = sqlite3_column_text(s, i);
+        size_t n = t ? strnlen((const char *)t, (size_t)sqlite3_column_bytes(s, i)) : 0;
 
-        snprintf(buf, size, "%s", t ? (const char *)t : "");
+        /* As snprintf("%s") would, truncated to SIZE - 1 bytes, without its cost per row. */
+        if (n >= size)
+                n = size - 1;
+        if (n)
+                memcpy(buf, t, n);
+        buf[n] = '\0';
 }
 
 /* Statement ID, or its _SCOPED twin with SCOPE's county and school bound
@@ -413,6 +528,132 @@ static sqlite3_stmt *scoped(struct sqlite_store *q, enum stmt id, const struct b
         return st;
 }
 
+static void pending_drop(struct sqlite_store *q)
+{
+        if (q->n_pending)
+                memset(q->pending, 0, q->cap_pending * sizeof(*q->pending));
+        q->n_pending = 0;
+}
+
+/* Writes every pending school-day change. */
+static int pending_write(struct sqlite_store *q)
+{
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && q->n_pending && i < q->cap_pending; i++) {
+                const struct agg_pending *p = &q->pending[i];
+                sqlite3_stmt *st;
+
+                if (!p->used)
+                        continue;
+                st = stmt(q, ST_SCHOOL_DAY_ADD);
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int(st, 1, p->day);
+                bind_text(st, 2, q->schools[p->school].county);
+                bind_text(st, 3, q->schools[p->school].school);
+                sqlite3_bind_int64(st, 4, p->t.powered);
+                sqlite3_bind_int64(st, 5, p->t.used);
+                sqlite3_bind_int64(st, 6, p->t.periods_used);
+                sqlite3_bind_int64(st, 7, p->t.on_ms);
+                sqlite3_bind_int64(st, 8, p->t.active_ms);
+                sqlite3_bind_int64(st, 9, p->t.interactive_ms);
+                sqlite3_bind_int64(st, 10, p->t.hb_received);
+                sqlite3_bind_int64(st, 11, p->t.on_all_ms);
+                r = run(q, st, "day aggregates");
+        }
+        if (r == 0)
+                pending_drop(q);
+        return r;
+}
+
+static size_t pending_slot(const struct agg_pending *v, size_t cap, int32_t school, int32_t day)
+{
+        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
+
+        while (v[i].used && (v[i].school != school || v[i].day != day))
+                i = (i + 1) & (cap - 1);
+        return i;
+}
+
+/* Adds T to the pending change of SCHOOL's DAY. */
+static int pending_add(struct sqlite_store *q, int32_t school, int32_t day, const struct bbt_day_totals *t)
+{
+        struct agg_pending *p;
+
+        if ((q->n_pending + 1) * 2 > q->cap_pending) {
+                size_t cap = q->cap_pending ? q->cap_pending * 2 : 256;
+                struct agg_pending *v = calloc(cap, sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < q->cap_pending; i++)
+                        if (q->pending[i].used)
+                                v[pending_slot(v, cap, q->pending[i].school, q->pending[i].day)] = q->pending[i];
+                free(q->pending);
+                q->pending = v;
+                q->cap_pending = cap;
+        }
+        p = &q->pending[pending_slot(q->pending, q->cap_pending, school, day)];
+        if (!p->used) {
+                *p = (struct agg_pending){ .used = true, .school = school, .day = day };
+                q->n_pending++;
+        }
+        bbt_day_totals_add(&p->t, t);
+        return 0;
+}
+
+/* *RET: the index into q->schools of terminal TERMINAL_ID's school; -ENOENT
+ * if there is no such terminal. */
+static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
+{
+        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
+        struct agg_school sc;
+        sqlite3_stmt *st;
+        int32_t i;
+        int rc, r;
+
+        if (cache && (size_t)terminal_id < q->cap_school_of && q->school_of[terminal_id]) {
+                *ret = q->school_of[terminal_id] - 1;
+                return 0;
+        }
+        st = stmt(q, ST_TERMINAL_SCHOOL);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "day aggregates");
+        }
+        copy_col(st, 0, sc.county, sizeof(sc.county));
+        copy_col(st, 1, sc.school, sizeof(sc.school));
+        sqlite3_reset(st);
+        /* From the newest: a school's terminals come together. */
+        for (i = (int32_t)q->n_schools - 1; i >= 0; i--)
+                if (strcmp(q->schools[i].school, sc.school) == 0 && strcmp(q->schools[i].county, sc.county) == 0)
+                        break;
+        if (i < 0) {
+                r = bbt_array_reserve((void **)&q->schools, &q->cap_schools, q->n_schools + 1, sizeof(sc));
+                if (r < 0)
+                        return r;
+                q->schools[q->n_schools] = sc;
+                i = (int32_t)q->n_schools++;
+        }
+        *ret = i;
+        if (cache) {
+                size_t had = q->cap_school_of;
+
+                r = bbt_array_reserve((void **)&q->school_of, &q->cap_school_of, (size_t)terminal_id + 1,
+                                      sizeof(*q->school_of));
+                if (r < 0)
+                        return r;
+                memset(q->school_of + had, 0, (q->cap_school_of - had) * sizeof(*q->school_of));
+                q->school_of[terminal_id] = i + 1;
+        }
+        return 0;
+}
+
 static int sq_begin(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
@@ -430,9 +671,12 @@ static int sq_begin(struct bbt_store *s)
 static int sq_commit(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = stmt(q, ST_COMMIT);
-        int r;
+        sqlite3_stmt *st;
+        int r = pending_write(q);
 
+        if (r < 0)
+                return r;
+        st = stmt(q, ST_COMMIT);
         if (!st)
                 return -EIO;
         r = run(q, st, "commit");
@@ -449,6 +693,11 @@ static int sq_rollback(struct bbt_store *s)
         if (!q->in_tx)
                 return 0;
         q->in_tx = false;
+        q->has_rule = false;
+        pending_drop(q);
+        /* A terminal inserted in the transaction is gone, and its id may come again for another. */
+        if (q->cap_school_of)
+                memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
@@ -827,10 +1076,198 @@ static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
         return st ? each(q, st, "usage", usage_row, (void *)cb, u) : -EIO;
 }
 
+/* The meta keys of the day rule. */
+static const char *const rule_keys[] = { "day_rule.used_day_ms", "day_rule.used_period_ms", "day_rule.heartbeat_ms" };
+
+static int64_t *rule_field(struct bbt_day_rule *r, size_t i)
+{
+        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
+}
+
+static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_day_rule r;
+        int e = 0;
+
+        if (q->has_rule) {
+                *ret = q->rule;
+                return 0;
+        }
+        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
+                e = sq_meta_get(s, rule_keys[i], rule_field(&r, i));
+        if (e < 0) {
+                if (e == -ENOENT)
+                        snprintf(q->base.error, sizeof(q->base.error), "no day rule recorded");
+                return e;
+        }
+        q->rule = *ret = r;
+        q->has_rule = true;
+        return 0;
+}
+
+/* Deletes and recounts every day aggregate from the rollups under R (in
+ * SQL: the same judgement as bbt_day_totals_of() with every period). */
+static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
+{
+        static const char *const steps[] = {
+                "DELETE FROM school_day",
+                "DELETE FROM day_mark",
+                "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms, active_ms,"
+                " interactive_ms, hb_received, on_all_ms)"
+                " SELECT d.day, t.county, t.school, sum(d.on_ms > 0), sum(d.active_ms >= ?1),"
+                " sum((d.p1 >= ?2) + (d.p2 >= ?2) + (d.p3 >= ?2) + (d.p4 >= ?2) + (d.p5 >= ?2) + (d.p6 >= ?2)"
+                " + (d.p7 >= ?2) + (d.p8 >= ?2) + (d.p9 >= ?2) + (d.p10 >= ?2) + (d.p11 >= ?2) + (d.p12 >= ?2)),"
+                " sum(d.on_ms), sum(d.active_ms), sum(d.interactive_ms),"
+                " sum(CASE WHEN d.on_all_ms > 0 THEN min(max(d.hb_count, 0), (d.on_all_ms + ?3 - 1) / ?3) ELSE 0 END),"
+                " sum(d.on_all_ms)"
+                " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school",
+                /* One row per terminal and day: the bits summed are disjoint
+                 * (only day 15's or 31's may set the sign bit: no overflow). */
+                "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
+                " SELECT day >> 5, terminal_id, sum(CASE WHEN on_ms > 0 THEN 1 << (day & 31) ELSE 0 END),"
+                " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END),"
+                " sum(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15)) ELSE 0 END),"
+                " sum(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15)) ELSE 0 END)"
+                " FROM (SELECT terminal_id, day, on_ms, active_ms, (p1 >= ?2) + (p2 >= ?2) + (p3 >= ?2)"
+                " + (p4 >= ?2) + (p5 >= ?2) + (p6 >= ?2) + (p7 >= ?2) + (p8 >= ?2) + (p9 >= ?2) + (p10 >= ?2)"
+                " + (p11 >= ?2) + (p12 >= ?2) AS n FROM day_rollup) GROUP BY day >> 5, terminal_id",
+        };
+        int rc = SQLITE_OK;
+
+        for (size_t i = 0; rc == SQLITE_OK && i < BBT_ELEMENTSOF(steps); i++) {
+                sqlite3_stmt *st;
+
+                rc = sqlite3_prepare_v2(db, steps[i], -1, &st, NULL);
+                if (rc != SQLITE_OK)
+                        break;
+                for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
+                        sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE)
+                        rc = SQLITE_OK;
+                sqlite3_finalize(st);
+        }
+        if (rc != SQLITE_OK && msg && !*msg)
+                *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        return rc;
+}
+
+static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_day_rule now;
+        int e = sq_day_rule_get(s, &now);
+        char *msg = NULL;
+        int rc;
+
+        if (r->used_day_ms <= 0 || r->used_period_ms <= 0 || r->heartbeat_ms <= 0) {
+                snprintf(q->base.error, sizeof(q->base.error), "day rule: every threshold must be > 0");
+                return -EINVAL;
+        }
+        if (e < 0 && e != -ENOENT)
+                return e;
+        if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
+                return 0;
+        q->has_rule = false;
+        pending_drop(q); /* the recount reads the rollups, which hold every change */
+        for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
+                e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
+                if (e < 0)
+                        return e;
+        }
+        rc = recount_day_aggregates(q->db, r, &msg);
+        if (rc != SQLITE_OK) {
+                e = fail(q, rc, "day aggregates");
+                if (msg)
+                        snprintf(q->base.error, sizeof(q->base.error), "day aggregates: %s", msg);
+                sqlite3_free(msg);
+                return e;
+        }
+        q->rule = *r;
+        q->has_rule = true;
+        return 0;
+}
+
+static void day_from_row(sqlite3_stmt *st, int first, struct bbt_day_rollup *d)
+{
+        d->on_ms = sqlite3_column_int64(st, first);
+        d->active_ms = sqlite3_column_int64(st, first + 1);
+        d->interactive_ms = sqlite3_column_int64(st, first + 2);
+        d->hb_count = sqlite3_column_int64(st, first + 3);
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                d->period_active_ms[k] = sqlite3_column_int64(st, first + 4 + k);
+        d->on_all_ms = sqlite3_column_int64(st, first + 16);
+}
+
+static bool totals_zero(const struct bbt_day_totals *t)
+{
+        static const struct bbt_day_totals zero;
+
+        return memcmp(t, &zero, sizeof(zero)) == 0;
+}
+
+/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
+static int64_t span_of(int32_t day)
+{
+        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
+}
+
+/* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
+static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
+                          const struct bbt_day_rollup *after)
+{
+        struct bbt_day_totals a, b;
+        sqlite3_stmt *st;
+        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        unsigned shift = 4 * ((uint32_t)day & 15);
+        uint64_t nibble, lessons;
+        int32_t school = 0;
+        bool hi;
+        int r;
+
+        r = sq_day_rule_get(&q->base, &q->rule);
+        if (r < 0)
+                return r;
+        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
+        bbt_day_totals_of(&q->rule, before, BBT_PERIODS_MAX, &b);
+        bbt_day_totals_sub(&a, &b);
+        if (totals_zero(&a))
+                return 0;
+        r = school_of(q, terminal_id, &school);
+        if (r == -ENOENT)
+                return 0; /* a rollup of no terminal: no school to count it under */
+        if (r == 0)
+                r = pending_add(q, school, day, &a);
+        if (r == 0 && !q->in_tx)
+                r = pending_write(q); /* outside a transaction each write commits alone */
+        if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
+                return r;
+        st = stmt(q, ST_DAY_MARK_SET);
+        if (!st)
+                return -EIO;
+        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
+        nibble = (uint64_t)0xf << shift;
+        lessons = (uint64_t)a.periods_used << shift;
+        hi = ((uint32_t)day & 16) != 0;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, span_of(day));
+        sqlite3_bind_int64(st, 3, bit);
+        sqlite3_bind_int64(st, 4, a.powered ? bit : 0);
+        sqlite3_bind_int64(st, 5, a.used ? bit : 0);
+        sqlite3_bind_int64(st, 6, hi ? 0 : (int64_t)nibble);
+        sqlite3_bind_int64(st, 7, hi ? (int64_t)nibble : 0);
+        sqlite3_bind_int64(st, 8, hi ? 0 : (int64_t)lessons);
+        sqlite3_bind_int64(st, 9, hi ? (int64_t)lessons : 0);
+        return run(q, st, "day aggregates");
+}
+
 static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_DAY_ADD);
+        struct bbt_day_rollup after, before;
+        int rc;
 
         if (!st)
                 return -EIO;
@@ -846,15 +1283,41 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         sqlite3_bind_int64(st, 20, d->first_msg_ms);
         sqlite3_bind_int64(st, 21, d->last_msg_ms);
         sqlite3_bind_int64(st, 22, d->last_active_ms);
-        return run(q, st, "rollup");
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                sqlite3_reset(st);
+                return fail(q, rc == SQLITE_DONE ? SQLITE_ERROR : rc, "rollup");
+        }
+        memset(&after, 0, sizeof(after));
+        day_from_row(st, 0, &after);
+        rc = sqlite3_reset(st);
+        if (rc != SQLITE_OK)
+                return fail(q, rc, "rollup");
+        /* Before this add: the row now less what was added. */
+        before = after;
+        before.on_ms -= d->on_ms;
+        before.active_ms -= d->active_ms;
+        before.interactive_ms -= d->interactive_ms;
+        before.hb_count -= d->hb_count;
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                before.period_active_ms[k] -= d->period_active_ms[k];
+        before.on_all_ms -= d->on_all_ms;
+        return aggregates_add(q, terminal_id, d->day, &before, &after);
 }
 
 static int sq_days_clear(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_DAYS_CLEAR);
+        int r = st ? run(q, st, "rollup") : -EIO;
 
-        return st ? run(q, st, "rollup") : -EIO;
+        /* With no time on, every aggregate counts 0 (the rule's thresholds are > 0). */
+        pending_drop(q);
+        for (enum stmt id = ST_SCHOOL_DAYS_CLEAR; r == 0 && id <= ST_DAY_MARKS_CLEAR; id++) {
+                st = stmt(q, id);
+                r = st ? run(q, st, "day aggregates") : -EIO;
+        }
+        return r;
 }
 
 static int day_row(sqlite3_stmt *st, void *cb, void *u)
@@ -865,13 +1328,7 @@ static int day_row(sqlite3_stmt *st, void *cb, void *u)
 
         memset(&d, 0, sizeof(d));
         d.day = sqlite3_column_int(st, 1);
-        d.on_ms = sqlite3_column_int64(st, 2);
-        d.active_ms = sqlite3_column_int64(st, 3);
-        d.interactive_ms = sqlite3_column_int64(st, 4);
-        d.hb_count = sqlite3_column_int64(st, 5);
-        for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                d.period_active_ms[k] = sqlite3_column_int64(st, 6 + k);
-        d.on_all_ms = sqlite3_column_int64(st, 18);
+        day_from_row(st, 2, &d);
         d.first_msg_ms = sqlite3_column_int64(st, 19);
         d.last_msg_ms = sqlite3_column_int64(st, 20);
         d.last_active_ms = sqlite3_column_int64(st, 21);
@@ -885,6 +1342,65 @@ static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         sqlite3_stmt *st = scoped(q, ST_DAYS, scope, scope->from_day, scope->to_day);
 
         return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
+}
+
+static int school_day_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_school_day *) =
+                (int (*)(void *, const struct bbt_store_school_day *))cb;
+        struct bbt_store_school_day d;
+
+        memset(&d, 0, sizeof(d));
+        copy_col(st, 0, d.county, sizeof(d.county));
+        copy_col(st, 1, d.school, sizeof(d.school));
+        d.day = sqlite3_column_int(st, 2);
+        d.t.powered = sqlite3_column_int64(st, 3);
+        d.t.used = sqlite3_column_int64(st, 4);
+        d.t.periods_used = sqlite3_column_int64(st, 5);
+        d.t.on_ms = sqlite3_column_int64(st, 6);
+        d.t.active_ms = sqlite3_column_int64(st, 7);
+        d.t.interactive_ms = sqlite3_column_int64(st, 8);
+        d.t.hb_received = sqlite3_column_int64(st, 9);
+        d.t.on_all_ms = sqlite3_column_int64(st, 10);
+        return fn(u, &d);
+}
+
+/* Scopes with a county or school filter their rows by the row's own columns. */
+static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                               int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st;
+        int r = pending_write(q); /* a transaction reads its own writes */
+
+        if (r < 0)
+                return r;
+        st = scoped(q, ST_SCHOOL_DAYS, scope, scope->from_day, scope->to_day);
+        return st ? each(q, st, "day aggregates", school_day_row, (void *)cb, u) : -EIO;
+}
+
+static int day_marks_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_day_marks *) =
+                (int (*)(void *, const struct bbt_store_day_marks *))cb;
+        struct bbt_store_day_marks m = {
+                .terminal_id = sqlite3_column_int64(st, 0),
+                .first_day = (int32_t)(sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS),
+                .powered = (uint32_t)sqlite3_column_int64(st, 2),
+                .used = (uint32_t)sqlite3_column_int64(st, 3),
+                .lessons = { (uint64_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5) },
+        };
+
+        return fn(u, &m);
+}
+
+static int sq_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, scope->from_day, scope->to_day);
+
+        return st ? each(q, st, "day aggregates", day_marks_row, (void *)cb, u) : -EIO;
 }
 
 static int seen_row(sqlite3_stmt *st, void *cb, void *u)
@@ -1301,6 +1817,9 @@ static void sq_close(struct bbt_store *s)
         for (int i = 0; i < ST__COUNT; i++)
                 sqlite3_finalize(q->st[i]);
         sqlite3_close(q->db);
+        free(q->schools);
+        free(q->school_of);
+        free(q->pending);
         free(q);
 }
 
@@ -1326,6 +1845,10 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_add = sq_day_add,
         .days_clear = sq_days_clear,
         .days_each = sq_days_each,
+        .day_rule_get = sq_day_rule_get,
+        .day_rule_set = sq_day_rule_set,
+        .school_days_each = sq_school_days_each,
+        .day_marks_each = sq_day_marks_each,
         .seen_each = sq_seen_each,
         .days_history_rebuild = sq_days_history_rebuild,
         .loss_add = sq_loss_add,
@@ -1475,6 +1998,9 @@ int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **r
                         r = -EPROTO;
                         goto fail;
                 }
+                /* Readers map the file instead of copying every page they read
+                 * through pread() (a report reads whole tables). */
+                sqlite3_exec(q->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
         }
         *ret = &q->base;
         return 0;

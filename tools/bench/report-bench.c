@@ -1,22 +1,28 @@
-/* report-bench: how long bbt-report summary and balance take on a county's school year.
+/* report-bench: how long bbt-report summary, schools, balance and idle take on a county's school year,
+ * from the store's day aggregates and from every day rollup (the row scan), in the same run.
  *
  * In a temporary directory it writes the registry of a county (--schools
- * schools × --per-school terminals; 200 × 25 = 5,000 by default), a calendar
+ * schools × --per-school terminals; 800 × 25 = 20,000 by default), a calendar
  * (two terms in 2025-09-01..2026-07-10 with the national holidays and their
- * make-up days: 188 school days) and a configuration naming them; then builds
+ * make-up days: 185 school days) and a configuration naming them; then builds
  * the store directly through the store ops: one terminal row per terminal and,
- * for every terminal and school day, one day rollup (day_add) with seeded
- * random but plausible values (about 92 % of terminal-days powered, 2–9 h on,
- * a share of it active, the eight periods' active time, the heartbeats), one
- * transaction per school; a few open faults. Then it runs, for each report,
- * bbt-report REPORT --from --to over the year with the output to a file, once
- * to warm the page cache and --runs times timed (CLOCK_MONOTONIC around fork,
- * exec and wait), and prints the median, minimum and maximum, the store's
- * size on disk, and a hyperfine command line to repeat the timing.
+ * for every terminal and school day, one day rollup (day_add, which keeps the
+ * day aggregates) with seeded random but plausible values (about 92 % of
+ * terminal-days powered, 2–9 h on, a share of it active, the eight periods'
+ * active time, the heartbeats), one transaction per school; a few open
+ * faults; the rollup rules and day rule bbt-aggregator would record. Then it
+ * runs, for each report, bbt-report REPORT --from --to over the year with the
+ * output to a file, once per path to warm the page cache and then --runs
+ * times per path, the two paths alternating (BBT_REPORT_SCAN=aggregates and
+ * =rows, the internal switch of reports.h): wall time (CLOCK_MONOTONIC around
+ * fork, exec and wait) and CPU time (user + sys of the child, wait4). It
+ * prints the medians, the ratio of the row scan to the aggregates, whether
+ * the two outputs are the same bytes (but for the generation time), the
+ * store's size on disk, and a hyperfine command line to repeat the timing.
  *
- * Exit status: 0 measured (the verdict is printed), 1 something failed, 2 bad
- * usage. SIGINT/SIGTERM/SIGHUP: the running bbt-report is stopped and the
- * temporary directory removed. */
+ * Exit status: 0 measured (the verdict is printed), 1 something failed (or
+ * the two paths' outputs differ), 2 bad usage. SIGINT/SIGTERM/SIGHUP: the
+ * running bbt-report is stopped and the temporary directory removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,14 +35,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregator_config.h"
 #include "calendar.h"
 #include "bbt/base.h"
 #include "dates.h"
+#include "indicators.h"
 #include "registry.h"
 #include "bench-util.h"
 #include "store.h"
@@ -55,7 +64,7 @@ static struct {
         unsigned seed;
         const char *from, *to, *report;
 } opt = {
-        .schools = 200,
+        .schools = 800,
         .per_school = 25,
         .runs = 5,
         .seed = 1,
@@ -183,11 +192,17 @@ static void make_day(struct bbt_day_rollup *d, int32_t day, int quality)
         for (int k = 0; k < 8; k++)
                 if (rnd() % 100 < 70)
                         d->period_active_ms[k] = uni(0, 45 * MIN_MS) * d->active_ms / d->on_ms;
+        /* The history columns, as the ingest keeps them: heard from about
+         * 07:30 for the day's on-time, active until some time before the end. */
+        d->first_msg_ms = (int64_t)day * 86400000 - OFFSET_MIN * MIN_MS + 7 * HOUR_MS + uni(20 * MIN_MS, 50 * MIN_MS);
+        d->last_msg_ms = d->first_msg_ms + d->on_all_ms;
+        if (d->active_ms > 0)
+                d->last_active_ms = d->first_msg_ms + uni(d->active_ms, d->on_ms);
 }
 
 struct built {
         long terminal_days, school_days, faults;
-        double secs;
+        double secs, cpu;
 };
 
 static struct built build_store(const char *path, const char *calendar_path, int32_t from, int32_t to)
@@ -198,7 +213,7 @@ static struct built build_store(const char *path, const char *calendar_path, int
         struct built b = { 0 };
         char err[512], code[32];
         int64_t end_ms = ((int64_t)to * 86400 + 17 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
-        double t0 = bench_now();
+        double t0 = bench_now(), c0 = bench_cpu_self();
         bool *school_day;
         int r;
 
@@ -272,11 +287,26 @@ static struct built build_store(const char *path, const char *calendar_path, int
                 if (bbt_store_commit(s) < 0)
                         bench_die("store: %s", bbt_store_error(s));
         }
+        {
+                /* What bbt-aggregator records with the default settings: the
+                 * rules the rollups were cut with, the day rule. */
+                struct bbt_metric_settings m;
+                struct bbt_rollup_config rc;
+                struct bbt_day_rule rule;
+
+                bbt_metric_settings_default(&m);
+                rc = (struct bbt_rollup_config){ .cal = cal, .margin_min = m.margin_min, .offset_min = m.offset_min };
+                bbt_day_rule_of(&m, &rule);
+                if (bbt_store_begin(s) < 0 || bbt_rollup_config_record(s, &rc) < 0 ||
+                    bbt_store_day_rule_set(s, &rule) < 0 || bbt_store_commit(s) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+        }
         bbt_store_close(s);
         bbt_calendar_free(cal);
         free(school_day);
         free(errs);
         b.secs = bench_now() - t0;
+        b.cpu = bench_cpu_self() - c0;
         return b;
 }
 
@@ -287,10 +317,12 @@ static long file_size(const char *path)
         return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-/* Runs ARGV with stdout and stderr to OUT; returns the wall time, dies on failure. */
-static double run_timed(char *const argv[], const char *out)
+/* Runs ARGV with stdout and stderr to OUT, with BBT_REPORT_SCAN=SCAN; returns
+ * the wall time and *RET_CPU the child's user + sys time; dies on failure. */
+static double run_timed(char *const argv[], const char *scan, const char *out, double *ret_cpu)
 {
         double t0 = bench_now(), t;
+        struct rusage ru;
         int status;
 
         child = fork();
@@ -303,30 +335,68 @@ static double run_timed(char *const argv[], const char *out)
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
+                setenv("BBT_REPORT_SCAN", scan, 1);
                 execv(argv[0], argv);
                 _exit(127);
         }
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        while (wait4(child, &status, 0, &ru) < 0 && errno == EINTR)
                 ;
         t = bench_now() - t0;
         child = -1;
         bench_check_signal();
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                bench_die("%s %s failed (status %d); see %s", argv[0], argv[1], status, out);
+                bench_die("%s %s (BBT_REPORT_SCAN=%s) failed (status %d); see %s", argv[0], argv[1], scan, status,
+                          out);
+        *ret_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                   (double)ru.ru_stime.tv_usec / 1e6;
         return t;
+}
+
+/* Whether files A and B hold the same bytes, but for the line that says when
+ * the report was generated (it may differ by a minute between the runs). */
+static bool same_output(const char *a, const char *b)
+{
+        FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
+        char la[4096], lb[4096];
+        bool same = fa && fb;
+
+        while (same) {
+                char *ra = fgets(la, sizeof(la), fa), *rb = fgets(lb, sizeof(lb), fb);
+
+                if (!ra || !rb) {
+                        same = !ra && !rb;
+                        break;
+                }
+                if (strstr(la, "Generated") && strstr(lb, "Generated"))
+                        continue;
+                same = strcmp(la, lb) == 0;
+        }
+        if (fa)
+                fclose(fa);
+        if (fb)
+                fclose(fb);
+        return same;
+}
+
+static double median(double *v, int n)
+{
+        qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void usage(FILE *out)
 {
         fprintf(out,
                 "Usage: report-bench [OPTION]...\n"
-                "Time bbt-report summary and balance over a school year of a generated county.\n"
+                "Time bbt-report summary, schools, balance and idle over a school year of a generated\n"
+                "county, from the day aggregates and from every day rollup.\n"
                 "\n"
-                "      --schools N     schools (default 200)\n"
+                "      --schools N     schools (default 800)\n"
                 "      --per-school N  terminals per school (default 25)\n"
                 "      --from DATE     first day (default 2025-09-01)\n"
                 "      --to DATE       last day (default 2026-07-10)\n"
-                "  -r, --runs N        timed runs of each report after one warm-up (default 5, at most 64)\n"
+                "  -r, --runs N        timed runs of each report and path after one warm-up (default 5,\n"
+                "                      at most 64)\n"
                 "      --seed S        generator seed (default 1)\n"
                 "      --report PATH   bbt-report to run (default the one built with this)\n"
                 "  -k, --keep          keep the temporary directory (CSVs, config, store, outputs)\n"
@@ -347,7 +417,7 @@ int main(int argc, char **argv)
                 { "help", no_argument, NULL, 'h' },
                 { NULL, 0, NULL, 0 },
         };
-        static const char *const reports[] = { "summary", "balance" };
+        static const char *const reports[] = { "summary", "schools", "balance", "idle" };
         char schools[512], terminals[512], calendar[512], conf[512], store[512], path[600];
         struct built b;
         int32_t from, to;
@@ -412,32 +482,48 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s-wal", store);
         wal = file_size(path);
         printf("report-bench: %d schools × %d terminals = %d terminals; %ld school days in %s..%s; "
-               "%ld terminal-days, %ld open faults; store built in %.1f s\n",
+               "%ld terminal-days, %ld open faults; store built in %.1f s (CPU %.1f s)\n",
                opt.schools, opt.per_school, opt.schools * opt.per_school, b.school_days, opt.from, opt.to,
-               b.terminal_days, b.faults, b.secs);
+               b.terminal_days, b.faults, b.secs, b.cpu);
         printf("store on disk: %.1f MiB (%ld bytes; WAL %ld bytes)\n", (double)(db + wal) / 1048576.0, db, wal);
 
+        printf("%-8s %-10s %9s %9s %9s %9s   %s\n", "report", "path", "wall med", "wall min", "wall max", "cpu med",
+               "target < 0.3 s");
         for (size_t k = 0; k < BBT_ELEMENTSOF(reports); k++) {
-                char from_arg[32], to_arg[32], out[600];
+                static const char *const scans[] = { "aggregates", "rows" };
+                char from_arg[32], to_arg[32], out[2][600];
                 char *args[] = { (char *)opt.report, (char *)reports[k], "-c", conf, "--from", from_arg,
-                                 "--to", to_arg, NULL };
-                double t[64], med;
+                                 "--to", to_arg, "--lang", "en", NULL };
+                double wall[2][64], cpu[2][64], med[2], cmed[2];
+                bool same;
 
                 snprintf(from_arg, sizeof(from_arg), "%s", opt.from);
                 snprintf(to_arg, sizeof(to_arg), "%s", opt.to);
-                snprintf(out, sizeof(out), "%s/%s.txt", bench_tmpdir, reports[k]);
-                run_timed(args, out); /* warm-up: the page cache */
+                for (int p = 0; p < 2; p++) {
+                        snprintf(out[p], sizeof(out[p]), "%s/%s.%s.txt", bench_tmpdir, reports[k], scans[p]);
+                        run_timed(args, scans[p], out[p], &cpu[p][0]); /* warm-up: the page cache */
+                }
+                /* Alternating, so a neighbour's load falls on both alike. */
                 for (int i = 0; i < opt.runs; i++)
-                        t[i] = run_timed(args, out);
-                qsort(t, (size_t)opt.runs, sizeof(*t), bench_cmp_double);
-                med = opt.runs % 2 ? t[opt.runs / 2] : (t[opt.runs / 2 - 1] + t[opt.runs / 2]) / 2;
-                printf("bbt-report %-8s median %7.3f s  (min %.3f, max %.3f, %d runs; output %ld bytes)  "
-                       "target < 1 s: %s\n",
-                       reports[k], med, t[0], t[opt.runs - 1], opt.runs, file_size(out), med < 1 ? "PASS" : "MISS");
+                        for (int p = 0; p < 2; p++)
+                                wall[p][i] = run_timed(args, scans[p], out[p], &cpu[p][i]);
+                same = same_output(out[0], out[1]);
+                for (int p = 0; p < 2; p++) {
+                        med[p] = median(wall[p], opt.runs);
+                        cmed[p] = median(cpu[p], opt.runs);
+                        printf("%-8s %-10s %8.3fs %8.3fs %8.3fs %8.3fs   %s\n", reports[k], scans[p], med[p], wall[p][0],
+                               wall[p][opt.runs - 1], cmed[p], p ? "" : med[p] < 0.3 ? "PASS" : "MISS");
+                }
+                printf("%-8s row scan / aggregates: wall %.1f×, cpu %.1f×; outputs %s (%ld bytes)\n", reports[k],
+                       med[0] > 0 ? med[1] / med[0] : 0, cmed[0] > 0 ? cmed[1] / cmed[0] : 0,
+                       same ? "identical" : "DIFFER", file_size(out[0]));
+                if (!same)
+                        bench_die("%s: the outputs of the two paths differ: %s %s", reports[k], out[0], out[1]);
         }
         printf("to repeat with hyperfine (--keep keeps the store): hyperfine -w 1 -r %d "
-               "'%s summary -c %s --from %s --to %s'\n",
-               opt.runs, opt.report, conf, opt.from, opt.to);
+               "'BBT_REPORT_SCAN=aggregates %s summary -c %s --from %s --to %s' "
+               "'BBT_REPORT_SCAN=rows %s summary -c %s --from %s --to %s'\n",
+               opt.runs, opt.report, conf, opt.from, opt.to, opt.report, conf, opt.from, opt.to);
         cleanup();
         return 0;
 }
