@@ -59,37 +59,57 @@ static bool is_stopped(void *arg)
         return ((struct harness *)arg)->stopped;
 }
 
-TEST(uevent_triggers_reread)
+/* A testbed (the case is skipped outside umockdev-wrapper). */
+static void testbed_new(void)
 {
-        struct bbt_display_options opts = { .safety_poll_ms = 10000 };
-        struct bbt_driver_env env;
-        struct harness h;
-        char *root, *connector, *panel;
-        uint64_t t0;
-        int r;
-
         testbed = umockdev_testbed_new();
         atexit(cleanup);
         /* Only meaningful once a testbed exists (it compares /sys with the real one). */
         if (!umockdev_in_mock_environment())
                 bbt_test_skip("not under umockdev-wrapper (run it through ctest)");
+}
+
+/* H's loop and a started display driver reading under ROOT (the testbed's,
+ * which holds its sys/), reporting into H, its uevent monitor working. */
+static void start(struct harness *h, const char *root, uint64_t safety_poll_ms)
+{
+        struct bbt_display_options opts = { .safety_poll_ms = safety_poll_ms };
+        struct bbt_driver_env env;
+        int r;
+
+        memset(h, 0, sizeof(*h));
+        ASSERT_OK(uv_loop_init(&h->loop));
+        h->events.display = on_display;
+        h->events.userdata = h;
+        env = (struct bbt_driver_env){ .loop = &h->loop, .root = root, .events = &h->events };
+        ASSERT_OK(bbt_display_new(&env, &opts, &h->driver));
+        ASSERT_OK(h->driver->ops->start(h->driver));
+        r = bbt_display_monitor_error(h->driver);
+        if (r < 0)
+                FAIL("no udev monitor on the testbed: %s", strerror(-r));
+}
+
+static void finish(struct harness *h)
+{
+        h->driver->ops->stop(h->driver, stopped_cb, h);
+        ASSERT(bbt_test_run_until(&h->loop, is_stopped, h, 2000));
+        h->driver->ops->destroy(h->driver);
+        bbt_test_loop_close(&h->loop);
+}
+
+TEST(uevent_triggers_reread)
+{
+        struct harness h;
+        char *root, *connector, *panel;
+        uint64_t t0;
+
+        testbed_new();
         connector = umockdev_testbed_add_device(testbed, "drm", "card0-HDMI-A-1", NULL,
                                                 "status", "connected", "enabled", "enabled", "dpms", "On",
                                                 NULL, NULL);
         ASSERT(connector);
-
-        /* The driver reads under the testbed's root, which holds its sys/. */
         root = umockdev_testbed_get_root_dir(testbed);
-        memset(&h, 0, sizeof(h));
-        ASSERT_OK(uv_loop_init(&h.loop));
-        h.events.display = on_display;
-        h.events.userdata = &h;
-        env = (struct bbt_driver_env){ .loop = &h.loop, .root = root, .events = &h.events };
-        ASSERT_OK(bbt_display_new(&env, &opts, &h.driver));
-        ASSERT_OK(h.driver->ops->start(h.driver));
-        r = bbt_display_monitor_error(h.driver);
-        if (r < 0)
-                FAIL("no udev monitor on the testbed: %s", strerror(-r));
+        start(&h, root, 10000);
         ASSERT(wait_events(&h, 1, 2000));
         ASSERT(h.on[0]);
         ASSERT_STR_EQ(h.source[0], "drm card0-HDMI-A-1");
@@ -120,10 +140,7 @@ TEST(uevent_triggers_reread)
         ASSERT(!h.on[3]);
         ASSERT_STR_EQ(h.source[3], "backlight panel_backlight");
 
-        h.driver->ops->stop(h.driver, stopped_cb, &h);
-        ASSERT(bbt_test_run_until(&h.loop, is_stopped, &h, 2000));
-        h.driver->ops->destroy(h.driver);
-        bbt_test_loop_close(&h.loop);
+        finish(&h);
         g_free(panel);
         g_free(connector);
         g_free(root);
@@ -133,28 +150,13 @@ TEST(uevent_triggers_reread)
  * appears (its "add" uevent) is read at once and polled from then on. */
 TEST(poll_waits_for_a_display)
 {
-        struct bbt_display_options opts = { .safety_poll_ms = 200 };
-        struct bbt_driver_env env;
         struct harness h;
         char *root, *connector;
         uint64_t t0;
-        int r;
 
-        testbed = umockdev_testbed_new();
-        atexit(cleanup);
-        if (!umockdev_in_mock_environment())
-                bbt_test_skip("not under umockdev-wrapper (run it through ctest)");
+        testbed_new();
         root = umockdev_testbed_get_root_dir(testbed);
-        memset(&h, 0, sizeof(h));
-        ASSERT_OK(uv_loop_init(&h.loop));
-        h.events.display = on_display;
-        h.events.userdata = &h;
-        env = (struct bbt_driver_env){ .loop = &h.loop, .root = root, .events = &h.events };
-        ASSERT_OK(bbt_display_new(&env, &opts, &h.driver));
-        ASSERT_OK(h.driver->ops->start(h.driver));
-        r = bbt_display_monitor_error(h.driver);
-        if (r < 0)
-                FAIL("no udev monitor on the testbed: %s", strerror(-r));
+        start(&h, root, 200);
         ASSERT(!wait_events(&h, 1, 500));
 
         connector = umockdev_testbed_add_device(testbed, "drm", "card0-HDMI-A-1", NULL,
@@ -191,10 +193,7 @@ TEST(poll_waits_for_a_display)
         ASSERT(h.on[2]);
         ASSERT_EQ(h.n, 3);
 
-        h.driver->ops->stop(h.driver, stopped_cb, &h);
-        ASSERT(bbt_test_run_until(&h.loop, is_stopped, &h, 2000));
-        h.driver->ops->destroy(h.driver);
-        bbt_test_loop_close(&h.loop);
+        finish(&h);
         g_free(connector);
         g_free(root);
 }
