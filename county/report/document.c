@@ -273,6 +273,8 @@ static struct bbt_cell *last_row_cell(struct bbt_table *t, size_t col)
 {
         struct bbt_cell *c;
 
+        if (!t)
+                return NULL; /* add_table failed, and the document remembers why */
         if (t->n_rows == 0 || col >= t->n_cols) {
                 doc_fail(t->doc, -EINVAL);
                 return NULL;
@@ -297,17 +299,11 @@ static struct bbt_cell *typed_cell(struct bbt_table *t, size_t col, enum bbt_cel
 
 void bbt_table_set_text(struct bbt_table *t, size_t col, const char *s)
 {
-        struct bbt_cell *c;
+        /* A NULL string empties the cell of any column. */
+        struct bbt_cell *c = s ? typed_cell(t, col, BBT_CELL_TEXT) : last_row_cell(t, col);
 
-        if (!t)
-                return; /* add_table failed, and the document remembers why */
-        c = last_row_cell(t, col);
         if (!c || !s)
                 return;
-        if (t->cols[col].type != BBT_CELL_TEXT) {
-                doc_fail(t->doc, -EINVAL);
-                return;
-        }
         c->v.text = utf8_dup(s);
         if (!c->v.text) {
                 doc_fail(t->doc, -ENOMEM);
@@ -320,8 +316,6 @@ void bbt_table_set_int(struct bbt_table *t, size_t col, int64_t v)
 {
         struct bbt_cell *c;
 
-        if (!t)
-                return;
         c = last_row_cell(t, col);
         if (!c)
                 return;
@@ -345,8 +339,6 @@ void bbt_table_set_num(struct bbt_table *t, size_t col, double v)
 {
         struct bbt_cell *c;
 
-        if (!t)
-                return;
         c = last_row_cell(t, col);
         if (!c)
                 return;
@@ -365,8 +357,6 @@ void bbt_table_set_code(struct bbt_table *t, size_t col, const char *code, const
 {
         struct bbt_cell *c;
 
-        if (!t)
-                return;
         c = typed_cell(t, col, BBT_CELL_CODE);
         if (!c || !code)
                 return;
@@ -389,8 +379,6 @@ void bbt_table_set_bool(struct bbt_table *t, size_t col, bool v)
 {
         struct bbt_cell *c;
 
-        if (!t)
-                return;
         c = typed_cell(t, col, BBT_CELL_BOOL);
         if (!c)
                 return;
@@ -402,8 +390,6 @@ void bbt_table_set_time(struct bbt_table *t, size_t col, int64_t ms)
 {
         struct bbt_cell *c;
 
-        if (!t)
-                return;
         c = typed_cell(t, col, BBT_CELL_TIME);
         if (!c || ms <= 0)
                 return;
