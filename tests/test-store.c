@@ -352,3 +352,58 @@ TEST(migrates_schema_3)
         ASSERT_EQ(bits[2], 2); /* day 20000's p1 and p12 */
         bbt_store_close(s);
 }
+
+static int seen_day_of(void *u, const struct bbt_store_seen_day *seen)
+{
+        int32_t *ret = u;
+
+        *ret = seen->day;
+        return 0;
+}
+
+/* A schema 4 store (day marks without their seen bits) is migrated: the
+ * bits are set from the rollups' message times, and seen_days_each reads
+ * them (a day with usage but no message is not seen). */
+TEST(migrates_schema_4)
+{
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct bbt_store *s;
+        char err[256] = "";
+        int32_t day = 0;
+
+        setup();
+        s = open_rw();
+        bbt_store_close(s);
+        exec_sql("ALTER TABLE day_mark DROP COLUMN seen;"
+                 "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
+                 " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
+                 " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
+                 " inventory_seq) VALUES(1, '510107', 's1', 't1', 1, 9, 9, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,"
+                 " '', '', '', '', '', -1);"
+                 /* Day 20000: a message; day 20003: usage only. */
+                 "INSERT INTO day_rollup VALUES(1, 20000, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                 " 1728000000000, 1728000000000, 0);"
+                 "INSERT INTO day_rollup VALUES(1, 20003, 60000, 60000, 0, 0, 60000, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+                 " 0, 0, 0, 0, 0, 0);"
+                 "INSERT INTO day_mark VALUES(625, 1, 8, 8, 0, 0);"
+                 "PRAGMA user_version = 4");
+        ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
+        scope.to_day = 20010;
+        ASSERT_OK(bbt_store_seen_days_each_in(s, &scope, 480, seen_day_of, &day));
+        ASSERT_EQ(day, 20000);
+        bbt_store_close(s);
+        /* From the marks, not a look into the rollups. */
+        {
+                sqlite3 *db;
+                sqlite3_stmt *st;
+
+                ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+                ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT seen FROM day_mark WHERE span = 625 AND terminal_id = 1", -1,
+                                             &st, NULL),
+                          SQLITE_OK);
+                ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+                ASSERT_EQ(sqlite3_column_int64(st, 0), 1);
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+        }
+}

@@ -992,6 +992,155 @@ TEST(history)
         each_backend(history_case);
 }
 
+/* ---- seen to the day: seen_days_each against the rollups ---- */
+
+#define SEEN_TERMINALS 6
+#define DAY_MS 86400000LL
+
+/* Each terminal's days with a message (0-terminated), chosen around span
+ * edges (multiples of 32), far back (more than two months before the to_days
+ * tried) and after them. */
+static const int32_t seen_days[SEEN_TERMINALS][8] = {
+        { 20480, 20511, 20512, 20530, 0 },
+        { 20400, 0 },          /* long before */
+        { 20529, 20531, 20543, 0 },
+        { 0 },                 /* never */
+        { 20256, 20543, 0 },   /* far back, then the end of a span */
+        { 20512, 0 },
+};
+
+struct seen_check {
+        int64_t ids[SEEN_TERMINALS];
+        int32_t got[SEEN_TERMINALS];
+        int n;
+};
+
+static int seen_day_cb(void *u, const struct bbt_store_seen_day *seen)
+{
+        struct seen_check *c = u;
+
+        for (int i = 0; i < SEEN_TERMINALS; i++)
+                if (c->ids[i] == seen->terminal_id)
+                        c->got[i] = seen->day;
+        c->n++;
+        return 0;
+}
+
+/* What seen_days_each must say for terminal I: the latest of its days in FROM..TO. */
+static int32_t seen_expected(int i, int32_t from, int32_t to)
+{
+        int32_t best = INT32_MIN;
+
+        for (int k = 0; seen_days[i][k]; k++)
+                if (seen_days[i][k] >= from && seen_days[i][k] <= to && seen_days[i][k] > best)
+                        best = seen_days[i][k];
+        return best;
+}
+
+static void seen_days_check(struct bbt_store *s, struct seen_check *c, const char *when)
+{
+        static const int32_t tos[] = { 20479, 20480, 20510, 20511, 20512, 20520, 20530, 20531, 20542, 20543, 20600 };
+        static const int32_t froms[] = { INT32_MIN, 20300, 20481, 20512, 20531 };
+
+        for (size_t f = 0; f < BBT_ELEMENTSOF(froms); f++) {
+                for (size_t t = 0; t < BBT_ELEMENTSOF(tos); t++) {
+                        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+
+                        scope.from_day = froms[f];
+                        scope.to_day = tos[t];
+                        c->n = 0;
+                        for (int i = 0; i < SEEN_TERMINALS; i++)
+                                c->got[i] = 12345;
+                        ASSERT_OK(bbt_store_seen_days_each_in(s, &scope, 0, seen_day_cb, c));
+                        ASSERT_EQ(c->n, SEEN_TERMINALS);
+                        for (int i = 0; i < SEEN_TERMINALS; i++)
+                                if (c->got[i] != seen_expected(i, froms[f], tos[t]))
+                                        FAIL("%s: %s: terminal %d, days %d..%d: seen day %d, expected %d", current,
+                                             when, i, (int)froms[f], (int)tos[t], (int)c->got[i],
+                                             (int)seen_expected(i, froms[f], tos[t]));
+                }
+        }
+        /* A scope: only its terminals (the even ones are in S1). */
+        {
+                struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+
+                scope.school = "S1";
+                scope.to_day = 20531;
+                c->n = 0;
+                for (int i = 0; i < SEEN_TERMINALS; i++)
+                        c->got[i] = 12345;
+                ASSERT_OK(bbt_store_seen_days_each_in(s, &scope, 0, seen_day_cb, c));
+                ASSERT_EQ(c->n, SEEN_TERMINALS / 2);
+                for (int i = 0; i < SEEN_TERMINALS; i++)
+                        ASSERT_EQ(c->got[i], i % 2 ? 12345 : seen_expected(i, INT32_MIN, 20531));
+        }
+}
+
+static void seen_days_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT, other = rule;
+        struct seen_check c = { 0 };
+        char code[8];
+
+        forget_terminals();
+        ASSERT_OK(bbt_store_begin(s));
+        for (int i = 0; i < SEEN_TERMINALS; i++) {
+                snprintf(code, sizeof(code), "t%d", i);
+                c.ids[i] = insert_terminal(s, "510107", i % 2 ? "S2" : "S1", code, code);
+                for (int k = 0; seen_days[i][k]; k++) {
+                        int64_t at = seen_days[i][k] * DAY_MS + 3600000 * (k + 1);
+                        struct bbt_day_rollup d = { .day = seen_days[i][k], .first_msg_ms = at, .last_msg_ms = at };
+
+                        ASSERT_OK(bbt_store_day_add(s, c.ids[i], &d));
+                        /* Again, and a row of the day with usage only: the same answer. */
+                        ASSERT_OK(bbt_store_day_add(s, c.ids[i], &d));
+                        d = (struct bbt_day_rollup){ .day = seen_days[i][k] + 1, .on_ms = 60000,
+                                                     .active_ms = 60000 };
+                        ASSERT_OK(bbt_store_day_add(s, c.ids[i], &d));
+                }
+        }
+        ASSERT_OK(bbt_store_commit(s));
+        seen_days_check(s, &c, "after day_add");
+        /* The rule's recount, the rollups' rebuild, the history rebuild keep it. */
+        other.used_day_ms *= 2;
+        ASSERT_OK(bbt_store_day_rule_set(s, &other));
+        seen_days_check(s, &c, "after a recount");
+        ASSERT_OK(bbt_store_days_clear(s));
+        seen_days_check(s, &c, "after days_clear");
+        ASSERT_OK(bbt_store_days_history_rebuild(s, 0));
+        seen_days_check(s, &c, "after the history rebuild");
+        ASSERT_OK(bbt_store_day_rule_set(s, &rule));
+        /* A rolled-back day_add leaves nothing, and the same day is marked
+         * when added again. */
+        ASSERT_OK(bbt_store_begin(s));
+        {
+                struct bbt_day_rollup d = { .day = 20600, .first_msg_ms = 20600 * DAY_MS, .last_msg_ms = 20600 * DAY_MS };
+
+                ASSERT_OK(bbt_store_day_add(s, c.ids[3], &d));
+                ASSERT_OK(bbt_store_rollback(s));
+                seen_days_check(s, &c, "after a rollback");
+                ASSERT_OK(bbt_store_day_add(s, c.ids[3], &d));
+        }
+        {
+                struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+
+                scope.to_day = 20600;
+                ASSERT_OK(bbt_store_seen_days_each_in(s, &scope, 0, seen_day_cb, &c));
+                ASSERT_EQ(c.got[3], 20600);
+        }
+        bbt_store_close(s);
+}
+
+/* seen_days_each gives, for every terminal in scope, the latest day in its
+ * range with a message — what seen_each gives, to the day — whatever the
+ * range's edges are against the backend's summaries (SQLite: 32-day marks,
+ * read two months back), after recounts, rebuilds and a rollback. */
+TEST(seen_days)
+{
+        each_backend(seen_days_case);
+}
+
 static void prune_case(const char *location)
 {
         struct bbt_store *s = open_store(location, false);

@@ -27,7 +27,10 @@ struct registry_priv {
         size_t schools_cap, terminals_cap;
 };
 
-/* FNV-1a 64 over A, then a 0 byte and B when B is not NULL. */
+/* FNV-1a 64 over A, then a 0 byte and B when B is not NULL, finished with
+ * a 64-bit mix: the tables take the low bits, and FNV's low bits depend only
+ * on the keys' low bits (codes that differ in a digit or two, as school and
+ * terminal codes do, then crowd into a few runs of slots). */
 static uint64_t key_hash(const char *a, const char *b)
 {
         uint64_t h = 0xcbf29ce484222325ULL;
@@ -39,6 +42,9 @@ static uint64_t key_hash(const char *a, const char *b)
                 for (; *b; b++)
                         h = (h ^ (unsigned char)*b) * 0x100000001b3ULL;
         }
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
         return h;
 }
 

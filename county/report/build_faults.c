@@ -201,6 +201,6 @@ const struct bbt_report_kind bbt_report_faults = {
         .help = "faults in the range, when each opened and cleared; those open at its end (设备完好率)",
         .title_zh = "设备故障清单",
         .title_en = "Faults",
-        .needs = BBT_NEEDS_FAULT_STATE,
+        .needs = BBT_NEEDS_FAULT_STATE | BBT_NEEDS_SEEN_TIMES,
         .build = build,
 };

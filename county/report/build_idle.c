@@ -82,6 +82,6 @@ const struct bbt_report_kind bbt_report_idle = {
         .help = "闲置设备: terminals (almost) unused over the last school days",
         .title_zh = "闲置设备清单",
         .title_en = "Idle equipment",
-        .needs = BBT_NEEDS_FIGURES,
+        .needs = BBT_NEEDS_FIGURES | BBT_NEEDS_SEEN_TIMES,
         .build = build,
 };

@@ -40,6 +40,6 @@ const struct bbt_report_kind bbt_report_terminals = {
         .help = "one row per terminal",
         .title_zh = "各终端使用情况",
         .title_en = "Use per terminal",
-        .needs = BBT_NEEDS_FIGURES | BBT_NEEDS_TERMINAL_RATES,
+        .needs = BBT_NEEDS_FIGURES | BBT_NEEDS_TERMINAL_RATES | BBT_NEEDS_SEEN_TIMES,
         .build = build,
 };

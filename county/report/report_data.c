@@ -40,13 +40,45 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
         return 0;
 }
 
+/* Makes room for at least N elements of SIZE at *P. */
+static int reserve(void **p, size_t *cap, size_t n, size_t size)
+{
+        void *np;
+
+        if (n <= *cap)
+                return 0;
+        np = realloc(*p, n * size);
+        if (!np)
+                return -ENOMEM;
+        *p = np;
+        *cap = n;
+        return 0;
+}
+
 static int store_terminal_cb(void *u, const struct bbt_store_terminal *t)
 {
         struct bbt_report_data *d = u;
 
+        struct bbt_report_store_terminal *rt;
+
         if (grow((void **)&d->st, &d->cap_st, d->n_st, sizeof(*d->st)) < 0)
                 return -ENOMEM;
-        d->st[d->n_st++] = *t;
+        rt = &d->st[d->n_st++];
+        rt->id = t->id;
+        memcpy(rt->county, t->county, sizeof(rt->county));
+        memcpy(rt->school, t->school, sizeof(rt->school));
+        memcpy(rt->terminal, t->terminal, sizeof(rt->terminal));
+        rt->first_seq = t->first_seq;
+        rt->high_seq = t->high_seq;
+        rt->received = t->received;
+        rt->duplicates = t->duplicates;
+        rt->lost = t->lost;
+        rt->skipped = t->skipped;
+        rt->conflicts = t->conflicts;
+        rt->spool_dropped = t->spool_dropped;
+        rt->first_seen_ms = t->first_seen_ms;
+        rt->online = t->online;
+        memcpy(rt->version, t->version, sizeof(rt->version));
         if (t->id > d->max_store_id)
                 d->max_store_id = t->id;
         return 0;
@@ -112,7 +144,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         return 0;
 }
 
-static int term_add(struct bbt_report_data *d, size_t school, const char *id, const struct bbt_store_terminal *st,
+static int term_add(struct bbt_report_data *d, size_t school, const char *id, const struct bbt_report_store_terminal *st,
                     const struct bbt_terminal_entry *reg)
 {
         struct bbt_report_terminal *t;
@@ -133,7 +165,7 @@ static int term_add(struct bbt_report_data *d, size_t school, const char *id, co
  * school and terminal codes under another county are another terminal. */
 static int cmp_store_terminal(const void *a, const void *b)
 {
-        const struct bbt_store_terminal *x = a, *y = b;
+        const struct bbt_report_store_terminal *x = a, *y = b;
         int r = strcmp(x->school, y->school);
 
         if (!r)
@@ -143,14 +175,14 @@ static int cmp_store_terminal(const void *a, const void *b)
 
 static int cmp_store_terminal_ptr(const void *a, const void *b)
 {
-        return cmp_store_terminal(*(const struct bbt_store_terminal *const *)a,
-                                  *(const struct bbt_store_terminal *const *)b);
+        return cmp_store_terminal(*(const struct bbt_report_store_terminal *const *)a,
+                                  *(const struct bbt_report_store_terminal *const *)b);
 }
 
 /* The registry's entry for store terminal ST: the same school and code, of a
  * school of ST's county; NULL if none. */
 static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_data *d,
-                                                       const struct bbt_store_terminal *st)
+                                                       const struct bbt_report_store_terminal *st)
 {
         const struct bbt_terminal_entry *e = d->reg ? bbt_registry_terminal(d->reg, st->school, st->terminal) : NULL;
         const struct bbt_school *s = e ? bbt_registry_school(d->reg, e->school) : NULL;
@@ -161,12 +193,19 @@ static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_d
 /* Every terminal in scope: the registry's, and those seen on the wire only. */
 static int collect(struct bbt_report_data *d)
 {
-        const struct bbt_store_terminal **wire = NULL; /* the store's terminals not in the registry */
+        const struct bbt_report_store_terminal **wire = NULL; /* the store's terminals not in the registry */
         size_t *st_of = NULL, n_wire = 0; /* registry terminal → 1 + index into d->st; 0: never reported */
         size_t si;
         int r;
 
-        r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
+        /* Sized once: growing by doubling copies every row again, and new
+         * pages cost a fault each (a county has 20,000 terminals). */
+        r = reserve((void **)&d->st, &d->cap_st, (d->reg ? d->reg->n_terminals : 0) + 64, sizeof(*d->st));
+        if (r == 0)
+                r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
+        if (r == 0)
+                r = reserve((void **)&d->terms, &d->cap_terms, d->n_st + (d->reg ? d->reg->n_terminals : 0) + 1,
+                            sizeof(*d->terms));
         if (r < 0)
                 return r;
         st_of = calloc((d->reg ? d->reg->n_terminals : 0) + 1, sizeof(*st_of));
@@ -203,7 +242,7 @@ static int collect(struct bbt_report_data *d)
         if (n_wire > 0)
                 qsort(wire, n_wire, sizeof(*wire), cmp_store_terminal_ptr);
         for (size_t i = 0; r == 0 && i < n_wire; i++) {
-                const struct bbt_store_terminal *st = wire[i];
+                const struct bbt_report_store_terminal *st = wire[i];
                 const struct bbt_school *rs;
 
                 /* Not in the registry and first heard of after the range: it
@@ -320,6 +359,17 @@ static int seen_cb(void *u, const struct bbt_store_seen *seen)
         return 0;
 }
 
+/* The same to the day: last_seen_ms is the start of the day. */
+static int seen_day_cb(void *u, const struct bbt_store_seen_day *seen)
+{
+        struct bbt_report_data *d = u;
+        size_t ti = term_index(d, seen->terminal_id);
+
+        if (ti && seen->day != INT32_MIN)
+                d->terms[ti - 1].last_seen_ms = bbt_day_start_ms(seen->day, d->s->offset_min);
+        return 0;
+}
+
 int64_t bbt_report_data_silent_from(const struct bbt_report_data *d, const struct bbt_report_school *si,
                                     int64_t last_seen_ms)
 {
@@ -356,15 +406,17 @@ static void silent_state(const struct bbt_report_data *d, struct bbt_report_term
         t->silent_since_ms = 0;
 }
 
-/* Last seen and active as of the end, open faults at end_ms, silent
- * terminals, and which are intact. */
-static int fault_state(struct bbt_report_data *d)
+/* Last seen and active as of the end (to the millisecond if TIMES, else
+ * last seen to the day), open faults at end_ms, silent terminals, and which
+ * are intact. */
+static int fault_state(struct bbt_report_data *d, bool times)
 {
         struct bbt_store_scope open_at_end = d->scope, upto = d->scope;
         int r;
 
         upto.to_day = d->to;
-        r = bbt_store_seen_each_in(d->store, &upto, seen_cb, d);
+        r = times ? bbt_store_seen_each_in(d->store, &upto, seen_cb, d)
+                  : bbt_store_seen_days_each_in(d->store, &upto, d->s->offset_min, seen_day_cb, d);
         if (r < 0)
                 return r;
         open_at_end.since_ms = open_at_end.until_ms = d->end_ms;
@@ -675,7 +727,7 @@ int bbt_report_data_gather(struct bbt_report_data *d, const struct bbt_report_op
         }
         r = collect(d);
         if (r == 0 && (needs & (BBT_NEEDS_FAULT_STATE | BBT_NEEDS_FIGURES)))
-                r = fault_state(d);
+                r = fault_state(d, (needs & BBT_NEEDS_SEEN_TIMES) || o->scan == BBT_REPORT_SCAN_ROWS);
         if (r == 0 && (needs & BBT_NEEDS_FIGURES))
                 r = figures_any(d, needs);
         return r;

@@ -24,6 +24,11 @@ enum {
         BBT_NEEDS_SCHOOL = 1 << 2,      /* options: one school (o->school) */
         BBT_NEEDS_WEEK = 1 << 3,        /* options: the range is one week, Monday to Sunday */
         BBT_NEEDS_TERMINAL_RATES = 1 << 4, /* with FIGURES: each terminal's rates too (from its day rollups) */
+        /* With FAULT_STATE (or FIGURES): each terminal's last-seen and last-active
+         * times, to the millisecond; without it only the day of last-seen is
+         * read (all the idle and silent judgements take), from the store's
+         * summary of its days, and last_seen_ms is that day's start. */
+        BBT_NEEDS_SEEN_TIMES = 1 << 5,
 };
 
 /* Where the figures come from (report_data.c): the store's day aggregates

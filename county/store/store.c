@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dates.h"
 #include "store.h"
 
 static const struct bbt_store_scope everything = BBT_STORE_SCOPE_ALL;
@@ -192,6 +193,35 @@ int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *sc
                            int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
 {
         return s->ops->seen_each(s, scope ? scope : &everything, cb, u);
+}
+
+struct seen_days_adapter {
+        int offset_min;
+        int (*cb)(void *u, const struct bbt_store_seen_day *seen);
+        void *u;
+};
+
+static int seen_day_of(void *u, const struct bbt_store_seen *seen)
+{
+        const struct seen_days_adapter *a = u;
+        struct bbt_store_seen_day d = {
+                .terminal_id = seen->terminal_id,
+                .day = seen->last_msg_ms > 0 ? bbt_day_of_ms(seen->last_msg_ms, a->offset_min) : INT32_MIN,
+        };
+
+        return a->cb(a->u, &d);
+}
+
+int bbt_store_seen_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope, int offset_min,
+                                int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u)
+{
+        struct seen_days_adapter a = { .offset_min = offset_min, .cb = cb, .u = u };
+
+        if (!scope)
+                scope = &everything;
+        if (s->ops->seen_days_each)
+                return s->ops->seen_days_each(s, scope, cb, u);
+        return s->ops->seen_each(s, scope, seen_day_of, &a);
 }
 
 int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min)

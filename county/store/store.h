@@ -47,7 +47,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 4
+#define BBT_STORE_SCHEMA_VERSION 5
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -181,6 +181,13 @@ struct bbt_store_seen {
         int64_t last_active_ms;
 };
 
+/* A terminal's latest day with a message, up to a day: what bbt_store_seen
+ * says, to the day (the day of the rollup holding last_msg_ms). */
+struct bbt_store_seen_day {
+        int64_t terminal_id;
+        int32_t day; /* INT32_MIN: none */
+};
+
 /* Which rows an _in iterator returns. County and school pick terminals (the
  * county and school of their topic); the rest applies where an iterator says
  * so. Start from BBT_STORE_SCOPE_ALL; a NULL scope is everything. */
@@ -264,6 +271,14 @@ struct bbt_store_ops {
          * to_day (0: none). Reads about one row per terminal, not the range. */
         int (*seen_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                          int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+        /* Every terminal in scope, by id, with the latest day from_day <=
+         * day <= to_day of its rollups with last_msg_ms > 0 (INT32_MIN: none):
+         * seen_each to the day, for reports that need no more. A backend may
+         * answer from a summary of its days (SQLite: the seen bits of the day
+         * marks) rather than a row per terminal. NULL: derived from seen_each
+         * (bbt_store_seen_days_each_in). */
+        int (*seen_days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                              int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u);
         /* Adds to the rollups' message history (first_msg_ms, last_msg_ms,
          * by the local day at OFFSET_MIN) the raw records kept, each at
          * min(ts − the terminal's skew, recv_ms), and each terminal's
@@ -372,6 +387,10 @@ int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scop
                                 int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
 int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, const struct bbt_store_seen *seen), void *u);
+/* The backend's seen_days_each, or seen_each with each last_msg_ms's day at
+ * OFFSET_MIN (the rollups' days are at the aggregator's UTC offset). */
+int bbt_store_seen_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope, int offset_min,
+                                int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u);
 int bbt_store_days_history_rebuild(struct bbt_store *s, int offset_min);
 int bbt_store_loss_add(struct bbt_store *s, const struct bbt_store_loss *l);
 int bbt_store_loss_find(struct bbt_store *s, int64_t terminal_id, int64_t from, int64_t to, struct bbt_store_loss *ret);

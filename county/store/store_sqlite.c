@@ -53,6 +53,14 @@ static int migrate_history(sqlite3 *db, char **msg)
 
 static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg);
 
+/* Sets day_mark's seen bits from the rollups' last_msg_ms (every row, or those
+ * of days >= ?1 when bound): bit i of a span's seen is its day i having a
+ * message. */
+#define SEEN_MARKS_FILL                                                                                              \
+        "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi, seen)"                      \
+        " SELECT day >> 5, terminal_id, 0, 0, 0, 0, sum(1 << (day & 31)) FROM day_rollup WHERE last_msg_ms > 0"      \
+        " GROUP BY day >> 5, terminal_id ON CONFLICT(span, terminal_id) DO UPDATE SET seen = excluded.seen"
+
 /* 3 → 4: the day aggregates, counted from the rollups already stored under
  * the default rule (bbt-aggregator records its own rule when it starts). */
 static int migrate_day_aggregates(sqlite3 *db, char **msg)
@@ -140,6 +148,8 @@ static const struct migration migrations[] = {
         { NULL, migrate_history },
         /* 3 → 4 */
         { NULL, migrate_day_aggregates },
+        /* 4 → 5: which days of each span have a message (seen_days_each). */
+        { "ALTER TABLE day_mark ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;" SEEN_MARKS_FILL ";", NULL },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -193,6 +203,12 @@ enum stmt {
         ST_DAY_MARKS_SCOPED,
         ST_SEEN,
         ST_SEEN_SCOPED,
+        ST_TERMINAL_IDS,
+        ST_TERMINAL_IDS_SCOPED,
+        ST_SEEN_MARKS,
+        ST_SEEN_MARKS_SCOPED,
+        ST_SEEN_DAY,
+        ST_SEEN_MARK_SET,
         ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
@@ -342,7 +358,8 @@ static const char *const sql[ST__COUNT] = {
                             " lessons_hi = (lessons_hi & ~?7) | ?9",
         [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
         [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
-        [ST_DAY_MARKS_CLEAR] = "DELETE FROM day_mark",
+        /* The seen bits stay: days_clear keeps the rollups' message history. */
+        [ST_DAY_MARKS_CLEAR] = "UPDATE day_mark SET powered = 0, used = 0, lessons_lo = 0, lessons_hi = 0",
         [ST_SCHOOL_DAYS] = SELECT_SCHOOL_DAYS " ORDER BY day, county, school",
         [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_DAYS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
                                   " ORDER BY day, county, school",
@@ -351,6 +368,20 @@ static const char *const sql[ST__COUNT] = {
         [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
         [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
                            " ORDER BY t.id",
+        [ST_TERMINAL_IDS] = "SELECT id FROM terminal ORDER BY id",
+        [ST_TERMINAL_IDS_SCOPED] = "SELECT id FROM terminal WHERE (?1 IS NULL OR county = ?1)"
+                                   " AND (?2 IS NULL OR school = ?2) ORDER BY id",
+        /* ?3, ?4: spans. */
+        [ST_SEEN_MARKS] = "SELECT terminal_id, span, seen FROM day_mark WHERE span BETWEEN ?3 AND ?4 AND seen <> 0"
+                          " ORDER BY span, terminal_id",
+        [ST_SEEN_MARKS_SCOPED] = "SELECT terminal_id, span, seen FROM day_mark WHERE span BETWEEN ?3 AND ?4"
+                                 " AND seen <> 0 AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
+        [ST_SEEN_DAY] = "SELECT day FROM day_rollup WHERE terminal_id = ?1 AND day BETWEEN ?2 AND ?3"
+                        " AND last_msg_ms > 0 ORDER BY day DESC LIMIT 1",
+        /* ?3: the day's bit. */
+        [ST_SEEN_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi, seen)"
+                             " VALUES(?2, ?1, 0, 0, 0, 0, ?3)"
+                             " ON CONFLICT(span, terminal_id) DO UPDATE SET seen = seen | ?3",
         /* ?1: the UTC offset in ms. "WHERE true" keeps SQLite from reading
          * ON CONFLICT as part of the SELECT. */
         [ST_DAYS_HISTORY_REBUILD] =
@@ -424,6 +455,10 @@ struct sqlite_store {
         size_t cap_school_of;
         struct agg_pending *pending; /* open addressing by (school, day); cap_pending a power of 2 */
         size_t n_pending, cap_pending;
+        /* terminal id → 1 + the latest day whose seen bit day_add wrote (it
+         * writes a day's bit once, not for every message); 0: none. */
+        uint32_t *seen_marked;
+        size_t cap_seen_marked;
 };
 
 static struct sqlite_store *of(struct bbt_store *s)
@@ -526,6 +561,12 @@ static sqlite3_stmt *scoped(struct sqlite_store *q, enum stmt id, const struct b
                 sqlite3_bind_int64(st, 4, hi);
         }
         return st;
+}
+
+static void seen_marked_drop(struct sqlite_store *q)
+{
+        if (q->cap_seen_marked)
+                memset(q->seen_marked, 0, q->cap_seen_marked * sizeof(*q->seen_marked));
 }
 
 static void pending_drop(struct sqlite_store *q)
@@ -698,6 +739,7 @@ static int sq_rollback(struct bbt_store *s)
         /* A terminal inserted in the transaction is gone, and its id may come again for another. */
         if (q->cap_school_of)
                 memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
+        seen_marked_drop(q);
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
@@ -1177,6 +1219,8 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
                         return e;
         }
         rc = recount_day_aggregates(q->db, r, &msg);
+        if (rc == SQLITE_OK) /* the recount wrote the marks anew, without the seen bits */
+                rc = sqlite3_exec(q->db, SEEN_MARKS_FILL, NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
                 e = fail(q, rc, "day aggregates");
                 if (msg)
@@ -1262,6 +1306,36 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
         return run(q, st, "day aggregates");
 }
 
+/* Sets the seen bit of TERMINAL_ID's DAY in its day mark, once a day. */
+static int seen_mark(struct sqlite_store *q, int64_t terminal_id, int32_t day)
+{
+        sqlite3_stmt *st;
+        bool cache = terminal_id > 0 && day >= 0 && (uint64_t)terminal_id < SIZE_MAX / sizeof(*q->seen_marked);
+        int r;
+
+        if (cache && (size_t)terminal_id < q->cap_seen_marked && q->seen_marked[terminal_id] == (uint32_t)day + 1)
+                return 0;
+        st = stmt(q, ST_SEEN_MARK_SET);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        sqlite3_bind_int64(st, 2, span_of(day));
+        sqlite3_bind_int64(st, 3, (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1)));
+        r = run(q, st, "day aggregates");
+        if (r < 0 || !cache)
+                return r;
+        if ((size_t)terminal_id >= q->cap_seen_marked) {
+                size_t had = q->cap_seen_marked;
+
+                if (bbt_array_reserve((void **)&q->seen_marked, &q->cap_seen_marked, (size_t)terminal_id + 1,
+                                      sizeof(*q->seen_marked)) < 0)
+                        return 0; /* only a cache */
+                memset(q->seen_marked + had, 0, (q->cap_seen_marked - had) * sizeof(*q->seen_marked));
+        }
+        q->seen_marked[terminal_id] = (uint32_t)day + 1;
+        return 0;
+}
+
 static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
 {
         struct sqlite_store *q = of(s);
@@ -1302,7 +1376,8 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 before.period_active_ms[k] -= d->period_active_ms[k];
         before.on_all_ms -= d->on_all_ms;
-        return aggregates_add(q, terminal_id, d->day, &before, &after);
+        rc = aggregates_add(q, terminal_id, d->day, &before, &after);
+        return rc == 0 && d->last_msg_ms > 0 ? seen_mark(q, terminal_id, d->day) : rc;
 }
 
 static int sq_days_clear(struct bbt_store *s)
@@ -1424,15 +1499,128 @@ static int sq_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return st ? each(q, st, "history", seen_row, (void *)cb, u) : -EIO;
 }
 
+/* How far back from to_day seen_days_each reads the day marks (a few spans
+ * of every terminal); a terminal with no message in them is looked up in its
+ * rollups. */
+#define SEEN_MARKS_BACK_DAYS 62
+
+struct seen_days {
+        int64_t *ids;          /* the terminals in scope, by id */
+        size_t n, cap;
+        int32_t *day;          /* by id: the latest day with a message found in the marks; INT32_MIN: none */
+        size_t cap_day;
+        int64_t from_day, to_day;
+};
+
+static int seen_id_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        struct seen_days *v = u;
+
+        (void)cb;
+        if (bbt_array_reserve((void **)&v->ids, &v->cap, v->n + 1, sizeof(*v->ids)) < 0)
+                return -ENOMEM;
+        v->ids[v->n++] = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+/* A span's seen bits within from_day..to_day: the latest such day wins (the
+ * rows come by span). */
+static int seen_mark_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        struct seen_days *v = u;
+        int64_t id = sqlite3_column_int64(st, 0), first = sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS;
+        uint64_t bits = (uint64_t)sqlite3_column_int64(st, 2) & 0xffffffffu;
+        int64_t lo = v->from_day - first, hi = v->to_day - first;
+
+        (void)cb;
+        if (id <= 0 || (uint64_t)id >= v->cap_day)
+                return 0; /* not in scope */
+        if (hi < BBT_STORE_MARK_DAYS - 1)
+                bits &= hi < 0 ? 0 : ((uint64_t)2 << hi) - 1;
+        if (lo > 0)
+                bits &= lo >= BBT_STORE_MARK_DAYS ? 0 : ~(((uint64_t)1 << lo) - 1);
+        if (bits)
+                v->day[id] = (int32_t)(first + 63 - __builtin_clzll(bits));
+        return 0;
+}
+
+static int sq_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u)
+{
+        struct sqlite_store *q = of(s);
+        struct seen_days v = { .from_day = scope->from_day, .to_day = scope->to_day };
+        int64_t lo_day = v.to_day - SEEN_MARKS_BACK_DAYS, lo_span;
+        sqlite3_stmt *st;
+        int r;
+
+        if (lo_day < v.from_day)
+                lo_day = v.from_day;
+        lo_span = span_of((int32_t)lo_day);
+        st = scoped(q, ST_TERMINAL_IDS, scope, 0, 0);
+        r = st ? each(q, st, "history", seen_id_row, NULL, &v) : -EIO;
+        if (r == 0 && v.n > 0) {
+                v.cap_day = (size_t)v.ids[v.n - 1] + 1;
+                v.day = malloc(v.cap_day * sizeof(*v.day));
+                if (!v.day)
+                        r = -ENOMEM;
+                for (size_t i = 0; r == 0 && i < v.cap_day; i++)
+                        v.day[i] = INT32_MIN;
+                if (v.from_day <= v.to_day) {
+                        st = r == 0 ? scoped(q, ST_SEEN_MARKS, scope, lo_span, span_of(scope->to_day)) : NULL;
+                        if (r == 0)
+                                r = st ? each(q, st, "history", seen_mark_row, NULL, &v) : -EIO;
+                }
+        }
+        for (size_t i = 0; r == 0 && i < v.n; i++) {
+                struct bbt_store_seen_day seen = { .terminal_id = v.ids[i], .day = v.day[v.ids[i]] };
+
+                /* Not in the spans read, which do not reach from_day: its rollups say. */
+                if (seen.day == INT32_MIN && lo_span * BBT_STORE_MARK_DAYS > v.from_day && v.from_day <= v.to_day) {
+                        st = stmt(q, ST_SEEN_DAY);
+                        if (!st) {
+                                r = -EIO;
+                                break;
+                        }
+                        sqlite3_bind_int64(st, 1, seen.terminal_id);
+                        sqlite3_bind_int64(st, 2, v.from_day);
+                        sqlite3_bind_int64(st, 3, lo_span * BBT_STORE_MARK_DAYS - 1);
+                        r = sqlite3_step(st);
+                        if (r == SQLITE_ROW)
+                                seen.day = (int32_t)sqlite3_column_int64(st, 0);
+                        r = r == SQLITE_ROW || r == SQLITE_DONE ? 0 : fail(q, r, "history");
+                        sqlite3_reset(st);
+                        if (r < 0)
+                                break;
+                }
+                r = cb(u, &seen);
+        }
+        free(v.ids);
+        free(v.day);
+        return r;
+}
+
 static int sq_days_history_rebuild(struct bbt_store *s, int offset_min)
 {
         struct sqlite_store *q = of(s);
         sqlite3_stmt *st = stmt(q, ST_DAYS_HISTORY_REBUILD);
+        int r;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, (int64_t)offset_min * 60000);
-        return run(q, st, "history");
+        r = run(q, st, "history");
+        if (r == 0) {
+                char *msg = NULL;
+                int rc = sqlite3_exec(q->db, SEEN_MARKS_FILL, NULL, NULL, &msg);
+
+                if (rc != SQLITE_OK) {
+                        r = fail(q, rc, "history");
+                        if (msg)
+                                snprintf(q->base.error, sizeof(q->base.error), "history: %s", msg);
+                }
+                sqlite3_free(msg);
+        }
+        return r;
 }
 
 static int sq_loss_add(struct bbt_store *s, const struct bbt_store_loss *l)
@@ -1820,6 +2008,7 @@ static void sq_close(struct bbt_store *s)
         free(q->schools);
         free(q->school_of);
         free(q->pending);
+        free(q->seen_marked);
         free(q);
 }
 
@@ -1850,6 +2039,7 @@ static const struct bbt_store_ops sqlite_ops = {
         .school_days_each = sq_school_days_each,
         .day_marks_each = sq_day_marks_each,
         .seen_each = sq_seen_each,
+        .seen_days_each = sq_seen_days_each,
         .days_history_rebuild = sq_days_history_rebuild,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
@@ -1998,9 +2188,11 @@ int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **r
                         r = -EPROTO;
                         goto fail;
                 }
-                /* Readers map the file instead of copying every page they read
-                 * through pread() (a report reads whole tables). */
-                sqlite3_exec(q->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
+                /* Readers read pages through pread(), not a mapping of the file:
+                 * a report touches a few thousand pages once each, and a page
+                 * fault costs more than a pread's copy (measured: a report's
+                 * day aggregates in 48 ms read, 100 ms mapped, in a VM where
+                 * faults are dear; docs/BENCHMARKS.md, "Report timings"). */
         }
         *ret = &q->base;
         return 0;
