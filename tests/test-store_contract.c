@@ -156,6 +156,15 @@ static int terminal_cb(void *u, const struct bbt_store_terminal *t)
         return 0;
 }
 
+static int brief_cb(void *u, const struct bbt_store_terminal_brief *t)
+{
+        add(u, "%s/%s/%s:%lld-%lld/%lld/%lld/%lld/%lld/%lld/%lld/%lld/%s/%s", t->county, t->school, t->terminal,
+            (long long)t->first_seq, (long long)t->high_seq, (long long)t->received, (long long)t->duplicates,
+            (long long)t->lost, (long long)t->skipped, (long long)t->conflicts, (long long)t->spool_dropped,
+            (long long)t->first_seen_ms, t->online ? "on" : "off", t->version);
+        return 0;
+}
+
 static int gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap *g)
 {
         add(u, "%s:%lld-%lld:%d:%d:%lld:%lld:%s:%lld", code_of(terminal_id), (long long)g->from, (long long)g->to,
@@ -391,6 +400,15 @@ static void terminals_case(const char *location)
         ASSERT_EQ(back.boot, -1);
         ASSERT_EQ(back.inventory_seq, -1);
         ASSERT(!back.online);
+        /* Brief: the same rows and fields, in a scope. */
+        {
+                struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+
+                out[0] = '\0';
+                scope.county = "510107";
+                ASSERT_OK(bbt_store_terminals_brief_each_in(s, &scope, brief_cb, out));
+                ASSERT_STR_EQ(out, "510107/S1/a:0-99/95/4/2/1/3/6/1000/on/0.1.0 510107/S1/b:-1--1/0/0/0/0/0/0/0/off/");
+        }
         /* An iterator stops at the callback's first non-zero result and returns it. */
         ASSERT_EQ(bbt_store_terminals_each(s, stop_cb, &n), 7);
         ASSERT_EQ(n, 1);
@@ -398,7 +416,7 @@ static void terminals_case(const char *location)
 }
 
 /* terminal_insert gives keys and refuses a second (county, school,
- * terminal); terminal_update writes every field; rows come by id. */
+ * terminal); terminal_update writes every field; rows come by id, also brief. */
 TEST(terminals)
 {
         each_backend(terminals_case);

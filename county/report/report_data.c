@@ -55,30 +55,13 @@ static int reserve(void **p, size_t *cap, size_t n, size_t size)
         return 0;
 }
 
-static int store_terminal_cb(void *u, const struct bbt_store_terminal *t)
+static int store_terminal_cb(void *u, const struct bbt_store_terminal_brief *t)
 {
         struct bbt_report_data *d = u;
 
-        struct bbt_report_store_terminal *rt;
-
         if (grow((void **)&d->st, &d->cap_st, d->n_st, sizeof(*d->st)) < 0)
                 return -ENOMEM;
-        rt = &d->st[d->n_st++];
-        rt->id = t->id;
-        memcpy(rt->county, t->county, sizeof(rt->county));
-        memcpy(rt->school, t->school, sizeof(rt->school));
-        memcpy(rt->terminal, t->terminal, sizeof(rt->terminal));
-        rt->first_seq = t->first_seq;
-        rt->high_seq = t->high_seq;
-        rt->received = t->received;
-        rt->duplicates = t->duplicates;
-        rt->lost = t->lost;
-        rt->skipped = t->skipped;
-        rt->conflicts = t->conflicts;
-        rt->spool_dropped = t->spool_dropped;
-        rt->first_seen_ms = t->first_seen_ms;
-        rt->online = t->online;
-        memcpy(rt->version, t->version, sizeof(rt->version));
+        d->st[d->n_st++] = *t;
         if (t->id > d->max_store_id)
                 d->max_store_id = t->id;
         return 0;
@@ -144,7 +127,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         return 0;
 }
 
-static int term_add(struct bbt_report_data *d, size_t school, const char *id, const struct bbt_report_store_terminal *st,
+static int term_add(struct bbt_report_data *d, size_t school, const char *id, const struct bbt_store_terminal_brief *st,
                     const struct bbt_terminal_entry *reg)
 {
         struct bbt_report_terminal *t;
@@ -165,7 +148,7 @@ static int term_add(struct bbt_report_data *d, size_t school, const char *id, co
  * school and terminal codes under another county are another terminal. */
 static int cmp_store_terminal(const void *a, const void *b)
 {
-        const struct bbt_report_store_terminal *x = a, *y = b;
+        const struct bbt_store_terminal_brief *x = a, *y = b;
         int r = strcmp(x->school, y->school);
 
         if (!r)
@@ -175,14 +158,14 @@ static int cmp_store_terminal(const void *a, const void *b)
 
 static int cmp_store_terminal_ptr(const void *a, const void *b)
 {
-        return cmp_store_terminal(*(const struct bbt_report_store_terminal *const *)a,
-                                  *(const struct bbt_report_store_terminal *const *)b);
+        return cmp_store_terminal(*(const struct bbt_store_terminal_brief *const *)a,
+                                  *(const struct bbt_store_terminal_brief *const *)b);
 }
 
 /* The registry's entry for store terminal ST: the same school and code, of a
  * school of ST's county; NULL if none. */
 static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_data *d,
-                                                       const struct bbt_report_store_terminal *st)
+                                                       const struct bbt_store_terminal_brief *st)
 {
         const struct bbt_terminal_entry *e = d->reg ? bbt_registry_terminal(d->reg, st->school, st->terminal) : NULL;
         const struct bbt_school *s = e ? bbt_registry_school(d->reg, e->school) : NULL;
@@ -193,7 +176,7 @@ static const struct bbt_terminal_entry *registry_entry(const struct bbt_report_d
 /* Every terminal in scope: the registry's, and those seen on the wire only. */
 static int collect(struct bbt_report_data *d)
 {
-        const struct bbt_report_store_terminal **wire = NULL; /* the store's terminals not in the registry */
+        const struct bbt_store_terminal_brief **wire = NULL; /* the store's terminals not in the registry */
         size_t *st_of = NULL, n_wire = 0; /* registry terminal → 1 + index into d->st; 0: never reported */
         size_t si;
         int r;
@@ -202,7 +185,7 @@ static int collect(struct bbt_report_data *d)
          * pages cost a fault each (a county has 20,000 terminals). */
         r = reserve((void **)&d->st, &d->cap_st, (d->reg ? d->reg->n_terminals : 0) + 64, sizeof(*d->st));
         if (r == 0)
-                r = bbt_store_terminals_each_in(d->store, &d->scope, store_terminal_cb, d);
+                r = bbt_store_terminals_brief_each_in(d->store, &d->scope, store_terminal_cb, d);
         if (r == 0)
                 r = reserve((void **)&d->terms, &d->cap_terms, d->n_st + (d->reg ? d->reg->n_terminals : 0) + 1,
                             sizeof(*d->terms));
@@ -242,7 +225,7 @@ static int collect(struct bbt_report_data *d)
         if (n_wire > 0)
                 qsort(wire, n_wire, sizeof(*wire), cmp_store_terminal_ptr);
         for (size_t i = 0; r == 0 && i < n_wire; i++) {
-                const struct bbt_report_store_terminal *st = wire[i];
+                const struct bbt_store_terminal_brief *st = wire[i];
                 const struct bbt_school *rs;
 
                 /* Not in the registry and first heard of after the range: it

@@ -19,24 +19,10 @@ struct bbt_report_school {
         struct bbt_rates_acc acc;     /* BBT_NEEDS_FIGURES */
 };
 
-/* What a report keeps of a terminal's store row: the fields the reports
- * show (the row itself is 1.5 KiB with its last heartbeat and host names,
- * 31 MiB for a county of 20,000 terminals). */
-struct bbt_report_store_terminal {
-        int64_t id;
-        char county[7];
-        char school[BBT_ID_MAX + 1];
-        char terminal[BBT_ID_MAX + 1];
-        int64_t first_seq, high_seq, received, duplicates, lost, skipped, conflicts, spool_dropped;
-        int64_t first_seen_ms;
-        bool online;
-        char version[33];
-};
-
 struct bbt_report_terminal {
         char id[BBT_ID_MAX + 1];
         size_t school;                         /* index into d->schools */
-        const struct bbt_report_store_terminal *st; /* NULL: registered, never reported */
+        const struct bbt_store_terminal_brief *st; /* NULL: registered, never reported */
         const struct bbt_terminal_entry *reg;  /* NULL: not in the registry */
         /* BBT_NEEDS_FAULT_STATE: as of the end of the range, from the store's
          * history (docs/metrics.md, "History"); 0: none by then. Without
@@ -63,7 +49,7 @@ struct bbt_report_data {
         int32_t qfrom, to;            /* days held in school_day arrays */
         int64_t end_ms;               /* the end of the range, or now if earlier */
         bool live;                    /* the range reaches now: what is current (online) applies to it */
-        struct bbt_report_store_terminal *st; /* the store's terminals in scope, in store id order */
+        struct bbt_store_terminal_brief *st; /* the store's terminals in scope, in store id order */
         size_t n_st, cap_st;
         struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
         size_t n_schools, cap_schools;

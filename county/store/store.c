@@ -74,6 +74,39 @@ int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struc
         return s->ops->terminals_each(s, &everything, cb, u);
 }
 
+struct brief_adapter {
+        int (*cb)(void *u, const struct bbt_store_terminal_brief *t);
+        void *u;
+};
+
+static int brief_of(void *u, const struct bbt_store_terminal *t)
+{
+        const struct brief_adapter *a = u;
+        struct bbt_store_terminal_brief b = {
+                .id = t->id, .first_seq = t->first_seq, .high_seq = t->high_seq, .received = t->received,
+                .duplicates = t->duplicates, .lost = t->lost, .skipped = t->skipped, .conflicts = t->conflicts,
+                .spool_dropped = t->spool_dropped, .first_seen_ms = t->first_seen_ms, .online = t->online,
+        };
+
+        memcpy(b.county, t->county, sizeof(b.county));
+        memcpy(b.school, t->school, sizeof(b.school));
+        memcpy(b.terminal, t->terminal, sizeof(b.terminal));
+        memcpy(b.version, t->version, sizeof(b.version));
+        return a->cb(a->u, &b);
+}
+
+int bbt_store_terminals_brief_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                      int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u)
+{
+        struct brief_adapter a = { .cb = cb, .u = u };
+
+        if (!scope)
+                scope = &everything;
+        if (s->ops->terminals_brief_each)
+                return s->ops->terminals_brief_each(s, scope, cb, u);
+        return s->ops->terminals_each(s, scope, brief_of, &a);
+}
+
 int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
 {

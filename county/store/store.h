@@ -78,6 +78,19 @@ struct bbt_store_terminal {
         int64_t inventory_seq;        /* seq of the inventory applied; -1: none (older ones are ignored) */
 };
 
+/* A terminal as a listing of many needs it (a report's): the row without its
+ * last heartbeat, host names and session state (a tenth of its size). */
+struct bbt_store_terminal_brief {
+        int64_t id;
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        char terminal[BBT_ID_MAX + 1];
+        int64_t first_seq, high_seq, received, duplicates, lost, skipped, conflicts, spool_dropped;
+        int64_t first_seen_ms;
+        bool online;
+        char version[33];
+};
+
 /* A range of seqs not (yet) received. */
 enum bbt_gap_state {
         BBT_GAP_WAITING,   /* within the grace period, or waiting to ask again */
@@ -223,6 +236,10 @@ struct bbt_store_ops {
          * school, ordered by id. */
         int (*terminals_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                               int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+        /* The same rows, brief. NULL: bbt_store_terminals_brief_each_in
+         * makes them from terminals_each. */
+        int (*terminals_brief_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                    int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u);
         int (*gaps_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
         /* The gaps of the terminals in scope, by terminal then from. */
         int (*gaps_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
@@ -355,6 +372,8 @@ int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_termin
 int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
 int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
+int bbt_store_terminals_brief_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                      int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u);
 int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
 int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
                         void *u);

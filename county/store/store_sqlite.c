@@ -161,6 +161,10 @@ _Static_assert(BBT_PERIODS_MAX <= 15, "a day's periods used fit day_mark's 4 bit
         " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"  \
         " inventory_seq, skipped, conflicts"
 
+#define TERMINAL_BRIEF_COLS                                                                                 \
+        "id, county, school, terminal, first_seq, high_seq, received, duplicates, lost, skipped, conflicts,"    \
+        " spool_dropped, first_seen_ms, online, version"
+
 /* A statement X that iterates over terminals' rows has a twin X_SCOPED
  * right after it (scoped() picks one) that keeps only the rows of the
  * terminals in a scope's county (?1) and school (?2). Both take the time
@@ -203,6 +207,8 @@ enum stmt {
         ST_DAY_MARKS_SCOPED,
         ST_SEEN,
         ST_SEEN_SCOPED,
+        ST_TERMINALS_BRIEF,
+        ST_TERMINALS_BRIEF_SCOPED,
         ST_TERMINAL_IDS,
         ST_TERMINAL_IDS_SCOPED,
         ST_SEEN_MARKS,
@@ -368,6 +374,9 @@ static const char *const sql[ST__COUNT] = {
         [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
         [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
                            " ORDER BY t.id",
+        [ST_TERMINALS_BRIEF] = "SELECT " TERMINAL_BRIEF_COLS " FROM terminal ORDER BY id",
+        [ST_TERMINALS_BRIEF_SCOPED] = "SELECT " TERMINAL_BRIEF_COLS " FROM terminal WHERE (?1 IS NULL OR county = ?1)"
+                                      " AND (?2 IS NULL OR school = ?2) ORDER BY id",
         [ST_TERMINAL_IDS] = "SELECT id FROM terminal ORDER BY id",
         [ST_TERMINAL_IDS_SCOPED] = "SELECT id FROM terminal WHERE (?1 IS NULL OR county = ?1)"
                                    " AND (?2 IS NULL OR school = ?2) ORDER BY id",
@@ -895,6 +904,39 @@ static int sq_terminals_each(struct bbt_store *s, const struct bbt_store_scope *
         sqlite3_stmt *st = scoped(q, ST_TERMINALS, scope, 0, 0);
 
         return st ? each(q, st, "terminals", terminal_row, (void *)cb, u) : -EIO;
+}
+
+static int terminal_brief_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_terminal_brief *) =
+                (int (*)(void *, const struct bbt_store_terminal_brief *))cb;
+        struct bbt_store_terminal_brief t;
+
+        t.id = sqlite3_column_int64(st, 0);
+        copy_col(st, 1, t.county, sizeof(t.county));
+        copy_col(st, 2, t.school, sizeof(t.school));
+        copy_col(st, 3, t.terminal, sizeof(t.terminal));
+        t.first_seq = sqlite3_column_int64(st, 4);
+        t.high_seq = sqlite3_column_int64(st, 5);
+        t.received = sqlite3_column_int64(st, 6);
+        t.duplicates = sqlite3_column_int64(st, 7);
+        t.lost = sqlite3_column_int64(st, 8);
+        t.skipped = sqlite3_column_int64(st, 9);
+        t.conflicts = sqlite3_column_int64(st, 10);
+        t.spool_dropped = sqlite3_column_int64(st, 11);
+        t.first_seen_ms = sqlite3_column_int64(st, 12);
+        t.online = sqlite3_column_int(st, 13) != 0;
+        copy_col(st, 14, t.version, sizeof(t.version));
+        return fn(u, &t);
+}
+
+static int sq_terminals_brief_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                   int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_TERMINALS_BRIEF, scope, 0, 0);
+
+        return st ? each(q, st, "terminals", terminal_brief_row, (void *)cb, u) : -EIO;
 }
 
 static int sq_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
@@ -2040,6 +2082,7 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_marks_each = sq_day_marks_each,
         .seen_each = sq_seen_each,
         .seen_days_each = sq_seen_days_each,
+        .terminals_brief_each = sq_terminals_brief_each,
         .days_history_rebuild = sq_days_history_rebuild,
         .loss_add = sq_loss_add,
         .losses_each = sq_losses_each,
