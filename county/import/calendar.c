@@ -272,6 +272,16 @@ bool bbt_calendar_is_school_day(const struct bbt_calendar *cal, const char *coun
         return workday || (bbt_day_weekday(day) <= 5 && !holiday);
 }
 
+bool bbt_calendar_has_own_days(const struct bbt_calendar *cal, const char *school)
+{
+        const struct scope *s = scope_find(cal, school);
+
+        for (int k = 0; s && k < KINDS; k++)
+                if (s->set[k].n)
+                        return true;
+        return false;
+}
+
 const struct bbt_bells *bbt_calendar_bells(const struct bbt_calendar *cal, const char *county, const char *school)
 {
         const struct scope *s = scope_find(cal, school);

@@ -65,6 +65,10 @@ int bbt_calendar_set_bells(struct bbt_calendar *cal, const char *scope, const st
  * holiday entry covering the same day. SCHOOL may be NULL (county rules only). */
 bool bbt_calendar_is_school_day(const struct bbt_calendar *cal, const char *county, const char *school,
                                 int32_t day);
+/* Whether SCHOOL has day entries of its own (term, holiday or workday): if
+ * not, its school days are its county's (bbt_calendar_is_school_day with
+ * SCHOOL NULL says the same of every day). */
+bool bbt_calendar_has_own_days(const struct bbt_calendar *cal, const char *school);
 /* The bell schedule for SCHOOL in COUNTY: the school's if it has one, else the
  * county's, else bbt_bells_default(). Never NULL; valid while CAL lives. */
 const struct bbt_bells *bbt_calendar_bells(const struct bbt_calendar *cal, const char *county, const char *school);

@@ -253,9 +253,12 @@ static size_t separator_len(const char *s)
 
         if (*s == ';' || *s == ',' || *s == '|' || *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
                 return 1;
+        /* The wide ones are three bytes led by 0xe3 or 0xef. */
+        if ((unsigned char)*s != 0xe3 && (unsigned char)*s != 0xef)
+                return 0;
         for (size_t i = 0; i < BBT_ELEMENTSOF(wide); i++)
-                if (strncmp(s, wide[i], strlen(wide[i])) == 0)
-                        return strlen(wide[i]);
+                if (strncmp(s, wide[i], 3) == 0)
+                        return 3;
         return 0;
 }
 
@@ -277,7 +280,8 @@ int bbt_periph_kinds_parse(const char *s, uint32_t *ret, char *bad, size_t bad_s
                 if (n < sizeof(word)) {
                         memcpy(word, s, n);
                         word[n] = '\0';
-                        for (int k = 0; k < BBT_KIND__COUNT && kind < 0; k++)
+                        /* The protocol's names are ASCII. */
+                        for (int k = 0; k < BBT_KIND__COUNT && kind < 0 && (unsigned char)word[0] < 0x80; k++)
                                 if (strcasecmp(word, bbt_periph_kind_name((enum bbt_periph_kind)k)) == 0)
                                         kind = k;
                         if (kind < 0)

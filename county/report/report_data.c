@@ -99,6 +99,7 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         struct bbt_report_school *si;
         ssize_t found = school_find(d, county, code);
         size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
+        bool shared;
 
         if (found >= 0) {
                 *ret = d->school_hint = (size_t)found;
@@ -115,14 +116,27 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
         si->school_day = calloc(n, 1);
         if (!si->school_day)
                 return -ENOMEM;
-        si->idle_from = d->qfrom;
-        for (int32_t day = d->to; day >= d->qfrom; day--) {
-                bool sd = calendar_school_day(d, county, code, day);
+        shared = !d->cal || !bbt_calendar_has_own_days(d->cal, code);
+        if (shared && d->county_days && strcmp(d->county_days_of, county) == 0) {
+                memcpy(si->school_day, d->county_days, n);
+        } else {
+                for (int32_t day = d->to; day >= d->qfrom; day--)
+                        si->school_day[day - d->qfrom] = calendar_school_day(d, county, code, day);
+                if (shared) {
+                        uint8_t *c = realloc(d->county_days, n);
 
-                si->school_day[day - d->qfrom] = sd;
-                if (sd && have < (size_t)d->s->idle_window && ++have == (size_t)d->s->idle_window)
-                        si->idle_from = day;
+                        if (!c)
+                                return -ENOMEM;
+                        d->county_days = c;
+                        memcpy(c, si->school_day, n);
+                        snprintf(d->county_days_of, sizeof(d->county_days_of), "%s", county);
+                }
         }
+        si->idle_from = d->qfrom;
+        for (int32_t day = d->to; day >= d->qfrom; day--)
+                if (si->school_day[day - d->qfrom] && have < (size_t)d->s->idle_window &&
+                    ++have == (size_t)d->s->idle_window)
+                        si->idle_from = day;
         *ret = d->n_schools++;
         return 0;
 }
@@ -723,6 +737,7 @@ void bbt_report_data_free(struct bbt_report_data *d)
         free(d->schools);
         free(d->terms);
         free(d->st);
+        free(d->county_days);
         free(d->by_store_id);
         free(d->buf);
 }
