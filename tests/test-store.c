@@ -171,7 +171,7 @@ TEST(migrates_schema_1)
         s = open_rw();
         bbt_store_close(s);
         /* Back to schema 1, with a row in each changed table. */
-        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+        exec_sql("DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
                  "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  "DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
@@ -244,7 +244,7 @@ TEST(migrates_schema_2)
         s = open_rw();
         bbt_store_close(s);
         snprintf(sql, sizeof(sql),
-                 "DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%%';"
+                 "DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%%';"
                  "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  /* A terminal whose clock is 60 s fast, last heard of Tue 09:00. */
@@ -318,7 +318,7 @@ TEST(migrates_schema_3)
         setup();
         s = open_rw();
         bbt_store_close(s);
-        exec_sql("DROP TABLE school_day; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+        exec_sql("DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
                  "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
                  " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
                  " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
@@ -353,6 +353,18 @@ TEST(migrates_schema_3)
         bbt_store_close(s);
 }
 
+static int school_days_text(void *u, const struct bbt_store_school_day *d)
+{
+        char *out = u;
+        size_t n = strlen(out);
+
+        snprintf(out + n, 512 - n, "%d/%s:%lld/%lld/%lld/%lld/%lld/%lld/%lld/%lld ", (int)d->day, d->school,
+                 (long long)d->t.powered, (long long)d->t.used, (long long)d->t.periods_used, (long long)d->t.on_ms,
+                 (long long)d->t.active_ms, (long long)d->t.interactive_ms, (long long)d->t.hb_received,
+                 (long long)d->t.on_all_ms);
+        return 0;
+}
+
 static int seen_day_of(void *u, const struct bbt_store_seen_day *seen)
 {
         int32_t *ret = u;
@@ -361,9 +373,10 @@ static int seen_day_of(void *u, const struct bbt_store_seen_day *seen)
         return 0;
 }
 
-/* A schema 4 store (day marks without their seen bits) is migrated: the
- * bits are set from the rollups' message times, and seen_days_each reads
- * them (a day with usage but no message is not seen). */
+/* A schema 4 store (day marks without their seen bits, the schools' days a
+ * row each) is migrated: the bits are set from the rollups' message times,
+ * and seen_days_each reads them (a day with usage but no message is not
+ * seen); the schools' days are packed 32 to a row and read back the same. */
 TEST(migrates_schema_4)
 {
         struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
@@ -374,7 +387,17 @@ TEST(migrates_schema_4)
         setup();
         s = open_rw();
         bbt_store_close(s);
-        exec_sql("ALTER TABLE day_mark DROP COLUMN seen;"
+        /* Schema 4's school_day (county/store/store_sqlite.c's SCHEMA_DAY_AGGREGATES). */
+        exec_sql("ALTER TABLE day_mark DROP COLUMN seen; DROP TABLE school_span;"
+                 "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"
+                 " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"
+                 " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"
+                 " hb_received INTEGER NOT NULL, on_all_ms INTEGER NOT NULL,"
+                 " PRIMARY KEY(day, county, school)) WITHOUT ROWID;"
+                 /* Day 20003 and day 20033 (the next span) of s1; day 20003 of s0. */
+                 "INSERT INTO school_day VALUES(20003, '510107', 's1', 1, 1, 3, 60000, 60000, 1000, 1, 60000);"
+                 "INSERT INTO school_day VALUES(20033, '510107', 's1', 2, 0, 0, 7, 0, 0, 300, 9);"
+                 "INSERT INTO school_day VALUES(20003, '510107', 's0', 1, 0, 0, 5, 0, 0, 0, 5);"
                  "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
                  " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
                  " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
@@ -391,6 +414,15 @@ TEST(migrates_schema_4)
         scope.to_day = 20010;
         ASSERT_OK(bbt_store_seen_days_each_in(s, &scope, 480, seen_day_of, &day));
         ASSERT_EQ(day, 20000);
+        /* The schools' days, now 32 to a row: the same, by day, county, school. */
+        {
+                char out[512] = "";
+
+                scope.to_day = INT32_MAX;
+                ASSERT_OK(bbt_store_school_days_each_in(s, &scope, school_days_text, out));
+                ASSERT_STR_EQ(out, "20003/s0:1/0/0/5/0/0/0/5 20003/s1:1/1/3/60000/60000/1000/1/60000 "
+                                   "20033/s1:2/0/0/7/0/0/300/9 ");
+        }
         bbt_store_close(s);
         /* From the marks, not a look into the rollups. */
         {

@@ -61,6 +61,163 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
         " SELECT day >> 5, terminal_id, 0, 0, 0, 0, sum(1 << (day & 31)) FROM day_rollup WHERE last_msg_ms > 0"      \
         " GROUP BY day >> 5, terminal_id ON CONFLICT(span, terminal_id) DO UPDATE SET seen = excluded.seen"
 
+/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
+static int64_t span_of(int32_t day)
+{
+        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
+}
+
+/* ---- the schools' days, 32 to a row ----
+ *
+ * Schema 5 keeps the per-school day aggregates (school_days_each) in
+ * school_span: one row per school and 32 days (span = day >> 5), PRESENT a
+ * bit per day with a total, DAYS the totals of those days in order, each as
+ * SPAN_VALUES zigzag LEB128 integers (bbt_day_totals' fields in order). A
+ * county's school year is ~8,800 rows instead of ~150,000: a report reads
+ * them in a twentieth of the time, and an ingest commit reads and rewrites
+ * the row of each school it touched. */
+#define SPAN_VALUES 8
+#define SPAN_BYTES_MAX (BBT_STORE_MARK_DAYS * SPAN_VALUES * 10)
+
+struct span_days {
+        uint32_t present;
+        struct bbt_day_totals t[BBT_STORE_MARK_DAYS];
+};
+
+static int64_t *totals_field(struct bbt_day_totals *t, int k)
+{
+        int64_t *f[SPAN_VALUES] = { &t->powered, &t->used,           &t->periods_used, &t->on_ms,
+                                    &t->active_ms, &t->interactive_ms, &t->hb_received, &t->on_all_ms };
+
+        return f[k];
+}
+
+static size_t span_encode(struct span_days *sd, uint8_t *out)
+{
+        size_t n = 0;
+
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                if (!(sd->present >> i & 1))
+                        continue;
+                for (int k = 0; k < SPAN_VALUES; k++) {
+                        int64_t v = *totals_field(&sd->t[i], k);
+                        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+
+                        do {
+                                out[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+                                z >>= 7;
+                        } while (z);
+                }
+        }
+        return n;
+}
+
+/* Returns 0, or -EINVAL if the bytes do not hold what PRESENT says. */
+static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct span_days *sd)
+{
+        size_t n = 0;
+
+        memset(sd, 0, sizeof(*sd));
+        sd->present = present;
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                if (!(present >> i & 1))
+                        continue;
+                for (int k = 0; k < SPAN_VALUES; k++) {
+                        uint64_t z = 0;
+                        unsigned shift = 0;
+
+                        do {
+                                if (n >= len || shift > 63)
+                                        return -EINVAL;
+                                z |= (uint64_t)(p[n] & 0x7f) << shift;
+                                shift += 7;
+                        } while (p[n++] & 0x80);
+                        *totals_field(&sd->t[i], k) = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+                }
+        }
+        return n == len ? 0 : -EINVAL;
+}
+
+/* Writes the rows of school_span from SRC, a query of (day, county, school,
+ * and bbt_day_totals' fields) ordered by day >> 5, county, school, day. */
+static int school_spans_pack(sqlite3 *db, const char *src, char **msg)
+{
+        sqlite3_stmt *in = NULL, *out = NULL;
+        struct span_days sd = { 0 };
+        char county[16] = "", school[BBT_ID_MAX + 8] = "";
+        int64_t span = 0;
+        bool have = false;
+        uint8_t *buf = malloc(SPAN_BYTES_MAX);
+        int rc = buf ? sqlite3_prepare_v2(db, src, -1, &in, NULL) : SQLITE_NOMEM;
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, "INSERT INTO school_span(span, county, school, present, days)"
+                                            " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &out, NULL);
+        while (rc == SQLITE_OK) {
+                int step = sqlite3_step(in);
+                const char *c = step == SQLITE_ROW ? (const char *)sqlite3_column_text(in, 1) : NULL;
+                const char *sc = step == SQLITE_ROW ? (const char *)sqlite3_column_text(in, 2) : NULL;
+                int32_t day = step == SQLITE_ROW ? sqlite3_column_int(in, 0) : 0;
+
+                if (step != SQLITE_ROW && step != SQLITE_DONE) {
+                        rc = step;
+                        break;
+                }
+                if (have && (step == SQLITE_DONE || span_of(day) != span || strcmp(c ? c : "", county) != 0 ||
+                             strcmp(sc ? sc : "", school) != 0)) {
+                        size_t n = span_encode(&sd, buf);
+
+                        sqlite3_bind_int64(out, 1, span);
+                        sqlite3_bind_text(out, 2, county, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(out, 3, school, -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(out, 4, sd.present);
+                        sqlite3_bind_blob(out, 5, buf, (int)n, SQLITE_STATIC);
+                        rc = sqlite3_step(out);
+                        rc = rc == SQLITE_DONE ? sqlite3_reset(out) : rc;
+                        have = false;
+                }
+                if (step == SQLITE_DONE || rc != SQLITE_OK)
+                        break;
+                if (!have) {
+                        memset(&sd, 0, sizeof(sd));
+                        span = span_of(day);
+                        snprintf(county, sizeof(county), "%s", c ? c : "");
+                        snprintf(school, sizeof(school), "%s", sc ? sc : "");
+                        have = true;
+                }
+                sd.present |= 1u << (day & (BBT_STORE_MARK_DAYS - 1));
+                for (int k = 0; k < SPAN_VALUES; k++)
+                        *totals_field(&sd.t[day & (BBT_STORE_MARK_DAYS - 1)], k) = sqlite3_column_int64(in, 3 + k);
+        }
+        if (rc != SQLITE_OK && msg && !*msg)
+                *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        sqlite3_finalize(in);
+        sqlite3_finalize(out);
+        free(buf);
+        return rc;
+}
+
+#define SCHEMA_SCHOOL_SPAN                                                                                           \
+        "CREATE TABLE school_span(span INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                \
+        " present INTEGER NOT NULL, days BLOB NOT NULL, PRIMARY KEY(span, county, school)) WITHOUT ROWID;"
+
+/* 4 → 5: the day marks' seen bits (seen_days_each), and the schools' day
+ * aggregates packed 32 days to a row. */
+static int migrate_school_spans(sqlite3 *db, char **msg)
+{
+        int rc = sqlite3_exec(db, "ALTER TABLE day_mark ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;" SEEN_MARKS_FILL
+                                  ";" SCHEMA_SCHOOL_SPAN, NULL, NULL, msg);
+
+        if (rc == SQLITE_OK)
+                rc = school_spans_pack(db,
+                                       "SELECT day, county, school, powered, used, periods_used, on_ms, active_ms,"
+                                       " interactive_ms, hb_received, on_all_ms FROM school_day"
+                                       " ORDER BY day >> 5, county, school, day",
+                                       msg);
+        return rc == SQLITE_OK ? sqlite3_exec(db, "DROP TABLE school_day", NULL, NULL, msg) : rc;
+}
+
+
 /* 3 → 4: the day aggregates, counted from the rollups already stored under
  * the default rule (bbt-aggregator records its own rule when it starts). */
 static int migrate_day_aggregates(sqlite3 *db, char **msg)
@@ -148,8 +305,8 @@ static const struct migration migrations[] = {
         { NULL, migrate_history },
         /* 3 → 4 */
         { NULL, migrate_day_aggregates },
-        /* 4 → 5: which days of each span have a message (seen_days_each). */
-        { "ALTER TABLE day_mark ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;" SEEN_MARKS_FILL ";", NULL },
+        /* 4 → 5 */
+        { NULL, migrate_school_spans },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -196,7 +353,8 @@ enum stmt {
         ST_DAYS_CLEAR,
         ST_DAYS,
         ST_DAYS_SCOPED,
-        ST_SCHOOL_DAY_ADD,
+        ST_SCHOOL_SPAN_GET,
+        ST_SCHOOL_SPAN_PUT,
         ST_TERMINAL_SCHOOL,
         ST_DAY_MARK_SET,
         ST_SCHOOL_DAYS_CLEAR,
@@ -263,9 +421,9 @@ enum stmt {
         " AND d.day BETWEEN ?3 AND ?4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"                      \
         " COALESCE((SELECT d.last_active_ms FROM day_rollup d WHERE d.terminal_id = t.id"                            \
         " AND d.day BETWEEN ?3 AND ?4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0) FROM terminal t"
-#define SELECT_SCHOOL_DAYS                                                                                           \
-        "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms, hb_received,"    \
-        " on_all_ms FROM school_day WHERE day BETWEEN ?3 AND ?4"
+/* ?3, ?4: spans. */
+#define SELECT_SCHOOL_SPANS                                                                                          \
+        "SELECT county, school, span, present, days FROM school_span WHERE span BETWEEN ?3 AND ?4"
 #define SELECT_DAY_MARKS                                                                                             \
         "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"                              \
         " WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
@@ -344,16 +502,10 @@ static const char *const sql[ST__COUNT] = {
                           " p11 = 0, p12 = 0, last_active_ms = 0",
         [ST_DAYS] = SELECT_DAYS " ORDER BY terminal_id, day",
         [ST_DAYS_SCOPED] = SELECT_DAYS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
-        /* The change of a school's day (?1 day, ?2 county, ?3 school). */
-        [ST_SCHOOL_DAY_ADD] = "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms,"
-                              " active_ms, interactive_ms, hb_received, on_all_ms)"
-                              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                              " ON CONFLICT(day, county, school) DO UPDATE SET powered = powered + excluded.powered,"
-                              " used = used + excluded.used, periods_used = periods_used + excluded.periods_used,"
-                              " on_ms = on_ms + excluded.on_ms, active_ms = active_ms + excluded.active_ms,"
-                              " interactive_ms = interactive_ms + excluded.interactive_ms,"
-                              " hb_received = hb_received + excluded.hb_received,"
-                              " on_all_ms = on_all_ms + excluded.on_all_ms",
+        /* A school's 32 days (?1 span, ?2 county, ?3 school): read, then written whole. */
+        [ST_SCHOOL_SPAN_GET] = "SELECT present, days FROM school_span WHERE span = ?1 AND county = ?2 AND school = ?3",
+        [ST_SCHOOL_SPAN_PUT] = "INSERT OR REPLACE INTO school_span(span, county, school, present, days)"
+                               " VALUES(?1, ?2, ?3, ?4, ?5)",
         /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0);
          * ?6, ?7: the day's 4 bits in lessons_lo, lessons_hi (one is 0);
          * ?8, ?9: its periods used there. */
@@ -363,12 +515,12 @@ static const char *const sql[ST__COUNT] = {
                             " used = (used & ~?3) | ?5, lessons_lo = (lessons_lo & ~?6) | ?8,"
                             " lessons_hi = (lessons_hi & ~?7) | ?9",
         [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
-        [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_day",
+        [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_span",
         /* The seen bits stay: days_clear keeps the rollups' message history. */
         [ST_DAY_MARKS_CLEAR] = "UPDATE day_mark SET powered = 0, used = 0, lessons_lo = 0, lessons_hi = 0",
-        [ST_SCHOOL_DAYS] = SELECT_SCHOOL_DAYS " ORDER BY day, county, school",
-        [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_DAYS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
-                                  " ORDER BY day, county, school",
+        [ST_SCHOOL_DAYS] = SELECT_SCHOOL_SPANS " ORDER BY span, county, school",
+        [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_SPANS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
+                                  " ORDER BY span, county, school",
         [ST_DAY_MARKS] = SELECT_DAY_MARKS " ORDER BY span, terminal_id",
         [ST_DAY_MARKS_SCOPED] = SELECT_DAY_MARKS " AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
         [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
@@ -585,6 +737,49 @@ static void pending_drop(struct sqlite_store *q)
         q->n_pending = 0;
 }
 
+/* Adds T to day DAY of SCHOOL's row in school_span. */
+static int school_span_add(struct sqlite_store *q, const struct agg_school *school, int32_t day,
+                           const struct bbt_day_totals *t)
+{
+        sqlite3_stmt *st = stmt(q, ST_SCHOOL_SPAN_GET);
+        struct span_days sd;
+        uint8_t buf[SPAN_BYTES_MAX];
+        int i = day & (BBT_STORE_MARK_DAYS - 1), rc, r = 0;
+        size_t n;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, span_of(day));
+        bind_text(st, 2, school->county);
+        bind_text(st, 3, school->school);
+        memset(&sd, 0, sizeof(sd));
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW &&
+            span_decode((uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+                        (size_t)sqlite3_column_bytes(st, 1), &sd) < 0) {
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: school %s/%s, days from %lld: bad row",
+                         school->county, school->school, (long long)span_of(day) * BBT_STORE_MARK_DAYS);
+                r = -EIO;
+        } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                r = fail(q, rc, "day aggregates");
+        }
+        sqlite3_reset(st);
+        if (r < 0)
+                return r;
+        sd.present |= 1u << i;
+        bbt_day_totals_add(&sd.t[i], t);
+        n = span_encode(&sd, buf);
+        st = stmt(q, ST_SCHOOL_SPAN_PUT);
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, span_of(day));
+        bind_text(st, 2, school->county);
+        bind_text(st, 3, school->school);
+        sqlite3_bind_int64(st, 4, sd.present);
+        sqlite3_bind_blob(st, 5, buf, (int)n, SQLITE_TRANSIENT);
+        return run(q, st, "day aggregates");
+}
+
 /* Writes every pending school-day change. */
 static int pending_write(struct sqlite_store *q)
 {
@@ -592,25 +787,9 @@ static int pending_write(struct sqlite_store *q)
 
         for (size_t i = 0; r == 0 && q->n_pending && i < q->cap_pending; i++) {
                 const struct agg_pending *p = &q->pending[i];
-                sqlite3_stmt *st;
 
-                if (!p->used)
-                        continue;
-                st = stmt(q, ST_SCHOOL_DAY_ADD);
-                if (!st)
-                        return -EIO;
-                sqlite3_bind_int(st, 1, p->day);
-                bind_text(st, 2, q->schools[p->school].county);
-                bind_text(st, 3, q->schools[p->school].school);
-                sqlite3_bind_int64(st, 4, p->t.powered);
-                sqlite3_bind_int64(st, 5, p->t.used);
-                sqlite3_bind_int64(st, 6, p->t.periods_used);
-                sqlite3_bind_int64(st, 7, p->t.on_ms);
-                sqlite3_bind_int64(st, 8, p->t.active_ms);
-                sqlite3_bind_int64(st, 9, p->t.interactive_ms);
-                sqlite3_bind_int64(st, 10, p->t.hb_received);
-                sqlite3_bind_int64(st, 11, p->t.on_all_ms);
-                r = run(q, st, "day aggregates");
+                if (p->used)
+                        r = school_span_add(q, &q->schools[p->school], p->day, &p->t);
         }
         if (r == 0)
                 pending_drop(q);
@@ -1190,32 +1369,40 @@ static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
         return 0;
 }
 
-/* Deletes and recounts every day aggregate from the rollups under R (in
- * SQL: the same judgement as bbt_day_totals_of() with every period). */
+/* Every school-day's totals from the rollups under the rule (?1, ?2, ?3:
+ * used_day_ms, used_period_ms, heartbeat_ms), in SQL: the same judgement as
+ * bbt_day_totals_of() with every period. */
+#define SCHOOL_DAYS_RECOUNT                                                                                          \
+        " SELECT d.day, t.county, t.school, sum(d.on_ms > 0), sum(d.active_ms >= ?1),"                               \
+        " sum((d.p1 >= ?2) + (d.p2 >= ?2) + (d.p3 >= ?2) + (d.p4 >= ?2) + (d.p5 >= ?2) + (d.p6 >= ?2)"              \
+        " + (d.p7 >= ?2) + (d.p8 >= ?2) + (d.p9 >= ?2) + (d.p10 >= ?2) + (d.p11 >= ?2) + (d.p12 >= ?2)),"           \
+        " sum(d.on_ms), sum(d.active_ms), sum(d.interactive_ms),"                                                    \
+        " sum(CASE WHEN d.on_all_ms > 0 THEN min(max(d.hb_count, 0), (d.on_all_ms + ?3 - 1) / ?3) ELSE 0 END),"     \
+        " sum(d.on_all_ms)"                                                                                          \
+        " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school"
+
+/* One mark per terminal and 32 days: the bits summed are disjoint (only day
+ * 15's or 31's may set the sign bit: no overflow). */
+#define DAY_MARKS_RECOUNT                                                                                            \
+        "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"                             \
+        " SELECT day >> 5, terminal_id, sum(CASE WHEN on_ms > 0 THEN 1 << (day & 31) ELSE 0 END),"                   \
+        " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END),"                                           \
+        " sum(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15)) ELSE 0 END),"                                        \
+        " sum(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15)) ELSE 0 END)"                                        \
+        " FROM (SELECT terminal_id, day, on_ms, active_ms, (p1 >= ?2) + (p2 >= ?2) + (p3 >= ?2)"                     \
+        " + (p4 >= ?2) + (p5 >= ?2) + (p6 >= ?2) + (p7 >= ?2) + (p8 >= ?2) + (p9 >= ?2) + (p10 >= ?2)"              \
+        " + (p11 >= ?2) + (p12 >= ?2) AS n FROM day_rollup) GROUP BY day >> 5, terminal_id"
+
+/* Deletes and recounts every day aggregate of a schema 4 store (school_day,
+ * day_mark) from the rollups under R (the 3 → 4 migration). */
 static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
 {
         static const char *const steps[] = {
                 "DELETE FROM school_day",
                 "DELETE FROM day_mark",
                 "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms, active_ms,"
-                " interactive_ms, hb_received, on_all_ms)"
-                " SELECT d.day, t.county, t.school, sum(d.on_ms > 0), sum(d.active_ms >= ?1),"
-                " sum((d.p1 >= ?2) + (d.p2 >= ?2) + (d.p3 >= ?2) + (d.p4 >= ?2) + (d.p5 >= ?2) + (d.p6 >= ?2)"
-                " + (d.p7 >= ?2) + (d.p8 >= ?2) + (d.p9 >= ?2) + (d.p10 >= ?2) + (d.p11 >= ?2) + (d.p12 >= ?2)),"
-                " sum(d.on_ms), sum(d.active_ms), sum(d.interactive_ms),"
-                " sum(CASE WHEN d.on_all_ms > 0 THEN min(max(d.hb_count, 0), (d.on_all_ms + ?3 - 1) / ?3) ELSE 0 END),"
-                " sum(d.on_all_ms)"
-                " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school",
-                /* One row per terminal and day: the bits summed are disjoint
-                 * (only day 15's or 31's may set the sign bit: no overflow). */
-                "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
-                " SELECT day >> 5, terminal_id, sum(CASE WHEN on_ms > 0 THEN 1 << (day & 31) ELSE 0 END),"
-                " sum(CASE WHEN active_ms >= ?1 THEN 1 << (day & 31) ELSE 0 END),"
-                " sum(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15)) ELSE 0 END),"
-                " sum(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15)) ELSE 0 END)"
-                " FROM (SELECT terminal_id, day, on_ms, active_ms, (p1 >= ?2) + (p2 >= ?2) + (p3 >= ?2)"
-                " + (p4 >= ?2) + (p5 >= ?2) + (p6 >= ?2) + (p7 >= ?2) + (p8 >= ?2) + (p9 >= ?2) + (p10 >= ?2)"
-                " + (p11 >= ?2) + (p12 >= ?2) AS n FROM day_rollup) GROUP BY day >> 5, terminal_id",
+                " interactive_ms, hb_received, on_all_ms)" SCHOOL_DAYS_RECOUNT,
+                DAY_MARKS_RECOUNT,
         };
         int rc = SQLITE_OK;
 
@@ -1232,6 +1419,54 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
                         rc = SQLITE_OK;
                 sqlite3_finalize(st);
         }
+        if (rc != SQLITE_OK && msg && !*msg)
+                *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        return rc;
+}
+
+/* The same for schema 5: the schools' days packed (school_span), the marks
+ * with their seen bits. */
+static int recount_day_aggregates_packed(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
+{
+        char *src = sqlite3_mprintf("SELECT * FROM (" SCHOOL_DAYS_RECOUNT ") ORDER BY 1 >> 5, 2, 3, 1"), *p;
+        int rc;
+
+        if (!src)
+                return SQLITE_NOMEM;
+        /* The rule's values in place of its parameters (integers). */
+        for (int k = 3; k >= 1; k--) {
+                char param[4];
+
+                snprintf(param, sizeof(param), "?%d", k);
+                while ((p = strstr(src, param)) != NULL) {
+                        char *next = sqlite3_mprintf("%.*s%lld%s", (int)(p - src), src,
+                                                     (long long)*rule_field((struct bbt_day_rule *)r, (size_t)k - 1),
+                                                     p + strlen(param));
+
+                        sqlite3_free(src);
+                        if (!next)
+                                return SQLITE_NOMEM;
+                        src = next;
+                }
+        }
+        rc = sqlite3_exec(db, "DELETE FROM school_span; DELETE FROM day_mark;", NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = school_spans_pack(db, src, msg);
+        sqlite3_free(src);
+        if (rc == SQLITE_OK) {
+                sqlite3_stmt *st;
+
+                rc = sqlite3_prepare_v2(db, DAY_MARKS_RECOUNT, -1, &st, NULL);
+                if (rc == SQLITE_OK) {
+                        for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
+                                sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
+                        rc = sqlite3_step(st);
+                        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+                        sqlite3_finalize(st);
+                }
+        }
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, SEEN_MARKS_FILL, NULL, NULL, msg);
         if (rc != SQLITE_OK && msg && !*msg)
                 *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
         return rc;
@@ -1260,9 +1495,7 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
                 if (e < 0)
                         return e;
         }
-        rc = recount_day_aggregates(q->db, r, &msg);
-        if (rc == SQLITE_OK) /* the recount wrote the marks anew, without the seen bits */
-                rc = sqlite3_exec(q->db, SEEN_MARKS_FILL, NULL, NULL, &msg);
+        rc = recount_day_aggregates_packed(q->db, r, &msg);
         if (rc != SQLITE_OK) {
                 e = fail(q, rc, "day aggregates");
                 if (msg)
@@ -1293,11 +1526,6 @@ static bool totals_zero(const struct bbt_day_totals *t)
         return memcmp(t, &zero, sizeof(zero)) == 0;
 }
 
-/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
-static int64_t span_of(int32_t day)
-{
-        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
-}
 
 /* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
 static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
@@ -1461,25 +1689,42 @@ static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
 }
 
-static int school_day_row(sqlite3_stmt *st, void *cb, void *u)
-{
-        int (*fn)(void *, const struct bbt_store_school_day *) =
-                (int (*)(void *, const struct bbt_store_school_day *))cb;
-        struct bbt_store_school_day d;
+/* One span's rows of every school in scope, decoded: given out by day, then
+ * county and school (the rows come by county and school). */
+struct span_rows {
+        struct span_row {
+                char county[7];
+                char school[BBT_ID_MAX + 1];
+                struct span_days sd;
+        } *row;
+        size_t n, cap;
+        int64_t span;
+};
 
-        memset(&d, 0, sizeof(d));
-        copy_col(st, 0, d.county, sizeof(d.county));
-        copy_col(st, 1, d.school, sizeof(d.school));
-        d.day = sqlite3_column_int(st, 2);
-        d.t.powered = sqlite3_column_int64(st, 3);
-        d.t.used = sqlite3_column_int64(st, 4);
-        d.t.periods_used = sqlite3_column_int64(st, 5);
-        d.t.on_ms = sqlite3_column_int64(st, 6);
-        d.t.active_ms = sqlite3_column_int64(st, 7);
-        d.t.interactive_ms = sqlite3_column_int64(st, 8);
-        d.t.hb_received = sqlite3_column_int64(st, 9);
-        d.t.on_all_ms = sqlite3_column_int64(st, 10);
-        return fn(u, &d);
+static int span_rows_give(struct span_rows *v, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
+{
+        int r = 0;
+
+        for (int i = 0; r == 0 && i < BBT_STORE_MARK_DAYS; i++) {
+                int64_t day = v->span * BBT_STORE_MARK_DAYS + i;
+
+                if (day < scope->from_day || day > scope->to_day)
+                        continue;
+                for (size_t k = 0; r == 0 && k < v->n; k++) {
+                        struct bbt_store_school_day d;
+
+                        if (!(v->row[k].sd.present >> i & 1))
+                                continue;
+                        memcpy(d.county, v->row[k].county, sizeof(d.county));
+                        memcpy(d.school, v->row[k].school, sizeof(d.school));
+                        d.day = (int32_t)day;
+                        d.t = v->row[k].sd.t[i];
+                        r = cb(u, &d);
+                }
+        }
+        v->n = 0;
+        return r;
 }
 
 /* Scopes with a county or school filter their rows by the row's own columns. */
@@ -1487,13 +1732,48 @@ static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope
                                int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
 {
         struct sqlite_store *q = of(s);
+        struct span_rows v = { 0 };
         sqlite3_stmt *st;
-        int r = pending_write(q); /* a transaction reads its own writes */
+        int r = pending_write(q), rc = SQLITE_DONE; /* a transaction reads its own writes */
 
         if (r < 0)
                 return r;
-        st = scoped(q, ST_SCHOOL_DAYS, scope, scope->from_day, scope->to_day);
-        return st ? each(q, st, "day aggregates", school_day_row, (void *)cb, u) : -EIO;
+        if (scope->from_day > scope->to_day)
+                return 0;
+        st = scoped(q, ST_SCHOOL_DAYS, scope, span_of(scope->from_day), span_of(scope->to_day));
+        if (!st)
+                return -EIO;
+        while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int64_t span = sqlite3_column_int64(st, 2);
+                struct span_row *row;
+
+                if (v.n && span != v.span)
+                        r = span_rows_give(&v, scope, cb, u);
+                if (r == 0)
+                        r = bbt_array_reserve((void **)&v.row, &v.cap, v.n + 1, sizeof(*v.row));
+                if (r != 0)
+                        break;
+                v.span = span;
+                row = &v.row[v.n];
+                copy_col(st, 0, row->county, sizeof(row->county));
+                copy_col(st, 1, row->school, sizeof(row->school));
+                if (span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                                (size_t)sqlite3_column_bytes(st, 4), &row->sd) < 0) {
+                        snprintf(q->base.error, sizeof(q->base.error),
+                                 "day aggregates: school %s/%s, days from %lld: bad row", row->county, row->school,
+                                 (long long)span * BBT_STORE_MARK_DAYS);
+                        r = -EIO;
+                        break;
+                }
+                v.n++;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(q, rc, "day aggregates");
+        sqlite3_reset(st);
+        if (r == 0 && v.n)
+                r = span_rows_give(&v, scope, cb, u);
+        free(v.row);
+        return r;
 }
 
 static int day_marks_row(sqlite3_stmt *st, void *cb, void *u)
