@@ -171,7 +171,7 @@ TEST(migrates_schema_1)
         s = open_rw();
         bbt_store_close(s);
         /* Back to schema 1, with a row in each changed table. */
-        exec_sql("DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+        exec_sql("DROP TABLE school_span; DROP TABLE mark_span; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
                  "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  "DROP TABLE conflict; DROP INDEX loss_seq; ALTER TABLE loss DROP COLUMN kind;"
@@ -244,7 +244,7 @@ TEST(migrates_schema_2)
         s = open_rw();
         bbt_store_close(s);
         snprintf(sql, sizeof(sql),
-                 "DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%%';"
+                 "DROP TABLE school_span; DROP TABLE mark_span; DELETE FROM meta WHERE key LIKE 'day_rule.%%';"
                  "DROP INDEX day_rollup_active; ALTER TABLE day_rollup DROP COLUMN first_msg_ms;"
                  "ALTER TABLE day_rollup DROP COLUMN last_msg_ms; ALTER TABLE day_rollup DROP COLUMN last_active_ms;"
                  /* A terminal whose clock is 60 s fast, last heard of Tue 09:00. */
@@ -318,7 +318,7 @@ TEST(migrates_schema_3)
         setup();
         s = open_rw();
         bbt_store_close(s);
-        exec_sql("DROP TABLE school_span; DROP TABLE day_mark; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
+        exec_sql("DROP TABLE school_span; DROP TABLE mark_span; DELETE FROM meta WHERE key LIKE 'day_rule.%';"
                  "INSERT INTO terminal(id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
                  " first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms, offline_since_ms,"
                  " offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os, machine_id, last_hb,"
@@ -388,7 +388,10 @@ TEST(migrates_schema_4)
         s = open_rw();
         bbt_store_close(s);
         /* Schema 4's school_day (county/store/store_sqlite.c's SCHEMA_DAY_AGGREGATES). */
-        exec_sql("ALTER TABLE day_mark DROP COLUMN seen; DROP TABLE school_span;"
+        exec_sql("DROP TABLE mark_span; DROP TABLE school_span;"
+                 "CREATE TABLE day_mark(span INTEGER NOT NULL, terminal_id INTEGER NOT NULL, powered INTEGER NOT NULL,"
+                 " used INTEGER NOT NULL, lessons_lo INTEGER NOT NULL, lessons_hi INTEGER NOT NULL,"
+                 " PRIMARY KEY(span, terminal_id)) WITHOUT ROWID;"
                  "CREATE TABLE school_day(day INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"
                  " powered INTEGER NOT NULL, used INTEGER NOT NULL, periods_used INTEGER NOT NULL,"
                  " on_ms INTEGER NOT NULL, active_ms INTEGER NOT NULL, interactive_ms INTEGER NOT NULL,"
@@ -424,17 +427,17 @@ TEST(migrates_schema_4)
                                    "20033/s1:2/0/0/7/0/0/300/9 ");
         }
         bbt_store_close(s);
-        /* From the marks, not a look into the rollups. */
+        /* From the marks, not a look into the rollups: terminal 1, powered
+         * 8, used 8, lessons 0 and 0, seen 1 (day 20000 is bit 0 of span 625). */
         {
                 sqlite3 *db;
                 sqlite3_stmt *st;
 
                 ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-                ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT seen FROM day_mark WHERE span = 625 AND terminal_id = 1", -1,
-                                             &st, NULL),
+                ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT hex(marks) FROM mark_span WHERE span = 625", -1, &st, NULL),
                           SQLITE_OK);
                 ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-                ASSERT_EQ(sqlite3_column_int64(st, 0), 1);
+                ASSERT_STR_EQ((const char *)sqlite3_column_text(st, 0), "010808000001");
                 sqlite3_finalize(st);
                 sqlite3_close(db);
         }

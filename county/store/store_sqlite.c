@@ -92,6 +92,30 @@ static int64_t *totals_field(struct bbt_day_totals *t, int k)
         return f[k];
 }
 
+/* LEB128: 7 bits a byte, low first; at most 10 bytes. */
+static void put_varint(uint8_t *out, size_t *n, uint64_t z)
+{
+        do {
+                out[(*n)++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+                z >>= 7;
+        } while (z);
+}
+
+static int get_varint(const uint8_t *p, size_t len, size_t *n, uint64_t *ret)
+{
+        uint64_t z = 0;
+        unsigned shift = 0;
+
+        do {
+                if (*n >= len || shift > 63)
+                        return -EINVAL;
+                z |= (uint64_t)(p[*n] & 0x7f) << shift;
+                shift += 7;
+        } while (p[(*n)++] & 0x80);
+        *ret = z;
+        return 0;
+}
+
 static size_t span_encode(struct span_days *sd, uint8_t *out)
 {
         size_t n = 0;
@@ -101,12 +125,8 @@ static size_t span_encode(struct span_days *sd, uint8_t *out)
                         continue;
                 for (int k = 0; k < SPAN_VALUES; k++) {
                         int64_t v = *totals_field(&sd->t[i], k);
-                        uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 
-                        do {
-                                out[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-                                z >>= 7;
-                        } while (z);
+                        put_varint(out, &n, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
                 }
         }
         return n;
@@ -123,19 +143,144 @@ static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct sp
                 if (!(present >> i & 1))
                         continue;
                 for (int k = 0; k < SPAN_VALUES; k++) {
-                        uint64_t z = 0;
-                        unsigned shift = 0;
+                        uint64_t z;
 
-                        do {
-                                if (n >= len || shift > 63)
-                                        return -EINVAL;
-                                z |= (uint64_t)(p[n] & 0x7f) << shift;
-                                shift += 7;
-                        } while (p[n++] & 0x80);
+                        if (get_varint(p, len, &n, &z) < 0)
+                                return -EINVAL;
                         *totals_field(&sd->t[i], k) = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
                 }
         }
         return n == len ? 0 : -EINVAL;
+}
+
+/* The day marks (store.h, "Day aggregates") the same way: one row of
+ * mark_span per school and 32 days, MARKS its terminals' marks by terminal
+ * id, each as six varints: terminal id, powered, used, lessons_lo,
+ * lessons_hi, seen. A county's school year is ~8,800 rows instead of
+ * ~220,000 (a mark a terminal). */
+#define MARK_BYTES_MAX 60
+
+struct mark_entry {
+        int64_t terminal_id;
+        uint32_t powered, used, seen;
+        uint64_t lessons[2];
+};
+
+struct mark_list {
+        struct mark_entry *e;
+        size_t n, cap;
+};
+
+static size_t marks_encode(const struct mark_entry *e, size_t count, uint8_t *out)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < count; i++) {
+                put_varint(out, &n, (uint64_t)e[i].terminal_id);
+                put_varint(out, &n, e[i].powered);
+                put_varint(out, &n, e[i].used);
+                put_varint(out, &n, e[i].lessons[0]);
+                put_varint(out, &n, e[i].lessons[1]);
+                put_varint(out, &n, e[i].seen);
+        }
+        return n;
+}
+
+/* Appends the marks in P to L. Returns 0, -EINVAL (malformed) or -ENOMEM. */
+static int marks_decode(const uint8_t *p, size_t len, struct mark_list *l)
+{
+        size_t n = 0;
+
+        while (n < len) {
+                uint64_t v[6];
+                struct mark_entry *e;
+
+                for (int k = 0; k < 6; k++)
+                        if (get_varint(p, len, &n, &v[k]) < 0)
+                                return -EINVAL;
+                if (v[0] > INT64_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX || v[5] > UINT32_MAX)
+                        return -EINVAL;
+                if (bbt_array_reserve((void **)&l->e, &l->cap, l->n + 1, sizeof(*l->e)) < 0)
+                        return -ENOMEM;
+                e = &l->e[l->n++];
+                e->terminal_id = (int64_t)v[0];
+                e->powered = (uint32_t)v[1];
+                e->used = (uint32_t)v[2];
+                e->lessons[0] = v[3];
+                e->lessons[1] = v[4];
+                e->seen = (uint32_t)v[5];
+        }
+        return 0;
+}
+
+/* Writes the rows of mark_span from SRC, a query of (span, county, school,
+ * terminal id, powered, used, lessons_lo, lessons_hi, seen) ordered by its
+ * first four columns. */
+static int mark_spans_pack(sqlite3 *db, const char *src, char **msg)
+{
+        sqlite3_stmt *in = NULL, *out = NULL;
+        struct mark_list l = { 0 };
+        char county[16] = "", school[BBT_ID_MAX + 8] = "";
+        int64_t span = 0;
+        uint8_t *buf = NULL;
+        size_t cap_buf = 0;
+        int rc = sqlite3_prepare_v2(db, src, -1, &in, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, "INSERT INTO mark_span(span, county, school, marks) VALUES(?1, ?2, ?3, ?4)",
+                                        -1, &out, NULL);
+        while (rc == SQLITE_OK) {
+                int step = sqlite3_step(in);
+                const char *c = step == SQLITE_ROW ? (const char *)sqlite3_column_text(in, 1) : NULL;
+                const char *sc = step == SQLITE_ROW ? (const char *)sqlite3_column_text(in, 2) : NULL;
+
+                if (step != SQLITE_ROW && step != SQLITE_DONE) {
+                        rc = step;
+                        break;
+                }
+                if (l.n && (step == SQLITE_DONE || sqlite3_column_int64(in, 0) != span ||
+                            strcmp(c ? c : "", county) != 0 || strcmp(sc ? sc : "", school) != 0)) {
+                        size_t n;
+
+                        if (bbt_array_reserve((void **)&buf, &cap_buf, l.n * MARK_BYTES_MAX, 1) < 0) {
+                                rc = SQLITE_NOMEM;
+                                break;
+                        }
+                        n = marks_encode(l.e, l.n, buf);
+                        sqlite3_bind_int64(out, 1, span);
+                        sqlite3_bind_text(out, 2, county, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(out, 3, school, -1, SQLITE_STATIC);
+                        sqlite3_bind_blob(out, 4, buf, (int)n, SQLITE_STATIC);
+                        rc = sqlite3_step(out);
+                        rc = rc == SQLITE_DONE ? sqlite3_reset(out) : rc;
+                        l.n = 0;
+                }
+                if (step == SQLITE_DONE || rc != SQLITE_OK)
+                        break;
+                if (!l.n) {
+                        span = sqlite3_column_int64(in, 0);
+                        snprintf(county, sizeof(county), "%s", c ? c : "");
+                        snprintf(school, sizeof(school), "%s", sc ? sc : "");
+                }
+                if (bbt_array_reserve((void **)&l.e, &l.cap, l.n + 1, sizeof(*l.e)) < 0) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+                l.e[l.n++] = (struct mark_entry){
+                        .terminal_id = sqlite3_column_int64(in, 3),
+                        .powered = (uint32_t)sqlite3_column_int64(in, 4),
+                        .used = (uint32_t)sqlite3_column_int64(in, 5),
+                        .lessons = { (uint64_t)sqlite3_column_int64(in, 6), (uint64_t)sqlite3_column_int64(in, 7) },
+                        .seen = (uint32_t)sqlite3_column_int64(in, 8),
+                };
+        }
+        if (rc != SQLITE_OK && msg && !*msg)
+                *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+        sqlite3_finalize(in);
+        sqlite3_finalize(out);
+        free(l.e);
+        free(buf);
+        return rc;
 }
 
 /* Writes the rows of school_span from SRC, a query of (day, county, school,
@@ -199,10 +344,32 @@ static int school_spans_pack(sqlite3 *db, const char *src, char **msg)
 
 #define SCHEMA_SCHOOL_SPAN                                                                                           \
         "CREATE TABLE school_span(span INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                \
-        " present INTEGER NOT NULL, days BLOB NOT NULL, PRIMARY KEY(span, county, school)) WITHOUT ROWID;"
+        " present INTEGER NOT NULL, days BLOB NOT NULL, PRIMARY KEY(span, county, school)) WITHOUT ROWID;"          \
+        "CREATE TABLE mark_span(span INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"                  \
+        " marks BLOB NOT NULL, PRIMARY KEY(span, county, school)) WITHOUT ROWID;"
 
-/* 4 → 5: the day marks' seen bits (seen_days_each), and the schools' day
- * aggregates packed 32 days to a row. */
+/* Every terminal's marks from the rollups under the rule (?1 used_day_ms,
+ * ?2 used_period_ms), for mark_spans_pack. */
+#define MARKS_RECOUNT                                                                                                \
+        "SELECT d.day >> 5, t.county, t.school, d.terminal_id,"                                                      \
+        " sum(CASE WHEN d.on_ms > 0 THEN 1 << (d.day & 31) ELSE 0 END),"                                             \
+        " sum(CASE WHEN d.active_ms >= ?1 THEN 1 << (d.day & 31) ELSE 0 END),"                                       \
+        " sum(CASE WHEN d.day & 16 = 0 THEN d.n << (4 * (d.day & 15)) ELSE 0 END),"                                  \
+        " sum(CASE WHEN d.day & 16 <> 0 THEN d.n << (4 * (d.day & 15)) ELSE 0 END),"                                 \
+        " sum(CASE WHEN d.last_msg_ms > 0 THEN 1 << (d.day & 31) ELSE 0 END)"                                        \
+        " FROM (SELECT terminal_id, day, on_ms, active_ms, last_msg_ms, (p1 >= ?2) + (p2 >= ?2) + (p3 >= ?2)"       \
+        " + (p4 >= ?2) + (p5 >= ?2) + (p6 >= ?2) + (p7 >= ?2) + (p8 >= ?2) + (p9 >= ?2) + (p10 >= ?2)"              \
+        " + (p11 >= ?2) + (p12 >= ?2) AS n FROM day_rollup) d JOIN terminal t ON t.id = d.terminal_id"               \
+        " GROUP BY d.day >> 5, d.terminal_id ORDER BY 1, 2, 3, 4"
+
+/* The marks with only their seen bits (the rollups' message times). */
+#define MARKS_SEEN_ONLY                                                                                              \
+        "SELECT d.day >> 5, t.county, t.school, d.terminal_id, 0, 0, 0, 0, sum(1 << (d.day & 31))"                  \
+        " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id WHERE d.last_msg_ms > 0"                         \
+        " GROUP BY d.day >> 5, d.terminal_id ORDER BY 1, 2, 3, 4"
+
+/* 4 → 5: the day marks' seen bits (seen_days_each), and the day aggregates
+ * packed a school's 32 days to a row (school_span, mark_span). */
 static int migrate_school_spans(sqlite3 *db, char **msg)
 {
         int rc = sqlite3_exec(db, "ALTER TABLE day_mark ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;" SEEN_MARKS_FILL
@@ -214,7 +381,14 @@ static int migrate_school_spans(sqlite3 *db, char **msg)
                                        " interactive_ms, hb_received, on_all_ms FROM school_day"
                                        " ORDER BY day >> 5, county, school, day",
                                        msg);
-        return rc == SQLITE_OK ? sqlite3_exec(db, "DROP TABLE school_day", NULL, NULL, msg) : rc;
+        if (rc == SQLITE_OK)
+                rc = mark_spans_pack(db,
+                                     "SELECT m.span, t.county, t.school, m.terminal_id, m.powered, m.used,"
+                                     " m.lessons_lo, m.lessons_hi, m.seen FROM day_mark m"
+                                     " JOIN terminal t ON t.id = m.terminal_id ORDER BY 1, 2, 3, 4",
+                                     msg);
+        return rc == SQLITE_OK ? sqlite3_exec(db, "DROP TABLE school_day; DROP TABLE day_mark;", NULL, NULL, msg)
+                               : rc;
 }
 
 
@@ -356,7 +530,8 @@ enum stmt {
         ST_SCHOOL_SPAN_GET,
         ST_SCHOOL_SPAN_PUT,
         ST_TERMINAL_SCHOOL,
-        ST_DAY_MARK_SET,
+        ST_MARK_SPAN_GET,
+        ST_MARK_SPAN_PUT,
         ST_SCHOOL_DAYS_CLEAR,
         ST_DAY_MARKS_CLEAR,
         ST_SCHOOL_DAYS,
@@ -369,10 +544,7 @@ enum stmt {
         ST_TERMINALS_BRIEF_SCOPED,
         ST_TERMINAL_IDS,
         ST_TERMINAL_IDS_SCOPED,
-        ST_SEEN_MARKS,
-        ST_SEEN_MARKS_SCOPED,
         ST_SEEN_DAY,
-        ST_SEEN_MARK_SET,
         ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
@@ -424,9 +596,8 @@ enum stmt {
 /* ?3, ?4: spans. */
 #define SELECT_SCHOOL_SPANS                                                                                          \
         "SELECT county, school, span, present, days FROM school_span WHERE span BETWEEN ?3 AND ?4"
-#define SELECT_DAY_MARKS                                                                                             \
-        "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"                              \
-        " WHERE span BETWEEN ?3 >> 5 AND ?4 >> 5"
+/* ?3, ?4: spans. */
+#define SELECT_MARK_SPANS "SELECT span, marks FROM mark_span WHERE span BETWEEN ?3 AND ?4"
 #define SELECT_LOSSES                                                                                                \
         "SELECT terminal_id, from_seq, to_seq, recorded_ms, reason, kind FROM loss"                                  \
         " WHERE recorded_ms >= ?3 AND recorded_ms < ?4"
@@ -506,23 +677,18 @@ static const char *const sql[ST__COUNT] = {
         [ST_SCHOOL_SPAN_GET] = "SELECT present, days FROM school_span WHERE span = ?1 AND county = ?2 AND school = ?3",
         [ST_SCHOOL_SPAN_PUT] = "INSERT OR REPLACE INTO school_span(span, county, school, present, days)"
                                " VALUES(?1, ?2, ?3, ?4, ?5)",
-        /* ?3: the day's bit; ?4, ?5: the bit if powered, used (else 0);
-         * ?6, ?7: the day's 4 bits in lessons_lo, lessons_hi (one is 0);
-         * ?8, ?9: its periods used there. */
-        [ST_DAY_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
-                            " VALUES(?2, ?1, ?4, ?5, ?8, ?9)"
-                            " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (powered & ~?3) | ?4,"
-                            " used = (used & ~?3) | ?5, lessons_lo = (lessons_lo & ~?6) | ?8,"
-                            " lessons_hi = (lessons_hi & ~?7) | ?9",
+        /* A school's marks of 32 days (?1 span, ?2 county, ?3 school): read, then written whole. */
+        [ST_MARK_SPAN_GET] = "SELECT marks FROM mark_span WHERE span = ?1 AND county = ?2 AND school = ?3",
+        [ST_MARK_SPAN_PUT] = "INSERT OR REPLACE INTO mark_span(span, county, school, marks) VALUES(?1, ?2, ?3, ?4)",
         [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = ?1",
         [ST_SCHOOL_DAYS_CLEAR] = "DELETE FROM school_span",
-        /* The seen bits stay: days_clear keeps the rollups' message history. */
-        [ST_DAY_MARKS_CLEAR] = "UPDATE day_mark SET powered = 0, used = 0, lessons_lo = 0, lessons_hi = 0",
+        [ST_DAY_MARKS_CLEAR] = "DELETE FROM mark_span",
         [ST_SCHOOL_DAYS] = SELECT_SCHOOL_SPANS " ORDER BY span, county, school",
         [ST_SCHOOL_DAYS_SCOPED] = SELECT_SCHOOL_SPANS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
                                   " ORDER BY span, county, school",
-        [ST_DAY_MARKS] = SELECT_DAY_MARKS " ORDER BY span, terminal_id",
-        [ST_DAY_MARKS_SCOPED] = SELECT_DAY_MARKS " AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
+        [ST_DAY_MARKS] = SELECT_MARK_SPANS " ORDER BY span, county, school",
+        [ST_DAY_MARKS_SCOPED] = SELECT_MARK_SPANS " AND (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
+                                " ORDER BY span, county, school",
         [ST_SEEN] = SELECT_SEEN " ORDER BY t.id",
         [ST_SEEN_SCOPED] = SELECT_SEEN " WHERE (?1 IS NULL OR t.county = ?1) AND (?2 IS NULL OR t.school = ?2)"
                            " ORDER BY t.id",
@@ -532,17 +698,8 @@ static const char *const sql[ST__COUNT] = {
         [ST_TERMINAL_IDS] = "SELECT id FROM terminal ORDER BY id",
         [ST_TERMINAL_IDS_SCOPED] = "SELECT id FROM terminal WHERE (?1 IS NULL OR county = ?1)"
                                    " AND (?2 IS NULL OR school = ?2) ORDER BY id",
-        /* ?3, ?4: spans. */
-        [ST_SEEN_MARKS] = "SELECT terminal_id, span, seen FROM day_mark WHERE span BETWEEN ?3 AND ?4 AND seen <> 0"
-                          " ORDER BY span, terminal_id",
-        [ST_SEEN_MARKS_SCOPED] = "SELECT terminal_id, span, seen FROM day_mark WHERE span BETWEEN ?3 AND ?4"
-                                 " AND seen <> 0 AND terminal_id" IN_SCOPE " ORDER BY span, terminal_id",
         [ST_SEEN_DAY] = "SELECT day FROM day_rollup WHERE terminal_id = ?1 AND day BETWEEN ?2 AND ?3"
                         " AND last_msg_ms > 0 ORDER BY day DESC LIMIT 1",
-        /* ?3: the day's bit. */
-        [ST_SEEN_MARK_SET] = "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi, seen)"
-                             " VALUES(?2, ?1, 0, 0, 0, 0, ?3)"
-                             " ON CONFLICT(span, terminal_id) DO UPDATE SET seen = seen | ?3",
         /* ?1: the UTC offset in ms. "WHERE true" keeps SQLite from reading
          * ON CONFLICT as part of the SELECT. */
         [ST_DAYS_HISTORY_REBUILD] =
@@ -1424,49 +1581,44 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
         return rc;
 }
 
-/* The same for schema 5: the schools' days packed (school_span), the marks
- * with their seen bits. */
-static int recount_day_aggregates_packed(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
+/* SQL with the rule's values (integers) in place of its parameters ?1..?3;
+ * sqlite3_free() it. NULL: no memory. */
+static char *rule_sql(const char *text, const struct bbt_day_rule *r)
 {
-        char *src = sqlite3_mprintf("SELECT * FROM (" SCHOOL_DAYS_RECOUNT ") ORDER BY 1 >> 5, 2, 3, 1"), *p;
-        int rc;
+        char *src = sqlite3_mprintf("%s", text), *p;
 
-        if (!src)
-                return SQLITE_NOMEM;
-        /* The rule's values in place of its parameters (integers). */
-        for (int k = 3; k >= 1; k--) {
+        for (int k = 3; src && k >= 1; k--) {
                 char param[4];
 
                 snprintf(param, sizeof(param), "?%d", k);
-                while ((p = strstr(src, param)) != NULL) {
+                while (src && (p = strstr(src, param)) != NULL) {
                         char *next = sqlite3_mprintf("%.*s%lld%s", (int)(p - src), src,
                                                      (long long)*rule_field((struct bbt_day_rule *)r, (size_t)k - 1),
                                                      p + strlen(param));
 
                         sqlite3_free(src);
-                        if (!next)
-                                return SQLITE_NOMEM;
                         src = next;
                 }
         }
-        rc = sqlite3_exec(db, "DELETE FROM school_span; DELETE FROM day_mark;", NULL, NULL, msg);
-        if (rc == SQLITE_OK)
-                rc = school_spans_pack(db, src, msg);
-        sqlite3_free(src);
-        if (rc == SQLITE_OK) {
-                sqlite3_stmt *st;
+        return src;
+}
 
-                rc = sqlite3_prepare_v2(db, DAY_MARKS_RECOUNT, -1, &st, NULL);
-                if (rc == SQLITE_OK) {
-                        for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
-                                sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
-                        rc = sqlite3_step(st);
-                        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-                        sqlite3_finalize(st);
-                }
-        }
+/* The same for schema 5: the day aggregates packed (school_span, mark_span),
+ * the marks with their seen bits. */
+static int recount_day_aggregates_packed(sqlite3 *db, const struct bbt_day_rule *r, char **msg)
+{
+        char *days = rule_sql("SELECT * FROM (" SCHOOL_DAYS_RECOUNT ") ORDER BY 1 >> 5, 2, 3, 1", r);
+        char *marks = rule_sql(MARKS_RECOUNT, r);
+        int rc = days && marks ? SQLITE_OK : SQLITE_NOMEM;
+
         if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db, SEEN_MARKS_FILL, NULL, NULL, msg);
+                rc = sqlite3_exec(db, "DELETE FROM school_span; DELETE FROM mark_span;", NULL, NULL, msg);
+        if (rc == SQLITE_OK)
+                rc = school_spans_pack(db, days, msg);
+        if (rc == SQLITE_OK)
+                rc = mark_spans_pack(db, marks, msg);
+        sqlite3_free(days);
+        sqlite3_free(marks);
         if (rc != SQLITE_OK && msg && !*msg)
                 *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
         return rc;
@@ -1527,17 +1679,95 @@ static bool totals_zero(const struct bbt_day_totals *t)
 }
 
 
+/* A change of one terminal-day's mark: its powered and used bits and lessons
+ * (MARKS), or its seen bit set (SEEN). */
+struct mark_set {
+        bool marks, powered, used;
+        int64_t lessons;
+        bool seen;
+};
+
+/* Applies C to day DAY of TERMINAL_ID's mark, in the row of its SCHOOL (into
+ * q->schools): read, changed, written whole. */
+static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_id, int32_t day,
+                       const struct mark_set *c)
+{
+        const struct agg_school *sc = &q->schools[school];
+        sqlite3_stmt *st = stmt(q, ST_MARK_SPAN_GET);
+        struct mark_list l = { 0 };
+        struct mark_entry *e = NULL;
+        uint32_t bit = 1u << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        unsigned shift = 4 * ((uint32_t)day & 15);
+        int hi = ((uint32_t)day & 16) != 0, rc, r = 0;
+        uint8_t *buf;
+        size_t i, n;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, span_of(day));
+        bind_text(st, 2, sc->county);
+        bind_text(st, 3, sc->school);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = marks_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &l);
+        else if (rc != SQLITE_DONE)
+                r = fail(q, rc, "day aggregates");
+        sqlite3_reset(st);
+        if (r == -EINVAL) {
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: marks of %s/%s, days from %lld: bad row",
+                         sc->county, sc->school, (long long)span_of(day) * BBT_STORE_MARK_DAYS);
+                r = -EIO;
+        }
+        /* By terminal id: its place, inserted if new. */
+        for (i = 0; r == 0 && i < l.n && l.e[i].terminal_id < terminal_id; i++)
+                ;
+        if (r == 0 && (i == l.n || l.e[i].terminal_id != terminal_id)) {
+                r = bbt_array_reserve((void **)&l.e, &l.cap, l.n + 1, sizeof(*l.e));
+                if (r == 0) {
+                        memmove(&l.e[i + 1], &l.e[i], (l.n - i) * sizeof(*l.e));
+                        l.e[i] = (struct mark_entry){ .terminal_id = terminal_id };
+                        l.n++;
+                }
+        }
+        if (r == 0) {
+                e = &l.e[i];
+                if (c->marks) {
+                        e->powered = (e->powered & ~bit) | (c->powered ? bit : 0);
+                        e->used = (e->used & ~bit) | (c->used ? bit : 0);
+                        e->lessons[hi] = (e->lessons[hi] & ~((uint64_t)0xf << shift)) |
+                                         ((uint64_t)c->lessons & 0xf) << shift;
+                }
+                if (c->seen)
+                        e->seen |= bit;
+        }
+        buf = r == 0 ? malloc(l.n * MARK_BYTES_MAX) : NULL;
+        if (r == 0 && !buf)
+                r = -ENOMEM;
+        if (r == 0) {
+                n = marks_encode(l.e, l.n, buf);
+                st = stmt(q, ST_MARK_SPAN_PUT);
+                if (!st) {
+                        r = -EIO;
+                } else {
+                        sqlite3_bind_int64(st, 1, span_of(day));
+                        bind_text(st, 2, sc->county);
+                        bind_text(st, 3, sc->school);
+                        sqlite3_bind_blob(st, 4, buf, (int)n, SQLITE_STATIC);
+                        r = run(q, st, "day aggregates");
+                }
+        }
+        free(buf);
+        free(l.e);
+        return r;
+}
+
 /* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
 static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
                           const struct bbt_day_rollup *after)
 {
         struct bbt_day_totals a, b;
-        sqlite3_stmt *st;
-        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
-        unsigned shift = 4 * ((uint32_t)day & 15);
-        uint64_t nibble, lessons;
+        struct mark_set change;
         int32_t school = 0;
-        bool hi;
         int r;
 
         r = sq_day_rule_get(&q->base, &q->rule);
@@ -1557,41 +1787,27 @@ static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t d
                 r = pending_write(q); /* outside a transaction each write commits alone */
         if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
                 return r;
-        st = stmt(q, ST_DAY_MARK_SET);
-        if (!st)
-                return -EIO;
         bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        nibble = (uint64_t)0xf << shift;
-        lessons = (uint64_t)a.periods_used << shift;
-        hi = ((uint32_t)day & 16) != 0;
-        sqlite3_bind_int64(st, 1, terminal_id);
-        sqlite3_bind_int64(st, 2, span_of(day));
-        sqlite3_bind_int64(st, 3, bit);
-        sqlite3_bind_int64(st, 4, a.powered ? bit : 0);
-        sqlite3_bind_int64(st, 5, a.used ? bit : 0);
-        sqlite3_bind_int64(st, 6, hi ? 0 : (int64_t)nibble);
-        sqlite3_bind_int64(st, 7, hi ? (int64_t)nibble : 0);
-        sqlite3_bind_int64(st, 8, hi ? 0 : (int64_t)lessons);
-        sqlite3_bind_int64(st, 9, hi ? (int64_t)lessons : 0);
-        return run(q, st, "day aggregates");
+        change = (struct mark_set){ .marks = true, .powered = a.powered != 0, .used = a.used != 0,
+                                    .lessons = a.periods_used };
+        return mark_change(q, school, terminal_id, day, &change);
 }
 
 /* Sets the seen bit of TERMINAL_ID's DAY in its day mark, once a day. */
 static int seen_mark(struct sqlite_store *q, int64_t terminal_id, int32_t day)
 {
-        sqlite3_stmt *st;
+        static const struct mark_set seen = { .seen = true };
         bool cache = terminal_id > 0 && day >= 0 && (uint64_t)terminal_id < SIZE_MAX / sizeof(*q->seen_marked);
+        int32_t school = 0;
         int r;
 
         if (cache && (size_t)terminal_id < q->cap_seen_marked && q->seen_marked[terminal_id] == (uint32_t)day + 1)
                 return 0;
-        st = stmt(q, ST_SEEN_MARK_SET);
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, terminal_id);
-        sqlite3_bind_int64(st, 2, span_of(day));
-        sqlite3_bind_int64(st, 3, (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1)));
-        r = run(q, st, "day aggregates");
+        r = school_of(q, terminal_id, &school);
+        if (r == -ENOENT)
+                return 0; /* a rollup of no terminal: no school to keep its mark under */
+        if (r == 0)
+                r = mark_change(q, school, terminal_id, day, &seen);
         if (r < 0 || !cache)
                 return r;
         if ((size_t)terminal_id >= q->cap_seen_marked) {
@@ -1650,6 +1866,21 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         return rc == 0 && d->last_msg_ms > 0 ? seen_mark(q, terminal_id, d->day) : rc;
 }
 
+/* Adds the marks SRC gives (mark_spans_pack) to mark_span. */
+static int marks_pack(struct sqlite_store *q, const char *src, const char *what)
+{
+        char *msg = NULL;
+        int rc = mark_spans_pack(q->db, src, &msg), r = 0;
+
+        if (rc != SQLITE_OK) {
+                r = fail(q, rc, what);
+                if (msg)
+                        snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, msg);
+        }
+        sqlite3_free(msg);
+        return r;
+}
+
 static int sq_days_clear(struct bbt_store *s)
 {
         struct sqlite_store *q = of(s);
@@ -1662,7 +1893,8 @@ static int sq_days_clear(struct bbt_store *s)
                 st = stmt(q, id);
                 r = st ? run(q, st, "day aggregates") : -EIO;
         }
-        return r;
+        /* The seen bits stay: the rollups keep their message times. */
+        return r == 0 ? marks_pack(q, MARKS_SEEN_ONLY, "day aggregates") : r;
 }
 
 static int day_row(sqlite3_stmt *st, void *cb, void *u)
@@ -1776,28 +2008,78 @@ static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope
         return r;
 }
 
-static int day_marks_row(sqlite3_stmt *st, void *cb, void *u)
+static int cmp_mark_entry(const void *a, const void *b)
 {
-        int (*fn)(void *, const struct bbt_store_day_marks *) =
-                (int (*)(void *, const struct bbt_store_day_marks *))cb;
+        const struct mark_entry *x = a, *y = b;
+
+        return x->terminal_id < y->terminal_id ? -1 : x->terminal_id > y->terminal_id;
+}
+
+/* Every mark in the rows of spans LO..HI of the schools in SCOPE, by span,
+ * then terminal id: CB(U, SPAN, MARK). */
+static int marks_each(struct sqlite_store *q, const struct bbt_store_scope *scope, int64_t lo, int64_t hi,
+                      int (*cb)(void *u, int64_t span, const struct mark_entry *e), void *u)
+{
+        struct mark_list l = { 0 };
+        sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, lo, hi);
+        int64_t span = 0;
+        int rc = SQLITE_DONE, r = 0;
+
+        if (!st)
+                return -EIO;
+        for (;;) {
+                bool row = r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW;
+
+                if (l.n && (!row || sqlite3_column_int64(st, 0) != span)) {
+                        qsort(l.e, l.n, sizeof(*l.e), cmp_mark_entry);
+                        for (size_t i = 0; r == 0 && i < l.n; i++)
+                                r = cb(u, span, &l.e[i]);
+                        l.n = 0;
+                }
+                if (!row || r != 0)
+                        break;
+                span = sqlite3_column_int64(st, 0);
+                r = marks_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &l);
+                if (r == -EINVAL) {
+                        snprintf(q->base.error, sizeof(q->base.error), "day aggregates: marks of days from %lld: bad row",
+                                 (long long)span * BBT_STORE_MARK_DAYS);
+                        r = -EIO;
+                }
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(q, rc, "day aggregates");
+        sqlite3_reset(st);
+        free(l.e);
+        return r;
+}
+
+struct day_marks_cb {
+        int (*fn)(void *u, const struct bbt_store_day_marks *m);
+        void *u;
+};
+
+static int day_mark_of(void *u, int64_t span, const struct mark_entry *e)
+{
+        const struct day_marks_cb *c = u;
         struct bbt_store_day_marks m = {
-                .terminal_id = sqlite3_column_int64(st, 0),
-                .first_day = (int32_t)(sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS),
-                .powered = (uint32_t)sqlite3_column_int64(st, 2),
-                .used = (uint32_t)sqlite3_column_int64(st, 3),
-                .lessons = { (uint64_t)sqlite3_column_int64(st, 4), (uint64_t)sqlite3_column_int64(st, 5) },
+                .terminal_id = e->terminal_id,
+                .first_day = (int32_t)(span * BBT_STORE_MARK_DAYS),
+                .powered = e->powered,
+                .used = e->used,
+                .lessons = { e->lessons[0], e->lessons[1] },
         };
 
-        return fn(u, &m);
+        return c->fn(c->u, &m);
 }
 
 static int sq_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *scope,
                              int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
 {
-        struct sqlite_store *q = of(s);
-        sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, scope->from_day, scope->to_day);
+        struct day_marks_cb c = { .fn = cb, .u = u };
 
-        return st ? each(q, st, "day aggregates", day_marks_row, (void *)cb, u) : -EIO;
+        if (scope->from_day > scope->to_day)
+                return 0;
+        return marks_each(of(s), scope, span_of(scope->from_day), span_of(scope->to_day), day_mark_of, &c);
 }
 
 static int seen_row(sqlite3_stmt *st, void *cb, void *u)
@@ -1846,23 +2128,22 @@ static int seen_id_row(sqlite3_stmt *st, void *cb, void *u)
 }
 
 /* A span's seen bits within from_day..to_day: the latest such day wins (the
- * rows come by span). */
-static int seen_mark_row(sqlite3_stmt *st, void *cb, void *u)
+ * marks come by span). */
+static int seen_mark_of(void *u, int64_t span, const struct mark_entry *e)
 {
         struct seen_days *v = u;
-        int64_t id = sqlite3_column_int64(st, 0), first = sqlite3_column_int64(st, 1) * BBT_STORE_MARK_DAYS;
-        uint64_t bits = (uint64_t)sqlite3_column_int64(st, 2) & 0xffffffffu;
+        int64_t first = span * BBT_STORE_MARK_DAYS;
+        uint64_t bits = e->seen;
         int64_t lo = v->from_day - first, hi = v->to_day - first;
 
-        (void)cb;
-        if (id <= 0 || (uint64_t)id >= v->cap_day)
+        if (e->terminal_id <= 0 || (uint64_t)e->terminal_id >= v->cap_day)
                 return 0; /* not in scope */
         if (hi < BBT_STORE_MARK_DAYS - 1)
                 bits &= hi < 0 ? 0 : ((uint64_t)2 << hi) - 1;
         if (lo > 0)
                 bits &= lo >= BBT_STORE_MARK_DAYS ? 0 : ~(((uint64_t)1 << lo) - 1);
         if (bits)
-                v->day[id] = (int32_t)(first + 63 - __builtin_clzll(bits));
+                v->day[e->terminal_id] = (int32_t)(first + 63 - __builtin_clzll(bits));
         return 0;
 }
 
@@ -1887,11 +2168,8 @@ static int sq_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *
                         r = -ENOMEM;
                 for (size_t i = 0; r == 0 && i < v.cap_day; i++)
                         v.day[i] = INT32_MIN;
-                if (v.from_day <= v.to_day) {
-                        st = r == 0 ? scoped(q, ST_SEEN_MARKS, scope, lo_span, span_of(scope->to_day)) : NULL;
-                        if (r == 0)
-                                r = st ? each(q, st, "history", seen_mark_row, NULL, &v) : -EIO;
-                }
+                if (r == 0 && v.from_day <= v.to_day)
+                        r = marks_each(q, scope, lo_span, span_of(scope->to_day), seen_mark_of, &v);
         }
         for (size_t i = 0; r == 0 && i < v.n; i++) {
                 struct bbt_store_seen_day seen = { .terminal_id = v.ids[i], .day = v.day[v.ids[i]] };
@@ -1931,16 +2209,15 @@ static int sq_days_history_rebuild(struct bbt_store *s, int offset_min)
                 return -EIO;
         sqlite3_bind_int64(st, 1, (int64_t)offset_min * 60000);
         r = run(q, st, "history");
+        /* The marks again, for their seen bits. */
+        if (r == 0)
+                r = sq_day_rule_get(&q->base, &q->rule);
         if (r == 0) {
-                char *msg = NULL;
-                int rc = sqlite3_exec(q->db, SEEN_MARKS_FILL, NULL, NULL, &msg);
+                char *src = rule_sql(MARKS_RECOUNT, &q->rule);
 
-                if (rc != SQLITE_OK) {
-                        r = fail(q, rc, "history");
-                        if (msg)
-                                snprintf(q->base.error, sizeof(q->base.error), "history: %s", msg);
-                }
-                sqlite3_free(msg);
+                r = src ? sqlite3_exec(q->db, "DELETE FROM mark_span", NULL, NULL, NULL) : SQLITE_NOMEM;
+                r = r == SQLITE_OK ? marks_pack(q, src, "history") : fail(q, r, "history");
+                sqlite3_free(src);
         }
         return r;
 }
