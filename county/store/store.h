@@ -276,11 +276,12 @@ struct bbt_store_ops {
          * day aggregate from the rollups (in the caller's transaction). */
         int (*day_rule_set)(struct bbt_store *s, const struct bbt_day_rule *r);
         /* The day aggregates of the schools in scope (county, school) with
-         * from_day <= day <= to_day, by county, school, day. */
+         * from_day <= day <= to_day, by day, then county and school. */
         int (*school_days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
         /* The day marks of the terminals in scope whose 32 days meet
-         * from_day..to_day (bits outside it may be set), by terminal, day. */
+         * from_day..to_day (bits outside it may be set), by first_day, then
+         * terminal id. */
         int (*day_marks_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                               int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
         /* Every terminal in scope, by id, with the latest last_msg_ms and
