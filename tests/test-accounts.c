@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -731,5 +734,359 @@ TEST(audit)
         s.audit_path = path_in("no/such/dir/audit.log");
         ASSERT_EQ(bbt_accounts_open(path_in("users"), &s, &a, err, sizeof(err)), -ENOENT);
         ASSERT_STR_CONTAINS(err, "audit log ");
+        bbt_test_passed();
+}
+
+/* ---- bbt-web-user ---- */
+
+struct cli {
+        int rc; /* exit status, or 128 + signal */
+        char out[8192], err[8192];
+};
+
+/* Runs bbt-web-user with ARGS (NULL-terminated) and STDIN_TEXT (NULL: /dev/null) on standard input. */
+static struct cli *cli(const char *stdin_text, ...)
+{
+        static struct cli res;
+        char exe[512], *argv[24];
+        const char *in = path_in("cli.in"), *out = path_in("cli.out"), *err = path_in("cli.err");
+        va_list ap;
+        int n = 0, status;
+        pid_t pid;
+
+        argv[n++] = (char *)bbt_test_exe("county/web", "bbt-web-user", exe, sizeof(exe));
+        va_start(ap, stdin_text);
+        for (const char *a; (a = va_arg(ap, const char *)) && n < 23;)
+                argv[n++] = (char *)a;
+        va_end(ap);
+        argv[n] = NULL;
+        bbt_test_write_file(in, stdin_text ? stdin_text : "");
+        unlink(out);
+        unlink(err);
+        pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+                int i = open(stdin_text ? in : "/dev/null", O_RDONLY);
+                int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+                /* No controlling terminal: the password cannot be asked for. */
+                setsid();
+                dup2(i, 0);
+                dup2(o, 1);
+                dup2(e, 2);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        res.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        {
+                char *o = bbt_test_slurp(out), *e = bbt_test_slurp(err);
+
+                snprintf(res.out, sizeof(res.out), "%s", o);
+                snprintf(res.err, sizeof(res.err), "%s", e);
+                free(o);
+                free(e);
+        }
+        bbt_test_check_sanitizers(err);
+        return &res;
+}
+
+#define CLI_OK(r)                                                                                  \
+        do {                                                                                       \
+                struct cli *c_ = (r);                                                              \
+                if (c_->rc != 0)                                                                   \
+                        FAIL("%s: exit %d\nstdout: %s\nstderr: %s", #r, c_->rc, c_->out, c_->err); \
+        } while (0)
+
+/* Whether USER can log in with PW with the users file at PATH. */
+static bool can_login(const char *path, const char *user, const char *pw)
+{
+        struct bbt_accounts *a;
+        struct bbt_session s;
+        char err[512];
+        int r;
+
+        if (bbt_accounts_open(path, NULL, &a, err, sizeof(err)) < 0)
+                FAIL("open %s: %s", path, err);
+        r = bbt_accounts_login(a, user, pw, "::1", 1000, &s, NULL);
+        bbt_accounts_free(a);
+        return r == 0;
+}
+
+static mode_t mode_of(const char *path)
+{
+        struct stat st;
+
+        ASSERT_OK(stat(path, &st));
+        return st.st_mode & 07777;
+}
+
+TEST(cli)
+{
+        char f[512];
+        struct cli *r;
+        struct stat st;
+        char *text;
+
+        setup();
+        snprintf(f, sizeof(f), "%s", path_in("web-users"));
+        umask(022);
+
+        r = cli(NULL, "--help", NULL);
+        ASSERT_EQ(r->rc, 0);
+        ASSERT_STR_CONTAINS(r->out, "Usage: bbt-web-user");
+        r = cli(NULL, "--version", NULL);
+        ASSERT_EQ(r->rc, 0);
+        ASSERT_STR_CONTAINS(r->out, "bbt-web-user " BBT_VERSION);
+
+        /* A new file: 0640, one line per user. */
+        CLI_OK(cli("admin password 1\n", "--file", f, "add", "admin", "--role", "county", "--password-stdin", NULL));
+        ASSERT_EQ(mode_of(f), 0640);
+        CLI_OK(cli("town password 1\r\n", "-f", f, "add", "town", "--role", "township", "--county", "510107",
+                   "--township", "桂溪街道", "--password-stdin", NULL));
+        r = cli("head password 1", "-f", f, "--password-stdin", "add", "head", "--role", "school", "--school",
+                "3151010001", NULL);
+        CLI_OK(r);
+        ASSERT_STR_CONTAINS(r->out, "added head: school 3151010001");
+        ASSERT_STR_CONTAINS(r->out, "systemctl reload bbt-web");
+        ASSERT(can_login(f, "admin", "admin password 1"));
+        ASSERT(can_login(f, "town", "town password 1"));
+        ASSERT(can_login(f, "head", "head password 1"));
+
+        r = cli(NULL, "-f", f, "list", NULL);
+        CLI_OK(r);
+        ASSERT_STR_CONTAINS(r->out, "admin                    county    (every county)\n");
+        ASSERT_STR_CONTAINS(r->out, "town                     township  510107/桂溪街道\n");
+        ASSERT_STR_CONTAINS(r->out, "head                     school    3151010001\n");
+        ASSERT(!strstr(r->out, "$y$"));
+        r = cli(NULL, "-f", f, "check", NULL);
+        CLI_OK(r);
+        ASSERT_STR_CONTAINS(r->out, "3 users (1 county, 1 township, 1 school)");
+
+        /* Refused: nothing changes. */
+        text = bbt_test_slurp(f);
+        r = cli("another password\n", "-f", f, "add", "head", "--role", "school", "--school", "x1",
+                "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "user head already exists (line 3)");
+        r = cli("short\n", "-f", f, "add", "new", "--role", "county", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "at least 10 characters");
+        r = cli("new\n", "-f", f, "add", "new", "--role", "county", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        r = cli("newnewnewnew\n", "-f", f, "add", "newnewnewnew", "--role", "county", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "must not be the user name");
+        r = cli("", "-f", f, "add", "new", "--role", "county", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "no password on standard input");
+        r = cli(NULL, "-f", f, "add", "new", "--role", "county", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "use --password-stdin");
+        r = cli("a good password\n", "-f", f, "passwd", "nobody", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "no user nobody in");
+        r = cli(NULL, "-f", f, "del", "nobody", NULL);
+        ASSERT_EQ(r->rc, 1);
+        {
+                char *now = bbt_test_slurp(f);
+
+                ASSERT_STR_EQ(now, text);
+                free(now);
+        }
+        free(text);
+
+        /* Bad usage: 2. */
+        static const char *const usage_cases[][9] = {
+                { "add", "x", NULL },
+                { "add", "x", "--role", "admin", NULL },
+                { "add", "x", "--role", "county", "--school", "1", NULL },
+                { "add", "x", "--role", "township", NULL },
+                { "add", "x", "--role", "school", "--township", "t", "--school", "s", NULL },
+                { "add", "x", "--role", "county", "--county", "12", NULL },
+                { "add", "-x", NULL },
+                { "add", "a:b", "--role", "county", NULL },
+                { "passwd", NULL },
+                { "list", "extra", NULL },
+                { "frobnicate", NULL },
+                { "del", "x", "--role", "county", NULL },
+                { "list", "--password-stdin", NULL },
+                { "--no-such-option", NULL },
+                { NULL },
+        };
+        for (size_t i = 0; usage_cases[i][0]; i++) {
+                const char *const *u = usage_cases[i];
+
+                r = cli(NULL, "-f", f, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]);
+                if (r->rc != 2)
+                        FAIL("usage case %zu (%s %s): exit %d, %s", i, u[0], u[1] ? u[1] : "", r->rc, r->err);
+                ASSERT(r->err[0] != '\0');
+        }
+        r = cli(NULL, "-f", f, NULL);
+        ASSERT_EQ(r->rc, 2);
+        ASSERT_STR_CONTAINS(r->err, "which command?");
+
+        /* passwd keeps the owner, group, comments and order; mode 0640. */
+        text = bbt_test_slurp(f);
+        {
+                char with_comment[4096];
+
+                snprintf(with_comment, sizeof(with_comment), "# the county's users\n%s# end\n", text);
+                bbt_test_write_file(f, with_comment);
+        }
+        free(text);
+        ASSERT_OK(chown(f, 1234, 5678));
+        ASSERT_OK(chmod(f, 0600));
+        CLI_OK(cli("head password 2\n", "-f", f, "passwd", "head", "--password-stdin", NULL));
+        ASSERT_OK(stat(f, &st));
+        ASSERT_EQ(st.st_uid, 1234);
+        ASSERT_EQ(st.st_gid, 5678);
+        ASSERT_EQ(st.st_mode & 07777, 0640);
+        ASSERT(!can_login(f, "head", "head password 1"));
+        ASSERT(can_login(f, "head", "head password 2"));
+        text = bbt_test_slurp(f);
+        ASSERT(strncmp(text, "# the county's users\nadmin:county::$y$", 38) == 0);
+        ASSERT_STR_CONTAINS(text, "\nhead:school:3151010001:$y$");
+        ASSERT(strlen(text) > 7 && strcmp(text + strlen(text) - 7, "\n# end\n") == 0);
+        free(text);
+
+        /* del */
+        CLI_OK(cli(NULL, "-f", f, "del", "town", NULL));
+        ASSERT_EQ(mode_of(f), 0640);
+        r = cli(NULL, "-f", f, "list", NULL);
+        ASSERT(!strstr(r->out, "town"));
+        r = cli(NULL, "-f", f, "check", NULL);
+        ASSERT_STR_CONTAINS(r->out, "2 users (1 county, 0 township, 1 school)");
+        ASSERT(can_login(f, "admin", "admin password 1"));
+        {
+                /* No temporary file left behind. */
+                char cmd[700];
+
+                snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s | grep '^\\.web-users')\"", dir);
+                ASSERT_EQ(system(cmd), 0);
+        }
+
+        /* check: every problem with its line; a file others can read is refused. */
+        {
+                const char *bad = put("bad-users", "a:county::x\nb:admin::x\n# fine\nc:school::x\n", 0640);
+
+                r = cli(NULL, "-f", bad, "check", NULL);
+                ASSERT_EQ(r->rc, 1);
+                ASSERT_STR_CONTAINS(r->err, "/bad-users:1: password hash");
+                ASSERT_STR_CONTAINS(r->err, "/bad-users:2: role \"admin\"");
+                ASSERT_STR_CONTAINS(r->err, "/bad-users:4: school scope \"\"");
+                ASSERT_STR_CONTAINS(r->err, "3 problems in ");
+                r = cli("a good password\n", "-f", bad, "passwd", "a", "--password-stdin", NULL);
+                ASSERT_EQ(r->rc, 1);
+        }
+        ASSERT_OK(chmod(f, 0644));
+        r = cli(NULL, "-f", f, "check", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "mode 0644 lets every user read the password hashes");
+        bbt_test_passed();
+}
+
+/* Reads from FD into BUF (appending at *LEN) until NEEDLE is in it or 10 s pass. */
+static bool pty_wait(int fd, char *buf, size_t size, size_t *len, const char *needle)
+{
+        uint64_t end = bbt_test_now_ms() + 10000;
+
+        while (!strstr(buf, needle)) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t n;
+
+                if (bbt_test_now_ms() > end || poll(&p, 1, 100) < 0)
+                        return false;
+                if (!(p.revents & (POLLIN | POLLHUP)))
+                        continue;
+                n = read(fd, buf + *len, size - 1 - *len);
+                if (n <= 0)
+                        return false; /* EIO: the child closed the terminal */
+                *len += (size_t)n;
+                buf[*len] = '\0';
+        }
+        return true;
+}
+
+TEST(cli_terminal)
+{
+        char f[512], exe[512], out[4096] = "";
+        size_t len = 0;
+        int master, status;
+        pid_t pid;
+
+        setup();
+        snprintf(f, sizeof(f), "%s", path_in("web-users"));
+        CLI_OK(cli("head password 1\n", "-f", f, "add", "head", "--role", "school", "--school", "3151010001",
+                   "--password-stdin", NULL));
+        bbt_test_exe("county/web", "bbt-web-user", exe, sizeof(exe));
+        /* On a terminal of its own: asked twice, never echoed. */
+        pid = forkpty(&master, NULL, NULL, NULL);
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+                execl(exe, exe, "-f", f, "passwd", "head", (char *)NULL);
+                _exit(127);
+        }
+        if (!pty_wait(master, out, sizeof(out), &len, "New password for head: "))
+                FAIL("no prompt: \"%s\"", out);
+        ASSERT_EQ(write(master, "typed password 7\n", 17), 17);
+        if (!pty_wait(master, out, sizeof(out), &len, "Retype it: "))
+                FAIL("no second prompt: \"%s\"", out);
+        ASSERT_EQ(write(master, "typed password 7\n", 17), 17);
+        pty_wait(master, out, sizeof(out), &len, "\x01"); /* to the end */
+        close(master);
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                FAIL("%s: \"%s\"", bbt_test_status_text(status), out);
+        ASSERT(!strstr(out, "typed password"));
+        ASSERT_STR_CONTAINS(out, "new password for head");
+        ASSERT(can_login(f, "head", "typed password 7"));
+        bbt_test_passed();
+}
+
+TEST(cli_registry)
+{
+        char f[512], conf[512], schools[512], text[1024];
+        struct cli *r;
+
+        setup();
+        snprintf(f, sizeof(f), "%s", path_in("web-users"));
+        snprintf(schools, sizeof(schools), "%s",
+                 put("schools.csv",
+                     "县区代码,县区,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数,教室数\n"
+                     "440106,天河区,石牌街道,2144010601,华阳小学,小学,城区,1200,30\n"
+                     "440183,增城区,派潭镇,2144018301,派潭学校,初中,乡村,450,18\n",
+                     0644));
+        snprintf(text, sizeof(text), "[registry]\nschools = %s\n", schools);
+        snprintf(conf, sizeof(conf), "%s", put("aggregator.conf", text, 0644));
+
+        CLI_OK(cli("a long password\n", "-f", f, "-c", conf, "--registry-check", "add", "s1", "--role", "school",
+                   "--school", "2144010601", "--password-stdin", NULL));
+        CLI_OK(cli("a long password\n", "-f", f, "-c", conf, "--registry-check", "add", "t1", "--role", "township",
+                   "--township", "派潭镇", "--county", "440183", "--password-stdin", NULL));
+        CLI_OK(cli("a long password\n", "-f", f, "-c", conf, "--registry-check", "add", "c1", "--role", "county",
+                   "--county", "440106", "--password-stdin", NULL));
+        r = cli("a long password\n", "-f", f, "-c", conf, "--registry-check", "add", "s2", "--role", "school",
+                "--school", "2144010699", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "school scope \"2144010699\" matches no school of the registry");
+        r = cli("a long password\n", "-f", f, "-c", conf, "--registry-check", "add", "t2", "--role", "township",
+                "--township", "派潭镇", "--county", "440106", "--password-stdin", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "township scope \"440106/派潭镇\" matches no school");
+        /* Without the check, anything well-formed goes in; check finds it by line. */
+        CLI_OK(cli("a long password\n", "-f", f, "add", "s2", "--role", "school", "--school", "2144010699",
+                   "--password-stdin", NULL));
+        r = cli(NULL, "-f", f, "-c", conf, "check", "--registry-check", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "/web-users:4: school scope \"2144010699\" matches no school");
+        CLI_OK(cli(NULL, "-f", f, "del", "s2", NULL));
+        r = cli(NULL, "-f", f, "-c", conf, "check", "--registry-check", NULL);
+        CLI_OK(r);
+        ASSERT_STR_CONTAINS(r->out, "3 users (1 county, 1 township, 1 school), each matching the registry");
+        r = cli(NULL, "-f", f, "-c", path_in("none.conf"), "check", "--registry-check", NULL);
+        ASSERT_EQ(r->rc, 1);
+        ASSERT_STR_CONTAINS(r->err, "--registry-check: ");
         bbt_test_passed();
 }
