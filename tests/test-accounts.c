@@ -1,4 +1,4 @@
-/* Tests for county/web/accounts.c and bbt-web-user: the users file, hashes, logins, throttling, sessions, CSRF, reload, scopes, the audit log. */
+/* Tests for county/web/accounts.c and bbt-web-user: the users file, logins, throttle, sessions, CSRF, audit. */
 /* bbt-test: label=unit timeout=120 */
 #include "test.h"
 
@@ -435,6 +435,64 @@ TEST(throttle)
         ASSERT_EQ(st.logins, 4);
         ASSERT_EQ(st.logins_failed, 13);
         bbt_accounts_free(a);
+        bbt_test_passed();
+}
+
+static int audit_lines(const char *path, cJSON **lines, int max);
+static const char *field(cJSON *o, const char *key);
+
+TEST(throttle_audit)
+{
+        struct bbt_accounts_settings s = { .login_burst = 2, .login_refill_ms = 10000, .addr_burst = 100 };
+        struct bbt_accounts *a;
+        struct bbt_session ses;
+        struct bbt_accounts_stats st;
+        char audit[512];
+        cJSON *l[16];
+        int n, throttled = 0;
+
+        setup();
+        snprintf(audit, sizeof(audit), "%s", path_in("audit.log"));
+        s.audit_path = audit;
+        a = open_three(&s, NULL);
+        for (int i = 0; i < 2; i++)
+                ASSERT_EQ(bbt_accounts_login(a, "head", "wrong", "192.0.2.7", 0, &ses, NULL), -EACCES);
+        /* Hammering a closed door: counted, but one audit line per refill interval. */
+        for (int i = 0; i < 500; i++)
+                ASSERT_EQ(bbt_accounts_login(a, "head", "x", "192.0.2.7", i, &ses, NULL), -EAGAIN);
+        for (int i = 0; i < 20; i++)
+                ASSERT_EQ(bbt_accounts_login(a, "head", "x", "192.0.2.7", 9000 + i, &ses, NULL), -EAGAIN);
+        bbt_accounts_stats(a, &st);
+        ASSERT_EQ(st.logins_throttled, 520);
+        bbt_accounts_free(a);
+        n = audit_lines(audit, l, 16);
+        for (int i = 0; i < n; i++) {
+                if (strcmp(field(l[i], "event"), "login_throttled") == 0) {
+                        if (throttled == 0)
+                                ASSERT_STR_EQ(field(l[i], "detail"), "user and address");
+                        throttled++;
+                }
+                cJSON_Delete(l[i]);
+        }
+        ASSERT_EQ(n, 3);
+        ASSERT_EQ(throttled, 1);
+
+        /* The next interval's line says how many went unlogged. */
+        a = open_three(&s, NULL);
+        for (int i = 0; i < 2; i++)
+                ASSERT_EQ(bbt_accounts_login(a, "head", "wrong", "192.0.2.7", 0, &ses, NULL), -EACCES);
+        for (int64_t t = 0; t <= 10000; t += 100) /* closed until 10000 (burst 2, then one per 10 s) */
+                ASSERT_EQ(bbt_accounts_login(a, "head", "x", "192.0.2.7", t, &ses, NULL),
+                          t < 10000 ? -EAGAIN : -EACCES);
+        ASSERT_EQ(bbt_accounts_login(a, "head", "x", "192.0.2.7", 10000, &ses, NULL), -EAGAIN);
+        bbt_accounts_free(a);
+        n = audit_lines(audit, l, 16);
+        ASSERT_EQ(n, 8);
+        ASSERT_STR_EQ(field(l[5], "detail"), "user and address");
+        ASSERT_STR_EQ(field(l[6], "event"), "login_failed");
+        ASSERT_STR_EQ(field(l[7], "detail"), "user and address; 99 more refused since the last such line");
+        for (int i = 0; i < n; i++)
+                cJSON_Delete(l[i]);
         bbt_test_passed();
 }
 

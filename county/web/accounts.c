@@ -4,6 +4,7 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +34,12 @@
 struct bucket {
         char key[2 + BBT_USER_NAME_MAX + 1 + ADDR_MAX + 1];
         int64_t tat;
+        /* The audit log gets one login_throttled line per refill interval
+         * and key, with the count of those refused since: a client hammering
+         * a closed door must not fill the disk. */
+        bool logged;
+        int64_t logged_ms;
+        uint64_t unlogged;
 };
 
 struct bbt_accounts {
@@ -314,7 +321,8 @@ static int parse_user_line(struct parse_ctx *p, unsigned line, char *s, struct b
                 return 0;
         }
         if (!bbt_user_name_valid(field[0])) {
-                parse_error(p, line, "user name \"%.80s\": expected 1 to %d of A-Z a-z 0-9 . _ @ -, not starting with -",
+                parse_error(p, line,
+                            "user name \"%.80s\": expected 1 to %d of A-Z a-z 0-9 . _ @ -, not starting with -",
                             field[0], BBT_USER_NAME_MAX);
                 return 0;
         }
@@ -334,7 +342,8 @@ static int parse_user_line(struct parse_ctx *p, unsigned line, char *s, struct b
                 return 0;
         }
         if (!hash_valid(field[3])) {
-                parse_error(p, line, "password hash: expected a yescrypt hash $y$... (set one with bbt-web-user passwd %s)",
+                parse_error(p, line,
+                            "password hash: expected a yescrypt hash $y$... (set one with bbt-web-user passwd %s)",
                             field[0]);
                 return 0;
         }
@@ -823,12 +832,14 @@ static struct bucket *bucket_find(struct bbt_accounts *a, const char *key)
         return NULL;
 }
 
-/* Milliseconds until KEY's bucket allows an attempt (0: now). */
-static int64_t bucket_wait(struct bbt_accounts *a, const char *key, int burst, int64_t refill, int64_t now)
+/* Milliseconds until KEY's bucket allows an attempt (0: now); the bucket in *RET. */
+static int64_t bucket_wait(struct bbt_accounts *a, const char *key, int burst, int64_t refill, int64_t now,
+                           struct bucket **ret)
 {
         struct bucket *b = bucket_find(a, key);
         int64_t slack = (int64_t)(burst - 1) * refill;
 
+        *ret = b;
         if (!b || b->tat - now <= slack)
                 return 0;
         return b->tat - now - slack;
@@ -860,6 +871,7 @@ static void bucket_take(struct bbt_accounts *a, const char *key, int64_t refill,
                         }
                 }
                 b = &a->buckets[a->n_buckets++];
+                memset(b, 0, sizeof(*b));
                 snprintf(b->key, sizeof(b->key), "%s", key);
                 b->tat = now;
         }
@@ -933,6 +945,7 @@ int bbt_accounts_login(struct bbt_accounts *a, const char *user, const char *pas
 {
         char pair[sizeof(((struct bucket *)0)->key)], host[sizeof(pair)];
         const struct bbt_user *u = NULL;
+        struct bucket *pb, *hb;
         int64_t wait, w;
         bool ok;
         int r;
@@ -946,17 +959,30 @@ int bbt_accounts_login(struct bbt_accounts *a, const char *user, const char *pas
         if (!addr || !*addr)
                 addr = "-";
         throttle_keys(user, addr, pair, sizeof(pair), host, sizeof(host));
-        wait = bucket_wait(a, pair, a->set.login_burst, a->set.login_refill_ms, now_ms);
-        w = bucket_wait(a, host, a->set.addr_burst, a->set.addr_refill_ms, now_ms);
-        if (w > wait)
-                wait = w;
-        if (wait > 0) {
-                int64_t s = (wait + 999) / 1000;
+        wait = bucket_wait(a, pair, a->set.login_burst, a->set.login_refill_ms, now_ms, &pb);
+        w = bucket_wait(a, host, a->set.addr_burst, a->set.addr_refill_ms, now_ms, &hb);
+        if (wait > 0 || w > 0) {
+                struct bucket *b = w > wait ? hb : pb;
+                int64_t refill = w > wait ? a->set.addr_refill_ms : a->set.login_refill_ms;
+                int64_t s = ((w > wait ? w : wait) + 999) / 1000;
 
                 if (retry_after_s)
                         *retry_after_s = s > INT_MAX ? INT_MAX : (int)s;
                 a->st.logins_throttled++;
-                bbt_accounts_audit(a, user, addr, "login_throttled", NULL, now_ms);
+                if (!b->logged || now_ms - b->logged_ms >= refill) {
+                        char detail[96];
+                        int n = snprintf(detail, sizeof(detail), "%s", b == hb ? "address" : "user and address");
+
+                        if (b->unlogged > 0)
+                                snprintf(detail + n, sizeof(detail) - (size_t)n,
+                                         "; %" PRIu64 " more refused since the last such line", b->unlogged);
+                        bbt_accounts_audit(a, user, addr, "login_throttled", detail, now_ms);
+                        b->logged = true;
+                        b->logged_ms = now_ms;
+                        b->unlogged = 0;
+                } else {
+                        b->unlogged++;
+                }
                 return -EAGAIN;
         }
         if (strlen(user) <= BBT_USER_NAME_MAX)
