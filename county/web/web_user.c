@@ -438,6 +438,44 @@ static char *user_line(const char *name, const struct bbt_scope *scope, const ch
         return line;
 }
 
+/* Replaces line LINE of F (0: adds a last line) with NAME's entry and
+ * rewrites the file. Returns 0, or 1 with the reason written. */
+static int write_user(struct users_file *f, unsigned line, const char *name, const struct bbt_scope *scope,
+                      const char *hash)
+{
+        char *entry = user_line(name, scope, hash), *text = NULL;
+        size_t len;
+        int rc = 1;
+
+        if (entry)
+                text = edit_line(f, line, entry, &len);
+        if (!text)
+                fprintf(stderr, "%s: out of memory\n", prog);
+        else
+                rc = rewrite(f, text, len);
+        free(entry);
+        free(text);
+        return rc;
+}
+
+/* NAME's new password (get_password), hashed into HASH. Returns 0, or 1
+ * with the reason written. */
+static int new_hash(const char *name, bool from_stdin, char *hash, size_t size)
+{
+        char pw[BBT_PASSWORD_MAX + 2];
+        int r;
+
+        if (get_password(name, from_stdin, pw, sizeof(pw)) != 0)
+                return 1;
+        r = bbt_password_hash(pw, hash, size);
+        explicit_bzero(pw, sizeof(pw));
+        if (r < 0) {
+                fprintf(stderr, "%s: hashing the password: %s\n", prog, strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
 /* ---- the registry ---- */
 
 /* Whether each of SCOPES (N of them; LINES their lines in PATH, or NULL)
@@ -515,12 +553,10 @@ static void reload_hint(void)
 static int cmd_add(const struct args *a, const char *name)
 {
         struct users_file f = { .path = a->file };
-        char scope_text[200], why[300], pw[BBT_PASSWORD_MAX + 2], hash[BBT_HASH_MAX + 1];
+        char scope_text[200], why[300], hash[BBT_HASH_MAX + 1];
         struct bbt_scope scope;
         enum bbt_role role;
-        char *line = NULL, *text = NULL;
-        size_t len;
-        int rc = 1, r;
+        int rc = 1;
 
         if (!a->role) {
                 fprintf(stderr, "%s: add %s: which --role? county, township or school\n", prog, name);
@@ -564,35 +600,20 @@ static int cmd_add(const struct args *a, const char *name)
         unload(&f);
         if (a->registry_check && registry_check(a->config, a->file, &scope, NULL, 1) != 0)
                 goto out;
-        if (get_password(name, a->password_stdin, pw, sizeof(pw)) != 0)
+        if (new_hash(name, a->password_stdin, hash, sizeof(hash)) != 0)
                 goto out;
-        r = bbt_password_hash(pw, hash, sizeof(hash));
-        explicit_bzero(pw, sizeof(pw));
-        if (r < 0) {
-                fprintf(stderr, "%s: hashing the password: %s\n", prog, strerror(-r));
-                goto out;
-        }
         if (load(&f, true, true) != 0)
                 goto out;
         if (bbt_users_find(&f.users, name)) {
                 fprintf(stderr, "%s: user %s was added meanwhile\n", prog, name);
                 goto out;
         }
-        line = user_line(name, &scope, hash);
-        text = line ? edit_line(&f, 0, line, &len) : NULL;
-        if (!text) {
-                fprintf(stderr, "%s: out of memory\n", prog);
-                goto out;
-        }
-        if (rewrite(&f, text, len) != 0)
+        if (write_user(&f, 0, name, &scope, hash) != 0)
                 goto out;
         printf("added %s: %s %s\n", name, bbt_role_name(role), *scope_text ? scope_text : "(every county)");
         reload_hint();
         rc = 0;
 out:
-        explicit_bzero(hash, sizeof(hash));
-        free(line);
-        free(text);
         unload(&f);
         return rc;
 }
@@ -600,11 +621,9 @@ out:
 static int cmd_passwd(const struct args *a, const char *name)
 {
         struct users_file f = { .path = a->file };
-        char pw[BBT_PASSWORD_MAX + 2], hash[BBT_HASH_MAX + 1];
+        char hash[BBT_HASH_MAX + 1];
         const struct bbt_user *u;
-        char *line = NULL, *text = NULL;
-        size_t len;
-        int rc = 1, r;
+        int rc = 1;
 
         if (load(&f, false, false) != 0)
                 goto out;
@@ -614,14 +633,8 @@ static int cmd_passwd(const struct args *a, const char *name)
                 goto out;
         }
         unload(&f);
-        if (get_password(name, a->password_stdin, pw, sizeof(pw)) != 0)
+        if (new_hash(name, a->password_stdin, hash, sizeof(hash)) != 0)
                 goto out;
-        r = bbt_password_hash(pw, hash, sizeof(hash));
-        explicit_bzero(pw, sizeof(pw));
-        if (r < 0) {
-                fprintf(stderr, "%s: hashing the password: %s\n", prog, strerror(-r));
-                goto out;
-        }
         if (load(&f, false, true) != 0)
                 goto out;
         u = bbt_users_find(&f.users, name);
@@ -629,21 +642,12 @@ static int cmd_passwd(const struct args *a, const char *name)
                 fprintf(stderr, "%s: user %s was removed meanwhile\n", prog, name);
                 goto out;
         }
-        line = user_line(name, &u->scope, hash);
-        text = line ? edit_line(&f, u->line, line, &len) : NULL;
-        if (!text) {
-                fprintf(stderr, "%s: out of memory\n", prog);
-                goto out;
-        }
-        if (rewrite(&f, text, len) != 0)
+        if (write_user(&f, u->line, name, &u->scope, hash) != 0)
                 goto out;
         printf("new password for %s\n", name);
         reload_hint();
         rc = 0;
 out:
-        explicit_bzero(hash, sizeof(hash));
-        free(line);
-        free(text);
         unload(&f);
         return rc;
 }
