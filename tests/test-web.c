@@ -522,6 +522,7 @@ TEST(errors)
         struct reply r;
         long long bad0, req0;
         char big[20000], allow[64];
+        int i;
 
         setup();
         start();
@@ -568,7 +569,8 @@ TEST(errors)
         get(&admin, &r, "/api/v1/terminals/%s/NOSUCH", W.sim.schools[0].code);
         expect_error(&r, 404, "not_found", NULL);
         http("POST", "/api/v1/reports/summary", &admin, admin.csrf, "application/json", "{}", &r);
-        ASSERT(header(&r, "Allow", allow, sizeof(allow)) == NULL || strstr(allow, "GET"));
+        ASSERT(header(&r, "Allow", allow, sizeof(allow)));
+        ASSERT_STR_EQ(allow, "GET, HEAD");
         expect_error(&r, 405, "method_not_allowed", NULL);
         http("DELETE", "/api/v1/me", &admin, admin.csrf, NULL, NULL, &r);
         expect_error(&r, 405, "method_not_allowed", NULL);
@@ -593,6 +595,22 @@ TEST(errors)
         expect_error(&r, 400, "bad_parameter", NULL);
         http("POST", "/api/v1/login", NULL, NULL, "text/plain", "user=admin", &r);
         expect_error(&r, 400, "bad_parameter", NULL);
+        /* Failed logins are throttled (login_burst 5), then even the right password waits. */
+        for (i = 0; i < 8; i++) {
+                http("POST", "/api/v1/login", NULL, NULL, "application/json",
+                     "{\"user\":\"town\",\"password\":\"guess\"}", &r);
+                if (r.status == 429)
+                        break;
+                expect_error(&r, 401, "login_failed", NULL);
+        }
+        ASSERT_EQ(i, 5);
+        ASSERT(header(&r, "Retry-After", allow, sizeof(allow)));
+        ASSERT_GT(atoi(allow), 0);
+        expect_error(&r, 429, "throttled", NULL);
+        http("POST", "/api/v1/login", NULL, NULL, "application/json",
+             "{\"user\":\"town\",\"password\":\"" PASSWORD "\"}", &r);
+        expect_error(&r, 429, "throttled", NULL);
+        ASSERT(bbt_test_file_contains(W.audit, "\"login_failed\""));
         /* A form works as well as JSON. */
         http("POST", "/api/v1/login", NULL, NULL, "application/x-www-form-urlencoded",
              "user=viewer&password=correct+horse%20battery", &r);
@@ -637,6 +655,7 @@ TEST(errors)
         ASSERT_GE(counter(&admin, "not_found"), 4);
         ASSERT_GE(counter(&admin, "method_not_allowed"), 4);
         ASSERT_GE(counter(&admin, "too_large"), 1);
+        ASSERT_EQ(counter(&admin, "throttled"), 2);
         stop();
 }
 

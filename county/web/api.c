@@ -165,9 +165,13 @@ enum MHD_Result web_h_report(struct web_call *k)
         if (strcmp(o.format->name, "json") != 0) {
                 const char *ext = strcmp(o.format->name, "table") == 0 ? "txt" : o.format->name;
 
+                char from[16], to[16];
+
                 download_name(&o, ext, disposition, sizeof(disposition));
-                snprintf(what, sizeof(what), "%s format=%s school=%s county=%s %s", o.kind->name, o.format->name,
-                         o.school ? o.school : "*", o.county ? o.county : "*", disposition + 22);
+                snprintf(what, sizeof(what), "report=%s format=%s lang=%s county=%s school=%s from=%s to=%s",
+                         o.kind->name, o.format->name, o.chinese ? "zh" : "en", o.county ? o.county : "*",
+                         o.school ? o.school : "*", bbt_day_format(o.from, from, sizeof(from)),
+                         bbt_day_format(o.to, to, sizeof(to)));
                 web_audit_export(k, what);
         }
         if (!o.format->render) {

@@ -89,8 +89,9 @@ static enum MHD_Result queue(struct web_call *k, unsigned status, struct MHD_Res
         return ret;
 }
 
-enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
-                         const char *disposition)
+/* BODY (taken) with a header NAME: VALUE more (NAME may be NULL). */
+static enum MHD_Result send_with(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                 const char *name, const char *value)
 {
         struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 
@@ -99,10 +100,17 @@ enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, 
                 return queue(k, 500, NULL);
         }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        if (disposition)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+        if (name)
+                MHD_add_response_header(r, name, value);
         common_headers(k, r, true);
         return queue(k, status, r);
+}
+
+enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                         const char *disposition)
+{
+        return send_with(k, status, type, body, len, disposition ? MHD_HTTP_HEADER_CONTENT_DISPOSITION : NULL,
+                         disposition);
 }
 
 enum MHD_Result web_send_fd(struct web_call *k, const char *type, int fd, uint64_t size, const char *disposition,
@@ -133,10 +141,11 @@ enum MHD_Result web_send_json(struct web_call *k, unsigned status, cJSON *j)
         return web_send(k, status, "application/json", text, strlen(text), NULL);
 }
 
+/* The error body; HEADER: VALUE added if HEADER (Allow, Retry-After). */
 static enum MHD_Result verror(struct web_call *k, unsigned status, const char *code, const char *param,
-                              const char *fmt, va_list ap)
+                              const char *header, const char *value, const char *fmt, va_list ap)
 {
-        char msg[512];
+        char msg[512], *text;
         cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -148,7 +157,25 @@ static enum MHD_Result verror(struct web_call *k, unsigned status, const char *c
                 bbt_log_error("%s %s: %s", k->method, k->url, msg);
         else
                 bbt_log_debug("%s %s from %s: %u %s", k->method, k->url, k->addr, status, msg);
-        return web_send_json(k, status, j);
+        text = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!text)
+                return queue(k, 500, NULL);
+        return send_with(k, status, "application/json", text, strlen(text), header, value);
+}
+
+static enum MHD_Result error_with(struct web_call *k, unsigned status, const char *code, const char *header,
+                                  const char *value, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static enum MHD_Result error_with(struct web_call *k, unsigned status, const char *code, const char *header,
+                                  const char *value, const char *fmt, ...)
+{
+        enum MHD_Result r;
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = verror(k, status, code, NULL, header, value, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 enum MHD_Result web_error(struct web_call *k, unsigned status, const char *code, const char *fmt, ...)
@@ -157,9 +184,15 @@ enum MHD_Result web_error(struct web_call *k, unsigned status, const char *code,
         va_list ap;
 
         va_start(ap, fmt);
-        r = verror(k, status, code, NULL, fmt, ap);
+        r = verror(k, status, code, NULL, NULL, NULL, fmt, ap);
         va_end(ap);
         return r;
+}
+
+enum MHD_Result web_method_not_allowed(struct web_call *k, const char *allow)
+{
+        return error_with(k, 405, "method_not_allowed", MHD_HTTP_HEADER_ALLOW, allow,
+                          "%s is not allowed here (allowed: %s)", k->method, allow);
 }
 
 enum MHD_Result web_bad_param(struct web_call *k, const char *param, const char *fmt, ...)
@@ -168,7 +201,7 @@ enum MHD_Result web_bad_param(struct web_call *k, const char *param, const char 
         va_list ap;
 
         va_start(ap, fmt);
-        r = verror(k, 400, "bad_parameter", param, fmt, ap);
+        r = verror(k, 400, "bad_parameter", param, NULL, NULL, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -500,23 +533,9 @@ static enum MHD_Result h_login(struct web_call *k)
         pthread_mutex_unlock(&k->w->acc_lock);
         explicit_bzero(pw, sizeof(pw));
         if (r == -EAGAIN) {
-                j = cJSON_CreateObject();
-                cJSON *e = cJSON_AddObjectToObject(j, "error");
-
-                cJSON_AddStringToObject(e, "code", "throttled");
-                cJSON_AddStringToObject(e, "message", "too many failed logins: try again later");
-                text = cJSON_PrintUnformatted(j);
-                cJSON_Delete(j);
-                resp = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-                if (!resp) {
-                        free(text);
-                        return queue(k, 500, NULL);
-                }
                 snprintf(retry, sizeof(retry), "%d", retry_after > 0 ? retry_after : 1);
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
-                common_headers(k, resp, true);
-                return queue(k, 429, resp);
+                return error_with(k, 429, "throttled", MHD_HTTP_HEADER_RETRY_AFTER, retry,
+                                  "too many failed logins: try again in %s s", retry);
         }
         if (r < 0)
                 return web_error(k, 401, "login_failed", "wrong user name or password");
@@ -658,8 +677,6 @@ static enum MHD_Result api(struct web_call *k)
         if (!path_known)
                 return web_error(k, 404, "not_found", "no such API path: %.128s", k->url);
         if (!rt) {
-                struct MHD_Response *resp;
-                enum MHD_Result ret;
                 char allow[64] = "";
 
                 for (size_t i = 0; i < BBT_ELEMENTSOF(routes); i++)
@@ -667,10 +684,7 @@ static enum MHD_Result api(struct web_call *k)
                                 snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
                                          *allow ? ", " : "", strcmp(routes[i].info.method, "GET") == 0
                                                                      ? "GET, HEAD" : routes[i].info.method);
-                ret = web_error(k, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", k->method,
-                                allow);
-                (void)resp;
-                return ret;
+                return web_method_not_allowed(k, allow);
         }
         k->arg[0] = arg[0];
         k->arg[1] = arg[1];

@@ -83,7 +83,7 @@ enum MHD_Result web_static(struct web_call *k)
         int dfd, fd;
 
         if (strcmp(k->method, "GET") != 0 && strcmp(k->method, "HEAD") != 0)
-                return web_error(k, 405, "method_not_allowed", "%s is not allowed here (allowed: GET, HEAD)", k->method);
+                return web_method_not_allowed(k, "GET, HEAD");
         if (!dir || !safe_path(k->url) || strlen(k->url) >= sizeof(rel) - 16)
                 return web_error(k, 404, "not_found", "no such file");
         snprintf(rel, sizeof(rel), "%s%s", k->url + 1, k->url[strlen(k->url) - 1] == '/' || !k->url[1] ? "index.html" : "");

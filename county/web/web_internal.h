@@ -92,6 +92,8 @@ void web_count(struct bbt_web *w, enum web_counter c);
 /* Replies. Each queues the response and returns MHD's answer. */
 enum MHD_Result web_error(struct web_call *k, unsigned status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* 405 with Allow: ALLOW. */
+enum MHD_Result web_method_not_allowed(struct web_call *k, const char *allow);
 /* 400 naming the parameter PARAM. */
 enum MHD_Result web_bad_param(struct web_call *k, const char *param, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
