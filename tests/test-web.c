@@ -1063,3 +1063,63 @@ TEST(openapi)
                 FAIL("docs/openapi.json has %zu operations, the server %zu routes", n_ops, n_routes);
         cJSON_Delete(doc);
 }
+
+/* ---- HTTPS built in ---- */
+
+TEST(tls)
+{
+        char cert[700], key[700], out[700], err[700], script[2048], port[16];
+        char *openssl[] = { (char *)"/usr/bin/openssl", (char *)"req", (char *)"-x509", (char *)"-newkey",
+                            (char *)"ec", (char *)"-pkeyopt", (char *)"ec_paramgen_curve:P-256", (char *)"-nodes",
+                            (char *)"-keyout", key, (char *)"-out", cert, (char *)"-days", (char *)"2",
+                            (char *)"-subj", (char *)"/CN=127.0.0.1", NULL };
+        char *check[] = { W.exe, (char *)"-c", W.conf, (char *)"--check-config", NULL };
+        char *py[] = { (char *)"/usr/bin/python3", (char *)"-c", script, port, NULL };
+        char extra[1600];
+        struct reply r;
+
+        setup();
+        snprintf(cert, sizeof(cert), "%s/web.crt", W.dir);
+        snprintf(key, sizeof(key), "%s/web.key", W.dir);
+        snprintf(out, sizeof(out), "%s/out", W.dir);
+        snprintf(err, sizeof(err), "%s/err", W.dir);
+        if (access(openssl[0], X_OK) < 0 || access(py[0], X_OK) < 0)
+                FAIL("needs openssl and python3 (scripts/install-deps)");
+        ASSERT_EQ(bbt_test_run(openssl, out, err, 20000), 0);
+        snprintf(extra, sizeof(extra), "tls_cert = %s\ntls_key = %s\n", cert, key);
+        write_config(extra);
+        /* A key others can read is refused. */
+        ASSERT_OK(chmod(key, 0644));
+        ASSERT_EQ(WEXITSTATUS(bbt_test_run(check, out, err, 10000)), 2);
+        ASSERT(bbt_test_file_contains(err, "readable by other users"));
+        ASSERT_OK(chmod(key, 0600));
+        ASSERT_EQ(bbt_test_run(check, out, err, 10000), 0);
+        start();
+        /* Plain HTTP on the HTTPS port gets no HTTP answer. */
+        http_raw("GET /api/v1/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 54, &r);
+        ASSERT_EQ(r.status, 0);
+        reply_free(&r);
+        /* Over TLS (python3's ssl, certificate not checked: it is self-signed): the cookie is Secure. */
+        snprintf(port, sizeof(port), "%d", W.port);
+        snprintf(script, sizeof(script),
+                 "import http.client, json, ssl, sys\n"
+                 "ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n"
+                 "c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=10)\n"
+                 "c.request('POST', '/api/v1/login', json.dumps({'user': 'viewer', 'password': '" PASSWORD "'}),\n"
+                 "          {'Content-Type': 'application/json'})\n"
+                 "r = c.getresponse(); b = json.loads(r.read()); cookie = r.getheader('Set-Cookie')\n"
+                 "assert r.status == 200, (r.status, b)\n"
+                 "assert 'Secure' in cookie and 'HttpOnly' in cookie, cookie\n"
+                 "assert r.getheader('Strict-Transport-Security'), r.getheaders()\n"
+                 "c.request('GET', '/api/v1/status', headers={'Cookie': cookie.split(';')[0]})\n"
+                 "r = c.getresponse(); b = json.loads(r.read())\n"
+                 "assert r.status == 200 and b['totals']['terminals'] == 2, (r.status, b)\n"
+                 "print('tls ok')\n");
+        if (bbt_test_run(py, out, err, 30000) != 0) {
+                bbt_test_dump_tail(err, 4000);
+                FAIL("HTTPS requests failed");
+        }
+        ASSERT(bbt_test_file_contains(out, "tls ok"));
+        ASSERT(bbt_test_file_contains(W.log, "https"));
+        stop();
+}
