@@ -28,7 +28,8 @@ const char *const bbt_web_counter_names[WEB_C__COUNT] = {
         [WEB_METHOD] = "method_not_allowed", [WEB_TOO_LARGE] = "too_large",
         [WEB_THROTTLED] = "throttled",     [WEB_UNAVAILABLE] = "unavailable",
         [WEB_ERROR] = "error",             [WEB_LOGINS] = "logins",
-        [WEB_EXPORTS] = "exports",
+        [WEB_EXPORTS] = "exports",         [WEB_CONNECTIONS] = "connections",
+        [WEB_ABORTED] = "aborted",
 };
 
 int64_t web_now_ms(void)
@@ -771,13 +772,23 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
+        struct bbt_web *w = cls;
         struct web_req *rq = *req_cls;
 
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                web_count(w, WEB_ABORTED);
         if (rq) {
                 free(rq->body);
                 free(rq);
                 *req_cls = NULL;
         }
+}
+
+static void connection_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+                web_count(cls, WEB_CONNECTIONS);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -976,6 +987,7 @@ int bbt_web_start(struct bbt_web *w, char *err, size_t err_size)
                         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)w->cfg->web_threads, MHD_OPTION_CONNECTION_LIMIT,
                         (unsigned)w->cfg->web_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                         (unsigned)(w->cfg->web_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, completed, w,
+                        MHD_OPTION_NOTIFY_CONNECTION, connection_cb, w,
                         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                         (size_t)64 * 1024, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
                         w->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, w->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,

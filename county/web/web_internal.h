@@ -44,6 +44,8 @@ enum web_counter {
         WEB_ERROR,           /* 500 */
         WEB_LOGINS,          /* of the OK: sessions begun */
         WEB_EXPORTS,         /* of the OK: downloads written to the audit log */
+        WEB_CONNECTIONS,     /* TCP connections accepted (what is not HTTP never becomes a request) */
+        WEB_ABORTED,         /* requests ended before their answer was sent: client gone, timeout, error */
         WEB_C__COUNT
 };
 extern const char *const bbt_web_counter_names[WEB_C__COUNT];
