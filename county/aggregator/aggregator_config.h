@@ -32,6 +32,7 @@ struct bbt_aggregator_config {
         long long weekly_lessons_min;
         /* [aggregator] */
         int log_level;
+        char *metrics_listen; /* "" or NULL: no metrics server */
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.
