@@ -299,7 +299,61 @@ static double value(const char *text, const char *series)
                         FAIL("%s: expected %.17g, got %.17g in:\n%s", series, (double)(expected), bbt_v_, text); \
         } while (0)
 
+static double rejected_sum(const char *text)
+{
+        static const char *const reasons[] = { "topic", "size", "json", "version", "field", "store" };
+        char series[96];
+        double sum = 0;
+
+        for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+                snprintf(series, sizeof(series), "bbt_messages_rejected_total{reason=\"%s\"}", reasons[i]);
+                sum += value(text, series);
+        }
+        return sum;
+}
+
+/* The source tree's file REL (e.g. "docs/aggregator.md"), malloc'd. */
+static char *source_file(const char *rel)
+{
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/../%s", bbt_test_srcdir(), rel);
+        return bbt_test_slurp(path);
+}
+
+/* Every metric family of the scrape TEXT is in docs/aggregator.md's table
+ * and in bbt-aggregator(8). */
+static void assert_documented(const char *text)
+{
+        char *md = source_file("docs/aggregator.md"), *man = source_file("docs/man/bbt-aggregator.8");
+        int families = 0;
+
+        for (const char *p = strstr(text, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+                char name[128], needle[160], needle2[160];
+
+                if (sscanf(p, "# TYPE %127s", name) != 1)
+                        FAIL("a TYPE line without a name");
+                snprintf(needle, sizeof(needle), "| `%s`", name);
+                snprintf(needle2, sizeof(needle2), "| `%s{", name);
+                if (!strstr(md, needle) && !strstr(md, needle2))
+                        FAIL("%s is not in docs/aggregator.md's table of metrics (\"Monitoring\")", name);
+                if (!strstr(man, name))
+                        FAIL("%s is not in docs/man/bbt-aggregator.8 (METRICS)", name);
+                families++;
+        }
+        ASSERT_GE(families, 20);
+        free(md);
+        free(man);
+}
+
 /* ---- promtool ---- */
+
+static void find_promtool(char *buf, size_t size)
+{
+        if (!bbt_test_find_program("promtool", buf, size))
+                FAIL("promtool not found: it is in Debian's prometheus package, which scripts/install-deps "
+                     "installs; the scrape must be checked by it");
+}
 
 /* promtool check metrics on TEXT: its exit status, its output in *OUT (malloc'd). */
 static int promtool(const char *text, char **out)
@@ -307,9 +361,7 @@ static int promtool(const char *text, char **out)
         char promtool_path[512], in_path[400], out_path[400];
         int status;
 
-        if (!bbt_test_find_program("promtool", promtool_path, sizeof(promtool_path)))
-                FAIL("promtool not found: it is in Debian's prometheus package, which scripts/install-deps "
-                     "installs; the scrape must be checked by it");
+        find_promtool(promtool_path, sizeof(promtool_path));
         snprintf(in_path, sizeof(in_path), "%s/scrape.txt", tmp_dir);
         snprintf(out_path, sizeof(out_path), "%s/promtool.out", tmp_dir);
         bbt_test_write_file(in_path, text);
@@ -398,6 +450,11 @@ TEST(scrape)
                       bbt_test_db_int(store_path, -1, "SELECT count(*) FROM terminal WHERE county = '510107' AND online"));
         ASSERT_METRIC(text, "bbt_gap_seqs_open{state=\"waiting\"}",
                       bbt_test_db_int(store_path, -1, "SELECT sum(to_seq - from_seq + 1) FROM gap"));
+        /* Every message is accounted for once. */
+        ASSERT_EQ(value(text, "bbt_messages_received_total"),
+                  value(text, "bbt_messages_stored_total") + value(text, "bbt_messages_duplicate_total") +
+                          rejected_sum(text) + value(text, "bbt_messages_ignored_total") +
+                          value(text, "bbt_seq_conflicts_total"));
         start = value(text, "process_start_time_seconds");
         ASSERT(start >= (double)t0 - 60 && start <= (double)bbt_test_wall_ms() / 1000 + 1);
 
@@ -428,6 +485,7 @@ TEST(scrape)
         wal = value(text, "bbt_store_size_bytes{file=\"wal\"}");
         ASSERT(!isnan(wal));
 
+        assert_documented(text);
         /* promtool: the scrape is clean (its lint included) ... */
         if (promtool(text, &out) != 0 || *out)
                 FAIL("promtool check metrics found problems:\n%s", out);
@@ -521,4 +579,48 @@ TEST(slow_clients)
         ASSERT_METRIC(text, "bbt_messages_received_total", MSGS);
         free(text);
         teardown();
+}
+
+/* The scrape configuration and the alert rules docs/aggregator.md shows
+ * ("Monitoring") are what promtool accepts. */
+TEST(docs_examples)
+{
+        char promtool_path[512], path[400], out_path[400];
+        char *md = source_file("docs/aggregator.md"), *section = strstr(md, "\n## Monitoring\n"), *end;
+        const char *const what[2] = { "config", "rules" };
+        int blocks = 0;
+
+        snprintf(tmp_dir, sizeof(tmp_dir), "%s", bbt_test_tmp_init("metrics-docs"));
+        find_promtool(promtool_path, sizeof(promtool_path));
+        ASSERT(section);
+        end = strstr(section + 1, "\n## ");
+        if (end)
+                *end = '\0';
+        for (char *p = strstr(section, "```yaml\n"); p && blocks < 2; p = strstr(p, "```yaml\n")) {
+                char *close;
+                int status;
+
+                p += strlen("```yaml\n");
+                close = strstr(p, "```");
+                ASSERT(close);
+                *close = '\0';
+                snprintf(path, sizeof(path), "%s/%s.yml", tmp_dir, what[blocks]);
+                snprintf(out_path, sizeof(out_path), "%s/%s.out", tmp_dir, what[blocks]);
+                bbt_test_write_file(path, p);
+                {
+                        char *argv[] = { promtool_path, (char *)"check", (char *)what[blocks], path, NULL };
+
+                        status = bbt_test_run(argv, out_path, out_path, 30000);
+                }
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                        char *out = bbt_test_slurp(out_path);
+
+                        FAIL("promtool check %s on docs/aggregator.md's example:\n%s", what[blocks], out);
+                }
+                blocks++;
+                p = close + 1;
+        }
+        ASSERT_EQ(blocks, 2);
+        free(md);
+        bbt_test_passed();
 }
