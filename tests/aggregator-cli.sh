@@ -21,6 +21,7 @@ printf '[store]\npath = %s/x.db\n\n[broker]\nhots = 127.0.0.1\n' "$t" > "$t/bad-
 printf '[store]\npath = %s/x.db\n[ingest]\ngap_grace = soon\n' "$t" > "$t/bad-value.conf"
 printf '[store]\npath = %s/x.db\n[broker]\nbackoff_min = 5s\nbackoff_max = 2s\n' "$t" > "$t/bad-backoff.conf"
 printf '[store]\npath = %s/x.db\n[aggregator]\nmetrics_listen = localhost:9811\n' "$t" > "$t/bad-listen.conf"
+printf '[broker]\nport = 1\n[store]\npath = %s/no-such-dir/x.db\n[aggregator]\nmetrics_listen =\n' "$t" > "$t/bad-store.conf"
 printf '[store]\npath = %s/x.db\n[aggregator]\nmetrics_listen =\n' "$t" > "$t/no-listen.conf"
 printf 'county_code,school_code,school_name,type,area,students\n510107,3151010001,一小,primary,urban,800\n' > "$t/schools.csv"
 printf 'county_code,school_code,school_name,type,area,students\n510107,3151010001,一小,primary,urban,800\n510107,3151010002,二小,primary,urban,many\n' > "$t/bad-schools.csv"
@@ -50,6 +51,7 @@ expect check-bad-listen 2 "bad-listen.conf: [aggregator] metrics_listen: expecte
 expect check-registry 0 "ok (1 schools, 2 terminals)" -- "$aggregator" -c "$t/reg.conf" --check-config
 expect check-bad-registry 2 "bad-schools.csv:3: column students" -- "$aggregator" -c "$t/bad-reg.conf" --check-config
 expect run-bad-key 2 "bad-key.conf:5:" -- "$aggregator" -c "$t/bad-key.conf"
+expect run-bad-store 1 "no-such-dir/x.db: unable to open database file" -- "$aggregator" -c "$t/bad-store.conf"
 if [ -e "$t/store" ] || [ -e "$t/x.db" ]; then
     fail check-opens-nothing "--check-config or a bad configuration created the store"
 else

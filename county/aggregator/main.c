@@ -105,7 +105,9 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_handle(struct daemon *d, uv_handle_t *h)
 {
-        if (!uv_is_closing(h)) {
+        /* A handle start() never reached (the store did not open) is all
+         * zeros, with no loop: nothing to close. */
+        if (h->loop && !uv_is_closing(h)) {
                 h->data = d;
                 d->open_handles++;
                 uv_close(h, on_handle_closed);
@@ -163,7 +165,8 @@ static void stop(struct daemon *d)
         bbt_notify("STOPPING=1");
         if (d->ingest && bbt_ingest_flush(d->ingest) < 0)
                 d->exit_code = 1;
-        log_stats(d);
+        if (d->ingest)
+                log_stats(d);
         if (d->mqtt && bbt_mqtt_is_connected(d->mqtt) && bbt_mqtt_disconnect(d->mqtt, on_disconnected) == 0)
                 return;
         close_all(d);
