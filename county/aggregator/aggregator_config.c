@@ -12,6 +12,7 @@
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "dates.h"
+#include "metrics.h"
 
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 
@@ -100,6 +101,9 @@ static const struct bbt_option options[] = {
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
           .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
+        OPT("aggregator", "metrics_listen", BBT_OPT_STRING, metrics_listen, "127.0.0.1:9811", 0, 0,
+            "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (IPv4 or [IPv6] address); empty: off; "
+            "needs a restart"),
 
         /* bbt-web's; bbt-aggregator reads and ignores them (docs/web.md). */
         OPT("web", "listen", BBT_OPT_STRING, web_listen, "127.0.0.1:8080", 0, 0,
@@ -132,6 +136,8 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
 {
         struct bbt_aggregator_config *c = cfg;
         const char *what = NULL, *key = NULL;
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
         int offset;
 
         if (bbt_broker_config_check(&c->broker, &key, &what) < 0) {
@@ -155,6 +161,14 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
         } else if (!c->web_tls_cert != !c->web_tls_key) {
                 key = c->web_tls_cert ? "[web] tls_key" : "[web] tls_cert", what = "tls_cert and tls_key go together";
+        } else if (c->metrics_listen && *c->metrics_listen &&
+                   bbt_listen_parse(c->metrics_listen, &sa, &sa_len) < 0) {
+                snprintf(err, err_size,
+                         "%s: [aggregator] metrics_listen: expected ADDRESS:PORT with an IPv4 address or an IPv6 "
+                         "address in brackets and a port from 1 to 65535 (127.0.0.1:9811, [::1]:9811), or nothing "
+                         "for no metrics server, got \"%s\"",
+                         path, c->metrics_listen);
+                return -EINVAL;
         }
         if (!what)
                 return 0;

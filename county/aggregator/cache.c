@@ -340,12 +340,32 @@ static bool counters_pending(const struct bbt_ingest *in)
         return false;
 }
 
+/* A successful commit that took SECONDS, into the latency histogram. */
+static void observe_commit(struct bbt_ingest_stats *s, double seconds)
+{
+        s->commits++;
+        s->commit_seconds += seconds;
+        for (int i = 0; i < BBT_COMMIT_BUCKETS; i++)
+                if (seconds <= bbt_commit_bucket_s[i])
+                        s->commit_le[i]++;
+}
+
+static double mono_seconds(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int bbt__cache_commit(struct bbt_ingest *in)
 {
+        double start;
         int r;
 
         if (!in->in_tx && !in->dirty && !counters_pending(in))
                 return 0;
+        start = mono_seconds();
         r = bbt__cache_begin(in);
         if (r == 0)
                 r = write_dirty(in);
@@ -353,7 +373,7 @@ int bbt__cache_commit(struct bbt_ingest *in)
                 r = bbt_store_commit(in->store);
         if (r == 0) {
                 in->in_tx = false;
-                in->stats.commits++;
+                observe_commit(&in->stats, mono_seconds() - start);
                 clear_dirty(in);
                 return 0;
         }

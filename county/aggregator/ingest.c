@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bbt/array.h"
 #include "bbt/log.h"
 #include "cache.h"
 #include "dates.h"
@@ -31,6 +32,12 @@ static const char *const reject_names[BBT_REJECT__COUNT] = {
         [BBT_REJECT_TOPIC] = "reject_topic", [BBT_REJECT_SIZE] = "reject_size",
         [BBT_REJECT_JSON] = "reject_json",   [BBT_REJECT_VERSION] = "reject_version",
         [BBT_REJECT_FIELD] = "reject_field", [BBT_REJECT_STORE] = "reject_store",
+};
+
+/* From half a millisecond (a small batch on a fast disk) to ten seconds (a
+ * rollup rebuild, a disk in trouble): the buckets of the batch commit latency. */
+const double bbt_commit_bucket_s[BBT_COMMIT_BUCKETS] = {
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
 const char *bbt_reject_name(enum bbt_reject r)
@@ -672,6 +679,71 @@ int bbt_ingest_prune(struct bbt_ingest *in, int64_t raw_retention_ms, int64_t us
 void bbt_ingest_get_stats(const struct bbt_ingest *in, struct bbt_ingest_stats *ret)
 {
         *ret = in->stats;
+}
+
+/* The county entry for CODE in C (kept ordered), added if new. */
+static struct bbt_ingest_county *census_county(struct bbt_ingest_census *c, size_t *cap, const char *code)
+{
+        size_t lo = 0, hi = c->n_counties;
+
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                int cmp = strcmp(c->counties[mid].county, code);
+
+                if (cmp == 0)
+                        return &c->counties[mid];
+                if (cmp < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (bbt_array_reserve((void **)&c->counties, cap, c->n_counties + 1, sizeof(*c->counties)) < 0)
+                return NULL;
+        memmove(&c->counties[lo + 1], &c->counties[lo], (c->n_counties - lo) * sizeof(*c->counties));
+        c->n_counties++;
+        memset(&c->counties[lo], 0, sizeof(c->counties[lo]));
+        snprintf(c->counties[lo].county, sizeof(c->counties[lo].county), "%s", code);
+        return &c->counties[lo];
+}
+
+int bbt_ingest_census(const struct bbt_ingest *in, struct bbt_ingest_census *ret)
+{
+        struct bbt_ingest_census c = { 0 };
+        struct bbt_ingest_county *county = NULL;
+        size_t cap = 0;
+
+        for (size_t i = 0; i < in->n_terms; i++) {
+                const struct bbt_term *t = in->terms[i];
+
+                /* Terminals come in store id order: mostly a county at a time. */
+                if (!county || strcmp(county->county, t->row.county) != 0)
+                        county = census_county(&c, &cap, t->row.county);
+                if (!county) {
+                        bbt_ingest_census_free(&c);
+                        return -ENOMEM;
+                }
+                county->terminals++;
+                county->online += t->row.online;
+                c.lost += (uint64_t)t->row.lost;
+                c.skipped += (uint64_t)t->row.skipped;
+                for (size_t g = 0; g < t->gaps.n; g++) {
+                        const struct bbt_store_gap *gap = &t->gaps.v[g];
+
+                        if (gap->state > BBT_GAP_WILL)
+                                continue;
+                        c.gaps[gap->state]++;
+                        c.gap_seqs[gap->state] += (uint64_t)(gap->to - gap->from + 1);
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+void bbt_ingest_census_free(struct bbt_ingest_census *c)
+{
+        free(c->counties);
+        c->counties = NULL;
+        c->n_counties = 0;
 }
 
 int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *settings,

@@ -41,6 +41,10 @@ struct bbt_ingest_settings {
  * one place they are defined (aggregator_config.c). */
 void bbt_ingest_settings_default(struct bbt_ingest_settings *s);
 
+/* The upper bounds (seconds) of the batch commit latency histogram's buckets. */
+#define BBT_COMMIT_BUCKETS 14
+extern const double bbt_commit_bucket_s[BBT_COMMIT_BUCKETS];
+
 struct bbt_ingest_stats {
         uint64_t received;          /* messages handed to bbt_ingest_message() */
         uint64_t stored;            /* new messages stored */
@@ -55,6 +59,11 @@ struct bbt_ingest_stats {
         uint64_t skipped;           /* seqs recorded as skipped (the agent never used them) */
         uint64_t conflicts;         /* messages with a different payload under a stored seq */
         uint64_t commits, commit_failures;
+        /* Successful commits (writing the batch's rows, counters and the
+         * COMMIT) that took at most bbt_commit_bucket_s[i] (cumulative, as a
+         * Prometheus histogram), and the seconds all of them took. */
+        uint64_t commit_le[BBT_COMMIT_BUCKETS];
+        double commit_seconds;
         uint64_t terminals;         /* terminals known */
         uint64_t open_gap_seqs;     /* seqs currently missing and not yet given up */
 };
@@ -107,6 +116,30 @@ void bbt_ingest_set_connected(struct bbt_ingest *in, bool connected, int64_t now
 int bbt_ingest_prune(struct bbt_ingest *in, int64_t raw_retention_ms, int64_t usage_retention_ms, int64_t now_ms);
 
 void bbt_ingest_get_stats(const struct bbt_ingest *in, struct bbt_ingest_stats *ret);
+
+/* One county's terminals in the census. */
+struct bbt_ingest_county {
+        char county[7];
+        uint64_t terminals; /* known: each has published at least once */
+        uint64_t online;    /* online: its last session's birth arrived, and no will or clean stop since
+                             * (the store's terminal.online, bbt-report terminals' 在线 column) */
+};
+
+/* What the terminal cache holds now, summed (never per terminal): for
+ * monitoring. Taken from the terminals' rows and gap lists themselves, which
+ * the store holds once the batch commits. */
+struct bbt_ingest_census {
+        struct bbt_ingest_county *counties; /* ordered by code */
+        size_t n_counties;
+        uint64_t gaps[BBT_GAP_WILL + 1];     /* missing ranges, by enum bbt_gap_state */
+        uint64_t gap_seqs[BBT_GAP_WILL + 1]; /* seqs in them */
+        uint64_t lost, skipped;              /* seqs recorded as lost / skipped and not arrived since */
+};
+
+/* Counts IN's terminals into *RET (free with bbt_ingest_census_free()).
+ * Returns 0 or -ENOMEM. */
+int bbt_ingest_census(const struct bbt_ingest *in, struct bbt_ingest_census *ret);
+void bbt_ingest_census_free(struct bbt_ingest_census *c);
 
 /* Commits the open batch, then recomputes every usage rollup from the stored
  * usage intervals (bbt_rollup_rebuild(), county/store/rollup.c) in a

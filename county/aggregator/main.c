@@ -15,11 +15,16 @@
 #include "bbt/notify.h"
 #include "bbt/protocol.h"
 #include "ingest.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "store.h"
 
 #define TICK_MS 1000
 #define STATS_MS (5 * 60 * 1000)
 #define PRUNE_MS (60 * 60 * 1000)
+/* After the metrics server could not listen (its port taken), it tries again
+ * this often; ingest goes on meanwhile. */
+#define METRICS_RETRY_MS 30000
 
 /* A connection the broker drops within TAKEOVER_SHORT_MS of making it, the
  * TAKEOVER_DROPS-th time within TAKEOVER_WINDOW_MS, is taken for a client id
@@ -38,7 +43,9 @@ struct daemon {
         struct bbt_calendar *cal;
         struct bbt_ingest *ingest;
         struct bbt_mqtt *mqtt;
-        uv_timer_t flush_timer, tick_timer, stats_timer, prune_timer, watchdog_timer;
+        uv_timer_t flush_timer, tick_timer, stats_timer, prune_timer, watchdog_timer, metrics_timer;
+        struct bbt_metrics_http *metrics;
+        int64_t start_ms;
         uv_signal_t sigterm, sigint, sighup;
         int open_handles;
         bool stopping;
@@ -98,7 +105,9 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_handle(struct daemon *d, uv_handle_t *h)
 {
-        if (!uv_is_closing(h)) {
+        /* A handle start() never reached (the store did not open) is all
+         * zeros, with no loop: nothing to close. */
+        if (h->loop && !uv_is_closing(h)) {
                 h->data = d;
                 d->open_handles++;
                 uv_close(h, on_handle_closed);
@@ -112,6 +121,9 @@ static void close_all(struct daemon *d)
         close_handle(d, (uv_handle_t *)&d->stats_timer);
         close_handle(d, (uv_handle_t *)&d->prune_timer);
         close_handle(d, (uv_handle_t *)&d->watchdog_timer);
+        close_handle(d, (uv_handle_t *)&d->metrics_timer);
+        bbt_metrics_http_close(d->metrics);
+        d->metrics = NULL;
         close_handle(d, (uv_handle_t *)&d->sigterm);
         close_handle(d, (uv_handle_t *)&d->sigint);
         close_handle(d, (uv_handle_t *)&d->sighup);
@@ -153,7 +165,8 @@ static void stop(struct daemon *d)
         bbt_notify("STOPPING=1");
         if (d->ingest && bbt_ingest_flush(d->ingest) < 0)
                 d->exit_code = 1;
-        log_stats(d);
+        if (d->ingest)
+                log_stats(d);
         if (d->mqtt && bbt_mqtt_is_connected(d->mqtt) && bbt_mqtt_disconnect(d->mqtt, on_disconnected) == 0)
                 return;
         close_all(d);
@@ -355,6 +368,60 @@ static int connect_broker(struct daemon *d)
         return bbt_mqtt_start(d->mqtt);
 }
 
+static int metrics_text(void *userdata, char **ret, size_t *ret_len)
+{
+        struct daemon *d = userdata;
+        struct bbt_metrics_source src = {
+                .ingest = d->ingest, .reg = d->reg, .store_path = d->cfg.store_path, .start_ms = d->start_ms,
+                .broker_connected = d->connected_mono != 0,
+        };
+        FILE *f = open_memstream(ret, ret_len);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        r = bbt_metrics_write(&src, f);
+        if (fclose(f) != 0 && r == 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(*ret);
+                *ret = NULL;
+        }
+        return r;
+}
+
+/* Starts the metrics server on [aggregator] metrics_listen; if the address
+ * cannot be had, says so and tries again every METRICS_RETRY_MS: monitoring
+ * never stops ingest. */
+static void start_metrics(uv_timer_t *t)
+{
+        struct daemon *d = t->data;
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        char err[300];
+        int r;
+
+        if (d->metrics || d->stopping)
+                return;
+        /* Checked with the configuration already. */
+        if (bbt_listen_parse(d->cfg.metrics_listen, &sa, &sa_len) < 0)
+                return;
+        r = bbt_metrics_http_start(d->loop, (struct sockaddr *)&sa, metrics_text, d, &d->metrics, err, sizeof(err));
+        if (r == 0) {
+                bbt_log_info("metrics: serving http://%s/metrics", d->cfg.metrics_listen);
+                uv_timer_stop(t);
+                return;
+        }
+        if (!uv_is_active((uv_handle_t *)t)) {
+                bbt_log_error("metrics: cannot listen on %s ([aggregator] metrics_listen): %s; ingest goes on, "
+                              "trying again every %d s",
+                              d->cfg.metrics_listen, err, METRICS_RETRY_MS / 1000);
+                uv_timer_start(t, start_metrics, METRICS_RETRY_MS, METRICS_RETRY_MS);
+        } else {
+                bbt_log_debug("metrics: cannot listen on %s: %s", d->cfg.metrics_listen, err);
+        }
+}
+
 static void start_timer(struct daemon *d, uv_timer_t *t, uv_timer_cb cb, uint64_t every_ms)
 {
         uv_timer_init(d->loop, t);
@@ -384,6 +451,12 @@ static int start(struct daemon *d)
         start_timer(d, &d->tick_timer, on_tick, TICK_MS);
         start_timer(d, &d->stats_timer, on_stats, STATS_MS);
         start_timer(d, &d->prune_timer, on_prune, PRUNE_MS);
+        uv_timer_init(d->loop, &d->metrics_timer);
+        d->metrics_timer.data = d;
+        if (d->cfg.metrics_listen && *d->cfg.metrics_listen)
+                start_metrics(&d->metrics_timer);
+        else
+                bbt_log_info("metrics: off ([aggregator] metrics_listen is empty)");
         wd = bbt_notify_watchdog_usec();
         uv_timer_init(d->loop, &d->watchdog_timer);
         d->watchdog_timer.data = d;
@@ -434,7 +507,7 @@ int main(int argc, char **argv)
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
-        struct daemon d = { .config_path = BBT_AGGREGATOR_CONFIG_PATH };
+        struct daemon d = { .config_path = BBT_AGGREGATOR_CONFIG_PATH, .start_ms = now_ms() };
         bool check_only = false, rebuild = false;
         uv_loop_t loop;
         char err[1024];
