@@ -37,8 +37,25 @@ struct bbt_accounts_settings {
         int login_burst;          /* failed logins a (user, address) may make at once ... */
         int64_t login_refill_ms;  /* ... and one more after each such interval */
         const char *audit_path;   /* the audit log (appended, one JSON object per line), or NULL: none */
+        /* Added by the accounts module; 0 (a zeroed struct) takes the default. */
+        int64_t session_max_ms;   /* absolute lifetime from login, however busy (BBT_SESSION_MAX_MS) */
+        int max_sessions;         /* live sessions kept; the oldest is dropped past it (BBT_MAX_SESSIONS) */
+        int addr_burst;           /* failed logins one address may make at once, any user ... */
+        int64_t addr_refill_ms;   /* ... and one more after each such interval */
 };
 
+/* The defaults of a zero field of struct bbt_accounts_settings. */
+#define BBT_SESSION_MS (30 * 60 * 1000)            /* 30 min idle */
+#define BBT_SESSION_MAX_MS (12 * 3600 * 1000)      /* 12 h from login */
+#define BBT_MAX_SESSIONS 2048
+#define BBT_LOGIN_BURST 5
+#define BBT_LOGIN_REFILL_MS (60 * 1000)            /* then one a minute per (user, address) */
+#define BBT_ADDR_BURST 20
+#define BBT_ADDR_REFILL_MS (15 * 1000)             /* then four a minute per address */
+
+/* Not thread-safe: one thread at a time calls into a struct bbt_accounts.
+ * A login (right, wrong or unknown user) costs one yescrypt hash: about
+ * 0.1 s of CPU and 16 MiB at libcrypt's default cost. */
 struct bbt_accounts;
 
 /* Reads the users file PATH (docs/web.md: one user per line,
@@ -75,6 +92,66 @@ int bbt_accounts_audit(struct bbt_accounts *a, const char *user, const char *add
 
 /* Whether SCOPE may see SCHOOL. */
 bool bbt_scope_allows(const struct bbt_scope *scope, const struct bbt_school *school);
+
+/* What happened since bbt_accounts_open (for the server's log and metrics). */
+struct bbt_accounts_stats {
+        size_t users, sessions;          /* now */
+        uint64_t logins, logins_failed;  /* passwords checked: right, wrong or unknown user */
+        uint64_t logins_throttled;       /* refused before any check */
+        uint64_t sessions_expired;       /* idle or past session_max_ms */
+        uint64_t sessions_dropped;       /* the oldest, to stay within max_sessions */
+        uint64_t sessions_ended;         /* by a reload: user removed or changed */
+        uint64_t throttle_evicted;       /* throttle entries forgotten to stay within their bound */
+        uint64_t audit_errors;           /* audit lines that could not be written */
+        uint64_t reloads, reload_errors;
+};
+void bbt_accounts_stats(const struct bbt_accounts *a, struct bbt_accounts_stats *ret);
+
+/* ---- the users file itself, for bbt-web-user and the server ---- */
+
+#define BBT_PASSWORD_MIN 10   /* characters, enforced by bbt-web-user */
+#define BBT_PASSWORD_MAX 512  /* bytes (libcrypt's limit) */
+#define BBT_HASH_MAX 255
+
+/* One line of the users file. */
+struct bbt_user {
+        char name[BBT_USER_NAME_MAX + 1];
+        struct bbt_scope scope;
+        char hash[BBT_HASH_MAX + 1];
+        unsigned line; /* in the file, from 1 */
+};
+struct bbt_users {
+        size_t n;
+        struct bbt_user *v;
+};
+
+/* "county", "township", "school". */
+const char *bbt_role_name(enum bbt_role role);
+/* Returns 0 and *RET, or -EINVAL. */
+int bbt_role_parse(const char *s, enum bbt_role *ret);
+/* Whether S is a user name: 1 to BBT_USER_NAME_MAX of A-Z a-z 0-9 . _ @ -, not starting with '-'. */
+bool bbt_user_name_valid(const char *s);
+/* Parses the scope field of a ROLE line (docs/web.md: "" or COUNTY for county,
+ * [COUNTY/]TOWNSHIP, [COUNTY/]SCHOOL). Returns 0 and *RET, or -EINVAL with
+ * the reason in WHY. */
+int bbt_scope_parse(enum bbt_role role, const char *s, struct bbt_scope *ret, char *why, size_t why_size);
+/* The scope field for S, as bbt_scope_parse reads it. */
+const char *bbt_scope_format(const struct bbt_scope *s, char *buf, size_t size);
+/* Parses LEN bytes of TEXT, the users file named LABEL in messages. Every
+ * problem is passed to ON_ERROR as "LABEL:LINE: reason" (may be NULL).
+ * Returns 0 and *RET (free with bbt_users_free), -EINVAL if there was any
+ * problem (*RET empty), or -ENOMEM. */
+int bbt_users_parse(const char *label, const char *text, size_t len, struct bbt_users *ret,
+                    void (*on_error)(void *ctx, const char *msg), void *ctx);
+/* Reads the users file at PATH: a regular file, neither writable by group or
+ * others nor readable by others (-EPERM), at most 1 MiB; its text into
+ * *RET_TEXT (malloc'ed, NUL-terminated, may be NULL) and *RET_LEN. Returns 0
+ * or a negative errno with ERR as "PATH: reason". */
+int bbt_users_read(const char *path, char **ret_text, size_t *ret_len, char *err, size_t err_size);
+/* NULL-safe; leaves U empty. */
+void bbt_users_free(struct bbt_users *u);
+/* The user NAME in U, or NULL. */
+const struct bbt_user *bbt_users_find(const struct bbt_users *u, const char *name);
 
 /* Hashes PASSWORD for the users file (yescrypt through libcrypt, a fresh
  * salt). Returns 0 with the hash in OUT, or a negative errno. */
