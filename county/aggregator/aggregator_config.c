@@ -100,6 +100,31 @@ static const struct bbt_option options[] = {
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
           .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
+
+        /* bbt-web's; bbt-aggregator reads and ignores them (docs/web.md). */
+        OPT("web", "listen", BBT_OPT_STRING, web_listen, "127.0.0.1:8080", 0, 0,
+            "bbt-web listens on these HOST:PORT, separated by commas ([::1]:8080 for IPv6); restart to change"),
+        OPT("web", "users", BBT_OPT_PATH, web_users, "/etc/bbt/web-users", 0, 0,
+            "bbt-web's users file (docs/web.md), not readable by others; SIGHUP re-reads it"),
+        OPT("web", "session_lifetime", BBT_OPT_DURATION, web_session_ms, "30m", SECONDS(60), DAYS(1),
+            "A web session ends this long after its last use (and 12 h after the login however busy)"),
+        OPT("web", "login_burst", BBT_OPT_INT, web_login_burst, "5", 1, 1000,
+            "Failed logins one user from one address may make at once ..."),
+        OPT("web", "login_refill", BBT_OPT_DURATION, web_login_refill_ms, "1m", SECONDS(1), DAYS(1),
+            "... and one more after each such interval"),
+        OPT("web", "audit_log", BBT_OPT_PATH, web_audit_log, "/var/log/bbt-web/audit.log", 0, 0,
+            "Logins, logouts, refusals and exports, one JSON object a line; empty: none"),
+        OPT("web", "static_dir", BBT_OPT_PATH, web_static_dir, "/usr/share/bbt-web/www", 0, 0,
+            "The dashboard's files, served at /"),
+        OPT("web", "tls_cert", BBT_OPT_PATH, web_tls_cert, NULL, 0, 0,
+            "PEM certificate (chain) for HTTPS; empty: plain HTTP (loopback or behind a proxy)"),
+        OPT("web", "tls_key", BBT_OPT_PATH, web_tls_key, NULL, 0, 0, "PEM private key of tls_cert"),
+        OPT("web", "threads", BBT_OPT_INT, web_threads, "4", 1, 64,
+            "Worker threads, each with its own read-only store connection: reports answered at once"),
+        OPT("web", "max_connections", BBT_OPT_INT, web_max_connections, "256", 1, 100000,
+            "Open connections at most; more are refused"),
+        OPT("web", "connection_timeout", BBT_OPT_DURATION, web_timeout_ms, "30s", SECONDS(1), SECONDS(3600),
+            "An idle connection is closed after this long"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 
@@ -128,6 +153,8 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 what = "expected whole minutes, e.g. 10m";
         } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
+        } else if (!c->web_tls_cert != !c->web_tls_key) {
+                key = c->web_tls_cert ? "[web] tls_key" : "[web] tls_cert", what = "tls_cert and tls_key go together";
         }
         if (!what)
                 return 0;

@@ -32,6 +32,10 @@ struct bbt_aggregator_config {
         long long weekly_lessons_min;
         /* [aggregator] */
         int log_level;
+        /* [web]: bbt-web only (docs/web.md) */
+        char *web_listen, *web_users, *web_audit_log, *web_static_dir, *web_tls_cert, *web_tls_key;
+        long long web_session_ms, web_login_burst, web_login_refill_ms, web_threads, web_max_connections;
+        long long web_timeout_ms;
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.

@@ -94,37 +94,6 @@ static void usage(FILE *out)
                 "2 bad usage or configuration. See bbt-report(1) and docs/metrics.md.\n");
 }
 
-/* --week DATE: O's range becomes the week, Monday to Sunday, that holds DATE.
- * A report for one week (the record) without it takes the week of --to. A
- * report for one school without --school is refused here, with the fix. */
-static int week_range(struct bbt_report_options *o, const char *week, const char *from, const char *to)
-{
-        int32_t day = o->to;
-
-        if (week && (from || to)) {
-                fprintf(stderr, "bbt-report: --week replaces --from and --to\n");
-                return -EINVAL;
-        }
-        if (week && bbt_day_parse(week, &day) < 0) {
-                fprintf(stderr, "bbt-report: --week %s: expected a date YYYY-MM-DD\n", week);
-                return -EINVAL;
-        }
-        if (!week && (o->kind->needs & BBT_NEEDS_WEEK) && from) {
-                fprintf(stderr, "bbt-report: %s covers one week, Monday to Sunday: give --week DATE\n",
-                        o->kind->name);
-                return -EINVAL;
-        }
-        if (week || (o->kind->needs & BBT_NEEDS_WEEK)) {
-                o->from = bbt_week_monday(day);
-                o->to = o->from + 6;
-        }
-        if ((o->kind->needs & BBT_NEEDS_SCHOOL) && !o->school) {
-                fprintf(stderr, "bbt-report: %s is for one school: give --school CODE\n", o->kind->name);
-                return -EINVAL;
-        }
-        return 0;
-}
-
 static int64_t now_ms(void)
 {
         struct timespec ts;
@@ -153,7 +122,7 @@ int main(int argc, char **argv)
         };
         struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_at(0) };
         const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
-        const char *week = NULL;
+        const char *week = NULL, *bad;
         const char *sets[32];
         size_t n_sets = 0;
         struct bbt_aggregator_config cfg;
@@ -280,29 +249,10 @@ int main(int argc, char **argv)
         }
         bbt_aggregator_config_settings(&cfg, &set);
         o.now_ms = now_ms();
-        o.to = bbt_day_of_ms(o.now_ms, set.metrics.offset_min);
-        if (to && bbt_day_parse(to, &o.to) < 0) {
-                fprintf(stderr, "bbt-report: --to %s: expected a date YYYY-MM-DD\n", to);
-                rc = 2;
-                goto out;
-        }
-        o.from = o.to - 29;
-        if (from && bbt_day_parse(from, &o.from) < 0) {
-                fprintf(stderr, "bbt-report: --from %s: expected a date YYYY-MM-DD\n", from);
-                rc = 2;
-                goto out;
-        }
-        if (o.from > o.to) {
-                fprintf(stderr, "bbt-report: --from is after --to\n");
-                rc = 2;
-                goto out;
-        }
-        if (week_range(&o, week, from, to) < 0) {
-                rc = 2;
-                goto out;
-        }
-        if (o.to - o.from > 3660) {
-                fprintf(stderr, "bbt-report: a range of at most ten years, please\n");
+        r = bbt_report_options_range(&o, from, to, week, bbt_day_of_ms(o.now_ms, set.metrics.offset_min), "--",
+                                     &bad, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "bbt-report: %s\n", err);
                 rc = 2;
                 goto out;
         }

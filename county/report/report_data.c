@@ -19,9 +19,12 @@ static bool county_ok(const struct bbt_report_data *d, const char *county)
         return !d->o->county || strcmp(d->o->county, county) == 0;
 }
 
-static bool school_ok(const struct bbt_report_data *d, const char *code)
+/* ... and in the options' narrower scope, if any. */
+static bool school_ok(const struct bbt_report_data *d, const char *county, const char *code,
+                      const struct bbt_school *reg)
 {
-        return !d->o->school || strcmp(d->o->school, code) == 0;
+        return (!d->o->school || strcmp(d->o->school, code) == 0) &&
+               (!d->o->school_in || d->o->school_in(d->o->school_in_data, county, code, reg));
 }
 
 static int grow(void **p, size_t *cap, size_t n, size_t size)
@@ -208,14 +211,14 @@ static int collect(struct bbt_report_data *d)
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_schools; i++) {
                 const struct bbt_school *s = &d->reg->schools[i];
 
-                if (county_ok(d, s->county) && school_ok(d, s->code))
+                if (county_ok(d, s->county) && school_ok(d, s->county, s->code, s))
                         r = school_add(d, s->county, s->code, s, &si);
         }
         for (size_t i = 0; r == 0 && d->reg && i < d->reg->n_terminals; i++) {
                 const struct bbt_terminal_entry *e = &d->reg->terminals[i];
                 const struct bbt_school *s = bbt_registry_school(d->reg, e->school);
 
-                if (!s || !county_ok(d, s->county) || !school_ok(d, s->code))
+                if (!s || !county_ok(d, s->county) || !school_ok(d, s->county, s->code, s))
                         continue;
                 r = school_add(d, s->county, s->code, s, &si);
                 if (r == 0)
@@ -238,6 +241,8 @@ static int collect(struct bbt_report_data *d)
                 rs = d->reg ? bbt_registry_school(d->reg, st->school) : NULL;
                 if (rs && strcmp(rs->county, st->county) != 0)
                         rs = NULL;
+                if (!school_ok(d, st->county, st->school, rs))
+                        continue;
                 r = school_add(d, st->county, st->school, rs, &si);
                 if (r == 0)
                         r = term_add(d, si, st->terminal, st, NULL);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,64 @@ const struct bbt_report_kind *bbt_report_kind_find(const char *name)
 const struct bbt_report_kind *bbt_report_kind_at(size_t i)
 {
         return i < BBT_ELEMENTSOF(kinds) ? kinds[i] : NULL;
+}
+
+int bbt_report_options_range(struct bbt_report_options *o, const char *from, const char *to, const char *week,
+                             int32_t today, const char *prefix, const char **bad, char *err, size_t err_size)
+{
+        const char *p = prefix ? prefix : "";
+        int32_t day;
+
+        o->to = today;
+        if (to && bbt_day_parse(to, &o->to) < 0) {
+                *bad = "to";
+                snprintf(err, err_size, "%sto %s: expected a date YYYY-MM-DD", p, to);
+                return -EINVAL;
+        }
+        o->from = o->to - 29;
+        if (from && bbt_day_parse(from, &o->from) < 0) {
+                *bad = "from";
+                snprintf(err, err_size, "%sfrom %s: expected a date YYYY-MM-DD", p, from);
+                return -EINVAL;
+        }
+        if (o->from > o->to) {
+                *bad = "from";
+                snprintf(err, err_size, "%sfrom is after %sto", p, p);
+                return -EINVAL;
+        }
+        /* --week DATE: the week, Monday to Sunday, that holds DATE. A report
+         * for one week (the record) without it takes the week of --to. */
+        day = o->to;
+        if (week && (from || to)) {
+                *bad = "week";
+                snprintf(err, err_size, "%sweek replaces %sfrom and %sto", p, p, p);
+                return -EINVAL;
+        }
+        if (week && bbt_day_parse(week, &day) < 0) {
+                *bad = "week";
+                snprintf(err, err_size, "%sweek %s: expected a date YYYY-MM-DD", p, week);
+                return -EINVAL;
+        }
+        if (!week && (o->kind->needs & BBT_NEEDS_WEEK) && from) {
+                *bad = "from";
+                snprintf(err, err_size, "%s covers one week, Monday to Sunday: give %sweek DATE", o->kind->name, p);
+                return -EINVAL;
+        }
+        if (week || (o->kind->needs & BBT_NEEDS_WEEK)) {
+                o->from = bbt_week_monday(day);
+                o->to = o->from + 6;
+        }
+        if ((o->kind->needs & BBT_NEEDS_SCHOOL) && !o->school) {
+                *bad = "school";
+                snprintf(err, err_size, "%s is for one school: give %sschool CODE", o->kind->name, p);
+                return -EINVAL;
+        }
+        if (o->to - o->from > 3660) {
+                *bad = week ? "week" : "from";
+                snprintf(err, err_size, "a range of at most ten years, please");
+                return -EINVAL;
+        }
+        return 0;
 }
 
 /* The settings footer every report ends with: range, filters, thresholds,

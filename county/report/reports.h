@@ -67,7 +67,21 @@ struct bbt_report_options {
         int64_t now_ms;      /* "now", for faults and idle at a range that ends today */
         const char *store_label; /* printed in the settings footer */
         enum bbt_report_scan scan; /* internal: tests and benchmarks only */
+        /* Narrows the schools beyond county and school (bbt-web: the user's
+         * scope): NULL, or whether school CODE of COUNTY is in, REG its
+         * registry row (NULL: a school seen on the wire only). Everything a
+         * report shows comes from the schools and terminals let in. */
+        bool (*school_in)(const void *u, const char *county, const char *code, const struct bbt_school *reg);
+        const void *school_in_data;
 };
+
+/* Sets O's range as bbt-report's --from, --to and --week do (each NULL: not
+ * given; TODAY the default last day) and checks that O's kind gets what it
+ * needs (one school, one week). PREFIX goes before each parameter's name in
+ * ERR ("--" for bbt-report, "" for bbt-web). Returns 0, or -EINVAL with *BAD
+ * naming the parameter ("from", "to", "week" or "school") and ERR why. */
+int bbt_report_options_range(struct bbt_report_options *o, const char *from, const char *to, const char *week,
+                             int32_t today, const char *prefix, const char **bad, char *err, size_t err_size);
 
 /* Builds report O->kind from STORE (read), REG and CAL (may be empty) under
  * settings S, with the settings footer. Returns 0 and *RET (the caller frees

@@ -6,7 +6,9 @@ It applies what of the unit's [Service] section can be applied without a
 service manager, and fails loudly on anything it does not understand:
 
   User= Group= SupplementaryGroups= UMask= Environment= WorkingDirectory=
-  StateDirectory= StateDirectoryMode=   (created and owned as systemd does)
+  StateDirectory= LogsDirectory= RuntimeDirectory= and their *Mode=
+                                        (created and owned as systemd does,
+                                         with $STATE_DIRECTORY etc. set)
   NoNewPrivileges= CapabilityBoundingSet=
   ProtectSystem=strict ReadWritePaths= ProtectHome= PrivateTmp=
   ProtectProc= ProcSubset=              (in a private mount namespace)
@@ -46,6 +48,7 @@ import seccomp
 APPLIED = {
     "Type", "NotifyAccess", "ExecStartPre", "ExecStart", "User", "Group", "SupplementaryGroups",
     "UMask", "Environment", "WorkingDirectory", "StateDirectory", "StateDirectoryMode",
+    "LogsDirectory", "LogsDirectoryMode", "RuntimeDirectory", "RuntimeDirectoryMode",
     "NoNewPrivileges", "CapabilityBoundingSet", "AmbientCapabilities", "ProtectSystem",
     "ReadWritePaths", "ProtectHome", "PrivateTmp", "ProtectProc", "ProcSubset",
     "SystemCallFilter", "SystemCallArchitectures", "SystemCallErrorNumber",
@@ -242,21 +245,29 @@ def sandbox_filesystem(service, state_dirs):
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ",".join(proc_opts))
 
 
+DIRECTORIES = (("State", "/var/lib"), ("Logs", "/var/log"), ("Runtime", "/run"))
+
+
 def make_state_dirs(service, uid, gid):
     dirs = []
-    mode = int(one(service, "StateDirectoryMode", "0755"), 8)
-    for v in service.get("StateDirectory", []):
-        for name in v.split():
-            d = os.path.join("/var/lib", name)
-            os.makedirs(d, exist_ok=True)
-            os.chown(d, uid, gid)
-            os.chmod(d, mode)
-            dirs.append(d)
+    for kind, base in DIRECTORIES:
+        mode = int(one(service, kind + "DirectoryMode", "0755"), 8)
+        for v in service.get(kind + "Directory", []):
+            for name in v.split():
+                d = os.path.join(base, name)
+                os.makedirs(d, exist_ok=True)
+                os.chown(d, uid, gid)
+                os.chmod(d, mode)
+                dirs.append(d)
     return dirs
 
 
 def environment(service):
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    for kind, base in DIRECTORIES:
+        names = [n for v in service.get(kind + "Directory", []) for n in v.split()]
+        if names:
+            env[kind.upper() + "_DIRECTORY"] = ":".join(os.path.join(base, n) for n in names)
     for v in service.get("Environment", []):
         for item in shlex.split(v):
             k, _, val = item.partition("=")
