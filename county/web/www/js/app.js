@@ -289,16 +289,21 @@ async function countyView(parts, q, p) {
         series: keys.map((k) => ({ type: 'line', name: sum.headings.overall.columns[k], connectNulls: false,
           data: trend.docs.map((d) => (d && d.objects.overall[k] !== null ? +(d.objects.overall[k] * 100).toFixed(1) : null)) })),
       });
-      const akeys = ['usage_rate', 'power_on_rate', 'period_usage_rate', 'intact_rate'];
-      chart(areaBox, {
-        tooltip: { trigger: 'axis' }, legend: { top: 0 }, grid: { left: 40, right: 12, top: 36, bottom: 24 },
-        xAxis: { type: 'category', data: sum.tables.areas.map((a) => a.area_label) },
-        yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value}%' } },
-        series: akeys.map((k) => ({ type: 'bar', name: sum.headings.areas.columns[k],
-          data: sum.tables.areas.map((a) => (a[k] === null ? null : +(a[k] * 100).toFixed(1))) })),
-      });
+      areaChart(areaBox, sum, ['usage_rate', 'power_on_rate', 'period_usage_rate', 'intact_rate']);
     },
   };
+}
+
+// 城区/镇区/乡村 side by side: the summary's areas, rates as percentages.
+function areaChart(box, sum, keys, extra = {}) {
+  chart(box, {
+    tooltip: { trigger: 'axis' }, legend: { top: 0 }, grid: { left: 40, right: 12, top: 36, bottom: 24 },
+    xAxis: { type: 'category', data: sum.tables.areas.map((a) => a.area_label) },
+    yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value}%' } },
+    series: keys.map((k) => ({ type: 'bar', name: sum.headings.areas.columns[k],
+      data: sum.tables.areas.map((a) => (a[k] === null ? null : +(a[k] * 100).toFixed(1))) })),
+    ...extra,
+  });
 }
 
 function balanceTables(bal) {
@@ -349,13 +354,7 @@ async function wallView(parts, q, p) {
         yAxis: { type: 'category', data: top.map((r) => r.school_name ?? r.school_code) },
         series: [{ type: 'bar', data: top.map((r) => +(r.usage_rate * 100).toFixed(1)), label: { show: true, position: 'right', formatter: '{c}%' } }],
       });
-      chart(areaBox, {
-        backgroundColor: 'transparent', legend: { top: 0 }, grid: { left: 40, right: 12, top: 36, bottom: 24 },
-        xAxis: { type: 'category', data: sum.tables.areas.map((a) => a.area_label) },
-        yAxis: { type: 'value', max: 100, axisLabel: { formatter: '{value}%' } },
-        series: ['usage_rate', 'power_on_rate', 'period_usage_rate'].map((k) => ({ type: 'bar', name: sum.headings.areas.columns[k],
-          data: sum.tables.areas.map((a) => (a[k] === null ? null : +(a[k] * 100).toFixed(1))) })),
-      });
+      areaChart(areaBox, sum, ['usage_rate', 'power_on_rate', 'period_usage_rate'], { backgroundColor: 'transparent' });
       timers.push(setInterval(async () => { try { fillLive(await get('/api/v1/status')); } catch (e) { /* next minute */ } }, 60000));
     },
   };
