@@ -1012,6 +1012,29 @@ static bool has_op(const cJSON *paths, const char *path, const char *method)
         return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(paths, path), m) != NULL;
 }
 
+/* Every "$ref" under J points at something in DOC ("#/a/b/c"). */
+static void refs_resolve(const cJSON *doc, const cJSON *j)
+{
+        const cJSON *c;
+
+        if (cJSON_IsString(j) && j->string && strcmp(j->string, "$ref") == 0) {
+                char path[256], *save = NULL;
+                const cJSON *at = doc;
+
+                ASSERT(strncmp(j->valuestring, "#/", 2) == 0);
+                snprintf(path, sizeof(path), "%s", j->valuestring + 2);
+                for (char *seg = strtok_r(path, "/", &save); seg && at; seg = strtok_r(NULL, "/", &save))
+                        at = cJSON_GetObjectItemCaseSensitive(at, seg);
+                if (!at)
+                        FAIL("docs/openapi.json: $ref %s points at nothing", j->valuestring);
+                return;
+        }
+        cJSON_ArrayForEach(c, j)
+        {
+                refs_resolve(doc, c);
+        }
+}
+
 TEST(openapi)
 {
         char path[600], *text;
@@ -1063,6 +1086,7 @@ TEST(openapi)
         }
         if (n_ops != n_routes)
                 FAIL("docs/openapi.json has %zu operations, the server %zu routes", n_ops, n_routes);
+        refs_resolve(doc, doc);
         cJSON_Delete(doc);
 }
 

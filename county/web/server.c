@@ -973,7 +973,7 @@ int bbt_web_start(struct bbt_web *w, char *err, size_t err_size)
                  * connection stays on one worker, so a slow report holds
                  * one worker, never the others (docs/ARCHITECTURE.md). */
                 unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                                 MHD_USE_TURBO;
+                                 MHD_USE_TURBO | MHD_USE_ITC; /* ITC: for MHD_quiesce_daemon at the stop */
                 const union MHD_DaemonInfo *info;
 
                 parse_listen(a, &sa, &len);
@@ -1035,10 +1035,36 @@ void bbt_web_log_counters(struct bbt_web *w)
         bbt_log_notice("requests: %s", line);
 }
 
+/* Open connections of every listener. */
+static unsigned connections(struct bbt_web *w)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < w->n_mhd; i++) {
+                const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd[i], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+                n += info ? info->num_connections : 0;
+        }
+        return n;
+}
+
 void bbt_web_free(struct bbt_web *w)
 {
         if (!w)
                 return;
+        /* No new connections; those open get up to 3 s to finish their
+         * answers (a browser's idle keep-alive ones are closed after it). */
+        for (size_t i = 0; i < w->n_mhd; i++) {
+                MHD_socket fd = MHD_quiesce_daemon(w->mhd[i]);
+
+                if (fd != MHD_INVALID_SOCKET)
+                        close(fd);
+        }
+        for (int waited = 0; waited < 3000 && connections(w) > 0; waited += 20) {
+                struct timespec t = { 0, 20 * 1000000 };
+
+                nanosleep(&t, NULL);
+        }
         for (size_t i = 0; i < w->n_mhd; i++)
                 MHD_stop_daemon(w->mhd[i]);
         for (size_t i = 0; i < w->n_pool; i++)
