@@ -15,6 +15,7 @@ const OUT = env('BBT_DASH_OUT');
 const WEEK = env('BBT_DASH_WEEK');
 const PASSWORD = env('BBT_DASH_PASSWORD');
 const SCHOOL = env('BBT_DASH_SCHOOL');           // the school viewer's school
+const TOWNSHIP = env('BBT_DASH_TOWNSHIP');       // the township viewer's township
 const REPORTS = env('BBT_DASH_REPORTS');         // bbt-report's JSON documents
 const rep = (name) => JSON.parse(fs.readFileSync(path.join(REPORTS, `${name}.json`), 'utf8'));
 
@@ -211,6 +212,29 @@ async function englishLogoutExpiry(page, context, vp) {
   allow401 = false;
 }
 
+// A township viewer: the county view and the wall screen with the township's
+// schools only (the server's scope), at the desktop size.
+async function townshipViewer(browser) {
+  const vp = VIEWPORTS[0];
+  step('township viewer');
+  const { context, page } = await newPage(browser, vp);
+  await login(page, 'town');
+  await view(page, 'county');
+  await goto(page, `#/county?week=${WEEK}`, 'county');
+  const mine = schools.tables.schools.filter((r) => r.township === TOWNSHIP);
+  assert.ok(mine.length > 0 && mine.length < schools.tables.schools.length);
+  const ranked = await page.$$eval('#ranking-table tbody tr', (rs) => rs.map((r) => r.dataset.school));
+  assert.deepEqual(ranked.sort(), mine.map((r) => r.school_code).sort(), 'the township viewer ranks their schools');
+  for (const where of [`#/county?week=${WEEK}`, `#/wall?week=${WEEK}`]) {
+    if (where.startsWith('#/wall')) await goto(page, where, 'wall');
+    const text = await page.textContent('body');
+    for (const o of schools.tables.schools.filter((r) => r.township !== TOWNSHIP))
+      assert.ok(!text.includes(o.school_name), `the township viewer's ${where} shows ${o.school_name}`);
+  }
+  await screenshot(page, vp, 'township-wall');
+  await context.close();
+}
+
 async function schoolViewer(browser) {
   const { context, page } = await newPage(browser, VIEWPORTS[0]);
   await login(page, 'viewer');
@@ -266,6 +290,7 @@ async function viewerPages(page, vp) {
   const t0 = Date.now();
   try {
     await countyAdmin(browser);
+    await townshipViewer(browser);
     await schoolViewer(browser);
   } finally {
     await browser.close();
@@ -274,7 +299,7 @@ async function viewerPages(page, vp) {
     console.error('dashboard: console errors, CSP violations or failed requests:\n  ' + problems.join('\n  '));
     process.exit(1);
   }
-  console.log(`dashboard: every view at 1366x768 and 390x844 as county admin and school viewer, ${shot} screenshots in ${OUT}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`dashboard: every view at 1366x768 and 390x844 as county admin and school viewer, county and wall as township viewer, ${shot} screenshots in ${OUT}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 })().catch((e) => {
   console.error(`dashboard: ${e.stack || e}`);
   if (problems.length) console.error('and:\n  ' + problems.join('\n  '));
