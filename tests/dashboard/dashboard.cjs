@@ -176,6 +176,7 @@ async function countyPages(page, vp) {
 }
 
 async function englishLogoutExpiry(page, context, vp) {
+  await page.setViewportSize(vp.size);
 
   // English, remembered across a reload; labels from the report's lang=en.
   await goto(page, `#/county?week=${WEEK}`, 'county');
