@@ -98,6 +98,9 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_handle(struct daemon *d, uv_handle_t *h)
 {
+        /* Never initialised (start() failed before it; the daemon is zeroed). */
+        if (uv_handle_get_type(h) == UV_UNKNOWN_HANDLE)
+                return;
         if (!uv_is_closing(h)) {
                 h->data = d;
                 d->open_handles++;
@@ -153,7 +156,8 @@ static void stop(struct daemon *d)
         bbt_notify("STOPPING=1");
         if (d->ingest && bbt_ingest_flush(d->ingest) < 0)
                 d->exit_code = 1;
-        log_stats(d);
+        if (d->ingest) /* none if the store did not open */
+                log_stats(d);
         if (d->mqtt && bbt_mqtt_is_connected(d->mqtt) && bbt_mqtt_disconnect(d->mqtt, on_disconnected) == 0)
                 return;
         close_all(d);
