@@ -384,19 +384,31 @@ static void p_null(struct params *p)
         p->v[p->n++] = NULL;
 }
 
+/* Makes libpq's message (lines, the last ending in a newline) one line. */
+static void one_line(char *s)
+{
+        size_t n;
+
+        for (char *c = s; *c; c++)
+                if (*c == '\n' || *c == '\t')
+                        *c = ' ';
+        n = strlen(s);
+        while (n && s[n - 1] == ' ')
+                s[--n] = '\0';
+        for (char *c = strstr(s, "  "); c; c = strstr(c, "  "))
+                memmove(c, c + 1, strlen(c));
+}
+
 /* -errno for a failed result (or connection), with the error text kept. */
 static int fail_res(struct pg_store *q, const PGresult *res, const char *what)
 {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         const char *msg = res ? PQresultErrorMessage(res) : "";
-        size_t n;
 
         if (!msg || !*msg)
                 msg = PQerrorMessage(q->conn);
         snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, msg && *msg ? msg : "failed");
-        n = strlen(q->base.error);
-        while (n && (q->base.error[n - 1] == '\n' || q->base.error[n - 1] == ' '))
-                q->base.error[--n] = '\0';
+        one_line(q->base.error);
         if (!res)
                 return -ENOMEM;
         if (!state)
@@ -1919,12 +1931,9 @@ int bbt_store_pg_open(const char *uri, bool read_only, struct bbt_store **ret, c
         }
         if (PQstatus(q->conn) != CONNECTION_OK) {
                 const char *m = PQerrorMessage(q->conn);
-                size_t n;
 
                 snprintf(err, err_size, "%s: %s", where, m && *m ? m : "cannot connect");
-                n = strlen(err);
-                while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
-                        err[--n] = '\0';
+                one_line(err);
                 /* libpq has no SQLSTATE before a session: the message tells a missing database. */
                 r = strstr(m, "does not exist") ? -ENOENT
                     : strstr(m, "password") || strstr(m, "authentication") || strstr(m, "pg_hba") ? -EACCES
