@@ -342,6 +342,7 @@ struct pg_store {
         struct bbt_store base; /* first */
         PGconn *conn;
         bool prepared[ST__COUNT];
+        bool read_only;
         bool in_tx;
         bool iterating;           /* an iterator's rows are streaming: no other call now */
         bool has_rule;
@@ -432,6 +433,45 @@ static int fail_res(struct pg_store *q, const PGresult *res, const char *what)
         return -EIO;
 }
 
+/* What every session sets, at open and after a reconnect: UTF-8; notices
+ * kept quiet; a statement waiting for a lock longer than a minute is an
+ * error (the batch is rolled back and retried) rather than a hung
+ * aggregator; a read-only store refuses writes in the server too. */
+static int session_setup(struct pg_store *q)
+{
+        PGresult *res = PQexec(q->conn, q->read_only ? "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+                                                       " SET lock_timeout = '60s';"
+                                                       " SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+                                                     : "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+                                                       " SET lock_timeout = '60s'");
+        int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : fail_res(q, res, "open");
+
+        PQclear(res);
+        return r;
+}
+
+/* Outside a transaction, a connection the server dropped (a restart, a
+ * failover, an idle timeout) is opened again: the next batch goes on where
+ * the last committed one ended. Inside one, the transaction is gone: the
+ * call fails, the caller rolls back and starts the batch again. */
+static int connected(struct pg_store *q)
+{
+        if (PQstatus(q->conn) == CONNECTION_OK)
+                return 0;
+        if (q->in_tx) {
+                snprintf(q->base.error, sizeof(q->base.error), "the connection to the server was lost");
+                return -ECONNRESET;
+        }
+        PQreset(q->conn);
+        if (PQstatus(q->conn) != CONNECTION_OK) {
+                snprintf(q->base.error, sizeof(q->base.error), "reconnect: %s", PQerrorMessage(q->conn));
+                one_line(q->base.error);
+                return -ECONNREFUSED;
+        }
+        memset(q->prepared, 0, sizeof(q->prepared)); /* a new session has none */
+        return session_setup(q);
+}
+
 static bool prepare(struct pg_store *q, enum stmt id)
 {
         char name[16];
@@ -463,27 +503,36 @@ static int run(struct pg_store *q, enum stmt id, const struct params *p, const c
         char name[16];
         PGresult *res;
         ExecStatusType st;
+        int r;
 
         if (ret)
                 *ret = NULL;
         if (q->iterating)
                 return busy(q);
-        if (!prepare(q, id))
-                return PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
         snprintf(name, sizeof(name), "bbt%d", (int)id);
-        res = PQexecPrepared(q->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-        st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-                int r = fail_res(q, res, what);
-
-                PQclear(res);
-                return r;
+        for (int attempt = 0;; attempt++) {
+                r = connected(q);
+                if (r < 0)
+                        return r;
+                if (!prepare(q, id)) {
+                        r = PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
+                } else {
+                        res = PQexecPrepared(q->conn, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+                        st = PQresultStatus(res);
+                        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                                if (ret)
+                                        *ret = res;
+                                else
+                                        PQclear(res);
+                                return 0;
+                        }
+                        r = fail_res(q, res, what);
+                        PQclear(res);
+                }
+                /* Dropped while idle (the first use tells): once more on a new connection. */
+                if (attempt > 0 || q->in_tx || PQstatus(q->conn) != CONNECTION_BAD)
+                        return r;
         }
-        if (ret)
-                *ret = res;
-        else
-                PQclear(res);
-        return 0;
 }
 
 /* Runs a plain SQL command (no parameters). */
@@ -494,11 +543,20 @@ static int command(struct pg_store *q, const char *text, const char *what)
 
         if (q->iterating)
                 return busy(q);
-        res = PQexec(q->conn, text);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        for (int attempt = 0;; attempt++) {
+                r = connected(q);
+                if (r < 0)
+                        return r;
+                res = PQexec(q->conn, text);
+                if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK) {
+                        PQclear(res);
+                        return 0;
+                }
                 r = fail_res(q, res, what);
-        PQclear(res);
-        return r;
+                PQclear(res);
+                if (attempt > 0 || q->in_tx || PQstatus(q->conn) != CONNECTION_BAD)
+                        return r;
+        }
 }
 
 static int64_t col_i64(const PGresult *res, int row, int col)
@@ -545,30 +603,42 @@ static int each(struct pg_store *q, enum stmt id, const struct params *p, const 
 
         if (q->iterating)
                 return busy(q);
-        if (!prepare(q, id))
-                return -EIO;
         snprintf(name, sizeof(name), "bbt%d", (int)id);
-        if (!PQsendQueryPrepared(q->conn, name, p->n, p->v, NULL, NULL, 0)) {
-                snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, PQerrorMessage(q->conn));
-                return PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
-        }
-        PQsetSingleRowMode(q->conn);
-        q->iterating = true;
-        while ((res = PQgetResult(q->conn))) {
-                ExecStatusType st = PQresultStatus(res);
+        for (int attempt = 0;; attempt++) {
+                long rows = 0;
 
-                if (st == PGRES_SINGLE_TUPLE) {
-                        if (r == 0 && e == 0) {
-                                q->iterating = true;
-                                r = row_cb(res, cb, u);
+                e = connected(q);
+                if (e < 0)
+                        return e;
+                if (!prepare(q, id)) {
+                        e = PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
+                } else if (!PQsendQueryPrepared(q->conn, name, p->n, p->v, NULL, NULL, 0)) {
+                        snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, PQerrorMessage(q->conn));
+                        one_line(q->base.error);
+                        e = PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
+                } else {
+                        PQsetSingleRowMode(q->conn);
+                        q->iterating = true;
+                        while ((res = PQgetResult(q->conn))) {
+                                ExecStatusType st = PQresultStatus(res);
+
+                                if (st == PGRES_SINGLE_TUPLE) {
+                                        rows++;
+                                        if (r == 0 && e == 0)
+                                                r = row_cb(res, cb, u);
+                                } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && e == 0) {
+                                        e = fail_res(q, res, what);
+                                }
+                                PQclear(res); /* after a stop, the rest is read and dropped */
                         }
-                } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && e == 0) {
-                        e = fail_res(q, res, what);
+                        q->iterating = false;
+                        if (r != 0)
+                                return r;
                 }
-                PQclear(res); /* after a stop, the rest is read and dropped */
+                /* Dropped while idle, before any row: once more on a new connection. */
+                if (e == 0 || attempt > 0 || rows > 0 || q->in_tx || PQstatus(q->conn) != CONNECTION_BAD)
+                        return e;
         }
-        q->iterating = false;
-        return r != 0 ? r : e;
 }
 
 /* ---- day aggregates: pending school-day changes ---- */
@@ -785,6 +855,8 @@ static int pg_rollback(struct bbt_store *s)
         pending_drop(q);
         if (q->cap_school_of)
                 memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
+        if (PQstatus(q->conn) != CONNECTION_OK)
+                return 0; /* the server dropped the transaction with the connection */
         return command(q, "ROLLBACK", "rollback");
 }
 
@@ -1924,6 +1996,7 @@ int bbt_store_pg_open(const char *uri, bool read_only, struct bbt_store **ret, c
         if (!q)
                 return -ENOMEM;
         q->base.ops = &pg_ops;
+        q->read_only = read_only;
         q->conn = PQconnectdb(uri);
         if (!q->conn) {
                 free(q);
@@ -1940,11 +2013,7 @@ int bbt_store_pg_open(const char *uri, bool read_only, struct bbt_store **ret, c
                                                                                                 : -ECONNREFUSED;
                 goto fail;
         }
-        /* Times and numbers never depend on the server's locale or zone; a
-         * statement waiting for a lock longer than a minute is an error (the
-         * caller retries its batch) rather than a hung aggregator. */
-        r = command(q, "SET client_encoding = 'UTF8'; SET client_min_messages = warning; SET lock_timeout = '60s'",
-                    "open");
+        r = session_setup(q);
         if (r < 0) {
                 snprintf(err, err_size, "%s: %s", where, q->base.error);
                 goto fail;
@@ -1967,11 +2036,6 @@ int bbt_store_pg_open(const char *uri, bool read_only, struct bbt_store **ret, c
                                                 "once to migrate it",
                                  where);
                         r = -EPROTO;
-                        goto fail;
-                }
-                r = command(q, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "open");
-                if (r < 0) {
-                        snprintf(err, err_size, "%s: %s", where, q->base.error);
                         goto fail;
                 }
         }
