@@ -59,6 +59,7 @@ static void usage(FILE *out)
                 "; built-in\n"
                 "                       defaults if that file does not exist)\n"
                 "      --store PATH     the store, instead of the configuration's [store] path\n"
+                "                       (an SQLite file or a postgresql:// URI)\n"
                 "      --county CODE    only this county (6 digits)\n"
                 "      --school CODE    only this school\n"
                 "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"

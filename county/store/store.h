@@ -36,7 +36,9 @@
  *   gaps. A backend for several aggregators must first give those two
  *   additive forms (counters as increments, gaps per range) and move the
  *   callers to them; until then a store has one writer. Rollups (day_add),
- *   counters (counter_add), losses and faults are already additive. */
+ *   counters (counter_add), losses and faults are already additive. The
+ *   PostgreSQL backend writes those, raw and usage in forms that several
+ *   writers could share (docs/aggregator.md, "One writer per store"). */
 
 #include <stdbool.h>
 #include <stddef.h>
