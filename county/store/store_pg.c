@@ -132,6 +132,7 @@ enum stmt {
         ST_META_SET,
         ST_TERMINAL_INSERT,
         ST_TERMINAL_UPDATE,
+        ST_TERMINALS_UPDATE,
         ST_TERMINALS,
         ST_GAP_DELETE,
         ST_GAP_INSERT,
@@ -143,6 +144,8 @@ enum stmt {
         ST_USAGE_INSERT,
         ST_USAGES,
         ST_DAY_ADD,
+        ST_DAYS_ADD,
+        ST_USAGES_ADD,
         ST_DAYS_CLEAR,
         ST_DAYS,
         ST_SCHOOL_DAYS_ADD,
@@ -198,6 +201,24 @@ static const char *const sql[ST__COUNT] = {
                                " skew_known = $17, skew_ms = $18, spool_dropped = $19, version = $20,"
                                " hostname = $21, os = $22, machine_id = $23, last_hb = $24, inventory_seq = $25,"
                                " skipped = $26, conflicts = $27 WHERE id = $28",
+        /* A transaction's terminal rows at once, as arrays (each id once). */
+        [ST_TERMINALS_UPDATE] =
+                "UPDATE terminal t SET county = x.county, school = x.school, terminal = x.terminal, first_seq ="
+                " x.first_seq, high_seq = x.high_seq, received = x.received, duplicates = x.duplicates, lost ="
+                " x.lost, first_seen_ms = x.first_seen_ms, last_seen_ms = x.last_seen_ms, last_active_ms ="
+                " x.last_active_ms, online = x.online, boot = x.boot, online_since_ms = x.online_since_ms,"
+                " offline_since_ms = x.offline_since_ms, offline_reason = x.offline_reason, skew_known ="
+                " x.skew_known, skew_ms = x.skew_ms, spool_dropped = x.spool_dropped, version = x.version,"
+                " hostname = x.hostname, os = x.os, machine_id = x.machine_id, last_hb = x.last_hb, inventory_seq"
+                " = x.inventory_seq, skipped = x.skipped, conflicts = x.conflicts FROM unnest($1::bigint[],"
+                " $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                " $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],"
+                " $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[],"
+                " $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bigint[],"
+                " $28::bigint[]) AS x(id, county, school, terminal, first_seq, high_seq, received, duplicates,"
+                " lost, first_seen_ms, last_seen_ms, last_active_ms, online, boot, online_since_ms,"
+                " offline_since_ms, offline_reason, skew_known, skew_ms, spool_dropped, version, hostname, os,"
+                " machine_id, last_hb, inventory_seq, skipped, conflicts) WHERE t.id = x.id",
         [ST_TERMINALS] = "SELECT " TERMINAL_COLS ", id FROM terminal WHERE ($1::text IS NULL OR county = $1)"
                          " AND ($2::text IS NULL OR school = $2) ORDER BY id",
         [ST_GAP_DELETE] = "DELETE FROM gap WHERE terminal_id = $1",
@@ -241,6 +262,32 @@ static const char *const sql[ST__COUNT] = {
                        DAY_HISTORY_MERGE("d")
                        " RETURNING on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5, p6, p7, p8, p9,"
                        " p10, p11, p12, on_all_ms",
+        /* A transaction's rollup changes at once, in key order, each row as it
+         * is after: $1..$22 are the columns of ST_DAY_ADD as arrays, one
+         * (terminal, day) at most once. */
+        [ST_DAYS_ADD] = "INSERT INTO day_rollup AS d(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count,"
+                        " p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, on_all_ms, first_msg_ms, last_msg_ms,"
+                        " last_active_ms) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],"
+                        " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
+                        " $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],"
+                        " $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])"
+                        " ORDER BY 1, 2"
+                        " ON CONFLICT(terminal_id, day) DO UPDATE SET on_ms = d.on_ms + excluded.on_ms,"
+                        " active_ms = d.active_ms + excluded.active_ms,"
+                        " interactive_ms = d.interactive_ms + excluded.interactive_ms,"
+                        " hb_count = d.hb_count + excluded.hb_count, p1 = d.p1 + excluded.p1, p2 = d.p2 + excluded.p2,"
+                        " p3 = d.p3 + excluded.p3, p4 = d.p4 + excluded.p4, p5 = d.p5 + excluded.p5,"
+                        " p6 = d.p6 + excluded.p6, p7 = d.p7 + excluded.p7, p8 = d.p8 + excluded.p8,"
+                        " p9 = d.p9 + excluded.p9, p10 = d.p10 + excluded.p10, p11 = d.p11 + excluded.p11,"
+                        " p12 = d.p12 + excluded.p12, on_all_ms = d.on_all_ms + excluded.on_all_ms,"
+                        DAY_HISTORY_MERGE("d")
+                        " RETURNING terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3, p4, p5,"
+                        " p6, p7, p8, p9, p10, p11, p12, on_all_ms",
+        /* A transaction's usage intervals at once (the first of a (terminal, seq) is kept). */
+        [ST_USAGES_ADD] = "INSERT INTO usage(terminal_id, seq, start_ms, end_ms, state, interactive_ms, audio_ms,"
+                          " touch, pen, mouse, key) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"
+                          " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"
+                          " $10::bigint[], $11::bigint[]) ON CONFLICT(terminal_id, seq) DO NOTHING",
         [ST_DAYS_CLEAR] = "UPDATE day_rollup SET on_ms = 0, active_ms = 0, interactive_ms = 0, on_all_ms = 0,"
                           " p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0, p8 = 0, p9 = 0, p10 = 0,"
                           " p11 = 0, p12 = 0, last_active_ms = 0",
@@ -353,7 +400,27 @@ struct pg_store {
         size_t cap_school_of;
         struct agg_pending *pending;
         size_t n_pending, cap_pending;
+        /* Staged in a transaction, written at commit or before a read of
+         * their table: rollup changes summed per terminal and day, usage
+         * intervals. One statement each instead of one per call. */
+        struct day_delta *days;  /* open addressing by (terminal, day); cap_days a power of 2 */
+        size_t n_days, cap_days;
+        struct bbt_store_usage *usages;
+        size_t n_usages, cap_usages;
+        struct bbt_store_terminal *terms; /* terminal rows, the last update of each */
+        size_t n_terms, cap_terms;
+        uint32_t *term_slots;             /* id → 1 + index into terms; open addressing, cap_term_slots a power of 2 */
+        size_t cap_term_slots;
 };
+
+struct day_delta {
+        bool used;
+        int64_t terminal_id;
+        struct bbt_day_rollup d; /* d.day: the day */
+};
+
+static int staged_write(struct pg_store *q);
+static void staged_drop(struct pg_store *q);
 
 static struct pg_store *of(struct bbt_store *s)
 {
@@ -853,6 +920,7 @@ static int pg_rollback(struct bbt_store *s)
         q->in_tx = false;
         q->has_rule = false;
         pending_drop(q);
+        staged_drop(q);
         if (q->cap_school_of)
                 memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
         if (PQstatus(q->conn) != CONNECTION_OK)
@@ -863,8 +931,10 @@ static int pg_rollback(struct bbt_store *s)
 static int pg_commit(struct bbt_store *s)
 {
         struct pg_store *q = of(s);
-        int r = pending_write(q);
+        int r = staged_write(q);
 
+        if (r == 0)
+                r = pending_write(q);
         if (r < 0)
                 return r;
         r = command(q, "COMMIT", "commit");
@@ -956,10 +1026,14 @@ static int pg_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t)
         return r;
 }
 
+static int term_stage(struct pg_store *q, const struct bbt_store_terminal *t);
+
 static int pg_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t)
 {
         struct params p = { 0 };
 
+        if (of(s)->in_tx)
+                return term_stage(of(s), t);
         p_terminal(&p, t);
         p_int(&p, t->id);
         return run(of(s), ST_TERMINAL_UPDATE, &p, "terminal", NULL);
@@ -1006,7 +1080,10 @@ static int pg_terminals_each(struct bbt_store *s, const struct bbt_store_scope *
                              int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s)); /* a transaction reads its own writes */
 
+        if (r < 0)
+                return r;
         p_scope(&p, scope, 0, 0);
         p.n = 2;
         return each(of(s), ST_TERMINALS, &p, "terminals", terminal_row, (void *)cb, u);
@@ -1199,7 +1276,17 @@ static int pg_conflicts_each(struct bbt_store *s, const struct bbt_store_scope *
 
 static int pg_usage_insert(struct bbt_store *s, const struct bbt_store_usage *u)
 {
+        struct pg_store *q = of(s);
         struct params p = { 0 };
+        int r;
+
+        if (q->in_tx) {
+                r = bbt_array_reserve((void **)&q->usages, &q->cap_usages, q->n_usages + 1, sizeof(*u));
+                if (r < 0)
+                        return r;
+                q->usages[q->n_usages++] = *u;
+                return 0;
+        }
 
         p_int(&p, u->terminal_id);
         p_int(&p, u->seq);
@@ -1239,6 +1326,10 @@ static int pg_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
                          int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s));
+
+        if (r < 0)
+                return r;
 
         p_scope(&p, scope, scope->since_ms, scope->until_ms);
         return each(of(s), ST_USAGES, &p, "usage", usage_row, (void *)cb, u);
@@ -1310,7 +1401,9 @@ static int pg_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
                 return 0;
         q->has_rule = false;
-        e = pending_write(q); /* the recount starts from what is written */
+        e = staged_write(q); /* the recount starts from what is written */
+        if (e == 0)
+                e = pending_write(q);
         for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
                 e = pg_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
         if (e == 0)
@@ -1392,6 +1485,8 @@ static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, 
         return run(q, ST_DAY_MARK_SET, &p, "day aggregates", NULL);
 }
 
+static int day_stage(struct pg_store *q, int64_t terminal_id, const struct bbt_day_rollup *d);
+
 static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt_day_rollup *d)
 {
         struct pg_store *q = of(s);
@@ -1400,6 +1495,8 @@ static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         PGresult *res;
         int r;
 
+        if (q->in_tx)
+                return day_stage(q, terminal_id, d);
         p_int(&p, terminal_id);
         p_int(&p, d->day);
         p_int(&p, d->on_ms);
@@ -1429,10 +1526,305 @@ static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         return aggregates_add(q, terminal_id, d->day, &before, &after);
 }
 
+/* ---- staged writes: a transaction's rollup changes and usage intervals ---- */
+
+static void terms_drop(struct pg_store *q);
+
+static void staged_drop(struct pg_store *q)
+{
+        if (q->n_days)
+                memset(q->days, 0, q->cap_days * sizeof(*q->days));
+        q->n_days = 0;
+        q->n_usages = 0;
+        terms_drop(q);
+}
+
+static size_t day_slot(const struct day_delta *v, size_t cap, int64_t terminal_id, int32_t day)
+{
+        size_t i = ((uint64_t)terminal_id * 0x9e3779b97f4a7c15u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
+
+        while (v[i].used && (v[i].terminal_id != terminal_id || v[i].d.day != day))
+                i = (i + 1) & (cap - 1);
+        return i;
+}
+
+/* Adds D to the staged change of its terminal-day: counts summed, the
+ * history merged as the statement merges it. */
+static int day_stage(struct pg_store *q, int64_t terminal_id, const struct bbt_day_rollup *d)
+{
+        struct day_delta *x;
+
+        if ((q->n_days + 1) * 2 > q->cap_days) {
+                size_t cap = q->cap_days ? q->cap_days * 2 : 1024;
+                struct day_delta *v = calloc(cap, sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < q->cap_days; i++)
+                        if (q->days[i].used)
+                                v[day_slot(v, cap, q->days[i].terminal_id, q->days[i].d.day)] = q->days[i];
+                free(q->days);
+                q->days = v;
+                q->cap_days = cap;
+        }
+        x = &q->days[day_slot(q->days, q->cap_days, terminal_id, d->day)];
+        if (!x->used) {
+                *x = (struct day_delta){ .used = true, .terminal_id = terminal_id, .d = *d };
+                q->n_days++;
+                return 0;
+        }
+        x->d.on_ms += d->on_ms;
+        x->d.active_ms += d->active_ms;
+        x->d.interactive_ms += d->interactive_ms;
+        x->d.hb_count += d->hb_count;
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                x->d.period_active_ms[k] += d->period_active_ms[k];
+        x->d.on_all_ms += d->on_all_ms;
+        if (x->d.first_msg_ms == 0 || (d->first_msg_ms > 0 && d->first_msg_ms < x->d.first_msg_ms))
+                x->d.first_msg_ms = d->first_msg_ms;
+        if (d->last_msg_ms > x->d.last_msg_ms)
+                x->d.last_msg_ms = d->last_msg_ms;
+        if (d->last_active_ms > x->d.last_active_ms)
+                x->d.last_active_ms = d->last_active_ms;
+        return 0;
+}
+
+/* Frees the array literals of COLS (N of them). */
+static void arrs_free(struct arr *cols, size_t n)
+{
+        for (size_t k = 0; k < n; k++)
+                free(cols[k].s);
+}
+
+/* Closes every array of COLS and makes them the parameters P. */
+static int arrs_params(struct arr *cols, size_t n, struct params *p)
+{
+        int r = 0;
+
+        for (size_t k = 0; r == 0 && k < n; k++) {
+                r = arr_end(&cols[k]);
+                p_text(p, cols[k].s);
+        }
+        return r;
+}
+
+/* Writes the staged rollup changes (one statement) and follows each row
+ * into the day aggregates: its change is the staged sum, telescoped. */
+static int days_write(struct pg_store *q)
+{
+        struct arr col[22];
+        struct params p = { 0 };
+        PGresult *res = NULL;
+        int r = 0, rows;
+
+        if (!q->n_days)
+                return 0;
+        memset(col, 0, sizeof(col));
+        for (size_t i = 0; r == 0 && i < q->cap_days; i++) {
+                const struct day_delta *x = &q->days[i];
+                int64_t v[22];
+                size_t k = 0;
+
+                if (!x->used)
+                        continue;
+                v[k++] = x->terminal_id;
+                v[k++] = x->d.day;
+                v[k++] = x->d.on_ms;
+                v[k++] = x->d.active_ms;
+                v[k++] = x->d.interactive_ms;
+                v[k++] = x->d.hb_count;
+                for (int j = 0; j < BBT_PERIODS_MAX; j++)
+                        v[k++] = x->d.period_active_ms[j];
+                v[k++] = x->d.on_all_ms;
+                v[k++] = x->d.first_msg_ms;
+                v[k++] = x->d.last_msg_ms;
+                v[k++] = x->d.last_active_ms;
+                for (k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
+                        r = arr_num(&col[k], v[k]);
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_DAYS_ADD, &p, "rollup", &res);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "rollup: out of memory");
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        if (r < 0)
+                return r;
+        rows = PQntuples(res);
+        for (int i = 0; r == 0 && i < rows; i++) {
+                int64_t terminal_id = col_i64(res, i, 0);
+                int32_t day = (int32_t)col_i64(res, i, 1);
+                const struct day_delta *x = &q->days[day_slot(q->days, q->cap_days, terminal_id, day)];
+                struct bbt_day_rollup after, before;
+
+                memset(&after, 0, sizeof(after));
+                after.on_ms = col_i64(res, i, 2);
+                after.active_ms = col_i64(res, i, 3);
+                after.interactive_ms = col_i64(res, i, 4);
+                after.hb_count = col_i64(res, i, 5);
+                for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                        after.period_active_ms[k] = col_i64(res, i, 6 + k);
+                after.on_all_ms = col_i64(res, i, 18);
+                if (!x->used)
+                        continue; /* not ours: cannot be */
+                before = after;
+                before.on_ms -= x->d.on_ms;
+                before.active_ms -= x->d.active_ms;
+                before.interactive_ms -= x->d.interactive_ms;
+                before.hb_count -= x->d.hb_count;
+                for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                        before.period_active_ms[k] -= x->d.period_active_ms[k];
+                before.on_all_ms -= x->d.on_all_ms;
+                r = aggregates_add(q, terminal_id, day, &before, &after);
+        }
+        PQclear(res);
+        if (r == 0) {
+                memset(q->days, 0, q->cap_days * sizeof(*q->days));
+                q->n_days = 0;
+        }
+        return r;
+}
+
+static int usages_write(struct pg_store *q)
+{
+        struct arr col[11];
+        struct params p = { 0 };
+        int r = 0;
+
+        if (!q->n_usages)
+                return 0;
+        memset(col, 0, sizeof(col));
+        for (size_t i = 0; r == 0 && i < q->n_usages; i++) {
+                const struct bbt_store_usage *u = &q->usages[i];
+                const int64_t v[11] = { u->terminal_id, u->seq, u->span.start_ms, u->span.end_ms, (int)u->span.state,
+                                        u->span.interactive_ms, u->audio_ms, u->touch, u->pen, u->mouse, u->key };
+
+                for (size_t k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
+                        r = arr_num(&col[k], v[k]);
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_USAGES_ADD, &p, "usage", NULL);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "usage: out of memory");
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        if (r == 0)
+                q->n_usages = 0;
+        return r;
+}
+
+static size_t term_slot(const struct pg_store *q, int64_t id)
+{
+        size_t i = ((uint64_t)id * 0x9e3779b97f4a7c15u >> 17) & (q->cap_term_slots - 1);
+
+        while (q->term_slots[i] && q->terms[q->term_slots[i] - 1].id != id)
+                i = (i + 1) & (q->cap_term_slots - 1);
+        return i;
+}
+
+/* Stages T's row: a later update of the same terminal replaces it. */
+static int term_stage(struct pg_store *q, const struct bbt_store_terminal *t)
+{
+        size_t i;
+        int r;
+
+        if ((q->n_terms + 1) * 2 > q->cap_term_slots) {
+                size_t cap = q->cap_term_slots ? q->cap_term_slots * 2 : 1024;
+                uint32_t *v = calloc(cap, sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                free(q->term_slots);
+                q->term_slots = v;
+                q->cap_term_slots = cap;
+                for (size_t k = 0; k < q->n_terms; k++)
+                        q->term_slots[term_slot(q, q->terms[k].id)] = (uint32_t)k + 1;
+        }
+        i = term_slot(q, t->id);
+        if (q->term_slots[i]) {
+                q->terms[q->term_slots[i] - 1] = *t;
+                return 0;
+        }
+        r = bbt_array_reserve((void **)&q->terms, &q->cap_terms, q->n_terms + 1, sizeof(*t));
+        if (r < 0)
+                return r;
+        q->terms[q->n_terms] = *t;
+        q->term_slots[i] = (uint32_t)++q->n_terms;
+        return 0;
+}
+
+static void terms_drop(struct pg_store *q)
+{
+        if (q->n_terms)
+                memset(q->term_slots, 0, q->cap_term_slots * sizeof(*q->term_slots));
+        q->n_terms = 0;
+}
+
+static int terms_write(struct pg_store *q)
+{
+        struct arr col[28];
+        struct params p = { 0 };
+        int r = 0;
+
+        if (!q->n_terms)
+                return 0;
+        memset(col, 0, sizeof(col));
+        for (size_t i = 0; r == 0 && i < q->n_terms; i++) {
+                const struct bbt_store_terminal *t = &q->terms[i];
+                const int64_t n1[16] = { t->first_seq, t->high_seq, t->received, t->duplicates, t->lost,
+                                         t->first_seen_ms, t->last_seen_ms, t->last_active_ms, t->online, t->boot,
+                                         t->online_since_ms, t->offline_since_ms, (int)t->offline_reason,
+                                         t->skew_known, t->skew_ms, t->spool_dropped };
+                const char *s2[5] = { t->version, t->hostname, t->os, t->machine_id, t->last_hb };
+                const int64_t n3[3] = { t->inventory_seq, t->skipped, t->conflicts };
+                size_t k = 0;
+
+                r = arr_num(&col[k++], t->id);
+                if (r == 0)
+                        r = arr_str(&col[k++], t->county);
+                if (r == 0)
+                        r = arr_str(&col[k++], t->school);
+                if (r == 0)
+                        r = arr_str(&col[k++], t->terminal);
+                for (size_t j = 0; r == 0 && j < 16; j++)
+                        r = arr_num(&col[k++], n1[j]);
+                for (size_t j = 0; r == 0 && j < 5; j++)
+                        r = arr_str(&col[k++], s2[j]);
+                for (size_t j = 0; r == 0 && j < 3; j++)
+                        r = arr_num(&col[k++], n3[j]);
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_TERMINALS_UPDATE, &p, "terminal", NULL);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "terminal: out of memory");
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        if (r == 0)
+                terms_drop(q);
+        return r;
+}
+
+/* Writes what is staged: before commit, and before a read of those tables
+ * (a transaction reads its own writes). */
+static int staged_write(struct pg_store *q)
+{
+        int r = days_write(q);
+
+        if (r == 0)
+                r = usages_write(q);
+        return r < 0 ? r : terms_write(q);
+}
+
 static int pg_days_clear(struct bbt_store *s)
 {
         struct pg_store *q = of(s);
-        int r = run(q, ST_DAYS_CLEAR, NULL, "rollup", NULL);
+        int r = staged_write(q); /* what was added before is cleared too */
+
+        if (r == 0)
+                r = run(q, ST_DAYS_CLEAR, NULL, "rollup", NULL);
 
         pending_drop(q);
         if (r == 0)
@@ -1461,7 +1853,10 @@ static int pg_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
                         int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s));
 
+        if (r < 0)
+                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
         return each(of(s), ST_DAYS, &p, "rollup", day_row, (void *)cb, u);
 }
@@ -1492,8 +1887,10 @@ static int pg_school_days_each(struct bbt_store *s, const struct bbt_store_scope
 {
         struct pg_store *q = of(s);
         struct params p = { 0 };
-        int r = pending_write(q); /* a transaction reads its own writes */
+        int r = staged_write(q); /* a transaction reads its own writes */
 
+        if (r == 0)
+                r = pending_write(q);
         if (r < 0)
                 return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
@@ -1519,7 +1916,10 @@ static int pg_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *
                              int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s));
 
+        if (r < 0)
+                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
         return each(of(s), ST_DAY_MARKS, &p, "day aggregates", day_marks_row, (void *)cb, u);
 }
@@ -1540,7 +1940,10 @@ static int pg_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
                         int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s));
 
+        if (r < 0)
+                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
         return each(of(s), ST_SEEN, &p, "history", seen_row, (void *)cb, u);
 }
@@ -1548,7 +1951,10 @@ static int pg_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
 static int pg_days_history_rebuild(struct bbt_store *s, int offset_min)
 {
         struct params p = { 0 };
+        int r = staged_write(of(s));
 
+        if (r < 0)
+                return r;
         p_int(&p, (int64_t)offset_min * 60000);
         return run(of(s), ST_DAYS_HISTORY_REBUILD, &p, "history", NULL);
 }
@@ -1810,9 +2216,9 @@ static int pg_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_be
 {
         struct pg_store *q = of(s);
         struct params p = { 0 };
-        int r = 0;
+        int r = staged_write(q);
 
-        if (raw_before_ms > 0) {
+        if (r == 0 && raw_before_ms > 0) {
                 p_int(&p, raw_before_ms);
                 r = run(q, ST_PRUNE_RAW, &p, "prune", NULL);
         }
@@ -1834,6 +2240,10 @@ static void pg_close(struct bbt_store *s)
         free(q->schools);
         free(q->school_of);
         free(q->pending);
+        free(q->days);
+        free(q->usages);
+        free(q->terms);
+        free(q->term_slots);
         free(q);
 }
 
