@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "store.h"
+#include "store_agg.h"
 #include "bbt/array.h"
 #include "bbt/base.h"
 
@@ -371,20 +372,6 @@ static const char *const sql[ST__COUNT] = {
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < $1",
 };
 
-/* A school as the day aggregates key it. */
-struct agg_school {
-        char county[7];
-        char school[BBT_ID_MAX + 1];
-};
-
-/* The change of one school's day not written yet (as in the SQLite backend). */
-struct agg_pending {
-        bool used;
-        int32_t school;
-        int32_t day;
-        struct bbt_day_totals t;
-};
-
 struct pg_store {
         struct bbt_store base; /* first */
         PGconn *conn;
@@ -394,12 +381,7 @@ struct pg_store {
         bool iterating;           /* an iterator's rows are streaming: no other call now */
         bool has_rule;
         struct bbt_day_rule rule;
-        struct agg_school *schools;
-        size_t n_schools, cap_schools;
-        int32_t *school_of;
-        size_t cap_school_of;
-        struct agg_pending *pending;
-        size_t n_pending, cap_pending;
+        struct bbt_agg agg;       /* the schools seen, the school-day changes not written yet */
         /* Staged in a transaction, written at commit or before a read of
          * their table: rollup changes summed per terminal and day, usage
          * intervals. One statement each instead of one per call. */
@@ -710,13 +692,6 @@ static int each(struct pg_store *q, enum stmt id, const struct params *p, const 
 
 /* ---- day aggregates: pending school-day changes ---- */
 
-static void pending_drop(struct pg_store *q)
-{
-        if (q->n_pending)
-                memset(q->pending, 0, q->cap_pending * sizeof(*q->pending));
-        q->n_pending = 0;
-}
-
 /* A growable text array literal for one column: {"a","b"}. */
 struct arr {
         char *s;
@@ -771,19 +746,19 @@ static int pending_write(struct pg_store *q)
         struct params p = { 0 };
         int r = 0;
 
-        if (!q->n_pending)
+        if (!q->agg.n_pending)
                 return 0;
         memset(col, 0, sizeof(col));
-        for (size_t i = 0; r == 0 && i < q->cap_pending; i++) {
-                const struct agg_pending *x = &q->pending[i];
+        for (size_t i = 0; r == 0 && i < q->agg.cap_pending; i++) {
+                const struct bbt_agg_pending *x = &q->agg.pending[i];
 
                 if (!x->used)
                         continue;
                 r = arr_num(&col[0], x->day);
                 if (r == 0)
-                        r = arr_str(&col[1], q->schools[x->school].county);
+                        r = arr_str(&col[1], q->agg.schools[x->school].county);
                 if (r == 0)
-                        r = arr_str(&col[2], q->schools[x->school].school);
+                        r = arr_str(&col[2], q->agg.schools[x->school].school);
                 if (r == 0)
                         r = arr_num(&col[3], x->t.powered);
                 if (r == 0)
@@ -812,56 +787,22 @@ static int pending_write(struct pg_store *q)
         for (size_t k = 0; k < BBT_ELEMENTSOF(col); k++)
                 free(col[k].s);
         if (r == 0)
-                pending_drop(q);
+                bbt_agg_pending_drop(&q->agg);
         return r;
 }
 
-static size_t pending_slot(const struct agg_pending *v, size_t cap, int32_t school, int32_t day)
-{
-        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
-
-        while (v[i].used && (v[i].school != school || v[i].day != day))
-                i = (i + 1) & (cap - 1);
-        return i;
-}
-
-static int pending_add(struct pg_store *q, int32_t school, int32_t day, const struct bbt_day_totals *t)
-{
-        struct agg_pending *p;
-
-        if ((q->n_pending + 1) * 2 > q->cap_pending) {
-                size_t cap = q->cap_pending ? q->cap_pending * 2 : 256;
-                struct agg_pending *v = calloc(cap, sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                for (size_t i = 0; i < q->cap_pending; i++)
-                        if (q->pending[i].used)
-                                v[pending_slot(v, cap, q->pending[i].school, q->pending[i].day)] = q->pending[i];
-                free(q->pending);
-                q->pending = v;
-                q->cap_pending = cap;
-        }
-        p = &q->pending[pending_slot(q->pending, q->cap_pending, school, day)];
-        if (!p->used) {
-                *p = (struct agg_pending){ .used = true, .school = school, .day = day };
-                q->n_pending++;
-        }
-        bbt_day_totals_add(&p->t, t);
-        return 0;
-}
-
+/* *RET: the index into q->agg.schools of terminal TERMINAL_ID's school;
+ * -ENOENT if there is no such terminal. */
 static int school_of(struct pg_store *q, int64_t terminal_id, int32_t *ret)
 {
-        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
+        char county[7], school[BBT_ID_MAX + 1];
         struct params p = { 0 };
-        struct agg_school sc;
+        int32_t i = bbt_agg_school_cached(&q->agg, terminal_id);
         PGresult *res;
-        int32_t i;
         int r;
 
-        if (cache && (size_t)terminal_id < q->cap_school_of && q->school_of[terminal_id]) {
-                *ret = q->school_of[terminal_id] - 1;
+        if (i >= 0) {
+                *ret = i;
                 return 0;
         }
         p_int(&p, terminal_id);
@@ -872,30 +813,13 @@ static int school_of(struct pg_store *q, int64_t terminal_id, int32_t *ret)
                 PQclear(res);
                 return -ENOENT;
         }
-        copy_col(res, 0, 0, sc.county, sizeof(sc.county));
-        copy_col(res, 0, 1, sc.school, sizeof(sc.school));
+        copy_col(res, 0, 0, county, sizeof(county));
+        copy_col(res, 0, 1, school, sizeof(school));
         PQclear(res);
-        for (i = (int32_t)q->n_schools - 1; i >= 0; i--)
-                if (strcmp(q->schools[i].school, sc.school) == 0 && strcmp(q->schools[i].county, sc.county) == 0)
-                        break;
-        if (i < 0) {
-                r = bbt_array_reserve((void **)&q->schools, &q->cap_schools, q->n_schools + 1, sizeof(sc));
-                if (r < 0)
-                        return r;
-                q->schools[q->n_schools] = sc;
-                i = (int32_t)q->n_schools++;
-        }
+        i = bbt_agg_school_add(&q->agg, terminal_id, county, school);
+        if (i < 0)
+                return i;
         *ret = i;
-        if (cache) {
-                size_t had = q->cap_school_of;
-
-                r = bbt_array_reserve((void **)&q->school_of, &q->cap_school_of, (size_t)terminal_id + 1,
-                                      sizeof(*q->school_of));
-                if (r < 0)
-                        return r;
-                memset(q->school_of + had, 0, (q->cap_school_of - had) * sizeof(*q->school_of));
-                q->school_of[terminal_id] = i + 1;
-        }
         return 0;
 }
 
@@ -919,10 +843,9 @@ static int pg_rollback(struct bbt_store *s)
                 return 0;
         q->in_tx = false;
         q->has_rule = false;
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         staged_drop(q);
-        if (q->cap_school_of)
-                memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
+        bbt_agg_forget_terminals(&q->agg);
         if (PQstatus(q->conn) != CONNECTION_OK)
                 return 0; /* the server dropped the transaction with the connection */
         return command(q, "ROLLBACK", "rollback");
@@ -1426,62 +1349,40 @@ static void day_from_row(const PGresult *res, int first, struct bbt_day_rollup *
         d->on_all_ms = col_i64(res, 0, first + 16);
 }
 
-static bool totals_zero(const struct bbt_day_totals *t)
-{
-        static const struct bbt_day_totals zero;
-
-        return memcmp(t, &zero, sizeof(zero)) == 0;
-}
-
-/* The 32 days DAY is in (day >> 5: towards −∞). */
-static int64_t span_of(int32_t day)
-{
-        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
-}
-
 /* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
 static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
                           const struct bbt_day_rollup *after)
 {
-        struct bbt_day_totals a, b;
+        struct bbt_day_totals change;
+        struct bbt_agg_mark m;
         struct params p = { 0 };
-        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
-        unsigned shift = 4 * ((uint32_t)day & 15);
-        uint64_t nibble, lessons;
         int32_t school = 0;
-        bool hi;
-        int r;
+        int r, k;
 
         r = pg_day_rule_get(&q->base, &q->rule);
         if (r < 0)
                 return r;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        bbt_day_totals_of(&q->rule, before, BBT_PERIODS_MAX, &b);
-        bbt_day_totals_sub(&a, &b);
-        if (totals_zero(&a))
+        k = bbt_agg_judge(&q->rule, day, before, after, &change, &m);
+        if (k == 0)
                 return 0;
         r = school_of(q, terminal_id, &school);
         if (r == -ENOENT)
-                return 0;
+                return 0; /* a rollup of no terminal: no school to count it under */
         if (r == 0)
-                r = pending_add(q, school, day, &a);
+                r = bbt_agg_pending_add(&q->agg, school, day, &change);
         if (r == 0 && !q->in_tx)
                 r = pending_write(q);
-        if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
+        if (r < 0 || k == 1)
                 return r;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        nibble = (uint64_t)0xf << shift;
-        lessons = (uint64_t)a.periods_used << shift;
-        hi = ((uint32_t)day & 16) != 0;
         p_int(&p, terminal_id);
-        p_int(&p, span_of(day));
-        p_int(&p, bit);
-        p_int(&p, a.powered ? bit : 0);
-        p_int(&p, a.used ? bit : 0);
-        p_int(&p, hi ? 0 : (int64_t)nibble);
-        p_int(&p, hi ? (int64_t)nibble : 0);
-        p_int(&p, hi ? 0 : (int64_t)lessons);
-        p_int(&p, hi ? (int64_t)lessons : 0);
+        p_int(&p, m.span);
+        p_int(&p, m.bit);
+        p_int(&p, m.powered);
+        p_int(&p, m.used);
+        p_int(&p, m.lo_mask);
+        p_int(&p, m.hi_mask);
+        p_int(&p, m.lo);
+        p_int(&p, m.hi);
         return run(q, ST_DAY_MARK_SET, &p, "day aggregates", NULL);
 }
 
@@ -1515,14 +1416,7 @@ static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         memset(&after, 0, sizeof(after));
         day_from_row(res, 0, &after);
         PQclear(res);
-        before = after;
-        before.on_ms -= d->on_ms;
-        before.active_ms -= d->active_ms;
-        before.interactive_ms -= d->interactive_ms;
-        before.hb_count -= d->hb_count;
-        for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                before.period_active_ms[k] -= d->period_active_ms[k];
-        before.on_all_ms -= d->on_all_ms;
+        bbt_day_rollup_before(&after, d, &before);
         return aggregates_add(q, terminal_id, d->day, &before, &after);
 }
 
@@ -1668,14 +1562,7 @@ static int days_write(struct pg_store *q)
                 after.on_all_ms = col_i64(res, i, 18);
                 if (!x->used)
                         continue; /* not ours: cannot be */
-                before = after;
-                before.on_ms -= x->d.on_ms;
-                before.active_ms -= x->d.active_ms;
-                before.interactive_ms -= x->d.interactive_ms;
-                before.hb_count -= x->d.hb_count;
-                for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                        before.period_active_ms[k] -= x->d.period_active_ms[k];
-                before.on_all_ms -= x->d.on_all_ms;
+                bbt_day_rollup_before(&after, &x->d, &before);
                 r = aggregates_add(q, terminal_id, day, &before, &after);
         }
         PQclear(res);
@@ -1826,7 +1713,7 @@ static int pg_days_clear(struct bbt_store *s)
         if (r == 0)
                 r = run(q, ST_DAYS_CLEAR, NULL, "rollup", NULL);
 
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         if (r == 0)
                 r = command(q, "DELETE FROM school_day", "day aggregates");
         if (r == 0)
@@ -2237,9 +2124,7 @@ static void pg_close(struct bbt_store *s)
         if (q->in_tx)
                 pg_rollback(s);
         PQfinish(q->conn);
-        free(q->schools);
-        free(q->school_of);
-        free(q->pending);
+        bbt_agg_free(&q->agg);
         free(q->days);
         free(q->usages);
         free(q->terms);

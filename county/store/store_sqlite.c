@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_agg.h"
 #include "bbt/array.h"
 #include "bbt/base.h"
 
@@ -394,22 +395,6 @@ static const char *const sql[ST__COUNT] = {
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
 };
 
-/* A school as the day aggregates key it. */
-struct agg_school {
-        char county[7];
-        char school[BBT_ID_MAX + 1];
-};
-
-/* The change of one school's day not written yet: a transaction's day_adds
- * are summed per school and day and written at commit (or before a read), one
- * row per school instead of one per terminal. */
-struct agg_pending {
-        bool used;
-        int32_t school; /* into schools */
-        int32_t day;
-        struct bbt_day_totals t;
-};
-
 struct sqlite_store {
         struct bbt_store base; /* first: the store is cast to and from it */
         sqlite3 *db;
@@ -417,13 +402,7 @@ struct sqlite_store {
         bool in_tx;
         bool has_rule;            /* rule is the recorded day rule (read once; forgotten on rollback) */
         struct bbt_day_rule rule;
-        /* The schools of the terminals day_add has seen (a terminal's school never changes). */
-        struct agg_school *schools;
-        size_t n_schools, cap_schools;
-        int32_t *school_of;       /* terminal id → 1 + index into schools; 0: not looked up yet */
-        size_t cap_school_of;
-        struct agg_pending *pending; /* open addressing by (school, day); cap_pending a power of 2 */
-        size_t n_pending, cap_pending;
+        struct bbt_agg agg;       /* the schools day_add has seen, the school-day changes not written yet */
 };
 
 static struct sqlite_store *of(struct bbt_store *s)
@@ -528,20 +507,13 @@ static sqlite3_stmt *scoped(struct sqlite_store *q, enum stmt id, const struct b
         return st;
 }
 
-static void pending_drop(struct sqlite_store *q)
-{
-        if (q->n_pending)
-                memset(q->pending, 0, q->cap_pending * sizeof(*q->pending));
-        q->n_pending = 0;
-}
-
 /* Writes every pending school-day change. */
 static int pending_write(struct sqlite_store *q)
 {
         int r = 0;
 
-        for (size_t i = 0; r == 0 && q->n_pending && i < q->cap_pending; i++) {
-                const struct agg_pending *p = &q->pending[i];
+        for (size_t i = 0; r == 0 && q->agg.n_pending && i < q->agg.cap_pending; i++) {
+                const struct bbt_agg_pending *p = &q->agg.pending[i];
                 sqlite3_stmt *st;
 
                 if (!p->used)
@@ -550,8 +522,8 @@ static int pending_write(struct sqlite_store *q)
                 if (!st)
                         return -EIO;
                 sqlite3_bind_int(st, 1, p->day);
-                bind_text(st, 2, q->schools[p->school].county);
-                bind_text(st, 3, q->schools[p->school].school);
+                bind_text(st, 2, q->agg.schools[p->school].county);
+                bind_text(st, 3, q->agg.schools[p->school].school);
                 sqlite3_bind_int64(st, 4, p->t.powered);
                 sqlite3_bind_int64(st, 5, p->t.used);
                 sqlite3_bind_int64(st, 6, p->t.periods_used);
@@ -563,58 +535,21 @@ static int pending_write(struct sqlite_store *q)
                 r = run(q, st, "day aggregates");
         }
         if (r == 0)
-                pending_drop(q);
+                bbt_agg_pending_drop(&q->agg);
         return r;
 }
 
-static size_t pending_slot(const struct agg_pending *v, size_t cap, int32_t school, int32_t day)
-{
-        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
-
-        while (v[i].used && (v[i].school != school || v[i].day != day))
-                i = (i + 1) & (cap - 1);
-        return i;
-}
-
-/* Adds T to the pending change of SCHOOL's DAY. */
-static int pending_add(struct sqlite_store *q, int32_t school, int32_t day, const struct bbt_day_totals *t)
-{
-        struct agg_pending *p;
-
-        if ((q->n_pending + 1) * 2 > q->cap_pending) {
-                size_t cap = q->cap_pending ? q->cap_pending * 2 : 256;
-                struct agg_pending *v = calloc(cap, sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                for (size_t i = 0; i < q->cap_pending; i++)
-                        if (q->pending[i].used)
-                                v[pending_slot(v, cap, q->pending[i].school, q->pending[i].day)] = q->pending[i];
-                free(q->pending);
-                q->pending = v;
-                q->cap_pending = cap;
-        }
-        p = &q->pending[pending_slot(q->pending, q->cap_pending, school, day)];
-        if (!p->used) {
-                *p = (struct agg_pending){ .used = true, .school = school, .day = day };
-                q->n_pending++;
-        }
-        bbt_day_totals_add(&p->t, t);
-        return 0;
-}
-
-/* *RET: the index into q->schools of terminal TERMINAL_ID's school; -ENOENT
- * if there is no such terminal. */
+/* *RET: the index into q->agg.schools of terminal TERMINAL_ID's school;
+ * -ENOENT if there is no such terminal. */
 static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
 {
-        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
-        struct agg_school sc;
+        char county[7], school[BBT_ID_MAX + 1];
         sqlite3_stmt *st;
-        int32_t i;
-        int rc, r;
+        int32_t i = bbt_agg_school_cached(&q->agg, terminal_id);
+        int rc;
 
-        if (cache && (size_t)terminal_id < q->cap_school_of && q->school_of[terminal_id]) {
-                *ret = q->school_of[terminal_id] - 1;
+        if (i >= 0) {
+                *ret = i;
                 return 0;
         }
         st = stmt(q, ST_TERMINAL_SCHOOL);
@@ -626,31 +561,13 @@ static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
                 sqlite3_reset(st);
                 return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "day aggregates");
         }
-        copy_col(st, 0, sc.county, sizeof(sc.county));
-        copy_col(st, 1, sc.school, sizeof(sc.school));
+        copy_col(st, 0, county, sizeof(county));
+        copy_col(st, 1, school, sizeof(school));
         sqlite3_reset(st);
-        /* From the newest: a school's terminals come together. */
-        for (i = (int32_t)q->n_schools - 1; i >= 0; i--)
-                if (strcmp(q->schools[i].school, sc.school) == 0 && strcmp(q->schools[i].county, sc.county) == 0)
-                        break;
-        if (i < 0) {
-                r = bbt_array_reserve((void **)&q->schools, &q->cap_schools, q->n_schools + 1, sizeof(sc));
-                if (r < 0)
-                        return r;
-                q->schools[q->n_schools] = sc;
-                i = (int32_t)q->n_schools++;
-        }
+        i = bbt_agg_school_add(&q->agg, terminal_id, county, school);
+        if (i < 0)
+                return i;
         *ret = i;
-        if (cache) {
-                size_t had = q->cap_school_of;
-
-                r = bbt_array_reserve((void **)&q->school_of, &q->cap_school_of, (size_t)terminal_id + 1,
-                                      sizeof(*q->school_of));
-                if (r < 0)
-                        return r;
-                memset(q->school_of + had, 0, (q->cap_school_of - had) * sizeof(*q->school_of));
-                q->school_of[terminal_id] = i + 1;
-        }
         return 0;
 }
 
@@ -694,10 +611,9 @@ static int sq_rollback(struct bbt_store *s)
                 return 0;
         q->in_tx = false;
         q->has_rule = false;
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         /* A terminal inserted in the transaction is gone, and its id may come again for another. */
-        if (q->cap_school_of)
-                memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
+        bbt_agg_forget_terminals(&q->agg);
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
 }
@@ -1170,7 +1086,7 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
                 return 0;
         q->has_rule = false;
-        pending_drop(q); /* the recount reads the rollups, which hold every change */
+        bbt_agg_pending_drop(&q->agg); /* the recount reads the rollups, which hold every change */
         for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
                 e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
                 if (e < 0)
@@ -1200,65 +1116,43 @@ static void day_from_row(sqlite3_stmt *st, int first, struct bbt_day_rollup *d)
         d->on_all_ms = sqlite3_column_int64(st, first + 16);
 }
 
-static bool totals_zero(const struct bbt_day_totals *t)
-{
-        static const struct bbt_day_totals zero;
-
-        return memcmp(t, &zero, sizeof(zero)) == 0;
-}
-
-/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
-static int64_t span_of(int32_t day)
-{
-        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
-}
-
 /* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
 static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
                           const struct bbt_day_rollup *after)
 {
-        struct bbt_day_totals a, b;
+        struct bbt_day_totals change;
+        struct bbt_agg_mark m;
         sqlite3_stmt *st;
-        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
-        unsigned shift = 4 * ((uint32_t)day & 15);
-        uint64_t nibble, lessons;
         int32_t school = 0;
-        bool hi;
-        int r;
+        int r, k;
 
         r = sq_day_rule_get(&q->base, &q->rule);
         if (r < 0)
                 return r;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        bbt_day_totals_of(&q->rule, before, BBT_PERIODS_MAX, &b);
-        bbt_day_totals_sub(&a, &b);
-        if (totals_zero(&a))
+        k = bbt_agg_judge(&q->rule, day, before, after, &change, &m);
+        if (k == 0)
                 return 0;
         r = school_of(q, terminal_id, &school);
         if (r == -ENOENT)
                 return 0; /* a rollup of no terminal: no school to count it under */
         if (r == 0)
-                r = pending_add(q, school, day, &a);
+                r = bbt_agg_pending_add(&q->agg, school, day, &change);
         if (r == 0 && !q->in_tx)
                 r = pending_write(q); /* outside a transaction each write commits alone */
-        if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
+        if (r < 0 || k == 1)
                 return r;
         st = stmt(q, ST_DAY_MARK_SET);
         if (!st)
                 return -EIO;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        nibble = (uint64_t)0xf << shift;
-        lessons = (uint64_t)a.periods_used << shift;
-        hi = ((uint32_t)day & 16) != 0;
         sqlite3_bind_int64(st, 1, terminal_id);
-        sqlite3_bind_int64(st, 2, span_of(day));
-        sqlite3_bind_int64(st, 3, bit);
-        sqlite3_bind_int64(st, 4, a.powered ? bit : 0);
-        sqlite3_bind_int64(st, 5, a.used ? bit : 0);
-        sqlite3_bind_int64(st, 6, hi ? 0 : (int64_t)nibble);
-        sqlite3_bind_int64(st, 7, hi ? (int64_t)nibble : 0);
-        sqlite3_bind_int64(st, 8, hi ? 0 : (int64_t)lessons);
-        sqlite3_bind_int64(st, 9, hi ? (int64_t)lessons : 0);
+        sqlite3_bind_int64(st, 2, m.span);
+        sqlite3_bind_int64(st, 3, m.bit);
+        sqlite3_bind_int64(st, 4, m.powered);
+        sqlite3_bind_int64(st, 5, m.used);
+        sqlite3_bind_int64(st, 6, m.lo_mask);
+        sqlite3_bind_int64(st, 7, m.hi_mask);
+        sqlite3_bind_int64(st, 8, m.lo);
+        sqlite3_bind_int64(st, 9, m.hi);
         return run(q, st, "day aggregates");
 }
 
@@ -1294,14 +1188,7 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         if (rc != SQLITE_OK)
                 return fail(q, rc, "rollup");
         /* Before this add: the row now less what was added. */
-        before = after;
-        before.on_ms -= d->on_ms;
-        before.active_ms -= d->active_ms;
-        before.interactive_ms -= d->interactive_ms;
-        before.hb_count -= d->hb_count;
-        for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                before.period_active_ms[k] -= d->period_active_ms[k];
-        before.on_all_ms -= d->on_all_ms;
+        bbt_day_rollup_before(&after, d, &before);
         return aggregates_add(q, terminal_id, d->day, &before, &after);
 }
 
@@ -1312,7 +1199,7 @@ static int sq_days_clear(struct bbt_store *s)
         int r = st ? run(q, st, "rollup") : -EIO;
 
         /* With no time on, every aggregate counts 0 (the rule's thresholds are > 0). */
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         for (enum stmt id = ST_SCHOOL_DAYS_CLEAR; r == 0 && id <= ST_DAY_MARKS_CLEAR; id++) {
                 st = stmt(q, id);
                 r = st ? run(q, st, "day aggregates") : -EIO;
@@ -1817,9 +1704,7 @@ static void sq_close(struct bbt_store *s)
         for (int i = 0; i < ST__COUNT; i++)
                 sqlite3_finalize(q->st[i]);
         sqlite3_close(q->db);
-        free(q->schools);
-        free(q->school_of);
-        free(q->pending);
+        bbt_agg_free(&q->agg);
         free(q);
 }
 
