@@ -17,6 +17,15 @@ def _psql():
     raise StoreError("psql is not installed (postgresql-client-15)")
 
 
+def _psql_rows(location, sql):
+    """The rows of SQL on the PostgreSQL store at LOCATION, each a list of strings."""
+    r = subprocess.run([_psql(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", location, "-c", sql],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise StoreError(r.stderr.strip())
+    return [line.split("|") for line in r.stdout.splitlines() if line]
+
+
 class Store:
     def __init__(self, location):
         self.location = location
@@ -30,12 +39,8 @@ class Store:
     def one(self, sql):
         """The first column of the first row of SQL, as an int."""
         if self.pg:
-            r = subprocess.run([_psql(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.location,
-                                "-c", sql], capture_output=True, text=True, timeout=30)
-            if r.returncode != 0:
-                raise StoreError(r.stderr.strip())
-            text = r.stdout.strip().splitlines()
-            return int(text[0].split("|")[0]) if text and text[0] else None
+            rows = _psql_rows(self.location, sql)
+            return int(rows[0][0]) if rows else None
         try:
             row = self.db.execute(sql).fetchone()
         except sqlite3.Error as e:
@@ -45,12 +50,8 @@ class Store:
     def row(self, sql):
         """The first row of SQL as a tuple of strings (PostgreSQL) or values (SQLite)."""
         if self.pg:
-            r = subprocess.run([_psql(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.location,
-                                "-c", sql], capture_output=True, text=True, timeout=30)
-            if r.returncode != 0:
-                raise StoreError(r.stderr.strip())
-            text = r.stdout.strip().splitlines()
-            return tuple(text[0].split("|")) if text and text[0] else None
+            rows = _psql_rows(self.location, sql)
+            return tuple(rows[0]) if rows else None
         return self.db.execute(sql).fetchone()
 
     def close(self):
