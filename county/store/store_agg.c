@@ -2,6 +2,7 @@
 #include "store_agg.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,4 +156,32 @@ void bbt_day_rollup_before(const struct bbt_day_rollup *after, const struct bbt_
         for (int k = 0; k < BBT_PERIODS_MAX; k++)
                 ret->period_active_ms[k] -= delta->period_active_ms[k];
         ret->on_all_ms -= delta->on_all_ms;
+}
+
+const char *const bbt_agg_rule_keys[BBT_AGG_RULE_KEYS] = { "day_rule.used_day_ms", "day_rule.used_period_ms",
+                                                           "day_rule.heartbeat_ms" };
+
+int64_t *bbt_agg_rule_field(struct bbt_day_rule *r, size_t i)
+{
+        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
+}
+
+int bbt_agg_rule_read(struct bbt_store *s, struct bbt_day_rule *ret)
+{
+        int e = 0;
+
+        for (size_t i = 0; e == 0 && i < BBT_AGG_RULE_KEYS; i++)
+                e = s->ops->meta_get(s, bbt_agg_rule_keys[i], bbt_agg_rule_field(ret, i));
+        if (e == -ENOENT)
+                snprintf(s->error, sizeof(s->error), "no day rule recorded");
+        return e;
+}
+
+int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r)
+{
+        int e = 0;
+
+        for (size_t i = 0; e == 0 && i < BBT_AGG_RULE_KEYS; i++)
+                e = s->ops->meta_set(s, bbt_agg_rule_keys[i], *bbt_agg_rule_field((struct bbt_day_rule *)r, i));
+        return e;
 }

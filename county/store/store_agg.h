@@ -47,6 +47,15 @@ int bbt_agg_pending_add(struct bbt_agg *a, int32_t school, int32_t day, const st
 void bbt_agg_pending_drop(struct bbt_agg *a);
 void bbt_agg_free(struct bbt_agg *a);
 
+/* The day rule as the store records it: three meta keys (store.h, day_rule_get). */
+#define BBT_AGG_RULE_KEYS 3
+extern const char *const bbt_agg_rule_keys[BBT_AGG_RULE_KEYS];
+int64_t *bbt_agg_rule_field(struct bbt_day_rule *r, size_t i);
+/* Reads, or writes, the rule through S's meta_get, meta_set (-ENOENT, with
+ * the error text, if none is recorded). */
+int bbt_agg_rule_read(struct bbt_store *s, struct bbt_day_rule *ret);
+int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r);
+
 /* A day mark's update (store.h, struct bbt_store_day_marks): in the span,
  * the day's bit and 4 bits of lessons are cleared (BIT, LO_MASK, HI_MASK)
  * and set (POWERED, USED, LO, HI). */

@@ -690,6 +690,15 @@ static int each(struct pg_store *q, enum stmt id, const struct params *p, const 
         }
 }
 
+/* each() over what the transaction wrote too: the staged writes go first. */
+static int each_staged(struct pg_store *q, enum stmt id, const struct params *p, const char *what,
+                       int (*row_cb)(const PGresult *res, void *cb, void *u), void *cb, void *u)
+{
+        int r = staged_write(q);
+
+        return r < 0 ? r : each(q, id, p, what, row_cb, cb, u);
+}
+
 /* ---- day aggregates: pending school-day changes ---- */
 
 /* A growable text array literal for one column: {"a","b"}. */
@@ -1003,13 +1012,10 @@ static int pg_terminals_each(struct bbt_store *s, const struct bbt_store_scope *
                              int (*cb)(void *u, const struct bbt_store_terminal *t), void *u)
 {
         struct params p = { 0 };
-        int r = staged_write(of(s)); /* a transaction reads its own writes */
 
-        if (r < 0)
-                return r;
         p_scope(&p, scope, 0, 0);
         p.n = 2;
-        return each(of(s), ST_TERMINALS, &p, "terminals", terminal_row, (void *)cb, u);
+        return each_staged(of(s), ST_TERMINALS, &p, "terminals", terminal_row, (void *)cb, u);
 }
 
 static int pg_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
@@ -1249,41 +1255,26 @@ static int pg_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
                          int (*cb)(void *u, const struct bbt_store_usage *usage), void *u)
 {
         struct params p = { 0 };
-        int r = staged_write(of(s));
-
-        if (r < 0)
-                return r;
 
         p_scope(&p, scope, scope->since_ms, scope->until_ms);
-        return each(of(s), ST_USAGES, &p, "usage", usage_row, (void *)cb, u);
+        return each_staged(of(s), ST_USAGES, &p, "usage", usage_row, (void *)cb, u);
 }
 
 /* ---- rollups and the day aggregates ---- */
-
-static const char *const rule_keys[] = { "day_rule.used_day_ms", "day_rule.used_period_ms", "day_rule.heartbeat_ms" };
-
-static int64_t *rule_field(struct bbt_day_rule *r, size_t i)
-{
-        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
-}
 
 static int pg_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 {
         struct pg_store *q = of(s);
         struct bbt_day_rule r;
-        int e = 0;
+        int e;
 
         if (q->has_rule) {
                 *ret = q->rule;
                 return 0;
         }
-        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
-                e = pg_meta_get(s, rule_keys[i], rule_field(&r, i));
-        if (e < 0) {
-                if (e == -ENOENT)
-                        snprintf(q->base.error, sizeof(q->base.error), "no day rule recorded");
+        e = bbt_agg_rule_read(s, &r);
+        if (e < 0)
                 return e;
-        }
         q->rule = *ret = r;
         q->has_rule = true;
         return 0;
@@ -1327,8 +1318,8 @@ static int pg_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         e = staged_write(q); /* the recount starts from what is written */
         if (e == 0)
                 e = pending_write(q);
-        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
-                e = pg_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
+        if (e == 0)
+                e = bbt_agg_rule_write(s, r);
         if (e == 0)
                 e = recount(q, r);
         if (e < 0)
@@ -1740,12 +1731,9 @@ static int pg_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
                         int (*cb)(void *u, int64_t terminal_id, const struct bbt_day_rollup *d), void *u)
 {
         struct params p = { 0 };
-        int r = staged_write(of(s));
 
-        if (r < 0)
-                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
-        return each(of(s), ST_DAYS, &p, "rollup", day_row, (void *)cb, u);
+        return each_staged(of(s), ST_DAYS, &p, "rollup", day_row, (void *)cb, u);
 }
 
 static int school_day_row(const PGresult *res, void *cb, void *u)
@@ -1803,12 +1791,9 @@ static int pg_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *
                              int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u)
 {
         struct params p = { 0 };
-        int r = staged_write(of(s));
 
-        if (r < 0)
-                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
-        return each(of(s), ST_DAY_MARKS, &p, "day aggregates", day_marks_row, (void *)cb, u);
+        return each_staged(of(s), ST_DAY_MARKS, &p, "day aggregates", day_marks_row, (void *)cb, u);
 }
 
 static int seen_row(const PGresult *res, void *cb, void *u)
@@ -1827,12 +1812,9 @@ static int pg_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
                         int (*cb)(void *u, const struct bbt_store_seen *seen), void *u)
 {
         struct params p = { 0 };
-        int r = staged_write(of(s));
 
-        if (r < 0)
-                return r;
         p_scope(&p, scope, scope->from_day, scope->to_day);
-        return each(of(s), ST_SEEN, &p, "history", seen_row, (void *)cb, u);
+        return each_staged(of(s), ST_SEEN, &p, "history", seen_row, (void *)cb, u);
 }
 
 static int pg_days_history_rebuild(struct bbt_store *s, int offset_min)

@@ -993,30 +993,19 @@ static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
 }
 
 /* The meta keys of the day rule. */
-static const char *const rule_keys[] = { "day_rule.used_day_ms", "day_rule.used_period_ms", "day_rule.heartbeat_ms" };
-
-static int64_t *rule_field(struct bbt_day_rule *r, size_t i)
-{
-        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
-}
-
 static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 {
         struct sqlite_store *q = of(s);
         struct bbt_day_rule r;
-        int e = 0;
+        int e;
 
         if (q->has_rule) {
                 *ret = q->rule;
                 return 0;
         }
-        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
-                e = sq_meta_get(s, rule_keys[i], rule_field(&r, i));
-        if (e < 0) {
-                if (e == -ENOENT)
-                        snprintf(q->base.error, sizeof(q->base.error), "no day rule recorded");
+        e = bbt_agg_rule_read(s, &r);
+        if (e < 0)
                 return e;
-        }
         q->rule = *ret = r;
         q->has_rule = true;
         return 0;
@@ -1058,7 +1047,7 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
                 if (rc != SQLITE_OK)
                         break;
                 for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
-                        sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
+                        sqlite3_bind_int64(st, k, *bbt_agg_rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_DONE)
                         rc = SQLITE_OK;
@@ -1087,11 +1076,9 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
                 return 0;
         q->has_rule = false;
         bbt_agg_pending_drop(&q->agg); /* the recount reads the rollups, which hold every change */
-        for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
-                e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
-                if (e < 0)
-                        return e;
-        }
+        e = bbt_agg_rule_write(s, r);
+        if (e < 0)
+                return e;
         rc = recount_day_aggregates(q->db, r, &msg);
         if (rc != SQLITE_OK) {
                 e = fail(q, rc, "day aggregates");
