@@ -52,6 +52,17 @@ expect check-registry 0 "ok (1 schools, 2 terminals)" -- "$aggregator" -c "$t/re
 expect check-bad-registry 2 "bad-schools.csv:3: column students" -- "$aggregator" -c "$t/bad-reg.conf" --check-config
 expect run-bad-key 2 "bad-key.conf:5:" -- "$aggregator" -c "$t/bad-key.conf"
 expect run-bad-store 1 "no-such-dir/x.db: unable to open database file" -- "$aggregator" -c "$t/bad-store.conf"
+# [store] path: an absolute path or a postgresql:// URI, whose password is never shown.
+printf '[store]\npath = store.db\n' > "$t/relative.conf"
+printf '[store]\npath = postgresql://bbt:pw-in-uri@127.0.0.1:9/county?password=pw-in-param&sslmode=disable\n' > "$t/pg.conf"
+expect check-relative-store 2 "[store] path: expected an absolute path or a postgresql:// URI" -- "$aggregator" -c "$t/relative.conf" --check-config
+expect check-pg 0 "path = postgresql://bbt:***@127.0.0.1:9/county?password=***&sslmode=disable" -- "$aggregator" -c "$t/pg.conf" --check-config
+expect run-pg-unreachable 1 "store: postgresql://bbt:***@127.0.0.1:9/county?password=***&sslmode=disable: connection" -- "$aggregator" -c "$t/pg.conf"
+if "$aggregator" -c "$t/pg.conf" --check-config 2>&1 | grep -q "pw-in" || "$aggregator" -c "$t/pg.conf" 2>&1 | grep -q "pw-in"; then
+    fail pg-password-shown "a password of the store URI was printed"
+else
+    pass
+fi
 if [ -e "$t/store" ] || [ -e "$t/x.db" ]; then
     fail check-opens-nothing "--check-config or a bad configuration created the store"
 else

@@ -101,7 +101,13 @@ TEST(foreign_database_refused)
         exec_sql("CREATE TABLE t(x)");
         ASSERT_EQ(bbt_store_open(path, false, &s, err, sizeof(err)), -EPROTO);
         ASSERT_STR_CONTAINS(err, "not a bbt store");
-        ASSERT_EQ(bbt_store_open("postgresql://db/bbt", false, &s, err, sizeof(err)), -EPROTONOSUPPORT);
+#ifdef BBT_HAVE_POSTGRESQL
+        /* PostgreSQL, and no server there (loopback, port 1): refused, with libpq's reason. */
+        ASSERT_EQ(bbt_store_open("postgresql://bbt:pw@127.0.0.1:1/bbt", false, &s, err, sizeof(err)), -ECONNREFUSED);
+        ASSERT_STR_CONTAINS(err, "postgresql://bbt:***@127.0.0.1:1/bbt: ");
+#else
+        ASSERT_EQ(bbt_store_open("postgresql://127.0.0.1:1/bbt", false, &s, err, sizeof(err)), -EPROTONOSUPPORT);
+#endif
         ASSERT_EQ(bbt_store_open("", false, &s, err, sizeof(err)), -EINVAL);
 }
 

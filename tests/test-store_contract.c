@@ -1,5 +1,5 @@
 /* The store contract (store.h) every backend keeps, checked through the bbt_store_*() calls alone, on each backend. */
-/* bbt-test: label=unit timeout=60 */
+/* bbt-test: label=unit timeout=60 postgresql */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -9,20 +9,25 @@
 #include "bbt/base.h"
 #include "store.h"
 #include "test.h"
+#ifdef BBT_HAVE_POSTGRESQL
+#include "pg-server.h"
+#endif
 
 /* ---- the backends ----
  *
- * Every case runs once on each backend of this table, each time on a fresh,
- * empty store. A backend entry is a way to make such a store's location for
- * bbt_store_open(): a new file for SQLite; for PostgreSQL, a database the
- * entry creates on the server the test starts, and its postgresql:// URL.
- * Nothing below the table knows which backend it runs on. */
+ * Every case runs on each backend of this table, as its own ctest entry:
+ * store_contract.CASE on SQLite, store_contract.pg_CASE on PostgreSQL; each
+ * time on a fresh, empty store. A backend entry is a way to make such a
+ * store's location for bbt_store_open(): a new file for SQLite; for
+ * PostgreSQL, a new database on the server the test run starts
+ * (tests/pg-server.h), and its postgresql:// URI. Nothing below the table
+ * knows which backend it runs on. */
 
 struct backend {
         const char *name;
         /* Writes the location of a new, empty store into BUF (SIZE bytes).
          * Returns false, with the reason in BUF, if the backend cannot run
-         * here; the cases then leave it out (and skip if none can run). */
+         * here; the case is then skipped. */
         bool (*fresh)(char *buf, size_t size);
 };
 
@@ -50,30 +55,34 @@ static bool sqlite_fresh(char *buf, size_t size)
         return true;
 }
 
-static const struct backend backends[] = {
-        { "sqlite", sqlite_fresh },
-};
+#ifdef BBT_HAVE_POSTGRESQL
+static bool pg_fresh(char *buf, size_t size)
+{
+        return bbt_test_pg_database(buf, size);
+}
+#else
+static bool pg_fresh(char *buf, size_t size)
+{
+        snprintf(buf, size, "the PostgreSQL backend is not built (BBT_POSTGRESQL=OFF)");
+        return false;
+}
+#endif
+
+static const struct backend sqlite_backend = { "sqlite", sqlite_fresh };
+static const struct backend pg_backend = { "postgresql", pg_fresh };
 
 /* The backend the case runs on now, for messages. */
 static const char *current = "?";
 
-/* Runs ONE_CASE on a fresh store of every backend that can run here. */
-static void each_backend(void (*one_case)(const char *location))
+/* Runs ONE_CASE on a fresh store of backend B (skipped if B cannot run here). */
+static void on_backend(const struct backend *b, void (*one_case)(const char *location))
 {
         char location[512];
-        int ran = 0;
 
-        for (size_t i = 0; i < BBT_ELEMENTSOF(backends); i++) {
-                current = backends[i].name;
-                if (!backends[i].fresh(location, sizeof(location))) {
-                        fprintf(stderr, "%s: left out: %s\n", current, location);
-                        continue;
-                }
-                one_case(location);
-                ran++;
-        }
-        if (!ran)
-                bbt_test_skip("no store backend can run here");
+        current = b->name;
+        if (!b->fresh(location, sizeof(location)))
+                bbt_test_skip("%s: %s", current, location);
+        one_case(location);
 }
 
 static struct bbt_store *open_store(const char *location, bool read_only)
@@ -324,7 +333,12 @@ static void meta_case(const char *location)
 /* meta_get and meta_set; reopening read-only; a read-only store refuses writes. */
 TEST(meta_and_read_only)
 {
-        each_backend(meta_case);
+        on_backend(&sqlite_backend, meta_case);
+}
+
+TEST(pg_meta_and_read_only)
+{
+        on_backend(&pg_backend, meta_case);
 }
 
 /* ---- terminals ---- */
@@ -419,7 +433,12 @@ static void terminals_case(const char *location)
  * terminal); terminal_update writes every field; rows come by id, also brief. */
 TEST(terminals)
 {
-        each_backend(terminals_case);
+        on_backend(&sqlite_backend, terminals_case);
+}
+
+TEST(pg_terminals)
+{
+        on_backend(&pg_backend, terminals_case);
 }
 
 /* ---- raw messages, conflicts ---- */
@@ -475,7 +494,12 @@ static void raw_case(const char *location)
  * hash for every later one; conflicts are kept beside it. */
 TEST(raw_exactly_once_and_conflicts)
 {
-        each_backend(raw_case);
+        on_backend(&sqlite_backend, raw_case);
+}
+
+TEST(pg_raw_exactly_once_and_conflicts)
+{
+        on_backend(&pg_backend, raw_case);
 }
 
 /* ---- gaps ---- */
@@ -517,7 +541,12 @@ static void gaps_case(const char *location)
 /* gaps_replace replaces one terminal's whole set; gaps come by terminal, then from. */
 TEST(gaps_replace_and_each)
 {
-        each_backend(gaps_case);
+        on_backend(&sqlite_backend, gaps_case);
+}
+
+TEST(pg_gaps_replace_and_each)
+{
+        on_backend(&pg_backend, gaps_case);
 }
 
 /* ---- losses ---- */
@@ -578,7 +607,12 @@ static void losses_case(const char *location)
  * shorten, split), losses_each. */
 TEST(losses_add_find_remove_split)
 {
-        each_backend(losses_case);
+        on_backend(&sqlite_backend, losses_case);
+}
+
+TEST(pg_losses_add_find_remove_split)
+{
+        on_backend(&pg_backend, losses_case);
 }
 
 /* ---- faults ---- */
@@ -629,7 +663,12 @@ static void faults_case(const char *location)
  * the last clear); fault_clear closes what was raised before it. */
 TEST(faults_raise_and_clear_rules)
 {
-        each_backend(faults_case);
+        on_backend(&sqlite_backend, faults_case);
+}
+
+TEST(pg_faults_raise_and_clear_rules)
+{
+        on_backend(&pg_backend, faults_case);
 }
 
 /* ---- inventory, peripheral events, counters ---- */
@@ -682,7 +721,12 @@ static void inventory_case(const char *location)
  * counters add up and come by name. */
 TEST(inventory_and_counters)
 {
-        each_backend(inventory_case);
+        on_backend(&sqlite_backend, inventory_case);
+}
+
+TEST(pg_inventory_and_counters)
+{
+        on_backend(&pg_backend, inventory_case);
 }
 
 /* ---- usage intervals, day rollups, pruning ---- */
@@ -740,7 +784,12 @@ static void days_case(const char *location)
  * interval of a (terminal, seq). */
 TEST(days_and_usage)
 {
-        each_backend(days_case);
+        on_backend(&sqlite_backend, days_case);
+}
+
+TEST(pg_days_and_usage)
+{
+        on_backend(&pg_backend, days_case);
 }
 
 static int school_day_cb(void *u, const struct bbt_store_school_day *d)
@@ -896,7 +945,12 @@ static void aggregates_case(const char *location)
  * scope; recounted when the day rule changes; cleared with the rollups. */
 TEST(day_aggregates)
 {
-        each_backend(aggregates_case);
+        on_backend(&sqlite_backend, aggregates_case);
+}
+
+TEST(pg_day_aggregates)
+{
+        on_backend(&pg_backend, aggregates_case);
 }
 
 /* ---- history: the day rollups' message and active times, read as of a day ---- */
@@ -1007,7 +1061,12 @@ static void history_case(const char *location)
  * the raw records' and the terminals' times. */
 TEST(history)
 {
-        each_backend(history_case);
+        on_backend(&sqlite_backend, history_case);
+}
+
+TEST(pg_history)
+{
+        on_backend(&pg_backend, history_case);
 }
 
 /* ---- seen to the day: seen_days_each against the rollups ---- */
@@ -1156,7 +1215,12 @@ static void seen_days_case(const char *location)
  * read two months back), after recounts, rebuilds and a rollback. */
 TEST(seen_days)
 {
-        each_backend(seen_days_case);
+        on_backend(&sqlite_backend, seen_days_case);
+}
+
+TEST(pg_seen_days)
+{
+        on_backend(&pg_backend, seen_days_case);
 }
 
 static void prune_case(const char *location)
@@ -1207,7 +1271,12 @@ static void prune_case(const char *location)
 /* prune deletes raw messages received, and usage intervals ended, before a time. */
 TEST(prune)
 {
-        each_backend(prune_case);
+        on_backend(&sqlite_backend, prune_case);
+}
+
+TEST(pg_prune)
+{
+        on_backend(&pg_backend, prune_case);
 }
 
 /* ---- transactions ---- */
@@ -1265,7 +1334,12 @@ static void transactions_case(const char *location)
 /* begin/commit publish writes at once; rollback, or a close before commit, discards them. */
 TEST(transactions)
 {
-        each_backend(transactions_case);
+        on_backend(&sqlite_backend, transactions_case);
+}
+
+TEST(pg_transactions)
+{
+        on_backend(&pg_backend, transactions_case);
 }
 
 /* ---- scope ---- */
@@ -1486,7 +1560,12 @@ static void scope_who_case(const char *location)
 /* County and school pick the terminals whose rows every _in iterator gives. */
 TEST(scope_county_and_school)
 {
-        each_backend(scope_who_case);
+        on_backend(&sqlite_backend, scope_who_case);
+}
+
+TEST(pg_scope_county_and_school)
+{
+        on_backend(&pg_backend, scope_who_case);
 }
 
 static void scope_when_case(const char *location)
@@ -1543,5 +1622,10 @@ static void scope_when_case(const char *location)
 /* Days bound the rollups, times the timed rows, each as store.h says. */
 TEST(scope_days_and_times)
 {
-        each_backend(scope_when_case);
+        on_backend(&sqlite_backend, scope_when_case);
+}
+
+TEST(pg_scope_days_and_times)
+{
+        on_backend(&pg_backend, scope_when_case);
 }

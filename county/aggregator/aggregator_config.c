@@ -13,6 +13,7 @@
 #include "bbt/protocol.h"
 #include "dates.h"
 #include "metrics.h"
+#include "store.h"
 
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 
@@ -36,8 +37,9 @@ static const struct bbt_option options[] = {
             "Subscribe as $share/GROUP/TOPIC; not supported by ingest yet (one writer per terminal: "
             "docs/aggregator.md, Several aggregators); leave empty"),
 
-        OPT("store", "path", BBT_OPT_PATH, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
-            "The SQLite store (created if missing)"),
+        OPT("store", "path", BBT_OPT_STRING, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
+            "The store: an SQLite file (an absolute path, created if missing), or a PostgreSQL database as a "
+            "libpq URI postgresql://USER@HOST:PORT/DATABASE (docs/aggregator.md, PostgreSQL)"),
         OPT("store", "batch_size", BBT_OPT_INT, batch_size, "1000", 1, 1000000,
             "Messages per transaction at most"),
         OPT("store", "batch_interval", BBT_OPT_DURATION, batch_interval_ms, "200ms", 10, SECONDS(60),
@@ -148,8 +150,10 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 key = "[broker] topic", what = "must not be empty";
         } else if (c->share_group && strpbrk(c->share_group, "/+#")) {
                 key = "[broker] share_group", what = "must not contain / + #";
-        } else if (!c->store_path) {
+        } else if (!c->store_path || !*c->store_path) {
                 key = "[store] path", what = "must not be empty";
+        } else if (c->store_path[0] != '/' && !bbt_store_location_is_pg(c->store_path)) {
+                key = "[store] path", what = "expected an absolute path or a postgresql:// URI";
         } else if (c->terminals && !c->schools) {
                 key = "[registry] terminals", what = "needs [registry] schools";
         } else if (c->used_day_ms % 60000 || c->used_period_ms % 60000 || c->margin_ms % 60000) {
@@ -203,7 +207,13 @@ void bbt_aggregator_config_free(struct bbt_aggregator_config *cfg)
 
 int bbt_aggregator_config_dump(const struct bbt_aggregator_config *cfg, FILE *out)
 {
-        return bbt_config_dump(options, N_OPTIONS, cfg, out);
+        struct bbt_aggregator_config shown = *cfg; /* shallow: the strings stay cfg's */
+        char store[1024];
+
+        /* A PostgreSQL URI's password is never printed (it reads back as "***"). */
+        if (cfg->store_path)
+                shown.store_path = bbt_store_location_redact(cfg->store_path, store, sizeof(store));
+        return bbt_config_dump(options, N_OPTIONS, &shown, out);
 }
 
 int bbt_aggregator_config_log_priority(const struct bbt_aggregator_config *cfg)

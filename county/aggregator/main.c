@@ -473,8 +473,9 @@ static int start(struct daemon *d)
         if (r < 0)
                 return r;
         on_prune(&d->prune_timer);
-        bbt_log_info("bbt-aggregator %s: store %s, %zu schools and %zu terminals in the registry", BBT_VERSION,
-                     d->cfg.store_path, d->reg->n_schools, d->reg->n_terminals);
+        bbt_log_info("bbt-aggregator %s: store %s (%s), %zu schools and %zu terminals in the registry", BBT_VERSION,
+                     bbt_store_location_redact(d->cfg.store_path, err, sizeof(err)), d->store->ops->name,
+                     d->reg->n_schools, d->reg->n_terminals);
         bbt_notify("READY=1\nSTATUS=ingesting");
         return 0;
 }

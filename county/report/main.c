@@ -59,6 +59,7 @@ static void usage(FILE *out)
                 "; built-in\n"
                 "                       defaults if that file does not exist)\n"
                 "      --store PATH     the store, instead of the configuration's [store] path\n"
+                "                       (an SQLite file or a postgresql:// URI)\n"
                 "      --county CODE    only this county (6 digits)\n"
                 "      --school CODE    only this school\n"
                 "      --from DATE      first day, YYYY-MM-DD (default: 29 days before --to)\n"
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
                 { NULL, 0, NULL, 0 },
         };
         struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_at(0) };
+        const char *store_location = NULL;
+        char store_shown[1024];
         const char *config_path = NULL, *store_path = NULL, *output = NULL, *from = NULL, *to = NULL;
         const char *week = NULL, *bad;
         const char *sets[32];
@@ -260,14 +263,16 @@ int main(int argc, char **argv)
                 rc = 2;
                 goto out;
         }
-        o.store_label = store_path ? store_path : cfg.store_path;
+        store_location = store_path ? store_path : cfg.store_path;
+        /* What the report shows: a PostgreSQL URI without its password. */
+        o.store_label = bbt_store_location_redact(store_location, store_shown, sizeof(store_shown));
         /* Internal, for tools/bench/report-bench and the tests: force the
          * day-rollup scan or the day aggregates (reports.h). */
         if (getenv("BBT_REPORT_SCAN"))
                 o.scan = strcmp(getenv("BBT_REPORT_SCAN"), "rows") == 0         ? BBT_REPORT_SCAN_ROWS
                          : strcmp(getenv("BBT_REPORT_SCAN"), "aggregates") == 0 ? BBT_REPORT_SCAN_AGGREGATES
                                                                                 : BBT_REPORT_SCAN_AUTO;
-        r = bbt_store_open(o.store_label, true, &store, err, sizeof(err));
+        r = bbt_store_open(store_location, true, &store, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bbt-report: store: %s\n", err);
                 goto out;

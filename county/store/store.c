@@ -15,12 +15,80 @@ int bbt_store_open(const char *location, bool read_only, struct bbt_store **ret,
                         snprintf(err, err_size, "no store location given");
                 return -EINVAL;
         }
-        if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
+        if (bbt_store_location_is_pg(location)) {
+#ifdef BBT_HAVE_POSTGRESQL
+                return bbt_store_pg_open(location, read_only, ret, err, err_size);
+#else
+                char shown[512];
+
                 if (err)
-                        snprintf(err, err_size, "%s: the PostgreSQL backend is not built into this bbt", location);
+                        snprintf(err, err_size, "%s: the PostgreSQL backend is not built into this bbt",
+                                 bbt_store_location_redact(location, shown, sizeof(shown)));
                 return -EPROTONOSUPPORT;
+#endif
         }
         return bbt_store_sqlite_open(location, read_only, ret, err, err_size);
+}
+
+bool bbt_store_location_is_pg(const char *location)
+{
+        return location && (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0);
+}
+
+/* Appends LEN bytes of S to BUF (SIZE bytes, *N used), truncating. */
+static void put(char *buf, size_t size, size_t *n, const char *s, size_t len)
+{
+        if (*n + 1 >= size)
+                return;
+        if (len > size - 1 - *n)
+                len = size - 1 - *n;
+        memcpy(buf + *n, s, len);
+        *n += len;
+        buf[*n] = '\0';
+}
+
+char *bbt_store_location_redact(const char *location, char *buf, size_t size)
+{
+        const char *p, *end, *at = NULL, *colon;
+        size_t n = 0;
+
+        if (!size)
+                return buf;
+        buf[0] = '\0';
+        if (!location)
+                return buf;
+        if (!bbt_store_location_is_pg(location)) {
+                put(buf, size, &n, location, strlen(location));
+                return buf;
+        }
+        /* scheme://[user[:password]@]host...: the password runs from the
+         * user part's first ':' to the last '@' before the path. */
+        p = strstr(location, "://") + 3;
+        end = p + strcspn(p, "/?#");
+        for (const char *c = p; c < end; c++)
+                if (*c == '@')
+                        at = c;
+        colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+        if (colon) {
+                put(buf, size, &n, location, (size_t)(colon + 1 - location));
+                put(buf, size, &n, "***", 3);
+                p = at;
+        } else {
+                p = location;
+        }
+        /* Then the rest, with the value of each password= parameter hidden. */
+        while (*p) {
+                size_t len = strcspn(p, "?&");
+
+                if (strncmp(p, "password=", 9) == 0 && p > location && (p[-1] == '?' || p[-1] == '&')) {
+                        put(buf, size, &n, "password=***", 12);
+                        p += strcspn(p, "&#");
+                        continue;
+                }
+                put(buf, size, &n, p, len + (p[len] ? 1 : 0));
+                p += len + (p[len] ? 1 : 0);
+        }
+        return buf;
 }
 
 void bbt_store_close(struct bbt_store *s)

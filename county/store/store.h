@@ -1,4 +1,4 @@
-/* The aggregator's store: one interface over a backend (SQLite now; PostgreSQL implements the same ops). */
+/* The aggregator's store: one interface over a backend (SQLite or PostgreSQL, the same ops). */
 #ifndef BBT_STORE_H
 #define BBT_STORE_H
 
@@ -36,7 +36,9 @@
  *   gaps. A backend for several aggregators must first give those two
  *   additive forms (counters as increments, gaps per range) and move the
  *   callers to them; until then a store has one writer. Rollups (day_add),
- *   counters (counter_add), losses and faults are already additive. */
+ *   counters (counter_add), losses and faults are already additive. The
+ *   PostgreSQL backend writes those, raw and usage in forms that several
+ *   writers could share (docs/aggregator.md, "One writer per store"). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -349,7 +351,8 @@ struct bbt_store {
 };
 
 /* Opens the store at LOCATION: a file path (SQLite, created with its schema if
- * missing, migrated if older). READ_ONLY opens an existing store for reports.
+ * missing, migrated if older) or a postgresql:// URI (PostgreSQL, its
+ * database created beforehand; the schema as for SQLite). READ_ONLY opens an existing store for reports.
  * On failure ERR (may be NULL) says why. Returns 0 and *RET, -ENOENT (no such
  * store with READ_ONLY), -EPROTO (schema newer than this build, or not a bbt
  * store), -errno. */
@@ -437,5 +440,15 @@ int bbt_store_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_be
 
 /* The SQLite backend (store_sqlite.c). */
 int bbt_store_sqlite_open(const char *path, bool read_only, struct bbt_store **ret, char *err, size_t err_size);
+/* The PostgreSQL backend (store_pg.c): URI is a libpq connection URI,
+ * postgresql://USER@HOST:PORT/DATABASE?... The database must exist; its
+ * schema is created or migrated when opened for writing. */
+int bbt_store_pg_open(const char *uri, bool read_only, struct bbt_store **ret, char *err, size_t err_size);
+
+/* True if LOCATION names a PostgreSQL store (postgresql:// or postgres://). */
+bool bbt_store_location_is_pg(const char *location);
+/* LOCATION as it may be shown (logs, --dump, reports): a URI's password,
+ * in the user part or a password= parameter, replaced by "***". Returns BUF. */
+char *bbt_store_location_redact(const char *location, char *buf, size_t size);
 
 #endif

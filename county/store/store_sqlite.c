@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_agg.h"
 #include "bbt/array.h"
 #include "bbt/base.h"
 
@@ -743,22 +744,6 @@ static const char *const sql[ST__COUNT] = {
         [ST_PRUNE_USAGE] = "DELETE FROM usage WHERE end_ms < ?1",
 };
 
-/* A school as the day aggregates key it. */
-struct agg_school {
-        char county[7];
-        char school[BBT_ID_MAX + 1];
-};
-
-/* The change of one school's day not written yet: a transaction's day_adds
- * are summed per school and day and written at commit (or before a read), one
- * row per school instead of one per terminal. */
-struct agg_pending {
-        bool used;
-        int32_t school; /* into schools */
-        int32_t day;
-        struct bbt_day_totals t;
-};
-
 struct sqlite_store {
         struct bbt_store base; /* first: the store is cast to and from it */
         sqlite3 *db;
@@ -766,13 +751,7 @@ struct sqlite_store {
         bool in_tx;
         bool has_rule;            /* rule is the recorded day rule (read once; forgotten on rollback) */
         struct bbt_day_rule rule;
-        /* The schools of the terminals day_add has seen (a terminal's school never changes). */
-        struct agg_school *schools;
-        size_t n_schools, cap_schools;
-        int32_t *school_of;       /* terminal id → 1 + index into schools; 0: not looked up yet */
-        size_t cap_school_of;
-        struct agg_pending *pending; /* open addressing by (school, day); cap_pending a power of 2 */
-        size_t n_pending, cap_pending;
+        struct bbt_agg agg;       /* the schools day_add has seen, the school-day changes not written yet */
         /* terminal id → 1 + the latest day whose seen bit day_add wrote (it
          * writes a day's bit once, not for every message); 0: none. */
         uint32_t *seen_marked;
@@ -887,15 +866,8 @@ static void seen_marked_drop(struct sqlite_store *q)
                 memset(q->seen_marked, 0, q->cap_seen_marked * sizeof(*q->seen_marked));
 }
 
-static void pending_drop(struct sqlite_store *q)
-{
-        if (q->n_pending)
-                memset(q->pending, 0, q->cap_pending * sizeof(*q->pending));
-        q->n_pending = 0;
-}
-
 /* Adds T to day DAY of SCHOOL's row in school_span. */
-static int school_span_add(struct sqlite_store *q, const struct agg_school *school, int32_t day,
+static int school_span_add(struct sqlite_store *q, const struct bbt_agg_school *school, int32_t day,
                            const struct bbt_day_totals *t)
 {
         sqlite3_stmt *st = stmt(q, ST_SCHOOL_SPAN_GET);
@@ -942,65 +914,28 @@ static int pending_write(struct sqlite_store *q)
 {
         int r = 0;
 
-        for (size_t i = 0; r == 0 && q->n_pending && i < q->cap_pending; i++) {
-                const struct agg_pending *p = &q->pending[i];
+        for (size_t i = 0; r == 0 && q->agg.n_pending && i < q->agg.cap_pending; i++) {
+                const struct bbt_agg_pending *p = &q->agg.pending[i];
 
                 if (p->used)
-                        r = school_span_add(q, &q->schools[p->school], p->day, &p->t);
+                        r = school_span_add(q, &q->agg.schools[p->school], p->day, &p->t);
         }
         if (r == 0)
-                pending_drop(q);
+                bbt_agg_pending_drop(&q->agg);
         return r;
 }
 
-static size_t pending_slot(const struct agg_pending *v, size_t cap, int32_t school, int32_t day)
-{
-        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
-
-        while (v[i].used && (v[i].school != school || v[i].day != day))
-                i = (i + 1) & (cap - 1);
-        return i;
-}
-
-/* Adds T to the pending change of SCHOOL's DAY. */
-static int pending_add(struct sqlite_store *q, int32_t school, int32_t day, const struct bbt_day_totals *t)
-{
-        struct agg_pending *p;
-
-        if ((q->n_pending + 1) * 2 > q->cap_pending) {
-                size_t cap = q->cap_pending ? q->cap_pending * 2 : 256;
-                struct agg_pending *v = calloc(cap, sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                for (size_t i = 0; i < q->cap_pending; i++)
-                        if (q->pending[i].used)
-                                v[pending_slot(v, cap, q->pending[i].school, q->pending[i].day)] = q->pending[i];
-                free(q->pending);
-                q->pending = v;
-                q->cap_pending = cap;
-        }
-        p = &q->pending[pending_slot(q->pending, q->cap_pending, school, day)];
-        if (!p->used) {
-                *p = (struct agg_pending){ .used = true, .school = school, .day = day };
-                q->n_pending++;
-        }
-        bbt_day_totals_add(&p->t, t);
-        return 0;
-}
-
-/* *RET: the index into q->schools of terminal TERMINAL_ID's school; -ENOENT
- * if there is no such terminal. */
+/* *RET: the index into q->agg.schools of terminal TERMINAL_ID's school;
+ * -ENOENT if there is no such terminal. */
 static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
 {
-        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
-        struct agg_school sc;
+        char county[7], school[BBT_ID_MAX + 1];
         sqlite3_stmt *st;
-        int32_t i;
-        int rc, r;
+        int32_t i = bbt_agg_school_cached(&q->agg, terminal_id);
+        int rc;
 
-        if (cache && (size_t)terminal_id < q->cap_school_of && q->school_of[terminal_id]) {
-                *ret = q->school_of[terminal_id] - 1;
+        if (i >= 0) {
+                *ret = i;
                 return 0;
         }
         st = stmt(q, ST_TERMINAL_SCHOOL);
@@ -1012,31 +947,13 @@ static int school_of(struct sqlite_store *q, int64_t terminal_id, int32_t *ret)
                 sqlite3_reset(st);
                 return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "day aggregates");
         }
-        copy_col(st, 0, sc.county, sizeof(sc.county));
-        copy_col(st, 1, sc.school, sizeof(sc.school));
+        copy_col(st, 0, county, sizeof(county));
+        copy_col(st, 1, school, sizeof(school));
         sqlite3_reset(st);
-        /* From the newest: a school's terminals come together. */
-        for (i = (int32_t)q->n_schools - 1; i >= 0; i--)
-                if (strcmp(q->schools[i].school, sc.school) == 0 && strcmp(q->schools[i].county, sc.county) == 0)
-                        break;
-        if (i < 0) {
-                r = bbt_array_reserve((void **)&q->schools, &q->cap_schools, q->n_schools + 1, sizeof(sc));
-                if (r < 0)
-                        return r;
-                q->schools[q->n_schools] = sc;
-                i = (int32_t)q->n_schools++;
-        }
+        i = bbt_agg_school_add(&q->agg, terminal_id, county, school);
+        if (i < 0)
+                return i;
         *ret = i;
-        if (cache) {
-                size_t had = q->cap_school_of;
-
-                r = bbt_array_reserve((void **)&q->school_of, &q->cap_school_of, (size_t)terminal_id + 1,
-                                      sizeof(*q->school_of));
-                if (r < 0)
-                        return r;
-                memset(q->school_of + had, 0, (q->cap_school_of - had) * sizeof(*q->school_of));
-                q->school_of[terminal_id] = i + 1;
-        }
         return 0;
 }
 
@@ -1080,10 +997,9 @@ static int sq_rollback(struct bbt_store *s)
                 return 0;
         q->in_tx = false;
         q->has_rule = false;
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         /* A terminal inserted in the transaction is gone, and its id may come again for another. */
-        if (q->cap_school_of)
-                memset(q->school_of, 0, q->cap_school_of * sizeof(*q->school_of));
+        bbt_agg_forget_terminals(&q->agg);
         seen_marked_drop(q);
         st = stmt(q, ST_ROLLBACK);
         return st ? run(q, st, "rollback") : -EIO;
@@ -1497,30 +1413,19 @@ static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
 }
 
 /* The meta keys of the day rule. */
-static const char *const rule_keys[] = { "day_rule.used_day_ms", "day_rule.used_period_ms", "day_rule.heartbeat_ms" };
-
-static int64_t *rule_field(struct bbt_day_rule *r, size_t i)
-{
-        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
-}
-
 static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 {
         struct sqlite_store *q = of(s);
         struct bbt_day_rule r;
-        int e = 0;
+        int e;
 
         if (q->has_rule) {
                 *ret = q->rule;
                 return 0;
         }
-        for (size_t i = 0; e == 0 && i < BBT_ELEMENTSOF(rule_keys); i++)
-                e = sq_meta_get(s, rule_keys[i], rule_field(&r, i));
-        if (e < 0) {
-                if (e == -ENOENT)
-                        snprintf(q->base.error, sizeof(q->base.error), "no day rule recorded");
+        e = bbt_agg_rule_read(s, &r);
+        if (e < 0)
                 return e;
-        }
         q->rule = *ret = r;
         q->has_rule = true;
         return 0;
@@ -1570,7 +1475,7 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
                 if (rc != SQLITE_OK)
                         break;
                 for (int k = 1; k <= sqlite3_bind_parameter_count(st); k++)
-                        sqlite3_bind_int64(st, k, *rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
+                        sqlite3_bind_int64(st, k, *bbt_agg_rule_field((struct bbt_day_rule *)r, (size_t)k - 1));
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_DONE)
                         rc = SQLITE_OK;
@@ -1593,7 +1498,7 @@ static char *rule_sql(const char *text, const struct bbt_day_rule *r)
                 snprintf(param, sizeof(param), "?%d", k);
                 while (src && (p = strstr(src, param)) != NULL) {
                         char *next = sqlite3_mprintf("%.*s%lld%s", (int)(p - src), src,
-                                                     (long long)*rule_field((struct bbt_day_rule *)r, (size_t)k - 1),
+                                                     (long long)*bbt_agg_rule_field((struct bbt_day_rule *)r, (size_t)k - 1),
                                                      p + strlen(param));
 
                         sqlite3_free(src);
@@ -1641,12 +1546,10 @@ static int sq_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0 && memcmp(&now, r, sizeof(now)) == 0)
                 return 0;
         q->has_rule = false;
-        pending_drop(q); /* the recount reads the rollups, which hold every change */
-        for (size_t i = 0; i < BBT_ELEMENTSOF(rule_keys); i++) {
-                e = sq_meta_set(s, rule_keys[i], *rule_field((struct bbt_day_rule *)r, i));
-                if (e < 0)
-                        return e;
-        }
+        bbt_agg_pending_drop(&q->agg); /* the recount reads the rollups, which hold every change */
+        e = bbt_agg_rule_write(s, r);
+        if (e < 0)
+                return e;
         rc = recount_day_aggregates_packed(q->db, r, &msg);
         if (rc != SQLITE_OK) {
                 e = fail(q, rc, "day aggregates");
@@ -1671,14 +1574,6 @@ static void day_from_row(sqlite3_stmt *st, int first, struct bbt_day_rollup *d)
         d->on_all_ms = sqlite3_column_int64(st, first + 16);
 }
 
-static bool totals_zero(const struct bbt_day_totals *t)
-{
-        static const struct bbt_day_totals zero;
-
-        return memcmp(t, &zero, sizeof(zero)) == 0;
-}
-
-
 /* A change of one terminal-day's mark: its powered and used bits and lessons
  * (MARKS), or its seen bit set (SEEN). */
 struct mark_set {
@@ -1688,11 +1583,11 @@ struct mark_set {
 };
 
 /* Applies C to day DAY of TERMINAL_ID's mark, in the row of its SCHOOL (into
- * q->schools): read, changed, written whole. */
+ * q->agg.schools): read, changed, written whole. */
 static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_id, int32_t day,
                        const struct mark_set *c)
 {
-        const struct agg_school *sc = &q->schools[school];
+        const struct bbt_agg_school *sc = &q->agg.schools[school];
         sqlite3_stmt *st = stmt(q, ST_MARK_SPAN_GET);
         struct mark_list l = { 0 };
         struct mark_entry *e = NULL;
@@ -1765,32 +1660,30 @@ static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_
 static int aggregates_add(struct sqlite_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
                           const struct bbt_day_rollup *after)
 {
-        struct bbt_day_totals a, b;
-        struct mark_set change;
+        struct bbt_day_totals change;
+        struct bbt_agg_mark m;
+        struct mark_set set;
         int32_t school = 0;
-        int r;
+        int r, k;
 
         r = sq_day_rule_get(&q->base, &q->rule);
         if (r < 0)
                 return r;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        bbt_day_totals_of(&q->rule, before, BBT_PERIODS_MAX, &b);
-        bbt_day_totals_sub(&a, &b);
-        if (totals_zero(&a))
+        k = bbt_agg_judge(&q->rule, day, before, after, &change, &m);
+        if (k == 0)
                 return 0;
         r = school_of(q, terminal_id, &school);
         if (r == -ENOENT)
                 return 0; /* a rollup of no terminal: no school to count it under */
         if (r == 0)
-                r = pending_add(q, school, day, &a);
+                r = bbt_agg_pending_add(&q->agg, school, day, &change);
         if (r == 0 && !q->in_tx)
                 r = pending_write(q); /* outside a transaction each write commits alone */
-        if (r < 0 || (a.powered == 0 && a.used == 0 && a.periods_used == 0))
+        if (r < 0 || k == 1)
                 return r;
-        bbt_day_totals_of(&q->rule, after, BBT_PERIODS_MAX, &a);
-        change = (struct mark_set){ .marks = true, .powered = a.powered != 0, .used = a.used != 0,
-                                    .lessons = a.periods_used };
-        return mark_change(q, school, terminal_id, day, &change);
+        set = (struct mark_set){ .marks = true, .powered = m.powered != 0, .used = m.used != 0,
+                                 .lessons = (int64_t)((uint64_t)(m.lo | m.hi) >> (4 * ((uint32_t)day & 15)) & 0xf) };
+        return mark_change(q, school, terminal_id, day, &set);
 }
 
 /* Sets the seen bit of TERMINAL_ID's DAY in its day mark, once a day. */
@@ -1854,14 +1747,7 @@ static int sq_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         if (rc != SQLITE_OK)
                 return fail(q, rc, "rollup");
         /* Before this add: the row now less what was added. */
-        before = after;
-        before.on_ms -= d->on_ms;
-        before.active_ms -= d->active_ms;
-        before.interactive_ms -= d->interactive_ms;
-        before.hb_count -= d->hb_count;
-        for (int k = 0; k < BBT_PERIODS_MAX; k++)
-                before.period_active_ms[k] -= d->period_active_ms[k];
-        before.on_all_ms -= d->on_all_ms;
+        bbt_day_rollup_before(&after, d, &before);
         rc = aggregates_add(q, terminal_id, d->day, &before, &after);
         return rc == 0 && d->last_msg_ms > 0 ? seen_mark(q, terminal_id, d->day) : rc;
 }
@@ -1888,7 +1774,7 @@ static int sq_days_clear(struct bbt_store *s)
         int r = st ? run(q, st, "rollup") : -EIO;
 
         /* With no time on, every aggregate counts 0 (the rule's thresholds are > 0). */
-        pending_drop(q);
+        bbt_agg_pending_drop(&q->agg);
         for (enum stmt id = ST_SCHOOL_DAYS_CLEAR; r == 0 && id <= ST_DAY_MARKS_CLEAR; id++) {
                 st = stmt(q, id);
                 r = st ? run(q, st, "day aggregates") : -EIO;
@@ -2604,9 +2490,7 @@ static void sq_close(struct bbt_store *s)
         for (int i = 0; i < ST__COUNT; i++)
                 sqlite3_finalize(q->st[i]);
         sqlite3_close(q->db);
-        free(q->schools);
-        free(q->school_of);
-        free(q->pending);
+        bbt_agg_free(&q->agg);
         free(q->seen_marked);
         free(q);
 }

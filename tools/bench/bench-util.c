@@ -20,6 +20,9 @@
 
 #include <mosquitto.h>
 #include <sqlite3.h>
+#ifdef BBT_HAVE_POSTGRESQL
+#include <libpq-fe.h>
+#endif
 
 const char *bench_prog = "bench";
 bool bench_keep, bench_verbose;
@@ -453,8 +456,22 @@ char *bench_encode_state(int64_t seq, int64_t ts, size_t *len)
 
 bool bench_store_open(struct bench_store *q)
 {
-        if (q->db)
+        if (q->db || q->pg)
                 return true;
+        if (strncmp(q->path, "postgresql://", 13) == 0) {
+#ifdef BBT_HAVE_POSTGRESQL
+                PGconn *c = PQconnectdb(q->path);
+
+                if (PQstatus(c) != CONNECTION_OK) {
+                        PQfinish(c);
+                        return false;
+                }
+                q->pg = c;
+                return true;
+#else
+                return false;
+#endif
+        }
         if (access(q->path, F_OK) != 0)
                 return false;
         if (sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
@@ -471,6 +488,16 @@ long bench_store_value(struct bench_store *q, const char *sql)
         sqlite3_stmt *st;
         long v = -1;
 
+#ifdef BBT_HAVE_POSTGRESQL
+        if (q->pg) {
+                PGresult *res = PQexec(q->pg, sql);
+
+                if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+                        v = atol(PQgetvalue(res, 0, 0));
+                PQclear(res);
+                return v;
+        }
+#endif
         if (!q->db || sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
                 return -1;
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -481,6 +508,10 @@ long bench_store_value(struct bench_store *q, const char *sql)
 
 void bench_store_close(struct bench_store *q)
 {
+#ifdef BBT_HAVE_POSTGRESQL
+        PQfinish(q->pg);
+#endif
+        q->pg = NULL;
         sqlite3_close(q->db);
         q->db = NULL;
 }

@@ -110,11 +110,13 @@ char *bench_encode_state(int64_t seq, int64_t ts, size_t *len);
 
 struct bench_store {
         struct sqlite3 *db;
+        void *pg;       /* PGconn: PATH is a postgresql:// URI */
         char path[512];
 };
 
-/* Opens the store read-only if it is not open yet. False while the file is
- * not there (or cannot be opened). */
+/* Opens the store read-only if it is not open yet: an SQLite file, or a
+ * postgresql:// URI (if built with PostgreSQL). False while it is not there
+ * (or cannot be opened). */
 bool bench_store_open(struct bench_store *q);
 /* The first column of the first row of SQL as an integer, -1 if none (or the
  * store or its schema is not there yet). */

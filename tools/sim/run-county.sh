@@ -13,7 +13,9 @@
 #
 # Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
 #        [--terminals N] [--seed S] [--agent] [--check] [--fault KIND]
-#        [--lang zh|en] [--keep]
+#        [--lang zh|en] [--keep] [--store LOCATION]
+# --store postgresql://USER@HOST:PORT/DB stores into that (empty) PostgreSQL
+# database instead of an SQLite file in the work directory.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +29,7 @@ check=0
 lang=zh
 keep=0
 fault=
+store=
 timeout=180
 
 while [ $# -gt 0 ]; do
@@ -41,7 +44,8 @@ while [ $# -gt 0 ]; do
         --lang) lang=$2; shift ;;
         --keep) keep=1 ;;
         --fault) fault=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --store) store=$2; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "run-county: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -66,6 +70,8 @@ if [ -z "$workdir" ]; then
 else
     mkdir -p "$workdir"
 fi
+[ -n "$store" ] || store=$workdir/aggregator.db
+export PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
 pids=
 cleanup() {
     for p in $pids; do kill "$p" 2>/dev/null || true; done
@@ -125,7 +131,7 @@ port = $port
 # On loopback: come back quickly after a broker restart.
 backoff_max = 2s
 [store]
-path = $workdir/aggregator.db
+path = $store
 [registry]
 schools = $workdir/schools.csv
 terminals = $workdir/terminals.csv
@@ -152,7 +158,10 @@ until grep -q 'broker: connected' "$workdir/aggregator.log" 2>/dev/null; do
     [ $i -lt 100 ] || { cat "$workdir/aggregator.log" >&2; echo "run-county: bbt-aggregator did not connect" >&2; exit 1; }
     sleep 0.1
 done
-say "== bbt-aggregator ingesting into $workdir/aggregator.db"
+case $store in
+    postgres*) say "== bbt-aggregator ingesting into PostgreSQL at ${store##*@}" ;;
+    *) say "== bbt-aggregator ingesting into $store" ;;
+esac
 
 # The real agent on this machine, as terminal "local" of the first school.
 if [ $agent -eq 1 ] && [ -x "$agent_bin" ]; then
@@ -188,16 +197,15 @@ else
     linger=20
     run_sim & sim_pid=$!
     pids="$pids $sim_pid"
-    python3 - "$workdir/aggregator.db" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"] // 3)' "$workdir/truth.json")" <<'PY'
-import sqlite3, sys, time
+    python3 - "$store" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"] // 3)' "$workdir/truth.json")" <<'PY'
+import storedb, sys, time
 db, want = sys.argv[1], int(sys.argv[2])
 deadline = time.time() + 120
 while time.time() < deadline:
     try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        if c.execute("SELECT coalesce(sum(received), 0) FROM terminal").fetchone()[0] >= want:
+        if storedb.Store(db).one("SELECT coalesce(sum(received), 0) FROM terminal") >= want:
             sys.exit(0)
-    except sqlite3.Error:
+    except storedb.StoreError:
         pass
     time.sleep(0.05)
 sys.exit("run-county: the stream did not get a third of the way")
@@ -212,18 +220,18 @@ PY
 fi
 
 # Wait until every simulated message is stored and no gap is open.
-python3 - "$workdir/aggregator.db" "$(cat "$workdir/produced.txt")" "$timeout" <<'PY'
-import sqlite3, sys, time
+python3 - "$store" "$(cat "$workdir/produced.txt")" "$timeout" <<'PY'
+import storedb, sys, time
 db, want, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 deadline = time.time() + limit
 while True:
     try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        got = c.execute("SELECT coalesce(sum(received), 0) FROM terminal WHERE terminal != 'local'").fetchone()[0]
-        gaps = c.execute("SELECT count(*) FROM gap g JOIN terminal t ON t.id = g.terminal_id"
-                         " WHERE t.terminal != 'local'").fetchone()[0]
+        c = storedb.Store(db)
+        got = c.one("SELECT coalesce(sum(received), 0) FROM terminal WHERE terminal != 'local'")
+        gaps = c.one("SELECT count(*) FROM gap g JOIN terminal t ON t.id = g.terminal_id"
+                     " WHERE t.terminal != 'local'")
         c.close()
-    except sqlite3.Error:
+    except storedb.StoreError:
         got, gaps = -1, -1
     if got >= want and gaps == 0:
         break
@@ -241,13 +249,13 @@ if [ $check -eq 1 ]; then
         "$report" $r --config "$workdir/aggregator.conf" --from "$from" --to "$to" --format json > "$workdir/$r.json"
     done
     status=0
-    python3 - "$workdir/aggregator.db" <<'PY' || status=1
-import sqlite3, sys
-c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-lost = c.execute("SELECT count(*) FROM loss").fetchone()[0]
-dup = c.execute("SELECT coalesce(max(value), 0) FROM counter WHERE name = 'duplicates'").fetchone()[0]
-rows = c.execute("SELECT count(*) FROM raw").fetchone()[0]
-stored = c.execute("SELECT coalesce(sum(received), 0) FROM terminal").fetchone()[0]
+    python3 - "$store" <<'PY' || status=1
+import storedb, sys
+c = storedb.Store(sys.argv[1])
+lost = c.one("SELECT count(*) FROM loss")
+dup = c.one("SELECT coalesce(max(value), 0) FROM counter WHERE name = 'duplicates'")
+rows = c.one("SELECT count(*) FROM raw")
+stored = c.one("SELECT coalesce(sum(received), 0) FROM terminal")
 print(f"run-county: {rows} messages stored once each, {dup} duplicates dropped, {lost} loss records")
 if lost or rows != stored:
     sys.exit("run-county: messages were lost or stored twice")
@@ -276,12 +284,11 @@ for r in summary balance idle; do
 done
 if [ $agent -eq 1 ]; then
     echo
-    python3 - "$workdir/aggregator.db" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-row = c.execute("SELECT received, online FROM terminal WHERE terminal = 'local'").fetchone()
+    python3 - "$store" <<'PY'
+import storedb, sys
+row = storedb.Store(sys.argv[1]).row("SELECT received, online FROM terminal WHERE terminal = 'local'")
 if row:
-    print(f"本机 bbt-agent: {row[0]} 条消息已入库, {'在线' if row[1] else '离线'}")
+    print(f"本机 bbt-agent: {row[0]} 条消息已入库, {'在线' if int(row[1]) else '离线'}")
 else:
     print("本机 bbt-agent: 尚未收到消息 (see agent.log)")
 PY

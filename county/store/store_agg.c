@@ -1,0 +1,187 @@
+/* What both store backends keep to follow the day aggregates: schools, pending school-day changes, day marks. */
+#include "store_agg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bbt/array.h"
+
+int32_t bbt_agg_school_cached(const struct bbt_agg *a, int64_t terminal_id)
+{
+        if (terminal_id > 0 && (size_t)terminal_id < a->cap_school_of && a->school_of[terminal_id])
+                return a->school_of[terminal_id] - 1;
+        return -1;
+}
+
+int32_t bbt_agg_school_add(struct bbt_agg *a, int64_t terminal_id, const char *county, const char *school)
+{
+        bool cache = terminal_id > 0 && terminal_id < (1 << 24);
+        int32_t i;
+        int r;
+
+        /* From the newest: a school's terminals come together. */
+        for (i = (int32_t)a->n_schools - 1; i >= 0; i--)
+                if (strcmp(a->schools[i].school, school) == 0 && strcmp(a->schools[i].county, county) == 0)
+                        break;
+        if (i < 0) {
+                struct bbt_agg_school *sc;
+
+                r = bbt_array_reserve((void **)&a->schools, &a->cap_schools, a->n_schools + 1, sizeof(*sc));
+                if (r < 0)
+                        return r;
+                sc = &a->schools[a->n_schools];
+                memset(sc, 0, sizeof(*sc));
+                strncpy(sc->county, county, sizeof(sc->county) - 1);
+                strncpy(sc->school, school, sizeof(sc->school) - 1);
+                i = (int32_t)a->n_schools++;
+        }
+        if (cache) {
+                size_t had = a->cap_school_of;
+
+                r = bbt_array_reserve((void **)&a->school_of, &a->cap_school_of, (size_t)terminal_id + 1,
+                                      sizeof(*a->school_of));
+                if (r < 0)
+                        return r;
+                memset(a->school_of + had, 0, (a->cap_school_of - had) * sizeof(*a->school_of));
+                a->school_of[terminal_id] = i + 1;
+        }
+        return i;
+}
+
+void bbt_agg_forget_terminals(struct bbt_agg *a)
+{
+        if (a->cap_school_of)
+                memset(a->school_of, 0, a->cap_school_of * sizeof(*a->school_of));
+}
+
+static size_t pending_slot(const struct bbt_agg_pending *v, size_t cap, int32_t school, int32_t day)
+{
+        size_t i = ((uint32_t)school * 0x9e3779b1u ^ (uint32_t)day * 0x85ebca6bu) & (cap - 1);
+
+        while (v[i].used && (v[i].school != school || v[i].day != day))
+                i = (i + 1) & (cap - 1);
+        return i;
+}
+
+int bbt_agg_pending_add(struct bbt_agg *a, int32_t school, int32_t day, const struct bbt_day_totals *t)
+{
+        struct bbt_agg_pending *p;
+
+        if ((a->n_pending + 1) * 2 > a->cap_pending) {
+                size_t cap = a->cap_pending ? a->cap_pending * 2 : 256;
+                struct bbt_agg_pending *v = calloc(cap, sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < a->cap_pending; i++)
+                        if (a->pending[i].used)
+                                v[pending_slot(v, cap, a->pending[i].school, a->pending[i].day)] = a->pending[i];
+                free(a->pending);
+                a->pending = v;
+                a->cap_pending = cap;
+        }
+        p = &a->pending[pending_slot(a->pending, a->cap_pending, school, day)];
+        if (!p->used) {
+                *p = (struct bbt_agg_pending){ .used = true, .school = school, .day = day };
+                a->n_pending++;
+        }
+        bbt_day_totals_add(&p->t, t);
+        return 0;
+}
+
+void bbt_agg_pending_drop(struct bbt_agg *a)
+{
+        if (a->n_pending)
+                memset(a->pending, 0, a->cap_pending * sizeof(*a->pending));
+        a->n_pending = 0;
+}
+
+void bbt_agg_free(struct bbt_agg *a)
+{
+        free(a->schools);
+        free(a->school_of);
+        free(a->pending);
+        memset(a, 0, sizeof(*a));
+}
+
+static bool totals_zero(const struct bbt_day_totals *t)
+{
+        static const struct bbt_day_totals zero;
+
+        return memcmp(t, &zero, sizeof(zero)) == 0;
+}
+
+int bbt_agg_judge(const struct bbt_day_rule *rule, int32_t day, const struct bbt_day_rollup *before,
+                  const struct bbt_day_rollup *after, struct bbt_day_totals *change, struct bbt_agg_mark *mark)
+{
+        struct bbt_day_totals b, now;
+        int64_t bit = (int64_t)1 << ((uint32_t)day & (BBT_STORE_MARK_DAYS - 1));
+        unsigned shift = 4 * ((uint32_t)day & 15);
+        uint64_t nibble = (uint64_t)0xf << shift, lessons;
+        bool hi = ((uint32_t)day & 16) != 0;
+
+        bbt_day_totals_of(rule, after, BBT_PERIODS_MAX, change);
+        bbt_day_totals_of(rule, before, BBT_PERIODS_MAX, &b);
+        bbt_day_totals_sub(change, &b);
+        if (totals_zero(change))
+                return 0;
+        if (change->powered == 0 && change->used == 0 && change->periods_used == 0)
+                return 1;
+        bbt_day_totals_of(rule, after, BBT_PERIODS_MAX, &now);
+        lessons = (uint64_t)now.periods_used << shift;
+        *mark = (struct bbt_agg_mark){
+                .span = day >= 0 ? day / BBT_STORE_MARK_DAYS
+                                 : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS),
+                .bit = bit,
+                .powered = now.powered ? bit : 0,
+                .used = now.used ? bit : 0,
+                .lo_mask = hi ? 0 : (int64_t)nibble,
+                .hi_mask = hi ? (int64_t)nibble : 0,
+                .lo = hi ? 0 : (int64_t)lessons,
+                .hi = hi ? (int64_t)lessons : 0,
+        };
+        return 2;
+}
+
+void bbt_day_rollup_before(const struct bbt_day_rollup *after, const struct bbt_day_rollup *delta,
+                           struct bbt_day_rollup *ret)
+{
+        *ret = *after;
+        ret->on_ms -= delta->on_ms;
+        ret->active_ms -= delta->active_ms;
+        ret->interactive_ms -= delta->interactive_ms;
+        ret->hb_count -= delta->hb_count;
+        for (int k = 0; k < BBT_PERIODS_MAX; k++)
+                ret->period_active_ms[k] -= delta->period_active_ms[k];
+        ret->on_all_ms -= delta->on_all_ms;
+}
+
+const char *const bbt_agg_rule_keys[BBT_AGG_RULE_KEYS] = { "day_rule.used_day_ms", "day_rule.used_period_ms",
+                                                           "day_rule.heartbeat_ms" };
+
+int64_t *bbt_agg_rule_field(struct bbt_day_rule *r, size_t i)
+{
+        return i == 0 ? &r->used_day_ms : i == 1 ? &r->used_period_ms : &r->heartbeat_ms;
+}
+
+int bbt_agg_rule_read(struct bbt_store *s, struct bbt_day_rule *ret)
+{
+        int e = 0;
+
+        for (size_t i = 0; e == 0 && i < BBT_AGG_RULE_KEYS; i++)
+                e = s->ops->meta_get(s, bbt_agg_rule_keys[i], bbt_agg_rule_field(ret, i));
+        if (e == -ENOENT)
+                snprintf(s->error, sizeof(s->error), "no day rule recorded");
+        return e;
+}
+
+int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r)
+{
+        int e = 0;
+
+        for (size_t i = 0; e == 0 && i < BBT_AGG_RULE_KEYS; i++)
+                e = s->ops->meta_set(s, bbt_agg_rule_keys[i], *bbt_agg_rule_field((struct bbt_day_rule *)r, i));
+        return e;
+}

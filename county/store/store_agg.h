@@ -1,0 +1,78 @@
+/* What both store backends keep to follow the day aggregates (store.h, "Day aggregates"): internal to county/store/. */
+#ifndef BBT_STORE_AGG_H
+#define BBT_STORE_AGG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* A school as the day aggregates key it. */
+struct bbt_agg_school {
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+};
+
+/* The change of one school's day not written yet: a transaction's day_adds
+ * are summed per school and day and written at commit (or before a read),
+ * one row per school instead of one per terminal. */
+struct bbt_agg_pending {
+        bool used;
+        int32_t school; /* into schools */
+        int32_t day;
+        struct bbt_day_totals t;
+};
+
+struct bbt_agg {
+        /* The schools of the terminals seen (a terminal's school never changes). */
+        struct bbt_agg_school *schools;
+        size_t n_schools, cap_schools;
+        int32_t *school_of;               /* terminal id → 1 + index into schools; 0: not looked up yet */
+        size_t cap_school_of;
+        struct bbt_agg_pending *pending;  /* open addressing by (school, day); cap_pending a power of 2 */
+        size_t n_pending, cap_pending;
+};
+
+/* The index into A->schools of TERMINAL_ID's school if known, else -1. */
+int32_t bbt_agg_school_cached(const struct bbt_agg *a, int64_t terminal_id);
+/* Records COUNTY/SCHOOL (looked up in the store) as TERMINAL_ID's school:
+ * its index into A->schools, or -ENOMEM. */
+int32_t bbt_agg_school_add(struct bbt_agg *a, int64_t terminal_id, const char *county, const char *school);
+/* After a rollback: a terminal inserted in it is gone, and its id may come again. */
+void bbt_agg_forget_terminals(struct bbt_agg *a);
+
+/* Adds T to the pending change of SCHOOL's DAY. */
+int bbt_agg_pending_add(struct bbt_agg *a, int32_t school, int32_t day, const struct bbt_day_totals *t);
+void bbt_agg_pending_drop(struct bbt_agg *a);
+void bbt_agg_free(struct bbt_agg *a);
+
+/* The day rule as the store records it: three meta keys (store.h, day_rule_get). */
+#define BBT_AGG_RULE_KEYS 3
+extern const char *const bbt_agg_rule_keys[BBT_AGG_RULE_KEYS];
+int64_t *bbt_agg_rule_field(struct bbt_day_rule *r, size_t i);
+/* Reads, or writes, the rule through S's meta_get, meta_set (-ENOENT, with
+ * the error text, if none is recorded). */
+int bbt_agg_rule_read(struct bbt_store *s, struct bbt_day_rule *ret);
+int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r);
+
+/* A day mark's update (store.h, struct bbt_store_day_marks): in the span,
+ * the day's bit and 4 bits of lessons are cleared (BIT, LO_MASK, HI_MASK)
+ * and set (POWERED, USED, LO, HI). */
+struct bbt_agg_mark {
+        int64_t span; /* day >> 5, towards −∞ */
+        int64_t bit, powered, used;
+        int64_t lo_mask, hi_mask, lo, hi;
+};
+
+/* What one terminal-day going from BEFORE to AFTER changes under RULE:
+ * *CHANGE the school-day totals to add, and *MARK the day mark to write.
+ * Returns 0 nothing changes, 1 the totals only, 2 the totals and the mark. */
+int bbt_agg_judge(const struct bbt_day_rule *rule, int32_t day, const struct bbt_day_rollup *before,
+                  const struct bbt_day_rollup *after, struct bbt_day_totals *change, struct bbt_agg_mark *mark);
+
+/* The row before an add: AFTER less the counted columns of DELTA (the history columns stay AFTER's). */
+void bbt_day_rollup_before(const struct bbt_day_rollup *after, const struct bbt_day_rollup *delta,
+                           struct bbt_day_rollup *ret);
+
+#endif
