@@ -481,6 +481,11 @@ struct agg {
         size_t n_weeks;
         uint16_t *week_lessons;        /* [terminal × n_weeks + week]: periods used on its school days in the range */
         int *week_days;                /* [school × n_weeks + week]: its school days in the range */
+        /* [school × n_spans + span − span0]: a bit per day of the 32 (as in a
+         * day mark) that is a school day of its idle window, of the range. */
+        int32_t span0;
+        size_t n_spans;
+        uint32_t *idle_mask, *range_mask;
 };
 
 static int cmp_school_key(const void *a, const void *b)
@@ -520,24 +525,51 @@ static int school_day_cb(void *u, const struct bbt_store_school_day *row)
         return 0;
 }
 
+/* A's masks of each school's days from FROM (the earliest idle window or the
+ * range's start) to d->to. */
+static int day_masks(const struct bbt_report_data *d, struct agg *a, int32_t from)
+{
+        a->span0 = from >> 5;
+        a->n_spans = d->to >= from ? (size_t)((d->to >> 5) - a->span0 + 1) : 1;
+        a->idle_mask = calloc(d->n_schools * a->n_spans + 1, sizeof(*a->idle_mask));
+        a->range_mask = calloc(d->n_schools * a->n_spans + 1, sizeof(*a->range_mask));
+        if (!a->idle_mask || !a->range_mask)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_schools; i++) {
+                const struct bbt_report_school *si = &d->schools[i];
+
+                for (int32_t day = from < d->qfrom ? d->qfrom : from; day <= d->to; day++) {
+                        size_t k = i * a->n_spans + (size_t)((day >> 5) - a->span0);
+                        uint32_t bit = 1u << (day & 31);
+
+                        if (!si->school_day[day - d->qfrom])
+                                continue;
+                        if (day >= si->idle_from)
+                                a->idle_mask[k] |= bit;
+                        if (day >= d->o->from)
+                                a->range_mask[k] |= bit;
+                }
+        }
+        return 0;
+}
+
 static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
 {
         struct agg *a = u;
-        size_t ti = term_index(a->d, m->terminal_id);
-        const struct bbt_report_school *si;
+        size_t ti = term_index(a->d, m->terminal_id), school;
+        uint32_t idle, range;
+        int64_t k;
 
         if (!ti)
                 return 0;
-        si = &a->d->schools[a->d->terms[ti - 1].school];
-        for (uint32_t bits = m->powered | m->used; bits; bits &= bits - 1) {
-                int i = __builtin_ctz(bits);
-                int32_t day = m->first_day + i;
-
-                if (day < si->idle_from || day > a->d->to || !si->school_day[day - a->d->qfrom])
-                        continue;
-                a->powered[ti - 1] += (m->powered >> i) & 1;
-                a->used[ti - 1] += (m->used >> i) & 1;
-        }
+        school = a->d->terms[ti - 1].school;
+        k = (int64_t)(m->first_day >> 5) - a->span0;
+        if (k < 0 || (size_t)k >= a->n_spans)
+                return 0;
+        idle = a->idle_mask[school * a->n_spans + (size_t)k];
+        range = a->range_mask[school * a->n_spans + (size_t)k];
+        a->powered[ti - 1] += __builtin_popcount(m->powered & idle);
+        a->used[ti - 1] += __builtin_popcount(m->used & idle);
         for (int j = 0; j < 2; j++) {
                 /* One bit per day with a lesson: its 4 bits ORed into the lowest. */
                 uint64_t x = m->lessons[j];
@@ -547,7 +579,7 @@ static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
                         int i = 16 * j + __builtin_ctzll(x) / 4;
                         int32_t day = m->first_day + i;
 
-                        if (day < a->d->o->from || day > a->d->to || !si->school_day[day - a->d->qfrom])
+                        if (!(range >> i & 1))
                                 continue;
                         a->week_lessons[(ti - 1) * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
                                 (uint16_t)bbt_store_mark_lessons(m, i);
@@ -630,7 +662,9 @@ static int figures_from_aggregates(struct bbt_report_data *d)
         for (size_t i = 0; i < d->n_schools; i++)
                 if (d->schools[i].idle_from < range.from_day)
                         range.from_day = d->schools[i].idle_from;
-        r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
+        r = day_masks(d, &a, range.from_day);
+        if (r == 0)
+                r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
         if (r < 0)
                 goto out;
         for (size_t i = 0; i < d->n_terms; i++) {
@@ -660,6 +694,8 @@ out:
         free(a.used);
         free(a.week_lessons);
         free(a.week_days);
+        free(a.idle_mask);
+        free(a.range_mask);
         return r;
 }
 

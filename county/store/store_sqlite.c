@@ -154,12 +154,13 @@ static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct sp
         return n == len ? 0 : -EINVAL;
 }
 
-/* The day marks (store.h, "Day aggregates") the same way: one row of
- * mark_span per school and 32 days, MARKS its terminals' marks by terminal
- * id, each as six varints: terminal id, powered, used, lessons_lo,
- * lessons_hi, seen. A county's school year is ~8,800 rows instead of
- * ~220,000 (a mark a terminal). */
-#define MARK_BYTES_MAX 60
+/* The day marks (store.h, "Day aggregates") likewise: one row of mark_span
+ * per school and 32 days, MARKS its terminals' marks by terminal id, each
+ * MARK_BYTES little-endian bytes: terminal id (8), powered, used, seen (4
+ * each), lessons_lo, lessons_hi (8 each) — fixed, so that a report's read
+ * of 20,000 marks a span is a copy, not a parse. A county's school year is
+ * ~8,800 rows instead of ~220,000 (a mark a terminal). */
+#define MARK_BYTES 36
 
 struct mark_entry {
         int64_t terminal_id;
@@ -172,44 +173,50 @@ struct mark_list {
         size_t n, cap;
 };
 
+static void put_le(uint8_t *out, uint64_t v, int bytes)
+{
+        for (int i = 0; i < bytes; i++)
+                out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+        uint64_t v = 0;
+
+        for (int i = 0; i < bytes; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
+}
+
 static size_t marks_encode(const struct mark_entry *e, size_t count, uint8_t *out)
 {
-        size_t n = 0;
-
-        for (size_t i = 0; i < count; i++) {
-                put_varint(out, &n, (uint64_t)e[i].terminal_id);
-                put_varint(out, &n, e[i].powered);
-                put_varint(out, &n, e[i].used);
-                put_varint(out, &n, e[i].lessons[0]);
-                put_varint(out, &n, e[i].lessons[1]);
-                put_varint(out, &n, e[i].seen);
+        for (size_t i = 0; i < count; i++, out += MARK_BYTES) {
+                put_le(out, (uint64_t)e[i].terminal_id, 8);
+                put_le(out + 8, e[i].powered, 4);
+                put_le(out + 12, e[i].used, 4);
+                put_le(out + 16, e[i].seen, 4);
+                put_le(out + 20, e[i].lessons[0], 8);
+                put_le(out + 28, e[i].lessons[1], 8);
         }
-        return n;
+        return count * MARK_BYTES;
 }
 
 /* Appends the marks in P to L. Returns 0, -EINVAL (malformed) or -ENOMEM. */
 static int marks_decode(const uint8_t *p, size_t len, struct mark_list *l)
 {
-        size_t n = 0;
+        size_t count = len / MARK_BYTES;
 
-        while (n < len) {
-                uint64_t v[6];
-                struct mark_entry *e;
+        if (len % MARK_BYTES || bbt_array_reserve((void **)&l->e, &l->cap, l->n + count, sizeof(*l->e)) < 0)
+                return len % MARK_BYTES ? -EINVAL : -ENOMEM;
+        for (size_t i = 0; i < count; i++, p += MARK_BYTES) {
+                struct mark_entry *e = &l->e[l->n++];
 
-                for (int k = 0; k < 6; k++)
-                        if (get_varint(p, len, &n, &v[k]) < 0)
-                                return -EINVAL;
-                if (v[0] > INT64_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX || v[5] > UINT32_MAX)
-                        return -EINVAL;
-                if (bbt_array_reserve((void **)&l->e, &l->cap, l->n + 1, sizeof(*l->e)) < 0)
-                        return -ENOMEM;
-                e = &l->e[l->n++];
-                e->terminal_id = (int64_t)v[0];
-                e->powered = (uint32_t)v[1];
-                e->used = (uint32_t)v[2];
-                e->lessons[0] = v[3];
-                e->lessons[1] = v[4];
-                e->seen = (uint32_t)v[5];
+                e->terminal_id = (int64_t)get_le(p, 8);
+                e->powered = (uint32_t)get_le(p + 8, 4);
+                e->used = (uint32_t)get_le(p + 12, 4);
+                e->seen = (uint32_t)get_le(p + 16, 4);
+                e->lessons[0] = get_le(p + 20, 8);
+                e->lessons[1] = get_le(p + 28, 8);
         }
         return 0;
 }
@@ -243,7 +250,7 @@ static int mark_spans_pack(sqlite3 *db, const char *src, char **msg)
                             strcmp(c ? c : "", county) != 0 || strcmp(sc ? sc : "", school) != 0)) {
                         size_t n;
 
-                        if (bbt_array_reserve((void **)&buf, &cap_buf, l.n * MARK_BYTES_MAX, 1) < 0) {
+                        if (bbt_array_reserve((void **)&buf, &cap_buf, l.n * MARK_BYTES, 1) < 0) {
                                 rc = SQLITE_NOMEM;
                                 break;
                         }
@@ -1635,7 +1642,7 @@ static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_
                 if (c->seen)
                         e->seen |= bit;
         }
-        buf = r == 0 ? malloc(l.n * MARK_BYTES_MAX) : NULL;
+        buf = r == 0 ? malloc(l.n * MARK_BYTES) : NULL;
         if (r == 0 && !buf)
                 r = -ENOMEM;
         if (r == 0) {
@@ -1901,12 +1908,54 @@ static int cmp_mark_entry(const void *a, const void *b)
         return x->terminal_id < y->terminal_id ? -1 : x->terminal_id > y->terminal_id;
 }
 
+/* Gives L's marks (one span's, of every school read) to CB by terminal id:
+ * through a table by id (*BY_ID, reused) when the ids are dense enough, as
+ * they are (a store numbers its terminals from 1), else sorted. */
+static int marks_by_id(struct mark_list *l, size_t **by_id, size_t *cap, int64_t span,
+                       int (*cb)(void *u, int64_t span, const struct mark_entry *e), void *u)
+{
+        int64_t max = 0;
+        bool table = true;
+        int r = 0;
+
+        for (size_t i = 0; i < l->n; i++) {
+                if (l->e[i].terminal_id < 1)
+                        table = false;
+                else if (l->e[i].terminal_id > max)
+                        max = l->e[i].terminal_id;
+        }
+        if (table && (uint64_t)max > 4 * (uint64_t)l->n + 1024)
+                table = false;
+        if (table && bbt_array_reserve((void **)by_id, cap, (size_t)max + 1, sizeof(**by_id)) < 0)
+                table = false;
+        if (table) {
+                memset(*by_id, 0, ((size_t)max + 1) * sizeof(**by_id));
+                for (size_t i = 0; table && i < l->n; i++) {
+                        size_t *slot = &(*by_id)[l->e[i].terminal_id];
+
+                        table = *slot == 0; /* an id twice: sort them instead */
+                        *slot = i + 1;
+                }
+        }
+        if (!table) {
+                qsort(l->e, l->n, sizeof(*l->e), cmp_mark_entry);
+                for (size_t i = 0; r == 0 && i < l->n; i++)
+                        r = cb(u, span, &l->e[i]);
+                return r;
+        }
+        for (int64_t id = 1; r == 0 && id <= max; id++)
+                if ((*by_id)[id])
+                        r = cb(u, span, &l->e[(*by_id)[id] - 1]);
+        return r;
+}
+
 /* Every mark in the rows of spans LO..HI of the schools in SCOPE, by span,
  * then terminal id: CB(U, SPAN, MARK). */
 static int marks_each(struct sqlite_store *q, const struct bbt_store_scope *scope, int64_t lo, int64_t hi,
                       int (*cb)(void *u, int64_t span, const struct mark_entry *e), void *u)
 {
         struct mark_list l = { 0 };
+        size_t *by_id = NULL, cap_by_id = 0;
         sqlite3_stmt *st = scoped(q, ST_DAY_MARKS, scope, lo, hi);
         int64_t span = 0;
         int rc = SQLITE_DONE, r = 0;
@@ -1917,9 +1966,7 @@ static int marks_each(struct sqlite_store *q, const struct bbt_store_scope *scop
                 bool row = r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW;
 
                 if (l.n && (!row || sqlite3_column_int64(st, 0) != span)) {
-                        qsort(l.e, l.n, sizeof(*l.e), cmp_mark_entry);
-                        for (size_t i = 0; r == 0 && i < l.n; i++)
-                                r = cb(u, span, &l.e[i]);
+                        r = marks_by_id(&l, &by_id, &cap_by_id, span, cb, u);
                         l.n = 0;
                 }
                 if (!row || r != 0)
@@ -1936,6 +1983,7 @@ static int marks_each(struct sqlite_store *q, const struct bbt_store_scope *scop
                 r = fail(q, rc, "day aggregates");
         sqlite3_reset(st);
         free(l.e);
+        free(by_id);
         return r;
 }
 
