@@ -821,11 +821,53 @@ static int marks_cb(void *u, const struct bbt_store_day_marks *m)
         return 0;
 }
 
+/* The days of a span as school_day_cb writes them. */
+static int school_span_cb(void *u, const struct bbt_store_school_span *sp)
+{
+        for (uint32_t days = sp->present; days; days &= days - 1) {
+                int i = __builtin_ctz(days);
+                struct bbt_store_school_day d = { .day = sp->first_day + i, .t = sp->t[i] };
+
+                memcpy(d.county, sp->county, sizeof(d.county));
+                memcpy(d.school, sp->school, sizeof(d.school));
+                school_day_cb(u, &d);
+        }
+        return 0;
+}
+
+static int cmp_token(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* OUT's space-separated tokens sorted, in place. */
+static void sort_tokens(char *out)
+{
+        char *tok[256], copy[OUT_SIZE], *save = NULL;
+        size_t n = 0;
+
+        snprintf(copy, sizeof(copy), "%s", out);
+        for (char *t = strtok_r(copy, " ", &save); t && n < 256; t = strtok_r(NULL, " ", &save))
+                tok[n++] = t;
+        qsort(tok, n, sizeof(*tok), cmp_token);
+        out[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                add(out, "%s", tok[i]);
+}
+
 static void aggregates_of(struct bbt_store *s, const struct bbt_store_scope *scope, char *days, char *marks)
 {
+        char spans[OUT_SIZE] = "", sorted[OUT_SIZE];
+
         days[0] = marks[0] = '\0';
         ASSERT_OK(bbt_store_school_days_each_in(s, scope, school_day_cb, days));
         ASSERT_OK(bbt_store_day_marks_each_in(s, scope, marks_cb, marks));
+        /* school_spans_each: the same days, a school's 32 at a time. */
+        ASSERT_OK(bbt_store_school_spans_each_in(s, scope, school_span_cb, spans));
+        snprintf(sorted, sizeof(sorted), "%s", days);
+        sort_tokens(sorted);
+        sort_tokens(spans);
+        ASSERT_STR_EQ(spans, sorted);
 }
 
 static void aggregates_case(const char *location)

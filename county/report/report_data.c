@@ -496,32 +496,37 @@ static int cmp_school_key(const void *a, const void *b)
         return r ? r : strcmp(x->code, y->code);
 }
 
-static int school_day_cb(void *u, const struct bbt_store_school_day *row)
+/* A school's days: those of the range that are its school days. */
+static int school_span_cb(void *u, const struct bbt_store_school_span *row)
 {
         struct agg *a = u;
         ssize_t si = -1;
+        int64_t k;
+        uint32_t days;
 
-        /* Rows come by day, then county and school: most often the next school after the last. */
+        /* Rows come by span, then county and school: most often the next school after the last. */
         if (++a->cursor < a->d->n_schools) {
-                const struct school_key *k = &a->by_code[a->cursor];
+                const struct school_key *key = &a->by_code[a->cursor];
 
-                if (strcmp(k->code, row->school) == 0 && strcmp(k->county, row->county) == 0)
-                        si = (ssize_t)k->i;
+                if (strcmp(key->code, row->school) == 0 && strcmp(key->county, row->county) == 0)
+                        si = (ssize_t)key->i;
         }
         if (si < 0) {
-                struct school_key key = { .county = row->county, .code = row->school }, *k;
+                struct school_key key = { .county = row->county, .code = row->school }, *found;
 
-                k = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key) : NULL;
-                if (!k)
+                found = a->d->n_schools ? bsearch(&key, a->by_code, a->d->n_schools, sizeof(key), cmp_school_key)
+                                        : NULL;
+                if (!found)
                         return 0;
-                si = (ssize_t)k->i;
-                a->cursor = (size_t)(k - a->by_code);
+                si = (ssize_t)found->i;
+                a->cursor = (size_t)(found - a->by_code);
         }
-
-        if (si < 0 || row->day < a->d->o->from || row->day > a->d->to ||
-            !a->d->schools[si].school_day[row->day - a->d->qfrom])
+        k = (int64_t)(row->first_day >> 5) - a->span0;
+        if (k < 0 || (size_t)k >= a->n_spans)
                 return 0;
-        bbt_day_totals_add(&a->totals[si], &row->t);
+        days = row->present & a->range_mask[(size_t)si * a->n_spans + (size_t)k];
+        for (; days; days &= days - 1)
+                bbt_day_totals_add(&a->totals[si], &row->t[__builtin_ctz(days)]);
         return 0;
 }
 
@@ -655,16 +660,21 @@ static int figures_from_aggregates(struct bbt_report_data *d)
                 qsort(a.by_code, d->n_schools, sizeof(*a.by_code), cmp_school_key);
         range.from_day = d->o->from;
         range.to_day = d->to;
+        for (size_t i = 0; i < d->n_schools; i++)
+                if (d->schools[i].idle_from < range.from_day)
+                        range.from_day = d->schools[i].idle_from;
+        r = day_masks(d, &a, range.from_day < d->o->from ? range.from_day : d->o->from);
+        if (r < 0)
+                goto out;
         a.cursor = SIZE_MAX;
-        r = bbt_store_school_days_each_in(d->store, &range, school_day_cb, &a);
+        range.from_day = d->o->from;
+        r = bbt_store_school_spans_each_in(d->store, &range, school_span_cb, &a);
         if (r < 0)
                 goto out;
         for (size_t i = 0; i < d->n_schools; i++)
                 if (d->schools[i].idle_from < range.from_day)
                         range.from_day = d->schools[i].idle_from;
-        r = day_masks(d, &a, range.from_day);
-        if (r == 0)
-                r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
+        r = bbt_store_day_marks_each_in(d->store, &range, day_marks_cb, &a);
         if (r < 0)
                 goto out;
         for (size_t i = 0; i < d->n_terms; i++) {

@@ -1,6 +1,7 @@
 /* The store front: picks the backend for a location; the calls every user makes. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dates.h"
@@ -276,6 +277,45 @@ int bbt_store_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 int bbt_store_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
 {
         return s->ops->day_rule_set(s, r);
+}
+
+struct span_adapter {
+        int (*cb)(void *u, const struct bbt_store_school_span *d);
+        void *u;
+        struct bbt_store_school_span span;
+};
+
+static int span_of_day(void *u, const struct bbt_store_school_day *d)
+{
+        struct span_adapter *a = u;
+        int i = d->day & 31;
+
+        memcpy(a->span.county, d->county, sizeof(a->span.county));
+        memcpy(a->span.school, d->school, sizeof(a->span.school));
+        a->span.first_day = d->day - i;
+        a->span.present = 1u << i;
+        a->span.t[i] = d->t;
+        return a->cb(a->u, &a->span);
+}
+
+int bbt_store_school_spans_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                   int (*cb)(void *u, const struct bbt_store_school_span *d), void *u)
+{
+        struct span_adapter *a;
+        int r;
+
+        if (!scope)
+                scope = &everything;
+        if (s->ops->school_spans_each)
+                return s->ops->school_spans_each(s, scope, cb, u);
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->cb = cb;
+        a->u = u;
+        r = s->ops->school_days_each(s, scope, span_of_day, a);
+        free(a);
+        return r;
 }
 
 int bbt_store_school_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,

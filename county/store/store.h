@@ -167,6 +167,16 @@ struct bbt_store_school_day {
         struct bbt_day_totals t; /* over every period (BBT_PERIODS_MAX) */
 };
 
+/* Days FIRST_DAY .. FIRST_DAY + 31 of one school (FIRST_DAY a multiple of
+ * 32): T[i] is day FIRST_DAY + i's, where bit i of PRESENT is set. */
+struct bbt_store_school_span {
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        int32_t first_day;
+        uint32_t present;
+        struct bbt_day_totals t[32];
+};
+
 /* Days FIRST_DAY .. FIRST_DAY + 31 of one terminal: bit i of POWERED and
  * USED is day FIRST_DAY + i (FIRST_DAY is a multiple of 32). LESSONS holds
  * each day's periods used (0..12, under the day rule's used_period_ms, over
@@ -281,6 +291,12 @@ struct bbt_store_ops {
          * from_day <= day <= to_day, by day, then county and school. */
         int (*school_days_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
+        /* The same days, up to 32 of a school at once (a report sums them
+         * through masks), with only days from_day..to_day present; a school
+         * may come in several pieces of the same span. NULL:
+         * bbt_store_school_spans_each_in gives each day alone. */
+        int (*school_spans_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                 int (*cb)(void *u, const struct bbt_store_school_span *d), void *u);
         /* The day marks of the terminals in scope whose 32 days meet
          * from_day..to_day (bits outside it may be set), by first_day, then
          * terminal id. */
@@ -406,6 +422,8 @@ int bbt_store_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret);
 int bbt_store_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r);
 int bbt_store_school_days_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                   int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
+int bbt_store_school_spans_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                   int (*cb)(void *u, const struct bbt_store_school_span *d), void *u);
 int bbt_store_day_marks_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                 int (*cb)(void *u, const struct bbt_store_day_marks *m), void *u);
 int bbt_store_seen_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,

@@ -73,12 +73,13 @@ static int64_t span_of(int32_t day)
  * Schema 5 keeps the per-school day aggregates (school_days_each) in
  * school_span: one row per school and 32 days (span = day >> 5), PRESENT a
  * bit per day with a total, DAYS the totals of those days in order, each as
- * SPAN_VALUES zigzag LEB128 integers (bbt_day_totals' fields in order). A
+ * SPAN_VALUES 8-byte little-endian integers (bbt_day_totals' fields in
+ * order: a read is a copy, not a parse). A
  * county's school year is ~8,800 rows instead of ~150,000: a report reads
  * them in a twentieth of the time, and an ingest commit reads and rewrites
  * the row of each school it touched. */
 #define SPAN_VALUES 8
-#define SPAN_BYTES_MAX (BBT_STORE_MARK_DAYS * SPAN_VALUES * 10)
+#define SPAN_BYTES_MAX (BBT_STORE_MARK_DAYS * SPAN_VALUES * 8)
 
 struct span_days {
         uint32_t present;
@@ -93,28 +94,19 @@ static int64_t *totals_field(struct bbt_day_totals *t, int k)
         return f[k];
 }
 
-/* LEB128: 7 bits a byte, low first; at most 10 bytes. */
-static void put_varint(uint8_t *out, size_t *n, uint64_t z)
+static void put_le(uint8_t *out, uint64_t v, int bytes)
 {
-        do {
-                out[(*n)++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-                z >>= 7;
-        } while (z);
+        for (int i = 0; i < bytes; i++)
+                out[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int get_varint(const uint8_t *p, size_t len, size_t *n, uint64_t *ret)
+static uint64_t get_le(const uint8_t *p, int bytes)
 {
-        uint64_t z = 0;
-        unsigned shift = 0;
+        uint64_t v = 0;
 
-        do {
-                if (*n >= len || shift > 63)
-                        return -EINVAL;
-                z |= (uint64_t)(p[*n] & 0x7f) << shift;
-                shift += 7;
-        } while (p[(*n)++] & 0x80);
-        *ret = z;
-        return 0;
+        for (int i = 0; i < bytes; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
 }
 
 static size_t span_encode(struct span_days *sd, uint8_t *out)
@@ -124,11 +116,8 @@ static size_t span_encode(struct span_days *sd, uint8_t *out)
         for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
                 if (!(sd->present >> i & 1))
                         continue;
-                for (int k = 0; k < SPAN_VALUES; k++) {
-                        int64_t v = *totals_field(&sd->t[i], k);
-
-                        put_varint(out, &n, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-                }
+                for (int k = 0; k < SPAN_VALUES; k++, n += 8)
+                        put_le(out + n, (uint64_t)*totals_field(&sd->t[i], k), 8);
         }
         return n;
 }
@@ -136,22 +125,17 @@ static size_t span_encode(struct span_days *sd, uint8_t *out)
 /* Returns 0, or -EINVAL if the bytes do not hold what PRESENT says. */
 static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct span_days *sd)
 {
-        size_t n = 0;
-
+        if (len != (size_t)__builtin_popcount(present) * SPAN_VALUES * 8)
+                return -EINVAL;
         memset(sd, 0, sizeof(*sd));
         sd->present = present;
         for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
                 if (!(present >> i & 1))
                         continue;
-                for (int k = 0; k < SPAN_VALUES; k++) {
-                        uint64_t z;
-
-                        if (get_varint(p, len, &n, &z) < 0)
-                                return -EINVAL;
-                        *totals_field(&sd->t[i], k) = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-                }
+                for (int k = 0; k < SPAN_VALUES; k++, p += 8)
+                        *totals_field(&sd->t[i], k) = (int64_t)get_le(p, 8);
         }
-        return n == len ? 0 : -EINVAL;
+        return 0;
 }
 
 /* The day marks (store.h, "Day aggregates") likewise: one row of mark_span
@@ -172,21 +156,6 @@ struct mark_list {
         struct mark_entry *e;
         size_t n, cap;
 };
-
-static void put_le(uint8_t *out, uint64_t v, int bytes)
-{
-        for (int i = 0; i < bytes; i++)
-                out[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-        uint64_t v = 0;
-
-        for (int i = 0; i < bytes; i++)
-                v |= (uint64_t)p[i] << (8 * i);
-        return v;
-}
 
 static size_t marks_encode(const struct mark_entry *e, size_t count, uint8_t *out)
 {
@@ -1814,6 +1783,59 @@ static int sq_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return st ? each(q, st, "rollup", day_row, (void *)cb, u) : -EIO;
 }
 
+/* A school's 32 days as they are kept: a row of school_span each, with only
+ * the days of the scope present. */
+static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_school_span *d), void *u)
+{
+        struct sqlite_store *q = of(s);
+        struct bbt_store_school_span *d;
+        struct span_days sd;
+        sqlite3_stmt *st;
+        int r = pending_write(q), rc = SQLITE_DONE;
+
+        if (r < 0)
+                return r;
+        if (scope->from_day > scope->to_day)
+                return 0;
+        st = scoped(q, ST_SCHOOL_DAYS, scope, span_of(scope->from_day), span_of(scope->to_day));
+        if (!st)
+                return -EIO;
+        d = malloc(sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int64_t first = sqlite3_column_int64(st, 2) * BBT_STORE_MARK_DAYS;
+                int64_t lo = scope->from_day - first, hi = scope->to_day - first;
+                uint64_t in = 0xffffffffu;
+
+                copy_col(st, 0, d->county, sizeof(d->county));
+                copy_col(st, 1, d->school, sizeof(d->school));
+                if (span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                                (size_t)sqlite3_column_bytes(st, 4), &sd) < 0) {
+                        snprintf(q->base.error, sizeof(q->base.error),
+                                 "day aggregates: school %s/%s, days from %lld: bad row", d->county, d->school,
+                                 (long long)first);
+                        r = -EIO;
+                        break;
+                }
+                if (hi < BBT_STORE_MARK_DAYS - 1)
+                        in &= hi < 0 ? 0 : ((uint64_t)2 << hi) - 1;
+                if (lo > 0)
+                        in &= lo >= BBT_STORE_MARK_DAYS ? 0 : ~(((uint64_t)1 << lo) - 1);
+                d->first_day = (int32_t)first;
+                d->present = sd.present & (uint32_t)in;
+                memcpy(d->t, sd.t, sizeof(d->t));
+                if (d->present)
+                        r = cb(u, d);
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = fail(q, rc, "day aggregates");
+        sqlite3_reset(st);
+        free(d);
+        return r;
+}
+
 /* One span's rows of every school in scope, decoded: given out by day, then
  * county and school (the rows come by county and school). */
 struct span_rows {
@@ -2568,6 +2590,7 @@ static const struct bbt_store_ops sqlite_ops = {
         .day_rule_get = sq_day_rule_get,
         .day_rule_set = sq_day_rule_set,
         .school_days_each = sq_school_days_each,
+        .school_spans_each = sq_school_spans_each,
         .day_marks_each = sq_day_marks_each,
         .seen_each = sq_seen_each,
         .seen_days_each = sq_seen_days_each,
