@@ -64,6 +64,10 @@ size_t bbt_utf8_invalid_at(const char *s, size_t len)
         size_t i = 0, n;
 
         while (i < len) {
+                if ((unsigned char)s[i] < 0x80) { /* ASCII, most of a CSV: no decoding */
+                        i++;
+                        continue;
+                }
                 n = bbt_utf8_decode(s + i, len - i, NULL);
                 if (n == 0)
                         return i;

@@ -217,8 +217,11 @@ static const struct word area_words[] = {
 
 static int word_lookup(const struct word *w, size_t n, const char *s, int *ret)
 {
+        /* Case folds ASCII only: other words compare as bytes (cheaper). */
+        bool ascii = (unsigned char)s[0] < 0x80;
+
         for (size_t i = 0; i < n; i++)
-                if (strcasecmp(w[i].text, s) == 0) {
+                if (ascii ? strcasecmp(w[i].text, s) == 0 : strcmp(w[i].text, s) == 0) {
                         *ret = w[i].value;
                         return 0;
                 }
