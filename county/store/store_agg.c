@@ -185,3 +185,19 @@ int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r)
                 e = s->ops->meta_set(s, bbt_agg_rule_keys[i], *bbt_agg_rule_field((struct bbt_day_rule *)r, i));
         return e;
 }
+
+int bbt_agg_rule_cached(struct bbt_store *s, bool *has, struct bbt_day_rule *cache, struct bbt_day_rule *ret)
+{
+        struct bbt_day_rule r;
+        int e;
+
+        if (!*has) {
+                e = bbt_agg_rule_read(s, &r);
+                if (e < 0)
+                        return e;
+                *cache = r;
+                *has = true;
+        }
+        *ret = *cache;
+        return 0;
+}

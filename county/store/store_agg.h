@@ -54,6 +54,9 @@ int64_t *bbt_agg_rule_field(struct bbt_day_rule *r, size_t i);
 /* Reads, or writes, the rule through S's meta_get, meta_set (-ENOENT, with
  * the error text, if none is recorded). */
 int bbt_agg_rule_read(struct bbt_store *s, struct bbt_day_rule *ret);
+/* The rule through a backend's cache: *CACHE if *HAS, else read (and
+ * cached). Returns 0 with *RET, or what bbt_agg_rule_read returns. */
+int bbt_agg_rule_cached(struct bbt_store *s, bool *has, struct bbt_day_rule *cache, struct bbt_day_rule *ret);
 int bbt_agg_rule_write(struct bbt_store *s, const struct bbt_day_rule *r);
 
 /* A day mark's update (store.h, struct bbt_store_day_marks): in the span,

@@ -1271,19 +1271,8 @@ static int pg_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
 static int pg_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 {
         struct pg_store *q = of(s);
-        struct bbt_day_rule r;
-        int e;
 
-        if (q->has_rule) {
-                *ret = q->rule;
-                return 0;
-        }
-        e = bbt_agg_rule_read(s, &r);
-        if (e < 0)
-                return e;
-        q->rule = *ret = r;
-        q->has_rule = true;
-        return 0;
+        return bbt_agg_rule_cached(s, &q->has_rule, &q->rule, ret);
 }
 
 /* Recounts every day aggregate from the rollups under R. */

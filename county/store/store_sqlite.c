@@ -1392,19 +1392,8 @@ static int sq_usage_each(struct bbt_store *s, const struct bbt_store_scope *scop
 static int sq_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
 {
         struct sqlite_store *q = of(s);
-        struct bbt_day_rule r;
-        int e;
 
-        if (q->has_rule) {
-                *ret = q->rule;
-                return 0;
-        }
-        e = bbt_agg_rule_read(s, &r);
-        if (e < 0)
-                return e;
-        q->rule = *ret = r;
-        q->has_rule = true;
-        return 0;
+        return bbt_agg_rule_cached(s, &q->has_rule, &q->rule, ret);
 }
 
 /* Every school-day's totals from the rollups under the rule (?1, ?2, ?3:
