@@ -201,3 +201,22 @@ int bbt_agg_rule_cached(struct bbt_store *s, bool *has, struct bbt_day_rule *cac
         *ret = *cache;
         return 0;
 }
+
+int bbt_agg_loss_remnants(struct bbt_store *s, const struct bbt_store_loss *l, int64_t from, int64_t to)
+{
+        int r = 0;
+
+        if (from > l->from) {
+                struct bbt_store_loss left = *l;
+
+                left.to = from - 1;
+                r = s->ops->loss_add(s, &left);
+        }
+        if (r == 0 && to < l->to) {
+                struct bbt_store_loss right = *l;
+
+                right.from = to + 1;
+                r = s->ops->loss_add(s, &right);
+        }
+        return r;
+}

@@ -78,4 +78,8 @@ int bbt_agg_judge(const struct bbt_day_rule *rule, int32_t day, const struct bbt
 void bbt_day_rollup_before(const struct bbt_day_rollup *after, const struct bbt_day_rollup *delta,
                            struct bbt_day_rollup *ret);
 
+/* After a loss row L was deleted for FROM..TO: adds back (through S's
+ * loss_add) its parts before FROM and after TO. Returns 0 or a negative errno. */
+int bbt_agg_loss_remnants(struct bbt_store *s, const struct bbt_store_loss *l, int64_t from, int64_t to);
+
 #endif

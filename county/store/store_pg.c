@@ -1886,18 +1886,8 @@ static int pg_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from
 
                 p_int(&p, id);
                 r = run(q, ST_LOSS_DELETE, &p, "loss", NULL);
-                if (r == 0 && from > l.from) {
-                        struct bbt_store_loss left = l;
-
-                        left.to = from - 1;
-                        r = pg_loss_add(s, &left);
-                }
-                if (r == 0 && to < l.to) {
-                        struct bbt_store_loss right = l;
-
-                        right.from = to + 1;
-                        r = pg_loss_add(s, &right);
-                }
+                if (r == 0)
+                        r = bbt_agg_loss_remnants(s, &l, from, to);
                 if (r < 0)
                         return r;
         }

@@ -2235,18 +2235,8 @@ static int sq_loss_remove(struct bbt_store *s, int64_t terminal_id, int64_t from
                         return -EIO;
                 sqlite3_bind_int64(st, 1, id);
                 r = run(q, st, "loss");
-                if (r == 0 && from > l.from) {
-                        struct bbt_store_loss left = l;
-
-                        left.to = from - 1;
-                        r = sq_loss_add(s, &left);
-                }
-                if (r == 0 && to < l.to) {
-                        struct bbt_store_loss right = l;
-
-                        right.from = to + 1;
-                        r = sq_loss_add(s, &right);
-                }
+                if (r == 0)
+                        r = bbt_agg_loss_remnants(s, &l, from, to);
                 if (r < 0)
                         return r;
         }
