@@ -416,7 +416,7 @@ TEST(throttle)
         /* The address: five failures over any users, then every user waits. */
         t += 200000;
         for (int i = 0; i < 5; i++) {
-                char user[16];
+                char user[24];
 
                 snprintf(user, sizeof(user), "guess%d", i);
                 ASSERT_EQ(bbt_accounts_login(a, user, "x", "198.51.100.9", t, &ses, &retry), -EACCES);

@@ -167,7 +167,7 @@ TEST(reply_powr)
 {
         static const enum bbt_power want[] = { BBT_POWER_OFF, BBT_POWER_ON, BBT_POWER_COOLING, BBT_POWER_WARMING };
         struct bbt_pjlink_reply r;
-        char line[16];
+        char line[32];
 
         for (int i = 0; i < 4; i++) {
                 snprintf(line, sizeof(line), "%%1POWR=%d", i);

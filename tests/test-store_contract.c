@@ -1200,7 +1200,7 @@ static void seen_days_case(const char *location)
         struct bbt_store *s = open_store(location, false);
         struct bbt_day_rule rule = BBT_DAY_RULE_DEFAULT, other = rule;
         struct seen_check c = { 0 };
-        char code[8];
+        char code[16];
 
         forget_terminals();
         ASSERT_OK(bbt_store_begin(s));
@@ -1528,7 +1528,7 @@ static void scope_fill(struct bbt_store *s)
         ASSERT_OK(bbt_store_loss_add(s, &l));
         for (int k = 0; k < 4; k++) {
                 int64_t id = k < 2 ? a : k == 2 ? cc : d;
-                char code[8];
+                char code[16];
 
                 snprintf(code, sizeof(code), "f%d", k + 1);
                 f = fault(id, code, "agent", faults[k][0]);

@@ -106,6 +106,8 @@ static const struct bbt_option options[] = {
         OPT("aggregator", "metrics_listen", BBT_OPT_STRING, metrics_listen, "127.0.0.1:9811", 0, 0,
             "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (IPv4 or [IPv6] address); empty: off; "
             "needs a restart"),
+        OPT("aggregator", "metrics_timeout", BBT_OPT_DURATION, metrics_timeout_ms, "10s", SECONDS(1), SECONDS(300),
+            "A metrics connection that makes no progress for this long is closed; needs a restart"),
 
         /* bbt-web's; bbt-aggregator reads and ignores them (docs/web.md). */
         OPT("web", "listen", BBT_OPT_STRING, web_listen, "127.0.0.1:8080", 0, 0,

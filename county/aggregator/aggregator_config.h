@@ -33,6 +33,7 @@ struct bbt_aggregator_config {
         /* [aggregator] */
         int log_level;
         char *metrics_listen; /* "" or NULL: no metrics server */
+        long long metrics_timeout_ms;
         /* [web]: bbt-web only (docs/web.md) */
         char *web_listen, *web_users, *web_audit_log, *web_static_dir, *web_tls_cert, *web_tls_key;
         long long web_session_ms, web_login_burst, web_login_refill_ms, web_threads, web_max_connections;

@@ -406,7 +406,8 @@ static void start_metrics(uv_timer_t *t)
         /* Checked with the configuration already. */
         if (bbt_listen_parse(d->cfg.metrics_listen, &sa, &sa_len) < 0)
                 return;
-        r = bbt_metrics_http_start(d->loop, (struct sockaddr *)&sa, metrics_text, d, &d->metrics, err, sizeof(err));
+        r = bbt_metrics_http_start(d->loop, (struct sockaddr *)&sa,
+                                   (unsigned int)(d->cfg.metrics_timeout_ms / 1000), metrics_text, d, &d->metrics, err, sizeof(err));
         if (r == 0) {
                 bbt_log_info("metrics: serving http://%s/metrics", d->cfg.metrics_listen);
                 uv_timer_stop(t);

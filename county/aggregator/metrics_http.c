@@ -7,7 +7,7 @@
  * has passed (a uv_timer), MHD_run() does what is ready without blocking and
  * returns; so a scrape is served between two messages, on the loop, and reads
  * ingest's state without locks. A client that connects and sends nothing, or
- * reads slowly, costs a socket until CONNECTION_TIMEOUT_S, never the loop.
+ * reads slowly, costs a socket until its timeout, never the loop.
  */
 #include "metrics_http.h"
 
@@ -27,7 +27,6 @@
 #define CONNECTIONS_MAX 16
 #define CONNECTIONS_PER_IP_MAX 8
 /* A connection with nothing received or sent for this long is closed. */
-#define CONNECTION_TIMEOUT_S 10
 
 struct bbt_metrics_http {
         struct MHD_Daemon *mhd;
@@ -128,8 +127,9 @@ static void run(struct bbt_metrics_http *h)
                 uv_timer_stop(&h->timer);
 }
 
-int bbt_metrics_http_start(uv_loop_t *loop, const struct sockaddr *addr, bbt_metrics_http_fn fn, void *userdata,
-                           struct bbt_metrics_http **ret, char *err, size_t err_size)
+int bbt_metrics_http_start(uv_loop_t *loop, const struct sockaddr *addr, unsigned int timeout_s,
+                           bbt_metrics_http_fn fn, void *userdata, struct bbt_metrics_http **ret, char *err,
+                           size_t err_size)
 {
         struct bbt_metrics_http *h = calloc(1, sizeof(*h));
         const union MHD_DaemonInfo *info;
@@ -150,7 +150,7 @@ int bbt_metrics_http_start(uv_loop_t *loop, const struct sockaddr *addr, bbt_met
                                   MHD_OPTION_SOCK_ADDR, addr,
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTIONS_MAX,
                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)CONNECTIONS_PER_IP_MAX,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
                                   MHD_OPTION_END);
         if (!h->mhd) {
                 snprintf(err, err_size, "%s", *h->last_error ? h->last_error : "libmicrohttpd could not start");

@@ -115,10 +115,13 @@ static void set_day_type(struct bbt_table *tab, size_t col, const struct bbt_rep
 static void classroom_table(struct bbt_report_data *d, struct bbt_document *doc, size_t n,
                             const struct bbt_report_terminal *t, const struct bbt_day_rollup *days)
 {
-        static const char *const wd_zh[] = { "星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日" };
-        static const char *const wd_en[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
-                                             "Friday", "Saturday", "Sunday" };
-        static const char *const wd_code[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
+        static const struct weekday {
+                const char *code, *zh, *en;
+        } weekdays[7] = {
+                { "mon", "星期一", "Monday" },   { "tue", "星期二", "Tuesday" }, { "wed", "星期三", "Wednesday" },
+                { "thu", "星期四", "Thursday" }, { "fri", "星期五", "Friday" },  { "sat", "星期六", "Saturday" },
+                { "sun", "星期日", "Sunday" },
+        };
         const struct bbt_report_school *si = &d->schools[t->school];
         const char *room = t->reg && t->reg->room ? t->reg->room : "";
         int n_periods = si->bells->n < BBT_PERIODS_MAX ? si->bells->n : BBT_PERIODS_MAX;
@@ -132,12 +135,13 @@ static void classroom_table(struct bbt_report_data *d, struct bbt_document *doc,
                                      RECORD_FIXED_COLS + (size_t)n_periods);
         for (int i = 0; i < WEEK_DAYS; i++) {
                 int32_t day = d->o->from + i;
+                const struct weekday *wd;
                 int lessons = 0;
 
                 bbt_table_add_row(tab);
                 bbt_table_set_text(tab, 0, bbt_day_format(day, date, sizeof(date)));
-                bbt_table_set_code(tab, 1, wd_code[bbt_day_weekday(day) - 1],
-                                   (d->o->chinese ? wd_zh : wd_en)[bbt_day_weekday(day) - 1]);
+                wd = &weekdays[bbt_day_weekday(day) - 1];
+                bbt_table_set_code(tab, 1, wd->code, d->o->chinese ? wd->zh : wd->en);
                 set_day_type(tab, 2, d, si, day);
                 /* Not a school day (or not yet): nothing counts, so nothing is shown (not 0). */
                 if (!is_counted(d, si, day))

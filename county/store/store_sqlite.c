@@ -1458,7 +1458,7 @@ static char *rule_sql(const char *text, const struct bbt_day_rule *r)
         char *src = sqlite3_mprintf("%s", text), *p;
 
         for (int k = 3; src && k >= 1; k--) {
-                char param[4];
+                char param[16];
 
                 snprintf(param, sizeof(param), "?%d", k);
                 while (src && (p = strstr(src, param)) != NULL) {
