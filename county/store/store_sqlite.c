@@ -1,7 +1,9 @@
 /* The SQLite store backend: WAL, prepared statements, versioned schema with migrations. */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,25 +90,44 @@ struct span_days {
 
 static int64_t *totals_field(struct bbt_day_totals *t, int k)
 {
-        int64_t *f[SPAN_VALUES] = { &t->powered, &t->used,           &t->periods_used, &t->on_ms,
-                                    &t->active_ms, &t->interactive_ms, &t->hb_received, &t->on_all_ms };
+        static const size_t offset[SPAN_VALUES] = {
+                offsetof(struct bbt_day_totals, powered),        offsetof(struct bbt_day_totals, used),
+                offsetof(struct bbt_day_totals, periods_used),   offsetof(struct bbt_day_totals, on_ms),
+                offsetof(struct bbt_day_totals, active_ms),      offsetof(struct bbt_day_totals, interactive_ms),
+                offsetof(struct bbt_day_totals, hb_received),    offsetof(struct bbt_day_totals, on_all_ms),
+        };
 
-        return f[k];
+        return (int64_t *)((char *)t + offset[k]);
 }
 
-static void put_le(uint8_t *out, uint64_t v, int bytes)
+/* Little-endian fixed-width values of the packed rows: on a little-endian
+ * machine a plain load or store. */
+static void put_le64(uint8_t *out, uint64_t v)
 {
-        for (int i = 0; i < bytes; i++)
-                out[i] = (uint8_t)(v >> (8 * i));
+        v = htole64(v);
+        memcpy(out, &v, sizeof(v));
 }
 
-static uint64_t get_le(const uint8_t *p, int bytes)
+static void put_le32(uint8_t *out, uint32_t v)
 {
-        uint64_t v = 0;
+        v = htole32(v);
+        memcpy(out, &v, sizeof(v));
+}
 
-        for (int i = 0; i < bytes; i++)
-                v |= (uint64_t)p[i] << (8 * i);
-        return v;
+static uint64_t get_le64(const uint8_t *p)
+{
+        uint64_t v;
+
+        memcpy(&v, p, sizeof(v));
+        return le64toh(v);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+        uint32_t v;
+
+        memcpy(&v, p, sizeof(v));
+        return le32toh(v);
 }
 
 static size_t span_encode(struct span_days *sd, uint8_t *out)
@@ -117,7 +138,7 @@ static size_t span_encode(struct span_days *sd, uint8_t *out)
                 if (!(sd->present >> i & 1))
                         continue;
                 for (int k = 0; k < SPAN_VALUES; k++, n += 8)
-                        put_le(out + n, (uint64_t)*totals_field(&sd->t[i], k), 8);
+                        put_le64(out + n, (uint64_t)*totals_field(&sd->t[i], k));
         }
         return n;
 }
@@ -133,7 +154,7 @@ static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct sp
                 if (!(present >> i & 1))
                         continue;
                 for (int k = 0; k < SPAN_VALUES; k++, p += 8)
-                        *totals_field(&sd->t[i], k) = (int64_t)get_le(p, 8);
+                        *totals_field(&sd->t[i], k) = (int64_t)get_le64(p);
         }
         return 0;
 }
@@ -160,12 +181,12 @@ struct mark_list {
 static size_t marks_encode(const struct mark_entry *e, size_t count, uint8_t *out)
 {
         for (size_t i = 0; i < count; i++, out += MARK_BYTES) {
-                put_le(out, (uint64_t)e[i].terminal_id, 8);
-                put_le(out + 8, e[i].powered, 4);
-                put_le(out + 12, e[i].used, 4);
-                put_le(out + 16, e[i].seen, 4);
-                put_le(out + 20, e[i].lessons[0], 8);
-                put_le(out + 28, e[i].lessons[1], 8);
+                put_le64(out, (uint64_t)e[i].terminal_id);
+                put_le32(out + 8, e[i].powered);
+                put_le32(out + 12, e[i].used);
+                put_le32(out + 16, e[i].seen);
+                put_le64(out + 20, e[i].lessons[0]);
+                put_le64(out + 28, e[i].lessons[1]);
         }
         return count * MARK_BYTES;
 }
@@ -180,12 +201,12 @@ static int marks_decode(const uint8_t *p, size_t len, struct mark_list *l)
         for (size_t i = 0; i < count; i++, p += MARK_BYTES) {
                 struct mark_entry *e = &l->e[l->n++];
 
-                e->terminal_id = (int64_t)get_le(p, 8);
-                e->powered = (uint32_t)get_le(p + 8, 4);
-                e->used = (uint32_t)get_le(p + 12, 4);
-                e->seen = (uint32_t)get_le(p + 16, 4);
-                e->lessons[0] = get_le(p + 20, 8);
-                e->lessons[1] = get_le(p + 28, 8);
+                e->terminal_id = (int64_t)get_le64(p);
+                e->powered = get_le32(p + 8);
+                e->used = get_le32(p + 12);
+                e->seen = get_le32(p + 16);
+                e->lessons[0] = get_le64(p + 20);
+                e->lessons[1] = get_le64(p + 28);
         }
         return 0;
 }
