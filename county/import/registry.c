@@ -577,7 +577,16 @@ static const struct bbt_csv_column terminal_columns[TC__COUNT] = {
         [TC_EXPECTED] = { "expected", { "应配外设", "外设" }, false },
 };
 
-static int terminal_from_row(struct bbt_csv *csv, const struct bbt_registry *reg, struct bbt_terminal_entry *t)
+/* The last "expected" text parsed and its kinds: a county's terminals mostly
+ * share a few. */
+struct expected_memo {
+        char text[128];
+        uint32_t kinds;
+        bool valid;
+};
+
+static int terminal_from_row(struct bbt_csv *csv, const struct bbt_registry *reg, struct expected_memo *memo,
+                             struct bbt_terminal_entry *t)
 {
         const char *v;
         char bad[64];
@@ -596,8 +605,16 @@ static int terminal_from_row(struct bbt_csv *csv, const struct bbt_registry *reg
                 memcpy(t->id, v, strlen(v) + 1);
         else
                 bbt_csv_bad_value(csv, TC_ID, "expected 1 to 32 of A-Z a-z 0-9 _ -");
-        if (bbt_periph_kinds_parse(bbt_csv_get(csv, TC_EXPECTED), &t->expected, bad, sizeof(bad)) < 0)
+        v = bbt_csv_get(csv, TC_EXPECTED);
+        if (memo->valid && strcmp(v, memo->text) == 0) {
+                t->expected = memo->kinds;
+        } else if (bbt_periph_kinds_parse(v, &t->expected, bad, sizeof(bad)) < 0) {
                 bbt_csv_column_error(csv, TC_EXPECTED, "unknown peripheral \"%s\"", bad);
+        } else if (strlen(v) < sizeof(memo->text)) {
+                memcpy(memo->text, v, strlen(v) + 1);
+                memo->kinds = t->expected;
+                memo->valid = true;
+        }
         if (bbt_csv_errors(csv) != before)
                 return -EINVAL;
         t->room = strdup(bbt_csv_get(csv, TC_ROOM));
@@ -608,6 +625,7 @@ int bbt_registry_load_terminals(struct bbt_registry *reg, const char *path, stru
 {
         struct registry_priv *p = reg->priv;
         struct row_lines lines = { 0 };
+        struct expected_memo memo = { .valid = false };
         struct bbt_csv *csv = NULL;
         size_t first = reg->n_terminals;
         int r;
@@ -623,7 +641,7 @@ int bbt_registry_load_terminals(struct bbt_registry *reg, const char *path, stru
                         continue;
                 if (r < 0)
                         goto rollback;
-                r = terminal_from_row(csv, reg, &t);
+                r = terminal_from_row(csv, reg, &memo, &t);
                 if (r == -EINVAL)
                         continue;
                 if (r < 0)

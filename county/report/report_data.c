@@ -100,10 +100,21 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                       size_t *ret)
 {
         struct bbt_report_school *si;
-        ssize_t found = school_find(d, county, code);
-        size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
+        size_t n = (size_t)(d->to - d->qfrom + 1), have = 0, ri = 0;
+        ssize_t found;
         bool shared;
 
+        /* A registry school is only ever added with its entry (the registry's
+         * codes are unique), so its index finds it without a search. */
+        if (reg && d->reg && reg >= d->reg->schools && reg < d->reg->schools + d->reg->n_schools) {
+                ri = (size_t)(reg - d->reg->schools);
+                if (!d->school_of_reg && !(d->school_of_reg = calloc(d->reg->n_schools, sizeof(*d->school_of_reg))))
+                        return -ENOMEM;
+                found = (ssize_t)d->school_of_reg[ri] - 1;
+                ri++;
+        } else {
+                found = school_find(d, county, code);
+        }
         if (found >= 0) {
                 *ret = d->school_hint = (size_t)found;
                 return 0;
@@ -140,6 +151,8 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                 if (si->school_day[day - d->qfrom] && have < (size_t)d->s->idle_window &&
                     ++have == (size_t)d->s->idle_window)
                         si->idle_from = day;
+        if (ri)
+                d->school_of_reg[ri - 1] = d->n_schools + 1;
         *ret = d->n_schools++;
         return 0;
 }
@@ -486,7 +499,35 @@ struct agg {
         int32_t span0;
         size_t n_spans;
         uint32_t *idle_mask, *range_mask;
+        /* [school × n_spans + span − span0][2]: range_mask with a nibble of
+         * 0xf per day, over the marks' lesson words. */
+        uint64_t *range_nibbles;
+        /* [span − span0]: its days cut at the weeks' Mondays, each part as
+         * masks over the lesson words and its week. */
+        struct week_part {
+                uint64_t mask[2];
+                size_t week;
+        } (*parts)[6];
+        uint8_t *n_parts;
 };
+
+/* Each bit of BITS (16 days) as a nibble of 0xf: those days' lesson counts in a mark's word. */
+static uint64_t nibbles_of(uint32_t bits)
+{
+        uint64_t x = bits & 0xffff;
+
+        x = (x | x << 24) & 0x000000ff000000ffULL;
+        x = (x | x << 12) & 0x000f000f000f000fULL;
+        x = (x | x << 6) & 0x0303030303030303ULL;
+        x = (x | x << 3) & 0x1111111111111111ULL;
+        return x * 0xf;
+}
+
+/* The nibbles of X summed in pairs, a byte each (at most 30). */
+static uint64_t nibble_pairs(uint64_t x)
+{
+        return (x & 0x0f0f0f0f0f0f0f0fULL) + (x >> 4 & 0x0f0f0f0f0f0f0f0fULL);
+}
 
 static int cmp_school_key(const void *a, const void *b)
 {
@@ -555,6 +596,34 @@ static int day_masks(const struct bbt_report_data *d, struct agg *a, int32_t fro
                                 a->range_mask[k] |= bit;
                 }
         }
+        a->range_nibbles = calloc(2 * (d->n_schools * a->n_spans + 1), sizeof(*a->range_nibbles));
+        a->parts = calloc(a->n_spans, sizeof(*a->parts));
+        a->n_parts = calloc(a->n_spans, sizeof(*a->n_parts));
+        if (!a->range_nibbles || !a->parts || !a->n_parts)
+                return -ENOMEM;
+        for (size_t k = 0; k < d->n_schools * a->n_spans; k++) {
+                a->range_nibbles[2 * k] = nibbles_of(a->range_mask[k]);
+                a->range_nibbles[2 * k + 1] = nibbles_of(a->range_mask[k] >> 16);
+        }
+        /* No day of the range is before the first week's Monday. */
+        for (size_t k = 0; k < a->n_spans; k++) {
+                int32_t off = (a->span0 + (int32_t)k) * BBT_STORE_MARK_DAYS - a->monday;
+
+                for (int i = off < 0 ? -off : 0, e; i < BBT_STORE_MARK_DAYS && a->n_parts[k] < 6; i = e) {
+                        struct week_part *p = &a->parts[k][a->n_parts[k]];
+                        size_t week = (size_t)((off + i) / 7);
+
+                        if (week >= a->n_weeks)
+                                break;
+                        e = i + 7 - (off + i) % 7;
+                        if (e > BBT_STORE_MARK_DAYS)
+                                e = BBT_STORE_MARK_DAYS;
+                        for (int day = i; day < e; day++)
+                                p->mask[day >> 4] |= 0xfULL << 4 * (day & 15);
+                        p->week = week;
+                        a->n_parts[k]++;
+                }
+        }
         return 0;
 }
 
@@ -563,6 +632,7 @@ static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
         struct agg *a = u;
         size_t ti = term_index(a->d, m->terminal_id), school;
         uint32_t idle, range;
+        uint64_t l[2];
         int64_t k;
 
         if (!ti)
@@ -575,20 +645,22 @@ static int day_marks_cb(void *u, const struct bbt_store_day_marks *m)
         range = a->range_mask[school * a->n_spans + (size_t)k];
         a->powered[ti - 1] += __builtin_popcount(m->powered & idle);
         a->used[ti - 1] += __builtin_popcount(m->used & idle);
-        for (int j = 0; j < 2; j++) {
-                /* One bit per day with a lesson: its 4 bits ORed into the lowest. */
-                uint64_t x = m->lessons[j];
+        if (!range)
+                return 0;
+        /* The lessons of the range's school days, a week at a time: a week
+         * has at most 7 × 15, so the bytes' sum (the multiplication's top
+         * byte) never carries. */
+        l[0] = m->lessons[0] & a->range_nibbles[2 * (school * a->n_spans + (size_t)k)];
+        l[1] = m->lessons[1] & a->range_nibbles[2 * (school * a->n_spans + (size_t)k) + 1];
+        if (!(l[0] | l[1]))
+                return 0;
+        for (int j = 0; j < a->n_parts[k]; j++) {
+                const struct week_part *p = &a->parts[k][j];
+                unsigned n = (unsigned)(((nibble_pairs(l[0] & p->mask[0]) + nibble_pairs(l[1] & p->mask[1])) *
+                                         0x0101010101010101ULL) >> 56);
 
-                x = (x | x >> 1 | x >> 2 | x >> 3) & 0x1111111111111111ULL;
-                for (; x; x &= x - 1) {
-                        int i = 16 * j + __builtin_ctzll(x) / 4;
-                        int32_t day = m->first_day + i;
-
-                        if (!(range >> i & 1))
-                                continue;
-                        a->week_lessons[(ti - 1) * a->n_weeks + (size_t)((day - a->monday) / 7)] +=
-                                (uint16_t)bbt_store_mark_lessons(m, i);
-                }
+                if (n)
+                        a->week_lessons[(ti - 1) * a->n_weeks + p->week] += (uint16_t)n;
         }
         return 0;
 }
@@ -706,6 +778,9 @@ out:
         free(a.week_days);
         free(a.idle_mask);
         free(a.range_mask);
+        free(a.range_nibbles);
+        free(a.parts);
+        free(a.n_parts);
         return r;
 }
 
@@ -786,6 +861,7 @@ void bbt_report_data_free(struct bbt_report_data *d)
         for (size_t i = 0; i < d->n_schools; i++)
                 free(d->schools[i].school_day);
         free(d->schools);
+        free(d->school_of_reg);
         free(d->terms);
         free(d->st);
         free(d->county_days);

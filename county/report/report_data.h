@@ -54,6 +54,7 @@ struct bbt_report_data {
         struct bbt_report_school *schools; /* the registry's order, then those seen on the wire only */
         size_t n_schools, cap_schools;
         size_t school_hint;                /* the school school_add found last */
+        size_t *school_of_reg;             /* [registry school]: its index in schools + 1, 0: not added */
         uint8_t *county_days;              /* school_day of a school with no days of its own in ... */
         char county_days_of[7];            /* ... this county: its schools share it */
         struct bbt_report_terminal *terms;
