@@ -1672,6 +1672,32 @@ TEST(alerts_raise_and_clear)
         ASSERT_EQ(R.fault[3].cleared_ms, 0);
 }
 
+/* An alert with event true (power_off...) is stored, not rejected, and
+ * opens no fault. */
+TEST(alert_events_stored_not_faults)
+{
+        int64_t t0 = AT(18, 0);
+        struct bbt_msg m;
+        struct bbt_ingest_stats s;
+
+        setup();
+        open_ingest(t0);
+        birth(1, 1, t0);
+        m = msg(BBT_CH_ALERT, 2, t0 + 1000, 1);
+        m.body.alert.code = "power_off";
+        m.body.alert.severity = BBT_SEVERITY_WARNING;
+        m.body.alert.state = BBT_ALERT_RAISED;
+        m.body.alert.detail = "scheduled power-off at 2026-12-07 18:00:00 +0800: powering off (logind)";
+        m.body.alert.has_event = m.body.alert.event = true;
+        feed(&m, t0 + 1000);
+        ASSERT_EQ(read_faults(), 0);
+        s = stats();
+        ASSERT_EQ(s.stored, 2);
+        ASSERT_EQ(s.events, 1);
+        for (int i = 0; i < BBT_REJECT__COUNT; i++)
+                ASSERT_EQ(s.rejected[i], 0);
+}
+
 TEST(rollups_and_rebuild)
 {
         struct bbt_rollup_rules rules = { .bells = bbt_bells_default(), .margin_min = 30, .offset_min = OFFSET };

@@ -408,6 +408,16 @@ static void handle_alert(struct bbt_ingest *in, struct bbt_term *t, const struct
         int r;
 
         (void)d;
+        if (a->has_event && a->event) {
+                /* A one-off event (the power schedule's power_off,
+                 * power_postponed...): not a condition, so no fault. The
+                 * message itself is stored in raw, where the county finds it
+                 * (docs/operations.md, "Where the events are"). */
+                in->stats.events++;
+                bbt_log_info("%s/%s/%s: event %s: %s", t->row.county, t->row.school, t->row.terminal, a->code,
+                             a->detail ? a->detail : "");
+                return;
+        }
         snprintf(f.code, sizeof(f.code), "%s", a->code);
         snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
         snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");
