@@ -6,7 +6,12 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2556,5 +2561,151 @@ TEST(power_and_set_commands_checked)
         ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_ALERT, is_event, "power_off")].payload, "(command sa-1)");
         ASSERT_EQ(dry_run_count(), 1);
         (void)t;
+        stop_all(&b, &s, &a);
+}
+
+/* ---- Wake-on-LAN in network namespaces ---- */
+
+static char ns_a[32], ns_b[32];
+
+static void netns_cleanup(void)
+{
+        char cmd[128];
+
+        /* Deleting a namespace removes its end of the veth pair, and so both. */
+        snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+        if (system(cmd) < 0)
+                fprintf(stderr, "cannot remove the test's network namespaces %s, %s\n", ns_a, ns_b);
+}
+
+static bool sh_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool sh_ok(const char *fmt, ...)
+{
+        char cmd[512];
+        va_list ap;
+        int st;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        st = system(cmd);
+        return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void enter_netns(const char *name)
+{
+        char path[128];
+        int fd;
+
+        snprintf(path, sizeof(path), "/run/netns/%s", name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+                FAIL("setns %s: %s", path, strerror(errno));
+        close(fd);
+}
+
+/* In namespace B: receives one datagram on UDP port 9 and writes it to PATH. */
+static pid_t wol_receiver(const char *path, const char *ready)
+{
+        pid_t pid = fork();
+
+        if (pid < 0)
+                FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9) };
+                struct timeval tv = { .tv_sec = 10 };
+                unsigned char buf[512];
+                ssize_t n;
+                int fd, one = 1;
+                FILE *f;
+
+                enter_netns(ns_b);
+                fd = socket(AF_INET, SOCK_DGRAM, 0);
+                if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+                    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        _exit(3);
+                bbt_test_write_file(ready, "ready\n");
+                n = recv(fd, buf, sizeof(buf), 0);
+                if (n < 0)
+                        _exit(4);
+                f = fopen(path, "we");
+                if (!f || fwrite(buf, 1, (size_t)n, f) != (size_t)n || fclose(f) != 0)
+                        _exit(5);
+                _exit(0);
+        }
+        return pid;
+}
+
+/* The agent in namespace A reports its veth (MAC, 10.77.x.1/24) in the
+ * inventory and, for a wake command, broadcasts the magic packet on that
+ * subnet: a receiver in namespace B, across the veth pair, gets it. */
+TEST(wake_sends_magic_packet_across_netns)
+{
+        static const char target[] = "02:1a:2b:3c:4d:5e";
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct sub s;
+        char ready[400], got[400], want[32], va[16], vb[16], net[64];
+        unsigned char packet[102];
+        const char *reply;
+        int sub_net = 100 + getpid() % 100, st;
+        pid_t rx;
+        FILE *f;
+
+        if (geteuid() != 0)
+                bbt_test_skip("needs root to create network namespaces");
+        snprintf(ns_a, sizeof(ns_a), "bbt-wol-a-%d", (int)getpid());
+        snprintf(ns_b, sizeof(ns_b), "bbt-wol-b-%d", (int)getpid());
+        snprintf(va, sizeof(va), "bwa%d", (int)getpid() % 100000);
+        snprintf(vb, sizeof(vb), "bwb%d", (int)getpid() % 100000);
+        if (!sh_ok("ip netns add %s 2>/dev/null", ns_a))
+                bbt_test_skip("cannot create a network namespace (ip netns add): not root, no ip, or not allowed here");
+        bbt_test_at_cleanup(netns_cleanup);
+        if (!sh_ok("ip netns add %s && ip link add %s netns %s type veth peer name %s netns %s", ns_b, va, ns_a, vb,
+                   ns_b) ||
+            !sh_ok("ip -n %s link set lo up && ip -n %s addr add 10.77.%d.1/24 dev %s && ip -n %s link set %s up", ns_a,
+                   ns_a, sub_net, va, ns_a, va) ||
+            !sh_ok("ip -n %s link set %s address %s && ip -n %s addr add 10.77.%d.2/24 dev %s && ip -n %s link set %s up",
+                   ns_b, vb, target, ns_b, sub_net, vb, ns_b, vb))
+                bbt_test_skip("cannot set up the veth pair between the test's namespaces");
+
+        env_init();
+        snprintf(ready, sizeof(ready), "%s/wol-ready", tmp_dir);
+        snprintf(got, sizeof(got), "%s/wol-packet", tmp_dir);
+        rx = wol_receiver(got, ready);
+        BBT_WAIT_FOR(access(ready, F_OK) == 0, 5000, "the receiver in %s did not start", ns_b);
+        /* Everything else (broker, subscriber, agent) lives in namespace A. */
+        enter_netns(ns_a);
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(&b, NULL);
+        sub_start(&s, "sub", b.port, all_topics);
+        sub_sync(&s);
+        c.port = b.port;
+        c.hb = "1s";
+        write_conf(conf_path, &c);
+        agent_start(&a);
+        snprintf(net, sizeof(net), "\"ipv4\":\"10.77.%d.1\",\"prefix\":24", sub_net);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_rx(&s, 0, BBT_CH_INVENTORY) >= 1), 10000, "no inventory");
+        ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_INVENTORY, NULL, NULL)].payload, net);
+
+        reply = expect_reply(&s, &a, "wake-1", "wake", "{\"mac\":\"02:1A:2B:3C:4D:5E\"}", true, NULL);
+        snprintf(net, sizeof(net), "\"to\":\"10.77.%d.255\"", sub_net);
+        ASSERT_STR_CONTAINS(reply, net);
+        ASSERT_STR_CONTAINS(reply, "\"sent_by\":\"" PREFIX "\"");
+        snprintf(want, sizeof(want), "\"ifname\":\"%s\"", va);
+        ASSERT_STR_CONTAINS(reply, want);
+        if (waitpid(rx, &st, 0) != rx || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAIL("the receiver in %s got nothing: %s", ns_b, bbt_test_status_text(st));
+        f = fopen(got, "re");
+        ASSERT(f);
+        ASSERT_EQ(fread(packet, 1, sizeof(packet), f), sizeof(packet));
+        ASSERT_EQ(fgetc(f), EOF);
+        fclose(f);
+        for (int i = 0; i < 6; i++)
+                ASSERT_EQ(packet[i], 0xff);
+        for (int i = 0; i < 16; i++)
+                ASSERT(memcmp(packet + 6 + 6 * i, "\x02\x1a\x2b\x3c\x4d\x5e", 6) == 0);
         stop_all(&b, &s, &a);
 }
