@@ -204,13 +204,11 @@ static void remove_first(struct bbt_poweroff *p)
 
 static void work_cb(uv_work_t *w)
 {
-        struct bbt_agent *a = w->data;
-        const struct bbt_power_ops *ops = bbt_power_ops_find(a->cfg.power_method);
-        char target[512];
+        struct bbt_poweroff *p = &((struct bbt_agent *)w->data)->power;
+        const struct bbt_power_ops *ops = p->work_ops;
 
-        snprintf(target, sizeof(target), "%s/poweroff.dry-run", a->cfg.state_dir);
-        a->power.work_err[0] = '\0';
-        a->power.work_status = ops ? ops->poweroff(target, a->power.work_err, sizeof(a->power.work_err)) : -EINVAL;
+        p->work_err[0] = '\0';
+        p->work_status = ops ? ops->poweroff(p->work_target, p->work_err, sizeof(p->work_err)) : -EINVAL;
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -222,7 +220,7 @@ static void after_work_cb(uv_work_t *w, int status)
         if (a->stopped)
                 return;
         if (status == 0 && a->power.work_status == 0) {
-                bbt_log_notice("power: power-off requested (%s)", a->cfg.power_method);
+                bbt_log_notice("power: power-off requested (%s)", a->power.work_method);
         } else {
                 snprintf(detail, sizeof(detail), "power-off failed: %s",
                          a->power.work_err[0] ? a->power.work_err : strerror(-a->power.work_status));
@@ -297,6 +295,9 @@ static void fire(struct bbt_agent *a, int64_t now)
          * stops the agent cleanly, which sends what it can. */
         a->power.working = true;
         a->power.work.data = a;
+        a->power.work_ops = bbt_power_ops_find(a->cfg.power_method);
+        snprintf(a->power.work_method, sizeof(a->power.work_method), "%s", a->cfg.power_method);
+        snprintf(a->power.work_target, sizeof(a->power.work_target), "%s/poweroff.dry-run", a->cfg.state_dir);
         if (uv_queue_work(a->loop, &a->power.work, work_cb, after_work_cb) < 0) {
                 a->power.working = false;
                 event(a, "power_failed", BBT_SEVERITY_ERROR, "power-off failed: cannot start the request");

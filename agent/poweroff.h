@@ -34,6 +34,10 @@ struct bbt_poweroff {
         uv_timer_t timer;
         uv_work_t work;
         bool working, timer_open;
+        /* The request's own copies: a reload may replace the configuration
+         * while the worker thread runs. */
+        const void *work_ops;
+        char work_target[512], work_method[16];
         int work_status;
         char work_err[256];
 };
