@@ -2526,7 +2526,7 @@ TEST(power_and_set_commands_checked)
         struct bbt_test_daemon a;
         struct conf c = { .spool_extra = DRY_RUN_CONF };
         struct sub s;
-        char args[200], t[40];
+        char args[200];
         const char *reply;
 
         start_all(&b, &s, &a, &c);
@@ -2568,7 +2568,6 @@ TEST(power_and_set_commands_checked)
         WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_off") >= 1), 5000, "no power_off event");
         ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_ALERT, is_event, "power_off")].payload, "(command sa-1)");
         WAIT_FOR((bbt_test_daemon_alive(&a), dry_run_count() == 1), 2000, "no power-off request");
-        (void)t;
         stop_all(&b, &s, &a);
 }
 
