@@ -14,6 +14,7 @@
 #include "bbt/mqtt.h"
 #include "bbt/notify.h"
 #include "counters.h"
+#include "settings.h"
 #include "spool.h"
 
 #define STOP_WAIT_MS 4000 /* how long a stop waits for acknowledgements */
@@ -57,6 +58,7 @@ static void finish_stop(struct bbt_agent *a)
         a->stopped = true;
         uv_timer_stop(&a->stop_timer);
         bbt_sources_stop(a);
+        bbt_poweroff_close(a);
         bbt_produce_close(a);
         bbt_uplink_close(a);
         bbt_agent_close_handle(a, (uv_handle_t *)&a->stop_timer);
@@ -157,6 +159,8 @@ int bbt_agent_reload(struct bbt_agent *a)
             fresh.inflight != a->cfg.inflight)
                 bbt_log_warning("reload: state_dir, [spool] dir, max_size, retain_acked and inflight take effect "
                                 "at the next start");
+        /* What set commands changed stays over the file. */
+        bbt_settings_apply(a->cfg.state_dir, &fresh);
         reconnect = connection_changed(&a->cfg, &fresh);
         old = a->cfg;
         a->cfg = fresh;
@@ -291,6 +295,7 @@ int bbt_agent_new(uv_loop_t *loop, const char *config_path, struct bbt_agent_con
                 bbt_log_error("state_dir %s: cannot create it: %s", a->cfg.state_dir, strerror(errno));
                 goto fail;
         }
+        bbt_settings_apply(a->cfg.state_dir, &a->cfg);
         bbt_spool_options_init(&so, a->cfg.spool_dir);
         so.max_bytes = (uint64_t)a->cfg.spool_max_bytes;
         so.retain_acked_ms = a->cfg.retain_acked_ms;
@@ -334,6 +339,7 @@ int bbt_agent_start(struct bbt_agent *a)
         if (r < 0)
                 return r;
         bbt_sources_start(a);
+        bbt_poweroff_start(a);
         r = bbt_session_connect(a);
         if (r < 0)
                 return r;

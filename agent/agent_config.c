@@ -13,9 +13,11 @@
 #include "bbt/log.h"
 #include "bbt/protocol.h"
 #include "periph.h"
+#include "power.h"
 
 const char *const bbt_agent_log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 static const char *const fsync_names[] = { "each", "interval", NULL };
+const char *const bbt_agent_at_bound_names[] = { "poweroff", "skip", NULL };
 
 #define OPT(sec, key, t, field, def, lo, hi, text)                                               \
         {                                                                                        \
@@ -96,6 +98,20 @@ static const struct bbt_option options[] = {
             "Raise lamp_hours when the lamp reaches this many hours; 0: never"),
         OPT("projector", "unreachable_alert", BBT_OPT_DURATION, projector_unreachable_alert_ms, "10m", 0,
             SECONDS(86400), "Raise projector_unreachable when no poll has succeeded for this long; 0: never"),
+
+        OPT("power", "method", BBT_OPT_STRING, power_method, "logind", 0, 0,
+            "How a scheduled power-off is done: logind (PowerOff over D-Bus) or dry-run (recorded in "
+            "state_dir/poweroff.dry-run, nothing is switched off)"),
+        OPT("power", "postpone_step", BBT_OPT_DURATION, power_postpone_step_ms, "10m", SECONDS(1), SECONDS(3600),
+            "A power-off due while the board is in use waits this long, again and again (the schedule may say otherwise)"),
+        OPT("power", "postpone_max", BBT_OPT_DURATION, power_postpone_max_ms, "60m", 0, SECONDS(86400),
+            "Postponement at most, in all; then at_bound decides"),
+        { .section = "power", .name = "at_bound", .type = BBT_OPT_ENUM,
+          .offset = offsetof(struct bbt_agent_config, power_at_bound), .default_value = "poweroff",
+          .enum_values = bbt_agent_at_bound_names,
+          .help = "Still in use at postpone_max: poweroff (anyway) or skip (this power-off)" },
+        OPT("network", "interface", BBT_OPT_STRING, network_interface, "", 0, 0,
+            "The wired NIC reported in the inventory and used for Wake-on-LAN; empty: found automatically"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 
@@ -120,6 +136,10 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 key = "[peripherals] expect",
                 what = "expected kinds among camera, audio_in, audio_out, touch, pen, keyboard, mouse, storage, "
                        "display, projector, network, other";
+        } else if (!bbt_power_ops_find(c->power_method)) {
+                key = "[power] method", what = "expected logind or dry-run";
+        } else if (c->network_interface && strlen(c->network_interface) > 15) {
+                key = "[network] interface", what = "at most 15 characters (an interface name)";
         } else if (c->projector_password && strlen(c->projector_password) > 32) {
                 key = "[projector] password", what = "at most 32 bytes (PJLink)";
         } else if (c->projector_password && *c->projector_password &&
@@ -138,6 +158,19 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
 int bbt_agent_config_load(const char *path, struct bbt_agent_config *ret, char *err, size_t err_size)
 {
         return bbt_config_load_checked(options, N_OPTIONS, path, ret, sizeof(*ret), check, err, err_size);
+}
+
+int bbt_agent_config_set_runtime(struct bbt_agent_config *cfg, const char *key, const char *value, char *err,
+                                 size_t err_size)
+{
+        char full[64];
+
+        if (strcmp(key, "heartbeat_interval") != 0 && strcmp(key, "idle_timeout") != 0) {
+                snprintf(err, err_size, "unknown setting %s (settable: heartbeat_interval, idle_timeout)", key);
+                return -ENOENT;
+        }
+        snprintf(full, sizeof(full), "agent.%s", key);
+        return bbt_config_set(options, N_OPTIONS, cfg, full, value, err, err_size);
 }
 
 void bbt_agent_config_free(struct bbt_agent_config *cfg)

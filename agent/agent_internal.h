@@ -34,6 +34,7 @@
 #include "agent.h"
 #include "agent_config.h"
 #include "commands.h"
+#include "poweroff.h"
 #include "produce.h"
 #include "bbt/base.h"
 #include "resend.h"
@@ -61,6 +62,7 @@ struct bbt_agent {
         struct bbt_session session;
         struct bbt_commands commands;
         struct bbt_resend resend;
+        struct bbt_poweroff power;
 
         /* The life cycle (agent.c). */
         uv_timer_t stop_timer, watchdog_timer;
@@ -94,6 +96,12 @@ static inline int64_t bbt_agent_now_mono(void)
 /* Closes H (a handle of any part) as part of the stop; NULL-safe on handles
  * already closing. */
 void bbt_agent_close_handle(struct bbt_agent *a, uv_handle_t *h);
+
+/* The small state files in STATE_DIR (settings, power): read NAME whole
+ * into BUF (SIZE bytes, NUL-terminated; -EFBIG if it does not fit), or
+ * replace it atomically with TEXT (mode 0600). Return 0 or -errno. */
+int bbt_agent_state_read(const char *state_dir, const char *name, char *buf, size_t size);
+int bbt_agent_state_write(const char *state_dir, const char *name, const char *text);
 
 /* The broker's shutdown ack, seen by session.c's on_publish. */
 void bbt_agent_published(struct bbt_agent *a, int mid);

@@ -7,6 +7,8 @@
 
 #include "bbt/log.h"
 #include "projector.h"
+#include "settings.h"
+#include "wol.h"
 
 /* The entry for command ID if it was seen lately, else -1. */
 static int recent_find(const struct bbt_commands *c, const char *id)
@@ -120,6 +122,75 @@ static void op_inventory(struct bbt_agent *a, const struct bbt_cmd *c)
         bbt_commands_reply(a, c->id, true, NULL, NULL);
 }
 
+/* Answers with RESULT when R is 0, else with ERR. */
+static void reply_result(struct bbt_agent *a, const struct bbt_cmd *c, int r, cJSON *result, const char *err)
+{
+        bbt_commands_reply(a, c->id, r == 0, r == 0 ? NULL : err, r == 0 ? result : NULL);
+        if (r < 0)
+                cJSON_Delete(result);
+}
+
+static void op_set(struct bbt_agent *a, const struct bbt_cmd *c)
+{
+        cJSON *result = NULL;
+        char err[256];
+        int r = bbt_settings_set(a, c->args_json, &result, err, sizeof(err));
+
+        reply_result(a, c, r, result, err);
+}
+
+static void op_shutdown_at(struct bbt_agent *a, const struct bbt_cmd *c)
+{
+        cJSON *result = NULL;
+        char err[256];
+        int r = bbt_poweroff_at(a, c->id, c->args.shutdown_at.at, &result, err, sizeof(err));
+
+        reply_result(a, c, r, result, err);
+}
+
+static void op_power_schedule(struct bbt_agent *a, const struct bbt_cmd *c)
+{
+        cJSON *result = NULL;
+        char err[256];
+        int r = bbt_poweroff_schedule(a, c->args_json, &result, err, sizeof(err));
+
+        reply_result(a, c, r, result, err);
+}
+
+/* wake: the magic packet to the subnet of this terminal's wired NIC; the
+ * reply says who sent it and from where. */
+static void op_wake(struct bbt_agent *a, const struct bbt_cmd *c)
+{
+        struct bbt_wired_nic nic;
+        cJSON *result;
+        char err[256];
+        int r;
+
+        r = bbt_wired_nic_find(a->cfg.root, a->cfg.network_interface, &nic);
+        if (r < 0) {
+                snprintf(err, sizeof(err), "no wired network interface%s%s: %s",
+                         a->cfg.network_interface && *a->cfg.network_interface ? " " : "",
+                         a->cfg.network_interface ? a->cfg.network_interface : "", strerror(-r));
+                bbt_commands_reply(a, c->id, false, err, NULL);
+                return;
+        }
+        r = bbt_wol_send(&nic, c->args.wake.mac, err, sizeof(err));
+        if (r < 0) {
+                bbt_commands_reply(a, c->id, false, err, NULL);
+                return;
+        }
+        bbt_log_notice("wake: magic packet for %s sent to %s:%d from %s (%s)", c->args.wake.mac, nic.broadcast,
+                       BBT_WOL_PORT, nic.ifname, nic.ipv4);
+        result = cJSON_CreateObject();
+        cJSON_AddStringToObject(result, "sent_by", a->session.prefix);
+        cJSON_AddStringToObject(result, "mac", c->args.wake.mac);
+        cJSON_AddStringToObject(result, "ifname", nic.ifname);
+        cJSON_AddStringToObject(result, "from", nic.ipv4);
+        cJSON_AddStringToObject(result, "to", nic.broadcast);
+        cJSON_AddNumberToObject(result, "port", BBT_WOL_PORT);
+        bbt_commands_reply(a, c->id, true, NULL, result);
+}
+
 void bbt_commands_handle(struct bbt_agent *a, const void *payload, size_t len)
 {
         struct bbt_commands *cmds = &a->commands;
@@ -152,6 +223,14 @@ void bbt_commands_handle(struct bbt_agent *a, const void *payload, size_t len)
         }
         recent_add(cmds, c->id);
         bbt_log_info("command %s: %s", c->id, c->op);
+        if (c->has_expires && c->expires < bbt_agent_now_real()) {
+                snprintf(errtext, sizeof(errtext), "expired: the command expired %lld s ago (terminal clock)",
+                         (long long)((bbt_agent_now_real() - c->expires) / 1000));
+                a->stats.cmd_rejected++;
+                bbt_log_warning("command %s: %s", c->id, errtext);
+                bbt_commands_reply(a, c->id, false, errtext, NULL);
+                goto out;
+        }
         switch (c->op_code) {
         case BBT_OP_RESEND:
                 op_resend(a, c);
@@ -161,6 +240,18 @@ void bbt_commands_handle(struct bbt_agent *a, const void *payload, size_t len)
                 break;
         case BBT_OP_INVENTORY:
                 op_inventory(a, c);
+                break;
+        case BBT_OP_SET:
+                op_set(a, c);
+                break;
+        case BBT_OP_SHUTDOWN_AT:
+                op_shutdown_at(a, c);
+                break;
+        case BBT_OP_POWER_SCHEDULE:
+                op_power_schedule(a, c);
+                break;
+        case BBT_OP_WAKE:
+                op_wake(a, c);
                 break;
         default:
                 snprintf(errtext, sizeof(errtext), "unsupported op %s", c->op);

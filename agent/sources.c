@@ -14,6 +14,7 @@
 #include "input.h"
 #include "periph.h"
 #include "projector.h"
+#include "wol.h"
 
 /* ---- what the drivers observe ---- */
 
@@ -396,5 +397,19 @@ void bbt_sources_inventory(struct bbt_agent *a, struct bbt_msg *m)
 
                 m->body.inventory.n_devices = bbt_periph_inventory(a->sources.periph, &devs);
                 m->body.inventory.devices = (struct bbt_dev *)devs;
+        }
+        /* The wired NIC, for Wake-on-LAN: a neighbour's aggregator command
+         * needs this terminal's MAC and subnet. */
+        if (bbt_wired_nic_find(a->cfg.root, a->cfg.network_interface, &a->sources.nic) == 0) {
+                struct bbt_net_addr *n = &m->body.inventory.net;
+
+                m->body.inventory.has_net = true;
+                n->ifname = a->sources.nic.ifname;
+                n->mac = a->sources.nic.mac;
+                if (a->sources.nic.has_ipv4) {
+                        n->ipv4 = a->sources.nic.ipv4;
+                        n->has_prefix = true;
+                        n->prefix = a->sources.nic.prefix;
+                }
         }
 }

@@ -11,6 +11,7 @@
 #include "bbt/driver.h"
 #include "bbt/protocol.h"
 #include "usage_tracker.h"
+#include "wol.h"
 
 struct bbt_agent;
 
@@ -34,6 +35,7 @@ struct bbt_sources {
         bool has_projector_status;
         struct bbt_projector_status projector_status; /* .input points into projector_input */
         char projector_input[17];
+        struct bbt_wired_nic nic; /* the inventory's net points into it */
 
         /* Input, display and audio make usage intervals. */
         struct bbt_usage_tracker usage;

@@ -29,6 +29,12 @@ static const struct pattern pat_bus = { "^[a-z0-9_-]{1,16}$", "a-z0-9_-", "a-z0-
 static const struct pattern pat_hex4 = { "^[0-9a-f]{4}$", "0-9a-f", "0-9a-f", 4, 4 };
 static const struct pattern pat_code = { "^[a-z][a-z0-9_]{0,31}$", "a-z", "a-z0-9_", 1, 32 };
 static const struct pattern pat_mac = { "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", NULL, NULL, 17, 17 };
+static const struct pattern pat_ipv4 = {
+        "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$", NULL, NULL,
+        7, 15 };
+static const struct pattern pat_rfc3339 = {
+        "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+        "([+-]([01][0-9]|2[0-3]):[0-5][0-9]|Z)$", NULL, NULL, 20, 25 };
 
 /* Whether C is in CLS, written as in a regex class: "a-z0-9_-" (a trailing '-' is literal). */
 static bool in_class(const char *cls, char c)
@@ -52,12 +58,63 @@ static bool is_hex(char c)
         return in_class("0-9a-fA-F", c);
 }
 
+static bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+/* ^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$ repeated four times with dots:
+ * 0..255 without leading zeros. */
+static bool ipv4_match(const char *s)
+{
+        for (int part = 0; part < 4; part++) {
+                int v = 0, n = 0;
+
+                while (is_digit(s[n]) && n < 4)
+                        v = v * 10 + (s[n++] - '0');
+                if (n == 0 || n > 3 || v > 255 || (n > 1 && s[0] == '0'))
+                        return false;
+                s += n;
+                if (part < 3 && *s++ != '.')
+                        return false;
+        }
+        return *s == '\0';
+}
+
+/* The two digits at S as a number, or -1. */
+static int two_digits(const char *s)
+{
+        return is_digit(s[0]) && is_digit(s[1]) ? (s[0] - '0') * 10 + (s[1] - '0') : -1;
+}
+
+/* pat_rfc3339: YYYY-MM-DDTHH:MM:SS then Z or +HH:MM / -HH:MM, each field in
+ * its range (the day only up to 31: the calendar is bbt_rfc3339_parse's). */
+static bool rfc3339_match(const char *s, size_t n)
+{
+        int mo = two_digits(s + 5), d = two_digits(s + 8), h = two_digits(s + 11), mi = two_digits(s + 14),
+            sec = two_digits(s + 17);
+
+        if (!(n == 20 || n == 25) || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2]) || !is_digit(s[3]) ||
+            s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+                return false;
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+                return false;
+        if (n == 20)
+                return s[19] == 'Z';
+        h = two_digits(s + 20), mi = two_digits(s + 23);
+        return (s[19] == '+' || s[19] == '-') && s[22] == ':' && h >= 0 && h <= 23 && mi >= 0 && mi <= 59;
+}
+
 static bool pattern_match(const struct pattern *p, const char *s)
 {
         size_t n = strlen(s), i;
 
         if (n < p->min || n > p->max)
                 return false;
+        if (p == &pat_ipv4)
+                return ipv4_match(s);
+        if (p == &pat_rfc3339)
+                return rfc3339_match(s, n);
         if (p == &pat_mac) {
                 for (i = 0; i < n; i++)
                         if (i % 3 == 2 ? s[i] != ':' : !is_hex(s[i]))
@@ -301,9 +358,18 @@ static const struct field periph_fields[] = {
         { .name = "dev", .type = T_OBJECT, .required = true, .off = offsetof(struct bbt_periph, dev), .sub = &dev_schema },
 };
 
+static const struct field net_addr_fields[] = {
+        ID_FIELD("ifname", struct bbt_net_addr, ifname, true, pat_ifname),
+        ID_FIELD("mac", struct bbt_net_addr, mac, true, pat_mac),
+        ID_FIELD("ipv4", struct bbt_net_addr, ipv4, false, pat_ipv4),
+        { .name = "prefix", .type = T_INT, .off = offsetof(struct bbt_net_addr, prefix), .has = HAS(struct bbt_net_addr, has_prefix), .min = 0, .max = 32 },
+};
+static const struct schema net_addr_schema = SCHEMA(net_addr_fields);
+
 static const struct field inventory_fields[] = {
         { .name = "devices", .type = T_ARRAY, .required = true, .off = offsetof(struct bbt_inventory, devices), .max = BBT_INVENTORY_MAX,
           .sub = &dev_schema, .count_off = offsetof(struct bbt_inventory, n_devices), .elem_size = sizeof(struct bbt_dev), .alloc = true },
+        { .name = "net", .type = T_OBJECT, .off = offsetof(struct bbt_inventory, net), .has = HAS(struct bbt_inventory, has_net), .sub = &net_addr_schema },
 };
 
 static const struct field alert_fields[] = {
@@ -311,12 +377,14 @@ static const struct field alert_fields[] = {
         ENUM_FIELD("severity", struct bbt_alert, severity, true, severity_names),
         ENUM_FIELD("state", struct bbt_alert, state, true, alert_state_names),
         TEXT_FIELD("detail", struct bbt_alert, detail, false, 512),
+        { .name = "event", .type = T_BOOL, .off = offsetof(struct bbt_alert, event), .has = HAS(struct bbt_alert, has_event) },
 };
 
 static const struct field cmd_fields[] = {
         ID_FIELD("id", struct bbt_cmd, id, true, pat_cmd_id),
         ID_FIELD("op", struct bbt_cmd, op, true, pat_code),
         { .name = "args", .type = T_JSON, .off = offsetof(struct bbt_cmd, args_json) },
+        { .name = "expires", .type = T_INT, .off = offsetof(struct bbt_cmd, expires), .has = HAS(struct bbt_cmd, has_expires), .min = 0, .max = BBT_INT_MAX },
 };
 
 static const struct field resend_fields[] = {
@@ -346,6 +414,8 @@ static const struct {
         { "shutdown_at", BBT_OP_SHUTDOWN_AT, true, SCHEMA(shutdown_at_fields) },
         { "wake", BBT_OP_WAKE, true, SCHEMA(wake_fields) },
         { "projector_power", BBT_OP_PROJECTOR_POWER, true, SCHEMA(projector_power_fields) },
+        /* Checked by check_power_schedule(); the agent reads args_json. */
+        { "power_schedule", BBT_OP_POWER_SCHEDULE, true, { NULL, 0 } },
 };
 
 static const struct field reply_fields[] = {
@@ -648,6 +718,66 @@ static int check_usage(struct decoder *d, const struct bbt_usage *u)
         return 0;
 }
 
+/* An optional integer member NAME of OBJ in [MIN, MAX]. */
+static int check_opt_int(struct decoder *d, const cJSON *obj, const char *name, int64_t min, int64_t max)
+{
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+        size_t saved;
+        int64_t v;
+        int r;
+
+        if (!item)
+                return 0;
+        saved = path_push(d, ".%s", name);
+        r = decode_int(d, item, min, max, &v);
+        if (r == 0)
+                path_pop(d, saved);
+        return r;
+}
+
+static const char *const at_bound_names[] = { "poweroff", "skip", NULL };
+
+/* power_schedule args: "off", an array of at most BBT_POWER_SCHEDULE_MAX
+ * RFC 3339 times; optional "postpone_step" (1..3600 s), "postpone_max"
+ * (0..86400 s), "at_bound" ("poweroff" or "skip"), "rev" (int). */
+static int check_power_schedule(struct decoder *d, const cJSON *args)
+{
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(args, "off"), *item;
+        const cJSON *bound = cJSON_GetObjectItemCaseSensitive(args, "at_bound");
+        size_t saved = path_push(d, ".args"), at, i = 0;
+        int r;
+
+        if ((r = check_opt_int(d, args, "postpone_step", 1, 3600)) < 0 ||
+            (r = check_opt_int(d, args, "postpone_max", 0, 86400)) < 0 ||
+            (r = check_opt_int(d, args, "rev", 0, BBT_INT_MAX)) < 0)
+                return r;
+        if (bound) {
+                bool known = false;
+
+                for (int k = 0; cJSON_IsString(bound) && at_bound_names[k]; k++)
+                        known |= strcmp(bound->valuestring, at_bound_names[k]) == 0;
+                if (!known) {
+                        path_push(d, ".at_bound");
+                        return enum_rule(d, at_bound_names);
+                }
+        }
+        at = path_push(d, ".off");
+        if (!off)
+                return fail(d, -EINVAL, "missing");
+        if (!cJSON_IsArray(off))
+                return fail(d, -EINVAL, "expected array");
+        if (cJSON_GetArraySize(off) > BBT_POWER_SCHEDULE_MAX)
+                return fail(d, -EINVAL, "expected at most %d items", BBT_POWER_SCHEDULE_MAX);
+        cJSON_ArrayForEach(item, off) {
+                path_push(d, "[%zu]", i++);
+                if (!cJSON_IsString(item) || !pattern_match(&pat_rfc3339, item->valuestring))
+                        return fail(d, -EINVAL, "expected string matching %s", pat_rfc3339.regex);
+                path_pop(d, at);
+        }
+        path_pop(d, saved);
+        return 0;
+}
+
 static int check_cmd(struct decoder *d, struct bbt_cmd *c)
 {
         const cJSON *args = c->args_json;
@@ -663,6 +793,8 @@ static int check_cmd(struct decoder *d, struct bbt_cmd *c)
         c->op_code = cmd_ops[i].code;
         if (!args)
                 return cmd_ops[i].args_required ? rule_at(d, "args", "missing") : 0;
+        if (c->op_code == BBT_OP_POWER_SCHEDULE)
+                return check_power_schedule(d, args);
         if (!cmd_ops[i].args_schema.fields)
                 return 0;
         saved = path_push(d, ".args");
@@ -733,6 +865,12 @@ static int check_body(struct decoder *d, struct bbt_msg *m)
                 return check_state(d, &m->body.state);
         case BBT_CH_USAGE:
                 return check_usage(d, &m->body.usage);
+        case BBT_CH_INVENTORY:
+                if (m->body.inventory.has_net && !m->body.inventory.net.ipv4 != !m->body.inventory.net.has_prefix) {
+                        path_push(d, ".net");
+                        return rule_at(d, m->body.inventory.net.ipv4 ? "prefix" : "ipv4", "missing");
+                }
+                return 0;
         case BBT_CH_CMD:
                 return check_cmd(d, &m->body.cmd);
         case BBT_CH_CMD_REPLY:
@@ -831,6 +969,48 @@ fail:
         free(d.alloc);
         cJSON_Delete(root);
         return r;
+}
+
+static bool leap(int64_t y)
+{
+        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to Y-M-D (proleptic Gregorian; H. Hinnant's method). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+        int64_t era, yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = y - era * 400;
+        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+int bbt_rfc3339_parse(const char *s, int64_t *ret_ms, int *ret_offset_min)
+{
+        static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        int64_t y, secs;
+        int mo, d, off = 0;
+
+        if (!s || !pattern_match(&pat_rfc3339, s))
+                return -EINVAL;
+        y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+        mo = two_digits(s + 5), d = two_digits(s + 8);
+        if (mo < 1 || mo > 12 || d > mdays[mo - 1] + (mo == 2 && leap(y)))
+                return -EINVAL;
+        if (s[19] != 'Z')
+                off = (s[19] == '-' ? -1 : 1) * (two_digits(s + 20) * 60 + two_digits(s + 23));
+        secs = days_from_civil(y, mo, d) * 86400 + two_digits(s + 11) * 3600 + two_digits(s + 14) * 60 +
+               two_digits(s + 17) - (int64_t)off * 60;
+        if (secs < 0)
+                return -EINVAL;
+        *ret_ms = secs * 1000;
+        if (ret_offset_min)
+                *ret_offset_min = off;
+        return 0;
 }
 
 const char *bbt_error_format(const struct bbt_error *err, char *buf, size_t size)

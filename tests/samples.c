@@ -148,6 +148,20 @@ static void fill(void)
 
         m = add("inventory-empty", BBT_CH_INVENTORY, "{" ENV ",\"devices\":[]}");
 
+        m = add("inventory-net", BBT_CH_INVENTORY,
+                "{" ENV ",\"devices\":[],\"net\":{\"ifname\":\"enp3s0\",\"mac\":\"00:1a:2b:3c:4d:5e\","
+                "\"ipv4\":\"192.168.10.23\",\"prefix\":24}}");
+        m->body.inventory.has_net = true;
+        m->body.inventory.net = (struct bbt_net_addr){ .ifname = "enp3s0", .mac = "00:1a:2b:3c:4d:5e",
+                                                       .ipv4 = "192.168.10.23", .has_prefix = true, .prefix = 24 };
+
+        m = add("alert-event", BBT_CH_ALERT,
+                "{" ENV ",\"code\":\"power_postponed\",\"severity\":\"warning\",\"state\":\"raised\","
+                "\"detail\":\"定时关机: in use, postponed 600 s\",\"event\":true}");
+        m->body.alert = (struct bbt_alert){ .code = "power_postponed", .severity = BBT_SEVERITY_WARNING,
+                                            .state = BBT_ALERT_RAISED, .detail = "定时关机: in use, postponed 600 s",
+                                            .has_event = true, .event = true };
+
         m = add("alert-raised", BBT_CH_ALERT,
                 "{" ENV ",\"code\":\"periph_missing\",\"severity\":\"warning\",\"state\":\"raised\","
                 "\"detail\":\"expected camera not present (实物展台)\"}");
@@ -172,6 +186,18 @@ static void fill(void)
         m->body.cmd.id = "w1";
         m->body.cmd.op = "wake";
         m->body.cmd.args.wake.mac = "00:1A:2b:3c:4d:5e";
+
+        m = add("cmd-power-schedule", BBT_CH_CMD,
+                "{" ENV ",\"id\":\"ps-1\",\"op\":\"power_schedule\",\"expires\":1700000600000,"
+                "\"args\":{\"rev\":3,\"off\":[\"2026-12-07T18:00:00+08:00\",\"2026-12-08T12:30:00+08:00\"],"
+                "\"postpone_step\":600,\"postpone_max\":3600,\"at_bound\":\"skip\"}}");
+        m->body.cmd.id = "ps-1";
+        m->body.cmd.op = "power_schedule";
+        m->body.cmd.has_expires = true;
+        m->body.cmd.expires = 1700000600000;
+        m->body.cmd.args_json = cJSON_Parse("{\"rev\":3,\"off\":[\"2026-12-07T18:00:00+08:00\","
+                                            "\"2026-12-08T12:30:00+08:00\"],\"postpone_step\":600,"
+                                            "\"postpone_max\":3600,\"at_bound\":\"skip\"}");
 
         m = add("reply-error", BBT_CH_CMD_REPLY,
                 "{" ENV ",\"id\":\"agg-1-77\",\"ok\":false,\"error\":\"seq 100..120 no longer retained\"}");

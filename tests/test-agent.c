@@ -6,7 +6,13 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -15,6 +21,7 @@
 #include "bbt/protocol.h"
 #include "broker.h"
 #include "daemon.h"
+#include "fixture-tree.h"
 #include "pjlink-sim.h"
 #include "spool.h"
 #include "test.h"
@@ -97,6 +104,7 @@ struct conf {
         const char *hb;          /* heartbeat_interval; NULL: 200ms */
         const char *usage_flush; /* NULL: 500ms */
         const char *broker_extra, *agent_extra, *spool_extra; /* lines added to the sections */
+        const char *root;        /* [agent] root; NULL: / */
 };
 
 static void write_conf(const char *path, const struct conf *c)
@@ -121,7 +129,7 @@ static void write_conf(const char *path, const struct conf *c)
                 "\n"
                 "[agent]\n"
                 "state_dir = %s\n"
-                "root = /\n"
+                "root = %s\n"
                 "log_level = debug\n"
                 "heartbeat_interval = %s\n"
                 "usage_flush = %s\n"
@@ -130,7 +138,8 @@ static void write_conf(const char *path, const struct conf *c)
                 "[spool]\n"
                 "dir = %s\n"
                 "%s",
-                c->port, c->broker_extra ? c->broker_extra : "", state_dir, c->hb ? c->hb : "200ms",
+                c->port, c->broker_extra ? c->broker_extra : "", state_dir, c->root ? c->root : "/",
+                c->hb ? c->hb : "200ms",
                 c->usage_flush ? c->usage_flush : "500ms", c->agent_extra ? c->agent_extra : "", spool_dir,
                 c->spool_extra ? c->spool_extra : "");
         /* The machine's own hardware stays out of a test unless it asks for a
@@ -2309,4 +2318,394 @@ TEST(meta_acks_saved_lazily_and_left_alone_while_idle)
         bbt_test_loop_close(&loop);
         bbt_test_broker_stop(&b);
         bbt_test_passed();
+}
+
+/* ---- power schedule, set, wake (docs/operations.md) ---- */
+
+/* [power] for these tests: nothing is switched off, each power-off is a line
+ * in state_dir/poweroff.dry-run (logind cannot run here). */
+#define DRY_RUN_CONF "\n[power]\nmethod = dry-run\n"
+
+static char dry_run_path[400];
+
+static int dry_run_count(void)
+{
+        snprintf(dry_run_path, sizeof(dry_run_path), "%s/poweroff.dry-run", state_dir);
+        return bbt_test_count_in_file(dry_run_path, "poweroff ");
+}
+
+/* NOW + IN_MS on the wall clock as an RFC 3339 time at +08:00 (China), whole
+ * seconds rounded up. */
+static const char *cn_time(int64_t in_ms, char *buf, size_t size)
+{
+        time_t t = (time_t)((bbt_test_wall_ms() + in_ms + 999) / 1000) + 8 * 3600;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+        return buf;
+}
+
+/* The reply to ID (waited for), as its index. */
+static long wait_reply(struct sub *s, struct bbt_test_daemon *a, const char *id)
+{
+        WAIT_FOR((bbt_test_daemon_alive(a), find_rx(s, 0, BBT_CH_CMD_REPLY, is_reply_to, id) >= 0), 5000,
+                 "no reply to %s", id);
+        return find_rx(s, 0, BBT_CH_CMD_REPLY, is_reply_to, id);
+}
+
+/* Sends a command and requires a reply with OK; for ok false, its error
+ * must contain ERROR_PART. Returns the reply's payload. */
+static const char *expect_reply(struct sub *s, struct bbt_test_daemon *a, const char *id, const char *op,
+                                const char *args, bool ok, const char *error_part)
+{
+        const struct rx *r;
+        struct bbt_msg m;
+
+        send_cmd(s, id, op, args);
+        r = &s->rx[wait_reply(s, a, id)];
+        if (r->ok != ok)
+                FAIL("%s %s %s: expected ok %d: %s", id, op, args ? args : "", ok, r->payload);
+        if (!ok) {
+                decode_rx(r, &m);
+                ASSERT_STR_CONTAINS(m.body.reply.error, error_part);
+                bbt_msg_free(&m);
+        }
+        return r->payload;
+}
+
+static bool is_event(const struct rx *r, const void *code)
+{
+        return strcmp(r->code, code) == 0 && strstr(r->payload, "\"event\":true") != NULL;
+}
+
+static size_t count_events(const struct sub *s, const char *code)
+{
+        size_t n = 0;
+
+        for (long i = find_rx(s, 0, BBT_CH_ALERT, is_event, code); i >= 0;
+             i = find_rx(s, (size_t)i + 1, BBT_CH_ALERT, is_event, code))
+                n++;
+        return n;
+}
+
+/* The broker, the subscriber and the agent with C, in the test's directory
+ * (env_init() done); returns at the agent's birth. */
+static void start_online(struct bbt_test_broker *b, struct sub *s, struct bbt_test_daemon *a, struct conf *c)
+{
+        ASSERT_OK(uv_loop_init(&loop));
+        bbt_test_broker_start(b, NULL);
+        sub_start(s, "sub", b->port, all_topics);
+        sub_sync(s);
+        c->port = b->port;
+        if (!c->hb)
+                c->hb = "1s";
+        write_conf(conf_path, c);
+        agent_start(a);
+        WAIT_FOR((bbt_test_daemon_alive(a), find_rx(s, 0, BBT_CH_STATE, is_birth, NULL) >= 0), 10000, "no birth");
+}
+
+static void start_all(struct bbt_test_broker *b, struct sub *s, struct bbt_test_daemon *a, struct conf *c)
+{
+        env_init();
+        start_online(b, s, a, c);
+}
+
+/* Starts the agent again and waits for its birth (commands before its
+ * subscription would be lost). */
+static void restart_online(struct sub *s, struct bbt_test_daemon *a)
+{
+        long last = -1;
+        uint32_t boot;
+
+        for (long i = find_rx(s, 0, BBT_CH_STATE, is_birth, NULL); i >= 0;
+             i = find_rx(s, (size_t)i + 1, BBT_CH_STATE, is_birth, NULL))
+                last = i;
+        boot = last >= 0 ? s->rx[last].boot : 0;
+        agent_start(a);
+        WAIT_FOR((bbt_test_daemon_alive(a), find_rx(s, 0, BBT_CH_STATE, is_birth, &boot) >= 0), 10000, "no new birth");
+}
+
+static void stop_all(struct bbt_test_broker *b, struct sub *s, struct bbt_test_daemon *a)
+{
+        agent_stop(a);
+        run_for(200);
+        check_log_clean(log_path);
+        sub_close(s);
+        bbt_test_loop_close(&loop);
+        bbt_test_broker_stop(b);
+        bbt_test_passed();
+}
+
+/* A schedule sent once is kept across a restart and carried out while the
+ * broker is down; the power_off event reaches the broker later. */
+TEST(power_schedule_fires_offline_after_restart)
+{
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { .spool_extra = DRY_RUN_CONF };
+        struct sub s;
+        char t1[40], t2[40], args[200], power_file[400];
+        const char *reply;
+
+        start_all(&b, &s, &a, &c);
+        snprintf(args, sizeof(args), "{\"rev\":1,\"off\":[\"%s\",\"%s\"]}", cn_time(3000, t1, sizeof(t1)),
+                 cn_time(3600000, t2, sizeof(t2)));
+        reply = expect_reply(&s, &a, "ps-1", "power_schedule", args, true, NULL);
+        ASSERT_STR_CONTAINS(reply, "\"pending\":2");
+        /* Restart with the broker down: only the agent's own file has the schedule. */
+        agent_stop(&a);
+        bbt_test_broker_kill(&b);
+        agent_start(&a);
+        WAIT_FOR((bbt_test_daemon_alive(&a), dry_run_count() == 1), 8000, "the power-off at %s did not happen", t1);
+        agent_stop(&a);
+        ASSERT(bbt_test_file_contains(log_path, "power: power_off: scheduled power-off at"));
+        snprintf(power_file, sizeof(power_file), "%s/power", state_dir);
+        ASSERT_EQ(bbt_test_count_in_file(power_file, "entry="), 1); /* t2 is left */
+        /* Online again: the event was spooled. */
+        bbt_test_broker_restart(&b);
+        sub_sync(&s);
+        restart_online(&s, &a);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_off") >= 1), 8000, "no power_off event");
+        ASSERT_EQ(count_events(&s, "power_postponed"), 0);
+        ASSERT_EQ(dry_run_count(), 1);
+        stop_all(&b, &s, &a);
+}
+
+/* In use at the time (display on, audio playing: the real drivers reading a
+ * fixture tree): postponed in steps, powered off once the board is idle;
+ * with at_bound skip, skipped when still in use at the bound. About 10 s:
+ * the audio driver reads every 2 s. */
+TEST(power_postponed_while_in_use)
+{
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct sub s;
+        const char *tree = bbt_test_tree_new("agent-hw");
+        char t[40], args[200];
+
+        bbt_test_tree_put(tree, "sys/class/drm/card0-HDMI-A-1/status", "connected\n");
+        bbt_test_tree_put(tree, "sys/class/drm/card0-HDMI-A-1/enabled", "enabled\n");
+        bbt_test_tree_put(tree, "sys/class/drm/card0-HDMI-A-1/dpms", "On\n");
+        bbt_test_tree_put(tree, "proc/asound/card0/pcm0p/sub0/status", "state: RUNNING\nowner_pid   : 1\n");
+        c.root = tree;
+        c.spool_extra = DRY_RUN_CONF "\n[health]\nenabled = no\n\n[input]\nenabled = no\n"
+                        "\n[display]\nenabled = yes\n\n[audio]\nenabled = yes\n";
+        start_all(&b, &s, &a, &c);
+        WAIT_FOR((bbt_test_daemon_alive(&a), bbt_test_file_contains(log_path, "display on")), 5000, "display not on");
+
+        snprintf(args, sizeof(args), "{\"off\":[\"%s\"],\"postpone_step\":2,\"postpone_max\":6}",
+                 cn_time(1000, t, sizeof(t)));
+        expect_reply(&s, &a, "ps-use-1", "power_schedule", args, true, NULL);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_postponed") >= 1), 5000, "not postponed");
+        ASSERT_EQ(dry_run_count(), 0);
+        bbt_test_tree_put(tree, "proc/asound/card0/pcm0p/sub0/status", "closed\n");
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_off") >= 1), 8000, "not powered off");
+        /* The event is spooled before the request runs on its worker thread. */
+        WAIT_FOR((bbt_test_daemon_alive(&a), dry_run_count() == 1), 2000, "no power-off request");
+        ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_ALERT, is_event, "power_off")].payload, "postponed");
+
+        /* Still in use at the bound, and the schedule says skip. */
+        bbt_test_tree_put(tree, "proc/asound/card0/pcm0p/sub0/status", "state: RUNNING\nowner_pid   : 1\n");
+        run_for(2500); /* the audio driver's next read */
+        snprintf(args, sizeof(args), "{\"off\":[\"%s\"],\"postpone_step\":1,\"postpone_max\":1,\"at_bound\":\"skip\"}",
+                 cn_time(1000, t, sizeof(t)));
+        expect_reply(&s, &a, "ps-use-2", "power_schedule", args, true, NULL);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_skipped") >= 1), 6000, "not skipped");
+        ASSERT_EQ(dry_run_count(), 1);
+        stop_all(&b, &s, &a);
+}
+
+/* Malformed and expired commands are refused with a reason; set is checked,
+ * applied, answered with the effective values and kept across a restart;
+ * shutdown_at powers off at its time. */
+TEST(power_and_set_commands_checked)
+{
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { .spool_extra = DRY_RUN_CONF };
+        struct sub s;
+        char args[200];
+        const char *reply;
+
+        start_all(&b, &s, &a, &c);
+        expect_reply(&s, &a, "bad-1", "power_schedule", "{\"off\":[\"2027-01-04T18:00:00\"]}", false,
+                     "cmd.args.off[0]: expected string matching");
+        expect_reply(&s, &a, "bad-2", "power_schedule", "{\"off\":[\"2027-02-30T18:00:00+08:00\"]}", false,
+                     "args.off[0]: 2027-02-30T18:00:00+08:00 is not a date");
+        expect_reply(&s, &a, "bad-3", "power_schedule",
+                     "{\"off\":[\"2027-01-05T18:00:00+08:00\",\"2027-01-04T18:00:00+08:00\"]}", false,
+                     "args.off[1]: 2027-01-04T18:00:00+08:00 is not after");
+        snprintf(args, sizeof(args), "{\"at\":%lld}", (long long)(bbt_test_wall_ms() - 600000));
+        expect_reply(&s, &a, "bad-4", "shutdown_at", args, false, "expired: args.at");
+        {
+                char json[300];
+
+                snprintf(json, sizeof(json),
+                         "{\"v\":1,\"seq\":900,\"ts\":%lld,\"boot\":7,\"id\":\"bad-5\",\"op\":\"inventory\","
+                         "\"expires\":%lld}", (long long)bbt_test_wall_ms(), (long long)(bbt_test_wall_ms() - 60000));
+                send_raw_cmd(&s, json);
+                ASSERT(!s.rx[wait_reply(&s, &a, "bad-5")].ok);
+                ASSERT_STR_CONTAINS(s.rx[wait_reply(&s, &a, "bad-5")].payload, "expired: the command expired");
+        }
+        expect_reply(&s, &a, "set-1", "set", "{\"heartbeat_interval\":\"50ms\"}", false, "heartbeat_interval");
+        expect_reply(&s, &a, "set-2", "set", "{\"bogus\":1}", false, "unknown setting bogus");
+        expect_reply(&s, &a, "set-3", "set", "{\"idle_timeout\":true}", false, "idle_timeout: expected a duration");
+        reply = expect_reply(&s, &a, "set-4", "set", "{\"heartbeat_interval\":\"2s\",\"idle_timeout\":30}", true, NULL);
+        ASSERT_STR_CONTAINS(reply, "\"heartbeat_interval_ms\":2000");
+        ASSERT_STR_CONTAINS(reply, "\"idle_timeout_ms\":30000");
+        ASSERT_EQ(dry_run_count(), 0);
+        /* Kept across a restart, over the file's 1s. */
+        agent_stop(&a);
+        restart_online(&s, &a);
+        reply = expect_reply(&s, &a, "set-5", "set", "{}", true, NULL);
+        ASSERT_STR_CONTAINS(reply, "\"heartbeat_interval_ms\":2000");
+        ASSERT_STR_CONTAINS(reply, "\"idle_timeout_ms\":30000");
+        /* A one-off power-off a second ahead. */
+        snprintf(args, sizeof(args), "{\"at\":%lld}", (long long)(bbt_test_wall_ms() + 1000));
+        expect_reply(&s, &a, "sa-1", "shutdown_at", args, true, NULL);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_events(&s, "power_off") >= 1), 5000, "no power_off event");
+        ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_ALERT, is_event, "power_off")].payload, "(command sa-1)");
+        WAIT_FOR((bbt_test_daemon_alive(&a), dry_run_count() == 1), 2000, "no power-off request");
+        stop_all(&b, &s, &a);
+}
+
+/* ---- Wake-on-LAN in network namespaces ---- */
+
+static char ns_a[32], ns_b[32];
+
+static void netns_cleanup(void)
+{
+        char cmd[128];
+
+        /* Deleting a namespace removes its end of the veth pair, and so both. */
+        snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns_a, ns_b);
+        if (system(cmd) < 0)
+                fprintf(stderr, "cannot remove the test's network namespaces %s, %s\n", ns_a, ns_b);
+}
+
+static bool sh_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool sh_ok(const char *fmt, ...)
+{
+        char cmd[512];
+        va_list ap;
+        int st;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        st = system(cmd);
+        return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void enter_netns(const char *name)
+{
+        char path[128];
+        int fd;
+
+        snprintf(path, sizeof(path), "/run/netns/%s", name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+                FAIL("setns %s: %s", path, strerror(errno));
+        close(fd);
+}
+
+/* In namespace B: receives one datagram on UDP port 9 and writes it to PATH. */
+static pid_t wol_receiver(const char *path, const char *ready)
+{
+        pid_t pid = fork();
+
+        if (pid < 0)
+                FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9) };
+                struct timeval tv = { .tv_sec = 10 };
+                unsigned char buf[512];
+                ssize_t n;
+                int fd, one = 1;
+                FILE *f;
+
+                enter_netns(ns_b);
+                fd = socket(AF_INET, SOCK_DGRAM, 0);
+                if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+                    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                        _exit(3);
+                bbt_test_write_file(ready, "ready\n");
+                n = recv(fd, buf, sizeof(buf), 0);
+                if (n < 0)
+                        _exit(4);
+                f = fopen(path, "we");
+                if (!f || fwrite(buf, 1, (size_t)n, f) != (size_t)n || fclose(f) != 0)
+                        _exit(5);
+                _exit(0);
+        }
+        return pid;
+}
+
+/* The agent in namespace A reports its veth (MAC, 10.77.x.1/24) in the
+ * inventory and, for a wake command, broadcasts the magic packet on that
+ * subnet: a receiver in namespace B, across the veth pair, gets it. */
+TEST(wake_sends_magic_packet_across_netns)
+{
+        static const char target[] = "02:1a:2b:3c:4d:5e";
+        struct bbt_test_broker b = { 0 };
+        struct bbt_test_daemon a;
+        struct conf c = { 0 };
+        struct sub s;
+        char ready[400], got[400], want[32], va[16], vb[16], net[64];
+        unsigned char packet[102];
+        const char *reply;
+        int sub_net = 100 + getpid() % 100, st;
+        pid_t rx;
+        FILE *f;
+
+        if (geteuid() != 0)
+                bbt_test_skip("needs root to create network namespaces");
+        snprintf(ns_a, sizeof(ns_a), "bbt-wol-a-%d", (int)getpid());
+        snprintf(ns_b, sizeof(ns_b), "bbt-wol-b-%d", (int)getpid());
+        snprintf(va, sizeof(va), "bwa%d", (int)getpid() % 100000);
+        snprintf(vb, sizeof(vb), "bwb%d", (int)getpid() % 100000);
+        if (!sh_ok("ip netns add %s 2>/dev/null", ns_a))
+                bbt_test_skip("cannot create a network namespace (ip netns add): not root, no ip, or not allowed here");
+        bbt_test_at_cleanup(netns_cleanup);
+        if (!sh_ok("ip netns add %s && ip link add %s netns %s type veth peer name %s netns %s", ns_b, va, ns_a, vb,
+                   ns_b) ||
+            !sh_ok("ip -n %s link set lo up && ip -n %s addr add 10.77.%d.1/24 dev %s && ip -n %s link set %s up", ns_a,
+                   ns_a, sub_net, va, ns_a, va) ||
+            !sh_ok("ip -n %s link set %s address %s && ip -n %s addr add 10.77.%d.2/24 dev %s && ip -n %s link set %s up",
+                   ns_b, vb, target, ns_b, sub_net, vb, ns_b, vb))
+                bbt_test_skip("cannot set up the veth pair between the test's namespaces");
+
+        env_init();
+        snprintf(ready, sizeof(ready), "%s/wol-ready", tmp_dir);
+        snprintf(got, sizeof(got), "%s/wol-packet", tmp_dir);
+        rx = wol_receiver(got, ready);
+        BBT_WAIT_FOR(access(ready, F_OK) == 0, 5000, "the receiver in %s did not start", ns_b);
+        /* Everything else (broker, subscriber, agent) lives in namespace A. */
+        enter_netns(ns_a);
+        start_online(&b, &s, &a, &c);
+        snprintf(net, sizeof(net), "\"ipv4\":\"10.77.%d.1\",\"prefix\":24", sub_net);
+        WAIT_FOR((bbt_test_daemon_alive(&a), count_rx(&s, 0, BBT_CH_INVENTORY) >= 1), 10000, "no inventory");
+        ASSERT_STR_CONTAINS(s.rx[find_rx(&s, 0, BBT_CH_INVENTORY, NULL, NULL)].payload, net);
+
+        reply = expect_reply(&s, &a, "wake-1", "wake", "{\"mac\":\"02:1A:2B:3C:4D:5E\"}", true, NULL);
+        snprintf(net, sizeof(net), "\"to\":\"10.77.%d.255\"", sub_net);
+        ASSERT_STR_CONTAINS(reply, net);
+        ASSERT_STR_CONTAINS(reply, "\"sent_by\":\"" PREFIX "\"");
+        snprintf(want, sizeof(want), "\"ifname\":\"%s\"", va);
+        ASSERT_STR_CONTAINS(reply, want);
+        if (waitpid(rx, &st, 0) != rx || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                FAIL("the receiver in %s got nothing: %s", ns_b, bbt_test_status_text(st));
+        f = fopen(got, "re");
+        ASSERT(f);
+        ASSERT_EQ(fread(packet, 1, sizeof(packet), f), sizeof(packet));
+        ASSERT_EQ(fgetc(f), EOF);
+        fclose(f);
+        for (int i = 0; i < 6; i++)
+                ASSERT_EQ(packet[i], 0xff);
+        for (int i = 0; i < 16; i++)
+                ASSERT(memcmp(packet + 6 + 6 * i, "\x02\x1a\x2b\x3c\x4d\x5e", 6) == 0);
+        stop_all(&b, &s, &a);
 }

@@ -1672,6 +1672,80 @@ TEST(alerts_raise_and_clear)
         ASSERT_EQ(R.fault[3].cleared_ms, 0);
 }
 
+static struct bbt_store_event got_event;
+static struct bbt_store_net got_net;
+static int n_events, n_nets;
+
+static int event_cb(void *u, const struct bbt_store_event *e)
+{
+        (void)u;
+        got_event = *e;
+        n_events++;
+        return 0;
+}
+
+static int net_cb(void *u, const struct bbt_store_net *n)
+{
+        (void)u;
+        got_net = *n;
+        n_nets++;
+        return 0;
+}
+
+/* An alert with event true (power_off...) is stored as an event, not
+ * rejected, and opens no fault; the inventory's wired NIC is kept, the
+ * newest inventory's. */
+TEST(alert_events_stored_not_faults)
+{
+        struct bbt_store_scope school = BBT_STORE_SCOPE_ALL;
+        int64_t t0 = AT(18, 0);
+        struct bbt_msg m;
+        struct bbt_ingest_stats s;
+
+        setup();
+        open_ingest(t0);
+        birth(1, 1, t0);
+        m = msg(BBT_CH_ALERT, 2, t0 + 1000, 1);
+        m.body.alert.code = "power_off";
+        m.body.alert.severity = BBT_SEVERITY_WARNING;
+        m.body.alert.state = BBT_ALERT_RAISED;
+        m.body.alert.detail = "scheduled power-off at 2026-12-07 18:00:00 +0800: powering off (logind)";
+        m.body.alert.has_event = m.body.alert.event = true;
+        feed(&m, t0 + 1000);
+        ASSERT_EQ(read_faults(), 0);
+        s = stats();
+        ASSERT_EQ(s.stored, 2);
+        ASSERT_EQ(s.events, 1);
+        for (int i = 0; i < BBT_REJECT__COUNT; i++)
+                ASSERT_EQ(s.rejected[i], 0);
+        school.county = COUNTY;
+        school.school = SCHOOL;
+        ASSERT_OK(bbt_store_events_each_in(F.store, &school, event_cb, NULL));
+        ASSERT_EQ(n_events, 1);
+        ASSERT_STR_EQ(got_event.code, "power_off");
+        ASSERT_EQ(got_event.seq, 2);
+        ASSERT_EQ(got_event.ts, t0 + 1000);
+        ASSERT_STR_CONTAINS(got_event.detail, "powering off (logind)");
+
+        /* The wired NIC: a newer inventory replaces it, an older one does not. */
+        m = msg(BBT_CH_INVENTORY, 4, t0 + 2000, 1);
+        m.body.inventory.has_net = true;
+        m.body.inventory.net = (struct bbt_net_addr){ .ifname = "enp3s0", .mac = "00:1a:2b:3c:4d:5e",
+                                                      .ipv4 = "192.168.10.23", .has_prefix = true, .prefix = 24 };
+        feed(&m, t0 + 2000);
+        m = msg(BBT_CH_INVENTORY, 3, t0 + 1500, 1);
+        m.body.inventory.has_net = true;
+        m.body.inventory.net = (struct bbt_net_addr){ .ifname = "eth0", .mac = "00:00:00:00:00:01" };
+        feed(&m, t0 + 2100);
+        commit();
+        ASSERT_OK(bbt_store_nets_each_in(F.store, &school, net_cb, NULL));
+        ASSERT_EQ(n_nets, 1);
+        ASSERT_STR_EQ(got_net.mac, "00:1a:2b:3c:4d:5e");
+        ASSERT_STR_EQ(got_net.ipv4, "192.168.10.23");
+        ASSERT_EQ(got_net.prefix, 24);
+        ASSERT_EQ(got_net.seq, 4);
+}
+
 TEST(rollups_and_rebuild)
 {
         struct bbt_rollup_rules rules = { .bells = bbt_bells_default(), .margin_min = 30, .offset_min = OFFSET };

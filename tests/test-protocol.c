@@ -172,6 +172,34 @@ static const struct {
         { BBT_CH_HB, "", -EBADMSG, "hb: invalid JSON near byte 0" },
 };
 
+/* power_schedule's times: RFC 3339 with seconds and an offset, real dates only. */
+TEST(rfc3339_times)
+{
+        int64_t ms;
+        int off;
+
+        ASSERT_OK(bbt_rfc3339_parse("2026-12-07T18:00:00+08:00", &ms, &off));
+        ASSERT_EQ(ms, 1796637600000LL); /* 10:00 UTC */
+        ASSERT_EQ(off, 480);
+        ASSERT_OK(bbt_rfc3339_parse("2026-12-07T10:00:00Z", &ms, &off));
+        ASSERT_EQ(ms, 1796637600000LL);
+        ASSERT_EQ(off, 0);
+        ASSERT_OK(bbt_rfc3339_parse("2026-12-07T05:30:00-04:30", &ms, NULL));
+        ASSERT_EQ(ms, 1796637600000LL);
+        ASSERT_OK(bbt_rfc3339_parse("2028-02-29T00:00:00+08:00", &ms, NULL)); /* a leap year */
+        ASSERT_OK(bbt_rfc3339_parse("2000-02-29T00:00:00Z", &ms, NULL));
+        ASSERT_EQ(ms, 951782400000LL);
+        ASSERT_EQ(bbt_rfc3339_parse("2027-02-29T00:00:00+08:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("1900-02-29T00:00:00Z", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("2026-04-31T18:00:00+08:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("2026-12-07T18:00+08:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("2026-12-07T18:00:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("2026-12-07 18:00:00+08:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("2026-12-07T18:00:60+08:00", &ms, NULL), -EINVAL);
+        ASSERT_EQ(bbt_rfc3339_parse("1970-01-01T00:00:00+08:00", &ms, NULL), -EINVAL); /* before the epoch */
+        ASSERT_EQ(bbt_rfc3339_parse(NULL, &ms, NULL), -EINVAL);
+}
+
 TEST(decode_rejects_with_path_and_rule)
 {
         struct bbt_error err;

@@ -187,6 +187,7 @@ TEST(migrates_schema_1)
                  " 0, 0, 0, '', '', '', '', '', -1);"
                  "INSERT INTO loss VALUES(1, 1, 4, 5, 0, 'no answer to resend');"
                  "INSERT INTO raw VALUES(1, 1, 3, 2, 0, 0, 1, '{}');"
+                 "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
                  "PRAGMA user_version = 1");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         ASSERT_EQ(bbt_store_meta_get(s, "nothing", &v), -ENOENT);
@@ -265,6 +266,7 @@ TEST(migrates_schema_2)
                  "INSERT INTO day_rollup VALUES(1, 20703, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);"
                  /* Mon 08:00-08:40 active. */
                  "INSERT INTO usage VALUES(1, 2, %lld, %lld, 2, 0, 0, 0, 0, 0, 0);"
+                 "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
                  "PRAGMA user_version = 2",
                  (long long)(mon + 8 * h), (long long)(mon + 24 * h + 9 * h), (long long)(mon + 8 * h + 60000),
                  (long long)(mon + 8 * h + 2000), (long long)(mon + 10 * h + 60000), (long long)(mon + 10 * h + 2000),
@@ -337,6 +339,7 @@ TEST(migrates_schema_3)
                  "INSERT INTO day_rollup VALUES(1, 20001, 300000, 0, 0, 90, 3600000, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
                  " 0, 0, 0, 0, 0, 0);"
                  "INSERT INTO day_rollup VALUES(1, 20002, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);"
+                 "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
                  "PRAGMA user_version = 3");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         ASSERT_OK(bbt_store_day_rule_get(s, &rule));
@@ -418,6 +421,7 @@ TEST(migrates_schema_4)
                  "INSERT INTO day_rollup VALUES(1, 20003, 60000, 60000, 0, 0, 60000, 0, 0, 0, 0, 0, 0, 0, 0, 0,"
                  " 0, 0, 0, 0, 0, 0);"
                  "INSERT INTO day_mark VALUES(625, 1, 8, 8, 0, 0);"
+                 "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
                  "PRAGMA user_version = 4");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         scope.to_day = 20010;

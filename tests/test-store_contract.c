@@ -729,6 +729,87 @@ TEST(pg_inventory_and_counters)
         on_backend(&pg_backend, inventory_case);
 }
 
+/* ---- events and wired NICs (docs/operations.md) ---- */
+
+static int event_cb(void *u, const struct bbt_store_event *e)
+{
+        add(u, "%s:%lld@%lld:%s:%d:%s", code_of(e->terminal_id), (long long)e->seq, (long long)e->ts, e->code,
+            (int)e->severity, e->detail);
+        return 0;
+}
+
+static int net_cb(void *u, const struct bbt_store_net *n)
+{
+        add(u, "%s:%lld:%s:%s:%s/%d", code_of(n->terminal_id), (long long)n->seq, n->ifname, n->mac, n->ipv4,
+            n->prefix);
+        return 0;
+}
+
+static void events_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct bbt_store_event e = { .seq = 5, .ts = 2000, .code = "power_off", .severity = BBT_SEVERITY_WARNING,
+                                     .detail = "定时关机 18:00" };
+        struct bbt_store_net n = { .seq = 3, .ifname = "enp3s0", .mac = "00:1a:2b:3c:4d:5e", .ipv4 = "10.1.2.3",
+                                   .prefix = 24 };
+        char out[OUT_SIZE] = "";
+        int64_t a, b, c;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        c = insert_terminal(s, "510107", "S2", "c", "c");
+        e.terminal_id = b;
+        ASSERT_OK(bbt_store_event_add(s, &e));
+        e.terminal_id = a, e.seq = 7, e.ts = 3000;
+        snprintf(e.code, sizeof(e.code), "power_postponed");
+        ASSERT_OK(bbt_store_event_add(s, &e));
+        e.terminal_id = c, e.seq = 1, e.ts = 1000, e.severity = BBT_SEVERITY_ERROR;
+        snprintf(e.code, sizeof(e.code), "power_failed");
+        ASSERT_OK(bbt_store_event_add(s, &e));
+        ASSERT_OK(bbt_store_events_each_in(s, NULL, event_cb, out));
+        ASSERT_STR_EQ(out, "a:7@3000:power_postponed:0:定时关机 18:00 b:5@2000:power_off:0:定时关机 18:00 "
+                           "c:1@1000:power_failed:1:定时关机 18:00");
+        scope.school = "S1";
+        scope.since_ms = 2000, scope.until_ms = 3000;
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_events_each_in(s, &scope, event_cb, out));
+        ASSERT_STR_EQ(out, "b:5@2000:power_off:0:定时关机 18:00");
+
+        n.terminal_id = a;
+        ASSERT_OK(bbt_store_net_set(s, &n));
+        n.terminal_id = c, n.seq = 9;
+        snprintf(n.ipv4, sizeof(n.ipv4), "%s", "");
+        n.prefix = -1;
+        ASSERT_OK(bbt_store_net_set(s, &n));
+        /* An older inventory's NIC does not replace a newer one's; a newer does. */
+        n.terminal_id = a, n.seq = 2;
+        snprintf(n.mac, sizeof(n.mac), "%s", "00:00:00:00:00:01");
+        ASSERT_OK(bbt_store_net_set(s, &n));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_nets_each_in(s, NULL, net_cb, out));
+        ASSERT_STR_EQ(out, "a:3:enp3s0:00:1a:2b:3c:4d:5e:10.1.2.3/24 c:9:enp3s0:00:1a:2b:3c:4d:5e:/-1");
+        n.seq = 4;
+        ASSERT_OK(bbt_store_net_set(s, &n));
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_nets_each_in(s, &scope, net_cb, out)); /* S1 only */
+        ASSERT_STR_EQ(out, "a:4:enp3s0:00:00:00:00:00:01:/-1");
+        bbt_store_close(s);
+}
+
+/* Events come by terminal and time within the scope; a terminal's NIC is the
+ * newest inventory's. */
+TEST(events_and_nets)
+{
+        on_backend(&sqlite_backend, events_case);
+}
+
+TEST(pg_events_and_nets)
+{
+        on_backend(&pg_backend, events_case);
+}
+
 /* ---- usage intervals, day rollups, pruning ---- */
 
 static void days_case(const char *location)

@@ -362,6 +362,21 @@ static void check_expected(struct bbt_ingest *in, struct bbt_term *t, uint32_t p
         fault_set(in, t, "periph_missing", missing != 0, BBT_SEVERITY_WARNING, detail, when_ms);
 }
 
+/* The wired NIC of the inventory, for Wake-on-LAN (docs/operations.md). */
+static void store_net(struct bbt_ingest *in, struct bbt_term *t, int64_t seq, const struct bbt_net_addr *net)
+{
+        struct bbt_store_net n = { .terminal_id = t->row.id, .seq = seq, .prefix = -1 };
+
+        snprintf(n.ifname, sizeof(n.ifname), "%s", net->ifname);
+        snprintf(n.mac, sizeof(n.mac), "%s", net->mac);
+        if (net->ipv4) {
+                snprintf(n.ipv4, sizeof(n.ipv4), "%s", net->ipv4);
+                n.prefix = (int)net->prefix;
+        }
+        if (bbt_store_net_set(in->store, &n) < 0)
+                bbt_log_error("store: net: %s", bbt_store_error(in->store));
+}
+
 static void handle_inventory(struct bbt_ingest *in, struct bbt_term *t, const struct bbt_msg *m,
                              const struct delivery *d)
 {
@@ -381,6 +396,8 @@ static void handle_inventory(struct bbt_ingest *in, struct bbt_term *t, const st
         }
         if (bbt_store_inventory_replace(in->store, t->row.id, devs, inv->n_devices) < 0)
                 bbt_log_error("store: inventory: %s", bbt_store_error(in->store));
+        else if (inv->has_net)
+                store_net(in, t, m->seq, &inv->net);
         else
                 t->row.inventory_seq = m->seq;
         free(devs);
@@ -408,6 +425,23 @@ static void handle_alert(struct bbt_ingest *in, struct bbt_term *t, const struct
         int r;
 
         (void)d;
+        if (a->has_event && a->event) {
+                /* A one-off event (the power schedule's power_off,
+                 * power_postponed...): not a condition, so no fault. The
+                 * store keeps it in its events (and the message in raw;
+                 * docs/operations.md, "Where the county sees them"). */
+                struct bbt_store_event e = { .terminal_id = t->row.id, .seq = m->seq, .ts = f.raised_ms,
+                                             .severity = a->severity };
+
+                snprintf(e.code, sizeof(e.code), "%s", a->code);
+                snprintf(e.detail, sizeof(e.detail), "%s", a->detail ? a->detail : "");
+                in->stats.events++;
+                bbt_log_info("%s/%s/%s: event %s: %s", t->row.county, t->row.school, t->row.terminal, a->code,
+                             e.detail);
+                if (bbt_store_event_add(s, &e) < 0)
+                        bbt_log_error("store: event %s: %s", a->code, bbt_store_error(s));
+                return;
+        }
         snprintf(f.code, sizeof(f.code), "%s", a->code);
         snprintf(f.source, sizeof(f.source), "%s", FAULT_SOURCE_AGENT);
         snprintf(f.detail, sizeof(f.detail), "%s", a->detail ? a->detail : "");

@@ -58,6 +58,7 @@ struct bbt_ingest_stats {
         uint64_t lost;              /* seqs recorded as lost (records that existed) */
         uint64_t skipped;           /* seqs recorded as skipped (the agent never used them) */
         uint64_t conflicts;         /* messages with a different payload under a stored seq */
+        uint64_t events;            /* one-off agent events (alert.event: power_off, power_postponed...), kept in raw */
         uint64_t commits, commit_failures;
         /* Successful commits (writing the batch's rows, counters and the
          * COMMIT) that took at most bbt_commit_bucket_s[i] (cumulative, as a

@@ -440,6 +440,28 @@ int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_
         return s->ops->periph_add(s, seq, ts, action, d);
 }
 
+int bbt_store_event_add(struct bbt_store *s, const struct bbt_store_event *e)
+{
+        return s->ops->event_add(s, e);
+}
+
+int bbt_store_events_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_event *e), void *u)
+{
+        return s->ops->events_each(s, scope ? scope : &everything, cb, u);
+}
+
+int bbt_store_net_set(struct bbt_store *s, const struct bbt_store_net *n)
+{
+        return s->ops->net_set(s, n);
+}
+
+int bbt_store_nets_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_net *n), void *u)
+{
+        return s->ops->nets_each(s, scope ? scope : &everything, cb, u);
+}
+
 int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta)
 {
         return s->ops->counter_add(s, name, delta);

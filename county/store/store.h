@@ -49,7 +49,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 5
+#define BBT_STORE_SCHEMA_VERSION 6
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -117,6 +117,25 @@ struct bbt_store_fault {
         enum bbt_severity severity;
         char detail[513];
         int64_t raised_ms, cleared_ms; /* cleared_ms 0: open */
+};
+
+/* A one-off event a terminal reported (an alert with event true: the power
+ * schedule's power_off, power_postponed...). */
+struct bbt_store_event {
+        int64_t terminal_id, seq;
+        int64_t ts;                  /* the terminal's time, corrected for its clock skew */
+        char code[33];
+        enum bbt_severity severity;
+        char detail[1540];           /* 512 characters of UTF-8 */
+};
+
+/* A terminal's wired NIC, from its latest inventory: for Wake-on-LAN, a
+ * neighbour of the same school and subnet (ipv4/prefix) sends the packet. */
+struct bbt_store_net {
+        int64_t terminal_id;
+        int64_t seq;                 /* of the inventory it came from */
+        char ifname[16], mac[18], ipv4[16]; /* ipv4 "" when it has none */
+        int prefix;                  /* -1 without ipv4 */
 };
 
 /* What a loss row counts: records that existed and are gone, or seqs that
@@ -353,6 +372,15 @@ struct bbt_store_ops {
                               int (*cb)(void *u, const struct bbt_store_device *d), void *u);
         int (*periph_add)(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                           const struct bbt_store_device *d);
+        int (*event_add)(struct bbt_store *s, const struct bbt_store_event *e);
+        /* Events of the terminals in scope with since_ms <= ts < until_ms, by terminal, then ts. */
+        int (*events_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_event *e), void *u);
+        /* Keeps N as its terminal's NIC unless one from a later inventory (higher seq) is kept. */
+        int (*net_set)(struct bbt_store *s, const struct bbt_store_net *n);
+        /* The NICs of the terminals in scope, by terminal. */
+        int (*nets_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                         int (*cb)(void *u, const struct bbt_store_net *n), void *u);
         int (*counter_add)(struct bbt_store *s, const char *name, int64_t delta);
         /* Every counter (they are the store's, not a terminal's), by name. */
         int (*counters_each)(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
@@ -452,6 +480,12 @@ int bbt_store_inventory_each_in(struct bbt_store *s, const struct bbt_store_scop
                                 int (*cb)(void *u, const struct bbt_store_device *d), void *u);
 int bbt_store_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                          const struct bbt_store_device *d);
+int bbt_store_event_add(struct bbt_store *s, const struct bbt_store_event *e);
+int bbt_store_events_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_event *e), void *u);
+int bbt_store_net_set(struct bbt_store *s, const struct bbt_store_net *n);
+int bbt_store_nets_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_net *n), void *u);
 int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta);
 int bbt_store_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
 int bbt_store_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms);

@@ -125,6 +125,13 @@ static const char *const migrations[] = {
          * terminal-span, and reads last seen to the day from its rollups
          * (seen_days_each is NULL: store.c derives it from seen_each). */
         "SELECT 1;",
+        /* 5 → 6: the terminals' one-off events (the power schedule's) and
+         * wired NICs (Wake-on-LAN). */
+        "CREATE TABLE terminal_event(id bigserial PRIMARY KEY, terminal_id bigint NOT NULL, seq bigint NOT NULL,"
+        " ts bigint NOT NULL, code text NOT NULL, severity bigint NOT NULL, detail text NOT NULL);"
+        "CREATE INDEX terminal_event_ts ON terminal_event(terminal_id, ts);"
+        "CREATE TABLE terminal_net(terminal_id bigint PRIMARY KEY, seq bigint NOT NULL, ifname text NOT NULL,"
+        " mac text NOT NULL, ipv4 text NOT NULL, prefix bigint NOT NULL);",
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -173,6 +180,10 @@ enum stmt {
         ST_INV_INSERT,
         ST_INVENTORY,
         ST_PERIPH_INSERT,
+        ST_EVENT_INSERT,
+        ST_EVENTS,
+        ST_NET_SET,
+        ST_NETS,
         ST_COUNTER_ADD,
         ST_COUNTERS,
         ST_PRUNE_RAW,
@@ -368,6 +379,17 @@ static const char *const sql[ST__COUNT] = {
                          " FROM inventory WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, idx",
         [ST_PERIPH_INSERT] = "INSERT INTO periph_event(terminal_id, seq, ts, action, kind, subsystem, vendor,"
                              " model, serial, syspath) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        [ST_EVENT_INSERT] = "INSERT INTO terminal_event(terminal_id, seq, ts, code, severity, detail)"
+                            " VALUES($1, $2, $3, $4, $5, $6)",
+        [ST_EVENTS] = "SELECT terminal_id, seq, ts, code, severity, detail FROM terminal_event"
+                      " WHERE ts >= $3 AND ts < $4 AND terminal_id" IN_SCOPE " ORDER BY terminal_id, ts, seq",
+        [ST_NET_SET] = "INSERT INTO terminal_net AS n(terminal_id, seq, ifname, mac, ipv4, prefix)"
+                       " VALUES($1, $2, $3, $4, $5, $6) ON CONFLICT(terminal_id) DO UPDATE SET seq = excluded.seq,"
+                       " ifname = excluded.ifname, mac = excluded.mac, ipv4 = excluded.ipv4,"
+                       " prefix = excluded.prefix WHERE excluded.seq > n.seq",
+        [ST_NETS] = "SELECT terminal_id, seq, ifname, mac, ipv4, prefix FROM terminal_net"
+                    " WHERE $3::bigint IS NOT NULL AND $4::bigint IS NOT NULL AND terminal_id" IN_SCOPE
+                    " ORDER BY terminal_id",
         [ST_COUNTER_ADD] = "INSERT INTO counter AS c(name, value) VALUES($1, $2)"
                            " ON CONFLICT(name) DO UPDATE SET value = c.value + excluded.value",
         [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
@@ -2025,6 +2047,80 @@ static int pg_inventory_each(struct bbt_store *s, const struct bbt_store_scope *
         return each(of(s), ST_INVENTORY, &p, "inventory", device_row, (void *)cb, u);
 }
 
+static int pg_event_add(struct bbt_store *s, const struct bbt_store_event *e)
+{
+        struct params p = { 0 };
+
+        p_int(&p, e->terminal_id);
+        p_int(&p, e->seq);
+        p_int(&p, e->ts);
+        p_text(&p, e->code);
+        p_int(&p, (int)e->severity);
+        p_text(&p, e->detail);
+        return run(of(s), ST_EVENT_INSERT, &p, "event", NULL);
+}
+
+static int event_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_event *) = (int (*)(void *, const struct bbt_store_event *))cb;
+        struct bbt_store_event e;
+
+        memset(&e, 0, sizeof(e));
+        e.terminal_id = col_i64(res, 0, 0);
+        e.seq = col_i64(res, 0, 1);
+        e.ts = col_i64(res, 0, 2);
+        copy_col(res, 0, 3, e.code, sizeof(e.code));
+        e.severity = (enum bbt_severity)col_i64(res, 0, 4);
+        copy_col(res, 0, 5, e.detail, sizeof(e.detail));
+        return fn(u, &e);
+}
+
+static int pg_events_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_event *e), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, scope->since_ms, scope->until_ms);
+        return each(of(s), ST_EVENTS, &p, "event", event_row, (void *)cb, u);
+}
+
+static int pg_net_set(struct bbt_store *s, const struct bbt_store_net *n)
+{
+        struct params p = { 0 };
+
+        p_int(&p, n->terminal_id);
+        p_int(&p, n->seq);
+        p_text(&p, n->ifname);
+        p_text(&p, n->mac);
+        p_text(&p, n->ipv4);
+        p_int(&p, n->prefix);
+        return run(of(s), ST_NET_SET, &p, "net", NULL);
+}
+
+static int net_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_net *) = (int (*)(void *, const struct bbt_store_net *))cb;
+        struct bbt_store_net n;
+
+        memset(&n, 0, sizeof(n));
+        n.terminal_id = col_i64(res, 0, 0);
+        n.seq = col_i64(res, 0, 1);
+        copy_col(res, 0, 2, n.ifname, sizeof(n.ifname));
+        copy_col(res, 0, 3, n.mac, sizeof(n.mac));
+        copy_col(res, 0, 4, n.ipv4, sizeof(n.ipv4));
+        n.prefix = (int)col_i64(res, 0, 5);
+        return fn(u, &n);
+}
+
+static int pg_nets_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                        int (*cb)(void *u, const struct bbt_store_net *n), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, 0, 0);
+        return each(of(s), ST_NETS, &p, "net", net_row, (void *)cb, u);
+}
+
 static int pg_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                          const struct bbt_store_device *d)
 {
@@ -2137,6 +2233,10 @@ static const struct bbt_store_ops pg_ops = {
         .inventory_replace = pg_inventory_replace,
         .inventory_each = pg_inventory_each,
         .periph_add = pg_periph_add,
+        .event_add = pg_event_add,
+        .events_each = pg_events_each,
+        .net_set = pg_net_set,
+        .nets_each = pg_nets_each,
         .counter_add = pg_counter_add,
         .counters_each = pg_counters_each,
         .prune = pg_prune,

@@ -479,6 +479,13 @@ static const struct migration migrations[] = {
         { NULL, migrate_day_aggregates },
         /* 4 → 5 */
         { NULL, migrate_school_spans },
+        /* 5 → 6: the terminals' one-off events (the power schedule's) and
+         * wired NICs (Wake-on-LAN). */
+        { "CREATE TABLE terminal_event(id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+          " ts INTEGER NOT NULL, code TEXT NOT NULL, severity INTEGER NOT NULL, detail TEXT NOT NULL);"
+          "CREATE INDEX terminal_event_ts ON terminal_event(terminal_id, ts);"
+          "CREATE TABLE terminal_net(terminal_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ifname TEXT NOT NULL,"
+          " mac TEXT NOT NULL, ipv4 TEXT NOT NULL, prefix INTEGER NOT NULL);", NULL },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -559,6 +566,12 @@ enum stmt {
         ST_INVENTORY,
         ST_INVENTORY_SCOPED,
         ST_PERIPH_INSERT,
+        ST_EVENT_INSERT,
+        ST_EVENTS,
+        ST_EVENTS_SCOPED,
+        ST_NET_SET,
+        ST_NETS,
+        ST_NETS_SCOPED,
         ST_COUNTER_ADD,
         ST_COUNTERS,
         ST_RAW_BOUNDS,
@@ -602,6 +615,8 @@ enum stmt {
 #define SELECT_FAULTS                                                                                                \
         "SELECT terminal_id, code, source, severity, detail, raised_ms, cleared_ms FROM fault"                       \
         " WHERE raised_ms < ?4 AND (cleared_ms = 0 OR cleared_ms >= ?3)"
+#define SELECT_EVENTS "SELECT terminal_id, seq, ts, code, severity, detail FROM terminal_event WHERE ts >= ?3 AND ts < ?4"
+#define SELECT_NETS "SELECT terminal_id, seq, ifname, mac, ipv4, prefix FROM terminal_net"
 #define SELECT_INVENTORY                                                                                             \
         "SELECT terminal_id, kind, subsystem, bus, vendor_id, model_id, vendor, model, serial, syspath FROM inventory"
 
@@ -732,6 +747,16 @@ static const char *const sql[ST__COUNT] = {
         [ST_INVENTORY_SCOPED] = SELECT_INVENTORY " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, idx",
         [ST_PERIPH_INSERT] = "INSERT INTO periph_event(terminal_id, seq, ts, action, kind, subsystem, vendor,"
                              " model, serial, syspath) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [ST_EVENT_INSERT] = "INSERT INTO terminal_event(terminal_id, seq, ts, code, severity, detail)"
+                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        [ST_EVENTS] = SELECT_EVENTS " ORDER BY terminal_id, ts, seq",
+        [ST_EVENTS_SCOPED] = SELECT_EVENTS " AND terminal_id" IN_SCOPE " ORDER BY terminal_id, ts, seq",
+        [ST_NET_SET] = "INSERT INTO terminal_net(terminal_id, seq, ifname, mac, ipv4, prefix)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(terminal_id) DO UPDATE SET seq = excluded.seq,"
+                       " ifname = excluded.ifname, mac = excluded.mac, ipv4 = excluded.ipv4,"
+                       " prefix = excluded.prefix WHERE excluded.seq > terminal_net.seq",
+        [ST_NETS] = SELECT_NETS " ORDER BY terminal_id",
+        [ST_NETS_SCOPED] = SELECT_NETS " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id",
         [ST_COUNTER_ADD] = "INSERT INTO counter(name, value) VALUES(?1, ?2)"
                            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
         [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
@@ -2443,6 +2468,86 @@ static int sq_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_
         return run(q, st, "periph");
 }
 
+static int sq_event_add(struct bbt_store *s, const struct bbt_store_event *e)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_EVENT_INSERT);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, e->terminal_id);
+        sqlite3_bind_int64(st, 2, e->seq);
+        sqlite3_bind_int64(st, 3, e->ts);
+        bind_text(st, 4, e->code);
+        sqlite3_bind_int(st, 5, (int)e->severity);
+        bind_text(st, 6, e->detail);
+        return run(q, st, "event");
+}
+
+static int event_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_event *) = (int (*)(void *, const struct bbt_store_event *))cb;
+        struct bbt_store_event e;
+
+        memset(&e, 0, sizeof(e));
+        e.terminal_id = sqlite3_column_int64(st, 0);
+        e.seq = sqlite3_column_int64(st, 1);
+        e.ts = sqlite3_column_int64(st, 2);
+        copy_col(st, 3, e.code, sizeof(e.code));
+        e.severity = (enum bbt_severity)sqlite3_column_int(st, 4);
+        copy_col(st, 5, e.detail, sizeof(e.detail));
+        return fn(u, &e);
+}
+
+static int sq_events_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_event *e), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_EVENTS, scope, scope->since_ms, scope->until_ms);
+
+        return st ? each(q, st, "event", event_row, (void *)cb, u) : -EIO;
+}
+
+static int sq_net_set(struct bbt_store *s, const struct bbt_store_net *n)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_NET_SET);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, n->terminal_id);
+        sqlite3_bind_int64(st, 2, n->seq);
+        bind_text(st, 3, n->ifname);
+        bind_text(st, 4, n->mac);
+        bind_text(st, 5, n->ipv4);
+        sqlite3_bind_int(st, 6, n->prefix);
+        return run(q, st, "net");
+}
+
+static int net_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_net *) = (int (*)(void *, const struct bbt_store_net *))cb;
+        struct bbt_store_net n;
+
+        memset(&n, 0, sizeof(n));
+        n.terminal_id = sqlite3_column_int64(st, 0);
+        n.seq = sqlite3_column_int64(st, 1);
+        copy_col(st, 2, n.ifname, sizeof(n.ifname));
+        copy_col(st, 3, n.mac, sizeof(n.mac));
+        copy_col(st, 4, n.ipv4, sizeof(n.ipv4));
+        n.prefix = sqlite3_column_int(st, 5);
+        return fn(u, &n);
+}
+
+static int sq_nets_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                        int (*cb)(void *u, const struct bbt_store_net *n), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = scoped(q, ST_NETS, scope, 0, 0);
+
+        return st ? each(q, st, "net", net_row, (void *)cb, u) : -EIO;
+}
+
 static int sq_counter_add(struct bbt_store *s, const char *name, int64_t delta)
 {
         struct sqlite_store *q = of(s);
@@ -2606,6 +2711,10 @@ static const struct bbt_store_ops sqlite_ops = {
         .inventory_replace = sq_inventory_replace,
         .inventory_each = sq_inventory_each,
         .periph_add = sq_periph_add,
+        .event_add = sq_event_add,
+        .events_each = sq_events_each,
+        .net_set = sq_net_set,
+        .nets_each = sq_nets_each,
         .counter_add = sq_counter_add,
         .counters_each = sq_counters_each,
         .prune = sq_prune,

@@ -169,10 +169,22 @@ struct bbt_periph {
         struct bbt_dev dev;
 };
 
+/* The terminal's wired network interface, for Wake-on-LAN: the aggregator
+ * picks a neighbour on the same subnet to send a magic packet. */
+struct bbt_net_addr {
+        const char *ifname; /* [A-Za-z0-9_.:@-]{1,15} */
+        const char *mac;    /* aa:bb:cc:dd:ee:ff */
+        const char *ipv4;   /* dotted quad, NULL when absent */
+        bool has_prefix;    /* with ipv4, both or neither */
+        int64_t prefix;     /* 0..32 */
+};
+
 #define BBT_INVENTORY_MAX 256
 struct bbt_inventory {
         size_t n_devices;
         struct bbt_dev *devices; /* n_devices entries */
+        bool has_net;            /* optional */
+        struct bbt_net_addr net;
 };
 
 enum bbt_severity { BBT_SEVERITY_WARNING, BBT_SEVERITY_ERROR };
@@ -182,16 +194,27 @@ struct bbt_alert {
         enum bbt_severity severity;
         enum bbt_alert_state state;
         const char *detail; /* <= 512 characters, NULL when absent */
+        /* Optional: true makes it a one-off event (a power-off, a
+         * postponement), not a condition: nothing clears it. */
+        bool has_event, event;
 };
 
 /* Operations the protocol knows the arguments of; other ops pass through as
  * BBT_OP_OTHER with their arguments in args_json. */
-enum bbt_cmd_op { BBT_OP_OTHER, BBT_OP_INVENTORY, BBT_OP_SET, BBT_OP_RESEND, BBT_OP_SHUTDOWN_AT, BBT_OP_WAKE, BBT_OP_PROJECTOR_POWER };
+enum bbt_cmd_op { BBT_OP_OTHER, BBT_OP_INVENTORY, BBT_OP_SET, BBT_OP_RESEND, BBT_OP_SHUTDOWN_AT, BBT_OP_WAKE, BBT_OP_PROJECTOR_POWER,
+                  BBT_OP_POWER_SCHEDULE };
+
+/* power_schedule: at most this many power-off times. */
+#define BBT_POWER_SCHEDULE_MAX 64
 
 struct bbt_cmd {
         const char *id; /* [A-Za-z0-9_-]{1,64} */
         const char *op; /* [a-z][a-z0-9_]{0,31} */
         enum bbt_cmd_op op_code; /* derived from op by decode and encode */
+        /* Optional: the sender's time (ms since the epoch) after which the
+         * command must not be carried out. */
+        bool has_expires;
+        int64_t expires;
         /* Arguments of the known ops (decoded; used by encode for these ops). */
         union {
                 struct { int64_t from, to; } resend; /* seq range, inclusive */
@@ -199,7 +222,8 @@ struct bbt_cmd {
                 struct { const char *mac; } wake;    /* aa:bb:cc:dd:ee:ff */
                 struct { bool on; } projector_power;
         } args;
-        /* The raw args object (a cJSON *), or NULL: for `set` and unknown ops.
+        /* The raw args object (a cJSON *), or NULL: for `set`, `power_schedule`
+         * (checked by decode, read by the agent) and unknown ops.
          * Decode points it into the message's own tree; encode copies it. */
         void *args_json;
 };
@@ -257,6 +281,12 @@ BBT_API int bbt_msg_encode(const struct bbt_msg *msg, char **ret_json, size_t *r
  * a rule), -ENOMEM; ERR (may be NULL) names the field path and the rule. RET is
  * left zeroed on failure. Unknown fields are ignored. */
 BBT_API int bbt_msg_decode(enum bbt_channel ch, const void *payload, size_t len, struct bbt_msg *ret, struct bbt_error *err);
+
+/* Parses an RFC 3339 time with seconds and an offset, as power_schedule
+ * carries it ("2026-12-07T18:00:00+08:00", or "...Z"), into ms since the
+ * epoch and the offset in minutes (RET_OFFSET_MIN may be NULL). Returns 0,
+ * or -EINVAL if S is not such a time or names no real date (02-30). */
+BBT_API int bbt_rfc3339_parse(const char *s, int64_t *ret_ms, int *ret_offset_min);
 
 /* Releases what bbt_msg_decode allocated; NULL-safe; leaves MSG zeroed. */
 BBT_API void bbt_msg_free(struct bbt_msg *msg);
