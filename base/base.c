@@ -95,3 +95,15 @@ size_t bbt_utf8_chars(const char *s)
                         n++;
         return n;
 }
+
+int64_t bbt_days_from_civil(int64_t y, int m, int d)
+{
+        int64_t era, yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = y - era * 400;
+        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}

@@ -977,18 +977,6 @@ static bool leap(int64_t y)
 }
 
 /* Days from 1970-01-01 to Y-M-D (proleptic Gregorian; H. Hinnant's method). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = y - era * 400;
-        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
 int bbt_rfc3339_parse(const char *s, int64_t *ret_ms, int *ret_offset_min)
 {
         static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -1003,7 +991,7 @@ int bbt_rfc3339_parse(const char *s, int64_t *ret_ms, int *ret_offset_min)
                 return -EINVAL;
         if (s[19] != 'Z')
                 off = (s[19] == '-' ? -1 : 1) * (two_digits(s + 20) * 60 + two_digits(s + 23));
-        secs = days_from_civil(y, mo, d) * 86400 + two_digits(s + 11) * 3600 + two_digits(s + 14) * 60 +
+        secs = bbt_days_from_civil(y, mo, d) * 86400 + two_digits(s + 11) * 3600 + two_digits(s + 14) * 60 +
                two_digits(s + 17) - (int64_t)off * 60;
         if (secs < 0)
                 return -EINVAL;

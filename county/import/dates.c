@@ -1,21 +1,16 @@
 /* Dates as day numbers (proleptic Gregorian), local school time, and their text forms. */
 #include "dates.h"
 
+#include "bbt/base.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Howard Hinnant's days_from_civil / civil_from_days, in eras of 400 years. */
+/* Howard Hinnant's days_from_civil (base) / civil_from_days, in eras of 400 years. */
 int32_t bbt_day_from_ymd(int y, int m, int d)
 {
-        int era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = y - era * 400;
-        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return (int32_t)(era * 146097 + doe - 719468);
+        return (int32_t)bbt_days_from_civil(y, m, d);
 }
 
 void bbt_day_to_ymd(int32_t day, int *ret_y, int *ret_m, int *ret_d)

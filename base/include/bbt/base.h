@@ -35,4 +35,8 @@ BBT_API size_t bbt_utf8_invalid_at(const char *s, size_t len);
 /* Code points in the NUL-terminated valid UTF-8 string S. */
 BBT_API size_t bbt_utf8_chars(const char *s);
 
+/* Days from 1970-01-01 to the proleptic Gregorian date Y-M-D (M 1..12, D
+ * 1..31, not checked): Howard Hinnant's days_from_civil, in eras of 400 years. */
+BBT_API int64_t bbt_days_from_civil(int64_t y, int m, int d);
+
 #endif
