@@ -131,6 +131,34 @@ static const struct bbt_option options[] = {
             "Open connections at most; more are refused"),
         OPT("web", "connection_timeout", BBT_OPT_DURATION, web_timeout_ms, "30s", SECONDS(1), SECONDS(3600),
             "An idle connection is closed after this long"),
+
+        /* bbt-notify's; bbt-aggregator reads and ignores them (docs/notifications.md). */
+        OPT("notify", "targets", BBT_OPT_PATH, notify_targets, "/etc/bbt/notify.conf", 0, 0,
+            "bbt-notify's webhook targets: one [NAME] section each (format, events, scope, digest_time)"),
+        OPT("notify", "secrets", BBT_OPT_PATH, notify_secrets, "/etc/bbt/notify-secrets.conf", 0, 0,
+            "The targets' URLs and signing secrets; owner root, group bbt-notify, mode 0640 at most"),
+        OPT("notify", "state_dir", BBT_OPT_PATH, notify_state_dir, "/var/lib/bbt-notify", 0, 0,
+            "Where bbt-notify keeps what it has sent and what it still owes (state.json)"),
+        OPT("notify", "poll_interval", BBT_OPT_DURATION, notify_poll_ms, "30s", 100, SECONDS(3600),
+            "The store is read for new faults this often"),
+        OPT("notify", "lookback", BBT_OPT_DURATION, notify_lookback_ms, "1d", SECONDS(60), DAYS(30),
+            "A fault raised longer ago than this (a late alert) is not announced as new"),
+        OPT("notify", "digest_time", BBT_OPT_STRING, notify_digest_time, "07:30", 0, 0,
+            "Local time (HH:MM, [metrics] utc_offset) of the daily digest; a target may set its own"),
+        OPT("notify", "batch_max", BBT_OPT_INT, notify_batch_max, "100", 1, 1000,
+            "New faults in one message at most; more wait for the next message"),
+        OPT("notify", "rate_limit", BBT_OPT_INT, notify_rate_limit, "20", 1, 600,
+            "Messages per minute to one target at most (WeCom and DingTalk robots take 20)"),
+        OPT("notify", "timeout", BBT_OPT_DURATION, notify_timeout_ms, "15s", 100, SECONDS(300),
+            "One webhook request (connect, send, answer) may take this long"),
+        OPT("notify", "retry_initial", BBT_OPT_DURATION, notify_retry_initial_ms, "10s", 10, SECONDS(3600),
+            "The first retry of a failed message waits about this long; each next one twice as long"),
+        OPT("notify", "retry_max", BBT_OPT_DURATION, notify_retry_max_ms, "10m", 10, DAYS(1),
+            "The longest wait between two attempts"),
+        OPT("notify", "retry_attempts", BBT_OPT_INT, notify_retry_attempts, "10", 0, 1000,
+            "Retries of a message before it is dropped (and counted as failed)"),
+        OPT("notify", "stats_interval", BBT_OPT_DURATION, notify_stats_ms, "1h", SECONDS(1), DAYS(1),
+            "The counters (sent, retried, failed, dropped) are logged this often"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 
@@ -140,7 +168,7 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
         const char *what = NULL, *key = NULL;
         struct sockaddr_storage sa;
         socklen_t sa_len;
-        int offset;
+        int offset, minute;
 
         if (bbt_broker_config_check(&c->broker, &key, &what) < 0) {
                 /* key and what are set */
@@ -163,6 +191,8 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 what = "expected whole minutes, e.g. 10m";
         } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
+        } else if (bbt_minute_parse(c->notify_digest_time, &minute) < 0 || minute >= 24 * 60) {
+                key = "[notify] digest_time", what = "expected a time of day HH:MM, e.g. 07:30";
         } else if (!c->web_tls_cert != !c->web_tls_key) {
                 key = c->web_tls_cert ? "[web] tls_key" : "[web] tls_cert", what = "tls_cert and tls_key go together";
         } else if (c->metrics_listen && *c->metrics_listen &&

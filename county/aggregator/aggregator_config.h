@@ -37,6 +37,10 @@ struct bbt_aggregator_config {
         char *web_listen, *web_users, *web_audit_log, *web_static_dir, *web_tls_cert, *web_tls_key;
         long long web_session_ms, web_login_burst, web_login_refill_ms, web_threads, web_max_connections;
         long long web_timeout_ms;
+        /* [notify]: bbt-notify only (docs/notifications.md) */
+        char *notify_targets, *notify_secrets, *notify_state_dir, *notify_digest_time;
+        long long notify_poll_ms, notify_lookback_ms, notify_batch_max, notify_rate_limit, notify_timeout_ms;
+        long long notify_retry_initial_ms, notify_retry_max_ms, notify_retry_attempts, notify_stats_ms;
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.

@@ -75,6 +75,10 @@ struct bbt_report_options {
         const void *school_in_data;
 };
 
+/* A fault code's name ("overheat": "温度过高" or "overheating"); an unknown
+ * code is its own name. The faults report's and bbt-notify's. */
+const char *bbt_report_fault_name(const char *code, bool chinese);
+
 /* Sets O's range as bbt-report's --from, --to and --week do (each NULL: not
  * given; TODAY the default last day) and checks that O's kind gets what it
  * needs (one school, one week). PREFIX goes before each parameter's name in
