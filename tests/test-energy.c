@@ -4,12 +4,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "aggregator_config.h"
 #include "calendar.h"
 #include "dates.h"
 #include "energy.h"
+#include "import-test.h"
+#include "reports.h"
+#include "rollup.h"
 #include "store.h"
 #include "test.h"
 
+#undef MIN
 #define MIN 60000LL /* ms */
 #define COUNTY "510107"
 #define SCHOOL "2144010601"
@@ -220,4 +227,138 @@ TEST(bad_arguments)
         ASSERT_OK(bbt_energy_each(s, &r, &scope, row_cb, &rows));
         ASSERT_EQ(rows.n, 0);
         bbt_store_close(s);
+}
+
+/* ---- the energy report and the summary over the same scenario ---- */
+
+static cJSON *report_json(struct bbt_store *s, const struct bbt_registry *reg, const struct bbt_calendar *cal,
+                          const struct bbt_metric_settings *ms, const char *kind, enum bbt_report_scan scan)
+{
+        struct bbt_report_options o = {
+                .kind = bbt_report_kind_find(kind), .from = D(9, 1), .to = D(9, 12),
+                .format = bbt_renderer_find("json"), .chinese = true, .now_ms = at(D(9, 30), 12, 0), .scan = scan,
+        };
+        char *buf = NULL, err[256] = "";
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        cJSON *doc;
+
+        ASSERT(f != NULL);
+        if (bbt_reports_run(&o, s, reg, cal, ms, f, err, sizeof(err)) != 0)
+                FAIL("%s: %s", kind, err);
+        fclose(f);
+        doc = cJSON_Parse(buf);
+        ASSERT(doc != NULL);
+        free(buf);
+        return doc;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+        if (!cJSON_IsNumber(v))
+                FAIL("%s: not a number", key);
+        return v->valuedouble;
+}
+
+TEST(report_and_summary)
+{
+        struct bbt_calendar *cal = calendar();
+        struct bbt_registry *reg;
+        struct bbt_import_errors errs;
+        struct bbt_metric_settings ms;
+        struct bbt_rollup_config rc = { .margin_min = 30, .offset_min = 480 };
+        struct bbt_aggregator_config cfg;
+        char err[256];
+        int64_t a, b;
+        struct bbt_store *s = scenario(&a, &b);
+        cJSON *doc, *row, *overall;
+
+        ASSERT_OK(bbt_registry_new(&reg));
+        LOAD_OK(bbt_registry_load_schools(reg,
+                                          bbt_test_import_text("energy", "schools.csv",
+                                                               "县区代码,乡镇/街道,学校标识码,学校名称,学校类型,城乡类型,学生数\n"
+                                                               "510107,石板镇," SCHOOL ",石板镇小学,小学,镇区,300\n"),
+                                          &errs),
+                errs);
+        /* A1 is a board at 300 W (kind_watts), B1 of no kind (watts 250), C1 never reported. */
+        LOAD_OK(bbt_registry_load_terminals(reg,
+                                            bbt_test_import_text("energy", "terminals.csv",
+                                                                 "学校代码,终端编号,教室,机型\n" SCHOOL ",A1,一年级(1)班,board\n" SCHOOL
+                                                                 ",B1,一年级(2)班,\n" SCHOOL ",C1,一年级(3)班,projector\n"),
+                                            &errs),
+                errs);
+        ASSERT_OK(bbt_aggregator_config_defaults(&cfg));
+        ASSERT_OK(bbt_aggregator_config_set(&cfg, "energy.kind_watts", "board=300, projector=330", err, sizeof(err)));
+        ASSERT_EQ(bbt_aggregator_config_set(&cfg, "energy.night_end", "23:00", err, sizeof(err)), -EINVAL);
+        ASSERT_STR_CONTAINS(err, "[energy] night_end");
+        ASSERT_OK(bbt_aggregator_config_set(&cfg, "energy.night_end", "06:00", err, sizeof(err)));
+        {
+                struct bbt_ingest_settings is;
+
+                bbt_aggregator_config_settings(&cfg, &is);
+                ms = is.metrics;
+        }
+        bbt_aggregator_config_free(&cfg);
+        ASSERT_EQ(ms.watts.watts, 250);
+        ASSERT_EQ(bbt_energy_watts_of(&ms.watts, "board"), 300);
+        ASSERT_EQ(ms.night_start_min, 22 * 60);
+
+        /* The summary reads the rollups (and their aggregates): cut them from the intervals. */
+        rc.cal = cal;
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_rollup_rebuild(s, &rc));
+        ASSERT_OK(bbt_store_commit(s));
+
+        doc = report_json(s, reg, cal, &ms, "energy", BBT_REPORT_SCAN_AUTO);
+        overall = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "objects"), "overall");
+        ASSERT_EQ(num(overall, "terminals"), 3);
+        ASSERT_DBL_NEAR(num(overall, "evening_hours"), 320 / 60.0, 1e-9);
+        ASSERT_DBL_NEAR(num(overall, "night_hours"), 270 / 60.0, 1e-9);
+        ASSERT_DBL_NEAR(num(overall, "weekend_hours"), 2, 1e-9);
+        ASSERT_DBL_NEAR(num(overall, "holiday_hours"), 1, 1e-9);
+        ASSERT_DBL_NEAR(num(overall, "after_hours"), 770 / 60.0, 1e-9);
+        /* 770 min at 300 W = 3.85 kWh */
+        ASSERT_DBL_NEAR(num(overall, "energy_kwh"), 3.85, 1e-9);
+        ASSERT_EQ(num(overall, "nights_on"), 2);
+        ASSERT_EQ(num(overall, "terminals_left_on"), 1);
+        row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "tables"),
+                                                                   "terminals"),
+                                 0);
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(row, "terminal")->valuestring, "A1");
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(row, "kind")->valuestring, "board");
+        ASSERT_EQ(num(row, "watts"), 300);
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(row, "last_night_on")->valuestring, "2026-09-02");
+        row = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "tables"),
+                                                                   "terminals"),
+                                 2);
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(row, "terminal")->valuestring, "C1");
+        ASSERT_EQ(num(row, "watts"), 330);
+        ASSERT(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "after_hours")));
+        ASSERT_STR_EQ(cJSON_GetObjectItemCaseSensitive(
+                              cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "settings"),
+                                                               "kind_watts"),
+                              "value")
+                              ->valuestring,
+                      "board=300, projector=330");
+        cJSON_Delete(doc);
+
+        /* The summary gets the same hours from the day aggregates and from
+         * every rollup; its energy is at the school's mean wattage,
+         * (300 + 250 + 330) / 3 = 293.3 W. */
+        for (int scan = BBT_REPORT_SCAN_ROWS; scan <= BBT_REPORT_SCAN_AGGREGATES; scan++) {
+                doc = report_json(s, reg, cal, &ms, "summary", (enum bbt_report_scan)scan);
+                overall = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "objects"),
+                                                           "after_hours");
+                ASSERT_DBL_NEAR(num(overall, "school_days_hours"), (320 + 270) / 60.0, 1e-9);
+                ASSERT_DBL_NEAR(num(overall, "weekend_hours"), 2, 1e-9);
+                ASSERT_DBL_NEAR(num(overall, "holiday_hours"), 1, 1e-9);
+                ASSERT_DBL_NEAR(num(overall, "after_hours"), 770 / 60.0, 1e-9);
+                ASSERT_DBL_NEAR(num(overall, "energy_kwh"), 770 / 60.0 * 880 / 3 / 1000, 1e-9);
+                cJSON_Delete(doc);
+        }
+        bbt_store_close(s);
+        bbt_registry_free(reg);
+        bbt_calendar_free(cal);
 }

@@ -2,6 +2,7 @@
 #include "energy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,4 +225,75 @@ out:
         free(e.row);
         free(e.nights);
         return ret;
+}
+
+int bbt_energy_watts_parse(const char *s, struct bbt_energy_watts *ret, char *err, size_t err_size)
+{
+        const char *sep = ", ;\t";
+        struct bbt_energy_watts w = { .watts = ret->watts };
+
+        while (s && *s) {
+                size_t len = strcspn(s, sep), klen;
+                const char *eq = memchr(s, '=', len);
+                char num[16], *end;
+                long v;
+
+                if (len == 0) {
+                        s++;
+                        continue;
+                }
+                klen = eq ? (size_t)(eq - s) : 0;
+                if (!eq || klen == 0 || klen >= sizeof(w.k[0].kind) || len - klen - 1 == 0 ||
+                    len - klen - 1 >= sizeof(num)) {
+                        snprintf(err, err_size, "expected KIND=WATTS items (board=250, projector=330), got \"%.*s\"",
+                                 (int)len, s);
+                        return -EINVAL;
+                }
+                memcpy(num, eq + 1, len - klen - 1);
+                num[len - klen - 1] = '\0';
+                v = strtol(num, &end, 10);
+                if (*end || end == num || v < 1 || v > 10000) {
+                        snprintf(err, err_size, "%.*s: expected watts from 1 to 10000, got \"%s\"", (int)klen, s, num);
+                        return -EINVAL;
+                }
+                for (int i = 0; i < w.n; i++)
+                        if (strlen(w.k[i].kind) == klen && memcmp(w.k[i].kind, s, klen) == 0) {
+                                snprintf(err, err_size, "kind %.*s is given twice", (int)klen, s);
+                                return -EINVAL;
+                        }
+                if (w.n == BBT_ENERGY_KINDS_MAX) {
+                        snprintf(err, err_size, "at most %d kinds", BBT_ENERGY_KINDS_MAX);
+                        return -EINVAL;
+                }
+                memcpy(w.k[w.n].kind, s, klen);
+                w.k[w.n].kind[klen] = '\0';
+                w.k[w.n++].watts = (int)v;
+                s += len;
+        }
+        *ret = w;
+        return 0;
+}
+
+char *bbt_energy_watts_format(const struct bbt_energy_watts *w, char *buf, size_t size)
+{
+        size_t at = 0;
+
+        if (size > 0)
+                buf[0] = '\0';
+        for (int i = 0; i < w->n && at < size; i++) {
+                int n = snprintf(buf + at, size - at, "%s%s=%d", i ? ", " : "", w->k[i].kind, w->k[i].watts);
+
+                if (n < 0)
+                        break;
+                at += (size_t)n;
+        }
+        return buf;
+}
+
+int bbt_energy_watts_of(const struct bbt_energy_watts *w, const char *kind)
+{
+        for (int i = 0; kind && *kind && i < w->n; i++)
+                if (strcmp(w->k[i].kind, kind) == 0)
+                        return w->k[i].watts;
+        return w->watts;
 }

@@ -73,6 +73,27 @@ struct bbt_energy_terminal {
 int bbt_energy_each(struct bbt_store *store, const struct bbt_energy_rules *r, const struct bbt_store_scope *scope,
                     int (*cb)(void *u, const struct bbt_energy_terminal *t), void *u);
 
+/* The wattage of each terminal kind (the registry's 机型 column): [energy]
+ * watts and kind_watts. */
+#define BBT_ENERGY_KINDS_MAX 16
+struct bbt_energy_watts {
+        int watts; /* a terminal of no listed kind (250) */
+        int n;
+        struct {
+                char kind[33];
+                int watts;
+        } k[BBT_ENERGY_KINDS_MAX];
+};
+
+/* Parses kind_watts, "KIND=W" items separated by commas, semicolons or
+ * spaces ("board=250, projector=330"; "" none), into RET->n and RET->k (watts
+ * is left alone). W is 1..10000. Returns 0, or -EINVAL with ERR saying why. */
+int bbt_energy_watts_parse(const char *s, struct bbt_energy_watts *ret, char *err, size_t err_size);
+/* Writes W's kinds back as "KIND=W, ..." into BUF. Returns BUF. */
+char *bbt_energy_watts_format(const struct bbt_energy_watts *w, char *buf, size_t size);
+/* The wattage of a terminal of KIND (NULL or "": none). */
+int bbt_energy_watts_of(const struct bbt_energy_watts *w, const char *kind);
+
 /* Energy in kWh of MS milliseconds at WATTS. */
 static inline double bbt_energy_kwh(int64_t ms, int watts)
 {
