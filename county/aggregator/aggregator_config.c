@@ -100,6 +100,15 @@ static const struct bbt_option options[] = {
             "Weekly rule: lessons with use a terminal needs per week of five school days (scaled to the "
             "week's school days)"),
 
+        OPT("energy", "watts", BBT_OPT_INT, energy_watts, "250", 1, 10000,
+            "After-hours energy: watts of a terminal (panel and PC) of no kind listed in kind_watts"),
+        OPT("energy", "kind_watts", BBT_OPT_STRING, energy_kind_watts, "", 0, 0,
+            "Watts per terminal kind (the registry's kind column): KIND=W, ... e.g. board=250, projector=330"),
+        OPT("energy", "night_start", BBT_OPT_STRING, energy_night_start, "22:00", 0, 0,
+            "After-hours energy: the night (nights left on) starts at this local time ..."),
+        OPT("energy", "night_end", BBT_OPT_STRING, energy_night_end, "06:00", 0, 0,
+            "... and ends at this one the next morning (before night_start)"),
+
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
           .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
@@ -162,10 +171,38 @@ static const struct bbt_option options[] = {
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 
+/* The [energy] keys into M (when not NULL); NULL, or what is wrong with *KEY. */
+static const char *energy_settings(const struct bbt_aggregator_config *c, struct bbt_metric_settings *m,
+                                   const char **key, char *err, size_t err_size)
+{
+        struct bbt_energy_watts w = { .watts = (int)c->energy_watts };
+        int start = 0, end = 0;
+
+        if (bbt_energy_watts_parse(c->energy_kind_watts, &w, err, err_size) < 0) {
+                *key = "[energy] kind_watts";
+                return err;
+        }
+        if (!c->energy_night_start || bbt_minute_parse(c->energy_night_start, &start) < 0 || start == 0) {
+                *key = "[energy] night_start";
+                return "expected a time of day HH:MM after 00:00, e.g. 22:00";
+        }
+        if (!c->energy_night_end || bbt_minute_parse(c->energy_night_end, &end) < 0 || end >= start) {
+                *key = "[energy] night_end";
+                return "expected a time of day HH:MM before night_start, e.g. 06:00";
+        }
+        if (m) {
+                m->watts = w;
+                m->night_start_min = start;
+                m->night_end_min = end;
+        }
+        return NULL;
+}
+
 static int check(const char *path, void *cfg, char *err, size_t err_size)
 {
         struct bbt_aggregator_config *c = cfg;
         const char *what = NULL, *key = NULL;
+        char energy_err[160];
         struct sockaddr_storage sa;
         socklen_t sa_len;
         int offset, minute;
@@ -191,6 +228,8 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 what = "expected whole minutes, e.g. 10m";
         } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
+        } else if ((what = energy_settings(c, NULL, &key, energy_err, sizeof(energy_err)))) {
+                /* key and what are set */
         } else if (bbt_minute_parse(c->notify_digest_time, &minute) < 0 || minute >= 24 * 60) {
                 key = "[notify] digest_time", what = "expected a time of day HH:MM, e.g. 07:30";
         } else if (!c->web_tls_cert != !c->web_tls_key) {
@@ -279,6 +318,16 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         m->min_pupils = (long)c->min_pupils;
         m->clock_skew_limit_ms = c->clock_skew_limit_ms;
         m->weekly_lessons_min = (int)c->weekly_lessons_min;
+        {
+                const char *key;
+                char err[160];
+
+                /* Checked when loaded: the defaults stay where a value is bad. */
+                m->watts.watts = (int)c->energy_watts;
+                m->night_start_min = 22 * 60;
+                m->night_end_min = 6 * 60;
+                (void)energy_settings(c, m, &key, err, sizeof(err));
+        }
 }
 
 void bbt_ingest_settings_default(struct bbt_ingest_settings *s)

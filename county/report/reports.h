@@ -29,6 +29,8 @@ enum {
          * read (all the idle and silent judgements take), from the store's
          * summary of its days, and last_seen_ms is that day's start. */
         BBT_NEEDS_SEEN_TIMES = 1 << 5,
+        /* The [energy] settings: the report shows energy (its footer lists them). */
+        BBT_NEEDS_ENERGY = 1 << 6,
 };
 
 /* Where the figures come from (report_data.c): the store's day aggregates
