@@ -623,6 +623,19 @@ TEST(digest)
                                "[wecom]\nformat = wecom\nevents = digest\ndigest_time = 08:00\nschools = " SCHOOL1 "\n",
               NULL);
         raise_fault(W.t_a1, "overheat", since);
+        {
+                /* A2 on from 22:00 to 23:30 on the 6th: left on last night. */
+                struct bbt_store *s;
+                struct bbt_store_usage u = { .terminal_id = W.t_a2, .seq = 1 };
+                char err[256];
+
+                u.span.start_ms = (start_s - 9 * 3600 - 3599) * 1000LL;
+                u.span.end_ms = u.span.start_ms + 90 * 60000LL;
+                u.span.state = BBT_USAGE_IDLE;
+                ASSERT_OK(bbt_store_open(W.db, false, &s, err, sizeof(err)));
+                ASSERT_OK(bbt_store_usage_insert(s, &u));
+                bbt_store_close(s);
+        }
         snprintf(env, sizeof(env), "%lld", (long long)start_s);
         setenv("BBT_NOTIFY_TEST_START", env, 1);
         rx_start();
@@ -642,6 +655,10 @@ TEST(digest)
         ASSERT_STR_EQ(str_at(j, "school.name"), "城关小学");
         ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j, "idle")), 2);
         ASSERT_STR_EQ(str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "idle"), 0), "terminal"), "A1");
+        ASSERT_STR_EQ(str_at(j, "night_of"), "2026-12-06");
+        ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j, "left_on_last_night")), 1);
+        ASSERT_STR_EQ(str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "left_on_last_night"), 0), "room"),
+                      "一年级(2)班");
         /* The faults report's open faults: the two terminals have never reported (silent) and A1's overheat. */
         ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j, "open_faults")), 3);
         ASSERT_STR_EQ(str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "open_faults"), 0), "fault"), "silent");
@@ -656,6 +673,8 @@ TEST(digest)
                          "**闲置终端 2 台**（截至 2026-12-06）\n"
                          "- 一年级(1)班 (A1)：%s\n"
                          "- 一年级(2)班 (A2)：%s\n"
+                         "**昨夜未关机 1 台**（2026-12-06 夜间）\n"
+                         "- 一年级(2)班 (A2)\n"
                          "**未消除故障 3 条**\n"
                          "- 一年级(1)班 (A1)：长期未上报（错误）\n"
                          "- 一年级(2)班 (A2)：长期未上报（错误）\n"

@@ -142,6 +142,20 @@ static void digest_text(struct text *t, const struct bbt_notify_digest *d, bool 
         }
         if (d->n_idle > LINES_MAX)
                 add(t, zh ? "- ……另有 %zu 台\n" : "- ... %zu more\n", d->n_idle - LINES_MAX);
+        if (zh)
+                add(t, "**昨夜未关机 %zu 台**（%s 夜间）\n", d->n_left_on,
+                    (bbt_day_format(d->day - 1, when, sizeof(when)), when));
+        else
+                add(t, "**Left on last night: %zu** (the night of %s)\n", d->n_left_on,
+                    (bbt_day_format(d->day - 1, when, sizeof(when)), when));
+        for (size_t i = 0; i < d->n_left_on && i < LINES_MAX; i++) {
+                const struct bbt_notify_left_on *x = &d->left_on[i];
+
+                add(t, "- %s%s%s%s\n", or_dash(x->room) ? x->room : "", or_dash(x->room) ? " (" : "", x->terminal,
+                    or_dash(x->room) ? ")" : "");
+        }
+        if (d->n_left_on > LINES_MAX)
+                add(t, zh ? "- ……另有 %zu 台\n" : "- ... %zu more\n", d->n_left_on - LINES_MAX);
         add(t, zh ? "**未消除故障 %zu 条**\n" : "**Open faults: %zu**\n", d->n_open);
         for (size_t i = 0; i < d->n_open && i < LINES_MAX; i++)
                 fault_line(t, &d->open[i], zh, offset_min, false);
@@ -286,7 +300,7 @@ char *bbt_notify_body_digest(const struct bbt_notify_target *tg, const struct bb
 {
         struct text t = { .len = 0 };
         const char *title;
-        cJSON *root, *school, *idle, *open;
+        cJSON *root, *school, *idle, *left, *open;
         char id[160], day[16];
 
         digest_text(&t, d, tg->chinese, offset_min, &title);
@@ -318,6 +332,17 @@ char *bbt_notify_body_digest(const struct bbt_notify_target *tg, const struct bb
                 cJSON_AddStringToObject(o, "reason", d->idle[i].reason);
                 cJSON_AddStringToObject(o, "reason_label", d->idle[i].reason_label);
                 cJSON_AddItemToArray(idle, o);
+        }
+        cJSON_AddStringToObject(root, "night_of", bbt_day_format(d->day - 1, day, sizeof(day)));
+        left = cJSON_AddArrayToObject(root, "left_on_last_night");
+        for (size_t i = 0; left && i < d->n_left_on; i++) {
+                cJSON *o = cJSON_CreateObject();
+
+                if (!o)
+                        break;
+                cJSON_AddStringToObject(o, "terminal", d->left_on[i].terminal);
+                add_str_or_null(o, "room", d->left_on[i].room);
+                cJSON_AddItemToArray(left, o);
         }
         open = cJSON_AddArrayToObject(root, "open_faults");
         for (size_t i = 0; open && i < d->n_open; i++)

@@ -21,6 +21,7 @@
 #include "bbt/log.h"
 #include "bbt/notify.h"
 #include "dates.h"
+#include "energy.h"
 #include "reports.h"
 #include "store.h"
 
@@ -646,8 +647,67 @@ static int school_report(struct bbt_notifier *n, const struct bbt_notify_target 
         return r;
 }
 
+struct nights {
+        struct bbt_notifier *n;
+        struct bbt_notify_left_on *v;
+        size_t len, cap;
+};
+
+static int night_cb(void *u, const struct bbt_energy_terminal *t)
+{
+        struct nights *ns = u;
+        const struct bbt_terminal_entry *te;
+        const struct bbt_school *sch;
+        struct bbt_notify_left_on *x;
+
+        if (t->nights_on <= 0)
+                return 0;
+        if (ns->len == ns->cap) {
+                size_t cap = ns->cap ? 2 * ns->cap : 16;
+                struct bbt_notify_left_on *v = realloc(ns->v, cap * sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                ns->v = v;
+                ns->cap = cap;
+        }
+        /* The names outlive the callback: the registry's, or the terminal list's. */
+        x = &ns->v[ns->len++];
+        sch = bbt_registry_school(ns->n->reg, t->school);
+        te = sch && strcmp(sch->county, t->county) == 0 ? bbt_registry_terminal(ns->n->reg, t->school, t->terminal)
+                                                       : NULL;
+        x->room = te ? te->room : NULL;
+        x->terminal = te ? te->id : NULL;
+        for (size_t i = 0; !x->terminal && i < ns->n->n_terms; i++)
+                if (ns->n->terms[i].id == t->terminal_id)
+                        x->terminal = ns->n->terms[i].terminal;
+        if (!x->terminal)
+                ns->len--; /* a terminal newer than the last poll: the next digest has it */
+        return 0;
+}
+
+/* The terminals of the school on at some time of the night of DAY - 1
+ * (bbt_energy_each, the energy report's nights left on). */
+static int left_on(struct bbt_notifier *n, const char *county, const char *school, int32_t day, struct nights *ret)
+{
+        struct bbt_energy_rules rules = { .cal = n->cal, .margin_min = n->ms.margin_min, .offset_min = n->offset_min,
+                                          .night_start_min = n->ms.night_start_min,
+                                          .night_end_min = n->ms.night_end_min };
+        struct bbt_store_scope scope = { .county = county, .school = school, .from_day = day - 1, .to_day = day - 1,
+                                         .since_ms = INT64_MIN, .until_ms = INT64_MAX };
+        int r;
+
+        ret->n = n;
+        r = bbt_energy_each(n->store, &rules, &scope, night_cb, ret);
+        if (r < 0)
+                bbt_log_warning("digest of %s/%s: the nights left on: %s", county, school,
+                                r == -ENOMEM ? strerror(ENOMEM) : bbt_store_error(n->store));
+        return r;
+}
+
 /* The digest of school KEY ("COUNTY/SCHOOL") of DAY for TG: the idle report up
- * to yesterday and the faults open now (the faults report of today). */
+ * to yesterday, the terminals left on last night, and the faults open now
+ * (the faults report of today). */
 static int digest_body(struct bbt_notifier *n, const struct bbt_notify_target *tg, const char *key, int32_t day,
                        int64_t now, char **ret)
 {
@@ -655,6 +715,7 @@ static int digest_body(struct bbt_notifier *n, const struct bbt_notify_target *t
         struct bbt_document *idle_doc = NULL, *fault_doc = NULL;
         struct bbt_notify_idle *idle = NULL;
         struct bbt_notify_fault *open = NULL;
+        struct nights nights = { .len = 0 };
         const struct bbt_school *sch;
         const struct bbt_table *t;
         const char *slash = strchr(key, '/');
@@ -672,6 +733,8 @@ static int digest_body(struct bbt_notifier *n, const struct bbt_notify_target *t
         r = school_report(n, tg, "idle", d.county, d.school, day - 1, now, &idle_doc);
         if (r == 0)
                 r = school_report(n, tg, "faults", d.county, d.school, day, now, &fault_doc);
+        if (r == 0)
+                r = left_on(n, d.county, d.school, day, &nights);
         if (r < 0)
                 goto out;
         t = doc_table(idle_doc, "idle");
@@ -712,12 +775,15 @@ static int digest_body(struct bbt_notifier *n, const struct bbt_notify_target *t
         }
         d.idle = idle;
         d.open = open;
+        d.left_on = nights.v;
+        d.n_left_on = nights.len;
         r = idle && open ? 0 : -ENOMEM;
         if (r == 0 && !(*ret = bbt_notify_body_digest(tg, &d, n->offset_min, now)))
                 r = -ENOMEM;
 out:
         free(idle);
         free(open);
+        free(nights.v);
         bbt_document_free(idle_doc);
         bbt_document_free(fault_doc);
         return r;

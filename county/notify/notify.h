@@ -75,6 +75,11 @@ struct bbt_notify_idle {
         int64_t used_days, last_active_ms; /* last_active_ms 0: never */
 };
 
+/* A terminal left on last night (the energy report's nights_on, county/report/energy.h). */
+struct bbt_notify_left_on {
+        const char *terminal, *room;
+};
+
 /* A school's daily digest. */
 struct bbt_notify_digest {
         char county[7], school[BBT_ID_MAX + 1];
@@ -85,6 +90,8 @@ struct bbt_notify_digest {
         size_t n_idle;
         const struct bbt_notify_fault *open; /* open faults now */
         size_t n_open;
+        const struct bbt_notify_left_on *left_on; /* on at some time of the night of DAY - 1 */
+        size_t n_left_on;
 };
 
 /* The JSON body of a message to T about N new faults (N >= 1, each with its
