@@ -192,7 +192,7 @@ static struct known *known_find(struct bbt_notifier *n, const char *key)
         struct known k;
 
         snprintf(k.f.key, sizeof(k.f.key), "%s", key);
-        return bsearch(&k, n->known, n->n_known, sizeof(k), cmp_known);
+        return n->n_known ? bsearch(&k, n->known, n->n_known, sizeof(k), cmp_known) : NULL;
 }
 
 static void str_member(const cJSON *o, const char *name, char *buf, size_t size)
@@ -290,7 +290,8 @@ static int state_load(struct bbt_notifier *n, const char *dir, char *err, size_t
                                 list_add(&k->pending, p->valuestring);
                 }
         }
-        qsort(n->known, n->n_known, sizeof(*n->known), cmp_known);
+        if (n->n_known)
+                qsort(n->known, n->n_known, sizeof(*n->known), cmp_known);
         targets = cJSON_GetObjectItemCaseSensitive(root, "targets");
         cJSON_ArrayForEach(it, targets)
         {
@@ -444,7 +445,7 @@ static const struct term *term_find(struct bbt_notifier *n, int64_t id)
 {
         struct term k = { .id = id };
 
-        return bsearch(&k, n->terms, n->n_terms, sizeof(k), cmp_term);
+        return n->n_terms ? bsearch(&k, n->terms, n->n_terms, sizeof(k), cmp_term) : NULL;
 }
 
 struct scan {
@@ -468,7 +469,7 @@ static int fault_cb(void *u, const struct bbt_store_fault *sf)
         snprintf(f.key, sizeof(f.key), "%s/%s/%s/%s/%s/%lld", t->county, t->school, t->terminal, sf->code,
                  sf->source, (long long)sf->raised_ms);
         key.f = f;
-        if (bsearch(&key, n->known, sc->n_before, sizeof(key), cmp_known))
+        if (sc->n_before && bsearch(&key, n->known, sc->n_before, sizeof(key), cmp_known))
                 return 0;
         for (size_t i = sc->n_before; i < n->n_known; i++)
                 if (strcmp(n->known[i].f.key, f.key) == 0)
@@ -527,12 +528,14 @@ static void scan_faults(struct bbt_notifier *n, int64_t now)
                 store_failed(n, "terminals", r);
                 return;
         }
-        qsort(n->terms, n->n_terms, sizeof(*n->terms), cmp_term);
+        if (n->n_terms)
+                qsort(n->terms, n->n_terms, sizeof(*n->terms), cmp_term);
         known_prune(n, sc.since_ms);
         sc.n_before = n->n_known;
         scope.since_ms = sc.since_ms;
         r = bbt_store_faults_each_in(n->store, &scope, fault_cb, &sc);
-        qsort(n->known, n->n_known, sizeof(*n->known), cmp_known);
+        if (n->n_known)
+                qsort(n->known, n->n_known, sizeof(*n->known), cmp_known);
         if (r < 0) {
                 store_failed(n, "faults", r);
                 return;
