@@ -108,50 +108,6 @@ static int64_t now_ms(const struct bbt_notifier *n)
         return wall_ms() + n->clock_delta_ms;
 }
 
-/* ---- lists ---- */
-
-static int list_add(struct bbt_notify_list *l, const char *s)
-{
-        char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-
-        if (!v)
-                return -ENOMEM;
-        l->v = v;
-        if (!(v[l->n] = strdup(s)))
-                return -ENOMEM;
-        l->n++;
-        return 0;
-}
-
-static bool list_remove(struct bbt_notify_list *l, const char *s)
-{
-        for (size_t i = 0; i < l->n; i++)
-                if (strcmp(l->v[i], s) == 0) {
-                        free(l->v[i]);
-                        memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
-                        l->n--;
-                        return true;
-                }
-        return false;
-}
-
-static bool list_contains(const struct bbt_notify_list *l, const char *s)
-{
-        for (size_t i = 0; i < l->n; i++)
-                if (strcmp(l->v[i], s) == 0)
-                        return true;
-        return false;
-}
-
-static void list_clear(struct bbt_notify_list *l)
-{
-        for (size_t i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        l->v = NULL;
-        l->n = 0;
-}
-
 /* ---- the state file ---- */
 
 static struct bbt_notify_target *target_named(struct bbt_notifier *n, const char *name, size_t *idx)
@@ -287,7 +243,7 @@ static int state_load(struct bbt_notifier *n, const char *dir, char *err, size_t
                 {
                         /* A target no longer configured is owed nothing. */
                         if (cJSON_IsString(p) && target_named(n, p->valuestring, NULL))
-                                list_add(&k->pending, p->valuestring);
+                                bbt_notify_list_add(&k->pending, p->valuestring);
                 }
         }
         if (n->n_known)
@@ -305,7 +261,7 @@ static int state_load(struct bbt_notifier *n, const char *dir, char *err, size_t
                 cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(it, "digest_pending"))
                 {
                         if (cJSON_IsString(p))
-                                list_add(&n->tstate[i].digest_pending, p->valuestring);
+                                bbt_notify_list_add(&n->tstate[i].digest_pending, p->valuestring);
                 }
         }
         cJSON_Delete(root);
@@ -493,7 +449,7 @@ static int fault_cb(void *u, const struct bbt_store_fault *sf)
                 const struct bbt_notify_target *tg = &n->targets.v[i];
 
                 if ((tg->events & BBT_NOTIFY_FAULTS) && f.severity >= tg->min_severity &&
-                    bbt_notify_target_covers(tg, f.county, f.school, reg) && list_add(&k->pending, tg->name) < 0)
+                    bbt_notify_target_covers(tg, f.county, f.school, reg) && bbt_notify_list_add(&k->pending, tg->name) < 0)
                         return -ENOMEM;
         }
         bbt_log_info("new fault %s (%s) for %zu target(s)", f.key, f.severity == BBT_SEVERITY_ERROR ? "error" : "warning",
@@ -556,7 +512,7 @@ static int digest_add_school(struct target_state *ts, const char *county, const 
         char key[64];
 
         snprintf(key, sizeof(key), "%s/%s", county, school);
-        return list_contains(&ts->digest_pending, key) ? 0 : list_add(&ts->digest_pending, key);
+        return bbt_notify_list_has(&ts->digest_pending, key) ? 0 : bbt_notify_list_add(&ts->digest_pending, key);
 }
 
 /* At each target's digest time, queue a digest for every school it covers:
@@ -585,7 +541,7 @@ static void schedule_digests(struct bbt_notifier *n, int64_t now)
                         bbt_log_warning("target %s: %zu digest(s) of %d not sent before the next day's; dropped",
                                         tg->name, ts->digest_pending.n, ts->digest_pending_day);
                 n->c.dropped_gave_up += (long long)ts->digest_pending.n;
-                list_clear(&ts->digest_pending);
+                bbt_notify_list_clear(&ts->digest_pending);
                 for (size_t s = 0; s < n->reg->n_schools; s++) {
                         const struct bbt_school *sch = &n->reg->schools[s];
 
@@ -826,14 +782,14 @@ static int sender_next(struct bbt_notifier *n, struct sender *s, int64_t now)
         int r = -ENOMEM;
 
         for (size_t i = 0; i < n->n_known; i++)
-                n_owed += list_contains(&n->known[i].pending, s->tg->name);
+                n_owed += bbt_notify_list_has(&n->known[i].pending, s->tg->name);
         if (n_owed) {
                 owed = malloc(n_owed * sizeof(*owed));
                 if (!owed)
                         return -ENOMEM;
                 n_owed = 0;
                 for (size_t i = 0; i < n->n_known; i++)
-                        if (list_contains(&n->known[i].pending, s->tg->name))
+                        if (bbt_notify_list_has(&n->known[i].pending, s->tg->name))
                                 owed[n_owed++] = &n->known[i];
                 qsort(owed, n_owed, sizeof(*owed), cmp_raised);
                 take = n_owed < (size_t)n->cfg->notify_batch_max ? n_owed : (size_t)n->cfg->notify_batch_max;
@@ -873,7 +829,7 @@ static int sender_next(struct bbt_notifier *n, struct sender *s, int64_t now)
                 if (r < 0) {
                         bbt_log_error("target %s: the digest of %s cannot be made; dropped", s->tg->name, key);
                         n->c.dropped_unbuildable++;
-                        list_remove(&s->ts->digest_pending, key);
+                        bbt_notify_list_remove(&s->ts->digest_pending, key);
                         n->dirty = true;
                         continue;
                 }
@@ -961,7 +917,11 @@ static int sender_start(struct bbt_notifier *n, struct sender *s, int64_t now)
         curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)n->cfg->notify_timeout_ms);
         curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)n->cfg->notify_timeout_ms);
         curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string form; the bit mask is deprecated */
         curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
         curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "bbt-notify/" BBT_VERSION);
         curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
@@ -982,7 +942,7 @@ static void sender_done_ok(struct bbt_notifier *n, struct sender *s)
         n->c.messages_sent++;
         if (s->digest) {
                 n->c.digests_sent++;
-                list_remove(&s->ts->digest_pending, s->digest_school);
+                bbt_notify_list_remove(&s->ts->digest_pending, s->digest_school);
                 bbt_log_info("target %s: digest of %s sent (attempt %d)", s->tg->name, s->digest_school,
                              s->attempts);
         } else {
@@ -991,7 +951,7 @@ static void sender_done_ok(struct bbt_notifier *n, struct sender *s)
                         struct known *k = known_find(n, s->keys[i]);
 
                         if (k)
-                                list_remove(&k->pending, s->tg->name);
+                                bbt_notify_list_remove(&k->pending, s->tg->name);
                 }
                 bbt_log_info("target %s: %zu fault(s) sent (attempt %d)", s->tg->name, s->n_keys, s->attempts);
         }
@@ -1007,13 +967,13 @@ static void sender_drop(struct bbt_notifier *n, struct sender *s, bool rejected)
         else
                 n->c.dropped_gave_up++;
         if (s->digest) {
-                list_remove(&s->ts->digest_pending, s->digest_school);
+                bbt_notify_list_remove(&s->ts->digest_pending, s->digest_school);
         } else {
                 for (size_t i = 0; i < s->n_keys; i++) {
                         struct known *k = known_find(n, s->keys[i]);
 
                         if (k)
-                                list_remove(&k->pending, s->tg->name);
+                                bbt_notify_list_remove(&k->pending, s->tg->name);
                 }
         }
         bbt_log_error("target %s: %s dropped after %d attempt(s)%s", s->tg->name,
@@ -1328,9 +1288,9 @@ void bbt_notifier_free(struct bbt_notifier *n)
                 sender_reset(s);
         }
         for (size_t i = 0; n->tstate && i < n->targets.n; i++)
-                list_clear(&n->tstate[i].digest_pending);
+                bbt_notify_list_clear(&n->tstate[i].digest_pending);
         for (size_t i = 0; i < n->n_known; i++)
-                list_clear(&n->known[i].pending);
+                bbt_notify_list_clear(&n->known[i].pending);
         if (n->multi)
                 curl_multi_cleanup(n->multi);
         if (n->dirfd >= 0)
@@ -1389,7 +1349,7 @@ void bbt_notifier_print_status(const struct bbt_notifier *n, FILE *out)
                 char day[16];
 
                 for (size_t k = 0; k < n->n_known; k++)
-                        owed += list_contains(&n->known[k].pending, n->targets.v[i].name);
+                        owed += bbt_notify_list_has(&n->known[k].pending, n->targets.v[i].name);
                 fprintf(out, "target %s: owed_faults=%zu owed_digests=%zu last_digest_day=%s\n", n->targets.v[i].name,
                         owed, ts->digest_pending.n,
                         ts->digest_day ? bbt_day_format(ts->digest_day, day, sizeof(day)) : "none");

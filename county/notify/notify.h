@@ -19,6 +19,13 @@ struct bbt_notify_list {
         size_t n;
 };
 
+/* L with a copy of S added: 0 or -ENOMEM. */
+int bbt_notify_list_add(struct bbt_notify_list *l, const char *s);
+/* Takes S out of L; whether it was there. */
+bool bbt_notify_list_remove(struct bbt_notify_list *l, const char *s);
+bool bbt_notify_list_has(const struct bbt_notify_list *l, const char *s);
+void bbt_notify_list_clear(struct bbt_notify_list *l);
+
 /* One [NAME] section of the targets file, with its secrets. */
 struct bbt_notify_target {
         char name[33];

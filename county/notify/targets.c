@@ -20,7 +20,7 @@ const char *bbt_notify_format_name(enum bbt_notify_format f)
         return f == BBT_NOTIFY_WECOM ? "wecom" : f == BBT_NOTIFY_DINGTALK ? "dingtalk" : "json";
 }
 
-static void list_free(struct bbt_notify_list *l)
+void bbt_notify_list_clear(struct bbt_notify_list *l)
 {
         for (size_t i = 0; i < l->n; i++)
                 free(l->v[i]);
@@ -29,13 +29,40 @@ static void list_free(struct bbt_notify_list *l)
         l->n = 0;
 }
 
+int bbt_notify_list_add(struct bbt_notify_list *l, const char *s)
+{
+        char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+        if (!v)
+                return -ENOMEM;
+        l->v = v;
+        if (!(v[l->n] = strdup(s)))
+                return -ENOMEM;
+        l->n++;
+        return 0;
+}
+
+bool bbt_notify_list_remove(struct bbt_notify_list *l, const char *s)
+{
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i], s) == 0) {
+                        free(l->v[i]);
+                        memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+                        l->n--;
+                        return true;
+                }
+        return false;
+}
+
 /* Splits "a, b,c" (Chinese commas too) into L. Returns 0 or -ENOMEM. */
 static int list_parse(struct bbt_notify_list *l, const char *s)
 {
-        list_free(l);
+        bbt_notify_list_clear(l);
         while (*s) {
+                const char *cn;
+                char *word;
                 size_t n;
-                char **v;
+                int r;
 
                 while (*s == ',' || *s == ' ' || *s == '\t')
                         s++;
@@ -46,21 +73,21 @@ static int list_parse(struct bbt_notify_list *l, const char *s)
                 if (!*s)
                         break;
                 n = strcspn(s, ",\t ");
-                if (strstr(s, "，") && (size_t)(strstr(s, "，") - s) < n)
-                        n = (size_t)(strstr(s, "，") - s);
-                v = realloc(l->v, (l->n + 1) * sizeof(*v));
-                if (!v)
+                cn = strstr(s, "，");
+                if (cn && (size_t)(cn - s) < n)
+                        n = (size_t)(cn - s);
+                if (!(word = strndup(s, n)))
                         return -ENOMEM;
-                l->v = v;
-                if (!(l->v[l->n] = strndup(s, n)))
-                        return -ENOMEM;
-                l->n++;
+                r = bbt_notify_list_add(l, word);
+                free(word);
+                if (r < 0)
+                        return r;
                 s += n;
         }
         return 0;
 }
 
-static bool list_has(const struct bbt_notify_list *l, const char *s)
+bool bbt_notify_list_has(const struct bbt_notify_list *l, const char *s)
 {
         for (size_t i = 0; i < l->n; i++)
                 if (strcmp(l->v[i], s) == 0)
@@ -71,11 +98,11 @@ static bool list_has(const struct bbt_notify_list *l, const char *s)
 bool bbt_notify_target_covers(const struct bbt_notify_target *t, const char *county, const char *code,
                               const struct bbt_school *reg)
 {
-        if (t->counties.n && !list_has(&t->counties, county))
+        if (t->counties.n && !bbt_notify_list_has(&t->counties, county))
                 return false;
         if (!t->townships.n && !t->schools.n)
                 return true;
-        return list_has(&t->schools, code) || (reg && reg->township && list_has(&t->townships, reg->township));
+        return bbt_notify_list_has(&t->schools, code) || (reg && reg->township && bbt_notify_list_has(&t->townships, reg->township));
 }
 
 void bbt_notify_targets_free(struct bbt_notify_targets *t)
@@ -83,9 +110,9 @@ void bbt_notify_targets_free(struct bbt_notify_targets *t)
         for (size_t i = 0; i < t->n; i++) {
                 struct bbt_notify_target *x = &t->v[i];
 
-                list_free(&x->counties);
-                list_free(&x->townships);
-                list_free(&x->schools);
+                bbt_notify_list_clear(&x->counties);
+                bbt_notify_list_clear(&x->townships);
+                bbt_notify_list_clear(&x->schools);
                 free(x->url);
                 if (x->secret)
                         explicit_bzero(x->secret, strlen(x->secret));
@@ -237,7 +264,7 @@ static int on_key(void *u, const char *section, const char *key, const char *val
                 struct bbt_notify_list l = { 0 };
 
                 if (list_parse(&l, value) < 0) {
-                        list_free(&l);
+                        bbt_notify_list_clear(&l);
                         p->r = -ENOMEM;
                         return 0;
                 }
@@ -248,11 +275,11 @@ static int on_key(void *u, const char *section, const char *key, const char *val
                         else if (strcmp(l.v[i], "digest") == 0)
                                 x->events |= BBT_NOTIFY_DIGEST;
                         else {
-                                list_free(&l);
+                                bbt_notify_list_clear(&l);
                                 return bad(p, section, key, "expected faults, digest or both, got \"%s\"", value);
                         }
                 }
-                list_free(&l);
+                bbt_notify_list_clear(&l);
         } else if (strcmp(key, "county") == 0 || strcmp(key, "townships") == 0 || strcmp(key, "schools") == 0) {
                 struct bbt_notify_list *l = key[0] == 'c' ? &x->counties : key[0] == 't' ? &x->townships : &x->schools;
 
