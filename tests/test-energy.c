@@ -35,30 +35,13 @@ static int64_t at(int32_t day, int h, int m)
         return bbt_day_start_ms(day, 480) + (h * 60 + m) * MIN;
 }
 
-static char store_dir[64];
-
-static void remove_store_dir(void)
-{
-        char path[128];
-
-        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/agg.db-wal", store_dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/agg.db-shm", store_dir);
-        unlink(path);
-        rmdir(store_dir);
-}
-
+/* A new SQLite store in a directory removed at exit. */
 static struct bbt_store *open_store(void)
 {
         struct bbt_store *s = NULL;
-        char path[128], err[256] = "";
+        char path[1024], err[256] = "";
 
-        snprintf(store_dir, sizeof(store_dir), "/tmp/bbt-energy-XXXXXX");
-        ASSERT(mkdtemp(store_dir) != NULL);
-        atexit(remove_store_dir);
-        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
+        snprintf(path, sizeof(path), "%s/agg.db", bbt_test_tree_new("energy-store"));
         if (bbt_store_open(path, false, &s, err, sizeof(err)) < 0)
                 FAIL("open: %s", err);
         return s;
@@ -477,7 +460,6 @@ static struct sim_run sim_county(const struct sim_options *o)
         cJSON_Delete(truth);
         run.truth = NULL;
         bbt_store_close(store);
-        remove_store_dir();
         bbt_registry_free(reg);
         bbt_calendar_free(cal);
         sim_scenario_free(&sc);
