@@ -1,12 +1,17 @@
 /* After-hours on-time (energy.c): evenings, nights, weekends, holidays, 调休 days, midnight, nights left on. */
 /* bbt-test: label=unit timeout=10 */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "aggregator_config.h"
+#include "fixture-tree.h"
+#include "ingest.h"
+#include "scenario.h"
 #include "calendar.h"
 #include "dates.h"
 #include "energy.h"
@@ -30,30 +35,13 @@ static int64_t at(int32_t day, int h, int m)
         return bbt_day_start_ms(day, 480) + (h * 60 + m) * MIN;
 }
 
-static char store_dir[64];
-
-static void remove_store_dir(void)
-{
-        char path[128];
-
-        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/agg.db-wal", store_dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/agg.db-shm", store_dir);
-        unlink(path);
-        rmdir(store_dir);
-}
-
+/* A new SQLite store in a directory removed at exit. */
 static struct bbt_store *open_store(void)
 {
         struct bbt_store *s = NULL;
-        char path[128], err[256] = "";
+        char path[1024], err[256] = "";
 
-        snprintf(store_dir, sizeof(store_dir), "/tmp/bbt-energy-XXXXXX");
-        ASSERT(mkdtemp(store_dir) != NULL);
-        atexit(remove_store_dir);
-        snprintf(path, sizeof(path), "%s/agg.db", store_dir);
+        snprintf(path, sizeof(path), "%s/agg.db", bbt_test_tree_new("energy-store"));
         if (bbt_store_open(path, false, &s, err, sizeof(err)) < 0)
                 FAIL("open: %s", err);
         return s;
@@ -361,4 +349,142 @@ TEST(report_and_summary)
         bbt_store_close(s);
         bbt_registry_free(reg);
         bbt_calendar_free(cal);
+}
+
+/* ---- the simulated county: its truth, and before/after a power-off schedule ---- */
+
+static int no_publish(void *u, const char *topic, const char *payload, size_t len)
+{
+        (void)u, (void)topic, (void)payload, (void)len;
+        return 0;
+}
+
+struct sim_run {
+        cJSON *truth;          /* the simulator's energy rows */
+        int64_t after_ms;      /* the report's after-hours total ... */
+        int64_t nights;        /* ... and nights left on */
+        int64_t truth_after_ms;
+        size_t compared;
+};
+
+static int sim_row_cb(void *u, const struct bbt_energy_terminal *t)
+{
+        struct sim_run *run = u;
+        static const char *const keys[BBT_ENERGY__COUNT] = { "evening_hours", "night_hours", "weekend_hours",
+                                                            "holiday_hours" };
+        const cJSON *row;
+
+        cJSON_ArrayForEach(row, run->truth)
+        {
+                if (strcmp(cJSON_GetObjectItemCaseSensitive(row, "school_code")->valuestring, t->school) != 0 ||
+                    strcmp(cJSON_GetObjectItemCaseSensitive(row, "terminal")->valuestring, t->terminal) != 0)
+                        continue;
+                /* Exact: the truth's hours are whole milliseconds / 3 600 000. */
+                for (int k = 0; k < BBT_ENERGY__COUNT; k++)
+                        if (llround(num(row, keys[k]) * 3.6e6) != t->after_ms[k])
+                                FAIL("%s/%s %s: report %lld ms, truth %.0f ms", t->school, t->terminal, keys[k],
+                                     (long long)t->after_ms[k], num(row, keys[k]) * 3.6e6);
+                ASSERT_EQ(num(row, "nights_on"), t->nights_on);
+                run->after_ms += t->after_hours_ms;
+                run->nights += t->nights_on;
+                run->truth_after_ms += llround(num(row, "after_hours") * 3.6e6);
+                run->compared++;
+                return 0;
+        }
+        FAIL("%s/%s: not in the truth", t->school, t->terminal);
+}
+
+/* Builds the simulated week with O, ingests every message into a new store
+ * and compares the after-hours figures with the simulator's truth. */
+static struct sim_run sim_county(const struct sim_options *o)
+{
+        struct sim_scenario sc;
+        struct bbt_registry *reg;
+        struct bbt_calendar *cal;
+        struct bbt_import_errors errs;
+        struct bbt_ingest_settings set;
+        struct bbt_ingest *in;
+        struct bbt_store *store = open_store();
+        struct bbt_energy_rules rules = BBT_ENERGY_RULES_DEFAULT;
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct sim_run run = { 0 };
+        const char *root = bbt_test_tree_new("energy-sim");
+        char path[1024], err[256], *text = NULL, topic[256];
+        size_t size = 0;
+        FILE *f;
+        cJSON *truth;
+
+        ASSERT_OK(sim_scenario_build(o, &sc));
+        ASSERT_OK(sim_write_registry(&sc, root));
+        ASSERT_OK(bbt_registry_new(&reg));
+        ASSERT_OK(bbt_calendar_new(&cal));
+        snprintf(path, sizeof(path), "%s/schools.csv", root);
+        LOAD_OK(bbt_registry_load_schools(reg, path, &errs), errs);
+        snprintf(path, sizeof(path), "%s/terminals.csv", root);
+        LOAD_OK(bbt_registry_load_terminals(reg, path, &errs), errs);
+        snprintf(path, sizeof(path), "%s/calendar.csv", root);
+        LOAD_OK(bbt_calendar_load_days(cal, path, &errs), errs);
+        snprintf(path, sizeof(path), "%s/bells.csv", root);
+        LOAD_OK(bbt_calendar_load_bells(cal, path, &errs), errs);
+        f = open_memstream(&text, &size);
+        ASSERT(f != NULL);
+        ASSERT_OK(sim_write_truth(&sc, f));
+        fclose(f);
+        truth = cJSON_Parse(text);
+        free(text);
+        ASSERT(truth != NULL);
+        run.truth = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(truth, "tables"), "energy");
+        ASSERT(cJSON_IsArray(run.truth));
+
+        bbt_ingest_settings_default(&set);
+        set.metrics.heartbeat_s = o->hb_interval_s;
+        if (bbt_ingest_new(store, &set, reg, cal, no_publish, NULL, o->now_ms, &in, err, sizeof(err)) < 0)
+                FAIL("ingest: %s", err);
+        for (size_t i = 0; i < sc.n_terminals; i++) {
+                const struct sim_terminal *t = &sc.terminals[i];
+
+                for (size_t j = 0; j < t->n_msgs; j++) {
+                        sim_topic(&sc, t, t->msgs[j].channel, topic, sizeof(topic));
+                        bbt_ingest_message(in, topic, t->msgs[j].json, t->msgs[j].len,
+                                           bbt_channel_retained(t->msgs[j].channel), o->now_ms);
+                }
+        }
+        ASSERT_OK(bbt_ingest_flush(in));
+        bbt_ingest_free(in);
+
+        rules.cal = cal;
+        scope.from_day = o->monday;
+        scope.to_day = o->monday + 6;
+        ASSERT_OK(bbt_energy_each(store, &rules, &scope, sim_row_cb, &run));
+        ASSERT_EQ(run.after_ms, run.truth_after_ms);
+        cJSON_Delete(truth);
+        run.truth = NULL;
+        bbt_store_close(store);
+        bbt_registry_free(reg);
+        bbt_calendar_free(cal);
+        sim_scenario_free(&sc);
+        return run;
+}
+
+TEST(sim_truth_and_power_off_schedule)
+{
+        struct sim_options o = { .county = "510199", .schools = 2, .terminals_per_school = 8, .seed = 11,
+                                 .hb_interval_s = 900, .chunk_s = 900, .offset_min = 480, .history = true,
+                                 .now_ms = 1795000000000LL, .left_on_pct = 40 };
+        struct sim_run before, after;
+
+        o.monday = bbt_day_from_ymd(2026, 11, 23);
+        before = sim_county(&o);
+        o.power_off_min = 18 * 60;
+        after = sim_county(&o);
+        ASSERT_GT(before.compared, 0);
+        ASSERT_EQ(after.compared, before.compared);
+        /* Boards left on: whole nights and the weekend. With the schedule
+         * they are off at 18:00, and no night is left on. */
+        ASSERT_GT(before.nights, 0);
+        ASSERT_EQ(after.nights, 0);
+        ASSERT_LT(after.after_ms * 5, before.after_ms);
+        printf("after hours: %.1f h before, %.1f h with power-off at 18:00 (%.1f kWh and %.1f kWh at 250 W)\n",
+               (double)before.after_ms / 3.6e6, (double)after.after_ms / 3.6e6, bbt_energy_kwh(before.after_ms, 250),
+               bbt_energy_kwh(after.after_ms, 250));
 }
