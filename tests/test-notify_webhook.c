@@ -304,26 +304,21 @@ static void stop(void)
         bbt_test_check_sanitizers(W.log);
 }
 
-/* "YYYY-MM-DD HH:MM" of MS at +08:00, computed here (not by bbt's code). */
-static const char *local_minute(int64_t ms, char *buf, size_t size)
+/* MS at +08:00, "YYYY-MM-DD HH:MM" or (ISO) RFC 3339, computed here (not by bbt's code). */
+static const char *local_time(int64_t ms, bool iso, char *buf, size_t size)
 {
         time_t t = (time_t)(ms / 1000) + 8 * 3600;
         struct tm tm;
 
         gmtime_r(&t, &tm);
-        strftime(buf, size, "%Y-%m-%d %H:%M", &tm);
+        if (iso)
+                strftime(buf, size, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+        else
+                strftime(buf, size, "%Y-%m-%d %H:%M", &tm);
         return buf;
 }
-
-static const char *local_iso(int64_t ms, char *buf, size_t size)
-{
-        time_t t = (time_t)(ms / 1000) + 8 * 3600;
-        struct tm tm;
-
-        gmtime_r(&t, &tm);
-        strftime(buf, size, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
-        return buf;
-}
+#define local_minute(ms, buf, size) local_time(ms, false, buf, size)
+#define local_iso(ms, buf, size) local_time(ms, true, buf, size)
 
 static cJSON *parse(const char *body)
 {
