@@ -3,7 +3,7 @@
 # mosquitto into a bbt-aggregator whose store is a postgresql:// database, then
 # bbt-report. Every message stored once, every figure equal to the simulator's
 # truth (tools/sim/run-county.sh --check), and every report (summary, schools,
-# terminals, idle, balance as JSON) equal to the same county's on SQLite but for
+# terminals, idle, balance, energy as JSON) equal to the same county's on SQLite but for
 # the store's name, the time it was made and receive times.
 # Usage: pg-county.sh BINDIR (under ctest: the postgresql fixture's server, BBT_TEST_PG)
 set -eu
@@ -56,7 +56,7 @@ def strip(x):
     return x
 
 bad = 0
-for r in ("summary", "schools", "terminals", "idle", "balance"):
+for r in ("summary", "schools", "terminals", "idle", "balance", "energy"):
     a = strip(json.load(open(f"{sys.argv[1]}/{r}.json")))
     b = strip(json.load(open(f"{sys.argv[2]}/{r}.json")))
     if a != b:

@@ -911,7 +911,7 @@ TEST(terminal_and_status)
         reply_free(&r);
         get(&admin, &r, "/api/v1/reports");
         ASSERT_EQ(r.status, 200);
-        ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "reports")), 9);
+        ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "reports")), 10);
         reply_free(&r);
         stop();
 }

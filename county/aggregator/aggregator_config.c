@@ -100,6 +100,15 @@ static const struct bbt_option options[] = {
             "Weekly rule: lessons with use a terminal needs per week of five school days (scaled to the "
             "week's school days)"),
 
+        OPT("energy", "watts", BBT_OPT_INT, energy_watts, "250", 1, 10000,
+            "After-hours energy: watts of a terminal (panel and PC) of no kind listed in kind_watts"),
+        OPT("energy", "kind_watts", BBT_OPT_STRING, energy_kind_watts, "", 0, 0,
+            "Watts per terminal kind (the registry's kind column): KIND=W, ... e.g. board=250, projector=330"),
+        OPT("energy", "night_start", BBT_OPT_STRING, energy_night_start, "22:00", 0, 0,
+            "After-hours energy: the night (nights left on) starts at this local time ..."),
+        OPT("energy", "night_end", BBT_OPT_STRING, energy_night_end, "06:00", 0, 0,
+            "... and ends at this one the next morning (before night_start)"),
+
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
           .enum_values = log_levels, .help = "Least severe level logged: error, warning, notice, info, debug" },
@@ -133,16 +142,72 @@ static const struct bbt_option options[] = {
             "Open connections at most; more are refused"),
         OPT("web", "connection_timeout", BBT_OPT_DURATION, web_timeout_ms, "30s", SECONDS(1), SECONDS(3600),
             "An idle connection is closed after this long"),
+
+        /* bbt-notify's; bbt-aggregator reads and ignores them (docs/notifications.md). */
+        OPT("notify", "targets", BBT_OPT_PATH, notify_targets, "/etc/bbt/notify.conf", 0, 0,
+            "bbt-notify's webhook targets: one [NAME] section each (format, events, scope, digest_time)"),
+        OPT("notify", "secrets", BBT_OPT_PATH, notify_secrets, "/etc/bbt/notify-secrets.conf", 0, 0,
+            "The targets' URLs and signing secrets; owner root, group bbt-notify, mode 0640 at most"),
+        OPT("notify", "state_dir", BBT_OPT_PATH, notify_state_dir, "/var/lib/bbt-notify", 0, 0,
+            "Where bbt-notify keeps what it has sent and what it still owes (state.json)"),
+        OPT("notify", "poll_interval", BBT_OPT_DURATION, notify_poll_ms, "30s", 100, SECONDS(3600),
+            "The store is read for new faults this often"),
+        OPT("notify", "lookback", BBT_OPT_DURATION, notify_lookback_ms, "1d", SECONDS(60), DAYS(30),
+            "A fault raised longer ago than this (a late alert) is not announced as new"),
+        OPT("notify", "digest_time", BBT_OPT_STRING, notify_digest_time, "07:30", 0, 0,
+            "Local time (HH:MM, [metrics] utc_offset) of the daily digest; a target may set its own"),
+        OPT("notify", "batch_max", BBT_OPT_INT, notify_batch_max, "100", 1, 1000,
+            "New faults in one message at most; more wait for the next message"),
+        OPT("notify", "rate_limit", BBT_OPT_INT, notify_rate_limit, "20", 1, 600,
+            "Messages per minute to one target at most (WeCom and DingTalk robots take 20)"),
+        OPT("notify", "timeout", BBT_OPT_DURATION, notify_timeout_ms, "15s", 100, SECONDS(300),
+            "One webhook request (connect, send, answer) may take this long"),
+        OPT("notify", "retry_initial", BBT_OPT_DURATION, notify_retry_initial_ms, "10s", 10, SECONDS(3600),
+            "The first retry of a failed message waits about this long; each next one twice as long"),
+        OPT("notify", "retry_max", BBT_OPT_DURATION, notify_retry_max_ms, "10m", 10, DAYS(1),
+            "The longest wait between two attempts"),
+        OPT("notify", "retry_attempts", BBT_OPT_INT, notify_retry_attempts, "10", 0, 1000,
+            "Retries of a message before it is dropped (and counted as failed)"),
+        OPT("notify", "stats_interval", BBT_OPT_DURATION, notify_stats_ms, "1h", SECONDS(1), DAYS(1),
+            "The counters (sent, retried, failed, dropped) are logged this often"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
+
+/* The [energy] keys into M (when not NULL); NULL, or what is wrong with *KEY. */
+static const char *energy_settings(const struct bbt_aggregator_config *c, struct bbt_metric_settings *m,
+                                   const char **key, char *err, size_t err_size)
+{
+        struct bbt_energy_watts w = { .watts = (int)c->energy_watts };
+        int start = 0, end = 0;
+
+        if (bbt_energy_watts_parse(c->energy_kind_watts, &w, err, err_size) < 0) {
+                *key = "[energy] kind_watts";
+                return err;
+        }
+        if (!c->energy_night_start || bbt_minute_parse(c->energy_night_start, &start) < 0 || start == 0) {
+                *key = "[energy] night_start";
+                return "expected a time of day HH:MM after 00:00, e.g. 22:00";
+        }
+        if (!c->energy_night_end || bbt_minute_parse(c->energy_night_end, &end) < 0 || end >= start) {
+                *key = "[energy] night_end";
+                return "expected a time of day HH:MM before night_start, e.g. 06:00";
+        }
+        if (m) {
+                m->watts = w;
+                m->night_start_min = start;
+                m->night_end_min = end;
+        }
+        return NULL;
+}
 
 static int check(const char *path, void *cfg, char *err, size_t err_size)
 {
         struct bbt_aggregator_config *c = cfg;
         const char *what = NULL, *key = NULL;
+        char energy_err[160];
         struct sockaddr_storage sa;
         socklen_t sa_len;
-        int offset;
+        int offset, minute;
 
         if (bbt_broker_config_check(&c->broker, &key, &what) < 0) {
                 /* key and what are set */
@@ -165,6 +230,10 @@ static int check(const char *path, void *cfg, char *err, size_t err_size)
                 what = "expected whole minutes, e.g. 10m";
         } else if (bbt_utc_offset_parse(c->utc_offset, &offset) < 0) {
                 key = "[metrics] utc_offset", what = "expected an offset such as +08:00";
+        } else if ((what = energy_settings(c, NULL, &key, energy_err, sizeof(energy_err)))) {
+                /* key and what are set */
+        } else if (bbt_minute_parse(c->notify_digest_time, &minute) < 0 || minute >= 24 * 60) {
+                key = "[notify] digest_time", what = "expected a time of day HH:MM, e.g. 07:30";
         } else if (!c->web_tls_cert != !c->web_tls_key) {
                 key = c->web_tls_cert ? "[web] tls_key" : "[web] tls_cert", what = "tls_cert and tls_key go together";
         } else if (c->metrics_listen && *c->metrics_listen &&
@@ -251,6 +320,16 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         m->min_pupils = (long)c->min_pupils;
         m->clock_skew_limit_ms = c->clock_skew_limit_ms;
         m->weekly_lessons_min = (int)c->weekly_lessons_min;
+        {
+                const char *key;
+                char err[160];
+
+                /* Checked when loaded: the defaults stay where a value is bad. */
+                m->watts.watts = (int)c->energy_watts;
+                m->night_start_min = 22 * 60;
+                m->night_end_min = 6 * 60;
+                (void)energy_settings(c, m, &key, err, sizeof(err));
+        }
 }
 
 void bbt_ingest_settings_default(struct bbt_ingest_settings *s)

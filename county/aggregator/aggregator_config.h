@@ -30,6 +30,9 @@ struct bbt_aggregator_config {
         long long used_day_ms, used_period_ms, margin_ms, heartbeat_ms;
         long long idle_window, idle_max_days, silent_days, min_pupils, clock_skew_limit_ms;
         long long weekly_lessons_min;
+        /* [energy] */
+        long long energy_watts;
+        char *energy_kind_watts, *energy_night_start, *energy_night_end;
         /* [aggregator] */
         int log_level;
         char *metrics_listen; /* "" or NULL: no metrics server */
@@ -38,6 +41,10 @@ struct bbt_aggregator_config {
         char *web_listen, *web_users, *web_audit_log, *web_static_dir, *web_tls_cert, *web_tls_key;
         long long web_session_ms, web_login_burst, web_login_refill_ms, web_threads, web_max_connections;
         long long web_timeout_ms;
+        /* [notify]: bbt-notify only (docs/notifications.md) */
+        char *notify_targets, *notify_secrets, *notify_state_dir, *notify_digest_time;
+        long long notify_poll_ms, notify_lookback_ms, notify_batch_max, notify_rate_limit, notify_timeout_ms;
+        long long notify_retry_initial_ms, notify_retry_max_ms, notify_retry_attempts, notify_stats_ms;
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.

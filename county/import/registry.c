@@ -569,12 +569,13 @@ done:
         return r;
 }
 
-enum { TC_SCHOOL, TC_ID, TC_ROOM, TC_EXPECTED, TC__COUNT };
+enum { TC_SCHOOL, TC_ID, TC_ROOM, TC_EXPECTED, TC_KIND, TC__COUNT };
 static const struct bbt_csv_column terminal_columns[TC__COUNT] = {
         [TC_SCHOOL] = { "school_code", { "学校代码", "学校标识码" }, true },
         [TC_ID] = { "terminal_id", { "终端编号", "终端ID", "设备编号" }, true },
         [TC_ROOM] = { "room", { "教室", "教室名称", "班级" }, false },
         [TC_EXPECTED] = { "expected", { "应配外设", "外设" }, false },
+        [TC_KIND] = { "kind", { "机型", "终端类型" }, false },
 };
 
 /* The last "expected" text parsed and its kinds: a county's terminals mostly
@@ -615,6 +616,11 @@ static int terminal_from_row(struct bbt_csv *csv, const struct bbt_registry *reg
                 memo->kinds = t->expected;
                 memo->valid = true;
         }
+        v = bbt_csv_get(csv, TC_KIND);
+        if (strlen(v) >= sizeof(t->kind) || strpbrk(v, ",;= \t\r\n"))
+                bbt_csv_bad_value(csv, TC_KIND, "expected up to 32 bytes without , ; = or spaces");
+        else
+                memcpy(t->kind, v, strlen(v) + 1);
         if (bbt_csv_errors(csv) != before)
                 return -EINVAL;
         t->room = strdup(bbt_csv_get(csv, TC_ROOM));

@@ -54,6 +54,7 @@ struct bbt_terminal_entry {
         char id[BBT_ID_MAX + 1];     /* terminal id as in the topic */
         char *room;                  /* 教室, may be "" */
         uint32_t expected;           /* bit (1u << enum bbt_periph_kind) per expected peripheral */
+        char kind[33];               /* 机型: what [energy] kind_watts names (board, projector ...); "" none */
 };
 
 /* Pointers into SCHOOLS and TERMINALS (and those the lookups return) are valid

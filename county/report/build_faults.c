@@ -9,7 +9,7 @@
 
 #include "dates.h"
 
-static const char *fault_name(const char *code, bool chinese)
+const char *bbt_report_fault_name(const char *code, bool chinese)
 {
         static const struct {
                 const char *code, *zh, *en;
@@ -50,7 +50,7 @@ static void fault_row(struct bbt_report_data *d, struct bbt_table *t, const stru
         bbt_build_terminal_row(t, d, ti);
         /* The protocol allows only [a-z][a-z0-9_]*: anything else is a damaged store row, shown as it is. */
         if (bbt_code_valid(code))
-                bbt_table_set_code(t, 4, code, fault_name(code, d->o->chinese));
+                bbt_table_set_code(t, 4, code, bbt_report_fault_name(code, d->o->chinese));
         else
                 bbt_table_set_code(t, 4, "other", code);
         if (severity == BBT_SEVERITY_ERROR)

@@ -2,6 +2,8 @@
 #include "build.h"
 #include "bbt/base.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t count_faulty(const struct bbt_report_data *d)
@@ -11,6 +13,50 @@ static size_t count_faulty(const struct bbt_report_data *d)
         for (size_t i = 0; i < d->n_terms; i++)
                 n += !d->terms[i].intact;
         return n;
+}
+
+/* After-hours on-time and its energy from the schools' day totals (no
+ * interval scan: the energy report splits it further, per terminal). A
+ * school's energy is at the mean wattage of its terminals. */
+static int after_hours(struct bbt_report_data *d, struct bbt_document *doc)
+{
+        static const struct bbt_column cols[] = {
+                { "school_days_hours", "上课日课外开机(小时)", "School days, after hours (h)", BBT_CELL_NUM, 1 },
+                { "weekend_hours", "周末开机(小时)", "Weekends (h)", BBT_CELL_NUM, 1 },
+                { "holiday_hours", "节假日开机(小时)", "Holidays (h)", BBT_CELL_NUM, 1 },
+                { "after_hours", "课外开机合计(小时)", "After hours (h)", BBT_CELL_NUM, 1 },
+                { "energy_kwh", "估算电量(千瓦时)", "Energy (kWh)", BBT_CELL_NUM, 1 },
+        };
+        int64_t sum[BBT_AFTER__COUNT] = { 0 }, total = 0, *watts = calloc(d->n_schools + 1, sizeof(*watts));
+        double kwh = 0;
+        struct bbt_table *t;
+
+        if (!watts)
+                return -ENOMEM;
+        for (size_t j = 0; j < d->n_terms; j++)
+                watts[d->terms[j].school] +=
+                        bbt_energy_watts_of(&d->s->watts, d->terms[j].reg ? d->terms[j].reg->kind : NULL);
+        for (size_t i = 0; i < d->n_schools; i++) {
+                const struct bbt_report_school *si = &d->schools[i];
+                int64_t ms = 0;
+
+                for (int k = 0; k < BBT_AFTER__COUNT; k++) {
+                        sum[k] += si->after_ms[k];
+                        ms += si->after_ms[k];
+                }
+                kwh += si->n_terminals ? bbt_energy_kwh(ms, 1) * (double)watts[i] / (double)si->n_terminals
+                                       : bbt_energy_kwh(ms, d->s->watts.watts);
+        }
+        free(watts);
+        t = bbt_document_add_object(doc, "after_hours", "课外开机与能耗", "After-hours on-time and energy", cols,
+                                    BBT_ELEMENTSOF(cols));
+        for (int k = 0; k < BBT_AFTER__COUNT; k++) {
+                bbt_table_set_num(t, (size_t)k, (double)sum[k] / 3.6e6);
+                total += sum[k];
+        }
+        bbt_table_set_num(t, 3, (double)total / 3.6e6);
+        bbt_table_set_num(t, 4, kwh);
+        return 0;
 }
 
 static int build(struct bbt_report_data *d, struct bbt_document *doc)
@@ -130,8 +176,16 @@ static int build(struct bbt_report_data *d, struct bbt_document *doc)
                         if (have[k])
                                 bbt_table_set_num(t, (size_t)k, hi[k] - lo[k]);
         }
+        if (after_hours(d, doc) < 0)
+                return -ENOMEM;
         bbt_document_add_note(doc, "终端数含从未上报的登记终端；未上报即未使用。",
                               "Terminals include registered ones that never reported: they count as unused.");
+        bbt_document_add_note(doc,
+                              "课外开机：上课日在校时段以外、周末和节假日的开机时长（含熄屏待机），定义见 energy 报表；"
+                              "估算电量按各校终端的平均功率。",
+                              "After hours: on-time outside school hours on school days and on weekends and "
+                              "holidays (standby included), as in the energy report; energy at each school's mean "
+                              "terminal wattage.");
         return 0;
 }
 
@@ -140,6 +194,6 @@ const struct bbt_report_kind bbt_report_summary = {
         .help = "county figures overall, by township and 城区/镇区/乡村 with the gap",
         .title_zh = "班班通使用情况汇总",
         .title_en = "Classroom terminal use: summary",
-        .needs = BBT_NEEDS_FIGURES,
+        .needs = BBT_NEEDS_FIGURES | BBT_NEEDS_ENERGY,
         .build = build,
 };

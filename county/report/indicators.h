@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "energy.h"
 #include "rollup.h"
 
 /* Every threshold is a setting; reports print them at their foot. */
@@ -21,6 +22,9 @@ struct bbt_metric_settings {
         int offset_min;          /* local time = UTC + this (480, Asia/Shanghai) */
         int64_t clock_skew_limit_ms; /* fault clock_skew past this (300000) */
         int weekly_lessons_min;  /* weekly rule: lessons with use per terminal per five school days (10) */
+        /* [energy]: after-hours on-time and its energy (docs/metrics.md, "After-hours energy") */
+        struct bbt_energy_watts watts; /* watts (250) and kind_watts (none) */
+        int night_start_min, night_end_min; /* the night window, 22:00 .. 06:00 */
 };
 
 /* The defaults (in brackets above) are defined once, in bbt-aggregator's

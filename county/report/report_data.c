@@ -296,6 +296,19 @@ static int64_t idle_last_seen(const struct bbt_report_terminal *t)
         return t->last_seen_ms;
 }
 
+/* Adds day DAY's on-time of T (a rollup's or the day totals of a school) to
+ * SI's after-hours figures, if DAY is in the range. */
+static void after_hours_add(const struct bbt_report_data *d, struct bbt_report_school *si, int32_t day,
+                            int64_t on_ms, int64_t on_all_ms)
+{
+        if (day < d->o->from || day > d->to)
+                return;
+        if (si->school_day[day - d->qfrom])
+                si->after_ms[BBT_AFTER_SCHOOL_DAYS] += on_all_ms - on_ms;
+        else
+                si->after_ms[bbt_day_weekday(day) >= 6 ? BBT_AFTER_WEEKEND : BBT_AFTER_HOLIDAY] += on_all_ms;
+}
+
 static void terminal_figures(struct bbt_report_data *d, struct bbt_report_terminal *t,
                              const struct bbt_day_rollup *rows, size_t n)
 {
@@ -306,6 +319,8 @@ static void terminal_figures(struct bbt_report_data *d, struct bbt_report_termin
         };
         struct bbt_terminal_days idle = td;
 
+        for (size_t i = 0; i < n; i++)
+                after_hours_add(d, si, rows[i].day, rows[i].on_ms, rows[i].on_all_ms);
         bbt_rates_add(&t->acc, d->s, d->o->from, d->to, &td);
         idle.school_day = si->school_day + (si->idle_from - d->qfrom);
         t->idle = bbt_idle_judge(d->s, si->idle_from, d->to, &idle, idle_last_seen(t), &t->idle_used);
@@ -561,6 +576,11 @@ static int school_span_cb(void *u, const struct bbt_store_school_span *row)
                         return 0;
                 si = (ssize_t)found->i;
                 a->cursor = (size_t)(found - a->by_code);
+        }
+        for (days = row->present; days; days &= days - 1) {
+                int i = __builtin_ctz(days);
+
+                after_hours_add(a->d, &a->d->schools[si], row->first_day + i, row->t[i].on_ms, row->t[i].on_all_ms);
         }
         k = (int64_t)(row->first_day >> 5) - a->span0;
         if (k < 0 || (size_t)k >= a->n_spans)

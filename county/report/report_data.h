@@ -8,6 +8,8 @@
 
 #include "reports.h"
 
+enum { BBT_AFTER_SCHOOL_DAYS, BBT_AFTER_WEEKEND, BBT_AFTER_HOLIDAY, BBT_AFTER__COUNT };
+
 struct bbt_report_school {
         char county[7];
         char code[BBT_ID_MAX + 1];
@@ -17,6 +19,10 @@ struct bbt_report_school {
         const struct bbt_bells *bells;
         size_t n_terminals;
         struct bbt_rates_acc acc;     /* BBT_NEEDS_FIGURES */
+        /* BBT_NEEDS_FIGURES: its terminals' on-time outside school hours over
+         * the range (docs/metrics.md, "After-hours energy"), by the kind of
+         * day: school days (evening and night), weekends, other days */
+        int64_t after_ms[BBT_AFTER__COUNT];
 };
 
 struct bbt_report_terminal {

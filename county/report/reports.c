@@ -20,12 +20,13 @@ extern const struct bbt_report_kind bbt_report_balance;
 extern const struct bbt_report_kind bbt_report_inventory;
 extern const struct bbt_report_kind bbt_report_loss;
 extern const struct bbt_report_kind bbt_report_record;
+extern const struct bbt_report_kind bbt_report_energy;
 
 /* Every kind of report, in the order --help lists them. */
 static const struct bbt_report_kind *const kinds[] = {
         &bbt_report_summary, &bbt_report_schools, &bbt_report_terminals, &bbt_report_idle,
         &bbt_report_faults,  &bbt_report_balance, &bbt_report_inventory, &bbt_report_loss,
-        &bbt_report_record,
+        &bbt_report_record,  &bbt_report_energy,
 };
 
 const struct bbt_report_kind *bbt_report_kind_find(const char *name)
@@ -104,7 +105,7 @@ int bbt_report_options_range(struct bbt_report_options *o, const char *from, con
 static void add_settings(const struct bbt_report_data *d, struct bbt_document *doc)
 {
         const struct bbt_metric_settings *s = d->s;
-        char v[64], from[16], to[16];
+        char v[640], from[16], to[16];
 
         bbt_day_format(d->o->from, from, sizeof(from));
         bbt_day_format(d->o->to, to, sizeof(to));
@@ -142,6 +143,19 @@ static void add_settings(const struct bbt_report_data *d, struct bbt_document *d
                                      s->clock_skew_limit_ms / 1000, "s");
         bbt_document_add_setting_int(doc, "weekly_lessons_min", "每周使用节数要求(每5个上课日)",
                                      "Weekly rule: lessons per 5 school days", s->weekly_lessons_min, "lessons");
+        if (d->o->kind->needs & BBT_NEEDS_ENERGY) {
+                bbt_document_add_setting_int(doc, "watts", "终端功率(瓦)", "Terminal watts", s->watts.watts, "W");
+                if (s->watts.n > 0)
+                        bbt_document_add_setting(doc, "kind_watts", "各机型功率(瓦)", "Watts by kind",
+                                                 bbt_energy_watts_format(&s->watts, v, sizeof(v)));
+                else
+                        bbt_document_add_setting_none(doc, "kind_watts", "各机型功率(瓦)", "Watts by kind",
+                                                      L(d, "无", "none"));
+                snprintf(v, sizeof(v), "%02d:%02d", s->night_start_min / 60, s->night_start_min % 60);
+                bbt_document_add_setting(doc, "night_start", "夜间开始", "Night starts", v);
+                snprintf(v, sizeof(v), "%02d:%02d", s->night_end_min / 60, s->night_end_min % 60);
+                bbt_document_add_setting(doc, "night_end", "夜间结束(次日)", "Night ends (next day)", v);
+        }
         if (d->o->store_label)
                 bbt_document_add_setting(doc, "store", "数据库", "Store", d->o->store_label);
         bbt_document_add_setting_time(doc, "generated", "生成时间", "Generated", d->o->now_ms);

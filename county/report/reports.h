@@ -29,6 +29,8 @@ enum {
          * read (all the idle and silent judgements take), from the store's
          * summary of its days, and last_seen_ms is that day's start. */
         BBT_NEEDS_SEEN_TIMES = 1 << 5,
+        /* The [energy] settings: the report shows energy (its footer lists them). */
+        BBT_NEEDS_ENERGY = 1 << 6,
 };
 
 /* Where the figures come from (report_data.c): the store's day aggregates
@@ -74,6 +76,10 @@ struct bbt_report_options {
         bool (*school_in)(const void *u, const char *county, const char *code, const struct bbt_school *reg);
         const void *school_in_data;
 };
+
+/* A fault code's name ("overheat": "温度过高" or "overheating"); an unknown
+ * code is its own name. The faults report's and bbt-notify's. */
+const char *bbt_report_fault_name(const char *code, bool chinese);
 
 /* Sets O's range as bbt-report's --from, --to and --week do (each NULL: not
  * given; TODAY the default last day) and checks that O's kind gets what it

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Compares bbt-report's JSON output with bbt-sim's ground truth; prints every figure that differs.
 
-Usage: compare-truth.py TRUTH.json SUMMARY.json SCHOOLS.json TERMINALS.json IDLE.json BALANCE.json
+Usage: compare-truth.py TRUTH.json SUMMARY.json SCHOOLS.json TERMINALS.json IDLE.json BALANCE.json [ENERGY.json]
 Exit status: 0 every figure agrees (within the report's rounding), 1 a figure differs, 2 bad input.
 """
 import json
 import sys
 
 # The decimals bbt-report prints each figure with (rates: 4).
-DECIMALS = {"avg_daily_hours": 2, "weekly_lessons": 1, "mean": 3, "sd": 3, "cv": 3}
+DECIMALS = {"avg_daily_hours": 2, "weekly_lessons": 1, "mean": 3, "sd": 3, "cv": 3, "evening_hours": 2,
+            "night_hours": 2, "weekend_hours": 2, "holiday_hours": 2, "after_hours": 2}
 RATES = {"power_on_rate", "usage_rate", "period_usage_rate", "interactive_share", "online_rate", "intact_rate",
          "weekly_rule_rate"}
-COUNTS = {"terminals", "schools", "idle", "faulty", "left_out"}
+COUNTS = {"terminals", "schools", "idle", "faulty", "left_out", "nights_on"}
 
 
 def close(key, got, want):
@@ -44,13 +45,14 @@ def compare_rows(what, got_rows, want_rows, key_cols, problems):
 
 
 def main(argv):
-    if len(argv) != 7:
+    if len(argv) not in (7, 8):
         print(__doc__, file=sys.stderr)
         return 2
     try:
         truth = json.load(open(argv[1]))["tables"]
         reports = [json.load(open(p)) for p in argv[2:]]
-        schools, terminals, idle, balance = (r["tables"] for r in reports[1:])
+        schools, terminals, idle, balance = (r["tables"] for r in reports[1:5])
+        energy = reports[5]["tables"] if len(reports) > 5 else None
         overall = reports[0]["objects"]["overall"]
     except (OSError, ValueError, KeyError) as e:
         print(f"compare-truth: {e}", file=sys.stderr)
@@ -62,7 +64,9 @@ def main(argv):
     compare_rows("idle", idle["idle"], truth["idle"], ["school_code", "terminal"], problems)
     for section in ("primary", "junior"):
         compare_rows(section, balance[section], truth[section], ["indicator"], problems)
-    checked = sum(len(v) for v in truth.values())
+    if energy is not None:
+        compare_rows("energy", energy["terminals"], truth["energy"], ["school_code", "terminal"], problems)
+    checked = sum(len(v) for k, v in truth.items() if k != "energy" or energy is not None)
     for p in problems:
         print(p)
     print(f"compare-truth: {checked} rows compared, {len(problems)} differences")

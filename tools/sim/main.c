@@ -488,6 +488,10 @@ static void usage(FILE *out)
                 "      --week DATE          the Monday of the simulated week (default: last week's)\n"
                 "      --hb-interval SECS   heartbeat interval in the simulated week (default 900)\n"
                 "      --chunk SECS         usage intervals cut at least this often (default 900)\n"
+                "      --left-on PCT        this share of the reporting terminals is never switched off:\n"
+                "                           on in standby evenings, nights and days off (default 0)\n"
+                "      --power-off HH:MM    a power-off schedule: every terminal still on is powered off\n"
+                "                           at this time each day (default none)\n"
                 "      --registry DIR       write schools.csv, terminals.csv, calendar.csv, bells.csv here\n"
                 "      --truth FILE         write the ground truth (bbt-report JSON shape) here\n"
                 "      --produced FILE      write the number of messages produced here when done\n"
@@ -520,6 +524,7 @@ int main(int argc, char **argv)
                 { "linger", required_argument, NULL, 'l' },     { "quiet", no_argument, NULL, 'q' },
                 { "live", required_argument, NULL, 'L' },       { "live-hb", required_argument, NULL, 'a' },
                 { "live-usage", required_argument, NULL, 'u' }, { "live-periph", required_argument, NULL, 'e' },
+                { "left-on", required_argument, NULL, 'N' },    { "power-off", required_argument, NULL, 'F' },
                 { "help", no_argument, NULL, 'h' },             { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
@@ -543,7 +548,7 @@ int main(int argc, char **argv)
                 char *end = NULL;
                 long long v = 0;
 
-                if (optarg && strchr("pSTsbkclLaue", c)) {
+                if (optarg && strchr("pSTsbkclLaueN", c)) {
                         errno = 0;
                         v = strtoll(optarg, &end, 10);
                         if (errno || !end || *end || v < 0 || (c != 's' && v > 10000000)) {
@@ -567,6 +572,19 @@ int main(int argc, char **argv)
                 case 'w': week = optarg; break;
                 case 'b': o.hb_interval_s = (int)v; break;
                 case 'k': o.chunk_s = (int)v; break;
+                case 'N': o.left_on_pct = (int)v; break;
+                case 'F': {
+                        int hh = -1, mm = -1, n = 0;
+
+                        if (sscanf(optarg, "%2d:%2d%n", &hh, &mm, &n) == 2 && !optarg[n] && hh >= 0 && mm >= 0 &&
+                            mm < 60 && hh * 60 + mm <= 24 * 60)
+                                o.power_off_min = hh * 60 + mm;
+                        if (o.power_off_min <= 0) {
+                                fprintf(stderr, "bbt-sim: --power-off %s: expected a time HH:MM after 00:00\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
                 case 'r': registry = optarg; break;
                 case 't': truth = optarg; break;
                 case 'P': produced = optarg; break;
@@ -584,7 +602,7 @@ int main(int argc, char **argv)
                 }
         }
         if (optind != argc || o.schools < 1 || o.terminals_per_school < 1 || o.terminals_per_school > 999 ||
-            o.schools > 9999 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1 ||
+            o.schools > 9999 || o.left_on_pct > 100 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1 ||
             s->live_hb_s < 1 || s->live_usage_s < 1 || s->live_usage_s > 3600 || s->live_periph_s < 1) {
                 fprintf(stderr, "bbt-sim: bad arguments (schools 1..9999, terminals 1..999, chunk 60..3600)\n");
                 usage(stderr);

@@ -13,7 +13,10 @@
 #
 # Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
 #        [--terminals N] [--seed S] [--agent] [--check] [--fault KIND]
-#        [--lang zh|en] [--keep] [--store LOCATION]
+#        [--lang zh|en] [--keep] [--store LOCATION] [--left-on PCT]
+#        [--power-off HH:MM]
+# --left-on and --power-off are bbt-sim's: boards left on after hours, and a
+# power-off schedule (docs/simulator.md, "After hours").
 # --store postgresql://USER@HOST:PORT/DB stores into that (empty) PostgreSQL
 # database instead of an SQLite file in the work directory.
 set -eu
@@ -31,6 +34,7 @@ keep=0
 fault=
 store=
 timeout=180
+sim_extra=
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -45,7 +49,9 @@ while [ $# -gt 0 ]; do
         --keep) keep=1 ;;
         --fault) fault=$2; shift ;;
         --store) store=$2; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --left-on) sim_extra="$sim_extra --left-on $2"; shift ;;
+        --power-off) sim_extra="$sim_extra --power-off $2"; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "run-county: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -118,7 +124,7 @@ say "== broker on 127.0.0.1:$port"
 
 # The county: registry, calendar and bells from the simulator.
 "$sim" --only-files --quiet --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
-    --week "$from" --registry "$workdir" --truth "$workdir/truth.json"
+    --week "$from" --registry "$workdir" --truth "$workdir/truth.json" $sim_extra
 first_school=$(sed -n '2p' "$workdir/schools.csv" | cut -d, -f4)
 if [ $agent -eq 1 ]; then
     printf '%s,local,本机 (bbt-agent),\r\n' "$first_school" >> "$workdir/terminals.csv"
@@ -187,7 +193,7 @@ fi
 say "== bbt-sim: $schools schools x $terminals terminals, the week of $from, seed $seed"
 run_sim() {
     "$sim" --quiet --port "$port" --county $county --schools "$schools" --terminals "$terminals" --seed "$seed" \
-        --week "$from" --produced "$workdir/produced.txt" --linger "$linger"
+        --week "$from" --produced "$workdir/produced.txt" --linger "$linger" $sim_extra
 }
 linger=3
 if [ -z "$fault" ]; then
@@ -245,7 +251,7 @@ run_report() {
     "$report" "$1" --config "$workdir/aggregator.conf" --from "$from" --to "$to" --lang "$lang" "$@"
 }
 if [ $check -eq 1 ]; then
-    for r in summary schools terminals idle balance; do
+    for r in summary schools terminals idle balance energy; do
         "$report" $r --config "$workdir/aggregator.conf" --from "$from" --to "$to" --format json > "$workdir/$r.json"
     done
     status=0
@@ -261,7 +267,7 @@ if lost or rows != stored:
     sys.exit("run-county: messages were lost or stored twice")
 PY
     python3 "$here/compare-truth.py" "$workdir/truth.json" "$workdir/summary.json" "$workdir/schools.json" \
-        "$workdir/terminals.json" "$workdir/idle.json" "$workdir/balance.json" || status=1
+        "$workdir/terminals.json" "$workdir/idle.json" "$workdir/balance.json" "$workdir/energy.json" || status=1
     # Stop the daemons now, to see that they end cleanly (and, in a sanitizer
     # build, without a report).
     for p in $pids; do kill "$p" 2>/dev/null || true; done

@@ -209,6 +209,58 @@ static void plan_off_day(struct day_plan *p)
         plan_add(p, 9 * 60, 9 * 60 + 40, BBT_USAGE_ACTIVE, -1);
 }
 
+static int64_t overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1)
+{
+        int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+
+        return hi > lo ? hi - lo : 0;
+}
+
+/* The night truth of [C, CE) on day D with school hours [W0, W1): its time
+ * before 06:00 or from 22:00 outside them, and the nights it falls in. */
+static void night_add(const struct sim_scenario *s, struct sim_terminal *t, int d, int64_t c, int64_t ce, int64_t w0,
+                      int64_t w1)
+{
+        int64_t d0 = day_ms(s, d, 0), morning = day_ms(s, d, 6 * 60), evening = day_ms(s, d, 22 * 60);
+        int64_t d1 = day_ms(s, d, 24 * 60);
+
+        t->day[d].night_ms += overlap(c, ce, d0, morning) - overlap(c > w0 ? c : w0, ce < w1 ? ce : w1, d0, morning);
+        t->day[d].night_ms += overlap(c, ce, evening, d1) - overlap(c > w0 ? c : w0, ce < w1 ? ce : w1, evening, d1);
+        if (overlap(c, ce, evening, d1) > 0)
+                t->night_on[d] = true;
+        if (d > 0 && overlap(c, ce, d0, morning) > 0)
+                t->night_on[d - 1] = true;
+}
+
+/* A terminal left on (T->left_on) is on in standby around what P plans for
+ * day D: from midnight and until midnight, or the whole day if P is empty;
+ * with a power-off schedule it goes off at that time and stays off until
+ * it is switched on again. A schedule cuts every plan at its time. */
+static void plan_after_hours(const struct sim_scenario *s, const struct sim_terminal *t, struct day_plan *p)
+{
+        struct day_plan q = { .n = 0 };
+        int off = s->o.power_off_min > 0 ? s->o.power_off_min : -1;
+
+        if (t->left_on) {
+                if (off < 0 && p->n == 0) {
+                        plan_add(&q, 0, 24 * 60, BBT_USAGE_STANDBY, -1);
+                } else if (p->n > 0) {
+                        if (off < 0)
+                                plan_add(&q, 0, p->seg[0].a, BBT_USAGE_STANDBY, -1);
+                        for (int i = 0; i < p->n; i++)
+                                plan_add(&q, p->seg[i].a, p->seg[i].b, p->seg[i].state, p->seg[i].period);
+                        plan_add(&q, p->seg[p->n - 1].b, off < 0 ? 24 * 60 : off, BBT_USAGE_STANDBY, -1);
+                }
+                *p = q;
+        }
+        if (off < 0)
+                return;
+        q.n = 0;
+        for (int i = 0; i < p->n; i++)
+                plan_add(&q, p->seg[i].a, p->seg[i].b < off ? p->seg[i].b : off, p->seg[i].state, p->seg[i].period);
+        *p = q;
+}
+
 /* Emits the plan of day D as usage intervals (cut every chunk_s) and
  * heartbeats, in time order, and adds it to the truth of that day. */
 static int emit_day(struct sim_scenario *s, struct sim_terminal *t, int d, const struct day_plan *p, uint64_t *rng)
@@ -260,6 +312,7 @@ static int emit_day(struct sim_scenario *s, struct sim_terminal *t, int d, const
                                 r = sim_append(t, &m);
                         /* The truth, on the true clock. */
                         day->on_all_ms += len;
+                        night_add(s, t, d, c, ce, w0, w1);
                         if (hi > lo) {
                                 day->on_ms += hi - lo;
                                 if (g->state == BBT_USAGE_ACTIVE) {
@@ -350,9 +403,12 @@ static int gen_terminal(struct sim_scenario *s, struct sim_terminal *t, uint64_t
                         plan_day(rng, b, t->profile, d == rare_day, &plan);
                 } else if (d == 4 && t->profile == SIM_TOUCH && rng_chance(rng, 30)) {
                         plan_off_day(&plan);
+                } else if (t->left_on) {
+                        plan.n = 0;
                 } else {
                         continue;
                 }
+                plan_after_hours(s, t, &plan);
                 r = emit_day(s, t, d, &plan, rng);
                 if (r == 0 && t->overheat && d == 1) {
                         r = add_alert(t, day_ms(s, d, 14 * 60) + t->skew_ms, "overheat", true, "92.0 °C");
@@ -423,6 +479,13 @@ int sim_scenario_build(const struct sim_options *o, struct sim_scenario *s)
                         t->profile = SIM_TOUCH;
                         t->skew_ms = 600000;
                 }
+        }
+        /* Who is left on is drawn apart, so the rest of the week stays what the seed made it. */
+        for (size_t i = 0; o->left_on_pct > 0 && i < s->n_terminals; i++) {
+                uint64_t lrng = (o->seed ^ 0x6c6566746f6eull) + i * 0x9e3779b97f4a7c15ull;
+
+                (void)rng_next(&lrng);
+                s->terminals[i].left_on = s->terminals[i].profile != SIM_NEVER && rng_chance(&lrng, o->left_on_pct);
         }
         for (size_t i = 0; r == 0 && i < s->n_terminals; i++) {
                 r = gen_terminal(s, &s->terminals[i], &rng);
@@ -745,11 +808,49 @@ static void balance_rows(const struct sim_scenario *s, const struct truth *per_s
         }
 }
 
+/* A terminal's row of the energy report (docs/metrics.md, "After-hours energy"). */
+static cJSON *energy_row(const struct sim_scenario *s, const struct sim_terminal *t)
+{
+        const struct sim_school *sc = &s->schools[t->school];
+        cJSON *row = cJSON_CreateObject();
+        int64_t ms[4] = { 0 }; /* evening, night, weekend, holiday */
+        int nights = 0;
+        static const char *const keys[4] = { "evening_hours", "night_hours", "weekend_hours", "holiday_hours" };
+
+        cJSON_AddStringToObject(row, "school_code", sc->code);
+        cJSON_AddStringToObject(row, "terminal", t->id);
+        for (int d = 0; d < SIM_DAYS; d++) {
+                const struct sim_day *day = &t->day[d];
+
+                if (sim_school_day(s, sc, d)) {
+                        ms[0] += day->on_all_ms - day->on_ms - day->night_ms;
+                        ms[1] += day->night_ms;
+                } else {
+                        ms[d >= 5 ? 2 : 3] += day->on_all_ms;
+                }
+                nights += t->night_on[d];
+        }
+        for (int k = 0; k < 4; k++)
+                if (t->profile == SIM_NEVER)
+                        cJSON_AddNullToObject(row, keys[k]);
+                else
+                        cJSON_AddNumberToObject(row, keys[k], (double)ms[k] / 3600000.0);
+        if (t->profile == SIM_NEVER) {
+                cJSON_AddNullToObject(row, "after_hours");
+                cJSON_AddNullToObject(row, "nights_on");
+        } else {
+                cJSON_AddNumberToObject(row, "after_hours", (double)(ms[0] + ms[1] + ms[2] + ms[3]) / 3600000.0);
+                cJSON_AddNumberToObject(row, "nights_on", nights);
+        }
+        return row;
+}
+
 int sim_write_truth(const struct sim_scenario *s, FILE *out)
 {
         cJSON *root = cJSON_CreateObject(), *tables = cJSON_CreateObject();
         cJSON *overall = cJSON_CreateArray(), *schools = cJSON_CreateArray(), *terms = cJSON_CreateArray();
         cJSON *idle = cJSON_CreateArray(), *primary = cJSON_CreateArray(), *junior = cJSON_CreateArray();
+        cJSON *energy = cJSON_CreateArray();
         struct truth all = { 0 }, *per_school = calloc(s->n_schools + 1, sizeof(*per_school));
         int64_t *idle_per_school = calloc(s->n_schools + 1, sizeof(int64_t));
         int64_t idle_all = 0, faulty = 0;
@@ -780,6 +881,7 @@ int sim_write_truth(const struct sim_scenario *s, FILE *out)
                 put_rates(row, &x);
                 cJSON_DeleteItemFromObject(row, "terminals");
                 cJSON_AddItemToArray(terms, row);
+                cJSON_AddItemToArray(energy, energy_row(s, t));
                 if (why) {
                         idle_per_school[t->school]++;
                         idle_all++;
@@ -816,6 +918,7 @@ int sim_write_truth(const struct sim_scenario *s, FILE *out)
         cJSON_AddItemToObject(tables, "idle", idle);
         cJSON_AddItemToObject(tables, "primary", primary);
         cJSON_AddItemToObject(tables, "junior", junior);
+        cJSON_AddItemToObject(tables, "energy", energy);
         cJSON_AddItemToObject(root, "tables", tables);
         text = cJSON_Print(root);
         if (!text || fprintf(out, "%s\n", text) < 0)

@@ -48,6 +48,7 @@ struct sim_day {
         int64_t on_ms, active_ms, interactive_ms, on_all_ms;
         int64_t period_ms[SIM_PERIODS_MAX];
         int64_t hb;
+        int64_t night_ms;   /* on outside school hours before 06:00 or from 22:00 (on a school day: 夜间) */
 };
 
 struct sim_msg {
@@ -66,6 +67,8 @@ struct sim_terminal {
         bool overheat;      /* overheat raised and cleared on Tuesday */
         bool stalls;        /* its heartbeat timer stalls: a quarter of its heartbeats never happen */
         int64_t skew_ms;    /* its clock minus the true time */
+        bool left_on;       /* nobody switches it off: on (standby) evenings, nights and days off */
+        bool night_on[SIM_DAYS]; /* on at some time in the night of day d (22:00 .. 06:00 the next day) */
         struct sim_msg *msgs; /* msgs[i] has seq i + 1 */
         size_t n_msgs, cap_msgs;
         struct sim_day day[SIM_DAYS];
@@ -82,6 +85,9 @@ struct sim_options {
         int offset_min;          /* local time = UTC + this (480) */
         int64_t now_ms;          /* real time: births and the live heartbeats of skewed terminals */
         bool history;            /* generate the week (false: births and inventories only, for live runs) */
+        int left_on_pct;         /* this share of the reporting terminals is left on after hours (0) */
+        int power_off_min;       /* a power-off schedule: every terminal still on is off at this minute of
+                                  * each day (定时关机, e.g. 1080 = 18:00); 0: none */
 };
 
 struct sim_scenario {
