@@ -602,9 +602,11 @@ int main(int argc, char **argv)
                 }
         }
         if (optind != argc || o.schools < 1 || o.terminals_per_school < 1 || o.terminals_per_school > 999 ||
-            o.schools > 9999 || o.left_on_pct > 100 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 || s->connect_rate < 1 ||
+            o.schools > 9999 || o.left_on_pct > 100 || o.hb_interval_s < 1 || o.chunk_s < 60 || o.chunk_s > 3600 ||
+            s->connect_rate < 1 ||
             s->live_hb_s < 1 || s->live_usage_s < 1 || s->live_usage_s > 3600 || s->live_periph_s < 1) {
-                fprintf(stderr, "bbt-sim: bad arguments (schools 1..9999, terminals 1..999, chunk 60..3600)\n");
+                fprintf(stderr, "bbt-sim: bad arguments (schools 1..9999, terminals 1..999, chunk 60..3600, "
+                                "left-on 0..100)\n");
                 usage(stderr);
                 return 2;
         }
