@@ -131,6 +131,10 @@ static const struct bbt_option options[] = {
             "Open connections at most; more are refused"),
         OPT("web", "connection_timeout", BBT_OPT_DURATION, web_timeout_ms, "30s", SECONDS(1), SECONDS(3600),
             "An idle connection is closed after this long"),
+        OPT("web", "cache_size", BBT_OPT_SIZE, web_cache_bytes, "64M", 0, 16LL << 30,
+            "Report bodies kept in memory at most (docs/web.md, \"The response cache\"); 0: no cache"),
+        OPT("web", "cache_stale", BBT_OPT_DURATION, web_cache_stale_ms, "5s", 0, SECONDS(3600),
+            "A cached report may be served this long after the store changed (0: recompute at once)"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 

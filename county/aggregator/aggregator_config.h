@@ -37,6 +37,7 @@ struct bbt_aggregator_config {
         char *web_listen, *web_users, *web_audit_log, *web_static_dir, *web_tls_cert, *web_tls_key;
         long long web_session_ms, web_login_burst, web_login_refill_ms, web_threads, web_max_connections;
         long long web_timeout_ms;
+        long long web_cache_bytes, web_cache_stale_ms;
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.
