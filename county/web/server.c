@@ -92,9 +92,10 @@ static enum MHD_Result queue(struct web_call *k, unsigned status, struct MHD_Res
         return ret;
 }
 
-/* BODY (taken) with a header NAME: VALUE more (NAME may be NULL). */
-static enum MHD_Result send_with(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
-                                 const char *name, const char *value)
+/* BODY (taken) with the headers H: NAME, VALUE, ... up to a NULL NAME; a
+ * pair whose VALUE is NULL is left out. */
+static enum MHD_Result send_headers(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                    const char *const *h)
 {
         struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 
@@ -103,28 +104,26 @@ static enum MHD_Result send_with(struct web_call *k, unsigned status, const char
                 return queue(k, 500, NULL);
         }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        if (name)
-                MHD_add_response_header(r, name, value);
+        for (; h[0]; h += 2)
+                if (h[1])
+                        MHD_add_response_header(r, h[0], h[1]);
         common_headers(k, r, true);
         return queue(k, status, r);
+}
+
+/* BODY (taken) with a header NAME: VALUE more (NAME may be NULL). */
+static enum MHD_Result send_with(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                 const char *name, const char *value)
+{
+        return send_headers(k, status, type, body, len, (const char *const[]){ name, value, NULL });
 }
 
 enum MHD_Result web_send_tagged(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
                                 const char *disposition, const char *etag)
 {
-        struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-
-        if (!r) {
-                free(body);
-                return queue(k, 500, NULL);
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        if (disposition)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
-        if (etag)
-                MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
-        common_headers(k, r, true);
-        return queue(k, status, r);
+        return send_headers(k, status, type, body, len,
+                            (const char *const[]){ MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition,
+                                                   MHD_HTTP_HEADER_ETAG, etag, NULL });
 }
 
 enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
