@@ -341,6 +341,41 @@ TEST(pg_meta_and_read_only)
         on_backend(&pg_backend, meta_case);
 }
 
+/* ---- the change marker ---- */
+
+static void data_version_case(const char *location)
+{
+        struct bbt_store *w = open_store(location, false), *r;
+        uint64_t a, b, c;
+
+        ASSERT_OK(bbt_store_meta_set(w, "boot", 1));
+        r = open_store(location, true);
+        ASSERT_OK(bbt_store_data_version(r, &a));
+        ASSERT_OK(bbt_store_data_version(r, &b));
+        ASSERT(a == b); /* nothing committed in between */
+        ASSERT_OK(bbt_store_begin(w));
+        ASSERT_OK(bbt_store_meta_set(w, "boot", 2));
+        ASSERT_OK(bbt_store_commit(w));
+        ASSERT_OK(bbt_store_data_version(r, &c));
+        ASSERT(c != b); /* another connection committed */
+        ASSERT_OK(bbt_store_meta_set(w, "boot", 3)); /* outside a transaction: committed at once */
+        ASSERT_OK(bbt_store_data_version(r, &a));
+        ASSERT(a != c);
+        bbt_store_close(r);
+        bbt_store_close(w);
+}
+
+/* data_version: the same number while no other connection commits, another after each commit. */
+TEST(data_version)
+{
+        on_backend(&sqlite_backend, data_version_case);
+}
+
+TEST(pg_data_version)
+{
+        on_backend(&pg_backend, data_version_case);
+}
+
 /* ---- terminals ---- */
 
 static void terminals_case(const char *location)

@@ -923,6 +923,119 @@ TEST(terminal_and_status)
         stop();
 }
 
+/* ---- the response cache ---- */
+
+/* The cache's figure NAME in /api/v1/server. */
+static int cache_figure(const struct session *admin, const char *name)
+{
+        struct reply r;
+        const cJSON *v;
+        int n;
+
+        get(admin, &r, "/api/v1/server");
+        ASSERT_EQ(r.status, 200);
+        v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "cache"), name);
+        ASSERT(cJSON_IsNumber(v));
+        n = v->valueint;
+        reply_free(&r);
+        return n;
+}
+
+static int status_on(const struct session *s)
+{
+        struct reply r;
+        int n;
+
+        get(s, &r, "/api/v1/status");
+        ASSERT_EQ(r.status, 200);
+        n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r.json, "totals"), "on")->valueint;
+        reply_free(&r);
+        return n;
+}
+
+static int on_idle_cb(void *u, const struct bbt_store_terminal *t)
+{
+        if (strcmp(t->terminal, W.idle_terminal) != 0 || strcmp(t->school, W.sim.schools[1].code) != 0)
+                return 0;
+        *(struct bbt_store_terminal *)u = *t;
+        return 1;
+}
+
+/* A second ask is the same body from the cache, with its ETag (304 when
+ * the client has it); each scope has its own bodies; a write to the store
+ * makes the next ask a new body. */
+TEST(cache)
+{
+        static const char *const q = "/api/v1/reports/summary?week=2026-11-23";
+        struct session admin, viewer;
+        struct reply a, b;
+        struct bbt_store *store;
+        struct bbt_store_terminal t = { 0 };
+        char etag[64], etag2[64], req[512], err[256];
+        int misses;
+
+        setup();
+        write_config("cache_stale = 0\n");
+        start();
+        login("admin", &admin);
+        login("viewer", &viewer);
+
+        get(&admin, &a, "%s", q);
+        ASSERT_EQ(a.status, 200);
+        ASSERT(header(&a, "ETag", etag, sizeof(etag)));
+        get(&admin, &b, "%s&lang=zh", q); /* the same report: the default language said */
+        ASSERT_EQ(b.status, 200);
+        ASSERT(header(&b, "ETag", etag2, sizeof(etag2)));
+        ASSERT_STR_EQ(etag, etag2);
+        ASSERT_EQ(a.len, b.len);
+        ASSERT(memcmp(a.body, b.body, a.len) == 0); /* "generated" too: the one body */
+        reply_free(&b);
+        ASSERT_EQ(cache_figure(&admin, "misses"), 1);
+        ASSERT_EQ(cache_figure(&admin, "hits"), 1);
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: bbt_session=%s\r\n"
+                 "If-None-Match: %s\r\n\r\n", q, admin.cookie, etag);
+        http_raw(req, strlen(req), &b);
+        ASSERT_EQ(b.status, 304);
+        ASSERT_EQ(b.len, 0);
+        reply_free(&b);
+
+        /* The school viewer asks the same: its own body, its school only. */
+        get(&viewer, &b, "%s", q);
+        ASSERT_EQ(b.status, 200);
+        ASSERT(!header(&b, "ETag", etag2, sizeof(etag2)) || strcmp(etag, etag2) != 0);
+        ASSERT(b.len != a.len || memcmp(a.body, b.body, a.len) != 0);
+        reply_free(&b);
+        get(&admin, &b, "/api/v1/reports/schools?week=2026-11-23");
+        ASSERT(strstr(b.body, W.sim.schools[0].code) && strstr(b.body, W.sim.schools[1].code));
+        reply_free(&b);
+        for (int i = 0; i < 2; i++) { /* made, then from the cache: school 2 alone both times */
+                get(&viewer, &b, "/api/v1/reports/schools?week=2026-11-23");
+                ASSERT_EQ(b.status, 200);
+                ASSERT(strstr(b.body, W.sim.schools[1].code));
+                for (size_t s = 0; s < W.sim.n_schools; s++)
+                        ASSERT(s == 1 || !strstr(b.body, W.sim.schools[s].code));
+                reply_free(&b);
+        }
+
+        /* A write through the store: made again, the live status at once. */
+        ASSERT_EQ(status_on(&viewer), 1);
+        misses = cache_figure(&admin, "misses");
+        ASSERT_OK(bbt_store_open(W.db, false, &store, err, sizeof(err)));
+        ASSERT_EQ(bbt_store_terminals_each(store, on_idle_cb, &t), 1);
+        t.online = false;
+        t.offline_since_ms = bbt_test_wall_ms();
+        ASSERT_OK(bbt_store_terminal_update(store, &t));
+        bbt_store_close(store);
+        ASSERT_EQ(status_on(&viewer), 0);
+        get(&admin, &b, "%s", q);
+        ASSERT_EQ(b.status, 200);
+        reply_free(&b);
+        ASSERT_EQ(cache_figure(&admin, "misses"), misses + 2);
+        reply_free(&a);
+        stop();
+}
+
 /* ---- static files ---- */
 
 TEST(static_files)

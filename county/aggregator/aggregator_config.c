@@ -170,6 +170,10 @@ static const struct bbt_option options[] = {
             "Retries of a message before it is dropped (and counted as failed)"),
         OPT("notify", "stats_interval", BBT_OPT_DURATION, notify_stats_ms, "1h", SECONDS(1), DAYS(1),
             "The counters (sent, retried, failed, dropped) are logged this often"),
+        OPT("web", "cache_size", BBT_OPT_SIZE, web_cache_bytes, "64M", 0, 16LL << 30,
+            "Report bodies kept in memory at most (docs/web.md, \"The response cache\"); 0: no cache"),
+        OPT("web", "cache_stale", BBT_OPT_DURATION, web_cache_stale_ms, "5s", 0, SECONDS(3600),
+            "A cached report may be served this long after the store changed (0: recompute at once)"),
 };
 #define N_OPTIONS (BBT_ELEMENTSOF(options))
 

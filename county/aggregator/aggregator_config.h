@@ -45,6 +45,7 @@ struct bbt_aggregator_config {
         char *notify_targets, *notify_secrets, *notify_state_dir, *notify_digest_time;
         long long notify_poll_ms, notify_lookback_ms, notify_batch_max, notify_rate_limit, notify_timeout_ms;
         long long notify_retry_initial_ms, notify_retry_max_ms, notify_retry_attempts, notify_stats_ms;
+        long long web_cache_bytes, web_cache_stale_ms;
 };
 
 /* Loads PATH over the defaults into RET and checks what one key alone cannot.

@@ -128,6 +128,11 @@ int bbt_store_meta_set(struct bbt_store *s, const char *key, int64_t value)
         return s->ops->meta_set(s, key, value);
 }
 
+int bbt_store_data_version(struct bbt_store *s, uint64_t *ret)
+{
+        return s->ops->data_version ? s->ops->data_version(s, ret) : -ENOTSUP;
+}
+
 int bbt_store_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t)
 {
         return s->ops->terminal_insert(s, t);

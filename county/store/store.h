@@ -260,6 +260,10 @@ struct bbt_store_ops {
         int (*rollback)(struct bbt_store *s); /* 0 with no transaction open */
         int (*meta_get)(struct bbt_store *s, const char *key, int64_t *ret);  /* -ENOENT if unset */
         int (*meta_set)(struct bbt_store *s, const char *key, int64_t value);
+        /* A reader's change marker: *RET is the same on two calls of one
+         * connection only if no other connection committed in between (it
+         * may change without a commit). NULL: -ENOTSUP. */
+        int (*data_version)(struct bbt_store *s, uint64_t *ret);
         int (*terminal_insert)(struct bbt_store *s, struct bbt_store_terminal *t); /* sets t->id; -EEXIST */
         int (*terminal_update)(struct bbt_store *s, const struct bbt_store_terminal *t);
         /* Iterators get a scope, never NULL (the calls below pass
@@ -415,6 +419,7 @@ int bbt_store_commit(struct bbt_store *s);
 int bbt_store_rollback(struct bbt_store *s);
 int bbt_store_meta_get(struct bbt_store *s, const char *key, int64_t *ret);
 int bbt_store_meta_set(struct bbt_store *s, const char *key, int64_t value);
+int bbt_store_data_version(struct bbt_store *s, uint64_t *ret);
 int bbt_store_terminal_insert(struct bbt_store *s, struct bbt_store_terminal *t);
 int bbt_store_terminal_update(struct bbt_store *s, const struct bbt_store_terminal *t);
 int bbt_store_terminals_each(struct bbt_store *s, int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);

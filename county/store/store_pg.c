@@ -144,6 +144,7 @@ _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migr
 enum stmt {
         ST_META_GET,
         ST_META_SET,
+        ST_DATA_VERSION,
         ST_TERMINAL_INSERT,
         ST_TERMINAL_UPDATE,
         ST_TERMINALS_UPDATE,
@@ -206,6 +207,10 @@ enum stmt {
 
 static const char *const sql[ST__COUNT] = {
         [ST_META_GET] = "SELECT value FROM meta WHERE key = $1",
+        /* xmin:xmax:in-progress: it changes whenever a transaction that
+         * writes (has a transaction ID) starts or ends, in any database of
+         * the server; read-only transactions leave it alone. */
+        [ST_DATA_VERSION] = "SELECT pg_current_snapshot()::text",
         [ST_META_SET] = "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         /* A second (county, school, terminal) is no row, not an error: an
          * error would end the caller's transaction. */
@@ -920,6 +925,23 @@ static int pg_meta_get(struct bbt_store *s, const char *key, int64_t *ret)
                 *ret = col_i64(res, 0, 0);
         PQclear(res);
         return r;
+}
+
+/* The server's current snapshot, hashed (FNV-1a): a commit of a writing
+ * transaction changes it. */
+static int pg_data_version(struct bbt_store *s, uint64_t *ret)
+{
+        PGresult *res;
+        uint64_t h = 14695981039346656037ull;
+        int r = run(of(s), ST_DATA_VERSION, NULL, "data_version", &res);
+
+        if (r < 0)
+                return r;
+        for (const char *p = PQntuples(res) ? PQgetvalue(res, 0, 0) : ""; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        PQclear(res);
+        *ret = h;
+        return 0;
 }
 
 static int pg_meta_set(struct bbt_store *s, const char *key, int64_t value)
@@ -2203,6 +2225,7 @@ static const struct bbt_store_ops pg_ops = {
         .rollback = pg_rollback,
         .meta_get = pg_meta_get,
         .meta_set = pg_meta_set,
+        .data_version = pg_data_version,
         .terminal_insert = pg_terminal_insert,
         .terminal_update = pg_terminal_update,
         .terminals_each = pg_terminals_each,

@@ -511,6 +511,7 @@ enum stmt {
         ST_ROLLBACK,
         ST_META_GET,
         ST_META_SET,
+        ST_DATA_VERSION,
         ST_TERMINAL_INSERT,
         ST_TERMINAL_UPDATE,
         ST_TERMINALS,
@@ -633,6 +634,7 @@ static const char *const sql[ST__COUNT] = {
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
         [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+        [ST_DATA_VERSION] = "PRAGMA data_version",
         [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         [ST_TERMINAL_INSERT] = "INSERT INTO terminal(" TERMINAL_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
@@ -1044,6 +1046,22 @@ static int sq_meta_get(struct bbt_store *s, const char *key, int64_t *ret)
         }
         sqlite3_reset(st);
         return rc == SQLITE_DONE ? -ENOENT : fail(q, rc, "meta");
+}
+
+/* SQLite's own marker: it changes when another connection commits. */
+static int sq_data_version(struct bbt_store *s, uint64_t *ret)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_DATA_VERSION);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0 : fail(q, rc, "data_version");
 }
 
 static int sq_meta_set(struct bbt_store *s, const char *key, int64_t value)
@@ -2678,6 +2696,7 @@ static const struct bbt_store_ops sqlite_ops = {
         .rollback = sq_rollback,
         .meta_get = sq_meta_get,
         .meta_set = sq_meta_set,
+        .data_version = sq_data_version,
         .terminal_insert = sq_terminal_insert,
         .terminal_update = sq_terminal_update,
         .terminals_each = sq_terminals_each,

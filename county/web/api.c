@@ -96,6 +96,63 @@ static enum MHD_Result send_file_format(struct web_call *k, const struct bbt_rep
         return web_send_fd(k, o->format->media_type, fd, (uint64_t)st.st_size, disposition, false);
 }
 
+/* The document of O, or false after answering K (*RET). */
+static bool make_report(struct web_call *k, const struct bbt_report_options *o, struct bbt_document **doc,
+                        enum MHD_Result *ret)
+{
+        struct bbt_store *store;
+        char err[1024];
+        int r;
+
+        store = web_store_get(k->w, err, sizeof(err));
+        if (!store) {
+                *ret = web_error(k, 503, "store_unavailable", "the store cannot be read now (has bbt-aggregator run?)");
+                return false;
+        }
+        r = bbt_report_build(o, store, k->world->reg, k->world->cal, &k->w->metrics, doc, err, sizeof(err));
+        web_store_put(k->w, store);
+        if (r == -EINVAL) {
+                *ret = web_bad_param(k, o->school ? "from" : "school", "%s", err);
+                return false;
+        }
+        if (r < 0) {
+                bbt_log_error("report %s: %s", o->kind->name, err);
+                *ret = web_error(k, 500, "store", "the %s report could not be made (the server's log says why)",
+                                 o->kind->name);
+                return false;
+        }
+        return true;
+}
+
+/* web_make_fn: the report of the options U, rendered. */
+static bool make_rendered(struct web_call *k, void *u, char **body, size_t *len, const char **type,
+                          enum MHD_Result *ret)
+{
+        const struct bbt_report_options *o = u;
+        struct bbt_document *doc = NULL;
+        char *buf = NULL;
+        size_t n = 0;
+        FILE *f;
+        int r;
+
+        if (!make_report(k, o, &doc, ret))
+                return false;
+        f = open_memstream(&buf, &n);
+        r = f ? bbt_document_render(doc, o->format, o->chinese, f) : -ENOMEM;
+        if (f && fclose(f) != 0 && r == 0)
+                r = -EIO;
+        bbt_document_free(doc);
+        if (r < 0) {
+                free(buf);
+                *ret = web_error(k, 500, "internal", "rendering the report failed: %s", strerror(-r));
+                return false;
+        }
+        *body = buf;
+        *len = n;
+        *type = o->format->media_type;
+        return true;
+}
+
 enum MHD_Result web_h_report(struct web_call *k)
 {
         static const char *const names[] = { "county", "school", "from", "to", "week", "lang", "format", NULL };
@@ -104,10 +161,8 @@ enum MHD_Result web_h_report(struct web_call *k)
         struct bbt_report_options o = { .chinese = true, .format = bbt_renderer_find("json") };
         struct web_scope_filter filter;
         struct bbt_document *doc = NULL;
-        struct bbt_store *store;
         enum MHD_Result ret;
-        char err[1024], disposition[256], what[512];
-        int r;
+        char err[1024], disposition[256] = "", what[512] = "";
 
         o.kind = bbt_report_kind_find(k->arg[0]);
         if (!o.kind)
@@ -150,21 +205,8 @@ enum MHD_Result web_h_report(struct web_call *k)
                                      "", &bad, err, sizeof(err)) < 0)
                 return web_bad_param(k, bad, "%s", err);
 
-        store = web_store_get(k->w, err, sizeof(err));
-        if (!store)
-                return web_error(k, 503, "store_unavailable", "the store cannot be read now (has bbt-aggregator run?)");
-        r = bbt_report_build(&o, store, k->world->reg, k->world->cal, &k->w->metrics, &doc, err, sizeof(err));
-        web_store_put(k->w, store);
-        if (r == -EINVAL)
-                return web_bad_param(k, o.school ? "from" : "school", "%s", err);
-        if (r < 0) {
-                bbt_log_error("report %s: %s", o.kind->name, err);
-                return web_error(k, 500, "store", "the %s report could not be made (the server's log says why)",
-                                 o.kind->name);
-        }
         if (strcmp(o.format->name, "json") != 0) {
                 const char *ext = strcmp(o.format->name, "table") == 0 ? "txt" : o.format->name;
-
                 char from[16], to[16];
 
                 download_name(&o, ext, disposition, sizeof(disposition));
@@ -172,27 +214,34 @@ enum MHD_Result web_h_report(struct web_call *k)
                          o.kind->name, o.format->name, o.chinese ? "zh" : "en", o.county ? o.county : "*",
                          o.school ? o.school : "*", bbt_day_format(o.from, from, sizeof(from)),
                          bbt_day_format(o.to, to, sizeof(to)));
-                web_audit_export(k, what);
         }
         if (!o.format->render) {
+                /* A file format (XLSX): made each time, not cached. */
+                if (!make_report(k, &o, &doc, &ret))
+                        return ret;
+                web_audit_export(k, what);
                 ret = send_file_format(k, &o, doc, disposition);
-        } else {
-                char *buf = NULL;
-                size_t len = 0;
-                FILE *f = open_memstream(&buf, &len);
-
-                r = f ? bbt_document_render(doc, o.format, o.chinese, f) : -ENOMEM;
-                if (f && fclose(f) != 0 && r == 0)
-                        r = -EIO;
-                if (r < 0) {
-                        free(buf);
-                        ret = web_error(k, 500, "internal", "rendering the report failed: %s", strerror(-r));
-                } else {
-                        ret = web_send(k, 200, o.format->media_type, buf, len,
-                                       strcmp(o.format->name, "json") != 0 ? disposition : NULL);
-                }
+                bbt_document_free(doc);
+                return ret;
         }
-        bbt_document_free(doc);
+        {
+                /* The key: every option the body depends on, as parsed (a
+                 * week or a default range as the days it stands for); the
+                 * scope is added by web_cached. */
+                int32_t today = bbt_day_of_ms(o.now_ms, k->w->metrics.offset_min);
+                int64_t stale = k->w->cfg->web_cache_stale_ms;
+                char key[256];
+
+                snprintf(key, sizeof(key), "report|%s|%s|%s|%s|%s|%" PRId32 "|%" PRId32, o.kind->name,
+                         o.format->name, o.chinese ? "zh" : "en", o.county ? o.county : "",
+                         o.school ? o.school : "", o.from, o.to);
+                /* A range that reaches today also depends on the clock
+                 * (open faults, idle "until now"). */
+                ret = web_cached(k, key, o.to >= today ? (stale > 1000 ? stale : 1000) : -1, stale, make_rendered,
+                                 &o, strcmp(o.format->name, "json") != 0 ? disposition : NULL);
+        }
+        if (strcmp(o.format->name, "json") != 0 && k->status == 200)
+                web_audit_export(k, what);
         return ret;
 }
 
@@ -596,49 +645,43 @@ static void counts_json(cJSON *j, const int *n)
         cJSON_AddNumberToObject(j, "terminals", all);
 }
 
-enum MHD_Result web_h_status(struct web_call *k)
-{
-        static const char *const names[] = { "county", "school", NULL };
-        const char *v[3];
-        struct bbt_report_options o = { 0 };
+/* What the status body needs besides the call. */
+struct status_args {
+        struct bbt_report_options o;
         struct web_scope_filter filter;
-        struct status_ctx sc = { .k = k, .o = &o };
+};
+
+/* web_make_fn: the live status of the options U. */
+static bool make_status(struct web_call *k, void *u, char **body, size_t *len, const char **type,
+                        enum MHD_Result *ret)
+{
+        struct status_args *a = u;
+        struct status_ctx sc = { .k = k, .o = &a->o };
         struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
         const struct bbt_registry *reg = k->world->reg;
         struct bbt_store *store;
-        enum MHD_Result ret;
-        char err[512];
+        char err[512], *text;
         cJSON *j, *arr;
         bool *matched = NULL;
         int r;
 
-        if (!web_params(k, names, v, &ret))
-                return ret;
-        if (v[0] && !bbt_county_valid(v[0]))
-                return web_bad_param(k, "county", "county: expected 6 digits");
-        if (v[1] && !bbt_id_valid(v[1]))
-                return web_bad_param(k, "school", "school: expected 1 to 32 of A-Z a-z 0-9 _ -");
-        if (v[0] && *k->s.scope.county && strcmp(v[0], k->s.scope.county) != 0)
-                return web_error(k, 403, "forbidden", "county %s is outside your scope", v[0]);
-        if (v[1] && !web_school_visible(k, v[0], v[1]))
-                return web_error(k, 403, "forbidden", "school %s is outside your scope", v[1]);
-        o.county = v[0];
-        o.school = v[1];
-        web_scope_options(k, &o, &filter);
         /* Three heartbeats missed: not on now, whatever the last flag said. */
         sc.stale_ms = 3LL * k->w->metrics.heartbeat_s * 1000;
-        scope.county = o.county;
-        scope.school = o.school;
+        scope.county = a->o.county;
+        scope.school = a->o.school;
         store = web_store_get(k->w, err, sizeof(err));
-        if (!store)
-                return web_error(k, 503, "store_unavailable", "the store cannot be read now (has bbt-aggregator run?)");
+        if (!store) {
+                *ret = web_error(k, 503, "store_unavailable", "the store cannot be read now (has bbt-aggregator run?)");
+                return false;
+        }
         r = bbt_store_terminals_each_in(store, &scope, status_terminal_cb, &sc);
         if (r < 0)
                 bbt_log_error("status: %s", bbt_store_error(store));
         web_store_put(k->w, store);
         if (r < 0) {
                 free(sc.st);
-                return web_error(k, 500, "store", "the store could not be read (the server's log says why)");
+                *ret = web_error(k, 500, "store", "the store could not be read (the server's log says why)");
+                return false;
         }
         if (sc.n_st)
                 qsort(sc.st, sc.n_st, sizeof(*sc.st), cmp_st);
@@ -697,10 +740,42 @@ enum MHD_Result web_h_status(struct web_call *k)
         }
         free(sc.schools);
         free(sc.st);
-        if (!matched) {
-                cJSON_Delete(j);
-                return web_error(k, 500, "internal", "out of memory");
-        }
+        text = matched ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
         free(matched);
-        return web_send_json(k, 200, j);
+        if (!text) {
+                *ret = web_error(k, 500, "internal", "out of memory");
+                return false;
+        }
+        *body = text;
+        *len = strlen(text);
+        *type = "application/json";
+        return true;
+}
+
+enum MHD_Result web_h_status(struct web_call *k)
+{
+        static const char *const names[] = { "county", "school", NULL };
+        const char *v[3];
+        struct status_args a = { .o = { 0 } };
+        enum MHD_Result ret;
+        char key[128];
+
+        if (!web_params(k, names, v, &ret))
+                return ret;
+        if (v[0] && !bbt_county_valid(v[0]))
+                return web_bad_param(k, "county", "county: expected 6 digits");
+        if (v[1] && !bbt_id_valid(v[1]))
+                return web_bad_param(k, "school", "school: expected 1 to 32 of A-Z a-z 0-9 _ -");
+        if (v[0] && *k->s.scope.county && strcmp(v[0], k->s.scope.county) != 0)
+                return web_error(k, 403, "forbidden", "county %s is outside your scope", v[0]);
+        if (v[1] && !web_school_visible(k, v[0], v[1]))
+                return web_error(k, 403, "forbidden", "school %s is outside your scope", v[1]);
+        a.o.county = v[0];
+        a.o.school = v[1];
+        web_scope_options(k, &a.o, &a.filter);
+        /* Live: at most a second old, and never from before the store's
+         * last change (docs/web.md, "The response cache"). */
+        snprintf(key, sizeof(key), "status|%s|%s", a.o.county ? a.o.county : "", a.o.school ? a.o.school : "");
+        return web_cached(k, key, 1000, 0, make_status, &a, NULL);
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -85,14 +86,16 @@ static enum MHD_Result queue(struct web_call *k, unsigned status, struct MHD_Res
                 return MHD_NO;
         }
         count_status(k->w, status);
+        k->status = status;
         ret = MHD_queue_response(k->c, status, r);
         MHD_destroy_response(r);
         return ret;
 }
 
-/* BODY (taken) with a header NAME: VALUE more (NAME may be NULL). */
-static enum MHD_Result send_with(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
-                                 const char *name, const char *value)
+/* BODY (taken) with the headers H: NAME, VALUE, ... up to a NULL NAME; a
+ * pair whose VALUE is NULL is left out. */
+static enum MHD_Result send_headers(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                    const char *const *h)
 {
         struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 
@@ -101,17 +104,32 @@ static enum MHD_Result send_with(struct web_call *k, unsigned status, const char
                 return queue(k, 500, NULL);
         }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        if (name)
-                MHD_add_response_header(r, name, value);
+        for (; h[0]; h += 2)
+                if (h[1])
+                        MHD_add_response_header(r, h[0], h[1]);
         common_headers(k, r, true);
         return queue(k, status, r);
+}
+
+/* BODY (taken) with a header NAME: VALUE more (NAME may be NULL). */
+static enum MHD_Result send_with(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                 const char *name, const char *value)
+{
+        return send_headers(k, status, type, body, len, (const char *const[]){ name, value, NULL });
+}
+
+enum MHD_Result web_send_tagged(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                const char *disposition, const char *etag)
+{
+        return send_headers(k, status, type, body, len,
+                            (const char *const[]){ MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition,
+                                                   MHD_HTTP_HEADER_ETAG, etag, NULL });
 }
 
 enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
                          const char *disposition)
 {
-        return send_with(k, status, type, body, len, disposition ? MHD_HTTP_HEADER_CONTENT_DISPOSITION : NULL,
-                         disposition);
+        return web_send_tagged(k, status, type, body, len, disposition, NULL);
 }
 
 enum MHD_Result web_send_fd(struct web_call *k, const char *type, int fd, uint64_t size, const char *disposition,
@@ -286,6 +304,123 @@ void web_store_put(struct bbt_web *w, struct bbt_store *s)
         bbt_store_close(s);
 }
 
+/* ---- the response cache ---- */
+
+bool web_store_generation(struct bbt_web *w, uint64_t *gen)
+{
+        char err[512];
+        uint64_t v;
+        int r = 0;
+
+        pthread_mutex_lock(&w->gen_lock);
+        if (!w->watch) {
+                r = bbt_store_open(w->cfg->store_path, true, &w->watch, err, sizeof(err));
+                if (r < 0)
+                        w->watch = NULL;
+                else
+                        w->gen++; /* a new connection: its numbers are not the old one's */
+        }
+        if (r == 0 && (r = bbt_store_data_version(w->watch, &v)) < 0) {
+                snprintf(err, sizeof(err), "%s", r == -ENOTSUP ? "the store has no change marker"
+                                                                : bbt_store_error(w->watch));
+                /* Opened again next time. */
+                bbt_store_close(w->watch);
+                w->watch = NULL;
+        }
+        if (r == 0) {
+                if (v != w->watch_version)
+                        w->gen++;
+                w->watch_version = v;
+                *gen = w->gen;
+                w->watch_failed = false;
+        } else if (!w->watch_failed) {
+                /* Once until it works again: the store may be missing until bbt-aggregator has run. */
+                bbt_log_warning("response cache: cannot tell whether the store changed (%s): answering without it", err);
+                w->watch_failed = true;
+        }
+        pthread_mutex_unlock(&w->gen_lock);
+        return r == 0;
+}
+
+static enum MHD_Result send_cached(struct web_call *k, char *body, size_t len, const char *type,
+                                   const char *disposition, const char *etag)
+{
+        const char *inm = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        struct MHD_Response *r;
+
+        if (!inm || !web_cache_etag_matches(inm, etag))
+                return web_send_tagged(k, 200, type, body, len, disposition, etag);
+        free(body);
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+                return queue(k, 500, NULL);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+        common_headers(k, r, true);
+        return queue(k, 304, r);
+}
+
+enum MHD_Result web_cached(struct web_call *k, const char *key, int64_t max_age_ms, int64_t stale_ms,
+                           web_make_fn make, void *u, const char *disposition)
+{
+        const struct bbt_scope *sc = &k->s.scope;
+        struct web_cache_entry *ticket = NULL;
+        struct web_cache_hit hit;
+        enum MHD_Result ret;
+        const char *type;
+        char *full, *body, etag[20];
+        size_t len;
+        uint64_t gen;
+        bool cached = k->w->cache && web_store_generation(k->w, &gen);
+
+        if (!cached) {
+                if (!make(k, u, &body, &len, &type, &ret))
+                        return ret;
+                return web_send(k, 200, type, body, len, disposition);
+        }
+        /* The scope is in every key: a body is only ever served to a caller
+         * who may see all of it (a school viewer never gets a county's). */
+        const char *town = sc->role == BBT_ROLE_TOWNSHIP ? sc->township : "";
+
+        if (asprintf(&full, "%" PRIu64 "|%d|%s|%zu:%s|%s|%s", k->world->serial, (int)sc->role, sc->county,
+                     strlen(town), town, sc->role == BBT_ROLE_SCHOOL ? sc->school : "", key) < 0)
+                return web_error(k, 500, "internal", "out of memory");
+        if (web_cache_get(k->w->cache, full, gen, k->now_ms, max_age_ms, stale_ms, &hit, &ticket)) {
+                free(full);
+                return send_cached(k, hit.body, hit.len, hit.type, disposition, hit.etag);
+        }
+        free(full);
+        if (!make(k, u, &body, &len, &type, &ret)) {
+                web_cache_abandon(k->w->cache, ticket);
+                return ret;
+        }
+        if (ticket)
+                web_cache_fill(k->w->cache, ticket, body, len, type, etag);
+        else
+                web_cache_etag(body, len, etag);
+        return send_cached(k, body, len, type, disposition, etag);
+}
+
+static void cache_json(struct bbt_web *w, cJSON *j)
+{
+        struct web_cache_stats st;
+
+        if (!w->cache) {
+                cJSON_AddNullToObject(j, "cache");
+                return;
+        }
+        web_cache_stats(w->cache, &st);
+        j = cJSON_AddObjectToObject(j, "cache");
+        cJSON_AddNumberToObject(j, "hits", (double)st.hits);
+        cJSON_AddNumberToObject(j, "stale_hits", (double)st.stale);
+        cJSON_AddNumberToObject(j, "misses", (double)st.misses);
+        cJSON_AddNumberToObject(j, "waits", (double)st.waits);
+        cJSON_AddNumberToObject(j, "evictions", (double)st.evictions);
+        cJSON_AddNumberToObject(j, "too_large", (double)st.too_large);
+        cJSON_AddNumberToObject(j, "entries", (double)st.entries);
+        cJSON_AddNumberToObject(j, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(j, "max_bytes", (double)st.max_bytes);
+}
+
 /* ---- the world (registry and calendar) ---- */
 
 static void world_unref(struct bbt_web *w, struct web_world *wd)
@@ -329,6 +464,7 @@ static int world_load(struct bbt_web *w, FILE *errs)
         }
         wd->refs = 1;
         pthread_mutex_lock(&w->lock);
+        wd->serial = ++w->world_serial;
         old = w->world;
         w->world = wd;
         pthread_mutex_unlock(&w->lock);
@@ -600,6 +736,7 @@ static enum MHD_Result h_server(struct web_call *k)
         for (int i = 0; i < WEB_C__COUNT; i++)
                 cJSON_AddNumberToObject(c, bbt_web_counter_names[i],
                                         (double)__atomic_load_n(&k->w->counters[i], __ATOMIC_RELAXED));
+        cache_json(k->w, j);
         return web_send_json(k, 200, j);
 }
 
@@ -851,7 +988,12 @@ int bbt_web_new(const struct bbt_aggregator_config *cfg, FILE *errs, struct bbt_
         w->cfg = cfg;
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->acc_lock, NULL);
+        pthread_mutex_init(&w->gen_lock, NULL);
         w->started_ms = web_now_ms();
+        if (cfg->web_cache_bytes > 0 && !(w->cache = web_cache_new((uint64_t)cfg->web_cache_bytes))) {
+                r = -ENOMEM;
+                goto fail;
+        }
         bbt_aggregator_config_settings(cfg, &set);
         w->metrics = set.metrics;
         w->cap_pool = (size_t)cfg->web_threads;
@@ -1011,10 +1153,13 @@ void bbt_web_reload(struct bbt_web *w)
 {
         char err[1024];
 
-        if (world_load(w, stderr) < 0)
+        if (world_load(w, stderr) < 0) {
                 bbt_log_error("SIGHUP: the registry or calendar has problems (above): kept the old ones");
-        else
+        } else {
                 bbt_log_notice("SIGHUP: registry and calendar read again");
+                if (w->cache)
+                        web_cache_clear(w->cache); /* made with the old ones: never served again */
+        }
         pthread_mutex_lock(&w->acc_lock);
         if (bbt_accounts_reload(w->acc, err, sizeof(err)) < 0)
                 bbt_log_error("SIGHUP: %s: kept the old users", err);
@@ -1033,6 +1178,16 @@ void bbt_web_log_counters(struct bbt_web *w)
                                          bbt_web_counter_names[i],
                                          (unsigned long long)__atomic_load_n(&w->counters[i], __ATOMIC_RELAXED));
         bbt_log_notice("requests: %s", line);
+        if (w->cache) {
+                struct web_cache_stats st;
+
+                web_cache_stats(w->cache, &st);
+                bbt_log_notice("response cache: hits=%" PRIu64 " stale_hits=%" PRIu64 " misses=%" PRIu64
+                               " waits=%" PRIu64 " evictions=%" PRIu64 " too_large=%" PRIu64 " entries=%" PRIu64
+                               " bytes=%" PRIu64,
+                               st.hits, st.stale, st.misses, st.waits, st.evictions, st.too_large, st.entries,
+                               st.bytes);
+        }
 }
 
 /* Open connections of every listener. */
@@ -1070,6 +1225,8 @@ void bbt_web_free(struct bbt_web *w)
         for (size_t i = 0; i < w->n_pool; i++)
                 bbt_store_close(w->pool[i]);
         free(w->pool);
+        bbt_store_close(w->watch);
+        web_cache_free(w->cache);
         world_unref(w, w->world);
         bbt_accounts_free(w->acc);
         if (w->tls_key)
@@ -1078,5 +1235,6 @@ void bbt_web_free(struct bbt_web *w)
         free(w->tls_cert);
         pthread_mutex_destroy(&w->lock);
         pthread_mutex_destroy(&w->acc_lock);
+        pthread_mutex_destroy(&w->gen_lock);
         free(w);
 }

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "accounts.h"
+#include "web_cache.h"
 #include "calendar.h"
 #include "indicators.h"
 #include "registry.h"
@@ -25,6 +26,7 @@
 /* What SIGHUP replaces: requests in progress keep the one they took. */
 struct web_world {
         int refs;
+        uint64_t serial;  /* a cache key's part: bodies made with another world are not served */
         struct bbt_registry *reg;
         struct bbt_calendar *cal;
 };
@@ -65,6 +67,15 @@ struct bbt_web {
         struct bbt_accounts *acc;
         uint64_t counters[WEB_C__COUNT];
         int64_t started_ms;
+        uint64_t world_serial;
+        /* The response cache (NULL: [web] cache_size = 0) and the store's
+         * change marker: one store handle of its own, whose data_version
+         * moves GEN on (web_store_generation). */
+        struct web_cache *cache;
+        pthread_mutex_t gen_lock;
+        struct bbt_store *watch;
+        uint64_t watch_version, gen;
+        bool watch_failed;  /* said once */
 };
 
 /* A request's body while it arrives. */
@@ -86,6 +97,7 @@ struct web_call {
         struct bbt_session s;     /* a copy of the caller's session */
         struct web_world *world;  /* taken for the call */
         int64_t now_ms;
+        unsigned status;          /* the answer's, once queued */
 };
 
 int64_t web_now_ms(void);
@@ -103,11 +115,31 @@ enum MHD_Result web_bad_param(struct web_call *k, const char *param, const char 
  * Content-Disposition. */
 enum MHD_Result web_send(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
                          const char *disposition);
+/* The same with an ETag header (ETAG may be NULL). */
+enum MHD_Result web_send_tagged(struct web_call *k, unsigned status, const char *type, char *body, size_t len,
+                                const char *disposition, const char *etag);
 /* J (taken) as JSON. */
 enum MHD_Result web_send_json(struct web_call *k, unsigned status, cJSON *j);
 /* An open file FD (taken) of SIZE bytes. */
 enum MHD_Result web_send_fd(struct web_call *k, const char *type, int fd, uint64_t size, const char *disposition,
                             bool cache);
+
+/* The response cache (web_cache.h, docs/web.md "The response cache").
+ * The store's generation: it changes when the store does. False if the
+ * store cannot say (no cache then). */
+bool web_store_generation(struct bbt_web *w, uint64_t *gen);
+/* Makes a body: true with *BODY (malloc'd), *LEN and *TYPE (static), or
+ * false after answering K itself (*RET: an error). */
+typedef bool (*web_make_fn)(struct web_call *k, void *u, char **body, size_t *len, const char **type,
+                            enum MHD_Result *ret);
+/* Answers K with the body of KEY (the endpoint and its normalized query;
+ * the caller's scope and the registry are added here): from the cache when
+ * it holds one made at the store's generation, or within STALE_MS of a
+ * change, and not older than MAX_AGE_MS (< 0: no bound); else made by MAKE
+ * (once for all the requests asking at the same time) and kept. 304 when
+ * If-None-Match names its ETag. DISPOSITION (may be NULL) as for web_send. */
+enum MHD_Result web_cached(struct web_call *k, const char *key, int64_t max_age_ms, int64_t stale_ms,
+                           web_make_fn make, void *u, const char *disposition);
 
 /* A download: counted and written to the audit log with WHAT. */
 void web_audit_export(struct web_call *k, const char *what);
