@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "bbt/array.h"
+#include "bbt/base.h"
 #include "bbt/log.h"
 
 /* The names of the counters after the rejects, in enum bbt_counter's order. */
@@ -57,14 +58,11 @@ static const char *counter_name(int c)
 
 static uint64_t key_hash(const char *county, const char *school, const char *terminal)
 {
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h = BBT_FNV1A_BASIS;
         const char *parts[3] = { county, school, terminal };
 
-        for (int i = 0; i < 3; i++) {
-                for (const char *p = parts[i]; *p; p++)
-                        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-                h = (h ^ '/') * 1099511628211ull;
-        }
+        for (int i = 0; i < 3; i++)
+                h = bbt_fnv1a(bbt_fnv1a(h, parts[i], strlen(parts[i])), "/", 1);
         return h;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bbt/array.h"
+#include "bbt/base.h"
 #include "bbt/log.h"
 #include "cache.h"
 #include "dates.h"
@@ -63,16 +64,14 @@ bool bbt__log_limit_ok(struct bbt_log_limit *l, int64_t now_ms, int per_min)
 }
 
 /* 64-bit FNV-1a: the payload hash kept beside a raw row (never 0, which
- * means "not known"). */
+ * means "not known"). Its start value is not FNV's basis (a digit short):
+ * stored hashes were made with it, so it stays. */
+#define PAYLOAD_HASH_START 1469598103934665603ull
+
 static uint64_t payload_hash(const void *data, size_t len)
 {
-        const unsigned char *p = data;
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h = bbt_fnv1a(PAYLOAD_HASH_START, data, len);
 
-        for (size_t i = 0; i < len; i++) {
-                h ^= p[i];
-                h *= 1099511628211ull;
-        }
         return h ? h : 1;
 }
 

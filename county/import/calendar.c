@@ -294,21 +294,12 @@ const struct bbt_bells *bbt_calendar_bells(const struct bbt_calendar *cal, const
         return &default_bells;
 }
 
-static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
-{
-        const unsigned char *p = data;
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ p[i]) * 0x100000001b3ULL;
-        return h;
-}
-
 static uint64_t fnv_int(uint64_t h, int v)
 {
         unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
                                (unsigned char)(v >> 24) };
 
-        return fnv_bytes(h, b, sizeof(b));
+        return bbt_fnv1a(h, b, sizeof(b));
 }
 
 static uint64_t hash_bells(uint64_t h, const struct bbt_bells *b)
@@ -323,7 +314,7 @@ static uint64_t hash_bells(uint64_t h, const struct bbt_bells *b)
 
 uint64_t bbt_calendar_bells_hash(const struct bbt_calendar *cal)
 {
-        uint64_t h = 0xcbf29ce484222325ULL;
+        uint64_t h = BBT_FNV1A_BASIS;
 
         /* The default first, so a new built-in schedule changes the hash too;
          * then the scopes in code order, each code with its terminator. */
@@ -333,7 +324,7 @@ uint64_t bbt_calendar_bells_hash(const struct bbt_calendar *cal)
 
                 if (!s->has_bells)
                         continue;
-                h = fnv_bytes(h, s->code, strlen(s->code) + 1);
+                h = bbt_fnv1a(h, s->code, strlen(s->code) + 1);
                 h = hash_bells(h, &s->bells);
         }
         return h;

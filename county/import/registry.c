@@ -33,15 +33,10 @@ struct registry_priv {
  * terminal codes do, then crowd into a few runs of slots). */
 static uint64_t key_hash(const char *a, const char *b)
 {
-        uint64_t h = 0xcbf29ce484222325ULL;
+        uint64_t h = bbt_fnv1a(BBT_FNV1A_BASIS, a, strlen(a));
 
-        for (; *a; a++)
-                h = (h ^ (unsigned char)*a) * 0x100000001b3ULL;
-        if (b) {
-                h *= 0x100000001b3ULL;
-                for (; *b; b++)
-                        h = (h ^ (unsigned char)*b) * 0x100000001b3ULL;
-        }
+        if (b)
+                h = bbt_fnv1a(bbt_fnv1a(h, "", 1), b, strlen(b)); /* a 0 byte, then B */
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdULL;
         h ^= h >> 33;

@@ -254,14 +254,10 @@ static char *print_free(cJSON *root)
 /* FNV-1a over the keys: the id of a batch (the same faults, the same id). */
 static void batch_id(const struct bbt_notify_fault *f, size_t n, char *buf, size_t size)
 {
-        uint64_t h = 1469598103934665603ull;
+        uint64_t h = BBT_FNV1A_BASIS;
 
         for (size_t i = 0; i < n; i++)
-                for (const char *p = f[i].key;; p++) {
-                        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-                        if (!*p)
-                                break;
-                }
+                h = bbt_fnv1a(h, f[i].key, strlen(f[i].key) + 1);
         snprintf(buf, size, "faults/%016llx", (unsigned long long)h);
 }
 

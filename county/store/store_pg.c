@@ -932,15 +932,14 @@ static int pg_meta_get(struct bbt_store *s, const char *key, int64_t *ret)
 static int pg_data_version(struct bbt_store *s, uint64_t *ret)
 {
         PGresult *res;
-        uint64_t h = 14695981039346656037ull;
         int r = run(of(s), ST_DATA_VERSION, NULL, "data_version", &res);
+        const char *text;
 
         if (r < 0)
                 return r;
-        for (const char *p = PQntuples(res) ? PQgetvalue(res, 0, 0) : ""; *p; p++)
-                h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        text = PQntuples(res) ? PQgetvalue(res, 0, 0) : "";
+        *ret = bbt_fnv1a(BBT_FNV1A_BASIS, text, strlen(text));
         PQclear(res);
-        *ret = h;
         return 0;
 }
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bbt/base.h"
+
 struct web_cache_entry {
         char *key;
         uint64_t hash, gen;
@@ -30,12 +32,7 @@ struct web_cache {
 
 static uint64_t fnv(const void *p, size_t len)
 {
-        const unsigned char *b = p;
-        uint64_t h = 14695981039346656037ull;
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ b[i]) * 1099511628211ull;
-        return h;
+        return bbt_fnv1a(BBT_FNV1A_BASIS, p, len);
 }
 
 void web_cache_etag(const char *body, size_t len, char etag[20])

@@ -39,4 +39,18 @@ BBT_API size_t bbt_utf8_chars(const char *s);
  * 1..31, not checked): Howard Hinnant's days_from_civil, in eras of 400 years. */
 BBT_API int64_t bbt_days_from_civil(int64_t y, int m, int d);
 
+/* 64-bit FNV-1a: H continued over the N bytes at P. Start from
+ * BBT_FNV1A_BASIS (or a value a persisted hash was made with: such values
+ * must stay what they were). Not for anything an attacker may choose keys
+ * for against a table's worst case without a mix (see registry.c). */
+#define BBT_FNV1A_BASIS 0xcbf29ce484222325ULL
+static inline uint64_t bbt_fnv1a(uint64_t h, const void *p, size_t n)
+{
+        const unsigned char *b = p;
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ b[i]) * 0x100000001b3ULL;
+        return h;
+}
+
 #endif
