@@ -30,6 +30,9 @@ struct bbt_aggregator_config {
         long long used_day_ms, used_period_ms, margin_ms, heartbeat_ms;
         long long idle_window, idle_max_days, silent_days, min_pupils, clock_skew_limit_ms;
         long long weekly_lessons_min;
+        /* [power] */
+        char *power_schedule;
+        long long power_days, power_send_rate, power_expires_ms;
         /* [aggregator] */
         int log_level;
         char *metrics_listen; /* "" or NULL: no metrics server */

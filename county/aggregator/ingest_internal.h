@@ -60,7 +60,12 @@ struct bbt_term {
          * terminal made after that first arrived (0: none yet). Its answer is
          * waited for from then on: until then it may sit behind a backlog. */
         int64_t request_ms, heard_after_request_ms;
+        /* The power schedule (power_schedule.c): the rev last sent (0: none), and
+         * whether one is due (BBT_POWER_DUE_*). */
+        int64_t power_rev;
+        uint8_t power_due;
 };
+enum { BBT_POWER_DUE_CHANGED = 1, BBT_POWER_DUE_FORCE = 2 };
 
 struct bbt_ingest {
         struct bbt_store *store;
@@ -87,7 +92,15 @@ struct bbt_ingest {
         bool connected;
         int64_t connected_ms;
 
-        struct bbt_log_limit reject_log, conflict_log, commit_log;
+        /* Power schedules (power_schedule.c): the local day they were computed for,
+         * the send rate's token bucket, the terminals due and where the
+         * round-robin scan stands. */
+        int32_t power_day;
+        double power_tokens;
+        int64_t power_tokens_ms;
+        size_t power_due_n, power_cursor;
+
+        struct bbt_log_limit reject_log, conflict_log, commit_log, power_log;
         struct bbt_ingest_stats stats;
 };
 
