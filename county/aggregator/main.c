@@ -146,6 +146,10 @@ static void log_stats(struct daemon *d)
                      " seqs missing now, %" PRIu64 " terminals",
                      s.received, s.stored, s.duplicates, rejected, s.resends, s.recovered, s.lost, s.open_gap_seqs,
                      s.terminals);
+        if (s.power_sent || s.power_failed)
+                bbt_log_info("power schedules: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " refused, %" PRIu64
+                             " not sent",
+                             s.power_sent, s.power_answered, s.power_refused, s.power_failed);
 }
 
 static void on_disconnected(void *userdata, int status)

@@ -17,16 +17,19 @@
 /* Refusals logged a minute at most; the rest are counted. */
 #define REFUSAL_LOG_PER_MIN 20
 
-static void format_time(int32_t day, int min, int offset_min, char *buf, size_t size)
+static void format_time(int32_t day, int sec, int offset_min, char *buf, size_t size)
 {
         int y, m, d, off = offset_min < 0 ? -offset_min : offset_min;
+        int n;
 
         bbt_day_to_ymd(day, &y, &m, &d);
+        n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, sec / 3600, sec / 60 % 60, sec % 60);
+        if (n < 0 || (size_t)n >= size)
+                return;
         if (offset_min == 0)
-                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:00Z", y, m, d, min / 60, min % 60);
+                snprintf(buf + n, size - (size_t)n, "Z");
         else
-                snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:00%c%02d:%02d", y, m, d, min / 60, min % 60,
-                         offset_min < 0 ? '-' : '+', off / 60, off % 60);
+                snprintf(buf + n, size - (size_t)n, "%c%02d:%02d", offset_min < 0 ? '-' : '+', off / 60, off % 60);
 }
 
 void bbt_power_plan_build(const struct bbt_calendar *cal, const char *county, const char *school, int64_t now_ms,
@@ -39,12 +42,12 @@ void bbt_power_plan_build(const struct bbt_calendar *cal, const char *county, co
         if (days > BBT_POWER_DAYS_MAX)
                 days = BBT_POWER_DAYS_MAX;
         for (int i = 0; i < days; i++) {
-                int min = bbt_calendar_power_off(cal, county, school, today + i);
+                int sec = bbt_calendar_power_off(cal, county, school, today + i);
 
-                if (min == BBT_POWER_NONE)
+                if (sec == BBT_POWER_NONE)
                         continue;
-                ret->off_ms[ret->n] = bbt_day_start_ms(today + i, offset_min) + min * BBT_MS_PER_MIN;
-                format_time(today + i, min, offset_min, ret->off[ret->n], sizeof(ret->off[0]));
+                ret->off_ms[ret->n] = bbt_day_start_ms(today + i, offset_min) + sec * 1000LL;
+                format_time(today + i, sec, offset_min, ret->off[ret->n], sizeof(ret->off[0]));
                 for (const char *p = ret->off[ret->n]; *p; p++)
                         h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
                 h = (h ^ ';') * 0x100000001b3ULL;
@@ -202,6 +205,9 @@ void bbt__power_tick(struct bbt_ingest *in, int64_t now_ms)
                 r = send_power(in, t, now_ms);
                 if (r == -ENOTCONN)
                         break;
+                if (r == 0)
+                        bbt_log_debug("%s/%s/%s: power schedule unchanged (rev %" PRId64 "): not sent again",
+                                      t->row.county, t->row.school, t->row.terminal, t->power_rev);
                 if (r < 0) {
                         in->stats.power_failed++;
                         bbt_log_error("%s/%s/%s: power schedule not sent: %s", t->row.county, t->row.school,
