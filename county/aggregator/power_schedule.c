@@ -181,6 +181,8 @@ void bbt__power_tick(struct bbt_ingest *in, int64_t now_ms)
          * 20,000 terminals born at once are sent theirs over 20,000 / rate s. */
         if (in->power_tokens_ms)
                 in->power_tokens += (double)(now_ms - in->power_tokens_ms) * (double)s->power_send_rate / 1000.0;
+        else
+                in->power_tokens = (double)s->power_send_rate; /* full at the start */
         in->power_tokens_ms = now_ms;
         if (in->power_tokens > (double)s->power_send_rate)
                 in->power_tokens = (double)s->power_send_rate;
