@@ -380,7 +380,7 @@ static int off(const struct bbt_calendar *cal, const char *school, const char *d
         return bbt_calendar_power_off(cal, "440106", school, D(day));
 }
 
-#define HM(h, m) ((h) * 60 + (m))
+#define HM(h, m) (((h) * 60 + (m)) * 60)
 
 TEST(power_off_by_day_type)
 {
@@ -426,7 +426,7 @@ TEST(power_off_by_day_type)
                                                                       BBT_POWER_INHERIT } }));
         ASSERT_EQ(off(cal, "A", "2026-09-30"), HM(17, 0));
         ASSERT_EQ(off(cal, "A", "2026-10-03"), BBT_POWER_NONE);
-        ASSERT_EQ(bbt_calendar_set_power(cal, "440106", &(struct bbt_power_times){ { 24 * 60, 0, 0 } }), -EINVAL);
+        ASSERT_EQ(bbt_calendar_set_power(cal, "440106", &(struct bbt_power_times){ { 86400, 0, 0 } }), -EINVAL);
         bbt_calendar_free(cal);
 }
 
@@ -480,18 +480,21 @@ TEST(power_csv_errors)
                                                      "440106,18:00,12:30,none\n"
                                                      "A,25:00,,\n"
                                                      "B,18:00,6pm,\n"
+                                                     "C,18:00:60,12:00:30,8:00\n"
                                                      "4401 06,18:00,,\n"
                                                      "440106,17:00,,\n");
 
         ASSERT_EQ(bbt_calendar_load_power(cal, path, &errs), -EINVAL);
-        ASSERT_EQ(errs.count, 4);
+        ASSERT_EQ(errs.count, 5);
         ASSERT_STR_EQ(errs.msg[0], "power-bad.csv:3: column school_day (上课日): expected a time HH:MM (00:00..23:59), "
                                    "none (不关机) or nothing, got \"25:00\"");
         ASSERT_STR_EQ(errs.msg[1], "power-bad.csv:4: column half_day (半天): expected a time HH:MM (00:00..23:59), "
                                    "none (不关机) or nothing, got \"6pm\"");
-        ASSERT_STR_EQ(errs.msg[2], "power-bad.csv:5: column scope (范围): expected a 6-digit county code or a school "
+        ASSERT_STR_EQ(errs.msg[2], "power-bad.csv:5: column school_day (上课日): expected a time HH:MM (00:00..23:59), "
+                                   "none (不关机) or nothing, got \"18:00:60\"");
+        ASSERT_STR_EQ(errs.msg[3], "power-bad.csv:6: column scope (范围): expected a 6-digit county code or a school "
                                    "code, got \"4401 06\"");
-        ASSERT_STR_EQ(errs.msg[3], "power-bad.csv:6: scope 440106 is also on line 2");
+        ASSERT_STR_EQ(errs.msg[4], "power-bad.csv:7: scope 440106 is also on line 2");
         /* Nothing added. */
         ASSERT(!bbt_calendar_has_power(cal));
         ASSERT_EQ(bbt_calendar_power_off(cal, "440106", NULL, D("2026-09-25")), BBT_POWER_NONE);

@@ -104,6 +104,14 @@ struct bbt_ingest {
         struct bbt_ingest_stats stats;
 };
 
+/* A new command id PREFIX-<boot>-<cmd_seq + 1> into BUF (ours: rs- resend, ps- power schedule). */
+void bbt__cmd_id(const struct bbt_ingest *in, const char *prefix, char *buf, size_t size);
+/* Publishes the command M (id, op and arguments filled) to T's cmd topic,
+ * numbered in the aggregator's own command series (seq, ts and boot are set
+ * here). Returns 0, -ENOTCONN (the broker is away: send it later) or another
+ * negative errno. */
+int bbt__cmd_send(struct bbt_ingest *in, const struct bbt_term *t, struct bbt_msg *m, int64_t now_ms);
+
 /* CLOCK_MONOTONIC in ms: for what must not follow the wall clock (log limits). */
 static inline int64_t bbt__mono_ms(void)
 {

@@ -91,7 +91,8 @@ static void usage(FILE *out)
                 "  -V, --version       show the version\n"
                 "\n"
                 "Signals: SIGTERM/SIGINT commit and stop cleanly, SIGHUP re-reads the registry,\n"
-                "calendar and bell-schedule files (broker and store settings need a restart).\n"
+                "calendar, bell-schedule and power-schedule files (broker and store settings\n"
+                "need a restart).\n"
                 "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad usage or configuration.\n"
                 "See bbt-aggregator(8) and bbt-aggregator.conf(5).\n");
 }

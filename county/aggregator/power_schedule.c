@@ -108,11 +108,8 @@ static int send_power(struct bbt_ingest *in, struct bbt_term *t, int64_t now_ms)
 {
         const struct bbt_ingest_settings *s = &in->set;
         struct bbt_power_plan plan;
-        struct bbt_topic tp;
         struct bbt_msg m;
-        char topic[BBT_TOPIC_MAX], id[65];
-        char *json = NULL;
-        size_t len;
+        char id[65];
         cJSON *args, *off;
         int r;
 
@@ -122,13 +119,6 @@ static int send_power(struct bbt_ingest *in, struct bbt_term *t, int64_t now_ms)
                 return 0;
         if (!in->publish || !in->connected)
                 return -ENOTCONN;
-        snprintf(tp.county, sizeof(tp.county), "%s", t->row.county);
-        snprintf(tp.school, sizeof(tp.school), "%s", t->row.school);
-        snprintf(tp.terminal, sizeof(tp.terminal), "%s", t->row.terminal);
-        tp.channel = BBT_CH_CMD;
-        r = bbt_topic_build(&tp, topic, sizeof(topic));
-        if (r < 0)
-                return r;
         args = cJSON_CreateObject();
         off = args ? cJSON_AddArrayToObject(args, "off") : NULL;
         for (int i = 0; off && i < plan.n; i++)
@@ -138,25 +128,17 @@ static int send_power(struct bbt_ingest *in, struct bbt_term *t, int64_t now_ms)
                 cJSON_Delete(args);
                 return -ENOMEM;
         }
-        snprintf(id, sizeof(id), "ps-%" PRId64 "-%" PRId64, in->boot, in->cmd_seq + 1);
+        bbt__cmd_id(in, "ps", id, sizeof(id));
         bbt_msg_init(&m, BBT_CH_CMD);
-        m.seq = in->cmd_seq + 1;
-        m.ts = now_ms;
-        m.boot = (uint32_t)in->boot;
         m.body.cmd.id = id;
         m.body.cmd.op = "power_schedule";
         m.body.cmd.has_expires = true;
         m.body.cmd.expires = now_ms + s->power_expires_ms;
         m.body.cmd.args_json = args;
-        r = bbt_msg_encode(&m, &json, &len, NULL);
+        r = bbt__cmd_send(in, t, &m, now_ms);
         cJSON_Delete(args);
         if (r < 0)
                 return r;
-        r = in->publish(in->userdata, topic, json, len);
-        free(json);
-        if (r < 0)
-                return r;
-        in->cmd_seq++;
         in->stats.power_sent++;
         t->power_rev = plan.rev;
         bbt_log_debug("%s/%s/%s: power schedule %s sent: %d power-offs, rev %" PRId64, t->row.county,

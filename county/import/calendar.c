@@ -657,7 +657,7 @@ enum bbt_day_type bbt_calendar_day_type(const struct bbt_calendar *cal, const ch
 static int check_power(const struct bbt_power_times *p)
 {
         for (int t = 0; t < BBT_DAY_EVENT; t++)
-                if (p->off_min[t] < BBT_POWER_INHERIT || p->off_min[t] >= 24 * 60)
+                if (p->off_s[t] < BBT_POWER_INHERIT || p->off_s[t] >= 86400)
                         return -EINVAL;
         return 0;
 }
@@ -684,10 +684,10 @@ bool bbt_calendar_has_power(const struct bbt_calendar *cal)
 
 static int power_lookup(const struct scope *c, const struct scope *s, enum bbt_day_type t)
 {
-        int v = s && s->has_power ? s->power.off_min[t] : BBT_POWER_INHERIT;
+        int v = s && s->has_power ? s->power.off_s[t] : BBT_POWER_INHERIT;
 
         if (v == BBT_POWER_INHERIT && c && c->has_power)
-                v = c->power.off_min[t];
+                v = c->power.off_s[t];
         return v;
 }
 
@@ -729,6 +729,23 @@ struct power_row {
         struct scope *scope;
 };
 
+/* A time of day "18:00", "8:30" or "18:00:30" (00:00:00..23:59:59) in
+ * seconds after midnight. Returns 0 and *RET, or -EINVAL. */
+static int second_parse(const char *s, int *ret)
+{
+        int h, m, sec = 0, n = 0, len = (int)strlen(s);
+
+        if (len < 4 || len > 8 || strspn(s, "0123456789:") != (size_t)len ||
+            (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || n != (s[1] == ':' ? 4 : 5)))
+                return -EINVAL;
+        if (s[n] && (s[n] != ':' || sscanf(s + n + 1, "%2d", &sec) != 1 || strlen(s + n + 1) != 2))
+                return -EINVAL;
+        if (h > 23 || m > 59 || sec > 59)
+                return -EINVAL;
+        *ret = (h * 60 + m) * 60 + sec;
+        return 0;
+}
+
 static int power_from_row(struct bbt_csv *csv, struct power_row *row)
 {
         static const int col_of[BBT_DAY_EVENT] = { [BBT_DAY_SCHOOL] = PC_SCHOOL_DAY, [BBT_DAY_HALF] = PC_HALF_DAY,
@@ -744,21 +761,21 @@ static int power_from_row(struct bbt_csv *csv, struct power_row *row)
                 bbt_csv_bad_value(csv, PC_SCOPE, "expected a 6-digit county code or a school code");
         for (int t = 0; t < BBT_DAY_EVENT; t++) {
                 bool none = false;
-                int min;
+                int sec;
 
                 v = bbt_csv_get(csv, (size_t)col_of[t]);
-                row->p.off_min[t] = BBT_POWER_INHERIT;
+                row->p.off_s[t] = BBT_POWER_INHERIT;
                 if (!*v)
                         continue;
                 for (size_t i = 0; i < BBT_ELEMENTSOF(power_none_words); i++)
                         none = none || strcasecmp(v, power_none_words[i]) == 0;
                 if (none)
-                        row->p.off_min[t] = BBT_POWER_NONE;
-                else if (bbt_minute_parse(v, &min) < 0 || min >= 24 * 60)
+                        row->p.off_s[t] = BBT_POWER_NONE;
+                else if (second_parse(v, &sec) < 0)
                         bbt_csv_bad_value(csv, (size_t)col_of[t],
                                           "expected a time HH:MM (00:00..23:59), none (不关机) or nothing");
                 else
-                        row->p.off_min[t] = min;
+                        row->p.off_s[t] = sec;
         }
         return bbt_csv_errors(csv) == before ? 0 : -EINVAL;
 }

@@ -79,13 +79,13 @@ enum bbt_day_type bbt_calendar_day_type(const struct bbt_calendar *cal, const ch
                                         int32_t day);
 
 /* The power schedule (docs/calendar.md, "Power schedule file"): per scope
- * (county or school) the power-off minute after local midnight for each
+ * (county or school) the power-off second after local midnight for each
  * enum bbt_day_type but BBT_DAY_EVENT, or BBT_POWER_NONE (no power-off) or
  * BBT_POWER_INHERIT (a school row's empty cell: the county's). */
 #define BBT_POWER_NONE (-1)
 #define BBT_POWER_INHERIT (-2)
 struct bbt_power_times {
-        int off_min[BBT_DAY_EVENT]; /* by enum bbt_day_type */
+        int off_s[BBT_DAY_EVENT]; /* by enum bbt_day_type */
 };
 /* Reads the power schedule CSV at PATH into CAL, as bbt_calendar_load_days;
  * a scope in the file replaces that scope's times. */
@@ -94,7 +94,7 @@ int bbt_calendar_load_power(struct bbt_calendar *cal, const char *path, struct b
 int bbt_calendar_set_power(struct bbt_calendar *cal, const char *scope, const struct bbt_power_times *p);
 /* Whether any scope has power times (else no schedule is sent at all). */
 bool bbt_calendar_has_power(const struct bbt_calendar *cal);
-/* SCHOOL's power-off on DAY, in minutes after local midnight (0..1439), or
+/* SCHOOL's power-off on DAY, in seconds after local midnight (0..86399), or
  * BBT_POWER_NONE: the school's own time for the day's type, else its
  * county's, else none; never on an event day. */
 int bbt_calendar_power_off(const struct bbt_calendar *cal, const char *county, const char *school, int32_t day);
