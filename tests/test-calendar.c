@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "calendar.h"
+#include "power_schedule.h"
 #include "dates.h"
 #include "fixture-tree.h"
 #include "import-test.h"
@@ -138,7 +139,7 @@ TEST(add_by_hand)
         ASSERT_EQ(bbt_calendar_add(cal, "440106", BBT_CAL_TERM, D("2026-09-02"), D("2026-09-01")), -EINVAL);
         ASSERT_EQ(bbt_calendar_add(cal, "4401/06", BBT_CAL_TERM, 0, 1), -EINVAL);
         ASSERT_EQ(bbt_calendar_add(cal, "", BBT_CAL_TERM, 0, 1), -EINVAL);
-        ASSERT_EQ(bbt_calendar_add(cal, "440106", (enum bbt_calendar_kind)3, 0, 1), -EINVAL);
+        ASSERT_EQ(bbt_calendar_add(cal, "440106", (enum bbt_calendar_kind)(BBT_CAL_EVENT + 1), 0, 1), -EINVAL);
         bbt_calendar_free(cal);
 }
 
@@ -156,7 +157,7 @@ TEST(days_csv_errors)
         ASSERT_EQ(bbt_calendar_load_days(cal, path, &errs), -EINVAL);
         ASSERT_EQ(errs.count, 4);
         ASSERT_STR_EQ(errs.msg[0],
-                      "cal.csv:3: column kind (类型): expected term, holiday or workday (学期, 假期, 调休), got \"vacation\"");
+                      "cal.csv:3: column kind (类型): expected term, holiday, workday, halfday or event (学期, 假期, 调休, 半天, 活动日), got \"vacation\"");
         ASSERT_STR_EQ(errs.msg[1], "cal.csv:4: column from (开始日期): expected a date YYYY-MM-DD, got \"2026-02-30\"");
         ASSERT_STR_EQ(errs.msg[2], "cal.csv:5: column to (结束日期): before the start date, got \"2026-10-01\"");
         ASSERT_STR_EQ(errs.msg[3],
@@ -342,5 +343,165 @@ TEST(many_lookups)
         }
         /* 104 weekdays, minus 5 of 国庆 and Nov 2, plus 2 调休 Saturdays. */
         ASSERT_EQ(n, 5000L * (104 - 5 - 1 + 2));
+        bbt_calendar_free(cal);
+}
+
+/* The county's calendar plus a half day before 国庆 (Wednesday Sep 30) and
+ * school X's parents' evening (Tuesday Sep 29, an event day); the county
+ * powers off at 18:00 on school days, 12:30 on half days, not on other days;
+ * X at 19:30 (evening study), its half days as the county's, and at 22:00 on
+ * other days. */
+static struct bbt_calendar *power_calendar(void)
+{
+        struct bbt_calendar *cal = county_calendar();
+        struct bbt_import_errors errs;
+
+        LOAD_OK(bbt_calendar_load_days(cal,
+                                       put_text("days2.csv", "范围,类型,日期,名称\n"
+                                                             "440106,半天,2026-09-30,国庆前\n"
+                                                             "X,活动日,2026-09-29,家长会\n"
+                                                             "Y,halfday,2026-10-09,\n"
+                                                             "Y,event,2026-10-12,\n"),
+                                       &errs),
+                errs);
+        ASSERT(!bbt_calendar_has_power(cal));
+        LOAD_OK(bbt_calendar_load_power(cal,
+                                        put_text("power.csv", "范围,上课日,半天,非上课日,备注\n"
+                                                              "440106,18:00,12:30,不关机,县统一\n"
+                                                              "X,19:30,,22:00,晚自习\n"),
+                                        &errs),
+                errs);
+        ASSERT(bbt_calendar_has_power(cal));
+        return cal;
+}
+
+static int off(const struct bbt_calendar *cal, const char *school, const char *day)
+{
+        return bbt_calendar_power_off(cal, "440106", school, D(day));
+}
+
+#define HM(h, m) (((h) * 60 + (m)) * 60)
+
+TEST(power_off_by_day_type)
+{
+        struct bbt_calendar *cal = power_calendar();
+
+        /* Half and event days do not change which days are school days. */
+        ASSERT(bbt_calendar_is_school_day(cal, "440106", "X", D("2026-09-29")));
+        ASSERT(bbt_calendar_is_school_day(cal, "440106", "X", D("2026-09-30")));
+        ASSERT(!bbt_calendar_has_own_days(cal, "Z"));
+        ASSERT_EQ(bbt_calendar_day_type(cal, "440106", "Y", D("2026-09-30")), BBT_DAY_HALF);
+        ASSERT_EQ(bbt_calendar_day_type(cal, "440106", "X", D("2026-09-29")), BBT_DAY_EVENT);
+        ASSERT_EQ(bbt_calendar_day_type(cal, "440106", "Y", D("2026-09-29")), BBT_DAY_SCHOOL);
+        ASSERT_EQ(bbt_calendar_day_type(cal, "440106", "Y", D("2026-10-01")), BBT_DAY_NON_SCHOOL);
+
+        /* The county's rules (school Y has no power row). */
+        ASSERT_EQ(off(cal, "Y", "2026-09-25"), HM(18, 0));       /* Friday */
+        ASSERT_EQ(off(cal, "Y", "2026-09-26"), HM(18, 0));       /* Saturday, 调休 */
+        ASSERT_EQ(off(cal, "Y", "2026-09-27"), BBT_POWER_NONE);  /* Sunday */
+        ASSERT_EQ(off(cal, "Y", "2026-09-29"), HM(18, 0));       /* X's event, not Y's */
+        ASSERT_EQ(off(cal, "Y", "2026-09-30"), HM(12, 30));      /* half day */
+        ASSERT_EQ(off(cal, "Y", "2026-10-01"), BBT_POWER_NONE);  /* 国庆 */
+        ASSERT_EQ(off(cal, "Y", "2026-10-05"), BBT_POWER_NONE);  /* 国庆, a Monday */
+        ASSERT_EQ(off(cal, "Y", "2026-10-08"), HM(18, 0));
+        ASSERT_EQ(off(cal, "Y", "2026-10-09"), HM(12, 30));      /* Y's own half day */
+        ASSERT_EQ(off(cal, "Y", "2026-10-10"), HM(18, 0));       /* Saturday, 调休 */
+        ASSERT_EQ(off(cal, "Y", "2026-10-12"), BBT_POWER_NONE);  /* Y's own event */
+        /* School X overrides, inheriting the county's half-day time. */
+        ASSERT_EQ(off(cal, "X", "2026-09-25"), HM(19, 30));
+        ASSERT_EQ(off(cal, "X", "2026-09-26"), HM(19, 30));
+        ASSERT_EQ(off(cal, "X", "2026-09-27"), HM(22, 0));
+        ASSERT_EQ(off(cal, "X", "2026-09-29"), BBT_POWER_NONE);  /* its event day */
+        ASSERT_EQ(off(cal, "X", "2026-09-30"), HM(12, 30));
+        ASSERT_EQ(off(cal, "X", "2026-10-01"), HM(22, 0));
+        /* Another county: no power rows, no power-off. */
+        ASSERT_EQ(bbt_calendar_power_off(cal, "440183", "B", D("2026-09-25")), BBT_POWER_NONE);
+        bbt_calendar_free(cal);
+
+        /* A county row's empty half-day cell: the school-day time. */
+        cal = new_calendar();
+        ASSERT_OK(bbt_calendar_add(cal, "440106", BBT_CAL_HALFDAY, D("2026-09-30"), D("2026-09-30")));
+        ASSERT_OK(bbt_calendar_set_power(cal, "440106",
+                                         &(struct bbt_power_times){ { HM(17, 0), BBT_POWER_INHERIT,
+                                                                      BBT_POWER_INHERIT } }));
+        ASSERT_EQ(off(cal, "A", "2026-09-30"), HM(17, 0));
+        ASSERT_EQ(off(cal, "A", "2026-10-03"), BBT_POWER_NONE);
+        ASSERT_EQ(bbt_calendar_set_power(cal, "440106", &(struct bbt_power_times){ { 86400, 0, 0 } }), -EINVAL);
+        bbt_calendar_free(cal);
+}
+
+TEST(power_plan)
+{
+        struct bbt_calendar *cal = power_calendar();
+        struct bbt_power_plan y, x, y2, y_next;
+        /* Friday 2026-09-25 10:00 +08:00 */
+        int64_t now = bbt_day_start_ms(D("2026-09-25"), 480) + 10 * 3600 * 1000LL;
+        static const char *const want_y[] = { "2026-09-25T18:00:00+08:00", "2026-09-26T18:00:00+08:00",
+                                             "2026-09-28T18:00:00+08:00", "2026-09-29T18:00:00+08:00",
+                                             "2026-09-30T12:30:00+08:00", "2026-10-08T18:00:00+08:00" };
+
+        bbt_power_plan_build(cal, "440106", "Y", now, 14, 480, &y);
+        ASSERT_EQ(y.n, 6);
+        for (int i = 0; i < y.n; i++) {
+                int64_t ms;
+
+                ASSERT_STR_EQ(y.off[i], want_y[i]);
+                /* What the agent parses is the instant computed. */
+                ASSERT_OK(bbt_rfc3339_parse(y.off[i], &ms, NULL));
+                ASSERT_EQ(ms, y.off_ms[i]);
+        }
+        bbt_power_plan_build(cal, "440106", "X", now, 14, 480, &x);
+        ASSERT_EQ(x.n, 13); /* 14 days but its event day */
+        ASSERT_STR_EQ(x.off[0], "2026-09-25T19:30:00+08:00");
+        ASSERT_STR_EQ(x.off[3], "2026-09-28T19:30:00+08:00");
+        ASSERT_STR_EQ(x.off[4], "2026-09-30T12:30:00+08:00");
+        ASSERT_STR_EQ(x.off[5], "2026-10-01T22:00:00+08:00");
+        /* The rev follows the content: the same times, the same rev; other
+         * times or the window rolling a day, another. */
+        bbt_power_plan_build(cal, "440106", "Y", now + 3600 * 1000, 14, 480, &y2);
+        ASSERT_EQ(y2.rev, y.rev);
+        ASSERT(y.rev != x.rev);
+        ASSERT(y.rev > 0 && y.rev <= BBT_INT_MAX);
+        bbt_power_plan_build(cal, "440106", "Y", now + 86400 * 1000LL, 14, 480, &y_next);
+        ASSERT(y_next.rev != y.rev);
+        ASSERT_STR_EQ(y_next.off[0], "2026-09-26T18:00:00+08:00");
+        /* In UTC, the local day and time are written as such. */
+        bbt_power_plan_build(cal, "440106", "Y", now, 1, 0, &y2);
+        ASSERT_EQ(y2.n, 1);
+        ASSERT_STR_EQ(y2.off[0], "2026-09-25T18:00:00Z");
+        bbt_calendar_free(cal);
+}
+
+TEST(power_csv_errors)
+{
+        struct bbt_calendar *cal = new_calendar();
+        struct bbt_import_errors errs;
+        const char *path = put_text("power-bad.csv", "scope,school_day,half_day,non_school_day\n"
+                                                     "440106,18:00,12:30,none\n"
+                                                     "A,25:00,,\n"
+                                                     "B,18:00,6pm,\n"
+                                                     "C,18:00:60,12:00:30,8:00\n"
+                                                     "4401 06,18:00,,\n"
+                                                     "440106,17:00,,\n");
+
+        ASSERT_EQ(bbt_calendar_load_power(cal, path, &errs), -EINVAL);
+        ASSERT_EQ(errs.count, 5);
+        ASSERT_STR_EQ(errs.msg[0], "power-bad.csv:3: column school_day (上课日): expected a time HH:MM (00:00..23:59), "
+                                   "none (不关机) or nothing, got \"25:00\"");
+        ASSERT_STR_EQ(errs.msg[1], "power-bad.csv:4: column half_day (半天): expected a time HH:MM (00:00..23:59), "
+                                   "none (不关机) or nothing, got \"6pm\"");
+        ASSERT_STR_EQ(errs.msg[2], "power-bad.csv:5: column school_day (上课日): expected a time HH:MM (00:00..23:59), "
+                                   "none (不关机) or nothing, got \"18:00:60\"");
+        ASSERT_STR_EQ(errs.msg[3], "power-bad.csv:6: column scope (范围): expected a 6-digit county code or a school "
+                                   "code, got \"4401 06\"");
+        ASSERT_STR_EQ(errs.msg[4], "power-bad.csv:7: scope 440106 is also on line 2");
+        /* Nothing added. */
+        ASSERT(!bbt_calendar_has_power(cal));
+        ASSERT_EQ(bbt_calendar_power_off(cal, "440106", NULL, D("2026-09-25")), BBT_POWER_NONE);
+        /* A missing required column. */
+        ASSERT_EQ(bbt_calendar_load_power(cal, put_text("power-nocol.csv", "范围,半天\n440106,12:00\n"), &errs),
+                  -EINVAL);
+        ASSERT(errs.count >= 1);
+        bbt_test_import_dump(&errs);
         bbt_calendar_free(cal);
 }

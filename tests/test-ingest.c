@@ -15,6 +15,7 @@
 #include "dates.h"
 #include "fixture-tree.h"
 #include "ingest.h"
+#include "calendar.h"
 #include "test.h"
 
 #define COUNTY "510107"
@@ -2277,4 +2278,86 @@ TEST(commit_failure_log_rate_limited)
         ASSERT_GE(lines, 1);
         ASSERT(strstr(text, "failed commits so far"));
         free(text);
+}
+
+/* Power schedules: sent at each birth at most power_send_rate a second (a
+ * burst of births waits its turn), answers and refusals counted, sent again
+ * only when the content changes (a new calendar, the window rolling a day). */
+TEST(power_schedule_rate_limited_and_counted)
+{
+        struct bbt_calendar *cal = NULL, *cal2 = NULL;
+        struct bbt_power_times p = { { 18 * 3600, BBT_POWER_INHERIT, BBT_POWER_NONE } };
+        struct bbt_ingest_stats st;
+        int64_t t0 = AT(9, 0);
+        char name[8];
+
+        setup();
+        F.set.power_send_rate = 10;
+        ASSERT_OK(bbt_calendar_new(&cal));
+        ASSERT_OK(bbt_calendar_set_power(cal, COUNTY, &p));
+        F.cal = cal;
+        open_ingest(t0);
+        bbt_ingest_set_connected(F.in, true, t0);
+        for (int i = 0; i < 30; i++) {
+                snprintf(name, sizeof(name), "P%02d", i);
+                birth_to(name, 1, 1, t0);
+        }
+        ASSERT_EQ(sent.n, 0); /* never from the message path */
+        bbt_ingest_tick(F.in, t0);
+        ASSERT_EQ(sent.n, 10);
+        bbt_ingest_tick(F.in, t0 + 500);
+        ASSERT_EQ(sent.n, 15);
+        bbt_ingest_tick(F.in, t0 + 1500);
+        ASSERT_EQ(sent.n, 25);
+        bbt_ingest_tick(F.in, t0 + 2500);
+        bbt_ingest_tick(F.in, t0 + 3500);
+        ASSERT_EQ(sent.n, 30);
+        for (int i = 0; i < 30; i++) {
+                snprintf(name, sizeof(name), "P%02d", i);
+                ASSERT_STR_CONTAINS(sent.cmd[i].topic, name);
+                ASSERT_STR_EQ(sent.cmd[i].op, "power_schedule");
+                ASSERT(strncmp(sent.cmd[i].id, "ps-", 3) == 0);
+        }
+        /* One answer, one refusal (logged with the terminal and reason). */
+        {
+                struct bbt_msg m = msg(BBT_CH_CMD_REPLY, 2, t0 + 4000, 1);
+
+                m.body.reply.id = sent.cmd[0].id;
+                m.body.reply.ok = true;
+                feed_to("P00", &m, t0 + 4000);
+                m.body.reply.id = sent.cmd[1].id;
+                m.body.reply.ok = false;
+                m.body.reply.error = "expired: the command expired 5 s ago";
+                feed_to("P01", &m, t0 + 4000);
+        }
+        bbt_ingest_get_stats(F.in, &st);
+        ASSERT_EQ(st.power_sent, 30);
+        ASSERT_EQ(st.power_answered, 1);
+        ASSERT_EQ(st.power_refused, 1);
+        ASSERT_EQ(st.power_failed, 0);
+        /* The same calendar again: nothing new but the refused one. */
+        ASSERT_OK(bbt_ingest_set_registry(F.in, NULL, cal, t0 + 5000));
+        bbt_ingest_tick(F.in, t0 + 10000);
+        bbt_ingest_tick(F.in, t0 + 20000);
+        ASSERT_EQ(sent.n, 31);
+        ASSERT_STR_CONTAINS(sent.cmd[30].topic, "P01");
+        /* Another time: all again, at the rate. */
+        p.off_s[0] = 17 * 3600;
+        ASSERT_OK(bbt_calendar_new(&cal2));
+        ASSERT_OK(bbt_calendar_set_power(cal2, COUNTY, &p));
+        ASSERT_OK(bbt_ingest_set_registry(F.in, NULL, cal2, t0 + 21000));
+        bbt_ingest_tick(F.in, t0 + 21000);
+        ASSERT_EQ(sent.n, 31 + 10);
+        bbt_ingest_tick(F.in, t0 + 22000);
+        ASSERT_EQ(sent.n, 51);
+        bbt_ingest_tick(F.in, t0 + 23000);
+        bbt_ingest_tick(F.in, t0 + 24000);
+        ASSERT_EQ(sent.n, 61);
+        /* The next local day: the window rolls, every schedule changes. */
+        for (int i = 0; i < 5; i++)
+                bbt_ingest_tick(F.in, AT(24, 0) + i * 1000);
+        ASSERT_EQ(sent.n, 91);
+        close_ingest();
+        bbt_calendar_free(cal);
+        bbt_calendar_free(cal2);
 }

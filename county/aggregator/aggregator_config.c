@@ -108,6 +108,15 @@ static const struct bbt_option options[] = {
             "After-hours energy: the night (nights left on) starts at this local time ..."),
         OPT("energy", "night_end", BBT_OPT_STRING, energy_night_end, "06:00", 0, 0,
             "... and ends at this one the next morning (before night_start)"),
+        OPT("power", "schedule", BBT_OPT_PATH, power_schedule, NULL, 0, 0,
+            "Power schedule CSV (定时关机): power-off times by day type, per county with per-school rows "
+            "(docs/calendar.md); empty: no schedules are sent"),
+        OPT("power", "days", BBT_OPT_INT, power_days, "14", 1, 31,
+            "Each terminal is sent the power-off times of this many days from today"),
+        OPT("power", "send_rate", BBT_OPT_INT, power_send_rate, "100", 1, 100000,
+            "Power schedules sent a second at most (terminals coming online together wait their turn)"),
+        OPT("power", "expires", BBT_OPT_DURATION, power_expires_ms, "1d", SECONDS(60), DAYS(7),
+            "A schedule delivered later than this after it was sent is refused by the agent"),
 
         { .section = "aggregator", .name = "log_level", .type = BBT_OPT_ENUM,
           .offset = offsetof(struct bbt_aggregator_config, log_level), .default_value = "info",
@@ -312,6 +321,9 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         s->skew_samples = (int)c->skew_samples;
         s->skew_min_ms = c->skew_min_ms;
         s->skew_warmup_ms = c->skew_warmup_ms;
+        s->power_days = (int)c->power_days;
+        s->power_send_rate = (int)c->power_send_rate;
+        s->power_expires_ms = c->power_expires_ms;
         bbt_utc_offset_parse(c->utc_offset, &offset);
         m->offset_min = offset;
         m->used_day_min = (int)(c->used_day_ms / 60000);
@@ -384,6 +396,8 @@ int bbt_aggregator_load_registry(const struct bbt_aggregator_config *cfg, FILE *
                 r = bbt_calendar_load_days(cal, cfg->calendar, errs);
         if (r == 0 && cfg->bells)
                 r = bbt_calendar_load_bells(cal, cfg->bells, errs);
+        if (r == 0 && cfg->power_schedule)
+                r = bbt_calendar_load_power(cal, cfg->power_schedule, errs);
         if (r < 0) {
                 if (errs->n_kept == 0)
                         fprintf(errs_out, "registry: %s\n", strerror(-r));

@@ -33,6 +33,9 @@ struct bbt_aggregator_config {
         /* [energy] */
         long long energy_watts;
         char *energy_kind_watts, *energy_night_start, *energy_night_end;
+        /* [power] */
+        char *power_schedule;
+        long long power_days, power_send_rate, power_expires_ms;
         /* [aggregator] */
         int log_level;
         char *metrics_listen; /* "" or NULL: no metrics server */

@@ -247,6 +247,10 @@ int bbt__cache_load(struct bbt_ingest *in)
 
         bbt__cache_free(in);
         in->stats.open_gap_seqs = 0;
+        /* New terminal structs: none is due a power schedule or knows what it
+         * was sent; the next tick looks at every online one again. */
+        in->power_due_n = in->power_cursor = 0;
+        in->power_day = 0;
         r = bbt_store_terminals_each(in->store, load_terminal_cb, in);
         if (r == 0)
                 r = bbt_store_gaps_each(in->store, load_gap_cb, in);

@@ -22,6 +22,7 @@
 #include "cache.h"
 #include "dates.h"
 #include "ingest_internal.h"
+#include "power_schedule.h"
 #include "resend.h"
 
 #define FAULT_SOURCE_AGENT "agent"
@@ -241,6 +242,7 @@ static void handle_state(struct bbt_ingest *in, struct bbt_term *t, const struct
                 snprintf(t->row.machine_id, sizeof(t->row.machine_id), "%s", st->machine_id);
                 if (st->has_will_seq)
                         bbt__resend_expect_will(in, t, st->will_seq, m->boot, recv_ms);
+                bbt__power_birth(in, t);
                 return;
         }
         if (t->row.boot >= 0 && (int64_t)m->boot < t->row.boot) {
@@ -457,11 +459,12 @@ static void handle_alert(struct bbt_ingest *in, struct bbt_term *t, const struct
                 bbt_log_error("store: alert %s: %s", a->code, bbt_store_error(s));
 }
 
-/* A reply to a command: ours are resend requests (resend.c). */
+/* A reply to a command: ours are resend requests (resend.c) and power schedules (power_schedule.c). */
 static void handle_reply(struct bbt_ingest *in, struct bbt_term *t, const struct bbt_msg *m,
                          const struct delivery *d)
 {
-        bbt__resend_reply(in, t, m, d->recv_ms);
+        if (!bbt__power_reply(in, t, m))
+                bbt__resend_reply(in, t, m, d->recv_ms);
 }
 
 /* One handler per channel; commands (BBT_CH_CMD) are not telemetry and never
@@ -596,6 +599,7 @@ void bbt_ingest_tick(struct bbt_ingest *in, int64_t now_ms)
         for (size_t i = 0; i < in->n_terms; i++)
                 if (in->terms[i]->gaps.n)
                         bbt__resend_tick(in, in->terms[i], now_ms);
+        bbt__power_tick(in, now_ms);
 }
 
 void bbt_ingest_set_connected(struct bbt_ingest *in, bool connected, int64_t now_ms)
@@ -689,6 +693,7 @@ int bbt_ingest_set_registry(struct bbt_ingest *in, const struct bbt_registry *re
         in->reg = reg;
         in->cal = cal;
         bbt__cache_relink(in);
+        bbt__power_changed(in);
         return r == 0 ? check_rules(in) : r;
 }
 
@@ -799,6 +804,7 @@ int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *se
         in->reject_log = (struct bbt_log_limit){ .window_ms = now_ms, .what = "rejected messages" };
         in->conflict_log = (struct bbt_log_limit){ .window_ms = now_ms, .what = "seq conflicts" };
         in->commit_log = (struct bbt_log_limit){ .window_ms = bbt__mono_ms(), .what = "failed commits" };
+        in->power_log = (struct bbt_log_limit){ .window_ms = bbt__mono_ms(), .what = "refused power schedules" };
         r = bbt__cache_load(in);
         if (r == 0 && bbt_store_meta_get(store, "boot", &in->boot) == -ENOENT)
                 in->boot = 0;

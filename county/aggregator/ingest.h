@@ -35,6 +35,9 @@ struct bbt_ingest_settings {
         int skew_samples;           /* live heartbeats kept for the skew estimate (5) */
         int64_t skew_min_ms;        /* |skew| below this is taken as 0: an NTP-synchronised clock (2 s) */
         int64_t skew_warmup_ms;     /* heartbeats received this soon after connecting are not samples (30 s) */
+        int power_days;             /* power schedule: days sent ahead (14; 0: none sent) */
+        int power_send_rate;        /* power schedules sent a second at most (100) */
+        int64_t power_expires_ms;   /* a schedule not delivered within this is not carried out (1 d) */
         struct bbt_metric_settings metrics;
 };
 /* The defaults (in brackets above), from bbt-aggregator's option table, the
@@ -58,6 +61,10 @@ struct bbt_ingest_stats {
         uint64_t lost;              /* seqs recorded as lost (records that existed) */
         uint64_t skipped;           /* seqs recorded as skipped (the agent never used them) */
         uint64_t conflicts;         /* messages with a different payload under a stored seq */
+        uint64_t power_sent;        /* power_schedule commands sent */
+        uint64_t power_answered;    /* ... answered ok */
+        uint64_t power_refused;     /* ... refused by the agent (ok: false) */
+        uint64_t power_failed;      /* ... that could not be built or published */
         uint64_t events;            /* one-off agent events (alert.event: power_off, power_postponed...), kept in raw */
         uint64_t commits, commit_failures;
         /* Successful commits (writing the batch's rows, counters and the

@@ -60,7 +60,12 @@ struct bbt_term {
          * terminal made after that first arrived (0: none yet). Its answer is
          * waited for from then on: until then it may sit behind a backlog. */
         int64_t request_ms, heard_after_request_ms;
+        /* The power schedule (power_schedule.c): the rev last sent (0: none), and
+         * whether one is due (BBT_POWER_DUE_*). */
+        int64_t power_rev;
+        uint8_t power_due;
 };
+enum { BBT_POWER_DUE_CHANGED = 1, BBT_POWER_DUE_FORCE = 2 };
 
 struct bbt_ingest {
         struct bbt_store *store;
@@ -87,9 +92,25 @@ struct bbt_ingest {
         bool connected;
         int64_t connected_ms;
 
-        struct bbt_log_limit reject_log, conflict_log, commit_log;
+        /* Power schedules (power_schedule.c): the local day they were computed for,
+         * the send rate's token bucket, the terminals due and where the
+         * round-robin scan stands. */
+        int32_t power_day;
+        double power_tokens;
+        int64_t power_tokens_ms;
+        size_t power_due_n, power_cursor;
+
+        struct bbt_log_limit reject_log, conflict_log, commit_log, power_log;
         struct bbt_ingest_stats stats;
 };
+
+/* A new command id PREFIX-<boot>-<cmd_seq + 1> into BUF (ours: rs- resend, ps- power schedule). */
+void bbt__cmd_id(const struct bbt_ingest *in, const char *prefix, char *buf, size_t size);
+/* Publishes the command M (id, op and arguments filled) to T's cmd topic,
+ * numbered in the aggregator's own command series (seq, ts and boot are set
+ * here). Returns 0, -ENOTCONN (the broker is away: send it later) or another
+ * negative errno. */
+int bbt__cmd_send(struct bbt_ingest *in, const struct bbt_term *t, struct bbt_msg *m, int64_t now_ms);
 
 /* CLOCK_MONOTONIC in ms: for what must not follow the wall clock (log limits). */
 static inline int64_t bbt__mono_ms(void)

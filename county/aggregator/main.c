@@ -91,7 +91,8 @@ static void usage(FILE *out)
                 "  -V, --version       show the version\n"
                 "\n"
                 "Signals: SIGTERM/SIGINT commit and stop cleanly, SIGHUP re-reads the registry,\n"
-                "calendar and bell-schedule files (broker and store settings need a restart).\n"
+                "calendar, bell-schedule and power-schedule files (broker and store settings\n"
+                "need a restart).\n"
                 "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad usage or configuration.\n"
                 "See bbt-aggregator(8) and bbt-aggregator.conf(5).\n");
 }
@@ -146,6 +147,10 @@ static void log_stats(struct daemon *d)
                      " seqs missing now, %" PRIu64 " terminals",
                      s.received, s.stored, s.duplicates, rejected, s.resends, s.recovered, s.lost, s.open_gap_seqs,
                      s.terminals);
+        if (s.power_sent || s.power_failed)
+                bbt_log_info("power schedules: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " refused, %" PRIu64
+                             " not sent",
+                             s.power_sent, s.power_answered, s.power_refused, s.power_failed);
 }
 
 static void on_disconnected(void *userdata, int status)

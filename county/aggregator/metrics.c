@@ -117,6 +117,13 @@ static void write_counters(const struct bbt_ingest_stats *s, FILE *out)
                 s->gaps_opened);
         counter(out, "bbt_resend_requests_total",
                 "Resend commands sent to terminals for missing seqs since the aggregator started", s->resends);
+        family(out, "bbt_power_schedules_total", "counter",
+               "Power schedule (power_schedule) commands since the aggregator started, by result: sent, answered "
+               "(ok), refused by the agent (ok: false; logged with the reason), failed (not sent)");
+        sample(out, "bbt_power_schedules_total", "result", "sent", s->power_sent);
+        sample(out, "bbt_power_schedules_total", "result", "answered", s->power_answered);
+        sample(out, "bbt_power_schedules_total", "result", "refused", s->power_refused);
+        sample(out, "bbt_power_schedules_total", "result", "failed", s->power_failed);
         counter(out, "bbt_seqs_recovered_total",
                 "Missing seqs that arrived later, since the aggregator started (all-time: the store's counter "
                 "recovered)",

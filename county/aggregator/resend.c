@@ -327,11 +327,15 @@ void bbt__resend_reply(struct bbt_ingest *in, struct bbt_term *t, const struct b
 
 /* ---- asking ---- */
 
-static int send_resend(struct bbt_ingest *in, struct bbt_term *t, struct bbt_store_gap *g, int64_t now_ms)
+void bbt__cmd_id(const struct bbt_ingest *in, const char *prefix, char *buf, size_t size)
+{
+        snprintf(buf, size, "%s-%" PRId64 "-%" PRId64, prefix, in->boot, in->cmd_seq + 1);
+}
+
+int bbt__cmd_send(struct bbt_ingest *in, const struct bbt_term *t, struct bbt_msg *m, int64_t now_ms)
 {
         struct bbt_topic tp;
-        struct bbt_msg m;
-        char topic[BBT_TOPIC_MAX], id[65];
+        char topic[BBT_TOPIC_MAX];
         char *json = NULL;
         size_t len;
         int r;
@@ -345,16 +349,10 @@ static int send_resend(struct bbt_ingest *in, struct bbt_term *t, struct bbt_sto
         r = bbt_topic_build(&tp, topic, sizeof(topic));
         if (r < 0)
                 return r;
-        snprintf(id, sizeof(id), "rs-%" PRId64 "-%" PRId64, in->boot, in->cmd_seq + 1);
-        bbt_msg_init(&m, BBT_CH_CMD);
-        m.seq = in->cmd_seq + 1;
-        m.ts = now_ms;
-        m.boot = (uint32_t)in->boot;
-        m.body.cmd.id = id;
-        m.body.cmd.op = "resend";
-        m.body.cmd.args.resend.from = g->from;
-        m.body.cmd.args.resend.to = g->to;
-        r = bbt_msg_encode(&m, &json, &len, NULL);
+        m->seq = in->cmd_seq + 1;
+        m->ts = now_ms;
+        m->boot = (uint32_t)in->boot;
+        r = bbt_msg_encode(m, &json, &len, NULL);
         if (r < 0)
                 return r;
         r = in->publish(in->userdata, topic, json, len);
@@ -362,6 +360,24 @@ static int send_resend(struct bbt_ingest *in, struct bbt_term *t, struct bbt_sto
         if (r < 0)
                 return r;
         in->cmd_seq++;
+        return 0;
+}
+
+static int send_resend(struct bbt_ingest *in, struct bbt_term *t, struct bbt_store_gap *g, int64_t now_ms)
+{
+        struct bbt_msg m;
+        char id[65];
+        int r;
+
+        bbt__cmd_id(in, "rs", id, sizeof(id));
+        bbt_msg_init(&m, BBT_CH_CMD);
+        m.body.cmd.id = id;
+        m.body.cmd.op = "resend";
+        m.body.cmd.args.resend.from = g->from;
+        m.body.cmd.args.resend.to = g->to;
+        r = bbt__cmd_send(in, t, &m, now_ms);
+        if (r < 0)
+                return r;
         in->stats.resends++;
         snprintf(g->cmd_id, sizeof(g->cmd_id), "%s", id);
         g->state = BBT_GAP_REQUESTED;

@@ -12,7 +12,9 @@
 #include "dates.h"
 #include "csv.h"
 
-#define KINDS 3
+#define KINDS 5
+/* The kinds that decide whether a day is a school day. */
+#define SCHOOL_KINDS 3
 
 static const struct bbt_bells default_bells = {
         .n = 8,
@@ -49,11 +51,14 @@ struct scope {
         size_t pending[KINDS];       /* ranges an import is about to add */
         bool has_bells;
         struct bbt_bells bells;
+        bool has_power;
+        struct bbt_power_times power;
 };
 
 struct bbt_calendar {
         struct scope **scope; /* sorted by code */
         size_t n, cap;
+        bool has_power;
 };
 
 int bbt_calendar_new(struct bbt_calendar **ret)
@@ -276,7 +281,7 @@ bool bbt_calendar_has_own_days(const struct bbt_calendar *cal, const char *schoo
 {
         const struct scope *s = scope_find(cal, school);
 
-        for (int k = 0; s && k < KINDS; k++)
+        for (int k = 0; s && k < SCHOOL_KINDS; k++)
                 if (s->set[k].n)
                         return true;
         return false;
@@ -349,7 +354,9 @@ static const struct {
         { "假期", BBT_CAL_HOLIDAY },    { "节假日", BBT_CAL_HOLIDAY },  { "放假", BBT_CAL_HOLIDAY },
         { "寒假", BBT_CAL_HOLIDAY },    { "暑假", BBT_CAL_HOLIDAY },    { "workday", BBT_CAL_WORKDAY },
         { "调休", BBT_CAL_WORKDAY },    { "上课", BBT_CAL_WORKDAY },    { "补课", BBT_CAL_WORKDAY },
-        { "补班", BBT_CAL_WORKDAY },
+        { "补班", BBT_CAL_WORKDAY },    { "halfday", BBT_CAL_HALFDAY }, { "半天", BBT_CAL_HALFDAY },
+        { "半日", BBT_CAL_HALFDAY },    { "event", BBT_CAL_EVENT },     { "活动日", BBT_CAL_EVENT },
+        { "活动", BBT_CAL_EVENT },
 };
 
 struct day_entry {
@@ -378,7 +385,7 @@ static int day_from_row(struct bbt_csv *csv, struct day_entry *e)
                         kind_ok = true;
                 }
         if (!kind_ok)
-                bbt_csv_bad_value(csv, DC_KIND, "expected term, holiday or workday (学期, 假期, 调休)");
+                bbt_csv_bad_value(csv, DC_KIND, "expected term, holiday, workday, halfday or event (学期, 假期, 调休, 半天, 活动日)");
         if (bbt_day_parse(bbt_csv_get(csv, DC_FROM), &e->from) < 0) {
                 bbt_csv_bad_value(csv, DC_FROM, "expected a date YYYY-MM-DD");
         } else if (!*bbt_csv_get(csv, DC_TO)) {
@@ -614,6 +621,219 @@ int bbt_calendar_load_bells(struct bbt_calendar *cal, const char *path, struct b
         }
 out:
         free(groups);
+        free(rows);
+        bbt_csv_free(csv);
+        return r;
+}
+
+/* ---- day types and the power schedule ---- */
+
+static bool either_has(const struct scope *c, const struct scope *s, int kind, int32_t day)
+{
+        return (c && range_contains(&c->set[kind], day)) || (s && range_contains(&s->set[kind], day));
+}
+
+enum bbt_day_type bbt_calendar_day_type(const struct bbt_calendar *cal, const char *county, const char *school,
+                                        int32_t day)
+{
+        const struct scope *c = scope_find(cal, county), *s = scope_find(cal, school);
+
+        if (either_has(c, s, BBT_CAL_EVENT, day))
+                return BBT_DAY_EVENT;
+        if (!bbt_calendar_is_school_day(cal, county, school, day))
+                return BBT_DAY_NON_SCHOOL;
+        return either_has(c, s, BBT_CAL_HALFDAY, day) ? BBT_DAY_HALF : BBT_DAY_SCHOOL;
+}
+
+static int check_power(const struct bbt_power_times *p)
+{
+        for (int t = 0; t < BBT_DAY_EVENT; t++)
+                if (p->off_s[t] < BBT_POWER_INHERIT || p->off_s[t] >= 86400)
+                        return -EINVAL;
+        return 0;
+}
+
+int bbt_calendar_set_power(struct bbt_calendar *cal, const char *scope, const struct bbt_power_times *p)
+{
+        struct scope *s;
+        int r;
+
+        if (!scope || !bbt_id_valid(scope) || !p || check_power(p) < 0)
+                return -EINVAL;
+        r = scope_get(cal, scope, &s);
+        if (r < 0)
+                return r;
+        s->power = *p;
+        s->has_power = cal->has_power = true;
+        return 0;
+}
+
+bool bbt_calendar_has_power(const struct bbt_calendar *cal)
+{
+        return cal && cal->has_power;
+}
+
+static int power_lookup(const struct scope *c, const struct scope *s, enum bbt_day_type t)
+{
+        int v = s && s->has_power ? s->power.off_s[t] : BBT_POWER_INHERIT;
+
+        if (v == BBT_POWER_INHERIT && c && c->has_power)
+                v = c->power.off_s[t];
+        return v;
+}
+
+int bbt_calendar_power_off(const struct bbt_calendar *cal, const char *county, const char *school, int32_t day)
+{
+        const struct scope *c, *s;
+        enum bbt_day_type t;
+        int v;
+
+        if (!bbt_calendar_has_power(cal))
+                return BBT_POWER_NONE;
+        t = bbt_calendar_day_type(cal, county, school, day);
+        if (t == BBT_DAY_EVENT)
+                return BBT_POWER_NONE;
+        c = scope_find(cal, county);
+        s = scope_find(cal, school);
+        v = power_lookup(c, s, t);
+        /* A half day nobody gave a time for is powered off as a school day. */
+        if (v == BBT_POWER_INHERIT && t == BBT_DAY_HALF)
+                v = power_lookup(c, s, BBT_DAY_SCHOOL);
+        return v == BBT_POWER_INHERIT ? BBT_POWER_NONE : v;
+}
+
+enum { PC_SCOPE, PC_SCHOOL_DAY, PC_HALF_DAY, PC_NON_SCHOOL_DAY, PC_NAME, PC__COUNT };
+static const struct bbt_csv_column power_columns[PC__COUNT] = {
+        [PC_SCOPE] = { "scope", { "范围", "适用范围" }, true },
+        [PC_SCHOOL_DAY] = { "school_day", { "上课日", "上学日" }, true },
+        [PC_HALF_DAY] = { "half_day", { "半天" }, false },
+        [PC_NON_SCHOOL_DAY] = { "non_school_day", { "非上课日", "休息日" }, false },
+        [PC_NAME] = { "name", { "名称", "备注" }, false },
+};
+
+static const char *const power_none_words[] = { "none", "no", "-", "不关机", "无", "否" };
+
+struct power_row {
+        char code[BBT_ID_MAX + 1];
+        struct bbt_power_times p;
+        unsigned line;
+        struct scope *scope;
+};
+
+/* A time of day "18:00", "8:30" or "18:00:30" (00:00:00..23:59:59) in
+ * seconds after midnight. Returns 0 and *RET, or -EINVAL. */
+static int second_parse(const char *s, int *ret)
+{
+        int h, m, sec = 0, n = 0, len = (int)strlen(s);
+
+        if (len < 4 || len > 8 || strspn(s, "0123456789:") != (size_t)len ||
+            (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || n != (s[1] == ':' ? 4 : 5)))
+                return -EINVAL;
+        if (s[n] && (s[n] != ':' || sscanf(s + n + 1, "%2d", &sec) != 1 || strlen(s + n + 1) != 2))
+                return -EINVAL;
+        if (h > 23 || m > 59 || sec > 59)
+                return -EINVAL;
+        *ret = (h * 60 + m) * 60 + sec;
+        return 0;
+}
+
+static int power_from_row(struct bbt_csv *csv, struct power_row *row)
+{
+        static const int col_of[BBT_DAY_EVENT] = { [BBT_DAY_SCHOOL] = PC_SCHOOL_DAY, [BBT_DAY_HALF] = PC_HALF_DAY,
+                                                   [BBT_DAY_NON_SCHOOL] = PC_NON_SCHOOL_DAY };
+        size_t before = bbt_csv_errors(csv);
+        const char *v = bbt_csv_get(csv, PC_SCOPE);
+
+        memset(row, 0, sizeof(*row));
+        row->line = bbt_csv_line(csv);
+        if (bbt_id_valid(v))
+                memcpy(row->code, v, strlen(v) + 1);
+        else
+                bbt_csv_bad_value(csv, PC_SCOPE, "expected a 6-digit county code or a school code");
+        for (int t = 0; t < BBT_DAY_EVENT; t++) {
+                bool none = false;
+                int sec;
+
+                v = bbt_csv_get(csv, (size_t)col_of[t]);
+                row->p.off_s[t] = BBT_POWER_INHERIT;
+                if (!*v)
+                        continue;
+                for (size_t i = 0; i < BBT_ELEMENTSOF(power_none_words); i++)
+                        none = none || strcasecmp(v, power_none_words[i]) == 0;
+                if (none)
+                        row->p.off_s[t] = BBT_POWER_NONE;
+                else if (second_parse(v, &sec) < 0)
+                        bbt_csv_bad_value(csv, (size_t)col_of[t],
+                                          "expected a time HH:MM (00:00..23:59), none (不关机) or nothing");
+                else
+                        row->p.off_s[t] = sec;
+        }
+        return bbt_csv_errors(csv) == before ? 0 : -EINVAL;
+}
+
+static int power_row_cmp(const void *a, const void *b)
+{
+        const struct power_row *x = a, *y = b;
+        int c = strcmp(x->code, y->code);
+
+        return c ? c : x->line < y->line ? -1 : x->line > y->line;
+}
+
+int bbt_calendar_load_power(struct bbt_calendar *cal, const char *path, struct bbt_import_errors *errs)
+{
+        struct power_row *rows = NULL;
+        size_t n = 0, cap = 0;
+        struct bbt_csv *csv = NULL;
+        int r;
+
+        r = bbt_csv_open(path, power_columns, PC__COUNT, errs, &csv);
+        if (r < 0)
+                return r;
+        while ((r = bbt_csv_next(csv)) != 0) {
+                struct power_row p;
+
+                if (r == -EINVAL)
+                        continue;
+                if (r < 0)
+                        goto out;
+                if (power_from_row(csv, &p) < 0)
+                        continue;
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        struct power_row *nr = realloc(rows, ncap * sizeof(*nr));
+
+                        if (!nr) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        rows = nr;
+                        cap = ncap;
+                }
+                rows[n++] = p;
+        }
+        if (n > 0)
+                qsort(rows, n, sizeof(*rows), power_row_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (strcmp(rows[i].code, rows[i - 1].code) == 0)
+                        bbt_csv_error_at(csv, rows[i].line, "scope %s is also on line %u", rows[i].code,
+                                         rows[i - 1].line);
+        if (bbt_csv_errors(csv) > 0) {
+                r = -EINVAL;
+                goto out;
+        }
+        /* Create every scope first, so that running out of memory adds nothing. */
+        for (size_t i = 0; i < n; i++) {
+                r = scope_get(cal, rows[i].code, &rows[i].scope);
+                if (r < 0)
+                        goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                rows[i].scope->power = rows[i].p;
+                rows[i].scope->has_power = true;
+        }
+        cal->has_power = cal->has_power || n > 0;
+        r = 0;
+out:
         free(rows);
         bbt_csv_free(csv);
         return r;

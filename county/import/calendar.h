@@ -31,6 +31,8 @@ enum bbt_calendar_kind {
         BBT_CAL_TERM,    /* 学期: days from..to are in term */
         BBT_CAL_HOLIDAY, /* 假期/节假日: no school on these days, even on weekdays */
         BBT_CAL_WORKDAY, /* 调休: school on these days, even at a weekend */
+        BBT_CAL_HALFDAY, /* 半天: a school day that ends at noon (the power schedule's half-day time) */
+        BBT_CAL_EVENT,   /* 活动日: an event (open day, exam, evening gala): no scheduled power-off */
 };
 
 struct bbt_calendar;
@@ -65,6 +67,38 @@ int bbt_calendar_set_bells(struct bbt_calendar *cal, const char *scope, const st
  * holiday entry covering the same day. SCHOOL may be NULL (county rules only). */
 bool bbt_calendar_is_school_day(const struct bbt_calendar *cal, const char *county, const char *school,
                                 int32_t day);
+/* What kind of day DAY is for SCHOOL in COUNTY, for the power schedule. */
+enum bbt_day_type {
+        BBT_DAY_SCHOOL,     /* a school day (bbt_calendar_is_school_day) */
+        BBT_DAY_HALF,       /* a school day with a 半天 entry */
+        BBT_DAY_NON_SCHOOL, /* a weekend, holiday or day outside the term */
+        BBT_DAY_EVENT,      /* a 活动日 entry, whatever else the day is */
+        BBT_DAY__COUNT
+};
+enum bbt_day_type bbt_calendar_day_type(const struct bbt_calendar *cal, const char *county, const char *school,
+                                        int32_t day);
+
+/* The power schedule (docs/calendar.md, "Power schedule file"): per scope
+ * (county or school) the power-off second after local midnight for each
+ * enum bbt_day_type but BBT_DAY_EVENT, or BBT_POWER_NONE (no power-off) or
+ * BBT_POWER_INHERIT (a school row's empty cell: the county's). */
+#define BBT_POWER_NONE (-1)
+#define BBT_POWER_INHERIT (-2)
+struct bbt_power_times {
+        int off_s[BBT_DAY_EVENT]; /* by enum bbt_day_type */
+};
+/* Reads the power schedule CSV at PATH into CAL, as bbt_calendar_load_days;
+ * a scope in the file replaces that scope's times. */
+int bbt_calendar_load_power(struct bbt_calendar *cal, const char *path, struct bbt_import_errors *errs);
+/* Sets SCOPE's power times by hand (tests, tools). Returns 0, -EINVAL, -ENOMEM. */
+int bbt_calendar_set_power(struct bbt_calendar *cal, const char *scope, const struct bbt_power_times *p);
+/* Whether any scope has power times (else no schedule is sent at all). */
+bool bbt_calendar_has_power(const struct bbt_calendar *cal);
+/* SCHOOL's power-off on DAY, in seconds after local midnight (0..86399), or
+ * BBT_POWER_NONE: the school's own time for the day's type, else its
+ * county's, else none; never on an event day. */
+int bbt_calendar_power_off(const struct bbt_calendar *cal, const char *county, const char *school, int32_t day);
+
 /* Whether SCHOOL has day entries of its own (term, holiday or workday): if
  * not, its school days are its county's (bbt_calendar_is_school_day with
  * SCHOOL NULL says the same of every day). */
