@@ -2289,7 +2289,7 @@ TEST(power_schedule_rate_limited_and_counted)
         struct bbt_power_times p = { { 18 * 3600, BBT_POWER_INHERIT, BBT_POWER_NONE } };
         struct bbt_ingest_stats st;
         int64_t t0 = AT(9, 0);
-        char name[8];
+        char name[16];
 
         setup();
         F.set.power_send_rate = 10;

@@ -76,7 +76,7 @@ TEST(size_bound_evicts_least_recent)
 {
         struct web_cache *c = web_cache_new(3 * 1024);
         struct web_cache_stats st;
-        char body[900], big[4000], got[1000], key[8];
+        char body[900], big[4000], got[1000], key[16];
 
         memset(body, 'x', sizeof(body) - 1);
         body[sizeof(body) - 1] = '\0';
