@@ -263,6 +263,22 @@ TEST(end_to_end_with_agent)
                              "r1 - projector_power error watch|r2 - projector_power timeout watch|"
                              "r2 r1 wake error watch|");
 
+        /* ... and bbt-report shows them (English, CSV: a row per command). */
+        {
+                static char rexe[512];
+                char *rargv[] = { (char *)bbt_test_exe("county/report", "bbt-report", rexe, sizeof(rexe)),
+                                  (char *)"-c", conf_path, (char *)"audit", (char *)"--lang", (char *)"en", (char *)"--format",
+                                  (char *)"csv", NULL };
+                char *csv;
+
+                ASSERT_EQ(bbt_test_run(rargv, out_path, err_path, 10000), 0);
+                csv = bbt_test_slurp(out_path);
+                ASSERT_STR_CONTAINS(csv, ",watch," SCHOOL ",r2,r1,wake,\"{\"\"mac\"\":\"\"00:1a:2b:3c:4d:02\"\"}\",error,");
+                ASSERT_STR_CONTAINS(csv, ",r2,,projector power,\"{\"\"on\"\":false}\",timeout,\"no reply in 1.0s");
+                ASSERT_STR_CONTAINS(csv, ",r1,,set,\"{\"\"idle_timeout\"\":\"\"30s\"\"}\",ok,");
+                free(csv);
+        }
+
         bbt_test_daemon_term(&a, 5000);
         bbt_test_broker_stop(&b);
         bbt_test_passed();
