@@ -279,6 +279,16 @@ TEST(end_to_end_with_agent)
                 free(csv);
         }
 
+        /* No broker there: not_sent rows, exit status 1, within the timeout. */
+        {
+                char port[32];
+
+                snprintf(port, sizeof(port), "broker.port=%d", bbt_test_free_port());
+                ASSERT_EQ(ctl("-o", port, "--timeout", "500ms", "set", "idle_timeout=30s", COUNTY "/" SCHOOL "/r1",
+                              NULL), 1);
+                ASSERT_STR_CONTAINS(row(COUNTY "/" SCHOOL "/r1"), "- not_sent no connection to the broker");
+        }
+
         bbt_test_daemon_term(&a, 5000);
         bbt_test_broker_stop(&b);
         bbt_test_passed();

@@ -101,8 +101,9 @@ static void usage(FILE *out)
                 "  -h, --help                this help\n"
                 "  -V, --version             version\n"
                 "\n"
-                "Exit status: 0 every command succeeded, 1 some failed or were not answered, 2 a usage,\n"
-                "configuration, store or broker error. See bbt-ctl(8).\n");
+                "Exit status: 0 every command succeeded; 1 some failed, were not answered or could not be\n"
+                "sent (the broker unreachable or refusing the operator: not_sent rows); 2 a usage,\n"
+                "configuration or store error, before anything was sent. See bbt-ctl(8).\n");
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -332,6 +333,8 @@ static void print_table(const struct ctl *c)
 
 static void stop(struct ctl *c)
 {
+        if (uv_is_closing((uv_handle_t *)&c->timer))
+                return;
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, NULL);
         if (c->mqtt) {
