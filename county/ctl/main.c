@@ -49,7 +49,7 @@ struct ctl {
         struct job *jobs;
         size_t n, cap, n_done;
         char op[33];           /* the protocol op */
-        char label[64];        /* the command as the operator wrote it */
+        char label[600];       /* the command as the operator wrote it */
         char user[65];
         long long timeout_ms, expires_ms;
         int64_t start_ms;
