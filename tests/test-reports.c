@@ -1743,6 +1743,49 @@ static void feed_other_county_a1(void)
         ASSERT_OK(bbt_ingest_flush(W.in));
 }
 
+/* Two commands bbt-ctl recorded: a wake through a neighbour that was answered,
+ * and a set that was not (the audit table, store schema 7). */
+static void feed_audit(void)
+{
+        struct bbt_store_audit a = { .cmd_id = "ctl-watch-1-1", .operator_name = "watch", .county = "510107",
+                                     .school = "5101070001", .terminal = "A1", .via = "A2", .op = "wake",
+                                     .args = "{\"mac\":\"00:1a:2b:3c:4d:5e\"}", .result = "ok",
+                                     .detail = "{\"sent_by\":\"bbt/v1/510107/5101070001/A2/\"}" };
+
+        a.sent_ms = at(TUE, 7, 0), a.done_ms = at(TUE, 7, 0) + 300;
+        ASSERT_OK(bbt_store_audit_put(W.store, &a));
+        a = (struct bbt_store_audit){ .cmd_id = "ctl-watch-1-2", .operator_name = "watch", .county = "510107",
+                                      .school = "5101070001", .terminal = "A2", .op = "set",
+                                      .args = "{\"idle_timeout\":\"5m\"}", .result = "timeout",
+                                      .detail = "no reply in 10.0s" };
+        a.sent_ms = at(WED, 18, 0), a.done_ms = at(WED, 18, 0) + 10000;
+        ASSERT_OK(bbt_store_audit_put(W.store, &a));
+}
+
+/* bbt-report audit: every command in the range and scope, Chinese labels first. */
+TEST(audit)
+{
+        const cJSON *doc, *r;
+
+        build();
+        feed_audit();
+        doc = run("audit", "510107", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "commands"), 2);
+        r = row_at(doc, "commands", 0);
+        STR(r, "sent_at", "2026-09-08T07:00:00+08:00");
+        STR(r, "terminal", "A1");
+        STR(r, "via", "A2");
+        STR(r, "command", "wake");
+        STR(r, "command_label", "远程开机");
+        STR(r, "result_label", "成功");
+        STR(row_at(doc, "commands", 1), "result", "timeout");
+        doc = run("audit", "510107", NULL, WED, WED, false, NULL);
+        ASSERT_EQ(rows(doc, "commands"), 1);
+        STR(row_at(doc, "commands", 0), "result_label", "timeout");
+        doc = run("audit", "510108", NULL, MON, SUN, true, NULL);
+        ASSERT_EQ(rows(doc, "commands"), 0);
+}
+
 TEST(same_codes_other_county)
 {
         const cJSON *doc, *r;
@@ -2317,6 +2360,7 @@ TEST(json_every_kind)
         build();
         feed_skip_and_conflict();
         feed_other_county_a1();
+        feed_audit();
         if (path && *path) {
                 dump = fopen(path, "w");
                 ASSERT(dump);

@@ -188,6 +188,7 @@ TEST(migrates_schema_1)
                  "INSERT INTO loss VALUES(1, 1, 4, 5, 0, 'no answer to resend');"
                  "INSERT INTO raw VALUES(1, 1, 3, 2, 0, 0, 1, '{}');"
                  "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
+                 "DROP TABLE audit;" /* schema 7 */
                  "PRAGMA user_version = 1");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         ASSERT_EQ(bbt_store_meta_get(s, "nothing", &v), -ENOENT);
@@ -267,6 +268,7 @@ TEST(migrates_schema_2)
                  /* Mon 08:00-08:40 active. */
                  "INSERT INTO usage VALUES(1, 2, %lld, %lld, 2, 0, 0, 0, 0, 0, 0);"
                  "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
+                 "DROP TABLE audit;" /* schema 7 */
                  "PRAGMA user_version = 2",
                  (long long)(mon + 8 * h), (long long)(mon + 24 * h + 9 * h), (long long)(mon + 8 * h + 60000),
                  (long long)(mon + 8 * h + 2000), (long long)(mon + 10 * h + 60000), (long long)(mon + 10 * h + 2000),
@@ -340,6 +342,7 @@ TEST(migrates_schema_3)
                  " 0, 0, 0, 0, 0, 0);"
                  "INSERT INTO day_rollup VALUES(1, 20002, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);"
                  "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
+                 "DROP TABLE audit;" /* schema 7 */
                  "PRAGMA user_version = 3");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         ASSERT_OK(bbt_store_day_rule_get(s, &rule));
@@ -422,6 +425,7 @@ TEST(migrates_schema_4)
                  " 0, 0, 0, 0, 0, 0);"
                  "INSERT INTO day_mark VALUES(625, 1, 8, 8, 0, 0);"
                  "DROP TABLE terminal_event; DROP TABLE terminal_net;" /* schema 6 */
+                 "DROP TABLE audit;" /* schema 7 */
                  "PRAGMA user_version = 4");
         ASSERT_OK(bbt_store_open(path, false, &s, err, sizeof(err)));
         scope.to_day = 20010;

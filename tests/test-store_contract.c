@@ -833,6 +833,61 @@ static void events_case(const char *location)
         bbt_store_close(s);
 }
 
+static int audit_cb(void *u, const struct bbt_store_audit *a)
+{
+        add(u, "%s:%s@%lld-%lld:%s/%s/%s:%s:%s:%s:%s:%s", a->cmd_id, a->operator_name, (long long)a->sent_ms,
+            (long long)a->done_ms, a->county, a->school, a->terminal, a->via, a->op, a->args, a->result, a->detail);
+        return 0;
+}
+
+static void audit_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_scope scope = BBT_STORE_SCOPE_ALL;
+        struct bbt_store_audit a = { .cmd_id = "ctl-w-1-1", .operator_name = "watch", .sent_ms = 2000,
+                                     .county = "510107", .school = "S1", .terminal = "r1", .op = "set",
+                                     .args = "{\"idle_timeout\":\"5m\"}", .result = "pending" };
+        char out[OUT_SIZE] = "";
+
+        ASSERT_OK(bbt_store_audit_put(s, &a));
+        /* The result replaces pending; who, when, target and args stay. */
+        a.done_ms = 2500;
+        snprintf(a.result, sizeof(a.result), "ok");
+        snprintf(a.detail, sizeof(a.detail), "空闲 5 分钟");
+        snprintf(a.args, sizeof(a.args), "{}");
+        ASSERT_OK(bbt_store_audit_put(s, &a));
+        a = (struct bbt_store_audit){ .cmd_id = "ctl-w-1-0", .operator_name = "check", .sent_ms = 1000,
+                                      .done_ms = 11000, .county = "510107", .school = "S2", .terminal = "r9",
+                                      .via = "r8", .op = "wake", .args = "{}", .result = "timeout" };
+        ASSERT_OK(bbt_store_audit_put(s, &a));
+        ASSERT_OK(bbt_store_audits_each_in(s, NULL, audit_cb, out));
+        ASSERT_STR_EQ(out, "ctl-w-1-0:check@1000-11000:510107/S2/r9:r8:wake:{}:timeout: "
+                           "ctl-w-1-1:watch@2000-2500:510107/S1/r1::set:{\"idle_timeout\":\"5m\"}:ok:空闲 5 分钟");
+        scope.school = "S1";
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_audits_each_in(s, &scope, audit_cb, out));
+        ASSERT_STR_CONTAINS(out, "ctl-w-1-1:");
+        ASSERT(!strstr(out, "ctl-w-1-0"));
+        scope.school = NULL;
+        scope.since_ms = 1001, scope.until_ms = 2000;
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_audits_each_in(s, &scope, audit_cb, out));
+        ASSERT_STR_EQ(out, "");
+        bbt_store_close(s);
+}
+
+/* The audit trail: a command's row is written when sent and completed with its
+ * result; rows by time, within the scope's county, school and times. */
+TEST(audit_put_and_each)
+{
+        on_backend(&sqlite_backend, audit_case);
+}
+
+TEST(pg_audit_put_and_each)
+{
+        on_backend(&pg_backend, audit_case);
+}
+
 /* Events come by terminal and time within the scope; a terminal's NIC is the
  * newest inventory's. */
 TEST(events_and_nets)

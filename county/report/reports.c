@@ -21,12 +21,14 @@ extern const struct bbt_report_kind bbt_report_inventory;
 extern const struct bbt_report_kind bbt_report_loss;
 extern const struct bbt_report_kind bbt_report_record;
 extern const struct bbt_report_kind bbt_report_energy;
+extern const struct bbt_report_kind bbt_report_audit;
 
 /* Every kind of report, in the order --help lists them. */
 static const struct bbt_report_kind *const kinds[] = {
         &bbt_report_summary, &bbt_report_schools, &bbt_report_terminals, &bbt_report_idle,
         &bbt_report_faults,  &bbt_report_balance, &bbt_report_inventory, &bbt_report_loss,
         &bbt_report_record,  &bbt_report_energy,
+        &bbt_report_audit,
 };
 
 const struct bbt_report_kind *bbt_report_kind_find(const char *name)

@@ -467,6 +467,17 @@ int bbt_store_nets_each_in(struct bbt_store *s, const struct bbt_store_scope *sc
         return s->ops->nets_each(s, scope ? scope : &everything, cb, u);
 }
 
+int bbt_store_audit_put(struct bbt_store *s, const struct bbt_store_audit *a)
+{
+        return s->ops->audit_put(s, a);
+}
+
+int bbt_store_audits_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_audit *a), void *u)
+{
+        return s->ops->audits_each(s, scope ? scope : &everything, cb, u);
+}
+
 int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta)
 {
         return s->ops->counter_add(s, name, delta);

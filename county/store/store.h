@@ -49,7 +49,7 @@
 #include "rollup.h"
 
 /* The schema version this build writes; older stores are migrated on open. */
-#define BBT_STORE_SCHEMA_VERSION 6
+#define BBT_STORE_SCHEMA_VERSION 7
 
 enum bbt_offline_reason { BBT_OFFLINE_NONE, BBT_OFFLINE_LOST, BBT_OFFLINE_SHUTDOWN };
 
@@ -136,6 +136,23 @@ struct bbt_store_net {
         int64_t seq;                 /* of the inventory it came from */
         char ifname[16], mac[18], ipv4[16]; /* ipv4 "" when it has none */
         int prefix;                  /* -1 without ipv4 */
+};
+
+/* One operator command (bbt-ctl) and its outcome: the audit trail. The
+ * target is named, not keyed: a terminal the store has not seen yet can be
+ * commanded. */
+struct bbt_store_audit {
+        char cmd_id[65];             /* unique: the command's id */
+        char operator_name[65];      /* who: the operator's broker user name */
+        int64_t sent_ms, done_ms;    /* when sent; when answered or given up (0: pending) */
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        char terminal[BBT_ID_MAX + 1];
+        char via[BBT_ID_MAX + 1];    /* the terminal that carried it out for the target (wake), "" if itself */
+        char op[33];
+        char args[513];              /* the command's args, JSON */
+        char result[16];             /* "pending", "ok", "error", "timeout", "not_sent" */
+        char detail[1025];           /* the reply's error or result, or why it was not sent */
 };
 
 /* What a loss row counts: records that existed and are gone, or seqs that
@@ -385,6 +402,12 @@ struct bbt_store_ops {
         /* The NICs of the terminals in scope, by terminal. */
         int (*nets_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                          int (*cb)(void *u, const struct bbt_store_net *n), void *u);
+        /* Records A, or updates the row of its cmd_id (a command's result). */
+        int (*audit_put)(struct bbt_store *s, const struct bbt_store_audit *a);
+        /* Audit rows of targets in scope (county, school) with since_ms <=
+         * sent_ms < until_ms, by sent_ms then cmd_id. */
+        int (*audits_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_audit *a), void *u);
         int (*counter_add)(struct bbt_store *s, const char *name, int64_t delta);
         /* Every counter (they are the store's, not a terminal's), by name. */
         int (*counters_each)(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
@@ -491,6 +514,9 @@ int bbt_store_events_each_in(struct bbt_store *s, const struct bbt_store_scope *
 int bbt_store_net_set(struct bbt_store *s, const struct bbt_store_net *n);
 int bbt_store_nets_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                            int (*cb)(void *u, const struct bbt_store_net *n), void *u);
+int bbt_store_audit_put(struct bbt_store *s, const struct bbt_store_audit *a);
+int bbt_store_audits_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_audit *a), void *u);
 int bbt_store_counter_add(struct bbt_store *s, const char *name, int64_t delta);
 int bbt_store_counters_each(struct bbt_store *s, int (*cb)(void *u, const char *name, int64_t value), void *u);
 int bbt_store_prune(struct bbt_store *s, int64_t raw_before_ms, int64_t usage_before_ms);

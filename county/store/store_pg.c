@@ -132,6 +132,12 @@ static const char *const migrations[] = {
         "CREATE INDEX terminal_event_ts ON terminal_event(terminal_id, ts);"
         "CREATE TABLE terminal_net(terminal_id bigint PRIMARY KEY, seq bigint NOT NULL, ifname text NOT NULL,"
         " mac text NOT NULL, ipv4 text NOT NULL, prefix bigint NOT NULL);",
+        /* 6 → 7: the operators' commands (bbt-ctl), the audit trail. */
+        "CREATE TABLE audit(id bigserial PRIMARY KEY, cmd_id text NOT NULL UNIQUE, operator text NOT NULL,"
+        " sent_ms bigint NOT NULL, done_ms bigint NOT NULL, county text NOT NULL, school text NOT NULL,"
+        " terminal text NOT NULL, via text NOT NULL, op text NOT NULL, args text NOT NULL, result text NOT NULL,"
+        " detail text NOT NULL);"
+        "CREATE INDEX audit_sent ON audit(sent_ms);",
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -185,6 +191,8 @@ enum stmt {
         ST_EVENTS,
         ST_NET_SET,
         ST_NETS,
+        ST_AUDIT_PUT,
+        ST_AUDITS,
         ST_COUNTER_ADD,
         ST_COUNTERS,
         ST_PRUNE_RAW,
@@ -395,6 +403,11 @@ static const char *const sql[ST__COUNT] = {
         [ST_NETS] = "SELECT terminal_id, seq, ifname, mac, ipv4, prefix FROM terminal_net"
                     " WHERE $3::bigint IS NOT NULL AND $4::bigint IS NOT NULL AND terminal_id" IN_SCOPE
                     " ORDER BY terminal_id",
+        [ST_AUDIT_PUT] = "INSERT INTO audit(cmd_id, operator, sent_ms, done_ms, county, school, terminal, via, op, args, result, detail) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                         " ON CONFLICT(cmd_id) DO UPDATE SET done_ms = excluded.done_ms, via = excluded.via,"
+                         " result = excluded.result, detail = excluded.detail",
+        [ST_AUDITS] = "SELECT cmd_id, operator, sent_ms, done_ms, county, school, terminal, via, op, args, result, detail FROM audit WHERE ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
+                      " AND sent_ms >= $3 AND sent_ms < $4 ORDER BY sent_ms, cmd_id",
         [ST_COUNTER_ADD] = "INSERT INTO counter AS c(name, value) VALUES($1, $2)"
                            " ON CONFLICT(name) DO UPDATE SET value = c.value + excluded.value",
         [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
@@ -2142,6 +2155,55 @@ static int pg_nets_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return each(of(s), ST_NETS, &p, "net", net_row, (void *)cb, u);
 }
 
+static int pg_audit_put(struct bbt_store *s, const struct bbt_store_audit *a)
+{
+        struct params p = { 0 };
+
+        p_text(&p, a->cmd_id);
+        p_text(&p, a->operator_name);
+        p_int(&p, a->sent_ms);
+        p_int(&p, a->done_ms);
+        p_text(&p, a->county);
+        p_text(&p, a->school);
+        p_text(&p, a->terminal);
+        p_text(&p, a->via);
+        p_text(&p, a->op);
+        p_text(&p, a->args);
+        p_text(&p, a->result);
+        p_text(&p, a->detail);
+        return run(of(s), ST_AUDIT_PUT, &p, "audit", NULL);
+}
+
+static int audit_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_audit *) = (int (*)(void *, const struct bbt_store_audit *))cb;
+        struct bbt_store_audit a;
+
+        memset(&a, 0, sizeof(a));
+        copy_col(res, 0, 0, a.cmd_id, sizeof(a.cmd_id));
+        copy_col(res, 0, 1, a.operator_name, sizeof(a.operator_name));
+        a.sent_ms = col_i64(res, 0, 2);
+        a.done_ms = col_i64(res, 0, 3);
+        copy_col(res, 0, 4, a.county, sizeof(a.county));
+        copy_col(res, 0, 5, a.school, sizeof(a.school));
+        copy_col(res, 0, 6, a.terminal, sizeof(a.terminal));
+        copy_col(res, 0, 7, a.via, sizeof(a.via));
+        copy_col(res, 0, 8, a.op, sizeof(a.op));
+        copy_col(res, 0, 9, a.args, sizeof(a.args));
+        copy_col(res, 0, 10, a.result, sizeof(a.result));
+        copy_col(res, 0, 11, a.detail, sizeof(a.detail));
+        return fn(u, &a);
+}
+
+static int pg_audits_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_audit *a), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, scope->since_ms, scope->until_ms);
+        return each(of(s), ST_AUDITS, &p, "audit", audit_row, (void *)cb, u);
+}
+
 static int pg_periph_add(struct bbt_store *s, int64_t seq, int64_t ts, enum bbt_periph_action action,
                          const struct bbt_store_device *d)
 {
@@ -2259,6 +2321,8 @@ static const struct bbt_store_ops pg_ops = {
         .events_each = pg_events_each,
         .net_set = pg_net_set,
         .nets_each = pg_nets_each,
+        .audit_put = pg_audit_put,
+        .audits_each = pg_audits_each,
         .counter_add = pg_counter_add,
         .counters_each = pg_counters_each,
         .prune = pg_prune,

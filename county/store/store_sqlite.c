@@ -486,6 +486,12 @@ static const struct migration migrations[] = {
           "CREATE INDEX terminal_event_ts ON terminal_event(terminal_id, ts);"
           "CREATE TABLE terminal_net(terminal_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ifname TEXT NOT NULL,"
           " mac TEXT NOT NULL, ipv4 TEXT NOT NULL, prefix INTEGER NOT NULL);", NULL },
+        /* 6 → 7: the operators' commands (bbt-ctl), the audit trail. */
+        { "CREATE TABLE audit(id INTEGER PRIMARY KEY, cmd_id TEXT NOT NULL UNIQUE, operator TEXT NOT NULL,"
+          " sent_ms INTEGER NOT NULL, done_ms INTEGER NOT NULL, county TEXT NOT NULL, school TEXT NOT NULL,"
+          " terminal TEXT NOT NULL, via TEXT NOT NULL, op TEXT NOT NULL, args TEXT NOT NULL, result TEXT NOT NULL,"
+          " detail TEXT NOT NULL);"
+          "CREATE INDEX audit_sent ON audit(sent_ms);", NULL },
 };
 #define N_MIGRATIONS (BBT_ELEMENTSOF(migrations))
 _Static_assert(N_MIGRATIONS == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -573,6 +579,8 @@ enum stmt {
         ST_NET_SET,
         ST_NETS,
         ST_NETS_SCOPED,
+        ST_AUDIT_PUT,
+        ST_AUDITS,
         ST_COUNTER_ADD,
         ST_COUNTERS,
         ST_RAW_BOUNDS,
@@ -759,6 +767,11 @@ static const char *const sql[ST__COUNT] = {
                        " prefix = excluded.prefix WHERE excluded.seq > terminal_net.seq",
         [ST_NETS] = SELECT_NETS " ORDER BY terminal_id",
         [ST_NETS_SCOPED] = SELECT_NETS " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id",
+        [ST_AUDIT_PUT] = "INSERT INTO audit(cmd_id, operator, sent_ms, done_ms, county, school, terminal, via, op, args, result, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                         " ON CONFLICT(cmd_id) DO UPDATE SET done_ms = excluded.done_ms, via = excluded.via,"
+                         " result = excluded.result, detail = excluded.detail",
+        [ST_AUDITS] = "SELECT cmd_id, operator, sent_ms, done_ms, county, school, terminal, via, op, args, result, detail FROM audit WHERE (?1 IS NULL OR county = ?1) AND (?2 IS NULL OR school = ?2)"
+                      " AND sent_ms >= ?3 AND sent_ms < ?4 ORDER BY sent_ms, cmd_id",
         [ST_COUNTER_ADD] = "INSERT INTO counter(name, value) VALUES(?1, ?2)"
                            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
         [ST_COUNTERS] = "SELECT name, value FROM counter ORDER BY name",
@@ -2566,6 +2579,66 @@ static int sq_nets_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return st ? each(q, st, "net", net_row, (void *)cb, u) : -EIO;
 }
 
+static int sq_audit_put(struct bbt_store *s, const struct bbt_store_audit *a)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_AUDIT_PUT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, a->cmd_id);
+        bind_text(st, 2, a->operator_name);
+        sqlite3_bind_int64(st, 3, a->sent_ms);
+        sqlite3_bind_int64(st, 4, a->done_ms);
+        bind_text(st, 5, a->county);
+        bind_text(st, 6, a->school);
+        bind_text(st, 7, a->terminal);
+        bind_text(st, 8, a->via);
+        bind_text(st, 9, a->op);
+        bind_text(st, 10, a->args);
+        bind_text(st, 11, a->result);
+        bind_text(st, 12, a->detail);
+        return run(q, st, "audit");
+}
+
+static int audit_row(sqlite3_stmt *st, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_audit *) = (int (*)(void *, const struct bbt_store_audit *))cb;
+        struct bbt_store_audit a;
+
+        memset(&a, 0, sizeof(a));
+        copy_col(st, 0, a.cmd_id, sizeof(a.cmd_id));
+        copy_col(st, 1, a.operator_name, sizeof(a.operator_name));
+        a.sent_ms = sqlite3_column_int64(st, 2);
+        a.done_ms = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, a.county, sizeof(a.county));
+        copy_col(st, 5, a.school, sizeof(a.school));
+        copy_col(st, 6, a.terminal, sizeof(a.terminal));
+        copy_col(st, 7, a.via, sizeof(a.via));
+        copy_col(st, 8, a.op, sizeof(a.op));
+        copy_col(st, 9, a.args, sizeof(a.args));
+        copy_col(st, 10, a.result, sizeof(a.result));
+        copy_col(st, 11, a.detail, sizeof(a.detail));
+        return fn(u, &a);
+}
+
+static int sq_audits_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                          int (*cb)(void *u, const struct bbt_store_audit *a), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_AUDITS);
+
+        if (!st)
+                return -EIO;
+        if (scope->county)
+                bind_text(st, 1, scope->county);
+        if (scope->school)
+                bind_text(st, 2, scope->school);
+        sqlite3_bind_int64(st, 3, scope->since_ms);
+        sqlite3_bind_int64(st, 4, scope->until_ms);
+        return each(q, st, "audit", audit_row, (void *)cb, u);
+}
+
 static int sq_counter_add(struct bbt_store *s, const char *name, int64_t delta)
 {
         struct sqlite_store *q = of(s);
@@ -2734,6 +2807,8 @@ static const struct bbt_store_ops sqlite_ops = {
         .events_each = sq_events_each,
         .net_set = sq_net_set,
         .nets_each = sq_nets_each,
+        .audit_put = sq_audit_put,
+        .audits_each = sq_audits_each,
         .counter_add = sq_counter_add,
         .counters_each = sq_counters_each,
         .prune = sq_prune,
