@@ -100,18 +100,18 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                       size_t *ret)
 {
         struct bbt_report_school *si;
-        size_t n = (size_t)(d->to - d->qfrom + 1), have = 0, ri = 0;
+        size_t n = (size_t)(d->to - d->qfrom + 1), have = 0;
+        size_t *of_reg = NULL; /* the registry school's slot in school_of_reg */
         ssize_t found;
         bool shared;
 
         /* A registry school is only ever added with its entry (the registry's
          * codes are unique), so its index finds it without a search. */
         if (reg && d->reg && reg >= d->reg->schools && reg < d->reg->schools + d->reg->n_schools) {
-                ri = (size_t)(reg - d->reg->schools);
                 if (!d->school_of_reg && !(d->school_of_reg = calloc(d->reg->n_schools, sizeof(*d->school_of_reg))))
                         return -ENOMEM;
-                found = (ssize_t)d->school_of_reg[ri] - 1;
-                ri++;
+                of_reg = &d->school_of_reg[reg - d->reg->schools];
+                found = (ssize_t)*of_reg - 1;
         } else {
                 found = school_find(d, county, code);
         }
@@ -151,8 +151,8 @@ static int school_add(struct bbt_report_data *d, const char *county, const char 
                 if (si->school_day[day - d->qfrom] && have < (size_t)d->s->idle_window &&
                     ++have == (size_t)d->s->idle_window)
                         si->idle_from = day;
-        if (ri)
-                d->school_of_reg[ri - 1] = d->n_schools + 1;
+        if (of_reg)
+                *of_reg = d->n_schools + 1;
         *ret = d->n_schools++;
         return 0;
 }
