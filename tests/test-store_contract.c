@@ -584,6 +584,86 @@ TEST(pg_gaps_replace_and_each)
         on_backend(&pg_backend, gaps_case);
 }
 
+/* ---- terminal_lock ---- */
+
+static void lock_case(const char *location)
+{
+        struct bbt_store *s = open_store(location, false);
+        struct bbt_store_gap g[2] = {
+                { .from = 3, .to = 4, .detected_ms = 90, .state = BBT_GAP_REQUESTED, .attempts = 1,
+                  .changed_ms = 150, .cmd_id = "rs-1-1" },
+                { .from = 7, .to = 7, .detected_ms = 100, .state = BBT_GAP_WAITING, .changed_ms = 100 },
+        };
+        struct bbt_store_terminal t, want;
+        char out[OUT_SIZE] = "";
+        int64_t a, b, n_gaps = -1;
+
+        forget_terminals();
+        a = insert_terminal(s, "510107", "S1", "a", "a");
+        b = insert_terminal(s, "510107", "S1", "b", "b");
+        want = terminal("510107", "S1", "a");
+        want.id = a;
+        want.high_seq = 9;
+        want.received = 7;
+        want.boot = 3;
+        want.online = true;
+        snprintf(want.last_hb, sizeof(want.last_hb), "{\"ts\":1}");
+        ASSERT_OK(bbt_store_begin(s));
+        ASSERT_OK(bbt_store_terminal_update(s, &want));
+        ASSERT_OK(bbt_store_gaps_replace(s, a, g, 2));
+        ASSERT_OK(bbt_store_commit(s));
+
+        /* By id: the whole row, and how many gaps it has. */
+        ASSERT_OK(bbt_store_begin(s));
+        memset(&t, 0, sizeof(t));
+        t.id = a;
+        ASSERT_EQ(bbt_store_terminal_lock(s, &t, false, &n_gaps), 1);
+        ASSERT_EQ(n_gaps, 2);
+        ASSERT_EQ(t.id, a);
+        ASSERT_EQ(t.high_seq, 9);
+        ASSERT_EQ(t.received, 7);
+        ASSERT_EQ(t.boot, 3);
+        ASSERT(t.online);
+        ASSERT_STR_EQ(t.terminal, "a");
+        ASSERT_STR_EQ(t.last_hb, "{\"ts\":1}");
+        /* By county, school and terminal: the key is found. */
+        memset(&t, 0, sizeof(t));
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "S1");
+        snprintf(t.terminal, sizeof(t.terminal), "b");
+        ASSERT_EQ(bbt_store_terminal_lock(s, &t, true, &n_gaps), 1);
+        ASSERT_EQ(t.id, b);
+        ASSERT_EQ(n_gaps, 0);
+        /* A terminal the store does not hold. */
+        memset(&t, 0, sizeof(t));
+        t.id = a + b + 100;
+        ASSERT_EQ(bbt_store_terminal_lock(s, &t, true, &n_gaps), -ENOENT);
+        memset(&t, 0, sizeof(t));
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "S1");
+        snprintf(t.terminal, sizeof(t.terminal), "zz");
+        ASSERT_EQ(bbt_store_terminal_lock(s, &t, true, &n_gaps), -ENOENT);
+        /* One terminal's gaps, by from. */
+        ASSERT_OK(bbt_store_terminal_gaps_each(s, a, gap_cb, out));
+        ASSERT_STR_EQ(out, "a:3-4:1:1:90:150:rs-1-1:0 a:7-7:0:0:100:100::0");
+        out[0] = '\0';
+        ASSERT_OK(bbt_store_terminal_gaps_each(s, b, gap_cb, out));
+        ASSERT_STR_EQ(out, "");
+        ASSERT_OK(bbt_store_commit(s));
+        bbt_store_close(s);
+}
+
+/* terminal_lock reads one row (by id or by key) with its number of gaps; -ENOENT for none. */
+TEST(terminal_lock_reads_the_row)
+{
+        on_backend(&sqlite_backend, lock_case);
+}
+
+TEST(pg_terminal_lock_reads_the_row)
+{
+        on_backend(&pg_backend, lock_case);
+}
+
 /* ---- losses ---- */
 
 static void losses_case(const char *location)

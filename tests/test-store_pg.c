@@ -91,6 +91,71 @@ TEST(pg_reconnects)
         bbt_store_close(s);
 }
 
+static int64_t add_terminal(struct bbt_store *s, const char *code)
+{
+        struct bbt_store_terminal t = { .first_seq = -1, .high_seq = -1, .boot = -1, .inventory_seq = -1 };
+
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "S1");
+        snprintf(t.terminal, sizeof(t.terminal), "%s", code);
+        ASSERT_OK(bbt_store_terminal_insert(s, &t));
+        return t.id;
+}
+
+/* Two writers on one database (a share group): a terminal's row is held by
+ * one transaction at a time; the other is told so at once (0), not made to
+ * wait, and gets it, with what the first wrote, once that one commits. A
+ * second writer adding a terminal that exists gets -EEXIST and can go on in
+ * its transaction. */
+TEST(pg_two_writers_lock_terminal_rows)
+{
+        struct bbt_store *w1 = NULL, *w2 = NULL;
+        struct bbt_store_terminal t, row;
+        char uri[512], err[512];
+        int64_t a, b, n_gaps = 0;
+        uint64_t seen = 0;
+
+        fresh(uri, sizeof(uri));
+        ASSERT_OK(bbt_store_open(uri, false, &w1, err, sizeof(err)));
+        ASSERT_OK(bbt_store_open(uri, false, &w2, err, sizeof(err)));
+        a = add_terminal(w1, "a");
+        b = add_terminal(w1, "b");
+
+        ASSERT_OK(bbt_store_begin(w1));
+        memset(&row, 0, sizeof(row));
+        row.id = a;
+        ASSERT_EQ(bbt_store_terminal_lock(w1, &row, false, &n_gaps), 1);
+        row.received = 5;
+        ASSERT_OK(bbt_store_terminal_update(w1, &row));
+
+        ASSERT_OK(bbt_store_begin(w2));
+        memset(&t, 0, sizeof(t));
+        t.id = a;
+        ASSERT_EQ(bbt_store_terminal_lock(w2, &t, false, &n_gaps), 0); /* held by w1 */
+        memset(&t, 0, sizeof(t));
+        t.id = b;
+        ASSERT_EQ(bbt_store_terminal_lock(w2, &t, false, &n_gaps), 1); /* another row: free */
+        /* A terminal already there: -EEXIST, and the transaction goes on. */
+        memset(&t, 0, sizeof(t));
+        t.first_seq = t.high_seq = t.boot = t.inventory_seq = -1;
+        snprintf(t.county, sizeof(t.county), "510107");
+        snprintf(t.school, sizeof(t.school), "S1");
+        snprintf(t.terminal, sizeof(t.terminal), "b");
+        ASSERT_EQ(bbt_store_terminal_insert(w2, &t), -EEXIST);
+        ASSERT_OK(bbt_store_meta_set(w2, "alive", 1));
+
+        ASSERT_OK(bbt_store_commit(w1));
+        memset(&t, 0, sizeof(t));
+        t.id = a;
+        ASSERT_EQ(bbt_store_terminal_lock(w2, &t, false, &n_gaps), 1);
+        ASSERT_EQ(t.received, 5); /* what w1 committed */
+        ASSERT_OK(bbt_store_commit(w2));
+        ASSERT_OK(bbt_store_meta_get(w1, "alive", (int64_t *)&seen));
+        ASSERT_EQ(seen, 1);
+        bbt_store_close(w1);
+        bbt_store_close(w2);
+}
+
 /* A database that is something else is refused, not written into; one that does not exist is -ENOENT. */
 TEST(pg_foreign_or_missing_database)
 {

@@ -34,8 +34,8 @@ static const struct bbt_option options[] = {
         OPT("broker", "topic", BBT_OPT_STRING, topic, "bbt/v1/#", 0, 0,
             "What to subscribe to, e.g. bbt/v1/510107/# for one county"),
         OPT("broker", "share_group", BBT_OPT_STRING, share_group, "", 0, 0,
-            "Subscribe as $share/GROUP/TOPIC; not supported by ingest yet (one writer per terminal: "
-            "docs/aggregator.md, Several aggregators); leave empty"),
+            "Subscribe as $share/GROUP/TOPIC with the other aggregators of GROUP, all writing one "
+            "PostgreSQL store (docs/aggregator.md, Several aggregators); empty: alone"),
 
         OPT("store", "path", BBT_OPT_STRING, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
             "The store: an SQLite file (an absolute path, created if missing), or a PostgreSQL database as a "
@@ -324,6 +324,9 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         s->power_days = (int)c->power_days;
         s->power_send_rate = (int)c->power_send_rate;
         s->power_expires_ms = c->power_expires_ms;
+        /* A share group: its members write one store together. */
+        s->shared = c->share_group && *c->share_group;
+        s->instance = c->client_id;
         bbt_utc_offset_parse(c->utc_offset, &offset);
         m->offset_min = offset;
         m->used_day_min = (int)(c->used_day_ms / 60000);

@@ -6,31 +6,22 @@
  * writes each dirty terminal back and adds the batch's counters, in one
  * transaction with the batch's messages.
  *
- * THE SINGLE-WRITER RULE. This is right only while one ingest is the only
- * writer of a store, and it relies on that in three places:
+ * ONE WRITER. Alone on its store, ingest writes terminal rows and gap lists
+ * whole from memory (bbt_store_terminal_update(), bbt_store_gaps_replace())
+ * and decides which seqs are missing from memory alone.
  *
- *   1. Terminal rows are written whole (bbt_store_terminal_update()) from
- *      the cache: first/high seq, the received, duplicate, lost, skipped
- *      and conflict counts, online state and boot, skew, last heartbeat.
- *      A second writer's changes to a row are overwritten at the next batch
- *      that touches the terminal, and its increments are lost.
- *   2. Every terminal's gaps are held here, all of them, and written by
- *      replacing the terminal's whole gap list (bbt_store_gaps_replace()).
- *      Which seqs are missing is decided from this list alone: a message
- *      stored by another writer never closes a gap here, so it would be
- *      asked for again and in the end recorded as lost.
- *   3. Counters (bbt_store_counter_add()) and day rollups
- *      (bbt_store_day_add()) are added as deltas, which several writers
- *      could share; but the start count (meta "boot") and the resend
- *      command counter (meta "cmd_seq") are written as values, so resend
- *      ids rs-<boot>-<cmd_seq> are unique for one writer only.
- *
- * A second backend must keep these semantics for its one writer: the row
- * replaced whole, the gap list replaced whole, counters and rollups added,
- * all in the batch's one transaction, and after a failed commit exactly
- * what had committed (the cache reloads from it). Several aggregators on
- * one store need terminals split between them or a redesign of this cache,
- * not just a backend: docs/aggregator.md, "One writer per store".
+ * SEVERAL WRITERS (a share group, settings.shared). Every aggregator of the
+ * group gets part of every terminal's messages. Memory is then only a copy
+ * of what the store held when the open transaction locked the terminal's
+ * row: bbt__cache_claim() locks the row before anything of the terminal is
+ * read or changed and reads the row and its gaps afresh; the batch writes
+ * them back whole as alone, and the lock, held to the commit, keeps every
+ * other writer out of them meanwhile. A writer never waits for a row while
+ * it holds others (it commits its batch first), so no two wait for each
+ * other. What terminals share — counters and the school-day aggregates — is
+ * added, never overwritten; the start count and the command counter are
+ * kept per aggregator (meta "boot@<name>", "cmd_seq@<name>"), and command
+ * ids carry the aggregator's tag. docs/aggregator.md, "Several aggregators".
  */
 #include "cache.h"
 
@@ -148,6 +139,7 @@ void bbt__cache_free(struct bbt_ingest *in)
         in->table = NULL;
         in->n_terms = in->cap_terms = in->table_size = 0;
         in->dirty = NULL;
+        in->claimed = NULL;
 }
 
 void bbt__cache_mark_dirty(struct bbt_ingest *in, struct bbt_term *t)
@@ -157,6 +149,145 @@ void bbt__cache_mark_dirty(struct bbt_ingest *in, struct bbt_term *t)
                 t->next_dirty = in->dirty;
                 in->dirty = t;
         }
+}
+
+/* ---- several writers ---- */
+
+static void link_claimed(struct bbt_ingest *in, struct bbt_term *t)
+{
+        t->claimed = true;
+        t->next_claimed = in->claimed;
+        in->claimed = t;
+        in->stats.claims++;
+}
+
+static int refresh_gap_cb(void *u, int64_t terminal_id, const struct bbt_store_gap *g)
+{
+        struct bbt_term *t = u;
+
+        (void)terminal_id;
+        return bbt_gaps_insert(&t->gaps, t->gaps.n, g);
+}
+
+/* T's row becomes ROW (just read under its lock) and its gaps the store's
+ * (N_GAPS of them). An outstanding request of another aggregator's is
+ * waited for as after a restart: from a message made after it. */
+static int refresh(struct bbt_ingest *in, struct bbt_term *t, const struct bbt_store_terminal *row, int64_t n_gaps)
+{
+        int64_t before = bbt_gaps_count(&t->gaps), after;
+        int r = 0;
+
+        t->row = *row;
+        bbt_gaps_free(&t->gaps);
+        if (n_gaps > 0)
+                r = bbt_store_terminal_gaps_each(in->store, t->row.id, refresh_gap_cb, t);
+        after = bbt_gaps_count(&t->gaps);
+        in->stats.open_gap_seqs = in->stats.open_gap_seqs + (uint64_t)after - (uint64_t)before;
+        for (size_t i = 0; i < t->gaps.n; i++)
+                if (t->gaps.v[i].state == BBT_GAP_REQUESTED && t->request_ms != t->gaps.v[i].changed_ms) {
+                        t->request_ms = t->gaps.v[i].changed_ms;
+                        t->heard_after_request_ms = 0;
+                }
+        return r;
+}
+
+int bbt__cache_claim(struct bbt_ingest *in, struct bbt_term *t, bool wait)
+{
+        struct bbt_store_terminal row;
+        int64_t n_gaps = 0;
+        int r;
+
+        if (!in->set.shared || t->claimed)
+                return 1;
+        memset(&row, 0, sizeof(row));
+        row.id = t->row.id;
+        r = bbt__cache_begin(in);
+        if (r == 0)
+                r = bbt_store_terminal_lock(in->store, &row, false, &n_gaps);
+        if (r == 0) {
+                if (!wait)
+                        return 0;
+                /* Another aggregator's batch holds it: commit ours (hold
+                 * nothing while waiting: no two writers wait for each other),
+                 * then wait for its commit. */
+                in->stats.claim_waits++;
+                bbt__cache_commit(in);
+                r = bbt__cache_begin(in);
+                if (r == 0)
+                        r = bbt_store_terminal_lock(in->store, &row, true, &n_gaps);
+        }
+        if (r < 0)
+                return r;
+        r = refresh(in, t, &row, n_gaps);
+        if (r < 0)
+                return r;
+        link_claimed(in, t);
+        return 1;
+}
+
+struct bbt_term *bbt__cache_claim_id(struct bbt_ingest *in, int64_t id)
+{
+        struct bbt_store_terminal row;
+        struct bbt_term **sl, *t;
+        int64_t n_gaps = 0;
+
+        memset(&row, 0, sizeof(row));
+        row.id = id;
+        if (bbt__cache_begin(in) < 0 || bbt_store_terminal_lock(in->store, &row, false, &n_gaps) != 1)
+                return NULL;
+        if (in->table_size == 0 && table_grow(in) < 0)
+                return NULL;
+        sl = slot(in, row.county, row.school, row.terminal);
+        t = *sl;
+        if (t && t->claimed)
+                return t;
+        if (!t) {
+                t = calloc(1, sizeof(*t));
+                if (!t)
+                        return NULL;
+                t->row = row;
+                if (add_term(in, t) < 0) {
+                        free(t);
+                        return NULL;
+                }
+        }
+        if (refresh(in, t, &row, n_gaps) < 0)
+                return NULL;
+        link_claimed(in, t);
+        return t;
+}
+
+/* Shared: a terminal not in memory. Another aggregator may be adding it
+ * too, or have added it: the batch so far is committed first (its rows are
+ * not held while waiting for the other's), then the row is added, or locked
+ * and read if it is there. */
+static struct bbt_term *shared_add(struct bbt_ingest *in, struct bbt_term *t)
+{
+        struct bbt_store_terminal row = t->row;
+        int64_t n_gaps = 0;
+        int r;
+
+        bbt__cache_commit(in);
+        r = bbt__cache_begin(in);
+        if (r == 0)
+                r = bbt_store_terminal_insert(in->store, &row);
+        if (r == -EEXIST) {
+                row.id = 0;
+                r = bbt_store_terminal_lock(in->store, &row, true, &n_gaps);
+        }
+        if (r >= 0)
+                r = refresh(in, t, &row, n_gaps);
+        if (r >= 0)
+                r = add_term(in, t);
+        if (r < 0) {
+                bbt_log_error("store: cannot add terminal %s/%s/%s: %s", t->row.county, t->row.school, t->row.terminal,
+                              bbt_store_error(in->store));
+                bbt_gaps_free(&t->gaps);
+                free(t);
+                return NULL;
+        }
+        link_claimed(in, t);
+        return t;
 }
 
 struct bbt_term *bbt__cache_get(struct bbt_ingest *in, const struct bbt_topic *tp, int64_t recv_ms)
@@ -178,6 +309,8 @@ struct bbt_term *bbt__cache_get(struct bbt_ingest *in, const struct bbt_topic *t
         t->row.boot = -1;
         t->row.inventory_seq = -1;
         t->row.first_seen_ms = recv_ms;
+        if (in->set.shared)
+                return shared_add(in, t);
         if (bbt__cache_begin(in) < 0 || bbt_store_terminal_insert(in->store, &t->row) < 0 || add_term(in, t) < 0) {
                 bbt_log_error("store: cannot add terminal %s/%s/%s: %s", tp->county, tp->school, tp->terminal,
                               bbt_store_error(in->store));
@@ -254,7 +387,7 @@ int bbt__cache_load(struct bbt_ingest *in)
         r = bbt_store_terminals_each(in->store, load_terminal_cb, in);
         if (r == 0)
                 r = bbt_store_gaps_each(in->store, load_gap_cb, in);
-        if (r == 0 && bbt_store_meta_get(in->store, "cmd_seq", &in->cmd_seq) == -ENOENT)
+        if (r == 0 && bbt_store_meta_get(in->store, in->cmd_seq_key, &in->cmd_seq) == -ENOENT)
                 in->cmd_seq = 0;
         return r;
 }
@@ -311,7 +444,7 @@ static int write_dirty(struct bbt_ingest *in)
                 if (in->counter_delta[i])
                         r = bbt_store_counter_add(s, counter_name(i), in->counter_delta[i]);
         if (r == 0)
-                r = bbt_store_meta_set(s, "cmd_seq", in->cmd_seq);
+                r = bbt_store_meta_set(s, in->cmd_seq_key, in->cmd_seq);
         return r;
 }
 
@@ -328,6 +461,9 @@ static void clear_dirty(struct bbt_ingest *in)
                 t = next;
         }
         in->dirty = NULL;
+        for (t = in->claimed; t; t = t->next_claimed)
+                t->claimed = false;
+        in->claimed = NULL;
         memset(in->counter_delta, 0, sizeof(in->counter_delta));
         in->batch_n = 0;
 }
@@ -387,7 +523,8 @@ int bbt__cache_commit(struct bbt_ingest *in)
                               "again (%" PRIu64 " failed commits so far)",
                               in->batch_n, bbt_store_error(in->store), in->stats.commit_failures);
         bbt__cache_rollback(in);
-        if (bbt__cache_load(in) < 0)
+        /* Shared, memory is read afresh under each lock anyway. */
+        if (!in->set.shared && bbt__cache_load(in) < 0)
                 bbt_log_error("store: cannot reload the state: %s", bbt_store_error(in->store));
         return r;
 }

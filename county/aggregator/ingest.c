@@ -525,7 +525,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 reject(in, why_code, recv_ms, "%s: rejected: %s", topic, bbt_error_format(&e, etext, sizeof(etext)));
                 return;
         }
-        if (bbt__cache_begin(in) < 0 || !(t = bbt__cache_get(in, &tp, recv_ms))) {
+        if (bbt__cache_begin(in) < 0 || !(t = bbt__cache_get(in, &tp, recv_ms)) || bbt__cache_claim(in, t, true) < 0) {
                 reject(in, BBT_REJECT_STORE, recv_ms, "%s: seq %" PRId64 ": not stored: %s", topic, m.seq,
                        bbt_store_error(in->store));
                 bbt_msg_free(&m);
@@ -594,11 +594,65 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
                 bbt_ingest_flush(in);
 }
 
+/* The terminals with gaps in the store, by id, each once. */
+struct gapped {
+        int64_t *ids;
+        size_t n, cap;
+};
+
+static int gapped_cb(void *u, int64_t terminal_id, const struct bbt_store_gap *g)
+{
+        struct gapped *x = u;
+
+        (void)g;
+        if (x->n && x->ids[x->n - 1] == terminal_id)
+                return 0;
+        if (bbt_array_reserve((void **)&x->ids, &x->cap, x->n + 1, sizeof(*x->ids)) < 0)
+                return -ENOMEM;
+        x->ids[x->n++] = terminal_id;
+        return 0;
+}
+
+/* Shared: every gap in the store is looked after, whichever aggregator
+ * found it: each one each SHARED_TICK_MS claims the terminals with gaps that
+ * no other batch holds, and asks, waits or gives up as alone; the gap's
+ * state in the store (requested when, by which command) keeps two from
+ * asking twice. */
+#define SHARED_TICK_MS 1000
+
+static void shared_tick(struct bbt_ingest *in, int64_t now_ms)
+{
+        struct gapped x = { 0 };
+        int r;
+
+        /* (Less a little: the tick timer runs every SHARED_TICK_MS, give or take.) */
+        if (now_ms >= in->shared_tick_ms && now_ms - in->shared_tick_ms < SHARED_TICK_MS - 100)
+                return;
+        in->shared_tick_ms = now_ms;
+        /* No terminal held: claims below read every row afresh. */
+        if (bbt_ingest_flush(in) < 0)
+                return;
+        r = bbt_store_gaps_each(in->store, gapped_cb, &x);
+        if (r < 0)
+                bbt_log_error("store: gaps: %s", bbt_store_error(in->store));
+        for (size_t i = 0; r == 0 && i < x.n; i++) {
+                struct bbt_term *t = bbt__cache_claim_id(in, x.ids[i]);
+
+                if (t && t->gaps.n)
+                        bbt__resend_tick(in, t, now_ms);
+        }
+        free(x.ids);
+        bbt_ingest_flush(in);
+}
+
 void bbt_ingest_tick(struct bbt_ingest *in, int64_t now_ms)
 {
-        for (size_t i = 0; i < in->n_terms; i++)
-                if (in->terms[i]->gaps.n)
-                        bbt__resend_tick(in, in->terms[i], now_ms);
+        if (in->set.shared)
+                shared_tick(in, now_ms);
+        else
+                for (size_t i = 0; i < in->n_terms; i++)
+                        if (in->terms[i]->gaps.n)
+                                bbt__resend_tick(in, in->terms[i], now_ms);
         bbt__power_tick(in, now_ms);
 }
 
@@ -805,14 +859,26 @@ int bbt_ingest_new(struct bbt_store *store, const struct bbt_ingest_settings *se
         in->conflict_log = (struct bbt_log_limit){ .window_ms = now_ms, .what = "seq conflicts" };
         in->commit_log = (struct bbt_log_limit){ .window_ms = bbt__mono_ms(), .what = "failed commits" };
         in->power_log = (struct bbt_log_limit){ .window_ms = bbt__mono_ms(), .what = "refused power schedules" };
+        if (in->set.shared && in->set.instance && *in->set.instance) {
+                const char *name = in->set.instance;
+
+                snprintf(in->tag, sizeof(in->tag), "%08" PRIx32 "-",
+                         (uint32_t)bbt_fnv1a(BBT_FNV1A_BASIS, name, strlen(name)));
+                snprintf(in->boot_key, sizeof(in->boot_key), "boot@%.60s", name);
+                snprintf(in->cmd_seq_key, sizeof(in->cmd_seq_key), "cmd_seq@%.60s", name);
+        } else {
+                in->set.instance = NULL;
+                snprintf(in->boot_key, sizeof(in->boot_key), "boot");
+                snprintf(in->cmd_seq_key, sizeof(in->cmd_seq_key), "cmd_seq");
+        }
         r = bbt__cache_load(in);
-        if (r == 0 && bbt_store_meta_get(store, "boot", &in->boot) == -ENOENT)
+        if (r == 0 && bbt_store_meta_get(store, in->boot_key, &in->boot) == -ENOENT)
                 in->boot = 0;
         in->boot++;
         if (r == 0)
                 r = bbt__cache_begin(in);
         if (r == 0)
-                r = bbt_store_meta_set(store, "boot", in->boot);
+                r = bbt_store_meta_set(store, in->boot_key, in->boot);
         if (r == 0)
                 r = bbt_ingest_flush(in);
         if (r == 0)

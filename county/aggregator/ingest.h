@@ -39,6 +39,12 @@ struct bbt_ingest_settings {
         int power_send_rate;        /* power schedules sent a second at most (100) */
         int64_t power_expires_ms;   /* a schedule not delivered within this is not carried out (1 d) */
         struct bbt_metric_settings metrics;
+        /* Several aggregators write the store (a share group: docs/aggregator.md,
+         * "Several aggregators"): a terminal's row is locked and read afresh
+         * before a batch uses it. INSTANCE names this one (its client id): its
+         * start count and command ids are its own. Both off by default. */
+        bool shared;
+        const char *instance;
 };
 /* The defaults (in brackets above), from bbt-aggregator's option table, the
  * one place they are defined (aggregator_config.c). */
@@ -74,6 +80,8 @@ struct bbt_ingest_stats {
         double commit_seconds;
         uint64_t terminals;         /* terminals known */
         uint64_t open_gap_seqs;     /* seqs currently missing and not yet given up */
+        uint64_t claims;            /* shared: terminal rows locked and read afresh */
+        uint64_t claim_waits;       /* ... found held by another aggregator: the batch committed, then waited */
 };
 
 /* Sends one command: TOPIC and a JSON payload. Returns 0 or a negative errno

@@ -56,6 +56,10 @@ struct bbt_term {
         const struct bbt_bells *bells;
         bool dirty, gaps_dirty;
         struct bbt_term *next_dirty;
+        /* Shared: the row is locked by the open transaction and memory holds
+         * what the store holds (cache.c, bbt__cache_claim()). */
+        bool claimed;
+        struct bbt_term *next_claimed;
         /* The outstanding resend: when it was sent, and when a message the
          * terminal made after that first arrived (0: none yet). Its answer is
          * waited for from then on: until then it may sit behind a backlog. */
@@ -85,10 +89,16 @@ struct bbt_ingest {
         bool in_tx;
         int64_t batch_n;
         struct bbt_term *dirty;
+        struct bbt_term *claimed; /* shared: the terminals locked by the open transaction */
         int64_t counter_delta[BBT_COUNTER__COUNT];
 
-        /* Resend commands (resend.c): ids are rs-<boot>-<cmd_seq>. */
+        /* Resend commands (resend.c): ids are rs-<tag><boot>-<cmd_seq>, the
+         * tag "" alone, "<8 hex digits of the instance's name>-" in a share
+         * group; boot and cmd_seq are kept under meta keys of their own there. */
         int64_t cmd_seq, boot;
+        char tag[16];
+        char boot_key[80], cmd_seq_key[80];
+        int64_t shared_tick_ms; /* shared: when the store's gaps were last looked at */
         bool connected;
         int64_t connected_ms;
 

@@ -117,6 +117,14 @@ static void write_counters(const struct bbt_ingest_stats *s, FILE *out)
                 s->gaps_opened);
         counter(out, "bbt_resend_requests_total",
                 "Resend commands sent to terminals for missing seqs since the aggregator started", s->resends);
+        counter(out, "bbt_terminal_claims_total",
+                "In a share group: terminal rows locked and read afresh for a batch since the aggregator started "
+                "(0 alone)",
+                s->claims);
+        counter(out, "bbt_terminal_claim_waits_total",
+                "In a share group: terminals found held by another aggregator's batch since the aggregator started "
+                "(the batch so far committed, then waited for)",
+                s->claim_waits);
         family(out, "bbt_power_schedules_total", "counter",
                "Power schedule (power_schedule) commands since the aggregator started, by result: sent, answered "
                "(ok), refused by the agent (ok: false; logged with the reason), failed (not sent)");

@@ -329,7 +329,7 @@ void bbt__resend_reply(struct bbt_ingest *in, struct bbt_term *t, const struct b
 
 void bbt__cmd_id(const struct bbt_ingest *in, const char *prefix, char *buf, size_t size)
 {
-        snprintf(buf, size, "%s-%" PRId64 "-%" PRId64, prefix, in->boot, in->cmd_seq + 1);
+        snprintf(buf, size, "%s-%s%" PRId64 "-%" PRId64, prefix, in->tag, in->boot, in->cmd_seq + 1);
 }
 
 int bbt__cmd_send(struct bbt_ingest *in, const struct bbt_term *t, struct bbt_msg *m, int64_t now_ms)

@@ -187,6 +187,17 @@ int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scop
         return s->ops->terminals_each(s, scope ? scope : &everything, cb, u);
 }
 
+int bbt_store_terminal_lock(struct bbt_store *s, struct bbt_store_terminal *t, bool wait, int64_t *ret_gaps)
+{
+        return s->ops->terminal_lock(s, t, wait, ret_gaps);
+}
+
+int bbt_store_terminal_gaps_each(struct bbt_store *s, int64_t terminal_id,
+                                 int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u)
+{
+        return s->ops->terminal_gaps_each(s, terminal_id, cb, u);
+}
+
 int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
 {
         return s->ops->gaps_replace(s, terminal_id, gaps, n);

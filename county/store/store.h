@@ -30,15 +30,14 @@
  *   day_marks) in step with the rollups, in the same transaction; they are
  *   counted under the recorded day rule (day_rule_set recounts them all when
  *   it changes). A row whose counts are all zero may be absent.
- * One writer. One bbt-aggregator writes a store. It keeps each terminal's row
- *   and gaps in memory and writes them back whole (terminal_update,
- *   gaps_replace): a second writer would overwrite the first's counters and
- *   gaps. A backend for several aggregators must first give those two
- *   additive forms (counters as increments, gaps per range) and move the
- *   callers to them; until then a store has one writer. Rollups (day_add),
- *   counters (counter_add), losses and faults are already additive. The
- *   PostgreSQL backend writes those, raw and usage in forms that several
- *   writers could share (docs/aggregator.md, "One writer per store"). */
+ * Writers. One bbt-aggregator writes a store, or several (a share group)
+ *   on a backend whose terminal_lock really locks (PostgreSQL): each locks a
+ *   terminal's row (terminal_lock) before it reads or writes anything of
+ *   that terminal (its row, gaps, raw messages, rollups), and writes the row
+ *   and the gap list back whole (terminal_update, gaps_replace) in the same
+ *   transaction. What several terminals share (counters, school-day
+ *   aggregates) is added, never overwritten (counter_add, day_add): docs/
+ *   aggregator.md, "Several aggregators". */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -292,6 +291,17 @@ struct bbt_store_ops {
          * makes them from terminals_each. */
         int (*terminals_brief_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
                                     int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u);
+        /* Several writers (docs/aggregator.md, "Several aggregators"): locks
+         * the row of terminal T->id (or, with T->id 0, of T's county, school
+         * and terminal) until the transaction ends, and reads it into *T, with
+         * the number of its gaps into *RET_GAPS. With WAIT, waits for another
+         * transaction holding it; without, returns 0 at once. Returns 1
+         * (locked), 0 (held elsewhere) or -ENOENT. A backend with one writer
+         * at a time (SQLite: BEGIN IMMEDIATE locks the whole store) only reads. */
+        int (*terminal_lock)(struct bbt_store *s, struct bbt_store_terminal *t, bool wait, int64_t *ret_gaps);
+        /* One terminal's gaps, by from. */
+        int (*terminal_gaps_each)(struct bbt_store *s, int64_t terminal_id,
+                                  int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u);
         int (*gaps_replace)(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
         /* The gaps of the terminals in scope, by terminal then from. */
         int (*gaps_each)(struct bbt_store *s, const struct bbt_store_scope *scope,
@@ -450,6 +460,9 @@ int bbt_store_terminals_each_in(struct bbt_store *s, const struct bbt_store_scop
                                 int (*cb)(void *u, const struct bbt_store_terminal *t), void *u);
 int bbt_store_terminals_brief_each_in(struct bbt_store *s, const struct bbt_store_scope *scope,
                                       int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u);
+int bbt_store_terminal_lock(struct bbt_store *s, struct bbt_store_terminal *t, bool wait, int64_t *ret_gaps);
+int bbt_store_terminal_gaps_each(struct bbt_store *s, int64_t terminal_id,
+                                 int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u);
 int bbt_store_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n);
 int bbt_store_gaps_each(struct bbt_store *s, int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g),
                         void *u);

@@ -158,6 +158,8 @@ enum stmt {
         ST_GAP_DELETE,
         ST_GAP_INSERT,
         ST_GAPS,
+        ST_TERMINAL_LOCK_KEY,
+        ST_TERMINAL_GAPS,
         ST_RAW_INSERT,
         ST_RAW_PAYLOAD,
         ST_CONFLICT_INSERT,
@@ -261,6 +263,12 @@ static const char *const sql[ST__COUNT] = {
                     " FROM gap WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, from_seq",
         /* 1 and no hash if stored; else 0 and the stored payload's hash (the
          * snapshot the statement runs in does not see its own insert). */
+        /* Several writers: the terminal of a county, school and code, locked
+         * (pg_terminal_lock() reads it). */
+        [ST_TERMINAL_LOCK_KEY] = "SELECT id FROM terminal WHERE county = $1 AND school = $2 AND terminal = $3"
+                                 " FOR UPDATE",
+        [ST_TERMINAL_GAPS] = "SELECT terminal_id, from_seq, to_seq, detected_ms, state, attempts, changed_ms, cmd_id,"
+                             " boot FROM gap WHERE terminal_id = $1 ORDER BY from_seq",
         [ST_RAW_INSERT] = "WITH ins AS (INSERT INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload, hash)"
                           " VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(terminal_id, seq) DO NOTHING"
                           " RETURNING 1) SELECT (SELECT count(*) FROM ins),"
@@ -1080,6 +1088,90 @@ static int pg_terminals_each(struct bbt_store *s, const struct bbt_store_scope *
         return each_staged(of(s), ST_TERMINALS, &p, "terminals", terminal_row, (void *)cb, u);
 }
 
+static int copy_terminal_cb(void *u, const struct bbt_store_terminal *t)
+{
+        *(struct bbt_store_terminal *)u = *t;
+        return 0;
+}
+
+/* Several writers: a terminal's row is held by one transaction at a time,
+ * from its first message in a batch to the commit; the holder reads it, and
+ * the number of its gaps, only once it holds it. Two statements, sent
+ * together (one round trip): the lock, then the read, whose snapshot is
+ * taken after the lock is had (READ COMMITTED), so that it sees what the
+ * previous holder committed — one statement would read the gaps as they
+ * were when it started, before any wait. Without WAIT, SKIP LOCKED: no row
+ * (busy) rather than a wait; the caller commits what it holds before it
+ * waits (docs/aggregator.md, "Several aggregators"). */
+static int pg_terminal_lock(struct bbt_store *s, struct bbt_store_terminal *t, bool wait, int64_t *ret_gaps)
+{
+        struct pg_store *q = of(s);
+        char text[sizeof(TERMINAL_COLS) + 400];
+        PGresult *res;
+        int r = 0, n = 0, locked = -1;
+
+        if (q->iterating)
+                return busy(q);
+        if (t->id <= 0) {
+                /* By key: the id first (rare: a terminal another writer added). */
+                struct params p = { 0 };
+
+                p_text(&p, t->county);
+                p_text(&p, t->school);
+                p_text(&p, t->terminal);
+                r = run(q, ST_TERMINAL_LOCK_KEY, &p, "terminal lock", &res);
+                if (r < 0)
+                        return r;
+                if (PQntuples(res) == 1)
+                        t->id = col_i64(res, 0, 0);
+                PQclear(res);
+                if (t->id <= 0) {
+                        snprintf(q->base.error, sizeof(q->base.error), "terminal: no such terminal");
+                        return -ENOENT;
+                }
+        }
+        r = connected(q);
+        if (r < 0)
+                return r;
+        snprintf(text, sizeof(text),
+                 "SELECT id FROM terminal WHERE id = %" PRId64 " FOR UPDATE%s; SELECT " TERMINAL_COLS
+                 ", id, (SELECT count(*) FROM gap WHERE terminal_id = %" PRId64 ") FROM terminal WHERE id = %" PRId64,
+                 t->id, wait ? "" : " SKIP LOCKED", t->id, t->id);
+        if (!PQsendQuery(q->conn, text)) {
+                snprintf(q->base.error, sizeof(q->base.error), "terminal lock: %s", PQerrorMessage(q->conn));
+                one_line(q->base.error);
+                return PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
+        }
+        while ((res = PQgetResult(q->conn))) {
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        if (r == 0)
+                                r = fail_res(q, res, "terminal lock");
+                } else if (n++ == 0) {
+                        locked = PQntuples(res) == 1;
+                } else if (r == 0 && locked == 1 && PQntuples(res) == 1) {
+                        if (ret_gaps)
+                                *ret_gaps = col_i64(res, 0, 28);
+                        r = terminal_row(res, (void *)copy_terminal_cb, t);
+                } else if (r == 0 && locked == 1) {
+                        locked = 0; /* gone meanwhile */
+                }
+                PQclear(res);
+        }
+        if (r < 0)
+                return r;
+        if (locked == 1)
+                return 1;
+        if (!wait && locked == 0) {
+                /* Held by another transaction (or not there at all: the wait says which). */
+                return 0;
+        }
+        snprintf(q->base.error, sizeof(q->base.error), "terminal: no such terminal");
+        return -ENOENT;
+}
+
+static int pg_terminal_gaps_each(struct bbt_store *s, int64_t terminal_id,
+                                 int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u);
+
 static int pg_gaps_replace(struct bbt_store *s, int64_t terminal_id, const struct bbt_store_gap *gaps, size_t n)
 {
         struct pg_store *q = of(s);
@@ -1138,6 +1230,15 @@ static int gap_row(const PGresult *res, void *cb, void *u)
         copy_col(res, 0, 7, g.cmd_id, sizeof(g.cmd_id));
         g.boot = col_i64(res, 0, 8);
         return fn(u, col_i64(res, 0, 0), &g);
+}
+
+static int pg_terminal_gaps_each(struct bbt_store *s, int64_t terminal_id,
+                                 int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u)
+{
+        struct params p = { 0 };
+
+        p_int(&p, terminal_id);
+        return each(of(s), ST_TERMINAL_GAPS, &p, "gaps", gap_row, (void *)cb, u);
 }
 
 static int pg_gaps_each(struct bbt_store *s, const struct bbt_store_scope *scope,
@@ -1752,6 +1853,10 @@ static int pg_days_clear(struct bbt_store *s)
         struct pg_store *q = of(s);
         int r = staged_write(q); /* what was added before is cleared too */
 
+        /* Other aggregators of a share group add to the rollups meanwhile:
+         * they wait until the rebuild commits, then add what it did not see. */
+        if (r == 0 && q->in_tx)
+                r = command(q, "LOCK TABLE day_rollup, school_day, day_mark IN EXCLUSIVE MODE", "rollup");
         if (r == 0)
                 r = run(q, ST_DAYS_CLEAR, NULL, "rollup", NULL);
 
@@ -2290,6 +2395,8 @@ static const struct bbt_store_ops pg_ops = {
         .terminal_insert = pg_terminal_insert,
         .terminal_update = pg_terminal_update,
         .terminals_each = pg_terminals_each,
+        .terminal_lock = pg_terminal_lock,
+        .terminal_gaps_each = pg_terminal_gaps_each,
         .gaps_replace = pg_gaps_replace,
         .gaps_each = pg_gaps_each,
         .raw_insert = pg_raw_insert,

@@ -526,6 +526,9 @@ enum stmt {
         ST_GAP_INSERT,
         ST_GAPS,
         ST_GAPS_SCOPED,
+        ST_TERMINAL_LOCK,
+        ST_TERMINAL_LOCK_KEY,
+        ST_TERMINAL_GAPS,
         ST_RAW_INSERT,
         ST_RAW_HASH,
         ST_RAW_PAYLOAD,
@@ -663,6 +666,12 @@ static const char *const sql[ST__COUNT] = {
                           " changed_ms, cmd_id, boot) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         [ST_GAPS] = SELECT_GAPS " ORDER BY terminal_id, from_seq",
         [ST_GAPS_SCOPED] = SELECT_GAPS " WHERE terminal_id" IN_SCOPE " ORDER BY terminal_id, from_seq",
+        /* SQLite has one writer at a time (BEGIN IMMEDIATE): the row is read. */
+        [ST_TERMINAL_LOCK] = "SELECT " TERMINAL_COLS ", id, (SELECT count(*) FROM gap WHERE terminal_id = ?1)"
+                             " FROM terminal WHERE id = ?1",
+        [ST_TERMINAL_LOCK_KEY] = "SELECT " TERMINAL_COLS ", id, (SELECT count(*) FROM gap g WHERE g.terminal_id ="
+                                 " terminal.id) FROM terminal WHERE county = ?1 AND school = ?2 AND terminal = ?3",
+        [ST_TERMINAL_GAPS] = SELECT_GAPS " WHERE terminal_id = ?1 ORDER BY from_seq",
         [ST_RAW_INSERT] = "INSERT OR IGNORE INTO raw(terminal_id, seq, channel, ts, recv_ms, boot, payload, hash)"
                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         [ST_RAW_HASH] = "SELECT hash FROM raw WHERE terminal_id = ?1 AND seq = ?2",
@@ -1297,6 +1306,71 @@ static int sq_gaps_each(struct bbt_store *s, const struct bbt_store_scope *scope
         sqlite3_stmt *st = scoped(q, ST_GAPS, scope, 0, 0);
 
         return st ? each(q, st, "gaps", gap_row, (void *)cb, u) : -EIO;
+}
+
+/* terminal_lock's row: the terminal and its number of gaps. */
+struct locked_row {
+        struct bbt_store_terminal *t;
+        int64_t gaps;
+        bool found;
+};
+
+static int locked_cb(void *u, const struct bbt_store_terminal *t)
+{
+        struct locked_row *l = u;
+
+        *l->t = *t;
+        l->found = true;
+        return 0;
+}
+
+static int locked_row_cb(sqlite3_stmt *st, void *cb, void *u)
+{
+        struct locked_row *l = u;
+
+        l->gaps = sqlite3_column_int64(st, 28);
+        return terminal_row(st, cb, u);
+}
+
+static int sq_terminal_lock(struct bbt_store *s, struct bbt_store_terminal *t, bool wait, int64_t *ret_gaps)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, t->id > 0 ? ST_TERMINAL_LOCK : ST_TERMINAL_LOCK_KEY);
+        struct locked_row l = { .t = t };
+        int r;
+
+        (void)wait;
+        if (!st)
+                return -EIO;
+        if (t->id > 0) {
+                sqlite3_bind_int64(st, 1, t->id);
+        } else {
+                bind_text(st, 1, t->county);
+                bind_text(st, 2, t->school);
+                bind_text(st, 3, t->terminal);
+        }
+        r = each(q, st, "terminal", locked_row_cb, (void *)locked_cb, &l);
+        if (r < 0)
+                return r;
+        if (!l.found) {
+                snprintf(q->base.error, sizeof(q->base.error), "terminal: no such terminal");
+                return -ENOENT;
+        }
+        if (ret_gaps)
+                *ret_gaps = l.gaps;
+        return 1;
+}
+
+static int sq_terminal_gaps_each(struct bbt_store *s, int64_t terminal_id,
+                                 int (*cb)(void *u, int64_t terminal_id, const struct bbt_store_gap *g), void *u)
+{
+        struct sqlite_store *q = of(s);
+        sqlite3_stmt *st = stmt(q, ST_TERMINAL_GAPS);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, terminal_id);
+        return each(q, st, "gaps", gap_row, (void *)cb, u);
 }
 
 static int sq_raw_insert(struct bbt_store *s, int64_t terminal_id, int64_t seq, enum bbt_channel ch, int64_t ts,
@@ -2773,6 +2847,8 @@ static const struct bbt_store_ops sqlite_ops = {
         .terminal_insert = sq_terminal_insert,
         .terminal_update = sq_terminal_update,
         .terminals_each = sq_terminals_each,
+        .terminal_lock = sq_terminal_lock,
+        .terminal_gaps_each = sq_terminal_gaps_each,
         .gaps_replace = sq_gaps_replace,
         .gaps_each = sq_gaps_each,
         .raw_insert = sq_raw_insert,

@@ -18,6 +18,7 @@
 #include "scenario.h"
 
 #define WINDOW 20 /* messages in flight per terminal, as the agent's default */
+#define RESEND_QUEUE 16 /* resend requests waiting at most, as the agent's queue */
 
 struct client {
         struct sim *sim;
@@ -29,6 +30,13 @@ struct client {
         int inflight;
         size_t resend_from, resend_to, resend_next; /* a resend being answered (seq, inclusive) */
         char resend_id[72];
+        /* Resends waiting their turn, as the agent queues them (several
+         * aggregators of a share group may each ask one). */
+        struct {
+                size_t from, to;
+                char id[72];
+        } queued[RESEND_QUEUE];
+        int n_queued;
         bool connected, done, closing, failed_once;
         /* --live: when the next heartbeat, usage interval and peripheral change are due (real ms) */
         int64_t next_hb, next_usage, next_periph, usage_start;
@@ -116,6 +124,12 @@ static void finish_resend(struct client *c)
         cJSON_Delete(result);
         c->resend_id[0] = '\0';
         c->sim->scn.messages++;
+        if (c->n_queued > 0) {
+                snprintf(c->resend_id, sizeof(c->resend_id), "%s", c->queued[0].id);
+                c->resend_from = c->resend_next = c->queued[0].from;
+                c->resend_to = c->queued[0].to;
+                memmove(&c->queued[0], &c->queued[1], (size_t)--c->n_queued * sizeof(c->queued[0]));
+        }
 }
 
 static void pump(struct client *c)
@@ -205,7 +219,15 @@ static void on_message(void *userdata, const char *topic, const void *payload, s
 
         if (strcmp(topic, c->cmd_topic) != 0 || bbt_msg_decode(BBT_CH_CMD, payload, len, &m, NULL) < 0)
                 return;
-        if (m.body.cmd.op_code == BBT_OP_RESEND && !c->resend_id[0] && m.body.cmd.args.resend.from >= 1) {
+        if (m.body.cmd.op_code == BBT_OP_RESEND && c->resend_id[0] && m.body.cmd.args.resend.from >= 1 &&
+            c->n_queued < RESEND_QUEUE) {
+                /* One is being answered: this one waits its turn. */
+                snprintf(c->queued[c->n_queued].id, sizeof(c->queued[0].id), "%s", m.body.cmd.id);
+                c->queued[c->n_queued].from = (size_t)m.body.cmd.args.resend.from;
+                c->queued[c->n_queued].to = (size_t)m.body.cmd.args.resend.to;
+                c->n_queued++;
+                c->sim->resends++;
+        } else if (m.body.cmd.op_code == BBT_OP_RESEND && !c->resend_id[0] && m.body.cmd.args.resend.from >= 1) {
                 snprintf(c->resend_id, sizeof(c->resend_id), "%s", m.body.cmd.id);
                 c->resend_from = c->resend_next = (size_t)m.body.cmd.args.resend.from;
                 c->resend_to = (size_t)m.body.cmd.args.resend.to;

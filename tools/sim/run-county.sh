@@ -14,11 +14,14 @@
 # Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
 #        [--terminals N] [--seed S] [--agent] [--check] [--fault KIND]
 #        [--lang zh|en] [--keep] [--store LOCATION] [--left-on PCT]
-#        [--power-off HH:MM]
+#        [--power-off HH:MM] [--aggregators N]
 # --left-on and --power-off are bbt-sim's: boards left on after hours, and a
 # power-off schedule (docs/simulator.md, "After hours").
 # --store postgresql://USER@HOST:PORT/DB stores into that (empty) PostgreSQL
 # database instead of an SQLite file in the work directory.
+# --aggregators N (with a PostgreSQL --store) runs N bbt-aggregators in one
+# share group ([broker] share_group), each with its own client id, writing the
+# one store; --fault aggregator then kills the first of them.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +38,7 @@ fault=
 store=
 timeout=180
 sim_extra=
+aggregators=1
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -49,9 +53,10 @@ while [ $# -gt 0 ]; do
         --keep) keep=1 ;;
         --fault) fault=$2; shift ;;
         --store) store=$2; shift ;;
+        --aggregators) aggregators=$2; shift ;;
         --left-on) sim_extra="$sim_extra --left-on $2"; shift ;;
         --power-off) sim_extra="$sim_extra --power-off $2"; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "run-county: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -64,6 +69,15 @@ agent_bin=$bindir/agent/bbt-agent
 case $fault in
     ''|broker|aggregator|sim) ;;
     *) echo "run-county: --fault broker, aggregator or sim" >&2; exit 2 ;;
+esac
+case $aggregators in
+    1) ;;
+    [2-9])
+        case $store in
+            postgres*) ;;
+            *) echo "run-county: --aggregators $aggregators needs a PostgreSQL --store (one SQLite file has one writer)" >&2; exit 2 ;;
+        esac ;;
+    *) echo "run-county: --aggregators 1 to 9" >&2; exit 2 ;;
 esac
 for b in "$sim" "$aggregator" "$report"; do
     [ -x "$b" ] || { echo "run-county: $b is not built (--bindir)" >&2; exit 2; }
@@ -152,18 +166,51 @@ skew_warmup = 0s
 [metrics]
 heartbeat_interval = 15m
 CONF
+# Several: each its own client id (its persistent session), one share group.
+n=1
+while [ $n -le "$aggregators" ] && [ "$aggregators" -gt 1 ]; do
+    # Each member gets every other message of a terminal: what one stores
+    # before the other has stored the message before it is a gap until the
+    # other catches up -- within a second or two, or, for a member killed
+    # and restarted, once it has worked through what the broker kept for it
+    # meanwhile (the simulator sends a week in seconds): gap_grace covers it.
+    { printf '[broker]\nclient_id = bbt-aggregator-%s\nshare_group = county\n' "$n"
+      sed -e '1d' -e 's/^gap_grace = .*/gap_grace = 10s/' "$workdir/aggregator.conf"
+      printf '[aggregator]\n# One port between them: none.\nmetrics_listen =\n'; } > "$workdir/aggregator-$n.conf"
+    n=$((n + 1))
+done
+# start_aggregator [N]: the only one, or the Nth of several (log aggregator-N.log).
 start_aggregator() {
-    "$aggregator" --config "$workdir/aggregator.conf" 2>> "$workdir/aggregator.log" &
+    if [ "$aggregators" -eq 1 ]; then
+        "$aggregator" --config "$workdir/aggregator.conf" 2>> "$workdir/aggregator.log" &
+    else
+        "$aggregator" --config "$workdir/aggregator-$1.conf" 2>> "$workdir/aggregator-$1.log" &
+    fi
     aggregator_pid=$!
     pids="$pids $aggregator_pid"
 }
-start_aggregator
-i=0
-until grep -q 'broker: connected' "$workdir/aggregator.log" 2>/dev/null; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { cat "$workdir/aggregator.log" >&2; echo "run-county: bbt-aggregator did not connect" >&2; exit 1; }
-    sleep 0.1
-done
+wait_connected() {
+    i=0
+    until grep -q 'broker: connected' "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { cat "$1" >&2; echo "run-county: bbt-aggregator did not connect" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+if [ "$aggregators" -eq 1 ]; then
+    start_aggregator
+    wait_connected "$workdir/aggregator.log"
+else
+    n=1
+    while [ $n -le "$aggregators" ]; do
+        start_aggregator $n
+        [ $n -eq 1 ] && first_aggregator_pid=$aggregator_pid
+        wait_connected "$workdir/aggregator-$n.log"
+        n=$((n + 1))
+    done
+    aggregator_pid=$first_aggregator_pid
+    say "== $aggregators bbt-aggregators in share group 'county'"
+fi
 case $store in
     postgres*) say "== bbt-aggregator ingesting into PostgreSQL at ${store##*@}" ;;
     *) say "== bbt-aggregator ingesting into $store" ;;
@@ -219,7 +266,7 @@ PY
     say "== fault: kill -9 $fault mid-stream"
     case $fault in
         broker) kill -9 "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; sleep 1; start_broker ;;
-        aggregator) kill -9 "$aggregator_pid"; wait "$aggregator_pid" 2>/dev/null || true; sleep 1; start_aggregator ;;
+        aggregator) kill -9 "$aggregator_pid"; wait "$aggregator_pid" 2>/dev/null || true; sleep 1; start_aggregator 1 ;;
         sim) kill -9 "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sleep 1; run_sim & sim_pid=$!; pids="$pids $sim_pid" ;;
     esac
     wait "$sim_pid"
@@ -273,14 +320,14 @@ PY
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     for p in $pids; do wait "$p" 2>/dev/null || true; done
     pids=
-    if grep -E 'Sanitizer|runtime error:' "$workdir/aggregator.log" >/dev/null 2>&1; then
-        cat "$workdir/aggregator.log" >&2
+    if cat "$workdir"/aggregator*.log 2>/dev/null | grep -E 'Sanitizer|runtime error:' >/dev/null; then
+        cat "$workdir"/aggregator*.log >&2
         echo "run-county: bbt-aggregator's log has a sanitizer report" >&2
         status=1
     fi
     if [ $status -ne 0 ]; then
         keep=1
-        tail -20 "$workdir/aggregator.log" >&2
+        for f in "$workdir"/aggregator*.log; do tail -20 "$f" >&2; done
     fi
     exit $status
 fi
