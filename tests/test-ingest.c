@@ -2411,7 +2411,7 @@ TEST(ask_rate_limited_and_refusal_counted)
 {
         int64_t t0 = AT(9, 0);
         struct bbt_msg m;
-        char term[8];
+        char term[16];
 
         setup();
         F.set.ask_rate = 2;
