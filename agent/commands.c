@@ -122,6 +122,27 @@ static void op_inventory(struct bbt_agent *a, const struct bbt_cmd *c)
         bbt_commands_reply(a, c->id, true, NULL, NULL);
 }
 
+/* state: the session's birth once more, for a consumer that never got the
+ * retained one (protocol/SPEC.md, cmd). */
+static void op_state(struct bbt_agent *a, const struct bbt_cmd *c)
+{
+        char err[160];
+        cJSON *result;
+        uint64_t seq = 0;
+        int r = bbt_session_republish_birth(a, &seq);
+
+        if (r < 0) {
+                snprintf(err, sizeof(err), "%s",
+                         r == -ENOENT ? "the birth of this session is no longer in the spool" : strerror(-r));
+                bbt_commands_reply(a, c->id, false, err, NULL);
+                return;
+        }
+        result = cJSON_CreateObject();
+        cJSON_AddNumberToObject(result, "seq", (double)seq);
+        cJSON_AddNumberToObject(result, "boot", (double)a->session.boot);
+        bbt_commands_reply(a, c->id, true, NULL, result);
+}
+
 /* Answers with RESULT when R is 0, else with ERR. */
 static void reply_result(struct bbt_agent *a, const struct bbt_cmd *c, int r, cJSON *result, const char *err)
 {
@@ -240,6 +261,9 @@ void bbt_commands_handle(struct bbt_agent *a, const void *payload, size_t len)
                 break;
         case BBT_OP_INVENTORY:
                 op_inventory(a, c);
+                break;
+        case BBT_OP_STATE:
+                op_state(a, c);
                 break;
         case BBT_OP_SET:
                 op_set(a, c);

@@ -187,6 +187,23 @@ static void republish_prev_will(struct bbt_agent *a)
         a->session.prev_will_seq = 0;
 }
 
+int bbt_session_republish_birth(struct bbt_agent *a, uint64_t *seq)
+{
+        struct bbt_spool_range range;
+        uint64_t published = a->stats.published;
+        int r;
+
+        if (!a->session.connected || !a->session.birth_seq)
+                return -ENOTCONN;
+        r = bbt_spool_read_range(a->spool, a->session.birth_seq, a->session.birth_seq, 1, prev_will_cb, a, &range);
+        if (r < 0)
+                return r;
+        if (!range.delivered)
+                return -ENOENT;
+        *seq = a->session.birth_seq;
+        return a->stats.published > published ? 0 : -EIO;
+}
+
 /* ---- connection callbacks ---- */
 
 static void on_connect(void *userdata, bool session_present)
@@ -219,6 +236,7 @@ static void on_connect(void *userdata, bool session_present)
         }
         s->first_seq = s->will_seq;
         produce_early(a, &birth);
+        s->birth_seq = birth.seq > 0 ? (uint64_t)birth.seq : 0;
         bbt_sources_inventory(a, &inventory);
         produce_early(a, &inventory);
         republish_prev_will(a);

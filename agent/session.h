@@ -23,6 +23,7 @@ struct bbt_session {
         uint64_t first_seq; /* retained records older than this go out unretained */
         unsigned connect_failures;
         uint64_t prev_will_seq; /* the will of the session that ended last, 0: none */
+        uint64_t birth_seq;     /* the live session's birth (0: none yet) */
 };
 
 /* Sets the topics from the identity and reads what the birth says of this
@@ -36,6 +37,11 @@ void bbt_session_topic(const struct bbt_agent *a, enum bbt_channel ch, char *buf
  * session's will (a new session if the last one was used) and starts it.
  * Returns 0 or a negative errno (logged). */
 int bbt_session_connect(struct bbt_agent *a);
+
+/* Publishes the live session's birth again as it was (from the spool, its
+ * own seq), unretained: the "state" command. Returns 0 with *SEQ set,
+ * -ENOTCONN (no session), -ENOENT (no longer in the spool) or -errno. */
+int bbt_session_republish_birth(struct bbt_agent *a, uint64_t *seq);
 
 /* Publishes the clean-stop state of the current session on its state topic:
  * it takes the will's seq and boot, so each session ends with one offline

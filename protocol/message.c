@@ -409,6 +409,7 @@ static const struct {
         struct schema args_schema;
 } cmd_ops[] = {
         { "inventory", BBT_OP_INVENTORY, false, { NULL, 0 } },
+        { "state", BBT_OP_STATE, false, { NULL, 0 } },
         { "set", BBT_OP_SET, true, { NULL, 0 } },
         { "resend", BBT_OP_RESEND, true, SCHEMA(resend_fields) },
         { "shutdown_at", BBT_OP_SHUTDOWN_AT, true, SCHEMA(shutdown_at_fields) },

@@ -1002,6 +1002,24 @@ TEST(every_message_type)
                 FAIL("cmd inventory: expected ok true: %s", s.rx[i_reply_inv].payload);
         ASSERT_EQ(s.rx[i_reply_inv].boot, boot);
 
+        /* cmd state: the session's birth again, byte for byte, unretained; the reply names its seq. */
+        mark = s.n;
+        send_cmd(&s, "t-state-1", "state", NULL);
+        WAIT_FOR((bbt_test_daemon_alive(&a), find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-state-1") >= 0 &&
+                                           find_rx(&s, mark, BBT_CH_STATE, is_birth, NULL) >= 0),
+                 5000, "no reply/birth for cmd state t-state-1");
+        i = find_rx(&s, mark, BBT_CH_STATE, is_birth, NULL);
+        ASSERT(!s.rx[i].retain);
+        ASSERT_EQ(s.rx[i].seq, s.rx[i_birth].seq);
+        ASSERT_EQ(s.rx[i].len, s.rx[i_birth].len);
+        ASSERT(memcmp(s.rx[i].payload, s.rx[i_birth].payload, s.rx[i].len) == 0);
+        decode_rx(&s.rx[find_rx(&s, mark, BBT_CH_CMD_REPLY, is_reply_to, "t-state-1")], &m);
+        if (!m.body.reply.ok || !m.body.reply.result_json)
+                FAIL("cmd state: expected ok true with a result");
+        ASSERT_EQ((int64_t)cJSON_GetObjectItemCaseSensitive(m.body.reply.result_json, "seq")->valuedouble,
+                  s.rx[i_birth].seq);
+        bbt_msg_free(&m);
+
         /* An unknown op: ok false, "unsupported op". */
         mark = s.n;
         send_cmd(&s, "t-unk-1", "frobnicate", "{\"level\":3}");

@@ -97,6 +97,9 @@ static struct {
 static void settings(void)
 {
         bbt_ingest_settings_default(&F.set);
+        /* Most cases feed a terminal without a birth: asking it for one
+         * (ask.c) is off but in the ask_* cases. */
+        F.set.ask_rate = 0;
 }
 
 static void open_ingest(int64_t now_ms)
@@ -2360,4 +2363,84 @@ TEST(power_schedule_rate_limited_and_counted)
         close_ingest();
         bbt_calendar_free(cal);
         bbt_calendar_free(cal2);
+}
+
+/* ---- asking a terminal whose session is unknown (ask.c) ---- */
+
+/* A terminal heard from without its birth (a broker that never delivered
+ * the retained one) is asked for its birth and inventory once; the birth
+ * it sends back (below the seqs received) makes its session known and its
+ * backlog a gap; a terminal whose birth came is never asked. */
+TEST(ask_unknown_terminal_once)
+{
+        int64_t t0 = AT(9, 0);
+
+        setup();
+        F.set.ask_rate = 100;
+        open_ingest(t0);
+        bbt_ingest_set_connected(F.in, true, t0);
+        hbs(40, 45, t0 + 1000);
+        ASSERT_EQ(sent.n, 2);
+        ASSERT_STR_EQ(sent.cmd[0].topic, "bbt/v1/" COUNTY "/" SCHOOL "/" TERM "/cmd");
+        ASSERT_STR_EQ(sent.cmd[0].op, "state");
+        ASSERT_STR_EQ(sent.cmd[0].id, "as-1-1");
+        ASSERT_STR_EQ(sent.cmd[1].op, "inventory");
+        ASSERT_STR_EQ(sent.cmd[1].topic, sent.cmd[0].topic);
+        ASSERT_EQ(stats().asks, 1);
+        /* The answers: the birth (seq 30, before the heartbeats) and a new inventory. */
+        birth(30, 1, t0 + 2000);
+        inventory_to(TERM, 46, t0 + 2000, NULL, 0, t0 + 2000);
+        ASSERT_OK(bbt_ingest_flush(F.in));
+        ASSERT_EQ(sql_int("SELECT online FROM terminal WHERE terminal = '" TERM "'"), 1);
+        ASSERT_EQ(sql_int("SELECT boot FROM terminal WHERE terminal = '" TERM "'"), 1);
+        ASSERT_EQ(sql_int("SELECT inventory_seq FROM terminal WHERE terminal = '" TERM "'"), 46);
+        ASSERT_EQ(stats().open_gap_seqs, 9); /* 31..39: the session's backlog, asked for as a gap */
+        hbs(47, 50, t0 + 3000);
+        /* Another terminal: its birth first, then heartbeats: nothing to ask. */
+        birth_to("T2", 1, 1, t0 + 3000);
+        hbs_to("T2", 2, 5, t0 + 3000);
+        ASSERT_EQ(sent.n, 2);
+        ASSERT_EQ(stats().asks, 1);
+        close_ingest();
+}
+
+/* At most ask_rate terminals a second; one over the rate, or heard while
+ * the broker is away, is asked at its next message. A refusal (an older
+ * agent) is counted, and not asked again. */
+TEST(ask_rate_limited_and_refusal_counted)
+{
+        int64_t t0 = AT(9, 0);
+        struct bbt_msg m;
+        char term[16];
+
+        setup();
+        F.set.ask_rate = 2;
+        open_ingest(t0);
+        hb_to("T9", 1, t0, t0);
+        ASSERT_EQ(sent.n, 0); /* not connected */
+        bbt_ingest_set_connected(F.in, true, t0);
+        for (int i = 1; i <= 5; i++) {
+                snprintf(term, sizeof(term), "T%d", i);
+                hb_to(term, 10, t0 + 100, t0 + 100);
+        }
+        ASSERT_EQ(sent.n, 4); /* T1 and T2: state and inventory each */
+        ASSERT_EQ(stats().asks, 2);
+        hb_to("T3", 11, t0 + 1100, t0 + 1100);
+        hb_to("T4", 11, t0 + 1100, t0 + 1100);
+        hb_to("T5", 11, t0 + 1100, t0 + 1100);
+        ASSERT_EQ(stats().asks, 4);
+        ASSERT_STR_CONTAINS(sent.cmd[6].topic, "/T4/cmd");
+        hb_to("T9", 2, t0 + 5000, t0 + 5000);
+        ASSERT_EQ(stats().asks, 5);
+        /* T1 is an older agent. */
+        m = msg(BBT_CH_CMD_REPLY, 11, t0 + 6000, 1);
+        m.body.reply.id = sent.cmd[0].id;
+        m.body.reply.ok = false;
+        m.body.reply.error = "unsupported op state";
+        feed_to("T1", &m, t0 + 6000);
+        hb_to("T1", 12, t0 + 7000, t0 + 7000);
+        ASSERT_EQ(stats().asks_refused, 1);
+        ASSERT_EQ(stats().asks, 5);
+        ASSERT_EQ(sent.n, 10);
+        close_ingest();
 }

@@ -37,6 +37,10 @@ static const struct bbt_option options[] = {
             "Subscribe as $share/GROUP/TOPIC with the other aggregators of GROUP, all writing one "
             "PostgreSQL store (docs/aggregator.md, Several aggregators); empty: alone"),
 
+        OPT("broker", "share_probe_timeout", BBT_OPT_DURATION, share_probe_timeout_ms, "30s", 0, DAYS(1),
+            "With share_group: exit with an error if nothing at all (not even the aggregator's own probes) "
+            "arrives through the shared subscription within this long after connecting (docs/brokers.md); 0: no check"),
+
         OPT("store", "path", BBT_OPT_STRING, store_path, "/var/lib/bbt-aggregator/aggregator.db", 0, 0,
             "The store: an SQLite file (an absolute path, created if missing), or a PostgreSQL database as a "
             "libpq URI postgresql://USER@HOST:PORT/DATABASE (docs/aggregator.md, PostgreSQL)"),
@@ -75,6 +79,10 @@ static const struct bbt_option options[] = {
             "A clock off by less than this is taken as right (no correction)"),
         OPT("ingest", "skew_warmup", BBT_OPT_DURATION, skew_warmup_ms, "30s", 0, SECONDS(3600),
             "Heartbeats received this soon after connecting (the broker's queue) are not skew samples"),
+
+        OPT("ingest", "ask_rate", BBT_OPT_INT, ask_rate, "100", 0, 100000,
+            "Terminals asked a second at most for their birth and inventory when a message comes from one whose "
+            "state or inventory is not known (no retained delivery: docs/brokers.md); 0: never ask"),
 
         OPT("metrics", "utc_offset", BBT_OPT_STRING, utc_offset, "+08:00", 0, 0,
             "Local school time as an offset from UTC (Asia/Shanghai: +08:00)"),
@@ -321,6 +329,7 @@ void bbt_aggregator_config_settings(const struct bbt_aggregator_config *c, struc
         s->skew_samples = (int)c->skew_samples;
         s->skew_min_ms = c->skew_min_ms;
         s->skew_warmup_ms = c->skew_warmup_ms;
+        s->ask_rate = (int)c->ask_rate;
         s->power_days = (int)c->power_days;
         s->power_send_rate = (int)c->power_send_rate;
         s->power_expires_ms = c->power_expires_ms;

@@ -17,6 +17,7 @@ struct bbt_aggregator_config {
         /* [broker] */
         struct bbt_broker_config broker;
         char *client_id, *topic, *share_group;
+        long long share_probe_timeout_ms;
         /* [store] */
         char *store_path;
         long long batch_size, batch_interval_ms, raw_retention_ms, usage_retention_ms;
@@ -25,6 +26,7 @@ struct bbt_aggregator_config {
         /* [ingest] */
         long long gap_grace_ms, resend_timeout_ms, resend_settle_ms, resend_attempts, resend_max_range;
         long long gap_give_up_ms, skew_samples, skew_min_ms, skew_warmup_ms;
+        long long ask_rate;
         /* [metrics] */
         char *utc_offset;
         long long used_day_ms, used_period_ms, margin_ms, heartbeat_ms;

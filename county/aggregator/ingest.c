@@ -18,6 +18,7 @@
 
 #include "bbt/array.h"
 #include "bbt/base.h"
+#include "ask.h"
 #include "bbt/log.h"
 #include "cache.h"
 #include "dates.h"
@@ -397,10 +398,11 @@ static void handle_inventory(struct bbt_ingest *in, struct bbt_term *t, const st
         }
         if (bbt_store_inventory_replace(in->store, t->row.id, devs, inv->n_devices) < 0)
                 bbt_log_error("store: inventory: %s", bbt_store_error(in->store));
-        else if (inv->has_net)
-                store_net(in, t, m->seq, &inv->net);
-        else
+        else {
+                if (inv->has_net)
+                        store_net(in, t, m->seq, &inv->net);
                 t->row.inventory_seq = m->seq;
+        }
         free(devs);
         check_expected(in, t, present, bbt__term_corrected(t, m->ts));
 }
@@ -463,7 +465,7 @@ static void handle_alert(struct bbt_ingest *in, struct bbt_term *t, const struct
 static void handle_reply(struct bbt_ingest *in, struct bbt_term *t, const struct bbt_msg *m,
                          const struct delivery *d)
 {
-        if (!bbt__power_reply(in, t, m))
+        if (!bbt__power_reply(in, t, m) && !bbt__ask_reply(in, t, m))
                 bbt__resend_reply(in, t, m, d->recv_ms);
 }
 
@@ -582,6 +584,7 @@ void bbt_ingest_message(struct bbt_ingest *in, const char *topic, const void *pa
         }
         if (handlers[tp.channel])
                 handlers[tp.channel](in, t, &m, &d);
+        bbt__ask_heard(in, t, tp.channel, recv_ms);
         heard(in, t, m.ts, recv_ms);
         bbt_msg_free(&m);
         t->row.received++;

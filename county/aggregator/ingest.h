@@ -38,6 +38,7 @@ struct bbt_ingest_settings {
         int power_days;             /* power schedule: days sent ahead (14; 0: none sent) */
         int power_send_rate;        /* power schedules sent a second at most (100) */
         int64_t power_expires_ms;   /* a schedule not delivered within this is not carried out (1 d) */
+        int ask_rate;               /* terminals asked for their birth/inventory a second at most (100; 0: never) */
         struct bbt_metric_settings metrics;
         /* Several aggregators write the store (a share group: docs/aggregator.md,
          * "Several aggregators"): a terminal's row is locked and read afresh
@@ -71,6 +72,8 @@ struct bbt_ingest_stats {
         uint64_t power_answered;    /* ... answered ok */
         uint64_t power_refused;     /* ... refused by the agent (ok: false) */
         uint64_t power_failed;      /* ... that could not be built or published */
+        uint64_t asks;              /* terminals asked for their birth or inventory (ask.c) */
+        uint64_t asks_refused;      /* ... that refused (an older agent: "unsupported op state") */
         uint64_t events;            /* one-off agent events (alert.event: power_off, power_postponed...), kept in raw */
         uint64_t commits, commit_failures;
         /* Successful commits (writing the batch's rows, counters and the

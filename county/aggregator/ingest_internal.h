@@ -68,6 +68,7 @@ struct bbt_term {
          * whether one is due (BBT_POWER_DUE_*). */
         int64_t power_rev;
         uint8_t power_due;
+        bool asked; /* asked for its birth or inventory (ask.c): once a run */
 };
 enum { BBT_POWER_DUE_CHANGED = 1, BBT_POWER_DUE_FORCE = 2 };
 
@@ -110,7 +111,11 @@ struct bbt_ingest {
         int64_t power_tokens_ms;
         size_t power_due_n, power_cursor;
 
-        struct bbt_log_limit reject_log, conflict_log, commit_log, power_log;
+        /* Asking terminals for their birth and inventory (ask.c): the rate's token bucket. */
+        double ask_tokens;
+        int64_t ask_tokens_ms;
+
+        struct bbt_log_limit reject_log, conflict_log, commit_log, power_log, ask_log;
         struct bbt_ingest_stats stats;
 };
 

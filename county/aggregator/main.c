@@ -17,6 +17,7 @@
 #include "ingest.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "share_probe.h"
 #include "store.h"
 
 #define TICK_MS 1000
@@ -56,6 +57,10 @@ struct daemon {
         uint64_t short_drops[TAKEOVER_DROPS]; /* monotonic ms, newest last */
         size_t n_short_drops;
         uint64_t takeover_logged_mono;
+        /* [broker] share_group: does anything arrive through the share? (share_probe.h) */
+        struct bbt_share_probe probe;
+        bool probing;
+        uv_timer_t probe_timer;
 };
 
 static uint64_t mono_ms(void)
@@ -123,6 +128,7 @@ static void close_all(struct daemon *d)
         close_handle(d, (uv_handle_t *)&d->prune_timer);
         close_handle(d, (uv_handle_t *)&d->watchdog_timer);
         close_handle(d, (uv_handle_t *)&d->metrics_timer);
+        close_handle(d, (uv_handle_t *)&d->probe_timer);
         bbt_metrics_http_close(d->metrics);
         d->metrics = NULL;
         close_handle(d, (uv_handle_t *)&d->sigterm);
@@ -147,6 +153,9 @@ static void log_stats(struct daemon *d)
                      " seqs missing now, %" PRIu64 " terminals",
                      s.received, s.stored, s.duplicates, rejected, s.resends, s.recovered, s.lost, s.open_gap_seqs,
                      s.terminals);
+        if (s.asks)
+                bbt_log_info("asks: %" PRIu64 " terminals asked for their birth or inventory, %" PRIu64 " refused",
+                             s.asks, s.asks_refused);
         if (s.power_sent || s.power_failed)
                 bbt_log_info("power schedules: %" PRIu64 " sent, %" PRIu64 " answered, %" PRIu64 " refused, %" PRIu64
                              " not sent",
@@ -268,6 +277,8 @@ static void on_connect(void *userdata, bool session_present)
                      session_present ? "kept" : "new");
         d->connected_mono = mono_ms();
         bbt_ingest_set_connected(d->ingest, true, now_ms());
+        if (d->probing)
+                bbt_share_probe_connected(&d->probe, (int64_t)d->connected_mono);
 }
 
 /* The broker closed a connection CONNECTED_FOR ms old: if that keeps
@@ -316,7 +327,54 @@ static void on_message(void *userdata, const char *topic, const void *payload, s
 {
         struct daemon *d = userdata;
 
+        if (d->probing) {
+                bool first = !d->probe.delivered, probe = bbt_share_probe_message(&d->probe, topic);
+
+                if (first)
+                        bbt_log_info("broker: the share group delivers ($share/%s/%s: first message after %.1f s)",
+                                     d->cfg.share_group, d->cfg.topic,
+                                     (double)(mono_ms() - (uint64_t)d->probe.started_ms) / 1000.0);
+                if (probe)
+                        return; /* a probe (ours or another member's), not telemetry */
+        }
         bbt_ingest_message(d->ingest, topic, payload, len, retain, now_ms());
+}
+
+/* Until something arrives through the share group: a probe a second, and
+ * after [broker] share_probe_timeout connected with nothing, a clear refusal. */
+static void on_probe_timer(uv_timer_t *t)
+{
+        struct daemon *d = t->data;
+        char payload[200];
+        int len;
+
+        if (d->stopping || !d->connected_mono)
+                return;
+        switch (bbt_share_probe_tick(&d->probe, (int64_t)mono_ms())) {
+        case BBT_SHARE_PROBE_SEND:
+                len = snprintf(payload, sizeof(payload), "{\"probe\":\"%s\",\"n\":%" PRIu64 "}", d->cfg.client_id,
+                               d->probe.sent);
+                if (bbt_mqtt_publish(d->mqtt, d->probe.topic, payload, (size_t)len, 1, false, NULL) < 0)
+                        bbt_log_debug("broker: share probe not sent");
+                break;
+        case BBT_SHARE_PROBE_REFUSE:
+                bbt_log_error("broker: nothing arrived through the shared subscription $share/%s/%s in the %lld s "
+                              "since connecting, not even this aggregator's own %" PRIu64 " probes on %s. The broker "
+                              "accepted the subscription but does not deliver shared subscriptions (RabbitMQ's MQTT "
+                              "plugin does this), or this account may not publish there (bbt-provision's ACL lets an "
+                              "aggregator write bbt/v1/+/+/+/cmd). Remove [broker] share_group (one aggregator per "
+                              "topic on this broker), or use a broker with shared subscriptions (mosquitto 2, EMQX): "
+                              "see docs/brokers.md. ([broker] share_probe_timeout = 0 turns this check off.)",
+                              d->cfg.share_group, d->cfg.topic, d->cfg.share_probe_timeout_ms / 1000, d->probe.sent,
+                              d->probe.topic);
+                d->exit_code = 2; /* a configuration that cannot work: not restarted by systemd */
+                stop(d);
+                break;
+        case BBT_SHARE_PROBE_WAIT:
+                if (d->probe.delivered)
+                        uv_timer_stop(t);
+                break;
+        }
 }
 
 static void on_mqtt_log(void *userdata, int priority, const char *line)
@@ -359,9 +417,17 @@ static int connect_broker(struct daemon *d)
                 bbt_log_error("broker settings: %s", strerror(-r));
                 return r;
         }
-        if (d->cfg.share_group && *d->cfg.share_group)
+        if (d->cfg.share_group && *d->cfg.share_group) {
                 snprintf(pattern, sizeof(pattern), "$share/%s/%s", d->cfg.share_group, d->cfg.topic);
-        else
+                if (d->cfg.share_probe_timeout_ms > 0 &&
+                    bbt_share_probe_init(&d->probe, d->cfg.topic, d->cfg.client_id, d->cfg.share_probe_timeout_ms,
+                                         err, sizeof(err)) < 0) {
+                        bbt_log_warning("%s: cannot check that the share group delivers", err);
+                } else if (d->cfg.share_probe_timeout_ms > 0) {
+                        d->probing = true;
+                        uv_timer_start(&d->probe_timer, on_probe_timer, 100, BBT_SHARE_PROBE_INTERVAL_MS / 4);
+                }
+        } else
                 snprintf(pattern, sizeof(pattern), "%s", d->cfg.topic);
         r = bbt_mqtt_subscribe(d->mqtt, pattern, 1);
         if (r < 0) {
@@ -459,6 +525,8 @@ static int start(struct daemon *d)
         start_timer(d, &d->prune_timer, on_prune, PRUNE_MS);
         uv_timer_init(d->loop, &d->metrics_timer);
         d->metrics_timer.data = d;
+        uv_timer_init(d->loop, &d->probe_timer);
+        d->probe_timer.data = d;
         if (d->cfg.metrics_listen && *d->cfg.metrics_listen)
                 start_metrics(&d->metrics_timer);
         else

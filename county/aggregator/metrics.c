@@ -132,6 +132,11 @@ static void write_counters(const struct bbt_ingest_stats *s, FILE *out)
         sample(out, "bbt_power_schedules_total", "result", "answered", s->power_answered);
         sample(out, "bbt_power_schedules_total", "result", "refused", s->power_refused);
         sample(out, "bbt_power_schedules_total", "result", "failed", s->power_failed);
+        family(out, "bbt_terminal_asks_total", "counter",
+               "Terminals whose session was never seen (no retained birth delivered) asked for their birth and "
+               "inventory since the aggregator started, by result: asked, refused (an agent without the state op)");
+        sample(out, "bbt_terminal_asks_total", "result", "asked", s->asks);
+        sample(out, "bbt_terminal_asks_total", "result", "refused", s->asks_refused);
         counter(out, "bbt_seqs_recovered_total",
                 "Missing seqs that arrived later, since the aggregator started (all-time: the store's counter "
                 "recovered)",

@@ -14,7 +14,7 @@
 # Usage: tools/sim/run-county.sh [--bindir DIR] [--workdir DIR] [--schools N]
 #        [--terminals N] [--seed S] [--agent] [--check] [--fault KIND]
 #        [--lang zh|en] [--keep] [--store LOCATION] [--left-on PCT]
-#        [--power-off HH:MM] [--aggregators N]
+#        [--power-off HH:MM] [--aggregators N] [--broker-port PORT]
 # --left-on and --power-off are bbt-sim's: boards left on after hours, and a
 # power-off schedule (docs/simulator.md, "After hours").
 # --store postgresql://USER@HOST:PORT/DB stores into that (empty) PostgreSQL
@@ -22,6 +22,9 @@
 # --aggregators N (with a PostgreSQL --store) runs N bbt-aggregators in one
 # share group ([broker] share_group), each with its own client id, writing the
 # one store; --fault aggregator then kills the first of them.
+# --broker-port PORT uses the broker already listening on 127.0.0.1:PORT
+# (anonymous, e.g. RabbitMQ's MQTT plugin: tests/rabbitmq-e2e.sh) instead of
+# starting mosquitto; not with --fault broker.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +42,7 @@ store=
 timeout=180
 sim_extra=
 aggregators=1
+broker_port=
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -54,9 +58,10 @@ while [ $# -gt 0 ]; do
         --fault) fault=$2; shift ;;
         --store) store=$2; shift ;;
         --aggregators) aggregators=$2; shift ;;
+        --broker-port) broker_port=$2; shift ;;
         --left-on) sim_extra="$sim_extra --left-on $2"; shift ;;
         --power-off) sim_extra="$sim_extra --power-off $2"; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "run-county: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -82,8 +87,9 @@ esac
 for b in "$sim" "$aggregator" "$report"; do
     [ -x "$b" ] || { echo "run-county: $b is not built (--bindir)" >&2; exit 2; }
 done
+[ -z "$broker_port" ] || [ "$fault" != broker ] || { echo "run-county: --fault broker needs its own mosquitto" >&2; exit 2; }
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-[ -x "$mosquitto" ] || { echo "run-county: mosquitto is not installed (scripts/install-deps)" >&2; exit 2; }
+[ -n "$broker_port" ] || [ -x "$mosquitto" ] || { echo "run-county: mosquitto is not installed (scripts/install-deps)" >&2; exit 2; }
 
 if [ -z "$workdir" ]; then
     workdir=$(mktemp -d /tmp/bbt-county.XXXXXX)
@@ -133,7 +139,11 @@ for _ in range(100):
 sys.exit("run-county: mosquitto did not come up")
 PY
 }
-start_broker
+if [ -n "$broker_port" ]; then
+    port=$broker_port
+else
+    start_broker
+fi
 say "== broker on 127.0.0.1:$port"
 
 # The county: registry, calendar and bells from the simulator.

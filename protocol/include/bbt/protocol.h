@@ -202,7 +202,7 @@ struct bbt_alert {
 /* Operations the protocol knows the arguments of; other ops pass through as
  * BBT_OP_OTHER with their arguments in args_json. */
 enum bbt_cmd_op { BBT_OP_OTHER, BBT_OP_INVENTORY, BBT_OP_SET, BBT_OP_RESEND, BBT_OP_SHUTDOWN_AT, BBT_OP_WAKE, BBT_OP_PROJECTOR_POWER,
-                  BBT_OP_POWER_SCHEDULE };
+                  BBT_OP_POWER_SCHEDULE, BBT_OP_STATE };
 
 /* power_schedule: at most this many power-off times. */
 #define BBT_POWER_SCHEDULE_MAX 64
