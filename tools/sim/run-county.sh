@@ -256,8 +256,11 @@ linger=3
 if [ -z "$fault" ]; then
     run_sim
 else
-    # Time for the resends that the fault makes necessary.
+    # Time for the resends that the fault makes necessary (with several
+    # aggregators, more: the restarted one works through the broker's queue
+    # for it before it sees what its batch lost).
     linger=20
+    [ "$aggregators" -gt 1 ] && linger=40
     run_sim & sim_pid=$!
     pids="$pids $sim_pid"
     python3 - "$store" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"] // 3)' "$workdir/truth.json")" <<'PY'
@@ -299,6 +302,14 @@ while True:
     if got >= want and gaps == 0:
         break
     if time.time() > deadline:
+        try:
+            c = storedb.Store(db)
+            for row in c.rows("SELECT t.school, t.terminal, g.from_seq, g.to_seq, g.state, g.attempts, g.cmd_id"
+                              " FROM gap g JOIN terminal t ON t.id = g.terminal_id ORDER BY 1, 2, 3 LIMIT 20"):
+                print("run-county: open gap: %s/%s seq %s..%s state %s, %s attempts, command %s" % tuple(row),
+                      file=sys.stderr)
+        except storedb.StoreError:
+            pass
         sys.exit(f"run-county: after {limit:.0f} s the store holds {got} of {want} simulated messages, {gaps} gaps open")
     time.sleep(0.2)
 PY

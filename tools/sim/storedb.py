@@ -54,6 +54,15 @@ class Store:
             return tuple(rows[0]) if rows else None
         return self.db.execute(sql).fetchone()
 
+    def rows(self, sql):
+        """Every row of SQL, each a tuple of strings (PostgreSQL) or values (SQLite)."""
+        if self.pg:
+            return [tuple(r) for r in _psql_rows(self.location, sql)]
+        try:
+            return self.db.execute(sql).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(str(e))
+
     def close(self):
         if not self.pg:
             self.db.close()
