@@ -5,9 +5,19 @@
 # truth (tools/sim/run-county.sh --check), and every report (summary, schools,
 # terminals, idle, balance, energy as JSON) equal to the same county's on SQLite but for
 # the store's name, the time it was made and receive times.
-# Usage: pg-county.sh BINDIR (under ctest: the postgresql fixture's server, BBT_TEST_PG)
+#
+# With --share-group: two bbt-aggregators in one MQTT share group writing one
+# PostgreSQL store instead (docs/aggregator.md, "Several aggregators"), the
+# first killed with SIGKILL a third of the way through and started again with
+# the same client id; afterwards every message stored exactly once, nothing
+# lost, no gap open, every figure equal to the truth (run-county.sh --check
+# --aggregators 2 --fault aggregator).
+# Usage: pg-county.sh [--share-group] BINDIR (under ctest: the postgresql
+#        fixture's server, BBT_TEST_PG)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+share=0
+[ "${1:-}" = --share-group ] && { share=1; shift; }
 bindir=$1
 state=${BBT_TEST_PG:?run under ctest (the postgresql fixture), or set BBT_TEST_PG}
 [ -r "$state/server" ] || { echo "pg-county: no server: $state/server (postgresql.start failed?)" >&2; exit 1; }
@@ -23,6 +33,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 "$psql" -X -q -v ON_ERROR_STOP=1 -d "$admin" -c "CREATE DATABASE $db"
+
+if [ $share -eq 1 ]; then
+    "$here/../tools/sim/run-county.sh" --bindir "$bindir" --check --schools 4 --terminals 8 --seed 5 \
+        --aggregators 2 --fault aggregator --store "postgresql://bbt@127.0.0.1:$port/$db"
+    echo "pg-county: two aggregators, one killed and restarted: stored exactly once, figures equal the truth"
+    exit 0
+fi
 
 # The two counties at once (each its own broker and aggregator): they spend
 # most of their time waiting on the simulation.
