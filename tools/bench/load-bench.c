@@ -34,6 +34,15 @@
  * aggregator and checks that the store holds every produced message exactly
  * once: raw rows = produced = 'stored', nothing rejected, no gap open.
  *
+ * With --school-brokers N, the terminals are a bridged fleet: N more
+ * mosquittos, the school (or township) brokers, each bridged to the county
+ * broker above over plain TCP on loopback with the bridge settings
+ * bbt-provision writes (broker-config/mosquitto-school.conf: both sessions
+ * persistent, QoS 1 out for the terminals' channels, commands in; no TLS and no
+ * credentials here). The simulators connect to the school brokers (simulator i
+ * to broker i mod N; each school broker holds at most the descriptor limit's
+ * connections), the probe to the first one; the aggregator alone to the county.
+ *
  * Bounded: it gives up after --max-total seconds (600). Exit status: 0
  * measured and the store check passed, 3 the store check failed, 1 something
  * failed (a process died, a timeout), 2 bad usage. SIGINT, SIGTERM, SIGHUP: stop
@@ -86,7 +95,7 @@ static struct {
         int hb, usage, periph;
         unsigned long seed;
         long nofile;
-        int sims;
+        int sims, edges;
         const char *county;
         const char *aggregator, *sim, *report, *mosquitto;
         bool registry;
@@ -112,10 +121,14 @@ static struct {
         .registry = true,
 };
 
-#define MAX_SIMS 16
+#define MAX_SIMS 40
+#define MAX_EDGES 16
 
 static pid_t broker_pid = -1, agg_pid = -1;
 static int broker_port;
+/* --school-brokers: the school brokers, bridged to the county broker above */
+static pid_t edge_pid[MAX_EDGES];
+static int edge_port[MAX_EDGES];
 static struct bench_pub probe;
 
 /* The simulator processes: one county each (libmosquitto takes three
@@ -124,7 +137,7 @@ struct simlog;
 static struct simproc {
         pid_t pid;
         char county[8];
-        char schools[16], log[512], produced[512], regdir[600], rate[16];
+        char schools[16], log[512], produced[512], regdir[600], rate[16], port[16];
         long long produced_n;
         int status;
 } sims[MAX_SIMS];
@@ -136,6 +149,8 @@ static void cleanup(void)
         for (int i = 0; i < n_sims; i++)
                 bench_stop_child(&sims[i].pid, "bbt-sim");
         bench_stop_child(&agg_pid, "aggregator");
+        for (int i = 0; i < opt.edges; i++)
+                bench_stop_child(&edge_pid[i], "school mosquitto");
         bench_stop_child(&broker_pid, "mosquitto");
         bench_remove_tmpdir();
 }
@@ -352,7 +367,7 @@ struct sample {
         long long acked;       /* the simulator's, as of its last progress line */
         double t_acked;        /* when that line was read */
         long connected;
-        struct proc_sample agg, broker, sim;
+        struct proc_sample agg, broker, sim, edge; /* edge: the school brokers, summed */
         double cpu_self;
 };
 
@@ -366,15 +381,15 @@ static void proc_sample(pid_t pid, struct proc_sample *p)
                 p->rss = p->hwm = -1;
 }
 
-/* The simulators, summed (-1 once one has stopped). */
-static void sims_sample(struct proc_sample *p)
+/* The processes PIDS, summed (-1 once one has stopped). */
+static void sum_sample(const pid_t *pids, int n, struct proc_sample *p)
 {
         p->cpu = 0;
         p->rss = p->hwm = 0;
-        for (int i = 0; i < n_sims; i++) {
+        for (int i = 0; i < n; i++) {
                 struct proc_sample one;
 
-                proc_sample(sims[i].pid, &one);
+                proc_sample(pids[i], &one);
                 if (one.cpu < 0 || one.rss < 0) {
                         p->cpu = -1;
                         p->rss = p->hwm = -1;
@@ -384,6 +399,16 @@ static void sims_sample(struct proc_sample *p)
                 p->rss += one.rss;
                 p->hwm += one.hwm;
         }
+}
+
+/* The simulators, summed. */
+static void sims_sample(struct proc_sample *p)
+{
+        pid_t pids[MAX_SIMS];
+
+        for (int i = 0; i < n_sims; i++)
+                pids[i] = sims[i].pid;
+        sum_sample(pids, n_sims, p);
 }
 
 /* The first sample at or after T (the last one if none). */
@@ -461,6 +486,9 @@ static void usage(FILE *out)
                 "      --sims N           run the schools in N bbt-sim processes, one county each (counties\n"
                 "                         CODE, CODE+1, ...; default: as few as the descriptor limit allows,\n"
                 "                         at 3 per terminal)\n"
+                "      --school-brokers N a bridged fleet: N school brokers bridged to the county broker\n"
+                "                         (plain TCP on loopback), the simulators and the probe behind\n"
+                "                         them (default 0: everything on the county broker)\n"
                 "      --no-registry      run the aggregator without the county's registry files\n"
                 "      --set SECTION.KEY=VALUE  add to the aggregator's config, e.g. store.batch_size=5000\n"
                 "      --aggregator PATH, --sim PATH, --report PATH, --mosquitto PATH\n"
@@ -495,7 +523,7 @@ int main(int argc, char **argv)
 {
         enum {
                 O_SCHOOLS = 256, O_TERMINALS, O_RATE, O_DURATION, O_WINDOW, O_DRAIN, O_MAX_TOTAL, O_HB, O_USAGE,
-                O_PERIPH, O_COUNTY, O_SEED, O_NOFILE, O_NO_REGISTRY, O_SET, O_AGG, O_SIM, O_REPORT, O_MOSQ, O_MD, O_SIMS,
+                O_PERIPH, O_COUNTY, O_SEED, O_NOFILE, O_NO_REGISTRY, O_SET, O_AGG, O_SIM, O_REPORT, O_MOSQ, O_MD, O_SIMS, O_EDGES,
         };
         static const struct option longopts[] = {
                 { "schools", required_argument, NULL, O_SCHOOLS },
@@ -512,6 +540,7 @@ int main(int argc, char **argv)
                 { "seed", required_argument, NULL, O_SEED },
                 { "nofile", required_argument, NULL, O_NOFILE },
                 { "sims", required_argument, NULL, O_SIMS },
+                { "school-brokers", required_argument, NULL, O_EDGES },
                 { "no-registry", no_argument, NULL, O_NO_REGISTRY },
                 { "set", required_argument, NULL, O_SET },
                 { "aggregator", required_argument, NULL, O_AGG },
@@ -525,7 +554,7 @@ int main(int argc, char **argv)
                 { NULL, 0, NULL, 0 },
         };
         char nofile_said[256], regdir[512], conf[512], agg_log[512], text[8192];
-        char a_port[16], a_terms[16], a_dur[16], a_hb[16], a_usage[16], a_periph[16], a_seed[32];
+        char a_terms[16], a_dur[16], a_hb[16], a_usage[16], a_periph[16], a_seed[32];
         struct store q = { 0 };
         static struct simlog sl[MAX_SIMS];
         struct simlog all = { .fd = -1 };
@@ -539,7 +568,7 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "kvh", longopts, NULL)) != -1) {
                 long v = 0;
 
-                if (optarg && c != O_COUNTY && c != O_SET && (c < O_AGG || c == O_SIMS) &&
+                if (optarg && c != O_COUNTY && c != O_SET && (c < O_AGG || c >= O_SIMS) &&
                     parse_int(optarg, 0, 100000000, &v) < 0) {
                         fprintf(stderr, "load-bench: %s: expected a number\n", optarg);
                         return 2;
@@ -558,6 +587,7 @@ int main(int argc, char **argv)
                 case O_SEED: opt.seed = (unsigned long)v; break;
                 case O_NOFILE: opt.nofile = v; break;
                 case O_SIMS: opt.sims = (int)v; break;
+                case O_EDGES: opt.edges = (int)v; break;
                 case O_COUNTY:
                         if (!bbt_county_valid(optarg)) {
                                 fprintf(stderr, "load-bench: --county %s: expected 6 digits\n", optarg);
@@ -587,7 +617,7 @@ int main(int argc, char **argv)
             opt.connect_rate < 1 || opt.duration < 10 || opt.window < 1 || opt.window >= opt.duration ||
             opt.hb < 1 || opt.usage < 1 || opt.usage > 3600 || opt.periph < 1 || opt.nofile < 1024 ||
             opt.duration + 30 > opt.max_total || opt.duration >= MAX_PROBES - 64 || opt.max_total >= MAX_SAMPLES ||
-            opt.sims > MAX_SIMS || opt.sims > opt.schools) {
+            opt.sims > MAX_SIMS || opt.sims > opt.schools || opt.edges > MAX_EDGES) {
                 fprintf(stderr, "load-bench: bad arguments (the window must be shorter than the duration, the "
                                 "duration + 30 s within --max-total, at most %d s)\n",
                         MAX_SAMPLES - 1);
@@ -617,6 +647,19 @@ int main(int argc, char **argv)
                                        3 * (rlim_t)((opt.schools + n_sims - 1) / n_sims) * (rlim_t)opt.terminals +
                                                        256 > rl.rlim_cur))
                         n_sims++;
+                while (n_sims < opt.edges && n_sims < opt.schools && n_sims < MAX_SIMS)
+                        n_sims++; /* a simulator behind each school broker */
+                /* Each school broker: a descriptor per terminal behind it. */
+                for (int e = 0; e < opt.edges; e++) {
+                        long long behind = 0;
+
+                        for (int i = e; i < n_sims; i += opt.edges)
+                                behind += (long long)(opt.schools / n_sims + (i < opt.schools % n_sims)) * opt.terminals;
+                        if (behind + 256 > (long long)rl.rlim_cur)
+                                bench_die("school broker %d would hold up to %lld terminals, past its %llu descriptors: "
+                                          "use more --school-brokers",
+                                          e + 1, behind, (unsigned long long)rl.rlim_cur);
+                }
         }
         for (int i = 0; i < n_sims; i++) {
                 struct simproc *sp = &sims[i];
@@ -689,6 +732,29 @@ int main(int argc, char **argv)
          * (max_connections -1); the descriptors are what limits it. */
         bench_broker_start(opt.mosquitto, "mosquitto.conf", "mosquitto.log", "max_connections -1\n", &broker_pid,
                            &broker_port);
+        /* The school brokers: the bridge of broker-config/mosquitto-school.conf
+         * (persistent sessions on both sides, QoS 1, the terminals' channels out
+         * and their commands in), in plain TCP and without credentials, to the
+         * county broker's port; it retries after 1 s rather than 5. */
+        for (int e = 0; e < opt.edges; e++) {
+                char name[64], log_name[64];
+
+                snprintf(name, sizeof(name), "mosquitto-school-%d.conf", e + 1);
+                snprintf(log_name, sizeof(log_name), "mosquitto-school-%d.log", e + 1);
+                snprintf(text, sizeof(text),
+                         "max_connections -1\n"
+                         "connection bbt-county\naddress 127.0.0.1:%d\nbridge_protocol_version mqttv311\n"
+                         "remote_clientid bbt-bench-school-%d\nlocal_clientid bbt-bench-school-%d.local\n"
+                         "cleansession false\nlocal_cleansession false\ntry_private true\nnotifications false\n"
+                         "restart_timeout 1 5\nkeepalive_interval 60\n"
+                         "topic bbt/v1/+/+/+/state out 1\ntopic bbt/v1/+/+/+/hb out 1\n"
+                         "topic bbt/v1/+/+/+/usage out 1\ntopic bbt/v1/+/+/+/periph out 1\n"
+                         "topic bbt/v1/+/+/+/inventory out 1\ntopic bbt/v1/+/+/+/alert out 1\n"
+                         "topic bbt/v1/+/+/+/cmd/reply out 1\ntopic bbt/v1/+/+/+/cmd in 1\n",
+                         broker_port, e + 1, e + 1);
+                edge_pid[e] = -1;
+                bench_broker_start(opt.mosquitto, name, log_name, text, &edge_pid[e], &edge_port[e]);
+        }
 
         /* The aggregator. */
         snprintf(conf, sizeof(conf), "%s/aggregator.conf", bench_tmpdir);
@@ -723,7 +789,7 @@ int main(int argc, char **argv)
                 int status;
 
                 snprintf(id, sizeof(id), "bbt-%s-" PROBE_SCHOOL "-" PROBE_TERMINAL, opt.county);
-                bench_pub_open(&probe, id, broker_port, 100);
+                bench_pub_open(&probe, id, opt.edges ? edge_port[0] : broker_port, 100);
                 probe_publish(BBT_CH_STATE); /* retained: the aggregator has it once subscribed */
                 for (;;) {
                         bench_check_signal();
@@ -748,19 +814,19 @@ int main(int argc, char **argv)
         }
 
         /* The simulators. */
-        snprintf(a_port, sizeof(a_port), "%d", broker_port);
         snprintf(a_dur, sizeof(a_dur), "%d", opt.duration);
         snprintf(a_hb, sizeof(a_hb), "%d", opt.hb);
         snprintf(a_usage, sizeof(a_usage), "%d", opt.usage);
         snprintf(a_periph, sizeof(a_periph), "%d", opt.periph);
         for (int i = 0; i < n_sims; i++) {
                 struct simproc *sp = &sims[i];
-                char *argv_s[] = { (char *)opt.sim,  "--port",        a_port,       "--county",    sp->county,
+                char *argv_s[] = { (char *)opt.sim,  "--port",        sp->port,     "--county",    sp->county,
                                    "--schools",      sp->schools,     "--terminals", a_terms,      "--seed",
                                    a_seed,           "--connect-rate", sp->rate,    "--live",      a_dur,
                                    "--live-hb",      a_hb,            "--live-usage", a_usage,     "--live-periph",
                                    a_periph,         "--produced",    sp->produced, NULL };
 
+                snprintf(sp->port, sizeof(sp->port), "%d", opt.edges ? edge_port[i % opt.edges] : broker_port);
                 sl[i].fd = open(sp->log, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
                 if (sl[i].fd < 0)
                         bench_die("%s: %s", sp->log, strerror(errno));
@@ -772,6 +838,10 @@ int main(int argc, char **argv)
                "connecting %d a second; probe every 1 s; up to %d s in all\n",
                opt.duration, opt.schools, opt.terminals, n_sims, n_sims > 1 ? "es" : "", sims[0].county,
                sims[n_sims - 1].county, opt.connect_rate, opt.max_total);
+        if (opt.edges)
+                printf("load-bench: behind %d school broker%s bridged to the county broker (the probe behind the "
+                       "first)\n",
+                       opt.edges, opt.edges > 1 ? "s" : "");
 
         next_probe = next_poll = next_storm_poll = next_sample = t_sim0;
         for (;;) {
@@ -820,6 +890,7 @@ int main(int argc, char **argv)
                         proc_sample(agg_pid, &s->agg);
                         proc_sample(broker_pid, &s->broker);
                         sims_sample(&s->sim);
+                        sum_sample(edge_pid, opt.edges, &s->edge);
                         s->cpu_self = bench_cpu_self();
                         next_sample += SAMPLE_S;
                         if (bench_verbose && n_samples % 10 == 0)
@@ -845,6 +916,12 @@ int main(int argc, char **argv)
                         broker_pid = -1;
                         bench_die("mosquitto died (status %d)", status);
                 }
+                for (int e = 0; e < opt.edges; e++)
+                        if (waitpid(edge_pid[e], &status, WNOHANG) == edge_pid[e]) {
+                                edge_pid[e] = -1;
+                                bench_die("school mosquitto %d died (status %d; see mosquitto-school-%d.log)", e + 1,
+                                          status, e + 1);
+                        }
                 sims_running = 0;
                 for (int i = 0; i < n_sims; i++) {
                         struct simproc *sp = &sims[i];
@@ -964,6 +1041,8 @@ int main(int argc, char **argv)
                         exit_code = 3;
                 }
         }
+        for (int e = 0; e < opt.edges; e++)
+                bench_stop_child(&edge_pid[e], "school mosquitto");
         bench_stop_child(&broker_pid, "mosquitto");
 
         /* The figures. */
@@ -971,7 +1050,7 @@ int main(int argc, char **argv)
                 double w1 = t_sim0 + opt.duration - 2, w0 = w1 - opt.window, secs;
                 const struct sample *a, *b, *st0, *st1;
                 struct lat lw, ls;
-                long rss_max[3] = { 0, 0, 0 };
+                long rss_max[4] = { 0, 0, 0, 0 };
                 double offered, stored_rate, expected, storm_secs, storm_peak = 0;
                 bool clamped = false;
 
@@ -989,6 +1068,7 @@ int main(int argc, char **argv)
                         rss_max[0] = s->agg.rss > rss_max[0] ? s->agg.rss : rss_max[0];
                         rss_max[1] = s->broker.rss > rss_max[1] ? s->broker.rss : rss_max[1];
                         rss_max[2] = s->sim.rss > rss_max[2] ? s->sim.rss : rss_max[2];
+                        rss_max[3] = s->edge.rss > rss_max[3] ? s->edge.rss : rss_max[3];
                 }
                 offered = b->t_acked > a->t_acked ? (double)(b->acked - a->acked) / (b->t_acked - a->t_acked) : NAN;
                 stored_rate = (double)(b->stored - a->stored) / secs;
@@ -1014,7 +1094,10 @@ int main(int argc, char **argv)
                        "seen); poll every %.0f ms\n",
                        lw.p50, lw.p90, lw.p99, lw.max, lw.n, lw.missing, POLL_S * 1000);
                 print_proc("bbt-aggregator", &a->agg, &b->agg, secs, rss_max[0]);
-                print_proc("mosquitto", &a->broker, &b->broker, secs, rss_max[1]);
+                print_proc(opt.edges ? "county broker" : "mosquitto", &a->broker, &b->broker, secs, rss_max[1]);
+                if (opt.edges)
+                        print_proc(opt.edges > 1 ? "school brokers" : "school broker", &a->edge, &b->edge, secs,
+                                   rss_max[3]);
                 print_proc(n_sims > 1 ? "bbt-sim (sum)" : "bbt-sim", &a->sim, &b->sim, secs, rss_max[2]);
                 printf("  load-bench     CPU %6.1f %% of one core (probe, poller, sampling)\n",
                        100 * (b->cpu_self - a->cpu_self) / secs);
@@ -1044,8 +1127,16 @@ int main(int argc, char **argv)
                                lw.p50, lw.p90, lw.p99, lw.max, lw.n);
                         printf("| bbt-aggregator CPU | %.1f %% of one core |\n", pct_cpu(&a->agg, &b->agg, secs));
                         printf("| bbt-aggregator VmRSS end / VmHWM | %ld kB / %ld kB |\n", b->agg.rss, b->agg.hwm);
-                        printf("| mosquitto CPU | %.1f %% of one core |\n", pct_cpu(&a->broker, &b->broker, secs));
-                        printf("| mosquitto VmRSS end / VmHWM | %ld kB / %ld kB |\n", b->broker.rss, b->broker.hwm);
+                        printf("| %s CPU | %.1f %% of one core |\n", opt.edges ? "county mosquitto" : "mosquitto",
+                               pct_cpu(&a->broker, &b->broker, secs));
+                        printf("| %s VmRSS end / VmHWM | %ld kB / %ld kB |\n",
+                               opt.edges ? "county mosquitto" : "mosquitto", b->broker.rss, b->broker.hwm);
+                        if (opt.edges) {
+                                printf("| %d school mosquittos (sum) CPU | %.1f %% of one core |\n", opt.edges,
+                                       pct_cpu(&a->edge, &b->edge, secs));
+                                printf("| %d school mosquittos (sum) VmRSS end / VmHWM | %ld kB / %ld kB |\n",
+                                       opt.edges, b->edge.rss, b->edge.hwm);
+                        }
                         printf("| bbt-sim CPU | %.1f %% of one core |\n", pct_cpu(&a->sim, &b->sim, secs));
                         printf("| bbt-sim VmRSS end / VmHWM | %ld kB / %ld kB |\n", b->sim.rss, b->sim.hwm);
                         printf("| connect storm: all connected | %.1f s |\n", t_all_connected - t_sim0);

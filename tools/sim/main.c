@@ -64,6 +64,7 @@ struct sim {
         uv_timer_t connect_timer, progress_timer, linger_timer, live_timer;
         uv_signal_t sigint, sigterm;
         bool stopping, quiet;
+        bool tail_over; /* the linger is over: no more tail heartbeats, only what is in flight */
         int exit_code;
 };
 
@@ -347,6 +348,12 @@ static void on_linger(uv_timer_t *h)
 {
         struct sim *s = h->data;
 
+        /* The linger is over: no new tail heartbeats (each one would make its
+         * terminal busy again, and with many terminals one is always busy
+         * when this looks); what is in flight and any resend being answered
+         * still finish. */
+        if (s->done_ms)
+                s->tail_over = true;
         /* Still answering a resend: wait for it. */
         if (s->done < s->n_clients)
                 return;
@@ -363,7 +370,7 @@ static void on_progress(uv_timer_t *h)
         /* After the week, the terminals run on as agents do: a live heartbeat
          * every 2 s while they linger, so a subscriber that missed messages
          * (a broker restarted without persistence) sees the gap and asks. */
-        if (s->done_ms && !s->stopping && mono_ms() - s->last_tail_ms >= 2000) {
+        if (s->done_ms && !s->stopping && !s->tail_over && mono_ms() - s->last_tail_ms >= 2000) {
                 s->last_tail_ms = mono_ms();
                 for (size_t i = 0; i < s->n_clients; i++)
                         if (s->clients[i].connected) {
