@@ -172,6 +172,8 @@ enum stmt {
         ST_SCHOOL_DAYS_ADD,
         ST_TERMINAL_SCHOOL,
         ST_DAY_MARK_SET,
+        ST_DAY_MARKS_LOCK,
+        ST_DAY_MARKS_MERGE,
         ST_SCHOOL_DAYS,
         ST_DAY_MARKS,
         ST_SEEN,
@@ -347,6 +349,25 @@ static const char *const sql[ST__COUNT] = {
                             " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (m.powered & ~$3::bigint) | $4,"
                             " used = (m.used & ~$3::bigint) | $5, lessons_lo = (m.lessons_lo & ~$6::bigint) | $8,"
                             " lessons_hi = (m.lessons_hi & ~$7::bigint) | $9",
+        /* A transaction's mark changes at once, one (terminal, span) at most
+         * once: $1 terminals, $2 spans, $3 the days' bits, $4, $5 powered,
+         * used, $6, $7 the days' nibbles in lessons_lo, lessons_hi, $8, $9
+         * the periods used there. LOCK inserts the new rows as they are after
+         * and locks the others in key order (as ST_SCHOOL_DAYS_ADD, no
+         * deadlock between writers); MERGE then clears and sets the bits of
+         * every row (a new one again: its bits are within the masks). */
+        [ST_DAY_MARKS_LOCK] = "INSERT INTO day_mark AS m(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
+                              " SELECT x.s, x.t, x.p, x.u, x.lo, x.hi FROM unnest($1::bigint[], $2::bigint[],"
+                              " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                              " $9::bigint[]) AS x(t, s, b, p, u, lm, hm, lo, hi)"
+                              " ORDER BY 1, 2 ON CONFLICT(span, terminal_id) DO UPDATE SET powered = m.powered"
+                              " WHERE false",
+        [ST_DAY_MARKS_MERGE] = "UPDATE day_mark AS m SET powered = (m.powered & ~x.b) | x.p,"
+                               " used = (m.used & ~x.b) | x.u, lessons_lo = (m.lessons_lo & ~x.lm) | x.lo,"
+                               " lessons_hi = (m.lessons_hi & ~x.hm) | x.hi FROM unnest($1::bigint[], $2::bigint[],"
+                               " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                               " $9::bigint[]) AS x(t, s, b, p, u, lm, hm, lo, hi)"
+                               " WHERE m.span = x.s AND m.terminal_id = x.t",
         [ST_SCHOOL_DAYS] = "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms,"
                            " hb_received, on_all_ms FROM school_day WHERE day BETWEEN $3 AND $4"
                            " AND ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
@@ -1391,9 +1412,21 @@ static void day_from_row(const PGresult *res, int first, struct bbt_day_rollup *
         d->on_all_ms = col_i64(res, 0, first + 16);
 }
 
-/* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
+/* A transaction's mark changes, merged per (terminal, span) before they are written. */
+struct mark_change {
+        int64_t terminal_id;
+        struct bbt_agg_mark m;
+};
+
+struct marks {
+        struct mark_change *v;
+        size_t n, cap;
+};
+
+/* The day aggregates follow one terminal-day going from BEFORE to AFTER; its
+ * mark goes into STAGE if not NULL (marks_write writes it), else to the store now. */
 static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
-                          const struct bbt_day_rollup *after)
+                          const struct bbt_day_rollup *after, struct marks *stage)
 {
         struct bbt_day_totals change;
         struct bbt_agg_mark m;
@@ -1416,6 +1449,13 @@ static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, 
                 r = pending_write(q);
         if (r < 0 || k == 1)
                 return r;
+        if (stage) {
+                r = bbt_array_reserve((void **)&stage->v, &stage->cap, stage->n + 1, sizeof(*stage->v));
+                if (r < 0)
+                        return r;
+                stage->v[stage->n++] = (struct mark_change){ .terminal_id = terminal_id, .m = m };
+                return 0;
+        }
         p_int(&p, terminal_id);
         p_int(&p, m.span);
         p_int(&p, m.bit);
@@ -1459,7 +1499,7 @@ static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         day_from_row(res, 0, &after);
         PQclear(res);
         bbt_day_rollup_before(&after, d, &before);
-        return aggregates_add(q, terminal_id, d->day, &before, &after);
+        return aggregates_add(q, terminal_id, d->day, &before, &after, NULL);
 }
 
 /* ---- staged writes: a transaction's rollup changes and usage intervals ---- */
@@ -1544,12 +1584,72 @@ static int arrs_params(struct arr *cols, size_t n, struct params *p)
         return r;
 }
 
+static int mark_cmp(const void *a, const void *b)
+{
+        const struct mark_change *x = a, *y = b;
+
+        if (x->terminal_id != y->terminal_id)
+                return x->terminal_id < y->terminal_id ? -1 : 1;
+        return x->m.span < y->m.span ? -1 : x->m.span > y->m.span;
+}
+
+/* Writes the mark changes of STAGE: merged per (terminal, span), a later
+ * change's bits over an earlier's, then two statements over arrays. */
+static int marks_write(struct pg_store *q, struct marks *stage)
+{
+        struct arr col[9];
+        struct params p = { 0 };
+        size_t n = 0;
+        int r = 0;
+
+        if (!stage->n)
+                return 0;
+        qsort(stage->v, stage->n, sizeof(*stage->v), mark_cmp); /* stable enough: one change a terminal-day */
+        for (size_t i = 0; i < stage->n; i++) {
+                struct mark_change *o = &stage->v[n], *x = &stage->v[i];
+
+                if (i > 0 && o->terminal_id == x->terminal_id && o->m.span == x->m.span) {
+                        o->m.powered = (o->m.powered & ~x->m.bit) | x->m.powered;
+                        o->m.used = (o->m.used & ~x->m.bit) | x->m.used;
+                        o->m.lo = (o->m.lo & ~x->m.lo_mask) | x->m.lo;
+                        o->m.hi = (o->m.hi & ~x->m.hi_mask) | x->m.hi;
+                        o->m.bit |= x->m.bit;
+                        o->m.lo_mask |= x->m.lo_mask;
+                        o->m.hi_mask |= x->m.hi_mask;
+                } else {
+                        stage->v[i > 0 ? ++n : n] = *x;
+                }
+        }
+        n++;
+        memset(col, 0, sizeof(col));
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                const struct mark_change *x = &stage->v[i];
+                const int64_t v[9] = { x->terminal_id, x->m.span, x->m.bit, x->m.powered, x->m.used,
+                                       x->m.lo_mask, x->m.hi_mask, x->m.lo, x->m.hi };
+
+                for (size_t k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
+                        r = arr_num(&col[k], v[k]);
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_DAY_MARKS_LOCK, &p, "day aggregates", NULL);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
+        if (r == 0)
+                r = run(q, ST_DAY_MARKS_MERGE, &p, "day aggregates", NULL);
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        return r;
+}
+
 /* Writes the staged rollup changes (one statement) and follows each row
- * into the day aggregates: its change is the staged sum, telescoped. */
+ * into the day aggregates: its change is the staged sum, telescoped; the
+ * marks it changes are written together at the end. */
 static int days_write(struct pg_store *q)
 {
         struct arr col[22];
         struct params p = { 0 };
+        struct marks marks = { 0 };
         PGresult *res = NULL;
         int r = 0, rows;
 
@@ -1605,9 +1705,12 @@ static int days_write(struct pg_store *q)
                 if (!x->used)
                         continue; /* not ours: cannot be */
                 bbt_day_rollup_before(&after, &x->d, &before);
-                r = aggregates_add(q, terminal_id, day, &before, &after);
+                r = aggregates_add(q, terminal_id, day, &before, &after, &marks);
         }
         PQclear(res);
+        if (r == 0)
+                r = marks_write(q, &marks);
+        free(marks.v);
         if (r == 0) {
                 memset(q->days, 0, q->cap_days * sizeof(*q->days));
                 q->n_days = 0;

@@ -20,9 +20,10 @@
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
 
-struct bench_county_opts bench_county = { .schools = 800, .per_school = 25, .seed = 1 };
+struct bench_county_opts bench_county = { .schools = 800, .per_school = 25, .seed = 1, .schools_per_tx = 1 };
 
 static unsigned long long rng_state;
+static unsigned long long rng_after_registry; /* where every store build starts: the same data each time */
 
 static uint32_t rnd(void)
 {
@@ -94,6 +95,7 @@ void bench_county_write_registry(char *schools, char *terminals, size_t size)
                         fprintf(f, "%s,T%02d,%d年级(%d)班,展台、音箱、触摸框\n", bench_county_school(s, code, sizeof(code)),
                                 t + 1, t / 4 + 1, t % 4 + 1);
         bench_finish(f, terminals);
+        rng_after_registry = rng_state;
 }
 
 
@@ -157,6 +159,7 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
         bool *school_day;
         int r;
 
+        rng_state = rng_after_registry;
         if (!errs || bbt_calendar_new(&cal) < 0)
                 bench_die("out of memory");
         if (bbt_calendar_load_days(cal, calendar_path, errs) < 0)
@@ -173,7 +176,7 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
 
                 bench_check_signal();
                 bench_county_school(sc, code, sizeof(code));
-                if (bbt_store_begin(s) < 0)
+                if (sc % bench_county.schools_per_tx == 0 && bbt_store_begin(s) < 0)
                         bench_die("store: %s", bbt_store_error(s));
                 for (int t = 0; t < bench_county.per_school; t++) {
                         struct bbt_store_terminal row;
@@ -224,8 +227,13 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
                                 b.faults++;
                         }
                 }
-                if (bbt_store_commit(s) < 0)
-                        bench_die("store: %s", bbt_store_error(s));
+                if ((sc + 1) % bench_county.schools_per_tx == 0 || sc + 1 == bench_county.schools) {
+                        if (bbt_store_commit(s) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                }
+                if (bench_county.progress && (sc + 1) * 10 / bench_county.schools != sc * 10 / bench_county.schools)
+                        fprintf(stderr, "%s: %s: %d of %d schools stored (%.0f s)\n", bench_prog,
+                                bench_county.progress, sc + 1, bench_county.schools, bench_now() - t0);
         }
         {
                 /* What bbt-aggregator records with the default settings: the
