@@ -122,8 +122,8 @@ static const char *const migrations[] = {
         /* 4 → 5: nothing here. SQLite's schema 5 adds the marks' seen bits and
          * packs its day aggregates 32 days to a row (store_sqlite.c) for its
          * reports' speed; this backend keeps a row a school-day and a mark a
-         * terminal-span, and reads last seen to the day from its rollups
-         * (seen_days_each is NULL: store.c derives it from seen_each). */
+         * terminal-span, and reads last seen to the day from an index of its
+         * rollups (READ_INDEXES). */
         "SELECT 1;",
         /* 5 → 6: the terminals' one-off events (the power schedule's) and
          * wired NICs (Wake-on-LAN). */
@@ -140,6 +140,13 @@ static const char *const migrations[] = {
         "CREATE INDEX audit_sent ON audit(sent_ms);",
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* Indexes for this backend's report queries alone (SQLite's reports read its
+ * packed tables instead): not part of the versioned schema, made if missing
+ * whenever a writer opens the store, under the migrations' lock.
+ * day_rollup_seen: the latest day with a message of each terminal
+ * (ST_SEEN_DAYS) from the index alone. */
+#define READ_INDEXES "CREATE INDEX IF NOT EXISTS day_rollup_seen ON day_rollup(terminal_id, day) WHERE last_msg_ms > 0"
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -177,6 +184,7 @@ enum stmt {
         ST_SCHOOL_DAYS,
         ST_DAY_MARKS,
         ST_SEEN,
+        ST_SEEN_DAYS,
         ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
@@ -372,8 +380,11 @@ static const char *const sql[ST__COUNT] = {
                            " hb_received, on_all_ms FROM school_day WHERE day BETWEEN $3 AND $4"
                            " AND ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
                            " ORDER BY day, county, school",
+        /* The scope's subquery only when there is a scope (a semi-join of
+         * every mark with the terminal table otherwise). */
         [ST_DAY_MARKS] = "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"
-                         " WHERE span BETWEEN $3::bigint >> 5 AND $4::bigint >> 5 AND terminal_id" IN_SCOPE
+                         " WHERE span BETWEEN $3::bigint >> 5 AND $4::bigint >> 5"
+                         " AND (($1::text IS NULL AND $2::text IS NULL) OR terminal_id" IN_SCOPE ")"
                          " ORDER BY span, terminal_id",
         [ST_SEEN] = "SELECT t.id, COALESCE((SELECT d.last_msg_ms FROM day_rollup d WHERE d.terminal_id = t.id"
                     " AND d.day BETWEEN $3 AND $4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"
@@ -381,6 +392,12 @@ static const char *const sql[ST__COUNT] = {
                     " AND d.day BETWEEN $3 AND $4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0)"
                     " FROM terminal t WHERE ($1::text IS NULL OR t.county = $1) AND ($2::text IS NULL OR t.school = $2)"
                     " ORDER BY t.id",
+        /* The latest day with a message, from the partial index day_rollup_seen
+         * alone (no table page): one seek a terminal. */
+        [ST_SEEN_DAYS] = "SELECT t.id, COALESCE((SELECT d.day FROM day_rollup d WHERE d.terminal_id = t.id"
+                         " AND d.day BETWEEN $3 AND $4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1),"
+                         " -2147483648) FROM terminal t WHERE ($1::text IS NULL OR t.county = $1)"
+                         " AND ($2::text IS NULL OR t.school = $2) ORDER BY t.id",
         /* $1: the UTC offset in ms. Days are floor((ms + $1) / 86400000), as SQLite divides (ms > 0). */
         [ST_DAYS_HISTORY_REBUILD] =
                 "INSERT INTO day_rollup AS d(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3,"
@@ -552,10 +569,12 @@ static int fail_res(struct pg_store *q, const PGresult *res, const char *what)
 /* What every session sets, at open and after a reconnect: UTF-8; notices
  * kept quiet; a statement waiting for a lock longer than a minute is an
  * error (the batch is rolled back and retried) rather than a hung
- * aggregator; a read-only store refuses writes in the server too. */
+ * aggregator; a read-only store refuses writes in the server too, and
+ * compiles no query (JIT costs a report's queries tens of ms, gains nothing). */
 static int session_setup(struct pg_store *q)
 {
         PGresult *res = PQexec(q->conn, q->read_only ? "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+                                                       " SET jit = off;"
                                                        " SET lock_timeout = '60s';"
                                                        " SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
                                                      : "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
@@ -1971,6 +1990,26 @@ static int pg_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return each_staged(of(s), ST_SEEN, &p, "history", seen_row, (void *)cb, u);
 }
 
+static int seen_day_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_seen_day *) = (int (*)(void *, const struct bbt_store_seen_day *))cb;
+        struct bbt_store_seen_day seen = {
+                .terminal_id = col_i64(res, 0, 0),
+                .day = (int32_t)col_i64(res, 0, 1),
+        };
+
+        return fn(u, &seen);
+}
+
+static int pg_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, scope->from_day, scope->to_day);
+        return each_staged(of(s), ST_SEEN_DAYS, &p, "history", seen_day_row, (void *)cb, u);
+}
+
 static int pg_days_history_rebuild(struct bbt_store *s, int offset_min)
 {
         struct params p = { 0 };
@@ -2409,6 +2448,7 @@ static const struct bbt_store_ops pg_ops = {
         .school_days_each = pg_school_days_each,
         .day_marks_each = pg_day_marks_each,
         .seen_each = pg_seen_each,
+        .seen_days_each = pg_seen_days_each,
         .days_history_rebuild = pg_days_history_rebuild,
         .loss_add = pg_loss_add,
         .losses_each = pg_losses_each,
@@ -2491,7 +2531,17 @@ static int migrate(struct pg_store *q, const char *where, char *err, size_t err_
                         return r;
                 }
                 version = schema_version(q, where, err, err_size);
-                if (version < 0 || version >= BBT_STORE_SCHEMA_VERSION) {
+                if (version == BBT_STORE_SCHEMA_VERSION) {
+                        r = command(q, READ_INDEXES, "migrate");
+                        if (r == 0)
+                                r = command(q, "COMMIT", "migrate");
+                        if (r < 0) {
+                                snprintf(err, err_size, "%s: %s", where, q->base.error);
+                                command(q, "ROLLBACK", "migrate");
+                        }
+                        return r;
+                }
+                if (version < 0 || version > BBT_STORE_SCHEMA_VERSION) {
                         command(q, "ROLLBACK", "migrate");
                         if (version > BBT_STORE_SCHEMA_VERSION) {
                                 snprintf(err, err_size, "%s: schema version %d is newer than this build's %d; upgrade bbt",

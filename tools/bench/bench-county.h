@@ -8,13 +8,16 @@
  * day, one day rollup (day_add, which keeps the day aggregates) with seeded
  * random but plausible values (about 92 % of terminal-days powered, 2–9 h
  * on, a share of it active, the eight periods' active time, the heartbeats),
- * one transaction per bench_county.schools_per_tx schools; a few open faults; the rollup rules and day
+ * one transaction per bench_county.schools_per_tx schools (or, with
+ * bench_county.by_day, one a day over every terminal, the order in which
+ * ingest writes: what PostgreSQL's tables' physical order follows); a few open faults; the rollup rules and day
  * rule bbt-aggregator would record. Every build of one program run holds the
  * same data (the generator restarts where the registry left it), whatever
  * the store. Everything that fails calls bench_die(). */
 #ifndef BBT_BENCH_COUNTY_H
 #define BBT_BENCH_COUNTY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -24,6 +27,7 @@ extern struct bench_county_opts {
         int schools, per_school;
         unsigned seed;
         int schools_per_tx;   /* schools written in one store transaction (1) */
+        bool by_day;          /* build as ingest writes: a transaction a day over every terminal, not a school at a time */
         const char *progress; /* non-NULL: say on stderr, under this name, each tenth of the schools stored */
 } bench_county;
 

@@ -204,6 +204,8 @@ static void usage(FILE *out)
                 "      --postgresql URI  also build the store in a new database on the PostgreSQL server\n"
                 "                        at URI (postgresql://USER@HOST:PORT) and time the reports there\n"
                 "      --tx-schools N    schools per store transaction while building (default 1)\n"
+                "      --by-day          build as ingest writes: a transaction a day over every terminal\n"
+                "                        (PostgreSQL's tables then lie in the order ingest gives them)\n"
                 "      --seed S          generator seed (default 1)\n"
                 "      --report PATH     bbt-report to run (default the one built with this)\n"
                 "  -k, --keep            keep the temporary directory (CSVs, config, store, outputs) and\n"
@@ -242,6 +244,7 @@ int main(int argc, char **argv)
                 { "no-rows", no_argument, NULL, 'N' },
                 { "postgresql", required_argument, NULL, 'G' },
                 { "tx-schools", required_argument, NULL, 'X' },
+                { "by-day", no_argument, NULL, 'D' },
                 { "seed", required_argument, NULL, 's' },
                 { "report", required_argument, NULL, 'R' },
                 { "keep", no_argument, NULL, 'k' },
@@ -292,6 +295,9 @@ int main(int argc, char **argv)
                 case 'X':
                         bench_county.schools_per_tx = (int)bench_number("--tx-schools", optarg, 1, 100000);
                         break;
+                case 'D':
+                        bench_county.by_day = true;
+                        break;
                 case 's':
                         bench_county.seed = (unsigned)bench_number("--seed", optarg, 0, 4294967295LL);
                         break;
@@ -334,9 +340,9 @@ int main(int argc, char **argv)
         fprintf(f, "[store]\npath = %s\n[registry]\nschools = %s\nterminals = %s\ncalendar = %s\n", store, schools,
                 terminals, calendar);
         bench_finish(f, conf);
-        printf("report-bench: %d schools × %d terminals = %d terminals; %s..%s; %d school(s) a transaction\n",
-               bench_county.schools, bench_county.per_school, bench_county.schools * bench_county.per_school,
-               opt.from, opt.to, bench_county.schools_per_tx);
+        printf("report-bench: %d schools × %d terminals = %d terminals; %s..%s; built %s\n", bench_county.schools,
+               bench_county.per_school, bench_county.schools * bench_county.per_school, opt.from, opt.to,
+               bench_county.by_day ? "a day a transaction" : bench_county.schools_per_tx > 1 ? "schools a transaction" : "a school a transaction");
 
         bench_county.progress = "sqlite";
         b = bench_county_build_store(store, calendar, from, to);
