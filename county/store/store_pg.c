@@ -185,6 +185,7 @@ enum stmt {
         ST_DAY_MARKS,
         ST_SEEN,
         ST_SEEN_DAYS,
+        ST_TERMINALS_BRIEF,
         ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
@@ -398,6 +399,11 @@ static const char *const sql[ST__COUNT] = {
                          " AND d.day BETWEEN $3 AND $4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1),"
                          " -2147483648) FROM terminal t WHERE ($1::text IS NULL OR t.county = $1)"
                          " AND ($2::text IS NULL OR t.school = $2) ORDER BY t.id",
+        /* What reports read of a terminal's row (not its last heartbeat's JSON, its names, its OS). */
+        [ST_TERMINALS_BRIEF] = "SELECT id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
+                               " skipped, conflicts, spool_dropped, first_seen_ms, online, version FROM terminal"
+                               " WHERE ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
+                               " ORDER BY id",
         /* $1: the UTC offset in ms. Days are floor((ms + $1) / 86400000), as SQLite divides (ms > 0). */
         [ST_DAYS_HISTORY_REBUILD] =
                 "INSERT INTO day_rollup AS d(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3,"
@@ -2010,6 +2016,41 @@ static int pg_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *
         return each_staged(of(s), ST_SEEN_DAYS, &p, "history", seen_day_row, (void *)cb, u);
 }
 
+static int terminal_brief_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_terminal_brief *) =
+                (int (*)(void *, const struct bbt_store_terminal_brief *))cb;
+        struct bbt_store_terminal_brief t;
+
+        memset(&t, 0, sizeof(t));
+        t.id = col_i64(res, 0, 0);
+        copy_col(res, 0, 1, t.county, sizeof(t.county));
+        copy_col(res, 0, 2, t.school, sizeof(t.school));
+        copy_col(res, 0, 3, t.terminal, sizeof(t.terminal));
+        t.first_seq = col_i64(res, 0, 4);
+        t.high_seq = col_i64(res, 0, 5);
+        t.received = col_i64(res, 0, 6);
+        t.duplicates = col_i64(res, 0, 7);
+        t.lost = col_i64(res, 0, 8);
+        t.skipped = col_i64(res, 0, 9);
+        t.conflicts = col_i64(res, 0, 10);
+        t.spool_dropped = col_i64(res, 0, 11);
+        t.first_seen_ms = col_i64(res, 0, 12);
+        t.online = col_i64(res, 0, 13) != 0;
+        copy_col(res, 0, 14, t.version, sizeof(t.version));
+        return fn(u, &t);
+}
+
+static int pg_terminals_brief_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                   int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, 0, 0);
+        p.n = 2;
+        return each_staged(of(s), ST_TERMINALS_BRIEF, &p, "terminals", terminal_brief_row, (void *)cb, u);
+}
+
 static int pg_days_history_rebuild(struct bbt_store *s, int offset_min)
 {
         struct params p = { 0 };
@@ -2449,6 +2490,7 @@ static const struct bbt_store_ops pg_ops = {
         .day_marks_each = pg_day_marks_each,
         .seen_each = pg_seen_each,
         .seen_days_each = pg_seen_days_each,
+        .terminals_brief_each = pg_terminals_brief_each,
         .days_history_rebuild = pg_days_history_rebuild,
         .loss_add = pg_loss_add,
         .losses_each = pg_losses_each,

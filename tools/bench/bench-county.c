@@ -23,7 +23,19 @@
 struct bench_county_opts bench_county = { .schools = 800, .per_school = 25, .seed = 1, .schools_per_tx = 1 };
 
 static unsigned long long rng_state;
-static unsigned long long rng_after_registry; /* where every store build starts: the same data each time */
+
+/* Restarts the generator for one thing of the store: school, terminal or
+ * terminal-day (WHAT, INDEX, DAY), so that a value does not depend on the
+ * order the store is built in. */
+static void rng_at(int what, long index, int32_t day)
+{
+        unsigned long long z = (unsigned long long)bench_county.seed * 0x9e3779b97f4a7c15ull ^
+                               (unsigned long long)what << 56 ^ (unsigned long long)index << 24 ^ (uint32_t)day;
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        rng_state = z ^ (z >> 31);
+}
 
 static uint32_t rnd(void)
 {
@@ -95,7 +107,6 @@ void bench_county_write_registry(char *schools, char *terminals, size_t size)
                         fprintf(f, "%s,T%02d,%d年级(%d)班,展台、音箱、触摸框\n", bench_county_school(s, code, sizeof(code)),
                                 t + 1, t / 4 + 1, t % 4 + 1);
         bench_finish(f, terminals);
-        rng_after_registry = rng_state;
 }
 
 
@@ -149,6 +160,7 @@ static void make_day(struct bbt_day_rollup *d, int32_t day, int quality)
 /* Terminal T of school SC (code CODE) as the store knows it at the end of the year (but its seqs). */
 static void make_terminal(struct bbt_store_terminal *row, int sc, int t, const char *code, int32_t from, int64_t end_ms)
 {
+        rng_at(1, (long)sc * bench_county.per_school + t, 0);
         memset(row, 0, sizeof(*row));
         snprintf(row->county, sizeof(row->county), "%s", COUNTY);
         snprintf(row->school, sizeof(row->school), "%s", code);
@@ -168,9 +180,10 @@ static void make_terminal(struct bbt_store_terminal *row, int sc, int t, const c
 }
 
 /* About 3 % of terminals: an open fault. */
-static void maybe_fault(struct bbt_store *s, const struct bbt_store_terminal *row, int64_t end_ms,
+static void maybe_fault(struct bbt_store *s, long terminal, const struct bbt_store_terminal *row, int64_t end_ms,
                         struct bench_county_built *b)
 {
+        rng_at(2, terminal, 0);
         if (rnd() % 100 < 3) {
                 struct bbt_store_fault f = { .terminal_id = row->id, .severity = BBT_SEVERITY_WARNING,
                                              .raised_ms = end_ms - uni(HOUR_MS, 30 * 24 * HOUR_MS) };
@@ -182,6 +195,13 @@ static void maybe_fault(struct bbt_store *s, const struct bbt_store_terminal *ro
                         bench_die("store: %s", bbt_store_error(s));
                 b->faults++;
         }
+}
+
+/* How often school SC switches its terminals on, in percent of days. */
+static int school_quality(int sc)
+{
+        rng_at(3, sc, 0);
+        return 70 + (int)(rnd() % 28);
 }
 
 static void progress(const char *unit, long done, long all, double t0)
@@ -198,7 +218,7 @@ static void build_by_school(struct bbt_store *s, const bool *school_day, int32_t
         char code[32];
 
         for (int sc = 0; sc < bench_county.schools; sc++) {
-                int quality = 70 + (int)(rnd() % 28); /* how often this school switches on */
+                int quality = school_quality(sc);
 
                 bench_check_signal();
                 bench_county_school(sc, code, sizeof(code));
@@ -216,6 +236,7 @@ static void build_by_school(struct bbt_store *s, const bool *school_day, int32_t
 
                                 if (!school_day[d - from])
                                         continue;
+                                rng_at(4, (long)sc * bench_county.per_school + t, d);
                                 make_day(&dr, d, quality);
                                 seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
                                 if (bbt_store_day_add(s, row.id, &dr) < 0)
@@ -226,7 +247,7 @@ static void build_by_school(struct bbt_store *s, const bool *school_day, int32_t
                         row.received = seq;
                         if (bbt_store_terminal_update(s, &row) < 0)
                                 bench_die("store: %s", bbt_store_error(s));
-                        maybe_fault(s, &row, end_ms, b);
+                        maybe_fault(s, (long)sc * bench_county.per_school + t, &row, end_ms, b);
                 }
                 if ((sc + 1) % bench_county.schools_per_tx == 0 || sc + 1 == bench_county.schools) {
                         if (bbt_store_commit(s) < 0)
@@ -251,7 +272,7 @@ static void build_by_day(struct bbt_store *s, const bool *school_day, int32_t fr
         if (bbt_store_begin(s) < 0)
                 bench_die("store: %s", bbt_store_error(s));
         for (int sc = 0; sc < bench_county.schools; sc++) {
-                quality[sc] = 70 + (int)(rnd() % 28);
+                quality[sc] = school_quality(sc);
                 bench_county_school(sc, code, sizeof(code));
                 for (int t = 0; t < bench_county.per_school; t++) {
                         struct bbt_store_terminal *row = &rows[(size_t)sc * (size_t)bench_county.per_school + (size_t)t];
@@ -272,6 +293,7 @@ static void build_by_day(struct bbt_store *s, const bool *school_day, int32_t fr
                 for (size_t i = 0; i < n; i++) {
                         struct bbt_day_rollup dr;
 
+                        rng_at(4, (long)i, d);
                         make_day(&dr, d, quality[i / (size_t)bench_county.per_school]);
                         rows[i].high_seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
                         if (bbt_store_day_add(s, rows[i].id, &dr) < 0)
@@ -288,7 +310,7 @@ static void build_by_day(struct bbt_store *s, const bool *school_day, int32_t fr
                 rows[i].received = rows[i].high_seq;
                 if (bbt_store_terminal_update(s, &rows[i]) < 0)
                         bench_die("store: %s", bbt_store_error(s));
-                maybe_fault(s, &rows[i], end_ms, b);
+                maybe_fault(s, (long)i, &rows[i], end_ms, b);
         }
         if (bbt_store_commit(s) < 0)
                 bench_die("store: %s", bbt_store_error(s));
@@ -310,7 +332,6 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
         bool *school_day;
         int r;
 
-        rng_state = rng_after_registry;
         if (!errs || bbt_calendar_new(&cal) < 0)
                 bench_die("out of memory");
         if (bbt_calendar_load_days(cal, calendar_path, errs) < 0)

@@ -11,9 +11,9 @@
  * one transaction per bench_county.schools_per_tx schools (or, with
  * bench_county.by_day, one a day over every terminal, the order in which
  * ingest writes: what PostgreSQL's tables' physical order follows); a few open faults; the rollup rules and day
- * rule bbt-aggregator would record. Every build of one program run holds the
- * same data (the generator restarts where the registry left it), whatever
- * the store. Everything that fails calls bench_die(). */
+ * rule bbt-aggregator would record. Every build with the same seed holds the
+ * same data, whatever the store and the order (the generator restarts for each
+ * school, terminal and terminal-day). Everything that fails calls bench_die(). */
 #ifndef BBT_BENCH_COUNTY_H
 #define BBT_BENCH_COUNTY_H
 

@@ -67,6 +67,7 @@ static struct {
         const char *pg;      /* --postgresql: a server's base URI; NULL: SQLite only */
         char reports[128];   /* --reports, comma-separated */
         bool rows;           /* time the row scan too */
+        bool pg_by_day;      /* --by-day: build the PostgreSQL store a day at a time */
 } opt = {
         .runs = 5,
         .from = "2025-09-01",
@@ -204,8 +205,9 @@ static void usage(FILE *out)
                 "      --postgresql URI  also build the store in a new database on the PostgreSQL server\n"
                 "                        at URI (postgresql://USER@HOST:PORT) and time the reports there\n"
                 "      --tx-schools N    schools per store transaction while building (default 1)\n"
-                "      --by-day          build as ingest writes: a transaction a day over every terminal\n"
-                "                        (PostgreSQL's tables then lie in the order ingest gives them)\n"
+                "      --by-day          build the PostgreSQL store as ingest writes: a transaction a day\n"
+                "                        over every terminal (its tables then lie in the order ingest\n"
+                "                        gives them); the same data either way\n"
                 "      --seed S          generator seed (default 1)\n"
                 "      --report PATH     bbt-report to run (default the one built with this)\n"
                 "  -k, --keep            keep the temporary directory (CSVs, config, store, outputs) and\n"
@@ -296,7 +298,7 @@ int main(int argc, char **argv)
                         bench_county.schools_per_tx = (int)bench_number("--tx-schools", optarg, 1, 100000);
                         break;
                 case 'D':
-                        bench_county.by_day = true;
+                        opt.pg_by_day = true;
                         break;
                 case 's':
                         bench_county.seed = (unsigned)bench_number("--seed", optarg, 0, 4294967295LL);
@@ -340,9 +342,10 @@ int main(int argc, char **argv)
         fprintf(f, "[store]\npath = %s\n[registry]\nschools = %s\nterminals = %s\ncalendar = %s\n", store, schools,
                 terminals, calendar);
         bench_finish(f, conf);
-        printf("report-bench: %d schools × %d terminals = %d terminals; %s..%s; built %s\n", bench_county.schools,
-               bench_county.per_school, bench_county.schools * bench_county.per_school, opt.from, opt.to,
-               bench_county.by_day ? "a day a transaction" : bench_county.schools_per_tx > 1 ? "schools a transaction" : "a school a transaction");
+        printf("report-bench: %d schools × %d terminals = %d terminals; %s..%s; SQLite built %d school(s) a "
+               "transaction%s\n", bench_county.schools, bench_county.per_school,
+               bench_county.schools * bench_county.per_school, opt.from, opt.to, bench_county.schools_per_tx,
+               !opt.pg ? "" : opt.pg_by_day ? ", PostgreSQL a day a transaction" : ", PostgreSQL the same");
 
         bench_county.progress = "sqlite";
         b = bench_county_build_store(store, calendar, from, to);
@@ -368,6 +371,7 @@ int main(int argc, char **argv)
                         schools, terminals, calendar);
                 bench_finish(f, pg_conf);
                 bench_county.progress = "postgresql";
+                bench_county.by_day = opt.pg_by_day;
                 b = bench_county_build_store(pg_store, calendar, from, to);
                 snprintf(q.path, sizeof(q.path), "%s", pg_store);
                 if (!bench_store_open(&q))
