@@ -144,9 +144,9 @@ _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migr
 /* Indexes for this backend's report queries alone (SQLite's reports read its
  * packed tables instead): not part of the versioned schema, made if missing
  * whenever a writer opens the store, under the migrations' lock.
- * day_rollup_seen: the latest day with a message of each terminal
- * (ST_SEEN_DAYS) from the index alone. */
-#define READ_INDEXES "CREATE INDEX IF NOT EXISTS day_rollup_seen ON day_rollup(terminal_id, day) WHERE last_msg_ms > 0"
+ * day_rollup_recent: the days with a message, by day (ST_SEEN_DAYS reads the
+ * last two weeks of a range from it alone). */
+#define READ_INDEXES "CREATE INDEX IF NOT EXISTS day_rollup_recent ON day_rollup(day, terminal_id) WHERE last_msg_ms > 0"
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -393,11 +393,16 @@ static const char *const sql[ST__COUNT] = {
                     " AND d.day BETWEEN $3 AND $4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0)"
                     " FROM terminal t WHERE ($1::text IS NULL OR t.county = $1) AND ($2::text IS NULL OR t.school = $2)"
                     " ORDER BY t.id",
-        /* The latest day with a message, from the partial index day_rollup_seen
-         * alone (no table page): one seek a terminal. */
-        [ST_SEEN_DAYS] = "SELECT t.id, COALESCE((SELECT d.day FROM day_rollup d WHERE d.terminal_id = t.id"
-                         " AND d.day BETWEEN $3 AND $4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1),"
-                         " -2147483648) FROM terminal t WHERE ($1::text IS NULL OR t.county = $1)"
+        /* The latest day with a message: for the terminals heard in the
+         * range's last 14 days, from those days' entries of the partial index
+         * day_rollup_recent alone (a few pages a day, no table page); a seek
+         * of its own only for the others (silent for two weeks, or never). */
+        [ST_SEEN_DAYS] = "SELECT t.id, COALESCE(r.day, (SELECT d.day FROM day_rollup d WHERE d.terminal_id = t.id"
+                         " AND d.day BETWEEN $3::bigint AND $4::bigint - 14 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1),"
+                         " -2147483648) FROM terminal t LEFT JOIN (SELECT terminal_id, max(day) AS day FROM day_rollup"
+                         " WHERE day BETWEEN greatest($3::bigint, $4::bigint - 13) AND $4::bigint AND last_msg_ms > 0"
+                         " GROUP BY terminal_id) r"
+                         " ON r.terminal_id = t.id WHERE ($1::text IS NULL OR t.county = $1)"
                          " AND ($2::text IS NULL OR t.school = $2) ORDER BY t.id",
         /* What reports read of a terminal's row (not its last heartbeat's JSON, its names, its OS). */
         [ST_TERMINALS_BRIEF] = "SELECT id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
