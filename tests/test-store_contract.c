@@ -1225,6 +1225,21 @@ static void aggregates_case(const char *location)
         ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0 ? "b:32:p/1 c:32:p/1 x:40:p/12"
                                                                                 : "b:32:p/1 c:32:p/1 y:40:p/12");
 
+        /* Several days of one terminal's 32 in one transaction, with no read
+         * between: an existing mark's lessons replaced (1 → 2), not or-ed. */
+        ASSERT_OK(bbt_store_begin(s));
+        d = (struct bbt_day_rollup){ .day = 32, .active_ms = 4 * M, .period_active_ms = { 0, M } };
+        ASSERT_OK(bbt_store_day_add(s, b, &d)); /* 10 min active: used; 12 and 10 min: 2 periods */
+        d = (struct bbt_day_rollup){ .day = 33, .on_ms = M, .period_active_ms = { 10 * M } };
+        ASSERT_OK(bbt_store_day_add(s, b, &d));
+        d = (struct bbt_day_rollup){ .day = 34, .hb_count = 3 };
+        ASSERT_OK(bbt_store_day_add(s, b, &d));
+        ASSERT_OK(bbt_store_commit(s));
+        aggregates_of(s, &scope, days2, marks2);
+        ASSERT_STR_EQ(marks2, strcmp(code_of(names[n_names - 1].id), "x") == 0
+                                      ? "b:32:pu/2 b:33:p/1 c:32:p/1 x:40:p/12"
+                                      : "b:32:pu/2 b:33:p/1 c:32:p/1 y:40:p/12");
+
         /* Cleared with the rollups' usage for a rebuild. */
         ASSERT_OK(bbt_store_days_clear(s));
         aggregates_of(s, NULL, days, marks);

@@ -122,8 +122,8 @@ static const char *const migrations[] = {
         /* 4 → 5: nothing here. SQLite's schema 5 adds the marks' seen bits and
          * packs its day aggregates 32 days to a row (store_sqlite.c) for its
          * reports' speed; this backend keeps a row a school-day and a mark a
-         * terminal-span, and reads last seen to the day from its rollups
-         * (seen_days_each is NULL: store.c derives it from seen_each). */
+         * terminal-span, and reads last seen to the day from an index of its
+         * rollups (READ_INDEXES). */
         "SELECT 1;",
         /* 5 → 6: the terminals' one-off events (the power schedule's) and
          * wired NICs (Wake-on-LAN). */
@@ -140,6 +140,13 @@ static const char *const migrations[] = {
         "CREATE INDEX audit_sent ON audit(sent_ms);",
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* Indexes for this backend's report queries alone (SQLite's reports read its
+ * packed tables instead): not part of the versioned schema, made if missing
+ * whenever a writer opens the store, under the migrations' lock.
+ * day_rollup_recent: the days with a message, by day (ST_SEEN_DAYS reads the
+ * last two weeks of a range from it alone). */
+#define READ_INDEXES "CREATE INDEX IF NOT EXISTS day_rollup_recent ON day_rollup(day, terminal_id) WHERE last_msg_ms > 0"
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -174,9 +181,13 @@ enum stmt {
         ST_SCHOOL_DAYS_ADD,
         ST_TERMINAL_SCHOOL,
         ST_DAY_MARK_SET,
+        ST_DAY_MARKS_LOCK,
+        ST_DAY_MARKS_MERGE,
         ST_SCHOOL_DAYS,
         ST_DAY_MARKS,
         ST_SEEN,
+        ST_SEEN_DAYS,
+        ST_TERMINALS_BRIEF,
         ST_DAYS_HISTORY_REBUILD,
         ST_LOSS_INSERT,
         ST_LOSSES,
@@ -355,12 +366,34 @@ static const char *const sql[ST__COUNT] = {
                             " ON CONFLICT(span, terminal_id) DO UPDATE SET powered = (m.powered & ~$3::bigint) | $4,"
                             " used = (m.used & ~$3::bigint) | $5, lessons_lo = (m.lessons_lo & ~$6::bigint) | $8,"
                             " lessons_hi = (m.lessons_hi & ~$7::bigint) | $9",
+        /* A transaction's mark changes at once, one (terminal, span) at most
+         * once: $1 terminals, $2 spans, $3 the days' bits, $4, $5 powered,
+         * used, $6, $7 the days' nibbles in lessons_lo, lessons_hi, $8, $9
+         * the periods used there. LOCK inserts the new rows as they are after
+         * and locks the others in key order (as ST_SCHOOL_DAYS_ADD, no
+         * deadlock between writers); MERGE then clears and sets the bits of
+         * every row (a new one again: its bits are within the masks). */
+        [ST_DAY_MARKS_LOCK] = "INSERT INTO day_mark AS m(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
+                              " SELECT x.s, x.t, x.p, x.u, x.lo, x.hi FROM unnest($1::bigint[], $2::bigint[],"
+                              " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                              " $9::bigint[]) AS x(t, s, b, p, u, lm, hm, lo, hi)"
+                              " ORDER BY 1, 2 ON CONFLICT(span, terminal_id) DO UPDATE SET powered = m.powered"
+                              " WHERE false",
+        [ST_DAY_MARKS_MERGE] = "UPDATE day_mark AS m SET powered = (m.powered & ~x.b) | x.p,"
+                               " used = (m.used & ~x.b) | x.u, lessons_lo = (m.lessons_lo & ~x.lm) | x.lo,"
+                               " lessons_hi = (m.lessons_hi & ~x.hm) | x.hi FROM unnest($1::bigint[], $2::bigint[],"
+                               " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
+                               " $9::bigint[]) AS x(t, s, b, p, u, lm, hm, lo, hi)"
+                               " WHERE m.span = x.s AND m.terminal_id = x.t",
         [ST_SCHOOL_DAYS] = "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms,"
                            " hb_received, on_all_ms FROM school_day WHERE day BETWEEN $3 AND $4"
                            " AND ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
                            " ORDER BY day, county, school",
+        /* The scope's subquery only when there is a scope (a semi-join of
+         * every mark with the terminal table otherwise). */
         [ST_DAY_MARKS] = "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"
-                         " WHERE span BETWEEN $3::bigint >> 5 AND $4::bigint >> 5 AND terminal_id" IN_SCOPE
+                         " WHERE span BETWEEN $3::bigint >> 5 AND $4::bigint >> 5"
+                         " AND (($1::text IS NULL AND $2::text IS NULL) OR terminal_id" IN_SCOPE ")"
                          " ORDER BY span, terminal_id",
         [ST_SEEN] = "SELECT t.id, COALESCE((SELECT d.last_msg_ms FROM day_rollup d WHERE d.terminal_id = t.id"
                     " AND d.day BETWEEN $3 AND $4 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1), 0),"
@@ -368,6 +401,22 @@ static const char *const sql[ST__COUNT] = {
                     " AND d.day BETWEEN $3 AND $4 AND d.last_active_ms > 0 ORDER BY d.day DESC LIMIT 1), 0)"
                     " FROM terminal t WHERE ($1::text IS NULL OR t.county = $1) AND ($2::text IS NULL OR t.school = $2)"
                     " ORDER BY t.id",
+        /* The latest day with a message: for the terminals heard in the
+         * range's last 14 days, from those days' entries of the partial index
+         * day_rollup_recent alone (a few pages a day, no table page); a seek
+         * of its own only for the others (silent for two weeks, or never). */
+        [ST_SEEN_DAYS] = "SELECT t.id, COALESCE(r.day, (SELECT d.day FROM day_rollup d WHERE d.terminal_id = t.id"
+                         " AND d.day BETWEEN $3::bigint AND $4::bigint - 14 AND d.last_msg_ms > 0 ORDER BY d.day DESC LIMIT 1),"
+                         " -2147483648) FROM terminal t LEFT JOIN (SELECT terminal_id, max(day) AS day FROM day_rollup"
+                         " WHERE day BETWEEN greatest($3::bigint, $4::bigint - 13) AND $4::bigint AND last_msg_ms > 0"
+                         " GROUP BY terminal_id) r"
+                         " ON r.terminal_id = t.id WHERE ($1::text IS NULL OR t.county = $1)"
+                         " AND ($2::text IS NULL OR t.school = $2) ORDER BY t.id",
+        /* What reports read of a terminal's row (not its last heartbeat's JSON, its names, its OS). */
+        [ST_TERMINALS_BRIEF] = "SELECT id, county, school, terminal, first_seq, high_seq, received, duplicates, lost,"
+                               " skipped, conflicts, spool_dropped, first_seen_ms, online, version FROM terminal"
+                               " WHERE ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
+                               " ORDER BY id",
         /* $1: the UTC offset in ms. Days are floor((ms + $1) / 86400000), as SQLite divides (ms > 0). */
         [ST_DAYS_HISTORY_REBUILD] =
                 "INSERT INTO day_rollup AS d(terminal_id, day, on_ms, active_ms, interactive_ms, hb_count, p1, p2, p3,"
@@ -539,10 +588,12 @@ static int fail_res(struct pg_store *q, const PGresult *res, const char *what)
 /* What every session sets, at open and after a reconnect: UTF-8; notices
  * kept quiet; a statement waiting for a lock longer than a minute is an
  * error (the batch is rolled back and retried) rather than a hung
- * aggregator; a read-only store refuses writes in the server too. */
+ * aggregator; a read-only store refuses writes in the server too, and
+ * compiles no query (JIT costs a report's queries tens of ms, gains nothing). */
 static int session_setup(struct pg_store *q)
 {
         PGresult *res = PQexec(q->conn, q->read_only ? "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
+                                                       " SET jit = off;"
                                                        " SET lock_timeout = '60s';"
                                                        " SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
                                                      : "SET client_encoding = 'UTF8'; SET client_min_messages = warning;"
@@ -1492,9 +1543,21 @@ static void day_from_row(const PGresult *res, int first, struct bbt_day_rollup *
         d->on_all_ms = col_i64(res, 0, first + 16);
 }
 
-/* The day aggregates follow one terminal-day going from BEFORE to AFTER. */
+/* A transaction's mark changes, merged per (terminal, span) before they are written. */
+struct mark_change {
+        int64_t terminal_id;
+        struct bbt_agg_mark m;
+};
+
+struct marks {
+        struct mark_change *v;
+        size_t n, cap;
+};
+
+/* The day aggregates follow one terminal-day going from BEFORE to AFTER; its
+ * mark goes into STAGE if not NULL (marks_write writes it), else to the store now. */
 static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, const struct bbt_day_rollup *before,
-                          const struct bbt_day_rollup *after)
+                          const struct bbt_day_rollup *after, struct marks *stage)
 {
         struct bbt_day_totals change;
         struct bbt_agg_mark m;
@@ -1517,6 +1580,13 @@ static int aggregates_add(struct pg_store *q, int64_t terminal_id, int32_t day, 
                 r = pending_write(q);
         if (r < 0 || k == 1)
                 return r;
+        if (stage) {
+                r = bbt_array_reserve((void **)&stage->v, &stage->cap, stage->n + 1, sizeof(*stage->v));
+                if (r < 0)
+                        return r;
+                stage->v[stage->n++] = (struct mark_change){ .terminal_id = terminal_id, .m = m };
+                return 0;
+        }
         p_int(&p, terminal_id);
         p_int(&p, m.span);
         p_int(&p, m.bit);
@@ -1560,7 +1630,7 @@ static int pg_day_add(struct bbt_store *s, int64_t terminal_id, const struct bbt
         day_from_row(res, 0, &after);
         PQclear(res);
         bbt_day_rollup_before(&after, d, &before);
-        return aggregates_add(q, terminal_id, d->day, &before, &after);
+        return aggregates_add(q, terminal_id, d->day, &before, &after, NULL);
 }
 
 /* ---- staged writes: a transaction's rollup changes and usage intervals ---- */
@@ -1645,12 +1715,72 @@ static int arrs_params(struct arr *cols, size_t n, struct params *p)
         return r;
 }
 
+static int mark_cmp(const void *a, const void *b)
+{
+        const struct mark_change *x = a, *y = b;
+
+        if (x->terminal_id != y->terminal_id)
+                return x->terminal_id < y->terminal_id ? -1 : 1;
+        return x->m.span < y->m.span ? -1 : x->m.span > y->m.span;
+}
+
+/* Writes the mark changes of STAGE: merged per (terminal, span), a later
+ * change's bits over an earlier's, then two statements over arrays. */
+static int marks_write(struct pg_store *q, struct marks *stage)
+{
+        struct arr col[9];
+        struct params p = { 0 };
+        size_t n = 0;
+        int r = 0;
+
+        if (!stage->n)
+                return 0;
+        qsort(stage->v, stage->n, sizeof(*stage->v), mark_cmp); /* stable enough: one change a terminal-day */
+        for (size_t i = 0; i < stage->n; i++) {
+                struct mark_change *o = &stage->v[n], *x = &stage->v[i];
+
+                if (i > 0 && o->terminal_id == x->terminal_id && o->m.span == x->m.span) {
+                        o->m.powered = (o->m.powered & ~x->m.bit) | x->m.powered;
+                        o->m.used = (o->m.used & ~x->m.bit) | x->m.used;
+                        o->m.lo = (o->m.lo & ~x->m.lo_mask) | x->m.lo;
+                        o->m.hi = (o->m.hi & ~x->m.hi_mask) | x->m.hi;
+                        o->m.bit |= x->m.bit;
+                        o->m.lo_mask |= x->m.lo_mask;
+                        o->m.hi_mask |= x->m.hi_mask;
+                } else {
+                        stage->v[i > 0 ? ++n : n] = *x;
+                }
+        }
+        n++;
+        memset(col, 0, sizeof(col));
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                const struct mark_change *x = &stage->v[i];
+                const int64_t v[9] = { x->terminal_id, x->m.span, x->m.bit, x->m.powered, x->m.used,
+                                       x->m.lo_mask, x->m.hi_mask, x->m.lo, x->m.hi };
+
+                for (size_t k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
+                        r = arr_num(&col[k], v[k]);
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_DAY_MARKS_LOCK, &p, "day aggregates", NULL);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
+        if (r == 0)
+                r = run(q, ST_DAY_MARKS_MERGE, &p, "day aggregates", NULL);
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        return r;
+}
+
 /* Writes the staged rollup changes (one statement) and follows each row
- * into the day aggregates: its change is the staged sum, telescoped. */
+ * into the day aggregates: its change is the staged sum, telescoped; the
+ * marks it changes are written together at the end. */
 static int days_write(struct pg_store *q)
 {
         struct arr col[22];
         struct params p = { 0 };
+        struct marks marks = { 0 };
         PGresult *res = NULL;
         int r = 0, rows;
 
@@ -1706,9 +1836,12 @@ static int days_write(struct pg_store *q)
                 if (!x->used)
                         continue; /* not ours: cannot be */
                 bbt_day_rollup_before(&after, &x->d, &before);
-                r = aggregates_add(q, terminal_id, day, &before, &after);
+                r = aggregates_add(q, terminal_id, day, &before, &after, &marks);
         }
         PQclear(res);
+        if (r == 0)
+                r = marks_write(q, &marks);
+        free(marks.v);
         if (r == 0) {
                 memset(q->days, 0, q->cap_days * sizeof(*q->days));
                 q->n_days = 0;
@@ -1971,6 +2104,61 @@ static int pg_seen_each(struct bbt_store *s, const struct bbt_store_scope *scope
 
         p_scope(&p, scope, scope->from_day, scope->to_day);
         return each_staged(of(s), ST_SEEN, &p, "history", seen_row, (void *)cb, u);
+}
+
+static int seen_day_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_seen_day *) = (int (*)(void *, const struct bbt_store_seen_day *))cb;
+        struct bbt_store_seen_day seen = {
+                .terminal_id = col_i64(res, 0, 0),
+                .day = (int32_t)col_i64(res, 0, 1),
+        };
+
+        return fn(u, &seen);
+}
+
+static int pg_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                             int (*cb)(void *u, const struct bbt_store_seen_day *seen), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, scope->from_day, scope->to_day);
+        return each_staged(of(s), ST_SEEN_DAYS, &p, "history", seen_day_row, (void *)cb, u);
+}
+
+static int terminal_brief_row(const PGresult *res, void *cb, void *u)
+{
+        int (*fn)(void *, const struct bbt_store_terminal_brief *) =
+                (int (*)(void *, const struct bbt_store_terminal_brief *))cb;
+        struct bbt_store_terminal_brief t;
+
+        memset(&t, 0, sizeof(t));
+        t.id = col_i64(res, 0, 0);
+        copy_col(res, 0, 1, t.county, sizeof(t.county));
+        copy_col(res, 0, 2, t.school, sizeof(t.school));
+        copy_col(res, 0, 3, t.terminal, sizeof(t.terminal));
+        t.first_seq = col_i64(res, 0, 4);
+        t.high_seq = col_i64(res, 0, 5);
+        t.received = col_i64(res, 0, 6);
+        t.duplicates = col_i64(res, 0, 7);
+        t.lost = col_i64(res, 0, 8);
+        t.skipped = col_i64(res, 0, 9);
+        t.conflicts = col_i64(res, 0, 10);
+        t.spool_dropped = col_i64(res, 0, 11);
+        t.first_seen_ms = col_i64(res, 0, 12);
+        t.online = col_i64(res, 0, 13) != 0;
+        copy_col(res, 0, 14, t.version, sizeof(t.version));
+        return fn(u, &t);
+}
+
+static int pg_terminals_brief_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                   int (*cb)(void *u, const struct bbt_store_terminal_brief *t), void *u)
+{
+        struct params p = { 0 };
+
+        p_scope(&p, scope, 0, 0);
+        p.n = 2;
+        return each_staged(of(s), ST_TERMINALS_BRIEF, &p, "terminals", terminal_brief_row, (void *)cb, u);
 }
 
 static int pg_days_history_rebuild(struct bbt_store *s, int offset_min)
@@ -2413,6 +2601,8 @@ static const struct bbt_store_ops pg_ops = {
         .school_days_each = pg_school_days_each,
         .day_marks_each = pg_day_marks_each,
         .seen_each = pg_seen_each,
+        .seen_days_each = pg_seen_days_each,
+        .terminals_brief_each = pg_terminals_brief_each,
         .days_history_rebuild = pg_days_history_rebuild,
         .loss_add = pg_loss_add,
         .losses_each = pg_losses_each,
@@ -2495,7 +2685,17 @@ static int migrate(struct pg_store *q, const char *where, char *err, size_t err_
                         return r;
                 }
                 version = schema_version(q, where, err, err_size);
-                if (version < 0 || version >= BBT_STORE_SCHEMA_VERSION) {
+                if (version == BBT_STORE_SCHEMA_VERSION) {
+                        r = command(q, READ_INDEXES, "migrate");
+                        if (r == 0)
+                                r = command(q, "COMMIT", "migrate");
+                        if (r < 0) {
+                                snprintf(err, err_size, "%s: %s", where, q->base.error);
+                                command(q, "ROLLBACK", "migrate");
+                        }
+                        return r;
+                }
+                if (version < 0 || version > BBT_STORE_SCHEMA_VERSION) {
                         command(q, "ROLLBACK", "migrate");
                         if (version > BBT_STORE_SCHEMA_VERSION) {
                                 snprintf(err, err_size, "%s: schema version %d is newer than this build's %d; upgrade bbt",

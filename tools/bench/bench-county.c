@@ -20,9 +20,22 @@
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
 
-struct bench_county_opts bench_county = { .schools = 800, .per_school = 25, .seed = 1 };
+struct bench_county_opts bench_county = { .schools = 800, .per_school = 25, .seed = 1, .schools_per_tx = 1 };
 
 static unsigned long long rng_state;
+
+/* Restarts the generator for one thing of the store: school, terminal or
+ * terminal-day (WHAT, INDEX, DAY), so that a value does not depend on the
+ * order the store is built in. */
+static void rng_at(int what, long index, int32_t day)
+{
+        unsigned long long z = (unsigned long long)bench_county.seed * 0x9e3779b97f4a7c15ull ^
+                               (unsigned long long)what << 56 ^ (unsigned long long)index << 24 ^ (uint32_t)day;
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        rng_state = z ^ (z >> 31);
+}
 
 static uint32_t rnd(void)
 {
@@ -144,6 +157,168 @@ static void make_day(struct bbt_day_rollup *d, int32_t day, int quality)
 }
 
 
+/* Terminal T of school SC (code CODE) as the store knows it at the end of the year (but its seqs). */
+static void make_terminal(struct bbt_store_terminal *row, int sc, int t, const char *code, int32_t from, int64_t end_ms)
+{
+        rng_at(1, (long)sc * bench_county.per_school + t, 0);
+        memset(row, 0, sizeof(*row));
+        snprintf(row->county, sizeof(row->county), "%s", COUNTY);
+        snprintf(row->school, sizeof(row->school), "%s", code);
+        snprintf(row->terminal, sizeof(row->terminal), "T%02d", t + 1);
+        row->first_seq = 1;
+        row->boot = 212;
+        row->inventory_seq = 1;
+        row->online = true;
+        row->first_seen_ms = ((int64_t)from * 86400 + 8 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
+        row->last_seen_ms = row->online_since_ms = end_ms - uni(0, HOUR_MS);
+        snprintf(row->version, sizeof(row->version), "0.1.0");
+        snprintf(row->hostname, sizeof(row->hostname), "bbt-%s-t%02d", code, t + 1);
+        snprintf(row->os, sizeof(row->os), "Debian GNU/Linux 12 (bookworm)");
+        snprintf(row->machine_id, sizeof(row->machine_id), "%032x", (unsigned)(sc * 100 + t));
+        snprintf(row->last_hb, sizeof(row->last_hb), "{\"ts\":%" PRId64 ",\"state\":\"standby\"}",
+                 row->last_seen_ms);
+}
+
+/* About 3 % of terminals: an open fault. */
+static void maybe_fault(struct bbt_store *s, long terminal, const struct bbt_store_terminal *row, int64_t end_ms,
+                        struct bench_county_built *b)
+{
+        rng_at(2, terminal, 0);
+        if (rnd() % 100 < 3) {
+                struct bbt_store_fault f = { .terminal_id = row->id, .severity = BBT_SEVERITY_WARNING,
+                                             .raised_ms = end_ms - uni(HOUR_MS, 30 * 24 * HOUR_MS) };
+
+                snprintf(f.code, sizeof(f.code), "disk_low");
+                snprintf(f.source, sizeof(f.source), "agent");
+                snprintf(f.detail, sizeof(f.detail), "root file system 96%% full");
+                if (bbt_store_fault_raise(s, &f) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+                b->faults++;
+        }
+}
+
+/* How often school SC switches its terminals on, in percent of days. */
+static int school_quality(int sc)
+{
+        rng_at(3, sc, 0);
+        return 70 + (int)(rnd() % 28);
+}
+
+static void progress(const char *unit, long done, long all, double t0)
+{
+        if (bench_county.progress && done * 10 / all != (done - 1) * 10 / all)
+                fprintf(stderr, "%s: %s: %ld of %ld %s stored (%.0f s)\n", bench_prog, bench_county.progress, done,
+                        all, unit, bench_now() - t0);
+}
+
+/* The year a school at a time: every day of a terminal, then the next. */
+static void build_by_school(struct bbt_store *s, const bool *school_day, int32_t from, int32_t to, int64_t end_ms,
+                            struct bench_county_built *b, double t0)
+{
+        char code[32];
+
+        for (int sc = 0; sc < bench_county.schools; sc++) {
+                int quality = school_quality(sc);
+
+                bench_check_signal();
+                bench_county_school(sc, code, sizeof(code));
+                if (sc % bench_county.schools_per_tx == 0 && bbt_store_begin(s) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+                for (int t = 0; t < bench_county.per_school; t++) {
+                        struct bbt_store_terminal row;
+                        int64_t seq = 0;
+
+                        make_terminal(&row, sc, t, code, from, end_ms);
+                        if (bbt_store_terminal_insert(s, &row) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                        for (int32_t d = from; d <= to; d++) {
+                                struct bbt_day_rollup dr;
+
+                                if (!school_day[d - from])
+                                        continue;
+                                rng_at(4, (long)sc * bench_county.per_school + t, d);
+                                make_day(&dr, d, quality);
+                                seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
+                                if (bbt_store_day_add(s, row.id, &dr) < 0)
+                                        bench_die("store: %s", bbt_store_error(s));
+                                b->terminal_days++;
+                        }
+                        row.high_seq = seq;
+                        row.received = seq;
+                        if (bbt_store_terminal_update(s, &row) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                        maybe_fault(s, (long)sc * bench_county.per_school + t, &row, end_ms, b);
+                }
+                if ((sc + 1) % bench_county.schools_per_tx == 0 || sc + 1 == bench_county.schools) {
+                        if (bbt_store_commit(s) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                }
+                progress("schools", sc + 1, bench_county.schools, t0);
+        }
+}
+
+/* The year as ingest writes it: the terminals, then a transaction a day
+ * over every terminal, then the terminals' seqs and faults. */
+static void build_by_day(struct bbt_store *s, const bool *school_day, int32_t from, int32_t to, int64_t end_ms,
+                         struct bench_county_built *b, double t0)
+{
+        size_t n = (size_t)bench_county.schools * (size_t)bench_county.per_school;
+        struct bbt_store_terminal *rows = calloc(n, sizeof(*rows));
+        int *quality = calloc((size_t)bench_county.schools, sizeof(*quality));
+        char code[32];
+
+        if (!rows || !quality)
+                bench_die("out of memory");
+        if (bbt_store_begin(s) < 0)
+                bench_die("store: %s", bbt_store_error(s));
+        for (int sc = 0; sc < bench_county.schools; sc++) {
+                quality[sc] = school_quality(sc);
+                bench_county_school(sc, code, sizeof(code));
+                for (int t = 0; t < bench_county.per_school; t++) {
+                        struct bbt_store_terminal *row = &rows[(size_t)sc * (size_t)bench_county.per_school + (size_t)t];
+
+                        make_terminal(row, sc, t, code, from, end_ms);
+                        if (bbt_store_terminal_insert(s, row) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                }
+        }
+        if (bbt_store_commit(s) < 0)
+                bench_die("store: %s", bbt_store_error(s));
+        for (int32_t d = from; d <= to; d++) {
+                if (!school_day[d - from])
+                        continue;
+                bench_check_signal();
+                if (bbt_store_begin(s) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+                for (size_t i = 0; i < n; i++) {
+                        struct bbt_day_rollup dr;
+
+                        rng_at(4, (long)i, d);
+                        make_day(&dr, d, quality[i / (size_t)bench_county.per_school]);
+                        rows[i].high_seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
+                        if (bbt_store_day_add(s, rows[i].id, &dr) < 0)
+                                bench_die("store: %s", bbt_store_error(s));
+                        b->terminal_days++;
+                }
+                if (bbt_store_commit(s) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+                progress("days", b->terminal_days / (long)n, b->school_days, t0);
+        }
+        if (bbt_store_begin(s) < 0)
+                bench_die("store: %s", bbt_store_error(s));
+        for (size_t i = 0; i < n; i++) {
+                rows[i].received = rows[i].high_seq;
+                if (bbt_store_terminal_update(s, &rows[i]) < 0)
+                        bench_die("store: %s", bbt_store_error(s));
+                maybe_fault(s, (long)i, &rows[i], end_ms, b);
+        }
+        if (bbt_store_commit(s) < 0)
+                bench_die("store: %s", bbt_store_error(s));
+        free(rows);
+        free(quality);
+}
+
+
 struct bench_county_built bench_county_build_store(const char *path, const char *calendar_path, int32_t from,
                                                    int32_t to)
 {
@@ -151,7 +326,7 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
         struct bbt_calendar *cal = NULL;
         struct bbt_store *s = NULL;
         struct bench_county_built b = { 0 };
-        char err[512], code[32];
+        char err[512];
         int64_t end_ms = ((int64_t)to * 86400 + 17 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
         double t0 = bench_now(), c0 = bench_cpu_self();
         bool *school_day;
@@ -168,65 +343,10 @@ struct bench_county_built bench_county_build_store(const char *path, const char 
         r = bbt_store_open(path, false, &s, err, sizeof(err));
         if (r < 0)
                 bench_die("store: %s", err);
-        for (int sc = 0; sc < bench_county.schools; sc++) {
-                int quality = 70 + (int)(rnd() % 28); /* how often this school switches on */
-
-                bench_check_signal();
-                bench_county_school(sc, code, sizeof(code));
-                if (bbt_store_begin(s) < 0)
-                        bench_die("store: %s", bbt_store_error(s));
-                for (int t = 0; t < bench_county.per_school; t++) {
-                        struct bbt_store_terminal row;
-                        int64_t seq = 0;
-
-                        memset(&row, 0, sizeof(row));
-                        snprintf(row.county, sizeof(row.county), "%s", COUNTY);
-                        snprintf(row.school, sizeof(row.school), "%s", code);
-                        snprintf(row.terminal, sizeof(row.terminal), "T%02d", t + 1);
-                        row.first_seq = 1;
-                        row.boot = 212;
-                        row.inventory_seq = 1;
-                        row.online = true;
-                        row.first_seen_ms = ((int64_t)from * 86400 + 8 * 3600) * 1000 - OFFSET_MIN * MIN_MS;
-                        row.last_seen_ms = row.online_since_ms = end_ms - uni(0, HOUR_MS);
-                        snprintf(row.version, sizeof(row.version), "0.1.0");
-                        snprintf(row.hostname, sizeof(row.hostname), "bbt-%s-t%02d", code, t + 1);
-                        snprintf(row.os, sizeof(row.os), "Debian GNU/Linux 12 (bookworm)");
-                        snprintf(row.machine_id, sizeof(row.machine_id), "%032x", (unsigned)(sc * 100 + t));
-                        snprintf(row.last_hb, sizeof(row.last_hb), "{\"ts\":%" PRId64 ",\"state\":\"standby\"}",
-                                 row.last_seen_ms);
-                        if (bbt_store_terminal_insert(s, &row) < 0)
-                                bench_die("store: %s", bbt_store_error(s));
-                        for (int32_t d = from; d <= to; d++) {
-                                struct bbt_day_rollup dr;
-
-                                if (!school_day[d - from])
-                                        continue;
-                                make_day(&dr, d, quality);
-                                seq += dr.hb_count + dr.on_ms / (5 * MIN_MS);
-                                if (bbt_store_day_add(s, row.id, &dr) < 0)
-                                        bench_die("store: %s", bbt_store_error(s));
-                                b.terminal_days++;
-                        }
-                        row.high_seq = seq;
-                        row.received = seq;
-                        if (bbt_store_terminal_update(s, &row) < 0)
-                                bench_die("store: %s", bbt_store_error(s));
-                        if (rnd() % 100 < 3) {
-                                struct bbt_store_fault f = { .terminal_id = row.id, .severity = BBT_SEVERITY_WARNING,
-                                                             .raised_ms = end_ms - uni(HOUR_MS, 30 * 24 * HOUR_MS) };
-
-                                snprintf(f.code, sizeof(f.code), "disk_low");
-                                snprintf(f.source, sizeof(f.source), "agent");
-                                snprintf(f.detail, sizeof(f.detail), "root file system 96%% full");
-                                if (bbt_store_fault_raise(s, &f) < 0)
-                                        bench_die("store: %s", bbt_store_error(s));
-                                b.faults++;
-                        }
-                }
-                if (bbt_store_commit(s) < 0)
-                        bench_die("store: %s", bbt_store_error(s));
-        }
+        if (bench_county.by_day)
+                build_by_day(s, school_day, from, to, end_ms, &b, t0);
+        else
+                build_by_school(s, school_day, from, to, end_ms, &b, t0);
         {
                 /* What bbt-aggregator records with the default settings: the
                  * rules the rollups were cut with, the day rule. */

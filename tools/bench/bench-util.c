@@ -516,6 +516,27 @@ void bench_store_close(struct bench_store *q)
         q->db = NULL;
 }
 
+void bench_pg_admin(const char *base_uri, const char *sql)
+{
+#ifdef BBT_HAVE_POSTGRESQL
+        char uri[600];
+        PGconn *c;
+        PGresult *res;
+
+        snprintf(uri, sizeof(uri), "%s/postgres", base_uri);
+        c = PQconnectdb(uri);
+        res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                bench_die("postgresql: %s: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+#else
+        (void)base_uri;
+        (void)sql;
+        bench_die("built without PostgreSQL (BBT_POSTGRESQL=OFF)");
+#endif
+}
+
 /* ---- the aggregator's config ---- */
 
 bool bench_add_set(char *buf, size_t size, const char *set)

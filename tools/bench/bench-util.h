@@ -123,6 +123,11 @@ bool bench_store_open(struct bench_store *q);
 long bench_store_value(struct bench_store *q, const char *sql);
 void bench_store_close(struct bench_store *q);
 
+/* Runs SQL (CREATE/DROP DATABASE) on the maintenance database "postgres" of
+ * the PostgreSQL server at BASE_URI (postgresql://USER@HOST:PORT);
+ * bench_die() if it fails or the bench is built without PostgreSQL. */
+void bench_pg_admin(const char *base_uri, const char *sql);
+
 /* ---- the aggregator's config ---- */
 
 /* Appends "[SECTION]\nKEY = VALUE\n" for SET ("SECTION.KEY=VALUE") to BUF

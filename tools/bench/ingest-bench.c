@@ -59,9 +59,6 @@
 
 #include <mosquitto.h>
 #include <sqlite3.h>
-#ifdef BBT_HAVE_POSTGRESQL
-#include <libpq-fe.h>
-#endif
 #include <uv.h>
 
 #include <bbt/protocol.h>
@@ -435,27 +432,6 @@ struct poller {
         "SELECT coalesce((SELECT value FROM counter WHERE name = 'stored'), 0)"                     \
         " - coalesce((SELECT received FROM terminal WHERE school = '" PROBE_SCHOOL "'), 0)"
 
-/* Runs SQL on the PostgreSQL server's maintenance database (CREATE/DROP DATABASE). */
-static void pg_admin(const char *sql)
-{
-#ifdef BBT_HAVE_POSTGRESQL
-        char uri[600];
-        PGconn *c;
-        PGresult *res;
-
-        snprintf(uri, sizeof(uri), "%s/postgres", opt.pg);
-        c = PQconnectdb(uri);
-        res = PQexec(c, sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                bench_die("postgresql: %s: %s", sql, PQerrorMessage(c));
-        PQclear(res);
-        PQfinish(c);
-#else
-        (void)sql;
-        bench_die("built without PostgreSQL (BBT_POSTGRESQL=OFF)");
-#endif
-}
-
 /* Messages of the benchmark stored so far (probes excluded); -1 if the store
  * is not there yet. */
 static long store_count(struct poller *q)
@@ -559,7 +535,7 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
                         char sql[128];
 
                         snprintf(sql, sizeof(sql), "CREATE DATABASE bbt_bench_%ld_%d", (long)getpid(), run);
-                        pg_admin(sql);
+                        bench_pg_admin(opt.pg, sql);
                         snprintf(q.s.path, sizeof(q.s.path), "%s/bbt_bench_%ld_%d", opt.pg, (long)getpid(), run);
                 } else {
                         snprintf(q.s.path, sizeof(q.s.path), "%s/store-%d.db", bench_tmpdir, run);
@@ -701,7 +677,7 @@ static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
                         char sql[128];
 
                         snprintf(sql, sizeof(sql), "DROP DATABASE bbt_bench_%ld_%d", (long)getpid(), run);
-                        pg_admin(sql);
+                        bench_pg_admin(opt.pg, sql);
                 }
         }
         bench_stop_child(&broker_pid, "mosquitto");
