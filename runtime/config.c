@@ -865,13 +865,39 @@ void bbt_config_free(const struct bbt_option *opts, size_t n_opts, void *cfg)
         free_strings(opts, n_opts, cfg);
 }
 
+/* TEXT as "# " comment lines of at most COMMENT_COLS characters, broken
+ * between words (a word longer than that gets a line of its own): the dump
+ * must load back, and the loader refuses lines of 200 characters or more. */
+#define COMMENT_COLS 100
+
+static void dump_comment(const char *text, FILE *out)
+{
+        size_t col = 0;
+
+        while (*text) {
+                size_t n = strcspn(text, " ");
+
+                if (n > 0) {
+                        if (col > 0 && col + 1 + n > COMMENT_COLS) {
+                                fputc('\n', out);
+                                col = 0;
+                        }
+                        col += (size_t)fprintf(out, "%s%.*s", col ? " " : "# ", (int)n, text);
+                }
+                text += n;
+                text += strspn(text, " ");
+        }
+        if (col > 0)
+                fputc('\n', out);
+}
+
 static void dump_option(const struct bbt_option *o, const void *cfg, FILE *out)
 {
         char text[64];
         union value v;
 
         if (o->help && o->help[0] != '\0')
-                fprintf(out, "# %s\n", o->help);
+                dump_comment(o->help, out);
         field_get(o, cfg, &v);
         switch (o->type) {
         case BBT_OPT_STRING:

@@ -805,6 +805,39 @@ TEST(dump_round_trip_value_starting_with_semicolon)
         bbt_config_free(opts, N_OPTS, &cfg);
 }
 
+/* A long help text is wrapped into comment lines of at most 100 characters,
+ * broken between words: the dump loads back (the loader refuses lines of 200
+ * characters or more). */
+TEST(dump_wraps_long_help)
+{
+        static const struct bbt_option table[] = {
+                OPT("broker", "host", BBT_OPT_STRING, host, "h", 0, 0,
+                    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                    "sixteen seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four "
+                    "twenty-five twenty-six twenty-seven twenty-eight twenty-nine thirty thirty-one thirty-two "
+                    "a-word-longer-than-a-whole-line-of-the-dump-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx end"),
+        };
+        struct test_config cfg = { 0 };
+        char *text = NULL, *line, *save = NULL, err[256];
+        size_t len = 0, lines = 0;
+        FILE *out;
+
+        cfg.host = (char *)"h";
+        out = open_memstream(&text, &len);
+        ASSERT(out != NULL);
+        ASSERT_OK(bbt_config_dump(table, 1, &cfg, out));
+        ASSERT_OK(fclose(out));
+        ASSERT(strstr(text, "# one two three") != NULL);
+        ASSERT(strstr(text, "thirty-two\n# a-word-longer") != NULL);
+        ASSERT(strstr(text, "\n# end\n") != NULL);
+        ASSERT_OK(load_text(text, &cfg, err, sizeof(err)));
+        bbt_config_free(opts, N_OPTS, &cfg);
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save), lines++)
+                ASSERT(strlen(line) <= 100 || strncmp(line, "# a-word-longer", 15) == 0);
+        ASSERT_GT(lines, 4);
+        free(text);
+}
+
 TEST(dump_unset_string_reads_back_as_default)
 {
         static const struct bbt_option table[] = {
