@@ -145,8 +145,14 @@ _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migr
  * packed tables instead): not part of the versioned schema, made if missing
  * whenever a writer opens the store, under the migrations' lock.
  * day_rollup_recent: the days with a message, by day (ST_SEEN_DAYS reads the
- * last two weeks of a range from it alone). */
-#define READ_INDEXES "CREATE INDEX IF NOT EXISTS day_rollup_recent ON day_rollup(day, terminal_id) WHERE last_msg_ms > 0"
+ * last two weeks of a range from it alone). day_mark_read: the day marks
+ * whole in an index (ST_DAY_MARKS reads them from it alone, not a table page
+ * a mark: 120 instead of 290 ms for a school year at 20,000 terminals,
+ * docs/BENCHMARKS.md). */
+#define READ_INDEXES                                                                                                 \
+        "CREATE INDEX IF NOT EXISTS day_rollup_recent ON day_rollup(day, terminal_id) WHERE last_msg_ms > 0;"       \
+        "CREATE INDEX IF NOT EXISTS day_mark_read ON day_mark(span, terminal_id)"                                    \
+        " INCLUDE (powered, used, lessons_lo, lessons_hi)"
 
 #define TERMINAL_COLS                                                                                 \
         "county, school, terminal, first_seq, high_seq, received, duplicates, lost, first_seen_ms,"   \
@@ -713,9 +719,60 @@ static int command(struct pg_store *q, const char *text, const char *what)
         }
 }
 
+/* Type OIDs (pg_type.h, stable since PostgreSQL 7): what each()'s binary
+ * results may hold. */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_VARCHAR 1043
+
+/* A column as an integer: text (run()'s results) or binary (each()'s: the
+ * integers big-endian, 8, 4 or 2 bytes; no text to parse). */
 static int64_t col_i64(const PGresult *res, int row, int col)
 {
-        return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+        const unsigned char *v;
+        uint64_t x = 0;
+        int n;
+
+        if (PQgetisnull(res, row, col))
+                return 0;
+        v = (const unsigned char *)PQgetvalue(res, row, col);
+        if (PQfformat(res, col) == 0 || PQftype(res, col) == OID_TEXT || PQftype(res, col) == OID_VARCHAR)
+                return strtoll((const char *)v, NULL, 10);
+        n = PQgetlength(res, row, col);
+        for (int i = 0; i < n; i++)
+                x = x << 8 | v[i];
+        switch (n) {
+        case 8:
+                return (int64_t)x;
+        case 4:
+                return (int32_t)(uint32_t)x;
+        case 2:
+                return (int16_t)(uint16_t)x;
+        default:
+                return (int64_t)x; /* bool: 1 byte */
+        }
+}
+
+/* Whether every column of RES is one col_i64() and copy_col() read in
+ * binary: else an internal error (a statement's new column of another type). */
+static bool binary_readable(const PGresult *res)
+{
+        for (int c = 0; c < PQnfields(res); c++)
+                switch (PQftype(res, c)) {
+                case OID_BOOL:
+                case OID_INT8:
+                case OID_INT2:
+                case OID_INT4:
+                case OID_TEXT:
+                case OID_VARCHAR:
+                        break;
+                default:
+                        return false;
+                }
+        return true;
 }
 
 static void copy_col(const PGresult *res, int row, int col, char *buf, size_t size)
@@ -747,7 +804,10 @@ static void p_scope(struct params *p, const struct bbt_store_scope *scope, int64
 
 /* Streams the rows of statement ID one at a time (libpq's single-row mode:
  * a report over a year of rollups is never in memory at once) through
- * ROW_CB, stopping at the first non-zero result. */
+ * ROW_CB, stopping at the first non-zero result. The rows come in binary:
+ * a report reads hundreds of thousands of integers, and parsing their text
+ * was a fifth of bbt-report's time (docs/BENCHMARKS.md, "Reports on
+ * PostgreSQL and SQLite"). */
 static int each(struct pg_store *q, enum stmt id, const struct params *p, const char *what,
                 int (*row_cb)(const PGresult *res, void *cb, void *u), void *cb, void *u)
 {
@@ -766,7 +826,7 @@ static int each(struct pg_store *q, enum stmt id, const struct params *p, const 
                         return e;
                 if (!prepare(q, id)) {
                         e = PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
-                } else if (!PQsendQueryPrepared(q->conn, name, p->n, p->v, NULL, NULL, 0)) {
+                } else if (!PQsendQueryPrepared(q->conn, name, p->n, p->v, NULL, NULL, 1)) {
                         snprintf(q->base.error, sizeof(q->base.error), "%s: %s", what, PQerrorMessage(q->conn));
                         one_line(q->base.error);
                         e = PQstatus(q->conn) == CONNECTION_BAD ? -ECONNRESET : -EIO;
@@ -777,7 +837,12 @@ static int each(struct pg_store *q, enum stmt id, const struct params *p, const 
                                 ExecStatusType st = PQresultStatus(res);
 
                                 if (st == PGRES_SINGLE_TUPLE) {
-                                        rows++;
+                                        if (rows++ == 0 && !binary_readable(res) && e == 0) {
+                                                snprintf(q->base.error, sizeof(q->base.error),
+                                                         "%s: internal error: a column of a type not read in binary",
+                                                         what);
+                                                e = -EPROTO;
+                                        }
                                         if (r == 0 && e == 0)
                                                 r = row_cb(res, cb, u);
                                 } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && e == 0) {
