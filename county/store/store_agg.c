@@ -1,7 +1,9 @@
 /* What both store backends keep to follow the day aggregates: schools, pending school-day changes, day marks. */
 #include "store_agg.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,5 +220,112 @@ int bbt_agg_loss_remnants(struct bbt_store *s, const struct bbt_store_loss *l, i
                 right.from = to + 1;
                 r = s->ops->loss_add(s, &right);
         }
+        return r;
+}
+
+int64_t bbt_agg_span_of(int32_t day)
+{
+        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
+}
+
+int64_t *bbt_agg_totals_field(struct bbt_day_totals *t, int k)
+{
+        static const size_t offset[BBT_AGG_SPAN_VALUES] = {
+                offsetof(struct bbt_day_totals, powered),        offsetof(struct bbt_day_totals, used),
+                offsetof(struct bbt_day_totals, periods_used),   offsetof(struct bbt_day_totals, on_ms),
+                offsetof(struct bbt_day_totals, active_ms),      offsetof(struct bbt_day_totals, interactive_ms),
+                offsetof(struct bbt_day_totals, hb_received),    offsetof(struct bbt_day_totals, on_all_ms),
+        };
+
+        return (int64_t *)((char *)t + offset[k]);
+}
+
+size_t bbt_agg_span_encode(const struct bbt_agg_span *sd, uint8_t *out)
+{
+        size_t n = 0;
+
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                if (!(sd->present >> i & 1))
+                        continue;
+                for (int k = 0; k < BBT_AGG_SPAN_VALUES; k++, n += 8) {
+                        uint64_t v = htole64((uint64_t)*bbt_agg_totals_field((struct bbt_day_totals *)&sd->t[i], k));
+
+                        memcpy(out + n, &v, sizeof(v));
+                }
+        }
+        return n;
+}
+
+int bbt_agg_span_decode(uint32_t present, const uint8_t *p, size_t len, struct bbt_agg_span *sd)
+{
+        if (len != (size_t)__builtin_popcount(present) * BBT_AGG_SPAN_VALUES * 8)
+                return -EINVAL;
+        memset(sd, 0, sizeof(*sd));
+        sd->present = present;
+        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
+                if (!(present >> i & 1))
+                        continue;
+                for (int k = 0; k < BBT_AGG_SPAN_VALUES; k++, p += 8) {
+                        uint64_t v;
+
+                        memcpy(&v, p, sizeof(v));
+                        *bbt_agg_totals_field(&sd->t[i], k) = (int64_t)le64toh(v);
+                }
+        }
+        return 0;
+}
+
+uint32_t bbt_agg_span_days_in(int64_t first_day, int64_t from, int64_t to)
+{
+        int64_t lo = from - first_day, hi = to - first_day;
+        uint64_t in = 0xffffffffu;
+
+        if (hi < BBT_STORE_MARK_DAYS - 1)
+                in &= hi < 0 ? 0 : ((uint64_t)2 << hi) - 1;
+        if (lo > 0)
+                in &= lo >= BBT_STORE_MARK_DAYS ? 0 : ~(((uint64_t)1 << lo) - 1);
+        return (uint32_t)in;
+}
+
+int bbt_agg_span_rows_next(struct bbt_agg_span_rows *v, int64_t span, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_school_day *d), void *u,
+                           struct bbt_agg_span_row **ret)
+{
+        int r = 0;
+
+        if (v->n && span != v->span)
+                r = bbt_agg_span_rows_give(v, scope, cb, u);
+        if (r == 0)
+                r = bbt_array_reserve((void **)&v->row, &v->cap, v->n + 1, sizeof(*v->row));
+        if (r != 0)
+                return r;
+        v->span = span;
+        *ret = &v->row[v->n++];
+        return 0;
+}
+
+int bbt_agg_span_rows_give(struct bbt_agg_span_rows *v, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
+{
+        int r = 0;
+
+        for (int i = 0; r == 0 && i < BBT_STORE_MARK_DAYS; i++) {
+                int64_t day = v->span * BBT_STORE_MARK_DAYS + i;
+
+                if (day < scope->from_day || day > scope->to_day)
+                        continue;
+                for (size_t k = 0; r == 0 && k < v->n; k++) {
+                        struct bbt_store_school_day d;
+
+                        if (!(v->row[k].sd.present >> i & 1))
+                                continue;
+                        memcpy(d.county, v->row[k].county, sizeof(d.county));
+                        memcpy(d.school, v->row[k].school, sizeof(d.school));
+                        d.day = (int32_t)day;
+                        d.t = v->row[k].sd.t[i];
+                        r = cb(u, &d);
+                }
+        }
+        v->n = 0;
         return r;
 }

@@ -82,4 +82,53 @@ void bbt_day_rollup_before(const struct bbt_day_rollup *after, const struct bbt_
  * loss_add) its parts before FROM and after TO. Returns 0 or a negative errno. */
 int bbt_agg_loss_remnants(struct bbt_store *s, const struct bbt_store_loss *l, int64_t from, int64_t to);
 
+/* ---- A school's 32 days packed to a row (both backends' school_span) ----
+ *
+ * One row per school and 32 days (span = day >> 5), PRESENT a bit per day
+ * with a total, DAYS the totals of those days in order, each as
+ * BBT_AGG_SPAN_VALUES 8-byte little-endian integers (bbt_day_totals' fields
+ * in order: a read is a copy, not a parse). A county's school year is
+ * ~8,800 rows instead of ~150,000: a report reads them in a twentieth of the
+ * time, and an ingest commit reads and rewrites the row of each school it
+ * touched. */
+#define BBT_AGG_SPAN_VALUES 8
+#define BBT_AGG_SPAN_BYTES_MAX (BBT_STORE_MARK_DAYS * BBT_AGG_SPAN_VALUES * 8)
+
+struct bbt_agg_span {
+        uint32_t present;
+        struct bbt_day_totals t[BBT_STORE_MARK_DAYS];
+};
+
+/* The 32 days DAY is in: day >> 5, as SQL shifts (towards −∞). */
+int64_t bbt_agg_span_of(int32_t day);
+/* Field K (0 .. BBT_AGG_SPAN_VALUES - 1) of T, in the packed order. */
+int64_t *bbt_agg_totals_field(struct bbt_day_totals *t, int k);
+/* Packs SD's present days into OUT (BBT_AGG_SPAN_BYTES_MAX bytes); returns the length. */
+size_t bbt_agg_span_encode(const struct bbt_agg_span *sd, uint8_t *out);
+/* Returns 0, or -EINVAL if the LEN bytes at P do not hold what PRESENT says. */
+int bbt_agg_span_decode(uint32_t present, const uint8_t *p, size_t len, struct bbt_agg_span *sd);
+/* The bits of the span starting at FIRST_DAY that are days FROM .. TO. */
+uint32_t bbt_agg_span_days_in(int64_t first_day, int64_t from, int64_t to);
+
+/* One span's rows of every school in scope, decoded: given out by day, then
+ * county and school (the rows come by county and school). */
+struct bbt_agg_span_rows {
+        struct bbt_agg_span_row {
+                char county[7];
+                char school[BBT_ID_MAX + 1];
+                struct bbt_agg_span sd;
+        } *row;
+        size_t n, cap;
+        int64_t span;
+};
+
+/* A new row of V for SPAN (V's rows so far given out first if of another
+ * span): *RET to fill, or the callback's non-zero result, or -ENOMEM. */
+int bbt_agg_span_rows_next(struct bbt_agg_span_rows *v, int64_t span, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_school_day *d), void *u,
+                           struct bbt_agg_span_row **ret);
+/* Gives V's rows to CB a day at a time (the days of SCOPE only) and empties V. */
+int bbt_agg_span_rows_give(struct bbt_agg_span_rows *v, const struct bbt_store_scope *scope,
+                           int (*cb)(void *u, const struct bbt_store_school_day *d), void *u);
+
 #endif

@@ -64,41 +64,7 @@ static int recount_day_aggregates(sqlite3 *db, const struct bbt_day_rule *r, cha
         " SELECT day >> 5, terminal_id, 0, 0, 0, 0, sum(1 << (day & 31)) FROM day_rollup WHERE last_msg_ms > 0"      \
         " GROUP BY day >> 5, terminal_id ON CONFLICT(span, terminal_id) DO UPDATE SET seen = excluded.seen"
 
-/* The 32 days DAY is in: day >> 5, as SQLite shifts (towards −∞). */
-static int64_t span_of(int32_t day)
-{
-        return day >= 0 ? day / BBT_STORE_MARK_DAYS : -((-(int64_t)day + BBT_STORE_MARK_DAYS - 1) / BBT_STORE_MARK_DAYS);
-}
-
-/* ---- the schools' days, 32 to a row ----
- *
- * Schema 5 keeps the per-school day aggregates (school_days_each) in
- * school_span: one row per school and 32 days (span = day >> 5), PRESENT a
- * bit per day with a total, DAYS the totals of those days in order, each as
- * SPAN_VALUES 8-byte little-endian integers (bbt_day_totals' fields in
- * order: a read is a copy, not a parse). A
- * county's school year is ~8,800 rows instead of ~150,000: a report reads
- * them in a twentieth of the time, and an ingest commit reads and rewrites
- * the row of each school it touched. */
-#define SPAN_VALUES 8
-#define SPAN_BYTES_MAX (BBT_STORE_MARK_DAYS * SPAN_VALUES * 8)
-
-struct span_days {
-        uint32_t present;
-        struct bbt_day_totals t[BBT_STORE_MARK_DAYS];
-};
-
-static int64_t *totals_field(struct bbt_day_totals *t, int k)
-{
-        static const size_t offset[SPAN_VALUES] = {
-                offsetof(struct bbt_day_totals, powered),        offsetof(struct bbt_day_totals, used),
-                offsetof(struct bbt_day_totals, periods_used),   offsetof(struct bbt_day_totals, on_ms),
-                offsetof(struct bbt_day_totals, active_ms),      offsetof(struct bbt_day_totals, interactive_ms),
-                offsetof(struct bbt_day_totals, hb_received),    offsetof(struct bbt_day_totals, on_all_ms),
-        };
-
-        return (int64_t *)((char *)t + offset[k]);
-}
+/* ---- the schools' days, 32 to a row (store_agg.h, struct bbt_agg_span) ---- */
 
 /* Little-endian fixed-width values of the packed rows: on a little-endian
  * machine a plain load or store. */
@@ -128,35 +94,6 @@ static uint32_t get_le32(const uint8_t *p)
 
         memcpy(&v, p, sizeof(v));
         return le32toh(v);
-}
-
-static size_t span_encode(struct span_days *sd, uint8_t *out)
-{
-        size_t n = 0;
-
-        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
-                if (!(sd->present >> i & 1))
-                        continue;
-                for (int k = 0; k < SPAN_VALUES; k++, n += 8)
-                        put_le64(out + n, (uint64_t)*totals_field(&sd->t[i], k));
-        }
-        return n;
-}
-
-/* Returns 0, or -EINVAL if the bytes do not hold what PRESENT says. */
-static int span_decode(uint32_t present, const uint8_t *p, size_t len, struct span_days *sd)
-{
-        if (len != (size_t)__builtin_popcount(present) * SPAN_VALUES * 8)
-                return -EINVAL;
-        memset(sd, 0, sizeof(*sd));
-        sd->present = present;
-        for (int i = 0; i < BBT_STORE_MARK_DAYS; i++) {
-                if (!(present >> i & 1))
-                        continue;
-                for (int k = 0; k < SPAN_VALUES; k++, p += 8)
-                        *totals_field(&sd->t[i], k) = (int64_t)get_le64(p);
-        }
-        return 0;
 }
 
 /* The day marks (store.h, "Day aggregates") likewise: one row of mark_span
@@ -286,11 +223,11 @@ static int mark_spans_pack(sqlite3 *db, const char *src, char **msg)
 static int school_spans_pack(sqlite3 *db, const char *src, char **msg)
 {
         sqlite3_stmt *in = NULL, *out = NULL;
-        struct span_days sd = { 0 };
+        struct bbt_agg_span sd = { 0 };
         char county[16] = "", school[BBT_ID_MAX + 8] = "";
         int64_t span = 0;
         bool have = false;
-        uint8_t *buf = malloc(SPAN_BYTES_MAX);
+        uint8_t *buf = malloc(BBT_AGG_SPAN_BYTES_MAX);
         int rc = buf ? sqlite3_prepare_v2(db, src, -1, &in, NULL) : SQLITE_NOMEM;
 
         if (rc == SQLITE_OK)
@@ -306,9 +243,9 @@ static int school_spans_pack(sqlite3 *db, const char *src, char **msg)
                         rc = step;
                         break;
                 }
-                if (have && (step == SQLITE_DONE || span_of(day) != span || strcmp(c ? c : "", county) != 0 ||
+                if (have && (step == SQLITE_DONE || bbt_agg_span_of(day) != span || strcmp(c ? c : "", county) != 0 ||
                              strcmp(sc ? sc : "", school) != 0)) {
-                        size_t n = span_encode(&sd, buf);
+                        size_t n = bbt_agg_span_encode(&sd, buf);
 
                         sqlite3_bind_int64(out, 1, span);
                         sqlite3_bind_text(out, 2, county, -1, SQLITE_STATIC);
@@ -323,14 +260,14 @@ static int school_spans_pack(sqlite3 *db, const char *src, char **msg)
                         break;
                 if (!have) {
                         memset(&sd, 0, sizeof(sd));
-                        span = span_of(day);
+                        span = bbt_agg_span_of(day);
                         snprintf(county, sizeof(county), "%s", c ? c : "");
                         snprintf(school, sizeof(school), "%s", sc ? sc : "");
                         have = true;
                 }
                 sd.present |= 1u << (day & (BBT_STORE_MARK_DAYS - 1));
-                for (int k = 0; k < SPAN_VALUES; k++)
-                        *totals_field(&sd.t[day & (BBT_STORE_MARK_DAYS - 1)], k) = sqlite3_column_int64(in, 3 + k);
+                for (int k = 0; k < BBT_AGG_SPAN_VALUES; k++)
+                        *bbt_agg_totals_field(&sd.t[day & (BBT_STORE_MARK_DAYS - 1)], k) = sqlite3_column_int64(in, 3 + k);
         }
         if (rc != SQLITE_OK && msg && !*msg)
                 *msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
@@ -917,23 +854,23 @@ static int school_span_add(struct sqlite_store *q, const struct bbt_agg_school *
                            const struct bbt_day_totals *t)
 {
         sqlite3_stmt *st = stmt(q, ST_SCHOOL_SPAN_GET);
-        struct span_days sd;
-        uint8_t buf[SPAN_BYTES_MAX];
+        struct bbt_agg_span sd;
+        uint8_t buf[BBT_AGG_SPAN_BYTES_MAX];
         int i = day & (BBT_STORE_MARK_DAYS - 1), rc, r = 0;
         size_t n;
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, span_of(day));
+        sqlite3_bind_int64(st, 1, bbt_agg_span_of(day));
         bind_text(st, 2, school->county);
         bind_text(st, 3, school->school);
         memset(&sd, 0, sizeof(sd));
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW &&
-            span_decode((uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+            bbt_agg_span_decode((uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
                         (size_t)sqlite3_column_bytes(st, 1), &sd) < 0) {
                 snprintf(q->base.error, sizeof(q->base.error), "day aggregates: school %s/%s, days from %lld: bad row",
-                         school->county, school->school, (long long)span_of(day) * BBT_STORE_MARK_DAYS);
+                         school->county, school->school, (long long)bbt_agg_span_of(day) * BBT_STORE_MARK_DAYS);
                 r = -EIO;
         } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
                 r = fail(q, rc, "day aggregates");
@@ -943,11 +880,11 @@ static int school_span_add(struct sqlite_store *q, const struct bbt_agg_school *
                 return r;
         sd.present |= 1u << i;
         bbt_day_totals_add(&sd.t[i], t);
-        n = span_encode(&sd, buf);
+        n = bbt_agg_span_encode(&sd, buf);
         st = stmt(q, ST_SCHOOL_SPAN_PUT);
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, span_of(day));
+        sqlite3_bind_int64(st, 1, bbt_agg_span_of(day));
         bind_text(st, 2, school->county);
         bind_text(st, 3, school->school);
         sqlite3_bind_int64(st, 4, sd.present);
@@ -1715,7 +1652,7 @@ static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_
 
         if (!st)
                 return -EIO;
-        sqlite3_bind_int64(st, 1, span_of(day));
+        sqlite3_bind_int64(st, 1, bbt_agg_span_of(day));
         bind_text(st, 2, sc->county);
         bind_text(st, 3, sc->school);
         rc = sqlite3_step(st);
@@ -1726,7 +1663,7 @@ static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_
         sqlite3_reset(st);
         if (r == -EINVAL) {
                 snprintf(q->base.error, sizeof(q->base.error), "day aggregates: marks of %s/%s, days from %lld: bad row",
-                         sc->county, sc->school, (long long)span_of(day) * BBT_STORE_MARK_DAYS);
+                         sc->county, sc->school, (long long)bbt_agg_span_of(day) * BBT_STORE_MARK_DAYS);
                 r = -EIO;
         }
         /* By terminal id: its place, inserted if new. */
@@ -1760,7 +1697,7 @@ static int mark_change(struct sqlite_store *q, int32_t school, int64_t terminal_
                 if (!st) {
                         r = -EIO;
                 } else {
-                        sqlite3_bind_int64(st, 1, span_of(day));
+                        sqlite3_bind_int64(st, 1, bbt_agg_span_of(day));
                         bind_text(st, 2, sc->county);
                         bind_text(st, 3, sc->school);
                         sqlite3_bind_blob(st, 4, buf, (int)n, SQLITE_STATIC);
@@ -1930,7 +1867,7 @@ static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scop
 {
         struct sqlite_store *q = of(s);
         struct bbt_store_school_span *d;
-        struct span_days sd;
+        struct bbt_agg_span sd;
         sqlite3_stmt *st;
         int r = pending_write(q), rc = SQLITE_DONE;
 
@@ -1938,7 +1875,7 @@ static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scop
                 return r;
         if (scope->from_day > scope->to_day)
                 return 0;
-        st = scoped(q, ST_SCHOOL_DAYS, scope, span_of(scope->from_day), span_of(scope->to_day));
+        st = scoped(q, ST_SCHOOL_DAYS, scope, bbt_agg_span_of(scope->from_day), bbt_agg_span_of(scope->to_day));
         if (!st)
                 return -EIO;
         d = malloc(sizeof(*d));
@@ -1946,12 +1883,10 @@ static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scop
                 return -ENOMEM;
         while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 int64_t first = sqlite3_column_int64(st, 2) * BBT_STORE_MARK_DAYS;
-                int64_t lo = scope->from_day - first, hi = scope->to_day - first;
-                uint64_t in = 0xffffffffu;
 
                 copy_col(st, 0, d->county, sizeof(d->county));
                 copy_col(st, 1, d->school, sizeof(d->school));
-                if (span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                if (bbt_agg_span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
                                 (size_t)sqlite3_column_bytes(st, 4), &sd) < 0) {
                         snprintf(q->base.error, sizeof(q->base.error),
                                  "day aggregates: school %s/%s, days from %lld: bad row", d->county, d->school,
@@ -1959,12 +1894,8 @@ static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scop
                         r = -EIO;
                         break;
                 }
-                if (hi < BBT_STORE_MARK_DAYS - 1)
-                        in &= hi < 0 ? 0 : ((uint64_t)2 << hi) - 1;
-                if (lo > 0)
-                        in &= lo >= BBT_STORE_MARK_DAYS ? 0 : ~(((uint64_t)1 << lo) - 1);
                 d->first_day = (int32_t)first;
-                d->present = sd.present & (uint32_t)in;
+                d->present = sd.present & bbt_agg_span_days_in(first, scope->from_day, scope->to_day);
                 memcpy(d->t, sd.t, sizeof(d->t));
                 if (d->present)
                         r = cb(u, d);
@@ -1976,50 +1907,12 @@ static int sq_school_spans_each(struct bbt_store *s, const struct bbt_store_scop
         return r;
 }
 
-/* One span's rows of every school in scope, decoded: given out by day, then
- * county and school (the rows come by county and school). */
-struct span_rows {
-        struct span_row {
-                char county[7];
-                char school[BBT_ID_MAX + 1];
-                struct span_days sd;
-        } *row;
-        size_t n, cap;
-        int64_t span;
-};
-
-static int span_rows_give(struct span_rows *v, const struct bbt_store_scope *scope,
-                          int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
-{
-        int r = 0;
-
-        for (int i = 0; r == 0 && i < BBT_STORE_MARK_DAYS; i++) {
-                int64_t day = v->span * BBT_STORE_MARK_DAYS + i;
-
-                if (day < scope->from_day || day > scope->to_day)
-                        continue;
-                for (size_t k = 0; r == 0 && k < v->n; k++) {
-                        struct bbt_store_school_day d;
-
-                        if (!(v->row[k].sd.present >> i & 1))
-                                continue;
-                        memcpy(d.county, v->row[k].county, sizeof(d.county));
-                        memcpy(d.school, v->row[k].school, sizeof(d.school));
-                        d.day = (int32_t)day;
-                        d.t = v->row[k].sd.t[i];
-                        r = cb(u, &d);
-                }
-        }
-        v->n = 0;
-        return r;
-}
-
 /* Scopes with a county or school filter their rows by the row's own columns. */
 static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
                                int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
 {
         struct sqlite_store *q = of(s);
-        struct span_rows v = { 0 };
+        struct bbt_agg_span_rows v = { 0 };
         sqlite3_stmt *st;
         int r = pending_write(q), rc = SQLITE_DONE; /* a transaction reads its own writes */
 
@@ -2027,38 +1920,32 @@ static int sq_school_days_each(struct bbt_store *s, const struct bbt_store_scope
                 return r;
         if (scope->from_day > scope->to_day)
                 return 0;
-        st = scoped(q, ST_SCHOOL_DAYS, scope, span_of(scope->from_day), span_of(scope->to_day));
+        st = scoped(q, ST_SCHOOL_DAYS, scope, bbt_agg_span_of(scope->from_day), bbt_agg_span_of(scope->to_day));
         if (!st)
                 return -EIO;
         while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 int64_t span = sqlite3_column_int64(st, 2);
-                struct span_row *row;
+                struct bbt_agg_span_row *row;
 
-                if (v.n && span != v.span)
-                        r = span_rows_give(&v, scope, cb, u);
-                if (r == 0)
-                        r = bbt_array_reserve((void **)&v.row, &v.cap, v.n + 1, sizeof(*v.row));
+                r = bbt_agg_span_rows_next(&v, span, scope, cb, u, &row);
                 if (r != 0)
                         break;
-                v.span = span;
-                row = &v.row[v.n];
                 copy_col(st, 0, row->county, sizeof(row->county));
                 copy_col(st, 1, row->school, sizeof(row->school));
-                if (span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
-                                (size_t)sqlite3_column_bytes(st, 4), &row->sd) < 0) {
+                if (bbt_agg_span_decode((uint32_t)sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                                        (size_t)sqlite3_column_bytes(st, 4), &row->sd) < 0) {
                         snprintf(q->base.error, sizeof(q->base.error),
                                  "day aggregates: school %s/%s, days from %lld: bad row", row->county, row->school,
                                  (long long)span * BBT_STORE_MARK_DAYS);
                         r = -EIO;
                         break;
                 }
-                v.n++;
         }
         if (r == 0 && rc != SQLITE_DONE)
                 r = fail(q, rc, "day aggregates");
         sqlite3_reset(st);
         if (r == 0 && v.n)
-                r = span_rows_give(&v, scope, cb, u);
+                r = bbt_agg_span_rows_give(&v, scope, cb, u);
         free(v.row);
         return r;
 }
@@ -2175,7 +2062,7 @@ static int sq_day_marks_each(struct bbt_store *s, const struct bbt_store_scope *
 
         if (scope->from_day > scope->to_day)
                 return 0;
-        return marks_each(of(s), scope, span_of(scope->from_day), span_of(scope->to_day), day_mark_of, &c);
+        return marks_each(of(s), scope, bbt_agg_span_of(scope->from_day), bbt_agg_span_of(scope->to_day), day_mark_of, &c);
 }
 
 static int seen_row(sqlite3_stmt *st, void *cb, void *u)
@@ -2254,7 +2141,7 @@ static int sq_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *
 
         if (lo_day < v.from_day)
                 lo_day = v.from_day;
-        lo_span = span_of((int32_t)lo_day);
+        lo_span = bbt_agg_span_of((int32_t)lo_day);
         st = scoped(q, ST_TERMINAL_IDS, scope, 0, 0);
         r = st ? each(q, st, "history", seen_id_row, NULL, &v) : -EIO;
         if (r == 0 && v.n > 0) {
@@ -2265,7 +2152,7 @@ static int sq_seen_days_each(struct bbt_store *s, const struct bbt_store_scope *
                 for (size_t i = 0; r == 0 && i < v.cap_day; i++)
                         v.day[i] = INT32_MIN;
                 if (r == 0 && v.from_day <= v.to_day)
-                        r = marks_each(q, scope, lo_span, span_of(scope->to_day), seen_mark_of, &v);
+                        r = marks_each(q, scope, lo_span, bbt_agg_span_of(scope->to_day), seen_mark_of, &v);
         }
         for (size_t i = 0; r == 0 && i < v.n; i++) {
                 struct bbt_store_seen_day seen = { .terminal_id = v.ids[i], .day = v.day[v.ids[i]] };
