@@ -10,6 +10,7 @@
 
 #include "store.h"
 #include "store_agg.h"
+#include "rollup.h"
 #include "bbt/array.h"
 #include "bbt/base.h"
 
@@ -31,29 +32,36 @@
 
 /* Deletes and recounts every day aggregate from the rollups under the rule
  * $1 used_day_ms, $2 used_period_ms, $3 heartbeat_ms (the judgement of
- * bbt_day_totals_of() with every period, as SQLite's recount). */
+ * bbt_day_totals_of() with every period, as SQLite's recount): as schema 4
+ * kept them (a row a school-day), for the migration 3 → 4 alone. The
+ * current recount is recount() (the marks as here, the school-days packed,
+ * ST_SCHOOL_DAYS_COUNT). */
 #define PERIODS_USED(p)                                                                                              \
         "((" p "p1 >= $2)::int + (" p "p2 >= $2)::int + (" p "p3 >= $2)::int + (" p "p4 >= $2)::int"                 \
         " + (" p "p5 >= $2)::int + (" p "p6 >= $2)::int + (" p "p7 >= $2)::int + (" p "p8 >= $2)::int"               \
         " + (" p "p9 >= $2)::int + (" p "p10 >= $2)::int + (" p "p11 >= $2)::int + (" p "p12 >= $2)::int)"
-static const char *const recount_sql[] = {
+#define MARKS_RECOUNT                                                                                                \
+        "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"                             \
+        " SELECT day >> 5, terminal_id, bit_or(CASE WHEN on_ms > 0 THEN 1::bigint << (day & 31)::int ELSE 0 END),"   \
+        " bit_or(CASE WHEN active_ms >= $1::bigint THEN 1::bigint << (day & 31)::int ELSE 0 END),"                  \
+        " bit_or(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15))::int ELSE 0 END),"                                \
+        " bit_or(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15))::int ELSE 0 END)"                                \
+        " FROM (SELECT terminal_id, day, on_ms, active_ms, " PERIODS_USED("") "::bigint AS n FROM day_rollup) x"     \
+        " WHERE $2::bigint > 0 AND $3::bigint > 0 GROUP BY day >> 5, terminal_id"
+/* A school-day's totals counted from its rollups, as ST_SCHOOL_DAYS_COUNT and schema 4 count them. */
+#define SCHOOL_DAY_COUNT                                                                                             \
+        " d.day, t.county, t.school, count(*) FILTER (WHERE d.on_ms > 0),"                                           \
+        " count(*) FILTER (WHERE d.active_ms >= $1::bigint), sum(" PERIODS_USED("d.") ")::bigint,"                   \
+        " sum(d.on_ms)::bigint, sum(d.active_ms)::bigint, sum(d.interactive_ms)::bigint,"                            \
+        " sum(CASE WHEN d.on_all_ms > 0 THEN least(greatest(d.hb_count, 0), (d.on_all_ms + $3::bigint - 1) / $3)"    \
+        " ELSE 0 END)::bigint, sum(d.on_all_ms)::bigint"                                                             \
+        " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school"
+static const char *const recount_v4_sql[] = {
         "DELETE FROM school_day",
         "DELETE FROM day_mark",
         "INSERT INTO school_day(day, county, school, powered, used, periods_used, on_ms, active_ms,"
-        " interactive_ms, hb_received, on_all_ms)"
-        " SELECT d.day, t.county, t.school, count(*) FILTER (WHERE d.on_ms > 0),"
-        " count(*) FILTER (WHERE d.active_ms >= $1::bigint), sum(" PERIODS_USED("d.") ")::bigint,"
-        " sum(d.on_ms)::bigint, sum(d.active_ms)::bigint, sum(d.interactive_ms)::bigint,"
-        " sum(CASE WHEN d.on_all_ms > 0 THEN least(greatest(d.hb_count, 0), (d.on_all_ms + $3::bigint - 1) / $3)"
-        " ELSE 0 END)::bigint, sum(d.on_all_ms)::bigint"
-        " FROM day_rollup d JOIN terminal t ON t.id = d.terminal_id GROUP BY d.day, t.county, t.school",
-        "INSERT INTO day_mark(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
-        " SELECT day >> 5, terminal_id, bit_or(CASE WHEN on_ms > 0 THEN 1::bigint << (day & 31)::int ELSE 0 END),"
-        " bit_or(CASE WHEN active_ms >= $1::bigint THEN 1::bigint << (day & 31)::int ELSE 0 END),"
-        " bit_or(CASE WHEN day & 16 = 0 THEN n << (4 * (day & 15))::int ELSE 0 END),"
-        " bit_or(CASE WHEN day & 16 <> 0 THEN n << (4 * (day & 15))::int ELSE 0 END)"
-        " FROM (SELECT terminal_id, day, on_ms, active_ms, " PERIODS_USED("") "::bigint AS n FROM day_rollup) x"
-        " WHERE $2::bigint > 0 AND $3::bigint > 0 GROUP BY day >> 5, terminal_id",
+        " interactive_ms, hb_received, on_all_ms) SELECT" SCHOOL_DAY_COUNT,
+        MARKS_RECOUNT,
 };
 
 /* Migration N brings a store from version N to N + 1: SQLite's migration N
@@ -138,6 +146,12 @@ static const char *const migrations[] = {
         " terminal text NOT NULL, via text NOT NULL, op text NOT NULL, args text NOT NULL, result text NOT NULL,"
         " detail text NOT NULL);"
         "CREATE INDEX audit_sent ON audit(sent_ms);",
+        /* 7 → 8: the schools' day aggregates packed 32 days to a row, as
+         * SQLite's schema 5 packs them (store_agg.h, struct bbt_agg_span): a
+         * report at 20,000 terminals reads 8,000 rows instead of 148,000.
+         * migrate() packs school_day's rows into it, then drops school_day. */
+        "CREATE TABLE school_span(span bigint NOT NULL, county text NOT NULL, school text NOT NULL,"
+        " present bigint NOT NULL, days bytea NOT NULL, PRIMARY KEY(span, county, school));",
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -184,7 +198,11 @@ enum stmt {
         ST_USAGES_ADD,
         ST_DAYS_CLEAR,
         ST_DAYS,
-        ST_SCHOOL_DAYS_ADD,
+        ST_SCHOOL_SPANS_LOCK,
+        ST_SCHOOL_SPANS_GET,
+        ST_SCHOOL_SPANS_PUT,
+        ST_SCHOOL_DAYS_COUNT,
+        ST_SCHOOL_DAYS_V7,
         ST_TERMINAL_SCHOOL,
         ST_DAY_MARK_SET,
         ST_DAY_MARKS_LOCK,
@@ -352,17 +370,30 @@ static const char *const sql[ST__COUNT] = {
                     " WHERE day BETWEEN $3 AND $4 AND terminal_id" IN_SCOPE " ORDER BY terminal_id, day",
         /* A transaction's school-day changes at once, in key order (so that
          * concurrent writers lock the rows in one order: no deadlock). */
-        [ST_SCHOOL_DAYS_ADD] = "INSERT INTO school_day AS s(day, county, school, powered, used, periods_used, on_ms,"
-                               " active_ms, interactive_ms, hb_received, on_all_ms)"
-                               " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[],"
-                               " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"
-                               " $10::bigint[], $11::bigint[]) ORDER BY 1, 2, 3"
-                               " ON CONFLICT(day, county, school) DO UPDATE SET powered = s.powered + excluded.powered,"
-                               " used = s.used + excluded.used, periods_used = s.periods_used + excluded.periods_used,"
-                               " on_ms = s.on_ms + excluded.on_ms, active_ms = s.active_ms + excluded.active_ms,"
-                               " interactive_ms = s.interactive_ms + excluded.interactive_ms,"
-                               " hb_received = s.hb_received + excluded.hb_received,"
-                               " on_all_ms = s.on_all_ms + excluded.on_all_ms",
+        /* A transaction's school-day changes, packed (pending_write): LOCK
+         * inserts the spans not there yet, empty, and locks the others in
+         * key order (no deadlock between writers); GET reads them ($1 span,
+         * $2 county, $3 school: x.i the ordinal); PUT writes them whole
+         * ($4 present, $5 the days' bytes in hex), and packs a recount. */
+        [ST_SCHOOL_SPANS_LOCK] = "INSERT INTO school_span AS s(span, county, school, present, days)"
+                                 " SELECT x.s, x.c, x.sc, 0, ''::bytea FROM unnest($1::bigint[], $2::text[],"
+                                 " $3::text[]) AS x(s, c, sc) ORDER BY 1, 2, 3"
+                                 " ON CONFLICT(span, county, school) DO UPDATE SET present = s.present WHERE false",
+        [ST_SCHOOL_SPANS_GET] = "SELECT x.i, s.present, s.days FROM unnest($1::bigint[], $2::text[], $3::text[])"
+                                " WITH ORDINALITY AS x(s, c, sc, i) JOIN school_span s"
+                                " ON s.span = x.s AND s.county = x.c AND s.school = x.sc",
+        [ST_SCHOOL_SPANS_PUT] = "INSERT INTO school_span AS s(span, county, school, present, days)"
+                                " SELECT x.s, x.c, x.sc, x.p, decode(x.h, 'hex') FROM unnest($1::bigint[],"
+                                " $2::text[], $3::text[], $4::bigint[], $5::text[]) AS x(s, c, sc, p, h) ORDER BY 1, 2, 3"
+                                " ON CONFLICT(span, county, school) DO UPDATE SET present = excluded.present,"
+                                " days = excluded.days",
+        /* Every school-day counted from the rollups under the rule $1..$3,
+         * in the order spans_pack() packs them. */
+        [ST_SCHOOL_DAYS_COUNT] = "SELECT" SCHOOL_DAY_COUNT " ORDER BY d.day >> 5, t.county, t.school, d.day",
+        /* Schema 7's school-days, for the migration to 8 alone. */
+        [ST_SCHOOL_DAYS_V7] = "SELECT day, county, school, powered, used, periods_used, on_ms, active_ms,"
+                              " interactive_ms, hb_received, on_all_ms FROM school_day"
+                              " ORDER BY day >> 5, county, school, day",
         [ST_TERMINAL_SCHOOL] = "SELECT county, school FROM terminal WHERE id = $1",
         /* $1 terminal, $2 span, $3 the day's bit; $4, $5 the bit if powered,
          * used; $6, $7 the day's 4 bits in lessons_lo, lessons_hi; $8, $9 its
@@ -376,7 +407,7 @@ static const char *const sql[ST__COUNT] = {
          * once: $1 terminals, $2 spans, $3 the days' bits, $4, $5 powered,
          * used, $6, $7 the days' nibbles in lessons_lo, lessons_hi, $8, $9
          * the periods used there. LOCK inserts the new rows as they are after
-         * and locks the others in key order (as ST_SCHOOL_DAYS_ADD, no
+         * and locks the others in key order (as ST_SCHOOL_SPANS_LOCK, no
          * deadlock between writers); MERGE then clears and sets the bits of
          * every row (a new one again: its bits are within the masks). */
         [ST_DAY_MARKS_LOCK] = "INSERT INTO day_mark AS m(span, terminal_id, powered, used, lessons_lo, lessons_hi)"
@@ -391,10 +422,10 @@ static const char *const sql[ST__COUNT] = {
                                " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
                                " $9::bigint[]) AS x(t, s, b, p, u, lm, hm, lo, hi)"
                                " WHERE m.span = x.s AND m.terminal_id = x.t",
-        [ST_SCHOOL_DAYS] = "SELECT county, school, day, powered, used, periods_used, on_ms, active_ms, interactive_ms,"
-                           " hb_received, on_all_ms FROM school_day WHERE day BETWEEN $3 AND $4"
+        /* The spans $3..$4. */
+        [ST_SCHOOL_DAYS] = "SELECT county, school, span, present, days FROM school_span WHERE span BETWEEN $3 AND $4"
                            " AND ($1::text IS NULL OR county = $1) AND ($2::text IS NULL OR school = $2)"
-                           " ORDER BY day, county, school",
+                           " ORDER BY span, county, school",
         /* The scope's subquery only when there is a scope (a semi-join of
          * every mark with the terminal table otherwise). */
         [ST_DAY_MARKS] = "SELECT terminal_id, span, powered, used, lessons_lo, lessons_hi FROM day_mark"
@@ -722,6 +753,7 @@ static int command(struct pg_store *q, const char *text, const char *what)
 /* Type OIDs (pg_type.h, stable since PostgreSQL 7): what each()'s binary
  * results may hold. */
 #define OID_BOOL 16
+#define OID_BYTEA 17
 #define OID_INT8 20
 #define OID_INT2 21
 #define OID_INT4 23
@@ -757,12 +789,13 @@ static int64_t col_i64(const PGresult *res, int row, int col)
 }
 
 /* Whether every column of RES is one col_i64() and copy_col() read in
- * binary: else an internal error (a statement's new column of another type). */
+ * binary (bytea as it is): else an internal error (a statement's new column of another type). */
 static bool binary_readable(const PGresult *res)
 {
         for (int c = 0; c < PQnfields(res); c++)
                 switch (PQftype(res, c)) {
                 case OID_BOOL:
+                case OID_BYTEA:
                 case OID_INT8:
                 case OID_INT2:
                 case OID_INT4:
@@ -918,55 +951,243 @@ static int arr_end(struct arr *a)
         return a->len ? arr_put(a, "}") : arr_put(a, "{}");
 }
 
-/* Writes every pending school-day change: one statement, its columns as arrays. */
+static void arrs_free(struct arr *cols, size_t n)
+{
+        for (size_t k = 0; k < n; k++)
+                free(cols[k].s);
+}
+
+/* Closes every array of COLS and makes them the parameters P. */
+static int arrs_params(struct arr *cols, size_t n, struct params *p)
+{
+        int r = 0;
+
+        for (size_t k = 0; r == 0 && k < n; k++) {
+                r = arr_end(&cols[k]);
+                p_text(p, cols[k].s);
+        }
+        return r;
+}
+
+/* Appends the LEN bytes at P to A as one hex element (decode(x, 'hex')). */
+static int arr_hex(struct arr *a, const uint8_t *p, size_t len)
+{
+        static const char digit[] = "0123456789abcdef";
+        int r = arr_put(a, "%s", a->len ? "," : "{");
+
+        if (r == 0 && bbt_array_reserve((void **)&a->s, &a->cap, a->len + 2 * len + 1, 1) < 0)
+                r = -ENOMEM;
+        for (size_t i = 0; r == 0 && i < len; i++) {
+                a->s[a->len++] = digit[p[i] >> 4];
+                a->s[a->len++] = digit[p[i] & 15];
+        }
+        if (r == 0)
+                a->s[a->len] = '\0';
+        return r;
+}
+
+/* A school's span as a transaction changes it, or as a recount packs it. */
+struct span_change {
+        int64_t span;
+        char county[7];
+        char school[BBT_ID_MAX + 1];
+        struct bbt_agg_span sd;
+};
+
+static int span_change_cmp(const void *a, const void *b)
+{
+        const struct span_change *x = a, *y = b;
+        int r = x->span < y->span ? -1 : x->span > y->span;
+
+        if (r == 0)
+                r = strcmp(x->county, y->county);
+        return r ? r : strcmp(x->school, y->school);
+}
+
+/* The key columns ($1 span, $2 county, $3 school) of V[0..N). */
+static int span_keys(const struct span_change *v, size_t n, struct arr col[3])
+{
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                r = arr_num(&col[0], v[i].span);
+                if (r == 0)
+                        r = arr_str(&col[1], v[i].county);
+                if (r == 0)
+                        r = arr_str(&col[2], v[i].school);
+        }
+        return r;
+}
+
+/* Writes V[0..N) whole (ST_SCHOOL_SPANS_PUT), sorted by key. */
+static int spans_put(struct pg_store *q, struct span_change *v, size_t n)
+{
+        struct arr col[5];
+        struct params p = { 0 };
+        uint8_t *buf = malloc(BBT_AGG_SPAN_BYTES_MAX);
+        int r = buf ? 0 : -ENOMEM;
+
+        memset(col, 0, sizeof(col));
+        if (r == 0)
+                r = span_keys(v, n, col);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                r = arr_num(&col[3], v[i].sd.present);
+                if (r == 0)
+                        r = arr_hex(&col[4], buf, bbt_agg_span_encode(&v[i].sd, buf));
+        }
+        if (r == 0)
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_SCHOOL_SPANS_PUT, &p, "day aggregates", NULL);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        free(buf);
+        return r;
+}
+
+/* Writes every pending school-day change: the spans they fall in locked
+ * (in key order), read, added to and written back, three statements over
+ * arrays. */
 static int pending_write(struct pg_store *q)
 {
-        struct arr col[11];
+        struct span_change *v = NULL;
+        struct arr col[3];
         struct params p = { 0 };
+        PGresult *res = NULL;
+        size_t n = 0, m = 0;
         int r = 0;
 
         if (!q->agg.n_pending)
                 return 0;
-        memset(col, 0, sizeof(col));
-        for (size_t i = 0; r == 0 && i < q->agg.cap_pending; i++) {
+        v = calloc(q->agg.n_pending, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < q->agg.cap_pending; i++) {
                 const struct bbt_agg_pending *x = &q->agg.pending[i];
+                struct span_change *c = &v[n++];
+                int d = x->day & (BBT_STORE_MARK_DAYS - 1);
 
-                if (!x->used)
+                if (!x->used) {
+                        n--;
                         continue;
-                r = arr_num(&col[0], x->day);
-                if (r == 0)
-                        r = arr_str(&col[1], q->agg.schools[x->school].county);
-                if (r == 0)
-                        r = arr_str(&col[2], q->agg.schools[x->school].school);
-                if (r == 0)
-                        r = arr_num(&col[3], x->t.powered);
-                if (r == 0)
-                        r = arr_num(&col[4], x->t.used);
-                if (r == 0)
-                        r = arr_num(&col[5], x->t.periods_used);
-                if (r == 0)
-                        r = arr_num(&col[6], x->t.on_ms);
-                if (r == 0)
-                        r = arr_num(&col[7], x->t.active_ms);
-                if (r == 0)
-                        r = arr_num(&col[8], x->t.interactive_ms);
-                if (r == 0)
-                        r = arr_num(&col[9], x->t.hb_received);
-                if (r == 0)
-                        r = arr_num(&col[10], x->t.on_all_ms);
+                }
+                c->span = bbt_agg_span_of(x->day);
+                memcpy(c->county, q->agg.schools[x->school].county, sizeof(c->county));
+                memcpy(c->school, q->agg.schools[x->school].school, sizeof(c->school));
+                c->sd.present = 1u << d;
+                c->sd.t[d] = x->t;
         }
-        for (size_t k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++) {
-                r = arr_end(&col[k]);
-                p_text(&p, col[k].s);
+        /* One change a span and school. */
+        qsort(v, n, sizeof(*v), span_change_cmp);
+        for (size_t i = 0; i < n; i++) {
+                if (m > 0 && span_change_cmp(&v[m - 1], &v[i]) == 0) {
+                        struct span_change *o = &v[m - 1];
+
+                        for (uint32_t b = v[i].sd.present; b; b &= b - 1) {
+                                int d = __builtin_ctz(b);
+
+                                o->sd.present |= 1u << d;
+                                bbt_day_totals_add(&o->sd.t[d], &v[i].sd.t[d]);
+                        }
+                } else if (m++ != i) {
+                        v[m - 1] = v[i];
+                }
         }
+        memset(col, 0, sizeof(col));
+        r = span_keys(v, m, col);
         if (r == 0)
-                r = run(q, ST_SCHOOL_DAYS_ADD, &p, "day aggregates", NULL);
+                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
+        if (r == 0)
+                r = run(q, ST_SCHOOL_SPANS_LOCK, &p, "day aggregates", NULL);
         else
                 snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
-        for (size_t k = 0; k < BBT_ELEMENTSOF(col); k++)
-                free(col[k].s);
+        if (r == 0)
+                r = run(q, ST_SCHOOL_SPANS_GET, &p, "day aggregates", &res);
+        for (int row = 0; r == 0 && row < PQntuples(res); row++) {
+                int64_t i = col_i64(res, row, 0) - 1;
+                size_t len = 0;
+                unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 2), &len);
+                struct bbt_agg_span now;
+
+                if (!bytes) {
+                        r = -ENOMEM;
+                } else if (i < 0 || (size_t)i >= m ||
+                           bbt_agg_span_decode((uint32_t)col_i64(res, row, 1), bytes, len, &now) < 0) {
+                        snprintf(q->base.error, sizeof(q->base.error),
+                                 "day aggregates: a school's days from %lld: bad row",
+                                 i >= 0 && (size_t)i < m ? (long long)v[i].span * BBT_STORE_MARK_DAYS : 0LL);
+                        r = -EIO;
+                } else {
+                        for (uint32_t b = v[i].sd.present; b; b &= b - 1) {
+                                int d = __builtin_ctz(b);
+
+                                now.present |= 1u << d;
+                                bbt_day_totals_add(&now.t[d], &v[i].sd.t[d]);
+                        }
+                        v[i].sd = now;
+                }
+                PQfreemem(bytes);
+        }
+        if (r == 0 && PQntuples(res) != (int)m) {
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: %d of %zu spans locked",
+                         PQntuples(res), m);
+                r = -EIO;
+        }
+        PQclear(res);
+        arrs_free(col, BBT_ELEMENTSOF(col));
+        if (r == 0)
+                r = spans_put(q, v, m);
+        free(v);
         if (r == 0)
                 bbt_agg_pending_drop(&q->agg);
+        return r;
+}
+
+/* Packing a recount or a migration: school-day rows (day, county, school,
+ * then the totals in bbt_agg_span's order) by span, county, school and day. */
+struct span_pack {
+        struct span_change *v;
+        size_t n, cap;
+};
+
+static int span_pack_row(const PGresult *res, void *cb, void *u)
+{
+        struct span_pack *k = u;
+        struct span_change key = { 0 }, *c;
+        int32_t day = (int32_t)col_i64(res, 0, 0);
+        int d = day & (BBT_STORE_MARK_DAYS - 1);
+
+        (void)cb;
+        key.span = bbt_agg_span_of(day);
+        copy_col(res, 0, 1, key.county, sizeof(key.county));
+        copy_col(res, 0, 2, key.school, sizeof(key.school));
+        if (!k->n || span_change_cmp(&k->v[k->n - 1], &key) != 0) {
+                if (bbt_array_reserve((void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)) < 0)
+                        return -ENOMEM;
+                k->v[k->n++] = key;
+        }
+        c = &k->v[k->n - 1];
+        c->sd.present |= 1u << d;
+        for (int f = 0; f < BBT_AGG_SPAN_VALUES; f++)
+                *bbt_agg_totals_field(&c->sd.t[d], f) = col_i64(res, 0, 3 + f);
+        return 0;
+}
+
+/* Packs the school-days of statement SRC (params P) into school_span. The
+ * spans are held in memory (2 KiB each: 40 MiB for 2,000 schools' year)
+ * and written 500 at a time. */
+static int spans_pack(struct pg_store *q, enum stmt src, const struct params *p)
+{
+        static const struct params none = { 0 };
+        struct span_pack k = { 0 };
+        int r = each(q, src, p ? p : &none, "day aggregates", span_pack_row, NULL, &k);
+
+        if (r == -ENOMEM)
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
+        for (size_t i = 0; r == 0 && i < k.n; i += 500)
+                r = spans_put(q, k.v + i, k.n - i < 500 ? k.n - i : 500);
+        free(k.v);
         return r;
 }
 
@@ -1548,17 +1769,12 @@ static int pg_day_rule_get(struct bbt_store *s, struct bbt_day_rule *ret)
         return bbt_agg_rule_cached(s, &q->has_rule, &q->rule, ret);
 }
 
-/* Recounts every day aggregate from the rollups under R. */
-static int recount(struct pg_store *q, const struct bbt_day_rule *r)
+/* Runs the statements TEXT[0..N) with the rule R's three thresholds as $1..$3 where they use them. */
+static int rule_commands(struct pg_store *q, const char *const *text, size_t n, const struct params *p)
 {
-        struct params p = { 0 };
-
-        p_int(&p, r->used_day_ms);
-        p_int(&p, r->used_period_ms);
-        p_int(&p, r->heartbeat_ms);
-        for (size_t i = 0; i < BBT_ELEMENTSOF(recount_sql); i++) {
-                int n = strstr(recount_sql[i], "$1") ? 3 : 0;
-                PGresult *res = PQexecParams(q->conn, recount_sql[i], n, NULL, n ? p.v : NULL, NULL, NULL, 0);
+        for (size_t i = 0; i < n; i++) {
+                int k = strstr(text[i], "$1") ? 3 : 0;
+                PGresult *res = PQexecParams(q->conn, text[i], k, NULL, k ? p->v : NULL, NULL, NULL, 0);
                 int e = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : fail_res(q, res, "day aggregates");
 
                 PQclear(res);
@@ -1566,6 +1782,23 @@ static int recount(struct pg_store *q, const struct bbt_day_rule *r)
                         return e;
         }
         return 0;
+}
+
+/* Recounts every day aggregate from the rollups under R (schema 4's tables
+ * if V4: the migration 3 → 4). */
+static int recount(struct pg_store *q, const struct bbt_day_rule *r, bool v4)
+{
+        static const char *const now[] = { "DELETE FROM school_span", "DELETE FROM day_mark", MARKS_RECOUNT };
+        struct params p = { 0 };
+        int e;
+
+        p_int(&p, r->used_day_ms);
+        p_int(&p, r->used_period_ms);
+        p_int(&p, r->heartbeat_ms);
+        if (v4)
+                return rule_commands(q, recount_v4_sql, BBT_ELEMENTSOF(recount_v4_sql), &p);
+        e = rule_commands(q, now, BBT_ELEMENTSOF(now), &p);
+        return e < 0 ? e : spans_pack(q, ST_SCHOOL_DAYS_COUNT, &p);
 }
 
 static int pg_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
@@ -1589,7 +1822,7 @@ static int pg_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0)
                 e = bbt_agg_rule_write(s, r);
         if (e == 0)
-                e = recount(q, r);
+                e = recount(q, r, false);
         if (e < 0)
                 return e;
         q->rule = *r;
@@ -1762,24 +1995,6 @@ static int day_stage(struct pg_store *q, int64_t terminal_id, const struct bbt_d
 }
 
 /* Frees the array literals of COLS (N of them). */
-static void arrs_free(struct arr *cols, size_t n)
-{
-        for (size_t k = 0; k < n; k++)
-                free(cols[k].s);
-}
-
-/* Closes every array of COLS and makes them the parameters P. */
-static int arrs_params(struct arr *cols, size_t n, struct params *p)
-{
-        int r = 0;
-
-        for (size_t k = 0; r == 0 && k < n; k++) {
-                r = arr_end(&cols[k]);
-                p_text(p, cols[k].s);
-        }
-        return r;
-}
-
 static int mark_cmp(const void *a, const void *b)
 {
         const struct mark_change *x = a, *y = b;
@@ -2054,13 +2269,13 @@ static int pg_days_clear(struct bbt_store *s)
         /* Other aggregators of a share group add to the rollups meanwhile:
          * they wait until the rebuild commits, then add what it did not see. */
         if (r == 0 && q->in_tx)
-                r = command(q, "LOCK TABLE day_rollup, school_day, day_mark IN EXCLUSIVE MODE", "rollup");
+                r = command(q, "LOCK TABLE day_rollup, school_span, day_mark IN EXCLUSIVE MODE", "rollup");
         if (r == 0)
                 r = run(q, ST_DAYS_CLEAR, NULL, "rollup", NULL);
 
         bbt_agg_pending_drop(&q->agg);
         if (r == 0)
-                r = command(q, "DELETE FROM school_day", "day aggregates");
+                r = command(q, "DELETE FROM school_span", "day aggregates");
         if (r == 0)
                 r = command(q, "DELETE FROM day_mark", "day aggregates");
         return r;
@@ -2090,40 +2305,110 @@ static int pg_days_each(struct bbt_store *s, const struct bbt_store_scope *scope
         return each_staged(of(s), ST_DAYS, &p, "rollup", day_row, (void *)cb, u);
 }
 
-static int school_day_row(const PGresult *res, void *cb, void *u)
+/* A school_span row (county, school, span, present, days) decoded into *RET. */
+static int span_of_row(struct pg_store *q, const PGresult *res, char *county, char *school, int64_t *span,
+                       struct bbt_agg_span *ret)
 {
-        int (*fn)(void *, const struct bbt_store_school_day *) =
-                (int (*)(void *, const struct bbt_store_school_day *))cb;
-        struct bbt_store_school_day d;
-
-        memset(&d, 0, sizeof(d));
-        copy_col(res, 0, 0, d.county, sizeof(d.county));
-        copy_col(res, 0, 1, d.school, sizeof(d.school));
-        d.day = (int32_t)col_i64(res, 0, 2);
-        d.t.powered = col_i64(res, 0, 3);
-        d.t.used = col_i64(res, 0, 4);
-        d.t.periods_used = col_i64(res, 0, 5);
-        d.t.on_ms = col_i64(res, 0, 6);
-        d.t.active_ms = col_i64(res, 0, 7);
-        d.t.interactive_ms = col_i64(res, 0, 8);
-        d.t.hb_received = col_i64(res, 0, 9);
-        d.t.on_all_ms = col_i64(res, 0, 10);
-        return fn(u, &d);
+        copy_col(res, 0, 0, county, 7);
+        copy_col(res, 0, 1, school, BBT_ID_MAX + 1);
+        *span = col_i64(res, 0, 2);
+        if (bbt_agg_span_decode((uint32_t)col_i64(res, 0, 3), (const uint8_t *)PQgetvalue(res, 0, 4),
+                                (size_t)PQgetlength(res, 0, 4), ret) < 0) {
+                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: school %s/%s, days from %lld: bad row",
+                         county, school, (long long)*span * BBT_STORE_MARK_DAYS);
+                return -EIO;
+        }
+        return 0;
 }
 
+struct spans_read {
+        struct pg_store *q;
+        const struct bbt_store_scope *scope;
+        void *cb, *u;
+        struct bbt_store_school_span *d;
+        struct bbt_agg_span_rows rows;
+};
+
+static int school_span_row(const PGresult *res, void *cb, void *u)
+{
+        struct spans_read *x = u;
+        int (*fn)(void *, const struct bbt_store_school_span *) =
+                (int (*)(void *, const struct bbt_store_school_span *))x->cb;
+        struct bbt_agg_span sd;
+        int64_t span;
+        int r = span_of_row(x->q, res, x->d->county, x->d->school, &span, &sd);
+
+        (void)cb;
+        if (r < 0)
+                return r;
+        x->d->first_day = (int32_t)(span * BBT_STORE_MARK_DAYS);
+        x->d->present = sd.present & bbt_agg_span_days_in(x->d->first_day, x->scope->from_day, x->scope->to_day);
+        memcpy(x->d->t, sd.t, sizeof(x->d->t));
+        return x->d->present ? fn(x->u, x->d) : 0;
+}
+
+static int school_day_row(const PGresult *res, void *cb, void *u)
+{
+        struct spans_read *x = u;
+        int (*fn)(void *, const struct bbt_store_school_day *) = (int (*)(void *, const struct bbt_store_school_day *))x->cb;
+        struct bbt_agg_span_row *row;
+        char county[7], school[BBT_ID_MAX + 1];
+        struct bbt_agg_span sd;
+        int64_t span;
+        int r = span_of_row(x->q, res, county, school, &span, &sd);
+
+        (void)cb;
+        if (r == 0)
+                r = bbt_agg_span_rows_next(&x->rows, span, x->scope, fn, x->u, &row);
+        if (r != 0)
+                return r;
+        memcpy(row->county, county, sizeof(row->county));
+        memcpy(row->school, school, sizeof(row->school));
+        row->sd = sd;
+        return 0;
+}
+
+/* Reads the spans of SCOPE through ROW_CB, what the transaction wrote first. */
+static int spans_each(struct spans_read *x, int (*row_cb)(const PGresult *res, void *cb, void *u))
+{
+        struct params p = { 0 };
+        int r = staged_write(x->q); /* a transaction reads its own writes */
+
+        if (r == 0)
+                r = pending_write(x->q);
+        if (r < 0 || x->scope->from_day > x->scope->to_day)
+                return r;
+        p_scope(&p, x->scope, bbt_agg_span_of(x->scope->from_day), bbt_agg_span_of(x->scope->to_day));
+        return each(x->q, ST_SCHOOL_DAYS, &p, "day aggregates", row_cb, NULL, x);
+}
+
+/* A school's 32 days as they are kept: a row of school_span each, with only
+ * the days of the scope present. */
+static int pg_school_spans_each(struct bbt_store *s, const struct bbt_store_scope *scope,
+                                int (*cb)(void *u, const struct bbt_store_school_span *d), void *u)
+{
+        struct spans_read x = { .q = of(s), .scope = scope, .cb = (void *)cb, .u = u };
+        int r;
+
+        x.d = malloc(sizeof(*x.d));
+        if (!x.d)
+                return -ENOMEM;
+        r = spans_each(&x, school_span_row);
+        free(x.d);
+        return r;
+}
+
+/* The same a day at a time: by day, then county and school. */
 static int pg_school_days_each(struct bbt_store *s, const struct bbt_store_scope *scope,
                                int (*cb)(void *u, const struct bbt_store_school_day *d), void *u)
 {
-        struct pg_store *q = of(s);
-        struct params p = { 0 };
-        int r = staged_write(q); /* a transaction reads its own writes */
+        struct spans_read x = { .q = of(s), .scope = scope, .cb = (void *)cb, .u = u };
+        int r = spans_each(&x, school_day_row);
 
-        if (r == 0)
-                r = pending_write(q);
-        if (r < 0)
-                return r;
-        p_scope(&p, scope, scope->from_day, scope->to_day);
-        return each(q, ST_SCHOOL_DAYS, &p, "day aggregates", school_day_row, (void *)cb, u);
+        if (r == 0 && x.rows.n)
+                r = bbt_agg_span_rows_give(&x.rows, scope, cb, u);
+        free(x.rows.row);
+        return r;
 }
 
 static int day_marks_row(const PGresult *res, void *cb, void *u)
@@ -2664,6 +2949,7 @@ static const struct bbt_store_ops pg_ops = {
         .day_rule_get = pg_day_rule_get,
         .day_rule_set = pg_day_rule_set,
         .school_days_each = pg_school_days_each,
+        .school_spans_each = pg_school_spans_each,
         .day_marks_each = pg_day_marks_each,
         .seen_each = pg_seen_each,
         .seen_days_each = pg_seen_days_each,
@@ -2782,7 +3068,13 @@ static int migrate(struct pg_store *q, const char *where, char *err, size_t err_
                                  (long long)rule.heartbeat_ms);
                         r = command(q, rule_sql, "migrate");
                         if (r == 0)
-                                r = recount(q, &rule);
+                                r = recount(q, &rule, true);
+                }
+                if (r == 0 && version + 1 == 8) {
+                        /* 7 → 8 packs schema 7's school-days. */
+                        r = spans_pack(q, ST_SCHOOL_DAYS_V7, NULL);
+                        if (r == 0)
+                                r = command(q, "DROP TABLE school_day", "migrate");
                 }
                 if (r == 0 && version == 0)
                         r = command(q, "CREATE TABLE bbt_schema(application text NOT NULL, version integer NOT NULL);"
