@@ -969,6 +969,23 @@ static int arrs_params(struct arr *cols, size_t n, struct params *p)
         return r;
 }
 
+/* Runs statement ID with COLS[0..N) closed as its parameters (R: how
+ * filling them went, an error told as WHAT: out of memory), then frees them. */
+static int arrs_run(struct pg_store *q, enum stmt id, struct arr *cols, size_t n, int r, const char *what,
+                    PGresult **ret)
+{
+        struct params p = { 0 };
+
+        if (r == 0)
+                r = arrs_params(cols, n, &p);
+        if (r == 0)
+                r = run(q, id, &p, what, ret);
+        else
+                snprintf(q->base.error, sizeof(q->base.error), "%s: out of memory", what);
+        arrs_free(cols, n);
+        return r;
+}
+
 /* Appends the LEN bytes at P to A as one hex element (decode(x, 'hex')). */
 static int arr_hex(struct arr *a, const uint8_t *p, size_t len)
 {
@@ -1023,7 +1040,6 @@ static int span_keys(const struct span_change *v, size_t n, struct arr col[3])
 static int spans_put(struct pg_store *q, struct span_change *v, size_t n)
 {
         struct arr col[5];
-        struct params p = { 0 };
         uint8_t *buf = malloc(BBT_AGG_SPAN_BYTES_MAX);
         int r = buf ? 0 : -ENOMEM;
 
@@ -1035,13 +1051,7 @@ static int spans_put(struct pg_store *q, struct span_change *v, size_t n)
                 if (r == 0)
                         r = arr_hex(&col[4], buf, bbt_agg_span_encode(&v[i].sd, buf));
         }
-        if (r == 0)
-                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
-        if (r == 0)
-                r = run(q, ST_SCHOOL_SPANS_PUT, &p, "day aggregates", NULL);
-        else
-                snprintf(q->base.error, sizeof(q->base.error), "day aggregates: out of memory");
-        arrs_free(col, BBT_ELEMENTSOF(col));
+        r = arrs_run(q, ST_SCHOOL_SPANS_PUT, col, BBT_ELEMENTSOF(col), r, "day aggregates", NULL);
         free(buf);
         return r;
 }
@@ -2059,7 +2069,6 @@ static int marks_write(struct pg_store *q, struct marks *stage)
 static int days_write(struct pg_store *q)
 {
         struct arr col[22];
-        struct params p = { 0 };
         struct marks marks = { 0 };
         PGresult *res = NULL;
         int r = 0, rows;
@@ -2089,13 +2098,7 @@ static int days_write(struct pg_store *q)
                 for (k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
                         r = arr_num(&col[k], v[k]);
         }
-        if (r == 0)
-                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
-        if (r == 0)
-                r = run(q, ST_DAYS_ADD, &p, "rollup", &res);
-        else
-                snprintf(q->base.error, sizeof(q->base.error), "rollup: out of memory");
-        arrs_free(col, BBT_ELEMENTSOF(col));
+        r = arrs_run(q, ST_DAYS_ADD, col, BBT_ELEMENTSOF(col), r, "rollup", &res);
         if (r < 0)
                 return r;
         rows = PQntuples(res);
@@ -2132,7 +2135,6 @@ static int days_write(struct pg_store *q)
 static int usages_write(struct pg_store *q)
 {
         struct arr col[11];
-        struct params p = { 0 };
         int r = 0;
 
         if (!q->n_usages)
@@ -2146,13 +2148,7 @@ static int usages_write(struct pg_store *q)
                 for (size_t k = 0; r == 0 && k < BBT_ELEMENTSOF(col); k++)
                         r = arr_num(&col[k], v[k]);
         }
-        if (r == 0)
-                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
-        if (r == 0)
-                r = run(q, ST_USAGES_ADD, &p, "usage", NULL);
-        else
-                snprintf(q->base.error, sizeof(q->base.error), "usage: out of memory");
-        arrs_free(col, BBT_ELEMENTSOF(col));
+        r = arrs_run(q, ST_USAGES_ADD, col, BBT_ELEMENTSOF(col), r, "usage", NULL);
         if (r == 0)
                 q->n_usages = 0;
         return r;
@@ -2208,7 +2204,6 @@ static void terms_drop(struct pg_store *q)
 static int terms_write(struct pg_store *q)
 {
         struct arr col[28];
-        struct params p = { 0 };
         int r = 0;
 
         if (!q->n_terms)
@@ -2238,13 +2233,7 @@ static int terms_write(struct pg_store *q)
                 for (size_t j = 0; r == 0 && j < 3; j++)
                         r = arr_num(&col[k++], n3[j]);
         }
-        if (r == 0)
-                r = arrs_params(col, BBT_ELEMENTSOF(col), &p);
-        if (r == 0)
-                r = run(q, ST_TERMINALS_UPDATE, &p, "terminal", NULL);
-        else
-                snprintf(q->base.error, sizeof(q->base.error), "terminal: out of memory");
-        arrs_free(col, BBT_ELEMENTSOF(col));
+        r = arrs_run(q, ST_TERMINALS_UPDATE, col, BBT_ELEMENTSOF(col), r, "terminal", NULL);
         if (r == 0)
                 terms_drop(q);
         return r;
