@@ -150,8 +150,8 @@ static const char *const migrations[] = {
          * SQLite's schema 5 packs them (store_agg.h, struct bbt_agg_span): a
          * report at 20,000 terminals reads 8,000 rows instead of 148,000.
          * migrate() packs school_day's rows into it, then drops school_day. */
-        "CREATE TABLE school_span(span bigint NOT NULL, county text NOT NULL, school text NOT NULL,"
-        " present bigint NOT NULL, days bytea NOT NULL, PRIMARY KEY(span, county, school));",
+        ("CREATE TABLE school_span(span bigint NOT NULL, county text NOT NULL, school text NOT NULL,"
+         " present bigint NOT NULL, days bytea NOT NULL, PRIMARY KEY(span, county, school));"),
 };
 _Static_assert(BBT_ELEMENTSOF(migrations) == BBT_STORE_SCHEMA_VERSION, "one migration per schema version");
 
