@@ -275,6 +275,16 @@ int bbt_agg_span_decode(uint32_t present, const uint8_t *p, size_t len, struct b
         return 0;
 }
 
+void bbt_agg_span_add(struct bbt_agg_span *to, const struct bbt_agg_span *from)
+{
+        for (uint32_t b = from->present; b; b &= b - 1) {
+                int d = __builtin_ctz(b);
+
+                to->present |= 1u << d;
+                bbt_day_totals_add(&to->t[d], &from->t[d]);
+        }
+}
+
 uint32_t bbt_agg_span_days_in(int64_t first_day, int64_t from, int64_t to)
 {
         int64_t lo = from - first_day, hi = to - first_day;

@@ -107,6 +107,8 @@ int64_t *bbt_agg_totals_field(struct bbt_day_totals *t, int k);
 size_t bbt_agg_span_encode(const struct bbt_agg_span *sd, uint8_t *out);
 /* Returns 0, or -EINVAL if the LEN bytes at P do not hold what PRESENT says. */
 int bbt_agg_span_decode(uint32_t present, const uint8_t *p, size_t len, struct bbt_agg_span *sd);
+/* Adds FROM's days to TO's (a day new to TO becomes present). */
+void bbt_agg_span_add(struct bbt_agg_span *to, const struct bbt_agg_span *from);
 /* The bits of the span starting at FIRST_DAY that are days FROM .. TO. */
 uint32_t bbt_agg_span_days_in(int64_t first_day, int64_t from, int64_t to);
 

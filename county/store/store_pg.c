@@ -10,7 +10,6 @@
 
 #include "store.h"
 #include "store_agg.h"
-#include "rollup.h"
 #include "bbt/array.h"
 #include "bbt/base.h"
 
@@ -1075,13 +1074,12 @@ static int pending_write(struct pg_store *q)
                 return -ENOMEM;
         for (size_t i = 0; i < q->agg.cap_pending; i++) {
                 const struct bbt_agg_pending *x = &q->agg.pending[i];
-                struct span_change *c = &v[n++];
+                struct span_change *c = &v[n];
                 int d = x->day & (BBT_STORE_MARK_DAYS - 1);
 
-                if (!x->used) {
-                        n--;
+                if (!x->used)
                         continue;
-                }
+                n++;
                 c->span = bbt_agg_span_of(x->day);
                 memcpy(c->county, q->agg.schools[x->school].county, sizeof(c->county));
                 memcpy(c->school, q->agg.schools[x->school].school, sizeof(c->school));
@@ -1091,16 +1089,9 @@ static int pending_write(struct pg_store *q)
         /* One change a span and school. */
         qsort(v, n, sizeof(*v), span_change_cmp);
         for (size_t i = 0; i < n; i++) {
-                if (m > 0 && span_change_cmp(&v[m - 1], &v[i]) == 0) {
-                        struct span_change *o = &v[m - 1];
-
-                        for (uint32_t b = v[i].sd.present; b; b &= b - 1) {
-                                int d = __builtin_ctz(b);
-
-                                o->sd.present |= 1u << d;
-                                bbt_day_totals_add(&o->sd.t[d], &v[i].sd.t[d]);
-                        }
-                } else if (m++ != i) {
+                if (m > 0 && span_change_cmp(&v[m - 1], &v[i]) == 0)
+                        bbt_agg_span_add(&v[m - 1].sd, &v[i].sd);
+                else if (m++ != i) {
                         v[m - 1] = v[i];
                 }
         }
@@ -1129,12 +1120,7 @@ static int pending_write(struct pg_store *q)
                                  i >= 0 && (size_t)i < m ? (long long)v[i].span * BBT_STORE_MARK_DAYS : 0LL);
                         r = -EIO;
                 } else {
-                        for (uint32_t b = v[i].sd.present; b; b &= b - 1) {
-                                int d = __builtin_ctz(b);
-
-                                now.present |= 1u << d;
-                                bbt_day_totals_add(&now.t[d], &v[i].sd.t[d]);
-                        }
+                        bbt_agg_span_add(&now, &v[i].sd);
                         v[i].sd = now;
                 }
                 PQfreemem(bytes);
@@ -1794,19 +1780,22 @@ static int rule_commands(struct pg_store *q, const char *const *text, size_t n, 
         return 0;
 }
 
-/* Recounts every day aggregate from the rollups under R (schema 4's tables
- * if V4: the migration 3 → 4). */
-static int recount(struct pg_store *q, const struct bbt_day_rule *r, bool v4)
+/* R's thresholds as $1 used_day_ms, $2 used_period_ms, $3 heartbeat_ms. */
+static void rule_params(const struct bbt_day_rule *r, struct params *p)
+{
+        p_int(p, r->used_day_ms);
+        p_int(p, r->used_period_ms);
+        p_int(p, r->heartbeat_ms);
+}
+
+/* Recounts every day aggregate from the rollups under R. */
+static int recount(struct pg_store *q, const struct bbt_day_rule *r)
 {
         static const char *const now[] = { "DELETE FROM school_span", "DELETE FROM day_mark", MARKS_RECOUNT };
         struct params p = { 0 };
         int e;
 
-        p_int(&p, r->used_day_ms);
-        p_int(&p, r->used_period_ms);
-        p_int(&p, r->heartbeat_ms);
-        if (v4)
-                return rule_commands(q, recount_v4_sql, BBT_ELEMENTSOF(recount_v4_sql), &p);
+        rule_params(r, &p);
         e = rule_commands(q, now, BBT_ELEMENTSOF(now), &p);
         return e < 0 ? e : spans_pack(q, ST_SCHOOL_DAYS_COUNT, &p);
 }
@@ -1832,7 +1821,7 @@ static int pg_day_rule_set(struct bbt_store *s, const struct bbt_day_rule *r)
         if (e == 0)
                 e = bbt_agg_rule_write(s, r);
         if (e == 0)
-                e = recount(q, r, false);
+                e = recount(q, r);
         if (e < 0)
                 return e;
         q->rule = *r;
@@ -2341,20 +2330,11 @@ static int school_day_row(const PGresult *res, void *cb, void *u)
         struct spans_read *x = u;
         int (*fn)(void *, const struct bbt_store_school_day *) = (int (*)(void *, const struct bbt_store_school_day *))x->cb;
         struct bbt_agg_span_row *row;
-        char county[7], school[BBT_ID_MAX + 1];
-        struct bbt_agg_span sd;
-        int64_t span;
-        int r = span_of_row(x->q, res, county, school, &span, &sd);
+        int64_t span = col_i64(res, 0, 2);
+        int r = bbt_agg_span_rows_next(&x->rows, span, x->scope, fn, x->u, &row);
 
         (void)cb;
-        if (r == 0)
-                r = bbt_agg_span_rows_next(&x->rows, span, x->scope, fn, x->u, &row);
-        if (r != 0)
-                return r;
-        memcpy(row->county, county, sizeof(row->county));
-        memcpy(row->school, school, sizeof(row->school));
-        row->sd = sd;
-        return 0;
+        return r != 0 ? r : span_of_row(x->q, res, row->county, row->school, &span, &row->sd);
 }
 
 /* Reads the spans of SCOPE through ROW_CB, what the transaction wrote first. */
@@ -3056,8 +3036,12 @@ static int migrate(struct pg_store *q, const char *where, char *err, size_t err_
                                  (long long)rule.used_day_ms, (long long)rule.used_period_ms,
                                  (long long)rule.heartbeat_ms);
                         r = command(q, rule_sql, "migrate");
-                        if (r == 0)
-                                r = recount(q, &rule, true);
+                        if (r == 0) {
+                                struct params p = { 0 };
+
+                                rule_params(&rule, &p);
+                                r = rule_commands(q, recount_v4_sql, BBT_ELEMENTSOF(recount_v4_sql), &p);
+                        }
                 }
                 if (r == 0 && version + 1 == 8) {
                         /* 7 → 8 packs schema 7's school-days. */

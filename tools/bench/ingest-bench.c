@@ -498,6 +498,16 @@ static bool read_line(int fd, char *buf, size_t size, size_t *len)
         return true;
 }
 
+/* A PostgreSQL measurement's line: X's rate against the bare subscriber's and against OTHER's. */
+static void print_store_run(int r, const char *label, const char *who, const struct result *x,
+                            const struct result *base, const char *other_name, const struct result *other)
+{
+        printf("run %d  %s %9.0f msgs/s  (%.2f s; publisher acked in %.2f s; CPU s: %s %.2f broker %.2f pub %.2f)"
+               "  / bare %.3f  / %s %.3f\n",
+               r + 1, label, x->rate, x->secs, x->pub_secs, who, x->cpu_sub, x->cpu_broker, x->cpu_pub,
+               x->rate / base->rate, other_name, x->rate / other->rate);
+}
+
 static struct result measure(const struct msgs *ms, enum sub_kind kind, int run)
 {
         struct result res = { 0 };
@@ -830,17 +840,11 @@ int main(int argc, char **argv)
                 if (!opt.pg)
                         continue;
                 pg_r[r] = measure(&ms, SUB_AGGREGATOR_PG, 4 * r + 2);
-                printf("run %d  postgresql: %9.0f msgs/s  (%.2f s; publisher acked in %.2f s; "
-                       "CPU s: aggregator %.2f broker %.2f pub %.2f)  / bare %.3f  / sqlite %.3f\n",
-                       r + 1, pg_r[r].rate, pg_r[r].secs, pg_r[r].pub_secs, pg_r[r].cpu_sub, pg_r[r].cpu_broker,
-                       pg_r[r].cpu_pub, pg_r[r].rate / bare_r[r].rate, pg_r[r].rate / agg_r[r].rate);
+                print_store_run(r, "postgresql:", "aggregator", &pg_r[r], &bare_r[r], "sqlite", &agg_r[r]);
                 if (!opt.share)
                         continue;
                 pg2_r[r] = measure(&ms, SUB_AGGREGATOR_PG2, 4 * r + 3);
-                printf("run %d  2 on pg:    %9.0f msgs/s  (%.2f s; publisher acked in %.2f s; "
-                       "CPU s: aggregators %.2f broker %.2f pub %.2f)  / bare %.3f  / one on pg %.3f\n",
-                       r + 1, pg2_r[r].rate, pg2_r[r].secs, pg2_r[r].pub_secs, pg2_r[r].cpu_sub, pg2_r[r].cpu_broker,
-                       pg2_r[r].cpu_pub, pg2_r[r].rate / bare_r[r].rate, pg2_r[r].rate / pg_r[r].rate);
+                print_store_run(r, "2 on pg:   ", "aggregators", &pg2_r[r], &bare_r[r], "one on pg", &pg_r[r]);
         }
         for (int r = 0; r < opt.runs; r++)
                 v[r] = bare_r[r].rate, w[r] = agg_r[r].rate;
